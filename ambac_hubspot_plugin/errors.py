@@ -1,0 +1,135 @@
+"""The project's errors: one base class, a subclass per kind of failure.
+
+Every error carries its context as attributes and a message that says what was wrong and
+what to do about it. No error message or repr ever contains a secret (token, client secret).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+__all__ = [
+    "ConfigError",
+    "HostRecordError",
+    "HubSpotApiError",
+    "HubSpotAuthError",
+    "HubSpotError",
+    "HubSpotIntegrationError",
+    "HubSpotUnavailableError",
+    "MappingError",
+    "RateLimitedError",
+    "StoreError",
+    "WebhookSignatureError",
+]
+
+
+class HubSpotIntegrationError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class ConfigError(HubSpotIntegrationError):
+    """Settings are invalid; ``problems`` maps each bad field path to what is wrong with it."""
+
+    def __init__(self, message: str, problems: Mapping[str, str] | None = None) -> None:
+        self.problems: dict[str, str] = dict(problems or {})
+        if self.problems:
+            lines = "\n".join(f"  - {path}: {why}" for path, why in self.problems.items())
+            message = f"{message}\n{lines}"
+        super().__init__(message)
+
+    @classmethod
+    def from_problems(cls, problems: Sequence[tuple[str, str]], what: str = "settings") -> ConfigError:
+        """Build one error from ``(field path, what is wrong)`` pairs."""
+        count = len(problems)
+        noun = "problem" if count == 1 else "problems"
+        return cls(f"Invalid {what} ({count} {noun}); fix each field named below:", dict(problems))
+
+
+class StoreError(HubSpotIntegrationError):
+    """The plugin's state store cannot be opened or used; ``setting`` names what to fix."""
+
+    def __init__(self, message: str, setting: str | None = None) -> None:
+        self.setting = setting
+        super().__init__(message)
+
+
+class HubSpotError(HubSpotIntegrationError):
+    """Base of every failure talking to HubSpot (or the sandbox standing in for it)."""
+
+
+class HubSpotApiError(HubSpotError):
+    """HubSpot answered with an error status or an answer we cannot read."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        category: str | None = None,
+        correlation_id: str | None = None,
+        operation: str | None = None,
+    ) -> None:
+        self.status = status
+        self.category = category
+        self.correlation_id = correlation_id
+        self.operation = operation
+        details = [
+            f"{name}={value}"
+            for name, value in (
+                ("operation", operation),
+                ("status", status),
+                ("category", category),
+                ("correlationId", correlation_id),
+            )
+            if value is not None
+        ]
+        super().__init__(f"{message} ({', '.join(details)})" if details else message)
+
+
+class HubSpotAuthError(HubSpotApiError):
+    """The credentials were refused (401/403): the token is wrong, expired or lacks a scope."""
+
+
+class HubSpotUnavailableError(HubSpotApiError):
+    """HubSpot could not be reached or kept failing (network error, 5xx) after retries."""
+
+
+class RateLimitedError(HubSpotApiError):
+    """HubSpot answered 429 and retries did not get through within their bounds."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        policy_name: str | None = None,
+        **kwargs: object,
+    ) -> None:
+        self.retry_after = retry_after
+        self.policy_name = policy_name
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]  # kwargs are the parent's keywords
+
+
+class MappingError(HubSpotIntegrationError):
+    """A HubSpot value cannot become a host value; says which field, which value, what to change."""
+
+    def __init__(self, field: str, value: object, message: str) -> None:
+        self.field = field
+        self.value = value
+        super().__init__(f"{field}={value!r}: {message}")
+
+
+class HostRecordError(HubSpotIntegrationError):
+    """The host refused a record it was asked to write (a limit or a rule of the host's).
+
+    Hosts raise it from their services so the plugin can log which field failed and why.
+    """
+
+    def __init__(self, field: str, value: object, message: str) -> None:
+        self.field = field
+        self.value = value
+        super().__init__(f"{field}={value!r}: {message}")
+
+
+class WebhookSignatureError(HubSpotIntegrationError):
+    """A webhook request's signature is missing, malformed, stale or does not match."""
