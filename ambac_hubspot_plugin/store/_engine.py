@@ -1,0 +1,180 @@
+"""Building the engine from the ``store_url`` setting, and migrating the schema under a lock.
+
+Everything that can go wrong with the setting is turned into one :class:`StoreError` naming
+``store_url`` and what to fix, with the password redacted and the driver error chained.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Connection, Engine
+
+from ..errors import StoreError
+
+__all__ = ["HEAD", "SETTING", "VERSION_TABLE", "create_store_engine", "current_revision",
+           "migrate", "redact"]
+
+SETTING = "store_url"
+VERSION_TABLE = "hubspot_alembic_version"
+HEAD = "0002"
+"""The newest migration revision this code knows (and needs)."""
+
+_SQLITE_BUSY_MS = 30_000
+_PG_CONNECT_TIMEOUT_S = 5
+_SQLITE_DRIVERS = {"sqlite", "sqlite+pysqlite"}
+_PG_DRIVERS = {"postgresql", "postgres", "postgresql+psycopg"}
+_USERINFO = re.compile(r"(//[^:/@]*:)[^@/]*@")
+
+
+def redact(url: str | URL) -> str:
+    """The URL without its password, safe for messages and logs."""
+    if isinstance(url, URL):
+        return url.render_as_string(hide_password=True)
+    return _USERINFO.sub(r"\1***@", url)
+
+
+def _bad(message: str, url: str | URL) -> StoreError:
+    return StoreError(f"Setting {SETTING} ({redact(url)}): {message}", setting=SETTING)
+
+
+def _parse(raw: str) -> URL:
+    try:
+        url = sa.make_url(raw)
+    except Exception as exc:  # ArgumentError, ValueError (bad port): all mean "malformed"
+        raise _bad(
+            "is not a valid database URL; use sqlite:////absolute/path/hubspot.sqlite3 or "
+            "postgresql+psycopg://user:password@host:5432/database", raw,
+        ) from exc
+    if url.drivername in _PG_DRIVERS:
+        # psycopg 3 is the PostgreSQL driver we ship with; plain postgresql:// would pick psycopg2.
+        return url.set(drivername="postgresql+psycopg")
+    if url.drivername in _SQLITE_DRIVERS:
+        return url.set(drivername="sqlite+pysqlite")
+    raise _bad(
+        f"scheme {url.drivername!r} is not supported; use sqlite:///<path> (embedded default) "
+        "or postgresql+psycopg://...", raw,
+    )
+
+
+def _check_sqlite_path(url: URL) -> None:
+    database = url.database or ""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        raise _bad("SQLite needs a file path (an in-memory database would lose the queue); "
+                   "use sqlite:////absolute/path/hubspot.sqlite3", url)
+    parent = Path(database).expanduser().absolute().parent
+    if not parent.is_dir():
+        raise _bad(f"directory {parent} does not exist; create it or point the setting "
+                   "at an existing directory", url)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise _bad(f"directory {parent} is not writable by this process; fix its permissions "
+                   "or choose a writable directory", url)
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Hand transaction control to SQLAlchemy's "begin" event below: pysqlite's own
+        # implicit BEGIN is deferred, and a deferred reader that later writes can fail with
+        # SQLITE_BUSY at once instead of waiting (the lock upgrade cannot wait in WAL).
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {_SQLITE_BUSY_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # IMMEDIATE takes the single write lock up front: writers queue on busy_timeout
+        # instead of deadlocking, which is what makes claim() safe across processes.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def create_store_engine(raw_url: str) -> Engine:
+    """An engine for ``raw_url`` that has been proven to connect; else :class:`StoreError`."""
+    url = _parse(raw_url)
+    connect_args: dict[str, Any] = {}
+    if url.get_backend_name() == "sqlite":
+        _check_sqlite_path(url)
+        connect_args = {"timeout": _SQLITE_BUSY_MS / 1000, "check_same_thread": False}
+    elif "connect_timeout" not in url.query:
+        connect_args = {"connect_timeout": _PG_CONNECT_TIMEOUT_S}
+    try:
+        engine = sa.create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+    except Exception as exc:  # e.g. an unknown query option the dialect rejects
+        raise _bad(f"cannot build an engine ({type(exc).__name__}); check the URL's options",
+                   url) from exc
+    if url.get_backend_name() == "sqlite":
+        _sqlite_setup(engine)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except Exception as exc:
+        engine.dispose()
+        raise _bad(_why_unreachable(url, exc), url) from exc
+    return engine
+
+
+def _why_unreachable(url: URL, exc: BaseException) -> str:
+    if url.get_backend_name() == "sqlite":
+        return (f"cannot open SQLite file {url.database} ({type(exc).__name__}); check that "
+                "it is a writable database file, not a directory or another kind of file")
+    where = f"{url.host or 'localhost'}:{url.port or 5432}"
+    detail = str(getattr(exc, "orig", exc)).strip().splitlines()
+    first = detail[0] if detail else type(exc).__name__
+    # The driver message names host/user/database but never the password; strip it anyway.
+    if url.password:
+        first = first.replace(str(url.password), "***")
+    return (f"cannot connect to PostgreSQL at {where} database {url.database!r} as user "
+            f"{url.username!r} ({first}); check host, port, credentials and that the server "
+            "is running and reachable")
+
+
+def _alembic_config(conn: Connection) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", "ambac_hubspot_plugin.store:migrations")
+    cfg.set_main_option("path_separator", "os")
+    cfg.attributes["connection"] = conn
+    return cfg
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at, or None when it was never migrated."""
+    with engine.connect() as conn:
+        ctx = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+        return ctx.get_current_revision()
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Upgrade the schema to ``revision`` while holding a lock, so concurrent starts are safe.
+
+    PostgreSQL: a session advisory lock keyed on the schema, held across the migration.
+    SQLite: the migration runs in one ``BEGIN IMMEDIATE`` transaction (SQLite's DDL is
+    transactional), so a second process waits on busy_timeout and then finds nothing to do.
+    """
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            lock_key = sa.text(
+                "SELECT hashtext('ambac_hubspot_plugin.migrate:' || current_schema())")
+            key = conn.execute(lock_key).scalar_one()
+            conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            conn.commit()
+            try:
+                with conn.begin():
+                    command.upgrade(_alembic_config(conn), revision)
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                conn.commit()
+        else:
+            with conn.begin():
+                command.upgrade(_alembic_config(conn), revision)

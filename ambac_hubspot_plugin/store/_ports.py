@@ -1,0 +1,257 @@
+"""The store's ports (Protocols the core depends on), its records and its errors.
+
+Nothing here imports SQLAlchemy, so the core can type against the store without loading it.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Collection, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol, runtime_checkable
+
+import attrs
+
+from ..errors import StoreError
+
+__all__ = [
+    "Checkpoint",
+    "Job",
+    "JobQueue",
+    "JobState",
+    "LeaseLostError",
+    "Link",
+    "LinkConflictError",
+    "LogEntry",
+    "LogLevel",
+    "LogPage",
+    "RunStatus",
+    "StateStore",
+    "SyncRun",
+    "utc_now",
+]
+
+
+def utc_now() -> datetime:
+    """The default clock: now, tz-aware UTC."""
+    return datetime.now(UTC)
+
+
+class LinkConflictError(StoreError):
+    """The database refused a link because one of its two unique keys is already taken.
+
+    Another worker most likely linked the same HubSpot object or host record first: re-read
+    the link (by ``hubspot`` or ``host`` key, both given as attributes) and use the winner.
+    """
+
+    def __init__(self, message: str, *, hubspot_key: tuple[int, str, str, str],
+                 host_key: tuple[int, str, int]) -> None:
+        self.hubspot_key = hubspot_key
+        self.host_key = host_key
+        super().__init__(message)
+
+
+class LeaseLostError(StoreError):
+    """A worker acted on a job it no longer holds (its lease expired and another took it)."""
+
+    def __init__(self, job_id: int, worker_id: str) -> None:
+        self.job_id = job_id
+        self.worker_id = worker_id
+        super().__init__(
+            f"Job {job_id} is no longer leased to worker {worker_id!r} (the lease expired "
+            "and the job was claimed again or finished); drop the result, the new owner runs it."
+        )
+
+
+class RunStatus(enum.StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class LogLevel(enum.StrEnum):
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+    def at_least(self) -> tuple[LogLevel, ...]:
+        """This level and every more severe one, for "show warnings and worse" filters."""
+        members = list(LogLevel)
+        return tuple(members[members.index(self):])
+
+
+class JobState(enum.StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    DEAD = "dead"
+
+
+def _frozen_json(value: Mapping[str, Any]) -> dict[str, Any]:
+    # Round-trip so records never share mutable state with the caller.
+    return dict(json.loads(json.dumps(dict(value))))
+
+
+@attrs.frozen
+class Link:
+    """A HubSpot object and the host record it is synced with, in one tenant."""
+
+    id: int
+    tenant_id: int
+    portal_id: str
+    object_type: str
+    hubspot_id: str
+    host_type: str
+    host_id: int
+    synced: dict[str, Any] = attrs.field(converter=_frozen_json)
+    created_at: datetime
+    updated_at: datetime
+
+
+@attrs.frozen
+class Checkpoint:
+    """A named position of a sync (e.g. the last modification time read) for one portal."""
+
+    tenant_id: int
+    portal_id: str
+    name: str
+    value: str
+    updated_at: datetime
+
+
+@attrs.frozen
+class SyncRun:
+    """One sync run and its outcome; ``heartbeat_at`` shows whether its process is alive."""
+
+    id: int
+    tenant_id: int
+    kind: str
+    status: RunStatus = attrs.field(converter=RunStatus)
+    started_at: datetime
+    heartbeat_at: datetime
+    ended_at: datetime | None
+    owner: str | None
+    created: int
+    updated: int
+    skipped: int
+    failed: int
+    error: str | None
+
+
+@attrs.frozen
+class LogEntry:
+    """One line of the integration log a tenant admin reads."""
+
+    id: int
+    tenant_id: int
+    level: LogLevel = attrs.field(converter=LogLevel)
+    what: str
+    record: str | None
+    message: str
+    created_at: datetime
+
+
+@attrs.frozen
+class LogPage:
+    """Log entries newest first; pass ``next_before`` back as ``before`` for the next page."""
+
+    entries: tuple[LogEntry, ...]
+    next_before: int | None
+
+
+@attrs.frozen
+class Job:
+    """A queued unit of work. ``attempts`` counts claims, including the one running now."""
+
+    id: int
+    tenant_id: int
+    kind: str
+    payload: dict[str, Any] = attrs.field(converter=_frozen_json)
+    state: JobState = attrs.field(converter=JobState)
+    attempts: int
+    max_attempts: int
+    dedupe_key: str | None
+    run_after: datetime
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+    last_error: str | None
+    created_at: datetime
+
+
+@runtime_checkable
+class StateStore(Protocol):
+    """Links, checkpoints, sync history and the integration log, all scoped by tenant."""
+
+    def get_link_by_hubspot(self, tenant_id: int, portal_id: str, object_type: str,
+                            hubspot_id: str) -> Link | None: ...
+
+    def get_link_by_host(self, tenant_id: int, host_type: str, host_id: int) -> Link | None: ...
+
+    def create_link(self, tenant_id: int, portal_id: str, object_type: str, hubspot_id: str,
+                    host_type: str, host_id: int, *,
+                    synced: Mapping[str, Any] | None = None) -> Link: ...
+
+    def update_link_synced(self, link_id: int, synced: Mapping[str, Any]) -> Link: ...
+
+    def move_link(self, link_id: int, new_hubspot_id: str) -> Link: ...
+
+    def delete_link(self, link_id: int) -> bool: ...
+
+    def get_checkpoint(self, tenant_id: int, portal_id: str, name: str) -> Checkpoint | None: ...
+
+    def set_checkpoint(self, tenant_id: int, portal_id: str, name: str,
+                       value: str) -> Checkpoint: ...
+
+    def start_run(self, tenant_id: int, kind: str, *, owner: str | None = None) -> SyncRun: ...
+
+    def heartbeat_run(self, run_id: int) -> None: ...
+
+    def finish_run(self, run_id: int, status: RunStatus, *, created: int = 0, updated: int = 0,
+                   skipped: int = 0, failed: int = 0, error: str | None = None) -> SyncRun: ...
+
+    def get_run(self, run_id: int) -> SyncRun | None: ...
+
+    def recent_runs(self, tenant_id: int, *, kind: str | None = None,
+                    limit: int = 20) -> list[SyncRun]: ...
+
+    def fail_stale_runs(self, older_than: timedelta) -> int: ...
+
+    def log(self, tenant_id: int, level: LogLevel, what: str, message: str, *,
+            record: str | None = None) -> LogEntry: ...
+
+    def read_log(self, tenant_id: int, *, min_level: LogLevel | None = None,
+                 record: str | None = None, what: str | None = None, limit: int = 50,
+                 before: int | None = None) -> LogPage: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class JobQueue(Protocol):
+    """A durable at-least-once job queue with leases, backoff and dead letters."""
+
+    def enqueue(self, tenant_id: int, kind: str, payload: Mapping[str, Any], *,
+                dedupe_key: str | None = None, run_after: datetime | None = None,
+                max_attempts: int | None = None) -> int: ...
+
+    def claim(self, worker_id: str, *, kinds: Collection[str] | None = None, limit: int = 1,
+              lease: timedelta = ...) -> list[Job]: ...
+
+    def complete(self, job_id: int, worker_id: str) -> None: ...
+
+    def fail(self, job_id: int, worker_id: str, error: str) -> Job: ...
+
+    def extend_lease(self, job_id: int, worker_id: str, lease: timedelta) -> datetime: ...
+
+    def get_job(self, job_id: int) -> Job | None: ...
+
+    def dead_letters(self, tenant_id: int, *, kind: str | None = None,
+                     limit: int = 100) -> list[Job]: ...
+
+    def replay(self, job_id: int) -> int | None: ...
+
+    def replay_all(self, tenant_id: int, kind: str | None = None) -> int: ...
+
+    def depths(self, tenant_id: int | None = None) -> dict[tuple[JobState, str], int]: ...
+

@@ -1,0 +1,255 @@
+"""The durable job queue: leases, exponential backoff with full jitter, dead letters.
+
+At-least-once: a job is deleted only when its worker completes it while still holding the
+lease. A worker that dies leaves its lease to expire, and the job is claimed again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Collection, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+import attrs
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from ._ports import Job, JobState, LeaseLostError
+from ._schema import jobs
+
+__all__ = ["DEFAULT_LEASE", "Backoff", "SqlJobQueue"]
+
+DEFAULT_LEASE = timedelta(minutes=5)
+_ERROR_MAX = 4000
+_LEASE_EXPIRED = ("lease expired on the last allowed attempt: the worker died or hung "
+                  "past its lease without completing the job")
+
+
+@attrs.frozen
+class Backoff:
+    """Retry delays: exponential from ``base``, capped at ``cap``, with full jitter.
+
+    Full jitter (a uniform delay between zero and the exponential ceiling) spreads retries of
+    jobs that failed together, e.g. all at one HubSpot outage, instead of retrying in lockstep.
+    """
+
+    base: timedelta = timedelta(seconds=10)
+    cap: timedelta = timedelta(hours=1)
+
+    def ceiling(self, attempt: int) -> timedelta:
+        """The longest delay after failed attempt number ``attempt`` (1-based)."""
+        # In float seconds: base * 2**n overflows timedelta long before attempts run out.
+        exponent = min(max(attempt - 1, 0), 1000)
+        seconds = self.base.total_seconds() * 2.0**exponent
+        return timedelta(seconds=min(self.cap.total_seconds(), seconds))
+
+    def delay(self, attempt: int, random_source: Callable[[], float]) -> timedelta:
+        """A jittered delay in ``[0, ceiling(attempt)]``; ``random_source`` gives [0, 1)."""
+        return self.ceiling(attempt) * random_source()
+
+
+def _job(row: sa.Row[Any]) -> Job:
+    m = dict(row._mapping)
+    m.pop("updated_at")
+    m["payload"] = json.loads(m["payload"])
+    return Job(**m)
+
+
+class SqlJobQueue:
+    """The :class:`JobQueue` port on SQLAlchemy Core; :class:`SqlStateStore` extends it."""
+
+    def __init__(self, engine: Engine, *, clock: Callable[[], datetime], backoff: Backoff,
+                 random_source: Callable[[], float], max_attempts: int) -> None:
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self._engine = engine
+        self._clock = clock
+        self._backoff = backoff
+        self._random = random_source
+        self._max_attempts = max_attempts
+
+    def _live_duplicate(self, conn: Connection, tenant_id: int, kind: str,
+                        dedupe_key: str) -> int | None:
+        return conn.execute(sa.select(jobs.c.id).where(
+            jobs.c.tenant_id == tenant_id, jobs.c.kind == kind, jobs.c.dedupe_key == dedupe_key,
+            jobs.c.state.in_([JobState.PENDING.value, JobState.RUNNING.value]),
+        )).scalar()
+
+    def enqueue(self, tenant_id: int, kind: str, payload: Mapping[str, Any], *,
+                dedupe_key: str | None = None, run_after: datetime | None = None,
+                max_attempts: int | None = None) -> int:
+        """Queue a job and return its id.
+
+        With a ``dedupe_key``, a pending or running job of the same tenant, kind and key
+        is not queued twice: its id is returned instead (a unique index decides races).
+        """
+        now = self._clock()
+        attempts_allowed = self._max_attempts if max_attempts is None else max_attempts
+        if attempts_allowed < 1:
+            raise ValueError("max_attempts must be at least 1")
+        values = {
+            "tenant_id": tenant_id, "kind": kind, "payload": json.dumps(dict(payload)),
+            "state": JobState.PENDING.value, "attempts": 0, "max_attempts": attempts_allowed,
+            "dedupe_key": dedupe_key, "run_after": run_after or now, "created_at": now,
+            "updated_at": now,
+        }
+        # The duplicate we collided with can finish between the insert and the re-read;
+        # then the next insert goes through, so a few rounds always settle it.
+        for _ in range(5):
+            try:
+                with self._engine.begin() as conn:
+                    return int(conn.execute(
+                        sa.insert(jobs).values(values).returning(jobs.c.id)).scalar_one())
+            except sa.exc.IntegrityError:
+                if dedupe_key is None:
+                    raise
+                with self._engine.connect() as conn:
+                    existing = self._live_duplicate(conn, tenant_id, kind, dedupe_key)
+                if existing is not None:
+                    return existing
+        raise RuntimeError(f"could not enqueue {kind} {dedupe_key!r}: dedupe kept colliding")
+
+    def claim(self, worker_id: str, *, kinds: Collection[str] | None = None, limit: int = 1,
+              lease: timedelta = DEFAULT_LEASE) -> list[Job]:
+        """Lease up to ``limit`` due jobs to ``worker_id`` for ``lease``.
+
+        Due means pending with ``run_after`` reached, or running with an expired lease (its
+        worker died). Each claim counts as an attempt. Safe across processes: PostgreSQL
+        skips rows other claimers locked, SQLite serializes writers (``BEGIN IMMEDIATE``).
+        """
+        now = self._clock()
+        running, pending = JobState.RUNNING.value, JobState.PENDING.value
+        expired = sa.and_(jobs.c.state == running, jobs.c.lease_expires_at <= now)
+        due = sa.or_(sa.and_(jobs.c.state == pending, jobs.c.run_after <= now), expired)
+        query = sa.select(jobs.c.id).where(due)
+        if kinds is not None:
+            query = query.where(jobs.c.kind.in_(list(kinds)))
+        query = (query.order_by(jobs.c.run_after, jobs.c.id).limit(limit)
+                 .with_for_update(skip_locked=True))
+        with self._engine.begin() as conn:
+            # A job whose worker died on its last allowed attempt must not run forever.
+            conn.execute(sa.update(jobs).where(expired, jobs.c.attempts >= jobs.c.max_attempts)
+                         .values(state=JobState.DEAD.value, lease_owner=None,
+                                 lease_expires_at=None, last_error=_LEASE_EXPIRED,
+                                 updated_at=now))
+            ids = list(conn.execute(query).scalars())
+            if not ids:
+                return []
+            conn.execute(sa.update(jobs).where(jobs.c.id.in_(ids)).values(
+                state=running, lease_owner=worker_id, lease_expires_at=now + lease,
+                attempts=jobs.c.attempts + 1, updated_at=now))
+            rows = conn.execute(sa.select(jobs).where(jobs.c.id.in_(ids))
+                                .order_by(jobs.c.run_after, jobs.c.id)).all()
+        return [_job(row) for row in rows]
+
+    def _held(self, job_id: int, worker_id: str) -> sa.ColumnElement[bool]:
+        return sa.and_(jobs.c.id == job_id, jobs.c.state == JobState.RUNNING.value,
+                       jobs.c.lease_owner == worker_id)
+
+    def complete(self, job_id: int, worker_id: str) -> None:
+        """Finish a job (it is deleted).
+
+        :raises LeaseLostError: ``worker_id`` no longer holds the job; nothing changed.
+        """
+        with self._engine.begin() as conn:
+            if conn.execute(sa.delete(jobs).where(self._held(job_id, worker_id))).rowcount == 0:
+                raise LeaseLostError(job_id, worker_id)
+
+    def fail(self, job_id: int, worker_id: str, error: str) -> Job:
+        """Record a failed attempt: retry later with backoff, or dead-letter after the last.
+
+        :raises LeaseLostError: ``worker_id`` no longer holds the job; nothing changed.
+        """
+        now = self._clock()
+        error = error[:_ERROR_MAX]
+        with self._engine.begin() as conn:
+            row = conn.execute(sa.select(jobs).where(self._held(job_id, worker_id))
+                               .with_for_update()).first()
+            if row is None:
+                raise LeaseLostError(job_id, worker_id)
+            job = _job(row)
+            values: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None,
+                                      "last_error": error, "updated_at": now}
+            if job.attempts >= job.max_attempts:
+                values["state"] = JobState.DEAD.value
+            else:
+                values["state"] = JobState.PENDING.value
+                values["run_after"] = now + self._backoff.delay(job.attempts, self._random)
+            conn.execute(sa.update(jobs).where(jobs.c.id == job_id).values(values))
+            updated = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).one()
+        return _job(updated)
+
+    def extend_lease(self, job_id: int, worker_id: str, lease: timedelta) -> datetime:
+        """Keep a long job: its lease now ends ``lease`` from now. Returns the new expiry.
+
+        :raises LeaseLostError: ``worker_id`` no longer holds the job.
+        """
+        expires = self._clock() + lease
+        with self._engine.begin() as conn:
+            changed = conn.execute(sa.update(jobs).where(self._held(job_id, worker_id))
+                                   .values(lease_expires_at=expires)).rowcount
+        if changed == 0:
+            raise LeaseLostError(job_id, worker_id)
+        return expires
+
+    def get_job(self, job_id: int) -> Job | None:
+        """One queued job (pending, running or dead), or None once completed."""
+        with self._engine.connect() as conn:
+            row = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).first()
+        return None if row is None else _job(row)
+
+    def dead_letters(self, tenant_id: int, *, kind: str | None = None,
+                     limit: int = 100) -> list[Job]:
+        """A tenant's dead-lettered jobs, most recently failed first."""
+        query = sa.select(jobs).where(jobs.c.tenant_id == tenant_id,
+                                      jobs.c.state == JobState.DEAD.value)
+        if kind is not None:
+            query = query.where(jobs.c.kind == kind)
+        query = query.order_by(jobs.c.updated_at.desc(), jobs.c.id.desc()).limit(limit)
+        with self._engine.connect() as conn:
+            return [_job(row) for row in conn.execute(query)]
+
+    def replay(self, job_id: int) -> int | None:
+        """Put a dead job back in the queue, attempts reset; None if it is not dead.
+
+        Returns the id of the job that will do the work: this one, or an equal live job
+        (same dedupe key) queued meanwhile, in which case the dead one is dropped.
+        """
+        now = self._clock()
+        dead = sa.and_(jobs.c.id == job_id, jobs.c.state == JobState.DEAD.value)
+        try:
+            with self._engine.begin() as conn:
+                changed = conn.execute(sa.update(jobs).where(dead).values(
+                    state=JobState.PENDING.value, attempts=0, run_after=now,
+                    lease_owner=None, lease_expires_at=None, updated_at=now)).rowcount
+                return job_id if changed else None
+        except sa.exc.IntegrityError:
+            with self._engine.begin() as conn:
+                row = conn.execute(sa.select(jobs).where(dead)).first()
+                if row is None:
+                    return None
+                job = _job(row)
+                assert job.dedupe_key is not None  # only the dedupe index can conflict
+                live = self._live_duplicate(conn, job.tenant_id, job.kind, job.dedupe_key)
+                conn.execute(sa.delete(jobs).where(dead))
+                return live
+
+    def replay_all(self, tenant_id: int, kind: str | None = None) -> int:
+        """Replay every dead job of a tenant (optionally of one kind); returns how many."""
+        query = sa.select(jobs.c.id).where(jobs.c.tenant_id == tenant_id,
+                                           jobs.c.state == JobState.DEAD.value)
+        if kind is not None:
+            query = query.where(jobs.c.kind == kind)
+        with self._engine.connect() as conn:
+            ids = list(conn.execute(query.order_by(jobs.c.id)).scalars())
+        return sum(1 for job_id in ids if self.replay(job_id) is not None)
+
+    def depths(self, tenant_id: int | None = None) -> dict[tuple[JobState, str], int]:
+        """How many jobs are in each (state, kind), for one tenant or all."""
+        query = sa.select(jobs.c.state, jobs.c.kind, sa.func.count()).group_by(
+            jobs.c.state, jobs.c.kind)
+        if tenant_id is not None:
+            query = query.where(jobs.c.tenant_id == tenant_id)
+        with self._engine.connect() as conn:
+            return {(JobState(state), kind): count for state, kind, count in conn.execute(query)}

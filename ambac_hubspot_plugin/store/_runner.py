@@ -1,0 +1,172 @@
+"""Runs queued jobs: synchronously for the host's scheduler, or in a background thread."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+from collections.abc import Callable, Collection, Mapping
+from datetime import datetime, timedelta
+
+import attrs
+
+from ._ports import Job, JobQueue, JobState, LeaseLostError, utc_now
+from ._queue import DEFAULT_LEASE
+
+__all__ = ["DrainCounts", "QueueRunner", "default_worker_id"]
+
+_log = logging.getLogger(__name__)
+
+Handler = Callable[[Job], None]
+
+
+def default_worker_id() -> str:
+    """host:pid:random, unique per runner so a restarted process never inherits leases."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+@attrs.frozen
+class DrainCounts:
+    """What one :meth:`QueueRunner.drain` did."""
+
+    claimed: int = 0
+    succeeded: int = 0
+    retried: int = 0
+    dead: int = 0
+    lost: int = 0
+    """Jobs whose lease another worker took over before this one reported back."""
+
+
+class _LeaseKeeper:
+    """Extends a job's lease every third of it while its handler runs.
+
+    This is what lets a handler run longer than the lease: as long as the process lives the
+    lease stays fresh; when the process dies, the lease runs out and the job comes back.
+    """
+
+    def __init__(self, queue: JobQueue, job: Job, worker_id: str, lease: timedelta) -> None:
+        self._queue, self._job, self._worker, self._lease = queue, job, worker_id, lease
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name=f"hubspot-lease-{job.id}")
+
+    def _run(self) -> None:
+        interval = max(self._lease.total_seconds() / 3, 0.05)
+        while not self._done.wait(interval):
+            try:
+                self._queue.extend_lease(self._job.id, self._worker, self._lease)
+            except LeaseLostError:
+                return
+            except Exception as exc:  # a database hiccup: keep trying until the job ends
+                _log.warning("extending the lease of job %s failed: %s", self._job.id, exc)
+
+    def __enter__(self) -> _LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+
+class QueueRunner:
+    """Claims jobs from a queue and runs the handler registered for each job's kind.
+
+    A handler that raises fails the job with the exception's type and message (never its
+    traceback, which could show local values); the queue retries it with backoff or
+    dead-letters it. Handlers may run longer than ``lease``: the runner extends the lease
+    in a helper thread while the handler runs. Handlers must be idempotent, because a job
+    whose worker dies is run again (at-least-once delivery).
+    """
+
+    def __init__(self, queue: JobQueue, handlers: Mapping[str, Handler], *,
+                 worker_id: str | None = None, lease: timedelta = DEFAULT_LEASE,
+                 poll_interval: timedelta = timedelta(seconds=5),
+                 clock: Callable[[], datetime] = utc_now,
+                 kinds: Collection[str] | None = None) -> None:
+        """:param kinds: claim only these kinds; None claims every kind, and a kind without a
+        handler then fails with a clear reason (so a typo does not sit in the queue unseen).
+        """
+        self._queue = queue
+        self._handlers = dict(handlers)
+        self.worker_id = worker_id or default_worker_id()
+        self._lease = lease
+        self._poll = poll_interval
+        self._clock = clock
+        self._kinds = None if kinds is None else tuple(kinds)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _run_one(self, job: Job) -> str:
+        handler = self._handlers.get(job.kind)
+        error: str | None = None
+        if handler is None:
+            known = ", ".join(sorted(self._handlers)) or "none"
+            error = (f"no handler registered for job kind {job.kind!r} (this worker handles: "
+                     f"{known}); install the plugin that provides it, then replay the job")
+        else:
+            try:
+                with _LeaseKeeper(self._queue, job, self.worker_id, self._lease):
+                    handler(job)
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"
+        try:
+            if error is None:
+                self._queue.complete(job.id, self.worker_id)
+                return "succeeded"
+            failed = self._queue.fail(job.id, self.worker_id, error)
+        except LeaseLostError:
+            _log.warning("job %s: lease lost before reporting back; the new owner runs it",
+                         job.id)
+            return "lost"
+        return "dead" if failed.state is JobState.DEAD else "retried"
+
+    def drain(self, max_jobs: int | None = None, deadline: datetime | None = None) -> DrainCounts:
+        """Run due jobs one at a time until none is due, ``max_jobs`` ran, ``deadline``
+        passed (checked between jobs, against the clock) or :meth:`stop` was called.
+        """
+        tally = {"claimed": 0, "succeeded": 0, "retried": 0, "dead": 0, "lost": 0}
+        while not self._stop.is_set():
+            if max_jobs is not None and tally["claimed"] >= max_jobs:
+                break
+            if deadline is not None and self._clock() >= deadline:
+                break
+            claimed = self._queue.claim(self.worker_id, kinds=self._kinds, limit=1,
+                                        lease=self._lease)
+            if not claimed:
+                break
+            for job in claimed:
+                tally["claimed"] += 1
+                tally[self._run_one(job)] += 1
+        return DrainCounts(**tally)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                claimed = self.drain().claimed
+            except Exception as exc:  # the store is down: keep the thread, try again later
+                _log.warning("queue runner %s: %s", self.worker_id, exc)
+                claimed = 0
+            if claimed == 0:
+                self._stop.wait(self._poll.total_seconds())
+
+    def start(self) -> None:
+        """Drain continuously in a daemon thread of this process until :meth:`stop`."""
+        if self._thread is not None and self._thread.is_alive():
+            raise RuntimeError("the queue runner is already running")
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, daemon=True,
+                                        name=f"hubspot-queue-{self.worker_id}")
+        self._thread.start()
+
+    def stop(self, timeout: float | None = 30.0) -> None:
+        """Ask the thread to stop after the current job, and wait up to ``timeout`` seconds."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                return
+            self._thread = None
+        self._stop.clear()  # so drain() can be called synchronously again

@@ -1,0 +1,325 @@
+"""The SQLAlchemy Core implementation of the store ports, for SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from alembic.util import CommandError
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from ..errors import StoreError
+from ._engine import HEAD, SETTING, create_store_engine, migrate, redact
+from ._ports import (
+    Checkpoint,
+    Link,
+    LinkConflictError,
+    LogEntry,
+    LogLevel,
+    LogPage,
+    RunStatus,
+    SyncRun,
+    utc_now,
+)
+from ._queue import Backoff, SqlJobQueue
+from ._schema import checkpoints, integration_log, links, sync_runs
+
+__all__ = ["Clock", "SqlStateStore", "open_store"]
+
+Clock = Callable[[], datetime]
+
+
+def _dumps(value: Mapping[str, Any]) -> str:
+    return json.dumps(dict(value), sort_keys=True, separators=(",", ":"))
+
+
+class SqlStateStore(SqlJobQueue):
+    """The :class:`StateStore` and :class:`JobQueue` on one SQLAlchemy engine.
+
+    Build it with :func:`open_store`. Every method runs in its own short transaction, so the
+    store is safe to share between threads and to use from several processes at once.
+    """
+
+    def __init__(self, engine: Engine, *, clock: Clock = utc_now, backoff: Backoff | None = None,
+                 random_source: Callable[[], float] = random.random,
+                 max_attempts: int = 8) -> None:
+        super().__init__(engine, clock=clock, backoff=backoff or Backoff(),
+                         random_source=random_source, max_attempts=max_attempts)
+
+    @property
+    def engine(self) -> Engine:
+        """The underlying engine (for migrations tooling and tests)."""
+        return self._engine
+
+    def close(self) -> None:
+        """Release every pooled connection; the store must not be used afterwards."""
+        self._engine.dispose()
+
+    # -- links -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _link(row: sa.Row[Any]) -> Link:
+        m = row._mapping
+        return Link(id=m["id"], tenant_id=m["tenant_id"], portal_id=m["portal_id"],
+                    object_type=m["object_type"], hubspot_id=m["hubspot_id"],
+                    host_type=m["host_type"], host_id=m["host_id"],
+                    synced=json.loads(m["synced"]), created_at=m["created_at"],
+                    updated_at=m["updated_at"])
+
+    def _one_link(self, conn: Connection, *where: sa.ColumnElement[bool]) -> Link | None:
+        row = conn.execute(sa.select(links).where(*where)).first()
+        return None if row is None else self._link(row)
+
+    def get_link_by_hubspot(self, tenant_id: int, portal_id: str, object_type: str,
+                            hubspot_id: str) -> Link | None:
+        """The link of one HubSpot object, or None."""
+        with self._engine.connect() as conn:
+            return self._one_link(conn, links.c.tenant_id == tenant_id,
+                                  links.c.portal_id == portal_id,
+                                  links.c.object_type == object_type,
+                                  links.c.hubspot_id == hubspot_id)
+
+    def get_link_by_host(self, tenant_id: int, host_type: str, host_id: int) -> Link | None:
+        """The link of one host record, or None."""
+        with self._engine.connect() as conn:
+            return self._one_link(conn, links.c.tenant_id == tenant_id,
+                                  links.c.host_type == host_type, links.c.host_id == host_id)
+
+    def _conflict(self, exc: sa.exc.IntegrityError, tenant_id: int, portal_id: str,
+                  object_type: str, hubspot_id: str, host_type: str,
+                  host_id: int) -> LinkConflictError:
+        return LinkConflictError(
+            f"Cannot link {object_type} {hubspot_id} (portal {portal_id}) to {host_type} "
+            f"{host_id} in tenant {tenant_id}: one of them is already linked. Re-read the "
+            "existing link and use it.",
+            hubspot_key=(tenant_id, portal_id, object_type, hubspot_id),
+            host_key=(tenant_id, host_type, host_id),
+        )
+
+    def create_link(self, tenant_id: int, portal_id: str, object_type: str, hubspot_id: str,
+                    host_type: str, host_id: int, *,
+                    synced: Mapping[str, Any] | None = None) -> Link:
+        """Link a HubSpot object to a host record.
+
+        :raises LinkConflictError: the database already holds a link for the HubSpot object
+            or for the host record (both are unique); re-read it, the other writer won.
+        """
+        now = self._clock()
+        try:
+            with self._engine.begin() as conn:
+                new_id = conn.execute(sa.insert(links).values(
+                    tenant_id=tenant_id, portal_id=portal_id, object_type=object_type,
+                    hubspot_id=hubspot_id, host_type=host_type, host_id=host_id,
+                    synced=_dumps(synced or {}), created_at=now, updated_at=now,
+                ).returning(links.c.id)).scalar_one()
+        except sa.exc.IntegrityError as exc:
+            raise self._conflict(exc, tenant_id, portal_id, object_type, hubspot_id,
+                                 host_type, host_id) from exc
+        return Link(id=new_id, tenant_id=tenant_id, portal_id=portal_id,
+                    object_type=object_type, hubspot_id=hubspot_id, host_type=host_type,
+                    host_id=host_id, synced=dict(synced or {}), created_at=now, updated_at=now)
+
+    def _update_link(self, link_id: int, values: dict[str, Any]) -> Link:
+        with self._engine.begin() as conn:
+            conn.execute(sa.update(links).where(links.c.id == link_id)
+                         .values(updated_at=self._clock(), **values))
+            link = self._one_link(conn, links.c.id == link_id)
+        if link is None:
+            raise KeyError(f"no link with id {link_id}")
+        return link
+
+    def update_link_synced(self, link_id: int, synced: Mapping[str, Any]) -> Link:
+        """Replace the last-synced field values kept for conflict detection."""
+        return self._update_link(link_id, {"synced": _dumps(synced)})
+
+    def move_link(self, link_id: int, new_hubspot_id: str) -> Link:
+        """Re-point a link to another HubSpot id (after HubSpot merged two objects).
+
+        :raises LinkConflictError: the new HubSpot id is linked already.
+        """
+        try:
+            return self._update_link(link_id, {"hubspot_id": new_hubspot_id})
+        except sa.exc.IntegrityError as exc:
+            with self._engine.connect() as conn:
+                old = self._one_link(conn, links.c.id == link_id)
+            assert old is not None  # the update could only conflict if the row exists
+            raise self._conflict(exc, old.tenant_id, old.portal_id, old.object_type,
+                                 new_hubspot_id, old.host_type, old.host_id) from exc
+
+    def delete_link(self, link_id: int) -> bool:
+        """Forget a link; False when it did not exist."""
+        with self._engine.begin() as conn:
+            return conn.execute(sa.delete(links).where(links.c.id == link_id)).rowcount > 0
+
+    # -- checkpoints -----------------------------------------------------------------------
+
+    def get_checkpoint(self, tenant_id: int, portal_id: str, name: str) -> Checkpoint | None:
+        """A sync checkpoint, or None when it was never set."""
+        with self._engine.connect() as conn:
+            row = conn.execute(sa.select(checkpoints).where(
+                checkpoints.c.tenant_id == tenant_id, checkpoints.c.portal_id == portal_id,
+                checkpoints.c.name == name)).first()
+        return None if row is None else Checkpoint(**row._mapping)
+
+    def set_checkpoint(self, tenant_id: int, portal_id: str, name: str,
+                       value: str) -> Checkpoint:
+        """Create or overwrite a sync checkpoint (an atomic upsert)."""
+        now = self._clock()
+        dialect = sqlite if self._engine.dialect.name == "sqlite" else postgresql
+        stmt = dialect.insert(checkpoints).values(
+            tenant_id=tenant_id, portal_id=portal_id, name=name, value=value, updated_at=now)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[checkpoints.c.tenant_id, checkpoints.c.portal_id,
+                            checkpoints.c.name],
+            set_={"value": value, "updated_at": now})
+        with self._engine.begin() as conn:
+            conn.execute(stmt)
+        return Checkpoint(tenant_id=tenant_id, portal_id=portal_id, name=name, value=value,
+                          updated_at=now)
+
+    # -- sync runs -------------------------------------------------------------------------
+
+    def start_run(self, tenant_id: int, kind: str, *, owner: str | None = None) -> SyncRun:
+        """Record that a sync run started; ``owner`` names the worker, for operators."""
+        now = self._clock()
+        with self._engine.begin() as conn:
+            run_id = conn.execute(sa.insert(sync_runs).values(
+                tenant_id=tenant_id, kind=kind, status=RunStatus.RUNNING.value, owner=owner,
+                started_at=now, heartbeat_at=now, created=0, updated=0, skipped=0, failed=0,
+            ).returning(sync_runs.c.id)).scalar_one()
+        run = self.get_run(run_id)
+        assert run is not None
+        return run
+
+    def heartbeat_run(self, run_id: int) -> None:
+        """Say the run's process is still alive, so :meth:`fail_stale_runs` spares it."""
+        with self._engine.begin() as conn:
+            conn.execute(sa.update(sync_runs).where(
+                sync_runs.c.id == run_id, sync_runs.c.status == RunStatus.RUNNING.value,
+            ).values(heartbeat_at=self._clock()))
+
+    def finish_run(self, run_id: int, status: RunStatus, *, created: int = 0, updated: int = 0,
+                   skipped: int = 0, failed: int = 0, error: str | None = None) -> SyncRun:
+        """Record a run's outcome and counts."""
+        if status is RunStatus.RUNNING:
+            raise ValueError("finish_run needs a final status (succeeded or failed)")
+        now = self._clock()
+        with self._engine.begin() as conn:
+            conn.execute(sa.update(sync_runs).where(sync_runs.c.id == run_id).values(
+                status=status.value, ended_at=now, heartbeat_at=now, created=created,
+                updated=updated, skipped=skipped, failed=failed, error=error))
+        run = self.get_run(run_id)
+        if run is None:
+            raise KeyError(f"no sync run with id {run_id}")
+        return run
+
+    def get_run(self, run_id: int) -> SyncRun | None:
+        """One sync run, or None."""
+        with self._engine.connect() as conn:
+            row = conn.execute(sa.select(sync_runs).where(sync_runs.c.id == run_id)).first()
+        return None if row is None else SyncRun(**row._mapping)
+
+    def recent_runs(self, tenant_id: int, *, kind: str | None = None,
+                    limit: int = 20) -> list[SyncRun]:
+        """A tenant's runs, newest first."""
+        query = sa.select(sync_runs).where(sync_runs.c.tenant_id == tenant_id)
+        if kind is not None:
+            query = query.where(sync_runs.c.kind == kind)
+        query = query.order_by(sync_runs.c.started_at.desc(), sync_runs.c.id.desc()).limit(limit)
+        with self._engine.connect() as conn:
+            return [SyncRun(**row._mapping) for row in conn.execute(query)]
+
+    def fail_stale_runs(self, older_than: timedelta) -> int:
+        """Mark failed every running run whose heartbeat is older than ``older_than``.
+
+        A process that crashed mid-run never finishes its run; this is what keeps the
+        integration from showing "syncing" forever. Returns how many runs it closed.
+        """
+        now = self._clock()
+        with self._engine.begin() as conn:
+            return conn.execute(sa.update(sync_runs).where(
+                sync_runs.c.status == RunStatus.RUNNING.value,
+                sync_runs.c.heartbeat_at < now - older_than,
+            ).values(status=RunStatus.FAILED.value, ended_at=now,
+                     error=f"abandoned: no heartbeat for more than {older_than} "
+                           "(the process running it probably stopped)")).rowcount
+
+    # -- integration log -------------------------------------------------------------------
+
+    def log(self, tenant_id: int, level: LogLevel, what: str, message: str, *,
+            record: str | None = None) -> LogEntry:
+        """Append one line to a tenant's integration log."""
+        now = self._clock()
+        level = LogLevel(level)
+        with self._engine.begin() as conn:
+            entry_id = conn.execute(sa.insert(integration_log).values(
+                tenant_id=tenant_id, level=level.value, what=what, record=record,
+                message=message, created_at=now,
+            ).returning(integration_log.c.id)).scalar_one()
+        return LogEntry(id=entry_id, tenant_id=tenant_id, level=level, what=what, record=record,
+                        message=message, created_at=now)
+
+    def read_log(self, tenant_id: int, *, min_level: LogLevel | None = None,
+                 record: str | None = None, what: str | None = None, limit: int = 50,
+                 before: int | None = None) -> LogPage:
+        """A page of a tenant's log, newest first, filtered; keyset-paged by entry id.
+
+        ``min_level`` keeps that level and the more severe ones. Pass the page's
+        ``next_before`` as ``before`` to get the next (older) page; it is None on the last.
+        """
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        log = integration_log
+        query = sa.select(log).where(log.c.tenant_id == tenant_id)
+        if min_level is not None:
+            query = query.where(log.c.level.in_([lv.value for lv in
+                                                 LogLevel(min_level).at_least()]))
+        if record is not None:
+            query = query.where(log.c.record == record)
+        if what is not None:
+            query = query.where(log.c.what == what)
+        if before is not None:
+            query = query.where(log.c.id < before)
+        # One row more than asked tells whether another page exists without a COUNT.
+        query = query.order_by(log.c.id.desc()).limit(limit + 1)
+        with self._engine.connect() as conn:
+            rows = conn.execute(query).all()
+        entries = tuple(LogEntry(**row._mapping) for row in rows[:limit])
+        more = len(rows) > limit
+        return LogPage(entries=entries, next_before=entries[-1].id if more else None)
+
+
+def open_store(url: str, *, clock: Clock = utc_now, backoff: Backoff | None = None,
+               random_source: Callable[[], float] = random.random, max_attempts: int = 8,
+               auto_migrate: bool = True) -> SqlStateStore:
+    """Connect to the store at ``url``, migrate it to the newest schema, and return it.
+
+    :param url: the ``store_url`` setting: ``sqlite:///path/file.sqlite3`` or
+        ``postgresql+psycopg://user:password@host:5432/database``.
+    :param clock: returns tz-aware UTC now; every timestamp and lease uses it.
+    :param backoff: retry delays of failed jobs; :param random_source: in [0, 1), the jitter.
+    :param max_attempts: default attempts before a job is dead-lettered.
+    :raises StoreError: the setting is malformed, unsupported, or the database unreachable.
+    """
+    engine = create_store_engine(url)
+    try:
+        if auto_migrate:
+            migrate(engine)
+    except (CommandError, sa.exc.SQLAlchemyError) as exc:
+        engine.dispose()
+        raise StoreError(
+            f"Setting {SETTING} ({redact(url)}): migrating the store schema to revision {HEAD} "
+            f"failed ({type(exc).__name__}: {exc}). Check that the database user may create "
+            "tables, and that the database is not from a newer plugin version.",
+            setting=SETTING,
+        ) from exc
+    except BaseException:
+        engine.dispose()
+        raise
+    return SqlStateStore(engine, clock=clock, backoff=backoff, random_source=random_source,
+                         max_attempts=max_attempts)

@@ -1,0 +1,1 @@
+"""Alembic migrations of the plugin's store, run programmatically by ``store.migrate``."""

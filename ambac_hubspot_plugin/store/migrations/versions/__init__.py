@@ -1,0 +1,1 @@
+"""Alembic revisions; this file makes setuptools' ``packages = find:`` ship them."""
