@@ -1,0 +1,98 @@
+"""The one caller of ``pm.hook`` for the plugin's own hooks, with types pluggy cannot check."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import pluggy
+
+from .errors import ConfigError
+from .hookspecs import StrategyFactory
+
+if TYPE_CHECKING:
+    from .events import OrderCreated, SyncStepFailed
+
+__all__ = ["PluginHooks"]
+
+log = logging.getLogger(__name__)
+
+
+class PluginHooks:
+    """Typed access to the ``hubspot_*`` hooks of one plugin manager.
+
+    Strategy registries are collected once, on first use, and cached: the set of installed
+    packages does not change while the process runs.
+    """
+
+    def __init__(self, pm: pluggy.PluginManager) -> None:
+        self._pm = pm
+        self._lock = threading.Lock()
+        self._mapping: dict[str, StrategyFactory] | None = None
+        self._conflict: dict[str, StrategyFactory] | None = None
+
+    def mapping_strategies(self) -> Mapping[str, StrategyFactory]:
+        """Return the field-mapping strategies every installed package registered, by name."""
+        with self._lock:
+            if self._mapping is None:
+                self._mapping = self._collect("mapping", self._pm.hook.hubspot_register_mapping_strategies)
+            return self._mapping
+
+    def conflict_strategies(self) -> Mapping[str, StrategyFactory]:
+        """Return the conflict strategies every installed package registered, by name."""
+        with self._lock:
+            if self._conflict is None:
+                self._conflict = self._collect(
+                    "conflict", self._pm.hook.hubspot_register_conflict_strategies
+                )
+            return self._conflict
+
+    def order_created(self, event: OrderCreated) -> None:
+        """Tell listeners an order was created; a failing listener is logged, not raised."""
+        self._notify("hubspot_order_created", event)
+
+    def sync_step_failed(self, event: SyncStepFailed) -> None:
+        """Tell listeners a sync step failed; a failing listener is logged, not raised."""
+        self._notify("hubspot_sync_step_failed", event)
+
+    def _collect(self, kind: str, hook: pluggy.HookCaller) -> dict[str, StrategyFactory]:
+        found: dict[str, StrategyFactory] = {}
+        owners: dict[str, str] = {}
+        current = {"plugin": "?"}
+
+        def register(name: str, factory: StrategyFactory) -> None:
+            if not isinstance(name, str) or not name.strip():
+                raise ConfigError(
+                    f"A {kind} strategy registered by {current['plugin']} has an empty or "
+                    f"non-string name ({name!r}); register it under a non-empty name."
+                )
+            if not callable(factory):
+                raise ConfigError(
+                    f"The {kind} strategy {name!r} registered by {current['plugin']} is not "
+                    "callable; register a factory taking the strategy's options."
+                )
+            if name in found:
+                raise ConfigError(
+                    f"Two packages register a {kind} strategy named {name!r}: "
+                    f"{owners[name]} and {current['plugin']}. Strategy names are settings keys "
+                    "and must be unique; uninstall one or ask its author to rename it."
+                )
+            found[name] = factory
+            owners[name] = current["plugin"]
+
+        # Call each implementation on its own so a duplicate names both packages.
+        for impl in reversed(hook.get_hookimpls()):
+            current["plugin"] = self._pm.get_name(impl.plugin) or repr(impl.plugin)
+            impl.function(register=register)
+        return found
+
+    def _notify(self, hook_name: str, event: OrderCreated | SyncStepFailed) -> None:
+        hook: pluggy.HookCaller = getattr(self._pm.hook, hook_name)
+        for impl in reversed(hook.get_hookimpls()):
+            try:
+                impl.function(event=event)
+            except Exception:
+                name = self._pm.get_name(impl.plugin) or repr(impl.plugin)
+                log.exception("%s of plugin %s failed; ignored", hook_name, name)

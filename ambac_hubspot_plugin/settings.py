@@ -1,0 +1,355 @@
+"""A tenant's settings for the HubSpot integration: the model, its validation and its schema.
+
+Settings arrive from the host as JSON-compatible data. :func:`parse_settings` structures them
+with cattrs (unknown keys rejected) and raises one :class:`~ambac_hubspot_plugin.errors.ConfigError`
+naming every bad field path. Secrets are :class:`Secret` values: write-only, never shown by
+``repr``, ``str``, logs or status output. :func:`settings_schema` exports the JSON Schema the host
+draws its settings form from.
+"""
+
+from __future__ import annotations
+
+import re
+import types
+import typing
+from collections.abc import Mapping
+from typing import Any, Literal, Union
+
+import attrs
+import cattrs
+from cattrs.strategies import configure_tagged_union
+
+from .errors import ConfigError
+from .host import OrderStatus
+
+__all__ = [
+    "AlertSettings",
+    "ConflictSettings",
+    "Directions",
+    "MappingSettings",
+    "OAuthCredentials",
+    "PrivateAppCredentials",
+    "Secret",
+    "Settings",
+    "parse_settings",
+    "settings_schema",
+    "unstructure_settings",
+]
+
+AccountTier = Literal["free", "starter", "professional", "enterprise", "capacity_pack"]
+Direction = Literal["hubspot_to_ambac", "ambac_to_hubspot", "both", "off"]
+
+
+@attrs.frozen(repr=False)
+class Secret:
+    """A secret string (token, client secret). ``repr`` and ``str`` never show it."""
+
+    _value: str = attrs.field(alias="value")
+
+    def reveal(self) -> str:
+        """Return the secret itself, for the one place that sends it to HubSpot."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+
+def _non_empty(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if isinstance(value, Secret):
+        value = value.reveal()
+    if isinstance(value, str) and not value.strip():
+        raise ValueError(f"{attribute.name} must not be empty")
+
+
+@attrs.frozen
+class PrivateAppCredentials:
+    """A private-app access token or a service key (both sent as ``Authorization: Bearer``)."""
+
+    access_token: Secret = attrs.field(validator=_non_empty)
+    kind: Literal["private_app"] = "private_app"
+
+
+@attrs.frozen
+class OAuthCredentials:
+    """An OAuth app's client id and secret and the portal's refresh token."""
+
+    client_id: str = attrs.field(validator=_non_empty)
+    client_secret: Secret = attrs.field(validator=_non_empty)
+    refresh_token: Secret = attrs.field(validator=_non_empty)
+    kind: Literal["oauth"] = "oauth"
+
+
+Credentials = Union[PrivateAppCredentials, OAuthCredentials]  # noqa: UP007  # cattrs' tagged union needs a Union object
+
+
+@attrs.frozen
+class MappingSettings:
+    """Which field-mapping strategy to use, and its options."""
+
+    strategy: str = "default"
+    options: dict[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class ConflictSettings:
+    """The conflict strategy: a default, and overrides per ``object.field`` (``deal.amount``)."""
+
+    default: str = "hubspot_wins"
+    per_field: dict[str, str] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class Directions:
+    """Which way each kind of record flows."""
+
+    orders: Direction = "both"
+    companies: Direction = "hubspot_to_ambac"
+    contacts: Direction = "hubspot_to_ambac"
+
+
+def _at_least(minimum: int) -> Any:
+    return attrs.validators.ge(minimum)
+
+
+@attrs.frozen
+class AlertSettings:
+    """When to alert the tenant's admins, and how often at most."""
+
+    failed_runs: int = attrs.field(default=3, validator=_at_least(1))
+    dead_letters: int = attrs.field(default=10, validator=_at_least(1))
+    webhook_silence_minutes: int = attrs.field(default=120, validator=_at_least(5))
+    cooldown_minutes: int = attrs.field(default=60, validator=_at_least(1))
+
+
+def _portal_id(_inst: object, _attribute: attrs.Attribute[Any], value: str) -> None:
+    if not re.fullmatch(r"[0-9]{1,20}", value):
+        raise ValueError("portal_id must be the HubSpot account (hub) id: digits only")
+
+
+def _http_url(_inst: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
+    if value is not None and not re.fullmatch(r"https?://[^\s/]+(/[^\s]*)?", value):
+        raise ValueError(f"{attribute.name} must be an http(s) URL such as https://tracker.example.com")
+    if value is not None and value.endswith("/"):
+        raise ValueError(f"{attribute.name} must not end with '/'")
+
+
+@attrs.frozen
+class Settings:
+    """Everything one tenant configures for the integration."""
+
+    portal_id: str = attrs.field(validator=_portal_id)
+    credentials: Credentials
+    webhook_client_secret: Secret | None = None
+    account_tier: AccountTier = "professional"
+    api_base_url: str = attrs.field(default="https://api.hubapi.com", validator=_http_url)
+    public_base_url: str | None = attrs.field(default=None, validator=_http_url)
+    store_url: str | None = None
+    trigger_stages: dict[str, list[str]] | None = None
+    stage_status_map: dict[str, OrderStatus] = attrs.field(factory=dict)
+    status_stage_map: dict[str, dict[OrderStatus, str]] = attrs.field(factory=dict)
+    mapping: MappingSettings = attrs.field(factory=MappingSettings)
+    conflicts: ConflictSettings = attrs.field(factory=ConflictSettings)
+    directions: Directions = attrs.field(factory=Directions)
+    sync_interval_seconds: int = attrs.field(default=900, validator=_at_least(60))
+    sync_overlap_seconds: int = attrs.field(default=300, validator=_at_least(0))
+    alerts: AlertSettings = attrs.field(factory=AlertSettings)
+
+
+def _make_converter() -> cattrs.Converter:
+    conv = cattrs.Converter(forbid_extra_keys=True)
+
+    def structure_secret(value: object, _type: type) -> Secret:
+        if not isinstance(value, str):
+            raise ValueError("must be a string")
+        return Secret(value)
+
+    conv.register_structure_hook(Secret, structure_secret)
+    conv.register_unstructure_hook(Secret, lambda _s: "***")
+    configure_tagged_union(
+        Credentials,
+        conv,
+        tag_name="kind",
+        tag_generator=lambda cls: {PrivateAppCredentials: "private_app", OAuthCredentials: "oauth"}[cls],
+    )
+    return conv
+
+
+_converter = _make_converter()
+
+_RETIRED_KEYS = {"hapikey", "api_key", "apikey"}
+
+
+def _find_retired_keys(data: object, path: str = "") -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    if isinstance(data, Mapping):
+        for key, value in data.items():
+            where = f"{path}.{key}" if path else str(key)
+            if str(key).lower() in _RETIRED_KEYS:
+                found.append(
+                    (
+                        where,
+                        "HubSpot retired API keys (hapikey) on 2022-11-30; use a private-app "
+                        "access token or service key (credentials.kind = private_app) or OAuth "
+                        "(credentials.kind = oauth) instead",
+                    )
+                )
+            else:
+                found.extend(_find_retired_keys(value, where))
+    return found
+
+
+_ERROR_LINE = re.compile(r"^(?P<msg>.*) @ \$(?P<path>.*)$")
+
+
+def parse_settings(data: Mapping[str, Any]) -> Settings:
+    """Structure and validate raw settings; raise one ``ConfigError`` naming every bad field."""
+    if not isinstance(data, Mapping):
+        raise ConfigError.from_problems([("settings", "must be an object (a JSON mapping)")])
+    problems = _find_retired_keys(data)
+    if problems:
+        raise ConfigError.from_problems(problems)
+    try:
+        return _converter.structure(dict(data), Settings)
+    except (cattrs.BaseValidationError, ValueError, TypeError, KeyError) as exc:
+        # cattrs stops at the first failing __init__ and reports validator errors at the
+        # parent's path; run the validators on the raw data too, so every bad field is named.
+        checked = _check_values(Settings, data, "")
+        reported = {why for _path, why in checked}
+        problems = [p for p in _describe(exc) if p[1] not in reported]
+        raise ConfigError.from_problems(checked + problems) from exc
+
+
+def _check_values(cls: type, data: Mapping[str, Any], path: str) -> list[tuple[str, str]]:
+    """Run the attrs validators of ``cls`` on raw ``data``; return ``(path, message)`` pairs."""
+    problems: list[tuple[str, str]] = []
+    hints = typing.get_type_hints(cls)
+    for field in attrs.fields(cls):
+        name = field.alias or field.name
+        if name not in data:
+            continue
+        where = f"{path}.{name}" if path else name
+        raw, hint = data[name], hints[field.name]
+        nested = _attrs_class_for(hint, raw)
+        if nested is not None and isinstance(raw, Mapping):
+            problems.extend(_check_values(nested, raw, where))
+        if field.validator is None:
+            continue
+        try:
+            value = _converter.structure(raw, hint)
+        except Exception:  # noqa: BLE001, S112  # a type error; cattrs reports it
+            continue
+        try:
+            field.validator(None, field, value)
+        except ValueError as exc:
+            problems.append((where, str(exc)))
+    return problems
+
+
+def _attrs_class_for(hint: Any, raw: object) -> type | None:
+    if attrs.has(hint):
+        return typing.cast(type, hint)
+    if hint == Credentials and isinstance(raw, Mapping):
+        return {"private_app": PrivateAppCredentials, "oauth": OAuthCredentials}.get(str(raw.get("kind")))
+    return None
+
+
+def _describe(exc: BaseException) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    for line in cattrs.transform_error(exc, path="$", format_exception=_format_exception):
+        match = _ERROR_LINE.match(line)
+        if match:
+            path = match["path"].lstrip(".") or "settings"
+            problems.append((path.replace("['", ".").replace("']", ""), match["msg"]))
+        else:
+            problems.append(("settings", line))
+    return problems
+
+
+def _format_exception(exc: BaseException, type_: type | None) -> str:
+    if isinstance(exc, cattrs.ForbiddenExtraKeysError):
+        return f"unknown field(s) {sorted(exc.extra_fields)}; remove them (check the spelling)"
+    if isinstance(exc, KeyError):
+        return "required field missing"
+    if isinstance(exc, ValueError) and type_ is not None and hasattr(type_, "__members__"):
+        choices = ", ".join(repr(m.value) for m in type_)  # type: ignore[attr-defined]  # an Enum
+        return f"must be one of {choices}"
+    if typing.get_origin(type_) is Literal:
+        return f"must be one of {', '.join(repr(a) for a in typing.get_args(type_))}"
+    if isinstance(exc, ValueError | TypeError) and str(exc) and "invalid value for type" not in str(exc):
+        return str(exc)
+    name = getattr(type_, "__name__", None) or str(type_)
+    return f"must be of type {name}"
+
+
+def unstructure_settings(settings: Settings) -> dict[str, Any]:
+    """Return settings as JSON-compatible data, with every secret shown as ``***``."""
+    data: dict[str, Any] = _converter.unstructure(settings)
+    return data
+
+
+# ---- JSON Schema ----------------------------------------------------------------------------
+
+def settings_schema() -> dict[str, Any]:
+    """Return the JSON Schema (draft 2020-12) of :class:`Settings`, for the host's settings form."""
+    schema = _schema_for(Settings)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "HubSpot integration settings"
+    return schema
+
+
+def _schema_for(tp: Any) -> dict[str, Any]:  # noqa: PLR0911  # one branch per kind of type
+    origin = typing.get_origin(tp)
+    if tp is Secret:
+        return {"type": "string", "writeOnly": True, "minLength": 1}
+    if tp is str:
+        return {"type": "string"}
+    if tp is int:
+        return {"type": "integer"}
+    if tp is bool:
+        return {"type": "boolean"}
+    if tp is Any:
+        return {}
+    if isinstance(tp, type) and issubclass(tp, OrderStatus):
+        return {"type": "string", "enum": [s.value for s in OrderStatus]}
+    if origin is Literal:
+        return {"enum": list(typing.get_args(tp))}
+    if origin in (Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        options = [_schema_for(a) for a in args]
+        if type(None) in typing.get_args(tp):
+            options.append({"type": "null"})
+        return options[0] if len(options) == 1 else {"anyOf": options}
+    if origin is dict:
+        _key, value = typing.get_args(tp)
+        return {"type": "object", "additionalProperties": _schema_for(value)}
+    if origin is list:
+        return {"type": "array", "items": _schema_for(typing.get_args(tp)[0])}
+    if attrs.has(tp):
+        hints = typing.get_type_hints(tp)
+        props: dict[str, Any] = {}
+        required: list[str] = []
+        for field in attrs.fields(tp):
+            name = field.alias or field.name
+            props[name] = _schema_for(hints[field.name])
+            if field.default is attrs.NOTHING:
+                required.append(name)
+            elif not isinstance(field.default, attrs.Factory):  # type: ignore[arg-type]  # Factory is a class
+                default = field.default
+                if isinstance(default, OrderStatus):
+                    default = default.value
+                if default is None or isinstance(default, str | int | bool):
+                    props[name]["default"] = default
+        schema: dict[str, Any] = {
+            "type": "object",
+            "title": tp.__name__,
+            "properties": props,
+            "additionalProperties": False,
+        }
+        if tp.__doc__:
+            schema["description"] = tp.__doc__.strip().splitlines()[0]
+        if required:
+            schema["required"] = required
+        return schema
+    raise TypeError(f"no JSON Schema rule for {tp!r}")
