@@ -1,0 +1,143 @@
+"""Fixtures and worker processes shared by the store and queue tests.
+
+Imported explicitly by ``test_store.py`` and ``test_queue.py``. Every test using
+``store_url`` runs on a SQLite file in ``tmp_path`` and on PostgreSQL in a schema of its own
+(dropped afterwards), or is skipped with the reason when PostgreSQL does not answer.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+PG_HOST, PG_PORT = "127.0.0.1", 5432
+PG_ADMIN_DSN = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/test"
+
+
+class FakeClock:
+    """A clock that stands still until told to move; starts at the real now by default.
+
+    Starting at the real now keeps it compatible with worker processes on the real clock.
+    """
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> datetime:
+        self.now += delta
+        return self.now
+
+
+class FixedRandom:
+    """A random source returning one chosen value, to pin jitter."""
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def __call__(self) -> float:
+        return self.value
+
+
+@functools.cache
+def postgres_answers() -> bool:
+    try:
+        with socket.create_connection((PG_HOST, PG_PORT), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL of an empty store: a SQLite file, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.sqlite3'}"
+        return
+    if not postgres_answers():
+        pytest.skip(f"PostgreSQL does not answer at {PG_HOST}:{PG_PORT}")
+    import psycopg
+
+    schema = f"t_store_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
+        admin.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield (f"postgresql+psycopg://postgres@{PG_HOST}:{PG_PORT}/test"
+               f"?options=-csearch_path%3D{schema}")
+    finally:
+        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
+            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """The injected clock of the ``store`` fixture."""
+    return FakeClock()
+
+
+@pytest.fixture
+def store(store_url: str, clock: FakeClock) -> Iterator[Any]:
+    """An opened, migrated store on the ``clock``, with jitter pinned to half the ceiling."""
+    from ambac_hubspot_plugin.store import open_store
+
+    opened = open_store(store_url, clock=clock, random_source=FixedRandom(0.5))
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+# -- worker processes (module-level so multiprocessing's spawn can import them) ---------------
+
+RESULTS_DDL = "CREATE TABLE mp_results (job_id INTEGER NOT NULL, pid INTEGER NOT NULL)"
+
+
+def open_store_worker(url: str, barrier: Any) -> None:
+    """Child process: wait for the others, then open (and so migrate) the store at once."""
+    from ambac_hubspot_plugin.store import open_store
+
+    barrier.wait(timeout=60)
+    open_store(url).close()
+
+
+def drain_worker(url: str, start: Any) -> None:
+    """Child process: drain the queue, recording each job id with this process id."""
+    import sqlalchemy as sa
+
+    from ambac_hubspot_plugin.store import Job, QueueRunner, open_store
+
+    store = open_store(url)
+    insert = sa.text("INSERT INTO mp_results (job_id, pid) VALUES (:job, :pid)")
+
+    def record(job: Job) -> None:
+        with store.engine.begin() as conn:
+            conn.execute(insert, {"job": job.id, "pid": os.getpid()})
+        time.sleep(0.002)  # long enough for the workers to interleave
+
+    start.wait(timeout=60)
+    QueueRunner(store, {"record": record}, lease=timedelta(minutes=5)).drain()
+    store.close()
+
+
+def hanging_worker(url: str) -> None:
+    """Child process: run the one "hang" job, which marks that it started and never ends."""
+    from ambac_hubspot_plugin.store import Job, QueueRunner, open_store
+
+    store = open_store(url)
+
+    def hang(job: Job) -> None:
+        Path(job.payload["marker"]).write_text(str(os.getpid()))
+        time.sleep(600)
+
+    QueueRunner(store, {"hang": hang}, lease=timedelta(seconds=30)).drain()
