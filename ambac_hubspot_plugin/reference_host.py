@@ -1,0 +1,1645 @@
+"""A small but real multi-tenant host that speaks the plugin contract of :mod:`.host`.
+
+No released Ambac Tracker speaks the contract yet, so this module is its executable example,
+used by the demo, by the tests and by host developers. It keeps the real host's field limits and
+status values in one SQLite file, and calls hooks exactly as a real host would: through a fresh
+``pluggy.PluginManager("ambac_tracker")`` per host, which discovers plugins by entry point.
+
+Two doors lead into it, on purpose:
+
+* :class:`TenantServices` is what plugins get (the :class:`~.host.HostServices` Protocol).
+  Its writes never call hooks, so changes a plugin makes are not echoed back to it as events
+  (a real host marks such saves as coming from the integration and skips its signals).
+* :class:`ReferenceHost`'s admin and domain methods (``enable_plugin``, ``set_order_status``,
+  ``edit_order``, ``ship_order``, ``save_company``...) stand for the host's own UI and model
+  signals: they write, commit, then call the ``ambac_*`` hooks with keyword arguments.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import hashlib
+import http
+import json
+import logging
+import re
+import secrets
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
+
+import attrs
+import pluggy
+
+from . import host as contract
+from .errors import HostRecordError
+from .host import (
+    COMPANY_NAME_MAX,
+    EXTERNAL_ID_MAX,
+    ORDER_NAME_MAX,
+    ORDER_NUMBER_MAX,
+    Address,
+    Company,
+    CompanyDraft,
+    Contact,
+    ContactDraft,
+    HostServices,
+    HttpRequest,
+    HttpResponse,
+    HttpRoute,
+    Order,
+    OrderDraft,
+    OrderStatus,
+    PeriodicTask,
+    PluginManifest,
+    Shipment,
+    User,
+    UserType,
+)
+
+__all__ = [
+    "DEFAULT_MOUNT_PREFIX",
+    "EMAIL_MAX",
+    "NOTIFICATION_LEVELS",
+    "PERSON_NAME_MAX",
+    "Notification",
+    "PluginStart",
+    "ReferenceHost",
+    "TaskRun",
+    "TenantServices",
+    "normalize_domain",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MOUNT_PREFIX = "/integrations"
+"""Where plugin routes are mounted; route paths (e.g. ``hubspot/webhooks``) are relative to it."""
+EMAIL_MAX = 254
+"""Django's ``EmailField`` limit, which the host's ``User.email`` uses."""
+PERSON_NAME_MAX = 150
+"""Django's ``AbstractUser`` limit for ``first_name`` and ``last_name``."""
+NOTIFICATION_LEVELS = ("info", "warning", "error")
+_LOG_LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+
+_ORDER_FIELDS = (
+    "order_number", "name", "order_status", "company_id", "customer_id", "estimated_completion",
+    "order_date", "current_milestone", "customer_note", "archived", "external_id", "value",
+    "currency",
+)  # fmt: skip
+_COMPANY_FIELDS = ("name", "description", "website", "phone", "address", "external_id")
+_CONTACT_FIELDS = ("email", "first_name", "last_name", "phone", "parent_company_id")
+_READ_ONLY_FIELDS = frozenset({"id", "tenant_id", "created_at", "updated_at", "user_type"})
+_ADDRESS_FIELDS = tuple(field.name for field in attrs.fields(Address))
+_PLUGIN_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tenants (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS companies (
+    id INTEGER PRIMARY KEY, tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+    name TEXT NOT NULL, name_key TEXT NOT NULL, description TEXT NOT NULL,
+    website TEXT NOT NULL, domain TEXT NOT NULL, phone TEXT NOT NULL,
+    street TEXT NOT NULL, city TEXT NOT NULL, state TEXT NOT NULL, zip TEXT NOT NULL,
+    country TEXT NOT NULL, external_id TEXT,
+    created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS companies_name ON companies (tenant_id, name_key);
+CREATE INDEX IF NOT EXISTS companies_domain ON companies (tenant_id, domain);
+CREATE UNIQUE INDEX IF NOT EXISTS companies_external_id
+    ON companies (tenant_id, external_id) WHERE external_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS users (
+    id INTEGER PRIMARY KEY, tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+    email TEXT NOT NULL, email_key TEXT NOT NULL, first_name TEXT NOT NULL,
+    last_name TEXT NOT NULL, phone TEXT NOT NULL,
+    parent_company_id INTEGER REFERENCES companies(id), user_type TEXT NOT NULL,
+    created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS users_email ON users (tenant_id, email_key);
+CREATE TABLE IF NOT EXISTS permissions (
+    user_id INTEGER NOT NULL REFERENCES users(id), permission TEXT NOT NULL,
+    PRIMARY KEY (user_id, permission));
+CREATE TABLE IF NOT EXISTS api_tokens (
+    token_hash TEXT PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users(id),
+    created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS orders (
+    id INTEGER PRIMARY KEY, tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+    order_number TEXT NOT NULL, name TEXT NOT NULL, order_status TEXT NOT NULL,
+    company_id INTEGER REFERENCES companies(id), customer_id INTEGER REFERENCES users(id),
+    estimated_completion TEXT, order_date TEXT, current_milestone TEXT NOT NULL,
+    customer_note TEXT NOT NULL, archived INTEGER NOT NULL, external_id TEXT,
+    value TEXT, currency TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS orders_number ON orders (tenant_id, order_number);
+CREATE UNIQUE INDEX IF NOT EXISTS orders_external_id
+    ON orders (tenant_id, external_id) WHERE external_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS order_sequences (
+    tenant_id INTEGER NOT NULL, year INTEGER NOT NULL, last INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, year));
+CREATE TABLE IF NOT EXISTS shipments (
+    id INTEGER PRIMARY KEY, tenant_id INTEGER NOT NULL, order_id INTEGER NOT NULL
+    REFERENCES orders(id), carrier TEXT NOT NULL, tracking_number TEXT NOT NULL,
+    tracking_url TEXT NOT NULL, ship_date TEXT, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS notifications (
+    id INTEGER PRIMARY KEY, tenant_id INTEGER NOT NULL, subject TEXT NOT NULL,
+    message TEXT NOT NULL, level TEXT NOT NULL, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS plugin_settings (
+    tenant_id INTEGER NOT NULL REFERENCES tenants(id), plugin_id TEXT NOT NULL,
+    settings TEXT NOT NULL, enabled INTEGER NOT NULL, updated_at TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, plugin_id));
+CREATE TABLE IF NOT EXISTS task_runs (name TEXT PRIMARY KEY, last_run_at TEXT NOT NULL);
+"""
+
+
+def normalize_domain(value: str) -> str:
+    """Return the bare lower-case host name of a website or domain, or ``""`` when it has none.
+
+    ``https://www.Example.com/x`` and ``example.com:8080`` both become ``example.com``. A
+    leading ``www.`` is dropped only when a registrable name remains (``www.com`` stays).
+    """
+    text = value.strip()
+    if not text:
+        return ""
+    if "://" not in text:
+        text = "//" + text  # without a scheme urlsplit would read the host as a path
+    try:
+        hostname = urlsplit(text).hostname or ""
+    except ValueError:  # e.g. an unbalanced IPv6 bracket: no usable domain
+        return ""
+    hostname = hostname.rstrip(".").lower()
+    if hostname.startswith("www.") and "." in hostname[4:]:
+        hostname = hostname[4:]
+    return hostname
+
+
+@attrs.frozen
+class Notification:
+    """A notification the host recorded for a tenant's admins (``notify_admins``)."""
+
+    id: int
+    tenant_id: int
+    subject: str
+    message: str
+    level: str
+    created_at: datetime
+
+
+@attrs.frozen
+class PluginStart:
+    """The outcome of calling ``ambac_plugin_enabled`` for one enabled plugin at host start."""
+
+    tenant_id: int
+    plugin_id: str
+    reports: tuple[object, ...] = ()
+    error: str | None = None
+
+
+@attrs.frozen
+class TaskRun:
+    """The outcome of one periodic task run by :meth:`ReferenceHost.run_due_tasks`."""
+
+    name: str
+    started_at: datetime
+    error: str | None = None
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _to_utc(moment: datetime, what: str) -> datetime:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{what} must be timezone-aware (UTC), got naive {moment!r}")
+    return moment.astimezone(UTC)
+
+
+def _date_or_none(text: str | None) -> date | None:
+    return None if text is None else date.fromisoformat(text)
+
+
+# ---------------------------------------------------------------------------------------------
+# Value checks. Each returns the value as stored, or raises HostRecordError naming the field.
+# ---------------------------------------------------------------------------------------------
+
+
+def _text(
+    field: str, value: object, *, max_length: int | None = None, required: bool = False
+) -> str:
+    if not isinstance(value, str):
+        raise HostRecordError(field, value, "must be text")
+    if required and not value.strip():
+        raise HostRecordError(field, value, "is required; give a non-blank value")
+    if max_length is not None and len(value) > max_length:
+        raise HostRecordError(
+            field, value, f"is {len(value)} characters long; the host allows at most {max_length}"
+        )
+    return value
+
+
+def _external_id(field: str, value: object) -> str | None:
+    if value is None or value == "":
+        return None  # blank means "no external id", as a nullable unique column must store it
+    return _text(field, value, max_length=EXTERNAL_ID_MAX)
+
+
+def _optional_id(field: str, value: object) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise HostRecordError(field, value, "must be a record id (int) or None")
+    return value
+
+
+def _optional_date(field: str, value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, date) or isinstance(value, datetime):
+        raise HostRecordError(field, value, "must be a date (not a datetime) or None")
+    return value.isoformat()
+
+
+def _order_status(field: str, value: object) -> str:
+    try:
+        return OrderStatus(value).value
+    except ValueError:
+        allowed = ", ".join(repr(status.value) for status in OrderStatus)
+        raise HostRecordError(
+            field, value, f"is not an order status; use one of {allowed}"
+        ) from None
+
+
+def _bool(field: str, value: object) -> int:
+    if not isinstance(value, bool):
+        raise HostRecordError(field, value, "must be True or False")
+    return int(value)
+
+
+def _money(field: str, value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, Decimal | int):
+        raise HostRecordError(field, value, "must be a Decimal (floats would lose cents) or None")
+    amount = Decimal(value)
+    if not amount.is_finite():
+        raise HostRecordError(field, value, "must be a finite amount")
+    return str(amount)  # text keeps the exact digits SQLite's REAL would round
+
+
+def _currency(field: str, value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _CURRENCY.match(value):
+        raise HostRecordError(field, value, "must be a three-letter upper-case ISO 4217 code")
+    return value
+
+
+def _email(field: str, value: object) -> str:
+    email = _text(field, value, max_length=EMAIL_MAX, required=True)
+    if not _EMAIL.match(email):
+        raise HostRecordError(field, value, "is not an email address (expected name@domain)")
+    return email
+
+
+def _address(field: str, value: object) -> Address:
+    if not isinstance(value, Address):
+        raise HostRecordError(field, value, "must be an Address")
+    for name in _ADDRESS_FIELDS:
+        _text(f"{field}.{name}", getattr(value, name))
+    return value
+
+
+_ORDER_CHECKS: dict[str, Callable[[str, object], object]] = {
+    "order_number": lambda f, v: _text(f, v, max_length=ORDER_NUMBER_MAX).strip(),
+    "name": lambda f, v: _text(f, v, max_length=ORDER_NAME_MAX, required=True),
+    "order_status": _order_status,
+    "company_id": _optional_id,
+    "customer_id": _optional_id,
+    "estimated_completion": _optional_date,
+    "order_date": _optional_date,
+    "current_milestone": _text,
+    "customer_note": _text,
+    "archived": _bool,
+    "external_id": _external_id,
+    "value": _money,
+    "currency": _currency,
+}
+_COMPANY_CHECKS: dict[str, Callable[[str, object], object]] = {
+    "name": lambda f, v: _text(f, v, max_length=COMPANY_NAME_MAX, required=True),
+    "description": _text,
+    "website": _text,
+    "phone": _text,
+    "address": _address,
+    "external_id": _external_id,
+}
+_CONTACT_CHECKS: dict[str, Callable[[str, object], object]] = {
+    "email": _email,
+    "first_name": lambda f, v: _text(f, v, max_length=PERSON_NAME_MAX),
+    "last_name": lambda f, v: _text(f, v, max_length=PERSON_NAME_MAX),
+    "phone": _text,
+    "parent_company_id": _optional_id,
+}
+
+
+def _same(name: str, stored: object, new: object) -> bool:
+    """Compare a stored column with a checked value; amounts compare as numbers (1.1 == 1.10)."""
+    if name == "value" and stored is not None and new is not None:
+        return Decimal(str(stored)) == Decimal(str(new))
+    return stored == new
+
+
+def _check_names(kind: str, changes: Mapping[str, object], allowed: Sequence[str]) -> None:
+    """Reject field names a caller may not set: programmer misuse, hence ValueError."""
+    for name in changes:
+        if name in _READ_ONLY_FIELDS:
+            raise ValueError(f"{kind} field {name!r} is read-only; the host sets it")
+        if name not in allowed:
+            raise ValueError(f"{kind} has no field {name!r}; known fields: {', '.join(allowed)}")
+
+
+def _checked(
+    checks: Mapping[str, Callable[[str, object], object]], values: Mapping[str, object]
+) -> dict[str, object]:
+    return {name: checks[name](name, value) for name, value in values.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# Storage
+# ---------------------------------------------------------------------------------------------
+
+
+class _Database:
+    """One SQLite file in WAL mode, one connection per thread, writes under ``BEGIN IMMEDIATE``.
+
+    ``BEGIN IMMEDIATE`` takes SQLite's write lock up front, so a check-then-insert inside one
+    write transaction is atomic across threads and processes alike; the unique indexes back it.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: list[sqlite3.Connection] = []
+        self._closed = False
+        conn = self.connection()
+        conn.execute("PRAGMA journal_mode = WAL")
+        with self.write() as tx:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    tx.execute(statement)
+
+    def connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            with self._lock:
+                if self._closed:
+                    raise RuntimeError("this ReferenceHost is closed")
+                # check_same_thread=False only so close() may close it; one thread uses it.
+                conn = sqlite3.connect(
+                    self.path, timeout=30.0, isolation_level=None, check_same_thread=False
+                )
+                self._connections.append(conn)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA busy_timeout = 30000")
+            self._local.conn = conn
+        return conn
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        conn = self.connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def rows(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
+        return self.connection().execute(sql, params).fetchall()
+
+    def row(self, sql: str, params: Sequence[object] = ()) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = self.connection().execute(sql, params).fetchone()
+        return row
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            conn.close()
+
+
+def _order(row: sqlite3.Row) -> Order:
+    return Order(
+        id=int(row["id"]),
+        tenant_id=int(row["tenant_id"]),
+        order_number=str(row["order_number"]),
+        name=str(row["name"]),
+        order_status=OrderStatus(row["order_status"]),
+        created_at=datetime.fromisoformat(row["created_at"]),
+        updated_at=datetime.fromisoformat(row["updated_at"]),
+        company_id=row["company_id"],
+        customer_id=row["customer_id"],
+        estimated_completion=_date_or_none(row["estimated_completion"]),
+        order_date=_date_or_none(row["order_date"]),
+        current_milestone=str(row["current_milestone"]),
+        customer_note=str(row["customer_note"]),
+        archived=bool(row["archived"]),
+        external_id=row["external_id"],
+        value=None if row["value"] is None else Decimal(row["value"]),
+        currency=row["currency"],
+    )
+
+
+def _company(row: sqlite3.Row) -> Company:
+    return Company(
+        id=int(row["id"]),
+        tenant_id=int(row["tenant_id"]),
+        name=str(row["name"]),
+        updated_at=datetime.fromisoformat(row["updated_at"]),
+        description=str(row["description"]),
+        website=str(row["website"]),
+        phone=str(row["phone"]),
+        address=Address(**{name: str(row[name]) for name in _ADDRESS_FIELDS}),
+        external_id=row["external_id"],
+    )
+
+
+def _contact(row: sqlite3.Row) -> Contact:
+    return Contact(
+        id=int(row["id"]),
+        tenant_id=int(row["tenant_id"]),
+        email=str(row["email"]),
+        updated_at=datetime.fromisoformat(row["updated_at"]),
+        first_name=str(row["first_name"]),
+        last_name=str(row["last_name"]),
+        phone=str(row["phone"]),
+        parent_company_id=row["parent_company_id"],
+        user_type=UserType(row["user_type"]),
+    )
+
+
+def _user(row: sqlite3.Row) -> User:
+    name = f"{row['first_name']} {row['last_name']}".strip()
+    return User(
+        id=int(row["id"]), tenant_id=int(row["tenant_id"]), email=str(row["email"]), name=name
+    )
+
+
+def _company_columns(values: Mapping[str, object]) -> dict[str, object]:
+    """Spread ``address`` into its columns and derive the lookup keys from name and website."""
+    columns = {name: value for name, value in values.items() if name != "address"}
+    if "address" in values:
+        address = values["address"]
+        columns.update({name: getattr(address, name) for name in _ADDRESS_FIELDS})
+    if "name" in values:
+        columns["name_key"] = str(values["name"]).casefold()
+    if "website" in values:
+        columns["domain"] = normalize_domain(str(values["website"]))
+    return columns
+
+
+def _unique_violation(exc: sqlite3.IntegrityError, values: Mapping[str, object]) -> HostRecordError:
+    """Name the field behind a unique-index violation the explicit checks did not foresee."""
+    text = str(exc)
+    for field in ("order_number", "external_id", "email_key"):
+        if field in text:
+            name = "email" if field == "email_key" else field
+            return HostRecordError(name, values.get(name), "is already used in this tenant")
+    return HostRecordError("id", None, f"the host's database refused the row: {text}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Tenant-scoped services: what plugins get.
+# ---------------------------------------------------------------------------------------------
+
+
+class TenantServices:
+    """The :class:`~.host.HostServices` of one tenant; its writes never call hooks."""
+
+    def __init__(self, host: ReferenceHost, tenant_id: int) -> None:
+        self._host = host
+        self._db = host._db
+        self._tenant_id = tenant_id
+
+    def __repr__(self) -> str:
+        return f"TenantServices(tenant_id={self._tenant_id})"
+
+    @property
+    def tenant_id(self) -> int:
+        """The tenant these services are scoped to."""
+        return self._tenant_id
+
+    def for_tenant(self, tenant_id: int) -> TenantServices:
+        """Return the same services scoped to another tenant (for background work)."""
+        return self._host.services(tenant_id)
+
+    def plugin_data_dir(self, plugin_id: str) -> Path:
+        """Return (creating it) ``<data dir>/plugins/<plugin_id>``, shared by all tenants."""
+        return self._host.plugin_data_dir(plugin_id)
+
+    # Orders ----------------------------------------------------------------------------------
+
+    def get_order(self, order_id: int) -> Order | None:
+        """Return the order with this id, archived or not, or None."""
+        row = self._db.row(
+            "SELECT * FROM orders WHERE tenant_id = ? AND id = ?", (self._tenant_id, order_id)
+        )
+        return None if row is None else _order(row)
+
+    def find_order_by_external_id(self, external_id: str) -> Order | None:
+        """Return the order carrying this external id, archived or not, or None."""
+        row = self._db.row(
+            "SELECT * FROM orders WHERE tenant_id = ? AND external_id = ?",
+            (self._tenant_id, external_id),
+        )
+        return None if row is None else _order(row)
+
+    def list_orders(self) -> list[Order]:
+        """Return all orders of the tenant, archived ones too, oldest first (demo and tests)."""
+        rows = self._db.rows(
+            "SELECT * FROM orders WHERE tenant_id = ? ORDER BY id", (self._tenant_id,)
+        )
+        return [_order(row) for row in rows]
+
+    def create_order(self, draft: OrderDraft) -> Order:
+        """Create an order; an existing order with the same external id is returned unchanged.
+
+        A blank ``order_number`` gets the tenant's next ``ORD-YYYY-####`` (year of the host's
+        clock). The draft is checked first, so an invalid draft fails even when its external id
+        exists.
+        """
+        if not isinstance(draft, OrderDraft):
+            raise TypeError(f"create_order takes an OrderDraft, not {type(draft).__name__}")
+        values = _checked(_ORDER_CHECKS, attrs.asdict(draft, recurse=False))
+        values["archived"] = 0
+        now = self._host._now()
+        with self._db.write() as conn:
+            if values["external_id"] is not None:
+                existing = self._order_by_external_id(conn, values["external_id"])
+                if existing is not None:
+                    return existing
+            self._check_references(conn, values)
+            if values["order_number"]:
+                self._check_order_number_free(conn, str(values["order_number"]), None)
+            else:
+                values["order_number"] = self._next_order_number(conn, now.year)
+            columns = {
+                **values,
+                "tenant_id": self._tenant_id,
+                "created_at": now.isoformat(),
+                "updated_at": now.isoformat(),
+            }
+            names = ", ".join(columns)
+            marks = ", ".join("?" for _ in columns)
+            try:
+                # The partial unique index is the guarantee; the SELECT above only spares a number.
+                row = conn.execute(
+                    f"INSERT INTO orders ({names}) VALUES ({marks}) "  # noqa: S608  # names are our constants
+                    "ON CONFLICT (tenant_id, external_id) WHERE external_id IS NOT NULL DO NOTHING "
+                    "RETURNING *",
+                    tuple(columns.values()),
+                ).fetchone()
+            except sqlite3.IntegrityError as exc:
+                raise _unique_violation(exc, values) from exc
+            if row is None:
+                existing = self._order_by_external_id(conn, values["external_id"])
+                assert existing is not None  # the conflict was on this very external id
+                return existing
+            return _order(row)
+
+    def update_order(self, order_id: int, changes: Mapping[str, object]) -> Order:
+        """Set the named :class:`Order` fields and return the updated order."""
+        return self._update_order(order_id, changes)[1]
+
+    def _update_order(
+        self, order_id: int, changes: Mapping[str, object]
+    ) -> tuple[Order, Order, tuple[str, ...]]:
+        """Apply ``changes``; return the order before, after, and the fields that really changed."""
+        _check_names("Order", changes, _ORDER_FIELDS)
+        values = _checked(_ORDER_CHECKS, changes)
+        if values.get("order_number") == "":
+            raise HostRecordError(
+                "order_number", changes["order_number"], "cannot be blank once set"
+            )
+        with self._db.write() as conn:
+            row = conn.execute(
+                "SELECT * FROM orders WHERE tenant_id = ? AND id = ?", (self._tenant_id, order_id)
+            ).fetchone()
+            if row is None:
+                raise HostRecordError(
+                    "id", order_id, f"no order with this id in tenant {self._tenant_id}"
+                )
+            changed = {
+                name: value for name, value in values.items() if not _same(name, row[name], value)
+            }
+            if not changed:
+                return _order(row), _order(row), ()
+            self._check_references(conn, changed)
+            if "order_number" in changed:
+                self._check_order_number_free(conn, str(changed["order_number"]), order_id)
+            if changed.get("external_id") is not None:
+                other = self._order_by_external_id(conn, str(changed["external_id"]))
+                if other is not None:
+                    raise HostRecordError(
+                        "external_id",
+                        changed["external_id"],
+                        f"is already used by order {other.id}",
+                    )
+            new_row = self._update_row(conn, "orders", order_id, changed, values)
+        return (
+            _order(row),
+            _order(new_row),
+            tuple(name for name in _ORDER_FIELDS if name in changed),
+        )
+
+    def _order_by_external_id(self, conn: sqlite3.Connection, external_id: object) -> Order | None:
+        row = conn.execute(
+            "SELECT * FROM orders WHERE tenant_id = ? AND external_id = ?",
+            (self._tenant_id, external_id),
+        ).fetchone()
+        return None if row is None else _order(row)
+
+    def _check_order_number_free(
+        self, conn: sqlite3.Connection, number: str, order_id: int | None
+    ) -> None:
+        row = conn.execute(
+            "SELECT id FROM orders WHERE tenant_id = ? AND order_number = ?",
+            (self._tenant_id, number),
+        ).fetchone()
+        if row is not None and row["id"] != order_id:
+            raise HostRecordError(
+                "order_number",
+                number,
+                f"is already used by order {row['id']}; order numbers are unique per tenant",
+            )
+
+    def _next_order_number(self, conn: sqlite3.Connection, year: int) -> str:
+        last = conn.execute(
+            "INSERT INTO order_sequences (tenant_id, year, last) VALUES (?, ?, 1) "
+            "ON CONFLICT (tenant_id, year) DO UPDATE SET last = last + 1 RETURNING last",
+            (self._tenant_id, year),
+        ).fetchone()[0]
+        number = int(last)
+        # Hand-typed numbers may already hold the next one; skip past them like the host does.
+        while conn.execute(
+            "SELECT 1 FROM orders WHERE tenant_id = ? AND order_number = ?",
+            (self._tenant_id, f"ORD-{year:04d}-{number:04d}"),
+        ).fetchone():
+            number += 1
+        if number != last:
+            conn.execute(
+                "UPDATE order_sequences SET last = ? WHERE tenant_id = ? AND year = ?",
+                (number, self._tenant_id, year),
+            )
+        return f"ORD-{year:04d}-{number:04d}"
+
+    def _check_references(self, conn: sqlite3.Connection, values: Mapping[str, object]) -> None:
+        """Refuse foreign keys pointing at another tenant's rows (SQLite's FKs ignore tenants)."""
+        for field, table in (
+            ("company_id", "companies"),
+            ("parent_company_id", "companies"),
+            ("customer_id", "users"),
+        ):
+            value = values.get(field)
+            if (
+                value is not None
+                and conn.execute(
+                    f"SELECT 1 FROM {table} WHERE tenant_id = ? AND id = ?",  # noqa: S608  # constant table names
+                    (self._tenant_id, value),
+                ).fetchone()
+                is None
+            ):
+                raise HostRecordError(field, value, f"no such record in tenant {self._tenant_id}")
+
+    def _update_row(
+        self,
+        conn: sqlite3.Connection,
+        table: str,
+        row_id: int,
+        columns: Mapping[str, object],
+        values: Mapping[str, object],
+    ) -> sqlite3.Row:
+        assignments = ", ".join(f"{name} = ?" for name in columns)
+        try:
+            row: sqlite3.Row = conn.execute(
+                f"UPDATE {table} SET {assignments}, updated_at = ? "  # noqa: S608  # constant names
+                "WHERE tenant_id = ? AND id = ? RETURNING *",
+                (*columns.values(), self._host._now().isoformat(), self._tenant_id, row_id),
+            ).fetchone()
+        except sqlite3.IntegrityError as exc:
+            raise _unique_violation(exc, values) from exc
+        return row
+
+    # Companies -------------------------------------------------------------------------------
+
+    def get_company(self, company_id: int) -> Company | None:
+        """Return the company with this id, or None."""
+        row = self._db.row(
+            "SELECT * FROM companies WHERE tenant_id = ? AND id = ?", (self._tenant_id, company_id)
+        )
+        return None if row is None else _company(row)
+
+    def find_companies_by_name(self, name: str) -> Sequence[Company]:
+        """Return the companies whose name equals ``name`` ignoring case."""
+        rows = self._db.rows(
+            "SELECT * FROM companies WHERE tenant_id = ? AND name_key = ? ORDER BY id",
+            (self._tenant_id, name.casefold()),
+        )
+        return [_company(row) for row in rows]
+
+    def find_companies_by_domain(self, domain: str) -> Sequence[Company]:
+        """Return the companies whose website's normalised domain equals ``domain`` normalised."""
+        wanted = normalize_domain(domain)
+        if not wanted:
+            return []
+        rows = self._db.rows(
+            "SELECT * FROM companies WHERE tenant_id = ? AND domain = ? ORDER BY id",
+            (self._tenant_id, wanted),
+        )
+        return [_company(row) for row in rows]
+
+    def list_companies(self) -> list[Company]:
+        """Return all companies of the tenant, oldest first (demo and tests)."""
+        rows = self._db.rows(
+            "SELECT * FROM companies WHERE tenant_id = ? ORDER BY id", (self._tenant_id,)
+        )
+        return [_company(row) for row in rows]
+
+    def create_company(self, draft: CompanyDraft) -> Company:
+        """Create a company; an existing external id returns that company, as orders do.
+
+        The contract does not promise this for companies, but without it a plugin that crashed
+        between creating a company and recording the link could only duplicate it on retry.
+        """
+        if not isinstance(draft, CompanyDraft):
+            raise TypeError(f"create_company takes a CompanyDraft, not {type(draft).__name__}")
+        values = _checked(_COMPANY_CHECKS, attrs.asdict(draft, recurse=False))
+        now = self._host._now().isoformat()
+        columns = {
+            **_company_columns(values),
+            "tenant_id": self._tenant_id,
+            "created_at": now,
+            "updated_at": now,
+        }
+        with self._db.write() as conn:
+            row = conn.execute(
+                f"INSERT INTO companies ({', '.join(columns)}) "  # noqa: S608  # constant names
+                f"VALUES ({', '.join('?' for _ in columns)}) "
+                "ON CONFLICT (tenant_id, external_id) WHERE external_id IS NOT NULL DO NOTHING "
+                "RETURNING *",
+                tuple(columns.values()),
+            ).fetchone()
+            if row is None:
+                row = conn.execute(
+                    "SELECT * FROM companies WHERE tenant_id = ? AND external_id = ?",
+                    (self._tenant_id, values["external_id"]),
+                ).fetchone()
+        return _company(row)
+
+    def update_company(self, company_id: int, changes: Mapping[str, object]) -> Company:
+        """Set the named :class:`Company` fields and return the updated company."""
+        return self._update_company(company_id, changes)[0]
+
+    def _update_company(
+        self, company_id: int, changes: Mapping[str, object]
+    ) -> tuple[Company, tuple[str, ...]]:
+        _check_names("Company", changes, _COMPANY_FIELDS)
+        values = _checked(_COMPANY_CHECKS, changes)
+        with self._db.write() as conn:
+            row = conn.execute(
+                "SELECT * FROM companies WHERE tenant_id = ? AND id = ?",
+                (self._tenant_id, company_id),
+            ).fetchone()
+            if row is None:
+                raise HostRecordError(
+                    "id", company_id, f"no company with this id in tenant {self._tenant_id}"
+                )
+            before = _company(row)
+            changed = {
+                name: value for name, value in values.items() if getattr(before, name) != value
+            }
+            if not changed:
+                return before, ()
+            if (
+                changed.get("external_id") is not None
+                and conn.execute(
+                    "SELECT 1 FROM companies WHERE tenant_id = ? AND external_id = ?",
+                    (self._tenant_id, changed["external_id"]),
+                ).fetchone()
+            ):
+                raise HostRecordError(
+                    "external_id", changed["external_id"], "is already used by another company"
+                )
+            new_row = self._update_row(
+                conn, "companies", company_id, _company_columns(changed), values
+            )
+        return _company(new_row), tuple(name for name in _COMPANY_FIELDS if name in changed)
+
+    # Contacts --------------------------------------------------------------------------------
+
+    def get_contact(self, contact_id: int) -> Contact | None:
+        """Return the user with this id as a contact (``user_type`` tells staff), or None."""
+        row = self._db.row(
+            "SELECT * FROM users WHERE tenant_id = ? AND id = ?", (self._tenant_id, contact_id)
+        )
+        return None if row is None else _contact(row)
+
+    def find_contact_by_email(self, email: str) -> Contact | None:
+        """Return the user whose email equals ``email`` ignoring case, or None."""
+        row = self._db.row(
+            "SELECT * FROM users WHERE tenant_id = ? AND email_key = ?",
+            (self._tenant_id, email.strip().casefold()),
+        )
+        return None if row is None else _contact(row)
+
+    def create_contact(self, draft: ContactDraft) -> Contact:
+        """Create a portal user for a customer contact and return it."""
+        if not isinstance(draft, ContactDraft):
+            raise TypeError(f"create_contact takes a ContactDraft, not {type(draft).__name__}")
+        row = self._insert_user(
+            _checked(_CONTACT_CHECKS, attrs.asdict(draft, recurse=False)), UserType.PORTAL
+        )
+        return _contact(row)
+
+    def _insert_user(self, values: dict[str, object], user_type: UserType) -> sqlite3.Row:
+        now = self._host._now().isoformat()
+        columns = {
+            **values,
+            "email_key": str(values["email"]).strip().casefold(),
+            "user_type": user_type.value,
+            "tenant_id": self._tenant_id,
+            "created_at": now,
+            "updated_at": now,
+        }
+        with self._db.write() as conn:
+            self._check_email_free(conn, str(values["email"]), None)
+            self._check_references(conn, values)
+            row: sqlite3.Row = conn.execute(
+                f"INSERT INTO users ({', '.join(columns)}) "  # noqa: S608  # constant names
+                f"VALUES ({', '.join('?' for _ in columns)}) RETURNING *",
+                tuple(columns.values()),
+            ).fetchone()
+        return row
+
+    def _check_email_free(self, conn: sqlite3.Connection, email: str, user_id: int | None) -> None:
+        row = conn.execute(
+            "SELECT id FROM users WHERE tenant_id = ? AND email_key = ?",
+            (self._tenant_id, email.strip().casefold()),
+        ).fetchone()
+        if row is not None and row["id"] != user_id:
+            raise HostRecordError(
+                "email", email, f"is already used by user {row['id']} (emails ignore case)"
+            )
+
+    def update_contact(self, contact_id: int, changes: Mapping[str, object]) -> Contact:
+        """Set the named :class:`Contact` fields and return the updated contact."""
+        _check_names("Contact", changes, _CONTACT_FIELDS)
+        values = _checked(_CONTACT_CHECKS, changes)
+        with self._db.write() as conn:
+            row = conn.execute(
+                "SELECT * FROM users WHERE tenant_id = ? AND id = ?", (self._tenant_id, contact_id)
+            ).fetchone()
+            if row is None:
+                raise HostRecordError(
+                    "id", contact_id, f"no contact with this id in tenant {self._tenant_id}"
+                )
+            changed = {name: value for name, value in values.items() if row[name] != value}
+            if not changed:
+                return _contact(row)
+            self._check_references(conn, changed)
+            columns = dict(changed)
+            if "email" in changed:
+                self._check_email_free(conn, str(changed["email"]), contact_id)
+                columns["email_key"] = str(changed["email"]).strip().casefold()
+            return _contact(self._update_row(conn, "users", contact_id, columns, values))
+
+    # Users, permissions, notifications -------------------------------------------------------
+
+    def current_user(self) -> User | None:
+        """Return the user of the current admin operation (see ``acting_as``) if of this tenant."""
+        user = self._host._acting_user.get()
+        return user if user is not None and user.tenant_id == self._tenant_id else None
+
+    def has_permission(self, user: User, permission: str) -> bool:
+        """Return whether ``user`` holds ``permission`` in this tenant."""
+        if user.tenant_id != self._tenant_id:
+            return False
+        row = self._db.row(
+            "SELECT 1 FROM permissions JOIN users ON users.id = permissions.user_id "
+            "WHERE users.tenant_id = ? AND users.id = ? AND permissions.permission = ?",
+            (self._tenant_id, user.id, permission),
+        )
+        return row is not None
+
+    def notify_admins(self, subject: str, message: str, level: str) -> None:
+        """Record a notification for this tenant's admins (see ``ReferenceHost.notifications``)."""
+        if level not in NOTIFICATION_LEVELS:
+            raise ValueError(
+                f"level must be one of {', '.join(NOTIFICATION_LEVELS)}, not {level!r}"
+            )
+        with self._db.write() as conn:
+            conn.execute(
+                "INSERT INTO notifications (tenant_id, subject, message, level, created_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (self._tenant_id, subject, message, level, self._host._now().isoformat()),
+            )
+        logger.log(_LOG_LEVELS[level], "tenant %s admins notified: %s", self._tenant_id, subject)
+
+
+# ---------------------------------------------------------------------------------------------
+# HTTP plumbing
+# ---------------------------------------------------------------------------------------------
+
+
+class _Headers(Mapping[str, str]):
+    """Request headers, looked up ignoring case as HTTP requires; repeated ones joined by ``, ``."""
+
+    def __init__(self, items: Iterable[tuple[str, str]]) -> None:
+        self._items: dict[str, tuple[str, str]] = {}
+        for name, value in items:
+            key = name.lower()
+            if key in self._items:
+                value = f"{self._items[key][1]}, {value}"
+            self._items[key] = (name, value)
+
+    def __getitem__(self, name: str) -> str:
+        return self._items[name.lower()][1]
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name, _ in self._items.values())
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return f"_Headers({dict(self.items())!r})"
+
+
+@attrs.frozen
+class _MountedRoute:
+    route: HttpRoute
+    segments: tuple[str, ...]
+
+    def match(self, segments: Sequence[str]) -> dict[str, str] | None:
+        if len(segments) != len(self.segments):
+            return None
+        params: dict[str, str] = {}
+        for pattern, segment in zip(self.segments, segments, strict=True):
+            if pattern.startswith("{") and pattern.endswith("}"):
+                params[pattern[1:-1]] = segment
+            elif pattern != segment:
+                return None
+        return params
+
+
+def _split_path(path: str) -> list[str]:
+    return [unquote(segment) for segment in path.split("/") if segment]
+
+
+def _wsgi_headers(environ: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """Yield the request headers of a WSGI environ under their HTTP names."""
+    for key, value in environ.items():
+        if key.startswith("HTTP_"):
+            yield key[5:].replace("_", "-").title(), value
+        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
+            yield key.replace("_", "-").title(), value
+
+
+def _json_response(
+    status: int, message: str, headers: Mapping[str, str] | None = None
+) -> HttpResponse:
+    body = json.dumps({"error": message}).encode()
+    return HttpResponse(status, body, {"Content-Type": "application/json", **(headers or {})})
+
+
+# ---------------------------------------------------------------------------------------------
+# The host
+# ---------------------------------------------------------------------------------------------
+
+
+class ReferenceHost:
+    """A multi-tenant host in one SQLite file under ``data_dir``, with its own plugin manager.
+
+    :param data_dir: where the database (``host.sqlite3``) and plugin directories live.
+    :param load_entrypoints: discover plugins through the ``ambac_tracker`` entry-point group.
+    :param plugins: extra plugin objects to register (tests), after entry points.
+    :param clock: returns the current tz-aware time; timestamps and order years use it.
+    :param mount_prefix: the URL path plugin routes are mounted under.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        load_entrypoints: bool = True,
+        plugins: Iterable[object] = (),
+        clock: Callable[[], datetime] = _utc_now,
+        mount_prefix: str = DEFAULT_MOUNT_PREFIX,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._clock = clock
+        self.mount_prefix = "/" + mount_prefix.strip("/")
+        self._db = _Database(self.data_dir / "host.sqlite3")
+        # A ContextVar, not a plain attribute: each thread or task acts as its own user.
+        self._acting_user: contextvars.ContextVar[User | None] = contextvars.ContextVar(
+            f"reference_host_user_{id(self)}", default=None
+        )
+        self._url_map: list[_MountedRoute] | None = None
+        self._tasks: list[PeriodicTask] | None = None
+        self._scheduler: tuple[threading.Thread, threading.Event] | None = None
+        self.plugin_manager = pluggy.PluginManager(contract.PROJECT_NAME)
+        self.plugin_manager.add_hookspecs(contract)
+        self.plugin_manager.hook.ambac_add_hookspecs.call_historic(
+            kwargs={"plugin_manager": self.plugin_manager}
+        )
+        if load_entrypoints:
+            self.plugin_manager.load_setuptools_entrypoints(contract.PROJECT_NAME)
+        for plugin in plugins:
+            self.plugin_manager.register(plugin)
+        self.plugin_manager.check_pending()
+
+    def __enter__(self) -> ReferenceHost:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the scheduler thread, if any, and close every database connection."""
+        self.stop_scheduler()
+        self._db.close()
+
+    def _now(self) -> datetime:
+        return _to_utc(self._clock(), "the host clock's time")
+
+    @property
+    def database_path(self) -> Path:
+        """The SQLite file holding every tenant's rows."""
+        return self._db.path
+
+    # Tenants, users, permissions -------------------------------------------------------------
+
+    def create_tenant(self, name: str) -> int:
+        """Create a tenant and return its id."""
+        _text("name", name, required=True)
+        with self._db.write() as conn:
+            row = conn.execute(
+                "INSERT INTO tenants (name, created_at) VALUES (?, ?) RETURNING id",
+                (name, self._now().isoformat()),
+            ).fetchone()
+        return int(row[0])
+
+    def tenant_ids(self) -> list[int]:
+        """Return the ids of all tenants, in creation order."""
+        return [int(row[0]) for row in self._db.rows("SELECT id FROM tenants ORDER BY id")]
+
+    def services(self, tenant_id: int) -> TenantServices:
+        """Return the host services scoped to ``tenant_id`` (LookupError if no such tenant)."""
+        if self._db.row("SELECT 1 FROM tenants WHERE id = ?", (tenant_id,)) is None:
+            raise LookupError(f"no tenant with id {tenant_id}")
+        return TenantServices(self, tenant_id)
+
+    def create_user(
+        self, tenant_id: int, email: str, *, first_name: str = "", last_name: str = ""
+    ) -> User:
+        """Create a staff user of the tenant (emails are unique per tenant, ignoring case)."""
+        values = _checked(
+            _CONTACT_CHECKS, {"email": email, "first_name": first_name, "last_name": last_name}
+        )
+        row = self.services(tenant_id)._insert_user({**values, "phone": ""}, UserType.STAFF)
+        return _user(row)
+
+    def get_user(self, user_id: int) -> User | None:
+        """Return the user with this id, of any tenant, or None."""
+        row = self._db.row("SELECT * FROM users WHERE id = ?", (user_id,))
+        return None if row is None else _user(row)
+
+    def grant(self, user: User, permission: str) -> None:
+        """Give ``user`` a permission in its tenant (idempotent)."""
+        _text("permission", permission, required=True)
+        with self._db.write() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO permissions (user_id, permission) VALUES (?, ?)",
+                (user.id, permission),
+            )
+
+    def revoke(self, user: User, permission: str) -> None:
+        """Take a permission away from ``user`` (idempotent)."""
+        with self._db.write() as conn:
+            conn.execute(
+                "DELETE FROM permissions WHERE user_id = ? AND permission = ?",
+                (user.id, permission),
+            )
+
+    @contextlib.contextmanager
+    def acting_as(self, user: User | None) -> Iterator[User | None]:
+        """Make ``user`` the current user (``current_user()``) of this thread inside the block."""
+        token = self._acting_user.set(user)
+        try:
+            yield user
+        finally:
+            self._acting_user.reset(token)
+
+    def create_api_token(self, user: User) -> str:
+        """Issue a bearer token that authenticates ``user`` on :meth:`wsgi_app` (stored hashed)."""
+        token = secrets.token_urlsafe(32)
+        with self._db.write() as conn:
+            conn.execute(
+                "INSERT INTO api_tokens (token_hash, user_id, created_at) VALUES (?, ?, ?)",
+                (hashlib.sha256(token.encode()).hexdigest(), user.id, self._now().isoformat()),
+            )
+        return token
+
+    def user_for_token(self, token: str) -> User | None:
+        """Return the user a bearer token was issued to, or None."""
+        row = self._db.row(
+            "SELECT users.* FROM api_tokens JOIN users ON users.id = api_tokens.user_id "
+            "WHERE token_hash = ?",
+            (hashlib.sha256(token.encode()).hexdigest(),),
+        )
+        return None if row is None else _user(row)
+
+    def notifications(self, tenant_id: int) -> list[Notification]:
+        """Return the notifications recorded for the tenant's admins, oldest first."""
+        rows = self._db.rows(
+            "SELECT * FROM notifications WHERE tenant_id = ? ORDER BY id", (tenant_id,)
+        )
+        return [
+            Notification(
+                id=int(row["id"]),
+                tenant_id=int(row["tenant_id"]),
+                subject=str(row["subject"]),
+                message=str(row["message"]),
+                level=str(row["level"]),
+                created_at=datetime.fromisoformat(row["created_at"]),
+            )
+            for row in rows
+        ]
+
+    def plugin_data_dir(self, plugin_id: str) -> Path:
+        """Return (creating it) ``<data dir>/plugins/<plugin_id>``."""
+        if not _PLUGIN_ID.match(plugin_id):
+            raise ValueError(
+                f"plugin id {plugin_id!r} is not a safe directory name ([a-z0-9_.-], <= 64)"
+            )
+        path = self.data_dir / "plugins" / plugin_id
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    # Plugin administration -------------------------------------------------------------------
+
+    def list_plugins(self) -> list[PluginManifest]:
+        """Return the manifests of all registered plugins (``ambac_plugin_manifest``), by id."""
+        manifests: list[PluginManifest] = list(self.plugin_manager.hook.ambac_plugin_manifest())
+        seen: set[str] = set()
+        for manifest in manifests:
+            if not isinstance(manifest, PluginManifest):
+                raise TypeError(
+                    f"ambac_plugin_manifest returned {manifest!r}, not a PluginManifest"
+                )
+            if manifest.id in seen:
+                raise ValueError(
+                    f"two installed plugins declare the id {manifest.id!r}; uninstall one"
+                )
+            seen.add(manifest.id)
+        return sorted(manifests, key=lambda manifest: manifest.id)
+
+    def _require_plugin(self, plugin_id: str) -> None:
+        if plugin_id not in {manifest.id for manifest in self.list_plugins()}:
+            raise LookupError(f"no installed plugin has the id {plugin_id!r}")
+
+    def plugin_settings(self, tenant_id: int, plugin_id: str) -> dict[str, Any] | None:
+        """Return the settings stored for the plugin in the tenant, or None if never saved."""
+        row = self._db.row(
+            "SELECT settings FROM plugin_settings WHERE tenant_id = ? AND plugin_id = ?",
+            (tenant_id, plugin_id),
+        )
+        return None if row is None else dict(json.loads(row["settings"]))
+
+    def is_plugin_enabled(self, tenant_id: int, plugin_id: str) -> bool:
+        """Return whether the tenant's admin has the plugin switched on."""
+        row = self._db.row(
+            "SELECT enabled FROM plugin_settings WHERE tenant_id = ? AND plugin_id = ?",
+            (tenant_id, plugin_id),
+        )
+        return row is not None and bool(row["enabled"])
+
+    def _store_settings(
+        self, tenant_id: int, plugin_id: str, settings: str | None, enabled: bool
+    ) -> None:
+        with self._db.write() as conn:
+            conn.execute(
+                "INSERT INTO plugin_settings (tenant_id, plugin_id, settings, enabled, updated_at) "
+                "VALUES (?, ?, coalesce(?, '{}'), ?, ?) "
+                "ON CONFLICT (tenant_id, plugin_id) DO UPDATE SET "
+                "settings = coalesce(?, settings), enabled = excluded.enabled, "
+                "updated_at = excluded.updated_at",
+                (tenant_id, plugin_id, settings, int(enabled), self._now().isoformat(), settings),
+            )
+
+    def enable_plugin(
+        self, tenant_id: int, plugin_id: str, settings: Mapping[str, Any]
+    ) -> list[object]:
+        """Switch a plugin on for a tenant, as the admin's "Enable" button does.
+
+        Calls ``ambac_settings_changed`` then ``ambac_plugin_enabled``; stores the settings and
+        the enabled flag only when neither raised (the error propagates). Returns the reports
+        ``ambac_plugin_enabled`` collected.
+        """
+        services = self.services(tenant_id)
+        self._require_plugin(plugin_id)
+        text = json.dumps(settings, sort_keys=True)  # fails early on settings JSON cannot hold
+        settings = json.loads(text)  # plugins see exactly what the host will store
+        self.plugin_manager.hook.ambac_settings_changed(
+            host=services, tenant_id=tenant_id, settings=settings
+        )
+        reports: list[object] = self.plugin_manager.hook.ambac_plugin_enabled(
+            host=services, tenant_id=tenant_id, settings=settings
+        )
+        self._store_settings(tenant_id, plugin_id, text, enabled=True)
+        return reports
+
+    def change_settings(self, tenant_id: int, plugin_id: str, settings: Mapping[str, Any]) -> None:
+        """Save new settings for a plugin, after ``ambac_settings_changed`` accepted them."""
+        services = self.services(tenant_id)
+        self._require_plugin(plugin_id)
+        text = json.dumps(settings, sort_keys=True)
+        self.plugin_manager.hook.ambac_settings_changed(
+            host=services, tenant_id=tenant_id, settings=json.loads(text)
+        )
+        self._store_settings(
+            tenant_id, plugin_id, text, enabled=self.is_plugin_enabled(tenant_id, plugin_id)
+        )
+
+    def disable_plugin(self, tenant_id: int, plugin_id: str) -> None:
+        """Switch a plugin off for a tenant, keeping its settings, then call the disabled hook.
+
+        The flag is stored first, so a plugin whose hook fails is still off at the next start:
+        an admin must always be able to switch an integration off.
+        """
+        services = self.services(tenant_id)
+        self._store_settings(tenant_id, plugin_id, None, enabled=False)
+        self.plugin_manager.hook.ambac_plugin_disabled(host=services, tenant_id=tenant_id)
+
+    def start(self) -> list[PluginStart]:
+        """Call ``ambac_plugin_enabled`` for every tenant with a plugin enabled (host start).
+
+        One tenant's failure does not stop the others: it is logged, notified to that tenant's
+        admins and reported in the returned list.
+        """
+        installed = {manifest.id for manifest in self.list_plugins()}
+        rows = self._db.rows(
+            "SELECT tenant_id, plugin_id, settings FROM plugin_settings WHERE enabled = 1 "
+            "ORDER BY tenant_id, plugin_id"
+        )
+        outcomes: list[PluginStart] = []
+        for row in rows:
+            tenant_id, plugin_id = int(row["tenant_id"]), str(row["plugin_id"])
+            if plugin_id not in installed:
+                logger.warning(
+                    "tenant %s has plugin %r enabled but it is not installed", tenant_id, plugin_id
+                )
+                continue
+            services = self.services(tenant_id)
+            try:
+                reports = self.plugin_manager.hook.ambac_plugin_enabled(
+                    host=services, tenant_id=tenant_id, settings=json.loads(row["settings"])
+                )
+            except Exception as exc:
+                logger.exception("plugin %r failed to start for tenant %s", plugin_id, tenant_id)
+                services.notify_admins(f"Plugin {plugin_id} could not start", str(exc), "error")
+                outcomes.append(
+                    PluginStart(tenant_id, plugin_id, error=f"{type(exc).__name__}: {exc}")
+                )
+            else:
+                outcomes.append(PluginStart(tenant_id, plugin_id, tuple(reports)))
+        return outcomes
+
+    # Domain operations: the host's own edits, which fire events like its model signals ------
+
+    def create_order(self, tenant_id: int, draft: OrderDraft) -> Order:
+        """Create an order as a host user would (the contract has no "order created" event)."""
+        return self.services(tenant_id).create_order(draft)
+
+    def set_order_status(self, tenant_id: int, order_id: int, status: OrderStatus | str) -> Order:
+        """Change an order's status; fires ``ambac_order_status_changed`` if it really changed."""
+        return self.edit_order(tenant_id, order_id, order_status=status)
+
+    def edit_order(self, tenant_id: int, order_id: int, **changes: object) -> Order:
+        """Edit order fields; commits, then fires one event per kind of change.
+
+        A status change fires ``ambac_order_status_changed``; other changed fields fire
+        ``ambac_order_updated`` with their names (``order_status`` is never among them, so each
+        change reaches plugins once). Unchanged values fire nothing.
+        """
+        services = self.services(tenant_id)
+        before, after, changed = services._update_order(order_id, changes)
+        if "order_status" in changed:
+            self.plugin_manager.hook.ambac_order_status_changed(
+                host=services, order=after, previous_status=before.order_status
+            )
+        others = tuple(name for name in changed if name != "order_status")
+        if others:
+            self.plugin_manager.hook.ambac_order_updated(
+                host=services, order=after, changed_fields=others
+            )
+        return after
+
+    def ship_order(self, tenant_id: int, order_id: int, shipment: Shipment) -> Order:
+        """Record a shipment of the order, then fire ``ambac_order_shipped``."""
+        if not isinstance(shipment, Shipment):
+            raise TypeError(f"ship_order takes a Shipment, not {type(shipment).__name__}")
+        for field in ("carrier", "tracking_number", "tracking_url"):
+            _text(field, getattr(shipment, field))
+        ship_date = _optional_date("ship_date", shipment.ship_date)
+        services = self.services(tenant_id)
+        with self._db.write() as conn:
+            row = conn.execute(
+                "SELECT * FROM orders WHERE tenant_id = ? AND id = ?", (tenant_id, order_id)
+            ).fetchone()
+            if row is None:
+                raise HostRecordError(
+                    "id", order_id, f"no order with this id in tenant {tenant_id}"
+                )
+            conn.execute(
+                "INSERT INTO shipments (tenant_id, order_id, carrier, tracking_number, "
+                "tracking_url, ship_date, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    tenant_id,
+                    order_id,
+                    shipment.carrier,
+                    shipment.tracking_number,
+                    shipment.tracking_url,
+                    ship_date,
+                    self._now().isoformat(),
+                ),
+            )
+        order = _order(row)
+        self.plugin_manager.hook.ambac_order_shipped(host=services, order=order, shipment=shipment)
+        return order
+
+    def shipments(self, tenant_id: int, order_id: int) -> list[Shipment]:
+        """Return the shipments recorded for an order, oldest first."""
+        rows = self._db.rows(
+            "SELECT * FROM shipments WHERE tenant_id = ? AND order_id = ? ORDER BY id",
+            (tenant_id, order_id),
+        )
+        return [
+            Shipment(
+                row["carrier"],
+                row["tracking_number"],
+                row["tracking_url"],
+                _date_or_none(row["ship_date"]),
+            )
+            for row in rows
+        ]
+
+    def save_company(
+        self, tenant_id: int, company_id: int | None = None, /, **fields: object
+    ) -> Company:
+        """Create (no ``company_id``) or edit a company, then fire ``ambac_company_saved``.
+
+        On create every field counts as changed; an edit that changes nothing fires nothing.
+        """
+        services = self.services(tenant_id)
+        changed: tuple[str, ...]
+        if company_id is None:
+            company = services.create_company(CompanyDraft(**fields))  # type: ignore[arg-type]  # checked inside
+            changed = _COMPANY_FIELDS
+        else:
+            company, changed = services._update_company(company_id, fields)
+        if changed:
+            self.plugin_manager.hook.ambac_company_saved(
+                host=services, company=company, changed_fields=changed
+            )
+        return company
+
+    # HTTP ------------------------------------------------------------------------------------
+
+    def routes(self) -> list[HttpRoute]:
+        """Return the routes of all plugins (``ambac_http_routes``, called once and kept)."""
+        return [mounted.route for mounted in self._routes()]
+
+    def _routes(self) -> list[_MountedRoute]:
+        if self._url_map is None:
+            url_map: list[_MountedRoute] = []
+            seen: dict[tuple[str, tuple[str, ...]], str] = {}
+            for routes in self.plugin_manager.hook.ambac_http_routes():
+                for route in routes:
+                    if not isinstance(route, HttpRoute):
+                        raise TypeError(f"ambac_http_routes returned {route!r}, not an HttpRoute")
+                    segments = tuple(_split_path(self.mount_prefix) + _split_path(route.path))
+                    key = (route.method.upper(), segments)
+                    if key in seen:
+                        raise ValueError(
+                            f"routes {seen[key]!r} and {route.name!r} both claim {key}"
+                        )
+                    seen[key] = route.name
+                    url_map.append(_MountedRoute(route, segments))
+            self._url_map = url_map
+        return self._url_map
+
+    def handle_http(
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] = (),
+        body: bytes = b"",
+        user: User | None = None,
+        public_base_url: str = "http://localhost",
+    ) -> HttpResponse:
+        """Route one request to a plugin handler, checking the route's permission first.
+
+        ``path`` is the raw request path, query string included. Answers 404 (no route), 405
+        (wrong method), 401 (permission needed, no user), 403 (user lacks it), 500 (the handler
+        raised or returned something else than an HttpResponse), else the handler's response.
+        """
+        raw_path, _, query = path.partition("?")
+        segments = _split_path(raw_path)
+        matches = [(mounted, mounted.match(segments)) for mounted in self._routes()]
+        candidates = [(mounted, params) for mounted, params in matches if params is not None]
+        if not candidates:
+            return _json_response(404, f"no route for {raw_path}")
+        chosen = [(m, p) for m, p in candidates if m.route.method.upper() == method.upper()]
+        if not chosen:
+            allowed = ", ".join(sorted({m.route.method.upper() for m, _ in candidates}))
+            return _json_response(405, f"{method} is not allowed here", {"Allow": allowed})
+        mounted, params = chosen[0]
+        route = mounted.route
+        if route.permission is not None:
+            if user is None:
+                return _json_response(401, "sign in first", {"WWW-Authenticate": "Bearer"})
+            if not self.services(user.tenant_id).has_permission(user, route.permission):
+                return _json_response(403, f"this needs the {route.permission!r} permission")
+        request = HttpRequest(
+            method=method.upper(),
+            url=public_base_url.rstrip("/") + path,
+            headers=headers
+            if isinstance(headers, _Headers)
+            else _Headers(headers.items() if isinstance(headers, Mapping) else headers),
+            body=body,
+            user=user,
+            path_params=params,
+            query=dict(parse_qsl(query, keep_blank_values=True)),
+        )
+        try:
+            with self.acting_as(user):
+                response = route.handler(request)
+        except Exception:
+            # A real host answers 500 and logs; for webhooks that makes the sender retry.
+            logger.exception("route %r failed on %s %s", route.name, method, raw_path)
+            return _json_response(500, "the plugin failed to handle this request")
+        if not isinstance(response, HttpResponse):
+            logger.error("route %r returned %r, not an HttpResponse", route.name, response)
+            return _json_response(500, "the plugin returned an invalid response")
+        return response
+
+    def wsgi_app(
+        self,
+        *,
+        public_base_url: str | None = None,
+        authenticate: Callable[[Mapping[str, str]], User | None] | None = None,
+    ) -> Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]:
+        """Return a WSGI application serving :meth:`handle_http` (e.g. with ``wsgiref``).
+
+        Users authenticate with ``Authorization: Bearer <token>`` from :meth:`create_api_token`
+        unless ``authenticate`` is given. ``public_base_url`` overrides the URL the request
+        names (behind a proxy, set it to what clients call).
+        """
+
+        def bearer_user(headers: Mapping[str, str]) -> User | None:
+            scheme, _, token = headers.get("Authorization", "").partition(" ")
+            return (
+                self.user_for_token(token.strip()) if scheme.lower() == "bearer" and token else None
+            )
+
+        resolve_user = authenticate or bearer_user
+
+        def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            headers = _Headers(_wsgi_headers(environ))
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            body = environ["wsgi.input"].read(length) if length > 0 else b""
+            # PEP 3333 hands PATH_INFO decoded as latin-1; re-quote it to get the raw path back.
+            raw = (environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")).encode("latin-1")
+            path = quote(raw, safe="/:@!$&'()*+,;=-._~")
+            if environ.get("QUERY_STRING"):
+                path += "?" + environ["QUERY_STRING"]
+            base = public_base_url or "{}://{}".format(
+                environ["wsgi.url_scheme"],
+                environ.get("HTTP_HOST") or f"{environ['SERVER_NAME']}:{environ['SERVER_PORT']}",
+            )
+            response = self.handle_http(
+                environ["REQUEST_METHOD"], path, headers=headers, body=body,
+                user=resolve_user(headers), public_base_url=base,
+            )  # fmt: skip
+            try:
+                phrase = http.HTTPStatus(response.status).phrase
+            except ValueError:
+                phrase = "Unknown"
+            response_headers = [
+                (name, value)
+                for name, value in response.headers.items()
+                if name.lower() != "content-length"
+            ]
+            response_headers.append(("Content-Length", str(len(response.body))))
+            start_response(f"{response.status} {phrase}", response_headers)
+            return [response.body]
+
+        return app
+
+    # Scheduler -------------------------------------------------------------------------------
+
+    def periodic_tasks(self) -> list[PeriodicTask]:
+        """Return the tasks of all plugins (``ambac_periodic_tasks``, called once and kept)."""
+        if self._tasks is None:
+            tasks: list[PeriodicTask] = []
+            for batch in self.plugin_manager.hook.ambac_periodic_tasks():
+                for task in batch:
+                    if not isinstance(task, PeriodicTask):
+                        raise TypeError(
+                            f"ambac_periodic_tasks returned {task!r}, not a PeriodicTask"
+                        )
+                    if any(other.name == task.name for other in tasks):
+                        raise ValueError(f"two periodic tasks are named {task.name!r}")
+                    tasks.append(task)
+            self._tasks = tasks
+        return self._tasks
+
+    def run_due_tasks(self, now: datetime | None = None) -> list[TaskRun]:
+        """Run every task whose interval has elapsed since its last run (never run: due).
+
+        A task is claimed (its last run set to ``now``) in a write transaction before it runs,
+        so two workers sharing the database never both run it, and a failing task waits a full
+        interval instead of spinning. Tasks get services scoped to the first tenant (the
+        contract lets them switch with ``for_tenant``); with no tenant nothing runs.
+        """
+        moment = _to_utc(now, "now") if now is not None else self._now()
+        tenants = self.tenant_ids()
+        if not tenants:
+            return []
+        services = self.services(tenants[0])
+        runs: list[TaskRun] = []
+        for task in self.periodic_tasks():
+            if not self._claim(task, moment):
+                continue
+            try:
+                task.run(services)
+            except Exception as exc:
+                logger.exception("periodic task %r failed", task.name)
+                runs.append(TaskRun(task.name, moment, f"{type(exc).__name__}: {exc}"))
+            else:
+                runs.append(TaskRun(task.name, moment))
+        return runs
+
+    def _claim(self, task: PeriodicTask, moment: datetime) -> bool:
+        with self._db.write() as conn:
+            row = conn.execute(
+                "SELECT last_run_at FROM task_runs WHERE name = ?", (task.name,)
+            ).fetchone()
+            if row is not None and moment - datetime.fromisoformat(row[0]) < task.interval:
+                return False
+            conn.execute(
+                "INSERT INTO task_runs (name, last_run_at) VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET last_run_at = excluded.last_run_at",
+                (task.name, moment.isoformat()),
+            )
+        return True
+
+    def start_scheduler(self, poll_seconds: float = 1.0) -> None:
+        """Run :meth:`run_due_tasks` in a background thread every ``poll_seconds``."""
+        if self._scheduler is not None:
+            raise RuntimeError("the scheduler is already running")
+        stop = threading.Event()
+
+        def loop() -> None:
+            while not stop.is_set():
+                try:
+                    self.run_due_tasks()
+                except Exception:  # the loop must outlive one bad round
+                    logger.exception("scheduler round failed")
+                stop.wait(poll_seconds)
+
+        thread = threading.Thread(target=loop, name="reference-host-scheduler", daemon=True)
+        self._scheduler = (thread, stop)
+        thread.start()
+
+    def stop_scheduler(self, timeout: float = 10.0) -> None:
+        """Stop the background scheduler thread, if running, and wait for it."""
+        if self._scheduler is None:
+            return
+        thread, stop = self._scheduler
+        stop.set()
+        thread.join(timeout)
+        self._scheduler = None
+
+
+# Static check that TenantServices fulfils the Protocol plugins are typed against.
+_SERVICES_CHECK: type[HostServices] = TenantServices
