@@ -74,10 +74,11 @@ class PluginHooks:
                     "callable; register a factory taking the strategy's options."
                 )
             if name in found:
+                both = " and ".join(sorted((owners[name], current["plugin"])))
                 raise ConfigError(
-                    f"Two packages register a {kind} strategy named {name!r}: "
-                    f"{owners[name]} and {current['plugin']}. Strategy names are settings keys "
-                    "and must be unique; uninstall one or ask its author to rename it."
+                    f"Two packages register a {kind} strategy named {name!r}: {both}. "
+                    "Strategy names are settings keys and must be unique; uninstall one or "
+                    "ask its author to rename it."
                 )
             found[name] = factory
             owners[name] = current["plugin"]

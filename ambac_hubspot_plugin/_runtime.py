@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -31,9 +31,9 @@ if TYPE_CHECKING:
     # settings (cattrs) and the store (SQLAlchemy) load on first enable, not at registration.
     from ._facade import PluginHooks
     from .settings import Settings
-    from .store import Job, QueueRunner, SqlStore
+    from .store import Job, QueueRunner, SqlStateStore
 
-__all__ = ["EnableReport", "Runtime"]
+__all__ = ["EnableReport", "Runtime", "store_status"]
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +41,6 @@ Clock = Callable[[], datetime]
 JobHandler = Callable[["Job"], None]
 
 STORE_FILE = "hubspot.sqlite3"
-
-
-def utc_now() -> datetime:
-    """Return the current time, tz-aware UTC (the default clock)."""
-    return datetime.now(UTC)
 
 
 @attrs.frozen
@@ -82,13 +77,15 @@ class _Tenant:
 class Runtime:
     """Enabled tenants, open stores and queue runners of one plugin manager."""
 
-    def __init__(self, hooks: PluginHooks, *, clock: Clock = utc_now) -> None:
+    def __init__(self, hooks: PluginHooks, *, clock: Clock | None = None) -> None:
+        from .store import utc_now
+
         self.hooks = hooks
-        self.clock = clock
+        self.clock = clock or utc_now
         self.worker_id = f"{os.uname().nodename}:{os.getpid()}:{id(self):x}"
         self._lock = threading.RLock()
         self._tenants: dict[int, _Tenant] = {}
-        self._stores: dict[str, SqlStore] = {}
+        self._stores: dict[str, SqlStateStore] = {}
         self._runners: dict[str, QueueRunner] = {}
         # Job kinds this version processes, filled by the features that own them. Jobs of other
         # kinds stay queued (they are not claimed) until a version that handles them runs.
@@ -151,7 +148,7 @@ class Runtime:
         with self._lock:
             return tenant_id in self._tenants
 
-    def store_for(self, tenant_id: int) -> SqlStore:
+    def store_for(self, tenant_id: int) -> SqlStateStore:
         """Return the store of an enabled tenant."""
         with self._lock:
             tenant = self._tenants.get(tenant_id)
@@ -193,36 +190,7 @@ class Runtime:
         """Return the tenant's status as JSON-compatible data (no secrets)."""
         if not self.is_enabled(tenant_id):
             return {"tenant_id": tenant_id, "enabled": False}
-        store = self.store_for(tenant_id)
-        depths: dict[str, dict[str, int]] = {}
-        for (state, kind), count in store.depths(tenant_id).items():
-            depths.setdefault(str(state), {})[kind] = count
-        runs = [
-            {
-                "id": run.id,
-                "kind": run.kind,
-                "status": str(run.status),
-                "started_at": run.started_at.isoformat(),
-                "ended_at": run.ended_at.isoformat() if run.ended_at else None,
-                "created": run.created,
-                "updated": run.updated,
-                "skipped": run.skipped,
-                "failed": run.failed,
-                "error": run.error,
-            }
-            for run in store.recent_runs(tenant_id, limit=10)
-        ]
-        entries = [
-            {
-                "level": str(e.level),
-                "what": e.what,
-                "record": e.record,
-                "message": e.message,
-                "at": e.created_at.isoformat(),
-            }
-            for e in store.read_log(tenant_id, limit=20).entries
-        ]
-        return {"tenant_id": tenant_id, "enabled": True, "queue": depths, "recent_runs": runs, "log": entries}
+        return {"enabled": True, **store_status(self.store_for(tenant_id), tenant_id)}
 
     def drain(self, *, max_jobs: int | None = None, deadline: datetime | None = None) -> int:
         """Run due jobs of every open store once; return how many ran."""
@@ -232,8 +200,7 @@ class Runtime:
             urls = {t.store_url for t in self._tenants.values()}
         total = 0
         for url in sorted(urls):
-            counts = self._runner(url).drain(max_jobs=max_jobs, deadline=deadline)
-            total += sum(counts.values()) if isinstance(counts, Mapping) else int(counts)
+            total += self._runner(url).drain(max_jobs=max_jobs, deadline=deadline).claimed
         return total
 
     def close(self) -> None:
@@ -262,7 +229,7 @@ class Runtime:
             return settings.store_url
         return f"sqlite:///{host.plugin_data_dir('hubspot') / STORE_FILE}"
 
-    def _store(self, url: str) -> SqlStore:
+    def _store(self, url: str) -> SqlStateStore:
         with self._lock:
             store = self._stores.get(url)
             if store is None:
@@ -278,8 +245,10 @@ class Runtime:
             if runner is None:
                 from .store import QueueRunner
 
+                # Claim only kinds this version handles: the others wait for a version that does.
                 runner = QueueRunner(
-                    self._stores[url], self.handlers, worker_id=self.worker_id, clock=self.clock
+                    self._stores[url], self.handlers, worker_id=self.worker_id,
+                    clock=self.clock, kinds=tuple(self.handlers),
                 )
                 self._runners[url] = runner
             return runner
@@ -288,6 +257,39 @@ class Runtime:
         # No thread while this version has nothing to run: jobs wait for a version that does.
         if self.handlers:
             self._runner(url).start()
+
+
+def store_status(store: SqlStateStore, tenant_id: int) -> dict[str, Any]:
+    """Return a tenant's queue depths, recent runs and log from its store, as JSON-ready data."""
+    depths: dict[str, dict[str, int]] = {}
+    for (state, kind), count in store.depths(tenant_id).items():
+        depths.setdefault(str(state), {})[kind] = count
+    runs = [
+        {
+            "id": run.id,
+            "kind": run.kind,
+            "status": str(run.status),
+            "started_at": run.started_at.isoformat(),
+            "ended_at": run.ended_at.isoformat() if run.ended_at else None,
+            "created": run.created,
+            "updated": run.updated,
+            "skipped": run.skipped,
+            "failed": run.failed,
+            "error": run.error,
+        }
+        for run in store.recent_runs(tenant_id, limit=10)
+    ]
+    entries = [
+        {
+            "level": str(e.level),
+            "what": e.what,
+            "record": e.record,
+            "message": e.message,
+            "at": e.created_at.isoformat(),
+        }
+        for e in store.read_log(tenant_id, limit=20).entries
+    ]
+    return {"tenant_id": tenant_id, "queue": depths, "recent_runs": runs, "log": entries}
 
 
 def _level(name: str) -> Any:
