@@ -1,5 +1,7 @@
 """The state store: migrations, links, checkpoints, sync runs, integration log, bad settings."""
 
+# ruff: noqa: F811  # the fixtures imported from _store_support are re-bound as test arguments
+
 from __future__ import annotations
 
 import multiprocessing

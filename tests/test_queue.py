@@ -1,0 +1,366 @@
+"""The durable job queue and its runner, on SQLite and PostgreSQL, in one and many processes."""
+
+# ruff: noqa: F811  # the fixtures imported from _store_support are re-bound as test arguments
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ambac_hubspot_plugin.store import (
+    Backoff,
+    Job,
+    JobQueue,
+    JobState,
+    LeaseLostError,
+    QueueRunner,
+    open_store,
+    utc_now,
+)
+from tests._store_support import (  # noqa: F401  # fixtures are used by name
+    RESULTS_DDL,
+    FakeClock,
+    clock,
+    drain_worker,
+    hanging_worker,
+    store,
+    store_url,
+)
+
+MINUTE = timedelta(minutes=1)
+
+
+def test_store_satisfies_the_queue_port(store: Any) -> None:
+    """The SQL store is a JobQueue as far as the runner's Protocol is concerned."""
+    assert isinstance(store, JobQueue)
+
+
+# -- enqueue and claim -----------------------------------------------------------------------
+
+
+def test_enqueue_dedupes_live_jobs_only(store: Any) -> None:
+    """A live job with the same tenant/kind/key is returned, not duplicated; a done one is not."""
+    first = store.enqueue(1, "push_deal", {"deal": "1"}, dedupe_key="deal:1")
+    assert store.enqueue(1, "push_deal", {"deal": "1"}, dedupe_key="deal:1") == first
+    assert store.enqueue(2, "push_deal", {"deal": "1"}, dedupe_key="deal:1") != first
+    assert store.enqueue(1, "other", {}, dedupe_key="deal:1") != first
+    [claimed] = store.claim("w1", kinds=["push_deal"])
+    assert store.enqueue(1, "push_deal", {}, dedupe_key="deal:1") == first  # running counts
+    store.complete(claimed.id, "w1")
+    again = store.enqueue(1, "push_deal", {"deal": "1"}, dedupe_key="deal:1")
+    assert again != first
+    assert store.depths(1) == {(JobState.PENDING, "push_deal"): 1,
+                               (JobState.PENDING, "other"): 1}
+
+
+def test_jobs_without_dedupe_key_are_all_queued(store: Any) -> None:
+    """Without a dedupe key every enqueue adds a job."""
+    ids = {store.enqueue(1, "k", {"n": n}) for n in range(3)}
+    assert len(ids) == 3
+
+
+def test_claim_takes_only_due_jobs_of_requested_kinds(store: Any, clock: FakeClock) -> None:
+    """Jobs scheduled later are not claimed until due; kinds and limit are respected."""
+    later = store.enqueue(1, "k", {"n": 1}, run_after=clock() + 10 * MINUTE)
+    now_a = store.enqueue(1, "k", {"n": 2})
+    now_b = store.enqueue(1, "other", {"n": 3})
+    assert [j.id for j in store.claim("w", kinds=["k"], limit=5)] == [now_a]
+    assert [j.id for j in store.claim("w", limit=5)] == [now_b]
+    assert store.claim("w", limit=5) == []
+    store.complete(now_a, "w")
+    store.complete(now_b, "w")
+    clock.advance(10 * MINUTE)
+    [job] = store.claim("w", limit=5)
+    assert (job.id, job.payload, job.attempts, job.lease_owner) == (later, {"n": 1}, 1, "w")
+    assert job.lease_expires_at > clock()
+
+
+# -- failure, backoff, dead letters ----------------------------------------------------------
+
+
+def test_backoff_ceiling_doubles_up_to_the_cap() -> None:
+    """The retry ceiling grows exponentially from base and stops at cap."""
+    backoff = Backoff(base=timedelta(seconds=2), cap=timedelta(seconds=30))
+    assert [backoff.ceiling(n).total_seconds() for n in range(1, 7)] == [2, 4, 8, 16, 30, 30]
+    assert backoff.ceiling(10_000) == timedelta(seconds=30)
+
+
+@given(attempt=st.integers(min_value=1, max_value=200),
+       fraction=st.floats(min_value=0.0, max_value=1.0, exclude_max=True))
+def test_jittered_delay_stays_within_zero_and_the_ceiling(attempt: int, fraction: float) -> None:
+    """Full jitter: every delay lies in [0, ceiling] and scales with the random draw."""
+    backoff = Backoff(base=timedelta(seconds=1), cap=timedelta(hours=1))
+    delay = backoff.delay(attempt, lambda: fraction)
+    assert timedelta(0) <= delay <= backoff.ceiling(attempt)
+    assert abs(delay.total_seconds() - fraction * backoff.ceiling(attempt).total_seconds()) < 1e-3
+
+
+def test_failures_reschedule_with_growing_jittered_backoff(store_url: str,
+                                                           clock: FakeClock) -> None:
+    """Each failure reschedules the job at now + jitter * ceiling, the ceiling doubling."""
+    draws = iter([0.5, 0.25, 0.5, 0.9])
+    backoff = Backoff(base=timedelta(seconds=10), cap=timedelta(seconds=60))
+    queue = open_store(store_url, clock=clock, backoff=backoff, random_source=lambda: next(draws))
+    try:
+        job_id = queue.enqueue(1, "k", {}, max_attempts=10)
+        delays = []
+        for _ in range(4):
+            [job] = queue.claim("w")
+            failed = queue.fail(job.id, "w", "HubSpotUnavailableError: 503")
+            assert failed.state is JobState.PENDING
+            assert failed.lease_owner is None
+            delays.append((failed.run_after - clock()).total_seconds())
+            assert queue.claim("w") == []  # not due before its backoff
+            clock.advance(failed.run_after - clock())
+        assert delays == pytest.approx([5.0, 5.0, 20.0, 54.0])
+        assert queue.get_job(job_id).attempts == 4
+    finally:
+        queue.close()
+
+
+def test_dead_letter_after_max_attempts_keeps_the_reason(store: Any, clock: FakeClock) -> None:
+    """After its last allowed attempt fails, a job is dead, listed, kept with its error."""
+    job_id = store.enqueue(7, "push", {"x": 1}, max_attempts=3)
+    for attempt in range(1, 4):
+        [job] = store.claim("w")
+        assert job.attempts == attempt
+        failed = store.fail(job.id, "w", f"ValueError: bad #{attempt}")
+        clock.advance(timedelta(hours=2))
+    assert failed.state is JobState.DEAD
+    assert store.claim("w") == []
+    [dead] = store.dead_letters(7)
+    assert (dead.id, dead.last_error, dead.attempts) == (job_id, "ValueError: bad #3", 3)
+    assert store.dead_letters(8) == []
+    assert store.depths() == {(JobState.DEAD, "push"): 1}
+
+
+def test_default_max_attempts_is_eight(store: Any, clock: FakeClock) -> None:
+    """Without max_attempts a job gets the store's default of eight attempts."""
+    store.enqueue(1, "k", {})
+    [job] = store.claim("w")
+    assert job.max_attempts == 8
+
+
+def test_replay_resets_dead_jobs(store: Any, clock: FakeClock) -> None:
+    """replay puts a dead job back as pending with attempts reset; others are untouched."""
+    job_id = store.enqueue(1, "k", {}, max_attempts=1)
+    [job] = store.claim("w")
+    store.fail(job.id, "w", "boom")
+    assert store.replay(job_id) == job_id
+    replayed = store.get_job(job_id)
+    assert (replayed.state, replayed.attempts) == (JobState.PENDING, 0)
+    assert store.replay(job_id) is None  # not dead (any more)
+    [again] = store.claim("w")
+    assert (again.id, again.attempts) == (job_id, 1)
+
+
+def test_replay_all_filters_by_tenant_and_kind(store: Any) -> None:
+    """replay_all revives a tenant's dead jobs, of one kind when asked, and counts them."""
+    for tenant, kind in [(1, "a"), (1, "a"), (1, "b"), (2, "a")]:
+        store.enqueue(tenant, kind, {}, max_attempts=1)
+    for job in store.claim("w", limit=10):
+        store.fail(job.id, "w", "x")
+    assert store.replay_all(1, kind="a") == 2
+    assert store.replay_all(1) == 1
+    assert store.depths(1) == {(JobState.PENDING, "a"): 2, (JobState.PENDING, "b"): 1}
+    assert store.depths(2) == {(JobState.DEAD, "a"): 1}
+
+
+def test_replay_defers_to_a_live_duplicate(store: Any) -> None:
+    """Replaying a dead job whose dedupe key has a live job again drops the dead one."""
+    dead_id = store.enqueue(1, "k", {}, dedupe_key="deal:5", max_attempts=1)
+    [job] = store.claim("w")
+    store.fail(job.id, "w", "x")
+    live_id = store.enqueue(1, "k", {}, dedupe_key="deal:5")
+    assert live_id != dead_id
+    assert store.replay(dead_id) == live_id
+    assert store.get_job(dead_id) is None
+    assert store.depths(1) == {(JobState.PENDING, "k"): 1}
+
+
+# -- leases ----------------------------------------------------------------------------------
+
+
+def test_expired_lease_is_reclaimed_and_the_old_owner_refused(store: Any,
+                                                               clock: FakeClock) -> None:
+    """A job whose lease expired goes to the next claimer; the old owner cannot clobber it."""
+    job_id = store.enqueue(1, "k", {})
+    store.claim("w1", lease=MINUTE)
+    assert store.claim("w2", lease=MINUTE) == []  # still leased
+    clock.advance(2 * MINUTE)
+    [job] = store.claim("w2", lease=MINUTE)
+    assert (job.id, job.lease_owner, job.attempts) == (job_id, "w2", 2)
+    with pytest.raises(LeaseLostError):
+        store.complete(job_id, "w1")
+    with pytest.raises(LeaseLostError):
+        store.fail(job_id, "w1", "late failure")
+    with pytest.raises(LeaseLostError):
+        store.extend_lease(job_id, "w1", MINUTE)
+    after = store.get_job(job_id)
+    assert (after.state, after.lease_owner, after.last_error) == (JobState.RUNNING, "w2", None)
+    store.complete(job_id, "w2")
+    assert store.get_job(job_id) is None
+
+
+def test_extend_lease_keeps_the_job_from_other_workers(store: Any, clock: FakeClock) -> None:
+    """A worker extending its lease keeps the job past the original expiry."""
+    job_id = store.enqueue(1, "k", {})
+    store.claim("w1", lease=MINUTE)
+    clock.advance(timedelta(seconds=50))
+    assert store.extend_lease(job_id, "w1", MINUTE) == clock() + MINUTE
+    clock.advance(timedelta(seconds=50))
+    assert store.claim("w2") == []
+
+
+def test_crash_on_the_last_attempt_dead_letters_the_job(store: Any, clock: FakeClock) -> None:
+    """A job whose worker died on its last attempt is dead-lettered, not run forever."""
+    job_id = store.enqueue(1, "k", {}, max_attempts=1)
+    store.claim("w1", lease=MINUTE)
+    clock.advance(2 * MINUTE)
+    assert store.claim("w2") == []
+    dead = store.get_job(job_id)
+    assert dead.state is JobState.DEAD
+    assert "lease expired" in dead.last_error
+
+
+# -- runner ----------------------------------------------------------------------------------
+
+
+def test_runner_drains_successes_failures_and_unknown_kinds(store: Any) -> None:
+    """drain runs handlers, fails raising ones with their message, and unknown kinds clearly."""
+    seen: list[dict[str, Any]] = []
+
+    def ok(job: Job) -> None:
+        seen.append(job.payload)
+
+    def broken(job: Job) -> None:
+        raise RuntimeError("HubSpot said no")
+
+    store.enqueue(1, "ok", {"n": 1})
+    bad = store.enqueue(1, "broken", {})
+    stray = store.enqueue(1, "mystery", {}, max_attempts=1)
+    counts = QueueRunner(store, {"ok": ok, "broken": broken}, worker_id="w").drain()
+    assert (counts.claimed, counts.succeeded, counts.retried, counts.dead) == (3, 1, 1, 1)
+    assert seen == [{"n": 1}]
+    assert store.get_job(bad).last_error == "RuntimeError: HubSpot said no"
+    reason = store.get_job(stray).last_error
+    assert "no handler registered for job kind 'mystery'" in reason
+    assert "Traceback" not in store.get_job(bad).last_error
+
+
+def test_runner_stops_at_max_jobs_and_deadline(store: Any, clock: FakeClock) -> None:
+    """drain stops after max_jobs, and does not start a job once the deadline passed."""
+    for n in range(5):
+        store.enqueue(1, "k", {"n": n})
+
+    def slow(job: Job) -> None:
+        clock.advance(MINUTE)
+
+    runner = QueueRunner(store, {"k": slow}, clock=clock)
+    assert runner.drain(max_jobs=2).claimed == 2
+    assert runner.drain(deadline=clock() + timedelta(seconds=90)).claimed == 2
+    assert store.depths(1) == {(JobState.PENDING, "k"): 1}
+
+
+def test_background_thread_runs_jobs_until_stopped(store: Any) -> None:
+    """start() drains in a daemon thread, picking up jobs enqueued later; stop() ends it."""
+    done: list[int] = []
+    runner = QueueRunner(store, {"k": lambda job: done.append(job.payload["n"])},
+                         poll_interval=timedelta(milliseconds=20))
+    runner.start()
+    try:
+        for n in range(3):
+            store.enqueue(1, "k", {"n": n})
+        limit = time.monotonic() + 20
+        while len(done) < 3 and time.monotonic() < limit:
+            time.sleep(0.01)
+    finally:
+        runner.stop()
+    assert sorted(done) == [0, 1, 2]
+    assert store.depths() == {}
+
+
+def test_handler_longer_than_its_lease_keeps_the_job(store_url: str) -> None:
+    """The runner extends the lease while a handler outlives it, so nobody else takes the job."""
+    queue = open_store(store_url, clock=utc_now)
+    stolen: list[list[Job]] = []
+
+    def long(job: Job) -> None:
+        time.sleep(1.0)  # more than three leases
+        stolen.append(queue.claim("thief", lease=timedelta(seconds=5)))
+
+    try:
+        queue.enqueue(1, "long", {})
+        counts = QueueRunner(queue, {"long": long}, lease=timedelta(milliseconds=300)).drain()
+        assert stolen == [[]]
+        assert (counts.succeeded, counts.lost) == (1, 0)
+    finally:
+        queue.close()
+
+
+# -- many processes --------------------------------------------------------------------------
+
+
+def test_workers_in_several_processes_run_every_job_exactly_once(store_url: str,
+                                                                  store: Any) -> None:
+    """Three worker processes draining 200 jobs run each exactly once between them."""
+    with store.engine.begin() as conn:
+        conn.execute(sa.text(RESULTS_DDL))
+    ids = {store.enqueue(1, "record", {"n": n}) for n in range(200)}
+    ctx = multiprocessing.get_context("spawn")
+    start = ctx.Event()
+    procs = [ctx.Process(target=drain_worker, args=(store_url, start)) for _ in range(3)]
+    for proc in procs:
+        proc.start()
+    start.set()
+    for proc in procs:
+        proc.join(180)
+    assert [proc.exitcode for proc in procs] == [0, 0, 0]
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT job_id, pid FROM mp_results")).all()
+    runs = Counter(job_id for job_id, _ in rows)
+    assert set(runs) == ids
+    assert set(runs.values()) == {1}
+    assert len({pid for _, pid in rows}) >= 2
+    assert store.depths() == {}
+
+
+def test_job_of_a_sigkilled_worker_runs_again_after_its_lease(store_url: str, store: Any,
+                                                               clock: FakeClock,
+                                                               tmp_path: Path) -> None:
+    """A worker killed mid-job loses nothing: once the lease expires another worker runs it."""
+    marker = tmp_path / "started"
+    job_id = store.enqueue(1, "hang", {"marker": str(marker)})
+    proc = multiprocessing.get_context("spawn").Process(target=hanging_worker,
+                                                        args=(store_url,))
+    proc.start()
+    try:
+        limit = time.monotonic() + 60
+        while not marker.exists() and time.monotonic() < limit:
+            time.sleep(0.05)
+        assert marker.exists(), "the worker never started the job"
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.join(30)
+    assert proc.exitcode == -signal.SIGKILL
+    running = store.get_job(job_id)
+    assert running.state is JobState.RUNNING
+    assert store.claim("rescuer") == []  # the dead worker's lease has not expired yet
+
+    clock.now = running.lease_expires_at + timedelta(seconds=1)
+    ran: list[Job] = []
+    counts = QueueRunner(store, {"hang": ran.append}, worker_id="rescuer", clock=clock).drain()
+    assert counts.succeeded == 1
+    assert [(job.id, job.attempts) for job in ran] == [(job_id, 2)]
+    assert store.get_job(job_id) is None
