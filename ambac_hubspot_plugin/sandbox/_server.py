@@ -1,0 +1,347 @@
+"""HTTP front of the sandbox: keep-alive server, routing, auth, limits and faults."""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import time
+from collections.abc import Callable, Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from ._auth import App, Auth
+from ._controls import Faults, RateLimiter, RequestRecord, Stats
+from ._state import Portal, Source
+from ._util import SandboxHttpError, correlation_id
+
+Answer = tuple[int, Any, dict[str, str]]
+_JSON = "application/json;charset=utf-8"
+
+
+class Service:
+    """Turns one HTTP request into one answer; shared by every handler thread."""
+
+    def __init__(
+        self,
+        portal: Portal,
+        auth: Auth,
+        limiter: RateLimiter,
+        faults: Faults,
+        stats: Stats,
+        log: Callable[[RequestRecord], None],
+    ) -> None:
+        self.portal = portal
+        self.auth = auth
+        self.limiter = limiter
+        self.faults = faults
+        self.stats = stats
+        self.log = log
+
+    def answer(
+        self, method: str, target: str, authorization: str | None, raw: bytes
+    ) -> tuple[Answer | None, str, str, App | None]:
+        """(answer or None to reset the connection, path, query, app)."""
+        split = urlsplit(target)
+        path, query_text = split.path, split.query
+        self.stats.requests += 1
+        if self.faults.active:
+            delay, reset, rule = self.faults.take(method, path)
+            if delay:
+                time.sleep(delay)
+            if reset:
+                self.stats.connections_reset += 1
+                return None, path, query_text, None
+            if rule is not None:
+                self.stats.faults_injected += 1
+                headers = (
+                    {} if rule.retry_after is None else {"Retry-After": f"{rule.retry_after:g}"}
+                )
+                fault_body = (
+                    rule.body
+                    if rule.body is not None
+                    else {
+                        "status": "error",
+                        "message": f"Injected fault: HTTP {rule.status}.",
+                        "correlationId": correlation_id(),
+                        "category": "INTERNAL_ERROR",
+                    }
+                )
+                return (rule.status, fault_body, headers), path, query_text, None
+        query = parse_qs(query_text, keep_blank_values=True)
+        app: App | None = None
+        try:
+            if path == "/oauth/v1/token":
+                if method != "POST":
+                    raise SandboxHttpError(
+                        405, "Use POST for /oauth/v1/token.", "METHOD_NOT_ALLOWED"
+                    )
+                form = {
+                    k: v[-1]
+                    for k, v in parse_qs(raw.decode("utf-8"), keep_blank_values=True).items()
+                }
+                form.update({k: v[-1] for k, v in query.items()})
+                return (200, self.auth.refresh(form), {}), path, query_text, None
+            app = self.auth.authenticate(authorization, query)
+            now = self.portal.clock().timestamp()
+            headers = self.limiter.check(app.app_id, now, path.endswith("/search"), self.stats)
+            body: Any = None
+            if raw:
+                try:
+                    body = json.loads(raw)
+                except ValueError as exc:
+                    raise SandboxHttpError(400, f"Invalid input JSON on line 1: {exc}") from exc
+            status, payload = self.route(
+                method, path, query, body, Source("API", str(app.app_id), app.app_id)
+            )
+            return (status, payload, headers), path, query_text, app
+        except SandboxHttpError as error:
+            return (error.status, error.body(), error.headers), path, query_text, app
+
+    # ---------------------------------------------------------------- routing
+    def route(
+        self, method: str, path: str, query: Mapping[str, list[str]], body: Any, source: Source
+    ) -> tuple[int, Any]:
+        parts = [unquote(p) for p in path.strip("/").split("/")]
+        if len(parts) >= 4 and parts[0] == "crm":
+            version, family = parts[1], parts[2]
+            if version == "v3" and family == "objects":
+                return self._objects(method, parts[3:], query, body, source)
+            if (
+                version == "v4"
+                and family == "associations"
+                and len(parts) == 7
+                and parts[5] == "batch"
+            ):
+                self._expect(method, "POST")
+                if parts[6] == "read":
+                    return self.portal.read_associations(parts[3], parts[4], self._body(body))
+                if parts[6] == "create":
+                    return self.portal.create_associations(parts[3], parts[4], self._body(body))
+            if (
+                version == "v4"
+                and family == "objects"
+                and len(parts) == 9
+                and parts[5] == "associations"
+                and parts[6] == "default"
+            ):
+                self._expect(method, "PUT")
+                return 200, self.portal.associate_default(parts[3], parts[4], parts[7], parts[8])
+            if version == "v3" and family == "pipelines":
+                self._expect(method, "GET")
+                if len(parts) == 4:
+                    return 200, self.portal.list_pipelines(parts[3])
+                if len(parts) == 5:
+                    return 200, self.portal.get_pipeline(parts[3], parts[4])
+            if version == "v3" and family == "properties":
+                return self._properties(method, parts[3:], body)
+        raise SandboxHttpError(404, f"No sandbox route for {method} {path}.", "OBJECT_NOT_FOUND")
+
+    @staticmethod
+    def _expect(method: str, wanted: str) -> None:
+        if method != wanted:
+            raise SandboxHttpError(
+                405, f"Method {method} is not allowed here; use {wanted}.", "METHOD_NOT_ALLOWED"
+            )
+
+    @staticmethod
+    def _body(body: Any) -> Mapping[str, Any]:
+        if not isinstance(body, Mapping):
+            raise SandboxHttpError(400, "Invalid input JSON: expected an object.")
+        return body
+
+    @staticmethod
+    def _names(query: Mapping[str, list[str]], key: str) -> list[str] | None:
+        values = [
+            name.strip() for raw in query.get(key, []) for name in raw.split(",") if name.strip()
+        ]
+        return values or None
+
+    @staticmethod
+    def _last(query: Mapping[str, list[str]], key: str) -> str | None:
+        values = query.get(key)
+        return values[-1] if values else None
+
+    @staticmethod
+    def _flag(query: Mapping[str, list[str]], key: str) -> bool:
+        return (query.get(key) or ["false"])[-1].lower() == "true"
+
+    def _objects(
+        self,
+        method: str,
+        rest: list[str],
+        query: Mapping[str, list[str]],
+        body: Any,
+        source: Source,
+    ) -> tuple[int, Any]:
+        portal = self.portal
+        object_type = portal.require_type(rest[0])
+        if len(rest) == 1:
+            if method == "GET":
+                limit_text = (query.get("limit") or ["10"])[-1]
+                if not limit_text.isdigit():
+                    raise SandboxHttpError(400, f"limit must be a number; got {limit_text!r}.")
+                return 200, portal.list_page(
+                    object_type,
+                    limit=int(limit_text),
+                    after=self._last(query, "after"),
+                    wanted=self._names(query, "properties"),
+                    archived=self._flag(query, "archived"),
+                    association_types=self._names(query, "associations") or (),
+                )
+            self._expect(method, "POST")
+            data = self._body(body)
+            if not isinstance(data.get("properties"), Mapping):
+                raise SandboxHttpError(400, "Invalid input JSON: 'properties' must be an object.")
+            obj = portal.create(
+                object_type, data["properties"], source, data.get("associations") or ()
+            )
+            return 201, portal.render(obj, list(data["properties"]) or None)
+        if len(rest) == 2 and rest[1] == "search" and method == "POST":
+            return 200, portal.search(object_type, self._body(body))
+        if len(rest) == 2 and rest[1] == "merge" and method == "POST":
+            data = self._body(body)
+            if "primaryObjectId" not in data or "objectIdToMerge" not in data:
+                raise SandboxHttpError(400, "Merging needs primaryObjectId and objectIdToMerge.")
+            merged = portal.merge(
+                object_type, str(data["primaryObjectId"]), str(data["objectIdToMerge"]), source
+            )
+            return 200, portal.render(merged, None)
+        if len(rest) == 2:
+            object_id = rest[1]
+            id_property = self._last(query, "idProperty")
+            if method == "GET":
+                with portal.lock:
+                    found = portal.find(
+                        object_type, object_id, id_property, archived=self._flag(query, "archived")
+                    )
+                    if found is None:
+                        raise SandboxHttpError(
+                            404,
+                            "Object not found.  objectId are usually numeric.",
+                            "OBJECT_NOT_FOUND",
+                            context={"id": [object_id]},
+                        )
+                    rendered = portal.render(found, self._names(query, "properties"))
+                    names = self._names(query, "associations")
+                    if names:
+                        rendered["associations"] = portal.legacy_associations(found, names)
+                    return 200, rendered
+            if method == "PATCH":
+                data = self._body(body)
+                properties = data.get("properties")
+                if not isinstance(properties, Mapping):
+                    raise SandboxHttpError(
+                        400, "Invalid input JSON: 'properties' must be an object."
+                    )
+                obj = portal.update(
+                    object_type, object_id, properties, source, id_property=id_property
+                )
+                return 200, portal.render(obj, list(properties) or None)
+            if method == "DELETE":
+                portal.archive(object_type, object_id, source)
+                return 204, None
+        if len(rest) == 3 and rest[1] == "batch" and method == "POST":
+            data = self._body(body)
+            operation = rest[2]
+            if operation == "read":
+                return portal.batch_read(object_type, data, self._flag(query, "archived"))
+            if operation == "create":
+                return portal.batch_create(object_type, data, source)
+            if operation == "update":
+                return portal.batch_update(object_type, data, source)
+            if operation == "upsert":
+                return portal.batch_upsert(object_type, data, source)
+            if operation == "archive":
+                portal.batch_archive(object_type, data, source)
+                return 204, None
+        raise SandboxHttpError(
+            404,
+            f"No sandbox route for {method} /crm/v3/objects/{'/'.join(rest)}.",
+            "OBJECT_NOT_FOUND",
+        )
+
+    def _properties(self, method: str, rest: list[str], body: Any) -> tuple[int, Any]:
+        portal = self.portal
+        object_type = rest[0]
+        if len(rest) == 1:
+            if method == "GET":
+                return 200, portal.list_properties(object_type)
+            self._expect(method, "POST")
+            return 201, portal.create_property(object_type, self._body(body))
+        if rest[1] == "groups":
+            if len(rest) == 2:
+                if method == "GET":
+                    return 200, portal.list_groups(object_type)
+                self._expect(method, "POST")
+                return 201, portal.create_group(object_type, self._body(body))
+            if len(rest) == 3:
+                self._expect(method, "GET")
+                return 200, portal.get_group(object_type, rest[2])
+        if len(rest) == 2:
+            self._expect(method, "GET")
+            return 200, portal.get_property(object_type, rest[1])
+        raise SandboxHttpError(404, "No such properties route.", "OBJECT_NOT_FOUND")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    # headers and body leave in separate writes; without this, Nagle + delayed ACK add ~40 ms
+    disable_nagle_algorithm = True
+    server: SandboxHTTPServer
+
+    def log_message(self, format: str, *args: Any) -> None:  # the stdlib's signature
+        """Stay quiet: requests are logged as records, not on stderr."""
+
+    def _handle(self) -> None:
+        started = time.perf_counter()
+        method = self.command
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        service = self.server.service
+        answer, path, query, app = service.answer(
+            method, self.path, self.headers.get("Authorization"), raw
+        )
+        data = b""
+        if answer is None:
+            # an RST instead of an answer: what a dropped connection looks like to clients
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+            status = 0
+        else:
+            status, payload, headers = answer
+            self.send_response(status)
+            if status != 204:
+                data = b"" if payload is None else json.dumps(payload).encode()
+                self.send_header("Content-Type", _JSON)
+                self.send_header("Content-Length", str(len(data)))
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            if data:
+                self.wfile.write(data)
+        service.log(
+            RequestRecord(
+                method,
+                path,
+                query,
+                status,
+                time.perf_counter() - started,
+                time.time(),
+                None if app is None else app.app_id,
+            )
+        )
+
+    do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _handle
+
+
+class SandboxHTTPServer(ThreadingHTTPServer):
+    """A threading server whose handler threads die with the process."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], service: Service) -> None:
+        self.service = service
+        super().__init__(address, _Handler)
