@@ -341,6 +341,15 @@ def test_sqlite_unwritable_directory_is_a_store_error(tmp_path: Path) -> None:
     _assert_store_setting_error(info, says="not writable")
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+def test_sqlite_file_that_cannot_be_created_is_a_store_error() -> None:
+    """A SQLite file nobody can create (not even root: /proc) raises StoreError, chained."""
+    with pytest.raises(StoreError) as info:
+        open_store("sqlite:////proc/store.sqlite3")
+    _assert_store_setting_error(info, says="cannot open SQLite file /proc/store.sqlite3")
+    assert info.value.__cause__ is not None
+
+
 def test_sqlite_path_that_is_a_directory_is_a_store_error(tmp_path: Path) -> None:
     """A SQLite path naming a directory cannot be opened and raises StoreError, chained."""
     with pytest.raises(StoreError) as info:
@@ -357,7 +366,9 @@ def test_malformed_url_is_a_store_error(url: str) -> None:
     _assert_store_setting_error(info, says="not a valid database URL", secret="hunter22")
 
 
-@pytest.mark.parametrize("url", ["mysql://carol:pa55word@db/x", "sqlite://", "sqlite:///:memory:"])
+@pytest.mark.parametrize("url", ["mysql://carol:pa55word@db/x", "mysql://d:pa55/w@rd@db/x",
+                                 "mysql://db/x?password=pa55word", "sqlite://",
+                                 "sqlite:///:memory:"])
 def test_unsupported_scheme_or_memory_is_a_store_error(url: str) -> None:
     """Other databases and in-memory SQLite are refused with what to use instead."""
     with pytest.raises(StoreError) as info:

@@ -32,14 +32,15 @@ _SQLITE_BUSY_MS = 30_000
 _PG_CONNECT_TIMEOUT_S = 5
 _SQLITE_DRIVERS = {"sqlite", "sqlite+pysqlite"}
 _PG_DRIVERS = {"postgresql", "postgres", "postgresql+psycopg"}
-_USERINFO = re.compile(r"(//[^:/@]*:)[^@/]*@")
+# Greedy to the last "@": an unencoded "@" or "/" in a password must not leak its tail.
+_USERINFO = re.compile(r"(://[^:/@]*:).*@")
+_QUERY_PASSWORD = re.compile(r"(password=)[^&]*", re.IGNORECASE)
 
 
 def redact(url: str | URL) -> str:
     """The URL without its password, safe for messages and logs."""
-    if isinstance(url, URL):
-        return url.render_as_string(hide_password=True)
-    return _USERINFO.sub(r"\1***@", url)
+    text = url.render_as_string(hide_password=True) if isinstance(url, URL) else url
+    return _QUERY_PASSWORD.sub(r"\1***", _USERINFO.sub(r"\1***@", text))
 
 
 def _bad(message: str, url: str | URL) -> StoreError:
@@ -65,18 +66,18 @@ def _parse(raw: str) -> URL:
     )
 
 
-def _check_sqlite_path(url: URL) -> None:
+def _check_sqlite_path(url: URL, raw: str) -> None:
     database = url.database or ""
     if database in ("", ":memory:") or database.startswith("file:"):
         raise _bad("SQLite needs a file path (an in-memory database would lose the queue); "
-                   "use sqlite:////absolute/path/hubspot.sqlite3", url)
+                   "use sqlite:////absolute/path/hubspot.sqlite3", raw)
     parent = Path(database).expanduser().absolute().parent
     if not parent.is_dir():
         raise _bad(f"directory {parent} does not exist; create it or point the setting "
-                   "at an existing directory", url)
+                   "at an existing directory", raw)
     if not os.access(parent, os.W_OK | os.X_OK):
         raise _bad(f"directory {parent} is not writable by this process; fix its permissions "
-                   "or choose a writable directory", url)
+                   "or choose a writable directory", raw)
 
 
 def _sqlite_setup(engine: Engine) -> None:
@@ -105,7 +106,7 @@ def create_store_engine(raw_url: str) -> Engine:
     url = _parse(raw_url)
     connect_args: dict[str, Any] = {}
     if url.get_backend_name() == "sqlite":
-        _check_sqlite_path(url)
+        _check_sqlite_path(url, raw_url)
         connect_args = {"timeout": _SQLITE_BUSY_MS / 1000, "check_same_thread": False}
     elif "connect_timeout" not in url.query:
         connect_args = {"connect_timeout": _PG_CONNECT_TIMEOUT_S}
@@ -113,7 +114,7 @@ def create_store_engine(raw_url: str) -> Engine:
         engine = sa.create_engine(url, connect_args=connect_args, pool_pre_ping=True)
     except Exception as exc:  # e.g. an unknown query option the dialect rejects
         raise _bad(f"cannot build an engine ({type(exc).__name__}); check the URL's options",
-                   url) from exc
+                   raw_url) from exc
     if url.get_backend_name() == "sqlite":
         _sqlite_setup(engine)
     try:
@@ -121,7 +122,7 @@ def create_store_engine(raw_url: str) -> Engine:
             conn.execute(sa.text("SELECT 1"))
     except Exception as exc:
         engine.dispose()
-        raise _bad(_why_unreachable(url, exc), url) from exc
+        raise _bad(_why_unreachable(url, exc), raw_url) from exc
     return engine
 
 
