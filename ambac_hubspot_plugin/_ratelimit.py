@@ -1,0 +1,152 @@
+"""Client-side rate limiting ahead of HubSpot's own limits.
+
+HubSpot counts a rolling 10-second burst per app and portal, and searches apart at 5 per
+second. Staying under both on our side costs a short wait; hitting them costs a 429, a backoff
+and a retry. The limiter is shared by every thread of the process that talks to the same
+portal with the same app (:func:`shared_limiter`), because HubSpot's counters are shared too.
+
+pyrate-limiter's in-memory sliding-window log matches HubSpot's rolling window; we drive its
+leak ourselves (no background thread per limiter).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import attrs
+from pyrate_limiter import InMemoryBucket, Limiter, Rate, SingleBucketFactory
+
+__all__ = [
+    "TIER_BURST_PER_10S",
+    "RateBudget",
+    "RateLimiter",
+    "budget_for_tier",
+    "shared_limiter",
+]
+
+#: Requests per rolling 10 seconds, per HubSpot account tier (HubSpot's published limits).
+TIER_BURST_PER_10S: dict[str, int] = {
+    "free": 100,
+    "starter": 100,
+    "professional": 190,
+    "enterprise": 190,
+    "capacity_pack": 250,
+    "oauth_app": 110,
+}
+
+#: Search requests per second, per account, on every tier.
+SEARCH_PER_SECOND = 5
+
+
+@attrs.frozen
+class RateBudget:
+    """How many requests we allow ourselves: ``burst`` per ``window_seconds``, searches per second.
+
+    ``margin_seconds`` widens both windows: a request leaves here a little before HubSpot counts
+    it, and a late arrival must not push the server's window over the limit.
+    """
+
+    burst: int = attrs.field(validator=attrs.validators.ge(1))
+    window_seconds: float = attrs.field(default=10.0, validator=attrs.validators.gt(0))
+    search_per_second: int = attrs.field(default=SEARCH_PER_SECOND, validator=attrs.validators.ge(1))
+    margin_seconds: float = attrs.field(default=0.1, validator=attrs.validators.ge(0))
+
+
+def budget_for_tier(
+    tier: str,
+    *,
+    burst: int | None = None,
+    window_seconds: float = 10.0,
+    search_per_second: int | None = None,
+    margin_seconds: float = 0.1,
+) -> RateBudget:
+    """Build the budget for an account tier; explicit numbers override the tier's.
+
+    :raises ValueError: for an unknown tier (settings validation names the field first).
+    """
+    if burst is None:
+        try:
+            burst = TIER_BURST_PER_10S[tier]
+        except KeyError:
+            known = ", ".join(sorted(TIER_BURST_PER_10S))
+            raise ValueError(f"unknown HubSpot account tier {tier!r}; use one of {known}") from None
+    return RateBudget(
+        burst=burst,
+        window_seconds=window_seconds,
+        search_per_second=search_per_second or SEARCH_PER_SECOND,
+        margin_seconds=margin_seconds,
+    )
+
+
+class RateLimiter:
+    """A blocking limiter for one portal: every call takes a burst permit, searches one more.
+
+    Thread-safe; :meth:`acquire` waits at most ``timeout`` seconds and says whether it got
+    the permits.
+    """
+
+    #: Forget expired log entries every this many permits, so memory stays bounded.
+    _LEAK_EVERY = 256
+
+    def __init__(self, budget: RateBudget) -> None:
+        self.budget = budget
+        self._burst_bucket = InMemoryBucket(
+            [Rate(budget.burst, int((budget.window_seconds + budget.margin_seconds) * 1000))]
+        )
+        self._search_bucket = InMemoryBucket(
+            [Rate(budget.search_per_second, int((1.0 + budget.margin_seconds) * 1000))]
+        )
+        self._burst = Limiter(SingleBucketFactory(self._burst_bucket, schedule_leak=False))
+        self._search = Limiter(SingleBucketFactory(self._search_bucket, schedule_leak=False))
+        self._count = 0
+        self._count_lock = threading.Lock()
+
+    def acquire(self, *, search: bool, timeout: float, monotonic: Callable[[], float] = time.monotonic) -> float | None:
+        """Take the permits one request needs; return the seconds waited, or ``None`` on timeout.
+
+        A search takes its search permit first: the tighter budget decides the pace, and a
+        burst permit is not held idle while waiting for it.
+        """
+        started = monotonic()
+        if search and not self._search.try_acquire("search", blocking=True, timeout=timeout):
+            return None
+        # A floor, so a search that used up the wait still gets a fair try at the lock.
+        remaining = max(0.05, timeout - (monotonic() - started))
+        if not self._burst.try_acquire("burst", blocking=True, timeout=remaining):
+            return None
+        self._maybe_leak()
+        return monotonic() - started
+
+    def _maybe_leak(self) -> None:
+        with self._count_lock:
+            self._count += 1
+            due = self._count % self._LEAK_EVERY == 0
+        if due:
+            for bucket in (self._burst_bucket, self._search_bucket):
+                now = bucket.now()
+                assert isinstance(now, int)  # an in-memory bucket has a synchronous clock
+                bucket.leak(now)
+
+    def close(self) -> None:
+        """Release the underlying limiters' resources."""
+        self._burst.close()
+        self._search.close()
+
+
+_registry: dict[tuple[str, RateBudget], RateLimiter] = {}
+_registry_lock = threading.Lock()
+
+
+def shared_limiter(key: str, budget: RateBudget) -> RateLimiter:
+    """Return the process-wide limiter for ``key`` (portal and app) and ``budget``.
+
+    Every client built for the same portal and app in this process gets the same limiter, so
+    threads and tenants' clients together stay inside HubSpot's shared budget.
+    """
+    with _registry_lock:
+        limiter = _registry.get((key, budget))
+        if limiter is None:
+            limiter = _registry[(key, budget)] = RateLimiter(budget)
+        return limiter

@@ -1,0 +1,137 @@
+"""Retry decisions for HubSpot calls: which failures to retry, and how long to wait.
+
+The adapter owns retries (the SDK's urllib3 retry is switched off), so this module is the one
+place that says what a failure means. It is pure: the caller passes the clock readings and a
+random source, which keeps the policy testable without sleeping.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import random
+from collections.abc import Mapping
+
+import attrs
+
+__all__ = [
+    "Failure",
+    "FailureKind",
+    "RetryPolicy",
+    "parse_error_body",
+    "parse_retry_after",
+]
+
+
+class FailureKind(enum.Enum):
+    """What went wrong with one attempt, as far as retrying is concerned."""
+
+    #: 429: HubSpot refused the request before processing it.
+    RATE_LIMITED = "rate_limited"
+    #: 5xx: HubSpot may or may not have processed the request.
+    SERVER_ERROR = "server_error"
+    #: The connection could not be opened: the request was certainly not sent.
+    NOT_SENT = "not_sent"
+    #: The connection broke or timed out after the request may have been sent.
+    NETWORK = "network"
+
+
+@attrs.frozen
+class Failure:
+    """One failed attempt: its kind, the server's ``Retry-After`` and ``policyName`` if any."""
+
+    kind: FailureKind
+    retry_after: float | None = None
+    policy_name: str | None = None
+
+
+@attrs.frozen
+class RetryPolicy:
+    """Capped exponential backoff with full jitter, bounded in attempts and in total time.
+
+    ``max_attempts`` counts every attempt (the first one included). ``max_elapsed`` bounds the
+    time from the first attempt until a retry would start; a wait that would cross it is not
+    taken, so a caller never blocks longer than that on one operation.
+    """
+
+    max_attempts: int = attrs.field(default=6, validator=attrs.validators.ge(1))
+    base_delay: float = attrs.field(default=0.5, validator=attrs.validators.gt(0))
+    max_delay: float = attrs.field(default=30.0, validator=attrs.validators.gt(0))
+    max_elapsed: float = attrs.field(default=120.0, validator=attrs.validators.ge(0))
+
+    def should_retry(self, failure: Failure, *, idempotent: bool) -> bool:
+        """Say whether this kind of failure may be retried at all.
+
+        A non-idempotent request (a create) is re-sent only when the failure proves it was
+        not processed: a 429 or a connection that never opened. A ``DAILY`` 429 is never
+        retried: the budget comes back tomorrow, not in seconds.
+        """
+        if failure.kind is FailureKind.RATE_LIMITED:
+            return failure.policy_name != "DAILY"
+        if failure.kind is FailureKind.NOT_SENT:
+            return True
+        return idempotent
+
+    def delay(self, retry_number: int, failure: Failure, rng: random.Random) -> float:
+        """Seconds to wait before retry number ``retry_number`` (1 for the first retry).
+
+        Full jitter (uniform between 0 and the capped exponential) spreads threads that failed
+        together; a server's ``Retry-After`` is a floor, never shortened by the jitter.
+        """
+        ceiling = min(self.max_delay, self.base_delay * (2 ** (retry_number - 1)))
+        wait = rng.uniform(0.0, ceiling)
+        if failure.retry_after is not None:
+            wait = max(wait, failure.retry_after)
+        return wait
+
+    def next_wait(
+        self,
+        attempt: int,
+        failure: Failure,
+        elapsed: float,
+        rng: random.Random,
+        *,
+        idempotent: bool,
+    ) -> float | None:
+        """Return the wait before the next attempt, or ``None`` when retrying must stop.
+
+        ``attempt`` is the number of attempts made so far, ``elapsed`` the seconds since the
+        first one started.
+        """
+        if attempt >= self.max_attempts or not self.should_retry(failure, idempotent=idempotent):
+            return None
+        wait = self.delay(attempt, failure, rng)
+        if elapsed + wait > self.max_elapsed:
+            return None
+        return wait
+
+
+def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """Read a ``Retry-After`` header given in seconds; HTTP dates and junk count as absent."""
+    if not headers:
+        return None
+    raw = None
+    for name, value in headers.items():
+        if name.lower() == "retry-after":
+            raw = value
+            break
+    if raw is None:
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        return None
+    if seconds != seconds or seconds < 0:  # NaN or negative: not a usable instruction
+        return None
+    return seconds
+
+
+def parse_error_body(body: str | bytes | None) -> Mapping[str, object]:
+    """Decode a HubSpot error body; anything that is not a JSON object gives ``{}``."""
+    if not body:
+        return {}
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
