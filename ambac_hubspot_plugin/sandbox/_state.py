@@ -99,7 +99,12 @@ class Portal:
             for t, groups in _schema.DEFAULT_GROUPS.items()
         }
         # unique property values: (type, property) -> normalised value -> object id
-        self._unique: dict[tuple[str, str], dict[str, str]] = {}
+        self._unique: dict[tuple[str, str], dict[str, str]] = {
+            (object_type, name): {}
+            for object_type, definitions in self.properties.items()
+            for name, definition in definitions.items()
+            if definition["hasUniqueValue"] and name != "hs_object_id"
+        }
         # (type, id) -> (other type, other id) -> association type ids
         self.associations: dict[tuple[str, str], dict[tuple[str, str], set[int]]] = {}
         self.pipelines: dict[str, dict[str, Any]] = {}
