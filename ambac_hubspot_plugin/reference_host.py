@@ -1046,7 +1046,6 @@ class ReferenceHost:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._clock = clock
         self.mount_prefix = "/" + mount_prefix.strip("/")
-        self._db = _Database(self.data_dir / "host.sqlite3")
         # A ContextVar, not a plain attribute: each thread or task acts as its own user.
         self._acting_user: contextvars.ContextVar[User | None] = contextvars.ContextVar(
             f"reference_host_user_{id(self)}", default=None
@@ -1064,6 +1063,8 @@ class ReferenceHost:
         for plugin in plugins:
             self.plugin_manager.register(plugin)
         self.plugin_manager.check_pending()
+        # Opened last: a plugin that fails validation above leaves no connection to close.
+        self._db = _Database(self.data_dir / "host.sqlite3")
 
     def __enter__(self) -> ReferenceHost:
         return self
@@ -1337,7 +1338,9 @@ class ReferenceHost:
 
         A status change fires ``ambac_order_status_changed``; other changed fields fire
         ``ambac_order_updated`` with their names (``order_status`` is never among them, so each
-        change reaches plugins once). Unchanged values fire nothing.
+        change reaches plugins once). Unchanged values fire nothing. As with a post-commit
+        signal, the change is saved before hooks run; a hook's error reaches the caller and the
+        change stays.
         """
         services = self.services(tenant_id)
         before, after, changed = services._update_order(order_id, changes)
@@ -1462,6 +1465,7 @@ class ReferenceHost:
         (wrong method), 401 (permission needed, no user), 403 (user lacks it), 500 (the handler
         raised or returned something else than an HttpResponse), else the handler's response.
         """
+        path = path if path.startswith("/") else "/" + path
         raw_path, _, query = path.partition("?")
         segments = _split_path(raw_path)
         matches = [(mounted, mounted.match(segments)) for mounted in self._routes()]
