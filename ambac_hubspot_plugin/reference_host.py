@@ -772,10 +772,10 @@ class TenantServices:
         return [_company(row) for row in rows]
 
     def create_company(self, draft: CompanyDraft) -> Company:
-        """Create a company; an existing external id returns that company, as orders do.
+        """Create a company; an existing company with the same external id is returned unchanged.
 
-        The contract does not promise this for companies, but without it a plugin that crashed
-        between creating a company and recording the link could only duplicate it on retry.
+        Atomic like :meth:`create_order`: the partial unique index and ``ON CONFLICT DO NOTHING``
+        leave one company when workers race on the same external id.
         """
         if not isinstance(draft, CompanyDraft):
             raise TypeError(f"create_company takes a CompanyDraft, not {type(draft).__name__}")

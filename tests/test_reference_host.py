@@ -583,6 +583,28 @@ def test_create_company_with_a_known_external_id_returns_it(services: TenantServ
     assert len(services.list_companies()) == 1
 
 
+def test_concurrent_company_creates_with_one_external_id_make_one_company(
+    host: ReferenceHost, tenant: int
+):
+    """Six threads creating a company with the same external id at once all get the same one."""
+    barrier = threading.Barrier(6)
+    ids: list[int] = []
+
+    def worker(index: int) -> None:
+        barrier.wait()
+        draft = CompanyDraft(name=f"Acme {index}", external_id="hs-company-9")
+        ids.append(host.services(tenant).create_company(draft).id)
+
+    threads = [threading.Thread(target=worker, args=(index,)) for index in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(ids) == 6
+    assert len(set(ids)) == 1
+    assert len(host.services(tenant).list_companies()) == 1
+
+
 def test_contact_emails_are_unique_ignoring_case(host: ReferenceHost, services: TenantServices):
     """Emails are found and kept unique ignoring case, against portal and staff users alike."""
     ann = services.create_contact(ContactDraft(email="Ann@Example.com", first_name="Ann"))
