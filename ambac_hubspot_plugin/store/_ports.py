@@ -186,6 +186,9 @@ class StateStore(Protocol):
     def get_link_by_hubspot(self, tenant_id: int, portal_id: str, object_type: str,
                             hubspot_id: str) -> Link | None: ...
 
+    def get_links_by_hubspot(self, tenant_id: int, portal_id: str, object_type: str,
+                             hubspot_ids: Collection[str]) -> dict[str, Link]: ...
+
     def get_link_by_host(self, tenant_id: int, host_type: str, host_id: int) -> Link | None: ...
 
     def create_link(self, tenant_id: int, portal_id: str, object_type: str, hubspot_id: str,

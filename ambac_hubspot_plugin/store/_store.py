@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -83,6 +83,22 @@ class SqlStateStore(SqlJobQueue):
                                   links.c.portal_id == portal_id,
                                   links.c.object_type == object_type,
                                   links.c.hubspot_id == hubspot_id)
+
+    def get_links_by_hubspot(self, tenant_id: int, portal_id: str, object_type: str,
+                             hubspot_ids: Collection[str]) -> dict[str, Link]:
+        """The links of many HubSpot objects of one type, by HubSpot id (one query per 500)."""
+        found: dict[str, Link] = {}
+        ids = list(dict.fromkeys(hubspot_ids))
+        with self._engine.connect() as conn:
+            for start in range(0, len(ids), 500):
+                rows = conn.execute(sa.select(links).where(
+                    links.c.tenant_id == tenant_id, links.c.portal_id == portal_id,
+                    links.c.object_type == object_type,
+                    links.c.hubspot_id.in_(ids[start:start + 500])))
+                for row in rows:
+                    link = self._link(row)
+                    found[link.hubspot_id] = link
+        return found
 
     def get_link_by_host(self, tenant_id: int, host_type: str, host_id: int) -> Link | None:
         """The link of one host record, or None."""
