@@ -215,7 +215,7 @@ class SdkHubSpotClient:
             access_token=initial,
             host=settings.base_url,
             base_url=settings.base_url,
-            retry=Retry(total=False, respect_retry_after_status=False),
+            retry=Retry(total=False, redirect=False, respect_retry_after_header=False),
         )
         self._apis: dict[str, Any] = {}
         self._apis_lock = threading.Lock()
@@ -549,7 +549,7 @@ class SdkHubSpotClient:
             data = self._execute(
                 operation,
                 lambda body=body, **kw: self._api("objects.batch").read(
-                    object_type, batch_read_input_simple_public_object_id=body, archived=False, **kw
+                    object_type, batch_read_input_simple_public_object_id=body, **kw
                 ),
             )
             for item in self._results(data, operation):
