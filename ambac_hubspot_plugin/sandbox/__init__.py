@@ -12,9 +12,11 @@ from __future__ import annotations
 from ._auth import App
 from ._controls import Faults, RateLimits, RequestRecord, Stats
 from ._sandbox import Sandbox
+from ._server import SERVED_OPERATIONS
 from ._webhooks import DeliveryAttempt, Subscription, Webhooks, sign_v1, sign_v3
 
 __all__ = [
+    "SERVED_OPERATIONS",
     "App",
     "DeliveryAttempt",
     "Faults",

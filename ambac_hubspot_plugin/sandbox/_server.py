@@ -17,6 +17,37 @@ from ._state import Portal, Source
 from ._util import SandboxHttpError, correlation_id
 
 Answer = tuple[int, Any, dict[str, str]]
+
+# Every operation the sandbox serves; {objectType} is deals|companies|contacts|notes or 0-3|0-2|0-1.
+SERVED_OPERATIONS = (
+    ("GET", "/crm/v3/objects/{objectType}"),
+    ("POST", "/crm/v3/objects/{objectType}"),
+    ("GET", "/crm/v3/objects/{objectType}/{objectId}"),
+    ("PATCH", "/crm/v3/objects/{objectType}/{objectId}"),
+    ("DELETE", "/crm/v3/objects/{objectType}/{objectId}"),
+    ("POST", "/crm/v3/objects/{objectType}/batch/read"),
+    ("POST", "/crm/v3/objects/{objectType}/batch/create"),
+    ("POST", "/crm/v3/objects/{objectType}/batch/update"),
+    ("POST", "/crm/v3/objects/{objectType}/batch/upsert"),
+    ("POST", "/crm/v3/objects/{objectType}/batch/archive"),
+    ("POST", "/crm/v3/objects/{objectType}/search"),
+    ("POST", "/crm/v3/objects/{objectType}/merge"),
+    ("POST", "/crm/v4/associations/{fromObjectType}/{toObjectType}/batch/read"),
+    ("POST", "/crm/v4/associations/{fromObjectType}/{toObjectType}/batch/create"),
+    (
+        "PUT",
+        "/crm/v4/objects/{fromObjectType}/{fromObjectId}/associations/default/{toObjectType}/{toObjectId}",
+    ),
+    ("GET", "/crm/v3/pipelines/{objectType}"),
+    ("GET", "/crm/v3/pipelines/{objectType}/{pipelineId}"),
+    ("GET", "/crm/v3/properties/{objectType}"),
+    ("POST", "/crm/v3/properties/{objectType}"),
+    ("GET", "/crm/v3/properties/{objectType}/{propertyName}"),
+    ("GET", "/crm/v3/properties/{objectType}/groups"),
+    ("POST", "/crm/v3/properties/{objectType}/groups"),
+    ("GET", "/crm/v3/properties/{objectType}/groups/{groupName}"),
+    ("POST", "/oauth/v1/token"),
+)
 _JSON = "application/json;charset=utf-8"
 
 
@@ -197,7 +228,7 @@ class Service:
             obj = portal.create(
                 object_type, data["properties"], source, data.get("associations") or ()
             )
-            return 201, portal.render(obj, list(data["properties"]) or None)
+            return 201, portal.render(obj, list(data["properties"]) or None, written=True)
         if len(rest) == 2 and rest[1] == "search" and method == "POST":
             return 200, portal.search(object_type, self._body(body))
         if len(rest) == 2 and rest[1] == "merge" and method == "POST":
@@ -207,7 +238,7 @@ class Service:
             merged = portal.merge(
                 object_type, str(data["primaryObjectId"]), str(data["objectIdToMerge"]), source
             )
-            return 200, portal.render(merged, None)
+            return 200, portal.render(merged, None, written=True)
         if len(rest) == 2:
             object_id = rest[1]
             id_property = self._last(query, "idProperty")
@@ -238,7 +269,7 @@ class Service:
                 obj = portal.update(
                     object_type, object_id, properties, source, id_property=id_property
                 )
-                return 200, portal.render(obj, list(properties) or None)
+                return 200, portal.render(obj, list(properties) or None, written=True)
             if method == "DELETE":
                 portal.archive(object_type, object_id, source)
                 return 204, None

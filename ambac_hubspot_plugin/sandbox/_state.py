@@ -544,6 +544,9 @@ class Portal:
 
     def _apply(self, obj: StoredObject, props: Mapping[str, str], source: Source) -> None:
         changed = {k: v for k, v in props.items() if obj.props.get(k, "") != v}
+        for name, value in props.items():
+            if value == "" and name not in obj.props:
+                obj.props[name] = value  # clearing an unset property: no change, no event
         if not changed:
             return
         old = dict(obj.props)
@@ -685,8 +688,14 @@ class Portal:
         obj: StoredObject,
         wanted: Sequence[str] | None,
         props: Mapping[str, str] | None = None,
+        *,
+        written: bool = False,
     ) -> dict[str, Any]:
-        """The ``SimplePublicObject`` answer for a record, with only the asked-for properties."""
+        """The ``SimplePublicObject`` answer for a record, with only the asked-for properties.
+
+        Reads answer null for asked-for properties without a value (as HubSpot does); answers
+        to writes (``written``) leave those out.
+        """
         source = obj.props if props is None else props
         definitions = self.properties[obj.type]
         names: Iterable[str]
@@ -698,7 +707,7 @@ class Portal:
         for name in names:
             if name in source:
                 out_props[name] = source[name]
-            elif name in definitions:
+            elif name in definitions and not written:
                 out_props[name] = None
         result: dict[str, Any] = {
             "id": obj.id,
@@ -867,7 +876,10 @@ class Portal:
                 )
                 for item in inputs
             ]
-            results = [self.render(obj, None) for obj in created]
+            results = [
+                self.render(obj, list(item.get("properties") or ()) or None, written=True)
+                for obj, item in zip(created, inputs, strict=True)
+            ]
         return self.batch_answer(results, [], started, ok_status=201)
 
     def batch_update(
@@ -889,7 +901,7 @@ class Portal:
                 targets.append((obj, props))
             for obj, props in targets:
                 self._apply(obj, props, source)
-                results.append(self.render(obj, list(props) or None))
+                results.append(self.render(obj, list(props) or None, written=True))
         errors = [self.not_found_error(object_type, missing)] if missing else []
         return self.batch_answer(results, errors, started)
 
@@ -913,14 +925,16 @@ class Portal:
                 if obj is None:
                     properties[str(id_property)] = value
                     created = self.create(object_type, properties, source)
-                    results.append({**self.render(created, list(properties)), "new": True})
+                    results.append(
+                        {**self.render(created, list(properties), written=True), "new": True}
+                    )
                 else:
                     props = self._normalise(object_type, properties, obj.props)
                     self._check_unique(object_type, props, obj.id)
                     self._apply(obj, props, source)
-                    results.append({**self.render(obj, list(properties) or None), "new": False})
-        for result in results:
-            result["properties"] = {k: v for k, v in result["properties"].items() if v is not None}
+                    results.append(
+                        {**self.render(obj, list(properties) or None, written=True), "new": False}
+                    )
         return self.batch_answer(results, [], started)
 
     def batch_archive(self, object_type: str, body: Mapping[str, Any], source: Source) -> None:
@@ -1134,7 +1148,7 @@ class Portal:
                         continue
                     linked.append(
                         {
-                            "toObjectId": int(other_id),
+                            "toObjectId": other_id,
                             "associationTypes": [
                                 {
                                     "category": "HUBSPOT_DEFINED",
