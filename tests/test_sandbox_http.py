@@ -299,3 +299,33 @@ def test_bad_json_is_400(hs: Sandbox) -> None:
     """A body that is not JSON is a 400 VALIDATION_ERROR."""
     answer = call(hs, "POST", data=b"{nope")
     assert answer.status_code == 400
+
+
+def test_cli_serves_a_seeded_portal() -> None:
+    """``ambac-hubspot sandbox`` prints base URL, token and portal id, then serves seeded deals."""
+    import subprocess
+    import sys
+
+    code = (
+        "from ambac_hubspot_plugin.sandbox._cli import sandbox_command;"
+        "sandbox_command(['--port', '0', '--seed-deals', '7', '--no-rate-limits'])"
+    )
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        lines = {}
+        assert process.stdout is not None
+        while len(lines) < 3:
+            key, _, value = process.stdout.readline().partition(":")
+            lines[key.strip()] = value.strip()
+        answer = requests.get(
+            lines["base URL"] + "/crm/v3/objects/deals?limit=100",
+            headers={"Authorization": f"Bearer {lines['access token']}"},
+            timeout=5,
+        )
+        assert len(answer.json()["results"]) == 7
+        assert lines["portal id"] == "12345678"
+    finally:
+        process.terminate()
+        process.wait(5)
+        if process.stdout is not None:
+            process.stdout.close()
