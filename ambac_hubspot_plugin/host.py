@@ -119,7 +119,9 @@ class HostServices(Protocol):
 
     Every method reads or writes only rows of :attr:`tenant_id`. Write methods raise
     :class:`~ambac_hubspot_plugin.errors.HostRecordError` naming the field when a value breaks a
-    host rule (a length limit, a unique order number), and write nothing in that case.
+    host rule (a length limit, a unique order number), and write nothing in that case;
+    ``update_*`` of a record that does not exist raises it for field ``id``. Changes made
+    through these services never fire the host's ``ambac_*`` events back at plugins.
     """
 
     @property
@@ -156,7 +158,11 @@ class HostServices(Protocol):
         """Return the companies whose website's normalised domain equals ``domain``."""
 
     def create_company(self, draft: CompanyDraft) -> Company:
-        """Create a company and return it."""
+        """Create a company; an existing company with the same external id is returned unchanged.
+
+        Like :meth:`create_order`, this must be atomic, so that two workers creating the same
+        HubSpot company at once (or one retrying after a crash) end with one company.
+        """
 
     def update_company(self, company_id: int, changes: Mapping[str, object]) -> Company:
         """Set the named :class:`Company` fields and return the updated company."""
@@ -169,7 +175,11 @@ class HostServices(Protocol):
         """Return the contact whose email equals ``email`` ignoring case, or None."""
 
     def create_contact(self, draft: ContactDraft) -> Contact:
-        """Create a portal user for a customer contact and return it."""
+        """Create a portal user for a customer contact and return it.
+
+        Emails are unique per tenant ignoring case: an email in use raises ``HostRecordError``
+        for field ``email`` (the caller then finds the existing contact by email).
+        """
 
     def update_contact(self, contact_id: int, changes: Mapping[str, object]) -> Contact:
         """Set the named :class:`Contact` fields and return the updated contact."""
@@ -238,16 +248,20 @@ def ambac_plugin_manifest() -> PluginManifest:
 
 
 @hookspec
-def ambac_plugin_enabled(host: HostServices, tenant_id: int, settings: Mapping[str, Any]) -> object:
-    """Start the plugin for a tenant whose admin switched it on.
+def ambac_plugin_enabled(
+    host: HostServices, tenant_id: int, plugin_id: str, settings: Mapping[str, Any]
+) -> object:
+    """Start a plugin for a tenant whose admin switched it on.
 
     Called when an admin enables the plugin, and at host start for every tenant that has it
-    enabled. The plugin validates ``settings`` (raising ``ConfigError`` naming each bad field),
-    prepares its state and starts work. Results are collected; each plugin returns a report of
-    what it did, or None when the hook is not about it.
+    enabled. Every plugin is called; only the one whose manifest id is ``plugin_id`` acts. It
+    validates ``settings`` (raising ``ConfigError`` naming each bad field), prepares its state
+    and starts work. Results are collected; the plugin returns a report of what it did, the
+    others None.
 
     :param host: host services scoped to ``tenant_id``.
     :param tenant_id: the tenant.
+    :param plugin_id: the manifest id of the plugin being enabled.
     :param settings: the tenant's settings for the plugin, as JSON-compatible data.
     :return: a report of what was done (plugin-specific), or None.
 
@@ -256,11 +270,14 @@ def ambac_plugin_enabled(host: HostServices, tenant_id: int, settings: Mapping[s
 
 
 @hookspec
-def ambac_plugin_disabled(host: HostServices, tenant_id: int) -> None:
-    """Stop all plugin work for a tenant whose admin switched it off; keep its data.
+def ambac_plugin_disabled(host: HostServices, tenant_id: int, plugin_id: str) -> None:
+    """Stop all work of a plugin for a tenant whose admin switched it off; keep its data.
+
+    Every plugin is called; only the one whose manifest id is ``plugin_id`` acts.
 
     :param host: host services scoped to ``tenant_id``.
     :param tenant_id: the tenant.
+    :param plugin_id: the manifest id of the plugin being disabled.
     :return: nothing.
 
     .. versionadded:: 0.1.0
@@ -268,14 +285,17 @@ def ambac_plugin_disabled(host: HostServices, tenant_id: int) -> None:
 
 
 @hookspec
-def ambac_settings_changed(host: HostServices, tenant_id: int, settings: Mapping[str, Any]) -> None:
-    """Validate and apply a tenant's changed settings.
+def ambac_settings_changed(
+    host: HostServices, tenant_id: int, plugin_id: str, settings: Mapping[str, Any]
+) -> None:
+    """Validate and apply a tenant's changed settings for one plugin.
 
     Called before the host saves new settings; an error (``ConfigError`` naming each bad field)
-    means the host must not save them.
+    means the host must not save them. Only the plugin whose manifest id is ``plugin_id`` acts.
 
     :param host: host services scoped to ``tenant_id``.
     :param tenant_id: the tenant.
+    :param plugin_id: the manifest id of the plugin whose settings changed.
     :param settings: the complete new settings.
     :return: nothing.
 

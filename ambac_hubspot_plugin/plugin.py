@@ -89,22 +89,26 @@ class HubSpotPlugin:
 
     @hookimpl
     def ambac_plugin_enabled(
-        self, host: HostServices, tenant_id: int, settings: Mapping[str, Any]
+        self, host: HostServices, tenant_id: int, plugin_id: str, settings: Mapping[str, Any]
     ) -> object:
         """Validate settings, open the store and start the tenant's work."""
+        if plugin_id != PLUGIN_ID:
+            return None
         return self.runtime.enable(host, tenant_id, settings)
 
     @hookimpl
-    def ambac_plugin_disabled(self, host: HostServices, tenant_id: int) -> None:
+    def ambac_plugin_disabled(self, host: HostServices, tenant_id: int, plugin_id: str) -> None:
         """Stop the tenant's work; keep its data."""
-        self.runtime.disable(tenant_id)
+        if plugin_id == PLUGIN_ID:
+            self.runtime.disable(tenant_id)
 
     @hookimpl
     def ambac_settings_changed(
-        self, host: HostServices, tenant_id: int, settings: Mapping[str, Any]
+        self, host: HostServices, tenant_id: int, plugin_id: str, settings: Mapping[str, Any]
     ) -> None:
         """Validate new settings (raising ConfigError) and apply them if the tenant is enabled."""
-        self.runtime.settings_changed(host, tenant_id, settings)
+        if plugin_id == PLUGIN_ID:
+            self.runtime.settings_changed(host, tenant_id, settings)
 
     @hookimpl
     def ambac_order_status_changed(

@@ -32,7 +32,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, quote, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote
 
 import attrs
 import pluggy
@@ -62,6 +62,7 @@ from .host import (
     User,
     UserType,
 )
+from .mapping import normalize_domain
 
 __all__ = [
     "DEFAULT_MOUNT_PREFIX",
@@ -153,27 +154,6 @@ CREATE TABLE IF NOT EXISTS plugin_settings (
     PRIMARY KEY (tenant_id, plugin_id));
 CREATE TABLE IF NOT EXISTS task_runs (name TEXT PRIMARY KEY, last_run_at TEXT NOT NULL);
 """
-
-
-def normalize_domain(value: str) -> str:
-    """Return the bare lower-case host name of a website or domain, or ``""`` when it has none.
-
-    ``https://www.Example.com/x`` and ``example.com:8080`` both become ``example.com``. A
-    leading ``www.`` is dropped only when a registrable name remains (``www.com`` stays).
-    """
-    text = value.strip()
-    if not text:
-        return ""
-    if "://" not in text:
-        text = "//" + text  # without a scheme urlsplit would read the host as a path
-    try:
-        hostname = urlsplit(text).hostname or ""
-    except ValueError:  # e.g. an unbalanced IPv6 bracket: no usable domain
-        return ""
-    hostname = hostname.rstrip(".").lower()
-    if hostname.startswith("www.") and "." in hostname[4:]:
-        hostname = hostname[4:]
-    return hostname
 
 
 @attrs.frozen
@@ -600,7 +580,7 @@ class TenantServices:
             try:
                 # The partial unique index is the guarantee; the SELECT above only spares a number.
                 row = conn.execute(
-                    f"INSERT INTO orders ({names}) VALUES ({marks}) "  # noqa: S608  # names are our constants
+                    f"INSERT INTO orders ({names}) VALUES ({marks}) "  # names are our constants
                     "ON CONFLICT (tenant_id, external_id) WHERE external_id IS NOT NULL DO NOTHING "
                     "RETURNING *",
                     tuple(columns.values()),
@@ -710,7 +690,7 @@ class TenantServices:
             if (
                 value is not None
                 and conn.execute(
-                    f"SELECT 1 FROM {table} WHERE tenant_id = ? AND id = ?",  # noqa: S608  # constant table names
+                    f"SELECT 1 FROM {table} WHERE tenant_id = ? AND id = ?",  # constant table names
                     (self._tenant_id, value),
                 ).fetchone()
                 is None
@@ -728,7 +708,7 @@ class TenantServices:
         assignments = ", ".join(f"{name} = ?" for name in columns)
         try:
             row: sqlite3.Row = conn.execute(
-                f"UPDATE {table} SET {assignments}, updated_at = ? "  # noqa: S608  # constant names
+                f"UPDATE {table} SET {assignments}, updated_at = ? "  # constant names
                 "WHERE tenant_id = ? AND id = ? RETURNING *",
                 (*columns.values(), self._host._now().isoformat(), self._tenant_id, row_id),
             ).fetchone()
@@ -789,7 +769,7 @@ class TenantServices:
         }
         with self._db.write() as conn:
             row = conn.execute(
-                f"INSERT INTO companies ({', '.join(columns)}) "  # noqa: S608  # constant names
+                f"INSERT INTO companies ({', '.join(columns)}) "  # constant names
                 f"VALUES ({', '.join('?' for _ in columns)}) "
                 "ON CONFLICT (tenant_id, external_id) WHERE external_id IS NOT NULL DO NOTHING "
                 "RETURNING *",
@@ -881,7 +861,7 @@ class TenantServices:
             self._check_email_free(conn, str(values["email"]), None)
             self._check_references(conn, values)
             row: sqlite3.Row = conn.execute(
-                f"INSERT INTO users ({', '.join(columns)}) "  # noqa: S608  # constant names
+                f"INSERT INTO users ({', '.join(columns)}) "  # constant names
                 f"VALUES ({', '.join('?' for _ in columns)}) RETURNING *",
                 tuple(columns.values()),
             ).fetchone()
@@ -1259,10 +1239,10 @@ class ReferenceHost:
         text = json.dumps(settings, sort_keys=True)  # fails early on settings JSON cannot hold
         settings = json.loads(text)  # plugins see exactly what the host will store
         self.plugin_manager.hook.ambac_settings_changed(
-            host=services, tenant_id=tenant_id, settings=settings
+            host=services, tenant_id=tenant_id, plugin_id=plugin_id, settings=settings
         )
         reports: list[object] = self.plugin_manager.hook.ambac_plugin_enabled(
-            host=services, tenant_id=tenant_id, settings=settings
+            host=services, tenant_id=tenant_id, plugin_id=plugin_id, settings=settings
         )
         self._store_settings(tenant_id, plugin_id, text, enabled=True)
         return reports
@@ -1273,7 +1253,7 @@ class ReferenceHost:
         self._require_plugin(plugin_id)
         text = json.dumps(settings, sort_keys=True)
         self.plugin_manager.hook.ambac_settings_changed(
-            host=services, tenant_id=tenant_id, settings=json.loads(text)
+            host=services, tenant_id=tenant_id, plugin_id=plugin_id, settings=json.loads(text)
         )
         self._store_settings(
             tenant_id, plugin_id, text, enabled=self.is_plugin_enabled(tenant_id, plugin_id)
@@ -1287,7 +1267,9 @@ class ReferenceHost:
         """
         services = self.services(tenant_id)
         self._store_settings(tenant_id, plugin_id, None, enabled=False)
-        self.plugin_manager.hook.ambac_plugin_disabled(host=services, tenant_id=tenant_id)
+        self.plugin_manager.hook.ambac_plugin_disabled(
+            host=services, tenant_id=tenant_id, plugin_id=plugin_id
+        )
 
     def start(self) -> list[PluginStart]:
         """Call ``ambac_plugin_enabled`` for every tenant with a plugin enabled (host start).
@@ -1311,7 +1293,8 @@ class ReferenceHost:
             services = self.services(tenant_id)
             try:
                 reports = self.plugin_manager.hook.ambac_plugin_enabled(
-                    host=services, tenant_id=tenant_id, settings=json.loads(row["settings"])
+                    host=services, tenant_id=tenant_id, plugin_id=plugin_id,
+                    settings=json.loads(row["settings"]),
                 )
             except Exception as exc:
                 logger.exception("plugin %r failed to start for tenant %s", plugin_id, tenant_id)

@@ -301,3 +301,32 @@ def test_hook_hubspot_sync_step_failed_reaches_listeners():
                            attempt=2, will_retry=True)
     _hooks(pm).sync_step_failed(event)
     assert listener.events == [event]
+
+
+class _OtherPlugin:
+    """Another installed plugin, with settings the HubSpot plugin would reject."""
+
+    def __init__(self) -> None:
+        self.enabled: list[object] = []
+
+    @hookimpl
+    def ambac_plugin_manifest(self):
+        return PluginManifest(id="other", name="Other", version="1", permissions=(), settings_schema={})
+
+    @hookimpl
+    def ambac_plugin_enabled(self, host, tenant_id, plugin_id, settings):
+        if plugin_id == "other":
+            self.enabled.append(settings)
+            return "other-report"
+        return None
+
+
+def test_hook_ambac_plugin_enabled_ignores_other_plugins(tmp_path):
+    """Enabling another plugin does not validate its settings as HubSpot settings."""
+    other = _OtherPlugin()
+    with ReferenceHost(tmp_path / "host", plugins=[other]) as host:
+        tenant = host.create_tenant("Acme")
+        reports = host.enable_plugin(tenant, "other", {"colour": "blue"})
+        assert [r for r in reports if r is not None] == ["other-report"]
+        assert other.enabled == [{"colour": "blue"}]
+        assert not _runtime(host).is_enabled(tenant)
