@@ -17,6 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from ._ports import (
     Checkpoint,
+    Inbox,
+    InboxEvent,
+    InboxEventDraft,
+    InboxReceipt,
     Job,
     JobQueue,
     JobState,
@@ -29,6 +33,8 @@ from ._ports import (
     RunStatus,
     StateStore,
     SyncRun,
+    WebhookPortalStats,
+    WebhookRefusalStats,
     utc_now,
 )
 
@@ -44,6 +50,10 @@ __all__ = [
     "Backoff",
     "Checkpoint",
     "DrainCounts",
+    "Inbox",
+    "InboxEvent",
+    "InboxEventDraft",
+    "InboxReceipt",
     "Job",
     "JobQueue",
     "JobState",
@@ -58,6 +68,8 @@ __all__ = [
     "SqlStateStore",
     "StateStore",
     "SyncRun",
+    "WebhookPortalStats",
+    "WebhookRefusalStats",
     "create_store_engine",
     "current_revision",
     "migrate",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
@@ -17,6 +17,10 @@ from ..errors import StoreError
 
 __all__ = [
     "Checkpoint",
+    "Inbox",
+    "InboxEvent",
+    "InboxEventDraft",
+    "InboxReceipt",
     "Job",
     "JobQueue",
     "JobState",
@@ -29,6 +33,8 @@ __all__ = [
     "RunStatus",
     "StateStore",
     "SyncRun",
+    "WebhookPortalStats",
+    "WebhookRefusalStats",
     "utc_now",
 ]
 
@@ -258,3 +264,105 @@ class JobQueue(Protocol):
 
     def depths(self, tenant_id: int | None = None) -> dict[tuple[JobState, str], int]: ...
 
+
+
+# -- the webhook inbox ------------------------------------------------------------------------
+
+
+@attrs.frozen
+class InboxEventDraft:
+    """One received webhook event as the receiver hands it to :meth:`Inbox.accept_webhook_batch`.
+
+    ``dedupe_key`` identifies the event across redeliveries (the receiver derives it from the
+    event's content, not from ``eventId`` alone); ``payload`` is the event object as JSON text.
+    """
+
+    portal_id: str
+    dedupe_key: str
+    event_id: int | None
+    subscription_type: str
+    object_type: str
+    object_id: str
+    property_name: str | None
+    occurred_at_ms: int
+    payload: str
+
+
+@attrs.frozen
+class InboxEvent:
+    """A stored webhook event; ``processed_at`` and ``outcome`` stay None until it is handled."""
+
+    id: int
+    tenant_id: int
+    portal_id: str
+    dedupe_key: str
+    event_id: int | None
+    subscription_type: str
+    object_type: str
+    object_id: str
+    property_name: str | None
+    occurred_at_ms: int
+    payload: dict[str, Any] = attrs.field(converter=_frozen_json)
+    received_at: datetime
+    processed_at: datetime | None
+    outcome: str | None
+
+
+@attrs.frozen
+class InboxReceipt:
+    """What storing one batch did: new events, ones already stored, jobs queued or joined."""
+
+    accepted: int
+    duplicates: int
+    jobs: int
+
+
+@attrs.frozen
+class WebhookPortalStats:
+    """Webhook counters of one portal, and when its last event arrived (for silence alerts)."""
+
+    tenant_id: int
+    portal_id: str
+    last_received_at: datetime | None
+    last_occurred_at: datetime | None
+    accepted: int
+    duplicates: int
+    echoes: int
+
+
+@attrs.frozen
+class WebhookRefusalStats:
+    """How many webhook requests of a tenant were refused for one reason (and how many of
+    those were not written to the integration log, by flood protection)."""
+
+    tenant_id: int
+    reason: str
+    refused: int
+    suppressed: int
+    last_refused_at: datetime
+
+
+@runtime_checkable
+class Inbox(Protocol):
+    """The durable webhook inbox: events stored once, processed per object through the queue."""
+
+    def accept_webhook_batch(self, tenant_id: int, drafts: Sequence[InboxEventDraft], *,
+                             job_kind: str, max_attempts: int | None = None) -> InboxReceipt: ...
+
+    def pending_webhook_events(self, tenant_id: int, object_type: str,
+                               object_id: str) -> list[InboxEvent]: ...
+
+    def finish_webhook_events(self, tenant_id: int, applied: Collection[int],
+                              echoes: Collection[int]) -> int: ...
+
+    def webhook_object_busy(self, tenant_id: int, job_kind: str, object_type: str,
+                            object_id: str, job_id: int) -> bool: ...
+
+    def record_webhook_refusal(self, tenant_id: int, reason: str, *, refused: int = 1,
+                               suppressed: int = 0, message: str | None = None) -> None: ...
+
+    def webhook_portal_stats(self, tenant_id: int) -> list[WebhookPortalStats]: ...
+
+    def webhook_refusal_stats(self, tenant_id: int) -> list[WebhookRefusalStats]: ...
+
+    def prune_webhook_events(self, processed_before: datetime) -> int: ...

@@ -12,7 +12,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
-__all__ = ["checkpoints", "integration_log", "jobs", "links", "metadata", "sync_runs"]
+__all__ = ["checkpoints", "integration_log", "jobs", "links", "metadata", "sync_runs",
+           "webhook_events", "webhook_portals", "webhook_refusals"]
 
 
 class UtcDateTime(sa.TypeDecorator[datetime]):
@@ -115,4 +116,46 @@ jobs = sa.Table(
     sa.Column("last_error", sa.Text),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+
+webhook_events = sa.Table(
+    "hubspot_webhook_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("tenant_id", sa.Integer, nullable=False),
+    sa.Column("portal_id", sa.String(32), nullable=False),
+    sa.Column("dedupe_key", sa.String(64), nullable=False),
+    sa.Column("event_id", sa.BigInteger),
+    sa.Column("subscription_type", sa.String(64), nullable=False),
+    sa.Column("object_type", sa.String(32), nullable=False),
+    sa.Column("object_id", sa.String(64), nullable=False),
+    sa.Column("property_name", sa.String(255)),
+    sa.Column("occurred_at_ms", sa.BigInteger, nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("received_at", UtcDateTime, nullable=False),
+    sa.Column("processed_at", UtcDateTime),
+    sa.Column("outcome", sa.String(16)),
+    sa.UniqueConstraint("tenant_id", "dedupe_key", name="uq_hubspot_webhook_events_dedupe"),
+)
+
+webhook_portals = sa.Table(
+    "hubspot_webhook_portals",
+    metadata,
+    sa.Column("tenant_id", sa.Integer, primary_key=True),
+    sa.Column("portal_id", sa.String(32), primary_key=True),
+    sa.Column("last_received_at", UtcDateTime),
+    sa.Column("last_occurred_at_ms", sa.BigInteger),
+    sa.Column("accepted", sa.BigInteger, nullable=False),
+    sa.Column("duplicates", sa.BigInteger, nullable=False),
+    sa.Column("echoes", sa.BigInteger, nullable=False),
+)
+
+webhook_refusals = sa.Table(
+    "hubspot_webhook_refusals",
+    metadata,
+    sa.Column("tenant_id", sa.Integer, primary_key=True),
+    sa.Column("reason", sa.String(32), primary_key=True),
+    sa.Column("refused", sa.BigInteger, nullable=False),
+    sa.Column("suppressed", sa.BigInteger, nullable=False),
+    sa.Column("last_refused_at", UtcDateTime, nullable=False),
 )

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from ..errors import StoreError
 from ._engine import HEAD, SETTING, create_store_engine, migrate, redact
+from ._inbox import SqlInboxMixin
 from ._ports import (
     Checkpoint,
     Link,
@@ -38,8 +39,8 @@ def _dumps(value: Mapping[str, Any]) -> str:
     return json.dumps(dict(value), sort_keys=True, separators=(",", ":"))
 
 
-class SqlStateStore(SqlJobQueue):
-    """The :class:`StateStore` and :class:`JobQueue` on one SQLAlchemy engine.
+class SqlStateStore(SqlInboxMixin, SqlJobQueue):
+    """The :class:`StateStore`, :class:`JobQueue` and :class:`Inbox` on one SQLAlchemy engine.
 
     Build it with :func:`open_store`. Every method runs in its own short transaction, so the
     store is safe to share between threads and to use from several processes at once.
