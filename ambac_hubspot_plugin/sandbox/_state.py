@@ -965,9 +965,9 @@ class Portal:
             )
         wanted = body.get("properties") or None
         with self.lock:
-            matches = self._matches(object_type, body)
+            matches, seen = self._matches(object_type, body)
             page = matches[after : after + limit]
-            results = [self.render(obj, wanted, props) for obj, props in page]
+            results = [self.render(obj, wanted, seen.get(obj.id) if seen else None) for obj in page]
         answer: dict[str, Any] = {"total": len(matches), "results": results}
         if after + limit < len(matches) and limit:
             answer["paging"] = {
@@ -977,7 +977,8 @@ class Portal:
 
     def _matches(
         self, object_type: str, body: Mapping[str, Any]
-    ) -> list[tuple[StoredObject, dict[str, str]]]:
+    ) -> tuple[list[StoredObject], dict[str, dict[str, str]] | None]:
+        """Matching records in order, and what search still sees of each while the index lags."""
         definitions = self.properties[object_type]
         lagging = self.index_lag_ms > 0
         cache_key = (
@@ -991,7 +992,7 @@ class Portal:
         if not lagging:
             cached = self._search_cache.get(cache_key)
             if cached is not None and cached[0] == self._versions[object_type]:
-                return [(obj, obj.props) for obj in cached[1]]
+                return cached[1], None
         predicate = compile_groups(body.get("filterGroups") or [], definitions)
         sorts = parse_sorts(body.get("sorts") or [], definitions)
         query = body.get("query")
@@ -1017,14 +1018,13 @@ class Portal:
                 )
             else:
                 candidates.sort(key=lambda pair: key(pair[1]))
-        if not lagging:
-            self._search_cache[cache_key] = (
-                self._versions[object_type],
-                [obj for obj, _ in candidates],
-            )
-            if len(self._search_cache) > 64:
-                self._search_cache.pop(next(iter(self._search_cache)))
-        return candidates
+        ordered = [obj for obj, _ in candidates]
+        if lagging:
+            return ordered, {obj.id: props for obj, props in candidates}
+        self._search_cache[cache_key] = (self._versions[object_type], ordered)
+        if len(self._search_cache) > 64:
+            self._search_cache.pop(next(iter(self._search_cache)))
+        return ordered, None
 
     # ---------------------------------------------------------- associations
     def _plan_associations(
