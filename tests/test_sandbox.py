@@ -677,3 +677,18 @@ def test_seeding_fifty_thousand_deals_takes_seconds() -> None:
         hs.seed(companies=2000, contacts=5000, deals=50_000, seed=1)
         assert time.perf_counter() - started < 30
         assert len(hs.portal.objects["deals"]) == 50_000
+
+
+def test_index_lag_applies_to_seeded_records_changed_later(clock: FakeClock) -> None:
+    """A seeded record archived or edited later shows its old self in search while lagging."""
+    with Sandbox(rate_limits=RateLimits.unlimited(), clock=clock, index_lag_seconds=5) as hs:
+        ids = hs.seed(companies=1, contacts=1, deals=2, seed=9)["deals"]
+        hs.archive_object("deals", ids[0])
+        hs.update_object("deals", ids[1], {"dealname": "renamed"})
+        body = search_body(properties=["dealname"])
+        answer = raw(hs, "POST", "/crm/v3/objects/deals/search", json=body).json()
+        assert answer["total"] == 2
+        assert "renamed" not in [r["properties"]["dealname"] for r in answer["results"]]
+        clock.advance(5)
+        answer = raw(hs, "POST", "/crm/v3/objects/deals/search", json=body).json()
+        assert [r["properties"]["dealname"] for r in answer["results"]] == ["renamed"]

@@ -465,6 +465,11 @@ class Portal:
         if self.index_lag_ms:
             self._remember_version(obj, now)
 
+    def _keep_indexed(self, obj: StoredObject) -> None:
+        """Before changing a long-indexed record, keep what search sees of it while it lags."""
+        if self.index_lag_ms and obj.versions is None:
+            obj.versions = [(0, None if obj.archived else dict(obj.props))]
+
     def _remember_version(self, obj: StoredObject, now: int) -> None:
         if obj.versions is None:
             obj.versions = []
@@ -549,6 +554,7 @@ class Portal:
                 obj.props[name] = value  # clearing an unset property: no change, no event
         if not changed:
             return
+        self._keep_indexed(obj)
         old = dict(obj.props)
         obj.props.update(changed)
         now = self.now_ms()
@@ -568,6 +574,7 @@ class Portal:
             obj = self.find(object_type, object_id)
             if obj is None:
                 return False
+            self._keep_indexed(obj)
             obj.archived = True
             now = self.now_ms()
             obj.archived_iso = iso_ms(now)
@@ -605,6 +612,7 @@ class Portal:
                 )
             if primary is merged:
                 raise SandboxHttpError(400, "Cannot merge an object with itself.")
+            self._keep_indexed(primary)
             old_primary = dict(primary.props)
             system = {
                 "hs_object_id",
