@@ -17,7 +17,7 @@ import logging
 import random
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -303,7 +303,9 @@ class SdkHubSpotClient:
         while True:
             attempt += 1
             if limited:
-                waited = self._limiter.acquire(search=search, timeout=self._settings.rate_limit_wait_seconds)
+                waited = self._limiter.acquire(
+                    search=search, timeout=self._settings.rate_limit_wait_seconds
+                )
                 if waited is None:
                     self._stats.record_error()
                     raise RateLimitedError(
@@ -334,7 +336,12 @@ class SdkHubSpotClient:
                 status = int(getattr(exc, "status", 0) or 0)
                 if status in allowed:
                     return _StatusAnswer(status, parse_error_body(getattr(exc, "body", None)))
-                if status == 401 and token is not None and self._tokens.is_oauth and not refreshed_on_401:
+                if (
+                    status == 401
+                    and token is not None
+                    and self._tokens.is_oauth
+                    and not refreshed_on_401
+                ):
                     # An access token can be revoked before its expiry; one refresh tells
                     # a stale token from bad credentials.
                     refreshed_on_401 = True
@@ -357,7 +364,13 @@ class SdkHubSpotClient:
                 self._stats.record_error()
                 raise error from cause
             self._stats.record_retry()
-            log.info("HubSpot %s failed (%s), retry %d in %.2f s", operation, failure.kind.value, attempt, wait)
+            log.info(
+                "HubSpot %s failed (%s), retry %d in %.2f s",
+                operation,
+                failure.kind.value,
+                attempt,
+                wait,
+            )
             self._sleep(wait)
 
     def _network_error(self, operation: str, exc: BaseException) -> HubSpotUnavailableError:
@@ -367,7 +380,9 @@ class SdkHubSpotClient:
             operation=operation,
         )
 
-    def _classify(self, operation: str, exc: BaseException, status: int) -> tuple[Failure | None, HubSpotApiError]:
+    def _classify(
+        self, operation: str, exc: BaseException, status: int
+    ) -> tuple[Failure | None, HubSpotApiError]:
         """Turn an SDK ``ApiException`` into a retry decision and the error to raise."""
         body = parse_error_body(getattr(exc, "body", None))
         headers = _headers(getattr(exc, "headers", None))
@@ -394,16 +409,22 @@ class SdkHubSpotClient:
                 policy_name=str(policy) if policy else None,
                 **common,
             )
-            return Failure(FailureKind.RATE_LIMITED, retry_after, str(policy) if policy else None), err
+            return Failure(
+                FailureKind.RATE_LIMITED, retry_after, str(policy) if policy else None
+            ), err
         if status in (401, 403):
             what = (
                 "the access token is invalid or expired; reconnect the HubSpot account"
                 if status == 401
                 else "the token lacks a scope this call needs; grant it to the app"
             )
-            return None, HubSpotAuthError(f"HubSpot refused the credentials: {message}; {what}", **common)
+            return None, HubSpotAuthError(
+                f"HubSpot refused the credentials: {message}; {what}", **common
+            )
         if status >= 500 or status == 0:
-            return Failure(FailureKind.SERVER_ERROR, parse_retry_after(headers)), HubSpotUnavailableError(
+            return Failure(
+                FailureKind.SERVER_ERROR, parse_retry_after(headers)
+            ), HubSpotUnavailableError(
                 f"HubSpot failed to answer: {message}; it may be down, retry later", **common
             )
         return None, HubSpotApiError(f"HubSpot rejected the request: {message}", **common)
@@ -431,7 +452,9 @@ class SdkHubSpotClient:
             )
         return data
 
-    def _malformed(self, operation: str, what: str, exc: BaseException | None = None) -> HubSpotApiError:
+    def _malformed(
+        self, operation: str, what: str, exc: BaseException | None = None
+    ) -> HubSpotApiError:
         self._stats.record_error()
         err = HubSpotApiError(f"HubSpot's answer is malformed: {what}", operation=operation)
         if exc is not None:
@@ -457,7 +480,9 @@ class SdkHubSpotClient:
                 created_at=parse_timestamp(created) if created else None,
             )
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
-            raise self._malformed(operation, f"a {object_type} record could not be read ({exc})", exc) from exc
+            raise self._malformed(
+                operation, f"a {object_type} record could not be read ({exc})", exc
+            ) from exc
 
     def _results(self, data: Mapping[str, Any], operation: str) -> list[Any]:
         results = data.get("results")
@@ -475,7 +500,9 @@ class SdkHubSpotClient:
         body = request.body()
         return self._execute(
             operation,
-            lambda **kw: self._api("objects.search").do_search(object_type, public_object_search_request=body, **kw),
+            lambda **kw: self._api("objects.search").do_search(
+                object_type, public_object_search_request=body, **kw
+            ),
             search=True,
         )
 
@@ -484,10 +511,12 @@ class SdkHubSpotClient:
         request = plan.first()
         while request is not None:
             data = self._search_page(object_type, request)
-            records = [self._record(object_type, item, operation) for item in self._results(data, operation)]
+            records = [
+                self._record(object_type, item, operation)
+                for item in self._results(data, operation)
+            ]
             after = ((data.get("paging") or {}).get("next") or {}).get("after")
-            for record in plan.accept(records):
-                yield record
+            yield from plan.accept(records)
             request = plan.next(records, None if after is None else str(after))
 
     def iter_modified(
@@ -523,7 +552,9 @@ class SdkHubSpotClient:
             since=since,
             until=None,
             page_size=SEARCH_PAGE,
-            base_filters=({"propertyName": "dealstage", "operator": "IN", "values": list(stage_ids)},),
+            base_filters=(
+                {"propertyName": "dealstage", "operator": "IN", "values": list(stage_ids)},
+            ),
         )
         return self._iter_search("deals", plan)  # type: ignore[return-value]  # deals give Deal
 
@@ -539,13 +570,18 @@ class SdkHubSpotClient:
             return None
         return self._record("deals", data, operation)  # type: ignore[return-value]  # deals give Deal
 
-    def read_objects(self, object_type: str, ids: Sequence[str], properties: Sequence[str] = ()) -> Iterator[HubSpotObject]:
+    def read_objects(
+        self, object_type: str, ids: Sequence[str], properties: Sequence[str] = ()
+    ) -> Iterator[HubSpotObject]:
         """Batch-read any object type, 100 ids per request, streaming the records."""
         operation = f"{object_type}.batch_read"
         unique = list(dict.fromkeys(str(i) for i in ids))
         for start in range(0, len(unique), OBJECT_BATCH):
             chunk = unique[start : start + OBJECT_BATCH]
-            body: dict[str, Any] = {"inputs": [{"id": i} for i in chunk], "properties": list(properties)}
+            body: dict[str, Any] = {
+                "inputs": [{"id": i} for i in chunk],
+                "properties": list(properties),
+            }
             data = self._execute(
                 operation,
                 lambda body=body, **kw: self._api("objects.batch").read(
@@ -558,13 +594,19 @@ class SdkHubSpotClient:
     def read_deals(self, ids: Sequence[str], properties: Sequence[str] = ()) -> Iterator[Deal]:
         return self.read_objects("deals", ids, properties)  # type: ignore[return-value]  # deals give Deal
 
-    def read_companies(self, ids: Sequence[str], properties: Sequence[str] = ()) -> Iterator[Company]:
+    def read_companies(
+        self, ids: Sequence[str], properties: Sequence[str] = ()
+    ) -> Iterator[Company]:
         return self.read_objects("companies", ids, properties)  # type: ignore[return-value]  # companies give Company
 
-    def read_contacts(self, ids: Sequence[str], properties: Sequence[str] = ()) -> Iterator[Contact]:
+    def read_contacts(
+        self, ids: Sequence[str], properties: Sequence[str] = ()
+    ) -> Iterator[Contact]:
         return self.read_objects("contacts", ids, properties)  # type: ignore[return-value]  # contacts give Contact
 
-    def read_associations(self, from_type: str, to_type: str, ids: Sequence[str]) -> Mapping[str, list[Association]]:
+    def read_associations(
+        self, from_type: str, to_type: str, ids: Sequence[str]
+    ) -> Mapping[str, list[Association]]:
         operation = f"associations.{from_type}.{to_type}.batch_read"
         out: dict[str, list[Association]] = {}
         unique = list(dict.fromkeys(str(i) for i in ids))
@@ -573,7 +615,10 @@ class SdkHubSpotClient:
             data = self._execute(
                 operation,
                 lambda body=body, **kw: self._api("associations.batch").get_page(
-                    from_type, to_type, batch_input_public_fetch_associations_batch_request=body, **kw
+                    from_type,
+                    to_type,
+                    batch_input_public_fetch_associations_batch_request=body,
+                    **kw,
                 ),
             )
             for result in self._results(data, operation):
@@ -583,7 +628,9 @@ class SdkHubSpotClient:
                     links.extend(self._associations(result.get("to") or ()))
                     after = ((result.get("paging") or {}).get("next") or {}).get("after")
                 except (KeyError, TypeError, AttributeError) as exc:
-                    raise self._malformed(operation, f"an association result could not be read ({exc})", exc) from exc
+                    raise self._malformed(
+                        operation, f"an association result could not be read ({exc})", exc
+                    ) from exc
                 if after:
                     links.extend(self._more_associations(from_type, to_type, from_id, str(after)))
         return out
@@ -594,7 +641,9 @@ class SdkHubSpotClient:
             types = tuple(int(t["typeId"]) for t in item.get("associationTypes") or ())
             yield Association(to_id=str(item["toObjectId"]), type_ids=types)
 
-    def _more_associations(self, from_type: str, to_type: str, from_id: str, after: str) -> Iterator[Association]:
+    def _more_associations(
+        self, from_type: str, to_type: str, from_id: str, after: str
+    ) -> Iterator[Association]:
         """Page the associations of one object that has more than a batch result holds."""
         operation = f"associations.{from_type}.{to_type}.page"
         cursor: str | None = after
@@ -609,7 +658,9 @@ class SdkHubSpotClient:
                 yield from self._associations(self._results(data, operation))
                 cursor = ((data.get("paging") or {}).get("next") or {}).get("after")
             except (KeyError, TypeError, AttributeError) as exc:
-                raise self._malformed(operation, f"an association page could not be read ({exc})", exc) from exc
+                raise self._malformed(
+                    operation, f"an association page could not be read ({exc})", exc
+                ) from exc
 
     def get_pipelines(self) -> list[Pipeline]:
         operation = "pipelines.get_all"
@@ -631,7 +682,9 @@ class SdkHubSpotClient:
                     id=str(stage["id"]),
                     label=str(stage.get("label", "")),
                     is_closed=str(meta.get("isClosed", "false")).lower() == "true",
-                    probability=Decimal(str(probability)) if probability not in (None, "") else None,
+                    probability=Decimal(str(probability))
+                    if probability not in (None, "")
+                    else None,
                     display_order=int(stage.get("displayOrder") or 0),
                 )
             )
@@ -664,12 +717,16 @@ class SdkHubSpotClient:
         }
         data = self._execute(
             operation,
-            lambda **kw: self._api("objects.basic").create(object_type, simple_public_object_input_for_create=body, **kw),
+            lambda **kw: self._api("objects.basic").create(
+                object_type, simple_public_object_input_for_create=body, **kw
+            ),
             idempotent=False,
         )
         return self._record(object_type, data, operation)
 
-    def _batch_write(self, object_type: str, kind: str, inputs: list[dict[str, Any]], *, idempotent: bool) -> BatchResult:
+    def _batch_write(
+        self, object_type: str, kind: str, inputs: list[dict[str, Any]], *, idempotent: bool
+    ) -> BatchResult:
         operation = f"{object_type}.batch_{kind}"
         succeeded: list[HubSpotObject] = []
         failed: list[ItemError] = []
@@ -687,7 +744,10 @@ class SdkHubSpotClient:
                 ),
                 idempotent=idempotent,
             )
-            succeeded.extend(self._record(object_type, item, operation) for item in self._results(data, operation))
+            succeeded.extend(
+                self._record(object_type, item, operation)
+                for item in self._results(data, operation)
+            )
             failed.extend(self._item_errors(data.get("errors") or ()))
         return BatchResult(succeeded=succeeded, failed=failed)
 
@@ -695,7 +755,11 @@ class SdkHubSpotClient:
     def _item_errors(errors: Iterable[Mapping[str, Any]]) -> Iterator[ItemError]:
         for err in errors:
             context = err.get("context") or {}
-            ids = context.get("ids") or context.get("id") or ([err["id"]] if err.get("id") else [None])
+            ids = (
+                context.get("ids")
+                or context.get("id")
+                or ([err["id"]] if err.get("id") else [None])
+            )
             for item_id in ids:
                 yield ItemError(
                     id=None if item_id is None else str(item_id),
@@ -704,12 +768,19 @@ class SdkHubSpotClient:
                     message=str(err.get("message", "")),
                 )
 
-    def create_objects(self, object_type: str, inputs: Sequence[Mapping[str, str | None]]) -> BatchResult:
+    def create_objects(
+        self, object_type: str, inputs: Sequence[Mapping[str, str | None]]
+    ) -> BatchResult:
         return self._batch_write(
-            object_type, "create", [{"properties": dict(p), "associations": []} for p in inputs], idempotent=False
+            object_type,
+            "create",
+            [{"properties": dict(p), "associations": []} for p in inputs],
+            idempotent=False,
         )
 
-    def update_objects(self, object_type: str, updates: Mapping[str, Mapping[str, str | None]]) -> BatchResult:
+    def update_objects(
+        self, object_type: str, updates: Mapping[str, Mapping[str, str | None]]
+    ) -> BatchResult:
         # Setting the same values twice leaves the same record: safe to retry.
         return self._batch_write(
             object_type,
@@ -725,14 +796,17 @@ class SdkHubSpotClient:
         return self._batch_write(
             object_type,
             "upsert",
-            [{"id": str(v), "idProperty": id_property, "properties": dict(p)} for v, p in inputs.items()],
+            [
+                {"id": str(v), "idProperty": id_property, "properties": dict(p)}
+                for v, p in inputs.items()
+            ],
             idempotent=True,
         )
 
     def create_note_on_deal(self, deal_id: str, body: str, when: datetime) -> str:
         if when.tzinfo is None:
             raise ValueError("when must be tz-aware")
-        stamp = when.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        stamp = when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         note = self.create_object(
             "notes",
             {"hs_note_body": body, "hs_timestamp": stamp},
@@ -744,7 +818,9 @@ class SdkHubSpotClient:
         body = {"name": name, "label": label}
         data = self._execute(
             f"{object_type}.property_group.create",
-            lambda **kw: self._api("property_groups").create(object_type, property_group_create=body, **kw),
+            lambda **kw: self._api("property_groups").create(
+                object_type, property_group_create=body, **kw
+            ),
             allow_status=(409,),  # 409: already there, which is what we want
         )
         return not isinstance(data, _StatusAnswer)
@@ -761,7 +837,12 @@ class SdkHubSpotClient:
                 "description": spec.description,
                 "hasUniqueValue": spec.has_unique_value,
                 "options": [
-                    {"label": o.label, "value": o.value, "displayOrder": o.display_order, "hidden": False}
+                    {
+                        "label": o.label,
+                        "value": o.value,
+                        "displayOrder": o.display_order,
+                        "hidden": False,
+                    }
                     for o in spec.options
                 ],
             }
@@ -769,7 +850,9 @@ class SdkHubSpotClient:
             # which we read as "exists": retrying is safe.
             data = self._execute(
                 f"{object_type}.property.create",
-                lambda body=body, **kw: self._api("properties").create(object_type, property_create=body, **kw),
+                lambda body=body, **kw: self._api("properties").create(
+                    object_type, property_create=body, **kw
+                ),
                 allow_status=(409,),
             )
             if not isinstance(data, _StatusAnswer):
@@ -888,14 +971,26 @@ class SearchPlan:
             assert self._anchor is not None
             filters.append({"propertyName": self._ts, "operator": "EQ", "value": str(self._anchor)})
             if self._tie_floor is not None:
-                filters.append({"propertyName": "hs_object_id", "operator": "GT", "value": str(self._tie_floor)})
-            sorts: tuple[Mapping[str, str], ...] = ({"propertyName": "hs_object_id", "direction": "ASCENDING"},)
+                filters.append(
+                    {
+                        "propertyName": "hs_object_id",
+                        "operator": "GT",
+                        "value": str(self._tie_floor),
+                    }
+                )
+            sorts: tuple[Mapping[str, str], ...] = (
+                {"propertyName": "hs_object_id", "direction": "ASCENDING"},
+            )
         else:
             if self._anchor is not None:
                 op = "GT" if self._strict else "GTE"
-                filters.append({"propertyName": self._ts, "operator": op, "value": str(self._anchor)})
+                filters.append(
+                    {"propertyName": self._ts, "operator": op, "value": str(self._anchor)}
+                )
             if self._until is not None:
-                filters.append({"propertyName": self._ts, "operator": "LTE", "value": str(self._until)})
+                filters.append(
+                    {"propertyName": self._ts, "operator": "LTE", "value": str(self._until)}
+                )
             sorts = (
                 {"propertyName": self._ts, "direction": "ASCENDING"},
                 {"propertyName": "hs_object_id", "direction": "ASCENDING"},
@@ -912,7 +1007,9 @@ class SearchPlan:
                     numeric = int(record.id)
                 except ValueError:
                     numeric = None
-                if numeric is not None and (self._tie_last_id is None or numeric > self._tie_last_id):
+                if numeric is not None and (
+                    self._tie_last_id is None or numeric > self._tie_last_id
+                ):
                     self._tie_last_id = numeric
                 if record.id in self._seen:
                     continue

@@ -50,7 +50,9 @@ class RateBudget:
 
     burst: int = attrs.field(validator=attrs.validators.ge(1))
     window_seconds: float = attrs.field(default=10.0, validator=attrs.validators.gt(0))
-    search_per_second: int = attrs.field(default=SEARCH_PER_SECOND, validator=attrs.validators.ge(1))
+    search_per_second: int = attrs.field(
+        default=SEARCH_PER_SECOND, validator=attrs.validators.ge(1)
+    )
     margin_seconds: float = attrs.field(default=0.1, validator=attrs.validators.ge(0))
 
 
@@ -103,7 +105,9 @@ class RateLimiter:
         self._count = 0
         self._count_lock = threading.Lock()
 
-    def acquire(self, *, search: bool, timeout: float, monotonic: Callable[[], float] = time.monotonic) -> float | None:
+    def acquire(
+        self, *, search: bool, timeout: float, monotonic: Callable[[], float] = time.monotonic
+    ) -> float | None:
         """Take the permits one request needs; return the seconds waited, or ``None`` on timeout.
 
         A search takes its search permit first: the tighter budget decides the pace, and a

@@ -16,7 +16,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol, Union, runtime_checkable
@@ -63,7 +63,7 @@ Properties = Mapping[str, Union[str, None]]  # noqa: UP007  # a runtime alias; |
 
 def utc_now() -> datetime:
     """The default clock: the current time, tz-aware UTC."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def parse_timestamp(value: object) -> datetime | None:
@@ -76,15 +76,15 @@ def parse_timestamp(value: object) -> datetime | None:
     if value is None or value == "":
         return None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value / 1000, tz=timezone.utc)
+        return datetime.fromtimestamp(value / 1000, tz=UTC)
     if not isinstance(value, str):
         raise ValueError(f"not a timestamp: {value!r}")
     if value.isdigit():
-        return datetime.fromtimestamp(int(value) / 1000, tz=timezone.utc)
+        return datetime.fromtimestamp(int(value) / 1000, tz=UTC)
     parsed = datetime.fromisoformat(value)
     if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -141,7 +141,9 @@ class ClientSettings:
     auth: Auth
     base_url: str = attrs.field(default="https://api.hubapi.com", validator=_base_url)
     portal_id: str | None = None
-    account_tier: str = attrs.field(default="professional", validator=attrs.validators.in_(TIER_BURST_PER_10S))
+    account_tier: str = attrs.field(
+        default="professional", validator=attrs.validators.in_(TIER_BURST_PER_10S)
+    )
     burst_per_window: int | None = None
     window_seconds: float = 10.0
     search_per_second: int | None = None
@@ -187,9 +189,15 @@ class ClientSettings:
         retired = [key for key in data if str(key).lower() in {"hapikey", "api_key", "apikey"}]
         auth = data.get("auth")
         if isinstance(auth, Mapping):
-            retired += [f"auth.{key}" for key in auth if str(key).lower() in {"hapikey", "api_key", "apikey"}]
+            retired += [
+                f"auth.{key}"
+                for key in auth
+                if str(key).lower() in {"hapikey", "api_key", "apikey"}
+            ]
         if retired:
-            raise ConfigError.from_problems([(key, _RETIRED_MESSAGE) for key in retired], "HubSpot client settings")
+            raise ConfigError.from_problems(
+                [(key, _RETIRED_MESSAGE) for key in retired], "HubSpot client settings"
+            )
         try:
             return _settings_converter.structure(dict(data), cls)
         except (cattrs.BaseValidationError, ValueError, TypeError) as exc:
@@ -198,7 +206,7 @@ class ClientSettings:
 
     @classmethod
     def from_plugin_settings(cls, settings: Settings, **overrides: Any) -> ClientSettings:
-        """Derive client settings from a tenant's plugin :class:`~ambac_hubspot_plugin.settings.Settings`."""
+        """Derive client settings from a tenant's plugin settings (:mod:`.settings`)."""
         creds = settings.credentials
         auth: Auth
         if getattr(creds, "kind", None) == "oauth":
@@ -233,7 +241,9 @@ def _make_settings_converter() -> cattrs.Converter:
 
     def structure_auth(value: Any, _type: Any) -> Auth:
         if not isinstance(value, Mapping):
-            raise ValueError("auth must be an object with access_token, or client_id/client_secret/refresh_token")
+            raise ValueError(
+                "auth must be an object with access_token, or client_id/client_secret/refresh_token"
+            )
         if "access_token" in value:
             return conv.structure(value, StaticToken)
         return conv.structure(value, OAuthApp)
@@ -512,10 +522,14 @@ class HubSpotClient(Protocol):
     def read_deals(self, ids: Sequence[str], properties: Sequence[str] = ()) -> Iterator[Deal]:
         """Batch-read deals (100 per request); ids HubSpot does not know are skipped."""
 
-    def read_companies(self, ids: Sequence[str], properties: Sequence[str] = ()) -> Iterator[Company]:
+    def read_companies(
+        self, ids: Sequence[str], properties: Sequence[str] = ()
+    ) -> Iterator[Company]:
         """Batch-read companies (100 per request); unknown ids are skipped."""
 
-    def read_contacts(self, ids: Sequence[str], properties: Sequence[str] = ()) -> Iterator[Contact]:
+    def read_contacts(
+        self, ids: Sequence[str], properties: Sequence[str] = ()
+    ) -> Iterator[Contact]:
         """Batch-read contacts (100 per request); unknown ids are skipped."""
 
     def read_associations(
@@ -584,7 +598,7 @@ def build_client(
         settings,
         clock=clock,
         sleep=sleep,
-        rng=rng or random.Random(),
+        rng=rng or random.Random(),  # noqa: S311  # backoff jitter, not cryptography
         limiter=limiter,
         stats=stats or ClientStats(),
     )

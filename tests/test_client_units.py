@@ -8,14 +8,20 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from ambac_hubspot_plugin._ratelimit import RateBudget, RateLimiter, budget_for_tier, shared_limiter
-from ambac_hubspot_plugin._retry import Failure, FailureKind, RetryPolicy, parse_error_body, parse_retry_after
+from ambac_hubspot_plugin._retry import (
+    Failure,
+    FailureKind,
+    RetryPolicy,
+    parse_error_body,
+    parse_retry_after,
+)
 from ambac_hubspot_plugin.client import (
     ClientSettings,
     ClientStats,
@@ -27,7 +33,7 @@ from ambac_hubspot_plugin.client import (
 )
 from ambac_hubspot_plugin.errors import ConfigError
 
-UTC = timezone.utc
+UTC = UTC
 
 
 # -- retry policy ---------------------------------------------------------------------------
@@ -48,7 +54,9 @@ def test_retry_after_is_a_floor_for_the_wait() -> None:
     """A server's Retry-After is never shortened by the jitter."""
     policy = RetryPolicy(base_delay=0.1, max_delay=0.2)
     rng = random.Random(1)
-    waits = {policy.delay(1, Failure(FailureKind.RATE_LIMITED, retry_after=3.0), rng) for _ in range(50)}
+    waits = {
+        policy.delay(1, Failure(FailureKind.RATE_LIMITED, retry_after=3.0), rng) for _ in range(50)
+    }
     assert waits == {3.0}
 
 
@@ -71,7 +79,9 @@ def test_daily_limit_is_not_retried() -> None:
         (FailureKind.NETWORK, False),
     ],
 )
-def test_creates_are_retried_only_when_provably_unprocessed(kind: FailureKind, retried: bool) -> None:
+def test_creates_are_retried_only_when_provably_unprocessed(
+    kind: FailureKind, retried: bool
+) -> None:
     """A non-idempotent request is re-sent only after a 429 or a connection that never opened."""
     policy = RetryPolicy()
     wait = policy.next_wait(1, Failure(kind), 0.0, random.Random(1), idempotent=False)
@@ -104,7 +114,9 @@ def test_retry_after_and_error_bodies_are_parsed_defensively() -> None:
 
 def test_tier_budgets_match_hubspot_limits() -> None:
     """Each tier maps to HubSpot's published 10-second burst; explicit numbers win."""
-    assert {t: budget_for_tier(t).burst for t in ("free", "starter", "professional", "enterprise")} == {
+    assert {
+        t: budget_for_tier(t).burst for t in ("free", "starter", "professional", "enterprise")
+    } == {
         "free": 100,
         "starter": 100,
         "professional": 190,
@@ -112,7 +124,10 @@ def test_tier_budgets_match_hubspot_limits() -> None:
     }
     assert budget_for_tier("capacity_pack").burst == 250
     assert budget_for_tier("free", burst=42, search_per_second=2).search_per_second == 2
-    assert ClientSettings(auth=OAuthApp("id", "s", "r"), account_tier="enterprise").rate_budget().burst == 110
+    assert (
+        ClientSettings(auth=OAuthApp("id", "s", "r"), account_tier="enterprise").rate_budget().burst
+        == 110
+    )
     assert ClientSettings(auth=StaticToken("t"), burst_per_window=7).rate_budget().burst == 7
     with pytest.raises(ValueError, match="unknown HubSpot account tier"):
         budget_for_tier("platinum")
@@ -146,7 +161,9 @@ def test_limiter_never_exceeds_the_budget_in_any_window_across_threads() -> None
 
 def test_limiter_search_budget_is_separate_and_tighter() -> None:
     """Searches wait for the per-second search budget even when the burst budget has room."""
-    limiter = RateLimiter(RateBudget(burst=100, window_seconds=10, search_per_second=2, margin_seconds=0.0))
+    limiter = RateLimiter(
+        RateBudget(burst=100, window_seconds=10, search_per_second=2, margin_seconds=0.0)
+    )
     started = time.monotonic()
     for _ in range(5):
         assert limiter.acquire(search=True, timeout=10) is not None
@@ -191,14 +208,19 @@ def test_settings_from_mapping_names_bad_fields() -> None:
         ClientSettings.from_mapping({"auth": {"access_token": "pat-x"}, "colour": "blue"})
     assert "colour" in str(info.value)
     good = ClientSettings.from_mapping(
-        {"auth": {"client_id": "c", "client_secret": "s3cr3t", "refresh_token": "r3fr3sh"}, "portal_id": "9"}
+        {
+            "auth": {"client_id": "c", "client_secret": "s3cr3t", "refresh_token": "r3fr3sh"},
+            "portal_id": "9",
+        }
     )
     assert isinstance(good.auth, OAuthApp)
 
 
 def test_secrets_never_appear_in_reprs() -> None:
     """Tokens and client secrets are left out of every settings repr."""
-    settings = ClientSettings(auth=OAuthApp("client-1", "very-secret-value", "refresh-secret-value"))
+    settings = ClientSettings(
+        auth=OAuthApp("client-1", "very-secret-value", "refresh-secret-value")
+    )
     static = ClientSettings(auth=StaticToken("pat-na1-secret-token"))
     text = repr(settings) + str(settings) + repr(static) + repr(static.auth) + static.limiter_key()
     for secret in ("very-secret-value", "refresh-secret-value", "pat-na1-secret-token"):
@@ -248,7 +270,9 @@ def test_stats_count_across_threads() -> None:
     for t in threads:
         t.join()
     snap = stats.snapshot()
-    assert snap.calls == {"deals.search": 4000} and snap.retries == 4000 and snap.total_calls == 4000
+    assert (
+        snap.calls == {"deals.search": 4000} and snap.retries == 4000 and snap.total_calls == 4000
+    )
 
 
 def test_importing_the_client_port_does_not_import_the_sdk() -> None:
@@ -291,7 +315,11 @@ class ModelSearch:
         limit = body["limit"]
         assert after + limit <= 10_000, "HubSpot answers 400 past 10,000 results"
         groups = body["filterGroups"]
-        rows = [r for r in self.rows if not groups or any(all(self._match(r, f) for f in g["filters"]) for g in groups)]
+        rows = [
+            r
+            for r in self.rows
+            if not groups or any(all(self._match(r, f) for f in g["filters"]) for g in groups)
+        ]
         first = body["sorts"][0]["propertyName"]
         if first == "hs_object_id":
             rows.sort(key=lambda r: int(r[0]))
@@ -301,7 +329,8 @@ class ModelSearch:
         data: dict[str, Any] = {
             "total": len(rows),
             "results": [
-                {"id": i, "properties": {"hs_lastmodifieddate": str(ms), "hs_object_id": i}} for i, ms in page
+                {"id": i, "properties": {"hs_lastmodifieddate": str(ms), "hs_object_id": i}}
+                for i, ms in page
             ],
         }
         if after + limit < len(rows):
@@ -317,7 +346,11 @@ def run_plan(model: ModelSearch, **kwargs: Any) -> Iterator[str]:
     while request is not None:
         data = model.search(request.body())
         records = [
-            Deal(id=item["id"], properties=item["properties"], updated_at=parse_timestamp(item["properties"]["hs_lastmodifieddate"]))  # type: ignore[arg-type]  # never None here
+            Deal(
+                id=item["id"],
+                properties=item["properties"],
+                updated_at=parse_timestamp(item["properties"]["hs_lastmodifieddate"]),
+            )  # type: ignore[arg-type]  # never None here
             for item in data["results"]
         ]
         yield from (r.id for r in plan.accept(records))
