@@ -1,0 +1,699 @@
+"""Real-time intake: the webhook receiver, its durable inbox and ordered per-object processing.
+
+Receiving (:class:`WebhookReceiver`) verifies a delivery's signature on the raw bytes, parses
+the batch into :class:`WebhookEvent` records, stores it in the tenant's inbox and queues one
+``webhook.object`` job per object, all in one transaction, and only then answers 200. It is
+framework-agnostic (:meth:`WebhookReceiver.handle`), a host route
+(:meth:`WebhookReceiver.route`) and a WSGI app (:meth:`WebhookReceiver.wsgi_app`).
+
+Processing (:class:`WebhookProcessor`) is the ``webhook.object`` job handler: it loads one
+object's unprocessed events, orders them, drops echoes of our own writes and hands the rest to
+an :class:`EventApplier`; events are marked processed only after the applier succeeded.
+
+The route carries the tenant (``POST hubspot/webhooks/{tenant_id}``): the secret that proves a
+delivery belongs to the tenant's app must be known before the body may be trusted, so the
+tenant comes from the URL, and every event's ``portalId`` must then be the tenant's portal.
+See ``docs/webhooks.md``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import socketserver
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from urllib.parse import quote, urlsplit
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
+
+import attrs
+
+from ._signatures import verify_signature
+from .errors import HubSpotIntegrationError, WebhookSignatureError
+
+if TYPE_CHECKING:
+    from ._runtime import Runtime
+    from .host import HttpRequest, HttpResponse, HttpRoute
+    from .settings import Secret, Settings
+    from .store import Inbox, InboxEventDraft, Job
+
+__all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "JOB_KIND",
+    "EchoCheck",
+    "EventApplier",
+    "WebhookEvent",
+    "WebhookObjectBusyError",
+    "WebhookPayloadError",
+    "WebhookProcessor",
+    "WebhookReceiver",
+    "WebhookTarget",
+    "dedupe_key",
+    "install",
+    "make_wsgi_server",
+    "order_events",
+    "parse_batch",
+    "webhook_secret",
+]
+
+log = logging.getLogger(__name__)
+
+JOB_KIND = "webhook.object"
+"""The job kind of per-object webhook processing; its dedupe key is ``<type>:<id>``."""
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+MAX_EVENTS = 1000
+ROUTE_PATH = "hubspot/webhooks/{tenant_id}"
+
+Clock = Callable[[], datetime]
+Answer = tuple[int, dict[str, str], bytes]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class WebhookPayloadError(HubSpotIntegrationError):
+    """A webhook body is not a JSON array of valid events; ``path`` points at the culprit."""
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        super().__init__(f"{path}: {message}")
+
+
+class WebhookObjectBusyError(HubSpotIntegrationError):
+    """Another job is processing the same object right now; this one retries later."""
+
+
+# -- events -----------------------------------------------------------------------------------
+
+_SUBSCRIPTION = re.compile(r"([a-z][a-z0-9_]{0,31})\.([A-Za-z][A-Za-z_]{0,31})")
+_ID = re.compile(r"[0-9]{1,20}")
+_MAX_INT = 2**63 - 1
+# occurredAt must be a plausible epoch-milliseconds value (2000-01-01 .. 9999-12-31).
+_MIN_MS, _MAX_MS = 946_684_800_000, 253_402_300_799_999
+_MAX_TEXT = 255
+
+
+def _digits(_inst: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
+    if value is not None and not _ID.fullmatch(value):
+        raise ValueError(f"{attribute.name} must be 1 to 20 digits, not {value!r}")
+
+
+def _subscription(_inst: object, _attribute: attrs.Attribute[Any], value: str) -> None:
+    if not _SUBSCRIPTION.fullmatch(value):
+        raise ValueError(f"subscription_type {value!r} is not like 'deal.propertyChange'")
+
+
+def _epoch_ms(_inst: object, _attribute: attrs.Attribute[Any], value: int) -> None:
+    if not _MIN_MS <= value <= _MAX_MS:
+        raise ValueError(f"occurred_at_ms {value} is not epoch milliseconds after 2000")
+
+
+@attrs.frozen
+class WebhookEvent:
+    """One HubSpot webhook event, validated.
+
+    Ids are strings of digits (HubSpot sends numbers); ``property_value`` is the new value as
+    text (None when absent). ``raw`` is the event object as received, for fields this record
+    does not name.
+    """
+
+    portal_id: str = attrs.field(validator=_digits)
+    subscription_type: str = attrs.field(validator=_subscription)
+    object_id: str = attrs.field(validator=_digits)
+    occurred_at_ms: int = attrs.field(validator=_epoch_ms)
+    event_id: int | None = None
+    subscription_id: int | None = None
+    app_id: int | None = None
+    attempt_number: int = 0
+    property_name: str | None = None
+    property_value: str | None = None
+    change_source: str | None = None
+    source_id: str | None = None
+    change_flag: str | None = None
+    primary_object_id: str | None = attrs.field(default=None, validator=_digits)
+    merged_object_ids: tuple[str, ...] = ()
+    new_object_id: str | None = attrs.field(default=None, validator=_digits)
+    raw: Mapping[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
+
+    @property
+    def object_type(self) -> str:
+        """``deal`` of ``deal.propertyChange``."""
+        return self.subscription_type.partition(".")[0]
+
+    @property
+    def change(self) -> str:
+        """``propertyChange`` of ``deal.propertyChange``."""
+        return self.subscription_type.partition(".")[2]
+
+    @property
+    def occurred_at(self) -> datetime:
+        """When the change happened in HubSpot (tz-aware UTC)."""
+        return datetime.fromtimestamp(self.occurred_at_ms / 1000, UTC)
+
+    @classmethod
+    def from_payload(cls, item: object, path: str = "event") -> WebhookEvent:
+        """Validate one event object as HubSpot sends it.
+
+        :raises WebhookPayloadError: naming the field that is missing or wrong.
+        """
+        if not isinstance(item, dict):
+            raise WebhookPayloadError(path, f"is {_kind(item)}, not an event object")
+        subscription = item.get("subscriptionType", item.get("eventType"))
+        if subscription is None:
+            raise WebhookPayloadError(path, "lacks subscriptionType")
+        if not isinstance(subscription, str) or not _SUBSCRIPTION.fullmatch(subscription):
+            raise WebhookPayloadError(f"{path}.subscriptionType",
+                                      "must be a string like 'deal.propertyChange'")
+        property_name = _text(item, "propertyName", path)
+        if subscription.endswith(".propertyChange") and property_name is None:
+            raise WebhookPayloadError(path, "is a propertyChange but lacks propertyName")
+        merged = item.get("mergedObjectIds", [])
+        if not isinstance(merged, list) or len(merged) > MAX_EVENTS:
+            raise WebhookPayloadError(f"{path}.mergedObjectIds", "must be a list of ids")
+        try:
+            return cls(
+                portal_id=_id(item, "portalId", path, required=True),  # type: ignore[arg-type]  # required
+                subscription_type=subscription,
+                object_id=_id(item, "objectId", path, required=True),  # type: ignore[arg-type]  # required
+                occurred_at_ms=_int(item, "occurredAt", path, required=True,  # type: ignore[arg-type]  # required
+                                    low=_MIN_MS, high=_MAX_MS),
+                event_id=_int(item, "eventId", path),
+                subscription_id=_int(item, "subscriptionId", path),
+                app_id=_int(item, "appId", path),
+                attempt_number=_int(item, "attemptNumber", path) or 0,
+                property_name=property_name,
+                property_value=_value(item, path),
+                change_source=_text(item, "changeSource", path),
+                source_id=_text(item, "sourceId", path),
+                change_flag=_text(item, "changeFlag", path),
+                primary_object_id=_id(item, "primaryObjectId", path),
+                merged_object_ids=tuple(
+                    _id({"id": m}, "id", f"{path}.mergedObjectIds[{n}]", required=True)  # type: ignore[misc]  # required
+                    for n, m in enumerate(merged)),
+                new_object_id=_id(item, "newObjectId", path),
+                raw=item,
+            )
+        except ValueError as exc:  # an attrs validator: the checks above should catch all
+            raise WebhookPayloadError(path, str(exc)) from exc
+
+
+def _kind(value: object) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
+            type(None): "null", int: "a number", float: "a number"}.get(type(value), "a value")
+
+
+def _int(item: Mapping[str, Any], key: str, path: str, *, required: bool = False,
+         low: int = 0, high: int = _MAX_INT) -> int | None:
+    value = item.get(key)
+    if value is None:
+        if required:
+            raise WebhookPayloadError(path, f"lacks {key}")
+        return None
+    if type(value) is not int:  # bool is an int subclass: refuse it too
+        raise WebhookPayloadError(f"{path}.{key}", f"must be an integer, not {_kind(value)}")
+    if not low <= value <= high:
+        raise WebhookPayloadError(f"{path}.{key}", f"{value} is out of range [{low}, {high}]")
+    return value
+
+
+def _id(item: Mapping[str, Any], key: str, path: str, *, required: bool = False) -> str | None:
+    value = item.get(key)
+    if isinstance(value, str) and _ID.fullmatch(value):
+        return value
+    number = _int(item, key, path, required=required, low=1)
+    return None if number is None else str(number)
+
+
+def _text(item: Mapping[str, Any], key: str, path: str) -> str | None:
+    value = item.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > _MAX_TEXT:
+        raise WebhookPayloadError(f"{path}.{key}", f"must be a string of at most {_MAX_TEXT} "
+                                  "characters")
+    return value
+
+
+def _value(item: Mapping[str, Any], path: str) -> str | None:
+    value = item.get("propertyValue")
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool | int | float):
+        return json.dumps(value)
+    raise WebhookPayloadError(f"{path}.propertyValue", f"must be a string, not {_kind(value)}")
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_batch(body: bytes) -> tuple[WebhookEvent, ...]:
+    """Parse a delivery body: a non-empty JSON array of event objects.
+
+    :raises WebhookPayloadError: saying what was wrong and where (``body[3]: lacks objectId``).
+    """
+    try:
+        data = json.loads(body, parse_constant=_no_constants)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        # RecursionError: deeply nested arrays; it must become a 400, never a 503.
+        reason = str(exc) if isinstance(exc, json.JSONDecodeError) else type(exc).__name__
+        raise WebhookPayloadError("body", f"is not valid JSON ({reason[:120]})") from exc
+    if not isinstance(data, list):
+        raise WebhookPayloadError("body", f"is {_kind(data)}; HubSpot sends an array of events")
+    if not data:
+        raise WebhookPayloadError("body", "is an empty array; HubSpot sends at least one event")
+    if len(data) > MAX_EVENTS:
+        raise WebhookPayloadError("body", f"holds {len(data)} events, more than {MAX_EVENTS}")
+    return tuple(WebhookEvent.from_payload(item, f"body[{n}]") for n, item in enumerate(data))
+
+
+def dedupe_key(event: WebhookEvent) -> str:
+    """The identity of an event across redeliveries: a hash of what it says, not its eventId.
+
+    HubSpot does not promise ``eventId`` is unique, and retries change ``attemptNumber``; the
+    portal, subscription type, object, property, value and time of the change identify it.
+    """
+    parts = [event.portal_id, event.subscription_type, event.object_id, event.property_name,
+             event.property_value, event.occurred_at_ms, event.primary_object_id,
+             list(event.merged_object_ids), event.new_object_id]
+    return hashlib.sha256(json.dumps(parts, separators=(",", ":")).encode()).hexdigest()
+
+
+def _draft(event: WebhookEvent) -> InboxEventDraft:
+    from .store import InboxEventDraft
+
+    return InboxEventDraft(
+        portal_id=event.portal_id, dedupe_key=dedupe_key(event), event_id=event.event_id,
+        subscription_type=event.subscription_type, object_type=event.object_type,
+        object_id=event.object_id, property_name=event.property_name,
+        occurred_at_ms=event.occurred_at_ms,
+        payload=json.dumps(dict(event.raw), sort_keys=True, separators=(",", ":")),
+    )
+
+
+# -- receiving --------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class WebhookTarget:
+    """Where a tenant's deliveries go and how they are checked.
+
+    ``secret`` is the client secret of the tenant's app (None: not configured yet);
+    ``public_base_url`` is the scheme and host HubSpot calls (None: trust the request URL).
+    """
+
+    tenant_id: int
+    portal_id: str
+    secret: Secret | None = attrs.field(repr=False)
+    inbox: Inbox = attrs.field(eq=False, repr=False)
+    public_base_url: str | None = None
+
+
+Resolver = Callable[[str], WebhookTarget | None]
+
+
+class _RefusalGate:
+    """Lets at most ``per_window`` refusals per (tenant, reason) reach the log each window.
+
+    Refusals over the budget are only counted in memory and written, as one number, with the
+    next refusal that is logged: a hostile sender costs a dict update, not a disk write.
+    """
+
+    def __init__(self, per_window: int, window: timedelta, clock: Clock) -> None:
+        self._per_window, self._window, self._clock = per_window, window, clock
+        self._lock = threading.Lock()
+        self._state: dict[tuple[int | None, str], list[Any]] = {}
+
+    def admit(self, tenant_id: int | None, reason: str) -> int | None:
+        """None: do not log this one. Else: log it, with this many held back before it."""
+        now = self._clock()
+        with self._lock:
+            state = self._state.setdefault((tenant_id, reason), [now, 0, 0])
+            if now - state[0] >= self._window:
+                state[0], state[1] = now, 0
+            if state[1] >= self._per_window:
+                state[2] += 1
+                return None
+            state[1] += 1
+            held, state[2] = state[2], 0
+            return int(held)
+
+    def drain(self) -> list[tuple[int | None, str, int]]:
+        """Take every held-back count (for a periodic flush)."""
+        with self._lock:
+            held = [(t, r, s[2]) for (t, r), s in self._state.items() if s[2]]
+            for state in self._state.values():
+                state[2] = 0
+            return held
+
+
+def _json(status: int, payload: Mapping[str, Any]) -> Answer:
+    return status, {"Content-Type": "application/json"}, json.dumps(payload).encode()
+
+
+def _public_uri(url: str, public_base_url: str | None) -> str:
+    if not public_base_url:
+        return url
+    parts = urlsplit(url)
+    uri = public_base_url.rstrip("/") + (parts.path or "/")
+    return f"{uri}?{parts.query}" if parts.query else uri
+
+
+class WebhookReceiver:
+    """Receives HubSpot deliveries for many tenants; never raises, never answers 500.
+
+    :param resolve: the tenant key of the URL (``{tenant_id}``) -> the tenant's
+        :class:`WebhookTarget`, or None when no enabled tenant has that key (404).
+    :param clock: tz-aware UTC now, for v3 timestamps and refusal windows.
+    :param max_body_bytes: larger bodies are refused with 413 (by Content-Length first).
+    :param refusal_log_per_minute: refusal log lines per tenant and reason per minute.
+    :param max_attempts: attempts of the queued ``webhook.object`` jobs (None: the store's).
+    """
+
+    def __init__(self, resolve: Resolver, *, clock: Clock = _utc_now,
+                 max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, refusal_log_per_minute: int = 10,
+                 max_attempts: int | None = None) -> None:
+        if max_body_bytes < 1:
+            raise ValueError("max_body_bytes must be positive")
+        self._resolve = resolve
+        self._clock = clock
+        self.max_body_bytes = max_body_bytes
+        self._max_attempts = max_attempts
+        self._gate = _RefusalGate(refusal_log_per_minute, timedelta(minutes=1), clock)
+
+    # ---- entry points ------------------------------------------------------------------------
+
+    def handle(self, method: str, url: str, headers: Mapping[str, str], body: bytes, *,
+               tenant_key: str) -> Answer:
+        """Handle one delivery; return ``(status, headers, body)``.
+
+        :param url: the full URL the request named (only its path and query are used when
+            the tenant has a ``public_base_url``).
+        :param body: the raw body bytes.
+        :param tenant_key: the ``{tenant_id}`` segment of the route.
+        """
+        target: WebhookTarget | None = None
+        try:
+            target = self._resolve(tenant_key)
+            if target is None:
+                return self._refuse(None, 404, "unknown_tenant",
+                                    f"no enabled tenant {tenant_key[:40]!r} receives webhooks here")
+            return self._handle(target, method, url, headers, body)
+        except Exception as exc:  # any failure must become a retryable answer, never a 500
+            log.error("webhook delivery failed internally (%s); answered 503 so HubSpot retries",
+                      type(exc).__name__, exc_info=True)
+            return _json(503, {"error": "unavailable",
+                               "message": "the events could not be stored; retry later"})
+
+    def handle_request(self, request: HttpRequest) -> HttpResponse:
+        """The host route handler: :meth:`handle` on the contract's request/response."""
+        from .host import HttpResponse
+
+        status, headers, body = self.handle(
+            request.method, request.url, request.headers, request.body,
+            tenant_key=str(request.path_params.get("tenant_id", "")))
+        return HttpResponse(status, body, headers)
+
+    def route(self, path: str = ROUTE_PATH) -> HttpRoute:
+        """The unauthenticated route to list in ``ambac_http_routes`` (signatures protect it)."""
+        from .host import HttpRoute
+
+        return HttpRoute("hubspot-webhooks", "POST", path, None, self.handle_request)
+
+    def wsgi_app(self, prefix: str = "/hubspot/webhooks/") -> Callable[..., Iterable[bytes]]:
+        """A WSGI app serving ``POST <prefix><tenant_id>`` on its own (no host needed).
+
+        The body is read no further than the size limit: a Content-Length over it is
+        refused before reading, and a body longer than announced is never read at all.
+        """
+
+        def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            status, headers, body = self._wsgi(environ, prefix)
+            headers = {**headers, "Content-Length": str(len(body))}
+            start_response(f"{status} {_PHRASES.get(status, 'Status')}", list(headers.items()))
+            return [body]
+
+        return app
+
+    def flush_refusal_counts(self) -> None:
+        """Write refusals held back by flood protection to the counters (call periodically)."""
+        for tenant_id, reason, held in self._gate.drain():
+            target = self._resolve(str(tenant_id)) if tenant_id is not None else None
+            if target is not None:
+                target.inbox.record_webhook_refusal(tenant_id, reason, refused=held,  # type: ignore[arg-type]  # not None here
+                                                    suppressed=held)
+
+    # ---- internals ---------------------------------------------------------------------------
+
+    def _handle(self, target: WebhookTarget, method: str, url: str,
+                headers: Mapping[str, str], body: bytes) -> Answer:
+        if method.upper() != "POST":
+            return self._refuse(target, 405, "method", f"{method[:10]!r} is not POST")
+        size = max(_content_length(headers) or 0, len(body))
+        if size > self.max_body_bytes:
+            return self._refuse(target, 413, "too_large", f"body of {size} bytes is over the "
+                                f"{self.max_body_bytes}-byte limit")
+        if target.secret is None:
+            # Misconfiguration, not a forgery: 503 makes HubSpot keep the events and retry
+            # (for about a day) while an admin sets the secret.
+            self._refuse(target, 503, "no_secret", "webhook_client_secret is not configured; "
+                         "deliveries are refused with 503 until it is set")
+            return _json(503, {"error": "not_configured",
+                               "message": "webhook secret not configured; retry later"})
+        uri = _public_uri(url, target.public_base_url)
+        try:
+            verify_signature(secret=target.secret.reveal(), method=method, uri=uri,
+                             headers=headers, body=body, now=self._clock())
+        except WebhookSignatureError as exc:
+            return self._refuse(target, 401, "signature", str(exc))
+        try:
+            events = parse_batch(body)
+        except WebhookPayloadError as exc:
+            return self._refuse(target, 400, "malformed", str(exc))
+        foreign = sorted({e.portal_id for e in events} - {target.portal_id})
+        if foreign:
+            return self._refuse(target, 404, "unknown_portal",
+                                f"events of portal(s) {', '.join(foreign[:5])} are not for this "
+                                f"tenant's portal {target.portal_id}; nothing stored")
+        receipt = target.inbox.accept_webhook_batch(
+            target.tenant_id, [_draft(e) for e in events], job_kind=JOB_KIND,
+            max_attempts=self._max_attempts)
+        return _json(200, {"accepted": receipt.accepted, "duplicates": receipt.duplicates})
+
+    def _refuse(self, target: WebhookTarget | None, status: int, reason: str,
+                message: str) -> Answer:
+        tenant_id = None if target is None else target.tenant_id
+        held = self._gate.admit(tenant_id, reason)
+        text = f"webhook refused ({status} {reason}): {message}"
+        if held:
+            text += f" [{held} similar refusals in the last minute were not logged]"
+        try:
+            if target is None:
+                if held is not None:
+                    log.warning("%s", text)
+            else:
+                target.inbox.record_webhook_refusal(
+                    target.tenant_id, reason, refused=1 + (held or 0), suppressed=held or 0,
+                    message=text if held is not None else None)
+        except Exception as exc:  # a refusal stays a refusal when the log cannot be written
+            log.warning("could not record a webhook refusal (%s)", type(exc).__name__)
+        return _json(status, {"error": reason, "message": message})
+
+    def _wsgi(self, environ: dict[str, Any], prefix: str) -> Answer:
+        try:
+            # PEP 3333 gives PATH_INFO decoded as latin-1; re-quote it to get the raw path.
+            raw = (environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")).encode("latin-1")
+            path = quote(raw, safe="/:@!$&'()*+,;=-._~%")
+            if not path.startswith(prefix) or "/" in path[len(prefix):] or path == prefix:
+                return _json(404, {"error": "not_found", "message": f"POST {prefix}<tenant_id>"})
+            tenant_key = path[len(prefix):]
+            headers = {key[5:].replace("_", "-").title(): value
+                       for key, value in environ.items() if key.startswith("HTTP_")}
+            for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+                if environ.get(key):
+                    headers[key.replace("_", "-").title()] = environ[key]
+            length = _content_length(headers)
+            if length is None:
+                return _json(411, {"error": "length_required",
+                                   "message": "send Content-Length"})
+            body = b""
+            if length <= self.max_body_bytes:
+                body = _read(environ["wsgi.input"], length)
+            query = environ.get("QUERY_STRING", "")
+            host = environ.get("HTTP_HOST") or f"{environ['SERVER_NAME']}:{environ['SERVER_PORT']}"
+            url = f"{environ.get('wsgi.url_scheme', 'http')}://{host}{path}"
+            url += f"?{query}" if query else ""
+        except Exception as exc:  # a broken connection or environ: retryable
+            log.warning("reading a webhook request failed (%s)", type(exc).__name__)
+            return _json(503, {"error": "unavailable", "message": "retry later"})
+        return self.handle(environ.get("REQUEST_METHOD", "GET"), url, headers, body,
+                           tenant_key=tenant_key)
+
+
+_PHRASES = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
+            405: "Method Not Allowed", 411: "Length Required", 413: "Payload Too Large",
+            503: "Service Unavailable"}
+
+
+def _content_length(headers: Mapping[str, str]) -> int | None:
+    for name, value in headers.items():
+        if str(name).lower() == "content-length":
+            text = str(value).strip()
+            # An unreadable length is treated as over any limit: refused, never trusted.
+            return int(text) if text.isdigit() and len(text) < 16 else 2**62
+    return None
+
+
+def _read(stream: Any, length: int) -> bytes:
+    chunks, left = [], length
+    while left > 0:
+        chunk = stream.read(min(left, 65536))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # the base's parameter name
+        """Access logs stay off: a flood of refused requests must not fill a disk."""
+
+
+class _ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+    request_queue_size = 128
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind resolves the host's FQDN, which stalls without DNS.
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name, self.server_port = str(host), int(port)
+        self.setup_environ()
+
+
+def make_wsgi_server(app: Callable[..., Iterable[bytes]], host: str = "127.0.0.1",
+                     port: int = 0) -> WSGIServer:
+    """A threaded stdlib WSGI server for ``app`` (one thread per request); call
+    ``serve_forever()`` on it, ``shutdown()`` and ``server_close()`` to stop."""
+    server = _ThreadingWSGIServer((host, port), _QuietHandler)
+    server.set_app(app)
+    return server
+
+
+# -- processing -------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class EventApplier(Protocol):
+    """Applies one object's events to the host (the inbound sync engine implements it).
+
+    It should re-read the object's current state from HubSpot rather than trust one
+    property value, and be idempotent: a crash after it returned but before the events were
+    marked processed makes it see the same events again.
+    """
+
+    def apply(self, tenant_id: int, object_type: str, object_id: str,
+              events: Sequence[WebhookEvent]) -> None:
+        """Apply ``events`` (ordered, echoes removed); raise to have the job retried."""
+
+
+EchoCheck = Callable[[int, WebhookEvent], bool]
+"""``(tenant_id, event) -> True`` when the event reports a value we wrote ourselves."""
+
+# Same occurredAt: the object must exist before it changes and change before it goes away.
+_TIEBREAK = {"restore": 0, "merge": 2, "deletion": 3}
+
+
+def _never_echo(_tenant_id: int, _event: WebhookEvent) -> bool:
+    return False
+
+
+def order_events(events: Iterable[WebhookEvent]) -> list[WebhookEvent]:
+    """Events in a safe order: creations first, then by ``occurredAt``; at the same instant
+    restore, then property and other changes, then merge, then deletion. Stable otherwise."""
+    return sorted(events, key=lambda e: (e.change != "creation", e.occurred_at_ms,
+                                         _TIEBREAK.get(e.change, 1)))
+
+
+class WebhookProcessor:
+    """The ``webhook.object`` job handler (register :meth:`handle_job` with the queue runner).
+
+    :param inbox_for: tenant id -> that tenant's inbox (its store).
+    :param applier: what applies events; see :class:`EventApplier`.
+    :param is_echo: recognises our own writes coming back; those are marked processed
+        without being applied, and counted.
+    """
+
+    def __init__(self, inbox_for: Callable[[int], Inbox], applier: EventApplier, *,
+                 is_echo: EchoCheck | None = None) -> None:
+        self._inbox_for = inbox_for
+        self._applier = applier
+        self._is_echo = is_echo or _never_echo
+
+    def handle_job(self, job: Job) -> None:
+        """Process one object's unprocessed events; raise (the job retries) on failure."""
+        tenant_id = job.tenant_id
+        object_type, object_id = str(job.payload["object_type"]), str(job.payload["object_id"])
+        inbox = self._inbox_for(tenant_id)
+        if inbox.webhook_object_busy(tenant_id, job.kind, object_type, object_id, job.id):
+            raise WebhookObjectBusyError(
+                f"{object_type} {object_id} is being processed by another job; retrying later "
+                "keeps its events in order")
+        stored = inbox.pending_webhook_events(tenant_id, object_type, object_id)
+        if not stored:
+            return
+        parsed = [(row.id, WebhookEvent.from_payload(row.payload, f"inbox[{row.id}]"))
+                  for row in stored]
+        ids = {id(event): row_id for row_id, event in parsed}
+        ordered = order_events(event for _, event in parsed)
+        echo_ids = {ids[id(e)] for e in ordered if self._is_echo(tenant_id, e)}
+        fresh = [e for e in ordered if ids[id(e)] not in echo_ids]
+        if fresh:
+            self._applier.apply(tenant_id, object_type, object_id, tuple(fresh))
+        inbox.finish_webhook_events(tenant_id, applied=[ids[id(e)] for e in fresh],
+                                    echoes=sorted(echo_ids))
+
+
+# -- wiring -----------------------------------------------------------------------------------
+
+
+def webhook_secret(settings: Settings) -> Secret | None:
+    """The secret that signs a tenant's deliveries: ``webhook_client_secret``, else the OAuth
+    app's client secret, else None (not configured)."""
+    if settings.webhook_client_secret is not None:
+        return settings.webhook_client_secret
+    return getattr(settings.credentials, "client_secret", None)
+
+
+def install(runtime: Runtime, applier: EventApplier, *, is_echo: EchoCheck | None = None,
+            **receiver_options: Any) -> WebhookReceiver:
+    """Register the ``webhook.object`` handler on ``runtime`` and return the receiver.
+
+    Call it before any tenant is enabled (the runtime's runner claims the kinds registered
+    then), and list ``receiver.route()`` in the runtime's ``http_routes()``.
+    """
+
+    def resolve(key: str) -> WebhookTarget | None:
+        if not key.isdigit() or len(key) > 12:
+            return None
+        tenant_id = int(key)
+        # The runtime has no public accessor for a tenant's settings yet.
+        with runtime._lock:
+            tenant = runtime._tenants.get(tenant_id)
+        if tenant is None:
+            return None
+        settings = tenant.settings
+        return WebhookTarget(tenant_id, settings.portal_id, webhook_secret(settings),
+                             runtime.store_for(tenant_id), settings.public_base_url)
+
+    receiver_options.setdefault("clock", runtime.clock)
+    processor = WebhookProcessor(runtime.store_for, applier, is_echo=is_echo)
+    runtime.handlers[JOB_KIND] = processor.handle_job
+    return WebhookReceiver(resolve, **receiver_options)
+
