@@ -30,6 +30,8 @@ from .host import (
 if TYPE_CHECKING:
     # settings (cattrs) and the store (SQLAlchemy) load on first enable, not at registration.
     from ._facade import PluginHooks
+    from .client import HubSpotClient
+    from .inbound import InboundSync, Outcome, Preview, RunResult
     from .settings import Settings
     from .store import Job, QueueRunner, SqlStateStore
 
@@ -72,6 +74,7 @@ class _Tenant:
     settings: Settings
     host: HostServices
     store_url: str
+    client: HubSpotClient
 
 
 class Runtime:
@@ -87,30 +90,57 @@ class Runtime:
         self._tenants: dict[int, _Tenant] = {}
         self._stores: dict[str, SqlStateStore] = {}
         self._runners: dict[str, QueueRunner] = {}
-        # Job kinds this version processes, filled by the features that own them. Jobs of other
-        # kinds stay queued (they are not claimed) until a version that handles them runs.
-        self.handlers: dict[str, JobHandler] = {}
+        self._worker: threading.Thread | None = None
+        self._stop = threading.Event()
+        # Job kinds this version processes. Jobs of other kinds (host events, until the outbound
+        # push exists) stay queued, unclaimed, until a version that handles them runs.
+        self.handlers: dict[str, JobHandler] = {
+            "sync.incremental": self._handle_sync,
+            "inbound.deal": self._handle_deal_retry,
+        }
 
     # ---- tenants ---------------------------------------------------------------------------
 
     def enable(self, host: HostServices, tenant_id: int, raw: Mapping[str, Any]) -> EnableReport:
-        """Validate settings, open the store and start the tenant's work."""
+        """Validate settings, open the store, check HubSpot and start the tenant's work.
+
+        Bad settings or an unusable store raise. A HubSpot that cannot be reached, or trigger
+        stages it does not have, are reported as failed steps: the tenant stays enabled, the
+        status view shows the failure and the scheduled sync tries again.
+        """
+        from .client import ClientSettings, build_client
         from .settings import parse_settings
+        from .store import redact
 
         settings = parse_settings(raw)
         url = self._store_url(host, settings)
         store = self._store(url)
+        client = build_client(ClientSettings.from_plugin_settings(settings), clock=self.clock)
         with self._lock:
-            self._tenants[tenant_id] = _Tenant(tenant_id, settings, host, url)
-        store.log(tenant_id, _level("info"), "plugin.enabled", "HubSpot integration enabled")
-        self._ensure_runner(url)
-        from .store import redact
-
-        steps = (
+            old = self._tenants.get(tenant_id)
+            self._tenants[tenant_id] = _Tenant(tenant_id, settings, host, url, client)
+        if old is not None:
+            old.client.close()
+        steps = [
             Step("settings", True, "settings are valid"),
             Step("store", True, f"state store ready at {redact(url)}"),
-        )
-        return EnableReport("hubspot", tenant_id, steps)
+            self._check_hubspot(tenant_id),
+        ]
+        store.log(tenant_id, _level("info"), "plugin.enabled", "HubSpot integration enabled")
+        if settings.run_background_worker:
+            self.start_worker()
+        return EnableReport("hubspot", tenant_id, tuple(steps))
+
+    def _check_hubspot(self, tenant_id: int) -> Step:
+        from .errors import HubSpotIntegrationError
+
+        try:
+            self.inbound(tenant_id)
+        except ConfigError as exc:
+            return Step("hubspot", False, f"connected, but the trigger settings do not match the portal: {exc}")
+        except HubSpotIntegrationError as exc:
+            return Step("hubspot", False, f"cannot reach HubSpot: {exc}")
+        return Step("hubspot", True, "connected; pipelines and trigger stages checked")
 
     def disable(self, tenant_id: int) -> None:
         """Forget the tenant: no new work is started for it; its data stays in the store."""
@@ -119,12 +149,15 @@ class Runtime:
             if tenant is None:
                 return
             still_used = any(t.store_url == tenant.store_url for t in self._tenants.values())
-            runner = None if still_used else self._runners.pop(tenant.store_url, None)
+            if not still_used:
+                self._runners.pop(tenant.store_url, None)
+            idle = not self._tenants
+        tenant.client.close()
         self._stores[tenant.store_url].log(
             tenant_id, _level("info"), "plugin.disabled", "HubSpot integration disabled"
         )
-        if runner is not None:
-            runner.stop()
+        if idle:
+            self.stop_worker()
 
     def settings_changed(self, host: HostServices, tenant_id: int, raw: Mapping[str, Any]) -> None:
         """Validate new settings; apply them at once when the tenant is enabled."""
@@ -140,8 +173,10 @@ class Runtime:
                     [("store_url", "cannot change while the plugin is enabled; disable it first, "
                       "move the data, then enable it with the new URL")]
                 )
-            with self._lock:
-                self._tenants[tenant_id] = _Tenant(tenant_id, settings, host, url)
+            self.enable(host, tenant_id, raw)
+            if settings.mapping != current.settings.mapping:
+                # Deals that failed to map get another chance under the new mapping.
+                self._stores[url].replay_all(tenant_id, kind="inbound.deal")
 
     def is_enabled(self, tenant_id: int) -> bool:
         """Return whether the tenant has the plugin enabled in this process."""
@@ -150,11 +185,7 @@ class Runtime:
 
     def store_for(self, tenant_id: int) -> SqlStateStore:
         """Return the store of an enabled tenant."""
-        with self._lock:
-            tenant = self._tenants.get(tenant_id)
-            if tenant is None:
-                raise ConfigError(f"The HubSpot plugin is not enabled for tenant {tenant_id}.")
-            return self._stores[tenant.store_url]
+        return self._stores[self._tenant(tenant_id).store_url]
 
     # ---- host events -----------------------------------------------------------------------
 
@@ -184,7 +215,7 @@ class Runtime:
 
     def periodic_tasks(self) -> Sequence[PeriodicTask]:
         """Return the work the host's scheduler may run."""
-        return (PeriodicTask("hubspot.drain_queue", timedelta(seconds=10), self._drain_task),)
+        return (PeriodicTask("hubspot.tick", timedelta(seconds=10), self._tick_task),)
 
     def status(self, tenant_id: int) -> dict[str, Any]:
         """Return the tenant's status as JSON-compatible data (no secrets)."""
@@ -204,13 +235,15 @@ class Runtime:
         return total
 
     def close(self) -> None:
-        """Stop every runner and close every store (host shutdown, tests)."""
+        """Stop the worker and close every client and store (host shutdown, tests)."""
+        self.stop_worker()
         with self._lock:
-            runners, self._runners = list(self._runners.values()), {}
+            self._runners.clear()
             stores, self._stores = list(self._stores.values()), {}
+            tenants = list(self._tenants.values())
             self._tenants.clear()
-        for runner in runners:
-            runner.stop()
+        for tenant in tenants:
+            tenant.client.close()
         for store in stores:
             store.close()
 
@@ -221,8 +254,142 @@ class Runtime:
         body = json.dumps(self.status(request.user.tenant_id)).encode()
         return HttpResponse(200, body, {"Content-Type": "application/json"})
 
-    def _drain_task(self, host: HostServices) -> int:
-        return self.drain(deadline=self.clock() + timedelta(seconds=8))
+    def _tick_task(self, host: HostServices) -> int:
+        return self.tick(deadline=self.clock() + timedelta(seconds=8))
+
+    def tick(self, *, deadline: datetime | None = None) -> int:
+        """One round of background work: schedule due syncs, then run due jobs; return jobs run."""
+        self.schedule_due_syncs()
+        return self.drain(deadline=deadline)
+
+    def start_worker(self, poll_seconds: float = 5.0) -> None:
+        """Run :meth:`tick` in a daemon thread of the host process until :meth:`stop_worker`."""
+        with self._lock:
+            if self._worker is not None and self._worker.is_alive():
+                return
+            self._stop.clear()
+            self._worker = threading.Thread(target=self._work, args=(poll_seconds,),
+                                            name="hubspot-worker", daemon=True)
+            self._worker.start()
+
+    def stop_worker(self, timeout: float = 30.0) -> None:
+        """Stop the background thread after the job it is running."""
+        self._stop.set()
+        with self._lock:
+            # A stopped runner stays stopped: drop them; the next drain builds fresh ones.
+            runners = list(self._runners.values())
+            self._runners.clear()
+        for runner in runners:
+            runner.stop(timeout=0)
+        worker, self._worker = self._worker, None
+        if worker is not None and worker is not threading.current_thread():
+            worker.join(timeout)
+
+    def _work(self, poll_seconds: float) -> None:
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except Exception:
+                log.exception("HubSpot background work failed; trying again in %s s", poll_seconds)
+            self._stop.wait(poll_seconds)
+
+    # ---- sync ----------------------------------------------------------------------------------
+
+    def inbound(self, tenant_id: int) -> InboundSync:
+        """Build the inbound engine of an enabled tenant (reads the portal's pipelines)."""
+        from zoneinfo import ZoneInfo
+
+        from .inbound import InboundSync, Triggers
+
+        tenant = self._tenant(tenant_id)
+        settings = tenant.settings
+        triggers = Triggers.from_settings(tenant.client.get_pipelines(), settings.trigger_stages,
+                                          settings.stage_status_map)
+        return InboundSync(
+            tenant_id=tenant_id, portal_id=settings.portal_id, host=tenant.host,
+            store=self._stores[tenant.store_url], client=tenant.client,
+            mapping=self._strategy("mapping", settings.mapping.strategy, settings.mapping.options),
+            conflicts=self._conflict_strategy(settings), triggers=triggers,
+            timezone=ZoneInfo(settings.portal_timezone),
+            overlap=timedelta(seconds=settings.sync_overlap_seconds), clock=self.clock,
+            on_order_created=self.hooks.order_created,
+        )
+
+    def run_sync(
+        self, tenant_id: int, *, backfill: bool = False, since: datetime | None = None,
+        dry_run: bool = False, keep_outcomes: bool = False,
+        progress: Callable[[Outcome], None] | None = None,
+    ) -> RunResult:
+        """Run an incremental sync or a backfill now, in this thread."""
+        engine = self.inbound(tenant_id)
+        if backfill:
+            return engine.run_backfill(since=since, dry_run=dry_run, keep_outcomes=keep_outcomes,
+                                       progress=progress)
+        return engine.run_incremental(dry_run=dry_run, keep_outcomes=keep_outcomes, progress=progress)
+
+    def preview_order(self, tenant_id: int, deal_id: str) -> Preview:
+        """Show the order a deal would become, for review."""
+        return self.inbound(tenant_id).preview(deal_id)
+
+    def create_order_from_deal(
+        self, tenant_id: int, deal_id: str, changes: Mapping[str, object] | None = None
+    ) -> Outcome:
+        """Create a deal's order with the reviewer's changes (an existing order is returned)."""
+        return self.inbound(tenant_id).create_from_deal(deal_id, changes)
+
+    def schedule_due_syncs(self) -> int:
+        """Queue an incremental sync for every tenant whose interval has passed; return how many."""
+        with self._lock:
+            tenants = list(self._tenants.values())
+        queued = 0
+        now = self.clock()
+        for tenant in tenants:
+            store = self._stores[tenant.store_url]
+            store.fail_stale_runs(timedelta(minutes=15))
+            last = store.recent_runs(tenant.tenant_id, kind="incremental", limit=1)
+            interval = timedelta(seconds=tenant.settings.sync_interval_seconds)
+            if not last or now - last[0].started_at >= interval:
+                store.enqueue(tenant.tenant_id, "sync.incremental", {}, dedupe_key="sync:incremental")
+                queued += 1
+        return queued
+
+    def _handle_sync(self, job: Job) -> None:
+        if self.is_enabled(job.tenant_id):
+            self.run_sync(job.tenant_id)
+
+    def _handle_deal_retry(self, job: Job) -> None:
+        if not self.is_enabled(job.tenant_id):
+            return
+        result = self.inbound(job.tenant_id).process_ids([str(job.payload["deal_id"])], trigger="retry")
+        failures = [o.reason for o in result.outcomes if o.action == "failed"]
+        if failures:
+            raise RetryLater(failures[0])
+
+    def _strategy(self, kind: str, name: str, options: Mapping[str, Any]) -> Any:
+        registry = self.hooks.mapping_strategies() if kind == "mapping" else self.hooks.conflict_strategies()
+        if name not in registry:
+            raise ConfigError.from_problems(
+                [(f"{kind}.strategy" if kind == "mapping" else "conflicts",
+                  f"no {kind} strategy named {name!r}; installed: {sorted(registry)}")]
+            )
+        return registry[name](options)
+
+    def _conflict_strategy(self, settings: Settings) -> Callable[[str, str], Any]:
+        default = self._strategy("conflict", settings.conflicts.default, {})
+        per_field = {key: self._strategy("conflict", name, {})
+                     for key, name in settings.conflicts.per_field.items()}
+
+        def choose(object_type: str, field: str) -> Any:
+            return per_field.get(f"{object_type}.{field}", default)
+
+        return choose
+
+    def _tenant(self, tenant_id: int) -> _Tenant:
+        with self._lock:
+            tenant = self._tenants.get(tenant_id)
+        if tenant is None:
+            raise ConfigError(f"The HubSpot plugin is not enabled for tenant {tenant_id}; enable it first.")
+        return tenant
 
     def _store_url(self, host: HostServices, settings: Settings) -> str:
         if settings.store_url:
@@ -253,10 +420,6 @@ class Runtime:
                 self._runners[url] = runner
             return runner
 
-    def _ensure_runner(self, url: str) -> None:
-        # No thread while this version has nothing to run: jobs wait for a version that does.
-        if self.handlers:
-            self._runner(url).start()
 
 
 def store_status(store: SqlStateStore, tenant_id: int) -> dict[str, Any]:
@@ -290,6 +453,10 @@ def store_status(store: SqlStateStore, tenant_id: int) -> dict[str, Any]:
         for e in store.read_log(tenant_id, limit=20).entries
     ]
     return {"tenant_id": tenant_id, "queue": depths, "recent_runs": runs, "log": entries}
+
+
+class RetryLater(Exception):
+    """A job's work failed in a way the queue should retry with backoff (message says why)."""
 
 
 def _level(name: str) -> Any:

@@ -267,37 +267,36 @@ class DefaultMapping:
 
 # ---- the configurable strategy ------------------------------------------------------------------
 
-Transform = Callable[[object, str], object]
+Transform = Callable[[object, str, ZoneInfo], object]
 
 
-def _t_strip(value: object, field: str) -> object:
+def _t_strip(value: object, field: str, tz: ZoneInfo) -> object:
     return value.strip() if isinstance(value, str) else value
 
 
-def _t_decimal(value: object, field: str) -> object:
+def _t_decimal(value: object, field: str, tz: ZoneInfo) -> object:
     return parse_amount(value if isinstance(value, str) or value is None else str(value), field)
 
 
-def _t_date(tz: ZoneInfo) -> Transform:
-    def apply(value: object, field: str) -> object:
-        return closedate_to_date(value if isinstance(value, str) or value is None else str(value), tz, field)
-    return apply
+def _t_date(value: object, field: str, tz: ZoneInfo) -> object:
+    text = value if isinstance(value, str) or value is None else str(value)
+    return closedate_to_date(text, tz, field)
 
 
-def _t_datetime(value: object, field: str) -> object:
+def _t_datetime(value: object, field: str, tz: ZoneInfo) -> object:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     return _parse_datetime(str(value).strip(), field)
 
 
 def _t_truncate(limit: int) -> Transform:
-    def apply(value: object, field: str) -> object:
+    def apply(value: object, field: str, tz: ZoneInfo) -> object:
         return value[:limit] if isinstance(value, str) else value
     return apply
 
 
 def _t_enum(table: Mapping[str, Any], default: object) -> Transform:
-    def apply(value: object, field: str) -> object:
+    def apply(value: object, field: str, tz: ZoneInfo) -> object:
         key = "" if value is None else str(value)
         if key in table:
             return table[key]
@@ -308,6 +307,7 @@ def _t_enum(table: Mapping[str, Any], default: object) -> Transform:
 
 
 _NO_DEFAULT = object()
+_UTC = ZoneInfo("UTC")
 
 
 @attrs.frozen
@@ -317,10 +317,10 @@ class _Rule:
     constant: object
     transforms: tuple[Transform, ...]
 
-    def apply(self, props: Mapping[str, str | None]) -> object:
+    def apply(self, props: Mapping[str, str | None], tz: ZoneInfo) -> object:
         value: object = self.constant if self.source is None else props.get(self.source)
         for transform in self.transforms:
-            value = transform(value, self.source or self.target)
+            value = transform(value, self.source or self.target, tz)
         return value
 
 
@@ -335,9 +335,8 @@ class ConfigurableMapping(DefaultMapping):
     Any HubSpot property, custom ones included, can be a source.
     """
 
-    def __init__(self, options: Mapping[str, Any] | None = None, *, timezone: ZoneInfo | None = None) -> None:
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         options = dict(options or {})
-        tz = timezone or ZoneInfo("UTC")
         problems: list[tuple[str, str]] = []
         tables = {"order": ORDER_FIELDS, "company": COMPANY_FIELDS | {f"address.{f}" for f in ADDRESS_FIELDS},
                   "contact": CONTACT_FIELDS}
@@ -358,7 +357,7 @@ class ConfigurableMapping(DefaultMapping):
                 if target not in allowed:
                     problems.append((path, f"not a host field; use one of {sorted(allowed)}"))
                     continue
-                rule = self._rule(target, raw, path, tz, problems)
+                rule = self._rule(target, raw, path, problems)
                 if rule is None:
                     removed.add(target)
                 elif rule is not False:
@@ -374,7 +373,7 @@ class ConfigurableMapping(DefaultMapping):
         self.contact_properties = tuple(dict.fromkeys([*DefaultMapping.contact_properties, *extra_props["contact"]]))
 
     @staticmethod
-    def _rule(target: str, raw: object, path: str, tz: ZoneInfo, problems: list[tuple[str, str]]) -> Any:
+    def _rule(target: str, raw: object, path: str, problems: list[tuple[str, str]]) -> Any:
         if not isinstance(raw, Mapping):
             problems.append((path, 'must be {"property": ..., "transforms": [...]} or {"constant": ...}'))
             return False
@@ -393,7 +392,7 @@ class ConfigurableMapping(DefaultMapping):
             return False
         transforms: list[Transform] = []
         for i, spec in enumerate(raw.get("transforms", [])):
-            t = ConfigurableMapping._transform(spec, tz)
+            t = ConfigurableMapping._transform(spec)
             if t is None:
                 problems.append((f"{path}.transforms[{i}]", "unknown transform; use strip, "
                                  "{truncate: n}, decimal, date, datetime or {enum: {...}}"))
@@ -402,8 +401,8 @@ class ConfigurableMapping(DefaultMapping):
         return _Rule(target, source, raw.get("constant"), tuple(transforms))
 
     @staticmethod
-    def _transform(spec: object, tz: ZoneInfo) -> Transform | None:
-        simple = {"strip": _t_strip, "decimal": _t_decimal, "date": _t_date(tz), "datetime": _t_datetime}
+    def _transform(spec: object) -> Transform | None:
+        simple = {"strip": _t_strip, "decimal": _t_decimal, "date": _t_date, "datetime": _t_datetime}
         if isinstance(spec, str):
             return simple.get(spec)
         if isinstance(spec, Mapping):
@@ -413,10 +412,11 @@ class ConfigurableMapping(DefaultMapping):
                 return _t_enum(dict(spec["enum"]), spec.get("default", _NO_DEFAULT))
         return None
 
-    def _apply(self, table: str, base: Mapping[str, object], props: Mapping[str, str | None]) -> dict[str, object]:
+    def _apply(self, table: str, base: Mapping[str, object], props: Mapping[str, str | None],
+               tz: ZoneInfo = _UTC) -> dict[str, object]:
         fields = {k: v for k, v in base.items() if k not in self._removed[table]}
         for rule in self._rules[table]:
-            value = rule.apply(props)
+            value = rule.apply(props, tz)
             if rule.target.startswith("address."):
                 from .host import Address
 
@@ -429,7 +429,7 @@ class ConfigurableMapping(DefaultMapping):
     def order_fields(self, context: DealContext) -> Mapping[str, object]:
         """The default order fields, overridden by the ``order`` table."""
         base = self._base_or_empty(lambda: super(ConfigurableMapping, self).order_fields(context), "order")
-        fields = self._apply("order", base, context.deal.properties)
+        fields = self._apply("order", base, context.deal.properties, context.timezone)
         self._check_order(fields)
         return fields
 

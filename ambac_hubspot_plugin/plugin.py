@@ -37,7 +37,7 @@ PLUGIN_ID = "hubspot"
 RUNTIME_NAME = "hubspot.runtime"
 
 # Modules registered through the same hooks third parties use (datasette's DEFAULT_PLUGINS).
-DEFAULT_PLUGINS: tuple[str, ...] = ()
+DEFAULT_PLUGINS: tuple[str, ...] = ("ambac_hubspot_plugin._builtins",)
 
 
 @hookimpl

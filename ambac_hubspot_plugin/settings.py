@@ -81,7 +81,7 @@ class OAuthCredentials:
     kind: Literal["oauth"] = "oauth"
 
 
-Credentials = Union[PrivateAppCredentials, OAuthCredentials]  # noqa: UP007  # cattrs' tagged union needs a Union object
+Credentials = Union[PrivateAppCredentials, OAuthCredentials]  # cattrs' tagged union needs a Union object
 
 
 @attrs.frozen
@@ -128,6 +128,18 @@ def _portal_id(_inst: object, _attribute: attrs.Attribute[Any], value: str) -> N
         raise ValueError("portal_id must be the HubSpot account (hub) id: digits only")
 
 
+def _timezone(_inst: object, _attribute: attrs.Attribute[Any], value: str) -> None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(
+            f"portal_timezone {value!r} is not an IANA time zone such as 'America/Chicago'; "
+            "use the time zone set in HubSpot under Account Defaults"
+        ) from exc
+
+
 def _http_url(_inst: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
     if value is not None and not re.fullmatch(r"https?://[^\s/]+(/[^\s]*)?", value):
         raise ValueError(f"{attribute.name} must be an http(s) URL such as https://tracker.example.com")
@@ -145,6 +157,7 @@ class Settings:
     account_tier: AccountTier = "professional"
     api_base_url: str = attrs.field(default="https://api.hubapi.com", validator=_http_url)
     public_base_url: str | None = attrs.field(default=None, validator=_http_url)
+    portal_timezone: str = attrs.field(default="UTC", validator=_timezone)
     store_url: str | None = None
     trigger_stages: dict[str, list[str]] | None = None
     stage_status_map: dict[str, OrderStatus] = attrs.field(factory=dict)
@@ -155,6 +168,7 @@ class Settings:
     sync_interval_seconds: int = attrs.field(default=900, validator=_at_least(60))
     sync_overlap_seconds: int = attrs.field(default=300, validator=_at_least(0))
     alerts: AlertSettings = attrs.field(factory=AlertSettings)
+    run_background_worker: bool = True
 
 
 def _make_converter() -> cattrs.Converter:
@@ -238,7 +252,7 @@ def _check_values(cls: type, data: Mapping[str, Any], path: str) -> list[tuple[s
             continue
         try:
             value = _converter.structure(raw, hint)
-        except Exception:  # noqa: BLE001, S112  # a type error; cattrs reports it
+        except Exception:  # a type error; cattrs reports it
             continue
         try:
             field.validator(None, field, value)
@@ -299,7 +313,7 @@ def settings_schema() -> dict[str, Any]:
     return schema
 
 
-def _schema_for(tp: Any) -> dict[str, Any]:  # noqa: PLR0911  # one branch per kind of type
+def _schema_for(tp: Any) -> dict[str, Any]:  # one branch per kind of type
     origin = typing.get_origin(tp)
     if tp is Secret:
         return {"type": "string", "writeOnly": True, "minLength": 1}

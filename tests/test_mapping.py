@@ -150,7 +150,7 @@ def test_configurable_overrides_fields_with_transforms():
             "value": {"property": "net", "transforms": ["decimal"]},
         },
         "company": {"address.country": {"constant": "DE"}},
-    }, timezone=LA)
+    })
     deal = _deal(dealname="  A very long deal name ", po_number=" PO-7 ", due="2026-12-01T00:00:00Z",
                  dealstage="won", net="99.5", amount="abc")
     fields = mapping.order_fields(_context(deal))

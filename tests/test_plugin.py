@@ -24,10 +24,22 @@ from ambac_hubspot_plugin.host import (
     hookimpl,
 )
 from ambac_hubspot_plugin.reference_host import ReferenceHost
+from ambac_hubspot_plugin.sandbox import RateLimits, Sandbox
 
 from .conftest import make_plugin_manager
 
-SETTINGS = {"portal_id": "12345", "credentials": {"kind": "private_app", "access_token": "pat-na1-secret"}}
+SETTINGS: dict = {}  # filled by the sandbox fixture: the sandbox's URL and token
+
+
+@pytest.fixture(scope="module", autouse=True)
+def hubspot():
+    """One sandbox portal for this module's tests; SETTINGS point the plugin at it."""
+    with Sandbox(rate_limits=RateLimits.unlimited()) as hs:
+        SETTINGS.clear()
+        SETTINGS.update({"portal_id": str(hs.portal_id), "api_base_url": hs.base_url,
+                         "credentials": {"kind": "private_app", "access_token": hs.access_token},
+                         "run_background_worker": False})
+        yield hs
 
 
 @pytest.fixture
@@ -77,13 +89,24 @@ def test_hook_ambac_plugin_enabled_opens_the_store_and_reports_steps(ref_host):
     """Enabling validates settings, creates the SQLite store in the plugin's data dir, reports."""
     tenant = ref_host.create_tenant("Acme")
     (report,) = ref_host.enable_plugin(tenant, "hubspot", SETTINGS)
-    assert report.ok and [s.name for s in report.steps] == ["settings", "store"]
+    assert report.ok and [s.name for s in report.steps] == ["settings", "store", "hubspot"]
     store_file = ref_host.services(tenant).plugin_data_dir("hubspot") / "hubspot.sqlite3"
     assert store_file.exists()
     status = _runtime(ref_host).status(tenant)
     assert status["enabled"] is True
     assert status["log"][0]["what"] == "plugin.enabled"
-    assert "pat-na1-secret" not in repr(report) + json.dumps(status)
+    token = SETTINGS["credentials"]["access_token"]
+    assert token not in repr(report) + json.dumps(status)
+
+
+def test_hook_ambac_plugin_enabled_reports_an_unreachable_hubspot(ref_host):
+    """A HubSpot that does not answer is a failed step of the report, not a refusal."""
+    tenant = ref_host.create_tenant("Acme")
+    (report,) = ref_host.enable_plugin(tenant, "hubspot", {**SETTINGS, "api_base_url": "http://127.0.0.1:9"})
+    assert not report.ok
+    (step,) = [s for s in report.steps if not s.ok]
+    assert step.name == "hubspot" and "cannot reach HubSpot" in step.detail
+    assert _runtime(ref_host).is_enabled(tenant)
 
 
 def test_hook_ambac_plugin_enabled_rejects_bad_settings_naming_fields(ref_host):
@@ -117,7 +140,7 @@ def test_hook_ambac_plugin_disabled_stops_work_and_keeps_data(ref_host):
     assert not runtime.is_enabled(tenant)
     ref_host.set_order_status(tenant, order.id, OrderStatus.COMPLETED)
     depths = store.depths(tenant)
-    assert sum(depths.values()) == 1, "the event recorded while enabled is kept, the later one ignored"
+    assert depths == {("pending", "host.order.status_changed"): 1}, "the later event is ignored"
     assert store.read_log(tenant, limit=1).entries[0].what == "plugin.disabled"
 
 
@@ -144,13 +167,13 @@ def test_hook_ambac_order_status_changed_is_recorded_durably_and_coalesced(ref_h
         ref_host.set_order_status(tenant, first.id, status)
     ref_host.set_order_status(tenant, second.id, OrderStatus.COMPLETED)
     store = _runtime(ref_host).store_for(tenant)
-    assert sum(store.depths(tenant).values()) == 2
+    assert store.depths(tenant) == {("pending", "host.order.status_changed"): 2}
     from ambac_hubspot_plugin.store import open_store
 
     path = ref_host.services(tenant).plugin_data_dir("hubspot") / "hubspot.sqlite3"
     other = open_store(f"sqlite:///{path}")
     try:
-        assert sum(other.depths(tenant).values()) == 2
+        assert other.depths(tenant) == {("pending", "host.order.status_changed"): 2}
     finally:
         other.close()
 
@@ -200,14 +223,18 @@ def test_hook_ambac_http_routes_status_needs_view_permission(ref_host):
     assert ref_host.handle_http("GET", path, headers={}, body=b"", user=None).status == 401
 
 
-def test_hook_ambac_periodic_tasks_offers_the_queue_drain(ref_host):
-    """The drain task is listed and runs nothing while no job kind has a handler yet."""
+def test_hook_ambac_periodic_tasks_schedules_and_runs_the_sync(ref_host):
+    """The tick task queues the due sync and runs it; host events wait for their handler."""
     tenant = _enable(ref_host)
     order = ref_host.services(tenant).create_order(OrderDraft(name="Brackets"))
     ref_host.set_order_status(tenant, order.id, OrderStatus.IN_PROGRESS)
-    (task,) = [t for t in ref_host.periodic_tasks() if t.name == "hubspot.drain_queue"]
-    assert task.run(ref_host.services(tenant)) == 0
-    assert sum(_runtime(ref_host).store_for(tenant).depths(tenant).values()) == 1
+    (task,) = [t for t in ref_host.periodic_tasks() if t.name == "hubspot.tick"]
+    store = _runtime(ref_host).store_for(tenant)
+    assert task.run(ref_host.services(tenant)) == 1
+    (run,) = store.recent_runs(tenant)
+    assert (run.kind, str(run.status)) == ("incremental", "succeeded")
+    assert task.run(ref_host.services(tenant)) == 0, "the next sync is not due before the interval"
+    assert [kind for (_state, kind) in store.depths(tenant)] == ["host.order.status_changed"]
 
 
 def test_drain_runs_registered_handlers(ref_host):
@@ -217,8 +244,7 @@ def test_drain_runs_registered_handlers(ref_host):
     seen = []
     _runtime(ref_host).handlers["host.order.status_changed"] = lambda job: seen.append(job.payload)
     ref_host.set_order_status(tenant, order.id, OrderStatus.IN_PROGRESS)
-    (task,) = [t for t in ref_host.periodic_tasks() if t.name == "hubspot.drain_queue"]
-    assert task.run(ref_host.services(tenant)) == 1
+    assert _runtime(ref_host).drain() == 1
     assert seen == [{"record_type": "order", "record_id": order.id, "event": "status_changed",
                      "previous_status": "Pending"}]
 

@@ -1,0 +1,627 @@
+"""Deals become orders: the inbound sync engine.
+
+One path serves every way a deal arrives (scheduled incremental sync, backfill, manual
+creation, webhooks, retries): :meth:`InboundSync.process` takes a batch of deals and, for each,
+creates exactly one order (if the deal sits in a trigger stage and has none), or updates the
+order's mapped fields through the conflict strategy, or says why it skipped it.
+
+Exactly one order per deal, whatever crashes or races happen: the order carries the external
+id ``hubspot:<portal>:deal:<id>`` (the host's create is idempotent on it), companies carry
+``hubspot:<portal>:company:<id>`` likewise, and links are unique in the store. A process killed
+between any two steps leaves nothing a rerun cannot adopt.
+
+Calls to HubSpot are batched per chunk of up to 1,000 deals: one association read per direction,
+and companies and contacts are read once per run. Memory holds one chunk and two id maps.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+import attrs
+
+from .conflicts import Change, ConflictStrategy, FieldConflict, compare, to_json
+from .errors import ConfigError, HostRecordError, HubSpotIntegrationError, MappingError
+from .host import CompanyDraft, ContactDraft, OrderDraft, OrderStatus
+from .mapping import ORDER_FIELDS, DealContext, MappingStrategy, normalize_domain
+
+if TYPE_CHECKING:
+    from .client import Association, Deal, HubSpotClient, HubSpotObject, Pipeline
+    from .client import Company as HubSpotCompany
+    from .client import Contact as HubSpotContact
+    from .events import OrderCreated
+    from .host import Company, Contact, HostServices, Order
+    from .store import Link, SqlStateStore
+
+__all__ = ["InboundSync", "Outcome", "Preview", "RunResult", "Triggers"]
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1_000  # deals per association batch read (HubSpot's limit for v4 batch read)
+PRIMARY_COMPANY = 5
+RETRY_KIND = "inbound.deal"
+CHECKPOINTS = {"incremental": "deals.modified_since", "backfill": "deals.backfill_since"}
+
+
+def order_external_id(portal_id: str, deal_id: str) -> str:
+    """The external id that makes order creation idempotent."""
+    return f"hubspot:{portal_id}:deal:{deal_id}"
+
+
+def company_external_id(portal_id: str, company_id: str) -> str:
+    """The external id that makes company creation idempotent."""
+    return f"hubspot:{portal_id}:company:{company_id}"
+
+
+# ---- triggers -----------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Triggers:
+    """The deal stages that create orders, per pipeline, and the stage-to-status map."""
+
+    stages: Mapping[str, frozenset[str]]
+    stage_status: Mapping[str, OrderStatus]
+    stage_labels: Mapping[str, str]
+
+    @classmethod
+    def from_settings(
+        cls,
+        pipelines: Sequence[Pipeline],
+        trigger_stages: Mapping[str, Sequence[str]] | None,
+        stage_status_map: Mapping[str, OrderStatus],
+    ) -> Triggers:
+        """Validate configured stages against the portal's pipelines.
+
+        No configuration means every won stage (closed, probability 1.0) of every pipeline.
+        Unknown pipelines or stages raise ``ConfigError`` with the valid choices.
+        """
+        by_pipeline = {p.id: {s.id for s in p.stages} for p in pipelines}
+        labels = {s.id: f"{p.label} / {s.label}" for p in pipelines for s in p.stages}
+        problems: list[tuple[str, str]] = []
+        if trigger_stages is None:
+            stages = {p.id: frozenset(s.id for s in p.stages if s.is_won) for p in pipelines}
+        else:
+            stages = {}
+            for pipeline, wanted in trigger_stages.items():
+                if pipeline not in by_pipeline:
+                    problems.append((f"trigger_stages.{pipeline}",
+                                     f"no such pipeline; valid pipeline ids: {sorted(by_pipeline)}"))
+                    continue
+                unknown = [s for s in wanted if s not in by_pipeline[pipeline]]
+                if unknown:
+                    problems.append((f"trigger_stages.{pipeline}",
+                                     f"unknown stage ids {unknown}; valid stage ids of this pipeline: "
+                                     f"{sorted(by_pipeline[pipeline])}"))
+                stages[pipeline] = frozenset(s for s in wanted if s in by_pipeline[pipeline])
+        every_stage = set().union(*by_pipeline.values()) if by_pipeline else set()
+        for stage in stage_status_map:
+            if stage not in every_stage:
+                problems.append((f"stage_status_map.{stage}",
+                                 f"unknown stage id; valid stage ids: {sorted(every_stage)}"))
+        if problems:
+            raise ConfigError.from_problems(problems)
+        return cls(stages, dict(stage_status_map), labels)
+
+    def is_trigger(self, deal: Deal) -> bool:
+        """Whether the deal sits in a trigger stage of its pipeline."""
+        pipeline = deal.properties.get("pipeline") or "default"
+        return (deal.properties.get("dealstage") or "") in self.stages.get(pipeline, frozenset())
+
+    @property
+    def all_stage_ids(self) -> list[str]:
+        """Every trigger stage id, for the backfill search."""
+        return sorted(set().union(*self.stages.values())) if self.stages else []
+
+
+# ---- results ------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Outcome:
+    """What happened (or, in a dry run, would happen) to one deal, and why."""
+
+    deal_id: str
+    action: str  # created, updated, unchanged, skipped, failed
+    reason: str
+    order_id: int | None = None
+    fields: tuple[str, ...] = ()
+
+
+@attrs.define
+class RunResult:
+    """Counts of one run; ``outcomes`` only when the caller asked to keep them."""
+
+    kind: str
+    dry_run: bool
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    failed: int = 0
+    run_id: int | None = None
+    outcomes: list[Outcome] = attrs.field(factory=list)
+
+    def count(self, outcome: Outcome) -> None:
+        """Add one outcome to the counts."""
+        field = {"created": "created", "updated": "updated", "unchanged": "unchanged",
+                 "skipped": "skipped", "failed": "failed"}[outcome.action]
+        setattr(self, field, getattr(self, field) + 1)
+
+
+@attrs.frozen
+class Preview:
+    """What creating an order from one deal would do, for a person to review."""
+
+    deal_id: str
+    draft: OrderDraft
+    warnings: tuple[str, ...]
+    existing_order: Order | None
+    company: str
+    contacts: tuple[str, ...]
+
+
+# ---- the engine ---------------------------------------------------------------------------------
+
+
+@attrs.define
+class _Chunk:
+    """Associations and resolved records for one chunk of deals."""
+
+    company_of: dict[str, str] = attrs.field(factory=dict)  # deal id -> HubSpot company id
+    contacts_of: dict[str, list[str]] = attrs.field(factory=dict)  # deal id -> contact ids
+    companies: dict[str, HubSpotCompany] = attrs.field(factory=dict)
+    contacts: dict[str, HubSpotContact] = attrs.field(factory=dict)
+
+
+class InboundSync:
+    """Turns the deals of one tenant's portal into orders."""
+
+    def __init__(
+        self,
+        *,
+        tenant_id: int,
+        portal_id: str,
+        host: HostServices,
+        store: SqlStateStore,
+        client: HubSpotClient,
+        mapping: MappingStrategy,
+        conflicts: Callable[[str, str], ConflictStrategy],
+        triggers: Triggers,
+        timezone: ZoneInfo,
+        overlap: timedelta,
+        clock: Callable[[], datetime],
+        on_order_created: Callable[[OrderCreated], None] | None = None,
+    ) -> None:
+        self.tenant_id = tenant_id
+        self.portal_id = portal_id
+        self.host = host
+        self.store = store
+        self.client = client
+        self.mapping = mapping
+        self.conflicts = conflicts
+        self.triggers = triggers
+        self.timezone = timezone
+        self.overlap = overlap
+        self.clock = clock
+        self.on_order_created = on_order_created
+        # HubSpot id -> host id, for companies and contacts resolved in this engine's lifetime
+        # (one run): each is read from HubSpot at most once per run.
+        self._company_ids: dict[str, int | None] = {}
+        self._contact_ids: dict[str, int | None] = {}
+
+    # ---- runs --------------------------------------------------------------------------------
+
+    def run_incremental(
+        self, *, dry_run: bool = False, keep_outcomes: bool = False,
+        progress: Callable[[Outcome], None] | None = None,
+    ) -> RunResult:
+        """Process deals modified since the checkpoint (less the overlap), checkpointing as it goes."""
+        start = self.clock()
+        saved = self.store.get_checkpoint(self.tenant_id, self.portal_id, CHECKPOINTS["incremental"])
+        since = datetime.fromisoformat(saved.value) - self.overlap if saved else datetime.fromtimestamp(0, start.tzinfo)
+        deals = self.client.iter_modified_deals(since, self.mapping.deal_properties, until=start)
+        return self._run("incremental", deals, start, dry_run, keep_outcomes, progress)
+
+    def run_backfill(
+        self, *, since: datetime | None = None, dry_run: bool = False, keep_outcomes: bool = False,
+        progress: Callable[[Outcome], None] | None = None,
+    ) -> RunResult:
+        """Process every deal in a trigger stage (modified since ``since``), resumable."""
+        start = self.clock()
+        saved = self.store.get_checkpoint(self.tenant_id, self.portal_id, CHECKPOINTS["backfill"])
+        resume = datetime.fromisoformat(saved.value) if saved and not dry_run else None
+        if resume is not None and since is not None:
+            resume = max(resume, since)
+        deals = self.client.iter_deals_in_stages(
+            self.triggers.all_stage_ids, self.mapping.deal_properties, since=resume or since
+        )
+        result = self._run("backfill", deals, start, dry_run, keep_outcomes, progress)
+        if not dry_run:
+            # A finished backfill starts from scratch next time.
+            self.store.set_checkpoint(self.tenant_id, self.portal_id, CHECKPOINTS["backfill"],
+                                      datetime.fromtimestamp(0, start.tzinfo).isoformat())
+        return result
+
+    def process_ids(self, deal_ids: Sequence[str], *, trigger: str) -> RunResult:
+        """Read the deals' current state and process them (webhooks, retries); no checkpoint."""
+        result = RunResult(kind=trigger, dry_run=False)
+        deals = list(self.client.read_deals(list(deal_ids), self.mapping.deal_properties))
+        for outcome in self.process(deals, trigger=trigger):
+            result.count(outcome)
+            result.outcomes.append(outcome)
+        found = {d.id for d in deals}
+        for missing in dict.fromkeys(deal_ids):
+            if missing not in found:
+                outcome = Outcome(missing, "skipped", "HubSpot has no such deal (deleted or merged)")
+                result.count(outcome)
+                result.outcomes.append(outcome)
+        return result
+
+    def _run(
+        self, kind: str, deals: Iterator[Deal], start: datetime, dry_run: bool,
+        keep_outcomes: bool, progress: Callable[[Outcome], None] | None,
+    ) -> RunResult:
+        from .store import LogLevel, RunStatus
+
+        result = RunResult(kind=kind, dry_run=dry_run)
+        run = None if dry_run else self.store.start_run(self.tenant_id, kind)
+        result.run_id = run.id if run else None
+        try:
+            for chunk in _chunks(deals, CHUNK):
+                for outcome in self.process(chunk, trigger=kind, dry_run=dry_run):
+                    result.count(outcome)
+                    if keep_outcomes:
+                        result.outcomes.append(outcome)
+                    if progress is not None:
+                        progress(outcome)
+                if not dry_run:
+                    # Deals come oldest first; never move past the run's start (index lag).
+                    newest = min(chunk[-1].updated_at, start)
+                    self.store.set_checkpoint(self.tenant_id, self.portal_id, CHECKPOINTS[kind], newest.isoformat())
+                    assert run is not None
+                    self.store.heartbeat_run(run.id)
+        except Exception as exc:
+            if run is not None:
+                self.store.finish_run(run.id, RunStatus.FAILED, created=result.created,
+                                      updated=result.updated, skipped=result.skipped + result.unchanged,
+                                      failed=result.failed, error=f"{type(exc).__name__}: {exc}")
+                self.store.log(self.tenant_id, LogLevel.ERROR, f"sync.{kind}",
+                               f"{kind} sync stopped: {exc}")
+            raise
+        if run is not None:
+            self.store.finish_run(run.id, RunStatus.SUCCEEDED, created=result.created,
+                                  updated=result.updated, skipped=result.skipped + result.unchanged,
+                                  failed=result.failed)
+        return result
+
+    # ---- one batch of deals --------------------------------------------------------------------
+
+    def process(self, deals: Sequence[Deal], *, trigger: str, dry_run: bool = False) -> list[Outcome]:
+        """Create or update the orders of these deals; return one outcome per deal."""
+        links = self.store.get_links_by_hubspot(self.tenant_id, self.portal_id, "deal", [d.id for d in deals])
+        new = [d for d in deals if d.id not in links and self.triggers.is_trigger(d)]
+        chunk = self._load_related(new)
+        outcomes = []
+        for deal in deals:
+            try:
+                if deal.id in links:
+                    outcome = self._update(deal, links[deal.id], dry_run)
+                elif deal in new:
+                    outcome = self._create(deal, chunk, trigger, dry_run)
+                else:
+                    stage = deal.properties.get("dealstage") or "(none)"
+                    outcome = Outcome(deal.id, "skipped", f"stage {self.triggers.stage_labels.get(stage, stage)} "
+                                      "is not a trigger stage (excluded)")
+            except (MappingError, HostRecordError) as exc:
+                # A retry job that fails again is retried by the queue itself, with backoff.
+                outcome = self._failed(deal.id, exc, dry_run, enqueue=trigger != "retry")
+            outcomes.append(outcome)
+        return outcomes
+
+    def _failed(self, deal_id: str, exc: MappingError | HostRecordError, dry_run: bool,
+                *, enqueue: bool) -> Outcome:
+        from .store import LogLevel
+
+        where = "HubSpot deal" if isinstance(exc, MappingError) else "the host"
+        message = (f"deal {deal_id}: {where} value {exc.field}={exc.value!r} cannot be used: {exc}. "
+                   "The deal is retried when it changes in HubSpot, or replay it after fixing the mapping.")
+        if not dry_run:
+            self.store.log(self.tenant_id, LogLevel.ERROR, "inbound.deal", message, record=f"deal:{deal_id}")
+        if not dry_run and enqueue:
+            # Due at once; if it fails again the queue spaces the attempts out (backoff).
+            self.store.enqueue(self.tenant_id, RETRY_KIND, {"deal_id": deal_id}, dedupe_key=f"deal:{deal_id}")
+        return Outcome(deal_id, "failed", message)
+
+    # ---- related records ------------------------------------------------------------------------
+
+    def _load_related(self, deals: Sequence[Deal]) -> _Chunk:
+        chunk = _Chunk()
+        if not deals:
+            return chunk
+        ids = [d.id for d in deals]
+        for deal_id, assocs in self.client.read_associations("deals", "companies", ids).items():
+            chosen = _primary_company(assocs)
+            if chosen is not None:
+                chunk.company_of[deal_id] = chosen
+        for deal_id, assocs in self.client.read_associations("deals", "contacts", ids).items():
+            chunk.contacts_of[deal_id] = sorted((a.to_id for a in assocs), key=_id_order)
+        wanted_companies = {c for c in chunk.company_of.values() if c not in self._company_ids}
+        linked = self.store.get_links_by_hubspot(self.tenant_id, self.portal_id, "company", wanted_companies)
+        for hubspot_id, link in linked.items():
+            self._company_ids[hubspot_id] = link.host_id
+        to_read = sorted(wanted_companies - set(linked), key=_id_order)
+        chunk.companies = {c.id: c for c in self.client.read_companies(to_read, self.mapping.company_properties)}
+        wanted_contacts = {c for ids_ in chunk.contacts_of.values() for c in ids_ if c not in self._contact_ids}
+        linked = self.store.get_links_by_hubspot(self.tenant_id, self.portal_id, "contact", wanted_contacts)
+        for hubspot_id, link in linked.items():
+            self._contact_ids[hubspot_id] = link.host_id
+        to_read = sorted(wanted_contacts - set(linked), key=_id_order)
+        chunk.contacts = {c.id: c for c in self.client.read_contacts(to_read, self.mapping.contact_properties)}
+        return chunk
+
+    def _resolve_company(self, hubspot_id: str | None, chunk: _Chunk, dry_run: bool) -> tuple[int | None, str]:
+        """Return the host company id for a HubSpot company, linking or creating it."""
+        if hubspot_id is None:
+            return None, "the deal has no associated company"
+        if hubspot_id in self._company_ids:
+            return self._company_ids[hubspot_id], f"company {hubspot_id} already linked"
+        record = chunk.companies.get(hubspot_id)
+        if record is None:
+            return None, f"company {hubspot_id} is not readable in HubSpot (deleted?)"
+        fields = dict(self.mapping.company_fields(record))
+        external = company_external_id(self.portal_id, hubspot_id)
+        match, how = self._match_company(fields, external)
+        if dry_run:
+            return (match.id if match else None), (how if match else f"would create company {fields['name']!r}")
+        if match is None:
+            match = self.host.create_company(CompanyDraft(external_id=external, **fields))  # type: ignore[arg-type]  # fields are CompanyDraft's
+            how = f"created company {match.id}"
+        self._link("company", hubspot_id, "company", match.id, {k: to_json(v) for k, v in fields.items()})
+        self._company_ids[hubspot_id] = match.id
+        return match.id, how
+
+    def _match_company(self, fields: Mapping[str, Any], external: str) -> tuple[Company | None, str]:
+        """Normalised domain first, then case-insensitive name; prefer our own earlier creation."""
+        candidates: Sequence[Company] = ()
+        how = ""
+        domain = normalize_domain(str(fields.get("website") or ""))
+        if domain:
+            candidates, how = self.host.find_companies_by_domain(domain), f"matched by domain {domain}"
+        if not candidates:
+            candidates, how = self.host.find_companies_by_name(str(fields["name"])), "matched by name"
+        if not candidates:
+            return None, ""
+        # Our own earlier creation (a crash before linking) wins; else the oldest company.
+        ours = [c for c in candidates if c.external_id == external]
+        return (ours or sorted(candidates, key=lambda c: c.id))[0], how
+
+    def _resolve_contacts(self, hubspot_ids: Sequence[str], chunk: _Chunk, company_id: int | None,
+                          dry_run: bool) -> list[int]:
+        """Link or create every contact; return host ids in the documented order."""
+        host_ids: list[int] = []
+        for hubspot_id in hubspot_ids:
+            if hubspot_id in self._contact_ids:
+                known = self._contact_ids[hubspot_id]
+                if known is not None:
+                    host_ids.append(known)
+                continue
+            record = chunk.contacts.get(hubspot_id)
+            if record is None:
+                continue
+            fields = dict(self.mapping.contact_fields(record))
+            email = str(fields.get("email") or "")
+            if not email:
+                self._contact_ids[hubspot_id] = None
+                if not dry_run:
+                    from .store import LogLevel
+
+                    self.store.log(self.tenant_id, LogLevel.WARNING, "inbound.contact",
+                                   f"contact {hubspot_id} has no email, so no portal user can be made for it; "
+                                   "add an email in HubSpot", record=f"contact:{hubspot_id}")
+                continue
+            contact = self.host.find_contact_by_email(email)
+            if dry_run:
+                if contact is not None:
+                    host_ids.append(contact.id)
+                continue
+            if contact is None:
+                contact = self._create_contact(fields, company_id)
+            self._link("contact", hubspot_id, "contact", contact.id, {k: to_json(v) for k, v in fields.items()})
+            self._contact_ids[hubspot_id] = contact.id
+            host_ids.append(contact.id)
+        return host_ids
+
+    def _create_contact(self, fields: Mapping[str, Any], company_id: int | None) -> Contact:
+        try:
+            return self.host.create_contact(ContactDraft(parent_company_id=company_id, **fields))
+        except HostRecordError as exc:
+            # Another worker created the same email a moment ago: use it.
+            existing = self.host.find_contact_by_email(str(fields["email"])) if exc.field == "email" else None
+            if existing is None:
+                raise
+            return existing
+
+    def _link(self, object_type: str, hubspot_id: str, host_type: str, host_id: int,
+              synced: Mapping[str, Any]) -> Link | None:
+        from .store import LinkConflictError, LogLevel
+
+        try:
+            return self.store.create_link(self.tenant_id, self.portal_id, object_type, hubspot_id,
+                                          host_type, host_id, synced=synced)
+        except LinkConflictError:
+            existing = self.store.get_link_by_hubspot(self.tenant_id, self.portal_id, object_type, hubspot_id)
+            if existing is not None:
+                return existing  # another worker linked it first; same record by construction
+            self.store.log(self.tenant_id, LogLevel.INFO, f"inbound.{object_type}",
+                           f"HubSpot {object_type} {hubspot_id} matches host {host_type} {host_id}, which is "
+                           f"already linked to another HubSpot {object_type} (a duplicate in HubSpot?); it is "
+                           "used without a link. Merge the duplicates in HubSpot.",
+                           record=f"{object_type}:{hubspot_id}")
+            return None
+
+    # ---- create --------------------------------------------------------------------------------
+
+    def _draft(self, deal: Deal, chunk: _Chunk, dry_run: bool) -> tuple[OrderDraft, dict[str, Any], list[str]]:
+        company_hubspot_id = chunk.company_of.get(deal.id)
+        contact_ids = chunk.contacts_of.get(deal.id, [])
+        context = DealContext(
+            portal_id=self.portal_id, deal=deal,
+            company=chunk.companies.get(company_hubspot_id) if company_hubspot_id else None,
+            contacts=tuple(chunk.contacts[c] for c in contact_ids if c in chunk.contacts),
+            stage_status=self.triggers.stage_status.get(deal.properties.get("dealstage") or ""),
+            timezone=self.timezone,
+        )
+        fields = dict(self.mapping.order_fields(context))
+        unknown = set(fields) - ORDER_FIELDS
+        if unknown:
+            raise MappingError(sorted(unknown)[0], fields[sorted(unknown)[0]],
+                               f"the mapping strategy returned fields the engine does not own: {sorted(unknown)}")
+        notes: list[str] = []
+        company_id, how = self._resolve_company(company_hubspot_id, chunk, dry_run)
+        notes.append(how)
+        customers = self._resolve_contacts(contact_ids, chunk, company_id, dry_run)
+        draft = OrderDraft(external_id=order_external_id(self.portal_id, deal.id), company_id=company_id,
+                           customer_id=customers[0] if customers else None, **fields)  # type: ignore[arg-type]  # fields are OrderDraft's
+        return draft, fields, notes
+
+    def _create(self, deal: Deal, chunk: _Chunk, trigger: str, dry_run: bool) -> Outcome:
+        draft, fields, notes = self._draft(deal, chunk, dry_run)
+        if dry_run:
+            return Outcome(deal.id, "created", f"would create order {draft.name!r}; " + "; ".join(notes),
+                           fields=tuple(sorted(fields)))
+        order = self.host.create_order(draft)
+        return self._adopt(deal, order, fields, trigger)
+
+    def _adopt(self, deal: Deal, order: Order, fields: Mapping[str, Any], trigger: str) -> Outcome:
+        """Link a created (or already existing) order; notify only if this call made the link."""
+        from .events import OrderCreated
+        from .store import LinkConflictError
+
+        synced = {k: to_json(v) for k, v in fields.items()}
+        try:
+            self.store.create_link(self.tenant_id, self.portal_id, "deal", deal.id, "order", order.id, synced=synced)
+        except LinkConflictError:
+            return Outcome(deal.id, "unchanged", "another worker created and linked this order first", order.id)
+        if self.on_order_created is not None:
+            self.on_order_created(OrderCreated(tenant_id=self.tenant_id, portal_id=self.portal_id,
+                                               deal_id=deal.id, order=order, trigger=trigger))
+        return Outcome(deal.id, "created", f"created order {order.order_number}", order.id, tuple(sorted(fields)))
+
+    # ---- update --------------------------------------------------------------------------------
+
+    def _update(self, deal: Deal, link: Link, dry_run: bool) -> Outcome:
+        order = self.host.get_order(link.host_id)
+        if order is None:
+            return Outcome(deal.id, "skipped", f"linked order {link.host_id} no longer exists in the host", link.host_id)
+        if order.archived:
+            return Outcome(deal.id, "skipped", "the order is archived; HubSpot changes are not applied to it", order.id)
+        context = DealContext(
+            portal_id=self.portal_id, deal=deal, company=None, contacts=(),
+            stage_status=self.triggers.stage_status.get(deal.properties.get("dealstage") or ""),
+            timezone=self.timezone,
+        )
+        fields = dict(self.mapping.order_fields(context))
+        changes: dict[str, object] = {}
+        synced = dict(link.synced)
+        held: list[str] = []
+        for field, value in fields.items():
+            current = getattr(order, field)
+            change = compare(value, current, link.synced, field)
+            if change is Change.HUBSPOT:
+                changes[field] = value
+            elif change is Change.CONFLICT:
+                decision = self.conflicts("order", field).decide(FieldConflict(
+                    tenant_id=self.tenant_id, object_type="order", record=f"deal:{deal.id}", field=field,
+                    hubspot_value=value, host_value=current, last_synced=link.synced.get(field),
+                    hubspot_changed_at=deal.updated_at, host_changed_at=order.updated_at))
+                if decision.winner == "hubspot":
+                    changes[field] = value
+                elif decision.winner == "hold":
+                    held.append(field)
+                    continue
+                else:
+                    continue  # the host keeps its value; the outbound push carries it to HubSpot
+            if change is not Change.NONE or field not in synced:
+                synced[field] = to_json(value)
+        if dry_run:
+            if not changes:
+                return Outcome(deal.id, "unchanged", "mapped fields already match", order.id)
+            return Outcome(deal.id, "updated", f"would update {sorted(changes)}", order.id, tuple(sorted(changes)))
+        if changes:
+            self.host.update_order(order.id, changes)
+        if synced != link.synced:
+            self.store.update_link_synced(link.id, synced)
+        if not changes:
+            reason = "mapped fields already match" + (f"; held for review: {held}" if held else "")
+            return Outcome(deal.id, "unchanged", reason, order.id)
+        return Outcome(deal.id, "updated", f"updated {sorted(changes)}", order.id, tuple(sorted(changes)))
+
+    # ---- manual creation with review ------------------------------------------------------------
+
+    def preview(self, deal_id: str) -> Preview:
+        """Return the order a deal would become, with warnings for the reviewer; writes nothing."""
+        deal = self.client.get_deal(deal_id, self.mapping.deal_properties)
+        if deal is None:
+            raise HubSpotIntegrationError(f"HubSpot has no deal {deal_id}; check the id (it may be deleted or merged).")
+        warnings: list[str] = []
+        link = self.store.get_link_by_hubspot(self.tenant_id, self.portal_id, "deal", deal_id)
+        existing = self.host.get_order(link.host_id) if link else None
+        if existing is None:
+            existing = self.host.find_order_by_external_id(order_external_id(self.portal_id, deal_id))
+        if existing is not None:
+            warnings.append(f"this deal already has order {existing.order_number}; creating returns it")
+        if not self.triggers.is_trigger(deal):
+            warnings.append("the deal is not in a trigger stage; it would not become an order on its own")
+        chunk = self._load_related([deal])
+        draft, _fields, notes = self._draft(deal, chunk, dry_run=True)
+        if draft.company_id is None and deal.id not in chunk.company_of:
+            warnings.append("the deal has no associated company; the order will have no customer company")
+        if not chunk.contacts_of.get(deal.id):
+            warnings.append("the deal has no associated contacts; the order will have no customer")
+        contacts = tuple(f"{c.properties.get('email') or '(no email)'}" for c in chunk.contacts.values())
+        return Preview(deal_id, draft, tuple(warnings), existing, notes[0] if notes else "", contacts)
+
+    def create_from_deal(self, deal_id: str, changes: Mapping[str, object] | None = None) -> Outcome:
+        """Create the order of one deal with the reviewer's changes; an existing order is returned."""
+        deal = self.client.get_deal(deal_id, self.mapping.deal_properties)
+        if deal is None:
+            raise HubSpotIntegrationError(f"HubSpot has no deal {deal_id}; check the id (it may be deleted or merged).")
+        link = self.store.get_link_by_hubspot(self.tenant_id, self.portal_id, "deal", deal_id)
+        if link is not None:
+            return Outcome(deal_id, "unchanged", "the deal already has an order", link.host_id)
+        unknown = set(changes or {}) - ORDER_FIELDS
+        if unknown:
+            raise ConfigError(f"Cannot set {sorted(unknown)} on an order; editable fields: {sorted(ORDER_FIELDS)}")
+        chunk = self._load_related([deal])
+        draft, fields, _notes = self._draft(deal, chunk, dry_run=False)
+        if changes:
+            draft = attrs.evolve(draft, **changes)  # type: ignore[arg-type]  # checked against ORDER_FIELDS
+        order = self.host.create_order(draft)
+        return self._adopt(deal, order, fields, "manual")
+
+
+def _primary_company(assocs: Sequence[Association]) -> str | None:
+    """The primary company (type 5); else the lowest company id (the documented rule)."""
+    primary = [a.to_id for a in assocs if PRIMARY_COMPANY in a.type_ids]
+    candidates = primary or [a.to_id for a in assocs]
+    return min(candidates, key=_id_order) if candidates else None
+
+
+def _id_order(hubspot_id: str) -> tuple[int, str]:
+    return (int(hubspot_id), "") if hubspot_id.isdigit() else (2**63, hubspot_id)
+
+
+def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

@@ -1,0 +1,352 @@
+"""Deals become orders: the inbound engine through the real SDK, the sandbox and the real store."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import attrs
+import pytest
+
+from ambac_hubspot_plugin import plugin as plugin_module
+from ambac_hubspot_plugin.errors import ConfigError
+from ambac_hubspot_plugin.host import CompanyDraft, ContactDraft, OrderStatus
+from ambac_hubspot_plugin.reference_host import ReferenceHost
+from ambac_hubspot_plugin.sandbox import RateLimits, Sandbox
+
+
+@attrs.define
+class World:
+    """A sandbox portal, a reference host with the plugin enabled for one tenant."""
+
+    hubspot: Sandbox
+    host: ReferenceHost
+    tenant: int
+    settings: dict
+
+    @property
+    def runtime(self):
+        return self.host.plugin_manager.get_plugin(plugin_module.RUNTIME_NAME).runtime
+
+    @property
+    def services(self):
+        return self.host.services(self.tenant)
+
+    @property
+    def store(self):
+        return self.runtime.store_for(self.tenant)
+
+    def sync(self, **kwargs):
+        return self.runtime.run_sync(self.tenant, **kwargs)
+
+    def order_for(self, deal_id: str):
+        return self.services.find_order_by_external_id(f"hubspot:{self.hubspot.portal_id}:deal:{deal_id}")
+
+    def company(self, **props) -> str:
+        return self.hubspot.add_object("companies", props)
+
+    def contact(self, **props) -> str:
+        return self.hubspot.add_object("contacts", props)
+
+    def deal(self, stage: str = "closedwon", companies=(), contacts=(), **props) -> str:
+        assoc = {}
+        if companies:
+            assoc["companies"] = list(companies)
+        if contacts:
+            assoc["contacts"] = list(contacts)
+        return self.hubspot.add_object(
+            "deals", {"dealname": "Deal", "pipeline": "default", "dealstage": stage, **props}, assoc)
+
+
+def _settings(hubspot: Sandbox, **extra) -> dict:
+    return {"portal_id": str(hubspot.portal_id),
+            "credentials": {"kind": "private_app", "access_token": hubspot.access_token},
+            "api_base_url": hubspot.base_url, "run_background_worker": False, **extra}
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    """Sandbox + reference host + enabled plugin, with a won stage in a custom pipeline too."""
+    with Sandbox(rate_limits=RateLimits.unlimited()) as hubspot, ReferenceHost(tmp_path / "host") as host:
+        tenant = host.create_tenant("Acme Machining")
+        settings = _settings(hubspot)
+        (report,) = [r for r in host.enable_plugin(tenant, "hubspot", settings) if r is not None]
+        assert report.ok, report
+        yield World(hubspot, host, tenant, settings)
+
+
+def test_each_closed_won_deal_becomes_exactly_one_order(world):
+    """Won deals become orders; other stages are skipped; a second run creates nothing."""
+    won = [world.deal(dealname=f"Won {i}") for i in range(3)]
+    open_deal = world.deal(stage="contractsent", dealname="Open")
+    first = world.sync()
+    assert (first.created, first.skipped) == (3, 1)
+    assert [world.order_for(d).name for d in won] == ["Won 0", "Won 1", "Won 2"]
+    assert world.order_for(open_deal) is None
+    second = world.sync()
+    assert second.created == 0
+    assert len(world.services.list_orders()) == 3
+
+
+def test_default_mapping_lands_on_the_order(world):
+    """Name, close date (no day shift), amount and currency reach the order."""
+    deal = world.deal(dealname="Brackets", amount="1250.50", deal_currency_code="eur",
+                      closedate="2026-11-02T00:00:00.000Z")
+    world.sync()
+    order = world.order_for(deal)
+    assert (order.name, order.value, order.currency, order.order_date) == (
+        "Brackets", Decimal("1250.50"), "EUR", date(2026, 11, 2))
+    assert order.order_status is OrderStatus.PENDING
+    assert order.order_number.startswith("ORD-")
+
+
+def test_close_date_is_the_portal_day_west_of_utc(world):
+    """A close time on the evening of the 2nd in Chicago is the 2nd, though UTC says the 3rd."""
+    world.host.change_settings(world.tenant, "hubspot", {**world.settings, "portal_timezone": "America/Chicago"})
+    deal = world.deal(closedate="2026-11-03T03:30:00.000Z")
+    world.sync()
+    assert world.order_for(deal).order_date == date(2026, 11, 2)
+
+
+def test_triggers_come_from_the_pipelines_api_not_a_hard_coded_stage(world):
+    """A custom pipeline's won stage (numeric id) triggers; its other stages do not."""
+    pipeline = world.hubspot.add_pipeline("Custom", [
+        {"id": "1001", "label": "Quoted", "metadata": {"isClosed": "false", "probability": "0.5"}},
+        {"id": "1002", "label": "Signed", "metadata": {"isClosed": "true", "probability": "1.0"}},
+    ])
+    signed = world.hubspot.add_object("deals", {"dealname": "S", "pipeline": pipeline, "dealstage": "1002"})
+    quoted = world.hubspot.add_object("deals", {"dealname": "Q", "pipeline": pipeline, "dealstage": "1001"})
+    world.sync()
+    assert world.order_for(signed) is not None and world.order_for(quoted) is None
+
+
+def test_configured_trigger_stages_are_validated_with_choices(world):
+    """Unknown pipelines or stages are refused, naming the id and the valid choices."""
+    bad = {**world.settings, "trigger_stages": {"default": ["closedwon", "nope"], "ghost": ["x"]}}
+    world.host.change_settings(world.tenant, "hubspot", bad)
+    with pytest.raises(ConfigError) as info:
+        world.runtime.inbound(world.tenant)
+    problems = info.value.problems
+    assert "nope" in problems["trigger_stages.default"] and "closedlost" in problems["trigger_stages.default"]
+    assert "valid pipeline ids" in problems["trigger_stages.ghost"]
+
+
+def test_leaving_the_trigger_stage_keeps_the_order_and_maps_status(world):
+    """A deal moved out of closed won keeps its order; the stage map decides its status."""
+    deal = world.deal()
+    world.sync()
+    world.host.change_settings(world.tenant, "hubspot",
+                               {**world.settings, "stage_status_map": {"closedlost": "Cancelled"}})
+    world.hubspot.update_object("deals", deal, {"dealstage": "contractsent"})
+    world.sync()
+    assert world.order_for(deal).order_status is OrderStatus.PENDING
+    world.hubspot.update_object("deals", deal, {"dealstage": "closedlost"})
+    world.sync()
+    assert world.order_for(deal).order_status is OrderStatus.CANCELLED
+
+
+def test_bad_values_are_logged_with_field_value_and_fix_then_retried(world):
+    """A deal whose mapped amount is 'abc' fails loudly, is queued for retry, and lands once fixed."""
+    # HubSpot's own amount is a number property; a text property mapped as a decimal can be 'abc'.
+    world.hubspot.add_property("deals", "budget_text")
+    world.host.change_settings(world.tenant, "hubspot", {**world.settings, "mapping": {
+        "strategy": "configurable",
+        "options": {"order": {"value": {"property": "budget_text", "transforms": ["decimal"]}}}}})
+    deal = world.deal(dealname="Bad amount", budget_text="abc")
+    result = world.sync()
+    assert result.failed == 1 and world.order_for(deal) is None
+    (entry,) = world.store.read_log(world.tenant, record=f"deal:{deal}").entries
+    assert "budget_text='abc'" in entry.message and "plain number" in entry.message
+    assert any(kind == "inbound.deal" for (_state, kind) in world.store.depths(world.tenant))
+    world.hubspot.update_object("deals", deal, {"budget_text": "12.5"})
+    world.sync()
+    assert world.order_for(deal).value == Decimal("12.5")
+
+
+def test_retry_job_creates_the_order_once_the_mapping_is_fixed(world):
+    """A name too long for the host fails; switching to a truncating mapping replays it."""
+    deal = world.deal(dealname="x" * 250)
+    world.sync()
+    assert world.order_for(deal) is None
+    world.host.change_settings(world.tenant, "hubspot", {**world.settings, "mapping": {
+        "strategy": "configurable",
+        "options": {"order": {"name": {"property": "dealname", "transforms": [{"truncate": 200}]}}}}})
+    (job,) = world.store.claim("test", kinds=["inbound.deal"])
+    world.runtime.handlers["inbound.deal"](job)
+    assert len(world.order_for(deal).name) == 200
+
+
+def test_updates_to_linked_deals_apply_hubspot_values(world):
+    """A changed amount and name on a linked deal update the order (HubSpot wins by default)."""
+    deal = world.deal(dealname="Before", amount="10")
+    world.sync()
+    world.hubspot.update_object("deals", deal, {"dealname": "After", "amount": "20"})
+    result = world.sync()
+    assert result.updated == 1
+    order = world.order_for(deal)
+    assert (order.name, order.value) == ("After", Decimal(20))
+
+
+def test_host_only_edits_are_not_overwritten_by_unchanged_hubspot_fields(world):
+    """A field edited only in the host keeps its value when HubSpot did not change it."""
+    deal = world.deal(dealname="Same", amount="10")
+    world.sync()
+    order = world.order_for(deal)
+    world.services.update_order(order.id, {"name": "Edited locally"})
+    world.hubspot.update_object("deals", deal, {"amount": "11"})
+    world.sync()
+    order = world.order_for(deal)
+    assert (order.name, order.value) == ("Edited locally", Decimal(11))
+
+
+def test_archived_orders_are_never_touched(world):
+    """HubSpot changes never un-archive or edit an archived order."""
+    deal = world.deal(dealname="Old")
+    world.sync()
+    order = world.order_for(deal)
+    world.services.update_order(order.id, {"archived": True})
+    world.hubspot.update_object("deals", deal, {"dealname": "New"})
+    result = world.sync()
+    assert result.skipped == 1
+    order = world.order_for(deal)
+    assert order.archived and order.name == "Old"
+
+
+def test_company_match_order_link_domain_name_create(world):
+    """Companies are matched by normalised domain, then name ignoring case, else created once."""
+    by_domain = world.services.create_company(CompanyDraft(name="Old Name", website="https://www.acme.example/about"))
+    by_name = world.services.create_company(CompanyDraft(name="Northwind Tooling"))
+    c1 = world.company(name="Acme Inc", domain="ACME.example")
+    c2 = world.company(name="northwind tooling")
+    c3 = world.company(name="Brand New Co", domain="brandnew.example")
+    deals = [world.deal(companies=[c]) for c in (c1, c2, c3, c3)]
+    world.sync()
+    orders = [world.order_for(d) for d in deals]
+    assert orders[0].company_id == by_domain.id
+    assert orders[1].company_id == by_name.id
+    assert orders[2].company_id == orders[3].company_id not in (by_domain.id, by_name.id)
+    assert len(world.services.list_companies()) == 3
+    created = world.services.get_company(orders[2].company_id)
+    assert (created.name, created.website) == ("Brand New Co", "brandnew.example")
+
+
+def test_primary_company_association_wins(world):
+    """With two companies on a deal, the primary (type 5) one is the order's company."""
+    secondary = world.company(name="Second")
+    primary = world.company(name="Primary")
+    deal = world.hubspot.add_object("deals", {"dealname": "D", "pipeline": "default", "dealstage": "closedwon"},
+                                    {"companies": [(secondary, 341), (primary, [5, 341])]})
+    world.sync()
+    assert world.services.get_company(world.order_for(deal).company_id).name == "Primary"
+
+
+def test_contacts_are_linked_by_email_or_created_and_first_is_customer(world):
+    """Contacts match by email ignoring case, others are created; the lowest id is the customer."""
+    existing = world.services.create_contact(ContactDraft(email="ann@acme.example", first_name="Ann"))
+    a = world.contact(email="ANN@Acme.example", firstname="Ann")
+    b = world.contact(email="bob@acme.example", firstname="Bob", lastname="Lee")
+    deal = world.deal(contacts=[b, a])
+    world.sync()
+    order = world.order_for(deal)
+    assert order.customer_id == existing.id
+    bob = world.services.find_contact_by_email("bob@acme.example")
+    assert (bob.first_name, bob.last_name) == ("Bob", "Lee")
+    assert world.store.get_link_by_hubspot(world.tenant, str(world.hubspot.portal_id), "contact", b).host_id == bob.id
+
+
+def test_dry_run_writes_nothing_and_says_what_it_would_do(world):
+    """A dry run reports would-be creates and skips, and writes no order, link, run or checkpoint."""
+    won = world.deal(dealname="Won", companies=[world.company(name="Dry Co")])
+    world.deal(stage="contractsent")
+    result = world.sync(dry_run=True, keep_outcomes=True)
+    assert (result.created, result.skipped) == (1, 1)
+    (create,) = [o for o in result.outcomes if o.action == "created"]
+    assert create.deal_id == won and "would create" in create.reason and "Dry Co" in create.reason
+    assert world.services.list_orders() == [] and world.services.list_companies() == []
+    assert world.store.recent_runs(world.tenant) == []
+
+
+def test_sync_history_records_each_run(world):
+    """Each run is a sync-history row with its counts."""
+    world.deal()
+    world.deal(stage="appointmentscheduled")
+    world.sync()
+    (run,) = world.store.recent_runs(world.tenant)
+    assert (run.kind, str(run.status), run.created, run.skipped) == ("incremental", "succeeded", 1, 1)
+    assert run.ended_at is not None
+
+
+def test_manual_preview_then_create_then_second_create_returns_existing(world):
+    """Preview shows the draft and warnings; create links it; creating again returns that order."""
+    deal = world.deal(stage="contractsent", dealname="Manual", amount="5")
+    preview = world.runtime.preview_order(world.tenant, deal)
+    assert preview.draft.name == "Manual" and preview.existing_order is None
+    assert any("not in a trigger stage" in w for w in preview.warnings)
+    assert world.services.list_orders() == []
+    created = world.runtime.create_order_from_deal(world.tenant, deal, {"customer_note": "Rush"})
+    order = world.services.get_order(created.order_id)
+    assert (order.name, order.customer_note) == ("Manual", "Rush")
+    again = world.runtime.create_order_from_deal(world.tenant, deal)
+    assert again.order_id == order.id and len(world.services.list_orders()) == 1
+    assert world.runtime.preview_order(world.tenant, deal).existing_order.id == order.id
+
+
+def test_concurrent_processing_of_one_new_customer_makes_one_company_and_one_order(world):
+    """Two engines processing two deals of one new company at once create one company."""
+    company = world.company(name="Race Co", domain="race.example")
+    deals = [world.deal(companies=[company]) for _ in range(2)]
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def run(deal_id: str) -> None:
+        try:
+            engine = world.runtime.inbound(world.tenant)
+            barrier.wait()
+            engine.process_ids([deal_id], trigger="webhook")
+        except BaseException as exc:  # noqa: BLE001  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(d,)) for d in (*deals, *deals)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(world.services.list_companies()) == 1
+    assert len(world.services.list_orders()) == 2
+
+
+def test_a_deal_changed_during_a_run_is_picked_up_by_the_next(world):
+    """With search index lag, a deal written just before a run is caught by the next run's overlap."""
+    world.deal(dealname="Visible")
+    assert world.sync().created == 1  # sets the checkpoint
+    world.hubspot.portal.index_lag_ms = 3_600_000  # nothing written now is visible to search yet
+    deal = world.deal(dealname="Laggy")
+    assert world.sync().created == 0
+    world.hubspot.portal.index_lag_ms = 0
+    assert world.sync().created == 1
+    assert world.order_for(deal) is not None
+
+
+def test_checkpoint_never_moves_past_the_run_start(world):
+    """The incremental checkpoint stays at or before the moment the run started."""
+    world.deal()
+    result = world.sync()
+    run = world.store.get_run(result.run_id)
+    saved = world.store.get_checkpoint(world.tenant, str(world.hubspot.portal_id), "deals.modified_since")
+    from datetime import datetime
+
+    assert datetime.fromisoformat(saved.value) <= run.started_at
+
+
+def test_backfill_takes_every_deal_in_trigger_stages(world):
+    """Backfill creates orders for won deals regardless of the incremental checkpoint."""
+    deals = [world.deal() for _ in range(5)]
+    world.store.set_checkpoint(world.tenant, str(world.hubspot.portal_id), "deals.modified_since",
+                               "2999-01-01T00:00:00+00:00")
+    assert world.sync().created == 0
+    result = world.sync(backfill=True)
+    assert result.created == 5 and all(world.order_for(d) for d in deals)
