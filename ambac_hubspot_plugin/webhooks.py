@@ -493,9 +493,10 @@ class WebhookReceiver:
         if held:
             text += f" [{held} similar refusals in the last minute were not logged]"
         try:
-            if target is None:
-                if held is not None:
-                    log.warning("%s", text)
+            if held is None:
+                pass  # held back: counted in memory, written with the next logged refusal
+            elif target is None:
+                log.warning("%s", text)
             else:
                 target.inbox.record_webhook_refusal(
                     target.tenant_id, reason, refused=1 + (held or 0), suppressed=held or 0,
@@ -616,9 +617,10 @@ def _never_echo(_tenant_id: int, _event: WebhookEvent) -> bool:
 
 def order_events(events: Iterable[WebhookEvent]) -> list[WebhookEvent]:
     """Events in a safe order: creations first, then by ``occurredAt``; at the same instant
-    restore, then property and other changes, then merge, then deletion. Stable otherwise."""
+    restore, then property and other changes, then merge, then deletion, then by ``eventId``
+    (HubSpot's ids grow over time; a hint for ties only, never an identity)."""
     return sorted(events, key=lambda e: (e.change != "creation", e.occurred_at_ms,
-                                         _TIEBREAK.get(e.change, 1)))
+                                         _TIEBREAK.get(e.change, 1), e.event_id or 0))
 
 
 class WebhookProcessor:
@@ -643,7 +645,7 @@ class WebhookProcessor:
         inbox = self._inbox_for(tenant_id)
         if inbox.webhook_object_busy(tenant_id, job.kind, object_type, object_id, job.id):
             raise WebhookObjectBusyError(
-                f"{object_type} {object_id} is being processed by another job; retrying later "
+                f"{object_type} {object_id} is being processed by an older job; retrying later "
                 "keeps its events in order")
         stored = inbox.pending_webhook_events(tenant_id, object_type, object_id)
         if not stored:

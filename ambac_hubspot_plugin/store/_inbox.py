@@ -131,12 +131,12 @@ class SqlInboxMixin:
                 return
             # Lock the live jobs we collided with: a claim on PostgreSQL skips locked rows, so
             # a pending job cannot start reading before this batch is committed.
-            live: dict[str, str] = dict(conn.execute(
+            live: dict[str, str] = {key: state for key, state in conn.execute(
                 sa.select(jobs.c.dedupe_key, jobs.c.state).where(
                     jobs.c.tenant_id == tenant_id, jobs.c.kind == kind,
                     jobs.c.dedupe_key.in_(clashing),
                     jobs.c.state.in_([JobState.PENDING.value, JobState.RUNNING.value]),
-                ).order_by(jobs.c.id).with_for_update()).tuples().all())
+                ).order_by(jobs.c.id).with_for_update())}
             follow = [(key + FOLLOW_UP_SUFFIX, wanted[key]) for key in clashing
                       if live.get(key) == JobState.RUNNING.value]
             # An existing follow-up (pending or running-and-waiting) serves as well: no error.
@@ -234,11 +234,15 @@ class SqlInboxMixin:
 
     def webhook_object_busy(self, tenant_id: int, job_kind: str, object_type: str,
                             object_id: str, job_id: int) -> bool:
-        """Whether another job of the same object is running under a live lease."""
+        """Whether an older job of the same object is running under a live lease.
+
+        Only older jobs count, so of two jobs of one object exactly one defers: the older
+        (e.g. the first job, over a follow-up queued while it ran) goes on.
+        """
         key = object_job_key(object_type, object_id)
         query = sa.select(sa.func.count()).select_from(jobs).where(
             jobs.c.tenant_id == tenant_id, jobs.c.kind == job_kind,
-            jobs.c.dedupe_key.in_([key, key + FOLLOW_UP_SUFFIX]), jobs.c.id != job_id,
+            jobs.c.dedupe_key.in_([key, key + FOLLOW_UP_SUFFIX]), jobs.c.id < job_id,
             jobs.c.state == JobState.RUNNING.value, jobs.c.lease_expires_at > self._clock())
         with self._engine.connect() as conn:
             return bool(conn.execute(query).scalar_one())

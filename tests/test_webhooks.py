@@ -1,0 +1,570 @@
+"""The webhook receiver over real loopback HTTP, the inbox, and ordered, once-only processing."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from ambac_hubspot_plugin.host import HttpRequest
+from ambac_hubspot_plugin.sandbox import Sandbox, sign_v1, sign_v3
+from ambac_hubspot_plugin.settings import Secret
+from ambac_hubspot_plugin.store import Backoff, JobState, QueueRunner, SqlStateStore, open_store
+from ambac_hubspot_plugin.webhooks import (
+    JOB_KIND,
+    EventApplier,
+    WebhookEvent,
+    WebhookObjectBusyError,
+    WebhookProcessor,
+    WebhookReceiver,
+    WebhookTarget,
+    make_wsgi_server,
+    order_events,
+)
+from tests._store_support import FakeClock, FixedRandom
+
+TENANT = 7
+PORTAL = "62515"
+SECRET = "s3cret-client-secret-value"
+T0 = 1_714_564_800_000  # 2024-05-01T12:00:00Z in ms
+
+
+class RecordingApplier:
+    """A real :class:`EventApplier`: records what it was given, fails while told to."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, str, str, tuple[WebhookEvent, ...]]] = []
+        self.failures_left = 0
+
+    def apply(self, tenant_id: int, object_type: str, object_id: str,
+              events: Sequence[WebhookEvent]) -> None:
+        if self.failures_left:
+            self.failures_left -= 1
+            raise RuntimeError("HubSpot read failed")
+        self.calls.append((tenant_id, object_type, object_id, tuple(events)))
+
+    def applied(self) -> list[tuple[str, str, str | None, str | None]]:
+        return [(e.object_id, e.change, e.property_name, e.property_value)
+                for *_, events in self.calls for e in events]
+
+
+def event(object_id: int, change: str = "propertyChange", at: int = T0, *,
+          name: str | None = "dealstage", value: str | None = "closedwon",
+          portal: int = int(PORTAL), **extra: Any) -> dict[str, Any]:
+    item: dict[str, Any] = {"eventId": 1, "subscriptionId": 1, "portalId": portal, "appId": 9,
+                            "occurredAt": at, "subscriptionType": f"deal.{change}",
+                            "attemptNumber": 0, "objectId": object_id, "changeSource": "CRM_UI"}
+    if change == "propertyChange":
+        item.update(propertyName=name, propertyValue=value)
+    return {**item, **extra}
+
+
+def body_of(*events: dict[str, Any]) -> bytes:
+    return json.dumps(list(events), separators=(",", ":")).encode()
+
+
+def v3_headers(url: str, body: bytes, *, secret: str = SECRET, at: datetime | None = None,
+               method: str = "POST") -> dict[str, str]:
+    stamp = str(int((at or datetime.now(UTC)).timestamp() * 1000))
+    return {"Content-Type": "application/json", "X-HubSpot-Request-Timestamp": stamp,
+            "X-HubSpot-Signature-v3": sign_v3(secret, method, url, body, stamp)}
+
+
+class Harness:
+    """A tenant's store, a receiver for it, and a processor with a recording applier."""
+
+    def __init__(self, store: SqlStateStore, public_base_url: str | None = None,
+                 **receiver_options: Any) -> None:
+        self.store = store
+        self.public_base_url = public_base_url
+        self.applier = RecordingApplier()
+        self.echo_values: set[str] = set()
+        self.receiver = WebhookReceiver(self.resolve, **receiver_options)
+        self.processor = WebhookProcessor(lambda _tenant: store, self.applier,
+                                          is_echo=self.is_echo)
+
+    def resolve(self, key: str) -> WebhookTarget | None:
+        if key != str(TENANT):
+            return None
+        return WebhookTarget(TENANT, PORTAL, Secret(SECRET), self.store, self.public_base_url)
+
+    def is_echo(self, _tenant_id: int, item: WebhookEvent) -> bool:
+        return item.property_value in self.echo_values
+
+    def drain(self) -> int:
+        runner = QueueRunner(self.store, {JOB_KIND: self.processor.handle_job},
+                             kinds=[JOB_KIND], clock=self.store._clock)
+        return runner.drain().claimed
+
+    def applied(self) -> list[tuple[str, str, str | None, str | None]]:
+        return self.applier.applied()
+
+    def rows(self) -> int:
+        with self.store.engine.connect() as conn:
+            return int(conn.execute(sa.text("SELECT count(*) FROM hubspot_webhook_events"))
+                       .scalar_one())
+
+    def jobs(self) -> int:
+        with self.store.engine.connect() as conn:
+            return int(conn.execute(sa.text("SELECT count(*) FROM hubspot_jobs")).scalar_one())
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqlStateStore]:
+    """A migrated SQLite store in a temporary directory, on the real clock."""
+    opened = open_store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def harness(store: SqlStateStore) -> Harness:
+    """Receiver and processor for tenant 7 / portal 62515 on the real clock."""
+    return Harness(store)
+
+
+class Served:
+    """A receiver's WSGI app on a threaded loopback HTTP server."""
+
+    def __init__(self, receiver: WebhookReceiver) -> None:
+        self.server = make_wsgi_server(receiver.wsgi_app())
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hubspot/webhooks/{TENANT}"
+
+    def post(self, body: bytes, headers: dict[str, str], path: str | None = None,
+             method: str = "POST") -> tuple[int, dict[str, Any]]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            conn.request(method, path or f"/hubspot/webhooks/{TENANT}", body=body,
+                         headers=headers)
+            response = conn.getresponse()
+            return response.status, json.loads(response.read() or b"{}")
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def served(harness: Harness) -> Iterator[Served]:
+    """The harness's receiver served over loopback HTTP."""
+    running = Served(harness.receiver)
+    yield running
+    running.close()
+
+
+# -- the sandbox as HubSpot -------------------------------------------------------------------
+
+
+def _sandbox_tenant(hs: Sandbox, served: Served, harness: Harness) -> None:
+    harness.resolve = lambda key: (  # type: ignore[method-assign]  # swap in the sandbox's app
+        WebhookTarget(TENANT, str(hs.portal_id), Secret(hs.client_secret), harness.store, None)
+        if key == str(TENANT) else None)
+    harness.receiver._resolve = harness.resolve
+    hs.webhooks.set_target(served.url)
+    hs.webhooks.subscribe("deal.creation")
+    hs.webhooks.subscribe("deal.propertyChange", "dealstage")
+    hs.webhooks.subscribe("deal.deletion")
+
+
+def test_sandbox_v3_deliveries_are_stored_and_applied_in_order(harness: Harness,
+                                                               served: Served) -> None:
+    """Deliveries signed by the sandbox's sender over loopback are acknowledged with 200,
+    stored, and applied once per object with the creation first."""
+    with Sandbox() as hs:
+        _sandbox_tenant(hs, served, harness)
+        deal = hs.add_object("deals", {"dealname": "Gear", "dealstage": "appointmentscheduled"})
+        hs.update_object("deals", deal, {"dealstage": "closedwon"})
+        assert hs.webhooks.flush(10)
+        assert [d.status for d in hs.webhooks.deliveries] == [200] * len(hs.webhooks.deliveries)
+        sent = len(hs.webhooks.events)
+    # HubSpot (and the sandbox) also report the initial dealstage of a new deal.
+    assert harness.rows() == sent == 3
+    harness.drain()
+    assert harness.applied() == [(deal, "creation", None, None),
+                                 (deal, "propertyChange", "dealstage", "appointmentscheduled"),
+                                 (deal, "propertyChange", "dealstage", "closedwon")]
+    assert harness.store.pending_webhook_events(TENANT, "deal", deal) == []
+
+
+def test_sandbox_duplicated_and_shuffled_batches_apply_each_event_once(
+        harness: Harness, served: Served) -> None:
+    """With every batch sent twice and events shuffled, each event is stored and applied
+    exactly once, creations before changes, in occurredAt order per object."""
+    with Sandbox() as hs:
+        _sandbox_tenant(hs, served, harness)
+        hs.webhooks.configure(duplicate=True, shuffle=True, batch_window=0.1)
+        deals = [hs.add_object("deals", {"dealname": f"D{n}", "dealstage": "qualifiedtobuy"})
+                 for n in range(5)]
+        for stage in ("presentationscheduled", "closedwon"):
+            for deal in deals:
+                hs.update_object("deals", deal, {"dealstage": stage})
+        assert hs.webhooks.flush(10)
+        assert any(d.duplicate for d in hs.webhooks.deliveries)
+        sent = {(str(e["objectId"]), e["eventId"]) for e in hs.webhooks.events}
+    assert harness.rows() == len(sent) == 20
+    harness.drain()
+    applied = [e for *_x, events in harness.applier.calls for e in events]
+    assert sorted((e.object_id, e.event_id) for e in applied) == sorted(sent)
+    for deal in deals:
+        mine = [e for e in applied if e.object_id == deal]
+        assert mine[0].change == "creation"
+        assert [e.property_value for e in mine[1:]] == [
+            "qualifiedtobuy", "presentationscheduled", "closedwon"]
+    [stats] = harness.store.webhook_portal_stats(TENANT)
+    assert (stats.accepted, stats.duplicates) == (20, 20)
+    assert stats.last_received_at is not None
+
+
+# -- delivery semantics over HTTP -------------------------------------------------------------
+
+
+def test_same_batch_twice_and_duplicates_across_batches_are_stored_once(
+        harness: Harness, served: Served) -> None:
+    """A redelivered batch (new attemptNumber, same content) and an event repeated in a later
+    batch are acknowledged but stored and applied once."""
+    first = body_of(event(1, at=T0), event(2, at=T0))
+    assert served.post(first, v3_headers(served.url, first)) == (
+        200, {"accepted": 2, "duplicates": 0})
+    again = body_of(event(1, at=T0, attemptNumber=1), event(2, at=T0, attemptNumber=1))
+    assert served.post(again, v3_headers(served.url, again)) == (
+        200, {"accepted": 0, "duplicates": 2})
+    mixed = body_of(event(2, at=T0, eventId=99), event(3, at=T0))
+    assert served.post(mixed, v3_headers(served.url, mixed))[1] == {"accepted": 1,
+                                                                   "duplicates": 1}
+    assert harness.rows() == 3
+    assert harness.drain() == 3
+    assert sorted(harness.applied()) == [("1", "propertyChange", "dealstage", "closedwon"),
+                                         ("2", "propertyChange", "dealstage", "closedwon"),
+                                         ("3", "propertyChange", "dealstage", "closedwon")]
+    # Delivered again after processing: still not applied twice.
+    assert served.post(first, v3_headers(served.url, first))[0] == 200
+    assert harness.drain() == 0
+
+
+def test_property_change_arriving_before_creation_is_applied_after_it(
+        harness: Harness, served: Served) -> None:
+    """A propertyChange delivered before its object's creation is applied after it, in one
+    job for the object."""
+    change = body_of(event(5, at=T0 + 10, value="closedwon"), event(5, at=T0 + 5, value="won2"))
+    create = body_of(event(5, "creation", at=T0 + 20))
+    assert served.post(change, v3_headers(served.url, change))[0] == 200
+    assert served.post(create, v3_headers(served.url, create))[0] == 200
+    assert harness.jobs() == 1
+    harness.drain()
+    assert [(c, v) for _o, c, _n, v in harness.applied()] == [
+        ("creation", None), ("propertyChange", "won2"), ("propertyChange", "closedwon")]
+
+
+def test_v1_signed_delivery_is_accepted(harness: Harness, served: Served) -> None:
+    """A delivery carrying only a v1 signature (CRM-object subscriptions) is accepted."""
+    body = body_of(event(8))
+    headers = {"X-HubSpot-Signature": sign_v1(SECRET, body), "X-HubSpot-Signature-Version": "v1"}
+    assert served.post(body, headers)[0] == 200
+    assert harness.rows() == 1
+
+
+def test_public_base_url_is_what_v3_is_checked_against(store: SqlStateStore) -> None:
+    """Behind a proxy, v3 is verified against the configured public URL plus the called path
+    and query, not the loopback address the server is bound to."""
+    proxied = Harness(store, public_base_url="https://tracker.example.com/proxy")
+    running = Served(proxied.receiver)
+    try:
+        path = f"/hubspot/webhooks/{TENANT}?portal=62515"
+        public = "https://tracker.example.com/proxy" + path
+        body = body_of(event(11))
+        assert running.post(body, v3_headers(public, body), path=path)[0] == 200
+        loopback = f"http://127.0.0.1:{running.port}{path}"
+        status, answer = running.post(body, v3_headers(loopback, body), path=path)
+        assert (status, answer["error"]) == (401, "signature")
+        assert proxied.rows() == 1
+    finally:
+        running.close()
+
+
+def _bad_signatures(url: str, body: bytes) -> dict[str, tuple[bytes, dict[str, str]]]:
+    now = datetime.now(UTC)
+    good = v3_headers(url, body)
+    return {
+        "forged": (body, {**good, "X-HubSpot-Signature-v3": "bm90IGEgc2lnbmF0dXJl"}),
+        "tampered": (body.replace(b"closedwon", b"closedlost"), good),
+        "stale": (body, v3_headers(url, body, at=now - timedelta(minutes=6))),
+        "future": (body, v3_headers(url, body, at=now + timedelta(minutes=6))),
+        "wrong_secret": (body, v3_headers(url, body, secret="another-apps-secret")),
+        "unsigned": (body, {"Content-Type": "application/json"}),
+        "v1_wrong": (body, {"X-HubSpot-Signature": sign_v1("nope", body),
+                            "X-HubSpot-Signature-Version": "v1"}),
+    }
+
+
+@pytest.mark.parametrize("case", ["forged", "tampered", "stale", "future", "wrong_secret",
+                                  "unsigned", "v1_wrong"])
+def test_bad_signatures_are_refused_with_401_and_store_nothing(
+        harness: Harness, served: Served, case: str) -> None:
+    """Forged, tampered, stale, future-dated, wrong-secret and unsigned requests get 401,
+    store no event and queue no job, and are counted and logged."""
+    body, headers = _bad_signatures(served.url, body_of(event(1)))[case]
+    status, answer = served.post(body, headers)
+    assert (status, answer["error"]) == (401, "signature")
+    assert (harness.rows(), harness.jobs()) == (0, 0)
+    [refusal] = harness.store.webhook_refusal_stats(TENANT)
+    assert (refusal.reason, refusal.refused) == ("signature", 1)
+    [entry] = harness.store.read_log(TENANT, what="webhook.refused").entries
+    assert SECRET not in entry.message
+    assert "401" in entry.message
+
+
+def test_size_limit_answers_413_early_and_while_reading(store: SqlStateStore) -> None:
+    """A Content-Length over the limit is refused without reading the body; an actual body
+    over the limit is refused too; nothing is stored."""
+    small = Harness(store, max_body_bytes=2000)
+    running = Served(small.receiver)
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", running.port, timeout=10)
+        conn.putrequest("POST", f"/hubspot/webhooks/{TENANT}")
+        conn.putheader("Content-Length", str(50 * 1024 * 1024))
+        conn.endheaders()  # the 50 MiB body is never sent: the answer must not wait for it
+        response = conn.getresponse()
+        assert response.status == 413
+        conn.close()
+        big = body_of(*[event(n) for n in range(1, 40)])
+        assert len(big) > 2000
+        status = small.receiver.handle("POST", running.url, v3_headers(running.url, big), big,
+                                       tenant_key=str(TENANT))[0]
+        assert status == 413
+        assert (small.rows(), small.jobs()) == (0, 0)
+    finally:
+        running.close()
+
+
+def test_unknown_tenant_and_foreign_portal_answer_404(harness: Harness, served: Served) -> None:
+    """A tenant key nobody owns, and a signed batch holding another portal's event, get 404
+    and nothing of the batch is stored."""
+    body = body_of(event(1))
+    assert served.post(body, v3_headers(served.url, body), path="/hubspot/webhooks/999")[0] == 404
+    mixed = body_of(event(1), event(2, portal=111))
+    status, answer = served.post(mixed, v3_headers(served.url, mixed))
+    assert (status, answer["error"]) == (404, "unknown_portal")
+    assert "111" in answer["message"]
+    assert (harness.rows(), harness.jobs()) == (0, 0)
+
+
+def test_malformed_body_answers_400_naming_the_item(harness: Harness, served: Served) -> None:
+    """A signed body that is not an array of valid events gets 400 saying what was wrong."""
+    items = [event(1), event(2), {k: v for k, v in event(3).items() if k != "objectId"}]
+    body = body_of(*items)
+    status, answer = served.post(body, v3_headers(served.url, body))
+    assert (status, answer["message"]) == (400, "body[2]: lacks objectId")
+    for bad, says in [(b'{"a": 1}', "an object"), (b"[]", "empty"), (b"[1", "not valid JSON"),
+                      (b"[" * 5000 + b"]" * 5000, "not valid JSON"),
+                      (body_of(event(1, portalId="x")), "portalId")]:
+        status, answer = served.post(bad, v3_headers(served.url, bad))
+        assert status == 400, (bad[:20], answer)
+        assert says in answer["message"], (bad[:20], answer)
+    assert (harness.rows(), harness.jobs()) == (0, 0)
+
+
+def test_internal_failure_answers_503_without_a_traceback(harness: Harness,
+                                                          served: Served) -> None:
+    """When the inbox cannot be written (its table is gone), the answer is 503, so HubSpot
+    retries, and the body shows no traceback or internals."""
+    with harness.store.engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE hubspot_webhook_events"))
+    body = body_of(event(1))
+    status, answer = served.post(body, v3_headers(served.url, body))
+    assert status == 503
+    assert "Traceback" not in json.dumps(answer)
+    assert "hubspot_webhook_events" not in str(answer)
+    assert harness.jobs() == 0
+
+
+def test_refusal_log_is_flood_protected(store: SqlStateStore) -> None:
+    """Hundreds of bad requests write at most N log lines per reason per minute; the rest
+    are counted and reported with the next logged refusal."""
+    clock = FakeClock()
+    flooded = Harness(store, clock=clock, refusal_log_per_minute=3)
+    url = "http://127.0.0.1/hubspot/webhooks/7"
+    for _ in range(200):
+        assert flooded.receiver.handle("POST", url, {}, b"[]", tenant_key=str(TENANT))[0] == 401
+    assert len(store.read_log(TENANT, what="webhook.refused", limit=500).entries) == 3
+    clock.advance(timedelta(minutes=1, seconds=1))
+    flooded.receiver.handle("POST", url, {}, b"[]", tenant_key=str(TENANT))
+    newest = store.read_log(TENANT, what="webhook.refused", limit=1).entries[0]
+    assert "197 similar refusals" in newest.message
+    [refusal] = store.webhook_refusal_stats(TENANT)
+    assert (refusal.refused, refusal.suppressed) == (201, 197)
+
+
+def test_host_route_handles_contract_requests(harness: Harness) -> None:
+    """The receiver's host route takes the contract's HttpRequest and answers an HttpResponse."""
+    route = harness.receiver.route()
+    assert (route.method, route.path, route.permission) == (
+        "POST", "hubspot/webhooks/{tenant_id}", None)
+    url = "https://tracker.example.com/plugins/hubspot/webhooks/7"
+    body = body_of(event(1))
+    response = route.handler(HttpRequest("POST", url, v3_headers(url, body), body,
+                                         path_params={"tenant_id": str(TENANT)}))
+    assert response.status == 200
+    assert json.loads(response.body)["accepted"] == 1
+
+
+# -- processing -------------------------------------------------------------------------------
+
+
+def test_order_events_puts_creation_first_then_time_then_lifecycle() -> None:
+    """Creation first; then occurredAt; at one instant restore, changes, merge, deletion."""
+    parsed = [WebhookEvent.from_payload(e) for e in [
+        event(1, "deletion", T0 + 5), event(1, at=T0 + 5), event(1, "restore", T0 + 5),
+        event(1, at=T0 + 1), event(1, "creation", T0 + 9), event(1, "merge", T0 + 5)]]
+    assert [(e.change, e.occurred_at_ms - T0) for e in order_events(parsed)] == [
+        ("creation", 9), ("propertyChange", 1), ("restore", 5), ("propertyChange", 5),
+        ("merge", 5), ("deletion", 5)]
+
+
+def test_failing_applier_retries_then_dead_letters_and_replays(tmp_path: Path) -> None:
+    """Events stay unprocessed while the applier fails; the job backs off, dead-letters after
+    its attempts, and a replay applies them once."""
+    clock = FakeClock()
+    store = open_store(f"sqlite:///{tmp_path / 's.sqlite3'}", clock=clock, max_attempts=2,
+                       backoff=Backoff(base=timedelta(seconds=10)),
+                       random_source=FixedRandom(0.5))
+    try:
+        failing = Harness(store, clock=clock)
+        failing.applier.failures_left = 2
+        body = body_of(event(1), event(1, "creation", T0 - 1))
+        url = "http://x/hubspot/webhooks/7"
+        assert failing.receiver.handle("POST", url, v3_headers(url, body, at=clock()), body,
+                                       tenant_key="7")[0] == 200
+        assert failing.drain() == 1
+        [job] = store.depths(TENANT).items()
+        assert job[0] == (JobState.PENDING, JOB_KIND)
+        assert failing.drain() == 0  # backing off
+        clock.advance(timedelta(seconds=6))
+        assert failing.drain() == 1
+        [dead] = store.dead_letters(TENANT, kind=JOB_KIND)
+        assert "HubSpot read failed" in (dead.last_error or "")
+        assert len(store.pending_webhook_events(TENANT, "deal", "1")) == 2
+        assert failing.applier.calls == []
+        assert store.replay(dead.id) == dead.id
+        assert failing.drain() == 1
+        assert [c for _o, c, _n, _v in failing.applied()] == ["creation", "propertyChange"]
+        assert store.pending_webhook_events(TENANT, "deal", "1") == []
+    finally:
+        store.close()
+
+
+def test_echoes_are_dropped_and_counted(harness: Harness) -> None:
+    """Events the echo hook recognises are marked processed without being applied, and
+    counted per portal."""
+    harness.echo_values = {"ours"}
+    url = "http://x/hubspot/webhooks/7"
+    body = body_of(event(1, value="ours"), event(1, at=T0 + 1, value="theirs"),
+                   event(2, value="ours"))
+    assert harness.receiver.handle("POST", url, v3_headers(url, body), body,
+                                   tenant_key="7")[0] == 200
+    harness.drain()
+    assert harness.applied() == [("1", "propertyChange", "dealstage", "theirs")]
+    assert [c[2] for c in harness.applier.calls] == ["1"]  # object 2 had only an echo
+    [stats] = harness.store.webhook_portal_stats(TENANT)
+    assert stats.echoes == 2
+    assert harness.store.pending_webhook_events(TENANT, "deal", "2") == []
+
+
+def test_events_arriving_while_the_object_is_processed_get_a_follow_up(
+        harness: Harness) -> None:
+    """A batch stored while its object's job runs queues a follow-up that waits for the
+    running job, then applies the new events: nothing is missed or applied twice."""
+    url = "http://x/hubspot/webhooks/7"
+    first = body_of(event(1, value="a"))
+    harness.receiver.handle("POST", url, v3_headers(url, first), first, tenant_key="7")
+    [running] = harness.store.claim("w1", kinds=[JOB_KIND])
+    second = body_of(event(1, at=T0 + 1, value="b"))
+    harness.receiver.handle("POST", url, v3_headers(url, second), second, tenant_key="7")
+    [follow_up] = harness.store.claim("w2", kinds=[JOB_KIND])
+    assert follow_up.dedupe_key == "deal:1:next"
+    with pytest.raises(WebhookObjectBusyError):
+        harness.processor.handle_job(follow_up)
+    harness.processor.handle_job(running)  # the first job reads both events
+    harness.store.complete(running.id, "w1")
+    harness.store.fail(follow_up.id, "w2", "busy")
+    harness.store._clock = lambda: datetime.now(UTC) + timedelta(hours=2)
+    assert harness.drain() == 1
+    assert [v for *_x, v in harness.applied()] == ["a", "b"]
+
+
+def test_applier_protocol_is_satisfied_by_the_recording_applier() -> None:
+    """The test applier is a real implementation of the EventApplier Protocol."""
+    assert isinstance(RecordingApplier(), EventApplier)
+
+
+# -- crash after the answer -------------------------------------------------------------------
+
+
+def serve_main(store_url: str, port_file: str) -> None:
+    """Child process: serve the receiver for tenant 7 until killed (no queue runner)."""
+    store = open_store(store_url)
+    secret = os.environ["WEBHOOK_TEST_SECRET"]
+    receiver = WebhookReceiver(lambda key: WebhookTarget(TENANT, PORTAL, Secret(secret), store)
+                               if key == str(TENANT) else None)
+    server = make_wsgi_server(receiver.wsgi_app())
+    Path(port_file + ".tmp").write_text(str(server.server_address[1]))
+    os.replace(port_file + ".tmp", port_file)
+    server.serve_forever()
+
+
+def test_event_acknowledged_before_sigkill_is_processed_after_restart(tmp_path: Path) -> None:
+    """A receiver process that answered 200 and was SIGKILLed before any processing leaves
+    the event in the queue; a new process drains it and applies it."""
+    url = f"sqlite:///{tmp_path / 'crash.sqlite3'}"
+    open_store(url).close()  # migrate before the child starts
+    port_file = str(tmp_path / "port")
+    child = subprocess.Popen(
+        [sys.executable, "-c",
+         f"from tests.test_webhooks import serve_main; serve_main({url!r}, {port_file!r})"],
+        cwd=Path(__file__).resolve().parents[1], env={**os.environ,
+                                                      "WEBHOOK_TEST_SECRET": SECRET})
+    try:
+        deadline = time.monotonic() + 30
+        while not os.path.exists(port_file):
+            assert child.poll() is None, "the receiver process exited"
+            assert time.monotonic() < deadline, "the receiver did not start within 30 s"
+            time.sleep(0.05)
+        port = int(Path(port_file).read_text())
+        body = body_of(event(42, "creation"), event(42, at=T0 + 1))
+        public = f"http://127.0.0.1:{port}/hubspot/webhooks/{TENANT}"
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("POST", f"/hubspot/webhooks/{TENANT}", body=body,
+                     headers=v3_headers(public, body))
+        assert conn.getresponse().status == 200
+        conn.close()
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+    assert child.returncode == -signal.SIGKILL
+    store = open_store(url)
+    try:
+        restarted = Harness(store)
+        assert restarted.drain() == 1
+        assert [(o, c) for o, c, _n, _v in restarted.applied()] == [("42", "creation"),
+                                                                   ("42", "propertyChange")]
+    finally:
+        store.close()
