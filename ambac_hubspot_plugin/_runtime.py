@@ -221,7 +221,11 @@ class Runtime:
         """Return the tenant's status as JSON-compatible data (no secrets)."""
         if not self.is_enabled(tenant_id):
             return {"tenant_id": tenant_id, "enabled": False}
-        return {"enabled": True, **store_status(self.store_for(tenant_id), tenant_id)}
+        stats = self._tenant(tenant_id).client.stats.snapshot()
+        calls = {"total": stats.total_calls, "by_endpoint": dict(stats.calls), "retries": stats.retries,
+                 "rate_limited": stats.rate_limited, "token_refreshes": stats.refreshes,
+                 "errors": stats.errors}
+        return {"enabled": True, **store_status(self.store_for(tenant_id), tenant_id), "hubspot_calls": calls}
 
     def drain(self, *, max_jobs: int | None = None, deadline: datetime | None = None) -> int:
         """Run due jobs of every open store once; return how many ran."""

@@ -137,8 +137,12 @@ def seed_portal(
 
     def stamps() -> tuple[int, int]:
         created_ms = now - rng.randrange(30 * _DAY_MS, 730 * _DAY_MS)
-        modified_ms = min(now - 1000, created_ms + rng.randrange(0, 400 * _DAY_MS))
-        return modified_ms, created_ms
+        modified_ms = created_ms + rng.randrange(0, 400 * _DAY_MS)
+        if modified_ms >= now - 1000:
+            # Spread records "modified recently" over the last week rather than stacking them on
+            # one millisecond, which no real portal does (ties are tested on purpose elsewhere).
+            modified_ms = now - 1000 - rng.randrange(0, 7 * _DAY_MS)
+        return max(modified_ms, created_ms), created_ms
 
     with portal.lock:
         custom = next(

@@ -1,0 +1,138 @@
+"""The demo behind ``ambac-hubspot demo``: the whole integration against a seeded sandbox."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["print_demo", "run_demo"]
+
+
+def run_demo(*, seed_deals: int, data_dir: Path | None, say: Callable[[str], object] | None) -> dict[str, Any]:
+    """Run the demo story and return what happened as JSON-compatible data."""
+    from .reference_host import ReferenceHost
+    from .sandbox import Sandbox
+
+    started = time.perf_counter()
+    step = say or (lambda _text: None)
+    with tempfile.TemporaryDirectory(prefix="ambac-hubspot-demo-") as tmp:
+        root = data_dir or Path(tmp)
+        with Sandbox() as hubspot, ReferenceHost(root / "host") as host:
+            hubspot.seed(companies=max(3, seed_deals // 5), contacts=max(3, seed_deals // 2),
+                         deals=seed_deals, seed=7)
+            step(f"[bold]1.[/] HubSpot sandbox at {hubspot.base_url} (portal {hubspot.portal_id}), "
+                 f"seeded with {seed_deals} deals")
+            plugins = [name for name, _ in host.plugin_manager.list_name_plugin() if name]
+            step(f"[bold]2.[/] Reference host discovered plugins: {', '.join(plugins)}")
+            tenant = host.create_tenant("Demo Manufacturing")
+            settings = {
+                "portal_id": str(hubspot.portal_id),
+                "credentials": {"kind": "private_app", "access_token": hubspot.access_token},
+                "api_base_url": hubspot.base_url,
+                "portal_timezone": "America/Chicago",
+                "run_background_worker": False,
+            }
+            (report,) = [r for r in host.enable_plugin(tenant, "hubspot", settings) if r is not None]
+            step("[bold]3.[/] Enabled for tenant 'Demo Manufacturing': "
+                 + ", ".join(f"{s.name} {'ok' if s.ok else 'FAILED: ' + s.detail}" for s in report.steps))
+            runtime = host.plugin_manager.get_plugin("hubspot.runtime").runtime
+            first = runtime.run_sync(tenant)
+            step(f"[bold]4.[/] First sync: {first.created} orders created, {first.skipped} deals "
+                 f"skipped (not closed won), {first.failed} failed")
+            moved = _move_one_deal_to_won(hubspot)
+            step(f"[bold]5.[/] In HubSpot, deal {moved['id']} ({moved['name']!r}) moved from "
+                 f"{moved['from']!r} to 'closedwon'")
+            second = runtime.run_sync(tenant)
+            step(f"[bold]6.[/] Second sync: {second.created} created, {second.updated} updated, "
+                 f"{second.unchanged + second.skipped} unchanged or skipped")
+            services = host.services(tenant)
+            store = runtime.store_for(tenant)
+            portal = str(hubspot.portal_id)
+            new_order = services.find_order_by_external_id(f"hubspot:{portal}:deal:{moved['id']}")
+            result = {
+                "sandbox": {"base_url": hubspot.base_url, "portal_id": hubspot.portal_id},
+                "plugins": plugins,
+                "enable_report": [{"step": s.name, "ok": s.ok, "detail": s.detail} for s in report.steps],
+                "moved_deal": moved,
+                "order_from_moved_deal": new_order.order_number if new_order else None,
+                "orders": [_order_row(o, services) for o in services.list_orders()],
+                "companies": [{"id": c.id, "name": c.name, "website": c.website, "phone": c.phone}
+                              for c in services.list_companies()],
+                "contacts": _contacts(store, services, tenant, portal),
+                "sync_history": [
+                    {"id": r.id, "kind": r.kind, "status": str(r.status), "created": r.created,
+                     "updated": r.updated, "skipped": r.skipped, "failed": r.failed,
+                     "seconds": round((r.ended_at - r.started_at).total_seconds(), 3) if r.ended_at else None}
+                    for r in reversed(store.recent_runs(tenant, limit=10))
+                ],
+                "hubspot_calls": runtime.status(tenant).get("hubspot_calls"),
+                "seconds": round(time.perf_counter() - started, 2),
+            }
+    return result
+
+
+def _move_one_deal_to_won(hubspot: Any) -> dict[str, str]:
+    """Pick the first open deal of the default pipeline and close it as won, as a UI user."""
+    portal = hubspot.portal
+    with portal.lock:
+        candidates = sorted(
+            (int(obj.id), obj.props.get("dealname") or "", obj.props.get("dealstage") or "")
+            for obj in portal.objects["deals"].values()
+            if obj.props.get("pipeline") == "default"
+            and obj.props.get("dealstage") not in ("closedwon", "closedlost")
+        )
+    deal_id, name, stage = candidates[0]
+    hubspot.update_object("deals", str(deal_id), {"dealstage": "closedwon"})
+    return {"id": str(deal_id), "name": name, "from": stage}
+
+
+def _order_row(order: Any, services: Any) -> dict[str, Any]:
+    company = services.get_company(order.company_id) if order.company_id else None
+    customer = services.get_contact(order.customer_id) if order.customer_id else None
+    return {
+        "number": order.order_number, "name": order.name, "status": order.order_status.value,
+        "value": f"{order.value} {order.currency or ''}".strip() if order.value is not None else "",
+        "order_date": order.order_date.isoformat() if order.order_date else "",
+        "company": company.name if company else "", "customer": customer.email if customer else "",
+        "external_id": order.external_id,
+    }
+
+
+def _contacts(store: Any, services: Any, tenant: int, portal: str) -> list[dict[str, Any]]:
+    rows = []
+    seen: set[int] = set()
+    for order in services.list_orders():
+        if order.customer_id and order.customer_id not in seen:
+            seen.add(order.customer_id)
+            contact = services.get_contact(order.customer_id)
+            if contact is not None:
+                rows.append({"id": contact.id, "email": contact.email,
+                             "name": f"{contact.first_name} {contact.last_name}".strip()})
+    return rows
+
+
+def print_demo(console: Any, result: dict[str, Any]) -> None:
+    """Print the demo's result as tables."""
+    from rich.table import Table
+
+    def table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> None:
+        t = Table(title=title, title_justify="left")
+        for column in columns:
+            t.add_column(column)
+        for row in rows:
+            t.add_row(*(str(row.get(c, "")) for c in columns))
+        console.print(t)
+
+    table(f"Orders in Ambac Tracker ({len(result['orders'])})", result["orders"],
+          ["number", "name", "status", "value", "company"])
+    table(f"Companies ({len(result['companies'])})", result["companies"], ["id", "name", "website", "phone"])
+    table(f"Customer contacts ({len(result['contacts'])})", result["contacts"], ["id", "email", "name"])
+    table("Sync history", result["sync_history"],
+          ["id", "kind", "status", "created", "updated", "skipped", "failed", "seconds"])
+    moved = result["moved_deal"]
+    console.print(f"The deal moved to closed won ({moved['id']}, {moved['name']!r}) became order "
+                  f"[bold]{result['order_from_moved_deal']}[/] without any manual step.")
+    console.print(f"Demo finished in {result['seconds']} s.")
