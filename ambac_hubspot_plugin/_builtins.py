@@ -24,7 +24,10 @@ def hubspot_register_mapping_strategies(register: Register) -> None:
 
 @hookimpl(trylast=True)
 def hubspot_register_conflict_strategies(register: Register) -> None:
-    """Register ``hubspot_wins`` (the conflicts issue adds the others)."""
-    from .conflicts import HubSpotWins
+    """Register ``hubspot_wins``, ``tracker_wins``, ``newest_wins`` and ``manual``."""
+    from .conflicts import HubSpotWins, Manual, NewestWins, TrackerWins
 
     register("hubspot_wins", HubSpotWins)
+    register("tracker_wins", TrackerWins)
+    register("newest_wins", NewestWins)
+    register("manual", Manual)

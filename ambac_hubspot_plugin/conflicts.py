@@ -4,7 +4,9 @@ The engine keeps, per link, the last value it synced for every mapped field (in 
 For each field HubSpot now maps to a new value, :func:`compare` says whether only HubSpot
 changed it (apply it), nothing changed, or both sides changed it to different values — a
 conflict, which a :class:`ConflictStrategy` decides. Strategies are registered by name through
-``hubspot_register_conflict_strategies``; ``hubspot_wins`` is built in and the default.
+``hubspot_register_conflict_strategies``; ``hubspot_wins`` (the default), ``tracker_wins``,
+``newest_wins`` and ``manual`` are built in (registered through that same hook). Every conflict,
+whatever decided it, goes to the audit trail (see ``docs/conflicts.md``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,12 @@ __all__ = [
     "Decision",
     "FieldConflict",
     "HubSpotWins",
+    "Manual",
+    "NamedStrategy",
+    "NewestWins",
+    "TrackerWins",
     "compare",
+    "strategy_name",
     "to_json",
 ]
 
@@ -106,9 +113,80 @@ class ConflictStrategy(Protocol):
 class HubSpotWins:
     """HubSpot is the source of truth for the fields it maps (the default, as documented)."""
 
+    name = "hubspot_wins"
+
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         del options  # takes none
 
     def decide(self, conflict: FieldConflict) -> Decision:
         """HubSpot's value wins."""
         return Decision("hubspot", "hubspot_wins: HubSpot is preferred for mapped fields")
+
+
+class TrackerWins:
+    """Ambac Tracker is the source of truth: the host keeps its value, HubSpot gets it."""
+
+    name = "tracker_wins"
+
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        del options  # takes none
+
+    def decide(self, conflict: FieldConflict) -> Decision:
+        """The host's value wins."""
+        return Decision("ambac", "tracker_wins: Ambac Tracker is preferred for this field")
+
+
+class NewestWins:
+    """The side changed last wins: HubSpot's ``hs_lastmodifieddate`` against the host's
+    ``updated_at``. A tie, or a side whose time is unknown, goes to HubSpot (the default rule).
+
+    Both are record-level times (the newest change to any field of the record), the finest
+    grain both systems give without reading property history.
+    """
+
+    name = "newest_wins"
+
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        del options  # takes none
+
+    def decide(self, conflict: FieldConflict) -> Decision:
+        """Compare the two modification times."""
+        hubspot, host = conflict.hubspot_changed_at, conflict.host_changed_at
+        if hubspot is not None and host is not None and host > hubspot:
+            return Decision("ambac", f"newest_wins: the host changed it last ({host.isoformat()} > "
+                                     f"{hubspot.isoformat()})")
+        if hubspot is None or host is None:
+            return Decision("hubspot", "newest_wins: a modification time is unknown; HubSpot wins ties")
+        return Decision("hubspot", f"newest_wins: HubSpot changed it last ({hubspot.isoformat()} >= "
+                                   f"{host.isoformat()})")
+
+
+class Manual:
+    """A person decides: the field keeps its host value and the conflict stays open."""
+
+    name = "manual"
+
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        del options  # takes none
+
+    def decide(self, conflict: FieldConflict) -> Decision:
+        """Hold the field until someone resolves the conflict."""
+        return Decision("hold", "manual: held until a person resolves it")
+
+
+@attrs.frozen
+class NamedStrategy:
+    """A strategy with the name it was registered under (the name goes to the audit trail)."""
+
+    name: str
+    strategy: ConflictStrategy
+
+    def decide(self, conflict: FieldConflict) -> Decision:
+        """Ask the wrapped strategy."""
+        return self.strategy.decide(conflict)
+
+
+def strategy_name(strategy: object) -> str:
+    """The name a strategy is recorded under: its registered name when known."""
+    name = getattr(strategy, "name", None)
+    return name if isinstance(name, str) and name else type(strategy).__name__

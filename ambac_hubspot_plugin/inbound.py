@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
-from .conflicts import Change, ConflictStrategy, FieldConflict, compare, to_json
+from .conflicts import Change, ConflictStrategy, Decision, FieldConflict, compare, strategy_name, to_json
 from .errors import ConfigError, HostRecordError, HubSpotIntegrationError, MappingError
 from .host import CompanyDraft, ContactDraft, OrderDraft, OrderStatus
 from .mapping import ORDER_FIELDS, DealContext, MappingStrategy, normalize_domain
@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 CHUNK = 1_000  # deals per association batch read (HubSpot's limit for v4 batch read)
 PRIMARY_COMPANY = 5
 RETRY_KIND = "inbound.deal"
+FIELDS_JOB_KIND = "outbound.fields"  # push host values that won a conflict (outbound.py handles it)
 CHECKPOINTS = {"incremental": "deals.modified_since", "backfill": "deals.backfill_since"}
 
 
@@ -529,23 +530,33 @@ class InboundSync:
         changes: dict[str, object] = {}
         synced = dict(link.synced)
         held: list[str] = []
+        host_wins: list[str] = []
         for field, value in fields.items():
             current = getattr(order, field)
             change = compare(value, current, link.synced, field)
             if change is Change.HUBSPOT:
                 changes[field] = value
             elif change is Change.CONFLICT:
-                decision = self.conflicts("order", field).decide(FieldConflict(
+                strategy = self.conflicts("order", field)
+                conflict = FieldConflict(
                     tenant_id=self.tenant_id, object_type="order", record=f"deal:{deal.id}", field=field,
                     hubspot_value=value, host_value=current, last_synced=link.synced.get(field),
-                    hubspot_changed_at=deal.updated_at, host_changed_at=order.updated_at))
+                    hubspot_changed_at=deal.updated_at, host_changed_at=order.updated_at)
+                decision = strategy.decide(conflict)
+                if not dry_run:
+                    self._audit(conflict, decision, strategy, link)
                 if decision.winner == "hubspot":
                     changes[field] = value
                 elif decision.winner == "hold":
                     held.append(field)
                     continue
                 else:
-                    continue  # the host keeps its value; the outbound push carries it to HubSpot
+                    # The host keeps its value and the outbound push carries it to HubSpot.
+                    # HubSpot's value becomes the last synced one, so until that push lands
+                    # the next sync sees no HubSpot change (and no second conflict).
+                    synced[field] = to_json(value)
+                    host_wins.append(field)
+                    continue
             if change is not Change.NONE or field not in synced:
                 synced[field] = to_json(value)
         if dry_run:
@@ -556,10 +567,26 @@ class InboundSync:
             self.host.update_order(order.id, changes)
         if synced != link.synced:
             self.store.update_link_synced(link.id, synced)
+        if host_wins:
+            self.store.enqueue(self.tenant_id, FIELDS_JOB_KIND,
+                               {"object_type": "order", "host_id": order.id, "fields": host_wins})
         if not changes:
             reason = "mapped fields already match" + (f"; held for review: {held}" if held else "")
             return Outcome(deal.id, "unchanged", reason, order.id)
         return Outcome(deal.id, "updated", f"updated {sorted(changes)}", order.id, tuple(sorted(changes)))
+
+    def _audit(self, conflict: FieldConflict, decision: Decision, strategy: ConflictStrategy,
+               link: Link) -> None:
+        """Write one conflict to the audit trail (a held one opens there)."""
+        from .store import ConflictDraft
+
+        self.store.record_conflict(ConflictDraft(
+            tenant_id=self.tenant_id, portal_id=self.portal_id, object_type=conflict.object_type,
+            host_id=link.host_id, hubspot_type=link.object_type, hubspot_id=link.hubspot_id,
+            field=conflict.field, hubspot_value=to_json(conflict.hubspot_value),
+            host_value=to_json(conflict.host_value), last_synced=conflict.last_synced,
+            hubspot_changed_at=conflict.hubspot_changed_at, host_changed_at=conflict.host_changed_at,
+            strategy=strategy_name(strategy), decision=decision.winner, reason=decision.reason))
 
     # ---- manual creation with review ------------------------------------------------------------
 

@@ -17,6 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from ._ports import (
     Checkpoint,
+    ConflictDraft,
+    ConflictLog,
+    ConflictRecord,
     Inbox,
     InboxEvent,
     InboxEventDraft,
@@ -49,6 +52,9 @@ __all__ = [
     "HEAD",
     "Backoff",
     "Checkpoint",
+    "ConflictDraft",
+    "ConflictLog",
+    "ConflictRecord",
     "DrainCounts",
     "Inbox",
     "InboxEvent",

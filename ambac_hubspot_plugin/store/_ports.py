@@ -17,6 +17,9 @@ from ..errors import StoreError
 
 __all__ = [
     "Checkpoint",
+    "ConflictDraft",
+    "ConflictLog",
+    "ConflictRecord",
     "Inbox",
     "InboxEvent",
     "InboxEventDraft",
@@ -366,3 +369,92 @@ class Inbox(Protocol):
     def webhook_refusal_stats(self, tenant_id: int) -> list[WebhookRefusalStats]: ...
 
     def prune_webhook_events(self, processed_before: datetime) -> int: ...
+
+
+# -- conflicts and pushed values (migration 0004) ----------------------------------------------
+
+
+@attrs.frozen
+class ConflictDraft:
+    """A conflict as the sync engine hands it to :meth:`ConflictLog.record_conflict`.
+
+    Values are in their JSON form (:func:`~ambac_hubspot_plugin.conflicts.to_json`);
+    ``decision`` is ``hubspot``, ``ambac`` or ``hold`` (``hold`` opens the conflict).
+    """
+
+    tenant_id: int
+    portal_id: str
+    object_type: str
+    host_id: int
+    hubspot_type: str
+    hubspot_id: str
+    field: str
+    hubspot_value: Any
+    host_value: Any
+    last_synced: Any
+    hubspot_changed_at: datetime | None
+    host_changed_at: datetime | None
+    strategy: str
+    decision: str
+    reason: str = ""
+    decided_by: str | None = None
+
+
+@attrs.frozen
+class ConflictRecord:
+    """One audit-trail entry: a conflict, what decided it, and (when it was held) how a
+    person resolved it. ``status`` is ``open`` while held, else ``closed``."""
+
+    id: int
+    tenant_id: int
+    portal_id: str
+    object_type: str
+    host_id: int
+    hubspot_type: str
+    hubspot_id: str
+    field: str
+    hubspot_value: Any
+    host_value: Any
+    last_synced: Any
+    hubspot_changed_at: datetime | None
+    host_changed_at: datetime | None
+    strategy: str
+    decision: str
+    reason: str
+    status: str
+    resolution: str | None
+    resolved_value: Any
+    decided_by: str | None
+    decided_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the conflict still waits for a person to decide."""
+        return self.status == "open"
+
+
+@runtime_checkable
+class ConflictLog(Protocol):
+    """The conflict audit trail, open conflicts, and the values the outbound push wrote."""
+
+    def record_conflict(self, draft: ConflictDraft) -> ConflictRecord: ...
+
+    def list_conflicts(self, tenant_id: int, *, status: str | None = "open",
+                       object_type: str | None = None, host_id: int | None = None,
+                       limit: int = 100) -> list[ConflictRecord]: ...
+
+    def get_conflict(self, tenant_id: int, conflict_id: int) -> ConflictRecord | None: ...
+
+    def close_conflict(self, tenant_id: int, conflict_id: int, *, resolution: str,
+                       resolved_value: Any, decided_by: str | None) -> ConflictRecord: ...
+
+    def remember_pushed(self, tenant_id: int, object_type: str,
+                        values: Mapping[str, Mapping[str, str]]) -> None: ...
+
+    def pushed_value(self, tenant_id: int, object_type: str, object_id: str,
+                     property_name: str) -> str | None: ...
+
+    def get_links_by_host(self, tenant_id: int, host_type: str,
+                          host_ids: Collection[int]) -> dict[int, Link]: ...

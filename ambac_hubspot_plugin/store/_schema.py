@@ -12,8 +12,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
-__all__ = ["checkpoints", "integration_log", "jobs", "links", "metadata", "sync_runs",
-           "webhook_events", "webhook_portals", "webhook_refusals"]
+__all__ = ["checkpoints", "conflicts", "integration_log", "jobs", "links", "metadata",
+           "pushed_values", "sync_runs", "webhook_events", "webhook_portals", "webhook_refusals"]
 
 
 class UtcDateTime(sa.TypeDecorator[datetime]):
@@ -158,4 +158,43 @@ webhook_refusals = sa.Table(
     sa.Column("refused", sa.BigInteger, nullable=False),
     sa.Column("suppressed", sa.BigInteger, nullable=False),
     sa.Column("last_refused_at", UtcDateTime, nullable=False),
+)
+
+conflicts = sa.Table(
+    "hubspot_conflicts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("tenant_id", sa.Integer, nullable=False),
+    sa.Column("portal_id", sa.String(32), nullable=False),
+    sa.Column("object_type", sa.String(16), nullable=False),
+    sa.Column("host_id", sa.BigInteger, nullable=False),
+    sa.Column("hubspot_type", sa.String(16), nullable=False),
+    sa.Column("hubspot_id", sa.String(64), nullable=False),
+    sa.Column("field", sa.String(64), nullable=False),
+    sa.Column("hubspot_value", sa.Text, nullable=False),
+    sa.Column("host_value", sa.Text, nullable=False),
+    sa.Column("last_synced", sa.Text, nullable=False),
+    sa.Column("hubspot_changed_at", UtcDateTime),
+    sa.Column("host_changed_at", UtcDateTime),
+    sa.Column("strategy", sa.String(64), nullable=False),
+    sa.Column("decision", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("resolution", sa.String(16)),
+    sa.Column("resolved_value", sa.Text),
+    sa.Column("decided_by", sa.String(255)),
+    sa.Column("decided_at", UtcDateTime),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+
+pushed_values = sa.Table(
+    "hubspot_pushed_values",
+    metadata,
+    sa.Column("tenant_id", sa.Integer, primary_key=True),
+    sa.Column("object_type", sa.String(16), primary_key=True),
+    sa.Column("object_id", sa.String(64), primary_key=True),
+    sa.Column("property_name", sa.String(255), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("written_at", UtcDateTime, nullable=False),
 )

@@ -14,6 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from ..errors import StoreError
+from ._conflicts import SqlConflictMixin
 from ._engine import HEAD, SETTING, create_store_engine, migrate, redact
 from ._inbox import SqlInboxMixin
 from ._ports import (
@@ -39,7 +40,7 @@ def _dumps(value: Mapping[str, Any]) -> str:
     return json.dumps(dict(value), sort_keys=True, separators=(",", ":"))
 
 
-class SqlStateStore(SqlInboxMixin, SqlJobQueue):
+class SqlStateStore(SqlConflictMixin, SqlInboxMixin, SqlJobQueue):
     """The :class:`StateStore`, :class:`JobQueue` and :class:`Inbox` on one SQLAlchemy engine.
 
     Build it with :func:`open_store`. Every method runs in its own short transaction, so the

@@ -1,0 +1,194 @@
+"""The conflict audit trail, open conflicts and remembered pushes: a mixin of the SQL store.
+
+Every conflict the sync meets is one row of ``hubspot_conflicts``, whatever decided it. A held
+conflict (strategy ``manual``) stays ``open`` until a person resolves it; the resolution is
+written onto the same row (``resolution``, ``resolved_value``, ``decided_by``, ``decided_at``),
+so the row tells the whole story. A partial unique index keeps one open conflict per field of a
+record: meeting the held field again refreshes that row rather than opening a second.
+
+``hubspot_pushed_values`` keeps the last value the outbound push wrote to each HubSpot property
+of each object, so the webhook echo of our own write can be recognised.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Collection, Mapping
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+
+from ._ports import ConflictDraft, ConflictRecord, Link
+from ._schema import conflicts, links, pushed_values
+
+__all__ = ["SqlConflictMixin"]
+
+_IN_CHUNK = 500  # ids per IN (...) list: far below SQLite's bound-parameter limit
+_ROWS_CHUNK = 150  # rows per multi-row upsert (5 parameters each)
+_DECISIONS = ("hubspot", "ambac", "hold")
+_RESOLUTIONS = ("hubspot", "ambac", "value")
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _record(row: sa.Row[Any]) -> ConflictRecord:
+    m = dict(row._mapping)
+    for key in ("hubspot_value", "host_value", "last_synced"):
+        m[key] = json.loads(m[key])
+    m["resolved_value"] = None if m["resolved_value"] is None else json.loads(m["resolved_value"])
+    return ConflictRecord(**m)
+
+
+class SqlConflictMixin:
+    """The :class:`~._ports.ConflictLog` port; needs ``_engine`` and ``_clock``."""
+
+    _engine: Engine
+    _clock: Callable[[], datetime]
+
+    def _dialect_insert(self, table: sa.Table) -> Any:
+        dialect = sqlite if self._engine.dialect.name == "sqlite" else postgresql
+        return dialect.insert(table)
+
+    # -- the audit trail ---------------------------------------------------------------------
+
+    def record_conflict(self, draft: ConflictDraft) -> ConflictRecord:
+        """Write one conflict to the audit trail and return it.
+
+        A ``hold`` decision opens the conflict; when the field already has an open conflict,
+        that one is refreshed with the new values (and returned) instead.
+        """
+        if draft.decision not in _DECISIONS:
+            raise ValueError(f"decision must be one of {_DECISIONS}, not {draft.decision!r}")
+        now = self._clock()
+        held = draft.decision == "hold"
+        values = {
+            "tenant_id": draft.tenant_id, "portal_id": draft.portal_id,
+            "object_type": draft.object_type, "host_id": draft.host_id,
+            "hubspot_type": draft.hubspot_type, "hubspot_id": draft.hubspot_id,
+            "field": draft.field, "hubspot_value": _dump(draft.hubspot_value),
+            "host_value": _dump(draft.host_value), "last_synced": _dump(draft.last_synced),
+            "hubspot_changed_at": draft.hubspot_changed_at,
+            "host_changed_at": draft.host_changed_at, "strategy": draft.strategy,
+            "decision": draft.decision, "reason": draft.reason,
+            "status": "open" if held else "closed", "resolution": None, "resolved_value": None,
+            # An automatic decision is made by its strategy, now; a held one waits for a person.
+            "decided_by": None if held else (draft.decided_by or f"strategy:{draft.strategy}"),
+            "decided_at": None if held else now, "created_at": now, "updated_at": now,
+        }
+        with self._engine.begin() as conn:
+            if held:
+                existing = conn.execute(sa.select(conflicts.c.id).where(
+                    conflicts.c.tenant_id == draft.tenant_id,
+                    conflicts.c.object_type == draft.object_type,
+                    conflicts.c.host_id == draft.host_id, conflicts.c.field == draft.field,
+                    conflicts.c.status == "open")).scalar()
+                if existing is not None:
+                    conn.execute(sa.update(conflicts).where(conflicts.c.id == existing).values(
+                        hubspot_value=values["hubspot_value"], host_value=values["host_value"],
+                        hubspot_changed_at=draft.hubspot_changed_at,
+                        host_changed_at=draft.host_changed_at, reason=draft.reason,
+                        updated_at=now))
+                    row = conn.execute(sa.select(conflicts).where(conflicts.c.id == existing)).one()
+                    return _record(row)
+            new_id = conn.execute(sa.insert(conflicts).values(values)
+                                  .returning(conflicts.c.id)).scalar_one()
+            row = conn.execute(sa.select(conflicts).where(conflicts.c.id == new_id)).one()
+        return _record(row)
+
+    def list_conflicts(self, tenant_id: int, *, status: str | None = "open",
+                       object_type: str | None = None, host_id: int | None = None,
+                       limit: int = 100) -> list[ConflictRecord]:
+        """A tenant's conflicts, newest first; ``status`` None lists the whole audit trail."""
+        query = sa.select(conflicts).where(conflicts.c.tenant_id == tenant_id)
+        if status is not None:
+            query = query.where(conflicts.c.status == status)
+        if object_type is not None:
+            query = query.where(conflicts.c.object_type == object_type)
+        if host_id is not None:
+            query = query.where(conflicts.c.host_id == host_id)
+        query = query.order_by(conflicts.c.id.desc()).limit(limit)
+        with self._engine.connect() as conn:
+            return [_record(row) for row in conn.execute(query)]
+
+    def get_conflict(self, tenant_id: int, conflict_id: int) -> ConflictRecord | None:
+        """One conflict of the tenant, or None."""
+        with self._engine.connect() as conn:
+            row = conn.execute(sa.select(conflicts).where(
+                conflicts.c.tenant_id == tenant_id, conflicts.c.id == conflict_id)).first()
+        return None if row is None else _record(row)
+
+    def close_conflict(self, tenant_id: int, conflict_id: int, *, resolution: str,
+                       resolved_value: Any, decided_by: str | None) -> ConflictRecord:
+        """Record a person's decision on an open conflict and close it.
+
+        :raises KeyError: the tenant has no open conflict with this id (closed already, or
+            never existed); nothing changed.
+        """
+        if resolution not in _RESOLUTIONS:
+            raise ValueError(f"resolution must be one of {_RESOLUTIONS}, not {resolution!r}")
+        now = self._clock()
+        with self._engine.begin() as conn:
+            changed = conn.execute(sa.update(conflicts).where(
+                conflicts.c.tenant_id == tenant_id, conflicts.c.id == conflict_id,
+                conflicts.c.status == "open",
+            ).values(status="closed", resolution=resolution, resolved_value=_dump(resolved_value),
+                     decided_by=decided_by, decided_at=now, updated_at=now)).rowcount
+            if not changed:
+                raise KeyError(f"tenant {tenant_id} has no open conflict {conflict_id}")
+            row = conn.execute(sa.select(conflicts).where(conflicts.c.id == conflict_id)).one()
+        return _record(row)
+
+    # -- remembered pushes (echo recognition) ------------------------------------------------
+
+    def remember_pushed(self, tenant_id: int, object_type: str,
+                        values: Mapping[str, Mapping[str, str]]) -> None:
+        """Keep, per object id and property, the value just written to HubSpot (upsert)."""
+        now = self._clock()
+        rows = [{"tenant_id": tenant_id, "object_type": object_type, "object_id": str(object_id),
+                 "property_name": name, "value": value, "written_at": now}
+                for object_id, props in values.items() for name, value in props.items()]
+        if not rows:
+            return
+        with self._engine.begin() as conn:
+            for start in range(0, len(rows), _ROWS_CHUNK):
+                stmt = self._dialect_insert(pushed_values).values(rows[start:start + _ROWS_CHUNK])
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=[pushed_values.c.tenant_id, pushed_values.c.object_type,
+                                    pushed_values.c.object_id, pushed_values.c.property_name],
+                    set_={"value": stmt.excluded.value, "written_at": stmt.excluded.written_at})
+                conn.execute(stmt)
+
+    def pushed_value(self, tenant_id: int, object_type: str, object_id: str,
+                     property_name: str) -> str | None:
+        """The last value we wrote to this property of this object, or None."""
+        with self._engine.connect() as conn:
+            value: str | None = conn.execute(sa.select(pushed_values.c.value).where(
+                pushed_values.c.tenant_id == tenant_id,
+                pushed_values.c.object_type == object_type,
+                pushed_values.c.object_id == str(object_id),
+                pushed_values.c.property_name == property_name)).scalar()
+        return value
+
+    # -- links by host id, in bulk -----------------------------------------------------------
+
+    def get_links_by_host(self, tenant_id: int, host_type: str,
+                          host_ids: Collection[int]) -> dict[int, Link]:
+        """The links of many host records of one type, by host id (one query per 500)."""
+        from ._store import SqlStateStore
+
+        found: dict[int, Link] = {}
+        ids = list(dict.fromkeys(int(i) for i in host_ids))
+        with self._engine.connect() as conn:
+            for start in range(0, len(ids), _IN_CHUNK):
+                rows = conn.execute(sa.select(links).where(
+                    links.c.tenant_id == tenant_id, links.c.host_type == host_type,
+                    links.c.host_id.in_(ids[start:start + _IN_CHUNK])))
+                for row in rows:
+                    link = SqlStateStore._link(row)
+                    found[link.host_id] = link
+        return found
