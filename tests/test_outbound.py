@@ -1,0 +1,270 @@
+"""Status back to HubSpot: the outbound push through the real SDK, the sandbox and the real store."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import attrs
+import pytest
+import sqlalchemy as sa
+
+from ambac_hubspot_plugin import plugin as plugin_module
+from ambac_hubspot_plugin._retry import RetryPolicy
+from ambac_hubspot_plugin.host import OrderStatus, Shipment
+from ambac_hubspot_plugin.outbound import DEAL_PROPERTIES, ensure_hubspot_properties
+from ambac_hubspot_plugin.reference_host import ReferenceHost
+from ambac_hubspot_plugin.sandbox import RateLimits, Sandbox
+from ambac_hubspot_plugin.store import JobState
+from ambac_hubspot_plugin.store._schema import jobs as jobs_table
+
+BATCH_UPDATE = "/crm/v3/objects/deals/batch/update"
+
+
+@attrs.define
+class World:
+    """A sandbox portal and a reference host with the plugin enabled for one tenant."""
+
+    hubspot: Sandbox
+    host: ReferenceHost
+    tenant: int
+    settings: dict
+
+    @property
+    def runtime(self):
+        return self.host.plugin_manager.get_plugin(plugin_module.RUNTIME_NAME).runtime
+
+    @property
+    def store(self):
+        return self.runtime.store_for(self.tenant)
+
+    def configure(self, **changes) -> None:
+        self.settings = {**self.settings, **changes}
+        self.host.change_settings(self.tenant, "hubspot", self.settings)
+
+    def linked_orders(self, count: int) -> list[tuple[str, object]]:
+        """Deals won in HubSpot and synced into orders: ``[(deal id, order)]``."""
+        deals = [self.hubspot.add_object("deals", {"dealname": f"Deal {i}", "pipeline": "default",
+                                                   "dealstage": "closedwon"}) for i in range(count)]
+        assert self.runtime.run_sync(self.tenant).created == count
+        services = self.host.services(self.tenant)
+        return [(d, services.find_order_by_external_id(f"hubspot:{self.hubspot.portal_id}:deal:{d}"))
+                for d in deals]
+
+    def deal(self, deal_id: str) -> dict:
+        return self.hubspot.get_object("deals", deal_id)
+
+    def calls(self, path: str) -> int:
+        return sum(1 for r in self.hubspot.requests if r.path == path and r.status < 300)
+
+    def make_due(self) -> None:
+        """Move every backed-off job's retry time to now (what an hour of waiting would do)."""
+        with self.store.engine.begin() as conn:
+            conn.execute(sa.update(jobs_table).values(run_after=datetime.now(UTC) - timedelta(seconds=1)))
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    """Sandbox + reference host + enabled plugin with a public URL and notes on status changes."""
+    with Sandbox(rate_limits=RateLimits.unlimited()) as hubspot, ReferenceHost(tmp_path / "host") as host:
+        tenant = host.create_tenant("Acme Machining")
+        settings = {"portal_id": str(hubspot.portal_id),
+                    "credentials": {"kind": "private_app", "access_token": hubspot.access_token},
+                    "api_base_url": hubspot.base_url, "run_background_worker": False,
+                    "public_base_url": "https://tracker.example.com",
+                    "outbound": {"notes_on_status_change": True}}
+        (report,) = [r for r in host.enable_plugin(tenant, "hubspot", settings) if r is not None]
+        assert report.ok, report
+        yield World(hubspot, host, tenant, settings)
+
+
+def _sandbox_notes(world: World) -> list[dict]:
+    """The portal's notes, oldest first (ids grow in creation order)."""
+    ids = sorted(world.hubspot.portal.objects["notes"], key=int)
+    return [world.hubspot.get_object("notes", note_id) for note_id in ids]
+
+
+def test_enable_creates_every_custom_deal_property_in_our_group_once(world):
+    """The enable path made the group and all nine properties; running setup again creates none."""
+    for spec in DEAL_PROPERTIES:
+        assert world.hubspot.portal.properties["deals"][spec.name]["groupName"] == "ambac_tracker"
+    assert ensure_hubspot_properties(world.runtime._tenant(world.tenant).client) == []
+
+
+def test_status_shipment_and_link_reach_the_deal(world):
+    """Status, progress, completion date, shipment and order link land in the deal properties."""
+    ((deal, order),) = world.linked_orders(1)
+    world.host.edit_order(world.tenant, order.id, estimated_completion=date(2026, 12, 24))
+    world.host.set_order_status(world.tenant, order.id, OrderStatus.IN_PROGRESS)
+    world.host.ship_order(world.tenant, order.id,
+                          Shipment("UPS", "1Z999", "https://ups.example/1Z999", date(2026, 12, 1)))
+    world.runtime.drain()
+    props = world.deal(deal)
+    assert {k: props[k] for k in props if k.startswith("ambac_")} == {
+        "ambac_order_number": order.order_number, "ambac_order_status": "In progress",
+        "ambac_progress_percent": "50", "ambac_completion_date": "2026-12-24",
+        "ambac_carrier": "UPS", "ambac_tracking_number": "1Z999",
+        "ambac_tracking_url": "https://ups.example/1Z999", "ambac_ship_date": "2026-12-01",
+        "ambac_order_link": f"https://tracker.example.com/orders/{order.id}"}
+    assert world.store.depths(world.tenant) == {}
+
+
+def test_many_changes_to_one_order_become_one_update_with_the_latest_state(world):
+    """Ten status changes and edits of one order make one batch update carrying the last state."""
+    ((deal, order),) = world.linked_orders(1)
+    world.hubspot.clear_requests()
+    statuses = [OrderStatus.IN_PROGRESS, OrderStatus.ON_HOLD, OrderStatus.IN_PROGRESS] * 3 + [OrderStatus.COMPLETED]
+    for i, status in enumerate(statuses):
+        world.host.set_order_status(world.tenant, order.id, status)
+        world.host.edit_order(world.tenant, order.id, current_milestone=f"step {i}")
+    world.runtime.drain()
+    assert world.calls(BATCH_UPDATE) == 1
+    assert world.deal(deal)["ambac_order_status"] == "Completed"
+    assert world.calls("/crm/v3/objects/notes") == 1, "coalesced status changes make one note"
+
+
+def test_pushes_for_many_deals_go_out_in_batches_of_at_most_100(world):
+    """250 orders changed at once cost ceil(250/100) = 3 batch updates, and every deal is updated."""
+    world.configure(outbound={"notes_on_status_change": False})
+    pairs = world.linked_orders(250)
+    world.hubspot.clear_requests()
+    for _deal, order in pairs:
+        world.host.set_order_status(world.tenant, order.id, OrderStatus.COMPLETED)
+    world.runtime.drain()
+    assert world.calls(BATCH_UPDATE) == math.ceil(250 / 100)
+    assert {world.deal(d)["ambac_order_status"] for d, _o in pairs} == {"Completed"}
+
+
+def test_deal_stage_moves_by_the_status_stage_map(world):
+    """A status with a stage in the map moves the deal; a status without one leaves it alone."""
+    world.configure(status_stage_map={"default": {"Cancelled": "closedlost"}})
+    ((deal, order),) = world.linked_orders(1)
+    world.host.set_order_status(world.tenant, order.id, OrderStatus.IN_PROGRESS)
+    world.runtime.drain()
+    assert world.deal(deal)["dealstage"] == "closedwon"
+    world.host.set_order_status(world.tenant, order.id, OrderStatus.CANCELLED)
+    world.runtime.drain()
+    assert world.deal(deal)["dealstage"] == "closedlost"
+
+
+def test_unknown_stage_in_the_status_stage_map_fails_with_the_valid_choices(world):
+    """A stage id the pipelines API does not list fails the push with a message naming the choices."""
+    world.configure(status_stage_map={"default": {"Completed": "nope"}})
+    ((deal, order),) = world.linked_orders(1)
+    world.host.set_order_status(world.tenant, order.id, OrderStatus.COMPLETED)
+    world.runtime.drain()
+    (job,) = world.store.claim("inspect", kinds=["host.order.status_changed"]) or [None]
+    assert job is None  # it is backing off, not due
+    (row,) = world.store.engine.connect().execute(sa.select(jobs_table.c.last_error)).all()
+    assert "nope" in row[0] and "closedwon" in row[0]
+    assert world.deal(deal).get("ambac_order_status") in (None, "")
+
+
+def test_orders_are_not_pushed_when_the_direction_is_hubspot_to_ambac(world):
+    """directions.orders = hubspot_to_ambac: host changes are consumed without any HubSpot write."""
+    world.configure(directions={"orders": "hubspot_to_ambac"})
+    ((deal, order),) = world.linked_orders(1)
+    world.hubspot.clear_requests()
+    world.host.set_order_status(world.tenant, order.id, OrderStatus.COMPLETED)
+    world.runtime.drain()
+    assert world.calls(BATCH_UPDATE) == 0 and not world.deal(deal).get("ambac_order_status")
+    assert world.store.depths(world.tenant) == {}
+
+
+def test_companies_are_pushed_only_when_the_direction_sends_them(world):
+    """By default company edits stay in the host; with companies = both they reach HubSpot."""
+    company = world.hubspot.add_object("companies", {"name": "Acme", "domain": "acme.example"})
+    deal = world.hubspot.add_object("deals", {"dealname": "D", "pipeline": "default", "dealstage": "closedwon"},
+                                    {"companies": [company]})
+    world.runtime.run_sync(world.tenant)
+    order = world.host.services(world.tenant).find_order_by_external_id(f"hubspot:{world.hubspot.portal_id}:deal:{deal}")
+    world.host.save_company(world.tenant, order.company_id, phone="+1 555 0100")
+    world.runtime.drain()
+    assert not world.hubspot.get_object("companies", company).get("phone")
+    world.configure(directions={"companies": "both"})
+    world.host.save_company(world.tenant, order.company_id, phone="+1 555 0199")
+    world.runtime.drain()
+    assert world.hubspot.get_object("companies", company)["phone"] == "+1 555 0199"
+
+
+def test_values_we_wrote_are_recognised_as_echoes_and_others_are_not(world):
+    """is_echo is true for each value we wrote (in HubSpot's webhook spelling too), false otherwise."""
+    ((deal, order),) = world.linked_orders(1)
+    world.host.ship_order(world.tenant, order.id, Shipment("DHL", "JD01", "", date(2026, 12, 1)))
+    world.runtime.drain()
+    echo = world.runtime.is_echo
+    assert echo(world.tenant, "deal", deal, "ambac_carrier", "DHL")
+    assert echo(world.tenant, "deal", deal, "ambac_order_number", order.order_number)
+    midnight_ms = str(int(datetime(2026, 12, 1, tzinfo=UTC).timestamp() * 1000))
+    assert echo(world.tenant, "deal", deal, "ambac_ship_date", midnight_ms)
+    assert echo(world.tenant, "deals", deal, "ambac_progress_percent", "10.0")
+    assert not echo(world.tenant, "deal", deal, "ambac_carrier", "UPS"), "a user's later edit"
+    assert not echo(world.tenant, "deal", deal, "dealname", "Deal 0"), "a property we never wrote"
+    assert not echo(world.tenant, "deal", "999999", "ambac_carrier", "DHL"), "another deal"
+
+
+def test_an_hour_of_503s_holds_every_push_and_drains_them_in_order_afterwards(world):
+    """HubSpot answering 503 for an hour of retries loses nothing; afterwards all land, in job order."""
+    world.runtime.client_overrides = {"retry": RetryPolicy(max_attempts=1)}
+    world.configure()  # rebuild the client without its own retries: the queue does the waiting
+    (deal_a, order_a), (deal_b, order_b) = world.linked_orders(2)
+    world.hubspot.faults.fail_next(10_000, status=503, path_prefix="/crm/v3/objects/deals/batch")
+    world.host.set_order_status(world.tenant, order_a.id, OrderStatus.IN_PROGRESS)
+    world.host.set_order_status(world.tenant, order_b.id, OrderStatus.ON_HOLD)
+    for round_ in range(12):  # twelve backoff rounds (each at least as long as the last)
+        world.make_due()
+        world.runtime.drain()
+        if round_ == 5:  # changes keep coming during the outage
+            world.host.set_order_status(world.tenant, order_a.id, OrderStatus.COMPLETED)
+            world.host.ship_order(world.tenant, order_b.id, Shipment("UPS", "1Z", "", None))
+    assert world.store.dead_letters(world.tenant) == []
+    depths = world.store.depths(world.tenant)
+    assert depths and all(state is JobState.PENDING for state, _kind in depths)
+    assert not world.deal(deal_a).get("ambac_order_status")
+    world.hubspot.faults.clear()
+    world.hubspot.clear_requests()
+    world.make_due()
+    world.runtime.drain()
+    assert world.store.depths(world.tenant) == {}
+    assert world.deal(deal_a)["ambac_order_status"] == "Completed"
+    assert (world.deal(deal_b)["ambac_order_status"], world.deal(deal_b)["ambac_carrier"]) == ("On hold", "UPS")
+    assert world.calls(BATCH_UPDATE) == 1, "the backlog went out as one batch"
+    notes = [r for r in world.hubspot.requests if r.path == "/crm/v3/objects/notes"]
+    assert len(notes) == 2
+    note_bodies = [o["hs_note_body"] for o in _sandbox_notes(world)]
+    assert note_bodies[0].startswith(f"Ambac Tracker: order {order_a.order_number}")
+    assert "from Pending to Completed" in note_bodies[0]
+    assert note_bodies[1].startswith(f"Ambac Tracker: order {order_b.order_number}")
+
+
+def test_a_refused_push_is_dead_lettered_after_its_attempts_and_replays(world):
+    """A deal HubSpot no longer has fails per item until dead; restored and replayed, it lands."""
+    ((deal, order),) = world.linked_orders(1)
+    world.hubspot.archive_object("deals", deal)
+    world.host.set_order_status(world.tenant, order.id, OrderStatus.COMPLETED)
+    for _ in range(25):
+        world.make_due()
+        world.runtime.drain()
+    (dead,) = world.store.dead_letters(world.tenant)
+    assert dead.kind == "host.order.status_changed" and "refused" in dead.last_error
+    world.hubspot.restore_object("deals", deal)
+    assert world.store.replay(dead.id) == dead.id
+    world.runtime.drain()
+    assert world.deal(deal)["ambac_order_status"] == "Completed"
+    assert world.store.dead_letters(world.tenant) == []
+
+
+def test_a_missing_property_names_it_and_says_to_run_setup(world):
+    """A property deleted in HubSpot fails the push with its name and `ambac-hubspot setup`; setup fixes it."""
+    ((deal, order),) = world.linked_orders(1)
+    del world.hubspot.portal.properties["deals"]["ambac_order_link"]
+    world.host.set_order_status(world.tenant, order.id, OrderStatus.COMPLETED)
+    world.runtime.drain()
+    (entry,) = world.store.read_log(world.tenant, what="outbound.push").entries
+    assert "'ambac_order_link'" in entry.message and "ambac-hubspot setup" in entry.message
+    assert ensure_hubspot_properties(world.runtime._tenant(world.tenant).client) == ["ambac_order_link"]
+    world.make_due()
+    world.runtime.drain()
+    assert world.deal(deal)["ambac_order_status"] == "Completed"
