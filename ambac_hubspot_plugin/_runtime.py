@@ -32,8 +32,9 @@ if TYPE_CHECKING:
     from ._facade import PluginHooks
     from .client import HubSpotClient
     from .inbound import InboundSync, Outcome, Preview, RunResult
+    from .outbound import OutboundPush
     from .settings import Settings
-    from .store import Job, QueueRunner, SqlStateStore
+    from .store import ConflictRecord, Job, QueueRunner, SqlStateStore
 
 __all__ = ["EnableReport", "Runtime", "store_status"]
 
@@ -43,6 +44,7 @@ Clock = Callable[[], datetime]
 JobHandler = Callable[["Job"], None]
 
 STORE_FILE = "hubspot.sqlite3"
+OUTBOUND_MAX_ATTEMPTS = 20
 
 
 @attrs.frozen
@@ -98,6 +100,11 @@ class Runtime:
             "sync.incremental": self._handle_sync,
             "inbound.deal": self._handle_deal_retry,
         }
+        from .outbound import JOB_KINDS as OUTBOUND_KINDS
+
+        self.handlers.update(dict.fromkeys(OUTBOUND_KINDS, self._handle_outbound))
+        #: Extra :class:`~.client.ClientSettings` fields for every client built (tests: retries).
+        self.client_overrides: dict[str, Any] = {}
 
     # ---- tenants ---------------------------------------------------------------------------
 
@@ -115,7 +122,8 @@ class Runtime:
         settings = parse_settings(raw)
         url = self._store_url(host, settings)
         store = self._store(url)
-        client = build_client(ClientSettings.from_plugin_settings(settings), clock=self.clock)
+        client = build_client(ClientSettings.from_plugin_settings(settings, **self.client_overrides),
+                              clock=self.clock)
         with self._lock:
             old = self._tenants.get(tenant_id)
             self._tenants[tenant_id] = _Tenant(tenant_id, settings, host, url, client)
@@ -205,7 +213,10 @@ class Runtime:
         kind = f"host.{record_type}.{event}"
         dedupe = None if event == "shipped" else f"{record_type}:{record_id}:{event}"
         payload = {"record_type": record_type, "record_id": record_id, "event": event, **details}
-        return store.enqueue(tenant_id, kind, payload, dedupe_key=dedupe)
+        # More attempts than other jobs: with the queue's backoff (capped at an hour) pushes
+        # outlast a HubSpot outage of many hours before they are dead-lettered.
+        return store.enqueue(tenant_id, kind, payload, dedupe_key=dedupe,
+                             max_attempts=OUTBOUND_MAX_ATTEMPTS)
 
     # ---- routes and periodic work ----------------------------------------------------------
 
@@ -369,6 +380,58 @@ class Runtime:
         if failures:
             raise RetryLater(failures[0])
 
+    # ---- outbound and conflicts -------------------------------------------------------------
+    # (The custom deal properties are created by the connection test of every enable, through
+    # outbound.ensure_hubspot_properties.)
+
+    def outbound(self, tenant_id: int) -> OutboundPush:
+        """Build the outbound push engine of an enabled tenant."""
+        from .outbound import OutboundPush
+
+        tenant = self._tenant(tenant_id)
+        settings = tenant.settings
+        return OutboundPush(
+            tenant_id=tenant_id, portal_id=settings.portal_id, host=tenant.host,
+            store=self._stores[tenant.store_url], client=tenant.client,
+            mapping=self._strategy("mapping", settings.mapping.strategy, settings.mapping.options),
+            settings=settings, clock=self.clock,
+        )
+
+    def _handle_outbound(self, job: Job) -> None:
+        from .outbound import handle_outbound_job
+
+        handle_outbound_job(job, store=self.store_for(job.tenant_id), worker_id=self.worker_id,
+                            engine_for=self.outbound)
+
+    def is_echo(self, tenant_id: int, object_type: str, object_id: str, property_name: str,
+                property_value: str | None) -> bool:
+        """Whether a webhook's property value is the one we last wrote there (our own echo)."""
+        from .outbound import is_echo
+
+        if not self.is_enabled(tenant_id):
+            return False
+        return is_echo(self.store_for(tenant_id), tenant_id, object_type, object_id,
+                       property_name, property_value)
+
+    def list_conflicts(self, tenant_id: int, *, status: str | None = "open",
+                       limit: int = 100) -> list[ConflictRecord]:
+        """The tenant's open conflicts (``status=None``: the whole audit trail), newest first."""
+        return self.store_for(tenant_id).list_conflicts(tenant_id, status=status, limit=limit)
+
+    def get_conflict(self, tenant_id: int, conflict_id: int) -> ConflictRecord:
+        """One conflict of the tenant; ConfigError when it has none with this id."""
+        record = self.store_for(tenant_id).get_conflict(tenant_id, conflict_id)
+        if record is None:
+            raise ConfigError(f"Tenant {tenant_id} has no conflict {conflict_id}.")
+        return record
+
+    def resolve_conflict(self, tenant_id: int, conflict_id: int, choice: str, *,
+                         value: str | None = None, decided_by: str | None = None) -> ConflictRecord:
+        """Resolve an open conflict with ``hubspot``, ``ambac`` or ``value`` (and the value):
+        applied to the host and to HubSpot, and recorded with who decided."""
+        return self.outbound(tenant_id).resolve_conflict(conflict_id, choice, value=value,
+                                                         decided_by=decided_by)
+
     def _strategy(self, kind: str, name: str, options: Mapping[str, Any]) -> Any:
         registry = self.hooks.mapping_strategies() if kind == "mapping" else self.hooks.conflict_strategies()
         if name not in registry:
@@ -379,8 +442,12 @@ class Runtime:
         return registry[name](options)
 
     def _conflict_strategy(self, settings: Settings) -> Callable[[str, str], Any]:
-        default = self._strategy("conflict", settings.conflicts.default, {})
-        per_field = {key: self._strategy("conflict", name, {})
+        from .conflicts import NamedStrategy
+
+        # Named, so the audit trail records the name the settings chose.
+        default = NamedStrategy(settings.conflicts.default,
+                                self._strategy("conflict", settings.conflicts.default, {}))
+        per_field = {key: NamedStrategy(name, self._strategy("conflict", name, {}))
                      for key, name in settings.conflicts.per_field.items()}
 
         def choose(object_type: str, field: str) -> Any:

@@ -28,6 +28,7 @@ __all__ = [
     "Directions",
     "MappingSettings",
     "OAuthCredentials",
+    "OutboundSettings",
     "PrivateAppCredentials",
     "Secret",
     "Settings",
@@ -113,6 +114,21 @@ def _at_least(minimum: int) -> Any:
     return attrs.validators.ge(minimum)
 
 
+def _order_url_template(_inst: object, _attribute: attrs.Attribute[Any], value: str | None) -> None:
+    if value is not None and "{order_id}" not in value:
+        raise ValueError("order_url_template must contain {order_id}, e.g. "
+                         "'{base_url}/orders/{order_id}'")
+
+
+@attrs.frozen
+class OutboundSettings:
+    """What the push to HubSpot adds beyond the order's deal properties."""
+
+    notes_on_status_change: bool = False
+    order_url_template: str | None = attrs.field(default="{base_url}/orders/{order_id}",
+                                                 validator=_order_url_template)
+
+
 @attrs.frozen
 class AlertSettings:
     """When to alert the tenant's admins, and how often at most."""
@@ -167,6 +183,7 @@ class Settings:
     directions: Directions = attrs.field(factory=Directions)
     sync_interval_seconds: int = attrs.field(default=900, validator=_at_least(60))
     sync_overlap_seconds: int = attrs.field(default=300, validator=_at_least(0))
+    outbound: OutboundSettings = attrs.field(factory=OutboundSettings)
     alerts: AlertSettings = attrs.field(factory=AlertSettings)
     run_background_worker: bool = True
 

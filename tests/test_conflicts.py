@@ -1,0 +1,183 @@
+"""Conflicts: each strategy on simultaneous edits, the audit trail, manual holds and their resolution."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import attrs
+import pytest
+
+from ambac_hubspot_plugin import plugin as plugin_module
+from ambac_hubspot_plugin.errors import ConfigError
+from ambac_hubspot_plugin.reference_host import ReferenceHost
+from ambac_hubspot_plugin.sandbox import RateLimits, Sandbox
+
+
+@attrs.define
+class Clock:
+    """One manual clock shared by the sandbox and the host, so "who changed last" is decided."""
+
+    now: datetime = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def tick(self, seconds: float = 60) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@attrs.define
+class World:
+    hubspot: Sandbox
+    host: ReferenceHost
+    tenant: int
+    settings: dict
+    clock: Clock
+
+    @property
+    def runtime(self):
+        return self.host.plugin_manager.get_plugin(plugin_module.RUNTIME_NAME).runtime
+
+    @property
+    def store(self):
+        return self.runtime.store_for(self.tenant)
+
+    def configure(self, **changes) -> None:
+        self.settings = {**self.settings, **changes}
+        self.host.change_settings(self.tenant, "hubspot", self.settings)
+
+    def linked(self, name: str = "Brackets"):
+        deal = self.hubspot.add_object("deals", {"dealname": name, "pipeline": "default", "dealstage": "closedwon"})
+        self.runtime.run_sync(self.tenant)
+        return deal, self.order(deal)
+
+    def order(self, deal: str):
+        return self.host.services(self.tenant).find_order_by_external_id(f"hubspot:{self.hubspot.portal_id}:deal:{deal}")
+
+    def both_edit(self, deal: str, order, *, host_first: bool) -> None:
+        """The same field edited on both sides since the last sync, one minute apart."""
+        edits = [lambda: self.host.services(self.tenant).update_order(order.id, {"name": "Host name"}),
+                 lambda: self.hubspot.update_object("deals", deal, {"dealname": "HubSpot name"})]
+        for edit in edits if host_first else edits[::-1]:
+            self.clock.tick()
+            edit()
+        self.clock.tick()
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    """Sandbox and host on one manual clock, plugin enabled for one tenant."""
+    clock = Clock()
+    with Sandbox(rate_limits=RateLimits.unlimited(), clock=clock) as hubspot, \
+            ReferenceHost(tmp_path / "host", clock=clock) as host:
+        tenant = host.create_tenant("Acme Machining")
+        settings = {"portal_id": str(hubspot.portal_id),
+                    "credentials": {"kind": "private_app", "access_token": hubspot.access_token},
+                    "api_base_url": hubspot.base_url, "run_background_worker": False}
+        host.enable_plugin(tenant, "hubspot", settings)
+        yield World(hubspot, host, tenant, settings, clock)
+
+
+@pytest.mark.parametrize(("strategy", "host_first", "winner", "name"), [
+    ("hubspot_wins", False, "hubspot", "HubSpot name"),
+    ("tracker_wins", True, "ambac", "Host name"),
+    ("newest_wins", True, "hubspot", "HubSpot name"),   # HubSpot edited last
+    ("newest_wins", False, "ambac", "Host name"),       # the host edited last
+    ("manual", True, "hold", "Host name"),
+])
+def test_each_strategy_decides_simultaneous_edits_and_the_audit_trail_says_so(world, strategy, host_first, winner, name):
+    """Both sides rename the order; the strategy picks the result and one audit row records it all."""
+    world.configure(conflicts={"default": strategy})
+    deal, order = world.linked()
+    world.both_edit(deal, order, host_first=host_first)
+    world.runtime.run_sync(world.tenant)
+    assert world.order(deal).name == name
+    (record,) = world.runtime.list_conflicts(world.tenant, status=None)
+    assert (record.strategy, record.decision, record.field) == (strategy, winner, "name")
+    assert (record.hubspot_value, record.host_value, record.last_synced) == ("HubSpot name", "Host name", "Brackets")
+    assert record.hubspot_changed_at is not None and record.host_changed_at is not None
+    assert record.is_open == (winner == "hold")
+    assert (record.decided_by is None) == (winner == "hold")
+
+
+def test_a_field_is_decided_once_not_at_every_sync(world):
+    """After a decision, later syncs see no conflict: the trail holds exactly one row per conflict."""
+    world.configure(conflicts={"default": "hubspot_wins", "per_field": {"order.name": "tracker_wins"}})
+    deal, order = world.linked()
+    world.both_edit(deal, order, host_first=True)
+    for _ in range(3):
+        world.runtime.run_sync(world.tenant)
+        world.runtime.drain()
+    assert len(world.runtime.list_conflicts(world.tenant, status=None)) == 1
+    assert world.hubspot.get_object("deals", deal)["dealname"] == "Host name", "the host's value was pushed"
+    assert world.order(deal).name == "Host name"
+
+
+def test_a_held_conflict_stays_open_and_one_row_while_hubspot_keeps_changing(world):
+    """manual: the host keeps its value; a further HubSpot edit refreshes the open conflict, not a new one."""
+    world.configure(conflicts={"default": "manual"})
+    deal, order = world.linked()
+    world.both_edit(deal, order, host_first=True)
+    world.runtime.run_sync(world.tenant)
+    world.hubspot.update_object("deals", deal, {"dealname": "HubSpot name 2"})
+    world.clock.tick()
+    world.runtime.run_sync(world.tenant)
+    (record,) = world.runtime.list_conflicts(world.tenant)
+    assert record.hubspot_value == "HubSpot name 2" and world.order(deal).name == "Host name"
+
+
+@pytest.mark.parametrize(("choice", "value", "expected"), [
+    ("hubspot", None, "HubSpot name"), ("ambac", None, "Host name"), ("value", "Agreed name", "Agreed name")])
+def test_resolving_a_held_conflict_applies_to_both_sides_and_is_recorded(world, choice, value, expected):
+    """Resolution sets the host field and the deal property to the decided value and closes the record."""
+    world.configure(conflicts={"default": "manual"})
+    deal, order = world.linked()
+    world.both_edit(deal, order, host_first=True)
+    world.runtime.run_sync(world.tenant)
+    (record,) = world.runtime.list_conflicts(world.tenant)
+    resolved = world.runtime.resolve_conflict(world.tenant, record.id, choice, value=value, decided_by="ops@acme")
+    assert world.order(deal).name == expected
+    assert world.hubspot.get_object("deals", deal)["dealname"] == expected
+    assert (resolved.status, resolved.resolution, resolved.resolved_value, resolved.decided_by) == (
+        "closed", choice, expected, "ops@acme")
+    assert resolved.decided_at is not None
+    world.clock.tick()
+    world.runtime.run_sync(world.tenant)
+    assert world.runtime.list_conflicts(world.tenant) == [], "no conflict comes back after resolution"
+    assert world.runtime.get_conflict(world.tenant, record.id).resolution == choice
+
+
+def test_resolving_twice_or_with_a_bad_value_is_refused(world):
+    """A closed conflict cannot be resolved again; a typed value must fit the field's type."""
+    world.configure(conflicts={"default": "manual"})
+    deal = world.hubspot.add_object("deals", {"dealname": "D", "pipeline": "default", "dealstage": "closedwon",
+                                              "amount": "10"})
+    world.runtime.run_sync(world.tenant)
+    order = world.order(deal)
+    world.clock.tick()
+    world.host.services(world.tenant).update_order(order.id, {"value": 12})
+    world.hubspot.update_object("deals", deal, {"amount": "15"})
+    world.clock.tick()
+    world.runtime.run_sync(world.tenant)
+    (record,) = world.runtime.list_conflicts(world.tenant)
+    with pytest.raises(ConfigError, match="not a valid value"):
+        world.runtime.resolve_conflict(world.tenant, record.id, "value", value="twelve")
+    world.runtime.resolve_conflict(world.tenant, record.id, "value", value="13.50")
+    assert str(world.order(deal).value) == "13.50"
+    assert world.hubspot.get_object("deals", deal)["amount"] == "13.50"
+    with pytest.raises(ConfigError, match="no open conflict"):
+        world.runtime.resolve_conflict(world.tenant, record.id, "hubspot")
+
+
+def test_archived_orders_are_never_touched_by_hubspot_edits(world):
+    """An archived order keeps its values and stays archived whatever HubSpot changes; no conflict opens."""
+    deal, order = world.linked()
+    world.host.services(world.tenant).update_order(order.id, {"archived": True, "name": "Host name"})
+    world.hubspot.update_object("deals", deal, {"dealname": "HubSpot name"})
+    world.clock.tick()
+    world.runtime.run_sync(world.tenant)
+    after = world.order(deal)
+    assert (after.archived, after.name) == (True, "Host name")
+    assert world.runtime.list_conflicts(world.tenant, status=None) == []
