@@ -7,7 +7,6 @@ host process or from the host's scheduler (``ambac_periodic_tasks``), whichever 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -19,10 +18,7 @@ import attrs
 
 from .errors import ConfigError
 from .host import (
-    VIEW_INTEGRATIONS,
     HostServices,
-    HttpRequest,
-    HttpResponse,
     HttpRoute,
     PeriodicTask,
 )
@@ -63,6 +59,7 @@ class EnableReport:
     plugin_id: str
     tenant_id: int
     steps: tuple[Step, ...]
+    checks: tuple[Any, ...] = ()  # the connection test's CheckResults, one per check
 
     @property
     def ok(self) -> bool:
@@ -129,26 +126,32 @@ class Runtime:
             self._tenants[tenant_id] = _Tenant(tenant_id, settings, host, url, client)
         if old is not None:
             old.client.close()
+        hubspot, checks = self._check_hubspot(tenant_id)
         steps = [
             Step("settings", True, "settings are valid"),
             Step("store", True, f"state store ready at {redact(url)}"),
-            self._check_hubspot(tenant_id),
+            hubspot,
         ]
         store.log(tenant_id, _level("info"), "plugin.enabled", "HubSpot integration enabled")
         if settings.run_background_worker:
             self.start_worker()
-        return EnableReport("hubspot", tenant_id, tuple(steps))
+        return EnableReport("hubspot", tenant_id, tuple(steps), checks)
 
-    def _check_hubspot(self, tenant_id: int) -> Step:
-        from .errors import HubSpotIntegrationError
+    def _check_hubspot(self, tenant_id: int) -> tuple[Step, tuple[Any, ...]]:
+        # The connection test (token, scopes, trigger stages, custom properties, webhooks),
+        # kept as the tenant's last check for the status view.
+        from ._checks import run_checks, save_report
 
-        try:
-            self.inbound(tenant_id)
-        except ConfigError as exc:
-            return Step("hubspot", False, f"connected, but the trigger settings do not match the portal: {exc}")
-        except HubSpotIntegrationError as exc:
-            return Step("hubspot", False, f"cannot reach HubSpot: {exc}")
-        return Step("hubspot", True, "connected; pipelines and trigger stages checked")
+        tenant = self._tenant(tenant_id)
+        report = run_checks(tenant.settings, tenant.client, tenant_id, clock=self.clock)
+        save_report(self._stores[tenant.store_url], tenant.settings.portal_id, report)
+        failed = [c for c in report.checks if not c.ok]
+        if failed:
+            detail = "; ".join(f"{c.name}: {c.summary}" for c in failed)
+            return Step("hubspot", False, detail), report.checks
+        notes = "; ".join(f"{c.name}: {c.summary}" for c in report.warnings)
+        detail = "connected; pipelines and trigger stages checked" + (f" (warnings: {notes})" if notes else "")
+        return Step("hubspot", True, detail), report.checks
 
     def disable(self, tenant_id: int) -> None:
         """Forget the tenant: no new work is started for it; its data stays in the store."""
@@ -222,7 +225,10 @@ class Runtime:
 
     def http_routes(self) -> Sequence[HttpRoute]:
         """Return the routes this version serves."""
-        return (HttpRoute("hubspot-status", "GET", "hubspot/status", VIEW_INTEGRATIONS, self._status_route),)
+        from ._admin_routes import admin_routes
+        from ._crm_card import card_route
+
+        return (*admin_routes(self), card_route(self))
 
     def periodic_tasks(self) -> Sequence[PeriodicTask]:
         """Return the work the host's scheduler may run."""
@@ -264,18 +270,17 @@ class Runtime:
 
     # ---- internals -------------------------------------------------------------------------
 
-    def _status_route(self, request: HttpRequest) -> HttpResponse:
-        assert request.user is not None  # the host checked the permission, so a user is there
-        body = json.dumps(self.status(request.user.tenant_id)).encode()
-        return HttpResponse(200, body, {"Content-Type": "application/json"})
-
     def _tick_task(self, host: HostServices) -> int:
         return self.tick(deadline=self.clock() + timedelta(seconds=8))
 
     def tick(self, *, deadline: datetime | None = None) -> int:
         """One round of background work: schedule due syncs, then run due jobs; return jobs run."""
+        from ._alerts import run_alerts
+
         self.schedule_due_syncs()
-        return self.drain(deadline=deadline)
+        ran = self.drain(deadline=deadline)
+        run_alerts(self)
+        return ran
 
     def start_worker(self, poll_seconds: float = 5.0) -> None:
         """Run :meth:`tick` in a daemon thread of the host process until :meth:`stop_worker`."""

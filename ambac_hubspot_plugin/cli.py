@@ -92,3 +92,6 @@ def _add_commands() -> None:
 
 
 _add_commands()
+from ._cli_admin import register as _register_admin  # noqa: E402  # check, setup, status, log, history, replay
+
+_register_admin(main)

@@ -200,6 +200,32 @@ def _make_converter() -> cattrs.Converter:
     conv.register_unstructure_hook(Secret, lambda _s: "***")
     configure_tagged_union(
         Credentials,
+
+    # cattrs coerces by default (bool("maybe") is True, list("closedwon") is nine stages);
+    # settings from a form must be the type they claim to be.
+    def structure_bool(value: object, _type: type) -> bool:
+        if not isinstance(value, bool):
+            raise ValueError("must be true or false")
+        return value
+
+    def structure_int(value: object, _type: type) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError("must be a whole number")
+        return value
+
+    def list_hook(tp: Any) -> Any:
+        (item,) = typing.get_args(tp) or (Any,)
+
+        def structure_list(value: object, _type: type) -> list[Any]:
+            if not isinstance(value, list | tuple):
+                raise ValueError("must be a list")
+            return [conv.structure(v, item) for v in value]
+
+        return structure_list
+
+    conv.register_structure_hook(bool, structure_bool)
+    conv.register_structure_hook(int, structure_int)
+    conv.register_structure_hook_factory(lambda tp: typing.get_origin(tp) is list, list_hook)
         conv,
         tag_name="kind",
         tag_generator=lambda cls: {PrivateAppCredentials: "private_app", OAuthCredentials: "oauth"}[cls],
@@ -251,6 +277,11 @@ def parse_settings(data: Mapping[str, Any]) -> Settings:
         problems = [p for p in _describe(exc) if p[1] not in reported]
         raise ConfigError.from_problems(checked + problems) from exc
 
+        credentials = data.get("credentials")
+        if isinstance(credentials, Mapping) and credentials.get("kind") not in ("private_app", "oauth"):
+            # cattrs reports an unknown tag as a missing field; say what kind may be instead.
+            problems = [p for p in problems if p[0] != "credentials"]
+            problems.append(("credentials.kind", "must be one of 'private_app', 'oauth'"))
 
 def _check_values(cls: type, data: Mapping[str, Any], path: str) -> list[tuple[str, str]]:
     """Run the attrs validators of ``cls`` on raw ``data``; return ``(path, message)`` pairs."""

@@ -1,0 +1,271 @@
+"""The connection test: each check of a tenant's HubSpot setup, reported on its own.
+
+Every check answers ``ok``, ``warning``, ``failed`` or ``skipped`` with a one-line summary and,
+unless it passed, what to do about it. The ``fix`` texts match the entries of
+``docs/troubleshooting.md`` (its headings are the check names), so an admin who reads a failed
+check can look it up there. No check ever shows a secret.
+
+The checks run in order and a check whose premise failed is skipped rather than run: without
+a valid token nothing else can be learned from HubSpot.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+import attrs
+
+from .errors import (
+    ConfigError,
+    HubSpotApiError,
+    HubSpotAuthError,
+    HubSpotIntegrationError,
+    HubSpotUnavailableError,
+    RateLimitedError,
+)
+
+if TYPE_CHECKING:
+    from .client import HubSpotClient, Pipeline
+    from .settings import Settings
+    from .store import StateStore
+
+__all__ = ["CHECK_NAMES", "CheckReport", "CheckResult", "load_last_report", "run_checks",
+           "save_report", "webhook_url"]
+
+Status = Literal["ok", "warning", "failed", "skipped"]
+
+CHECK_NAMES = ("token", "scopes", "pipelines", "properties", "webhook_secret", "webhook_url")
+"""The checks, in the order they run (and the headings of docs/troubleshooting.md)."""
+
+CHECKPOINT = "admin.connection_check"
+DEFAULT_MOUNT_PREFIX = "/integrations"
+# The scopes the sync reads with, and the object type a cheap search probes each one with.
+READ_SCOPES = (("crm.objects.deals.read", "deals"), ("crm.objects.companies.read", "companies"),
+               ("crm.objects.contacts.read", "contacts"))
+
+
+@attrs.frozen
+class CheckResult:
+    """The outcome of one check; ``fix`` says what to do when it did not pass."""
+
+    name: str
+    status: Status
+    summary: str
+    fix: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """Whether the check did not fail (warnings and skips do not fail a connection)."""
+        return self.status != "failed"
+
+    def to_json(self) -> dict[str, str]:
+        """The check as JSON-ready data."""
+        return {"name": self.name, "status": self.status, "summary": self.summary, "fix": self.fix}
+
+
+@attrs.frozen
+class CheckReport:
+    """Every check of one connection test, and when it ran."""
+
+    tenant_id: int
+    checked_at: datetime
+    checks: tuple[CheckResult, ...]
+
+    @property
+    def ok(self) -> bool:
+        """Whether no check failed."""
+        return all(check.ok for check in self.checks)
+
+    @property
+    def warnings(self) -> tuple[CheckResult, ...]:
+        """The checks that passed with a warning."""
+        return tuple(c for c in self.checks if c.status == "warning")
+
+    def get(self, name: str) -> CheckResult:
+        """The check called ``name``."""
+        for check in self.checks:
+            if check.name == name:
+                return check
+        raise KeyError(name)
+
+    def to_json(self) -> dict[str, Any]:
+        """The report as JSON-ready data."""
+        return {"tenant_id": self.tenant_id, "checked_at": self.checked_at.isoformat(),
+                "ok": self.ok, "checks": [c.to_json() for c in self.checks]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CheckReport:
+        """Rebuild a report saved with :meth:`to_json`."""
+        return cls(int(data["tenant_id"]), datetime.fromisoformat(data["checked_at"]),
+                   tuple(CheckResult(c["name"], c["status"], c["summary"], c.get("fix", ""))
+                         for c in data["checks"]))
+
+
+def webhook_url(public_base_url: str, tenant_id: int, mount_prefix: str = DEFAULT_MOUNT_PREFIX) -> str:
+    """The URL to paste into the HubSpot app's webhook settings for one tenant."""
+    prefix = "/" + mount_prefix.strip("/") if mount_prefix.strip("/") else ""
+    return f"{public_base_url.rstrip('/')}{prefix}/hubspot/webhooks/{tenant_id}"
+
+
+def _api_failure(name: str, exc: HubSpotIntegrationError, fix_auth: str) -> CheckResult:
+    if isinstance(exc, HubSpotAuthError):
+        return CheckResult(name, "failed", f"HubSpot refused the credentials ({exc})", fix_auth)
+    if isinstance(exc, RateLimitedError):
+        return CheckResult(name, "warning", f"HubSpot rate-limited the check ({exc})",
+                           "Another integration may be using the portal's API budget; run the "
+                           "check again in a minute.")
+    if isinstance(exc, HubSpotUnavailableError):
+        return CheckResult(name, "failed", f"cannot reach HubSpot ({exc})",
+                           "Check api_base_url, this server's outbound network access (proxy, "
+                           "firewall, DNS) and https://status.hubspot.com.")
+    return CheckResult(name, "failed", f"HubSpot answered with an error ({exc})",
+                       "Look up the correlationId with HubSpot support if it persists.")
+
+
+_TOKEN_FIX = ("Create a new access token in HubSpot (Settings > Integrations > Private Apps, or "
+              "Development > Keys > Service keys) and paste it into the credentials; for OAuth, "
+              "reconnect the app to get a new refresh token. See docs/credentials.md.")
+
+
+def _check_token(client: HubSpotClient) -> CheckResult:
+    try:
+        client.test_connection()
+    except HubSpotIntegrationError as exc:
+        return _api_failure("token", exc, _TOKEN_FIX)
+    return CheckResult("token", "ok", "HubSpot accepted the credentials")
+
+
+def _check_scopes(client: HubSpotClient, now: datetime) -> CheckResult:
+    missing: list[str] = []
+    for scope, object_type in READ_SCOPES:
+        try:
+            # A search for changes after now is one cheap call that needs the read scope.
+            next(iter(client.iter_modified(object_type, now, [])), None)
+        except HubSpotAuthError:
+            missing.append(scope)
+        except HubSpotIntegrationError as exc:
+            return _api_failure("scopes", exc, _TOKEN_FIX)
+    if missing:
+        return CheckResult(
+            "scopes", "failed", f"the token lacks {', '.join(missing)} (HubSpot answered 403)",
+            "Edit the private app (or the OAuth app's scopes) to add "
+            f"{', '.join(missing)} and crm.objects.deals.write, then paste the new token.")
+    return CheckResult(
+        "scopes", "ok",
+        "reading deals, companies and contacts works; crm.objects.deals.write cannot be "
+        "verified without writing to a deal, so it is checked by the first write-back "
+        "(a missing write scope then shows as a 403 in the log)")
+
+
+def _check_pipelines(client: HubSpotClient, settings: Settings) -> tuple[CheckResult, list[Pipeline]]:
+    from .inbound import Triggers
+    from .outbound import validate_status_stage_map
+
+    try:
+        pipelines = client.get_pipelines()
+    except HubSpotIntegrationError as exc:
+        return _api_failure("pipelines", exc, _TOKEN_FIX), []
+    try:
+        triggers = Triggers.from_settings(pipelines, settings.trigger_stages, settings.stage_status_map)
+        validate_status_stage_map(pipelines, settings.status_stage_map)
+    except ConfigError as exc:
+        where = "; ".join(f"{path}: {why}" for path, why in exc.problems.items())
+        return CheckResult("pipelines", "failed", f"the trigger settings do not match the portal: {where}",
+                           "Fix trigger_stages / stage_status_map / status_stage_map using the "
+                           "ids listed "
+                           "(HubSpot: Settings > Objects > Deals > Pipelines)."), pipelines
+    stages = triggers.all_stage_ids
+    if not stages:
+        return CheckResult("pipelines", "failed", "no deal stage triggers an order: no pipeline has "
+                           "a won stage and trigger_stages names none",
+                           "Set trigger_stages to the stage(s) that mean a deal is won, per "
+                           "pipeline id."), pipelines
+    labels = ", ".join(triggers.stage_labels.get(s, s) for s in stages)
+    return CheckResult("pipelines", "ok", f"{len(pipelines)} pipeline(s); trigger stages: {labels}"), pipelines
+
+
+def _check_properties(client: HubSpotClient) -> CheckResult:
+    from .outbound import ensure_hubspot_properties
+
+    try:
+        created = ensure_hubspot_properties(client)
+    except HubSpotAuthError as exc:
+        return CheckResult("properties", "failed", f"cannot create the custom properties ({exc})",
+                           "Give the token the crm.schemas.deals.write scope, or create the "
+                           "properties by hand as listed in docs/install.md.")
+    except HubSpotIntegrationError as exc:
+        return _api_failure("properties", exc, _TOKEN_FIX)
+    summary = f"created {', '.join(sorted(created))}" if created else "the custom properties exist"
+    return CheckResult("properties", "ok", summary)
+
+
+def _check_webhook_secret(settings: Settings) -> CheckResult:
+    from .webhooks import webhook_secret
+
+    if webhook_secret(settings) is None:
+        return CheckResult(
+            "webhook_secret", "warning",
+            "no webhook client secret is set: webhook deliveries are refused (503) and changes "
+            f"arrive only with the scheduled sync (every {settings.sync_interval_seconds} s)",
+            "Copy the app's client secret (HubSpot app > Auth) into webhook_client_secret.")
+    return CheckResult("webhook_secret", "ok", "a webhook client secret is set")
+
+
+def _check_webhook_url(settings: Settings, tenant_id: int, mount_prefix: str) -> CheckResult:
+    if not settings.public_base_url:
+        return CheckResult(
+            "webhook_url", "warning",
+            "public_base_url is not set, so the webhook URL cannot be given",
+            "Set public_base_url to the https address HubSpot reaches this host at.")
+    url = webhook_url(settings.public_base_url, tenant_id, mount_prefix)
+    return CheckResult("webhook_url", "ok", f"paste {url} as the target URL of the app's webhook "
+                       "subscriptions (deal, company and contact changes)")
+
+
+def run_checks(
+    settings: Settings, client: HubSpotClient, tenant_id: int, *, clock: Callable[[], datetime],
+    mount_prefix: str = DEFAULT_MOUNT_PREFIX, checks: Sequence[str] = CHECK_NAMES,
+) -> CheckReport:
+    """Run the connection checks named in ``checks`` (all by default), in order.
+
+    :param settings: the tenant's validated settings.
+    :param client: a client built from them.
+    :param tenant_id: the tenant (it is part of the webhook URL).
+    :param clock: tz-aware UTC now.
+    :param mount_prefix: where the host mounts plugin routes (part of the webhook URL).
+    """
+    now = clock()
+    results: list[CheckResult] = []
+    token = _check_token(client) if "token" in checks else None
+    reachable = token is None or token.status == "ok"
+    skipped = CheckResult("", "skipped", "skipped: the credentials check did not pass",
+                          "Fix the token check first.")
+    if token is not None:
+        results.append(token)
+    if "scopes" in checks:
+        results.append(_check_scopes(client, now) if reachable else attrs.evolve(skipped, name="scopes"))
+    if "pipelines" in checks:
+        results.append(_check_pipelines(client, settings)[0] if reachable
+                       else attrs.evolve(skipped, name="pipelines"))
+    if "properties" in checks:
+        results.append(_check_properties(client) if reachable
+                       else attrs.evolve(skipped, name="properties"))
+    if "webhook_secret" in checks:
+        results.append(_check_webhook_secret(settings))
+    if "webhook_url" in checks:
+        results.append(_check_webhook_url(settings, tenant_id, mount_prefix))
+    return CheckReport(tenant_id, now, tuple(results))
+
+
+def save_report(store: StateStore, portal_id: str, report: CheckReport) -> None:
+    """Keep the report as the tenant's last connection check (shown by the status view)."""
+    store.set_checkpoint(report.tenant_id, portal_id, CHECKPOINT, json.dumps(report.to_json()))
+
+
+def load_last_report(store: StateStore, tenant_id: int, portal_id: str) -> CheckReport | None:
+    """The tenant's last saved connection check, or None."""
+    saved = store.get_checkpoint(tenant_id, portal_id, CHECKPOINT)
+    return None if saved is None else CheckReport.from_json(json.loads(saved.value))

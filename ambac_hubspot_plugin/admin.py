@@ -1,0 +1,471 @@
+"""The admin API: what "Settings > Integrations > HubSpot" does, for the host, the routes and the CLI.
+
+Every operation takes the acting host user and checks its permission through
+:meth:`HostServices.has_permission` before doing anything: ``manage_integrations`` to change
+settings, enable or disable, test the connection, run syncs, replay dead letters, resolve
+conflicts and create an order from a deal; ``view_integrations`` to read the status, the log,
+the sync history, conflicts and dead letters. A user without it gets
+:class:`PermissionDeniedError`, which names the permission.
+
+Results are JSON-ready dicts and lists, and never contain a secret: settings come back with
+every secret as ``***``, and every result is scrubbed of the tenant's secret values as a last
+line of defence.
+
+.. code-block:: python
+
+    admin = Admin(runtime, host_services)
+    admin.status(user)                        # view_integrations
+    admin.run_sync(user)                      # manage_integrations
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigError, HubSpotIntegrationError
+from .host import MANAGE_INTEGRATIONS, VIEW_INTEGRATIONS, OrderStatus
+
+if TYPE_CHECKING:
+    from ._checks import CheckReport
+    from ._runtime import EnableReport, Runtime
+    from .host import HostServices, User
+    from .inbound import Outcome
+    from .settings import Settings
+    from .store import ConflictRecord, Job, SqlStateStore
+
+__all__ = ["Admin", "PermissionDeniedError", "build_status", "conflict_json", "job_json",
+           "order_changes", "run_json", "secret_values"]
+
+EXCLUDED_CHECKPOINT = "status.excluded"
+# Job kinds whose failures mean a record is failing to sync (the rest are housekeeping).
+_RETRY_KIND = "inbound.deal"
+_RECORD_JOB_KINDS = (_RETRY_KIND, "webhook.object")
+
+
+class PermissionDeniedError(HubSpotIntegrationError):
+    """The acting user lacks the permission an admin operation needs (or nobody is signed in)."""
+
+    def __init__(self, permission: str, operation: str, user: User | None) -> None:
+        self.permission = permission
+        self.operation = operation
+        self.user_id = user.id if user is not None else None
+        who = f"user {user.id} ({user.email})" if user is not None else "nobody (no signed-in user)"
+        super().__init__(f"{operation} needs the {permission!r} permission, which {who} does not "
+                         "have in this tenant; ask a tenant admin to grant it.")
+
+
+def secret_values(settings: Settings) -> list[str]:
+    """Every secret string of the settings (to scrub them from anything shown)."""
+    from .settings import Secret
+
+    candidates = [settings.webhook_client_secret] + [
+        getattr(settings.credentials, name, None)
+        for name in ("access_token", "client_secret", "refresh_token")]
+    found = [value.reveal() for value in candidates if isinstance(value, Secret)]
+    return sorted({s for s in found if len(s) >= 4}, key=len, reverse=True)
+
+
+def _scrub(data: Any, secrets: list[str]) -> Any:
+    if not secrets:
+        return data
+    if isinstance(data, str):
+        for secret in secrets:
+            data = data.replace(secret, "***")
+        return data
+    if isinstance(data, Mapping):
+        return {key: _scrub(value, secrets) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [_scrub(value, secrets) for value in data]
+    return data
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def run_json(run: Any) -> dict[str, Any]:
+    """One sync run as JSON-ready data, with its duration."""
+    duration = (run.ended_at - run.started_at).total_seconds() if run.ended_at else None
+    return {"id": run.id, "kind": run.kind, "status": str(run.status),
+            "started_at": _iso(run.started_at), "ended_at": _iso(run.ended_at),
+            "duration_seconds": duration, "created": run.created, "updated": run.updated,
+            "skipped": run.skipped, "failed": run.failed, "error": run.error}
+
+
+def job_json(job: Job) -> dict[str, Any]:
+    """One queued or dead job as JSON-ready data."""
+    return {"id": job.id, "kind": job.kind, "state": str(job.state), "attempts": job.attempts,
+            "max_attempts": job.max_attempts, "record": job.dedupe_key, "payload": job.payload,
+            "last_error": job.last_error, "created_at": _iso(job.created_at)}
+
+
+def _outcome_json(outcome: Outcome) -> dict[str, Any]:
+    return {"deal_id": outcome.deal_id, "action": outcome.action, "reason": outcome.reason,
+            "order_id": outcome.order_id, "fields": list(outcome.fields)}
+
+
+def conflict_json(record: ConflictRecord) -> dict[str, Any]:
+    """One conflict (open or decided) as JSON-ready data."""
+    import attrs
+
+    return dict(json.loads(json.dumps(attrs.asdict(record), default=str)))
+
+
+def _record_counts(store: SqlStateStore, tenant_id: int, portal_id: str) -> dict[str, Any]:
+    """Records in sync, failing, and excluded (HubSpot's sync-health vocabulary)."""
+    import sqlalchemy as sa
+
+    from .store._schema import jobs, links
+
+    with store.engine.connect() as conn:
+        linked = conn.execute(sa.select(links.c.hubspot_id).where(
+            links.c.tenant_id == tenant_id, links.c.portal_id == portal_id,
+            links.c.object_type == "deal")).scalars().all()
+        failing_keys = conn.execute(sa.select(jobs.c.dedupe_key, jobs.c.payload).where(
+            jobs.c.tenant_id == tenant_id, jobs.c.kind.in_(_RECORD_JOB_KINDS),
+            # A retry job exists only because its deal failed; other jobs fail once they erred.
+            sa.or_(jobs.c.kind == _RETRY_KIND, jobs.c.state == "dead", jobs.c.last_error.is_not(None)),
+        )).all()
+    failing: set[str] = set()
+    for key, payload in failing_keys:
+        failing.add(str(key or payload))
+    failing_deals = {k.split(":", 1)[1] for k in failing if k.startswith(("deal:", "deals:"))}
+    in_sync = sum(1 for deal_id in linked if deal_id not in failing_deals)
+    saved = store.get_checkpoint(tenant_id, portal_id, EXCLUDED_CHECKPOINT)
+    excluded: dict[str, Any] = (json.loads(saved.value) if saved is not None else
+                                {"count": None, "as_of": None,
+                                 "note": "counted by the next sync run from the admin API or CLI"})
+    return {"in_sync": in_sync, "failing": len(failing), "excluded": excluded}
+
+
+def _webhook_health(store: SqlStateStore, tenant_id: int, settings: Settings,
+                    now: datetime) -> dict[str, Any]:
+    from .webhooks import webhook_secret
+
+    stats = [s for s in store.webhook_portal_stats(tenant_id) if s.portal_id == settings.portal_id]
+    last = max((s.last_received_at for s in stats if s.last_received_at), default=None)
+    refusals = {r.reason: {"refused": r.refused, "last_refused_at": _iso(r.last_refused_at)}
+                for r in store.webhook_refusal_stats(tenant_id)}
+    return {
+        "configured": webhook_secret(settings) is not None,
+        "last_event_at": _iso(last),
+        "silent_for_seconds": (now - last).total_seconds() if last else None,
+        "silence_threshold_seconds": settings.alerts.webhook_silence_minutes * 60,
+        "accepted": sum(s.accepted for s in stats),
+        "duplicates": sum(s.duplicates for s in stats),
+        "echoes": sum(s.echoes for s in stats),
+        "refused": refusals,
+    }
+
+
+def build_status(runtime: Runtime, tenant_id: int, *, log_limit: int = 20) -> dict[str, Any]:
+    """The whole status view of a tenant as JSON-ready data (no secrets)."""
+    from ._alerts import open_incidents
+    from ._checks import load_last_report
+    from ._runtime import store_status
+
+    if not runtime.is_enabled(tenant_id):
+        return {"tenant_id": tenant_id, "enabled": False}
+    tenant = runtime._tenant(tenant_id)
+    settings = tenant.settings
+    store = runtime.store_for(tenant_id)
+    now = runtime.clock()
+    base = store_status(store, tenant_id)
+    report = load_last_report(store, tenant_id, settings.portal_id)
+    dead = store.dead_letters(tenant_id, limit=20)
+    items = [conflict_json(c) for c in runtime.list_conflicts(tenant_id, limit=1000)]
+    conflicts = {"open": len(items), "items": items[:20]}
+    runs = store.recent_runs(tenant_id, limit=10)
+    last_ok = next((r for r in runs if str(r.status) == "succeeded"), None)
+    status = {
+        "tenant_id": tenant_id,
+        "enabled": True,
+        "portal_id": settings.portal_id,
+        "connection": {
+            "state": "never checked" if report is None else ("ok" if report.ok else "failed"),
+            "last_check": report.to_json() if report else None,
+        },
+        "sync": {
+            "running": any(str(r.status) == "running" for r in runs),
+            "last_success_at": _iso(last_ok.ended_at) if last_ok else None,
+            "interval_seconds": settings.sync_interval_seconds,
+        },
+        "records": _record_counts(store, tenant_id, settings.portal_id),
+        "webhooks": _webhook_health(store, tenant_id, settings, now),
+        "queue": base["queue"],
+        "recent_runs": [run_json(r) for r in runs],
+        "dead_letters": {"count": sum(n for (s, _k), n in store.depths(tenant_id).items()
+                                      if str(s) == "dead"),
+                         "recent": [job_json(j) for j in dead]},
+        "conflicts": conflicts,
+        "alerts": [i.to_json() for i in open_incidents(store, tenant_id, settings.portal_id)],
+        "log": [{"id": e.id, "level": str(e.level), "what": e.what, "record": e.record,
+                 "message": e.message, "at": _iso(e.created_at)}
+                for e in store.read_log(tenant_id, limit=log_limit).entries],
+    }
+    return dict(_scrub(status, secret_values(settings)))
+
+
+_DATE_FIELDS = {"estimated_completion", "order_date"}
+_INT_FIELDS = {"company_id", "customer_id"}
+
+
+def order_changes(raw: Mapping[str, Any]) -> dict[str, object]:
+    """Turn reviewer changes given as JSON into order draft values; ConfigError names bad fields."""
+    from .mapping import ORDER_FIELDS
+
+    changes: dict[str, object] = {}
+    problems: list[tuple[str, str]] = []
+    for name, value in raw.items():
+        where = f"changes.{name}"
+        if name not in ORDER_FIELDS:
+            problems.append((where, f"not an editable order field; editable: {sorted(ORDER_FIELDS)}"))
+            continue
+        try:
+            if value is None:
+                changes[name] = None
+            elif name in _DATE_FIELDS:
+                changes[name] = date.fromisoformat(str(value))
+            elif name == "value":
+                changes[name] = Decimal(str(value))
+            elif name == "order_status":
+                changes[name] = OrderStatus(value)
+            elif name in _INT_FIELDS:
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise ValueError("must be an integer id")
+                changes[name] = value
+            elif isinstance(value, str):
+                changes[name] = value
+            else:
+                raise ValueError("must be a string")
+        except (ValueError, InvalidOperation) as exc:
+            allowed = {"order_status": f"one of {[s.value for s in OrderStatus]}",
+                       "value": "a decimal number such as \"1250.50\""}.get(
+                name, "a date YYYY-MM-DD" if name in _DATE_FIELDS else str(exc))
+            problems.append((where, f"{value!r} is not valid: must be {allowed}"))
+    if problems:
+        raise ConfigError.from_problems(problems, what="order changes")
+    return changes
+
+
+class Admin:
+    """The admin operations of one tenant, on behalf of host users.
+
+    :param runtime: the plugin's runtime (``HubSpotPlugin.runtime``).
+    :param host: host services scoped to the tenant.
+    """
+
+    def __init__(self, runtime: Runtime, host: HostServices) -> None:
+        self.runtime = runtime
+        self.host = host
+
+    @property
+    def tenant_id(self) -> int:
+        """The tenant this admin API acts on."""
+        return self.host.tenant_id
+
+    def require(self, user: User | None, permission: str, operation: str) -> None:
+        """Raise :class:`PermissionDeniedError` unless ``user`` holds ``permission`` here."""
+        if user is None or user.tenant_id != self.tenant_id or not self.host.has_permission(user, permission):
+            raise PermissionDeniedError(permission, operation, user)
+
+    def _secrets(self) -> list[str]:
+        if not self.runtime.is_enabled(self.tenant_id):
+            return []
+        return secret_values(self.runtime._tenant(self.tenant_id).settings)
+
+    def _clean(self, data: Any) -> Any:
+        return _scrub(data, self._secrets())
+
+    # ---- manage_integrations ----------------------------------------------------------------
+
+    def enable(self, user: User | None, settings: Mapping[str, Any]) -> EnableReport:
+        """Validate settings, test the connection, prepare HubSpot and start syncing."""
+        self.require(user, MANAGE_INTEGRATIONS, "Enabling the HubSpot integration")
+        return self.runtime.enable(self.host, self.tenant_id, settings)
+
+    def disable(self, user: User | None) -> None:
+        """Stop all work of the tenant; its data stays."""
+        self.require(user, MANAGE_INTEGRATIONS, "Disabling the HubSpot integration")
+        self.runtime.disable(self.tenant_id)
+
+    def change_settings(self, user: User | None, settings: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate and apply new settings (ConfigError names each bad field); return them redacted."""
+        from .settings import parse_settings, unstructure_settings
+
+        self.require(user, MANAGE_INTEGRATIONS, "Changing the HubSpot settings")
+        parsed = parse_settings(settings)
+        self.runtime.settings_changed(self.host, self.tenant_id, settings)
+        return unstructure_settings(parsed)
+
+    def test_connection(self, user: User | None) -> CheckReport:
+        """Run every connection check now, keep the result for the status view, and return it."""
+        self.require(user, MANAGE_INTEGRATIONS, "Testing the HubSpot connection")
+        return self.runtime_checks()
+
+    def runtime_checks(self) -> CheckReport:
+        """Run and save the connection checks without a permission check (host-internal use)."""
+        from ._checks import run_checks, save_report
+
+        tenant = self.runtime._tenant(self.tenant_id)
+        report = run_checks(tenant.settings, tenant.client, self.tenant_id, clock=self.runtime.clock)
+        save_report(self.runtime.store_for(self.tenant_id), tenant.settings.portal_id, report)
+        return report
+
+    def run_sync(self, user: User | None, *, backfill: bool = False, since: datetime | None = None,
+                 dry_run: bool = False, wait: bool = True) -> dict[str, Any]:
+        """Run an incremental sync (or a backfill) now; ``wait=False`` queues the sync instead."""
+        self.require(user, MANAGE_INTEGRATIONS, "Running a HubSpot sync")
+        if not wait:
+            if backfill or dry_run:
+                raise ConfigError.from_problems([("wait", "only an incremental, real sync can be "
+                                                  "queued; backfills and dry runs run at once")])
+            job_id = self.runtime.store_for(self.tenant_id).enqueue(
+                self.tenant_id, "sync.incremental", {}, dedupe_key="sync:incremental")
+            return {"queued": True, "job_id": job_id}
+        excluded = 0
+
+        def count(outcome: Outcome) -> None:
+            nonlocal excluded
+            if outcome.action == "skipped" and "excluded" in outcome.reason:
+                excluded += 1
+
+        result = self.runtime.run_sync(self.tenant_id, backfill=backfill, since=since,
+                                       dry_run=dry_run, progress=count)
+        if not dry_run:
+            tenant = self.runtime._tenant(self.tenant_id)
+            self.runtime.store_for(self.tenant_id).set_checkpoint(
+                self.tenant_id, tenant.settings.portal_id, EXCLUDED_CHECKPOINT,
+                json.dumps({"count": excluded, "as_of": _iso(self.runtime.clock()),
+                            "note": f"deals outside the trigger stages seen by the last "
+                                    f"{result.kind} sync"}))
+        return self._clean({"queued": False, "kind": result.kind, "dry_run": result.dry_run,
+                            "run_id": result.run_id, "created": result.created,
+                            "updated": result.updated, "unchanged": result.unchanged,
+                            "skipped": result.skipped, "excluded": excluded,
+                            "failed": result.failed})
+
+    def replay(self, user: User | None, job_id: int) -> dict[str, Any]:
+        """Put one dead letter back in the queue."""
+        self.require(user, MANAGE_INTEGRATIONS, "Replaying a dead letter")
+        store = self.runtime.store_for(self.tenant_id)
+        job = store.get_job(job_id)
+        if job is None or job.tenant_id != self.tenant_id:
+            raise LookupError(f"no job {job_id} in this tenant")
+        new_id = store.replay(job_id)
+        return {"replayed": new_id is not None, "job_id": new_id,
+                "reason": None if new_id is not None else f"job {job_id} is not dead ({job.state})"}
+
+    def replay_all(self, user: User | None, kind: str | None = None) -> dict[str, Any]:
+        """Put every dead letter (of one kind) back in the queue."""
+        self.require(user, MANAGE_INTEGRATIONS, "Replaying dead letters")
+        return {"replayed": self.runtime.store_for(self.tenant_id).replay_all(self.tenant_id, kind)}
+
+    def resolve_conflict(self, user: User | None, conflict_id: int, choice: str,
+                         value: str | None = None) -> dict[str, Any]:
+        """Resolve an open conflict: ``choice`` is ``hubspot``, ``ambac`` or ``value`` (with
+        ``value``); recorded as decided by the user's email."""
+        self.require(user, MANAGE_INTEGRATIONS, "Resolving a conflict")
+        assert user is not None  # require() refused None
+        self.runtime.get_conflict(self.tenant_id, conflict_id)  # ConfigError: no such conflict
+        record = self.runtime.resolve_conflict(self.tenant_id, conflict_id, choice, value=value,
+                                               decided_by=user.email)
+        return dict(self._clean(conflict_json(record)))
+
+    def preview_order(self, user: User | None, deal_id: str) -> dict[str, Any]:
+        """Show the order a deal would become, for review; writes nothing."""
+        import attrs
+
+        self.require(user, MANAGE_INTEGRATIONS, "Previewing an order from a deal")
+        preview = self.runtime.preview_order(self.tenant_id, deal_id)
+        existing = preview.existing_order
+        return self._clean(json.loads(json.dumps({
+            "deal_id": preview.deal_id,
+            "draft": attrs.asdict(preview.draft),
+            "warnings": list(preview.warnings),
+            "existing_order": None if existing is None else
+            {"id": existing.id, "order_number": existing.order_number,
+             "order_status": existing.order_status.value},
+            "company": preview.company,
+            "contacts": list(preview.contacts),
+        }, default=lambda v: v.value if isinstance(v, OrderStatus) else str(v))))
+
+    def create_order_from_deal(self, user: User | None, deal_id: str,
+                               changes: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Create the deal's order with the reviewer's changes (JSON values); return the outcome."""
+        self.require(user, MANAGE_INTEGRATIONS, "Creating an order from a deal")
+        values = order_changes(changes or {})
+        outcome = self.runtime.create_order_from_deal(self.tenant_id, deal_id, values or None)
+        order = self.host.get_order(outcome.order_id) if outcome.order_id is not None else None
+        data = _outcome_json(outcome)
+        data["order"] = None if order is None else {"id": order.id, "order_number": order.order_number,
+                                                    "order_status": order.order_status.value}
+        return self._clean(data)
+
+    # ---- view_integrations ------------------------------------------------------------------
+
+    def settings(self, user: User | None) -> dict[str, Any]:
+        """The tenant's current settings, every secret shown as ``***``."""
+        from .settings import unstructure_settings
+
+        self.require(user, VIEW_INTEGRATIONS, "Reading the HubSpot settings")
+        return unstructure_settings(self.runtime._tenant(self.tenant_id).settings)
+
+    def status(self, user: User | None) -> dict[str, Any]:
+        """The status view: connection, sync activity, records, webhooks, queue, alerts."""
+        self.require(user, VIEW_INTEGRATIONS, "Reading the HubSpot status")
+        return build_status(self.runtime, self.tenant_id)
+
+    def log(self, user: User | None, *, level: str | None = None, record: str | None = None,
+            what: str | None = None, limit: int = 50, before: int | None = None) -> dict[str, Any]:
+        """A page of the integration log, newest first; ``next_before`` fetches the next page."""
+        from .store import LogLevel
+
+        self.require(user, VIEW_INTEGRATIONS, "Reading the HubSpot log")
+        problems = []
+        if level is not None and level not in {lv.value for lv in LogLevel}:
+            problems.append(("level", f"must be one of {[lv.value for lv in LogLevel]}"))
+        if not 1 <= limit <= 500:
+            problems.append(("limit", "must be between 1 and 500"))
+        if problems:
+            raise ConfigError.from_problems(problems, what="log query")
+        page = self.runtime.store_for(self.tenant_id).read_log(
+            self.tenant_id, min_level=LogLevel(level) if level else None, record=record, what=what,
+            limit=limit, before=before)
+        return self._clean({
+            "entries": [{"id": e.id, "level": str(e.level), "what": e.what, "record": e.record,
+                         "message": e.message, "at": _iso(e.created_at)} for e in page.entries],
+            "next_before": page.next_before,
+        })
+
+    def history(self, user: User | None, *, kind: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        """Sync runs newest first, with counts and duration."""
+        self.require(user, VIEW_INTEGRATIONS, "Reading the HubSpot sync history")
+        if not 1 <= limit <= 500:
+            raise ConfigError.from_problems([("limit", "must be between 1 and 500")], what="history query")
+        runs = self.runtime.store_for(self.tenant_id).recent_runs(self.tenant_id, kind=kind, limit=limit)
+        return list(self._clean([run_json(r) for r in runs]))
+
+    def dead_letters(self, user: User | None, *, kind: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Jobs that failed every retry, most recent first."""
+        self.require(user, VIEW_INTEGRATIONS, "Reading the HubSpot dead letters")
+        if not 1 <= limit <= 1000:
+            raise ConfigError.from_problems([("limit", "must be between 1 and 1000")], what="query")
+        jobs = self.runtime.store_for(self.tenant_id).dead_letters(self.tenant_id, kind=kind, limit=limit)
+        return list(self._clean([job_json(j) for j in jobs]))
+
+    def conflicts(self, user: User | None, *, status: str | None = "open",
+                  limit: int = 100) -> list[dict[str, Any]]:
+        """Conflicts newest first: the open ones waiting for a person, or (``status=None``)
+        the whole audit trail."""
+        self.require(user, VIEW_INTEGRATIONS, "Reading HubSpot conflicts")
+        if status not in (None, "open", "closed"):
+            raise ConfigError.from_problems([("status", "must be open, closed or all")], what="query")
+        if not 1 <= limit <= 1000:
+            raise ConfigError.from_problems([("limit", "must be between 1 and 1000")], what="query")
+        records = self.runtime.list_conflicts(self.tenant_id, status=status, limit=limit)
+        return list(self._clean([conflict_json(r) for r in records]))

@@ -1,0 +1,447 @@
+"""The admin API and its JSON routes: permissions on every operation, the status view, validation."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+from ambac_hubspot_plugin import plugin as plugin_module
+from ambac_hubspot_plugin.admin import Admin, PermissionDeniedError
+from ambac_hubspot_plugin.errors import ConfigError, HubSpotIntegrationError
+from ambac_hubspot_plugin.host import MANAGE_INTEGRATIONS, VIEW_INTEGRATIONS, HttpRequest
+from ambac_hubspot_plugin.reference_host import ReferenceHost
+from ambac_hubspot_plugin.sandbox import RateLimits, Sandbox
+from ambac_hubspot_plugin.settings import parse_settings
+
+PUBLIC = "https://tracker.example.com"
+
+
+@attrs.define
+class World:
+    """A sandbox portal and a reference host with the plugin enabled for one tenant and 3 users."""
+
+    hubspot: Sandbox
+    host: ReferenceHost
+    tenant: int
+    settings: dict
+    admin_user: Any
+    viewer: Any
+    stranger: Any
+
+    @property
+    def runtime(self):
+        return self.host.plugin_manager.get_plugin(plugin_module.RUNTIME_NAME).runtime
+
+    @property
+    def admin(self) -> Admin:
+        return Admin(self.runtime, self.host.services(self.tenant))
+
+    @property
+    def store(self):
+        return self.runtime.store_for(self.tenant)
+
+    def deal(self, stage: str = "closedwon", **props: str) -> str:
+        return self.hubspot.add_object(
+            "deals", {"dealname": "Deal", "pipeline": "default", "dealstage": stage, **props})
+
+    def http(self, method: str, path: str, user=None, body: Any = None, raw: bytes | None = None):
+        data = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
+        response = self.host.handle_http(method, f"/integrations/hubspot/{path}", headers={},
+                                         body=data, user=user, public_base_url=PUBLIC)
+        return response.status, json.loads(response.body or b"null")
+
+
+def world_settings(hubspot: Sandbox, **extra: Any) -> dict:
+    """Settings pointing the plugin at the sandbox, with a webhook secret and public URL."""
+    return {"portal_id": str(hubspot.portal_id),
+            "credentials": {"kind": "private_app", "access_token": hubspot.access_token},
+            "webhook_client_secret": hubspot.client_secret, "public_base_url": PUBLIC,
+            "api_base_url": hubspot.base_url, "run_background_worker": False, **extra}
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    """Sandbox + reference host + enabled plugin; an admin, a viewer and a user with no rights."""
+    with Sandbox(rate_limits=RateLimits.unlimited()) as hubspot, ReferenceHost(tmp_path / "host") as host:
+        tenant = host.create_tenant("Acme Machining")
+        settings = world_settings(hubspot)
+        (report,) = [r for r in host.enable_plugin(tenant, "hubspot", settings) if r is not None]
+        assert report.ok, report
+        admin_user = host.create_user(tenant, "admin@acme.example")
+        host.grant(admin_user, MANAGE_INTEGRATIONS)
+        host.grant(admin_user, VIEW_INTEGRATIONS)
+        viewer = host.create_user(tenant, "viewer@acme.example")
+        host.grant(viewer, VIEW_INTEGRATIONS)
+        stranger = host.create_user(tenant, "stranger@acme.example")
+        yield World(hubspot, host, tenant, settings, admin_user, viewer, stranger)
+
+
+# ---- permissions through the Python API --------------------------------------------------------
+
+Op = Callable[[Admin, Any], object]
+
+MANAGE_OPS: dict[str, Op] = {
+    "enable": lambda a, u: a.enable(u, {}),
+    "disable": lambda a, u: a.disable(u),
+    "change_settings": lambda a, u: a.change_settings(u, {}),
+    "test_connection": lambda a, u: a.test_connection(u),
+    "run_sync": lambda a, u: a.run_sync(u),
+    "replay": lambda a, u: a.replay(u, 1),
+    "replay_all": lambda a, u: a.replay_all(u),
+    "resolve_conflict": lambda a, u: a.resolve_conflict(u, 1, "hubspot"),
+    "preview_order": lambda a, u: a.preview_order(u, "1"),
+    "create_order_from_deal": lambda a, u: a.create_order_from_deal(u, "1"),
+}
+VIEW_OPS: dict[str, Op] = {
+    "settings": lambda a, u: a.settings(u),
+    "status": lambda a, u: a.status(u),
+    "log": lambda a, u: a.log(u),
+    "history": lambda a, u: a.history(u),
+    "dead_letters": lambda a, u: a.dead_letters(u),
+    "conflicts": lambda a, u: a.conflicts(u),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MANAGE_OPS))
+def test_manage_operations_refuse_viewers_strangers_and_nobody(world, name):
+    """Each manage operation raises PermissionDeniedError naming manage_integrations, and does nothing."""
+    op = MANAGE_OPS[name]
+    for user in (world.viewer, world.stranger, None):
+        with pytest.raises(PermissionDeniedError) as info:
+            op(world.admin, user)
+        assert info.value.permission == MANAGE_INTEGRATIONS
+        assert "manage_integrations" in str(info.value)
+    assert world.runtime.is_enabled(world.tenant), "a refused disable must not disable"
+    assert world.store.recent_runs(world.tenant) == [], "a refused sync must not run"
+
+
+@pytest.mark.parametrize("name", sorted(VIEW_OPS))
+def test_view_operations_refuse_users_without_view_permission(world, name):
+    """Each read operation raises PermissionDeniedError naming view_integrations; viewers pass."""
+    op = VIEW_OPS[name]
+    for user in (world.stranger, None):
+        with pytest.raises(PermissionDeniedError) as info:
+            op(world.admin, user)
+        assert info.value.permission == VIEW_INTEGRATIONS
+    op(world.admin, world.viewer)
+
+
+def test_a_user_of_another_tenant_is_refused_even_with_the_permission(world):
+    """Permissions are per tenant: an admin of tenant B cannot read tenant A's status."""
+    other = world.host.create_tenant("Other")
+    outsider = world.host.create_user(other, "admin@other.example")
+    world.host.grant(outsider, VIEW_INTEGRATIONS)
+    with pytest.raises(PermissionDeniedError):
+        world.admin.status(outsider)
+
+
+def test_permission_error_is_a_project_error_naming_user_and_operation(world):
+    """PermissionDeniedError subclasses HubSpotIntegrationError and says who lacked what for what."""
+    with pytest.raises(HubSpotIntegrationError) as info:
+        world.admin.run_sync(world.viewer)
+    assert isinstance(info.value, PermissionDeniedError)
+    assert "Running a HubSpot sync" in str(info.value) and "viewer@acme.example" in str(info.value)
+
+
+# ---- permissions through the routes -----------------------------------------------------------
+
+ROUTES = [  # method, path, permission, body
+    ("GET", "status", VIEW_INTEGRATIONS, None),
+    ("GET", "settings", VIEW_INTEGRATIONS, None),
+    ("PUT", "settings", MANAGE_INTEGRATIONS, {}),
+    ("POST", "disable", MANAGE_INTEGRATIONS, None),
+    ("POST", "check", MANAGE_INTEGRATIONS, None),
+    ("POST", "sync", MANAGE_INTEGRATIONS, None),
+    ("GET", "log", VIEW_INTEGRATIONS, None),
+    ("GET", "history", VIEW_INTEGRATIONS, None),
+    ("GET", "dead-letters", VIEW_INTEGRATIONS, None),
+    ("POST", "dead-letters/replay", MANAGE_INTEGRATIONS, None),
+    ("POST", "dead-letters/1/replay", MANAGE_INTEGRATIONS, None),
+    ("GET", "conflicts", VIEW_INTEGRATIONS, None),
+    ("POST", "conflicts/1/resolve", MANAGE_INTEGRATIONS, {"choice": "hubspot"}),
+    ("GET", "deals/1/preview", MANAGE_INTEGRATIONS, None),
+    ("POST", "deals/1/order", MANAGE_INTEGRATIONS, None),
+]
+
+
+def test_every_admin_route_declares_its_permission(world):
+    """The routes the plugin lists carry exactly the permissions of the table above."""
+    declared = {(r.method, r.path): r.permission for r in world.host.routes()}
+    for method, path, permission, _body in ROUTES:
+        template = "hubspot/" + path.replace("/1/", "/{job_id}/" if "dead" in path else
+                                             "/{conflict_id}/" if "conflicts" in path else "/{deal_id}/")
+        assert declared[(method, template)] == permission, (method, path)
+    assert declared[("GET", "hubspot/crm-card/{tenant_id}")] is None
+
+
+@pytest.mark.parametrize(("method", "path", "permission", "body"), ROUTES)
+def test_routes_refuse_anonymous_and_users_without_the_permission(world, method, path, permission, body):
+    """401 without a user, 403 for a user lacking the route's permission."""
+    assert world.http(method, path, None, body)[0] == 401
+    assert world.http(method, path, world.stranger, body)[0] == 403
+    if permission == MANAGE_INTEGRATIONS:
+        assert world.http(method, path, world.viewer, body)[0] == 403
+    assert world.runtime.is_enabled(world.tenant)
+
+
+@pytest.mark.parametrize(("method", "path", "permission", "body"), ROUTES)
+def test_route_handlers_check_the_permission_themselves(world, method, path, permission, body):
+    """Called directly (a host that forgot its check), each handler still answers 403."""
+    (route,) = [r for r in world.host.routes()
+                if r.method == method and r.path.count("/") == path.count("/") + 1
+                and r.path.startswith("hubspot/" + path.split("/")[0])
+                and (r.path.endswith(path.split("/")[-1]) or "{" in r.path.split("/")[-1])]
+    params = {k: "1" for k in ("job_id", "conflict_id", "deal_id") if "{" + k + "}" in route.path}
+    request = HttpRequest(method, f"{PUBLIC}/x", {}, json.dumps(body).encode() if body else b"",
+                          world.stranger, params, {})
+    response = route.handler(request)
+    assert response.status == 403
+    assert json.loads(response.body)["permission"] == permission
+
+
+# ---- the status view --------------------------------------------------------------------------
+
+
+def test_status_shows_connection_records_runs_webhooks_queue_and_conflicts(world):
+    """After a sync: in sync / excluded / failing counts, run durations, last check, webhook health."""
+    world.hubspot.add_property("deals", "budget_text")
+    world.host.change_settings(world.tenant, "hubspot", {**world.settings, "mapping": {
+        "strategy": "configurable",
+        "options": {"order": {"value": {"property": "budget_text", "transforms": ["decimal"]}}}}})
+    for i in range(3):
+        world.deal(dealname=f"Won {i}", budget_text="10")
+    world.deal(stage="contractsent", dealname="Open")
+    world.deal(dealname="Broken", budget_text="abc")
+    result = world.admin.run_sync(world.admin_user)
+    assert (result["created"], result["excluded"], result["failed"]) == (3, 1, 1)
+    status = world.admin.status(world.viewer)
+    assert status["records"]["in_sync"] == 3
+    assert status["records"]["excluded"]["count"] == 1
+    assert status["records"]["failing"] == 1
+    assert status["connection"]["state"] == "ok"
+    assert {c["name"] for c in status["connection"]["last_check"]["checks"]} >= {"token", "webhook_url"}
+    run = status["recent_runs"][0]
+    assert run["kind"] == "incremental" and run["duration_seconds"] >= 0 and run["created"] == 3
+    assert status["webhooks"]["configured"] is True and status["webhooks"]["last_event_at"] is None
+    assert status["conflicts"] == {"open": 0, "items": []}
+    assert status["queue"] and status["dead_letters"]["count"] == 0
+    assert status["alerts"] == []
+
+
+def test_status_route_of_a_disabled_tenant_answers_409(world):
+    """A tenant without the plugin enabled gets 409 with what to do, not a crash."""
+    world.host.disable_plugin(world.tenant, "hubspot")
+    status, body = world.http("GET", "status", world.viewer)
+    assert status == 409 and "enable it" in body["message"]
+
+
+# ---- log, history, dead letters, replay -------------------------------------------------------
+
+
+def test_log_route_filters_by_level_and_record_and_pages(world):
+    """level keeps that level and worse; record narrows to one record; next_before pages on."""
+    store = world.store
+    from ambac_hubspot_plugin.store import LogLevel
+
+    for i in range(5):
+        store.log(world.tenant, LogLevel.ERROR, "inbound.deal", f"bad {i}", record="deal:7")
+    store.log(world.tenant, LogLevel.INFO, "inbound.deal", "fine", record="deal:8")
+    status, page = world.http("GET", "log?level=error&limit=2", world.viewer)
+    assert status == 200 and [e["message"] for e in page["entries"]] == ["bad 4", "bad 3"]
+    status, page2 = world.http("GET", f"log?level=error&limit=2&before={page['next_before']}", world.viewer)
+    assert [e["message"] for e in page2["entries"]] == ["bad 2", "bad 1"]
+    _, only = world.http("GET", "log?record=deal:8", world.viewer)
+    assert [e["message"] for e in only["entries"]] == ["fine"]
+
+
+@pytest.mark.parametrize(("query", "field"), [
+    ("limit=abc", "limit"), ("limit=0", "limit"), ("limit=501", "limit"), ("before=-1", "before"),
+    ("level=loud", "level"), ("colour=red", "colour"),
+])
+def test_log_route_refuses_bad_queries_naming_the_parameter(world, query, field):
+    """Bad numbers, out-of-range limits, unknown levels and unknown parameters are 400s naming the field."""
+    status, body = world.http("GET", f"log?{query}", world.viewer)
+    assert status == 400 and field in body["problems"]
+
+
+def test_history_lists_runs_with_counts_and_duration(world):
+    """Two syncs give two runs, newest first, each with counts and a duration."""
+    world.deal()
+    world.admin.run_sync(world.admin_user)
+    world.admin.run_sync(world.admin_user)
+    status, body = world.http("GET", "history?limit=5", world.viewer)
+    assert status == 200
+    assert [(r["created"], r["status"]) for r in body["runs"]] == [(0, "succeeded"), (1, "succeeded")]
+    assert all(r["duration_seconds"] is not None for r in body["runs"])
+
+
+def test_dead_letters_are_listed_and_replayed(world):
+    """A job that failed its only attempt shows as a dead letter; replay puts it back in the queue."""
+    store = world.store
+    job_id = store.enqueue(world.tenant, "inbound.deal", {"deal_id": "1"}, max_attempts=1)
+    (job,) = store.claim("test-worker", kinds=["inbound.deal"])
+    store.fail(job.id, "test-worker", "mapping failed")
+    status, body = world.http("GET", "dead-letters", world.viewer)
+    assert status == 200 and [j["id"] for j in body["jobs"]] == [job_id]
+    assert body["jobs"][0]["last_error"] == "mapping failed"
+    status, body = world.http("POST", f"dead-letters/{job_id}/replay", world.admin_user)
+    assert status == 200 and body["replayed"] is True
+    assert store.get_job(job_id).state == "pending"
+    status, body = world.http("POST", f"dead-letters/{job_id}/replay", world.admin_user)
+    assert body["replayed"] is False and "not dead" in body["reason"]
+    assert world.http("POST", "dead-letters/999999/replay", world.admin_user)[0] == 404
+    assert world.http("POST", "dead-letters/abc/replay", world.admin_user)[0] == 400
+
+
+# ---- sync, settings, orders from deals ---------------------------------------------------------
+
+
+def test_sync_route_runs_now_or_queues(world):
+    """wait=false queues an incremental sync; the default runs it and answers its counts."""
+    world.deal()
+    status, queued = world.http("POST", "sync", world.admin_user, {"wait": False})
+    assert status == 200 and queued["queued"] is True and queued["job_id"]
+    status, ran = world.http("POST", "sync", world.admin_user, {})
+    assert status == 200 and ran["created"] == 1
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"backfill": "yes"}, "backfill"), ({"since": "yesterday"}, "since"),
+    ({"since": "2026-01-01T00:00:00"}, "since"), ({"speed": 1}, "speed"),
+])
+def test_sync_route_refuses_bad_bodies_naming_the_field(world, body, field):
+    """Wrong types, unparsable or naive times and unknown fields are 400s naming the field."""
+    status, answer = world.http("POST", "sync", world.admin_user, body)
+    assert status == 400 and field in answer["problems"]
+
+
+def test_sync_route_refuses_a_body_that_is_not_a_json_object(world):
+    """Invalid JSON and a JSON list are both 400s about the body."""
+    assert world.http("POST", "sync", world.admin_user, raw=b"{nope")[1]["problems"].keys() == {"body"}
+    assert world.http("POST", "sync", world.admin_user, raw=b"[1]")[1]["problems"].keys() == {"body"}
+
+
+def test_settings_read_back_redacted_and_bad_changes_name_each_field(world):
+    """GET settings shows secrets as ***; PUT with bad values is a 400 naming every bad field."""
+    status, shown = world.http("GET", "settings", world.viewer)
+    assert status == 200 and shown["credentials"]["access_token"] == "***"
+    assert shown["webhook_client_secret"] == "***"
+    bad = {**world.settings, "portal_id": "abc", "sync_interval_seconds": 5}
+    status, body = world.http("PUT", "settings", world.admin_user, bad)
+    assert status == 400 and {"portal_id", "sync_interval_seconds"} <= set(body["problems"])
+    status, body = world.http("PUT", "settings", world.admin_user, {**world.settings, "sync_interval_seconds": 120})
+    assert status == 200 and body["sync_interval_seconds"] == 120
+    assert world.runtime._tenant(world.tenant).settings.sync_interval_seconds == 120
+
+
+def test_preview_then_create_order_from_a_deal(world):
+    """Preview writes nothing and warns about a non-trigger stage; create makes the order once."""
+    deal = world.deal(stage="contractsent", dealname="Brackets")
+    status, preview = world.http("GET", f"deals/{deal}/preview", world.admin_user)
+    assert status == 200 and preview["draft"]["name"] == "Brackets"
+    assert any("not in a trigger stage" in w for w in preview["warnings"])
+    assert world.host.services(world.tenant).list_orders() == []
+    status, created = world.http("POST", f"deals/{deal}/order", world.admin_user,
+                                 {"changes": {"name": "Brackets (rev B)", "estimated_completion": "2026-12-01"}})
+    assert status == 200 and created["order"]["order_number"].startswith("ORD-")
+    (order,) = world.host.services(world.tenant).list_orders()
+    assert order.name == "Brackets (rev B)" and str(order.estimated_completion) == "2026-12-01"
+    _, again = world.http("POST", f"deals/{deal}/order", world.admin_user, {})
+    assert again["order"]["id"] == order.id and again["action"] == "unchanged"
+
+
+@pytest.mark.parametrize(("changes", "field"), [
+    ({"order_status": "Shipped"}, "changes.order_status"),
+    ({"estimated_completion": "next week"}, "changes.estimated_completion"),
+    ({"value": "lots"}, "changes.value"), ({"colour": "red"}, "changes.colour"),
+    ({"company_id": "7"}, "changes.company_id"),
+])
+def test_create_order_refuses_bad_changes_naming_the_field(world, changes, field):
+    """Reviewer changes with bad values are 400s naming the field; nothing is created."""
+    deal = world.deal()
+    status, body = world.http("POST", f"deals/{deal}/order", world.admin_user, {"changes": changes})
+    assert status == 400 and field in body["problems"]
+    assert world.host.services(world.tenant).list_orders() == []
+
+
+def test_preview_of_an_unknown_deal_is_a_clear_error(world):
+    """A deal HubSpot does not have is a 502 naming the deal, not a 500; a non-numeric id is a 400."""
+    status, body = world.http("GET", "deals/99999999/preview", world.admin_user)
+    assert status == 502 and "99999999" in body["message"]
+    assert world.http("GET", "deals/abc/preview", world.admin_user)[0] == 400
+
+
+def test_conflicts_route_lists_and_resolve_refuses_unknown_ids(world):
+    """No conflicts yet: an empty list; resolving an unknown id is a 400 naming it; bad choice a 400."""
+    status, body = world.http("GET", "conflicts?status=all", world.viewer)
+    assert status == 200 and body == {"conflicts": []}
+    status, body = world.http("POST", "conflicts/42/resolve", world.admin_user, {"choice": "hubspot"})
+    assert status == 400 and "42" in body["message"]
+    status, body = world.http("POST", "conflicts/42/resolve", world.admin_user, {"choice": "mine"})
+    assert status == 400 and "choice" in body["problems"]
+
+
+def test_disable_route_stops_the_tenant_and_keeps_data(world):
+    """POST disable switches the runtime off for the tenant; the store keeps its log."""
+    store = world.store
+    status, body = world.http("POST", "disable", world.admin_user)
+    assert status == 200 and body == {"enabled": False}
+    assert not world.runtime.is_enabled(world.tenant)
+    assert store.read_log(world.tenant, what="plugin.disabled").entries
+
+
+# ---- settings validation: each kind of bad value ----------------------------------------------
+
+BASE = {"portal_id": "123", "credentials": {"kind": "private_app", "access_token": "pat-na1-x"}}
+
+
+@pytest.mark.parametrize(("change", "path", "words"), [
+    ({"portal_id": None}, "portal_id", "digits"),
+    ({"portal_id": "12ab"}, "portal_id", "digits only"),
+    ({"surprise": 1}, "settings", "unknown field"),
+    ({"account_tier": "platinum"}, "account_tier", "'enterprise'"),
+    ({"directions": {"orders": "sideways"}}, "directions.orders", "'both'"),
+    ({"stage_status_map": {"closedwon": "Shipped"}}, "stage_status_map.closedwon", "'In progress'"),
+    ({"api_base_url": "ftp://x"}, "api_base_url", "http(s) URL"),
+    ({"public_base_url": "https://t.example.com/"}, "public_base_url", "end with '/'"),
+    ({"portal_timezone": "Mars/Olympus"}, "portal_timezone", "IANA"),
+    ({"sync_interval_seconds": 10}, "sync_interval_seconds", "60"),
+    ({"sync_interval_seconds": "often"}, "sync_interval_seconds", "whole number"),
+    ({"sync_interval_seconds": 90.5}, "sync_interval_seconds", "whole number"),
+    ({"alerts": {"failed_runs": 0}}, "alerts.failed_runs", "1"),
+    ({"alerts": {"webhook_silence_minutes": 1}}, "alerts.webhook_silence_minutes", "5"),
+    ({"credentials": {"kind": "private_app", "access_token": " "}}, "credentials.access_token", "empty"),
+    ({"credentials": {"kind": "password", "access_token": "x"}}, "credentials.kind", "'oauth'"),
+    ({"credentials": {"kind": "oauth", "client_id": "c", "client_secret": "s"}},
+     "credentials.refresh_token", "required"),
+    ({"hapikey": "abc"}, "hapikey", "retired"),
+    ({"trigger_stages": {"default": "closedwon"}}, "trigger_stages.default", "list"),
+    ({"run_background_worker": "maybe"}, "run_background_worker", "true or false"),
+])
+def test_settings_validation_names_the_field_and_what_is_allowed(change, path, words):
+    """Each kind of bad value raises one ConfigError whose problems name the path and the rule."""
+    with pytest.raises(ConfigError) as info:
+        parse_settings({**BASE, **change})
+    problems = info.value.problems
+    assert path in problems, problems
+    assert words.lower() in problems[path].lower(), problems[path]
+    assert "pat-na1-x" not in str(info.value)
+
+
+def test_settings_validation_reports_every_bad_field_at_once():
+    """Three bad fields give three named problems in one error."""
+    with pytest.raises(ConfigError) as info:
+        parse_settings({**BASE, "portal_id": "x", "account_tier": "gold", "sync_overlap_seconds": -1})
+    assert {"portal_id", "account_tier", "sync_overlap_seconds"} <= set(info.value.problems)
+
+
+def test_settings_that_are_not_a_mapping_are_refused():
+    """A list instead of an object is refused naming 'settings'."""
+    with pytest.raises(ConfigError) as info:
+        parse_settings(["portal_id"])  # type: ignore[arg-type]  # the point of the test
+    assert "settings" in info.value.problems
