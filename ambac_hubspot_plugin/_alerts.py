@@ -7,8 +7,8 @@ than the threshold while the scheduled sync keeps finding changes the webhooks s
 brought). Thresholds come from the tenant's ``alerts`` settings.
 
 An incident notifies ``HostServices.notify_admins`` when it opens and says "resolved" when its
-condition clears. If the same kind of incident was notified less than ``cooldown_minutes`` ago,
-a reopening is tracked but not notified (a flapping condition must not flood the admins), and
+condition clears. If the admins heard about the same kind of incident (opened or resolved) less
+than ``cooldown_minutes`` ago, a reopening is tracked but not notified (a flapping condition must not flood the admins), and
 its recovery is silent too. Incident state lives in the store's checkpoints table (one row per
 tenant, portal and kind), so every worker process sees the same incidents.
 """
@@ -211,7 +211,8 @@ def check_tenant(store: SqlStateStore, host: HostServices, settings: Settings, t
                 host.notify_admins(subject, "The condition cleared; the HubSpot integration works "
                                    "normally again.", "info")
             notices.append(Notice(tenant_id, condition.kind, "resolved", subject, incident.notified))
-            incident = Incident(condition.kind, False, None, False, incident.last_notified_at,
+            incident = Incident(condition.kind, False, None, False,
+                                now if incident.notified else incident.last_notified_at,
                                 incident.detail)
         else:
             continue

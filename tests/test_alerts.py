@@ -1,0 +1,227 @@
+"""Alerts on persistent failure: each condition notifies once, respects its cooldown, and says resolved.
+
+Time comes from an injected clock that the tests move; nothing sleeps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+from ambac_hubspot_plugin._alerts import check_tenant, open_incidents, run_alerts
+from ambac_hubspot_plugin._checks import CheckReport, CheckResult, save_report
+from ambac_hubspot_plugin.reference_host import ReferenceHost
+from ambac_hubspot_plugin.settings import parse_settings
+from ambac_hubspot_plugin.store import InboxEventDraft, RunStatus, open_store
+
+from .test_admin import world  # noqa: F401  # a fixture
+
+PORTAL = "123"
+
+
+@attrs.define
+class Clock:
+    """A clock the test moves by hand."""
+
+    now: datetime = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@attrs.define
+class Bench:
+    """A store on the clock, a reference host tenant to notify, and settings with thresholds."""
+
+    clock: Clock
+    store: Any
+    host: ReferenceHost
+    tenant: int
+    raw: dict
+
+    @property
+    def settings(self):
+        return parse_settings(self.raw)
+
+    def check(self) -> list:
+        return check_tenant(self.store, self.host.services(self.tenant), self.settings, self.tenant,
+                            self.clock())
+
+    def notes(self) -> list[tuple[str, str]]:
+        return [(n.level, n.subject) for n in self.host.notifications(self.tenant)]
+
+    def run(self, ok: bool, *, error: str = "HubSpotUnavailableError: 503", created: int = 0,
+            kind: str = "incremental") -> None:
+        run = self.store.start_run(self.tenant, kind)
+        self.clock.advance(seconds=30)
+        self.store.finish_run(run.id, RunStatus.SUCCEEDED if ok else RunStatus.FAILED,
+                              created=created, error=None if ok else error)
+        self.clock.advance(minutes=15)
+
+
+@pytest.fixture
+def bench(tmp_path: Path) -> Iterator[Bench]:
+    """Store and host sharing one hand-moved clock; alerts: 3 failed runs, 2 dead letters,
+    30 minutes of webhook silence, 60 minutes cooldown."""
+    clock = Clock()
+    store = open_store(f"sqlite:///{tmp_path}/store.sqlite3", clock=clock)
+    with ReferenceHost(tmp_path / "host", clock=clock) as host:
+        tenant = host.create_tenant("Acme")
+        raw = {"portal_id": PORTAL, "credentials": {"kind": "private_app", "access_token": "tok"},
+               "alerts": {"failed_runs": 3, "dead_letters": 2, "webhook_silence_minutes": 30,
+                          "cooldown_minutes": 60}}
+        yield Bench(clock, store, host, tenant, raw)
+    store.close()
+
+
+def test_consecutive_failed_runs_notify_once_then_resolve(bench):
+    """Two failures: quiet; the third: one error notification; more checks: no repeat; a success: resolved."""
+    bench.run(False)
+    bench.run(False)
+    assert bench.check() == [] and bench.notes() == []
+    bench.run(False)
+    (notice,) = bench.check()
+    assert (notice.kind, notice.event, notice.sent) == ("failed_runs", "opened", True)
+    assert bench.notes() == [("error", "HubSpot sync failed 3 times in a row")]
+    assert "503" in bench.host.notifications(bench.tenant)[0].message
+    bench.run(False)
+    assert bench.check() == [] and len(bench.notes()) == 1
+    assert [i.kind for i in open_incidents(bench.store, bench.tenant, PORTAL)] == ["failed_runs"]
+    bench.run(True)
+    (resolved,) = bench.check()
+    assert resolved.event == "resolved"
+    assert bench.notes()[-1] == ("info", "Resolved: HubSpot sync failed 3 times in a row")
+    assert open_incidents(bench.store, bench.tenant, PORTAL) == []
+
+
+def test_a_running_run_neither_opens_nor_resolves(bench):
+    """Runs still running are ignored: three failures then a running run keep the incident open."""
+    for _ in range(3):
+        bench.run(False)
+    bench.check()
+    bench.store.start_run(bench.tenant, "incremental")
+    assert bench.check() == []
+    assert [i.kind for i in open_incidents(bench.store, bench.tenant, PORTAL)] == ["failed_runs"]
+
+
+def test_cooldown_silences_a_flapping_incident_until_it_has_passed(bench):
+    """Reopened within the cooldown: tracked, not notified (nor its recovery); after it: notified."""
+    for _ in range(3):
+        bench.run(False)
+    bench.check()
+    bench.run(True)
+    bench.check()
+    assert len(bench.notes()) == 2  # opened, resolved
+    for _ in range(3):
+        bench.run(False)  # 3 x 15.5 minutes: still inside the 60-minute cooldown
+    (quiet,) = bench.check()
+    assert (quiet.event, quiet.sent) == ("opened", False) and len(bench.notes()) == 2
+    bench.run(True)
+    (quiet_recovery,) = bench.check()
+    assert (quiet_recovery.event, quiet_recovery.sent) == ("resolved", False) and len(bench.notes()) == 2
+    bench.clock.advance(minutes=61)
+    for _ in range(3):
+        bench.run(False)
+    (loud,) = bench.check()
+    assert loud.sent and len(bench.notes()) == 3
+
+
+def test_authentication_failure_alerts_at_once(bench):
+    """One run refused with 401 opens the auth incident (no need for three); a success resolves it."""
+    bench.run(False, error="HubSpotAuthError: HubSpot refused the token (status=401)")
+    (notice,) = bench.check()
+    assert notice.kind == "auth" and bench.notes() == [("error", "HubSpot refused the integration's credentials")]
+    bench.run(True)
+    assert [n.event for n in bench.check()] == ["resolved"]
+
+
+def test_a_refused_connection_check_opens_the_auth_incident(bench):
+    """A saved connection test whose token check was refused is evidence too; a passing one clears it."""
+    refused = CheckReport(bench.tenant, bench.clock(), (
+        CheckResult("token", "failed", "HubSpot refused the credentials (status=401)"),))
+    save_report(bench.store, PORTAL, refused)
+    assert [n.kind for n in bench.check()] == ["auth"]
+    bench.clock.advance(minutes=5)
+    save_report(bench.store, PORTAL, CheckReport(bench.tenant, bench.clock(), (
+        CheckResult("token", "ok", "HubSpot accepted the credentials"),)))
+    assert [n.event for n in bench.check()] == ["resolved"]
+
+
+def _dead_job(bench: Bench, key: str) -> int:
+    job_id = bench.store.enqueue(bench.tenant, "inbound.deal", {"deal_id": key}, dedupe_key=key,
+                                 max_attempts=1)
+    (job,) = bench.store.claim("w", kinds=["inbound.deal"])
+    bench.store.fail(job.id, "w", "boom")
+    return job_id
+
+
+def test_dead_letters_piling_up_warn_then_resolve_after_replay(bench):
+    """One dead letter: quiet; two: a warning; replaying them: resolved."""
+    _dead_job(bench, "deal:1")
+    assert bench.check() == []
+    _dead_job(bench, "deal:2")
+    (notice,) = bench.check()
+    assert notice.kind == "dead_letters" and bench.notes() == [("warning", "2 HubSpot sync jobs gave up")]
+    bench.store.replay_all(bench.tenant)
+    assert [n.event for n in bench.check()] == ["resolved"]
+
+
+def _webhook_event(bench: Bench, n: int) -> None:
+    draft = InboxEventDraft(portal_id=PORTAL, dedupe_key=f"e{n}", event_id=n,
+                            subscription_type="deal.propertyChange", object_type="deal",
+                            object_id=str(n), property_name="amount",
+                            occurred_at_ms=int(bench.clock().timestamp() * 1000), payload="{}")
+    bench.store.accept_webhook_batch(bench.tenant, [draft], job_kind="webhook.object")
+
+
+def test_webhook_silence_while_sync_finds_changes_warns_then_resolves_on_an_event(bench):
+    """Silent webhooks and a sync finding changes past the threshold warn; the next event resolves."""
+    bench.raw["webhook_client_secret"] = "shh-secret"
+    _webhook_event(bench, 1)
+    bench.clock.advance(minutes=10)
+    bench.run(True, created=2)  # silence of 10 min so far: under the 30-minute threshold
+    assert bench.check() == []
+    bench.clock.advance(minutes=10)
+    bench.run(True, created=1)
+    (notice,) = bench.check()
+    assert notice.kind == "webhook_silence" and bench.notes() == [("warning", "HubSpot webhooks have gone silent")]
+    assert "found 3 changed" in bench.host.notifications(bench.tenant)[0].message
+    _webhook_event(bench, 2)
+    assert [n.event for n in bench.check()] == ["resolved"]
+
+
+def test_webhook_silence_without_changes_or_without_webhooks_is_no_alert(bench):
+    """A quiet portal (sync finds nothing) is not an incident; nor silence when no secret is set."""
+    bench.raw["webhook_client_secret"] = "shh-secret"
+    _webhook_event(bench, 1)
+    bench.clock.advance(hours=3)
+    bench.run(True, created=0)
+    assert bench.check() == []
+    del bench.raw["webhook_client_secret"]
+    bench.run(True, created=5)
+    assert bench.check() == []
+
+
+def test_the_runtime_tick_runs_the_alert_checks(world):  # noqa: F811  # fixture
+    """The hubspot.tick periodic task checks alerts: three failed runs notify the tenant's admins."""
+    store = world.store
+    for _ in range(3):
+        run = store.start_run(world.tenant, "backfill")
+        store.finish_run(run.id, RunStatus.FAILED, error="HubSpotUnavailableError: 503")
+    (task,) = [t for t in world.host.periodic_tasks() if t.name == "hubspot.tick"]
+    world.hubspot.faults.fail_next(100, status=503)  # the sync the tick queues fails as well
+    try:
+        task.run(world.host.services(world.tenant))
+    finally:
+        world.hubspot.faults.clear()
+    subjects = [n.subject for n in world.host.notifications(world.tenant)]
+    assert "HubSpot sync failed 3 times in a row" in subjects
+    assert run_alerts(world.runtime) == [], "the open incident is not notified twice"
