@@ -1,0 +1,171 @@
+"""The admin CLI commands on a reference host directory: JSON output, exit codes, --help."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import attrs
+import pytest
+from click.testing import CliRunner
+
+from ambac_hubspot_plugin._cli_admin import ReferenceHostContext
+from ambac_hubspot_plugin.cli import main
+from ambac_hubspot_plugin.host import VIEW_INTEGRATIONS
+from ambac_hubspot_plugin.reference_host import ReferenceHost
+from ambac_hubspot_plugin.sandbox import RateLimits, Sandbox
+
+from .test_admin import world_settings
+
+
+@attrs.define
+class Site:
+    """A sandbox and a reference host directory with the plugin set up for one tenant."""
+
+    hubspot: Sandbox
+    host_dir: Path
+    tenant: int
+
+    def run(self, *args: str, tenant: bool = True):
+        base = ["--host-dir", str(self.host_dir)] + (["--tenant", str(self.tenant)] if tenant else [])
+        return CliRunner().invoke(main, [args[0], *base, *args[1:]])
+
+    def json(self, *args: str):
+        result = self.run(*args, "--json")
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+
+def factory(host_dir: Path | None) -> ReferenceHostContext:
+    """A host factory as a real host would ship one (here: the reference host again)."""
+    assert host_dir is not None
+    return ReferenceHostContext(host_dir)
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Site]:
+    """Set up through the host (as an admin would), then closed: the CLI reopens it."""
+    with Sandbox(rate_limits=RateLimits.unlimited()) as hubspot:
+        host_dir = tmp_path / "host"
+        with ReferenceHost(host_dir) as host:
+            tenant = host.create_tenant("Acme")
+            host.enable_plugin(tenant, "hubspot", world_settings(hubspot))
+            viewer = host.create_user(tenant, "viewer@acme.example")
+            host.grant(viewer, VIEW_INTEGRATIONS)
+            host.plugin_manager.get_plugin("hubspot.runtime").runtime.close()
+        hubspot.add_object("deals", {"dealname": "Won", "pipeline": "default", "dealstage": "closedwon"})
+        yield Site(hubspot, host_dir, tenant)
+
+
+def test_check_prints_each_check_as_json_and_exits_0(site):
+    """check --json lists every check with status and fix; all pass on a good setup."""
+    data = site.json("check")
+    assert data["ok"] is True
+    assert [c["name"] for c in data["checks"]][:3] == ["token", "scopes", "pipelines"]
+    assert all({"status", "summary", "fix"} <= set(c) for c in data["checks"])
+
+
+def test_check_exits_1_when_a_check_fails_and_setup_exits_2_on_bad_settings(site):
+    """A refused token: setup and check exit 1; a bad portal id: setup exits 2 naming the field."""
+    result = site.run("setup", "--token", "pat-na1-revoked", "--json")
+    assert result.exit_code == 1
+    setup = json.loads(result.stdout)
+    assert setup["ok"] is False and "pat-na1-revoked" not in result.output
+    check = site.run("check", "--json")
+    assert check.exit_code == 1
+    assert json.loads(check.stdout)["checks"][0]["status"] == "failed"
+    bad = site.run("setup", "--portal-id", "abc")
+    assert bad.exit_code == 2 and "portal_id" in bad.output
+
+
+def test_setup_saves_settings_and_reports_the_enable_steps(site):
+    """setup --json enables with the given settings and prints steps and checks."""
+    data = site.json("setup", "--public-base-url", "https://t.example.com")
+    assert data["ok"] is True and [s["step"] for s in data["steps"]] == ["settings", "store", "hubspot"]
+    url = [c for c in data["checks"] if c["name"] == "webhook_url"][0]["summary"]
+    assert f"https://t.example.com/integrations/hubspot/webhooks/{site.tenant}" in url
+    assert site.hubspot.access_token not in json.dumps(data)
+
+
+def test_status_log_history_and_replay_answer_json(site):
+    """After a sync through the API: status counts, log entries, the run in history, no dead letters."""
+    from ambac_hubspot_plugin.admin import Admin
+
+    context = ReferenceHostContext(site.host_dir)
+    try:
+        context.load_tenant(site.tenant)
+        Admin(context.runtime, context.services(site.tenant)).run_sync(context.operator(site.tenant))
+    finally:
+        context.close()
+    status = site.json("status")
+    assert status["enabled"] is True and status["records"]["in_sync"] == 1
+    log = site.json("log", "--level", "info", "--limit", "2")
+    assert len(log["entries"]) == 2 and log["next_before"]
+    older = site.json("log", "--before", str(log["next_before"]))
+    assert all(e["id"] < log["next_before"] for e in older["entries"])
+    history = site.json("history")
+    assert history["runs"][0]["created"] == 1 and history["runs"][0]["duration_seconds"] is not None
+    assert site.json("replay", "--list") == {"dead_letters": []}
+    assert site.json("replay", "--all") == {"replayed": 0}
+
+
+def test_replay_exits_1_for_a_job_that_is_not_dead_and_2_for_an_unknown_one(site):
+    """Replaying a live job fails (1) saying why; an id the tenant lacks is a usage error (2)."""
+    from ambac_hubspot_plugin.store import open_store
+
+    store = open_store(f"sqlite:///{site.host_dir}/plugins/hubspot/hubspot.sqlite3")
+    try:
+        job_id = store.enqueue(site.tenant, "inbound.deal", {"deal_id": "1"})
+    finally:
+        store.close()
+    result = site.run("replay", str(job_id), "--json")
+    assert result.exit_code == 1 and "not dead" in json.loads(result.stdout)["results"][0]["reason"]
+    assert site.run("replay", "999999").exit_code == 2
+    assert site.run("replay").exit_code == 2, "nothing to replay chosen is a usage error"
+
+
+def test_as_user_applies_permissions(site):
+    """A viewer may read the status but not run the check (exit 1 naming the permission)."""
+    assert site.run("status", "--as-user", "viewer@acme.example", "--json").exit_code == 0
+    refused = site.run("check", "--as-user", "viewer@acme.example")
+    assert refused.exit_code == 1 and "manage_integrations" in refused.output
+    assert site.run("status", "--as-user", "ghost@acme.example").exit_code == 2
+
+
+def test_unknown_tenant_missing_host_and_unset_tenant_are_usage_errors(site, tmp_path):
+    """A tenant the host lacks, no --host-dir, or a dir without a host: exit 2."""
+    assert site.run("status", "--tenant", "77", tenant=False).exit_code == 2
+    assert CliRunner().invoke(main, ["status", "--tenant", "1"], env={"AMBAC_HUBSPOT_HOST_DIR": ""}).exit_code == 2
+    assert CliRunner().invoke(main, ["status", "--tenant", "1", "--host-dir", str(tmp_path / "x")]).exit_code == 2
+    other = site.run("status", "--tenant", "1", tenant=False)
+    assert other.exit_code == 0  # tenant 1 is the site's own
+
+
+def test_a_host_factory_plugs_in_a_host(site):
+    """--host-factory module:function builds the host context the commands use."""
+    result = CliRunner().invoke(main, ["status", "--host-factory", "tests.test_cli_admin:factory",
+                                       "--host-dir", str(site.host_dir), "--tenant", str(site.tenant),
+                                       "--json"])
+    assert result.exit_code == 0 and json.loads(result.stdout)["tenant_id"] == site.tenant
+    assert CliRunner().invoke(main, ["status", "--host-factory", "nope", "--tenant", "1"]).exit_code == 2
+
+
+def test_status_reads_a_store_directly_without_a_host(site):
+    """status --store-url works on the store alone (queue, runs, log)."""
+    url = f"sqlite:///{site.host_dir}/plugins/hubspot/hubspot.sqlite3"
+    result = CliRunner().invoke(main, ["status", "--store-url", url, "--tenant", str(site.tenant), "--json"])
+    assert result.exit_code == 0 and json.loads(result.stdout)["log"][0]["what"] == "plugin.enabled"
+
+
+def test_tables_on_a_terminal(site):
+    """Without --json the commands print rich tables (check lists each check name)."""
+    result = site.run("check")
+    assert result.exit_code == 0 and "token" in result.output and "webhook_url" in result.output
+
+
+@pytest.mark.parametrize("command", ["check", "setup", "status", "log", "history", "replay"])
+def test_every_admin_command_has_help(command):
+    """--help works for each command and documents --json and --tenant."""
+    result = CliRunner().invoke(main, [command, "--help"])
+    assert result.exit_code == 0 and "--json" in result.output and "--tenant" in result.output
