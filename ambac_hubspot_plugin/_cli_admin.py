@@ -82,7 +82,11 @@ class ReferenceHostContext:
     def runtime(self) -> Runtime:
         from .plugin import RUNTIME_NAME
 
-        return self.host.plugin_manager.get_plugin(RUNTIME_NAME).runtime  # type: ignore[no-any-return]  # pluggy is untyped
+        plugin = self.host.plugin_manager.get_plugin(RUNTIME_NAME)
+        if plugin is None:
+            raise click.ClickException("the HubSpot plugin is not installed in this host")
+        runtime: Runtime = plugin.runtime
+        return runtime
 
     def services(self, tenant_id: int) -> HostServices:
         return self.host.services(tenant_id)
@@ -468,8 +472,10 @@ def replay(host_dir: Path | None, host_factory: str | None, tenant_id: int, as_u
             result = _guard(lambda: admin.replay_all(user, kind))
             _emit(result, as_json, lambda data: click.echo(f"replayed {data['replayed']} job(s)"))
             return
-        results = [{"job": job_id, **_guard(lambda j=job_id: admin.replay(user, j))}
-                   for job_id in job_ids]
+        results = []
+        for job_id in job_ids:
+            answer = _guard(lambda: admin.replay(user, job_id))  # noqa: B023  # called at once
+            results.append({"job": job_id, **answer})
     _emit({"results": results}, as_json, lambda data: _table(
         "Replay", ["job", "replayed", "now job", "why not"],
         [[r["job"], r["replayed"], r["job_id"], r["reason"]] for r in data["results"]]))

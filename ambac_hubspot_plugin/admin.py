@@ -24,7 +24,8 @@ import json
 from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any
+import typing
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import ConfigError, HubSpotIntegrationError
 from .host import MANAGE_INTEGRATIONS, VIEW_INTEGRATIONS, OrderStatus
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = ["Admin", "PermissionDeniedError", "build_status", "conflict_json", "job_json",
            "order_changes", "run_json", "secret_values"]
 
+_T = TypeVar("_T")
 EXCLUDED_CHECKPOINT = "status.excluded"
 # Job kinds whose failures mean a record is failing to sync (the rest are housekeeping).
 _RETRY_KIND = "inbound.deal"
@@ -278,8 +280,8 @@ class Admin:
             return []
         return secret_values(self.runtime._tenant(self.tenant_id).settings)
 
-    def _clean(self, data: Any) -> Any:
-        return _scrub(data, self._secrets())
+    def _clean(self, data: _T) -> _T:
+        return typing.cast(_T, _scrub(data, self._secrets()))
 
     # ---- manage_integrations ----------------------------------------------------------------
 
