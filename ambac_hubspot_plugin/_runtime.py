@@ -91,8 +91,8 @@ class Runtime:
         self._runners: dict[str, QueueRunner] = {}
         self._worker: threading.Thread | None = None
         self._stop = threading.Event()
-        # Job kinds this version processes. Jobs of other kinds (host events, until the outbound
-        # push exists) stay queued, unclaimed, until a version that handles them runs.
+        # Job kinds this version processes. Jobs of other kinds stay queued, unclaimed, until
+        # a version that handles them runs.
         self.handlers: dict[str, JobHandler] = {
             "sync.incremental": self._handle_sync,
             "inbound.deal": self._handle_deal_retry,
@@ -117,6 +117,7 @@ class Runtime:
         from .store import redact
 
         settings = parse_settings(raw)
+        self._check_strategies(settings)
         url = self._store_url(host, settings)
         store = self._store(url)
         client = build_client(ClientSettings.from_plugin_settings(settings, **self.client_overrides),
@@ -175,6 +176,7 @@ class Runtime:
         from .settings import parse_settings
 
         settings = parse_settings(raw)
+        self._check_strategies(settings)
         with self._lock:
             current = self._tenants.get(tenant_id)
         if current is not None:
@@ -436,6 +438,11 @@ class Runtime:
         applied to the host and to HubSpot, and recorded with who decided."""
         return self.outbound(tenant_id).resolve_conflict(conflict_id, choice, value=value,
                                                          decided_by=decided_by)
+
+    def _check_strategies(self, settings: Settings) -> None:
+        """Refuse settings naming strategies no installed package provides (or bad options)."""
+        self._strategy("mapping", settings.mapping.strategy, settings.mapping.options)
+        self._conflict_strategy(settings)
 
     def _strategy(self, kind: str, name: str, options: Mapping[str, Any]) -> Any:
         registry = self.hooks.mapping_strategies() if kind == "mapping" else self.hooks.conflict_strategies()

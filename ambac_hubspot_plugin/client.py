@@ -222,7 +222,8 @@ class ClientSettings:
             base_url=settings.api_base_url,
             portal_id=settings.portal_id,
             account_tier=settings.account_tier,
-            **overrides,
+            **{"burst_per_window": settings.burst_per_10s,
+               "search_per_second": settings.search_per_second, **overrides},
         )
 
 

@@ -42,7 +42,8 @@ def to_json(value: object) -> Any:
     if isinstance(value, enum.Enum):
         return to_json(value.value)
     if isinstance(value, Decimal):
-        return str(value.normalize()) if value == value.to_integral_value() else str(value)
+        # One form per amount: 10.50 and 10.5 are the same value, and 100 is never '1E+2'.
+        return format(value.normalize(), "f")
     if isinstance(value, datetime | date):
         return value.isoformat()
     if attrs.has(type(value)):

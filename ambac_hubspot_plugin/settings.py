@@ -171,6 +171,8 @@ class Settings:
     credentials: Credentials
     webhook_client_secret: Secret | None = None
     account_tier: AccountTier = "professional"
+    burst_per_10s: int | None = attrs.field(default=None, validator=attrs.validators.optional(_at_least(1)))
+    search_per_second: int | None = attrs.field(default=None, validator=attrs.validators.optional(_at_least(1)))
     api_base_url: str = attrs.field(default="https://api.hubapi.com", validator=_http_url)
     public_base_url: str | None = attrs.field(default=None, validator=_http_url)
     portal_timezone: str = attrs.field(default="UTC", validator=_timezone)
@@ -181,9 +183,9 @@ class Settings:
     mapping: MappingSettings = attrs.field(factory=MappingSettings)
     conflicts: ConflictSettings = attrs.field(factory=ConflictSettings)
     directions: Directions = attrs.field(factory=Directions)
+    outbound: OutboundSettings = attrs.field(factory=OutboundSettings)
     sync_interval_seconds: int = attrs.field(default=900, validator=_at_least(60))
     sync_overlap_seconds: int = attrs.field(default=300, validator=_at_least(0))
-    outbound: OutboundSettings = attrs.field(factory=OutboundSettings)
     alerts: AlertSettings = attrs.field(factory=AlertSettings)
     run_background_worker: bool = True
 
@@ -198,8 +200,6 @@ def _make_converter() -> cattrs.Converter:
 
     conv.register_structure_hook(Secret, structure_secret)
     conv.register_unstructure_hook(Secret, lambda _s: "***")
-    configure_tagged_union(
-        Credentials,
 
     # cattrs coerces by default (bool("maybe") is True, list("closedwon") is nine stages);
     # settings from a form must be the type they claim to be.
@@ -226,6 +226,8 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook(bool, structure_bool)
     conv.register_structure_hook(int, structure_int)
     conv.register_structure_hook_factory(lambda tp: typing.get_origin(tp) is list, list_hook)
+    configure_tagged_union(
+        Credentials,
         conv,
         tag_name="kind",
         tag_generator=lambda cls: {PrivateAppCredentials: "private_app", OAuthCredentials: "oauth"}[cls],
@@ -275,13 +277,13 @@ def parse_settings(data: Mapping[str, Any]) -> Settings:
         checked = _check_values(Settings, data, "")
         reported = {why for _path, why in checked}
         problems = [p for p in _describe(exc) if p[1] not in reported]
-        raise ConfigError.from_problems(checked + problems) from exc
-
         credentials = data.get("credentials")
         if isinstance(credentials, Mapping) and credentials.get("kind") not in ("private_app", "oauth"):
             # cattrs reports an unknown tag as a missing field; say what kind may be instead.
             problems = [p for p in problems if p[0] != "credentials"]
             problems.append(("credentials.kind", "must be one of 'private_app', 'oauth'"))
+        raise ConfigError.from_problems(checked + problems) from exc
+
 
 def _check_values(cls: type, data: Mapping[str, Any], path: str) -> list[tuple[str, str]]:
     """Run the attrs validators of ``cls`` on raw ``data``; return ``(path, message)`` pairs."""

@@ -251,38 +251,21 @@ def test_duplicate_strategy_name_from_a_separate_distribution_names_both_package
     assert "order" not in out
 
 
-# ---- engine bugs found while documenting (the lead fixes conflicts.py) -------------------------
+# ---- engine bugs found while documenting, fixed since --------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="conflicts.to_json writes integral Decimals in exponent form: "
-    "Decimal('100').normalize() is 1E+2; format(value.normalize(), 'f') would not",
-)
 def test_synced_form_of_round_amounts_is_plain_digits():
     """Amounts are kept in the synced JSON form as plain digits: 100 is '100', not '1E+2'."""
     assert to_json(Decimal("100")) == "100"
     assert to_json(Decimal("18250.00")) == "18250"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="conflicts.to_json drops trailing zeros only from integral "
-    "Decimals, so 10.50 and 10.5 have different JSON forms and compare() sees a host "
-    "change where the host only stores amounts with two decimal places",
-)
 def test_an_amount_the_host_keeps_with_more_decimal_places_is_not_a_host_change():
     """A host returning 10.50 for the synced 10.5 has not changed it: HubSpot's amount applies."""
     assert compare(Decimal("12.5"), Decimal("10.50"), {"value": "10.5"}, "value") is Change.HUBSPOT
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="Runtime.enable/settings_changed never resolve mapping.strategy: "
-    "a name no installed package registers passes as 'settings are valid' and only "
-    "every later sync fails (docs/hooks.md: bad settings raise ConfigError)",
-)
 def test_enabling_with_an_uninstalled_strategy_is_refused(tmp_path: Path):
     """Enabling the plugin with mapping.strategy naming no installed strategy raises ConfigError."""
     empty = tmp_path / "site"
