@@ -40,6 +40,7 @@ Clock = Callable[[], datetime]
 JobHandler = Callable[["Job"], None]
 
 STORE_FILE = "hubspot.sqlite3"
+PIPELINES_TTL = timedelta(minutes=5)
 OUTBOUND_MAX_ATTEMPTS = 20
 
 
@@ -98,6 +99,12 @@ class Runtime:
             "inbound.deal": self._handle_deal_retry,
         }
         from .outbound import JOB_KINDS as OUTBOUND_KINDS
+        from ._webhook_apply import EngineApplier
+        from .webhooks import install
+
+        self._pipelines: dict[int, tuple[datetime, Any]] = {}
+        self.webhooks = install(self, EngineApplier(self.inbound), is_echo=lambda tenant_id, event: self.is_echo(
+            tenant_id, event.object_type, event.object_id, event.property_name or "", event.property_value))
 
         self.handlers.update(dict.fromkeys(OUTBOUND_KINDS, self._handle_outbound))
         #: Extra :class:`~.client.ClientSettings` fields for every client built (tests: retries).
@@ -125,6 +132,7 @@ class Runtime:
         with self._lock:
             old = self._tenants.get(tenant_id)
             self._tenants[tenant_id] = _Tenant(tenant_id, settings, host, url, client)
+            self._pipelines.pop(tenant_id, None)  # the portal may have changed: read them again
         if old is not None:
             old.client.close()
         hubspot, checks = self._check_hubspot(tenant_id)
@@ -230,7 +238,7 @@ class Runtime:
         from ._admin_routes import admin_routes
         from ._crm_card import card_route
 
-        return (*admin_routes(self), card_route(self))
+        return (*admin_routes(self), card_route(self), self.webhooks.route())
 
     def periodic_tasks(self) -> Sequence[PeriodicTask]:
         """Return the work the host's scheduler may run."""
@@ -325,7 +333,7 @@ class Runtime:
 
         tenant = self._tenant(tenant_id)
         settings = tenant.settings
-        triggers = Triggers.from_settings(tenant.client.get_pipelines(), settings.trigger_stages,
+        triggers = Triggers.from_settings(self._pipelines_of(tenant), settings.trigger_stages,
                                           settings.stage_status_map)
         return InboundSync(
             tenant_id=tenant_id, portal_id=settings.portal_id, host=tenant.host,
@@ -336,6 +344,22 @@ class Runtime:
             overlap=timedelta(seconds=settings.sync_overlap_seconds), clock=self.clock,
             on_order_created=self.hooks.order_created,
         )
+
+    def _pipelines_of(self, tenant: _Tenant) -> Any:
+        """The portal's pipelines, read at most every few minutes (webhook jobs need them too)."""
+        now = self.clock()
+        with self._lock:
+            cached = self._pipelines.get(tenant.tenant_id)
+        if cached is not None and now - cached[0] < PIPELINES_TTL:
+            return cached[1]
+        pipelines = tenant.client.get_pipelines()
+        with self._lock:
+            self._pipelines[tenant.tenant_id] = (now, pipelines)
+        return pipelines
+
+    def settings_for(self, tenant_id: int) -> Settings:
+        """The settings an enabled tenant runs with."""
+        return self._tenant(tenant_id).settings
 
     def run_sync(
         self, tenant_id: int, *, backfill: bool = False, since: datetime | None = None,

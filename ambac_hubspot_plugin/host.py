@@ -147,6 +147,12 @@ class HostServices(Protocol):
     def update_order(self, order_id: int, changes: Mapping[str, object]) -> Order:
         """Set the named :class:`Order` fields and return the updated order."""
 
+    def add_order_note(self, order_id: int, text: str) -> None:
+        """Add an internal note to an order's history (staff-visible, not the customer note).
+
+        .. versionadded:: 0.1.0
+        """
+
     # Companies
     def get_company(self, company_id: int) -> Company | None:
         """Return the company with this id, or None."""

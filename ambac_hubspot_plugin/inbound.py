@@ -169,6 +169,18 @@ class Preview:
 # ---- the engine ---------------------------------------------------------------------------------
 
 
+@attrs.frozen
+class _PendingLink:
+    """A link to write at the end of the chunk (see ``InboundSync._flush_links``)."""
+
+    object_type: str
+    hubspot_id: str
+    host_type: str
+    host_id: int
+    synced: dict[str, Any]
+    created: OrderCreated | None
+
+
 @attrs.define
 class _Chunk:
     """Associations and resolved records for one chunk of deals."""
@@ -214,6 +226,7 @@ class InboundSync:
         # (one run): each is read from HubSpot at most once per run.
         self._company_ids: dict[str, int | None] = {}
         self._contact_ids: dict[str, int | None] = {}
+        self._pending: list[_PendingLink] = []
 
     # ---- runs --------------------------------------------------------------------------------
 
@@ -322,6 +335,8 @@ class InboundSync:
                 # A retry job that fails again is retried by the queue itself, with backoff.
                 outcome = self._failed(deal.id, exc, dry_run, enqueue=trigger != "retry")
             outcomes.append(outcome)
+        if not dry_run:
+            self._flush_links(outcomes)
         return outcomes
 
     def _failed(self, deal_id: str, exc: MappingError | HostRecordError, dry_run: bool,
@@ -448,22 +463,38 @@ class InboundSync:
             return existing
 
     def _link(self, object_type: str, hubspot_id: str, host_type: str, host_id: int,
-              synced: Mapping[str, Any]) -> Link | None:
-        from .store import LinkConflictError, LogLevel
+              synced: Mapping[str, Any], created: OrderCreated | None = None) -> None:
+        """Queue a link; :meth:`_flush_links` writes the chunk's links in one transaction.
 
-        try:
-            return self.store.create_link(self.tenant_id, self.portal_id, object_type, hubspot_id,
-                                          host_type, host_id, synced=synced)
-        except LinkConflictError:
-            existing = self.store.get_link_by_hubspot(self.tenant_id, self.portal_id, object_type, hubspot_id)
-            if existing is not None:
-                return existing  # another worker linked it first; same record by construction
-            self.store.log(self.tenant_id, LogLevel.INFO, f"inbound.{object_type}",
-                           f"HubSpot {object_type} {hubspot_id} matches host {host_type} {host_id}, which is "
-                           f"already linked to another HubSpot {object_type} (a duplicate in HubSpot?); it is "
-                           "used without a link. Merge the duplicates in HubSpot.",
-                           record=f"{object_type}:{hubspot_id}")
-            return None
+        A crash before the flush loses nothing: the records carry external ids (orders,
+        companies) or unique emails (contacts), and the rerun adopts them.
+        """
+        self._pending.append(_PendingLink(object_type, hubspot_id, host_type, host_id, dict(synced), created))
+
+    def _flush_links(self, outcomes: list[Outcome]) -> None:
+        """Write queued links; a deal whose link another writer made first is 'unchanged'."""
+        from .store import LogLevel
+
+        pending, self._pending = self._pending, []
+        rows = [(p.object_type, p.hubspot_id, p.host_type, p.host_id, p.synced) for p in pending]
+        for item, link in zip(pending, self.store.create_links(self.tenant_id, self.portal_id, rows), strict=True):
+            if link is not None:
+                if item.created is not None and self.on_order_created is not None:
+                    self.on_order_created(item.created)
+                continue
+            if item.object_type == "deal":
+                for i, outcome in enumerate(outcomes):
+                    if outcome.deal_id == item.hubspot_id and outcome.action == "created":
+                        outcomes[i] = Outcome(outcome.deal_id, "unchanged",
+                                              "another worker created and linked this order first", outcome.order_id)
+            elif self.store.get_link_by_hubspot(self.tenant_id, self.portal_id, item.object_type,
+                                                item.hubspot_id) is None:
+                self.store.log(
+                    self.tenant_id, LogLevel.INFO, f"inbound.{item.object_type}",
+                    f"HubSpot {item.object_type} {item.hubspot_id} matches host {item.host_type} {item.host_id}, "
+                    f"which is already linked to another HubSpot {item.object_type} (a duplicate in HubSpot?); "
+                    "it is used without a link. Merge the duplicates in HubSpot.",
+                    record=f"{item.object_type}:{item.hubspot_id}")
 
     # ---- create --------------------------------------------------------------------------------
 
@@ -499,18 +530,13 @@ class InboundSync:
         return self._adopt(deal, order, fields, trigger)
 
     def _adopt(self, deal: Deal, order: Order, fields: Mapping[str, Any], trigger: str) -> Outcome:
-        """Link a created (or already existing) order; notify only if this call made the link."""
+        """Queue the link of a created (or already existing) order; listeners hear of it once,
+        from the writer whose link lands."""
         from .events import OrderCreated
-        from .store import LinkConflictError
 
-        synced = {k: to_json(v) for k, v in fields.items()}
-        try:
-            self.store.create_link(self.tenant_id, self.portal_id, "deal", deal.id, "order", order.id, synced=synced)
-        except LinkConflictError:
-            return Outcome(deal.id, "unchanged", "another worker created and linked this order first", order.id)
-        if self.on_order_created is not None:
-            self.on_order_created(OrderCreated(tenant_id=self.tenant_id, portal_id=self.portal_id,
-                                               deal_id=deal.id, order=order, trigger=trigger))
+        event = OrderCreated(tenant_id=self.tenant_id, portal_id=self.portal_id, deal_id=deal.id,
+                             order=order, trigger=trigger)
+        self._link("deal", deal.id, "order", order.id, {k: to_json(v) for k, v in fields.items()}, event)
         return Outcome(deal.id, "created", f"created order {order.order_number}", order.id, tuple(sorted(fields)))
 
     # ---- update --------------------------------------------------------------------------------
@@ -527,21 +553,49 @@ class InboundSync:
             timezone=self.timezone,
         )
         fields = dict(self.mapping.order_fields(context))
+        changes, synced, held, host_wins = self._reconcile(
+            "order", f"deal:{deal.id}", fields, order, link, deal.updated_at, order.updated_at, dry_run)
+        if dry_run:
+            if not changes:
+                return Outcome(deal.id, "unchanged", "mapped fields already match", order.id)
+            return Outcome(deal.id, "updated", f"would update {sorted(changes)}", order.id, tuple(sorted(changes)))
+        if changes:
+            self.host.update_order(order.id, changes)
+        if synced != link.synced:
+            self.store.update_link_synced(link.id, synced)
+        if host_wins:
+            self.store.enqueue(self.tenant_id, FIELDS_JOB_KIND,
+                               {"object_type": "order", "host_id": order.id, "fields": host_wins})
+        if not changes:
+            reason = "mapped fields already match" + (f"; held for review: {held}" if held else "")
+            return Outcome(deal.id, "unchanged", reason, order.id)
+        return Outcome(deal.id, "updated", f"updated {sorted(changes)}", order.id, tuple(sorted(changes)))
+
+    def _reconcile(
+        self, object_type: str, record: str, fields: Mapping[str, object], current: object, link: Link,
+        hubspot_changed_at: datetime | None, host_changed_at: datetime | None, dry_run: bool,
+    ) -> tuple[dict[str, object], dict[str, Any], list[str], list[str]]:
+        """Decide field by field what HubSpot's mapped values change on a linked host record.
+
+        Returns the changes to apply, the new last-synced values, the fields held for a person
+        to decide and the fields the host won (for the outbound push). Every conflict is
+        written to the audit trail, whatever the strategy decides.
+        """
         changes: dict[str, object] = {}
         synced = dict(link.synced)
         held: list[str] = []
         host_wins: list[str] = []
         for field, value in fields.items():
-            current = getattr(order, field)
-            change = compare(value, current, link.synced, field)
+            host_value = getattr(current, field)
+            change = compare(value, host_value, link.synced, field)
             if change is Change.HUBSPOT:
                 changes[field] = value
             elif change is Change.CONFLICT:
-                strategy = self.conflicts("order", field)
+                strategy = self.conflicts(object_type, field)
                 conflict = FieldConflict(
-                    tenant_id=self.tenant_id, object_type="order", record=f"deal:{deal.id}", field=field,
-                    hubspot_value=value, host_value=current, last_synced=link.synced.get(field),
-                    hubspot_changed_at=deal.updated_at, host_changed_at=order.updated_at)
+                    tenant_id=self.tenant_id, object_type=object_type, record=record, field=field,
+                    hubspot_value=value, host_value=host_value, last_synced=link.synced.get(field),
+                    hubspot_changed_at=hubspot_changed_at, host_changed_at=host_changed_at)
                 decision = strategy.decide(conflict)
                 if not dry_run:
                     self._audit(conflict, decision, strategy, link)
@@ -559,21 +613,65 @@ class InboundSync:
                     continue
             if change is not Change.NONE or field not in synced:
                 synced[field] = to_json(value)
-        if dry_run:
-            if not changes:
-                return Outcome(deal.id, "unchanged", "mapped fields already match", order.id)
-            return Outcome(deal.id, "updated", f"would update {sorted(changes)}", order.id, tuple(sorted(changes)))
+        return changes, synced, held, host_wins
+
+    def update_linked(self, object_type: str, hubspot_ids: Sequence[str]) -> list[Outcome]:
+        """Apply HubSpot's current values to linked host companies or contacts (webhooks).
+
+        Unlinked records are left alone: companies and contacts are created only when a deal
+        that becomes an order needs them.
+        """
+        host_type = {"companies": "company", "contacts": "contact"}[object_type]
+        links = self.store.get_links_by_hubspot(self.tenant_id, self.portal_id, host_type, hubspot_ids)
+        if not links:
+            return [Outcome(i, "skipped", f"{host_type} is not linked to a host record") for i in hubspot_ids]
+        if object_type == "companies":
+            records: dict[str, HubSpotObject] = {
+                c.id: c for c in self.client.read_companies(sorted(links), self.mapping.company_properties)}
+        else:
+            records = {c.id: c for c in self.client.read_contacts(sorted(links), self.mapping.contact_properties)}
+        outcomes = []
+        for hubspot_id in hubspot_ids:
+            link, record = links.get(hubspot_id), records.get(hubspot_id)
+            if link is None or record is None:
+                outcomes.append(Outcome(hubspot_id, "skipped", f"{host_type} is not linked or no longer in HubSpot"))
+                continue
+            try:
+                outcomes.append(self._update_linked_record(host_type, record, link))
+            except (MappingError, HostRecordError) as exc:
+                outcomes.append(self._failed_record(host_type, hubspot_id, exc))
+        return outcomes
+
+    def _update_linked_record(self, host_type: str, record: HubSpotObject, link: Link) -> Outcome:
+        if host_type == "company":
+            current: Any = self.host.get_company(link.host_id)
+            fields = dict(self.mapping.company_fields(record))  # type: ignore[arg-type]  # a Company
+        else:
+            current = self.host.get_contact(link.host_id)
+            fields = dict(self.mapping.contact_fields(record))  # type: ignore[arg-type]  # a Contact
+        if current is None:
+            return Outcome(record.id, "skipped", f"linked {host_type} {link.host_id} no longer exists in the host")
+        changes, synced, held, _host_wins = self._reconcile(
+            host_type, f"{host_type}:{record.id}", fields, current, link, record.updated_at,
+            current.updated_at, dry_run=False)
         if changes:
-            self.host.update_order(order.id, changes)
+            update = self.host.update_company if host_type == "company" else self.host.update_contact
+            update(current.id, changes)
         if synced != link.synced:
             self.store.update_link_synced(link.id, synced)
-        if host_wins:
-            self.store.enqueue(self.tenant_id, FIELDS_JOB_KIND,
-                               {"object_type": "order", "host_id": order.id, "fields": host_wins})
         if not changes:
-            reason = "mapped fields already match" + (f"; held for review: {held}" if held else "")
-            return Outcome(deal.id, "unchanged", reason, order.id)
-        return Outcome(deal.id, "updated", f"updated {sorted(changes)}", order.id, tuple(sorted(changes)))
+            return Outcome(record.id, "unchanged", "mapped fields already match"
+                           + (f"; held for review: {held}" if held else ""), current.id)
+        return Outcome(record.id, "updated", f"updated {sorted(changes)}", current.id, tuple(sorted(changes)))
+
+    def _failed_record(self, host_type: str, hubspot_id: str, exc: MappingError | HostRecordError) -> Outcome:
+        from .store import LogLevel
+
+        message = (f"{host_type} {hubspot_id}: value {exc.field}={exc.value!r} cannot be used: {exc}. "
+                   "It is applied when it changes again in HubSpot.")
+        self.store.log(self.tenant_id, LogLevel.ERROR, f"inbound.{host_type}", message,
+                       record=f"{host_type}:{hubspot_id}")
+        return Outcome(hubspot_id, "failed", message)
 
     def _audit(self, conflict: FieldConflict, decision: Decision, strategy: ConflictStrategy,
                link: Link) -> None:
@@ -629,7 +727,9 @@ class InboundSync:
         if changes:
             draft = attrs.evolve(draft, **changes)  # type: ignore[arg-type]  # checked against ORDER_FIELDS
         order = self.host.create_order(draft)
-        return self._adopt(deal, order, fields, "manual")
+        outcomes = [self._adopt(deal, order, fields, "manual")]
+        self._flush_links(outcomes)
+        return outcomes[0]
 
 
 def _primary_company(assocs: Sequence[Association]) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -141,6 +141,32 @@ class SqlStateStore(SqlConflictMixin, SqlInboxMixin, SqlJobQueue):
         return Link(id=new_id, tenant_id=tenant_id, portal_id=portal_id,
                     object_type=object_type, hubspot_id=hubspot_id, host_type=host_type,
                     host_id=host_id, synced=dict(synced or {}), created_at=now, updated_at=now)
+
+    def create_links(self, tenant_id: int, portal_id: str,
+                     rows: Sequence[tuple[str, str, str, int, Mapping[str, Any]]]) -> list[Link | None]:
+        """Link many records in one transaction; a row whose link exists already is skipped.
+
+        ``rows`` are ``(object_type, hubspot_id, host_type, host_id, synced)``. Returns, per
+        row, the new link, or None when either unique key was taken (another writer won).
+        """
+        if not rows:
+            return []
+        now = self._clock()
+        dialect = sqlite if self._engine.dialect.name == "sqlite" else postgresql
+        statement = dialect.insert(links).on_conflict_do_nothing().returning(links.c.id)
+        created: list[Link | None] = []
+        with self._engine.begin() as conn:
+            for object_type, hubspot_id, host_type, host_id, synced in rows:
+                new_id = conn.execute(statement, {
+                    "tenant_id": tenant_id, "portal_id": portal_id, "object_type": object_type,
+                    "hubspot_id": hubspot_id, "host_type": host_type, "host_id": host_id,
+                    "synced": _dumps(synced), "created_at": now, "updated_at": now,
+                }).scalar_one_or_none()
+                created.append(None if new_id is None else Link(
+                    id=new_id, tenant_id=tenant_id, portal_id=portal_id, object_type=object_type,
+                    hubspot_id=hubspot_id, host_type=host_type, host_id=host_id, synced=dict(synced),
+                    created_at=now, updated_at=now))
+        return created
 
     def _update_link(self, link_id: int, values: dict[str, Any]) -> Link:
         with self._engine.begin() as conn:

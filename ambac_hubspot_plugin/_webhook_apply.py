@@ -1,0 +1,93 @@
+"""Webhook events, applied through the same inbound engine as scheduled syncs.
+
+The processor hands over one object's events, ordered and with our own echoes removed. They
+only say *that* something changed: the applier reads the object's current state from HubSpot
+and lets the engine decide, so stale, repeated or reordered events cannot do harm, and a deal
+reaching a trigger stage becomes exactly one order whichever path sees it first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from .store import LogLevel
+
+if TYPE_CHECKING:
+    from .inbound import InboundSync
+    from .store import Link
+    from .webhooks import WebhookEvent
+
+__all__ = ["EngineApplier"]
+
+DELETED_FLAG = "_deleted_in_hubspot"
+PLURAL = {"company": "companies", "contact": "contacts"}
+
+
+class EngineApplier:
+    """Applies webhook events for deals, companies and contacts (an ``EventApplier``)."""
+
+    def __init__(self, engine_for: Callable[[int], InboundSync]) -> None:
+        self._engine_for = engine_for
+
+    def apply(self, tenant_id: int, object_type: str, object_id: str, events: Sequence[WebhookEvent]) -> None:
+        """Bring the host in line with the object's current state in HubSpot."""
+        engine = self._engine_for(tenant_id)
+        if object_type == "deal":
+            self._deal(engine, object_id, events)
+        elif object_type in PLURAL:
+            engine.update_linked(PLURAL[object_type], [object_id])
+        # Other object types are not subscribed to; their events are marked processed.
+
+    def _deal(self, engine: InboundSync, deal_id: str, events: Sequence[WebhookEvent]) -> None:
+        for event in events:
+            if event.change == "merge":
+                self._merge(engine, event)
+        current = engine.client.get_deal(deal_id, engine.mapping.deal_properties)
+        link = engine.store.get_link_by_hubspot(engine.tenant_id, engine.portal_id, "deal", deal_id)
+        if current is None:
+            if link is not None and any(e.change == "deletion" for e in events):
+                self._flag_deleted(engine, link)
+            return
+        if link is not None and link.synced.get(DELETED_FLAG):
+            self._clear_deleted(engine, link)
+        engine.process([current], trigger="webhook")
+
+    def _merge(self, engine: InboundSync, event: WebhookEvent) -> None:
+        """Move the order of a merged-away deal to the surviving deal, and say so."""
+        survivor = event.new_object_id or event.primary_object_id or event.object_id
+        merged = {*event.merged_object_ids, event.primary_object_id or survivor} - {survivor}
+        store, tenant, portal = engine.store, engine.tenant_id, engine.portal_id
+        for old in sorted(merged):
+            link = store.get_link_by_hubspot(tenant, portal, "deal", old)
+            if link is None:
+                continue
+            if store.get_link_by_hubspot(tenant, portal, "deal", survivor) is None:
+                store.move_link(link.id, survivor)
+                message = f"deal {old} was merged into deal {survivor} in HubSpot; its order now follows deal {survivor}"
+                store.log(tenant, LogLevel.INFO, "webhook.merge", message, record=f"deal:{survivor}")
+                engine.host.add_order_note(link.host_id, message)
+            else:
+                message = (f"deal {old} was merged into deal {survivor}, which already has an order; "
+                           f"this order stays linked to the old deal id. Archive one of the two orders.")
+                store.log(tenant, LogLevel.WARNING, "webhook.merge", message, record=f"deal:{old}")
+                engine.host.add_order_note(link.host_id, message)
+
+    def _flag_deleted(self, engine: InboundSync, link: Link) -> None:
+        if link.synced.get(DELETED_FLAG):
+            return
+        when = engine.clock().isoformat()
+        engine.store.update_link_synced(link.id, {**link.synced, DELETED_FLAG: when})
+        message = (f"deal {link.hubspot_id} was deleted in HubSpot; the order is kept. Restore the deal in "
+                   "HubSpot to link it again, or archive the order if it is no longer wanted.")
+        engine.store.log(engine.tenant_id, LogLevel.WARNING, "webhook.deletion", message,
+                         record=f"deal:{link.hubspot_id}")
+        engine.host.add_order_note(link.host_id, message)
+
+    def _clear_deleted(self, engine: InboundSync, link: Link) -> None:
+        synced = {k: v for k, v in link.synced.items() if k != DELETED_FLAG}
+        engine.store.update_link_synced(link.id, synced)
+        message = f"deal {link.hubspot_id} was restored in HubSpot; the order follows it again"
+        engine.store.log(engine.tenant_id, LogLevel.INFO, "webhook.restore", message,
+                         record=f"deal:{link.hubspot_id}")
+        engine.host.add_order_note(link.host_id, message)
