@@ -281,19 +281,26 @@ def dedupe_key(event: WebhookEvent) -> str:
     parts = [event.portal_id, event.subscription_type, event.object_id, event.property_name,
              event.property_value, event.occurred_at_ms, event.primary_object_id,
              list(event.merged_object_ids), event.new_object_id]
-    return hashlib.sha256(json.dumps(parts, separators=(",", ":")).encode()).hexdigest()
+    return hashlib.sha256(_COMPACT.encode(parts).encode()).hexdigest()
 
 
-def _draft(event: WebhookEvent) -> InboxEventDraft:
+# Built once: json.dumps with any non-default option builds a new encoder on every call, which
+# was a tenth of the receiver's CPU time (three encodings per event). Same output as dumps.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+
+
+def _drafts(events: Sequence[WebhookEvent]) -> list[InboxEventDraft]:
+    # Imported here, once per batch: the store package is loaded lazily (its __getattr__),
+    # and an import statement per event went through that every time.
     from .store import InboxEventDraft
 
-    return InboxEventDraft(
+    return [InboxEventDraft(
         portal_id=event.portal_id, dedupe_key=dedupe_key(event), event_id=event.event_id,
         subscription_type=event.subscription_type, object_type=event.object_type,
         object_id=event.object_id, property_name=event.property_name,
-        occurred_at_ms=event.occurred_at_ms,
-        payload=json.dumps(dict(event.raw), sort_keys=True, separators=(",", ":")),
-    )
+        occurred_at_ms=event.occurred_at_ms, payload=_CANONICAL.encode(dict(event.raw)),
+    ) for event in events]
 
 
 # -- receiving --------------------------------------------------------------------------------
@@ -481,7 +488,7 @@ class WebhookReceiver:
                                 f"events of portal(s) {', '.join(foreign[:5])} are not for this "
                                 f"tenant's portal {target.portal_id}; nothing stored")
         receipt = target.inbox.accept_webhook_batch(
-            target.tenant_id, [_draft(e) for e in events], job_kind=JOB_KIND,
+            target.tenant_id, _drafts(events), job_kind=JOB_KIND,
             max_attempts=self._max_attempts)
         return _json(200, {"accepted": receipt.accepted, "duplicates": receipt.duplicates})
 

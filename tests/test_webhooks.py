@@ -15,25 +15,39 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 import sqlalchemy as sa
 
 from ambac_hubspot_plugin.host import HttpRequest
 from ambac_hubspot_plugin.sandbox import Sandbox, sign_v1, sign_v3
 from ambac_hubspot_plugin.settings import Secret
-from ambac_hubspot_plugin.store import Backoff, JobState, QueueRunner, SqlStateStore, open_store
+from ambac_hubspot_plugin.store import (
+    Backoff,
+    InboxEventDraft,
+    InboxReceipt,
+    JobState,
+    QueueRunner,
+    SqlStateStore,
+    open_store,
+)
 from ambac_hubspot_plugin.webhooks import (
     JOB_KIND,
     EventApplier,
     WebhookEvent,
-    WebhookObjectBusyError,
     WebhookProcessor,
     WebhookReceiver,
     WebhookTarget,
+    _drafts,
     make_wsgi_server,
     order_events,
+    parse_batch,
 )
-from tests._store_support import FakeClock, FixedRandom
+from tests._store_support import (  # noqa: F401  # store_url is a fixture used by name
+    FakeClock,
+    FixedRandom,
+    store_url,
+)
 
 TENANT = 7
 PORTAL = "62515"
@@ -122,9 +136,9 @@ class Harness:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqlStateStore]:
-    """A migrated SQLite store in a temporary directory, on the real clock."""
-    opened = open_store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+def store(store_url: str) -> Iterator[SqlStateStore]:  # noqa: F811  # the fixture
+    """A migrated store on the real clock: a SQLite file, or a PostgreSQL schema of its own."""
+    opened = open_store(store_url)
     yield opened
     opened.close()
 
@@ -427,6 +441,138 @@ def test_host_route_handles_contract_requests(harness: Harness) -> None:
     assert json.loads(response.body)["accepted"] == 1
 
 
+# -- group commit -----------------------------------------------------------------------------
+
+
+def drafts_of(*events: dict[str, Any]) -> list[InboxEventDraft]:
+    return _drafts(parse_batch(body_of(*events)))
+
+
+class HeldWrites:
+    """Records each group the store writes; the first write waits until released."""
+
+    def __init__(self, store: SqlStateStore) -> None:
+        self.groups: list[int] = []
+        self.entered, self.release = threading.Event(), threading.Event()
+        self._write = store._store_deliveries
+        store._store_deliveries = self.write  # type: ignore[method-assign]  # spy on groups
+
+    def write(self, group: Sequence[Any]) -> list[InboxReceipt]:
+        self.groups.append(len(group))
+        if len(self.groups) == 1:
+            self.entered.set()
+            assert self.release.wait(30)
+        return self._write(group)
+
+
+def accept_concurrently(store: SqlStateStore, first: list[InboxEventDraft],
+                        rest: list[list[InboxEventDraft]],
+                        held: HeldWrites) -> list[InboxReceipt | BaseException]:
+    """Accept ``first``; while its write is held, queue ``rest``; then release; outcomes."""
+    outcomes: list[InboxReceipt | BaseException | None] = [None] * (1 + len(rest))
+
+    def accept(index: int, drafts: list[InboxEventDraft]) -> None:
+        try:
+            outcomes[index] = store.accept_webhook_batch(TENANT, drafts, job_kind=JOB_KIND)
+        except Exception as exc:
+            outcomes[index] = exc
+
+    threads = [threading.Thread(target=accept, args=(0, first))]
+    threads[0].start()
+    assert held.entered.wait(30)
+    for index, drafts in enumerate(rest, 1):
+        threads.append(threading.Thread(target=accept, args=(index, drafts)))
+        threads[-1].start()
+    deadline = time.monotonic() + 30
+    while len(store._group_commit._queue) < 1 + len(rest):  # type: ignore[attr-defined]
+        assert time.monotonic() < deadline, "the deliveries did not queue"
+        time.sleep(0.001)
+    held.release.set()
+    for thread in threads:
+        thread.join(30)
+    assert all(outcome is not None for outcome in outcomes)
+    return outcomes  # type: ignore[return-value]  # all set, checked above
+
+
+def test_deliveries_queued_behind_a_write_commit_together_with_exact_receipts(
+        harness: Harness) -> None:
+    """Deliveries that arrive while a write runs are committed in one next transaction, and
+    each receipt counts an event sent twice as accepted only for the first delivery."""
+    store = harness.store
+    held = HeldWrites(store)
+    first = drafts_of(event(1), event(2))
+    rest = [drafts_of(event(2), event(3)), drafts_of(event(3), event(4), event(4)),
+            drafts_of(event(5))]
+    outcomes = accept_concurrently(store, first, rest, held)
+    assert held.groups == [1, 3]
+    assert [(o.accepted, o.duplicates, o.jobs) for o in outcomes] == [  # type: ignore[union-attr]
+        (2, 0, 2), (1, 1, 1), (1, 2, 1), (1, 0, 1)]
+    assert (harness.rows(), harness.jobs()) == (5, 5)
+    [stats] = store.webhook_portal_stats(TENANT)
+    assert (stats.accepted, stats.duplicates) == (5, 3)
+
+
+def test_a_delivery_the_database_refuses_fails_alone_in_its_group(harness: Harness) -> None:
+    """When one delivery of a group violates a constraint, the group is split: the others
+    are committed and answered, the culprit gets the error and leaves nothing behind."""
+    store = harness.store
+    held = HeldWrites(store)
+    broken = attrs.evolve(drafts_of(event(3))[0], payload=None)  # NOT NULL in the table
+    outcomes = accept_concurrently(
+        store, drafts_of(event(1)),
+        [drafts_of(event(2)), [broken], drafts_of(event(4)), drafts_of(event(5))], held)
+    assert [type(o).__name__ for o in outcomes] == [
+        "InboxReceipt", "InboxReceipt", "IntegrityError", "InboxReceipt", "InboxReceipt"]
+    assert held.groups[:2] == [1, 4]  # then halves until the culprit is alone
+    assert (harness.rows(), harness.jobs()) == (4, 4)
+    assert store.pending_webhook_events(TENANT, "deal", "3") == []
+    [stats] = store.webhook_portal_stats(TENANT)
+    assert (stats.accepted, stats.duplicates) == (4, 0)
+
+
+def test_many_concurrent_senders_are_all_answered_and_stored_once(harness: Harness,
+                                                                  served: Served) -> None:
+    """Eight senders posting overlapping batches at once over HTTP all get 200, and every
+    distinct event is stored once, with one pending job per object."""
+    bodies = [body_of(*[event(n, at=T0 + n) for n in range(k * 10 + 1, k * 10 + 16)])
+              for k in range(8)]
+    answers: list[tuple[int, dict[str, Any]]] = []
+    start = threading.Barrier(len(bodies))
+
+    def send(body: bytes) -> None:
+        start.wait(30)
+        answers.append(served.post(body, v3_headers(served.url, body)))
+
+    threads = [threading.Thread(target=send, args=(body,)) for body in bodies]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert [status for status, _a in answers] == [200] * 8
+    assert sum(a["accepted"] for _s, a in answers) == harness.rows() == 85
+    assert sum(a["duplicates"] for _s, a in answers) == 8 * 15 - 85
+    assert harness.jobs() == 85
+
+
+def test_inbox_and_queue_write_the_same_timestamp_text(harness: Harness) -> None:
+    """Times the inbox writes through the driver are bound exactly as SQLAlchemy binds them
+    elsewhere (on SQLite: text with microseconds), so they compare correctly with them."""
+    store = harness.store
+    whole_second = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
+    store._clock = lambda: whole_second
+    store.accept_webhook_batch(TENANT, drafts_of(event(1)), job_kind=JOB_KIND)
+    store.enqueue(TENANT, "other", {}, dedupe_key="x")
+    with store.engine.connect() as conn:
+        times = conn.execute(sa.text(
+            "SELECT kind, run_after, created_at FROM hubspot_jobs ORDER BY kind")).all()
+        received = conn.execute(sa.text(
+            "SELECT received_at FROM hubspot_webhook_events")).scalar_one()
+    assert times[0][1:] == times[1][1:]
+    assert received == times[0][1]
+    [job] = store.claim("w", kinds=[JOB_KIND])
+    assert job.run_after == whole_second
+
+
 # -- processing -------------------------------------------------------------------------------
 
 
@@ -440,11 +586,12 @@ def test_order_events_puts_creation_first_then_time_then_lifecycle() -> None:
         ("merge", 5), ("deletion", 5)]
 
 
-def test_failing_applier_retries_then_dead_letters_and_replays(tmp_path: Path) -> None:
+def test_failing_applier_retries_then_dead_letters_and_replays(
+        store_url: str) -> None:  # noqa: F811  # the fixture
     """Events stay unprocessed while the applier fails; the job backs off, dead-letters after
     its attempts, and a replay applies them once."""
     clock = FakeClock()
-    store = open_store(f"sqlite:///{tmp_path / 's.sqlite3'}", clock=clock, max_attempts=2,
+    store = open_store(store_url, clock=clock, max_attempts=2,
                        backoff=Backoff(base=timedelta(seconds=10)),
                        random_source=FixedRandom(0.5))
     try:
@@ -489,26 +636,36 @@ def test_echoes_are_dropped_and_counted(harness: Harness) -> None:
     assert harness.store.pending_webhook_events(TENANT, "deal", "2") == []
 
 
-def test_events_arriving_while_the_object_is_processed_get_a_follow_up(
+def test_events_arriving_while_the_object_is_processed_get_a_job_held_back(
         harness: Harness) -> None:
-    """A batch stored while its object's job runs queues a follow-up that waits for the
-    running job, then applies the new events: nothing is missed or applied twice."""
+    """A batch stored while its object's job runs queues a new pending job for the object,
+    which is not claimed until the running job is done; nothing is missed or applied twice."""
     url = "http://x/hubspot/webhooks/7"
     first = body_of(event(1, value="a"))
     harness.receiver.handle("POST", url, v3_headers(url, first), first, tenant_key="7")
     [running] = harness.store.claim("w1", kinds=[JOB_KIND])
+    harness.processor.handle_job(running)  # reads "a" before the second batch arrives
     second = body_of(event(1, at=T0 + 1, value="b"))
     harness.receiver.handle("POST", url, v3_headers(url, second), second, tenant_key="7")
-    [follow_up] = harness.store.claim("w2", kinds=[JOB_KIND])
-    assert follow_up.dedupe_key == "deal:1:next"
-    with pytest.raises(WebhookObjectBusyError):
-        harness.processor.handle_job(follow_up)
-    harness.processor.handle_job(running)  # the first job reads both events
+    assert harness.jobs() == 2
+    assert harness.store.claim("w2", kinds=[JOB_KIND]) == []  # held back behind w1
     harness.store.complete(running.id, "w1")
-    harness.store.fail(follow_up.id, "w2", "busy")
-    harness.store._clock = lambda: datetime.now(UTC) + timedelta(hours=2)
     assert harness.drain() == 1
     assert [v for *_x, v in harness.applied()] == ["a", "b"]
+    assert harness.jobs() == 0
+
+
+def test_batch_for_an_object_with_a_pending_job_joins_it(harness: Harness) -> None:
+    """Events of an object whose job is still pending are read by that job: no second job."""
+    url = "http://x/hubspot/webhooks/7"
+    for n, value in enumerate(["a", "b", "c"]):
+        body = body_of(event(1, at=T0 + n, value=value))
+        status, _h, answer = harness.receiver.handle("POST", url, v3_headers(url, body), body,
+                                                     tenant_key="7")
+        assert (status, json.loads(answer)) == (200, {"accepted": 1, "duplicates": 0})
+    assert harness.jobs() == 1
+    assert harness.drain() == 1
+    assert [v for *_x, v in harness.applied()] == ["a", "b", "c"]
 
 
 def test_applier_protocol_is_satisfied_by_the_recording_applier() -> None:
@@ -519,9 +676,9 @@ def test_applier_protocol_is_satisfied_by_the_recording_applier() -> None:
 # -- crash after the answer -------------------------------------------------------------------
 
 
-def serve_main(store_url: str, port_file: str) -> None:
+def serve_main(url: str, port_file: str) -> None:
     """Child process: serve the receiver for tenant 7 until killed (no queue runner)."""
-    store = open_store(store_url)
+    store = open_store(url)
     secret = os.environ["WEBHOOK_TEST_SECRET"]
     receiver = WebhookReceiver(lambda key: WebhookTarget(TENANT, PORTAL, Secret(secret), store)
                                if key == str(TENANT) else None)
@@ -531,10 +688,11 @@ def serve_main(store_url: str, port_file: str) -> None:
     server.serve_forever()
 
 
-def test_event_acknowledged_before_sigkill_is_processed_after_restart(tmp_path: Path) -> None:
+def test_event_acknowledged_before_sigkill_is_processed_after_restart(
+        store_url: str, tmp_path: Path) -> None:  # noqa: F811  # the fixture
     """A receiver process that answered 200 and was SIGKILLed before any processing leaves
     the event in the queue; a new process drains it and applies it."""
-    url = f"sqlite:///{tmp_path / 'crash.sqlite3'}"
+    url = store_url
     open_store(url).close()  # migrate before the child starts
     port_file = str(tmp_path / "port")
     child = subprocess.Popen(

@@ -7,11 +7,12 @@ acknowledged always has its work in the queue, and one it saw refused left nothi
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import threading
 import weakref
-from collections import Counter, defaultdict
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections import Counter, defaultdict, deque
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,19 +29,28 @@ from ._ports import (
     WebhookPortalStats,
     WebhookRefusalStats,
 )
-from ._schema import integration_log, jobs, webhook_events, webhook_portals, webhook_refusals
+from ._schema import (
+    PENDING_DEDUPE,
+    integration_log,
+    jobs,
+    webhook_events,
+    webhook_portals,
+    webhook_refusals,
+)
 
 __all__ = ["FOLLOW_UP_SUFFIX", "SqlInboxMixin", "object_job_key"]
 
 FOLLOW_UP_SUFFIX = ":next"
-"""Dedupe-key suffix of the job queued for events that arrive while an object's job runs."""
+"""Dedupe-key suffix of follow-up jobs that stores before migration 0005 queued behind a
+running job; :meth:`SqlInboxMixin.webhook_object_busy` still orders them after it."""
 
-# Must be the text of the partial unique index of migration 0002: ON CONFLICT infers the index
-# from it on both backends.
-_LIVE_JOB = sa.text("dedupe_key IS NOT NULL AND state IN ('pending', 'running')")
 _CHUNK = 500  # rows per INSERT: far below SQLite's bound-parameter limit
 _SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
 _SQLITE_WRITERS_GUARD = threading.Lock()
+_GROUP_GUARD = threading.Lock()
+# A group stops growing at this many events: a flood of big deliveries must not make one
+# transaction (and the answers waiting for it) arbitrarily long.
+_GROUP_EVENTS = 5000
 
 
 def object_job_key(object_type: str, object_id: str) -> str:
@@ -52,6 +62,154 @@ def _inbox_event(row: sa.Row[Any]) -> InboxEvent:
     m = dict(row._mapping)
     m["payload"] = json.loads(m["payload"])
     return InboxEvent(**m)
+
+
+# -- the write path of a delivery ---------------------------------------------------------------
+#
+# Deliveries are written as multi-row INSERT ... VALUES (...), (...) RETURNING statements on the
+# driver directly. Through SQLAlchemy's executemany each row paid ~13 us of parameter processing
+# (mostly the UTC type's conversion of the same timestamp, four times per event); here the
+# timestamp is converted once per transaction and the rows are plain tuples.
+
+_EVENT_COLUMNS = ("tenant_id", "portal_id", "dedupe_key", "event_id", "subscription_type",
+                  "object_type", "object_id", "property_name", "occurred_at_ms", "payload",
+                  "received_at")
+_EVENT_TAIL = "ON CONFLICT (tenant_id, dedupe_key) DO NOTHING RETURNING tenant_id, dedupe_key"
+_JOB_COLUMNS = ("tenant_id", "kind", "payload", "state", "attempts", "max_attempts",
+                "dedupe_key", "run_after", "created_at", "updated_at")
+# PENDING_DEDUPE is the text of the partial unique index (migration 0005): ON CONFLICT names
+# the index by it on both backends.
+_JOB_TAIL = (f"ON CONFLICT (tenant_id, kind, dedupe_key) WHERE {PENDING_DEDUPE.text} "
+             "DO NOTHING RETURNING dedupe_key")
+
+
+@functools.lru_cache(maxsize=512)
+def _multi_row_sql(paramstyle: str, table: str, columns: tuple[str, ...], rows: int,
+                   tail: str) -> str:
+    mark = "?" if paramstyle == "qmark" else "%s"  # sqlite3; psycopg takes %s positionally
+    one = "(" + ", ".join([mark] * len(columns)) + ")"
+    # Only the schema's own names and constants go into the text; every value is bound.
+    values = ", ".join([one] * rows)
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES {values} {tail}"  # noqa: S608
+
+
+def _insert_rows(conn: Connection, table: sa.Table, columns: tuple[str, ...],
+                 rows: Sequence[tuple[Any, ...]], tail: str) -> list[tuple[Any, ...]]:
+    """Insert ``rows`` in chunks of multi-row statements; the RETURNING rows of all chunks."""
+    returned: list[tuple[Any, ...]] = []
+    paramstyle = conn.dialect.paramstyle
+    for start in range(0, len(rows), _CHUNK):
+        chunk = rows[start:start + _CHUNK]
+        sql = _multi_row_sql(paramstyle, table.name, columns, len(chunk), tail)
+        flat = tuple(value for row in chunk for value in row)
+        returned.extend(tuple(row) for row in conn.exec_driver_sql(sql, flat))
+    return returned
+
+
+def _db_time(conn: Connection, now: datetime) -> Any:
+    """``now`` as the UTC column type binds it on this connection's dialect.
+
+    The dialect's implementation matters: on SQLite it formats the text with microseconds
+    always, as every other write does, so stored times keep comparing as strings.
+    """
+    process = jobs.c.created_at.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    return now if process is None else process(now)
+
+
+class _Delivery:
+    """One caller's batch waiting in the group-commit queue, and its outcome."""
+
+    __slots__ = ("attempts", "drafts", "error", "finished", "job_kind", "receipt", "tenant_id",
+                 "wake")
+
+    def __init__(self, tenant_id: int, drafts: Sequence[InboxEventDraft], job_kind: str,
+                 attempts: int) -> None:
+        self.tenant_id, self.drafts = tenant_id, drafts
+        self.job_kind, self.attempts = job_kind, attempts
+        self.wake = threading.Event()  # set when finished, or when it is to lead
+        self.finished = False
+        self.receipt: InboxReceipt | None = None
+        self.error: BaseException | None = None
+
+    def outcome(self) -> InboxReceipt:
+        if self.error is not None:
+            raise self.error
+        assert self.receipt is not None  # finished without error means a receipt was set
+        return self.receipt
+
+
+class _GroupCommit:
+    """A writer queue: concurrent deliveries to one store are committed together.
+
+    The caller at the front of the queue leads: it takes every delivery queued at that moment
+    (its own first), writes them in one transaction, and after the commit hands each caller its
+    receipt or error; the next caller at the front then leads the next group. There is no
+    background thread, so nothing needs stopping and nothing is written on a caller's behalf
+    after it gave up. On SQLite the writes are serialized anyway, and the commit, the
+    ``BEGIN IMMEDIATE`` and the pool checkout are paid once per group instead of once per
+    delivery: the answer waits for one group, not for every delivery in front of it.
+    """
+
+    def __init__(self, write: Callable[[Sequence[_Delivery]], list[InboxReceipt]]) -> None:
+        self._write = write
+        self._lock = threading.Lock()
+        self._queue: deque[_Delivery] = deque()
+
+    def submit(self, delivery: _Delivery) -> InboxReceipt:
+        with self._lock:
+            self._queue.append(delivery)
+            leading = self._queue[0] is delivery
+        if not leading:
+            delivery.wake.wait()
+            if delivery.finished:
+                return delivery.outcome()
+        with self._lock:  # at the front now: nobody else touches the head of the queue
+            group = self._take()
+        try:
+            self._commit(group)
+        except BaseException as exc:  # e.g. KeyboardInterrupt: still release every waiter
+            for member in group:
+                if member.receipt is None and member.error is None:
+                    member.error = exc
+            raise
+        finally:
+            with self._lock:
+                for _ in group:
+                    self._queue.popleft()
+                for member in group:
+                    member.finished = True
+                    member.wake.set()
+                if self._queue:
+                    self._queue[0].wake.set()  # the next group's leader
+        return delivery.outcome()
+
+    def _take(self) -> list[_Delivery]:
+        group: list[_Delivery] = []
+        events = 0
+        for member in self._queue:
+            if group and events + len(member.drafts) > _GROUP_EVENTS:
+                break
+            group.append(member)
+            events += len(member.drafts)
+        return group
+
+    def _commit(self, group: Sequence[_Delivery]) -> None:
+        """Write ``group`` in one transaction; on failure, halve it until the culprit is alone.
+
+        A delivery the database refuses then fails alone, and the others still commit.
+        """
+        try:
+            receipts = self._write(group)
+        except Exception as exc:
+            if len(group) == 1:
+                group[0].error = exc
+                return
+            middle = len(group) // 2
+            self._commit(group[:middle])
+            self._commit(group[middle:])
+            return
+        for member, receipt in zip(group, receipts, strict=True):
+            member.receipt = receipt
 
 
 class SqlInboxMixin:
@@ -89,108 +247,126 @@ class SqlInboxMixin:
                              job_kind: str, max_attempts: int | None = None) -> InboxReceipt:
         """Store the events not stored yet and queue one job per object that got new events.
 
-        Everything happens in one transaction: when this returns, the events and their jobs
-        are committed; when it raises, nothing was written.
+        When this returns, the events and their jobs are committed; when it raises, nothing
+        of this batch was written. Concurrent calls on one store are committed together (see
+        :class:`_GroupCommit`), each still all-or-nothing: a batch the database refuses fails
+        alone.
+        """
+        attempts = self._max_attempts if max_attempts is None else max_attempts
+        committer: _GroupCommit | None = getattr(self, "_group_commit", None)
+        if committer is None:
+            with _GROUP_GUARD:
+                committer = getattr(self, "_group_commit", None)
+                if committer is None:
+                    committer = _GroupCommit(self._store_deliveries)
+                    self._group_commit = committer
+        return committer.submit(_Delivery(tenant_id, drafts, job_kind, attempts))
+
+    def _store_deliveries(self, group: Sequence[_Delivery]) -> list[InboxReceipt]:
+        """Store every delivery of ``group`` in one transaction; one receipt per delivery.
+
+        An event sent twice within the group counts as accepted for the first delivery that
+        holds it and as a duplicate for the others, as if they had been stored one by one.
         """
         now = self._clock()
-        attempts = self._max_attempts if max_attempts is None else max_attempts
-        unique = {draft.dedupe_key: draft for draft in reversed(drafts)}  # first copy wins
-        # Sorted inserts take row locks in one global order: concurrent duplicate batches on
-        # PostgreSQL then wait for each other instead of deadlocking.
-        ordered = [unique[key] for key in sorted(unique)]
+        owner: dict[tuple[int, str], tuple[int, InboxEventDraft]] = {}
+        for index, delivery in enumerate(group):
+            for draft in delivery.drafts:
+                owner.setdefault((delivery.tenant_id, draft.dedupe_key), (index, draft))
         with self._writing() as conn:
-            inserted: set[str] = set()
-            for start in range(0, len(ordered), _CHUNK):
-                rows = [{
-                    "tenant_id": tenant_id, "portal_id": d.portal_id, "dedupe_key": d.dedupe_key,
-                    "event_id": d.event_id, "subscription_type": d.subscription_type,
-                    "object_type": d.object_type, "object_id": d.object_id,
-                    "property_name": d.property_name, "occurred_at_ms": d.occurred_at_ms,
-                    "payload": d.payload, "received_at": now,
-                } for d in ordered[start:start + _CHUNK]]
-                # executemany (batched into multi-row INSERTs by SQLAlchemy) compiles once and
-                # is cached; a .values(rows) statement would be compiled anew for every batch.
-                stmt = (self._insert(webhook_events)
-                        .on_conflict_do_nothing(index_elements=["tenant_id", "dedupe_key"])
-                        .returning(webhook_events.c.dedupe_key))
-                inserted.update(conn.execute(stmt, rows).scalars())
-            objects = sorted({(d.object_type, d.object_id) for d in ordered
-                              if d.dedupe_key in inserted})
-            self._queue_object_jobs(conn, tenant_id, job_kind, objects, attempts, now)
-            self._count_batch(conn, tenant_id, ordered, inserted, now)
-        return InboxReceipt(accepted=len(inserted), duplicates=len(drafts) - len(inserted),
-                            jobs=len(objects))
+            stamp = _db_time(conn, now)
+            # Sorted inserts take row locks in one global order: concurrent duplicate batches
+            # on PostgreSQL then wait for each other instead of deadlocking.
+            rows = [(tenant_id, d.portal_id, key, d.event_id, d.subscription_type,
+                     d.object_type, d.object_id, d.property_name, d.occurred_at_ms, d.payload,
+                     stamp)
+                    for (tenant_id, key), (_i, d) in sorted(owner.items())]
+            inserted = {(int(row[0]), str(row[1])) for row in
+                        _insert_rows(conn, webhook_events, _EVENT_COLUMNS, rows, _EVENT_TAIL)}
+            accepted = [0] * len(group)
+            objects: list[set[tuple[str, str]]] = [set() for _ in group]
+            for key in inserted:
+                index, draft = owner[key]
+                accepted[index] += 1
+                objects[index].add((draft.object_type, draft.object_id))
+            wanted: dict[tuple[int, str, int], set[tuple[str, str]]] = defaultdict(set)
+            for delivery, mine in zip(group, objects, strict=True):
+                wanted[(delivery.tenant_id, delivery.job_kind, delivery.attempts)] |= mine
+            for (tenant_id, kind, attempts), wanted_objects in sorted(wanted.items()):
+                if wanted_objects:
+                    self._queue_object_jobs(conn, tenant_id, kind, sorted(wanted_objects),
+                                            attempts, stamp)
+            self._count_deliveries(conn, group, owner, inserted, now)
+        return [InboxReceipt(accepted=accepted[i], duplicates=len(d.drafts) - accepted[i],
+                             jobs=len(objects[i])) for i, d in enumerate(group)]
 
     def _insert_jobs(self, conn: Connection, tenant_id: int, kind: str,
                      keyed: Sequence[tuple[str, dict[str, Any]]], attempts: int,
-                     now: datetime) -> set[str]:
-        created: set[str] = set()
-        for start in range(0, len(keyed), _CHUNK):
-            rows = [{
-                "tenant_id": tenant_id, "kind": kind, "payload": json.dumps(payload),
-                "state": JobState.PENDING.value, "attempts": 0, "max_attempts": attempts,
-                "dedupe_key": key, "run_after": now, "created_at": now, "updated_at": now,
-            } for key, payload in keyed[start:start + _CHUNK]]
-            if not rows:
-                continue
-            stmt = (self._insert(jobs)
-                    .on_conflict_do_nothing(index_elements=["tenant_id", "kind", "dedupe_key"],
-                                            index_where=_LIVE_JOB)
-                    .returning(jobs.c.dedupe_key))
-            created.update(conn.execute(stmt, rows).scalars())
-        return created
+                     stamp: Any) -> set[str]:
+        pending = JobState.PENDING.value
+        rows = [(tenant_id, kind, json.dumps(payload), pending, 0, attempts, key, stamp, stamp,
+                 stamp) for key, payload in keyed]
+        return {str(row[0]) for row in _insert_rows(conn, jobs, _JOB_COLUMNS, rows, _JOB_TAIL)}
 
     def _queue_object_jobs(self, conn: Connection, tenant_id: int, kind: str,
                            objects: Sequence[tuple[str, str]], attempts: int,
-                           now: datetime) -> None:
-        """Make sure a job that has not yet read the inbox exists for every object.
+                           stamp: Any) -> None:
+        """Make sure a pending job (key ``<type>:<id>``) exists for every object.
 
-        A pending job will read the new events when it runs. A running one may have read the
-        inbox already, so a follow-up job (key ``<type>:<id>:next``) is queued behind it; the
-        handler makes the follow-up wait while the first still runs.
+        A pending job reads the inbox when it runs, so it will see these events. A job of
+        the object that is running may have read the inbox already; it does not absorb the
+        new one (the unique index covers pending jobs only, migration 0005), and the queue
+        holds the new job back until the running one is done. ``stamp`` is the current time
+        as :func:`_db_time` bound it.
         """
         wanted = {object_job_key(t, i): {"object_type": t, "object_id": i} for t, i in objects}
         for _ in range(5):
             created = self._insert_jobs(conn, tenant_id, kind, list(wanted.items()), attempts,
-                                        now)
+                                        stamp)
             clashing = sorted(set(wanted) - created)
             if not clashing:
                 return
-            # Lock the live jobs we collided with: a claim on PostgreSQL skips locked rows, so
-            # a pending job cannot start reading before this batch is committed.
-            live: dict[str, str] = {key: state for key, state in conn.execute(
-                sa.select(jobs.c.dedupe_key, jobs.c.state).where(
-                    jobs.c.tenant_id == tenant_id, jobs.c.kind == kind,
-                    jobs.c.dedupe_key.in_(clashing),
-                    jobs.c.state.in_([JobState.PENDING.value, JobState.RUNNING.value]),
-                ).order_by(jobs.c.id).with_for_update())}
-            follow = [(key + FOLLOW_UP_SUFFIX, wanted[key]) for key in clashing
-                      if live.get(key) == JobState.RUNNING.value]
-            # An existing follow-up (pending or running-and-waiting) serves as well: no error.
-            self._insert_jobs(conn, tenant_id, kind, follow, attempts, now)
-            # A clashing job that finished meanwhile is gone: insert that object's job again.
-            wanted = {key: wanted[key] for key in clashing if key not in live}
+            # Lock the pending jobs we collided with: a claim on PostgreSQL skips locked rows,
+            # so none of them can start reading the inbox before this batch is committed.
+            pending: set[str] = set()
+            for start in range(0, len(clashing), _CHUNK):
+                pending.update(conn.execute(
+                    sa.select(jobs.c.dedupe_key).where(
+                        jobs.c.tenant_id == tenant_id, jobs.c.kind == kind,
+                        jobs.c.dedupe_key.in_(clashing[start:start + _CHUNK]),
+                        jobs.c.state == JobState.PENDING.value,
+                    ).order_by(jobs.c.id).with_for_update()).scalars())
+            # A clashing job claimed (or finished) since our insert is no longer pending and
+            # may have read the inbox without this batch: queue that object's job again.
+            wanted = {key: wanted[key] for key in clashing if key not in pending}
             if not wanted:
                 return
         raise RuntimeError("could not queue webhook jobs: their dedupe keys kept colliding")
 
-    def _count_batch(self, conn: Connection, tenant_id: int, drafts: Sequence[InboxEventDraft],
-                     inserted: set[str], now: datetime) -> None:
-        per_portal: dict[str, list[InboxEventDraft]] = defaultdict(list)
-        for draft in drafts:
-            per_portal[draft.portal_id].append(draft)
+    def _count_deliveries(self, conn: Connection, group: Sequence[_Delivery],
+                          owner: Mapping[tuple[int, str], tuple[int, InboxEventDraft]],
+                          inserted: set[tuple[int, str]], now: datetime) -> None:
+        """Add the group's events to the per-portal counters: one upsert per portal.
+
+        Like the receipts, an event counts as accepted for the copy that was stored and as a
+        duplicate for every other copy, within a delivery or across deliveries.
+        """
+        totals: dict[tuple[int, str], list[int]] = {}  # -> [accepted, duplicates, latest]
+        for delivery in group:
+            for draft in delivery.drafts:
+                total = totals.setdefault((delivery.tenant_id, draft.portal_id), [0, 0, 0])
+                key = (delivery.tenant_id, draft.dedupe_key)
+                total[0 if key in inserted and owner[key][1] is draft else 1] += 1
+                total[2] = max(total[2], draft.occurred_at_ms)
         col = webhook_portals.c
-        for portal_id in sorted(per_portal):
-            batch = per_portal[portal_id]
-            new = sum(1 for d in batch if d.dedupe_key in inserted)
-            latest = max(d.occurred_at_ms for d in batch)
+        for (tenant_id, portal_id), (new, duplicates, latest) in sorted(totals.items()):
             stmt = self._insert(webhook_portals).values(
                 tenant_id=tenant_id, portal_id=portal_id, last_received_at=now,
-                last_occurred_at_ms=latest, accepted=new, duplicates=len(batch) - new, echoes=0)
+                last_occurred_at_ms=latest, accepted=new, duplicates=duplicates, echoes=0)
             stmt = stmt.on_conflict_do_update(
                 index_elements=["tenant_id", "portal_id"],
                 set_={"accepted": col.accepted + new,
-                      "duplicates": col.duplicates + (len(batch) - new),
+                      "duplicates": col.duplicates + duplicates,
                       "last_received_at": now,
                       "last_occurred_at_ms": sa.case(
                           (col.last_occurred_at_ms > latest, col.last_occurred_at_ms),
