@@ -1,14 +1,20 @@
-"""Admin commands of ``ambac-hubspot``: ``check``, ``setup``, ``status``, ``log``, ``history``, ``replay``.
+"""How every ``ambac-hubspot`` command opens a host, plus the admin commands.
+
+The admin commands are ``check``, ``setup``, ``status``, ``log``, ``history`` and ``replay``;
+``sync`` (:mod:`._cli_sync`) and ``conflicts`` (:mod:`._cli_conflicts`) use the same plumbing.
 
 They operate on a host. :func:`_host_context` picks it: ``--host-factory module:function``,
 else the first entry point of group ``ambac_hubspot.host_factory``, else the reference host in
 ``--host-dir``. A factory is called as ``factory(host_dir=...)`` and returns a
 :class:`HostContext`; that is how a real host (Ambac Tracker) plugs its own services in.
+Options come from :func:`_host_options`; their environment variables are ``AMBAC_HUBSPOT_*``.
 
 Every command acts as a host user and goes through :class:`~ambac_hubspot_plugin.admin.Admin`,
 so permissions apply: ``--as-user EMAIL`` picks the user, else the host's operator user.
 Tables on a terminal, ``--json`` for scripts. Exit codes: 0 success, 1 the operation failed
-(a check failed, a job could not be replayed), 2 bad usage or bad settings.
+(a check failed, a deal failed to sync, a job could not be replayed, HubSpot refused a write),
+2 bad usage, bad settings, an unknown tenant, user or record, or permission denied (the caller
+must change something before trying again, so scripts never retry it blindly).
 """
 
 from __future__ import annotations
@@ -243,7 +249,8 @@ def _guard(func: Callable[[], Any]) -> Any:
     try:
         return func()
     except PermissionDeniedError as exc:
-        _fail(str(exc), EXIT_FAILED)
+        # Like a usage error: retrying will not help until someone grants the permission.
+        _fail(str(exc), EXIT_USAGE)
     except ConfigError as exc:
         _fail(str(exc), EXIT_USAGE)
     except LookupError as exc:

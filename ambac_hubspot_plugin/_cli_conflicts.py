@@ -1,38 +1,37 @@
-"""``ambac-hubspot conflicts``: list, show and resolve a tenant's sync conflicts."""
+"""``ambac-hubspot conflicts``: list, show and resolve a tenant's sync conflicts.
+
+The host is opened like every other command's (:func:`._cli_admin._host_options`) and each
+subcommand goes through :class:`~ambac_hubspot_plugin.admin.Admin`: ``list`` and ``show`` need
+``view_integrations``, ``resolve`` needs ``manage_integrations`` and records the acting user
+(``--as-user``, else the host's operator) as the one who decided.
+"""
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from ._cli_sync import EXIT_FAILED, host_context, runtime_of, with_host_options
+from ._cli_admin import _admin, _emit, _guard, _host_options, _table
+
+if TYPE_CHECKING:
+    from .admin import Admin
+    from .host import User
 
 __all__ = ["conflicts_group"]
 
-
-def _as_dict(record: Any) -> dict[str, Any]:
-    import attrs
-
-    data = attrs.asdict(record)
-    return {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in data.items()}
+# Few columns so a table fits an 80-column terminal; `show` prints every field.
+_COLUMNS = ["id", "record", "field", "HubSpot", "Ambac", "decision"]
 
 
-def _echo(data: Any, as_json: bool) -> None:
-    if as_json:
-        click.echo(json.dumps(data, indent=2, default=str))
-        return
-    rows = data if isinstance(data, list) else [data]
-    for row in rows:
-        click.echo(f"#{row['id']} {row['object_type']} {row['host_id']} (HubSpot {row['hubspot_type']} "
-                   f"{row['hubspot_id']}) field {row['field']}: HubSpot {row['hubspot_value']!r} vs "
-                   f"Ambac {row['host_value']!r} (last synced {row['last_synced']!r}); "
-                   f"{row['strategy']} -> {row['decision']}, {row['status']}"
-                   + (f", resolved {row['resolution']} = {row['resolved_value']!r} by {row['decided_by']}"
-                      if row["resolution"] else ""))
+def _row(c: dict[str, Any]) -> list[Any]:
+    return [c["id"], f"{c['object_type']} {c['host_id']}", c["field"], repr(c["hubspot_value"]),
+            repr(c["host_value"]), f"{c['decision']} ({c['status']})"]
+
+
+def _render_one(c: dict[str, Any]) -> None:
+    _table(f"Conflict {c['id']}", ["field", "value"], [[key, value] for key, value in c.items()])
 
 
 @click.group("conflicts")
@@ -41,54 +40,56 @@ def conflicts_group() -> None:
 
 
 @conflicts_group.command("list")
-@with_host_options
-@click.option("--all", "show_all", is_flag=True, help="The whole audit trail, not only open conflicts.")
-@click.option("--limit", default=100, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def list_command(host_dir: Path | None, host_factory: str | None, tenant_id: int, show_all: bool,
-                 limit: int, as_json: bool) -> None:
+@_host_options
+@click.option("--all", "show_all", is_flag=True,
+              help="The whole audit trail, not only open conflicts.")
+@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
+def list_command(host_dir: Path | None, host_factory: str | None, tenant_id: int,
+                 as_user: str | None, as_json: bool, show_all: bool, limit: int) -> None:
     """List open conflicts (or, with --all, every recorded one), newest first."""
-    with host_context(host_dir, host_factory) as host:
-        records = runtime_of(host, tenant_id).list_conflicts(tenant_id, status=None if show_all else "open",
-                                                              limit=limit)
-        _echo([_as_dict(r) for r in records], as_json)
+    with _admin(host_dir, host_factory, tenant_id, as_user) as (admin, user, _ctx):
+        rows = _guard(lambda: admin.conflicts(user, status=None if show_all else "open",
+                                              limit=limit))
+    title = "Conflicts (audit trail)" if show_all else "Open conflicts"
+    _emit({"conflicts": rows}, as_json,
+          lambda data: _table(title, _COLUMNS, [_row(c) for c in data["conflicts"]]))
+
+
+def _show(admin: Admin, user: User, conflict_id: int) -> dict[str, Any]:
+    from .admin import conflict_json
+    from .host import VIEW_INTEGRATIONS
+
+    # Admin has no single-conflict read; same permission and scrubbing as Admin.conflicts.
+    admin.require(user, VIEW_INTEGRATIONS, "Reading a HubSpot conflict")
+    record = admin.runtime.get_conflict(admin.tenant_id, conflict_id)  # ConfigError: no such id
+    return dict(admin._clean(conflict_json(record)))
 
 
 @conflicts_group.command("show")
-@with_host_options
+@_host_options
 @click.argument("conflict_id", type=int)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def show_command(host_dir: Path | None, host_factory: str | None, tenant_id: int, conflict_id: int,
-                 as_json: bool) -> None:
+def show_command(host_dir: Path | None, host_factory: str | None, tenant_id: int,
+                 as_user: str | None, as_json: bool, conflict_id: int) -> None:
     """Show one conflict with both values, both timestamps and its decision."""
-    from .errors import ConfigError
-
-    with host_context(host_dir, host_factory) as host:
-        try:
-            record = runtime_of(host, tenant_id).get_conflict(tenant_id, conflict_id)
-        except ConfigError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(EXIT_FAILED)
-        _echo(_as_dict(record), as_json)
+    with _admin(host_dir, host_factory, tenant_id, as_user) as (admin, user, _ctx):
+        data = _guard(lambda: _show(admin, user, conflict_id))
+    _emit(data, as_json, _render_one)
 
 
 @conflicts_group.command("resolve")
-@with_host_options
+@_host_options
 @click.argument("conflict_id", type=int)
 @click.argument("choice", type=click.Choice(["hubspot", "ambac", "value"], case_sensitive=False))
 @click.option("--value", help="With CHOICE 'value': the value to set on both sides.")
-@click.option("--by", "decided_by", help="Who decides (recorded in the audit trail).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def resolve_command(host_dir: Path | None, host_factory: str | None, tenant_id: int, conflict_id: int,
-                    choice: str, value: str | None, decided_by: str | None, as_json: bool) -> None:
-    """Resolve an open conflict: HubSpot's value, Ambac's value, or a typed --value; both sides get it."""
-    from .errors import HubSpotIntegrationError
+def resolve_command(host_dir: Path | None, host_factory: str | None, tenant_id: int,
+                    as_user: str | None, as_json: bool, conflict_id: int, choice: str,
+                    value: str | None) -> None:
+    """Resolve an open conflict with HubSpot's value, Ambac's or a typed --value, on both sides.
 
-    with host_context(host_dir, host_factory) as host:
-        try:
-            record = runtime_of(host, tenant_id).resolve_conflict(
-                tenant_id, conflict_id, choice, value=value, decided_by=decided_by or "cli")
-        except HubSpotIntegrationError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(EXIT_FAILED)
-        _echo(_as_dict(record), as_json)
+    The acting user (--as-user, else the operator) is recorded as the one who decided.
+    """
+    if (choice.lower() == "value") != (value is not None):
+        raise click.UsageError("give --value exactly when CHOICE is 'value'")
+    with _admin(host_dir, host_factory, tenant_id, as_user) as (admin, user, _ctx):
+        data = _guard(lambda: admin.resolve_conflict(user, conflict_id, choice, value=value))
+    _emit(data, as_json, _render_one)

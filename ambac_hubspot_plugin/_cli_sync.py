@@ -1,155 +1,110 @@
-"""``ambac-hubspot sync``: run the inbound sync now, for one tenant of a host."""
+"""``ambac-hubspot sync``: run the inbound sync now, for one tenant of a host.
+
+The host is opened like every other command's (:func:`._cli_admin._host_options`) and the
+sync goes through :meth:`~ambac_hubspot_plugin.admin.Admin.run_sync`, so ``--as-user`` needs
+``manage_integrations``.
+"""
 
 from __future__ import annotations
 
-import importlib
-import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-EXIT_FAILED = 1
-EXIT_USAGE = 2
+from ._cli_admin import EXIT_FAILED, _admin, _console, _emit, _guard, _host_options
 
+if TYPE_CHECKING:
+    from .inbound import Outcome
 
-@contextmanager
-def host_context(host_dir: Path | None, host_factory: str | None) -> Iterator[Any]:
-    """Open the host the command works on, started so enabled plugins are running.
+__all__ = ["sync_command"]
 
-    ``--host-factory module:function`` names a callable returning a started host object with
-    ``plugin_manager`` and ``services(tenant_id)`` (a real host's adapter); otherwise
-    ``--host-dir`` opens the reference host kept in that directory.
-    """
-    if host_factory:
-        module, _, func = host_factory.partition(":")
-        if not module or not func:
-            raise click.UsageError("--host-factory must look like 'package.module:function'")
-        host = getattr(importlib.import_module(module), func)()
-    elif host_dir is not None:
-        from .reference_host import ReferenceHost
-
-        if not (host_dir / "host.sqlite3").exists():
-            raise click.UsageError(f"{host_dir} holds no reference host (no host.sqlite3 in it)")
-        host = ReferenceHost(host_dir)
-        host.start()
-    else:
-        raise click.UsageError("give --host-dir (a reference host directory) or --host-factory")
-    try:
-        yield host
-    finally:
-        close = getattr(host, "close", None)
-        if close is not None:
-            close()
-
-
-def runtime_of(host: Any, tenant: int) -> Any:
-    """The HubSpot plugin's runtime in that host, checking the tenant has it enabled."""
-    runtime = host.plugin_manager.get_plugin("hubspot.runtime").runtime
-    if not runtime.is_enabled(tenant):
-        click.echo(f"error: the HubSpot plugin is not enabled for tenant {tenant}", err=True)
-        sys.exit(EXIT_USAGE)
-    return runtime
-
-
-host_options = [
-    click.option("--host-dir", type=click.Path(path_type=Path, file_okay=False),
-                 envvar="AMBAC_HOST_DIR", help="The reference host's data directory."),
-    click.option("--host-factory", envvar="AMBAC_HOST_FACTORY",
-                 help="module:function returning a started host (for a real host)."),
-    click.option("--tenant", "tenant_id", type=int, required=True, help="The tenant id."),
-]
-
-
-def with_host_options(func: Any) -> Any:
-    """Add --host-dir, --host-factory and --tenant to a command."""
-    for option in reversed(host_options):
-        func = option(func)
-    return func
+_ACTIONS = ("created", "updated", "unchanged", "skipped", "failed")
 
 
 @click.command("sync")
-@with_host_options
-@click.option("--backfill", is_flag=True, help="Process every deal in a trigger stage, not just recent changes.")
+@_host_options
+@click.option("--backfill", is_flag=True,
+              help="Process every deal in a trigger stage, not just recent changes.")
 @click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]),
               help="With --backfill: only deals modified since this date (YYYY-MM-DD, UTC).")
-@click.option("--dry-run", is_flag=True, help="Say what would be created, updated and skipped; write nothing.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def sync_command(host_dir: Path | None, host_factory: str | None, tenant_id: int, backfill: bool,
-                 since: datetime | None, dry_run: bool, as_json: bool) -> None:
+@click.option("--dry-run", is_flag=True,
+              help="Say what would be created, updated and skipped; write nothing.")
+def sync_command(host_dir: Path | None, host_factory: str | None, tenant_id: int,
+                 as_user: str | None, as_json: bool, backfill: bool, since: datetime | None,
+                 dry_run: bool) -> None:
     """Run the inbound sync now: closed-won deals become orders.
 
     Exit code 0 when every deal was processed, 1 when some failed (see `ambac-hubspot log`) or
-    the run stopped, 2 for bad usage or settings.
+    the run stopped, 2 for bad usage or settings, or without the manage_integrations permission.
     """
-    from .errors import HubSpotIntegrationError
+    from .admin import _outcome_json
 
     if since is not None and not backfill:
         raise click.UsageError("--since goes with --backfill")
-    with host_context(host_dir, host_factory) as host:
-        runtime = runtime_of(host, tenant_id)
-        keep = dry_run or as_json
-        try:
-            with _progress(enabled=not as_json and sys.stderr.isatty()) as tick:
-                result = runtime.run_sync(
-                    tenant_id, backfill=backfill, dry_run=dry_run, keep_outcomes=keep, progress=tick,
-                    since=since.replace(tzinfo=UTC) if since else None,
-                )
-        except HubSpotIntegrationError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(EXIT_FAILED)
-    data = {
-        "kind": result.kind, "dry_run": result.dry_run, "run_id": result.run_id,
-        "created": result.created, "updated": result.updated, "unchanged": result.unchanged,
-        "skipped": result.skipped, "failed": result.failed,
-        "outcomes": [{"deal_id": o.deal_id, "action": o.action, "reason": o.reason,
-                      "order_id": o.order_id, "fields": list(o.fields)} for o in result.outcomes],
-    }
-    if as_json:
-        click.echo(json.dumps(data, indent=2))
-    else:
-        _print(data)
-    sys.exit(EXIT_FAILED if result.failed else 0)
+    # Outcomes are only kept when shown: a backfill of a big portal would otherwise hold them all.
+    keep = dry_run or as_json
+    outcomes: list[Outcome] = []
+    with _admin(host_dir, host_factory, tenant_id, as_user) as (admin, user, _ctx), \
+            _progress(enabled=not as_json and sys.stderr.isatty()) as tick:
+
+        def seen(outcome: Outcome) -> None:
+            if keep:
+                outcomes.append(outcome)
+            if tick is not None:
+                tick(outcome)
+
+        data = _guard(lambda: admin.run_sync(
+            user, backfill=backfill, dry_run=dry_run, progress=seen,
+            since=since.replace(tzinfo=UTC) if since else None))
+        data["outcomes"] = admin._clean([_outcome_json(o) for o in outcomes])
+    _emit(data, as_json, _render)
+    sys.exit(EXIT_FAILED if data["failed"] else 0)
 
 
 @contextmanager
-def _progress(*, enabled: bool) -> Iterator[Any]:
+def _progress(*, enabled: bool) -> Iterator[Callable[[Outcome], None] | None]:
+    """A transient rich progress bar counting outcomes by action (None when not on a terminal)."""
     if not enabled:
         yield None
         return
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    counts = {"created": 0, "updated": 0, "unchanged": 0, "skipped": 0, "failed": 0}
+    counts = dict.fromkeys(_ACTIONS, 0)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(bar_width=None),
                   TextColumn("{task.completed} deals"), TimeElapsedColumn(), transient=True) as bar:
         task = bar.add_task("syncing", total=None)
 
-        def tick(outcome: Any) -> None:
+        def tick(outcome: Outcome) -> None:
             counts[outcome.action] += 1
-            bar.update(task, advance=1, description=" ".join(f"{k} {v}" for k, v in counts.items() if v))
+            bar.update(task, advance=1,
+                       description=" ".join(f"{k} {v}" for k, v in counts.items() if v))
 
         yield tick
 
 
-def _print(data: dict[str, Any]) -> None:
-    from rich.console import Console
+def _render(data: dict[str, Any]) -> None:
     from rich.table import Table
 
-    console = Console()
+    console = _console()
     if data["dry_run"]:
-        table = Table(title="Dry run: what the sync would do (nothing was written)", title_justify="left")
+        table = Table(title="Dry run: what the sync would do (nothing was written)",
+                      title_justify="left")
         for column in ("deal", "action", "why"):
             table.add_column(column)
         for o in data["outcomes"]:
+            # A portal's many out-of-stage deals would bury the ones that matter.
             if o["action"] != "skipped" or len(data["outcomes"]) <= 50:
                 table.add_row(o["deal_id"], o["action"], o["reason"])
         console.print(table)
-    summary = ", ".join(f"{data[k]} {k}" for k in ("created", "updated", "unchanged", "skipped", "failed"))
+    summary = ", ".join(f"{data[k]} {k}" for k in _ACTIONS)
     verb = "would be" if data["dry_run"] else "were"
-    console.print(f"{data['kind']} sync: deals {verb} {summary}" + (f" (run {data['run_id']})" if data["run_id"] else ""))
+    console.print(f"{data['kind']} sync: deals {verb} {summary}"
+                  + (f" (run {data['run_id']})" if data["run_id"] else ""))
     if data["failed"]:
-        console.print("[red]Some deals failed; `ambac-hubspot log --level error` says which and why.")
+        console.print("[red]Some deals failed; "
+                      "`ambac-hubspot log --level error` says which and why.")

@@ -21,10 +21,10 @@ line of defence.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import typing
+from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-import typing
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import ConfigError, HubSpotIntegrationError
@@ -319,8 +319,13 @@ class Admin:
         return report
 
     def run_sync(self, user: User | None, *, backfill: bool = False, since: datetime | None = None,
-                 dry_run: bool = False, wait: bool = True) -> dict[str, Any]:
-        """Run an incremental sync (or a backfill) now; ``wait=False`` queues the sync instead."""
+                 dry_run: bool = False, wait: bool = True,
+                 progress: Callable[[Outcome], None] | None = None) -> dict[str, Any]:
+        """Run an incremental sync (or a backfill) now; ``wait=False`` queues the sync instead.
+
+        ``progress`` is called with each deal's outcome as the run goes (the CLI's progress bar);
+        it is not called for a queued sync.
+        """
         self.require(user, MANAGE_INTEGRATIONS, "Running a HubSpot sync")
         if not wait:
             if backfill or dry_run:
@@ -335,6 +340,8 @@ class Admin:
             nonlocal excluded
             if outcome.action == "skipped" and "excluded" in outcome.reason:
                 excluded += 1
+            if progress is not None:
+                progress(outcome)
 
         result = self.runtime.run_sync(self.tenant_id, backfill=backfill, since=since,
                                        dry_run=dry_run, progress=count)

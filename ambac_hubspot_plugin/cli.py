@@ -1,22 +1,20 @@
 """``ambac-hubspot``: commands for an operator on the host machine.
 
 Every command has ``--help``; commands that report take ``--json`` for scripts. Exit codes:
-0 success, 1 the operation failed, 2 bad usage or bad settings.
+0 success, 1 the operation failed, 2 bad usage, bad settings or permission denied.
+Commands that work on a host share one set of options (``_cli_admin._host_options``); see
+docs/cli.md for each command.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
 __all__ = ["main"]
-
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -56,42 +54,18 @@ def demo(seed_deals: int, data_dir: Path | None, as_json: bool) -> None:
         print_demo(console, result)
 
 
-@main.command()
-@click.option("--store-url", required=True, envvar="AMBAC_HUBSPOT_STORE_URL",
-              help="The plugin's store (sqlite:///path or postgresql+psycopg://...).")
-@click.option("--tenant", "tenant_id", type=int, required=True, help="The tenant id.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def status(store_url: str, tenant_id: int, as_json: bool) -> None:
-    """Show a tenant's queue depths, recent sync runs and recent log entries."""
-    from ._runtime import store_status
-    from .errors import StoreError
-    from .store import open_store
-
-    try:
-        store = open_store(store_url)
-    except StoreError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_USAGE)
-    try:
-        data = store_status(store, tenant_id)
-    finally:
-        store.close()
-    if as_json:
-        click.echo(json.dumps(data, indent=2))
-    else:
-        _console().print_json(json.dumps(data))
-
-
 def _add_commands() -> None:
-    # Command modules are imported when the CLI runs, never by the plugin itself.
+    # Command modules are imported when the CLI runs, never by the plugin itself. Every command
+    # that works on a host opens it the same way: _cli_admin's --host-dir/--host-factory options.
+    from ._cli_admin import register
+    from ._cli_conflicts import conflicts_group
     from ._cli_sync import sync_command
     from .sandbox._cli import sandbox_command
 
     main.add_command(sandbox_command, name="sandbox")
     main.add_command(sync_command, name="sync")
+    main.add_command(conflicts_group, name="conflicts")
+    register(main)  # check, setup, status, log, history, replay
 
 
 _add_commands()
-from ._cli_admin import register as _register_admin  # noqa: E402  # check, setup, status, log, history, replay
-
-_register_admin(main)

@@ -1,4 +1,4 @@
-"""The admin CLI commands on a reference host directory: JSON output, exit codes, --help."""
+"""The admin CLI commands on a reference host directory: JSON output, exit codes, --help, shared options."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -126,10 +127,11 @@ def test_replay_exits_1_for_a_job_that_is_not_dead_and_2_for_an_unknown_one(site
 
 
 def test_as_user_applies_permissions(site):
-    """A viewer may read the status but not run the check (exit 1 naming the permission)."""
+    """A viewer may read the status but not run the check or replay (exit 2 naming the permission)."""
     assert site.run("status", "--as-user", "viewer@acme.example", "--json").exit_code == 0
     refused = site.run("check", "--as-user", "viewer@acme.example")
-    assert refused.exit_code == 1 and "manage_integrations" in refused.output
+    assert refused.exit_code == 2 and "manage_integrations" in refused.output
+    assert site.run("replay", "--all", "--as-user", "viewer@acme.example").exit_code == 2
     assert site.run("status", "--as-user", "ghost@acme.example").exit_code == 2
 
 
@@ -164,8 +166,39 @@ def test_tables_on_a_terminal(site):
     assert result.exit_code == 0 and "token" in result.output and "webhook_url" in result.output
 
 
-@pytest.mark.parametrize("command", ["check", "setup", "status", "log", "history", "replay"])
-def test_every_admin_command_has_help(command):
-    """--help works for each command and documents --json and --tenant."""
-    result = CliRunner().invoke(main, [command, "--help"])
+HOST_COMMANDS = ["check", "setup", "status", "log", "history", "replay", "sync",
+                 "conflicts list", "conflicts show", "conflicts resolve"]
+
+
+@pytest.mark.parametrize("command", HOST_COMMANDS)
+def test_every_host_command_has_help(command):
+    """--help works for each command that opens a host and documents --json and --tenant."""
+    result = CliRunner().invoke(main, [*command.split(), "--help"])
     assert result.exit_code == 0 and "--json" in result.output and "--tenant" in result.output
+
+
+def _command(path: str) -> click.Command:
+    command: click.Command = main
+    for name in path.split():
+        assert isinstance(command, click.Group)
+        command = command.commands[name]
+    return command
+
+
+@pytest.mark.parametrize("command", HOST_COMMANDS)
+def test_every_host_command_shares_one_set_of_host_options(command):
+    """Each host command has the same host options with AMBAC_HUBSPOT_* environment variables."""
+    params = {p.name: p for p in _command(command).params}
+    expected = {"host_dir": "AMBAC_HUBSPOT_HOST_DIR", "host_factory": "AMBAC_HUBSPOT_HOST_FACTORY",
+                "tenant_id": None, "as_user": None, "as_json": None}
+    assert {name: params[name].envvar for name in expected} == expected
+    envvars = [p.envvar for p in params.values() if p.envvar]
+    assert all(str(e).startswith("AMBAC_HUBSPOT_") for e in envvars), envvars
+
+
+def test_the_cli_has_one_status_command_and_registers_every_group():
+    """status is the admin one (with --store-url and --as-user); sync, conflicts, demo, sandbox exist."""
+    assert {"check", "setup", "status", "log", "history", "replay", "sync", "conflicts", "demo",
+            "sandbox"} <= set(main.commands)
+    status_params = {p.name for p in main.commands["status"].params}
+    assert {"store_url", "as_user", "host_dir"} <= status_params

@@ -1,4 +1,4 @@
-"""``ambac-hubspot sync`` and ``demo``: exit codes and JSON output, on a real host directory."""
+"""``ambac-hubspot sync`` and ``demo``: exit codes, JSON output and permissions, on a real host directory."""
 
 from __future__ import annotations
 
@@ -8,14 +8,17 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from ambac_hubspot_plugin._cli_admin import ReferenceHostContext
+from ambac_hubspot_plugin.admin import Admin
 from ambac_hubspot_plugin.cli import main
+from ambac_hubspot_plugin.host import VIEW_INTEGRATIONS
 from ambac_hubspot_plugin.reference_host import ReferenceHost
 from ambac_hubspot_plugin.sandbox import RateLimits, Sandbox
 
 
 @pytest.fixture
 def setup(tmp_path: Path):
-    """A sandbox with two won deals and one open, and a host dir with the plugin enabled."""
+    """A sandbox with two won deals and one open, and a host dir with the plugin enabled and a viewer."""
     with Sandbox(rate_limits=RateLimits.unlimited()) as hs:
         for name, stage in (("A", "closedwon"), ("B", "closedwon"), ("C", "contractsent")):
             hs.add_object("deals", {"dealname": name, "pipeline": "default", "dealstage": stage})
@@ -25,11 +28,21 @@ def setup(tmp_path: Path):
                 "portal_id": str(hs.portal_id), "api_base_url": hs.base_url,
                 "credentials": {"kind": "private_app", "access_token": hs.access_token},
                 "run_background_worker": False})
+            host.grant(host.create_user(tenant, VIEWER), VIEW_INTEGRATIONS)
+            host.plugin_manager.get_plugin("hubspot.runtime").runtime.close()
         yield hs, tmp_path / "host", tenant
 
 
-def _run(*args: str):
-    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+VIEWER = "viewer@acme.example"
+
+
+def _run(*args: str, env: dict[str, str] | None = None):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False, env=env)
+
+
+def _orders(host_dir: Path, tenant: int) -> list:
+    with ReferenceHost(host_dir, load_entrypoints=False) as host:
+        return host.services(tenant).list_orders()
 
 
 def test_sync_json_reports_counts_and_outcomes(setup):
@@ -38,10 +51,11 @@ def test_sync_json_reports_counts_and_outcomes(setup):
     result = _run("sync", "--host-dir", str(host_dir), "--tenant", str(tenant), "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    assert (data["created"], data["skipped"], data["dry_run"]) == (2, 1, False)
+    assert (data["kind"], data["created"], data["skipped"], data["dry_run"]) == ("incremental", 2, 1, False)
+    assert data["run_id"] is not None and data["failed"] == 0 and data["excluded"] == 1
     assert sorted(o["action"] for o in data["outcomes"]) == ["created", "created", "skipped"]
-    with ReferenceHost(host_dir, load_entrypoints=False) as host:
-        assert len(host.services(tenant).list_orders()) == 2
+    assert {"deal_id", "action", "reason", "order_id", "fields"} <= set(data["outcomes"][0])
+    assert len(_orders(host_dir, tenant)) == 2
 
 
 def test_sync_dry_run_writes_nothing(setup):
@@ -49,9 +63,9 @@ def test_sync_dry_run_writes_nothing(setup):
     _hs, host_dir, tenant = setup
     result = _run("sync", "--host-dir", str(host_dir), "--tenant", str(tenant), "--dry-run")
     assert result.exit_code == 0, result.output
+    assert "Dry run: what the sync would do" in result.output, "the dry-run table is printed"
     assert "would be 2 created" in result.output
-    with ReferenceHost(host_dir, load_entrypoints=False) as host:
-        assert host.services(tenant).list_orders() == []
+    assert _orders(host_dir, tenant) == []
 
 
 def test_sync_backfill_exits_1_when_a_deal_fails(setup):
@@ -65,11 +79,49 @@ def test_sync_backfill_exits_1_when_a_deal_fails(setup):
 
 
 def test_sync_usage_errors_exit_2(setup, tmp_path):
-    """A missing host, an unknown tenant or --since without --backfill exit with 2."""
+    """A missing host, an unknown tenant or user, or --since without --backfill exit with 2."""
     _hs, host_dir, tenant = setup
     assert _run("sync", "--host-dir", str(tmp_path / "nope"), "--tenant", "1").exit_code == 2
     assert _run("sync", "--host-dir", str(host_dir), "--tenant", "999").exit_code == 2
     assert _run("sync", "--host-dir", str(host_dir), "--tenant", str(tenant), "--since", "2026-01-01").exit_code == 2
+    assert _run("sync", "--host-dir", str(host_dir), "--tenant", str(tenant),
+                "--as-user", "ghost@acme.example").exit_code == 2
+
+
+def test_sync_needs_manage_integrations(setup):
+    """A viewer is refused with exit 2 naming the permission, and no order is created."""
+    _hs, host_dir, tenant = setup
+    result = _run("sync", "--host-dir", str(host_dir), "--tenant", str(tenant), "--as-user", VIEWER)
+    assert result.exit_code == 2 and "manage_integrations" in result.output
+    assert _orders(host_dir, tenant) == []
+
+
+def test_sync_opens_the_host_like_the_admin_commands(setup):
+    """AMBAC_HUBSPOT_HOST_DIR and --host-factory module:function work; the old AMBAC_HOST_DIR does not."""
+    _hs, host_dir, tenant = setup
+    old = _run("sync", "--tenant", str(tenant), "--json",
+               env={"AMBAC_HOST_DIR": str(host_dir), "AMBAC_HUBSPOT_HOST_DIR": ""})
+    assert old.exit_code == 2, "the old variable name is not read"
+    by_env = _run("sync", "--tenant", str(tenant), "--json", env={"AMBAC_HUBSPOT_HOST_DIR": str(host_dir)})
+    assert by_env.exit_code == 0 and json.loads(by_env.output)["created"] == 2
+    by_factory = _run("sync", "--host-factory", "tests.test_cli_admin:factory", "--host-dir", str(host_dir),
+                      "--tenant", str(tenant), "--json")
+    assert by_factory.exit_code == 0 and json.loads(by_factory.output)["unchanged"] == 2
+
+
+def test_admin_run_sync_reports_each_outcome_to_the_progress_callback(setup):
+    """Admin.run_sync calls progress once per deal with its outcome (what the progress bar counts)."""
+    _hs, host_dir, tenant = setup
+    seen = []
+    context = ReferenceHostContext(host_dir)
+    try:
+        context.load_tenant(tenant)
+        data = Admin(context.runtime, context.services(tenant)).run_sync(
+            context.operator(tenant), progress=seen.append)
+    finally:
+        context.close()
+    assert sorted(o.action for o in seen) == ["created", "created", "skipped"]
+    assert data["created"] == 2
 
 
 def test_demo_json_shows_the_moved_deal_becoming_an_order():
