@@ -13,10 +13,11 @@ from typing import Any
 
 import attrs
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from ._ports import Job, JobState, LeaseLostError
-from ._schema import jobs
+from ._schema import PENDING_DEDUPE, jobs
 
 __all__ = ["DEFAULT_LEASE", "Backoff", "SqlJobQueue"]
 
@@ -68,21 +69,33 @@ class SqlJobQueue:
         self._backoff = backoff
         self._random = random_source
         self._max_attempts = max_attempts
+        # Built once: SQLAlchemy then reuses their compiled form on every enqueue.
+        dialect = sqlite if engine.dialect.name == "sqlite" else postgresql
+        self._insert_plain = sa.insert(jobs).returning(jobs.c.id)
+        self._insert_deduped = (
+            dialect.insert(jobs)
+            .on_conflict_do_nothing(index_elements=["tenant_id", "kind", "dedupe_key"],
+                                    index_where=PENDING_DEDUPE)
+            .returning(jobs.c.id))
 
-    def _live_duplicate(self, conn: Connection, tenant_id: int, kind: str,
-                        dedupe_key: str) -> int | None:
-        return conn.execute(sa.select(jobs.c.id).where(
+    def _pending_duplicate(self, conn: Connection, tenant_id: int, kind: str,
+                           dedupe_key: str, *, lock: bool = False) -> int | None:
+        query = sa.select(jobs.c.id).where(
             jobs.c.tenant_id == tenant_id, jobs.c.kind == kind, jobs.c.dedupe_key == dedupe_key,
-            jobs.c.state.in_([JobState.PENDING.value, JobState.RUNNING.value]),
-        )).scalar()
+            jobs.c.state == JobState.PENDING.value)
+        if lock:
+            query = query.with_for_update()
+        return conn.execute(query).scalar()
 
     def enqueue(self, tenant_id: int, kind: str, payload: Mapping[str, Any], *,
                 dedupe_key: str | None = None, run_after: datetime | None = None,
                 max_attempts: int | None = None) -> int:
         """Queue a job and return its id.
 
-        With a ``dedupe_key``, a pending or running job of the same tenant, kind and key
-        is not queued twice: its id is returned instead (a unique index decides races).
+        With a ``dedupe_key``, a *pending* job of the same tenant, kind and key absorbs this
+        one: its id is returned instead (a partial unique index decides races). A *running*
+        job does not: it may have read the state its work depends on already, so a new
+        pending job is queued, and :meth:`claim` holds it back until the running one is done.
         """
         now = self._clock()
         attempts_allowed = self._max_attempts if max_attempts is None else max_attempts
@@ -94,34 +107,41 @@ class SqlJobQueue:
             "dedupe_key": dedupe_key, "run_after": run_after or now, "created_at": now,
             "updated_at": now,
         }
-        # The duplicate we collided with can finish between the insert and the re-read;
-        # then the next insert goes through, so a few rounds always settle it.
-        for _ in range(5):
-            try:
-                with self._engine.begin() as conn:
-                    return int(conn.execute(
-                        sa.insert(jobs).values(values).returning(jobs.c.id)).scalar_one())
-            except sa.exc.IntegrityError:
-                if dedupe_key is None:
-                    raise
-                with self._engine.connect() as conn:
-                    existing = self._live_duplicate(conn, tenant_id, kind, dedupe_key)
+        with self._engine.begin() as conn:
+            if dedupe_key is None:
+                return int(conn.execute(self._insert_plain, values).scalar_one())
+            # One statement in the common case. On PostgreSQL the pending job we collided with
+            # can be claimed before the re-read; then the next insert goes through.
+            for _ in range(5):
+                new_id = conn.execute(self._insert_deduped, values).scalar()
+                if new_id is not None:
+                    return int(new_id)
+                existing = self._pending_duplicate(conn, tenant_id, kind, dedupe_key)
                 if existing is not None:
-                    return existing
+                    return int(existing)
         raise RuntimeError(f"could not enqueue {kind} {dedupe_key!r}: dedupe kept colliding")
 
     def claim(self, worker_id: str, *, kinds: Collection[str] | None = None, limit: int = 1,
               lease: timedelta = DEFAULT_LEASE) -> list[Job]:
         """Lease up to ``limit`` due jobs to ``worker_id`` for ``lease``.
 
-        Due means pending with ``run_after`` reached, or running with an expired lease (its
-        worker died). Each claim counts as an attempt. Safe across processes: PostgreSQL
-        skips rows other claimers locked, SQLite serializes writers (``BEGIN IMMEDIATE``).
+        Due means pending with ``run_after`` reached and no job of the same dedupe key
+        running, or running with an expired lease (its worker died). So at most one job per
+        dedupe key runs at a time. Each claim counts as an attempt. Safe across processes:
+        PostgreSQL skips rows other claimers locked, SQLite serializes writers
+        (``BEGIN IMMEDIATE``).
         """
         now = self._clock()
         running, pending = JobState.RUNNING.value, JobState.PENDING.value
         expired = sa.and_(jobs.c.state == running, jobs.c.lease_expires_at <= now)
-        due = sa.or_(sa.and_(jobs.c.state == pending, jobs.c.run_after <= now), expired)
+        # A running job even past its lease still holds its key: it is due itself and goes
+        # first, else two workers would push one record at once, the older state maybe last.
+        other = jobs.alias("same_key")
+        key_running = sa.exists().where(
+            other.c.tenant_id == jobs.c.tenant_id, other.c.kind == jobs.c.kind,
+            other.c.dedupe_key == jobs.c.dedupe_key, other.c.state == running)
+        due = sa.or_(sa.and_(jobs.c.state == pending, jobs.c.run_after <= now,
+                             sa.not_(key_running)), expired)
         query = sa.select(jobs.c.id).where(due)
         if kinds is not None:
             query = query.where(jobs.c.kind.in_(list(kinds)))
@@ -159,26 +179,49 @@ class SqlJobQueue:
     def fail(self, job_id: int, worker_id: str, error: str) -> Job:
         """Record a failed attempt: retry later with backoff, or dead-letter after the last.
 
+        Returns the job that will retry the work. If a pending job with the same dedupe key
+        was queued while this one ran, that one is it: it will do the same work later (with
+        the state of then), so this job is deleted instead of going back to pending, and
+        ``error`` is recorded as the survivor's ``last_error``. The survivor keeps its own
+        ``run_after`` and attempts (it is a newer request with its own budget).
+
         :raises LeaseLostError: ``worker_id`` no longer holds the job; nothing changed.
         """
         now = self._clock()
         error = error[:_ERROR_MAX]
-        with self._engine.begin() as conn:
-            row = conn.execute(sa.select(jobs).where(self._held(job_id, worker_id))
-                               .with_for_update()).first()
-            if row is None:
-                raise LeaseLostError(job_id, worker_id)
-            job = _job(row)
-            values: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None,
-                                      "last_error": error, "updated_at": now}
-            if job.attempts >= job.max_attempts:
-                values["state"] = JobState.DEAD.value
-            else:
-                values["state"] = JobState.PENDING.value
-                values["run_after"] = now + self._backoff.delay(job.attempts, self._random)
-            conn.execute(sa.update(jobs).where(jobs.c.id == job_id).values(values))
-            updated = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).one()
-        return _job(updated)
+        # PostgreSQL: an enqueue committing a pending duplicate after our check makes the
+        # update violate the unique index; the next round finds that job and merges.
+        for _ in range(5):
+            try:
+                with self._engine.begin() as conn:
+                    return self._fail(conn, job_id, worker_id, error, now)
+            except sa.exc.IntegrityError:
+                continue
+        raise RuntimeError(f"could not fail job {job_id}: a pending duplicate kept colliding")
+
+    def _fail(self, conn: Connection, job_id: int, worker_id: str, error: str,
+              now: datetime) -> Job:
+        row = conn.execute(sa.select(jobs).where(self._held(job_id, worker_id))
+                           .with_for_update()).first()
+        if row is None:
+            raise LeaseLostError(job_id, worker_id)
+        job = _job(row)
+        survivor = None if job.dedupe_key is None else self._pending_duplicate(
+            conn, job.tenant_id, job.kind, job.dedupe_key, lock=True)
+        if survivor is not None:
+            conn.execute(sa.delete(jobs).where(jobs.c.id == job_id))
+            conn.execute(sa.update(jobs).where(jobs.c.id == survivor).values(
+                last_error=error, updated_at=now))
+            return _job(conn.execute(sa.select(jobs).where(jobs.c.id == survivor)).one())
+        values: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None,
+                                  "last_error": error, "updated_at": now}
+        if job.attempts >= job.max_attempts:
+            values["state"] = JobState.DEAD.value
+        else:
+            values["state"] = JobState.PENDING.value
+            values["run_after"] = now + self._backoff.delay(job.attempts, self._random)
+        conn.execute(sa.update(jobs).where(jobs.c.id == job_id).values(values))
+        return _job(conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).one())
 
     def extend_lease(self, job_id: int, worker_id: str, lease: timedelta) -> datetime:
         """Keep a long job: its lease now ends ``lease`` from now. Returns the new expiry.
@@ -213,27 +256,32 @@ class SqlJobQueue:
     def replay(self, job_id: int) -> int | None:
         """Put a dead job back in the queue, attempts reset; None if it is not dead.
 
-        Returns the id of the job that will do the work: this one, or an equal live job
-        (same dedupe key) queued meanwhile, in which case the dead one is dropped.
+        Returns the id of the job that will do the work: this one, or a pending job with the
+        same dedupe key queued meanwhile, in which case the dead one is dropped.
         """
         now = self._clock()
         dead = sa.and_(jobs.c.id == job_id, jobs.c.state == JobState.DEAD.value)
-        try:
-            with self._engine.begin() as conn:
-                changed = conn.execute(sa.update(jobs).where(dead).values(
-                    state=JobState.PENDING.value, attempts=0, run_after=now,
-                    lease_owner=None, lease_expires_at=None, updated_at=now)).rowcount
-                return job_id if changed else None
-        except sa.exc.IntegrityError:
-            with self._engine.begin() as conn:
-                row = conn.execute(sa.select(jobs).where(dead)).first()
-                if row is None:
-                    return None
-                job = _job(row)
-                assert job.dedupe_key is not None  # only the dedupe index can conflict
-                live = self._live_duplicate(conn, job.tenant_id, job.kind, job.dedupe_key)
-                conn.execute(sa.delete(jobs).where(dead))
-                return live
+        # PostgreSQL: a pending duplicate committed after our check fails the update on the
+        # unique index; the next round finds it.
+        for _ in range(5):
+            try:
+                with self._engine.begin() as conn:
+                    row = conn.execute(sa.select(jobs).where(dead).with_for_update()).first()
+                    if row is None:
+                        return None
+                    job = _job(row)
+                    live = None if job.dedupe_key is None else self._pending_duplicate(
+                        conn, job.tenant_id, job.kind, job.dedupe_key)
+                    if live is not None:
+                        conn.execute(sa.delete(jobs).where(dead))
+                        return live
+                    conn.execute(sa.update(jobs).where(dead).values(
+                        state=JobState.PENDING.value, attempts=0, run_after=now,
+                        lease_owner=None, lease_expires_at=None, updated_at=now))
+                    return job_id
+            except sa.exc.IntegrityError:
+                continue
+        raise RuntimeError(f"could not replay job {job_id}: a pending duplicate kept colliding")
 
     def replay_all(self, tenant_id: int, kind: str | None = None) -> int:
         """Replay every dead job of a tenant (optionally of one kind); returns how many."""

@@ -12,8 +12,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
-__all__ = ["checkpoints", "conflicts", "integration_log", "jobs", "links", "metadata",
-           "pushed_values", "sync_runs", "webhook_events", "webhook_portals", "webhook_refusals"]
+__all__ = ["PENDING_DEDUPE", "checkpoints", "conflicts", "integration_log", "jobs", "links",
+           "metadata", "pushed_values", "sync_runs", "webhook_events", "webhook_portals",
+           "webhook_refusals"]
 
 
 class UtcDateTime(sa.TypeDecorator[datetime]):
@@ -117,6 +118,13 @@ jobs = sa.Table(
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
 )
+
+PENDING_DEDUPE = sa.text("dedupe_key IS NOT NULL AND state = 'pending'")
+"""The predicate of the jobs' partial unique index on (tenant_id, kind, dedupe_key).
+
+Must stay the text of migration 0005's index: an ``ON CONFLICT (tenant_id, kind, dedupe_key)
+WHERE ...`` names the index by it, and SQLite only accepts the exact same expression.
+"""
 
 webhook_events = sa.Table(
     "hubspot_webhook_events",
