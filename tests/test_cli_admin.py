@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -202,3 +203,22 @@ def test_the_cli_has_one_status_command_and_registers_every_group():
             "sandbox"} <= set(main.commands)
     status_params = {p.name for p in main.commands["status"].params}
     assert {"store_url", "as_user", "host_dir"} <= status_params
+
+
+def _all_commands(group: click.Group = main, prefix: str = "") -> Iterator[tuple[str, click.Command]]:
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            yield from _all_commands(command, f"{prefix}{name} ")
+        else:
+            yield f"{prefix}{name}", command
+
+
+def test_docs_cli_md_has_a_section_per_command_naming_each_option():
+    """docs/cli.md has a '## name' section for every command and mentions each of its options."""
+    text = (Path(__file__).resolve().parent.parent / "docs" / "cli.md").read_text()
+    headings = set(re.findall(r"^## (.+?)\s*$", text, re.M))
+    for path, command in _all_commands():
+        assert path in headings, f"docs/cli.md has no section for {path}"
+        options = [o for p in command.params for o in p.opts if o.startswith("--")]
+        missing = [o for o in options if f"`{o}" not in text]
+        assert not missing, f"docs/cli.md does not mention {missing} of {path}"
