@@ -141,3 +141,63 @@ def hanging_worker(url: str) -> None:
         time.sleep(600)
 
     QueueRunner(store, {"hang": hang}, lease=timedelta(seconds=30)).drain()
+
+
+COALESCE_DDL = ("CREATE TABLE mp_coalesce (what VARCHAR(8) NOT NULL, "
+                "dedupe_key VARCHAR(32) NOT NULL, started DOUBLE PRECISION NOT NULL, "
+                "ended DOUBLE PRECISION NOT NULL)")
+
+
+def coalesce_enqueue_worker(url: str, start: Any, keys: int, rounds: int) -> None:
+    """Child process: enqueue each key ``rounds`` times, noting when each enqueue began."""
+    import sqlalchemy as sa
+
+    from ambac_hubspot_plugin.store import open_store
+
+    store = open_store(url)
+    note = sa.text("INSERT INTO mp_coalesce VALUES ('enqueue', :key, :at, :at)")
+    start.wait(timeout=60)
+    for n in range(rounds):
+        for key in range(keys):
+            began = time.time()  # before the commit: a run starting later must follow it
+            store.enqueue(1, "coalesce", {"n": n}, dedupe_key=f"key:{key}")
+            with store.engine.begin() as conn:
+                conn.execute(note, {"key": f"key:{key}", "at": began})
+        time.sleep(0.003)
+    store.close()
+
+
+def coalesce_drain_worker(url: str, start: Any, enqueued: Any) -> None:
+    """Child process: run "coalesce" jobs, noting each run's span, until all work is done."""
+    import sqlalchemy as sa
+
+    from ambac_hubspot_plugin.store import Job, QueueRunner, open_store
+
+    store = open_store(url)
+    note = sa.text("INSERT INTO mp_coalesce VALUES ('run', :key, :started, :ended)")
+
+    def run(job: Job) -> None:
+        started = time.time()
+        time.sleep(0.004)  # a push that takes a while: enqueues land while it runs
+        with store.engine.begin() as conn:
+            conn.execute(note, {"key": job.dedupe_key, "started": started, "ended": time.time()})
+
+    runner = QueueRunner(store, {"coalesce": run}, lease=timedelta(minutes=5))
+    start.wait(timeout=60)
+    # A held-back job makes drain() return early: keep going until nothing is left.
+    while not (enqueued.is_set() and not store.depths()):
+        if runner.drain().claimed == 0:
+            time.sleep(0.005)
+    store.close()
+
+
+def enqueue_worker(url: str, start: Any, keys: int, rounds: int) -> None:
+    """Child process: enqueue every one of ``keys`` dedupe keys ``rounds`` times, at once."""
+    from ambac_hubspot_plugin.store import open_store
+
+    store = open_store(url)
+    start.wait(timeout=60)
+    for n in range(rounds):
+        for key in range(keys):
+            store.enqueue(1, "dedupe", {"n": n}, dedupe_key=f"key:{key}")
+    store.close()

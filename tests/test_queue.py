@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
 import signal
@@ -19,20 +20,29 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ambac_hubspot_plugin.store import (
+    HEAD,
     Backoff,
     Job,
     JobQueue,
     JobState,
     LeaseLostError,
     QueueRunner,
+    create_store_engine,
+    current_revision,
+    migrate,
     open_store,
     utc_now,
 )
+from ambac_hubspot_plugin.store._schema import jobs
 from tests._store_support import (  # noqa: F401  # fixtures are used by name
+    COALESCE_DDL,
     RESULTS_DDL,
     FakeClock,
     clock,
+    coalesce_drain_worker,
+    coalesce_enqueue_worker,
     drain_worker,
+    enqueue_worker,
     hanging_worker,
     store,
     store_url,
@@ -49,19 +59,50 @@ def test_store_satisfies_the_queue_port(store: Any) -> None:
 # -- enqueue and claim -----------------------------------------------------------------------
 
 
-def test_enqueue_dedupes_live_jobs_only(store: Any) -> None:
-    """A live job with the same tenant/kind/key is returned, not duplicated; a done one is not."""
+def test_enqueue_dedupes_against_pending_jobs_only(store: Any) -> None:
+    """A pending job of the same tenant/kind/key absorbs an enqueue; running or done ones not."""
     first = store.enqueue(1, "push_deal", {"deal": "1"}, dedupe_key="deal:1")
     assert store.enqueue(1, "push_deal", {"deal": "1"}, dedupe_key="deal:1") == first
     assert store.enqueue(2, "push_deal", {"deal": "1"}, dedupe_key="deal:1") != first
     assert store.enqueue(1, "other", {}, dedupe_key="deal:1") != first
     [claimed] = store.claim("w1", kinds=["push_deal"])
-    assert store.enqueue(1, "push_deal", {}, dedupe_key="deal:1") == first  # running counts
+    # The running job may have read the old state already: the new request gets its own job.
+    behind = store.enqueue(1, "push_deal", {"deal": "1"}, dedupe_key="deal:1")
+    assert behind != first
+    assert store.enqueue(1, "push_deal", {}, dedupe_key="deal:1") == behind
+    assert (store.get_job(first).state, store.get_job(behind).state) == (JobState.RUNNING,
+                                                                         JobState.PENDING)
     store.complete(claimed.id, "w1")
-    again = store.enqueue(1, "push_deal", {"deal": "1"}, dedupe_key="deal:1")
-    assert again != first
+    assert store.enqueue(1, "push_deal", {}, dedupe_key="deal:1") == behind
     assert store.depths(1) == {(JobState.PENDING, "push_deal"): 1,
                                (JobState.PENDING, "other"): 1}
+
+
+def test_enqueue_after_completion_queues_again(store: Any) -> None:
+    """Once the only job of a key is completed, the same key is queued as a new job."""
+    store.enqueue(1, "k", {}, dedupe_key="deal:1")
+    [job] = store.claim("w")
+    store.complete(job.id, "w")
+    assert store.depths(1) == {}
+    again = store.enqueue(1, "k", {}, dedupe_key="deal:1")  # SQLite may reuse the id
+    assert (store.get_job(again).state, store.get_job(again).attempts) == (JobState.PENDING, 0)
+    assert store.depths(1) == {(JobState.PENDING, "k"): 1}
+
+
+def test_claim_holds_a_duplicate_back_while_its_key_runs(store: Any) -> None:
+    """A pending job is not claimed while a job of its key runs; other keys and keyless go on."""
+    running = store.enqueue(1, "k", {}, dedupe_key="deal:1")
+    store.claim("w1")
+    behind = store.enqueue(1, "k", {}, dedupe_key="deal:1")
+    other_key = store.enqueue(1, "k", {}, dedupe_key="deal:2")
+    other_tenant = store.enqueue(2, "k", {}, dedupe_key="deal:1")
+    keyless = store.enqueue(1, "k", {})
+    claimed = {job.id for job in store.claim("w2", limit=10)}
+    assert claimed == {other_key, other_tenant, keyless}
+    assert store.get_job(behind).state is JobState.PENDING
+    store.complete(running, "w1")
+    [job] = store.claim("w2", limit=10)
+    assert (job.id, job.attempts) == (behind, 1)
 
 
 def test_jobs_without_dedupe_key_are_all_queued(store: Any) -> None:
@@ -177,8 +218,8 @@ def test_replay_all_filters_by_tenant_and_kind(store: Any) -> None:
     assert store.depths(2) == {(JobState.DEAD, "a"): 1}
 
 
-def test_replay_defers_to_a_live_duplicate(store: Any) -> None:
-    """Replaying a dead job whose dedupe key has a live job again drops the dead one."""
+def test_replay_defers_to_a_pending_duplicate(store: Any) -> None:
+    """Replaying a dead job whose dedupe key has a pending job again drops the dead one."""
     dead_id = store.enqueue(1, "k", {}, dedupe_key="deal:5", max_attempts=1)
     [job] = store.claim("w")
     store.fail(job.id, "w", "x")
@@ -187,6 +228,85 @@ def test_replay_defers_to_a_live_duplicate(store: Any) -> None:
     assert store.replay(dead_id) == live_id
     assert store.get_job(dead_id) is None
     assert store.depths(1) == {(JobState.PENDING, "k"): 1}
+
+
+def test_replay_beside_a_running_duplicate_queues_behind_it(store: Any) -> None:
+    """A dead job replayed while only a running job has its key becomes pending behind it."""
+    dead_id = store.enqueue(1, "k", {}, dedupe_key="deal:5", max_attempts=1)
+    [job] = store.claim("w")
+    store.fail(job.id, "w", "x")
+    running_id = store.enqueue(1, "k", {}, dedupe_key="deal:5")
+    store.claim("w")
+    assert store.replay(dead_id) == dead_id
+    assert store.get_job(dead_id).state is JobState.PENDING
+    assert store.claim("w2") == []  # held back until the running one is done
+    store.complete(running_id, "w")
+    assert [j.id for j in store.claim("w2")] == [dead_id]
+
+
+# -- a running job and a pending duplicate ---------------------------------------------------
+
+
+def test_fail_merges_into_a_pending_duplicate(store: Any, clock: FakeClock) -> None:
+    """A failing job with a pending duplicate is deleted; the duplicate keeps the work and error."""
+    first = store.enqueue(1, "k", {"v": 1}, dedupe_key="deal:1", max_attempts=5)
+    [job] = store.claim("w")
+    clock.advance(MINUTE)
+    behind = store.enqueue(1, "k", {"v": 2}, dedupe_key="deal:1")
+    failed = store.fail(job.id, "w", "HubSpotUnavailableError: 503")
+    assert store.get_job(first) is None
+    assert (failed.id, failed.state, failed.attempts, failed.last_error, failed.payload) == (
+        behind, JobState.PENDING, 0, "HubSpotUnavailableError: 503", {"v": 2})
+    assert failed.run_after == clock()  # its own schedule, not the failed job's backoff
+    assert store.depths(1) == {(JobState.PENDING, "k"): 1}
+    [again] = store.claim("w")
+    assert again.id == behind
+
+
+def test_fail_on_the_last_attempt_merges_instead_of_dead_lettering(store: Any) -> None:
+    """A job failing for good while a pending duplicate waits leaves no dead letter behind."""
+    store.enqueue(1, "k", {}, dedupe_key="deal:1", max_attempts=1)
+    [job] = store.claim("w")
+    behind = store.enqueue(1, "k", {}, dedupe_key="deal:1")
+    assert store.fail(job.id, "w", "boom").id == behind
+    assert store.dead_letters(1) == []
+    assert store.depths(1) == {(JobState.PENDING, "k"): 1}
+
+
+def test_fail_without_a_duplicate_still_backs_off(store: Any, clock: FakeClock) -> None:
+    """With no pending duplicate (only other keys and tenants), a failure reschedules the job."""
+    job_id = store.enqueue(1, "k", {}, dedupe_key="deal:1")
+    [job] = store.claim("w")
+    store.enqueue(1, "k", {}, dedupe_key="deal:2")
+    store.enqueue(2, "k", {}, dedupe_key="deal:1")
+    failed = store.fail(job.id, "w", "x")
+    assert (failed.id, failed.state) == (job_id, JobState.PENDING)
+    assert failed.run_after > clock()
+
+
+def test_expired_lease_is_reclaimed_before_its_pending_duplicate(store: Any,
+                                                                 clock: FakeClock) -> None:
+    """A dead worker's job is reclaimed first; its pending duplicate waits, then merges on fail."""
+    first = store.enqueue(1, "k", {}, dedupe_key="deal:1", max_attempts=5)
+    store.claim("w1", lease=MINUTE)
+    behind = store.enqueue(1, "k", {}, dedupe_key="deal:1")
+    clock.advance(2 * MINUTE)
+    [job] = store.claim("w2", limit=10, lease=MINUTE)
+    assert (job.id, job.attempts, job.lease_owner) == (first, 2, "w2")
+    assert store.get_job(behind).state is JobState.PENDING
+    assert store.claim("w3", limit=10) == []
+    assert store.fail(first, "w2", "x").id == behind
+    assert [j.id for j in store.claim("w3")] == [behind]
+
+
+def test_expired_last_attempt_frees_its_pending_duplicate(store: Any, clock: FakeClock) -> None:
+    """A dead worker's job on its last attempt is dead-lettered and its duplicate runs at once."""
+    first = store.enqueue(1, "k", {}, dedupe_key="deal:1", max_attempts=1)
+    store.claim("w1", lease=MINUTE)
+    behind = store.enqueue(1, "k", {}, dedupe_key="deal:1")
+    clock.advance(2 * MINUTE)
+    assert [j.id for j in store.claim("w2", limit=10)] == [behind]
+    assert store.get_job(first).state is JobState.DEAD
 
 
 # -- leases ----------------------------------------------------------------------------------
@@ -232,6 +352,76 @@ def test_crash_on_the_last_attempt_dead_letters_the_job(store: Any, clock: FakeC
     dead = store.get_job(job_id)
     assert dead.state is JobState.DEAD
     assert "lease expired" in dead.last_error
+
+
+# -- migration 0005 -------------------------------------------------------------------------
+
+
+def _job_row(clock: FakeClock, key: str | None, state: str, **extra: Any) -> dict[str, Any]:
+    row = {"tenant_id": 1, "kind": "k", "payload": "{}", "state": state, "attempts": 0,
+           "max_attempts": 8, "dedupe_key": key, "run_after": clock(), "lease_owner": None,
+           "lease_expires_at": None, "last_error": None, "created_at": clock(),
+           "updated_at": clock()}
+    return row | extra
+
+
+def _all_jobs(engine: sa.Engine) -> list[tuple[Any, ...]]:
+    with engine.connect() as conn:
+        return [tuple(row) for row in conn.execute(sa.select(jobs).order_by(jobs.c.id))]
+
+
+def test_upgrade_from_0004_keeps_every_job_and_dedupes_on_pending_only(
+        store_url: str, clock: FakeClock) -> None:
+    """A store at 0004 with jobs in every state upgrades unchanged and then follows the new rule."""
+    engine = create_store_engine(store_url)
+    try:
+        migrate(engine, "0004")
+        with engine.begin() as conn:
+            conn.execute(sa.insert(jobs), [
+                _job_row(clock, "a", "pending"),
+                _job_row(clock, "b", "running", attempts=1, lease_owner="w",
+                         lease_expires_at=clock() + MINUTE),
+                _job_row(clock, "b", "dead", attempts=8, last_error="boom"),
+                _job_row(clock, None, "pending"),
+            ])
+        before = _all_jobs(engine)
+        migrate(engine)
+        assert current_revision(engine) == HEAD == "0005"
+        assert _all_jobs(engine) == before
+        indexes = {ix["name"] for ix in sa.inspect(engine).get_indexes("hubspot_jobs")}
+        assert {"uq_hubspot_jobs_pending_dedupe", "ix_hubspot_jobs_running_dedupe"} <= indexes
+        assert "uq_hubspot_jobs_live_dedupe" not in indexes
+    finally:
+        engine.dispose()
+    store = open_store(store_url, clock=clock)
+    try:
+        [pending_a, running_b, _dead_b, keyless] = [row[0] for row in before]
+        assert store.enqueue(1, "k", {}, dedupe_key="a") == pending_a
+        behind_b = store.enqueue(1, "k", {}, dedupe_key="b")
+        assert behind_b not in {row[0] for row in before}
+        assert {j.id for j in store.claim("w2", limit=10)} == {pending_a, keyless}
+        store.complete(running_b, "w")
+        assert [j.id for j in store.claim("w2", limit=10)] == [behind_b]
+    finally:
+        store.close()
+
+
+def test_downgrade_to_0004_keeps_the_running_job_of_a_key(store_url: str, store: Any) -> None:
+    """Downgrading drops a pending job queued behind a running one, so the old index holds."""
+    from alembic import command
+
+    from ambac_hubspot_plugin.store._engine import _alembic_config
+
+    running = store.enqueue(1, "k", {}, dedupe_key="a")
+    store.claim("w")
+    store.enqueue(1, "k", {}, dedupe_key="a")
+    lone = store.enqueue(1, "k", {}, dedupe_key="b")
+    with store.engine.connect() as conn, conn.begin():
+        command.downgrade(_alembic_config(conn), "0004")
+    assert current_revision(store.engine) == "0004"
+    assert [row[0] for row in _all_jobs(store.engine)] == [running, lone]
+    indexes = {ix["name"] for ix in sa.inspect(store.engine).get_indexes("hubspot_jobs")}
+    assert "uq_hubspot_jobs_live_dedupe" in indexes
 
 
 # -- runner ----------------------------------------------------------------------------------
@@ -312,6 +502,16 @@ def test_handler_longer_than_its_lease_keeps_the_job(store_url: str) -> None:
 # -- many processes --------------------------------------------------------------------------
 
 
+def _run_together(start: Any, procs: list[Any]) -> None:
+    """Start the processes, release them at once through ``start``, and expect clean exits."""
+    for proc in procs:
+        proc.start()
+    start.set()
+    for proc in procs:
+        proc.join(180)
+    assert [proc.exitcode for proc in procs] == [0] * len(procs)
+
+
 def test_workers_in_several_processes_run_every_job_exactly_once(store_url: str,
                                                                   store: Any) -> None:
     """Three worker processes draining 200 jobs run each exactly once between them."""
@@ -320,19 +520,65 @@ def test_workers_in_several_processes_run_every_job_exactly_once(store_url: str,
     ids = {store.enqueue(1, "record", {"n": n}) for n in range(200)}
     ctx = multiprocessing.get_context("spawn")
     start = ctx.Event()
-    procs = [ctx.Process(target=drain_worker, args=(store_url, start)) for _ in range(3)]
-    for proc in procs:
-        proc.start()
-    start.set()
-    for proc in procs:
-        proc.join(180)
-    assert [proc.exitcode for proc in procs] == [0, 0, 0]
+    _run_together(start, [ctx.Process(target=drain_worker, args=(store_url, start))
+                          for _ in range(3)])
     with store.engine.connect() as conn:
         rows = conn.execute(sa.text("SELECT job_id, pid FROM mp_results")).all()
     runs = Counter(job_id for job_id, _ in rows)
     assert set(runs) == ids
     assert set(runs.values()) == {1}
     assert len({pid for _, pid in rows}) >= 2
+    assert store.depths() == {}
+
+
+def test_concurrent_enqueues_of_one_key_in_several_processes_queue_it_once(
+        store_url: str, store: Any) -> None:
+    """Three processes enqueueing the same 20 keys at once leave exactly one pending job each."""
+    ctx = multiprocessing.get_context("spawn")
+    start = ctx.Event()
+    _run_together(start, [ctx.Process(target=enqueue_worker, args=(store_url, start, 20, 15))
+                          for _ in range(3)])
+    with store.engine.connect() as conn:
+        keys = Counter(conn.execute(sa.select(jobs.c.dedupe_key)).scalars())
+    assert keys == {f"key:{n}": 1 for n in range(20)}
+
+
+def test_coalesced_jobs_never_run_twice_at_once_and_the_last_enqueue_is_run(
+        store_url: str, store: Any) -> None:
+    """With enqueuers and workers in separate processes, jobs of one key never overlap, and
+    every key's last enqueue is followed by a run that started after it (no update lost)."""
+    with store.engine.begin() as conn:
+        conn.execute(sa.text(COALESCE_DDL))
+    ctx = multiprocessing.get_context("spawn")
+    start, enqueued = ctx.Event(), ctx.Event()
+    enqueuers = [ctx.Process(target=coalesce_enqueue_worker, args=(store_url, start, 5, 30))
+                 for _ in range(2)]
+    workers = [ctx.Process(target=coalesce_drain_worker, args=(store_url, start, enqueued))
+               for _ in range(2)]
+    for proc in enqueuers + workers:
+        proc.start()
+    start.set()
+    for proc in enqueuers:
+        proc.join(180)
+    enqueued.set()
+    for proc in workers:
+        proc.join(180)
+    assert [proc.exitcode for proc in enqueuers + workers] == [0, 0, 0, 0]
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            sa.text("SELECT what, dedupe_key, started, ended FROM mp_coalesce")).all()
+    runs: dict[str, list[tuple[float, float]]] = {}
+    last_enqueue: dict[str, float] = {}
+    for what, key, started, ended in rows:
+        if what == "run":
+            runs.setdefault(key, []).append((started, ended))
+        else:
+            last_enqueue[key] = max(last_enqueue.get(key, 0.0), started)
+    assert set(runs) == set(last_enqueue) == {f"key:{n}" for n in range(5)}
+    for key, spans in runs.items():
+        spans.sort()
+        assert all(prev[1] <= nxt[0] for prev, nxt in itertools.pairwise(spans)), key
+        assert spans[-1][0] >= last_enqueue[key], key
     assert store.depths() == {}
 
 
