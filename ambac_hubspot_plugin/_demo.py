@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ def run_demo(*, seed_deals: int, data_dir: Path | None, say: Callable[[str], obj
     step = say or (lambda _text: None)
     with tempfile.TemporaryDirectory(prefix="ambac-hubspot-demo-") as tmp:
         root = data_dir or Path(tmp)
-        with Sandbox() as hubspot, ReferenceHost(root / "host") as host:
+        with Sandbox() as hubspot, ReferenceHost(root / "host") as host, _served(host) as base:
             hubspot.seed(companies=max(3, seed_deals // 5), contacts=max(3, seed_deals // 2),
                          deals=seed_deals, seed=7)
             step(f"[bold]1.[/] HubSpot sandbox at {hubspot.base_url} (portal {hubspot.portal_id}), "
@@ -33,7 +35,9 @@ def run_demo(*, seed_deals: int, data_dir: Path | None, say: Callable[[str], obj
                 "credentials": {"kind": "private_app", "access_token": hubspot.access_token},
                 "api_base_url": hubspot.base_url,
                 "portal_timezone": "America/Chicago",
-                "run_background_worker": False,
+                "webhook_client_secret": hubspot.client_secret,
+                "public_base_url": base,
+                "run_background_worker": False,  # started at step 7, so steps 4 and 6 are the only syncs
             }
             (report,) = [r for r in host.enable_plugin(tenant, "hubspot", settings) if r is not None]
             step("[bold]3.[/] Enabled for tenant 'Demo Manufacturing': "
@@ -48,6 +52,15 @@ def run_demo(*, seed_deals: int, data_dir: Path | None, say: Callable[[str], obj
             second = runtime.run_sync(tenant)
             step(f"[bold]6.[/] Second sync: {second.created} created, {second.updated} updated, "
                  f"{second.unchanged + second.skipped} unchanged or skipped")
+            runtime.start_worker()  # as a host process runs it; woken by each webhook batch
+            hubspot.webhooks.set_target(f"{base}/integrations/hubspot/webhooks/{tenant}")
+            hubspot.webhooks.subscribe("deal.propertyChange", "dealstage")
+            realtime = _move_one_deal_to_won(hubspot)
+            order_by_webhook, waited = _wait_for_order(host.services(tenant),
+                                                       f"hubspot:{hubspot.portal_id}:deal:{realtime['id']}")
+            step(f"[bold]7.[/] Deal {realtime['id']} ({realtime['name']!r}) moved to 'closedwon': HubSpot's "
+                 f"signed webhook reached the host and order {order_by_webhook} was created "
+                 f"{waited * 1000:.0f} ms later, without a sync run")
             services = host.services(tenant)
             store = runtime.store_for(tenant)
             portal = str(hubspot.portal_id)
@@ -58,6 +71,9 @@ def run_demo(*, seed_deals: int, data_dir: Path | None, say: Callable[[str], obj
                 "enable_report": [{"step": s.name, "ok": s.ok, "detail": s.detail} for s in report.steps],
                 "moved_deal": moved,
                 "order_from_moved_deal": new_order.order_number if new_order else None,
+                "webhook_deal": realtime,
+                "order_from_webhook": order_by_webhook,
+                "webhook_to_order_ms": round(waited * 1000),
                 "orders": [_order_row(o, services) for o in services.list_orders()],
                 "companies": [{"id": c.id, "name": c.name, "website": c.website, "phone": c.phone}
                               for c in services.list_companies()],
@@ -72,6 +88,31 @@ def run_demo(*, seed_deals: int, data_dir: Path | None, say: Callable[[str], obj
                 "seconds": round(time.perf_counter() - started, 2),
             }
     return result
+
+
+@contextmanager
+def _served(host: Any) -> Iterator[str]:
+    """Serve the reference host on loopback (the webhook receiver is one of its routes)."""
+    from .webhooks import make_wsgi_server
+
+    server = make_wsgi_server(host.wsgi_app())
+    thread = threading.Thread(target=server.serve_forever, name="demo-host", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _wait_for_order(services: Any, external_id: str, timeout: float = 15.0) -> tuple[str | None, float]:
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        order = services.find_order_by_external_id(external_id)
+        if order is not None:
+            return order.order_number, time.perf_counter() - started
+        time.sleep(0.005)
+    return None, timeout
 
 
 def _move_one_deal_to_won(hubspot: Any) -> dict[str, str]:
@@ -134,5 +175,7 @@ def print_demo(console: Any, result: dict[str, Any]) -> None:
           ["id", "kind", "status", "created", "updated", "skipped", "failed", "seconds"])
     moved = result["moved_deal"]
     console.print(f"The deal moved to closed won ({moved['id']}, {moved['name']!r}) became order "
-                  f"[bold]{result['order_from_moved_deal']}[/] without any manual step.")
+                  f"[bold]{result['order_from_moved_deal']}[/] at the next sync, and deal "
+                  f"{result['webhook_deal']['id']} became [bold]{result['order_from_webhook']}[/] "
+                  f"{result['webhook_to_order_ms']} ms after its webhook, with no sync at all.")
     console.print(f"Demo finished in {result['seconds']} s.")

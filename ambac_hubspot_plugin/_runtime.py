@@ -17,11 +17,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .errors import ConfigError
-from .host import (
-    HostServices,
-    HttpRoute,
-    PeriodicTask,
-)
+from .host import HostServices, HttpRequest, HttpResponse, HttpRoute, PeriodicTask
 
 if TYPE_CHECKING:
     # settings (cattrs) and the store (SQLAlchemy) load on first enable, not at registration.
@@ -92,6 +88,7 @@ class Runtime:
         self._runners: dict[str, QueueRunner] = {}
         self._worker: threading.Thread | None = None
         self._stop = threading.Event()
+        self._wake = threading.Event()
         # Job kinds this version processes. Jobs of other kinds stay queued, unclaimed, until
         # a version that handles them runs.
         self.handlers: dict[str, JobHandler] = {
@@ -238,7 +235,7 @@ class Runtime:
         from ._admin_routes import admin_routes
         from ._crm_card import card_route
 
-        return (*admin_routes(self), card_route(self), self.webhooks.route())
+        return (*admin_routes(self), card_route(self), self._webhook_route())
 
     def periodic_tasks(self) -> Sequence[PeriodicTask]:
         """Return the work the host's scheduler may run."""
@@ -305,6 +302,7 @@ class Runtime:
     def stop_worker(self, timeout: float = 30.0) -> None:
         """Stop the background thread after the job it is running."""
         self._stop.set()
+        self._wake.set()
         with self._lock:
             # A stopped runner stays stopped: drop them; the next drain builds fresh ones.
             runners = list(self._runners.values())
@@ -315,13 +313,32 @@ class Runtime:
         if worker is not None and worker is not threading.current_thread():
             worker.join(timeout)
 
+    def wake(self) -> None:
+        """Ask the background worker to run now instead of at its next poll."""
+        self._wake.set()
+
+    def _webhook_route(self) -> HttpRoute:
+        """The webhook receiver's route, waking the worker once a batch is stored."""
+        route = self.webhooks.route()
+        receive = route.handler
+
+        def handler(request: HttpRequest) -> HttpResponse:
+            response = receive(request)
+            if response.status < 300:
+                self.wake()  # closed-won to order in well under a second, not at the next poll
+            return response
+
+        return attrs.evolve(route, handler=handler)
+
     def _work(self, poll_seconds: float) -> None:
         while not self._stop.is_set():
             try:
                 self.tick()
             except Exception:
                 log.exception("HubSpot background work failed; trying again in %s s", poll_seconds)
-            self._stop.wait(poll_seconds)
+            # Sleep until the next poll, or until new work arrives (see wake()).
+            if self._wake.wait(poll_seconds):
+                self._wake.clear()
 
     # ---- sync ----------------------------------------------------------------------------------
 

@@ -125,7 +125,7 @@ def test_admin_run_sync_reports_each_outcome_to_the_progress_callback(setup):
 
 
 def test_demo_json_shows_the_moved_deal_becoming_an_order():
-    """The demo creates orders, moves one deal to closed won, and that deal becomes an order."""
+    """The demo's deals become orders by sync and, for the last one, by its webhook alone."""
     result = _run("demo", "--deals", "30", "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
@@ -134,3 +134,5 @@ def test_demo_json_shows_the_moved_deal_becoming_an_order():
     assert data["sync_history"][1]["created"] >= 1
     assert all(step["ok"] for step in data["enable_report"])
     assert data["orders"] and data["companies"] and data["contacts"]
+    assert data["order_from_webhook"] is not None, "the webhook step created its order without a sync"
+    assert {o["number"] for o in data["orders"]} >= {data["order_from_moved_deal"], data["order_from_webhook"]}

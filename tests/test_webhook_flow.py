@@ -1,0 +1,166 @@
+"""Webhooks end to end: the sandbox delivers signed events to the reference host over loopback."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import attrs
+import pytest
+
+from ambac_hubspot_plugin import plugin as plugin_module
+from ambac_hubspot_plugin.host import OrderStatus
+from ambac_hubspot_plugin.reference_host import ReferenceHost
+from ambac_hubspot_plugin.sandbox import RateLimits, Sandbox
+from ambac_hubspot_plugin.webhooks import make_wsgi_server
+
+
+@attrs.define
+class Live:
+    """A sandbox delivering webhooks to a served reference host with the plugin enabled."""
+
+    hubspot: Sandbox
+    host: ReferenceHost
+    tenant: int
+
+    @property
+    def runtime(self):
+        return self.host.plugin_manager.get_plugin(plugin_module.RUNTIME_NAME).runtime
+
+    @property
+    def services(self):
+        return self.host.services(self.tenant)
+
+    @property
+    def store(self):
+        return self.runtime.store_for(self.tenant)
+
+    def deliver(self) -> None:
+        """Wait for the sandbox to deliver, then run the queued webhook jobs."""
+        assert self.hubspot.webhooks.flush(10)
+        self.runtime.drain()
+
+    def order_for(self, deal_id: str):
+        return self.services.find_order_by_external_id(f"hubspot:{self.hubspot.portal_id}:deal:{deal_id}")
+
+    def deal(self, stage: str = "closedwon", **props) -> str:
+        return self.hubspot.add_object("deals", {"dealname": "Deal", "pipeline": "default",
+                                                 "dealstage": stage, **props})
+
+
+@pytest.fixture
+def live(tmp_path: Path) -> Iterator[Live]:
+    """Sandbox, served reference host and subscriptions as the docs tell admins to set them up."""
+    with Sandbox(rate_limits=RateLimits.unlimited()) as hubspot, ReferenceHost(tmp_path / "host") as host:
+        server = make_wsgi_server(host.wsgi_app())
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            tenant = host.create_tenant("Acme")
+            host.enable_plugin(tenant, "hubspot", {
+                "portal_id": str(hubspot.portal_id), "api_base_url": hubspot.base_url,
+                "credentials": {"kind": "private_app", "access_token": hubspot.access_token},
+                "webhook_client_secret": hubspot.client_secret, "public_base_url": base,
+                "run_background_worker": False})
+            hubspot.webhooks.set_target(f"{base}/integrations/hubspot/webhooks/{tenant}")
+            for kind in ("creation", "deletion", "merge", "restore"):
+                hubspot.webhooks.subscribe(f"deal.{kind}")
+            for prop in ("dealstage", "dealname", "amount", "ambac_order_status"):
+                hubspot.webhooks.subscribe("deal.propertyChange", prop)
+            hubspot.webhooks.subscribe("company.propertyChange", "phone")
+            yield Live(hubspot, host, tenant)
+        finally:
+            server.shutdown()
+            server.server_close()
+
+
+def test_closed_won_webhook_creates_the_order_without_a_sync(live):
+    """A deal moved to closed won becomes an order from its webhook alone."""
+    deal = live.deal(stage="contractsent", dealname="Webhook deal")
+    live.deliver()
+    assert live.order_for(deal) is None
+    live.hubspot.update_object("deals", deal, {"dealstage": "closedwon"})
+    live.deliver()
+    assert live.order_for(deal).name == "Webhook deal"
+    assert live.store.recent_runs(live.tenant) == [], "no sync run was needed"
+
+
+def test_webhook_and_sync_for_the_same_deal_make_one_order(live):
+    """Whichever path sees a deal first, there is exactly one order."""
+    deal = live.deal()
+    live.runtime.run_sync(live.tenant)
+    live.deliver()
+    live.runtime.run_sync(live.tenant)
+    assert len(live.services.list_orders()) == 1 and live.order_for(deal) is not None
+
+
+def test_redelivered_and_shuffled_batches_apply_once(live):
+    """Duplicate and out-of-order delivery still end with one order holding the latest name."""
+    live.hubspot.webhooks.configure(duplicate=True, shuffle=True)
+    deal = live.deal(stage="contractsent", dealname="v1")
+    for name in ("v2", "v3"):
+        live.hubspot.update_object("deals", deal, {"dealname": name})
+    live.hubspot.update_object("deals", deal, {"dealstage": "closedwon"})
+    live.deliver()
+    assert [o.name for o in live.services.list_orders()] == ["v3"]
+
+
+def test_deletion_flags_the_order_and_restore_clears_it(live):
+    """A deleted deal keeps its order with a note and a log entry; restoring clears the flag."""
+    deal = live.deal(dealname="Doomed")
+    live.deliver()
+    order = live.order_for(deal)
+    live.hubspot.archive_object("deals", deal)
+    live.deliver()
+    assert live.services.get_order(order.id) is not None
+    notes = live.host.order_notes(live.tenant, order.id)
+    assert len(notes) == 1 and "deleted in HubSpot" in notes[0]
+    assert live.store.read_log(live.tenant, record=f"deal:{deal}", what="webhook.deletion").entries
+    live.hubspot.restore_object("deals", deal)
+    live.deliver()
+    assert "restored" in live.host.order_notes(live.tenant, order.id)[-1]
+    link = live.store.get_link_by_hubspot(live.tenant, str(live.hubspot.portal_id), "deal", deal)
+    assert "_deleted_in_hubspot" not in link.synced
+
+
+def test_merge_moves_the_order_to_the_surviving_deal(live):
+    """Merging a linked deal into an unlinked one moves the link and records why."""
+    linked = live.deal(dealname="Linked")
+    other = live.deal(stage="contractsent", dealname="Other")
+    live.deliver()
+    order = live.order_for(linked)
+    live.hubspot.merge_objects("deals", other, linked)
+    live.deliver()
+    link = live.store.get_link_by_hubspot(live.tenant, str(live.hubspot.portal_id), "deal", other)
+    assert link is not None and link.host_id == order.id
+    assert "merged into deal" in live.host.order_notes(live.tenant, order.id)[0]
+    assert len(live.services.list_orders()) == 1
+
+
+def test_our_own_writes_come_back_as_echoes_and_are_dropped(live):
+    """The status we push to the deal returns as a webhook that is recognised and not applied."""
+    deal = live.deal()
+    live.deliver()
+    order = live.order_for(deal)
+    live.host.set_order_status(live.tenant, order.id, OrderStatus.IN_PROGRESS)
+    live.runtime.drain()  # pushes ambac_order_status to the deal
+    assert live.hubspot.get_object("deals", deal)["ambac_order_status"] == "In progress"
+    live.deliver()
+    (stats,) = live.store.webhook_portal_stats(live.tenant)
+    assert stats.echoes >= 1
+    order = live.services.get_order(order.id)
+    assert order.order_status is OrderStatus.IN_PROGRESS, "the echo did not bounce back into the order"
+
+
+def test_company_property_change_updates_the_linked_host_company(live):
+    """A phone edit on a linked company in HubSpot reaches the host company."""
+    company = live.hubspot.add_object("companies", {"name": "Acme", "domain": "acme.example", "phone": "1"})
+    live.hubspot.add_object("deals", {"dealname": "D", "pipeline": "default", "dealstage": "closedwon"},
+                            {"companies": [company]})
+    live.deliver()
+    live.hubspot.update_object("companies", company, {"phone": "+1 555 0100"})
+    live.deliver()
+    (host_company,) = live.services.list_companies()
+    assert host_company.phone == "+1 555 0100"
