@@ -8,9 +8,10 @@ brought). Thresholds come from the tenant's ``alerts`` settings.
 
 An incident notifies ``HostServices.notify_admins`` when it opens and says "resolved" when its
 condition clears. If the admins heard about the same kind of incident (opened or resolved) less
-than ``cooldown_minutes`` ago, a reopening is tracked but not notified (a flapping condition must not flood the admins), and
-its recovery is silent too. Incident state lives in the store's checkpoints table (one row per
-tenant, portal and kind), so every worker process sees the same incidents.
+than ``cooldown_minutes`` ago, a reopening is tracked but not notified (a flapping condition must
+not flood the admins), and its recovery is silent too. Incident state lives in the store's
+checkpoints table (one row per tenant, portal and kind), so every worker process sees the same
+incidents.
 """
 
 from __future__ import annotations

@@ -20,7 +20,6 @@ import attrs
 
 from .errors import (
     ConfigError,
-    HubSpotApiError,
     HubSpotAuthError,
     HubSpotIntegrationError,
     HubSpotUnavailableError,
@@ -125,16 +124,16 @@ def _api_failure(name: str, exc: HubSpotIntegrationError, fix_auth: str) -> Chec
                        "Look up the correlationId with HubSpot support if it persists.")
 
 
-_TOKEN_FIX = ("Create a new access token in HubSpot (Settings > Integrations > Private Apps, or "
-              "Development > Keys > Service keys) and paste it into the credentials; for OAuth, "
-              "reconnect the app to get a new refresh token. See docs/credentials.md.")
+_REAUTH_FIX = ("Create a new access token in HubSpot (Settings > Integrations > Private Apps, or "
+               "Development > Keys > Service keys) and paste it into the credentials; for OAuth, "
+               "reconnect the app to get a new refresh token. See docs/credentials.md.")
 
 
 def _check_token(client: HubSpotClient) -> CheckResult:
     try:
         client.test_connection()
     except HubSpotIntegrationError as exc:
-        return _api_failure("token", exc, _TOKEN_FIX)
+        return _api_failure("token", exc, _REAUTH_FIX)
     return CheckResult("token", "ok", "HubSpot accepted the credentials")
 
 
@@ -147,7 +146,7 @@ def _check_scopes(client: HubSpotClient, now: datetime) -> CheckResult:
         except HubSpotAuthError:
             missing.append(scope)
         except HubSpotIntegrationError as exc:
-            return _api_failure("scopes", exc, _TOKEN_FIX)
+            return _api_failure("scopes", exc, _REAUTH_FIX)
     if missing:
         return CheckResult(
             "scopes", "failed", f"the token lacks {', '.join(missing)} (HubSpot answered 403)",
@@ -167,7 +166,7 @@ def _check_pipelines(client: HubSpotClient, settings: Settings) -> tuple[CheckRe
     try:
         pipelines = client.get_pipelines()
     except HubSpotIntegrationError as exc:
-        return _api_failure("pipelines", exc, _TOKEN_FIX), []
+        return _api_failure("pipelines", exc, _REAUTH_FIX), []
     try:
         triggers = Triggers.from_settings(pipelines, settings.trigger_stages, settings.stage_status_map)
         validate_status_stage_map(pipelines, settings.status_stage_map)
@@ -197,7 +196,7 @@ def _check_properties(client: HubSpotClient) -> CheckResult:
                            "Give the token the crm.schemas.deals.write scope, or create the "
                            "properties by hand as listed in docs/install.md.")
     except HubSpotIntegrationError as exc:
-        return _api_failure("properties", exc, _TOKEN_FIX)
+        return _api_failure("properties", exc, _REAUTH_FIX)
     summary = f"created {', '.join(sorted(created))}" if created else "the custom properties exist"
     return CheckResult("properties", "ok", summary)
 

@@ -15,6 +15,8 @@ __all__ = ["print_demo", "run_demo"]
 
 def run_demo(*, seed_deals: int, data_dir: Path | None, say: Callable[[str], object] | None) -> dict[str, Any]:
     """Run the demo story and return what happened as JSON-compatible data."""
+    from ._runtime import EnableReport, Runtime
+    from .plugin import RUNTIME_NAME
     from .reference_host import ReferenceHost
     from .sandbox import Sandbox
 
@@ -40,9 +42,12 @@ def run_demo(*, seed_deals: int, data_dir: Path | None, say: Callable[[str], obj
                 "run_background_worker": False,  # started at step 7, so steps 4 and 6 are the only syncs
             }
             (report,) = [r for r in host.enable_plugin(tenant, "hubspot", settings) if r is not None]
+            assert isinstance(report, EnableReport)  # ours is the only plugin that reports
             step("[bold]3.[/] Enabled for tenant 'Demo Manufacturing': "
                  + ", ".join(f"{s.name} {'ok' if s.ok else 'FAILED: ' + s.detail}" for s in report.steps))
-            runtime = host.plugin_manager.get_plugin("hubspot.runtime").runtime
+            plugin = host.plugin_manager.get_plugin(RUNTIME_NAME)
+            assert plugin is not None  # registered by the plugin's ambac_add_hookspecs
+            runtime: Runtime = plugin.runtime
             first = runtime.run_sync(tenant)
             step(f"[bold]4.[/] First sync: {first.created} orders created, {first.skipped} deals "
                  f"skipped (not closed won), {first.failed} failed")

@@ -317,6 +317,7 @@ class SdkHubSpotClient:
             token = self._tokens.current() if authenticated else None
             self._stats.record_call(operation)
             failure: Failure | None
+            error: HubSpotApiError
             try:
                 response = call(_preload_content=False, _request_timeout=self._timeout)
                 try:
@@ -498,17 +499,18 @@ class SdkHubSpotClient:
     def _search_page(self, object_type: str, request: SearchRequest) -> Mapping[str, Any]:
         operation = f"{object_type}.search"
         body = request.body()
-        return self._execute(
+        data: Mapping[str, Any] = self._execute(
             operation,
             lambda **kw: self._api("objects.search").do_search(
                 object_type, public_object_search_request=body, **kw
             ),
             search=True,
         )
+        return data
 
     def _iter_search(self, object_type: str, plan: SearchPlan) -> Iterator[HubSpotObject]:
         operation = f"{object_type}.search"
-        request = plan.first()
+        request: SearchRequest | None = plan.first()
         while request is not None:
             data = self._search_page(object_type, request)
             records = [

@@ -129,7 +129,9 @@ class RateLimiter:
             due = self._count % self._LEAK_EVERY == 0
         if due:
             for bucket in (self._burst_bucket, self._search_bucket):
-                now = bucket.now()
+                # pyrate_limiter leaves now() unannotated; naming its type keeps the call checked.
+                clock: Callable[[], object] = bucket.now
+                now = clock()
                 assert isinstance(now, int)  # an in-memory bucket has a synchronous clock
                 bucket.leak(now)
 

@@ -95,8 +95,8 @@ class Runtime:
             "sync.incremental": self._handle_sync,
             "inbound.deal": self._handle_deal_retry,
         }
-        from .outbound import JOB_KINDS as OUTBOUND_KINDS
         from ._webhook_apply import EngineApplier
+        from .outbound import JOB_KINDS as OUTBOUND_KINDS
         from .webhooks import install
 
         self._pipelines: dict[int, tuple[datetime, Any]] = {}

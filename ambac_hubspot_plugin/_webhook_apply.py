@@ -64,7 +64,8 @@ class EngineApplier:
                 continue
             if store.get_link_by_hubspot(tenant, portal, "deal", survivor) is None:
                 store.move_link(link.id, survivor)
-                message = f"deal {old} was merged into deal {survivor} in HubSpot; its order now follows deal {survivor}"
+                message = (f"deal {old} was merged into deal {survivor} in HubSpot; "
+                           f"its order now follows deal {survivor}")
                 store.log(tenant, LogLevel.INFO, "webhook.merge", message, record=f"deal:{survivor}")
                 engine.host.add_order_note(link.host_id, message)
             else:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from types import MappingProxyType
@@ -265,6 +265,15 @@ def _frozen_mapping(value: Mapping[str, str | None]) -> Mapping[str, str | None]
     return value if isinstance(value, MappingProxyType) else MappingProxyType(dict(value))
 
 
+# Tuple converters named per element type rather than ``converter=tuple``: mypy's attrs plugin
+# cannot bind tuple's (or any generic converter's) type variable, so passing a list to these
+# fields would not type-check; a plain named function gives the field an ``Iterable[X]`` input.
+
+
+def _int_tuple(items: Iterable[int]) -> tuple[int, ...]:
+    return tuple(items)
+
+
 @attrs.frozen
 class HubSpotObject:
     """A CRM object as HubSpot returned it: all property values are strings (or ``None``)."""
@@ -312,7 +321,7 @@ class Association:
     """One associated object and every association type id linking it (5 = primary company)."""
 
     to_id: str
-    type_ids: tuple[int, ...] = attrs.field(converter=tuple)
+    type_ids: tuple[int, ...] = attrs.field(converter=_int_tuple)
 
 
 @attrs.frozen
@@ -334,12 +343,20 @@ class ItemError:
     message: str
 
 
+def _object_tuple(items: Iterable[HubSpotObject]) -> tuple[HubSpotObject, ...]:
+    return tuple(items)
+
+
+def _item_error_tuple(items: Iterable[ItemError]) -> tuple[ItemError, ...]:
+    return tuple(items)
+
+
 @attrs.frozen
 class BatchResult:
     """Per-item outcome of a batch write: the objects written and the items refused."""
 
-    succeeded: tuple[HubSpotObject, ...] = attrs.field(converter=tuple)
-    failed: tuple[ItemError, ...] = attrs.field(converter=tuple)
+    succeeded: tuple[HubSpotObject, ...] = attrs.field(converter=_object_tuple)
+    failed: tuple[ItemError, ...] = attrs.field(converter=_item_error_tuple)
 
     @property
     def ok(self) -> bool:
@@ -363,13 +380,17 @@ class Stage:
         return self.is_closed and self.probability == Decimal(1)
 
 
+def _stage_tuple(items: Iterable[Stage]) -> tuple[Stage, ...]:
+    return tuple(items)
+
+
 @attrs.frozen
 class Pipeline:
     """A deal pipeline and its stages in display order."""
 
     id: str
     label: str
-    stages: tuple[Stage, ...] = attrs.field(converter=tuple)
+    stages: tuple[Stage, ...] = attrs.field(converter=_stage_tuple)
     archived: bool = False
 
 
@@ -382,6 +403,10 @@ class PropertyOption:
     display_order: int = 0
 
 
+def _option_tuple(items: Iterable[PropertyOption]) -> tuple[PropertyOption, ...]:
+    return tuple(items)
+
+
 @attrs.frozen
 class PropertySpec:
     """A custom property to make sure exists (``type``/``field_type`` as HubSpot names them)."""
@@ -392,7 +417,7 @@ class PropertySpec:
     field_type: str = "text"
     group_name: str = "ambac_tracker"
     description: str = ""
-    options: tuple[PropertyOption, ...] = attrs.field(default=(), converter=tuple)
+    options: tuple[PropertyOption, ...] = attrs.field(default=(), converter=_option_tuple)
     has_unique_value: bool = False
 
 

@@ -95,7 +95,7 @@ COMPANY_NAME_MAX = 50
 EXTERNAL_ID_MAX = 255
 
 
-class OrderStatus(str, enum.Enum):
+class OrderStatus(str, enum.Enum):  # noqa: UP042  # StrEnum would change str()/format() of members
     """The host's order status values, exactly as it stores them."""
 
     RFI = "RFI"
@@ -106,7 +106,7 @@ class OrderStatus(str, enum.Enum):
     CANCELLED = "Cancelled"
 
 
-class UserType(str, enum.Enum):
+class UserType(str, enum.Enum):  # noqa: UP042  # StrEnum would change str()/format() of members
     """What kind of user a host user row is; customers' contacts are ``PORTAL`` users."""
 
     PORTAL = "PORTAL"

@@ -544,7 +544,8 @@ class InboundSync:
     def _update(self, deal: Deal, link: Link, dry_run: bool) -> Outcome:
         order = self.host.get_order(link.host_id)
         if order is None:
-            return Outcome(deal.id, "skipped", f"linked order {link.host_id} no longer exists in the host", link.host_id)
+            return Outcome(deal.id, "skipped", f"linked order {link.host_id} no longer exists in the host",
+                           link.host_id)
         if order.archived:
             return Outcome(deal.id, "skipped", "the order is archived; HubSpot changes are not applied to it", order.id)
         context = DealContext(

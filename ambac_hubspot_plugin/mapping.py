@@ -236,7 +236,8 @@ class DefaultMapping:
         props = company.properties
         name = _text(props.get("name")) or normalize_domain(props.get("domain"))
         if not name:
-            raise MappingError("name", props.get("name"), "is empty and the company has no domain; name the company in HubSpot")
+            raise MappingError("name", props.get("name"),
+                               "is empty and the company has no domain; name the company in HubSpot")
         domain = normalize_domain(props.get("domain")) or normalize_domain(props.get("website"))
         return {
             "name": _limited("name", name, COMPANY_NAME_MAX, "shorten the company name in HubSpot or "
@@ -302,7 +303,8 @@ def _t_enum(table: Mapping[str, Any], default: object) -> Transform:
             return table[key]
         if default is not _NO_DEFAULT:
             return default
-        raise MappingError(field, value, f"has no entry in the enum map (known: {sorted(table)}); add it to the mapping options")
+        raise MappingError(field, value,
+                           f"has no entry in the enum map (known: {sorted(table)}); add it to the mapping options")
     return apply
 
 
@@ -469,4 +471,5 @@ class ConfigurableMapping(DefaultMapping):
             try:
                 fields["order_status"] = OrderStatus(str(status))  # type: ignore[index]  # fields is the dict built above
             except ValueError as exc:
-                raise MappingError("order_status", status, f"is not a host status; use one of {[s.value for s in OrderStatus]}") from exc
+                raise MappingError("order_status", status,
+                                   f"is not a host status; use one of {[s.value for s in OrderStatus]}") from exc

@@ -54,8 +54,8 @@ __all__ = [
     "PropertyMissingError",
     "deal_property_for_field",
     "ensure_hubspot_properties",
-    "hubspot_value",
     "handle_outbound_job",
+    "hubspot_value",
     "is_echo",
     "parse_field_value",
     "progress_percent",
@@ -289,7 +289,7 @@ class OutboundPush:
             if job.kind == "host.company.saved":
                 companies[int(job.payload["record_id"])].append(job)
             elif job.kind in JOB_KINDS:
-                key = job.payload.get("host_id", job.payload.get("record_id"))
+                key: Any = job.payload.get("host_id", job.payload.get("record_id"))  # a JSON value; int() checks it
                 orders[int(key)].append(job)
             else:
                 outcomes[job.id] = f"the outbound push does not handle job kind {job.kind!r}"

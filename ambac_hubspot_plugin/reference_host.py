@@ -586,7 +586,7 @@ class TenantServices:
             try:
                 # The partial unique index is the guarantee; the SELECT above only spares a number.
                 row = conn.execute(
-                    f"INSERT INTO orders ({names}) VALUES ({marks}) "  # names are our constants
+                    f"INSERT INTO orders ({names}) VALUES ({marks}) "  # noqa: S608  # names are our constants
                     "ON CONFLICT (tenant_id, external_id) WHERE external_id IS NOT NULL DO NOTHING "
                     "RETURNING *",
                     tuple(columns.values()),
@@ -696,7 +696,7 @@ class TenantServices:
             if (
                 value is not None
                 and conn.execute(
-                    f"SELECT 1 FROM {table} WHERE tenant_id = ? AND id = ?",  # constant table names
+                    f"SELECT 1 FROM {table} WHERE tenant_id = ? AND id = ?",  # noqa: S608  # constant table names
                     (self._tenant_id, value),
                 ).fetchone()
                 is None
@@ -714,7 +714,7 @@ class TenantServices:
         assignments = ", ".join(f"{name} = ?" for name in columns)
         try:
             row: sqlite3.Row = conn.execute(
-                f"UPDATE {table} SET {assignments}, updated_at = ? "  # constant names
+                f"UPDATE {table} SET {assignments}, updated_at = ? "  # noqa: S608  # constant table and column names
                 "WHERE tenant_id = ? AND id = ? RETURNING *",
                 (*columns.values(), self._host._now().isoformat(), self._tenant_id, row_id),
             ).fetchone()
@@ -775,7 +775,7 @@ class TenantServices:
         }
         with self._db.write() as conn:
             row = conn.execute(
-                f"INSERT INTO companies ({', '.join(columns)}) "  # constant names
+                f"INSERT INTO companies ({', '.join(columns)}) "  # noqa: S608  # constant column names
                 f"VALUES ({', '.join('?' for _ in columns)}) "
                 "ON CONFLICT (tenant_id, external_id) WHERE external_id IS NOT NULL DO NOTHING "
                 "RETURNING *",
@@ -867,7 +867,7 @@ class TenantServices:
             self._check_email_free(conn, str(values["email"]), None)
             self._check_references(conn, values)
             row: sqlite3.Row = conn.execute(
-                f"INSERT INTO users ({', '.join(columns)}) "  # constant names
+                f"INSERT INTO users ({', '.join(columns)}) "  # noqa: S608  # constant column names
                 f"VALUES ({', '.join('?' for _ in columns)}) RETURNING *",
                 tuple(columns.values()),
             ).fetchone()

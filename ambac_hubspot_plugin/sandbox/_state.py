@@ -706,11 +706,7 @@ class Portal:
         """
         source = obj.props if props is None else props
         definitions = self.properties[obj.type]
-        names: Iterable[str]
-        if wanted:
-            names = (*wanted, *_schema.ALWAYS_READ[obj.type])
-        else:
-            names = _schema.DEFAULT_READ[obj.type]
+        names: Iterable[str] = (*wanted, *_schema.ALWAYS_READ[obj.type]) if wanted else _schema.DEFAULT_READ[obj.type]
         out_props: dict[str, str | None] = {}
         for name in names:
             if name in source:
