@@ -102,21 +102,24 @@ def run(deals: int, burst: int | None) -> dict[str, Any]:
 
 def bound(deals: int) -> int:
     companies, contacts = int(deals * RATIO_COMPANIES), int(deals * RATIO_CONTACTS)
-    return 1 + math.ceil(deals / 200) + 2 * math.ceil(deals / 1000) + math.ceil(companies / 100) + math.ceil(contacts / 100)
+    return (1 + math.ceil(deals / 200) + 2 * math.ceil(deals / 1000)
+            + math.ceil(companies / 100) + math.ceil(contacts / 100))
 
 
 def main() -> None:
     quick = "--quick" in sys.argv
     small, large = (2_000, 4_000) if quick else (10_000, 50_000)
-    print(f"backfill of won deals; companies = deals/5, contacts = deals/2; sandbox in its own process")
+    print("backfill of won deals; companies = deals/5, contacts = deals/2; sandbox in its own process")
     results = {}
     for n in (small, large):
         r = results[n] = run(n, None)
         print(f"\n{n:,} deals, no rate limit")
-        print(f"  created {r['created']:,}, failed {r['failed']}, skipped {r['skipped']}, host companies {r['companies']:,}")
+        print(f"  created {r['created']:,}, failed {r['failed']}, skipped {r['skipped']}, "
+              f"host companies {r['companies']:,}")
         print(f"  end to end: {r['elapsed']:.2f} s = {r['created'] / r['elapsed']:,.0f} deals/s (target >= 1,000/s)")
         b = bound(n)
-        print(f"  HubSpot calls: {r['calls']} against the lower bound {b} (+{(r['calls'] - b) / b:.1%}; target within 10%)")
+        print(f"  HubSpot calls: {r['calls']} against the lower bound {b} "
+              f"(+{(r['calls'] - b) / b:.1%}; target within 10%)")
         print(f"    {json.dumps(r['by_endpoint'])}")
         print(f"  peak memory of the sync process (max RSS): {r['max_rss_mb']:.1f} MB")
     growth = results[large]["max_rss_mb"] - results[small]["max_rss_mb"]

@@ -150,8 +150,8 @@ def main() -> None:
         hs = Remote(*parent.recv())
         through_adapter(hs)  # warm up: imports, the sandbox's search cache
         through_sdk_models(hs)
-        (elapsed, deals, companies, contacts, calls), wall, cpu = timed(lambda: through_adapter(hs))
-        (sdk_elapsed, sdk_records), sdk_wall, sdk_cpu = timed(lambda: through_sdk_models(hs))
+        (_elapsed, deals, companies, contacts, calls), wall, cpu = timed(lambda: through_adapter(hs))
+        (_sdk_elapsed, sdk_records), sdk_wall, sdk_cpu = timed(lambda: through_sdk_models(hs))
     finally:
         parent.send("stop")
         server.join(10)

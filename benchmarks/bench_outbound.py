@@ -19,10 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ambac_hubspot_plugin import plugin as plugin_module  # noqa: E402  # after the path fix
-from ambac_hubspot_plugin.host import OrderStatus  # noqa: E402  # after the path fix
-from ambac_hubspot_plugin.reference_host import ReferenceHost  # noqa: E402  # after the path fix
-from ambac_hubspot_plugin.sandbox import RateLimits, Sandbox  # noqa: E402  # after the path fix
+from ambac_hubspot_plugin import plugin as plugin_module  # after the path fix
+from ambac_hubspot_plugin.host import OrderStatus  # after the path fix
+from ambac_hubspot_plugin.reference_host import ReferenceHost  # after the path fix
+from ambac_hubspot_plugin.sandbox import RateLimits, Sandbox  # after the path fix
 
 ORDERS = 2_000
 CHANGES = 10_000
@@ -68,8 +68,9 @@ def main(notes: bool = False) -> None:
         timings.sort()
         p50 = statistics.median(timings) * 1000
         p99 = timings[int(len(timings) * 0.99)] * 1000
+        store = runtime.store_for(tenant)
         wrong = sum(1 for o in orders[:50]
-                    if hs.get_object("deals", runtime.store_for(tenant).get_link_by_host(tenant, "order", o.id).hubspot_id)
+                    if hs.get_object("deals", store.get_link_by_host(tenant, "order", o.id).hubspot_id)
                     ["ambac_order_status"] != current[o.id].order_status.value)
         print(f"notes {'on' if notes else 'off'}: {CHANGES} status changes over {ORDERS} orders")
         print(f"  hook return time: p50 {p50:.3f} ms, p99 {p99:.3f} ms, max {timings[-1] * 1000:.2f} ms "

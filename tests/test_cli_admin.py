@@ -85,7 +85,7 @@ def test_setup_saves_settings_and_reports_the_enable_steps(site):
     """setup --json enables with the given settings and prints steps and checks."""
     data = site.json("setup", "--public-base-url", "https://t.example.com")
     assert data["ok"] is True and [s["step"] for s in data["steps"]] == ["settings", "store", "hubspot"]
-    url = [c for c in data["checks"] if c["name"] == "webhook_url"][0]["summary"]
+    url = next(c for c in data["checks"] if c["name"] == "webhook_url")["summary"]
     assert f"https://t.example.com/integrations/hubspot/webhooks/{site.tenant}" in url
     assert site.hubspot.access_token not in json.dumps(data)
 

@@ -350,7 +350,7 @@ def test_malformed_answers_give_a_clear_error(
     """A 200 whose body is not what HubSpot sends raises HubSpotApiError saying what was wrong."""
     hs.faults.fail_next(1, status=200, path_prefix="/crm/v3/pipelines", body=body)
     client = make_client()
-    with pytest.raises(HubSpotApiError, match="malformed|not an object") as info:
+    with pytest.raises(HubSpotApiError, match=r"malformed|not an object") as info:
         client.get_pipelines()
     assert fragment in str(info.value)
 

@@ -236,7 +236,7 @@ def test_timestamps_parse_from_iso_and_epoch_millis_to_utc() -> None:
     assert parse_timestamp(str(int(want.timestamp() * 1000))) == want
     assert parse_timestamp(int(want.timestamp() * 1000)) == want
     assert parse_timestamp("") is None
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="yesterday"):
         parse_timestamp("yesterday")
 
 

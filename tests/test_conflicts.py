@@ -54,7 +54,8 @@ class World:
         return deal, self.order(deal)
 
     def order(self, deal: str):
-        return self.host.services(self.tenant).find_order_by_external_id(f"hubspot:{self.hubspot.portal_id}:deal:{deal}")
+        external_id = f"hubspot:{self.hubspot.portal_id}:deal:{deal}"
+        return self.host.services(self.tenant).find_order_by_external_id(external_id)
 
     def both_edit(self, deal: str, order, *, host_first: bool) -> None:
         """The same field edited on both sides since the last sync, one minute apart."""
@@ -87,7 +88,9 @@ def world(tmp_path: Path) -> Iterator[World]:
     ("newest_wins", False, "ambac", "Host name"),       # the host edited last
     ("manual", True, "hold", "Host name"),
 ])
-def test_each_strategy_decides_simultaneous_edits_and_the_audit_trail_says_so(world, strategy, host_first, winner, name):
+def test_each_strategy_decides_simultaneous_edits_and_the_audit_trail_says_so(
+    world, strategy, host_first, winner, name
+):
     """Both sides rename the order; the strategy picks the result and one audit row records it all."""
     world.configure(conflicts={"default": strategy})
     deal, order = world.linked()

@@ -145,7 +145,8 @@ def test_configurable_overrides_fields_with_transforms():
             "name": {"property": "dealname", "transforms": ["strip", {"truncate": 10}]},
             "order_number": {"property": "po_number", "transforms": ["strip"]},
             "estimated_completion": {"property": "due", "transforms": ["date"]},
-            "order_status": {"property": "dealstage", "transforms": [{"enum": {"won": "In progress"}, "default": "Pending"}]},
+            "order_status": {"property": "dealstage",
+                             "transforms": [{"enum": {"won": "In progress"}, "default": "Pending"}]},
             "customer_note": {"constant": "Imported from HubSpot"},
             "value": {"property": "net", "transforms": ["decimal"]},
         },
@@ -179,7 +180,9 @@ def test_configurable_removes_a_default_field():
 
 def test_configurable_enum_without_default_refuses_unknown_values():
     """An enum map with no default raises MappingError for unmapped values."""
-    mapping = ConfigurableMapping({"order": {"current_milestone": {"property": "phase", "transforms": [{"enum": {"a": "A"}}]}}})
+    mapping = ConfigurableMapping(
+        {"order": {"current_milestone": {"property": "phase", "transforms": [{"enum": {"a": "A"}}]}}}
+    )
     with pytest.raises(MappingError, match="enum map"):
         mapping.order_fields(_context(_deal(phase="b")))
 

@@ -179,7 +179,8 @@ def test_companies_are_pushed_only_when_the_direction_sends_them(world):
     deal = world.hubspot.add_object("deals", {"dealname": "D", "pipeline": "default", "dealstage": "closedwon"},
                                     {"companies": [company]})
     world.runtime.run_sync(world.tenant)
-    order = world.host.services(world.tenant).find_order_by_external_id(f"hubspot:{world.hubspot.portal_id}:deal:{deal}")
+    external_id = f"hubspot:{world.hubspot.portal_id}:deal:{deal}"
+    order = world.host.services(world.tenant).find_order_by_external_id(external_id)
     world.host.save_company(world.tenant, order.company_id, phone="+1 555 0100")
     world.runtime.drain()
     assert not world.hubspot.get_object("companies", company).get("phone")

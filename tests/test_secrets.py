@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from ambac_hubspot_plugin.cli import main
-from ambac_hubspot_plugin.errors import HubSpotIntegrationError
+from ambac_hubspot_plugin.errors import ConfigError, HubSpotIntegrationError
 from ambac_hubspot_plugin.settings import parse_settings
 
 from .test_admin import world  # noqa: F401  # a fixture
@@ -45,7 +45,7 @@ def test_no_secret_in_any_status_log_history_error_or_cli_output(world, tmp_path
         admin.preview_order(user, "1")
     shown.append(str(info.value))
     # A settings error that echoes values must not echo the secret either.
-    with pytest.raises(Exception) as bad:
+    with pytest.raises(ConfigError) as bad:
         parse_settings({**revoked, "portal_id": "x", "alerts": {"failed_runs": 0}})
     shown += [str(bad.value), repr(parse_settings(revoked))]
     # A dead letter.
