@@ -8,7 +8,7 @@ reaching a trigger stage becomes exactly one order whichever path sees it first.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from .store import LogLevel
@@ -31,27 +31,35 @@ class EngineApplier:
         self._engine_for = engine_for
 
     def apply(self, tenant_id: int, object_type: str, object_id: str, events: Sequence[WebhookEvent]) -> None:
-        """Bring the host in line with the object's current state in HubSpot."""
-        engine = self._engine_for(tenant_id)
-        if object_type == "deal":
-            self._deal(engine, object_id, events)
-        elif object_type in PLURAL:
-            engine.update_linked(PLURAL[object_type], [object_id])
-        # Other object types are not subscribed to; their events are marked processed.
+        """Bring the host in line with one object's current state in HubSpot."""
+        self.apply_many(tenant_id, {(object_type, object_id): events})
 
-    def _deal(self, engine: InboundSync, deal_id: str, events: Sequence[WebhookEvent]) -> None:
-        for event in events:
-            if event.change == "merge":
-                self._merge(engine, event)
-        current = engine.client.get_deal(deal_id, engine.mapping.deal_properties)
-        link = engine.store.get_link_by_hubspot(engine.tenant_id, engine.portal_id, "deal", deal_id)
-        if current is None:
-            if link is not None and any(e.change == "deletion" for e in events):
-                self._flag_deleted(engine, link)
-            return
-        if link is not None and link.synced.get(DELETED_FLAG):
-            self._clear_deleted(engine, link)
-        engine.process([current], trigger="webhook")
+    def apply_many(self, tenant_id: int, work: Mapping[tuple[str, str], Sequence[WebhookEvent]]
+                   ) -> dict[tuple[str, str], Exception]:
+        """Apply many objects' events with batched reads: one read for all the deals, one engine
+        pass over them (so their associations are read together), one per companies/contacts."""
+        engine = self._engine_for(tenant_id)
+        deals = {object_id: events for (object_type, object_id), events in work.items() if object_type == "deal"}
+        for events in deals.values():
+            for event in events:
+                if event.change == "merge":
+                    self._merge(engine, event)
+        if deals:
+            current = {d.id: d for d in engine.client.read_deals(sorted(deals), engine.mapping.deal_properties)}
+            links = engine.store.get_links_by_hubspot(tenant_id, engine.portal_id, "deal", list(deals))
+            for deal_id, events in deals.items():
+                link = links.get(deal_id)
+                if deal_id not in current:
+                    if link is not None and any(e.change == "deletion" for e in events):
+                        self._flag_deleted(engine, link)
+                elif link is not None and link.synced.get(DELETED_FLAG):
+                    self._clear_deleted(engine, link)
+            engine.process([current[d] for d in sorted(current)], trigger="webhook")
+        for object_type, plural in PLURAL.items():
+            ids = sorted(object_id for (kind, object_id) in work if kind == object_type)
+            if ids:
+                engine.update_linked(plural, ids)
+        return {}
 
     def _merge(self, engine: InboundSync, event: WebhookEvent) -> None:
         """Move the order of a merged-away deal to the surviving deal, and say so."""

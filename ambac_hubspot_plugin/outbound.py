@@ -490,9 +490,8 @@ class OutboundPush:
         choice = choice.strip().lower()
         if choice not in ("hubspot", "ambac", "value") or (choice == "value") == (value is None):
             raise ConfigError("Resolve with 'hubspot', 'ambac', or 'value' together with the value to set.")
-        if record.object_type != "order":
-            raise ConfigError(f"Conflicts on {record.object_type} records cannot be resolved here yet; "
-                              "edit the record on both sides by hand.")
+        if record.object_type in RECORD_PROPERTIES:
+            return self._resolve_record_conflict(record, choice, value, decided_by)
         order = self.host.get_order(record.host_id)
         link = self.store.get_link_by_host(self.tenant_id, "order", record.host_id)
         if order is None or link is None:
@@ -513,6 +512,48 @@ class OutboundPush:
         synced[field] = to_json(decided)
         self.store.update_link_synced(link.id, synced)
         return self.store.close_conflict(self.tenant_id, conflict_id, resolution=choice,
+                                         resolved_value=to_json(decided),
+                                         decided_by=decided_by or self._current_user())
+
+    def _resolve_record_conflict(self, record: ConflictRecord, choice: str, value: str | None,
+                                 decided_by: str | None) -> ConflictRecord:
+        """Resolve a company or contact conflict on both sides (default mapping's properties)."""
+        from .conflicts import to_json
+
+        kind, field = record.object_type, record.field
+        current: Any = (self.host.get_company if kind == "company" else self.host.get_contact)(record.host_id)
+        link = self.store.get_link_by_host(self.tenant_id, kind, record.host_id)
+        if current is None or link is None:
+            raise ConfigError(f"The {kind} {record.host_id} of conflict {record.id} is gone or unlinked.")
+        if choice == "hubspot":
+            read = self.client.read_companies if kind == "company" else self.client.read_contacts
+            props = self.mapping.company_properties if kind == "company" else self.mapping.contact_properties
+            found = next(iter(read([link.hubspot_id], props)), None)
+            if found is None:
+                raise ConfigError(f"HubSpot has no {kind} {link.hubspot_id} any more; resolve with 'ambac' or a value.")
+            mapped = (self.mapping.company_fields(found) if kind == "company"  # type: ignore[arg-type]  # read_companies gives companies
+                      else self.mapping.contact_fields(found))  # type: ignore[arg-type]  # read_contacts gives contacts
+            if field not in mapped:
+                raise ConfigError(f"The mapping no longer maps {field!r}; resolve with 'ambac' or a value.")
+            decided: object = mapped[field]
+        elif choice == "ambac":
+            decided = getattr(current, field)
+        else:
+            if field == "address":
+                raise ConfigError("An address is resolved with 'hubspot' or 'ambac', not a typed value.")
+            assert value is not None  # checked by the caller
+            decided = value.strip()
+        if to_json(decided) != to_json(getattr(current, field)):
+            current = (self.host.update_company if kind == "company" else self.host.update_contact)(
+                current.id, {field: decided})
+        if choice != "hubspot":
+            props_out = RECORD_PROPERTIES[kind](current, field)
+            failures = self._write("companies" if kind == "company" else "contacts", {link.hubspot_id: props_out})
+            if failures:
+                raise HubSpotApiError(f"Writing {sorted(props_out)} to {kind} {link.hubspot_id} failed: "
+                                      f"{next(iter(failures.values()))}. The conflict stays open; try again.")
+        self.store.update_link_synced(link.id, {**link.synced, field: to_json(decided)})
+        return self.store.close_conflict(self.tenant_id, record.id, resolution=choice,
                                          resolved_value=to_json(decided),
                                          decided_by=decided_by or self._current_user())
 
@@ -593,6 +634,25 @@ def company_properties(company: Company) -> dict[str, str]:
     return {"name": company.name, "domain": company.website, "phone": company.phone,
             "address": address.street, "city": address.city, "state": address.state,
             "zip": address.zip, "country": address.country}
+
+
+def _company_field_properties(company: Company, field: str) -> dict[str, str]:
+    props = company_properties(company)
+    names = {"name": ["name"], "website": ["domain"], "phone": ["phone"],
+             "address": ["address", "city", "state", "zip", "country"]}.get(field, [])
+    return {name: props[name] for name in names}
+
+
+def _contact_field_properties(contact: Any, field: str) -> dict[str, str]:
+    name = {"email": "email", "first_name": "firstname", "last_name": "lastname", "phone": "phone"}.get(field)
+    return {} if name is None else {name: str(getattr(contact, field) or "")}
+
+
+RECORD_PROPERTIES: dict[str, Callable[[Any, str], dict[str, str]]] = {
+    "company": _company_field_properties,
+    "contact": _contact_field_properties,
+}
+"""Host company/contact field -> the HubSpot properties that carry it (the default mapping)."""
 
 
 def _shipment_properties(shipment: Mapping[str, Any]) -> dict[str, str]:

@@ -647,26 +647,74 @@ class WebhookProcessor:
 
     def handle_job(self, job: Job) -> None:
         """Process one object's unprocessed events; raise (the job retries) on failure."""
-        tenant_id = job.tenant_id
-        object_type, object_id = str(job.payload["object_type"]), str(job.payload["object_id"])
-        inbox = self._inbox_for(tenant_id)
-        if inbox.webhook_object_busy(tenant_id, job.kind, object_type, object_id, job.id):
-            raise WebhookObjectBusyError(
-                f"{object_type} {object_id} is being processed by an older job; retrying later "
-                "keeps its events in order")
-        stored = inbox.pending_webhook_events(tenant_id, object_type, object_id)
-        if not stored:
-            return
-        parsed = [(row.id, WebhookEvent.from_payload(row.payload, f"inbox[{row.id}]"))
-                  for row in stored]
-        ids = {id(event): row_id for row_id, event in parsed}
-        ordered = order_events(event for _, event in parsed)
-        echo_ids = {ids[id(e)] for e in ordered if self._is_echo(tenant_id, e)}
-        fresh = [e for e in ordered if ids[id(e)] not in echo_ids]
-        if fresh:
-            self._applier.apply(tenant_id, object_type, object_id, tuple(fresh))
-        inbox.finish_webhook_events(tenant_id, applied=[ids[id(e)] for e in fresh],
-                                    echoes=sorted(echo_ids))
+        error = self.handle_jobs([job]).get(job.id)
+        if error is not None:
+            raise error
+
+    def handle_jobs(self, jobs: Sequence[Job]) -> dict[int, Exception]:
+        """Process the events of many objects together; return the error of each failed job.
+
+        The objects of one tenant go to the applier in one call when it offers ``apply_many``,
+        so it can read their current state from HubSpot in batches.
+        """
+        errors: dict[int, Exception] = {}
+        by_tenant: dict[int, list[Job]] = {}
+        for job in jobs:
+            by_tenant.setdefault(job.tenant_id, []).append(job)
+        for tenant_id, tenant_jobs in by_tenant.items():
+            try:
+                inbox = self._inbox_for(tenant_id)
+            except Exception as exc:  # e.g. not enabled in this process: retry later
+                errors.update(dict.fromkeys((job.id for job in tenant_jobs), exc))
+                continue
+            work: dict[tuple[str, str], tuple[WebhookEvent, ...]] = {}
+            finish: dict[tuple[str, str], tuple[list[int], list[int]]] = {}
+            owners: dict[tuple[str, str], list[int]] = {}
+            for job in tenant_jobs:
+                key = (str(job.payload["object_type"]), str(job.payload["object_id"]))
+                if inbox.webhook_object_busy(tenant_id, job.kind, key[0], key[1], job.id):
+                    errors[job.id] = WebhookObjectBusyError(
+                        f"{key[0]} {key[1]} is being processed by an older job; retrying later "
+                        "keeps its events in order")
+                    continue
+                owners.setdefault(key, []).append(job.id)
+                if key in finish:
+                    continue
+                stored = inbox.pending_webhook_events(tenant_id, *key)
+                parsed = [(row.id, WebhookEvent.from_payload(row.payload, f"inbox[{row.id}]")) for row in stored]
+                ids = {id(event): row_id for row_id, event in parsed}
+                ordered = order_events(event for _, event in parsed)
+                echo_ids = {ids[id(e)] for e in ordered if self._is_echo(tenant_id, e)}
+                fresh = tuple(e for e in ordered if ids[id(e)] not in echo_ids)
+                finish[key] = ([ids[id(e)] for e in fresh], sorted(echo_ids))
+                if fresh:
+                    work[key] = fresh
+            failed = self._apply(tenant_id, work)
+            for key, (applied, echoes) in finish.items():
+                if key in failed:
+                    for job_id in owners[key]:
+                        errors[job_id] = failed[key]
+                elif applied or echoes:
+                    inbox.finish_webhook_events(tenant_id, applied=applied, echoes=echoes)
+        return errors
+
+    def _apply(self, tenant_id: int, work: Mapping[tuple[str, str], tuple[WebhookEvent, ...]]
+               ) -> dict[tuple[str, str], Exception]:
+        if not work:
+            return {}
+        apply_many = getattr(self._applier, "apply_many", None)
+        if apply_many is not None:
+            try:
+                return dict(apply_many(tenant_id, work))
+            except Exception as exc:  # the whole batch retries with backoff
+                return dict.fromkeys(work, exc)
+        failed: dict[tuple[str, str], Exception] = {}
+        for (object_type, object_id), events in work.items():
+            try:
+                self._applier.apply(tenant_id, object_type, object_id, events)
+            except Exception as exc:  # this object's jobs retry with backoff
+                failed[(object_type, object_id)] = exc
+        return failed
 
 
 # -- wiring -----------------------------------------------------------------------------------
@@ -681,28 +729,42 @@ def webhook_secret(settings: Settings) -> Secret | None:
 
 
 def install(runtime: Runtime, applier: EventApplier, *, is_echo: EchoCheck | None = None,
-            **receiver_options: Any) -> WebhookReceiver:
+            batch: int = 200, **receiver_options: Any) -> WebhookReceiver:
     """Register the ``webhook.object`` handler on ``runtime`` and return the receiver.
 
-    Call it before any tenant is enabled (the runtime's runner claims the kinds registered
-    then), and list ``receiver.route()`` in the runtime's ``http_routes()``.
+    The handler claims up to ``batch`` due webhook jobs at once (with the runner's worker id,
+    so they are leased like the first) and processes them together. Call it before any tenant
+    is enabled, and list ``receiver.route()`` in the runtime's ``http_routes()``.
     """
 
     def resolve(key: str) -> WebhookTarget | None:
         if not key.isdigit() or len(key) > 12:
             return None
         tenant_id = int(key)
-        # The runtime has no public accessor for a tenant's settings yet.
-        with runtime._lock:
-            tenant = runtime._tenants.get(tenant_id)
-        if tenant is None:
+        if not runtime.is_enabled(tenant_id):
             return None
-        settings = tenant.settings
+        settings = runtime.settings_for(tenant_id)
         return WebhookTarget(tenant_id, settings.portal_id, webhook_secret(settings),
                              runtime.store_for(tenant_id), settings.public_base_url)
 
+    def handle(job: Job) -> None:
+        from .store import LeaseLostError
+
+        store = runtime.store_for(job.tenant_id)
+        jobs = [job, *store.claim(runtime.worker_id, kinds=[JOB_KIND], limit=batch - 1)]
+        errors = processor.handle_jobs(jobs)
+        for other in jobs[1:]:
+            try:
+                if other.id in errors:
+                    store.fail(other.id, runtime.worker_id, f"{type(errors[other.id]).__name__}: {errors[other.id]}")
+                else:
+                    store.complete(other.id, runtime.worker_id)
+            except LeaseLostError:
+                log.warning("webhook job %s: lease lost before reporting back", other.id)
+        if job.id in errors:
+            raise errors[job.id]
+
     receiver_options.setdefault("clock", runtime.clock)
     processor = WebhookProcessor(runtime.store_for, applier, is_echo=is_echo)
-    runtime.handlers[JOB_KIND] = processor.handle_job
+    runtime.handlers[JOB_KIND] = handle
     return WebhookReceiver(resolve, **receiver_options)
-

@@ -350,3 +350,24 @@ def test_backfill_takes_every_deal_in_trigger_stages(world):
     assert world.sync().created == 0
     result = world.sync(backfill=True)
     assert result.created == 5 and all(world.order_for(d) for d in deals)
+
+
+@pytest.mark.parametrize(("choice", "host_phone", "hubspot_phone"), [("hubspot", "B", "B"), ("ambac", "A", "A")])
+def test_company_conflict_held_by_manual_is_resolved_on_both_sides(world, choice, host_phone, hubspot_phone):
+    """A company phone edited on both sides is held under 'manual', then resolved everywhere."""
+    world.host.change_settings(world.tenant, "hubspot", {**world.settings, "conflicts": {
+        "default": "hubspot_wins", "per_field": {"company.phone": "manual"}}})
+    company = world.company(name="Phone Co", domain="phone.example", phone="0")
+    deal = world.deal(companies=[company])
+    world.sync()
+    host_company = world.services.get_company(world.order_for(deal).company_id)
+    world.services.update_company(host_company.id, {"phone": "A"})
+    world.hubspot.update_object("companies", company, {"phone": "B"})
+    world.runtime.inbound(world.tenant).update_linked("companies", [company])
+    assert world.services.get_company(host_company.id).phone == "A", "held: the host keeps its value"
+    (conflict,) = world.runtime.list_conflicts(world.tenant)
+    assert (conflict.object_type, conflict.field) == ("company", "phone")
+    world.runtime.resolve_conflict(world.tenant, conflict.id, choice, decided_by="admin@acme.example")
+    assert world.services.get_company(host_company.id).phone == host_phone
+    assert world.hubspot.get_object("companies", company)["phone"] == hubspot_phone
+    assert world.runtime.list_conflicts(world.tenant) == []

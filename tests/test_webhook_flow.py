@@ -164,3 +164,20 @@ def test_company_property_change_updates_the_linked_host_company(live):
     live.deliver()
     (host_company,) = live.services.list_companies()
     assert host_company.phone == "+1 555 0100"
+
+
+def test_a_drain_reads_many_deals_in_batches(live):
+    """Twenty deals moved to closed won at once cost one deal read and one association read
+    per direction, not twenty of each."""
+    deals = [live.deal(stage="contractsent", dealname=f"Bulk {i}") for i in range(20)]
+    live.deliver()
+    live.hubspot.clear_requests()
+    for deal in deals:
+        live.hubspot.update_object("deals", deal, {"dealstage": "closedwon"})
+    assert live.hubspot.webhooks.flush(10)
+    live.runtime.drain()
+    assert all(live.order_for(d) is not None for d in deals)
+    paths = [r.path for r in live.hubspot.requests]
+    assert paths.count("/crm/v3/objects/deals/batch/read") == 1
+    assert paths.count("/crm/v4/associations/deals/companies/batch/read") == 1
+    assert paths.count("/crm/v4/associations/deals/contacts/batch/read") == 1
