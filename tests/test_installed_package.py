@@ -55,6 +55,23 @@ with tempfile.TemporaryDirectory() as data_dir, ReferenceHost(Path(data_dir)) as
         "prefix": sys.prefix,
         "version": ambac_hubspot_plugin.__version__,
     }
+    # The whole path as a user gets it: store migrations from the wheel, the SDK, a sync.
+    from ambac_hubspot_plugin.sandbox import RateLimits, Sandbox
+    from ambac_hubspot_plugin.store import HEAD, current_revision
+
+    with Sandbox(rate_limits=RateLimits.unlimited()) as hubspot:
+        hubspot.seed(companies=5, contacts=10, deals=30, seed=2)
+        tenant = host.create_tenant("Installed")
+        host.enable_plugin(tenant, "hubspot", {
+            "portal_id": str(hubspot.portal_id), "api_base_url": hubspot.base_url,
+            "credentials": {"kind": "private_app", "access_token": hubspot.access_token},
+            "run_background_worker": False})
+        runtime = pm.get_plugin("hubspot.runtime").runtime
+        result = runtime.run_sync(tenant)
+        report["sync_created"] = result.created
+        report["orders"] = len(host.services(tenant).list_orders())
+        report["store_revision"] = current_revision(runtime.store_for(tenant).engine)
+        report["head_revision"] = HEAD
 print(json.dumps(report))
 """
 
@@ -152,6 +169,13 @@ def test_manifest_comes_from_the_installed_plugin(report: dict[str, Any]):
     manifests = {manifest["id"]: manifest for manifest in report["manifests"]}
     assert manifests["hubspot"]["version"] == report["version"]
     assert set(manifests["hubspot"]["permissions"]) == {"manage_integrations", "view_integrations"}
+
+
+def test_installed_package_migrates_its_store_and_syncs(report: dict[str, Any]):
+    """Enabling the installed plugin migrates its store to the newest revision from the wheel's
+    own migration files, and a sync against the sandbox creates orders."""
+    assert report["store_revision"] == report["head_revision"]
+    assert report["sync_created"] > 0 and report["orders"] == report["sync_created"]
 
 
 def test_registration_does_not_import_the_hubspot_sdk(report: dict[str, Any]):
