@@ -26,7 +26,7 @@ import attrs
 
 from .conflicts import Change, ConflictStrategy, Decision, FieldConflict, compare, strategy_name, to_json
 from .errors import ConfigError, HostRecordError, HubSpotIntegrationError, MappingError
-from .host import CompanyDraft, ContactDraft, OrderDraft, OrderStatus
+from .host import CompanyDraft, ContactDraft, OrderDraft, OrderStatus, UserType
 from .mapping import ORDER_FIELDS, DealContext, MappingStrategy, normalize_domain
 
 if TYPE_CHECKING:
@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 CHUNK = 1_000  # deals per association batch read (HubSpot's limit for v4 batch read)
 PRIMARY_COMPANY = 5
 RETRY_KIND = "inbound.deal"
+APPLIED_VERSION = "_hs_lastmodifieddate"
+"""Key in a deal link's synced values: the deal version last applied (older ones are skipped)."""
 FIELDS_JOB_KIND = "outbound.fields"  # push host values that won a conflict (outbound.py handles it)
 CHECKPOINTS = {"incremental": "deals.modified_since", "backfill": "deals.backfill_since"}
 
@@ -317,15 +319,21 @@ class InboundSync:
 
     def process(self, deals: Sequence[Deal], *, trigger: str, dry_run: bool = False) -> list[Outcome]:
         """Create or update the orders of these deals; return one outcome per deal."""
-        links = self.store.get_links_by_hubspot(self.tenant_id, self.portal_id, "deal", [d.id for d in deals])
+        newest: dict[str, Deal] = {}
+        for deal in deals:  # a deal modified mid-read can come twice: its newest version counts
+            if deal.id not in newest or deal.updated_at >= newest[deal.id].updated_at:
+                newest[deal.id] = deal
+        deals = list(newest.values())
+        links = self.store.get_links_by_hubspot(self.tenant_id, self.portal_id, "deal", list(newest))
         new = [d for d in deals if d.id not in links and self.triggers.is_trigger(d)]
+        new_ids = {d.id for d in new}
         chunk = self._load_related(new)
         outcomes = []
         for deal in deals:
             try:
                 if deal.id in links:
                     outcome = self._update(deal, links[deal.id], dry_run)
-                elif deal in new:
+                elif deal.id in new_ids:
                     outcome = self._create(deal, chunk, trigger, dry_run)
                 else:
                     stage = deal.properties.get("dealstage") or "(none)"
@@ -441,6 +449,16 @@ class InboundSync:
                                    "add an email in HubSpot", record=f"contact:{hubspot_id}")
                 continue
             contact = self.host.find_contact_by_email(email)
+            if contact is not None and contact.user_type is not UserType.PORTAL:
+                # A staff login (a sales rep on the deal): never the customer, never rewritten.
+                self._contact_ids[hubspot_id] = None
+                if not dry_run:
+                    from .store import LogLevel
+
+                    self.store.log(self.tenant_id, LogLevel.WARNING, "inbound.contact",
+                                   f"contact {hubspot_id} ({email}) is a staff user of this tenant; it is not "
+                                   "linked or used as the order's customer", record=f"contact:{hubspot_id}")
+                continue
             if dry_run:
                 if contact is not None:
                     host_ids.append(contact.id)
@@ -536,7 +554,9 @@ class InboundSync:
 
         event = OrderCreated(tenant_id=self.tenant_id, portal_id=self.portal_id, deal_id=deal.id,
                              order=order, trigger=trigger)
-        self._link("deal", deal.id, "order", order.id, {k: to_json(v) for k, v in fields.items()}, event)
+        synced = {k: to_json(v) for k, v in fields.items()}
+        synced[APPLIED_VERSION] = deal.updated_at.isoformat()
+        self._link("deal", deal.id, "order", order.id, synced, event)
         return Outcome(deal.id, "created", f"created order {order.order_number}", order.id, tuple(sorted(fields)))
 
     # ---- update --------------------------------------------------------------------------------
@@ -548,6 +568,10 @@ class InboundSync:
                            link.host_id)
         if order.archived:
             return Outcome(deal.id, "skipped", "the order is archived; HubSpot changes are not applied to it", order.id)
+        applied = link.synced.get(APPLIED_VERSION)
+        if applied is not None and deal.updated_at <= datetime.fromisoformat(applied):
+            # Search's index lags and the overlap re-reads on purpose: never go back in time.
+            return Outcome(deal.id, "unchanged", "this version of the deal is already applied", order.id)
         context = DealContext(
             portal_id=self.portal_id, deal=deal, company=None, contacts=(),
             stage_status=self.triggers.stage_status.get(deal.properties.get("dealstage") or ""),
@@ -556,6 +580,7 @@ class InboundSync:
         fields = dict(self.mapping.order_fields(context))
         changes, synced, held, host_wins = self._reconcile(
             "order", f"deal:{deal.id}", fields, order, link, deal.updated_at, order.updated_at, dry_run)
+        synced[APPLIED_VERSION] = deal.updated_at.isoformat()
         if dry_run:
             if not changes:
                 return Outcome(deal.id, "unchanged", "mapped fields already match", order.id)
@@ -649,6 +674,9 @@ class InboundSync:
             fields = dict(self.mapping.company_fields(record))  # type: ignore[arg-type]  # a Company
         else:
             current = self.host.get_contact(link.host_id)
+            if current is not None and current.user_type is not UserType.PORTAL:
+                return Outcome(record.id, "skipped",
+                               f"contact {link.host_id} is a staff user; HubSpot does not edit it", current.id)
             fields = dict(self.mapping.contact_fields(record))  # type: ignore[arg-type]  # a Contact
         if current is None:
             return Outcome(record.id, "skipped", f"linked {host_type} {link.host_id} no longer exists in the host")

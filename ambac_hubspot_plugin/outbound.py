@@ -506,10 +506,14 @@ class OutboundPush:
             decided = parse_field_value(field, value)
         if decided != getattr(order, field):
             self.host.update_order(order.id, {field: decided})
-        if choice != "hubspot":
-            self._write_field(link.hubspot_id, field, decided)
+        synced_value = decided
+        if choice != "hubspot" and not self._write_field(link.hubspot_id, field, decided):
+            # The deal has no property for this field (or no stage for the status): HubSpot keeps
+            # its value, so remember that one, or the next sync would see a HubSpot change and
+            # silently undo the decision.
+            synced_value = self._hubspot_field_value(link.hubspot_id, field)
         synced = dict(link.synced)
-        synced[field] = to_json(decided)
+        synced[field] = to_json(synced_value)
         self.store.update_link_synced(link.id, synced)
         return self.store.close_conflict(self.tenant_id, conflict_id, resolution=choice,
                                          resolved_value=to_json(decided),
@@ -574,7 +578,8 @@ class OutboundPush:
             raise ConfigError(f"The mapping no longer maps {field!r} from the deal; resolve with 'ambac' or a value.")
         return fields[field]
 
-    def _write_field(self, deal_id: str, field: str, value: object) -> None:
+    def _write_field(self, deal_id: str, field: str, value: object) -> bool:
+        """Write one decided field to the deal; return False when no deal property carries it."""
         if field == "order_status":
             props = self._stage_for(deal_id, value)
         else:
@@ -582,11 +587,12 @@ class OutboundPush:
             props = {} if prop is None else {
                 prop: hubspot_value(value, datetime_property=prop in _DATETIME_PROPERTIES)}
         if not props:
-            return  # the deal has no property for this field: the host side is all there is
+            return False  # the deal has no property for this field: the host side is all there is
         failures = self._write("deals", {deal_id: props})
         if failures:
             raise HubSpotApiError(f"Writing {sorted(props)} to deal {deal_id} failed: "
                                   f"{next(iter(failures.values()))}. The conflict stays open; try again.")
+        return True
 
     def _stage_for(self, deal_id: str, status: object) -> dict[str, str]:
         if not self.settings.status_stage_map or not isinstance(status, OrderStatus):

@@ -184,3 +184,53 @@ def test_archived_orders_are_never_touched_by_hubspot_edits(world):
     after = world.order(deal)
     assert (after.archived, after.name) == (True, "Host name")
     assert world.runtime.list_conflicts(world.tenant, status=None) == []
+
+
+def test_an_ambac_decision_hubspot_cannot_carry_is_not_undone_by_the_next_sync(tmp_path):
+    """Resolving a status conflict as 'ambac' without a status-to-stage map keeps the host's status
+    through later, unrelated HubSpot edits (HubSpot's own value is what is remembered as synced)."""
+    from datetime import UTC, datetime, timedelta
+
+    from ambac_hubspot_plugin import plugin as plugin_module
+    from ambac_hubspot_plugin.host import OrderStatus
+    from ambac_hubspot_plugin.reference_host import ReferenceHost
+    from ambac_hubspot_plugin.sandbox import RateLimits, Sandbox
+
+    class Clock:
+        now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+        def __call__(self):
+            return self.now
+
+        def tick(self, seconds=60):
+            self.now += timedelta(seconds=seconds)
+
+    clock = Clock()
+    with Sandbox(rate_limits=RateLimits.unlimited(), clock=clock) as hs, \
+            ReferenceHost(tmp_path / "host", clock=clock) as host:
+        tenant = host.create_tenant("Acme")
+        host.enable_plugin(tenant, "hubspot", {
+            "portal_id": str(hs.portal_id), "api_base_url": hs.base_url, "run_background_worker": False,
+            "credentials": {"kind": "private_app", "access_token": hs.access_token},
+            "conflicts": {"default": "manual"},
+            "stage_status_map": {"closedwon": "Pending", "closedlost": "Cancelled"}})
+        runtime = host.plugin_manager.get_plugin(plugin_module.RUNTIME_NAME).runtime
+        services = host.services(tenant)
+        deal = hs.add_object("deals", {"dealname": "D", "pipeline": "default", "dealstage": "closedwon",
+                                       "amount": "10"})
+        runtime.run_sync(tenant)
+        order = services.find_order_by_external_id(f"hubspot:{hs.portal_id}:deal:{deal}")
+        clock.tick()
+        services.update_order(order.id, {"order_status": OrderStatus.IN_PROGRESS})
+        clock.tick()
+        hs.update_object("deals", deal, {"dealstage": "closedlost"})
+        clock.tick()
+        runtime.run_sync(tenant)
+        (conflict,) = runtime.list_conflicts(tenant)
+        runtime.resolve_conflict(tenant, conflict.id, "ambac", decided_by="ops")
+        clock.tick()
+        hs.update_object("deals", deal, {"amount": "11"})  # an unrelated HubSpot edit
+        clock.tick(400)
+        runtime.run_sync(tenant)
+        assert services.get_order(order.id).order_status is OrderStatus.IN_PROGRESS
+        assert runtime.list_conflicts(tenant) == []

@@ -371,3 +371,34 @@ def test_company_conflict_held_by_manual_is_resolved_on_both_sides(world, choice
     assert world.services.get_company(host_company.id).phone == host_phone
     assert world.hubspot.get_object("companies", company)["phone"] == hubspot_phone
     assert world.runtime.list_conflicts(world.tenant) == []
+
+
+def test_a_staff_user_on_the_deal_is_never_the_customer_nor_edited_by_hubspot(world):
+    """A contact whose email is a staff login is not linked, not the customer, never rewritten."""
+    staff = world.host.create_user(world.tenant, "rep@acme-machining.example", first_name="Rita")
+    contact = world.contact(email="REP@acme-machining.example", firstname="Someone else")
+    deal = world.deal(contacts=[contact])
+    world.sync()
+    assert world.order_for(deal).customer_id is None
+    assert world.store.get_link_by_hubspot(world.tenant, str(world.hubspot.portal_id), "contact", contact) is None
+    world.hubspot.update_object("contacts", contact, {"email": "hijack@example.com"})
+    world.runtime.inbound(world.tenant).update_linked("contacts", [contact])
+    assert world.host.get_user(staff.id).email == "rep@acme-machining.example"
+    (entry,) = world.store.read_log(world.tenant, record=f"contact:{contact}").entries
+    assert "staff user" in entry.message
+
+
+def test_an_older_version_of_a_deal_never_overwrites_a_newer_one(world):
+    """A lagging search result (an older hs_lastmodifieddate) does not undo what was applied."""
+    from datetime import timedelta
+
+    deal_id = world.deal(dealname="Old name")
+    world.sync()
+    engine = world.runtime.inbound(world.tenant)
+    (old,) = engine.client.read_deals([deal_id], engine.mapping.deal_properties)
+    world.hubspot.update_object("deals", deal_id, {"dealname": "New name"})
+    engine.process_ids([deal_id], trigger="webhook")
+    assert world.order_for(deal_id).name == "New name"
+    stale = attrs.evolve(old, updated_at=old.updated_at + timedelta(milliseconds=0))
+    (outcome,) = engine.process([stale], trigger="incremental")
+    assert outcome.action == "unchanged" and world.order_for(deal_id).name == "New name"
