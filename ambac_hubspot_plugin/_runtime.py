@@ -292,9 +292,9 @@ class Runtime:
     def start_worker(self, poll_seconds: float = 5.0) -> None:
         """Run :meth:`tick` in a daemon thread of the host process until :meth:`stop_worker`."""
         with self._lock:
+            self._stop.clear()  # a worker still finishing a job after stop_worker() carries on
             if self._worker is not None and self._worker.is_alive():
                 return
-            self._stop.clear()
             self._worker = threading.Thread(target=self._work, args=(poll_seconds,),
                                             name="hubspot-worker", daemon=True)
             self._worker.start()
@@ -309,9 +309,14 @@ class Runtime:
             self._runners.clear()
         for runner in runners:
             runner.stop(timeout=0)
-        worker, self._worker = self._worker, None
+        worker = self._worker
         if worker is not None and worker is not threading.current_thread():
             worker.join(timeout)
+            if worker.is_alive():
+                # Still finishing a job: keep it, so start_worker() does not add a second thread.
+                log.warning("the HubSpot worker is still finishing a job after %s s", timeout)
+                return
+        self._worker = None
 
     def wake(self) -> None:
         """Ask the background worker to run now instead of at its next poll."""
@@ -333,7 +338,8 @@ class Runtime:
     def _work(self, poll_seconds: float) -> None:
         while not self._stop.is_set():
             try:
-                self.tick()
+                # Bounded, so stop_worker() is honoured within a tick even with a backlog.
+                self.tick(deadline=self.clock() + timedelta(seconds=max(poll_seconds, 10)))
             except Exception:
                 log.exception("HubSpot background work failed; trying again in %s s", poll_seconds)
             # Sleep until the next poll, or until new work arrives (see wake()).
@@ -417,12 +423,14 @@ class Runtime:
         return queued
 
     def _handle_sync(self, job: Job) -> None:
+        # A scheduled sync of a tenant not enabled here is dropped: enabling schedules a new one.
         if self.is_enabled(job.tenant_id):
             self.run_sync(job.tenant_id)
 
     def _handle_deal_retry(self, job: Job) -> None:
         if not self.is_enabled(job.tenant_id):
-            return
+            # The checkpoint is past this deal: keep the job (backoff, then a dead letter to replay).
+            raise RetryLater(f"the HubSpot plugin is not enabled for tenant {job.tenant_id} in this process")
         result = self.inbound(job.tenant_id).process_ids([str(job.payload["deal_id"])], trigger="retry")
         failures = [o.reason for o in result.outcomes if o.action == "failed"]
         if failures:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from .errors import HostRecordError
 from .store import LogLevel
 
 if TYPE_CHECKING:
@@ -75,12 +76,12 @@ class EngineApplier:
                 message = (f"deal {old} was merged into deal {survivor} in HubSpot; "
                            f"its order now follows deal {survivor}")
                 store.log(tenant, LogLevel.INFO, "webhook.merge", message, record=f"deal:{survivor}")
-                engine.host.add_order_note(link.host_id, message)
+                _note(engine, link.host_id, message)
             else:
                 message = (f"deal {old} was merged into deal {survivor}, which already has an order; "
                            f"this order stays linked to the old deal id. Archive one of the two orders.")
                 store.log(tenant, LogLevel.WARNING, "webhook.merge", message, record=f"deal:{old}")
-                engine.host.add_order_note(link.host_id, message)
+                _note(engine, link.host_id, message)
 
     def _flag_deleted(self, engine: InboundSync, link: Link) -> None:
         if link.synced.get(DELETED_FLAG):
@@ -91,7 +92,7 @@ class EngineApplier:
                    "HubSpot to link it again, or archive the order if it is no longer wanted.")
         engine.store.log(engine.tenant_id, LogLevel.WARNING, "webhook.deletion", message,
                          record=f"deal:{link.hubspot_id}")
-        engine.host.add_order_note(link.host_id, message)
+        _note(engine, link.host_id, message)
 
     def _clear_deleted(self, engine: InboundSync, link: Link) -> None:
         synced = {k: v for k, v in link.synced.items() if k != DELETED_FLAG}
@@ -99,4 +100,13 @@ class EngineApplier:
         message = f"deal {link.hubspot_id} was restored in HubSpot; the order follows it again"
         engine.store.log(engine.tenant_id, LogLevel.INFO, "webhook.restore", message,
                          record=f"deal:{link.hubspot_id}")
-        engine.host.add_order_note(link.host_id, message)
+        _note(engine, link.host_id, message)
+
+
+def _note(engine: InboundSync, order_id: int, text: str) -> None:
+    """Add a note to the order; an order gone from the host does not fail the event (it is logged)."""
+    try:
+        engine.host.add_order_note(order_id, text)
+    except HostRecordError as exc:
+        engine.store.log(engine.tenant_id, LogLevel.WARNING, "webhook.note",
+                         f"could not add a note to order {order_id}: {exc}", record=f"order:{order_id}")

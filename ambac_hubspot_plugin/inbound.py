@@ -229,6 +229,7 @@ class InboundSync:
         self._company_ids: dict[str, int | None] = {}
         self._contact_ids: dict[str, int | None] = {}
         self._pending: list[_PendingLink] = []
+        self._resolved_companies: set[int] = set()  # host companies some HubSpot company resolved to
 
     # ---- runs --------------------------------------------------------------------------------
 
@@ -378,6 +379,7 @@ class InboundSync:
         linked = self.store.get_links_by_hubspot(self.tenant_id, self.portal_id, "company", wanted_companies)
         for hubspot_id, link in linked.items():
             self._company_ids[hubspot_id] = link.host_id
+            self._resolved_companies.add(link.host_id)
         to_read = sorted(wanted_companies - set(linked), key=_id_order)
         chunk.companies = {c.id: c for c in self.client.read_companies(to_read, self.mapping.company_properties)}
         wanted_contacts = {c for ids_ in chunk.contacts_of.values() for c in ids_ if c not in self._contact_ids}
@@ -407,22 +409,38 @@ class InboundSync:
             how = f"created company {match.id}"
         self._link("company", hubspot_id, "company", match.id, {k: to_json(v) for k, v in fields.items()})
         self._company_ids[hubspot_id] = match.id
+        self._resolved_companies.add(match.id)
         return match.id, how
 
     def _match_company(self, fields: Mapping[str, Any], external: str) -> tuple[Company | None, str]:
-        """Normalised domain first, then case-insensitive name; prefer our own earlier creation."""
-        candidates: Sequence[Company] = ()
-        how = ""
+        """Normalised domain first, then case-insensitive name; prefer our own earlier creation.
+
+        A domain names one customer: a HubSpot duplicate with the same domain reuses the host
+        company even when another HubSpot company is linked to it. A name does not: companies
+        called the same are distinct unless the host company is unlinked (or ours).
+        """
         domain = normalize_domain(str(fields.get("website") or ""))
         if domain:
-            candidates, how = self.host.find_companies_by_domain(domain), f"matched by domain {domain}"
-        if not candidates:
-            candidates, how = self.host.find_companies_by_name(str(fields["name"])), "matched by name"
-        if not candidates:
-            return None, ""
-        # Our own earlier creation (a crash before linking) wins; else the oldest company.
+            found = self.host.find_companies_by_domain(domain)
+            if found:
+                return self._best(found, external, strict=False), f"matched by domain {domain}"
+        found = self.host.find_companies_by_name(str(fields["name"]))
+        best = self._best(found, external, strict=True) if found else None
+        return best, ("matched by name" if best else "")
+
+    def _best(self, candidates: Sequence[Company], external: str, *, strict: bool) -> Company | None:
+        """Our own earlier creation (a crash before linking), else a free one (not created for,
+        linked to or just resolved for another HubSpot company), else (unless ``strict``) the
+        oldest candidate."""
         ours = [c for c in candidates if c.external_id == external]
-        return (ours or sorted(candidates, key=lambda c: c.id))[0], how
+        if ours:
+            return ours[0]
+        free = [c for c in candidates
+                if not (c.external_id or "").startswith(f"hubspot:{self.portal_id}:")
+                and self.store.get_link_by_host(self.tenant_id, "company", c.id) is None
+                and c.id not in self._resolved_companies]
+        pool = free or ([] if strict else list(candidates))
+        return min(pool, key=lambda c: c.id) if pool else None
 
     def _resolve_contacts(self, hubspot_ids: Sequence[str], chunk: _Chunk, company_id: int | None,
                           dry_run: bool) -> list[int]:

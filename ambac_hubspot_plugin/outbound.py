@@ -712,7 +712,10 @@ def handle_outbound_job(job: Job, *, store: SqlStateStore, worker_id: str,
         except Exception as exc:  # not enabled here, bad settings: retry later, with backoff
             outcomes.update({j.id: f"{type(exc).__name__}: {exc}" for j in tenant_jobs})
             continue
-        outcomes.update(engine.push(tenant_jobs))
+        try:
+            outcomes.update(engine.push(tenant_jobs))
+        except Exception as exc:  # the claimed jobs retry with backoff instead of waiting for their leases
+            outcomes.update({j.id: f"{type(exc).__name__}: {exc}" for j in tenant_jobs})
     for item in jobs[1:]:
         error = outcomes.get(item.id)
         try:

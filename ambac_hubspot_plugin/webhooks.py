@@ -703,11 +703,11 @@ class WebhookProcessor:
         if not work:
             return {}
         apply_many = getattr(self._applier, "apply_many", None)
-        if apply_many is not None:
+        if apply_many is not None and len(work) > 1:
             try:
                 return dict(apply_many(tenant_id, work))
-            except Exception as exc:  # the whole batch retries with backoff
-                return dict.fromkeys(work, exc)
+            except Exception:  # one object's failure must not fail the others: apply one by one
+                log.warning("batched webhook apply failed for tenant %s; applying object by object", tenant_id)
         failed: dict[tuple[str, str], Exception] = {}
         for (object_type, object_id), events in work.items():
             try:
@@ -752,7 +752,10 @@ def install(runtime: Runtime, applier: EventApplier, *, is_echo: EchoCheck | Non
 
         store = runtime.store_for(job.tenant_id)
         jobs = [job, *store.claim(runtime.worker_id, kinds=[JOB_KIND], limit=batch - 1)]
-        errors = processor.handle_jobs(jobs)
+        try:
+            errors = processor.handle_jobs(jobs)
+        except Exception as exc:  # e.g. the store failed: every claimed job retries, none waits for its lease
+            errors = dict.fromkeys((j.id for j in jobs), exc)
         for other in jobs[1:]:
             try:
                 if other.id in errors:

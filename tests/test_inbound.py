@@ -402,3 +402,23 @@ def test_an_older_version_of_a_deal_never_overwrites_a_newer_one(world):
     stale = attrs.evolve(old, updated_at=old.updated_at + timedelta(milliseconds=0))
     (outcome,) = engine.process([stale], trigger="incremental")
     assert outcome.action == "unchanged" and world.order_for(deal_id).name == "New name"
+
+
+def test_two_hubspot_companies_with_one_name_and_no_domain_stay_two_companies(world):
+    """Same-named companies without a domain are not merged (the incumbent's bug)."""
+    first = world.company(name="Acme")
+    second = world.company(name="ACME")
+    deals = [world.deal(companies=[first]), world.deal(companies=[second])]
+    world.sync()
+    a, b = (world.order_for(d).company_id for d in deals)
+    assert a != b and len(world.services.list_companies()) == 2
+
+
+def test_a_hubspot_duplicate_by_domain_reuses_the_host_company(world):
+    """Two HubSpot companies with one domain are one customer: one host company."""
+    first = world.company(name="Acme Inc", domain="acme.example")
+    second = world.company(name="Acme Incorporated", domain="https://www.acme.example/")
+    deals = [world.deal(companies=[first]), world.deal(companies=[second])]
+    world.sync()
+    assert len({world.order_for(d).company_id for d in deals}) == 1
+    assert len(world.services.list_companies()) == 1

@@ -248,7 +248,8 @@ def test_replay_beside_a_running_duplicate_queues_behind_it(store: Any) -> None:
 
 
 def test_fail_merges_into_a_pending_duplicate(store: Any, clock: FakeClock) -> None:
-    """A failing job with a pending duplicate is deleted; the duplicate keeps the work and error."""
+    """A failing job with a pending duplicate is deleted; the duplicate keeps the work and error,
+    and inherits the failure's attempt count and backoff."""
     first = store.enqueue(1, "k", {"v": 1}, dedupe_key="deal:1", max_attempts=5)
     [job] = store.claim("w")
     clock.advance(MINUTE)
@@ -256,9 +257,11 @@ def test_fail_merges_into_a_pending_duplicate(store: Any, clock: FakeClock) -> N
     failed = store.fail(job.id, "w", "HubSpotUnavailableError: 503")
     assert store.get_job(first) is None
     assert (failed.id, failed.state, failed.attempts, failed.last_error, failed.payload) == (
-        behind, JobState.PENDING, 0, "HubSpotUnavailableError: 503", {"v": 2})
-    assert failed.run_after == clock()  # its own schedule, not the failed job's backoff
+        behind, JobState.PENDING, 1, "HubSpotUnavailableError: 503", {"v": 2})
+    assert failed.run_after > clock(), "the failure's backoff applies to the work that retries it"
+    assert store.claim("w") == []
     assert store.depths(1) == {(JobState.PENDING, "k"): 1}
+    clock.advance(2 * 60 * MINUTE)  # past the backoff (capped at an hour)
     [again] = store.claim("w")
     assert again.id == behind
 
@@ -296,6 +299,7 @@ def test_expired_lease_is_reclaimed_before_its_pending_duplicate(store: Any,
     assert store.get_job(behind).state is JobState.PENDING
     assert store.claim("w3", limit=10) == []
     assert store.fail(first, "w2", "x").id == behind
+    clock.advance(2 * 60 * MINUTE)  # past the inherited backoff
     assert [j.id for j in store.claim("w3")] == [behind]
 
 

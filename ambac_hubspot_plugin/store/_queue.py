@@ -182,8 +182,9 @@ class SqlJobQueue:
         Returns the job that will retry the work. If a pending job with the same dedupe key
         was queued while this one ran, that one is it: it will do the same work later (with
         the state of then), so this job is deleted instead of going back to pending, and
-        ``error`` is recorded as the survivor's ``last_error``. The survivor keeps its own
-        ``run_after`` and attempts (it is a newer request with its own budget).
+        ``error`` is recorded as the survivor's ``last_error``. The survivor inherits the
+        failure's backoff (its ``run_after`` becomes the later of the two) and attempt count
+        (the larger), so work that keeps failing is spaced out and dead-lettered in the end.
 
         :raises LeaseLostError: ``worker_id`` no longer holds the job; nothing changed.
         """
@@ -210,8 +211,12 @@ class SqlJobQueue:
             conn, job.tenant_id, job.kind, job.dedupe_key, lock=True)
         if survivor is not None:
             conn.execute(sa.delete(jobs).where(jobs.c.id == job_id))
+            waiting = _job(conn.execute(sa.select(jobs).where(jobs.c.id == survivor)).one())
+            # The failure still backs off and still counts: a work item that keeps failing
+            # (an outage) must not retry at once on every new enqueue, and must dead-letter.
             conn.execute(sa.update(jobs).where(jobs.c.id == survivor).values(
-                last_error=error, updated_at=now))
+                last_error=error, updated_at=now, attempts=max(waiting.attempts, job.attempts),
+                run_after=max(waiting.run_after, now + self._backoff.delay(job.attempts, self._random))))
             return _job(conn.execute(sa.select(jobs).where(jobs.c.id == survivor)).one())
         values: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None,
                                   "last_error": error, "updated_at": now}
