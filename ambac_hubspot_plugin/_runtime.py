@@ -101,7 +101,8 @@ class Runtime:
 
         self._pipelines: dict[int, tuple[datetime, Any]] = {}
         self.webhooks = install(self, EngineApplier(self.inbound), is_echo=lambda tenant_id, event: self.is_echo(
-            tenant_id, event.object_type, event.object_id, event.property_name or "", event.property_value))
+            tenant_id, event.object_type, event.object_id, event.property_name or "", event.property_value,
+            event.occurred_at))
 
         self.handlers.update(dict.fromkeys(OUTBOUND_KINDS, self._handle_outbound))
         #: Extra :class:`~.client.ClientSettings` fields for every client built (tests: retries).
@@ -460,14 +461,14 @@ class Runtime:
                             engine_for=self.outbound)
 
     def is_echo(self, tenant_id: int, object_type: str, object_id: str, property_name: str,
-                property_value: str | None) -> bool:
-        """Whether a webhook's property value is the one we last wrote there (our own echo)."""
+                property_value: str | None, occurred_at: datetime | None = None) -> bool:
+        """Whether a webhook's property change is our own write coming back (see outbound.is_echo)."""
         from .outbound import is_echo
 
         if not self.is_enabled(tenant_id):
             return False
         return is_echo(self.store_for(tenant_id), tenant_id, object_type, object_id,
-                       property_name, property_value)
+                       property_name, property_value, occurred_at)
 
     def list_conflicts(self, tenant_id: int, *, status: str | None = "open",
                        limit: int = 100) -> list[ConflictRecord]:

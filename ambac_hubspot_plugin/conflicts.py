@@ -67,10 +67,11 @@ class Change(enum.Enum):
 
 
 def compare(hubspot_value: object, host_value: object, synced: Mapping[str, Any], field: str) -> Change:
-    """Classify a field. A field never synced before counts as unchanged in the host."""
+    """Classify a field. A field never synced before (newly mapped) whose two values differ is a
+    conflict: nothing says which side is newer, so the strategy decides (and it is audited)."""
     new, current = to_json(hubspot_value), to_json(host_value)
     if field not in synced:
-        return Change.NONE if new == current else Change.HUBSPOT
+        return Change.NONE if new == current else Change.CONFLICT
     last = synced[field]
     if new == last:
         return Change.NONE

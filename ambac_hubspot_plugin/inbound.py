@@ -698,7 +698,7 @@ class InboundSync:
             fields = dict(self.mapping.contact_fields(record))  # type: ignore[arg-type]  # a Contact
         if current is None:
             return Outcome(record.id, "skipped", f"linked {host_type} {link.host_id} no longer exists in the host")
-        changes, synced, held, _host_wins = self._reconcile(
+        changes, synced, held, host_wins = self._reconcile(
             host_type, f"{host_type}:{record.id}", fields, current, link, record.updated_at,
             current.updated_at, dry_run=False)
         if changes:
@@ -706,6 +706,18 @@ class InboundSync:
             update(current.id, changes)
         if synced != link.synced:
             self.store.update_link_synced(link.id, synced)
+        if host_wins and host_type == "company":
+            # The host's value won: the company push carries it (if directions.companies sends
+            # companies to HubSpot), as the host's own company edits are pushed.
+            self.store.enqueue(self.tenant_id, "host.company.saved",
+                               {"record_type": "company", "record_id": current.id, "event": "saved",
+                                "changed_fields": host_wins}, dedupe_key=f"company:{current.id}:saved")
+        elif host_wins:
+            from .store import LogLevel
+
+            self.store.log(self.tenant_id, LogLevel.INFO, "inbound.contact",
+                           f"contact {record.id}: the host kept {host_wins}; contacts are not written to "
+                           "HubSpot, so HubSpot keeps its own value", record=f"contact:{record.id}")
         if not changes:
             return Outcome(record.id, "unchanged", "mapped fields already match"
                            + (f"; held for review: {held}" if held else ""), current.id)

@@ -26,7 +26,7 @@ import logging
 import re
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
@@ -220,11 +220,23 @@ def _normal(value: str | None) -> str:
     return f"n:{number.normalize()}" if number.is_finite() else text
 
 
+ECHO_WINDOW = (timedelta(minutes=-2), timedelta(minutes=15))
+"""An echo happens right after our write: a change at another time is a person's, even to the
+same value (a user setting the field back to what we wrote is a real edit). The early side
+allows for clock skew between HubSpot and this host."""
+
+
 def is_echo(store: SqlStateStore, tenant_id: int, object_type: str, object_id: str,
-            property_name: str, property_value: str | None) -> bool:
-    """Whether this property value of this object is the last one we wrote there ourselves."""
-    written = store.pushed_value(tenant_id, _object_type(object_type), str(object_id), property_name)
-    return written is not None and _normal(written) == _normal(property_value)
+            property_name: str, property_value: str | None, occurred_at: datetime | None = None) -> bool:
+    """Whether this property change is our own write coming back: the value we last wrote,
+    changed (when ``occurred_at`` is known) within :data:`ECHO_WINDOW` of that write."""
+    pushed = store.pushed(tenant_id, _object_type(object_type), str(object_id), property_name)
+    if pushed is None or _normal(pushed[0]) != _normal(property_value):
+        return False
+    if occurred_at is None:
+        return True
+    early, late = ECHO_WINDOW
+    return pushed[1] + early <= occurred_at <= pushed[1] + late
 
 
 # ---- the push -------------------------------------------------------------------------------

@@ -422,3 +422,37 @@ def test_a_hubspot_duplicate_by_domain_reuses_the_host_company(world):
     world.sync()
     assert len({world.order_for(d).company_id for d in deals}) == 1
     assert len(world.services.list_companies()) == 1
+
+
+def test_a_newly_mapped_field_that_differs_goes_to_the_conflict_strategy(world):
+    """Mapping the stage to a status after the order exists holds a locally edited status under
+    'manual' (and records it) instead of overwriting it silently."""
+    deal = world.deal()
+    world.sync()
+    order = world.order_for(deal)
+    world.services.update_order(order.id, {"order_status": OrderStatus.IN_PROGRESS})
+    world.host.change_settings(world.tenant, "hubspot", {
+        **world.settings, "stage_status_map": {"closedlost": "Cancelled"},
+        "conflicts": {"default": "hubspot_wins", "per_field": {"order.order_status": "manual"}}})
+    world.hubspot.update_object("deals", deal, {"dealstage": "closedlost"})
+    world.sync()
+    assert world.order_for(deal).order_status is OrderStatus.IN_PROGRESS
+    (conflict,) = world.runtime.list_conflicts(world.tenant)
+    assert (conflict.field, conflict.decision) == ("order_status", "hold")
+
+
+def test_a_company_field_the_host_wins_is_pushed_when_companies_flow_to_hubspot(world):
+    """Under tracker_wins the host's company phone stays and reaches HubSpot via the company push."""
+    world.host.change_settings(world.tenant, "hubspot", {
+        **world.settings, "directions": {"companies": "both"},
+        "conflicts": {"default": "hubspot_wins", "per_field": {"company.phone": "tracker_wins"}}})
+    company = world.company(name="Push Co", domain="push.example", phone="0")
+    deal = world.deal(companies=[company])
+    world.sync()
+    host_company = world.services.get_company(world.order_for(deal).company_id)
+    world.services.update_company(host_company.id, {"phone": "A"})
+    world.hubspot.update_object("companies", company, {"phone": "B"})
+    world.runtime.inbound(world.tenant).update_linked("companies", [company])
+    assert world.services.get_company(host_company.id).phone == "A"
+    world.runtime.drain()
+    assert world.hubspot.get_object("companies", company)["phone"] == "A"

@@ -181,3 +181,19 @@ def test_a_drain_reads_many_deals_in_batches(live):
     assert paths.count("/crm/v3/objects/deals/batch/read") == 1
     assert paths.count("/crm/v4/associations/deals/companies/batch/read") == 1
     assert paths.count("/crm/v4/associations/deals/contacts/batch/read") == 1
+
+
+def test_the_same_value_set_again_later_by_a_person_is_not_an_echo(live):
+    """Only a change right after our write is our echo; the value set again an hour later is a person's."""
+    from datetime import UTC, datetime, timedelta
+
+    deal = live.deal()
+    live.deliver()
+    order = live.order_for(deal)
+    live.host.set_order_status(live.tenant, order.id, OrderStatus.IN_PROGRESS)
+    live.runtime.drain()
+    now = datetime.now(UTC)
+    check = live.runtime.is_echo
+    assert check(live.tenant, "deal", deal, "ambac_order_status", "In progress", now)
+    assert not check(live.tenant, "deal", deal, "ambac_order_status", "In progress", now + timedelta(hours=1))
+    assert not check(live.tenant, "deal", deal, "ambac_order_status", "Completed", now)

@@ -166,13 +166,19 @@ class SqlConflictMixin:
     def pushed_value(self, tenant_id: int, object_type: str, object_id: str,
                      property_name: str) -> str | None:
         """The last value we wrote to this property of this object, or None."""
+        pushed = self.pushed(tenant_id, object_type, object_id, property_name)
+        return None if pushed is None else pushed[0]
+
+    def pushed(self, tenant_id: int, object_type: str, object_id: str,
+               property_name: str) -> tuple[str, datetime] | None:
+        """The last value we wrote to this property of this object and when, or None."""
         with self._engine.connect() as conn:
-            value: str | None = conn.execute(sa.select(pushed_values.c.value).where(
+            row = conn.execute(sa.select(pushed_values.c.value, pushed_values.c.written_at).where(
                 pushed_values.c.tenant_id == tenant_id,
                 pushed_values.c.object_type == object_type,
                 pushed_values.c.object_id == str(object_id),
-                pushed_values.c.property_name == property_name)).scalar()
-        return value
+                pushed_values.c.property_name == property_name)).first()
+        return None if row is None else (str(row[0]), row[1])
 
     # -- links by host id, in bulk -----------------------------------------------------------
 
