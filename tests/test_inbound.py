@@ -352,11 +352,10 @@ def test_backfill_takes_every_deal_in_trigger_stages(world):
     assert result.created == 5 and all(world.order_for(d) for d in deals)
 
 
-@pytest.mark.parametrize(("choice", "host_phone", "hubspot_phone"), [("hubspot", "B", "B"), ("ambac", "A", "A")])
-def test_company_conflict_held_by_manual_is_resolved_on_both_sides(world, choice, host_phone, hubspot_phone):
-    """A company phone edited on both sides is held under 'manual', then resolved everywhere."""
-    world.host.change_settings(world.tenant, "hubspot", {**world.settings, "conflicts": {
-        "default": "hubspot_wins", "per_field": {"company.phone": "manual"}}})
+def _phone_edited_on_both_sides(world, strategy: str, **settings):
+    """A linked company whose phone the host sets to A and HubSpot to B; HubSpot's edit applied."""
+    world.host.change_settings(world.tenant, "hubspot", {**world.settings, **settings, "conflicts": {
+        "default": "hubspot_wins", "per_field": {"company.phone": strategy}}})
     company = world.company(name="Phone Co", domain="phone.example", phone="0")
     deal = world.deal(companies=[company])
     world.sync()
@@ -364,6 +363,13 @@ def test_company_conflict_held_by_manual_is_resolved_on_both_sides(world, choice
     world.services.update_company(host_company.id, {"phone": "A"})
     world.hubspot.update_object("companies", company, {"phone": "B"})
     world.runtime.inbound(world.tenant).update_linked("companies", [company])
+    return company, host_company
+
+
+@pytest.mark.parametrize(("choice", "host_phone", "hubspot_phone"), [("hubspot", "B", "B"), ("ambac", "A", "A")])
+def test_company_conflict_held_by_manual_is_resolved_on_both_sides(world, choice, host_phone, hubspot_phone):
+    """A company phone edited on both sides is held under 'manual', then resolved everywhere."""
+    company, host_company = _phone_edited_on_both_sides(world, "manual")
     assert world.services.get_company(host_company.id).phone == "A", "held: the host keeps its value"
     (conflict,) = world.runtime.list_conflicts(world.tenant)
     assert (conflict.object_type, conflict.field) == ("company", "phone")
@@ -443,16 +449,7 @@ def test_a_newly_mapped_field_that_differs_goes_to_the_conflict_strategy(world):
 
 def test_a_company_field_the_host_wins_is_pushed_when_companies_flow_to_hubspot(world):
     """Under tracker_wins the host's company phone stays and reaches HubSpot via the company push."""
-    world.host.change_settings(world.tenant, "hubspot", {
-        **world.settings, "directions": {"companies": "both"},
-        "conflicts": {"default": "hubspot_wins", "per_field": {"company.phone": "tracker_wins"}}})
-    company = world.company(name="Push Co", domain="push.example", phone="0")
-    deal = world.deal(companies=[company])
-    world.sync()
-    host_company = world.services.get_company(world.order_for(deal).company_id)
-    world.services.update_company(host_company.id, {"phone": "A"})
-    world.hubspot.update_object("companies", company, {"phone": "B"})
-    world.runtime.inbound(world.tenant).update_linked("companies", [company])
+    company, host_company = _phone_edited_on_both_sides(world, "tracker_wins", directions={"companies": "both"})
     assert world.services.get_company(host_company.id).phone == "A"
     world.runtime.drain()
     assert world.hubspot.get_object("companies", company)["phone"] == "A"
