@@ -89,7 +89,11 @@ class MappingStrategy(Protocol):
         """Return the :class:`~ambac_hubspot_plugin.host.Contact` fields this contact sets."""
 
     def deal_properties_for(self, order: Order) -> Mapping[str, str]:
-        """Return the deal properties (as strings) that carry this order's state to HubSpot."""
+        """Return extra deal properties (as strings) for this order's state in HubSpot.
+
+        The outbound push always writes the plugin's own properties (order number, status,
+        progress, completion, shipping, link); these are added on top and may override them.
+        """
 
 
 # ---- value parsers shared by strategies -------------------------------------------------------
@@ -262,8 +266,8 @@ class DefaultMapping:
         }
 
     def deal_properties_for(self, order: Order) -> Mapping[str, str]:
-        """Carry the order number and status to the deal's custom properties."""
-        return {"ambac_order_number": order.order_number, "ambac_order_status": order.order_status.value}
+        """Nothing beyond the plugin's own deal properties, which the outbound push writes."""
+        return {}
 
 
 # ---- the configurable strategy ------------------------------------------------------------------
