@@ -357,8 +357,15 @@ class Runtime:
 
         tenant = self._tenant(tenant_id)
         settings = tenant.settings
-        triggers = Triggers.from_settings(self._pipelines_of(tenant), settings.trigger_stages,
-                                          settings.stage_status_map)
+        def triggers_from(pipelines: Any) -> Triggers:
+            return Triggers.from_settings(pipelines, settings.trigger_stages, settings.stage_status_map)
+
+        def reload_triggers() -> Triggers:
+            with self._lock:
+                self._pipelines.pop(tenant_id, None)
+            return triggers_from(self._pipelines_of(tenant))
+
+        triggers = triggers_from(self._pipelines_of(tenant))
         return InboundSync(
             tenant_id=tenant_id, portal_id=settings.portal_id, host=tenant.host,
             store=self._stores[tenant.store_url], client=tenant.client,
@@ -366,7 +373,7 @@ class Runtime:
             conflicts=self._conflict_strategy(settings), triggers=triggers,
             timezone=ZoneInfo(settings.portal_timezone),
             overlap=timedelta(seconds=settings.sync_overlap_seconds), clock=self.clock,
-            on_order_created=self.hooks.order_created,
+            on_order_created=self.hooks.order_created, reload_triggers=reload_triggers,
         )
 
     def _pipelines_of(self, tenant: _Tenant) -> Any:

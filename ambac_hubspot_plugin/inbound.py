@@ -211,6 +211,7 @@ class InboundSync:
         overlap: timedelta,
         clock: Callable[[], datetime],
         on_order_created: Callable[[OrderCreated], None] | None = None,
+        reload_triggers: Callable[[], Triggers] | None = None,
     ) -> None:
         self.tenant_id = tenant_id
         self.portal_id = portal_id
@@ -224,6 +225,8 @@ class InboundSync:
         self.overlap = overlap
         self.clock = clock
         self.on_order_created = on_order_created
+        self.reload_triggers = reload_triggers
+        self._refreshed = False
         # HubSpot id -> host id, for companies and contacts resolved in this engine's lifetime
         # (one run): each is read from HubSpot at most once per run.
         self._company_ids: dict[str, int | None] = {}
@@ -326,6 +329,9 @@ class InboundSync:
                 newest[deal.id] = deal
         deals = list(newest.values())
         links = self.store.get_links_by_hubspot(self.tenant_id, self.portal_id, "deal", list(newest))
+        if any((d.properties.get("dealstage") or "") not in self.triggers.stage_labels
+               for d in deals if d.id not in links):
+            self._refresh_triggers()  # a stage added in HubSpot since the pipelines were cached?
         new = [d for d in deals if d.id not in links and self.triggers.is_trigger(d)]
         new_ids = {d.id for d in new}
         chunk = self._load_related(new)
@@ -338,8 +344,11 @@ class InboundSync:
                     outcome = self._create(deal, chunk, trigger, dry_run)
                 else:
                     stage = deal.properties.get("dealstage") or "(none)"
-                    outcome = Outcome(deal.id, "skipped", f"stage {self.triggers.stage_labels.get(stage, stage)} "
-                                      "is not a trigger stage (excluded)")
+                    if stage not in self.triggers.stage_labels:
+                        outcome = self._unknown_stage(deal, stage, dry_run)
+                    else:
+                        outcome = Outcome(deal.id, "skipped", f"stage {self.triggers.stage_labels[stage]} "
+                                          "is not a trigger stage (excluded)")
             except (MappingError, HostRecordError) as exc:
                 # A retry job that fails again is retried by the queue itself, with backoff.
                 outcome = self._failed(deal.id, exc, dry_run, enqueue=trigger != "retry")
@@ -347,6 +356,22 @@ class InboundSync:
         if not dry_run:
             self._flush_links(outcomes)
         return outcomes
+
+    def _refresh_triggers(self) -> None:
+        """Re-read the pipelines, at most once per engine (they are cached for minutes)."""
+        if not self._refreshed and self.reload_triggers is not None:
+            self._refreshed = True
+            self.triggers = self.reload_triggers()
+
+    def _unknown_stage(self, deal: Deal, stage: str, dry_run: bool) -> Outcome:
+        """A stage the pipelines API does not list: say so in the log, not just skip the deal."""
+        from .store import LogLevel
+
+        message = (f"deal {deal.id} is in stage {stage!r} of pipeline {deal.properties.get('pipeline')!r}, which the "
+                   "pipelines API does not list (deleted or renamed?); move the deal to an existing stage in HubSpot")
+        if not dry_run:
+            self.store.log(self.tenant_id, LogLevel.WARNING, "inbound.deal", message, record=f"deal:{deal.id}")
+        return Outcome(deal.id, "skipped", message)
 
     def _failed(self, deal_id: str, exc: MappingError | HostRecordError, dry_run: bool,
                 *, enqueue: bool) -> Outcome:

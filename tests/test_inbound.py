@@ -453,3 +453,24 @@ def test_a_company_field_the_host_wins_is_pushed_when_companies_flow_to_hubspot(
     assert world.services.get_company(host_company.id).phone == "A"
     world.runtime.drain()
     assert world.hubspot.get_object("companies", company)["phone"] == "A"
+
+
+def test_a_deal_in_a_stage_the_pipelines_do_not_list_is_logged_not_dropped(world):
+    """An unknown stage id is skipped with a warning naming the stage and what to do."""
+    deal = world.deal(stage="contractsent")
+    # HubSpot's API refuses unknown stages; a stage deleted from the pipeline leaves one behind.
+    world.hubspot.portal.objects["deals"][deal].props["dealstage"] = "ghost-stage"
+    result = world.sync()
+    assert result.skipped == 1 and world.order_for(deal) is None
+    (entry,) = world.store.read_log(world.tenant, record=f"deal:{deal}").entries
+    assert "ghost-stage" in entry.message and "existing stage" in entry.message
+
+
+def test_a_won_stage_added_after_the_pipelines_were_cached_still_triggers(world):
+    """Pipelines are cached; a deal in a stage the cache does not know re-reads them first."""
+    world.sync()  # caches the pipelines
+    pipeline = world.hubspot.add_pipeline("Late", [
+        {"id": "2001", "label": "Signed", "metadata": {"isClosed": "true", "probability": "1.0"}}])
+    deal = world.hubspot.add_object("deals", {"dealname": "Late", "pipeline": pipeline, "dealstage": "2001"})
+    world.runtime.run_sync(world.tenant)
+    assert world.order_for(deal) is not None
