@@ -19,25 +19,17 @@ from typing import Any
 
 import pytest
 
+from ._clock import ManualClock
+
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 PG_ADMIN_DSN = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/test"
 
 
-class FakeClock:
-    """A clock that stands still until told to move; starts at the real now by default.
-
-    Starting at the real now keeps it compatible with worker processes on the real clock.
-    """
+class FakeClock(ManualClock):
+    """Starts at the real now, so it stays compatible with worker processes on the real clock."""
 
     def __init__(self, start: datetime | None = None) -> None:
-        self.now = start or datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, delta: timedelta) -> datetime:
-        self.now += delta
-        return self.now
+        super().__init__(start or datetime.now(UTC))
 
 
 class FixedRandom:

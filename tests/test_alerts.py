@@ -6,7 +6,6 @@ Time comes from an injected clock that the tests move; nothing sleeps.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,22 +18,13 @@ from ambac_hubspot_plugin.reference_host import ReferenceHost
 from ambac_hubspot_plugin.settings import parse_settings
 from ambac_hubspot_plugin.store import InboxEventDraft, RunStatus, open_store
 
+from ._clock import ManualClock
 from .test_admin import world  # noqa: F401  # a fixture
 
 PORTAL = "123"
 
 
-@attrs.define
-class Clock:
-    """A clock the test moves by hand."""
-
-    now: datetime = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
+Clock = ManualClock
 
 
 @attrs.define

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import attrs
@@ -14,18 +13,9 @@ from ambac_hubspot_plugin.errors import ConfigError
 from ambac_hubspot_plugin.reference_host import ReferenceHost
 from ambac_hubspot_plugin.sandbox import RateLimits, Sandbox
 
+from ._clock import ManualClock
 
-@attrs.define
-class Clock:
-    """One manual clock shared by the sandbox and the host, so "who changed last" is decided."""
-
-    now: datetime = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def tick(self, seconds: float = 60) -> None:
-        self.now += timedelta(seconds=seconds)
+Clock = ManualClock
 
 
 @attrs.define
@@ -189,21 +179,11 @@ def test_archived_orders_are_never_touched_by_hubspot_edits(world):
 def test_an_ambac_decision_hubspot_cannot_carry_is_not_undone_by_the_next_sync(tmp_path):
     """Resolving a status conflict as 'ambac' without a status-to-stage map keeps the host's status
     through later, unrelated HubSpot edits (HubSpot's own value is what is remembered as synced)."""
-    from datetime import UTC, datetime, timedelta
 
     from ambac_hubspot_plugin import plugin as plugin_module
     from ambac_hubspot_plugin.host import OrderStatus
     from ambac_hubspot_plugin.reference_host import ReferenceHost
     from ambac_hubspot_plugin.sandbox import RateLimits, Sandbox
-
-    class Clock:
-        now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-
-        def __call__(self):
-            return self.now
-
-        def tick(self, seconds=60):
-            self.now += timedelta(seconds=seconds)
 
     clock = Clock()
     with Sandbox(rate_limits=RateLimits.unlimited(), clock=clock) as hs, \

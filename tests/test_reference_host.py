@@ -44,21 +44,13 @@ from ambac_hubspot_plugin.host import (
 )
 from ambac_hubspot_plugin.reference_host import ReferenceHost, TenantServices, normalize_domain
 
+from ._clock import ManualClock
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 START = datetime(2025, 3, 4, 12, 0, tzinfo=UTC)
 
 
-class Clock:
-    """An injected clock the tests move by hand."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, delta: timedelta) -> None:
-        self.now += delta
+Clock = ManualClock
 
 
 class Recorder:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import http.client
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 import requests
@@ -13,23 +13,12 @@ from hubspot.crm.deals import ApiException
 
 from ambac_hubspot_plugin.sandbox import RateLimits, Sandbox
 
-
-class FakeClock:
-    """A settable UTC clock for the sandbox."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
+from ._clock import ManualClock as FakeClock
 
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(datetime(2026, 3, 2, 9, 30, tzinfo=UTC))
 
 
 @pytest.fixture
