@@ -334,24 +334,11 @@ class _Handler(BaseHTTPRequestHandler):
         answer, path, query, app = service.answer(
             method, self.path, self.headers.get("Authorization"), raw
         )
+        status = 0 if answer is None else answer[0]
         data = b""
-        if answer is None:
-            # an RST instead of an answer: what a dropped connection looks like to clients
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            self.close_connection = True
-            status = 0
-        else:
-            status, payload, headers = answer
-            self.send_response(status)
-            if status != 204:
-                data = b"" if payload is None else json.dumps(payload).encode()
-                self.send_header("Content-Type", _JSON)
-                self.send_header("Content-Length", str(len(data)))
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            if data:
-                self.wfile.write(data)
+        if answer is not None and status != 204 and answer[1] is not None:
+            data = json.dumps(answer[1]).encode()
+        # Logged before the answer leaves: a client holding its answer finds its request logged.
         service.log(
             RequestRecord(
                 method,
@@ -363,6 +350,21 @@ class _Handler(BaseHTTPRequestHandler):
                 None if app is None else app.app_id,
             )
         )
+        if answer is None:
+            # an RST instead of an answer: what a dropped connection looks like to clients
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+            return
+        _status, _payload, headers = answer
+        self.send_response(status)
+        if status != 204:
+            self.send_header("Content-Type", _JSON)
+            self.send_header("Content-Length", str(len(data)))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        if data:
+            self.wfile.write(data)
 
     do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _handle
 
