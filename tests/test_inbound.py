@@ -474,3 +474,15 @@ def test_a_won_stage_added_after_the_pipelines_were_cached_still_triggers(world)
     deal = world.hubspot.add_object("deals", {"dealname": "Late", "pipeline": pipeline, "dealstage": "2001"})
     world.runtime.run_sync(world.tenant)
     assert world.order_for(deal) is not None
+
+
+def test_a_deal_retry_for_a_tenant_disabled_here_is_kept_not_dropped(world):
+    """The retry job of a tenant not enabled in this process fails (and backs off), not completes."""
+    from ambac_hubspot_plugin._runtime import RetryLater
+
+    world.store.enqueue(world.tenant, "inbound.deal", {"deal_id": "123"}, dedupe_key="deal:123")
+    store = world.store
+    world.host.disable_plugin(world.tenant, "hubspot")
+    (job,) = store.claim("test", kinds=["inbound.deal"])
+    with pytest.raises(RetryLater, match="not enabled"):
+        world.runtime.handlers["inbound.deal"](job)

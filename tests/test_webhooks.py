@@ -726,3 +726,27 @@ def test_event_acknowledged_before_sigkill_is_processed_after_restart(
                                                                    ("42", "propertyChange")]
     finally:
         store.close()
+
+
+class _PickyApplier(RecordingApplier):
+    """Batch reads fail; object 2 fails alone too (a deleted order, a bad value)."""
+
+    def apply_many(self, tenant_id: int, work: Any) -> dict[Any, Exception]:
+        raise RuntimeError("batched read failed")
+
+    def apply(self, tenant_id: int, object_type: str, object_id: str,
+              events: Sequence[WebhookEvent]) -> None:
+        if object_id == "2":
+            raise RuntimeError("object 2 broke")
+        super().apply(tenant_id, object_type, object_id, events)
+
+
+def test_one_failing_object_does_not_fail_the_others_in_a_drain(store: SqlStateStore) -> None:
+    """When the batched apply fails, objects are applied one by one and only the bad one retries."""
+    applier = _PickyApplier()
+    processor = WebhookProcessor(lambda _tenant: store, applier)
+    store.accept_webhook_batch(TENANT, drafts_of(event(1), event(2), event(3)), job_kind=JOB_KIND)
+    jobs = store.claim("w", kinds=[JOB_KIND], limit=10)
+    errors = processor.handle_jobs(jobs)
+    assert {str(j.payload["object_id"]) for j in jobs if j.id in errors} == {"2"}
+    assert sorted(object_id for object_id, *_ in applier.applied()) == ["1", "3"]
