@@ -80,6 +80,31 @@ def _check_sqlite_path(url: URL, raw: str) -> None:
                    "or choose a writable directory", raw)
 
 
+def _enable_wal(cursor: Any) -> None:
+    """Switch the file to WAL (persistent, so only the first opener really changes it).
+
+    Two processes opening a brand-new file at once both try the switch; SQLite answers the
+    loser "database is locked" at once, without its busy timeout. Retry briefly and stop as
+    soon as the file reports WAL.
+    """
+    import sqlite3
+    import time
+
+    deadline = time.monotonic() + _SQLITE_BUSY_MS / 1000
+    mode = "unknown"
+    while True:
+        try:
+            mode = str(cursor.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower()
+            if mode == "wal":
+                return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc):
+                raise
+        if time.monotonic() > deadline:
+            raise sqlite3.OperationalError(f"could not switch the SQLite file to WAL mode (it stays {mode})")
+        time.sleep(0.02)
+
+
 def _sqlite_setup(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -89,7 +114,7 @@ def _sqlite_setup(engine: Engine) -> None:
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {_SQLITE_BUSY_MS}")
-        cursor.execute("PRAGMA journal_mode = WAL")
+        _enable_wal(cursor)
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
