@@ -10,7 +10,6 @@ from typing import Any
 import attrs
 import pytest
 
-from ambac_hubspot_plugin import plugin as plugin_module
 from ambac_hubspot_plugin.admin import Admin, PermissionDeniedError
 from ambac_hubspot_plugin.errors import ConfigError, HubSpotIntegrationError
 from ambac_hubspot_plugin.host import MANAGE_INTEGRATIONS, VIEW_INTEGRATIONS, HttpRequest
@@ -18,36 +17,22 @@ from ambac_hubspot_plugin.reference_host import ReferenceHost
 from ambac_hubspot_plugin.sandbox import RateLimits, Sandbox
 from ambac_hubspot_plugin.settings import parse_settings
 
+from ._world import PluginWorld, plugin_settings
+
 PUBLIC = "https://tracker.example.com"
 
 
 @attrs.define
-class World:
-    """A sandbox portal and a reference host with the plugin enabled for one tenant and 3 users."""
+class World(PluginWorld):
+    """The plugin world with three users: an admin, a viewer and one with no rights."""
 
-    hubspot: Sandbox
-    host: ReferenceHost
-    tenant: int
-    settings: dict
-    admin_user: Any
-    viewer: Any
-    stranger: Any
-
-    @property
-    def runtime(self):
-        return self.host.plugin_manager.get_plugin(plugin_module.RUNTIME_NAME).runtime
+    admin_user: Any = None
+    viewer: Any = None
+    stranger: Any = None
 
     @property
     def admin(self) -> Admin:
         return Admin(self.runtime, self.host.services(self.tenant))
-
-    @property
-    def store(self):
-        return self.runtime.store_for(self.tenant)
-
-    def deal(self, stage: str = "closedwon", **props: str) -> str:
-        return self.hubspot.add_object(
-            "deals", {"dealname": "Deal", "pipeline": "default", "dealstage": stage, **props})
 
     def http(self, method: str, path: str, user=None, body: Any = None, raw: bytes | None = None):
         data = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
@@ -58,10 +43,7 @@ class World:
 
 def world_settings(hubspot: Sandbox, **extra: Any) -> dict:
     """Settings pointing the plugin at the sandbox, with a webhook secret and public URL."""
-    return {"portal_id": str(hubspot.portal_id),
-            "credentials": {"kind": "private_app", "access_token": hubspot.access_token},
-            "webhook_client_secret": hubspot.client_secret, "public_base_url": PUBLIC,
-            "api_base_url": hubspot.base_url, "run_background_worker": False, **extra}
+    return plugin_settings(hubspot, webhook_client_secret=hubspot.client_secret, public_base_url=PUBLIC, **extra)
 
 
 @pytest.fixture

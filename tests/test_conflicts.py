@@ -14,38 +14,21 @@ from ambac_hubspot_plugin.reference_host import ReferenceHost
 from ambac_hubspot_plugin.sandbox import RateLimits, Sandbox
 
 from ._clock import ManualClock
+from ._world import PluginWorld, plugin_settings
 
 Clock = ManualClock
 
 
 @attrs.define
-class World:
-    hubspot: Sandbox
-    host: ReferenceHost
-    tenant: int
-    settings: dict
-    clock: Clock
+class World(PluginWorld):
+    """The plugin world with sandbox and host on one manual clock."""
 
-    @property
-    def runtime(self):
-        return self.host.plugin_manager.get_plugin(plugin_module.RUNTIME_NAME).runtime
-
-    @property
-    def store(self):
-        return self.runtime.store_for(self.tenant)
-
-    def configure(self, **changes) -> None:
-        self.settings = {**self.settings, **changes}
-        self.host.change_settings(self.tenant, "hubspot", self.settings)
+    clock: ManualClock = attrs.field(factory=ManualClock)
 
     def linked(self, name: str = "Brackets"):
-        deal = self.hubspot.add_object("deals", {"dealname": name, "pipeline": "default", "dealstage": "closedwon"})
+        deal = self.deal(dealname=name)
         self.runtime.run_sync(self.tenant)
-        return deal, self.order(deal)
-
-    def order(self, deal: str):
-        external_id = f"hubspot:{self.hubspot.portal_id}:deal:{deal}"
-        return self.host.services(self.tenant).find_order_by_external_id(external_id)
+        return deal, self.order_for(deal)
 
     def both_edit(self, deal: str, order, *, host_first: bool) -> None:
         """The same field edited on both sides since the last sync, one minute apart."""
@@ -64,9 +47,7 @@ def world(tmp_path: Path) -> Iterator[World]:
     with Sandbox(rate_limits=RateLimits.unlimited(), clock=clock) as hubspot, \
             ReferenceHost(tmp_path / "host", clock=clock) as host:
         tenant = host.create_tenant("Acme Machining")
-        settings = {"portal_id": str(hubspot.portal_id),
-                    "credentials": {"kind": "private_app", "access_token": hubspot.access_token},
-                    "api_base_url": hubspot.base_url, "run_background_worker": False}
+        settings = plugin_settings(hubspot)
         host.enable_plugin(tenant, "hubspot", settings)
         yield World(hubspot, host, tenant, settings, clock)
 
@@ -86,7 +67,7 @@ def test_each_strategy_decides_simultaneous_edits_and_the_audit_trail_says_so(
     deal, order = world.linked()
     world.both_edit(deal, order, host_first=host_first)
     world.runtime.run_sync(world.tenant)
-    assert world.order(deal).name == name
+    assert world.order_for(deal).name == name
     (record,) = world.runtime.list_conflicts(world.tenant, status=None)
     assert (record.strategy, record.decision, record.field) == (strategy, winner, "name")
     assert (record.hubspot_value, record.host_value, record.last_synced) == ("HubSpot name", "Host name", "Brackets")
@@ -105,7 +86,7 @@ def test_a_field_is_decided_once_not_at_every_sync(world):
         world.runtime.drain()
     assert len(world.runtime.list_conflicts(world.tenant, status=None)) == 1
     assert world.hubspot.get_object("deals", deal)["dealname"] == "Host name", "the host's value was pushed"
-    assert world.order(deal).name == "Host name"
+    assert world.order_for(deal).name == "Host name"
 
 
 def test_a_held_conflict_stays_open_and_one_row_while_hubspot_keeps_changing(world):
@@ -118,7 +99,7 @@ def test_a_held_conflict_stays_open_and_one_row_while_hubspot_keeps_changing(wor
     world.clock.tick()
     world.runtime.run_sync(world.tenant)
     (record,) = world.runtime.list_conflicts(world.tenant)
-    assert record.hubspot_value == "HubSpot name 2" and world.order(deal).name == "Host name"
+    assert record.hubspot_value == "HubSpot name 2" and world.order_for(deal).name == "Host name"
 
 
 @pytest.mark.parametrize(("choice", "value", "expected"), [
@@ -131,7 +112,7 @@ def test_resolving_a_held_conflict_applies_to_both_sides_and_is_recorded(world, 
     world.runtime.run_sync(world.tenant)
     (record,) = world.runtime.list_conflicts(world.tenant)
     resolved = world.runtime.resolve_conflict(world.tenant, record.id, choice, value=value, decided_by="ops@acme")
-    assert world.order(deal).name == expected
+    assert world.order_for(deal).name == expected
     assert world.hubspot.get_object("deals", deal)["dealname"] == expected
     assert (resolved.status, resolved.resolution, resolved.resolved_value, resolved.decided_by) == (
         "closed", choice, expected, "ops@acme")
@@ -148,7 +129,7 @@ def test_resolving_twice_or_with_a_bad_value_is_refused(world):
     deal = world.hubspot.add_object("deals", {"dealname": "D", "pipeline": "default", "dealstage": "closedwon",
                                               "amount": "10"})
     world.runtime.run_sync(world.tenant)
-    order = world.order(deal)
+    order = world.order_for(deal)
     world.clock.tick()
     world.host.services(world.tenant).update_order(order.id, {"value": 12})
     world.hubspot.update_object("deals", deal, {"amount": "15"})
@@ -158,7 +139,7 @@ def test_resolving_twice_or_with_a_bad_value_is_refused(world):
     with pytest.raises(ConfigError, match="not a valid value"):
         world.runtime.resolve_conflict(world.tenant, record.id, "value", value="twelve")
     world.runtime.resolve_conflict(world.tenant, record.id, "value", value="13.50")
-    assert str(world.order(deal).value) == "13.50"
+    assert str(world.order_for(deal).value) == "13.50"
     assert world.hubspot.get_object("deals", deal)["amount"] == "13.50"
     with pytest.raises(ConfigError, match="no open conflict"):
         world.runtime.resolve_conflict(world.tenant, record.id, "hubspot")
@@ -171,7 +152,7 @@ def test_archived_orders_are_never_touched_by_hubspot_edits(world):
     world.hubspot.update_object("deals", deal, {"dealname": "HubSpot name"})
     world.clock.tick()
     world.runtime.run_sync(world.tenant)
-    after = world.order(deal)
+    after = world.order_for(deal)
     assert (after.archived, after.name) == (True, "Host name")
     assert world.runtime.list_conflicts(world.tenant, status=None) == []
 
@@ -180,7 +161,6 @@ def test_an_ambac_decision_hubspot_cannot_carry_is_not_undone_by_the_next_sync(t
     """Resolving a status conflict as 'ambac' without a status-to-stage map keeps the host's status
     through later, unrelated HubSpot edits (HubSpot's own value is what is remembered as synced)."""
 
-    from ambac_hubspot_plugin import plugin as plugin_module
     from ambac_hubspot_plugin.host import OrderStatus
     from ambac_hubspot_plugin.reference_host import ReferenceHost
     from ambac_hubspot_plugin.sandbox import RateLimits, Sandbox
@@ -189,11 +169,9 @@ def test_an_ambac_decision_hubspot_cannot_carry_is_not_undone_by_the_next_sync(t
     with Sandbox(rate_limits=RateLimits.unlimited(), clock=clock) as hs, \
             ReferenceHost(tmp_path / "host", clock=clock) as host:
         tenant = host.create_tenant("Acme")
-        host.enable_plugin(tenant, "hubspot", {
-            "portal_id": str(hs.portal_id), "api_base_url": hs.base_url, "run_background_worker": False,
-            "credentials": {"kind": "private_app", "access_token": hs.access_token},
-            "conflicts": {"default": "manual"},
-            "stage_status_map": {"closedwon": "Pending", "closedlost": "Cancelled"}})
+        host.enable_plugin(tenant, "hubspot", plugin_settings(
+            hs, conflicts={"default": "manual"},
+            stage_status_map={"closedwon": "Pending", "closedlost": "Cancelled"}))
         runtime = host.plugin_manager.get_plugin(plugin_module.RUNTIME_NAME).runtime
         services = host.services(tenant)
         deal = hs.add_object("deals", {"dealname": "D", "pipeline": "default", "dealstage": "closedwon",

@@ -11,7 +11,6 @@ import attrs
 import pytest
 import sqlalchemy as sa
 
-from ambac_hubspot_plugin import plugin as plugin_module
 from ambac_hubspot_plugin._retry import RetryPolicy
 from ambac_hubspot_plugin.host import OrderStatus, Shipment
 from ambac_hubspot_plugin.outbound import DEAL_PROPERTIES, ensure_hubspot_properties
@@ -20,40 +19,23 @@ from ambac_hubspot_plugin.sandbox import RateLimits, Sandbox
 from ambac_hubspot_plugin.store import JobState
 from ambac_hubspot_plugin.store._schema import jobs as jobs_table
 
+from ._world import PluginWorld, plugin_settings
+
 BATCH_UPDATE = "/crm/v3/objects/deals/batch/update"
 
 
 @attrs.define
-class World:
-    """A sandbox portal and a reference host with the plugin enabled for one tenant."""
-
-    hubspot: Sandbox
-    host: ReferenceHost
-    tenant: int
-    settings: dict
-
-    @property
-    def runtime(self):
-        return self.host.plugin_manager.get_plugin(plugin_module.RUNTIME_NAME).runtime
-
-    @property
-    def store(self):
-        return self.runtime.store_for(self.tenant)
-
-    def configure(self, **changes) -> None:
-        self.settings = {**self.settings, **changes}
-        self.host.change_settings(self.tenant, "hubspot", self.settings)
+class World(PluginWorld):
+    """The plugin world, with helpers for reading what reached HubSpot."""
 
     def linked_orders(self, count: int) -> list[tuple[str, object]]:
         """Deals won in HubSpot and synced into orders: ``[(deal id, order)]``."""
-        deals = [self.hubspot.add_object("deals", {"dealname": f"Deal {i}", "pipeline": "default",
-                                                   "dealstage": "closedwon"}) for i in range(count)]
+        deals = [self.deal(dealname=f"Deal {i}") for i in range(count)]
         assert self.runtime.run_sync(self.tenant).created == count
-        services = self.host.services(self.tenant)
-        return [(d, services.find_order_by_external_id(f"hubspot:{self.hubspot.portal_id}:deal:{d}"))
-                for d in deals]
+        return [(d, self.order_for(d)) for d in deals]
 
-    def deal(self, deal_id: str) -> dict:
+    def deal_props(self, deal_id: str) -> dict:
+        """The deal's properties as HubSpot holds them now."""
         return self.hubspot.get_object("deals", deal_id)
 
     def calls(self, path: str) -> int:
@@ -70,11 +52,8 @@ def world(tmp_path: Path) -> Iterator[World]:
     """Sandbox + reference host + enabled plugin with a public URL and notes on status changes."""
     with Sandbox(rate_limits=RateLimits.unlimited()) as hubspot, ReferenceHost(tmp_path / "host") as host:
         tenant = host.create_tenant("Acme Machining")
-        settings = {"portal_id": str(hubspot.portal_id),
-                    "credentials": {"kind": "private_app", "access_token": hubspot.access_token},
-                    "api_base_url": hubspot.base_url, "run_background_worker": False,
-                    "public_base_url": "https://tracker.example.com",
-                    "outbound": {"notes_on_status_change": True}}
+        settings = plugin_settings(hubspot, public_base_url="https://tracker.example.com",
+                                   outbound={"notes_on_status_change": True})
         (report,) = [r for r in host.enable_plugin(tenant, "hubspot", settings) if r is not None]
         assert report.ok, report
         yield World(hubspot, host, tenant, settings)
@@ -101,7 +80,7 @@ def test_status_shipment_and_link_reach_the_deal(world):
     world.host.ship_order(world.tenant, order.id,
                           Shipment("UPS", "1Z999", "https://ups.example/1Z999", date(2026, 12, 1)))
     world.runtime.drain()
-    props = world.deal(deal)
+    props = world.deal_props(deal)
     assert {k: props[k] for k in props if k.startswith("ambac_")} == {
         "ambac_order_number": order.order_number, "ambac_order_status": "In progress",
         "ambac_progress_percent": "50", "ambac_completion_date": "2026-12-24",
@@ -121,7 +100,7 @@ def test_many_changes_to_one_order_become_one_update_with_the_latest_state(world
         world.host.edit_order(world.tenant, order.id, current_milestone=f"step {i}")
     world.runtime.drain()
     assert world.calls(BATCH_UPDATE) == 1
-    assert world.deal(deal)["ambac_order_status"] == "Completed"
+    assert world.deal_props(deal)["ambac_order_status"] == "Completed"
     assert world.calls("/crm/v3/objects/notes") == 1, "coalesced status changes make one note"
 
 
@@ -134,7 +113,7 @@ def test_pushes_for_many_deals_go_out_in_batches_of_at_most_100(world):
         world.host.set_order_status(world.tenant, order.id, OrderStatus.COMPLETED)
     world.runtime.drain()
     assert world.calls(BATCH_UPDATE) == math.ceil(250 / 100)
-    assert {world.deal(d)["ambac_order_status"] for d, _o in pairs} == {"Completed"}
+    assert {world.deal_props(d)["ambac_order_status"] for d, _o in pairs} == {"Completed"}
 
 
 def test_deal_stage_moves_by_the_status_stage_map(world):
@@ -143,10 +122,10 @@ def test_deal_stage_moves_by_the_status_stage_map(world):
     ((deal, order),) = world.linked_orders(1)
     world.host.set_order_status(world.tenant, order.id, OrderStatus.IN_PROGRESS)
     world.runtime.drain()
-    assert world.deal(deal)["dealstage"] == "closedwon"
+    assert world.deal_props(deal)["dealstage"] == "closedwon"
     world.host.set_order_status(world.tenant, order.id, OrderStatus.CANCELLED)
     world.runtime.drain()
-    assert world.deal(deal)["dealstage"] == "closedlost"
+    assert world.deal_props(deal)["dealstage"] == "closedlost"
 
 
 def test_unknown_stage_in_the_status_stage_map_fails_with_the_valid_choices(world):
@@ -159,7 +138,7 @@ def test_unknown_stage_in_the_status_stage_map_fails_with_the_valid_choices(worl
     assert job is None  # it is backing off, not due
     (row,) = world.store.engine.connect().execute(sa.select(jobs_table.c.last_error)).all()
     assert "nope" in row[0] and "closedwon" in row[0]
-    assert world.deal(deal).get("ambac_order_status") in (None, "")
+    assert world.deal_props(deal).get("ambac_order_status") in (None, "")
 
 
 def test_orders_are_not_pushed_when_the_direction_is_hubspot_to_ambac(world):
@@ -169,7 +148,7 @@ def test_orders_are_not_pushed_when_the_direction_is_hubspot_to_ambac(world):
     world.hubspot.clear_requests()
     world.host.set_order_status(world.tenant, order.id, OrderStatus.COMPLETED)
     world.runtime.drain()
-    assert world.calls(BATCH_UPDATE) == 0 and not world.deal(deal).get("ambac_order_status")
+    assert world.calls(BATCH_UPDATE) == 0 and not world.deal_props(deal).get("ambac_order_status")
     assert world.store.depths(world.tenant) == {}
 
 
@@ -223,14 +202,15 @@ def test_an_hour_of_503s_holds_every_push_and_drains_them_in_order_afterwards(wo
     assert world.store.dead_letters(world.tenant) == []
     depths = world.store.depths(world.tenant)
     assert depths and all(state is JobState.PENDING for state, _kind in depths)
-    assert not world.deal(deal_a).get("ambac_order_status")
+    assert not world.deal_props(deal_a).get("ambac_order_status")
     world.hubspot.faults.clear()
     world.hubspot.clear_requests()
     world.make_due()
     world.runtime.drain()
     assert world.store.depths(world.tenant) == {}
-    assert world.deal(deal_a)["ambac_order_status"] == "Completed"
-    assert (world.deal(deal_b)["ambac_order_status"], world.deal(deal_b)["ambac_carrier"]) == ("On hold", "UPS")
+    assert world.deal_props(deal_a)["ambac_order_status"] == "Completed"
+    props_b = world.deal_props(deal_b)
+    assert (props_b["ambac_order_status"], props_b["ambac_carrier"]) == ("On hold", "UPS")
     assert world.calls(BATCH_UPDATE) == 1, "the backlog went out as one batch"
     notes = [r for r in world.hubspot.requests if r.path == "/crm/v3/objects/notes"]
     assert len(notes) == 2
@@ -253,7 +233,7 @@ def test_a_refused_push_is_dead_lettered_after_its_attempts_and_replays(world):
     world.hubspot.restore_object("deals", deal)
     assert world.store.replay(dead.id) == dead.id
     world.runtime.drain()
-    assert world.deal(deal)["ambac_order_status"] == "Completed"
+    assert world.deal_props(deal)["ambac_order_status"] == "Completed"
     assert world.store.dead_letters(world.tenant) == []
 
 
@@ -268,4 +248,4 @@ def test_a_missing_property_names_it_and_says_to_run_setup(world):
     assert ensure_hubspot_properties(world.runtime._tenant(world.tenant).client) == ["ambac_order_link"]
     world.make_due()
     world.runtime.drain()
-    assert world.deal(deal)["ambac_order_status"] == "Completed"
+    assert world.deal_props(deal)["ambac_order_status"] == "Completed"

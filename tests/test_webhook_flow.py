@@ -9,44 +9,22 @@ from pathlib import Path
 import attrs
 import pytest
 
-from ambac_hubspot_plugin import plugin as plugin_module
 from ambac_hubspot_plugin.host import OrderStatus
 from ambac_hubspot_plugin.reference_host import ReferenceHost
 from ambac_hubspot_plugin.sandbox import RateLimits, Sandbox
 from ambac_hubspot_plugin.webhooks import make_wsgi_server
 
+from ._world import PluginWorld, plugin_settings
+
 
 @attrs.define
-class Live:
-    """A sandbox delivering webhooks to a served reference host with the plugin enabled."""
-
-    hubspot: Sandbox
-    host: ReferenceHost
-    tenant: int
-
-    @property
-    def runtime(self):
-        return self.host.plugin_manager.get_plugin(plugin_module.RUNTIME_NAME).runtime
-
-    @property
-    def services(self):
-        return self.host.services(self.tenant)
-
-    @property
-    def store(self):
-        return self.runtime.store_for(self.tenant)
+class Live(PluginWorld):
+    """The plugin world with the host served on loopback and the sandbox delivering webhooks."""
 
     def deliver(self) -> None:
         """Wait for the sandbox to deliver, then run the queued webhook jobs."""
         assert self.hubspot.webhooks.flush(10)
         self.runtime.drain()
-
-    def order_for(self, deal_id: str):
-        return self.services.find_order_by_external_id(f"hubspot:{self.hubspot.portal_id}:deal:{deal_id}")
-
-    def deal(self, stage: str = "closedwon", **props) -> str:
-        return self.hubspot.add_object("deals", {"dealname": "Deal", "pipeline": "default",
-                                                 "dealstage": stage, **props})
 
 
 @pytest.fixture
@@ -59,18 +37,15 @@ def live(tmp_path: Path) -> Iterator[Live]:
         thread.start()
         try:
             tenant = host.create_tenant("Acme")
-            host.enable_plugin(tenant, "hubspot", {
-                "portal_id": str(hubspot.portal_id), "api_base_url": hubspot.base_url,
-                "credentials": {"kind": "private_app", "access_token": hubspot.access_token},
-                "webhook_client_secret": hubspot.client_secret, "public_base_url": base,
-                "run_background_worker": False})
+            settings = plugin_settings(hubspot, webhook_client_secret=hubspot.client_secret, public_base_url=base)
+            host.enable_plugin(tenant, "hubspot", settings)
             hubspot.webhooks.set_target(f"{base}/integrations/hubspot/webhooks/{tenant}")
             for kind in ("creation", "deletion", "merge", "restore"):
                 hubspot.webhooks.subscribe(f"deal.{kind}")
             for prop in ("dealstage", "dealname", "amount", "ambac_order_status"):
                 hubspot.webhooks.subscribe("deal.propertyChange", prop)
             hubspot.webhooks.subscribe("company.propertyChange", "phone")
-            yield Live(hubspot, host, tenant)
+            yield Live(hubspot, host, tenant, settings)
         finally:
             server.shutdown()
             server.server_close()

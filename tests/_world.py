@@ -1,0 +1,69 @@
+"""The tests' world: a HubSpot sandbox, and a reference host with the plugin enabled for a tenant.
+
+Test modules subclass :class:`PluginWorld` for what only they need (users, a served host, a
+shared clock) and build its settings with :func:`plugin_settings`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import attrs
+
+from ambac_hubspot_plugin import plugin as plugin_module
+from ambac_hubspot_plugin.reference_host import ReferenceHost
+from ambac_hubspot_plugin.sandbox import Sandbox
+
+
+def plugin_settings(hubspot: Sandbox, **extra: Any) -> dict[str, Any]:
+    """Settings pointing the plugin at the sandbox; the background worker off (tests drain)."""
+    return {"portal_id": str(hubspot.portal_id),
+            "credentials": {"kind": "private_app", "access_token": hubspot.access_token},
+            "api_base_url": hubspot.base_url, "run_background_worker": False, **extra}
+
+
+@attrs.define
+class PluginWorld:
+    """The sandbox portal, the host, the tenant and the settings it was enabled with."""
+
+    hubspot: Sandbox
+    host: ReferenceHost
+    tenant: int
+    settings: dict[str, Any]
+
+    @property
+    def runtime(self) -> Any:
+        return self.host.plugin_manager.get_plugin(plugin_module.RUNTIME_NAME).runtime
+
+    @property
+    def services(self) -> Any:
+        return self.host.services(self.tenant)
+
+    @property
+    def store(self) -> Any:
+        return self.runtime.store_for(self.tenant)
+
+    def configure(self, **changes: Any) -> None:
+        """Change settings through the host, as an admin would."""
+        self.settings = {**self.settings, **changes}
+        self.host.change_settings(self.tenant, "hubspot", self.settings)
+
+    def sync(self, **kwargs: Any) -> Any:
+        return self.runtime.run_sync(self.tenant, **kwargs)
+
+    def order_for(self, deal_id: str) -> Any:
+        return self.services.find_order_by_external_id(f"hubspot:{self.hubspot.portal_id}:deal:{deal_id}")
+
+    def company(self, **props: Any) -> str:
+        return self.hubspot.add_object("companies", props)
+
+    def contact(self, **props: Any) -> str:
+        return self.hubspot.add_object("contacts", props)
+
+    def deal(self, stage: str = "closedwon", companies: Iterable[Any] = (), contacts: Iterable[Any] = (),
+             **props: Any) -> str:
+        """Add a deal in HubSpot (as a UI user), in the default pipeline, with associations."""
+        assoc = {name: list(ids) for name, ids in (("companies", companies), ("contacts", contacts)) if ids}
+        return self.hubspot.add_object(
+            "deals", {"dealname": "Deal", "pipeline": "default", "dealstage": stage, **props}, assoc)
