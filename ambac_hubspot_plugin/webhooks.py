@@ -47,7 +47,6 @@ __all__ = [
     "EchoCheck",
     "EventApplier",
     "WebhookEvent",
-    "WebhookObjectBusyError",
     "WebhookPayloadError",
     "WebhookProcessor",
     "WebhookReceiver",
@@ -82,10 +81,6 @@ class WebhookPayloadError(HubSpotIntegrationError):
     def __init__(self, path: str, message: str) -> None:
         self.path = path
         super().__init__(f"{path}: {message}")
-
-
-class WebhookObjectBusyError(HubSpotIntegrationError):
-    """Another job is processing the same object right now; this one retries later."""
 
 
 # -- events -----------------------------------------------------------------------------------
@@ -671,12 +666,9 @@ class WebhookProcessor:
             finish: dict[tuple[str, str], tuple[list[int], list[int]]] = {}
             owners: dict[tuple[str, str], list[int]] = {}
             for job in tenant_jobs:
+                # The queue runs one job per object key at a time (claim holds the others back),
+                # so this job is the object's only one running: its events are in order.
                 key = (str(job.payload["object_type"]), str(job.payload["object_id"]))
-                if inbox.webhook_object_busy(tenant_id, job.kind, key[0], key[1], job.id):
-                    errors[job.id] = WebhookObjectBusyError(
-                        f"{key[0]} {key[1]} is being processed by an older job; retrying later "
-                        "keeps its events in order")
-                    continue
                 owners.setdefault(key, []).append(job.id)
                 if key in finish:
                     continue

@@ -38,11 +38,7 @@ from ._schema import (
     webhook_refusals,
 )
 
-__all__ = ["FOLLOW_UP_SUFFIX", "SqlInboxMixin", "object_job_key"]
-
-FOLLOW_UP_SUFFIX = ":next"
-"""Dedupe-key suffix of follow-up jobs that stores before migration 0005 queued behind a
-running job; :meth:`SqlInboxMixin.webhook_object_busy` still orders them after it."""
+__all__ = ["SqlInboxMixin", "object_job_key"]
 
 _CHUNK = 500  # rows per INSERT: far below SQLite's bound-parameter limit
 _SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
@@ -434,21 +430,6 @@ class SqlInboxMixin:
                             webhook_portals.c.portal_id == portal_id,
                         ).values(echoes=webhook_portals.c.echoes + count))
         return marked
-
-    def webhook_object_busy(self, tenant_id: int, job_kind: str, object_type: str,
-                            object_id: str, job_id: int) -> bool:
-        """Whether an older job of the same object is running under a live lease.
-
-        Only older jobs count, so of two jobs of one object exactly one defers: the older
-        (e.g. the first job, over a follow-up queued while it ran) goes on.
-        """
-        key = object_job_key(object_type, object_id)
-        query = sa.select(sa.func.count()).select_from(jobs).where(
-            jobs.c.tenant_id == tenant_id, jobs.c.kind == job_kind,
-            jobs.c.dedupe_key.in_([key, key + FOLLOW_UP_SUFFIX]), jobs.c.id < job_id,
-            jobs.c.state == JobState.RUNNING.value, jobs.c.lease_expires_at > self._clock())
-        with self._engine.connect() as conn:
-            return bool(conn.execute(query).scalar_one())
 
     # -- reading and housekeeping -----------------------------------------------------------
 

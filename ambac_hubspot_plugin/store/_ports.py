@@ -361,9 +361,6 @@ class Inbox(Protocol):
     def finish_webhook_events(self, tenant_id: int, applied: Collection[int],
                               echoes: Collection[int]) -> int: ...
 
-    def webhook_object_busy(self, tenant_id: int, job_kind: str, object_type: str,
-                            object_id: str, job_id: int) -> bool: ...
-
     def record_webhook_refusal(self, tenant_id: int, reason: str, *, refused: int = 1,
                                suppressed: int = 0, message: str | None = None) -> None: ...
 
