@@ -1,10 +1,11 @@
 """Alerts on persistent failure: the tenant's admins hear once per incident, and again on recovery.
 
-Four conditions open an incident: ``failed_runs`` (the last N finished sync runs all failed),
+Five conditions open an incident: ``failed_runs`` (the last N finished sync runs all failed),
 ``auth`` (HubSpot refused the credentials on the latest run or connection check),
-``dead_letters`` (N or more dead jobs) and ``webhook_silence`` (no webhook event for longer
+``dead_letters`` (N or more dead jobs), ``webhook_silence`` (no webhook event for longer
 than the threshold while the scheduled sync keeps finding changes the webhooks should have
-brought). Thresholds come from the tenant's ``alerts`` settings.
+brought) and ``webhook_unreadable`` (an acknowledged webhook delivery could not be split into
+events, so its events wait). Thresholds come from the tenant's ``alerts`` settings.
 
 An incident notifies ``HostServices.notify_admins`` when it opens and says "resolved" when its
 condition clears. If the admins heard about the same kind of incident (opened or resolved) less
@@ -34,7 +35,7 @@ __all__ = ["ALERT_KINDS", "Incident", "Notice", "check_tenant", "open_incidents"
 
 log = logging.getLogger(__name__)
 
-ALERT_KINDS = ("failed_runs", "auth", "dead_letters", "webhook_silence")
+ALERT_KINDS = ("failed_runs", "auth", "dead_letters", "webhook_silence", "webhook_unreadable")
 _PREFIX = "alert."
 
 
@@ -146,6 +147,18 @@ def _dead_letters(store: SqlStateStore, tenant_id: int, threshold: int) -> _Cond
     return _Condition("dead_letters", False)
 
 
+def _webhook_unreadable(store: SqlStateStore, tenant_id: int) -> _Condition:
+    unreadable = store.webhook_backlog(tenant_id).unreadable
+    if unreadable:
+        return _Condition(
+            "webhook_unreadable", True, f"{unreadable} HubSpot webhook deliveries could not be read",
+            f"{unreadable} webhook deliveries were acknowledged and stored but could not be split "
+            "into events; they are kept. The integration log's webhook.unreadable entries say "
+            "why. After fixing the cause (usually by upgrading the plugin), replay all dead "
+            "letters to read them again.")
+    return _Condition("webhook_unreadable", False)
+
+
 def _webhook_silence(store: SqlStateStore, tenant_id: int, settings: Settings,
                      now: datetime) -> _Condition:
     from .store import RunStatus
@@ -194,6 +207,7 @@ def check_tenant(store: SqlStateStore, host: HostServices, settings: Settings, t
         _auth(store, tenant_id, settings.portal_id),
         _dead_letters(store, tenant_id, thresholds.dead_letters),
         _webhook_silence(store, tenant_id, settings, now),
+        _webhook_unreadable(store, tenant_id),
     ]
     cooldown = timedelta(minutes=thresholds.cooldown_minutes)
     notices: list[Notice] = []

@@ -477,7 +477,10 @@ def replay(host_dir: Path | None, host_factory: str | None, tenant_id: int, as_u
             return
         if replay_all:
             result = _guard(lambda: admin.replay_all(user, kind))
-            _emit(result, as_json, lambda data: click.echo(f"replayed {data['replayed']} job(s)"))
+            _emit(result, as_json, lambda data: click.echo(
+                f"replayed {data['replayed']} job(s)" + (
+                    f"; {data['webhook_deliveries']} unreadable webhook deliveries queued to be "
+                    "read again" if data["webhook_deliveries"] else "")))
             return
         results = []
         for job_id in job_ids:

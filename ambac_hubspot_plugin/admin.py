@@ -152,6 +152,7 @@ def _webhook_health(store: SqlStateStore, tenant_id: int, settings: Settings,
     last = max((s.last_received_at for s in stats if s.last_received_at), default=None)
     refusals = {r.reason: {"refused": r.refused, "last_refused_at": _iso(r.last_refused_at)}
                 for r in store.webhook_refusal_stats(tenant_id)}
+    backlog = store.webhook_backlog(tenant_id)
     return {
         "configured": webhook_secret(settings) is not None,
         "last_event_at": _iso(last),
@@ -161,6 +162,11 @@ def _webhook_health(store: SqlStateStore, tenant_id: int, settings: Settings,
         "duplicates": sum(s.duplicates for s in stats),
         "echoes": sum(s.echoes for s in stats),
         "refused": refusals,
+        # Acknowledged deliveries the worker has not split into events yet, and ones it could
+        # not read (kept; see the log's webhook.unreadable entries and `replay --all`).
+        "waiting": {"deliveries": backlog.batches, "events": backlog.events,
+                    "oldest_received_at": _iso(backlog.oldest_received_at)},
+        "unreadable_deliveries": backlog.unreadable,
     }
 
 
@@ -370,9 +376,16 @@ class Admin:
                 "reason": None if new_id is not None else f"job {job_id} is not dead ({job.state})"}
 
     def replay_all(self, user: User | None, kind: str | None = None) -> dict[str, Any]:
-        """Put every dead letter (of one kind) back in the queue."""
+        """Put every dead letter (of one kind) back in the queue; without a kind (or with
+        ``webhook.inbox``), stored webhook deliveries that could not be read are retried too."""
+        from .webhooks import INBOX_JOB_KIND
+
         self.require(user, MANAGE_INTEGRATIONS, "Replaying dead letters")
-        return {"replayed": self.runtime.store_for(self.tenant_id).replay_all(self.tenant_id, kind)}
+        store = self.runtime.store_for(self.tenant_id)
+        replayed = store.replay_all(self.tenant_id, kind)
+        retried = (store.retry_unreadable_webhook_batches(self.tenant_id, job_kind=INBOX_JOB_KIND)
+                   if kind in (None, INBOX_JOB_KIND) else 0)
+        return {"replayed": replayed, "webhook_deliveries": retried}
 
     def resolve_conflict(self, user: User | None, conflict_id: int, choice: str,
                          value: str | None = None) -> dict[str, Any]:

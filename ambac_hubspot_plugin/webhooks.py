@@ -1,10 +1,14 @@
 """Real-time intake: the webhook receiver, its durable inbox and ordered per-object processing.
 
-Receiving (:class:`WebhookReceiver`) verifies a delivery's signature on the raw bytes, parses
-the batch into :class:`WebhookEvent` records, stores it in the tenant's inbox and queues one
-``webhook.object`` job per object, all in one transaction, and only then answers 200. It is
-framework-agnostic (:meth:`WebhookReceiver.handle`), a host route
-(:meth:`WebhookReceiver.route`) and a WSGI app (:meth:`WebhookReceiver.wsgi_app`).
+Receiving (:class:`WebhookReceiver`) verifies a delivery's signature on the raw bytes,
+validates the batch, stores it whole in the tenant's inbox with a ``webhook.inbox`` job, in one
+transaction, and only then answers 200. It is framework-agnostic
+(:meth:`WebhookReceiver.handle`), a host route (:meth:`WebhookReceiver.route`) and a WSGI app
+(:meth:`WebhookReceiver.wsgi_app`).
+
+Splitting (:class:`WebhookInboxSplitter`) is the ``webhook.inbox`` job handler: it turns stored
+deliveries into deduplicated events and queues one ``webhook.object`` job per object that got
+new ones, in one transaction per round.
 
 Processing (:class:`WebhookProcessor`) is the ``webhook.object`` job handler: it loads one
 object's unprocessed events, orders them, drops echoes of our own writes and hands the rest to
@@ -34,23 +38,28 @@ import attrs
 
 from ._signatures import verify_signature
 from .errors import HubSpotIntegrationError, WebhookSignatureError
+from .store import Inbox, JobQueue  # the ports only: no SQLAlchemy
 
 if TYPE_CHECKING:
     from ._runtime import Runtime
     from .host import HttpRequest, HttpResponse, HttpRoute
     from .settings import Secret, Settings
-    from .store import Inbox, InboxEventDraft, Job
+    from .store import InboxEventDraft, Job
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
+    "INBOX_JOB_KIND",
     "JOB_KIND",
     "EchoCheck",
     "EventApplier",
+    "InboxQueue",
     "WebhookEvent",
+    "WebhookInboxSplitter",
     "WebhookPayloadError",
     "WebhookProcessor",
     "WebhookReceiver",
     "WebhookTarget",
+    "check_batch",
     "dedupe_key",
     "install",
     "make_wsgi_server",
@@ -63,8 +72,10 @@ log = logging.getLogger(__name__)
 
 JOB_KIND = "webhook.object"
 """The job kind of per-object webhook processing; its dedupe key is ``<type>:<id>``."""
+INBOX_JOB_KIND = "webhook.inbox"
+"""The job kind that splits a tenant's stored deliveries into events; its dedupe key is
+``inbox``."""
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
-MAX_EVENTS = 1000
 ROUTE_PATH = "hubspot/webhooks/{tenant_id}"
 
 Clock = Callable[[], datetime]
@@ -75,8 +86,11 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class WebhookPayloadError(HubSpotIntegrationError):
-    """A webhook body is not a JSON array of valid events; ``path`` points at the culprit."""
+class WebhookPayloadError(HubSpotIntegrationError, ValueError):
+    """A webhook body is not a JSON array of valid events; ``path`` points at the culprit.
+
+    A ``ValueError`` too: the inbox keeps a stored delivery its split refuses with one.
+    """
 
     def __init__(self, path: str, message: str) -> None:
         self.path = path
@@ -85,42 +99,20 @@ class WebhookPayloadError(HubSpotIntegrationError):
 
 # -- events -----------------------------------------------------------------------------------
 
-_SUBSCRIPTION = re.compile(r"([a-z][a-z0-9_]{0,31})\.([A-Za-z][A-Za-z_]{0,31})")
-_ID = re.compile(r"[0-9]{1,20}")
-_MAX_INT = 2**63 - 1
-# occurredAt must be a plausible epoch-milliseconds value (2000-01-01 .. 9999-12-31).
-_MIN_MS, _MAX_MS = 946_684_800_000, 253_402_300_799_999
-_MAX_TEXT = 255
-
-
-def _digits(_inst: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
-    if value is not None and not _ID.fullmatch(value):
-        raise ValueError(f"{attribute.name} must be 1 to 20 digits, not {value!r}")
-
-
-def _subscription(_inst: object, _attribute: attrs.Attribute[Any], value: str) -> None:
-    if not _SUBSCRIPTION.fullmatch(value):
-        raise ValueError(f"subscription_type {value!r} is not like 'deal.propertyChange'")
-
-
-def _epoch_ms(_inst: object, _attribute: attrs.Attribute[Any], value: int) -> None:
-    if not _MIN_MS <= value <= _MAX_MS:
-        raise ValueError(f"occurred_at_ms {value} is not epoch milliseconds after 2000")
-
-
 @attrs.frozen
 class WebhookEvent:
-    """One HubSpot webhook event, validated.
+    """One HubSpot webhook event, validated (build it with :meth:`from_payload` or
+    :func:`parse_batch`, which check it against the schema in ``_webhook_wire``).
 
     Ids are strings of digits (HubSpot sends numbers); ``property_value`` is the new value as
     text (None when absent). ``raw`` is the event object as received, for fields this record
     does not name.
     """
 
-    portal_id: str = attrs.field(validator=_digits)
-    subscription_type: str = attrs.field(validator=_subscription)
-    object_id: str = attrs.field(validator=_digits)
-    occurred_at_ms: int = attrs.field(validator=_epoch_ms)
+    portal_id: str
+    subscription_type: str
+    object_id: str
+    occurred_at_ms: int
     event_id: int | None = None
     subscription_id: int | None = None
     app_id: int | None = None
@@ -130,9 +122,9 @@ class WebhookEvent:
     change_source: str | None = None
     source_id: str | None = None
     change_flag: str | None = None
-    primary_object_id: str | None = attrs.field(default=None, validator=_digits)
+    primary_object_id: str | None = None
     merged_object_ids: tuple[str, ...] = ()
-    new_object_id: str | None = attrs.field(default=None, validator=_digits)
+    new_object_id: str | None = None
     raw: Mapping[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
 
     @property
@@ -152,49 +144,73 @@ class WebhookEvent:
 
     @classmethod
     def from_payload(cls, item: object, path: str = "event") -> WebhookEvent:
-        """Validate one event object as HubSpot sends it.
+        """Validate one event object as HubSpot sends it (e.g. one stored in the inbox).
 
         :raises WebhookPayloadError: naming the field that is missing or wrong.
         """
-        if not isinstance(item, dict):
-            raise WebhookPayloadError(path, f"is {_kind(item)}, not an event object")
-        subscription = item.get("subscriptionType", item.get("eventType"))
-        if subscription is None:
-            raise WebhookPayloadError(path, "lacks subscriptionType")
-        if not isinstance(subscription, str) or not _SUBSCRIPTION.fullmatch(subscription):
-            raise WebhookPayloadError(f"{path}.subscriptionType",
-                                      "must be a string like 'deal.propertyChange'")
-        property_name = _text(item, "propertyName", path)
-        if subscription.endswith(".propertyChange") and property_name is None:
-            raise WebhookPayloadError(path, "is a propertyChange but lacks propertyName")
-        merged = item.get("mergedObjectIds", [])
-        if not isinstance(merged, list) or len(merged) > MAX_EVENTS:
-            raise WebhookPayloadError(f"{path}.mergedObjectIds", "must be a list of ids")
+        import msgspec
+
+        from ._webhook_wire import WireEvent
+
         try:
-            return cls(
-                portal_id=_id(item, "portalId", path, required=True),  # type: ignore[arg-type]  # required
-                subscription_type=subscription,
-                object_id=_id(item, "objectId", path, required=True),  # type: ignore[arg-type]  # required
-                occurred_at_ms=_int(item, "occurredAt", path, required=True,  # type: ignore[arg-type]  # required
-                                    low=_MIN_MS, high=_MAX_MS),
-                event_id=_int(item, "eventId", path),
-                subscription_id=_int(item, "subscriptionId", path),
-                app_id=_int(item, "appId", path),
-                attempt_number=_int(item, "attemptNumber", path) or 0,
-                property_name=property_name,
-                property_value=_value(item, path),
-                change_source=_text(item, "changeSource", path),
-                source_id=_text(item, "sourceId", path),
-                change_flag=_text(item, "changeFlag", path),
-                primary_object_id=_id(item, "primaryObjectId", path),
-                merged_object_ids=tuple(
-                    _id({"id": m}, "id", f"{path}.mergedObjectIds[{n}]", required=True)  # type: ignore[misc]  # required
-                    for n, m in enumerate(merged)),
-                new_object_id=_id(item, "newObjectId", path),
-                raw=item,
-            )
-        except ValueError as exc:  # an attrs validator: the checks above should catch all
-            raise WebhookPayloadError(path, str(exc)) from exc
+            wire = msgspec.convert(item, WireEvent, strict=True)
+        except msgspec.ValidationError as exc:
+            raise _payload_error(exc, path) from None
+        return _event(_checked(wire, path), item)  # type: ignore[arg-type]  # a dict, as convert succeeded
+
+
+# -- the wire format (schema in _webhook_wire) ---------------------------------------------------
+
+_AT = re.compile(r"^(.*) - at `\$(.*)`$", re.DOTALL)
+_MISSING = re.compile(r"^Object missing required field `(.*)`$")
+
+
+def _payload_error(exc: Exception, path: str) -> WebhookPayloadError:
+    """msgspec's ``Object missing required field `objectId` - at `$[2]``` as
+    ``body[2]: lacks objectId``."""
+    text = str(exc)
+    match = _AT.match(text)
+    where, what = (path + match.group(2), match.group(1)) if match else (path, text)
+    missing = _MISSING.match(what)
+    return WebhookPayloadError(where, f"lacks {missing.group(1)}" if missing else what)
+
+
+def _checked(wire: Any, path: str) -> Any:
+    """The rules across fields: a subscription type (or the older eventType) is present, and
+    a property change names its property."""
+    subscription = wire.subscription_type or wire.event_type
+    if subscription is None:
+        raise WebhookPayloadError(path, "lacks subscriptionType")
+    if wire.property_name is None and subscription.endswith(".propertyChange"):
+        raise WebhookPayloadError(path, "is a propertyChange but lacks propertyName")
+    return wire
+
+
+def _text_id(value: int | str | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _event(wire: Any, raw: Mapping[str, Any]) -> WebhookEvent:
+    value = wire.property_value
+    return WebhookEvent(
+        portal_id=str(wire.portal_id),
+        subscription_type=wire.subscription_type or wire.event_type,
+        object_id=str(wire.object_id),
+        occurred_at_ms=wire.occurred_at,
+        event_id=wire.event_id,
+        subscription_id=wire.subscription_id,
+        app_id=wire.app_id,
+        attempt_number=wire.attempt_number or 0,
+        property_name=wire.property_name,
+        property_value=value if value is None or isinstance(value, str) else json.dumps(value),
+        change_source=wire.change_source,
+        source_id=wire.source_id,
+        change_flag=wire.change_flag,
+        primary_object_id=_text_id(wire.primary_object_id),
+        merged_object_ids=tuple(str(m) for m in wire.merged_object_ids),
+        new_object_id=_text_id(wire.new_object_id),
+        raw=raw,
+    )
 
 
 def _kind(value: object) -> str:
@@ -202,45 +218,47 @@ def _kind(value: object) -> str:
             type(None): "null", int: "a number", float: "a number"}.get(type(value), "a value")
 
 
-def _int(item: Mapping[str, Any], key: str, path: str, *, required: bool = False,
-         low: int = 0, high: int = _MAX_INT) -> int | None:
-    value = item.get(key)
-    if value is None:
-        if required:
-            raise WebhookPayloadError(path, f"lacks {key}")
-        return None
-    if type(value) is not int:  # bool is an int subclass: refuse it too
-        raise WebhookPayloadError(f"{path}.{key}", f"must be an integer, not {_kind(value)}")
-    if not low <= value <= high:
-        raise WebhookPayloadError(f"{path}.{key}", f"{value} is out of range [{low}, {high}]")
-    return value
+def check_batch(body: bytes) -> list[Any]:
+    """Validate a delivery body (a JSON array of 1 to 1,000 event objects) without building
+    :class:`WebhookEvent` records: what the receiver needs before it answers.
+
+    Returns msgspec structs with the wire's (camelCase-derived) field names.
+
+    :raises WebhookPayloadError: saying what was wrong and where (``body[3]: lacks objectId``).
+    """
+    from ._webhook_wire import BATCH
+
+    try:
+        events: list[Any] = BATCH.decode(body)
+    except RecursionError:  # deep arrays in a field the schema skips: a 400, never a 503
+        raise WebhookPayloadError("body", "is nested too deeply for a batch of events") from None
+    except Exception as exc:  # msgspec's errors, and UnicodeDecodeError: the sender's fault
+        raise _batch_error(body, exc) from None
+    for n, event in enumerate(events):
+        _checked(event, f"body[{n}]")
+    return events
 
 
-def _id(item: Mapping[str, Any], key: str, path: str, *, required: bool = False) -> str | None:
-    value = item.get(key)
-    if isinstance(value, str) and _ID.fullmatch(value):
-        return value
-    number = _int(item, key, path, required=required, low=1)
-    return None if number is None else str(number)
+def _batch_error(body: bytes, exc: Exception) -> WebhookPayloadError:
+    """The error of a refused body, worded for the most common mistakes first.
 
+    msgspec validates as it reads, so ``[1`` is "expected an object" to it; the body is
+    read again here (only when refused) to say first whether it is JSON and an array at all.
+    """
+    from ._webhook_wire import MAX_EVENTS
 
-def _text(item: Mapping[str, Any], key: str, path: str) -> str | None:
-    value = item.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str) or len(value) > _MAX_TEXT:
-        raise WebhookPayloadError(f"{path}.{key}", f"must be a string of at most {_MAX_TEXT} "
-                                  "characters")
-    return value
-
-
-def _value(item: Mapping[str, Any], path: str) -> str | None:
-    value = item.get("propertyValue")
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, bool | int | float):
-        return json.dumps(value)
-    raise WebhookPayloadError(f"{path}.propertyValue", f"must be a string, not {_kind(value)}")
+    try:
+        data = json.loads(body, parse_constant=_no_constants)
+    except (ValueError, UnicodeDecodeError, RecursionError) as err:
+        reason = str(err) if isinstance(err, json.JSONDecodeError) else type(err).__name__
+        return WebhookPayloadError("body", f"is not valid JSON ({reason[:120]})")
+    if not isinstance(data, list):
+        return WebhookPayloadError("body", f"is {_kind(data)}; HubSpot sends an array of events")
+    if not data:
+        return WebhookPayloadError("body", "is an empty array; HubSpot sends at least one event")
+    if len(data) > MAX_EVENTS:
+        return WebhookPayloadError("body", f"holds {len(data)} events, more than {MAX_EVENTS}")
+    return _payload_error(exc, "body")
 
 
 def _no_constants(name: str) -> Any:
@@ -252,19 +270,11 @@ def parse_batch(body: bytes) -> tuple[WebhookEvent, ...]:
 
     :raises WebhookPayloadError: saying what was wrong and where (``body[3]: lacks objectId``).
     """
-    try:
-        data = json.loads(body, parse_constant=_no_constants)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        # RecursionError: deeply nested arrays; it must become a 400, never a 503.
-        reason = str(exc) if isinstance(exc, json.JSONDecodeError) else type(exc).__name__
-        raise WebhookPayloadError("body", f"is not valid JSON ({reason[:120]})") from exc
-    if not isinstance(data, list):
-        raise WebhookPayloadError("body", f"is {_kind(data)}; HubSpot sends an array of events")
-    if not data:
-        raise WebhookPayloadError("body", "is an empty array; HubSpot sends at least one event")
-    if len(data) > MAX_EVENTS:
-        raise WebhookPayloadError("body", f"holds {len(data)} events, more than {MAX_EVENTS}")
-    return tuple(WebhookEvent.from_payload(item, f"body[{n}]") for n, item in enumerate(data))
+    import msgspec
+
+    events = check_batch(body)
+    raw: list[dict[str, Any]] = msgspec.json.decode(body)
+    return tuple(_event(event, item) for event, item in zip(events, raw, strict=True))
 
 
 def dedupe_key(event: WebhookEvent) -> str:
@@ -374,7 +384,7 @@ class WebhookReceiver:
     :param clock: tz-aware UTC now, for v3 timestamps and refusal windows.
     :param max_body_bytes: larger bodies are refused with 413 (by Content-Length first).
     :param refusal_log_per_minute: refusal log lines per tenant and reason per minute.
-    :param max_attempts: attempts of the queued ``webhook.object`` jobs (None: the store's).
+    :param max_attempts: attempts of the queued ``webhook.inbox`` jobs (None: the store's).
     """
 
     def __init__(self, resolve: Resolver, *, clock: Clock = _utc_now,
@@ -474,18 +484,21 @@ class WebhookReceiver:
         except WebhookSignatureError as exc:
             return self._refuse(target, 401, "signature", str(exc))
         try:
-            events = parse_batch(body)
+            events = check_batch(body)
         except WebhookPayloadError as exc:
             return self._refuse(target, 400, "malformed", str(exc))
-        foreign = sorted({e.portal_id for e in events} - {target.portal_id})
+        foreign = sorted({str(e.portal_id) for e in events} - {target.portal_id})
         if foreign:
             return self._refuse(target, 404, "unknown_portal",
                                 f"events of portal(s) {', '.join(foreign[:5])} are not for this "
                                 f"tenant's portal {target.portal_id}; nothing stored")
-        receipt = target.inbox.accept_webhook_batch(
-            target.tenant_id, _drafts(events), job_kind=JOB_KIND,
+        # Stored whole: splitting it into deduplicated events and per-object jobs is queued
+        # work (WebhookInboxSplitter), so the answer waits for one row, not for 100.
+        target.inbox.receive_webhook_batch(
+            target.tenant_id, target.portal_id, body, events=len(events),
+            latest_occurred_ms=max(e.occurred_at for e in events), job_kind=INBOX_JOB_KIND,
             max_attempts=self._max_attempts)
-        return _json(200, {"accepted": receipt.accepted, "duplicates": receipt.duplicates})
+        return _json(200, {"received": len(events)})
 
     def _refuse(self, target: WebhookTarget | None, status: int, reason: str,
                 message: str) -> Answer:
@@ -564,6 +577,10 @@ def _read(stream: Any, length: int) -> bytes:
 
 
 class _QuietHandler(WSGIRequestHandler):
+    # Buffer the answer: unbuffered, wsgiref sends the status line, each header and the body
+    # as separate small segments, five system calls and as many packets per answer.
+    wbufsize = 64 * 1024
+
     def log_message(self, format: str, *args: Any) -> None:  # the base's parameter name
         """Access logs stay off: a flood of refused requests must not fill a disk."""
 
@@ -709,6 +726,46 @@ class WebhookProcessor:
         return failed
 
 
+class InboxQueue(Inbox, JobQueue, Protocol):
+    """A store that is both the inbox and the job queue (as :class:`~.store.SqlStateStore`)."""
+
+
+class WebhookInboxSplitter:
+    """The ``webhook.inbox`` job handler: splits a tenant's stored deliveries into events.
+
+    Each round takes up to ``per_round`` deliveries, oldest first, and in one transaction
+    stores their events once (see :func:`dedupe_key`), queues a ``webhook.object`` job per
+    object that got new events and deletes the deliveries. After ``rounds`` rounds with
+    deliveries still waiting it queues its own follow-up and returns, so one tenant's flood
+    cannot hold a worker (or outlive a lease) indefinitely.
+
+    :param max_attempts: attempts of the ``webhook.object`` jobs it queues (None: the store's).
+    """
+
+    def __init__(self, inbox_for: Callable[[int], InboxQueue], *,
+                 max_attempts: int | None = None, per_round: int = 50, rounds: int = 20) -> None:
+        self._inbox_for = inbox_for
+        self._max_attempts = max_attempts
+        self._per_round, self._rounds = per_round, rounds
+
+    def handle_job(self, job: Job) -> None:
+        """Split the job's tenant's deliveries; raise (the job retries) on failure."""
+        inbox = self._inbox_for(job.tenant_id)
+        for _ in range(self._rounds):
+            done = inbox.expand_webhook_batches(
+                job.tenant_id, _batch_drafts, job_kind=JOB_KIND, max_attempts=self._max_attempts,
+                limit=self._per_round)
+            if not done.more:
+                return
+        from .store import INBOX_JOB_KEY
+
+        inbox.enqueue(job.tenant_id, INBOX_JOB_KIND, {}, dedupe_key=INBOX_JOB_KEY)
+
+
+def _batch_drafts(body: bytes) -> list[InboxEventDraft]:
+    return _drafts(parse_batch(body))
+
+
 # -- wiring -----------------------------------------------------------------------------------
 
 
@@ -722,7 +779,8 @@ def webhook_secret(settings: Settings) -> Secret | None:
 
 def install(runtime: Runtime, applier: EventApplier, *, is_echo: EchoCheck | None = None,
             batch: int = 200, **receiver_options: Any) -> WebhookReceiver:
-    """Register the ``webhook.object`` handler on ``runtime`` and return the receiver.
+    """Register the ``webhook.inbox`` and ``webhook.object`` handlers on ``runtime`` and
+    return the receiver.
 
     The handler claims up to ``batch`` due webhook jobs at once (with the runner's worker id,
     so they are leased like the first) and processes them together. Call it before any tenant
@@ -761,5 +819,8 @@ def install(runtime: Runtime, applier: EventApplier, *, is_echo: EchoCheck | Non
 
     receiver_options.setdefault("clock", runtime.clock)
     processor = WebhookProcessor(runtime.store_for, applier, is_echo=is_echo)
+    splitter = WebhookInboxSplitter(runtime.store_for,
+                                    max_attempts=receiver_options.get("max_attempts"))
     runtime.handlers[JOB_KIND] = handle
+    runtime.handlers[INBOX_JOB_KIND] = splitter.handle_job
     return WebhookReceiver(resolve, **receiver_options)

@@ -109,7 +109,7 @@ def test_status_log_history_and_replay_answer_json(site):
     history = site.json("history")
     assert history["runs"][0]["created"] == 1 and history["runs"][0]["duration_seconds"] is not None
     assert site.json("replay", "--list") == {"dead_letters": []}
-    assert site.json("replay", "--all") == {"replayed": 0}
+    assert site.json("replay", "--all") == {"replayed": 0, "webhook_deliveries": 0}
 
 
 def test_replay_exits_1_for_a_job_that_is_not_dead_and_2_for_an_unknown_one(site):

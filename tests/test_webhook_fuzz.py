@@ -60,7 +60,7 @@ class Rig:
 
     def count(self, table: str) -> int:
         with self.store.engine.connect() as conn:
-            # ``table`` is one of two fixed names, never input.
+            # ``table`` is one of three fixed names, never input.
             return int(conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one())
 
 
@@ -71,7 +71,8 @@ def rig() -> Iterator[Rig]:
         made = Rig(Path(directory))
         yield made
         # Refused requests must leave the inbox and the queue untouched...
-        assert (made.count("hubspot_webhook_events"), made.count("hubspot_jobs")) == (0, 0)
+        assert (made.count("hubspot_webhook_batches"), made.count("hubspot_webhook_events"),
+                made.count("hubspot_jobs")) == (0, 0, 0)
         # ...and, the clock standing still, write at most PER_MINUTE log lines per reason.
         with made.store.engine.connect() as conn:
             per_reason = conn.execute(sa.text(

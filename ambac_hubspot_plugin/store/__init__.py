@@ -16,6 +16,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ._ports import (
+    INBOX_JOB_KEY,
     Checkpoint,
     ConflictDraft,
     ConflictLog,
@@ -36,6 +37,8 @@ from ._ports import (
     RunStatus,
     StateStore,
     SyncRun,
+    WebhookBacklog,
+    WebhookExpansion,
     WebhookPortalStats,
     WebhookRefusalStats,
     utc_now,
@@ -50,6 +53,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_LEASE",
     "HEAD",
+    "INBOX_JOB_KEY",
     "Backoff",
     "Checkpoint",
     "ConflictDraft",
@@ -74,6 +78,8 @@ __all__ = [
     "SqlStateStore",
     "StateStore",
     "SyncRun",
+    "WebhookBacklog",
+    "WebhookExpansion",
     "WebhookPortalStats",
     "WebhookRefusalStats",
     "create_store_engine",

@@ -1,7 +1,9 @@
 """The webhook inbox on SQLAlchemy Core: a mixin of :class:`~._store.SqlStateStore`.
 
-A batch is stored and its processing jobs queued in one transaction, so a delivery HubSpot saw
-acknowledged always has its work in the queue, and one it saw refused left nothing behind.
+A delivery is stored whole with the job that will split it, in one transaction, so a delivery
+HubSpot saw acknowledged always has its work in the queue, and one it saw refused left nothing
+behind. The split stores its events once each, queues their per-object jobs and deletes the
+delivery, again in one transaction.
 """
 
 from __future__ import annotations
@@ -18,14 +20,17 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Dialect, Engine
 
 from ._ports import (
+    INBOX_JOB_KEY,
     InboxEvent,
     InboxEventDraft,
     InboxReceipt,
     JobState,
     LogLevel,
+    WebhookBacklog,
+    WebhookExpansion,
     WebhookPortalStats,
     WebhookRefusalStats,
 )
@@ -33,6 +38,7 @@ from ._schema import (
     PENDING_DEDUPE,
     integration_log,
     jobs,
+    webhook_batches,
     webhook_events,
     webhook_portals,
     webhook_refusals,
@@ -71,6 +77,7 @@ _EVENT_COLUMNS = ("tenant_id", "portal_id", "dedupe_key", "event_id", "subscript
                   "object_type", "object_id", "property_name", "occurred_at_ms", "payload",
                   "received_at")
 _EVENT_TAIL = "ON CONFLICT (tenant_id, dedupe_key) DO NOTHING RETURNING tenant_id, dedupe_key"
+_BATCH_COLUMNS = ("tenant_id", "portal_id", "events", "body", "received_at")
 _JOB_COLUMNS = ("tenant_id", "kind", "payload", "state", "attempts", "max_attempts",
                 "dedupe_key", "run_after", "created_at", "updated_at")
 # PENDING_DEDUPE is the text of the partial unique index (migration 0005): ON CONFLICT names
@@ -87,6 +94,33 @@ def _multi_row_sql(paramstyle: str, table: str, columns: tuple[str, ...], rows: 
     # Only the schema's own names and constants go into the text; every value is bound.
     values = ", ".join([one] * rows)
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES {values} {tail}"  # noqa: S608
+
+
+@functools.lru_cache(maxsize=64)
+def _pending_jobs_sql(paramstyle: str, dialect: str, keys: int) -> str:
+    """Which of ``keys`` dedupe keys have a pending job of (tenant, kind); locked on PostgreSQL."""
+    mark = "?" if paramstyle == "qmark" else "%s"
+    lock = " FOR UPDATE" if dialect == "postgresql" else ""
+    # Only constants and placeholders go into the text; every value is bound.
+    return (f"SELECT dedupe_key FROM {jobs.name} WHERE tenant_id = {mark} AND kind = {mark} "  # noqa: S608
+            f"AND state = '{JobState.PENDING.value}' AND dedupe_key IN "
+            f"({', '.join([mark] * keys)}) ORDER BY id{lock}")
+
+
+@functools.lru_cache(maxsize=4)
+def _portal_upsert_sql(paramstyle: str) -> str:
+    """Add to a portal's counters; a NULL time or occurredAt leaves the stored one."""
+    mark = "?" if paramstyle == "qmark" else "%s"
+    table = webhook_portals.name
+    return (f"INSERT INTO {table} (tenant_id, portal_id, last_received_at, last_occurred_at_ms, "  # noqa: S608
+            f"accepted, duplicates, echoes) VALUES ({mark}, {mark}, {mark}, {mark}, {mark}, "
+            f"{mark}, 0) ON CONFLICT (tenant_id, portal_id) DO UPDATE SET "
+            f"accepted = {table}.accepted + excluded.accepted, "
+            f"duplicates = {table}.duplicates + excluded.duplicates, "
+            f"last_received_at = COALESCE(excluded.last_received_at, {table}.last_received_at), "
+            f"last_occurred_at_ms = CASE WHEN {table}.last_occurred_at_ms > "
+            f"excluded.last_occurred_at_ms THEN {table}.last_occurred_at_ms "
+            f"ELSE COALESCE(excluded.last_occurred_at_ms, {table}.last_occurred_at_ms) END")
 
 
 def _insert_rows(conn: Connection, table: sa.Table, columns: tuple[str, ...],
@@ -108,30 +142,55 @@ def _db_time(conn: Connection, now: datetime) -> Any:
     The dialect's implementation matters: on SQLite it formats the text with microseconds
     always, as every other write does, so stored times keep comparing as strings.
     """
-    process = jobs.c.created_at.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    process = _time_binder(conn.dialect)
     return now if process is None else process(now)
 
 
-class _Delivery:
-    """One caller's batch waiting in the group-commit queue, and its outcome."""
+@functools.lru_cache(maxsize=8)
+def _time_binder(dialect: Dialect) -> Callable[[Any], Any] | None:
+    return jobs.c.created_at.type.dialect_impl(dialect).bind_processor(dialect)
 
-    __slots__ = ("attempts", "drafts", "error", "finished", "job_kind", "receipt", "tenant_id",
-                 "wake")
+
+class _Delivery:
+    """A batch of event drafts to store, and the job kind and attempts of its object jobs."""
+
+    __slots__ = ("attempts", "drafts", "job_kind", "tenant_id")
 
     def __init__(self, tenant_id: int, drafts: Sequence[InboxEventDraft], job_kind: str,
                  attempts: int) -> None:
         self.tenant_id, self.drafts = tenant_id, drafts
         self.job_kind, self.attempts = job_kind, attempts
+
+
+class _Received:
+    """A verified delivery body to store whole, as the receiver hands it over."""
+
+    __slots__ = ("attempts", "body", "events", "job_kind", "latest_ms", "portal_id", "tenant_id")
+
+    def __init__(self, tenant_id: int, portal_id: str, body: bytes, events: int,
+                 latest_ms: int, job_kind: str, attempts: int) -> None:
+        self.tenant_id, self.portal_id, self.body = tenant_id, portal_id, body
+        self.events, self.latest_ms = events, latest_ms
+        self.job_kind, self.attempts = job_kind, attempts
+
+
+class _Waiter:
+    """One caller's item waiting in the group-commit queue, and its outcome."""
+
+    __slots__ = ("error", "finished", "item", "result", "wake")
+
+    def __init__(self, item: _Received) -> None:
+        self.item = item
         self.wake = threading.Event()  # set when finished, or when it is to lead
         self.finished = False
-        self.receipt: InboxReceipt | None = None
+        self.result: int | None = None
         self.error: BaseException | None = None
 
-    def outcome(self) -> InboxReceipt:
+    def outcome(self) -> int:
         if self.error is not None:
             raise self.error
-        assert self.receipt is not None  # finished without error means a receipt was set
-        return self.receipt
+        assert self.result is not None  # finished without error means a result was set
+        return self.result
 
 
 class _GroupCommit:
@@ -139,33 +198,34 @@ class _GroupCommit:
 
     The caller at the front of the queue leads: it takes every delivery queued at that moment
     (its own first), writes them in one transaction, and after the commit hands each caller its
-    receipt or error; the next caller at the front then leads the next group. There is no
+    result or error; the next caller at the front then leads the next group. There is no
     background thread, so nothing needs stopping and nothing is written on a caller's behalf
     after it gave up. On SQLite the writes are serialized anyway, and the commit, the
     ``BEGIN IMMEDIATE`` and the pool checkout are paid once per group instead of once per
     delivery: the answer waits for one group, not for every delivery in front of it.
     """
 
-    def __init__(self, write: Callable[[Sequence[_Delivery]], list[InboxReceipt]]) -> None:
+    def __init__(self, write: Callable[[Sequence[_Received]], list[int]]) -> None:
         self._write = write
         self._lock = threading.Lock()
-        self._queue: deque[_Delivery] = deque()
+        self._queue: deque[_Waiter] = deque()
 
-    def submit(self, delivery: _Delivery) -> InboxReceipt:
+    def submit(self, item: _Received) -> int:
+        waiter = _Waiter(item)
         with self._lock:
-            self._queue.append(delivery)
-            leading = self._queue[0] is delivery
+            self._queue.append(waiter)
+            leading = self._queue[0] is waiter
         if not leading:
-            delivery.wake.wait()
-            if delivery.finished:
-                return delivery.outcome()
+            waiter.wake.wait()
+            if waiter.finished:
+                return waiter.outcome()
         with self._lock:  # at the front now: nobody else touches the head of the queue
             group = self._take()
         try:
             self._commit(group)
         except BaseException as exc:  # e.g. KeyboardInterrupt: still release every waiter
             for member in group:
-                if member.receipt is None and member.error is None:
+                if member.result is None and member.error is None:
                     member.error = exc
             raise
         finally:
@@ -177,25 +237,25 @@ class _GroupCommit:
                     member.wake.set()
                 if self._queue:
                     self._queue[0].wake.set()  # the next group's leader
-        return delivery.outcome()
+        return waiter.outcome()
 
-    def _take(self) -> list[_Delivery]:
-        group: list[_Delivery] = []
+    def _take(self) -> list[_Waiter]:
+        group: list[_Waiter] = []
         events = 0
         for member in self._queue:
-            if group and events + len(member.drafts) > _GROUP_EVENTS:
+            if group and events + member.item.events > _GROUP_EVENTS:
                 break
             group.append(member)
-            events += len(member.drafts)
+            events += member.item.events
         return group
 
-    def _commit(self, group: Sequence[_Delivery]) -> None:
+    def _commit(self, group: Sequence[_Waiter]) -> None:
         """Write ``group`` in one transaction; on failure, halve it until the culprit is alone.
 
         A delivery the database refuses then fails alone, and the others still commit.
         """
         try:
-            receipts = self._write(group)
+            results = self._write([member.item for member in group])
         except Exception as exc:
             if len(group) == 1:
                 group[0].error = exc
@@ -204,8 +264,8 @@ class _GroupCommit:
             self._commit(group[:middle])
             self._commit(group[middle:])
             return
-        for member, receipt in zip(group, receipts, strict=True):
-            member.receipt = receipt
+        for member, result in zip(group, results, strict=True):
+            member.result = result
 
 
 class SqlInboxMixin:
@@ -239,14 +299,16 @@ class SqlInboxMixin:
 
     # -- receiving ---------------------------------------------------------------------------
 
-    def accept_webhook_batch(self, tenant_id: int, drafts: Sequence[InboxEventDraft], *,
-                             job_kind: str, max_attempts: int | None = None) -> InboxReceipt:
-        """Store the events not stored yet and queue one job per object that got new events.
+    def receive_webhook_batch(self, tenant_id: int, portal_id: str, body: bytes, *,
+                              events: int, latest_occurred_ms: int, job_kind: str,
+                              max_attempts: int | None = None) -> int:
+        """Store a verified delivery whole and make sure a ``job_kind`` job (dedupe key
+        ``inbox``) will split it; returns the delivery's id.
 
-        When this returns, the events and their jobs are committed; when it raises, nothing
-        of this batch was written. Concurrent calls on one store are committed together (see
-        :class:`_GroupCommit`), each still all-or-nothing: a batch the database refuses fails
-        alone.
+        When this returns, the delivery and its job are committed, and the portal's
+        ``last_received_at`` is now; when it raises, nothing was written. Concurrent calls on
+        one store are committed together (see :class:`_GroupCommit`), each still
+        all-or-nothing: a delivery the database refuses fails alone.
         """
         attempts = self._max_attempts if max_attempts is None else max_attempts
         committer: _GroupCommit | None = getattr(self, "_group_commit", None)
@@ -254,45 +316,156 @@ class SqlInboxMixin:
             with _GROUP_GUARD:
                 committer = getattr(self, "_group_commit", None)
                 if committer is None:
-                    committer = _GroupCommit(self._store_deliveries)
+                    committer = _GroupCommit(self._store_received)
                     self._group_commit = committer
-        return committer.submit(_Delivery(tenant_id, drafts, job_kind, attempts))
+        return committer.submit(_Received(tenant_id, portal_id, body, events, latest_occurred_ms,
+                                          job_kind, attempts))
 
-    def _store_deliveries(self, group: Sequence[_Delivery]) -> list[InboxReceipt]:
-        """Store every delivery of ``group`` in one transaction; one receipt per delivery.
+    def _store_received(self, group: Sequence[_Received]) -> list[int]:
+        """Store every delivery of ``group`` in one transaction; the id of each."""
+        now = self._clock()
+        latest: dict[tuple[int, str], int] = {}
+        wanted: set[tuple[int, str, int]] = set()
+        for item in group:
+            key = (item.tenant_id, item.portal_id)
+            latest[key] = max(latest.get(key, 0), item.latest_ms)
+            wanted.add((item.tenant_id, item.job_kind, item.attempts))
+        with self._writing() as conn:
+            stamp = _db_time(conn, now)
+            sql = _multi_row_sql(conn.dialect.paramstyle, webhook_batches.name, _BATCH_COLUMNS, 1,
+                                 "RETURNING id")
+            ids = [int(conn.exec_driver_sql(sql, (item.tenant_id, item.portal_id, item.events,
+                                                  item.body, stamp)).scalar_one())
+                   for item in group]
+            for tenant_id, kind, attempts in sorted(wanted):
+                self._queue_keyed_jobs(conn, tenant_id, kind, {INBOX_JOB_KEY: {}}, attempts, stamp)
+            for (tenant_id, portal_id), occurred in sorted(latest.items()):
+                self._count_portal(conn, tenant_id, portal_id, occurred, received_at=now)
+        return ids
+
+    def expand_webhook_batches(self, tenant_id: int,
+                               drafts_of: Callable[[bytes], Sequence[InboxEventDraft]], *,
+                               job_kind: str, max_attempts: int | None = None,
+                               limit: int = 50) -> WebhookExpansion:
+        """Split up to ``limit`` of the tenant's stored deliveries, oldest first, into events.
+
+        In one transaction: the events not stored yet are stored, a ``job_kind`` job is
+        queued for each object that got new events (as :meth:`accept_webhook_batch` does),
+        and the deliveries are deleted. ``drafts_of`` turns a body into event drafts; a body
+        it refuses with ``ValueError`` is kept with that error and logged, never dropped, and
+        the others are still split.
+        """
+        attempts = self._max_attempts if max_attempts is None else max_attempts
+        now = self._clock()
+        b = webhook_batches.c
+        waiting = (b.tenant_id == tenant_id, b.error.is_(None))
+        with self._writing() as conn:
+            query = sa.select(b.id, b.body).where(*waiting).order_by(b.id).limit(limit)
+            if conn.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            split: list[int] = []
+            deliveries: list[_Delivery] = []
+            unreadable: list[tuple[int, str]] = []
+            for batch_id, body in conn.execute(query).all():
+                try:
+                    drafts = drafts_of(bytes(body))
+                except ValueError as exc:
+                    unreadable.append((batch_id, str(exc)[:2000]))
+                    continue
+                split.append(batch_id)
+                deliveries.append(_Delivery(tenant_id, drafts, job_kind, attempts))
+            receipts = self._write_deliveries(conn, deliveries, now) if deliveries else []
+            for batch_id, error in unreadable:
+                conn.execute(sa.update(webhook_batches).where(b.id == batch_id).values(error=error))
+                conn.execute(sa.insert(integration_log).values(
+                    tenant_id=tenant_id, level=LogLevel.ERROR.value, what="webhook.unreadable",
+                    record=f"webhook-batch:{batch_id}", created_at=now,
+                    message=f"stored webhook delivery {batch_id} could not be split into events "
+                            f"and is kept in hubspot_webhook_batches: {error}"))
+            for start in range(0, len(split), _CHUNK):
+                conn.execute(sa.delete(webhook_batches).where(b.id.in_(split[start:start + _CHUNK])))
+            more = conn.execute(sa.select(b.id).where(*waiting).limit(1)).first() is not None
+        return WebhookExpansion(tuple(zip(split, receipts, strict=True)), len(unreadable), more)
+
+    def webhook_backlog(self, tenant_id: int) -> WebhookBacklog:
+        """The tenant's deliveries acknowledged but not split into events yet."""
+        b = webhook_batches.c
+        readable = b.error.is_(None)
+        query = sa.select(
+            sa.func.count(b.id).filter(readable), sa.func.sum(b.events).filter(readable),
+            sa.func.min(b.received_at).filter(readable), sa.func.count(b.id).filter(~readable),
+        ).where(b.tenant_id == tenant_id)
+        with self._engine.connect() as conn:
+            batches, events, oldest, unreadable = conn.execute(query).one()
+        return WebhookBacklog(tenant_id, int(batches or 0), int(events or 0), oldest,
+                              int(unreadable or 0))
+
+    def retry_unreadable_webhook_batches(self, tenant_id: int, *, job_kind: str) -> int:
+        """Clear the error of the tenant's unreadable deliveries and queue their split again
+        (after an upgrade that reads them); returns how many."""
+        b = webhook_batches.c
+        with self._writing() as conn:
+            retried = int(conn.execute(sa.update(webhook_batches).where(
+                b.tenant_id == tenant_id, b.error.is_not(None)).values(error=None)).rowcount)
+            if retried:
+                self._queue_keyed_jobs(conn, tenant_id, job_kind, {INBOX_JOB_KEY: {}},
+                                       self._max_attempts, _db_time(conn, self._clock()))
+        return retried
+
+    def accept_webhook_batch(self, tenant_id: int, drafts: Sequence[InboxEventDraft], *,
+                             job_kind: str, max_attempts: int | None = None) -> InboxReceipt:
+        """Store the events not stored yet and queue one job per object that got new events.
+
+        When this returns, the events and their jobs are committed; when it raises, nothing
+        of this batch was written. (The receiver stores deliveries whole with
+        :meth:`receive_webhook_batch`; their split goes through the same code.)
+        """
+        attempts = self._max_attempts if max_attempts is None else max_attempts
+        now = self._clock()
+        with self._writing() as conn:
+            [receipt] = self._write_deliveries(
+                conn, [_Delivery(tenant_id, drafts, job_kind, attempts)], now)
+            for portal_id in sorted({draft.portal_id for draft in drafts}):
+                latest = max(d.occurred_at_ms for d in drafts if d.portal_id == portal_id)
+                self._count_portal(conn, tenant_id, portal_id, latest, received_at=now)
+        return receipt
+
+    def _write_deliveries(self, conn: Connection, group: Sequence[_Delivery],
+                          now: datetime) -> list[InboxReceipt]:
+        """Store every delivery of ``group`` on ``conn``; one receipt per delivery.
 
         An event sent twice within the group counts as accepted for the first delivery that
         holds it and as a duplicate for the others, as if they had been stored one by one.
         """
-        now = self._clock()
         owner: dict[tuple[int, str], tuple[int, InboxEventDraft]] = {}
         for index, delivery in enumerate(group):
             for draft in delivery.drafts:
                 owner.setdefault((delivery.tenant_id, draft.dedupe_key), (index, draft))
-        with self._writing() as conn:
-            stamp = _db_time(conn, now)
-            # Sorted inserts take row locks in one global order: concurrent duplicate batches
-            # on PostgreSQL then wait for each other instead of deadlocking.
-            rows = [(tenant_id, d.portal_id, key, d.event_id, d.subscription_type,
-                     d.object_type, d.object_id, d.property_name, d.occurred_at_ms, d.payload,
-                     stamp)
-                    for (tenant_id, key), (_i, d) in sorted(owner.items())]
-            inserted = {(int(row[0]), str(row[1])) for row in
-                        _insert_rows(conn, webhook_events, _EVENT_COLUMNS, rows, _EVENT_TAIL)}
-            accepted = [0] * len(group)
-            objects: list[set[tuple[str, str]]] = [set() for _ in group]
-            for key in inserted:
-                index, draft = owner[key]
-                accepted[index] += 1
-                objects[index].add((draft.object_type, draft.object_id))
-            wanted: dict[tuple[int, str, int], set[tuple[str, str]]] = defaultdict(set)
-            for delivery, mine in zip(group, objects, strict=True):
-                wanted[(delivery.tenant_id, delivery.job_kind, delivery.attempts)] |= mine
-            for (tenant_id, kind, attempts), wanted_objects in sorted(wanted.items()):
-                if wanted_objects:
-                    self._queue_object_jobs(conn, tenant_id, kind, sorted(wanted_objects),
-                                            attempts, stamp)
-            self._count_deliveries(conn, group, owner, inserted, now)
+        stamp = _db_time(conn, now)
+        # Sorted inserts take row locks in one global order: concurrent duplicate batches
+        # on PostgreSQL then wait for each other instead of deadlocking.
+        rows = [(tenant_id, d.portal_id, key, d.event_id, d.subscription_type,
+                 d.object_type, d.object_id, d.property_name, d.occurred_at_ms, d.payload,
+                 stamp)
+                for (tenant_id, key), (_i, d) in sorted(owner.items())]
+        inserted = {(int(row[0]), str(row[1])) for row in
+                    _insert_rows(conn, webhook_events, _EVENT_COLUMNS, rows, _EVENT_TAIL)}
+        accepted = [0] * len(group)
+        objects: list[set[tuple[str, str]]] = [set() for _ in group]
+        for key in inserted:
+            index, draft = owner[key]
+            accepted[index] += 1
+            objects[index].add((draft.object_type, draft.object_id))
+        wanted: dict[tuple[int, str, int], set[tuple[str, str]]] = defaultdict(set)
+        for delivery, mine in zip(group, objects, strict=True):
+            wanted[(delivery.tenant_id, delivery.job_kind, delivery.attempts)] |= mine
+        for (tenant_id, kind, attempts), wanted_objects in sorted(wanted.items()):
+            if wanted_objects:
+                self._queue_keyed_jobs(
+                    conn, tenant_id, kind,
+                    {object_job_key(t, i): {"object_type": t, "object_id": i}
+                     for t, i in sorted(wanted_objects)}, attempts, stamp)
+        self._count_deliveries(conn, group, owner, inserted)
         return [InboxReceipt(accepted=accepted[i], duplicates=len(d.drafts) - accepted[i],
                              jobs=len(objects[i])) for i, d in enumerate(group)]
 
@@ -304,18 +477,17 @@ class SqlInboxMixin:
                  stamp) for key, payload in keyed]
         return {str(row[0]) for row in _insert_rows(conn, jobs, _JOB_COLUMNS, rows, _JOB_TAIL)}
 
-    def _queue_object_jobs(self, conn: Connection, tenant_id: int, kind: str,
-                           objects: Sequence[tuple[str, str]], attempts: int,
-                           stamp: Any) -> None:
-        """Make sure a pending job (key ``<type>:<id>``) exists for every object.
+    def _queue_keyed_jobs(self, conn: Connection, tenant_id: int, kind: str,
+                          wanted: dict[str, dict[str, Any]], attempts: int,
+                          stamp: Any) -> None:
+        """Make sure a pending job exists for every dedupe key of ``wanted`` (key -> payload).
 
-        A pending job reads the inbox when it runs, so it will see these events. A job of
-        the object that is running may have read the inbox already; it does not absorb the
-        new one (the unique index covers pending jobs only, migration 0005), and the queue
-        holds the new job back until the running one is done. ``stamp`` is the current time
-        as :func:`_db_time` bound it.
+        A pending job reads the inbox when it runs, so it will see what this transaction
+        stores. A job of the key that is running may have read the inbox already; it does not
+        absorb the new work (the unique index covers pending jobs only, migration 0005), and
+        the queue holds the new job back until the running one is done. ``stamp`` is the
+        current time as :func:`_db_time` bound it.
         """
-        wanted = {object_job_key(t, i): {"object_type": t, "object_id": i} for t, i in objects}
         for _ in range(5):
             created = self._insert_jobs(conn, tenant_id, kind, list(wanted.items()), attempts,
                                         stamp)
@@ -326,12 +498,10 @@ class SqlInboxMixin:
             # so none of them can start reading the inbox before this batch is committed.
             pending: set[str] = set()
             for start in range(0, len(clashing), _CHUNK):
-                pending.update(conn.execute(
-                    sa.select(jobs.c.dedupe_key).where(
-                        jobs.c.tenant_id == tenant_id, jobs.c.kind == kind,
-                        jobs.c.dedupe_key.in_(clashing[start:start + _CHUNK]),
-                        jobs.c.state == JobState.PENDING.value,
-                    ).order_by(jobs.c.id).with_for_update()).scalars())
+                chunk = clashing[start:start + _CHUNK]
+                sql = _pending_jobs_sql(conn.dialect.paramstyle, conn.dialect.name, len(chunk))
+                pending.update(str(row[0]) for row in
+                               conn.exec_driver_sql(sql, (tenant_id, kind, *chunk)))
             # A clashing job claimed (or finished) since our insert is no longer pending and
             # may have read the inbox without this batch: queue that object's job again.
             wanted = {key: wanted[key] for key in clashing if key not in pending}
@@ -341,33 +511,30 @@ class SqlInboxMixin:
 
     def _count_deliveries(self, conn: Connection, group: Sequence[_Delivery],
                           owner: Mapping[tuple[int, str], tuple[int, InboxEventDraft]],
-                          inserted: set[tuple[int, str]], now: datetime) -> None:
+                          inserted: set[tuple[int, str]]) -> None:
         """Add the group's events to the per-portal counters: one upsert per portal.
 
         Like the receipts, an event counts as accepted for the copy that was stored and as a
         duplicate for every other copy, within a delivery or across deliveries.
         """
-        totals: dict[tuple[int, str], list[int]] = {}  # -> [accepted, duplicates, latest]
+        totals: dict[tuple[int, str], list[int]] = {}  # -> [accepted, duplicates]
         for delivery in group:
             for draft in delivery.drafts:
-                total = totals.setdefault((delivery.tenant_id, draft.portal_id), [0, 0, 0])
+                total = totals.setdefault((delivery.tenant_id, draft.portal_id), [0, 0])
                 key = (delivery.tenant_id, draft.dedupe_key)
                 total[0 if key in inserted and owner[key][1] is draft else 1] += 1
-                total[2] = max(total[2], draft.occurred_at_ms)
-        col = webhook_portals.c
-        for (tenant_id, portal_id), (new, duplicates, latest) in sorted(totals.items()):
-            stmt = self._insert(webhook_portals).values(
-                tenant_id=tenant_id, portal_id=portal_id, last_received_at=now,
-                last_occurred_at_ms=latest, accepted=new, duplicates=duplicates, echoes=0)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["tenant_id", "portal_id"],
-                set_={"accepted": col.accepted + new,
-                      "duplicates": col.duplicates + duplicates,
-                      "last_received_at": now,
-                      "last_occurred_at_ms": sa.case(
-                          (col.last_occurred_at_ms > latest, col.last_occurred_at_ms),
-                          else_=latest)})
-            conn.execute(stmt)
+        for (tenant_id, portal_id), (new, duplicates) in sorted(totals.items()):
+            self._count_portal(conn, tenant_id, portal_id, accepted=new, duplicates=duplicates)
+
+    def _count_portal(self, conn: Connection, tenant_id: int, portal_id: str,
+                      latest_occurred_ms: int | None = None, *, received_at: datetime | None = None,
+                      accepted: int = 0, duplicates: int = 0) -> None:
+        """Upsert one portal's counters; ``received_at`` and ``latest_occurred_ms`` (when
+        given) move its last-received time and its newest ``occurredAt`` forward."""
+        received = None if received_at is None else _db_time(conn, received_at)
+        conn.exec_driver_sql(_portal_upsert_sql(conn.dialect.paramstyle),
+                             (tenant_id, portal_id, received, latest_occurred_ms, accepted,
+                              duplicates))
 
     def record_webhook_refusal(self, tenant_id: int, reason: str, *, refused: int = 1,
                                suppressed: int = 0, message: str | None = None) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
@@ -16,6 +16,7 @@ import attrs
 from ..errors import StoreError
 
 __all__ = [
+    "INBOX_JOB_KEY",
     "Checkpoint",
     "ConflictDraft",
     "ConflictLog",
@@ -36,6 +37,8 @@ __all__ = [
     "RunStatus",
     "StateStore",
     "SyncRun",
+    "WebhookBacklog",
+    "WebhookExpansion",
     "WebhookPortalStats",
     "WebhookRefusalStats",
     "utc_now",
@@ -275,6 +278,10 @@ class JobQueue(Protocol):
 # -- the webhook inbox ------------------------------------------------------------------------
 
 
+INBOX_JOB_KEY = "inbox"
+"""The dedupe key of a tenant's job that splits stored webhook deliveries into events."""
+
+
 @attrs.frozen
 class InboxEventDraft:
     """One received webhook event as the receiver hands it to :meth:`Inbox.accept_webhook_batch`.
@@ -324,6 +331,45 @@ class InboxReceipt:
 
 
 @attrs.frozen
+class WebhookExpansion:
+    """What one :meth:`Inbox.expand_webhook_batches` call did.
+
+    ``receipts`` pairs each split delivery's id with its receipt; ``unreadable`` deliveries
+    were kept with their error instead; ``more`` says deliveries are still waiting.
+    """
+
+    receipts: tuple[tuple[int, InboxReceipt], ...]
+    unreadable: int
+    more: bool
+
+    @property
+    def batches(self) -> int:
+        """Deliveries split into events by this call."""
+        return len(self.receipts)
+
+    @property
+    def accepted(self) -> int:
+        """New events stored."""
+        return sum(receipt.accepted for _id, receipt in self.receipts)
+
+    @property
+    def duplicates(self) -> int:
+        """Events that were stored already (or twice in these deliveries)."""
+        return sum(receipt.duplicates for _id, receipt in self.receipts)
+
+
+@attrs.frozen
+class WebhookBacklog:
+    """Deliveries of a tenant acknowledged but not split into events yet."""
+
+    tenant_id: int
+    batches: int
+    events: int
+    oldest_received_at: datetime | None
+    unreadable: int
+
+
+@attrs.frozen
 class WebhookPortalStats:
     """Webhook counters of one portal, and when its last event arrived (for silence alerts)."""
 
@@ -350,7 +396,25 @@ class WebhookRefusalStats:
 
 @runtime_checkable
 class Inbox(Protocol):
-    """The durable webhook inbox: events stored once, processed per object through the queue."""
+    """The durable webhook inbox: events stored once, processed per object through the queue.
+
+    A delivery is received whole (:meth:`receive_webhook_batch`), split into deduplicated
+    events by a queued job (:meth:`expand_webhook_batches`, which calls
+    :meth:`accept_webhook_batch`'s logic), and its events processed per object.
+    """
+
+    def receive_webhook_batch(self, tenant_id: int, portal_id: str, body: bytes, *,
+                              events: int, latest_occurred_ms: int, job_kind: str,
+                              max_attempts: int | None = None) -> int: ...
+
+    def expand_webhook_batches(self, tenant_id: int,
+                               drafts_of: Callable[[bytes], Sequence[InboxEventDraft]], *,
+                               job_kind: str, max_attempts: int | None = None,
+                               limit: int = 50) -> WebhookExpansion: ...
+
+    def webhook_backlog(self, tenant_id: int) -> WebhookBacklog: ...
+
+    def retry_unreadable_webhook_batches(self, tenant_id: int, *, job_kind: str) -> int: ...
 
     def accept_webhook_batch(self, tenant_id: int, drafts: Sequence[InboxEventDraft], *,
                              job_kind: str, max_attempts: int | None = None) -> InboxReceipt: ...

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
 __all__ = ["PENDING_DEDUPE", "checkpoints", "conflicts", "integration_log", "jobs", "links",
-           "metadata", "pushed_values", "sync_runs", "webhook_events", "webhook_portals",
+           "metadata", "pushed_values", "sync_runs", "webhook_batches", "webhook_events", "webhook_portals",
            "webhook_refusals"]
 
 
@@ -125,6 +125,18 @@ PENDING_DEDUPE = sa.text("dedupe_key IS NOT NULL AND state = 'pending'")
 Must stay the text of migration 0005's index: an ``ON CONFLICT (tenant_id, kind, dedupe_key)
 WHERE ...`` names the index by it, and SQLite only accepts the exact same expression.
 """
+
+webhook_batches = sa.Table(
+    "hubspot_webhook_batches",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("tenant_id", sa.Integer, nullable=False),
+    sa.Column("portal_id", sa.String(32), nullable=False),
+    sa.Column("events", sa.Integer, nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.Column("received_at", UtcDateTime, nullable=False),
+    sa.Column("error", sa.Text),
+)
 
 webhook_events = sa.Table(
     "hubspot_webhook_events",
