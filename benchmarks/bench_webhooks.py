@@ -7,6 +7,11 @@ changes (distinct deals, so every event also queues a job) to the receiver's WSG
 threaded stdlib HTTP server. Prints events acknowledged per second and answer latency
 p50/p99/max. Targets: at least 5,000 events/s; p99 under 50 ms.
 
+The receiver stores each delivery whole; splitting deliveries into deduplicated events and
+per-object jobs is the ``webhook.inbox`` job's work. After the senders are done, the benchmark
+runs that job over the whole backlog and prints its rate too: the rate the worker can sustain,
+which acknowledging faster than for a long time only turns into a backlog.
+
 By default each sender posts its next batch as soon as the previous one is answered (closed
 loop): the receiver is saturated, and by Little's law the latency is then ``senders /
 batches per second``, whatever the code does per batch. ``--rate 5000`` instead offers a
@@ -33,7 +38,13 @@ from typing import Any
 from ambac_hubspot_plugin.sandbox import sign_v3
 from ambac_hubspot_plugin.settings import Secret
 from ambac_hubspot_plugin.store import open_store
-from ambac_hubspot_plugin.webhooks import WebhookReceiver, WebhookTarget, make_wsgi_server
+from ambac_hubspot_plugin.webhooks import (
+    INBOX_JOB_KIND,
+    WebhookInboxSplitter,
+    WebhookReceiver,
+    WebhookTarget,
+    make_wsgi_server,
+)
 
 TENANT, PORTAL, SECRET = 1, "62515", "bench-client-secret"
 
@@ -94,6 +105,16 @@ def main() -> None:
         threading.Thread(target=server.serve_forever, daemon=True).start()
         url = f"http://127.0.0.1:{port}/hubspot/webhooks/{TENANT}"
         counter = itertools.count(1)
+        # Warm up before the clock starts, as a running service is: the first delivery loads
+        # the batch schema (msgspec) and the store's first pages; that one-off cost is not
+        # what the figures are about. Its events are counted apart below.
+        warm = _batch(counter, args.events)
+        stamp = str(int(datetime.now(UTC).timestamp() * 1000))
+        status = receiver.handle("POST", url, {"X-HubSpot-Request-Timestamp": stamp,
+                                               "X-HubSpot-Signature-v3": sign_v3(
+                                                   SECRET, "POST", url, warm, stamp)},
+                                 warm, tenant_key=str(TENANT))[0]
+        assert status == 200, status
         # Bodies are built before the clock starts: the figure is the receiver's, not ours.
         bodies = [[_batch(counter, args.events) for _ in range(args.batches)]
                   for _ in range(args.senders)]
@@ -119,6 +140,13 @@ def main() -> None:
         server.shutdown()
         server.server_close()
         total = args.senders * args.batches * args.events
+        splitter = WebhookInboxSplitter(lambda _tenant: store, rounds=10**9)
+        [job] = store.claim("bench", kinds=[INBOX_JOB_KIND])
+        split_began = time.perf_counter()
+        splitter.handle_job(job)
+        split = time.perf_counter() - split_began
+        split_events = total + args.events  # and the warm-up's
+        store.complete(job.id, "bench")
         with store.engine.connect() as conn:
             import sqlalchemy as sa
 
@@ -134,7 +162,9 @@ def main() -> None:
           f"non-200 answers: {len(failures)}")
     print(f"  answer latency: p50 {statistics.median(ms):.1f} ms, p99 {p99:.1f} ms, "
           f"max {ms[-1]:.1f} ms")
-    print(f"  stored events: {stored}, queued jobs: {jobs}")
+    print(f"  split into events afterwards: {split_events / split:,.0f} events/s "
+          f"({split:.2f} s); stored events: {stored} (with {args.events} of the warm-up), "
+          f"queued object jobs: {jobs}")
 
 
 if __name__ == "__main__":
