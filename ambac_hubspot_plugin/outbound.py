@@ -703,10 +703,11 @@ def handle_outbound_job(job: Job, *, store: SqlStateStore, worker_id: str,
     """The job handler of every outbound kind: claim more due outbound jobs and push them all.
 
     ``job`` is the one the queue runner claimed (it completes or fails it from what this
-    raises); the others are claimed here with the same worker id, so they hold the same kind
-    of lease, and are completed or failed here one by one. Jobs are pushed in id order.
+    raises); the others are claimed here with the same worker id, their leases are kept fresh
+    while the push runs (:func:`~.store.keep_leases`), and they are completed or failed here
+    one by one. Jobs are pushed in id order.
     """
-    from .store import LeaseLostError
+    from .store import LeaseLostError, keep_leases
 
     jobs = [job]
     while len(jobs) < max_jobs:
@@ -718,16 +719,17 @@ def handle_outbound_job(job: Job, *, store: SqlStateStore, worker_id: str,
     for item in jobs:
         by_tenant[item.tenant_id].append(item)
     outcomes: Outcomes = {}
-    for tenant_id, tenant_jobs in by_tenant.items():
-        try:
-            engine = engine_for(tenant_id)
-        except Exception as exc:  # not enabled here, bad settings: retry later, with backoff
-            outcomes.update({j.id: f"{type(exc).__name__}: {exc}" for j in tenant_jobs})
-            continue
-        try:
-            outcomes.update(engine.push(tenant_jobs))
-        except Exception as exc:  # the claimed jobs retry with backoff instead of waiting for their leases
-            outcomes.update({j.id: f"{type(exc).__name__}: {exc}" for j in tenant_jobs})
+    with keep_leases(store, jobs[1:], worker_id):  # the runner keeps the first job's lease
+        for tenant_id, tenant_jobs in by_tenant.items():
+            try:
+                engine = engine_for(tenant_id)
+            except Exception as exc:  # not enabled here, bad settings: retry later, with backoff
+                outcomes.update({j.id: f"{type(exc).__name__}: {exc}" for j in tenant_jobs})
+                continue
+            try:
+                outcomes.update(engine.push(tenant_jobs))
+            except Exception as exc:  # the claimed jobs retry with backoff instead of waiting for their leases
+                outcomes.update({j.id: f"{type(exc).__name__}: {exc}" for j in tenant_jobs})
     for item in jobs[1:]:
         error = outcomes.get(item.id)
         try:

@@ -28,6 +28,7 @@ from ambac_hubspot_plugin.store import (
     QueueRunner,
     create_store_engine,
     current_revision,
+    keep_leases,
     migrate,
     open_store,
     utc_now,
@@ -346,6 +347,19 @@ def test_extend_lease_keeps_the_job_from_other_workers(store: Any, clock: FakeCl
     assert store.claim("w2") == []
 
 
+def test_extend_leases_moves_the_held_ones_and_names_the_rest(store: Any,
+                                                              clock: FakeClock) -> None:
+    """Many leases are extended at once; jobs the worker no longer holds are named, untouched."""
+    ids = [store.enqueue(1, "k", {}) for _ in range(3)]
+    store.claim("w1", lease=MINUTE, limit=3)
+    store.complete(ids[2], "w1")
+    clock.advance(timedelta(seconds=50))
+    assert store.extend_leases([*ids, 999], "w1", MINUTE) == {ids[2], 999}
+    clock.advance(timedelta(seconds=50))
+    assert store.claim("w2", limit=3) == []
+    assert store.get_job(ids[0]).lease_expires_at == clock() + timedelta(seconds=10)
+
+
 def test_crash_on_the_last_attempt_dead_letters_the_job(store: Any, clock: FakeClock) -> None:
     """A job whose worker died on its last attempt is dead-lettered, not run forever."""
     job_id = store.enqueue(1, "k", {}, max_attempts=1)
@@ -498,6 +512,32 @@ def test_handler_longer_than_its_lease_keeps_the_job(store_url: str) -> None:
         counts = QueueRunner(queue, {"long": long}, lease=timedelta(milliseconds=300)).drain()
         assert stolen == [[]]
         assert (counts.succeeded, counts.lost) == (1, 0)
+    finally:
+        queue.close()
+
+
+def test_jobs_a_handler_claims_itself_keep_their_leases(store_url: str) -> None:
+    """keep_leases extends the leases of jobs a handler claimed besides the runner's, so no
+    other worker takes them while the handler runs; afterwards they expire as usual."""
+    queue = open_store(store_url, clock=utc_now)
+    lease = timedelta(milliseconds=300)
+    stolen: list[list[Job]] = []
+
+    def batch(job: Job) -> None:
+        extra = queue.claim(job.lease_owner or "", kinds=["batch"], limit=5, lease=lease)
+        with keep_leases(queue, extra, job.lease_owner or "", lease):
+            time.sleep(1.0)  # more than three leases
+            stolen.append(queue.claim("thief", lease=timedelta(seconds=5), limit=5))
+        for other in extra:
+            queue.complete(other.id, job.lease_owner or "")
+
+    try:
+        for _ in range(4):
+            queue.enqueue(1, "batch", {})
+        counts = QueueRunner(queue, {"batch": batch}, lease=lease).drain()
+        assert stolen == [[]]
+        assert (counts.claimed, counts.succeeded, counts.lost) == (1, 1, 0)
+        assert queue.depths(1) == {}
     finally:
         queue.close()
 

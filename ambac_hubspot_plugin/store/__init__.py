@@ -47,7 +47,7 @@ from ._ports import (
 if TYPE_CHECKING:
     from ._engine import HEAD, create_store_engine, current_revision, migrate, redact
     from ._queue import DEFAULT_LEASE, Backoff
-    from ._runner import DrainCounts, QueueRunner
+    from ._runner import DrainCounts, QueueRunner, keep_leases
     from ._store import SqlStateStore, open_store
 
 __all__ = [
@@ -84,6 +84,7 @@ __all__ = [
     "WebhookRefusalStats",
     "create_store_engine",
     "current_revision",
+    "keep_leases",
     "migrate",
     "open_store",
     "redact",
@@ -94,7 +95,7 @@ _LAZY = {
     "HEAD": "_engine", "create_store_engine": "_engine", "current_revision": "_engine",
     "migrate": "_engine", "redact": "_engine",
     "DEFAULT_LEASE": "_queue", "Backoff": "_queue",
-    "DrainCounts": "_runner", "QueueRunner": "_runner",
+    "DrainCounts": "_runner", "QueueRunner": "_runner", "keep_leases": "_runner",
     "SqlStateStore": "_store", "open_store": "_store",
 }
 

@@ -262,6 +262,9 @@ class JobQueue(Protocol):
 
     def extend_lease(self, job_id: int, worker_id: str, lease: timedelta) -> datetime: ...
 
+    def extend_leases(self, job_ids: Collection[int], worker_id: str,
+                      lease: timedelta) -> set[int]: ...
+
     def get_job(self, job_id: int) -> Job | None: ...
 
     def dead_letters(self, tenant_id: int, *, kind: str | None = None,

@@ -241,6 +241,22 @@ class SqlJobQueue:
             raise LeaseLostError(job_id, worker_id)
         return expires
 
+    def extend_leases(self, job_ids: Collection[int], worker_id: str,
+                      lease: timedelta) -> set[int]:
+        """:meth:`extend_lease` for many jobs in one transaction; returns the ids of those
+        ``worker_id`` no longer holds (their leases are left alone)."""
+        expires = self._clock() + lease
+        ids = sorted(set(job_ids))
+        held: set[int] = set()
+        with self._engine.begin() as conn:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                mine = sa.and_(jobs.c.id.in_(chunk), jobs.c.state == JobState.RUNNING.value,
+                               jobs.c.lease_owner == worker_id)
+                held.update(conn.execute(sa.update(jobs).where(mine).values(
+                    lease_expires_at=expires).returning(jobs.c.id)).scalars())
+        return set(ids) - held
+
     def get_job(self, job_id: int) -> Job | None:
         """One queued job (pending, running or dead), or None once completed."""
         with self._engine.connect() as conn:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
 import socket
 import threading
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import datetime, timedelta
 
 import attrs
@@ -15,7 +16,7 @@ import attrs
 from ._ports import Job, JobQueue, JobState, LeaseLostError, utc_now
 from ._queue import DEFAULT_LEASE
 
-__all__ = ["DrainCounts", "QueueRunner", "default_worker_id"]
+__all__ = ["DrainCounts", "QueueRunner", "default_worker_id", "keep_leases"]
 
 _log = logging.getLogger(__name__)
 
@@ -40,35 +41,45 @@ class DrainCounts:
 
 
 class _LeaseKeeper:
-    """Extends a job's lease every third of it while its handler runs.
+    """Extends the leases of jobs every third of the lease while their handler runs.
 
     This is what lets a handler run longer than the lease: as long as the process lives the
-    lease stays fresh; when the process dies, the lease runs out and the job comes back.
+    leases stay fresh; when the process dies, they run out and the jobs come back. A job whose
+    lease another worker took over is dropped from the set.
     """
 
-    def __init__(self, queue: JobQueue, job: Job, worker_id: str, lease: timedelta) -> None:
-        self._queue, self._job, self._worker, self._lease = queue, job, worker_id, lease
+    def __init__(self, queue: JobQueue, job_ids: Collection[int], worker_id: str,
+                 lease: timedelta) -> None:
+        self._queue, self._ids, self._worker, self._lease = queue, set(job_ids), worker_id, lease
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True,
-                                        name=f"hubspot-lease-{job.id}")
+                                        name=f"hubspot-lease-{min(self._ids, default=0)}")
 
     def _run(self) -> None:
         interval = max(self._lease.total_seconds() / 3, 0.05)
-        while not self._done.wait(interval):
+        while self._ids and not self._done.wait(interval):
             try:
-                self._queue.extend_lease(self._job.id, self._worker, self._lease)
-            except LeaseLostError:
-                return
-            except Exception as exc:  # a database hiccup: keep trying until the job ends
-                _log.warning("extending the lease of job %s failed: %s", self._job.id, exc)
+                self._ids -= self._queue.extend_leases(self._ids, self._worker, self._lease)
+            except Exception as exc:  # a database hiccup: keep trying until the jobs end
+                _log.warning("extending the leases of jobs %s failed: %s", sorted(self._ids)[:5],
+                             exc)
 
     def __enter__(self) -> _LeaseKeeper:
-        self._thread.start()
+        if self._ids:
+            self._thread.start()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self._done.set()
-        self._thread.join()
+        if self._thread.is_alive():
+            self._thread.join()
+
+
+def keep_leases(queue: JobQueue, jobs: Iterable[Job], worker_id: str,
+                lease: timedelta = DEFAULT_LEASE) -> contextlib.AbstractContextManager[object]:
+    """Keep the leases of jobs a handler claimed itself (besides the runner's job) fresh
+    while the ``with`` block runs, as the runner does for the job it hands over."""
+    return _LeaseKeeper(queue, [job.id for job in jobs], worker_id, lease)
 
 
 class QueueRunner:
@@ -108,7 +119,7 @@ class QueueRunner:
                      f"{known}); install the plugin that provides it, then replay the job")
         else:
             try:
-                with _LeaseKeeper(self._queue, job, self.worker_id, self._lease):
+                with _LeaseKeeper(self._queue, [job.id], self.worker_id, self._lease):
                     handler(job)
             except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}"
