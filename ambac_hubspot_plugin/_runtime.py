@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from ._clock import Clock
 from .errors import ConfigError
 from .host import HostServices, HttpRequest, HttpResponse, HttpRoute, PeriodicTask
 
@@ -32,7 +33,6 @@ __all__ = ["EnableReport", "Runtime", "store_status"]
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 JobHandler = Callable[["Job"], None]
 
 STORE_FILE = "hubspot.sqlite3"

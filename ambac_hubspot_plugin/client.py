@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol, Union, runtime_checkable
 import attrs
 import cattrs
 
+from ._clock import utc_now
 from ._ratelimit import TIER_BURST_PER_10S, RateBudget, RateLimiter, budget_for_tier
 from ._retry import RetryPolicy
 from .errors import ConfigError
@@ -59,11 +60,6 @@ __all__ = [
 ]
 
 Properties = Mapping[str, Union[str, None]]  # noqa: UP007  # a runtime alias; | needs 3.10 objects
-
-
-def utc_now() -> datetime:
-    """The default clock: the current time, tz-aware UTC."""
-    return datetime.now(UTC)
 
 
 def parse_timestamp(value: object) -> datetime | None:

@@ -38,6 +38,7 @@ import attrs
 import pluggy
 
 from . import host as contract
+from ._clock import utc_now
 from .errors import HostRecordError
 from .host import (
     COMPANY_NAME_MAX,
@@ -188,10 +189,6 @@ class TaskRun:
     name: str
     started_at: datetime
     error: str | None = None
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _to_utc(moment: datetime, what: str) -> datetime:
@@ -1038,7 +1035,7 @@ class ReferenceHost:
         *,
         load_entrypoints: bool = True,
         plugins: Iterable[object] = (),
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = utc_now,
         mount_prefix: str = DEFAULT_MOUNT_PREFIX,
     ) -> None:
         self.data_dir = Path(data_dir)

@@ -36,6 +36,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 import attrs
 
+from ._clock import Clock, utc_now
 from ._signatures import verify_signature
 from .errors import HubSpotIntegrationError, WebhookSignatureError
 from .store import Inbox, JobQueue  # the ports only: no SQLAlchemy
@@ -78,12 +79,7 @@ INBOX_JOB_KIND = "webhook.inbox"
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 ROUTE_PATH = "hubspot/webhooks/{tenant_id}"
 
-Clock = Callable[[], datetime]
 Answer = tuple[int, dict[str, str], bytes]
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class WebhookPayloadError(HubSpotIntegrationError, ValueError):
@@ -387,7 +383,7 @@ class WebhookReceiver:
     :param max_attempts: attempts of the queued ``webhook.inbox`` jobs (None: the store's).
     """
 
-    def __init__(self, resolve: Resolver, *, clock: Clock = _utc_now,
+    def __init__(self, resolve: Resolver, *, clock: Clock = utc_now,
                  max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, refusal_log_per_minute: int = 10,
                  max_attempts: int | None = None) -> None:
         if max_body_bytes < 1:

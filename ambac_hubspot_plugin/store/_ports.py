@@ -8,11 +8,12 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Callable, Collection, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
+from .._clock import utc_now
 from ..errors import StoreError
 
 __all__ = [
@@ -43,11 +44,6 @@ __all__ = [
     "WebhookRefusalStats",
     "utc_now",
 ]
-
-
-def utc_now() -> datetime:
-    """The default clock: now, tz-aware UTC."""
-    return datetime.now(UTC)
 
 
 class LinkConflictError(StoreError):

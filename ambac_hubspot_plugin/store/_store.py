@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable, Collection, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -13,6 +13,7 @@ from alembic.util import CommandError
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
+from .._clock import Clock
 from ..errors import StoreError
 from ._conflicts import SqlConflictMixin
 from ._engine import HEAD, SETTING, create_store_engine, migrate, redact
@@ -33,7 +34,6 @@ from ._schema import checkpoints, integration_log, links, sync_runs
 
 __all__ = ["Clock", "SqlStateStore", "open_store"]
 
-Clock = Callable[[], datetime]
 
 
 def _dumps(value: Mapping[str, Any]) -> str:
