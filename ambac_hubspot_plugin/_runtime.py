@@ -286,6 +286,12 @@ class Runtime:
         self.schedule_due_syncs()
         ran = self.drain(deadline=deadline)
         run_alerts(self)
+        try:
+            # Refusals flood protection held back in memory reach the counters at least
+            # once a tick, not only with the next refusal that is logged.
+            self.webhooks.flush_refusal_counts()
+        except Exception:
+            log.warning("could not write held-back webhook refusal counts", exc_info=True)
         return ran
 
     def start_worker(self, poll_seconds: float = 5.0) -> None:

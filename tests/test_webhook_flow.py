@@ -172,3 +172,23 @@ def test_the_same_value_set_again_later_by_a_person_is_not_an_echo(live):
     assert check(live.tenant, "deal", deal, "ambac_order_status", "In progress", now)
     assert not check(live.tenant, "deal", deal, "ambac_order_status", "In progress", now + timedelta(hours=1))
     assert not check(live.tenant, "deal", deal, "ambac_order_status", "Completed", now)
+
+
+def test_refusals_held_back_by_flood_protection_are_counted_at_the_next_tick(live):
+    """Refusals over the per-minute log budget are counted in memory; the worker's tick writes
+    them to the counters even when no further refusal comes to carry them."""
+    import http.client
+
+    port = int(live.runtime.settings_for(live.tenant).public_base_url.rsplit(":", 1)[1])
+    for _ in range(15):  # 10 are logged per minute and reason; 5 are held back
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("POST", f"/integrations/hubspot/webhooks/{live.tenant}", body=b"[]",
+                     headers={"Content-Type": "application/json"})
+        assert conn.getresponse().status == 401
+        conn.close()
+    store = live.runtime.store_for(live.tenant)
+    [before] = store.webhook_refusal_stats(live.tenant)
+    assert (before.refused, before.suppressed) == (10, 0)
+    live.runtime.tick()
+    [after] = store.webhook_refusal_stats(live.tenant)
+    assert (after.refused, after.suppressed) == (15, 5)
