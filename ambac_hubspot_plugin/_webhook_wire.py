@@ -15,19 +15,21 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
-__all__ = ["BATCH", "MAX_EVENTS", "WireEvent"]
+__all__ = ["BATCH", "DECODE_ERROR", "MAX_EVENTS", "WireEvent"]
 
 MAX_EVENTS = 1000
 MAX_TEXT = 255
 MAX_INT = 2**63 - 1
 # occurredAt must be a plausible epoch-milliseconds value (2000-01-01 .. 9999-12-31).
 MIN_MS, MAX_MS = 946_684_800_000, 253_402_300_799_999
-SUBSCRIPTION_PATTERN = r"^[a-z][a-z0-9_]{0,31}\.[A-Za-z][A-Za-z_]{0,31}$"
+# msgspec searches a pattern, and $ would also match before a final newline: \A and \Z.
+SUBSCRIPTION_PATTERN = r"\A[a-z][a-z0-9_]{0,31}\.[A-Za-z][A-Za-z_]{0,31}\Z"
 
 Count = Annotated[int, Meta(ge=0, le=MAX_INT)]
-Id = Annotated[int, Meta(ge=1, le=MAX_INT)] | Annotated[str, Meta(pattern="^[0-9]{1,20}$")]
+Id = Annotated[int, Meta(ge=1, le=MAX_INT)] | Annotated[str, Meta(pattern=r"\A[0-9]{1,20}\Z")]
 Text = Annotated[str, Meta(max_length=MAX_TEXT)]
-Subscription = Annotated[str, Meta(pattern=SUBSCRIPTION_PATTERN)]
+# At most 64 characters: the inbox's subscription_type column.
+Subscription = Annotated[str, Meta(pattern=SUBSCRIPTION_PATTERN, max_length=64)]
 
 
 class WireEvent(msgspec.Struct, rename="camel", frozen=True):
@@ -55,3 +57,7 @@ class WireEvent(msgspec.Struct, rename="camel", frozen=True):
 BATCH: Any = msgspec.json.Decoder(
     Annotated[list[WireEvent], Meta(min_length=1, max_length=MAX_EVENTS)])
 """Decodes and validates a whole delivery body."""
+
+DECODE_ERROR = msgspec.DecodeError
+"""What :data:`BATCH` raises for a body that is not valid JSON or not a valid batch
+(``msgspec.ValidationError`` is a subclass)."""

@@ -383,8 +383,10 @@ class Admin:
         self.require(user, MANAGE_INTEGRATIONS, "Replaying dead letters")
         store = self.runtime.store_for(self.tenant_id)
         replayed = store.replay_all(self.tenant_id, kind)
-        retried = (store.retry_unreadable_webhook_batches(self.tenant_id, job_kind=INBOX_JOB_KIND)
-                   if kind in (None, INBOX_JOB_KIND) else 0)
+        retried = (store.retry_unreadable_webhook_batches(
+            self.tenant_id, job_kind=INBOX_JOB_KIND,
+            max_attempts=self.runtime.webhooks.max_attempts) if kind in (None, INBOX_JOB_KIND)
+            else 0)
         return {"replayed": replayed, "webhook_deliveries": retried}
 
     def resolve_conflict(self, user: User | None, conflict_id: int, choice: str,

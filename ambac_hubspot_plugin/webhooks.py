@@ -168,7 +168,13 @@ def _payload_error(exc: Exception, path: str) -> WebhookPayloadError:
     match = _AT.match(text)
     where, what = (path + match.group(2), match.group(1)) if match else (path, text)
     missing = _MISSING.match(what)
-    return WebhookPayloadError(where, f"lacks {missing.group(1)}" if missing else what)
+    if missing:
+        what = f"lacks {missing.group(1)}"
+    elif "matching regex" in what and "[0-9]{1,20}" in what:
+        what = "must be an id: a number, or a string of 1 to 20 digits"
+    elif "matching regex" in what and "[a-z0-9_]{0,31}" in what:
+        what = "must be a subscription type like 'deal.propertyChange'"
+    return WebhookPayloadError(where, what)
 
 
 def _checked(wire: Any, path: str) -> Any:
@@ -222,13 +228,13 @@ def check_batch(body: bytes) -> list[Any]:
 
     :raises WebhookPayloadError: saying what was wrong and where (``body[3]: lacks objectId``).
     """
-    from ._webhook_wire import BATCH
+    from ._webhook_wire import BATCH, DECODE_ERROR
 
     try:
         events: list[Any] = BATCH.decode(body)
     except RecursionError:  # deep arrays in a field the schema skips: a 400, never a 503
         raise WebhookPayloadError("body", "is nested too deeply for a batch of events") from None
-    except Exception as exc:  # msgspec's errors, and UnicodeDecodeError: the sender's fault
+    except (DECODE_ERROR, UnicodeDecodeError) as exc:  # the sender's fault: 400, not retried
         raise _batch_error(body, exc) from None
     for n, event in enumerate(events):
         _checked(event, f"body[{n}]")
@@ -380,7 +386,8 @@ class WebhookReceiver:
     :param clock: tz-aware UTC now, for v3 timestamps and refusal windows.
     :param max_body_bytes: larger bodies are refused with 413 (by Content-Length first).
     :param refusal_log_per_minute: refusal log lines per tenant and reason per minute.
-    :param max_attempts: attempts of the queued ``webhook.inbox`` jobs (None: the store's).
+    :param max_attempts: attempts of the queued ``webhook.inbox`` jobs (None: the store's);
+        also :attr:`max_attempts`.
     """
 
     def __init__(self, resolve: Resolver, *, clock: Clock = utc_now,
@@ -391,7 +398,7 @@ class WebhookReceiver:
         self._resolve = resolve
         self._clock = clock
         self.max_body_bytes = max_body_bytes
-        self._max_attempts = max_attempts
+        self.max_attempts = max_attempts
         self._gate = _RefusalGate(refusal_log_per_minute, timedelta(minutes=1), clock)
 
     # ---- entry points ------------------------------------------------------------------------
@@ -493,7 +500,7 @@ class WebhookReceiver:
         target.inbox.receive_webhook_batch(
             target.tenant_id, target.portal_id, body, events=len(events),
             latest_occurred_ms=max(e.occurred_at for e in events), job_kind=INBOX_JOB_KIND,
-            max_attempts=self._max_attempts)
+            max_attempts=self.max_attempts)
         return _json(200, {"received": len(events)})
 
     def _refuse(self, target: WebhookTarget | None, status: int, reason: str,
@@ -729,17 +736,19 @@ class InboxQueue(Inbox, JobQueue, Protocol):
 class WebhookInboxSplitter:
     """The ``webhook.inbox`` job handler: splits a tenant's stored deliveries into events.
 
-    Each round takes up to ``per_round`` deliveries, oldest first, and in one transaction
-    stores their events once (see :func:`dedupe_key`), queues a ``webhook.object`` job per
-    object that got new events and deletes the deliveries. After ``rounds`` rounds with
+    Each round takes the oldest deliveries (up to ``per_round`` of them and about 100 events)
+    and in one transaction stores their events once (see :func:`dedupe_key`), queues a
+    ``webhook.object`` job per object that got new events and deletes the deliveries. After
+    ``rounds`` rounds with
     deliveries still waiting it queues its own follow-up and returns, so one tenant's flood
     cannot hold a worker (or outlive a lease) indefinitely.
 
-    :param max_attempts: attempts of the ``webhook.object`` jobs it queues (None: the store's).
+    :param max_attempts: attempts of the jobs it queues, ``webhook.object`` and its own
+        follow-up (None: the store's).
     """
 
     def __init__(self, inbox_for: Callable[[int], InboxQueue], *,
-                 max_attempts: int | None = None, per_round: int = 50, rounds: int = 20) -> None:
+                 max_attempts: int | None = None, per_round: int = 50, rounds: int = 200) -> None:
         self._inbox_for = inbox_for
         self._max_attempts = max_attempts
         self._per_round, self._rounds = per_round, rounds
@@ -755,7 +764,8 @@ class WebhookInboxSplitter:
                 return
         from .store import INBOX_JOB_KEY
 
-        inbox.enqueue(job.tenant_id, INBOX_JOB_KIND, {}, dedupe_key=INBOX_JOB_KEY)
+        inbox.enqueue(job.tenant_id, INBOX_JOB_KIND, {}, dedupe_key=INBOX_JOB_KEY,
+                      max_attempts=self._max_attempts)
 
 
 def _batch_drafts(body: bytes) -> list[InboxEventDraft]:

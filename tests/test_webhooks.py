@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 import sqlalchemy as sa
 
@@ -35,10 +36,12 @@ from ambac_hubspot_plugin.webhooks import (
     EventApplier,
     WebhookEvent,
     WebhookInboxSplitter,
+    WebhookPayloadError,
     WebhookProcessor,
     WebhookReceiver,
     WebhookTarget,
     _drafts,
+    check_batch,
     make_wsgi_server,
     order_events,
     parse_batch,
@@ -493,9 +496,14 @@ class HeldWrites:
 
 
 def receive(store: SqlStateStore, body: Any) -> int:
-    """What the receiver does with a verified, valid ``body``."""
-    return store.receive_webhook_batch(TENANT, PORTAL, body, events=1, latest_occurred_ms=T0,
-                                       job_kind=INBOX_JOB_KIND)
+    """What the receiver does with a verified ``body`` (one that is not a valid batch counts
+    as one event: the tests store such bodies to see the split keep them)."""
+    try:
+        events = len(check_batch(body))
+    except (WebhookPayloadError, TypeError):
+        events = 1
+    return store.receive_webhook_batch(TENANT, PORTAL, body, events=events,
+                                       latest_occurred_ms=T0, job_kind=INBOX_JOB_KIND)
 
 
 def receive_concurrently(store: SqlStateStore, first: bytes, rest: list[Any],
@@ -840,7 +848,7 @@ def test_an_unreadable_stored_delivery_is_kept_and_logged_and_the_rest_split(
         [(kept_id, error)] = conn.execute(sa.text(
             "SELECT id, error FROM hubspot_webhook_batches")).all()
     assert kept_id == bad and "body[0]: lacks objectId" in error
-    assert harness.drain() == 0  # kept, not retried forever
+    assert (harness.split(), harness.jobs()) == (0, 0)  # kept, not retried forever
 
 
 def test_a_long_backlog_is_split_in_rounds_with_a_follow_up_job(store: SqlStateStore) -> None:
@@ -867,7 +875,8 @@ def test_migration_0006_refuses_to_downgrade_over_waiting_deliveries(store_url: 
     store = open_store(store_url)
     try:
         receive(store, body_of(event(1)))
-        with (pytest.raises(RuntimeError, match="1 webhook deliveries are not processed yet"),
+        with (pytest.raises(RuntimeError, match="1 webhook deliveries are not processed yet "
+                                                "and 0 could not be read"),
               store.engine.connect() as conn, conn.begin()):
             command.downgrade(_alembic_config(conn), "0005")
         assert Harness(store).drain() == 1
@@ -891,8 +900,58 @@ def test_status_shows_waiting_and_unreadable_deliveries(harness: Harness) -> Non
     harness.split()
     receive(harness.store, body_of(event(1), event(2)))
     health = _webhook_health(harness.store, TENANT, settings, datetime.now(UTC))
-    assert health["waiting"]["deliveries"] == 1 and health["waiting"]["oldest_received_at"]
+    assert health["waiting"]["deliveries"] == 1 and health["waiting"]["events"] == 2
+    assert health["waiting"]["oldest_received_at"]
     assert health["unreadable_deliveries"] == 1
     harness.split()
     health = _webhook_health(harness.store, TENANT, settings, datetime.now(UTC))
     assert health["waiting"] == {"deliveries": 0, "events": 0, "oldest_received_at": None}
+
+
+def test_a_delivery_the_database_refuses_at_the_split_is_kept_and_the_rest_split(
+        harness: Harness) -> None:
+    """When the database refuses a value of one delivery (here a NOT NULL), the round is
+    halved until that delivery is alone; it is kept as unreadable with the database's reason
+    and the others are split: one bad delivery never blocks a tenant's intake."""
+    store = harness.store
+    ids = [receive(store, body_of(event(n))) for n in range(1, 6)]
+
+    def drafts_of(body: bytes) -> list[InboxEventDraft]:
+        drafts = _drafts(parse_batch(body))
+        if b'"objectId":3,' in body:
+            return [attrs.evolve(draft, payload=None) for draft in drafts]
+        return drafts
+
+    done = store.expand_webhook_batches(TENANT, drafts_of, job_kind=JOB_KIND)
+    assert sorted(batch for batch, _r in done.receipts) == [ids[0], ids[1], ids[3], ids[4]]
+    assert (done.unreadable, done.more) == (1, False)
+    assert (harness.rows(), store.webhook_backlog(TENANT).unreadable) == (4, 1)
+    [entry] = store.read_log(TENANT, what="webhook.unreadable").entries
+    assert entry.record == f"webhook-batch:{ids[2]}"
+    assert "the database refused a value" in entry.message
+
+
+def test_a_split_round_is_bounded_by_events_and_parses_outside_the_write(
+        harness: Harness) -> None:
+    """A round takes about 100 events at most (but at least one delivery, however big), and
+    parses the bodies before it takes the write lock, so a delivery received meanwhile is not
+    held up."""
+    store = harness.store
+    receive(store, body_of(*[event(n) for n in range(1, 1001)]))
+    for k in range(1, 9):
+        receive(store, body_of(*[event(k * 1000 + n) for n in range(1, 31)]))
+    received_while_parsing: list[int] = []
+
+    def drafts_of(body: bytes) -> list[InboxEventDraft]:
+        if not received_while_parsing:  # a receiver on another thread, while we parse
+            done = threading.Event()
+            threading.Thread(target=lambda: (received_while_parsing.append(
+                receive(store, body_of(event(99_999)))), done.set())).start()
+            assert done.wait(10), "the receiver waited for the split's parsing"
+        return _drafts(parse_batch(body))
+
+    first = store.expand_webhook_batches(TENANT, drafts_of, job_kind=JOB_KIND)
+    assert (first.batches, first.accepted, first.more) == (1, 1000, True)
+    assert received_while_parsing
+    second = store.expand_webhook_batches(TENANT, drafts_of, job_kind=JOB_KIND)
+    assert (second.batches, second.accepted, second.more) == (3, 90, True)

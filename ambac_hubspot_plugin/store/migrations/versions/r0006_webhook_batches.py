@@ -39,9 +39,15 @@ def upgrade() -> None:
 def downgrade() -> None:
     # Deliveries not split yet would be lost with the table: refuse rather than drop them.
     bind = op.get_bind()
-    waiting = bind.execute(sa.text("SELECT count(*) FROM hubspot_webhook_batches")).scalar()
-    if waiting:
-        raise RuntimeError(f"{waiting} webhook deliveries are not processed yet; run the "
-                           "worker until hubspot_webhook_batches is empty, then downgrade")
+    waiting, unreadable = bind.execute(sa.text(
+        "SELECT count(*) - count(error), count(error) FROM hubspot_webhook_batches")).one()
+    if waiting or unreadable:
+        raise RuntimeError(
+            f"{waiting} webhook deliveries are not processed yet and {unreadable} could not be "
+            "read (the integration log's webhook.unreadable entries say why); run the worker "
+            "until the first number is 0, then replay or delete the unreadable rows of "
+            "hubspot_webhook_batches, then downgrade")
+    # Their kind means nothing to older versions, which would leave them queued forever.
+    op.execute(sa.text("DELETE FROM hubspot_jobs WHERE kind = 'webhook.inbox'"))
     op.drop_index("ix_hubspot_webhook_batches_tenant", table_name="hubspot_webhook_batches")
     op.drop_table("hubspot_webhook_batches")
