@@ -10,7 +10,12 @@ p50/p99/max. Targets: at least 5,000 events/s; p99 under 50 ms.
 The receiver stores each delivery whole; splitting deliveries into deduplicated events and
 per-object jobs is the ``webhook.inbox`` job's work. After the senders are done, the benchmark
 runs that job over the whole backlog and prints its rate too: the rate the worker can sustain,
-which acknowledging faster than for a long time only turns into a backlog.
+which acknowledging faster than for a long time only turns into a backlog. With
+``--split thread``, a worker thread in the receiver's process (as the plugin's background
+worker is) splits deliveries while they arrive, sharing the interpreter and the SQLite writer
+with the receiver; with ``--split process``, a worker process does (as a host running the
+work in its own worker processes does), sharing only the SQLite file. The figures then include
+that contention.
 
 By default each sender posts its next batch as soon as the previous one is answered (closed
 loop): the receiver is saturated, and by Little's law the latency is then ``senders /
@@ -86,6 +91,27 @@ def _send(port: int, url: str, bodies: list[bytes], start: Any, results: Any,
     results.put((latencies, failures))
 
 
+def _split_all(store: Any, intake_done: Any) -> None:
+    """Run the webhook.inbox jobs until the intake is done and none is left; ``store`` is a
+    store, or the URL of one to open (in a worker process)."""
+    own = isinstance(store, str)
+    if own:
+        store = open_store(store)
+    splitter = WebhookInboxSplitter(lambda _tenant: store, rounds=10**9)
+    try:
+        while True:
+            done = intake_done.is_set()  # read first: a last pass after the intake ended
+            for job in store.claim("bench", kinds=[INBOX_JOB_KIND]):
+                splitter.handle_job(job)
+                store.complete(job.id, "bench")
+            if done:
+                return
+            time.sleep(0.005)
+    finally:
+        if own:
+            store.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--senders", type=int, default=10)
@@ -93,11 +119,15 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100, help="per batch")
     parser.add_argument("--rate", type=float, default=0,
                         help="offered events/s over all senders (0: closed loop)")
+    parser.add_argument("--split", choices=["after", "thread", "process"], default="after",
+                        help="when the webhook.inbox split runs: after the intake (default), or "
+                             "during it in a worker thread or a worker process")
     args = parser.parse_args()
     # Per sender: one batch every `interval` s; senders are spread evenly within it.
     interval = args.senders * args.events / args.rate if args.rate else 0.0
     with tempfile.TemporaryDirectory() as tmp:
-        store = open_store(f"sqlite:///{Path(tmp) / 'bench.sqlite3'}")
+        store_url = f"sqlite:///{Path(tmp) / 'bench.sqlite3'}"
+        store = open_store(store_url)
         target = WebhookTarget(TENANT, PORTAL, Secret(SECRET), store)
         receiver = WebhookReceiver(lambda key: target if key == str(TENANT) else None)
         server = make_wsgi_server(receiver.wsgi_app())
@@ -124,8 +154,15 @@ def main() -> None:
         senders = [ctx.Process(target=_send, args=(port, url, mine, start, results, interval,
                                                    interval * n / args.senders))
                    for n, mine in enumerate(bodies)]
+        ctx_events = ctx if args.split == "process" else threading
+        intake_done = ctx_events.Event()
+        runs_as = ctx.Process if args.split == "process" else threading.Thread
+        worker = runs_as(target=_split_all, args=(store_url if args.split == "process" else store,
+                                                  intake_done), daemon=True)
         for sender in senders:
             sender.start()
+        if args.split != "after":
+            worker.start()
         start.wait()
         began = time.perf_counter()
         latencies: list[float] = []
@@ -140,13 +177,13 @@ def main() -> None:
         server.shutdown()
         server.server_close()
         total = args.senders * args.batches * args.events
-        splitter = WebhookInboxSplitter(lambda _tenant: store, rounds=10**9)
-        [job] = store.claim("bench", kinds=[INBOX_JOB_KIND])
+        intake_done.set()
         split_began = time.perf_counter()
-        splitter.handle_job(job)
+        if args.split == "after":
+            worker.start()
+        worker.join()
         split = time.perf_counter() - split_began
         split_events = total + args.events  # and the warm-up's
-        store.complete(job.id, "bench")
         with store.engine.connect() as conn:
             import sqlalchemy as sa
 
@@ -162,9 +199,14 @@ def main() -> None:
           f"non-200 answers: {len(failures)}")
     print(f"  answer latency: p50 {statistics.median(ms):.1f} ms, p99 {p99:.1f} ms, "
           f"max {ms[-1]:.1f} ms")
-    print(f"  split into events afterwards: {split_events / split:,.0f} events/s "
-          f"({split:.2f} s); stored events: {stored} (with {args.events} of the warm-up), "
-          f"queued object jobs: {jobs}")
+    if args.split != "after":
+        print(f"  split during the intake in a worker {args.split}; what was left took "
+              f"{split:.2f} s afterwards")
+    else:
+        print(f"  split into events afterwards: {split_events / split:,.0f} events/s "
+              f"({split:.2f} s)")
+    print(f"  stored events: {stored} (with {args.events} of the warm-up), queued object "
+          f"jobs: {jobs}")
 
 
 if __name__ == "__main__":
