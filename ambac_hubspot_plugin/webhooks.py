@@ -22,6 +22,7 @@ See ``docs/webhooks.md``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -740,9 +741,8 @@ class WebhookInboxSplitter:
     Each round takes the oldest deliveries (up to ``per_round`` of them and about 100 events)
     and in one transaction stores their events once (see :func:`dedupe_key`), queues a
     ``webhook.object`` job per object that got new events and deletes the deliveries. After
-    ``rounds`` rounds with
-    deliveries still waiting it queues its own follow-up and returns, so one tenant's flood
-    cannot hold a worker (or outlive a lease) indefinitely.
+    ``rounds`` rounds with deliveries still waiting it queues its own follow-up and returns,
+    so one tenant's flood cannot hold a worker (or outlive a lease) indefinitely.
 
     It also makes way for the receiver: when they share a process (the plugin's background
     worker), the interpreter passes from a busy thread to a waiting one only every 5 ms, and a
@@ -766,10 +766,11 @@ class WebhookInboxSplitter:
     def handle_job(self, job: Job) -> None:
         """Split the job's tenant's deliveries; raise (the job retries) on failure."""
         inbox = self._inbox_for(job.tenant_id)
+        drafts_of = functools.partial(_split_drafts, pause=self._pause)
         for _ in range(self._rounds):
             done = inbox.expand_webhook_batches(
-                job.tenant_id, self._drafts_of, job_kind=JOB_KIND,
-                max_attempts=self._max_attempts, limit=self._per_round)
+                job.tenant_id, drafts_of, job_kind=JOB_KIND, max_attempts=self._max_attempts,
+                limit=self._per_round)
             if not done.more:
                 return
             time.sleep(2 * self._pause)
@@ -778,17 +779,15 @@ class WebhookInboxSplitter:
         inbox.enqueue(job.tenant_id, INBOX_JOB_KIND, {}, dedupe_key=INBOX_JOB_KEY,
                       max_attempts=self._max_attempts)
 
-
-    def _drafts_of(self, body: bytes) -> list[InboxEventDraft]:
-        events = parse_batch(body)
-        time.sleep(self._pause)
-        drafts = _drafts(events)
-        time.sleep(self._pause)
-        return drafts
-
-
-def _batch_drafts(body: bytes) -> list[InboxEventDraft]:
-    return _drafts(parse_batch(body))
+def _split_drafts(body: bytes, pause: float = 0.0) -> list[InboxEventDraft]:
+    """A stored delivery's event drafts; ``pause`` seconds of sleep after each step."""
+    events = parse_batch(body)
+    if pause:
+        time.sleep(pause)
+    drafts = _drafts(events)
+    if pause:
+        time.sleep(pause)
+    return drafts
 
 
 # -- wiring -----------------------------------------------------------------------------------
@@ -807,8 +806,9 @@ def install(runtime: Runtime, applier: EventApplier, *, is_echo: EchoCheck | Non
     """Register the ``webhook.inbox`` and ``webhook.object`` handlers on ``runtime`` and
     return the receiver.
 
-    The handler claims up to ``batch`` due webhook jobs at once (with the runner's worker id,
-    so they are leased like the first) and processes them together. Call it before any tenant
+    The ``webhook.object`` handler claims up to ``batch`` due jobs of its kind at once (with
+    the runner's worker id, their leases kept fresh like the first's) and processes them
+    together. Call it before any tenant
     is enabled, and list ``receiver.route()`` in the runtime's ``http_routes()``.
     """
 

@@ -222,12 +222,12 @@ def test_an_unreadable_webhook_delivery_alerts_until_it_is_read(bench):
     (after the fix), the incident resolves."""
     import sqlalchemy as sa
 
-    from ambac_hubspot_plugin.webhooks import INBOX_JOB_KIND, JOB_KIND, _batch_drafts
+    from ambac_hubspot_plugin.webhooks import INBOX_JOB_KIND, JOB_KIND, _split_drafts
 
     ok = b'[{"portalId": 123, "objectId": 9, "occurredAt": 1714564800000, "subscriptionType": "deal.creation"}]'
     bench.store.receive_webhook_batch(bench.tenant, PORTAL, ok.replace(b'"objectId": 9, ', b""),
                                       events=1, latest_occurred_ms=1, job_kind=INBOX_JOB_KIND)
-    done = bench.store.expand_webhook_batches(bench.tenant, _batch_drafts, job_kind=JOB_KIND)
+    done = bench.store.expand_webhook_batches(bench.tenant, _split_drafts, job_kind=JOB_KIND)
     assert (done.batches, done.unreadable) == (0, 1)
     (notice,) = bench.check()
     assert notice.kind == "webhook_unreadable"
@@ -236,5 +236,5 @@ def test_an_unreadable_webhook_delivery_alerts_until_it_is_read(bench):
     with bench.store.engine.begin() as conn:  # what a fixed version would read: the same events
         conn.execute(sa.text("UPDATE hubspot_webhook_batches SET body = :body"), {"body": ok})
     assert bench.store.retry_unreadable_webhook_batches(bench.tenant, job_kind=INBOX_JOB_KIND) == 1
-    assert bench.store.expand_webhook_batches(bench.tenant, _batch_drafts, job_kind=JOB_KIND).accepted == 1
+    assert bench.store.expand_webhook_batches(bench.tenant, _split_drafts, job_kind=JOB_KIND).accepted == 1
     assert [n.event for n in bench.check()] == ["resolved"]
