@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
@@ -38,7 +38,7 @@ from .host import OrderStatus
 
 if TYPE_CHECKING:
     from .client import HubSpotClient, Pipeline
-    from .host import Company, HostServices, Order
+    from .host import HostServices, Order
     from .mapping import MappingStrategy
     from .settings import Settings
     from .store import ConflictRecord, Job, SqlStateStore
@@ -95,9 +95,16 @@ DEAL_PROPERTIES: tuple[PropertySpec, ...] = (
 
 _OUR_PROPERTIES = frozenset(spec.name for spec in DEAL_PROPERTIES)
 
-# The default mapping's order fields and the deal properties they come from (and go back to).
-_DEFAULT_FIELD_PROPERTIES = {"name": "dealname", "order_date": "closedate", "value": "amount",
-                             "currency": "deal_currency_code"}
+# The default mapping's host fields and the HubSpot properties they come from (and go back to).
+_DEFAULT_PROPERTIES: dict[str, dict[str, str]] = {
+    "order": {"name": "dealname", "order_date": "closedate", "value": "amount",
+              "currency": "deal_currency_code"},
+    "company": {"name": "name", "website": "domain", "phone": "phone",
+                "address.street": "address", "address.city": "city", "address.state": "state",
+                "address.zip": "zip", "address.country": "country"},
+    "contact": {"email": "email", "first_name": "firstname", "last_name": "lastname",
+                "phone": "phone"},
+}
 _DATETIME_PROPERTIES = frozenset({"closedate"})
 
 _MISSING = re.compile(r'Property \\?"([A-Za-z0-9_]+)\\?" does not exist')
@@ -176,14 +183,40 @@ def deal_property_for_field(mapping: MappingStrategy, field: str) -> str | None:
     if callable(own):
         result = own(field)
         return None if result is None else str(result)
+    return _property_for(mapping, "order", field)
+
+
+def _property_for(mapping: MappingStrategy, table: str, field: str) -> str | None:
+    """The HubSpot property a host field of ``table`` (``order``, ``company``, ``contact``;
+    ``address.city`` for a part of a company's address) is read from, so it is written back
+    there; None when it is not read from a property (a constant, or removed)."""
     # ConfigurableMapping keeps its rules privately; reading them keeps the mapping port small.
-    rules = getattr(mapping, "_rules", {}).get("order", ())
-    for rule in rules:
+    for rule in getattr(mapping, "_rules", {}).get(table, ()):
         if rule.target == field:
             return str(rule.source) if rule.source else None
-    if field in getattr(mapping, "_removed", {}).get("order", set()):
+    removed = getattr(mapping, "_removed", {}).get(table, set())
+    if field in removed or field.partition(".")[0] in removed:
         return None
-    return _DEFAULT_FIELD_PROPERTIES.get(field)
+    return _DEFAULT_PROPERTIES[table].get(field)
+
+
+def record_properties(mapping: MappingStrategy, kind: str, record: Any,
+                      fields: Iterable[str]) -> dict[str, str]:
+    """The HubSpot properties that carry ``fields`` of a host company or contact (``kind``),
+    named as ``mapping`` reads them, with the record's values as text."""
+    props: dict[str, str] = {}
+    for field in fields:
+        if kind == "company" and field == "address":
+            from .mapping import ADDRESS_FIELDS
+
+            parts = [(f"address.{part}", getattr(record.address, part)) for part in ADDRESS_FIELDS]
+        else:
+            parts = [(field, getattr(record, field))]
+        for name, value in parts:
+            prop = _property_for(mapping, kind, name)
+            if prop is not None:
+                props[prop] = "" if value is None else str(value)
+    return props
 
 
 # ---- echoes ---------------------------------------------------------------------------------
@@ -431,7 +464,8 @@ class OutboundPush:
             company = self.host.get_company(company_id) if link is not None else None
             if link is None or company is None:
                 continue
-            updates[link.hubspot_id] = company_properties(company)
+            updates[link.hubspot_id] = record_properties(self.mapping, "company", company,
+                                                         ("name", "website", "phone", "address"))
             jobs_of[link.hubspot_id] = jobs
         outcomes: Outcomes = dict(done)
         failures = self._write("companies", updates)
@@ -502,7 +536,7 @@ class OutboundPush:
         choice = choice.strip().lower()
         if choice not in ("hubspot", "ambac", "value") or (choice == "value") == (value is None):
             raise ConfigError("Resolve with 'hubspot', 'ambac', or 'value' together with the value to set.")
-        if record.object_type in RECORD_PROPERTIES:
+        if record.object_type in ("company", "contact"):
             return self._resolve_record_conflict(record, choice, value, decided_by)
         order = self.host.get_order(record.host_id)
         link = self.store.get_link_by_host(self.tenant_id, "order", record.host_id)
@@ -533,7 +567,7 @@ class OutboundPush:
 
     def _resolve_record_conflict(self, record: ConflictRecord, choice: str, value: str | None,
                                  decided_by: str | None) -> ConflictRecord:
-        """Resolve a company or contact conflict on both sides (default mapping's properties)."""
+        """Resolve a company or contact conflict on both sides (the mapping's properties)."""
         from .conflicts import to_json
 
         kind, field = record.object_type, record.field
@@ -563,7 +597,7 @@ class OutboundPush:
             current = (self.host.update_company if kind == "company" else self.host.update_contact)(
                 current.id, {field: decided})
         if choice != "hubspot":
-            props_out = RECORD_PROPERTIES[kind](current, field)
+            props_out = record_properties(self.mapping, kind, current, [field])
             failures = self._write("companies" if kind == "company" else "contacts", {link.hubspot_id: props_out})
             if failures:
                 raise HubSpotApiError(f"Writing {sorted(props_out)} to {kind} {link.hubspot_id} failed: "
@@ -644,33 +678,6 @@ def parse_field_value(field: str, text: str) -> object:
     except (ValueError, InvalidOperation) as exc:
         raise ConfigError(f"{text!r} is not a valid value for {field} ({hint}).") from exc
     return text
-
-
-def company_properties(company: Company) -> dict[str, str]:
-    """The HubSpot company properties that carry a host company (the default mapping reversed)."""
-    address = company.address
-    return {"name": company.name, "domain": company.website, "phone": company.phone,
-            "address": address.street, "city": address.city, "state": address.state,
-            "zip": address.zip, "country": address.country}
-
-
-def _company_field_properties(company: Company, field: str) -> dict[str, str]:
-    props = company_properties(company)
-    names = {"name": ["name"], "website": ["domain"], "phone": ["phone"],
-             "address": ["address", "city", "state", "zip", "country"]}.get(field, [])
-    return {name: props[name] for name in names}
-
-
-def _contact_field_properties(contact: Any, field: str) -> dict[str, str]:
-    name = {"email": "email", "first_name": "firstname", "last_name": "lastname", "phone": "phone"}.get(field)
-    return {} if name is None else {name: str(getattr(contact, field) or "")}
-
-
-RECORD_PROPERTIES: dict[str, Callable[[Any, str], dict[str, str]]] = {
-    "company": _company_field_properties,
-    "contact": _contact_field_properties,
-}
-"""Host company/contact field -> the HubSpot properties that carry it (the default mapping)."""
 
 
 def _shipment_properties(shipment: Mapping[str, Any]) -> dict[str, str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -436,3 +436,47 @@ def test_a_deal_retry_for_a_tenant_disabled_here_is_kept_not_dropped(world):
     (job,) = store.claim("test", kinds=["inbound.deal"])
     with pytest.raises(RetryLater, match="not enabled"):
         world.runtime.handlers["inbound.deal"](job)
+
+
+def test_a_company_conflict_resolved_for_ambac_is_written_where_the_mapping_reads_it(world):
+    """With the company phone mapped from a custom property, resolving for Ambac writes that
+    property, not HubSpot's default 'phone' (which the mapping does not read)."""
+    world.hubspot.add_property("companies", "phone_direct")
+    mapping = {"strategy": "configurable",
+               "options": {"company": {"phone": {"property": "phone_direct"}}}}
+    world.host.change_settings(world.tenant, "hubspot", {
+        **world.settings, "mapping": mapping,
+        "conflicts": {"default": "hubspot_wins", "per_field": {"company.phone": "manual"}}})
+    company = world.company(name="Direct Co", domain="direct.example", phone="0", phone_direct="1")
+    deal = world.deal(companies=[company])
+    world.sync()
+    host_company = world.services.get_company(world.order_for(deal).company_id)
+    assert host_company.phone == "1"
+    world.services.update_company(host_company.id, {"phone": "A"})
+    world.hubspot.update_object("companies", company, {"phone_direct": "B"})
+    world.runtime.inbound(world.tenant).update_linked("companies", [company])
+    (conflict,) = world.runtime.list_conflicts(world.tenant)
+    world.runtime.resolve_conflict(world.tenant, conflict.id, "ambac", decided_by="admin@acme.example")
+    stored = world.hubspot.get_object("companies", company)
+    assert (stored["phone_direct"], stored["phone"]) == ("A", "0")
+
+
+def test_record_properties_follow_the_mapping_including_the_address_parts():
+    """Company and contact fields go back to the properties the mapping reads them from."""
+    from ambac_hubspot_plugin.host import Address, Company
+    from ambac_hubspot_plugin.mapping import ConfigurableMapping, DefaultMapping
+    from ambac_hubspot_plugin.outbound import record_properties
+
+    company = Company(id=1, tenant_id=1, name="Acme", website="acme.example", phone="5",
+                      address=Address(street="1 Main St", city="Springfield", zip="12345"),
+                      updated_at=datetime.now(UTC))
+    assert record_properties(DefaultMapping(), "company", company, ["website", "address"]) == {
+        "domain": "acme.example", "address": "1 Main St", "city": "Springfield", "state": "",
+        "zip": "12345", "country": ""}
+    mapped = ConfigurableMapping({"company": {"address.city": {"property": "town"},
+                                              "phone": {"constant": "n/a"},
+                                              "website": {"property": None}}})
+    assert record_properties(mapped, "company", company, ["website", "phone", "address"]) == {
+        "address": "1 Main St", "town": "Springfield", "state": "", "zip": "12345", "country": ""}
+    assert record_properties(ConfigurableMapping({"company": {"address": {"property": None}}}),
+                             "company", company, ["address"]) == {}
