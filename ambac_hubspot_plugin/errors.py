@@ -19,6 +19,7 @@ __all__ = [
     "MappingError",
     "RateLimitedError",
     "StoreError",
+    "WebhookPayloadError",
     "WebhookSignatureError",
 ]
 
@@ -129,6 +130,17 @@ class HostRecordError(HubSpotIntegrationError):
         self.field = field
         self.value = value
         super().__init__(f"{field}={value!r}: {message}")
+
+
+class WebhookPayloadError(HubSpotIntegrationError, ValueError):
+    """A webhook body is not a JSON array of valid events; ``path`` points at the culprit.
+
+    A ``ValueError`` too: the inbox keeps a stored delivery its split refuses with one.
+    """
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        super().__init__(f"{path}: {message}")
 
 
 class WebhookSignatureError(HubSpotIntegrationError):

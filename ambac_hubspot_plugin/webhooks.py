@@ -26,7 +26,6 @@ import functools
 import hashlib
 import json
 import logging
-import re
 import socketserver
 import threading
 import time
@@ -40,7 +39,7 @@ import attrs
 
 from ._clock import Clock, utc_now
 from ._signatures import verify_signature
-from .errors import HubSpotIntegrationError, WebhookSignatureError
+from .errors import WebhookPayloadError, WebhookSignatureError
 from .store import Inbox, JobQueue  # the ports only: no SQLAlchemy
 
 if TYPE_CHECKING:
@@ -82,17 +81,6 @@ DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 ROUTE_PATH = "hubspot/webhooks/{tenant_id}"
 
 Answer = tuple[int, dict[str, str], bytes]
-
-
-class WebhookPayloadError(HubSpotIntegrationError, ValueError):
-    """A webhook body is not a JSON array of valid events; ``path`` points at the culprit.
-
-    A ``ValueError`` too: the inbox keeps a stored delivery its split refuses with one.
-    """
-
-    def __init__(self, path: str, message: str) -> None:
-        self.path = path
-        super().__init__(f"{path}: {message}")
 
 
 # -- events -----------------------------------------------------------------------------------
@@ -146,48 +134,12 @@ class WebhookEvent:
 
         :raises WebhookPayloadError: naming the field that is missing or wrong.
         """
-        import msgspec
+        from ._webhook_wire import read_event
 
-        from ._webhook_wire import WireEvent
-
-        try:
-            wire = msgspec.convert(item, WireEvent, strict=True)
-        except msgspec.ValidationError as exc:
-            raise _payload_error(exc, path) from None
-        return _event(_checked(wire, path), item)  # type: ignore[arg-type]  # a dict, as convert succeeded
+        return _event(read_event(item, path), item)  # type: ignore[arg-type]  # a dict, as it was read
 
 
-# -- the wire format (schema in _webhook_wire) ---------------------------------------------------
-
-_AT = re.compile(r"^(.*) - at `\$(.*)`$", re.DOTALL)
-_MISSING = re.compile(r"^Object missing required field `(.*)`$")
-
-
-def _payload_error(exc: Exception, path: str) -> WebhookPayloadError:
-    """msgspec's ``Object missing required field `objectId` - at `$[2]``` as
-    ``body[2]: lacks objectId``."""
-    text = str(exc)
-    match = _AT.match(text)
-    where, what = (path + match.group(2), match.group(1)) if match else (path, text)
-    missing = _MISSING.match(what)
-    if missing:
-        what = f"lacks {missing.group(1)}"
-    elif "matching regex" in what and "[0-9]{1,20}" in what:
-        what = "must be an id: a number, or a string of 1 to 20 digits"
-    elif "matching regex" in what and "[a-z0-9_]{0,31}" in what:
-        what = "must be a subscription type like 'deal.propertyChange'"
-    return WebhookPayloadError(where, what)
-
-
-def _checked(wire: Any, path: str) -> Any:
-    """The rules across fields: a subscription type (or the older eventType) is present, and
-    a property change names its property."""
-    subscription = wire.subscription_type or wire.event_type
-    if subscription is None:
-        raise WebhookPayloadError(path, "lacks subscriptionType")
-    if wire.property_name is None and subscription.endswith(".propertyChange"):
-        raise WebhookPayloadError(path, "is a propertyChange but lacks propertyName")
-    return wire
+# -- the wire format (schema and parser in _webhook_wire) ---------------------------------------
 
 
 def _text_id(value: int | str | None) -> str | None:
@@ -217,56 +169,19 @@ def _event(wire: Any, raw: Mapping[str, Any]) -> WebhookEvent:
     )
 
 
-def _kind(value: object) -> str:
-    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
-            type(None): "null", int: "a number", float: "a number"}.get(type(value), "a value")
-
-
 def check_batch(body: bytes) -> list[Any]:
     """Validate a delivery body (a JSON array of 1 to 1,000 event objects) without building
     :class:`WebhookEvent` records: what the receiver needs before it answers.
 
-    Returns msgspec structs with the wire's (camelCase-derived) field names.
+    Returns msgspec structs with the wire's (camelCase-derived) field names. It reads the
+    body exactly as the split does (:func:`._webhook_wire.read_batch`), so what it accepts
+    the split can read.
 
     :raises WebhookPayloadError: saying what was wrong and where (``body[3]: lacks objectId``).
     """
-    from ._webhook_wire import BATCH, DECODE_ERROR
+    from ._webhook_wire import read_batch
 
-    try:
-        events: list[Any] = BATCH.decode(body)
-    except RecursionError:  # deep arrays in a field the schema skips: a 400, never a 503
-        raise WebhookPayloadError("body", "is nested too deeply for a batch of events") from None
-    except (DECODE_ERROR, UnicodeDecodeError) as exc:  # the sender's fault: 400, not retried
-        raise _batch_error(body, exc) from None
-    for n, event in enumerate(events):
-        _checked(event, f"body[{n}]")
-    return events
-
-
-def _batch_error(body: bytes, exc: Exception) -> WebhookPayloadError:
-    """The error of a refused body, worded for the most common mistakes first.
-
-    msgspec validates as it reads, so ``[1`` is "expected an object" to it; the body is
-    read again here (only when refused) to say first whether it is JSON and an array at all.
-    """
-    from ._webhook_wire import MAX_EVENTS
-
-    try:
-        data = json.loads(body, parse_constant=_no_constants)
-    except (ValueError, UnicodeDecodeError, RecursionError) as err:
-        reason = str(err) if isinstance(err, json.JSONDecodeError) else type(err).__name__
-        return WebhookPayloadError("body", f"is not valid JSON ({reason[:120]})")
-    if not isinstance(data, list):
-        return WebhookPayloadError("body", f"is {_kind(data)}; HubSpot sends an array of events")
-    if not data:
-        return WebhookPayloadError("body", "is an empty array; HubSpot sends at least one event")
-    if len(data) > MAX_EVENTS:
-        return WebhookPayloadError("body", f"holds {len(data)} events, more than {MAX_EVENTS}")
-    return _payload_error(exc, "body")
-
-
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
+    return read_batch(body)[1]
 
 
 def parse_batch(body: bytes) -> tuple[WebhookEvent, ...]:
@@ -274,10 +189,9 @@ def parse_batch(body: bytes) -> tuple[WebhookEvent, ...]:
 
     :raises WebhookPayloadError: saying what was wrong and where (``body[3]: lacks objectId``).
     """
-    import msgspec
+    from ._webhook_wire import read_batch
 
-    events = check_batch(body)
-    raw: list[dict[str, Any]] = msgspec.json.decode(body)
+    raw, events = read_batch(body)
     return tuple(_event(event, item) for event, item in zip(events, raw, strict=True))
 
 

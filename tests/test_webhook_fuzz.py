@@ -20,6 +20,8 @@ from ambac_hubspot_plugin.webhooks import (
     WebhookPayloadError,
     WebhookReceiver,
     WebhookTarget,
+    _split_drafts,
+    check_batch,
     parse_batch,
 )
 from tests._store_support import FakeClock
@@ -176,3 +178,21 @@ def test_signatures_over_another_body_are_refused(rig: Rig, body: bytes, v1: boo
     headers = ({"X-HubSpot-Signature": sign_v1(SECRET, body), "X-HubSpot-Signature-Version": "v1"}
                if v1 else rig.v3(body))
     assert rig.post(real, headers)[0] == 401
+
+
+@FUZZ
+@given(data=st.data(), extra=json_values, key=st.text(max_size=8))
+def test_what_the_receiver_accepts_the_split_can_read(data: st.DataObject, extra: Any,
+                                                      key: str) -> None:
+    """Any body the receiver's check accepts (a valid batch with extra keys, then a few bytes
+    changed) is read by the split into event drafts: a 200 is never an unreadable delivery."""
+    body = bytearray(json.dumps([dict(VALID, **{f"x{key}": extra}), VALID]).encode())
+    for _ in range(data.draw(st.integers(0, 3), label="edits")):
+        at = data.draw(st.integers(0, len(body) - 1), label="at")
+        body[at] = data.draw(st.integers(0, 255), label="byte")
+    try:
+        events = check_batch(bytes(body))
+    except WebhookPayloadError:
+        assume(False)
+    drafts = _split_drafts(bytes(body))
+    assert len(drafts) == len(events) == 2

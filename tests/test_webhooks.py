@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import msgspec
 import pytest
 import sqlalchemy as sa
 
+from ambac_hubspot_plugin._webhook_wire import MAX_DEPTH, RULES, WireEvent
 from ambac_hubspot_plugin.host import HttpRequest
 from ambac_hubspot_plugin.sandbox import Sandbox, sign_v1, sign_v3
 from ambac_hubspot_plugin.settings import Secret
@@ -414,17 +416,74 @@ def test_malformed_body_answers_400_naming_the_item(harness: Harness, served: Se
     status, answer = served.post(body, v3_headers(served.url, body))
     assert (status, answer["message"]) == (400, "body[2]: lacks objectId")
     for bad, says in [(b'{"a": 1}', "an object"), (b"[]", "empty"), (b"[1", "not valid JSON"),
-                      (b"[" * 5000 + b"]" * 5000, "not valid JSON"),
+                      (b"[" * 5000 + b"]" * 5000, "deeply"), (b"[NaN]", "not valid JSON"),
+                      (b"[1e400]", "out of range"), (b'["\\ud800"]', "surrogate"),
                       (body_of(event(1, portalId="x")), "portalId"),
                       # Deep arrays in a field the schema skips, and bytes that are not UTF-8.
                       (body_of(event(1)).replace(b'{"eventId"', b'{"x":' + b"[" * 50_000
                                                  + b"]" * 50_000 + b',"eventId"', 1), "deeply"),
                       (body_of(event(1, changeSource="ok")).replace(b"ok", b"\xed\xa0\x80"),
-                       "utf-8")]:
+                       "is not UTF-8 text"),
+                      # Nesting within an event that the parser reads but HubSpot never sends.
+                      (body_of(event(1, x=_nested(MAX_DEPTH + 1))), "deeply")]:
         status, answer = served.post(bad, v3_headers(served.url, bad))
         assert status == 400, (bad[:20], answer)
         assert says in answer["message"], (bad[:20], answer)
     assert (harness.batches(), harness.jobs()) == (0, 0)
+
+
+def _nested(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_invalid_utf8_in_an_ignored_key_is_refused_at_receipt(harness: Harness,
+                                                               served: Served) -> None:
+    """Bytes that are not UTF-8 in a key the schema ignores get 400 at receipt: the receiver
+    reads every byte as the split will, so nothing acknowledged is found unreadable later."""
+    body = body_of(event(1), event(2)).replace(b'{"eventId"', b'{"x\xc0\xaf":1,"eventId"', 1)
+    status, answer = served.post(body, v3_headers(served.url, body))
+    assert (status, answer["error"]) == (400, "malformed")
+    assert answer["message"].startswith("body: is not UTF-8 text (byte 4 ")
+    assert (harness.batches(), harness.jobs()) == (0, 0)
+
+
+BAD_VALUES = {"portalId": "x", "objectId": 0, "occurredAt": 5, "subscriptionType": "Deal",
+              "eventType": "deal", "eventId": -1, "subscriptionId": "1", "appId": 1.5,
+              "attemptNumber": True, "propertyName": "p" * 256, "propertyValue": {"a": 1},
+              "changeSource": 7, "sourceId": ["s"], "changeFlag": "f" * 256,
+              "primaryObjectId": "1" * 21, "mergedObjectIds": ["x"], "newObjectId": -3}
+
+
+@pytest.mark.parametrize("field", sorted(BAD_VALUES))
+def test_each_wrong_field_is_named_in_the_projects_own_words(field: str) -> None:
+    """A wrong value in any event field is refused with the rule the project states for it,
+    whatever the installed msgspec would have said."""
+    body = body_of(event(1), event(2, **{field: BAD_VALUES[field]}))
+    with pytest.raises(WebhookPayloadError) as refused:
+        check_batch(body)
+    assert str(refused.value) == f"body[1].{field}: {RULES[field]}"
+    assert refused.value.path == f"body[1].{field}"
+
+
+def test_every_wire_field_has_a_rule_and_a_test() -> None:
+    """Each field the wire schema reads has a refusal text and a bad value tested above."""
+    names = {f.encode_name for f in msgspec.structs.fields(WireEvent)}
+    assert names == set(RULES) == set(BAD_VALUES)
+
+
+def test_a_refused_event_in_the_inbox_is_named_in_the_projects_own_words() -> None:
+    """An inbox event read again is checked by the same rules: the culprit field is named."""
+    with pytest.raises(WebhookPayloadError) as refused:
+        WebhookEvent.from_payload(event(1, objectId="12a"), "inbox[4]")
+    assert str(refused.value) == f"inbox[4].objectId: {RULES['objectId']}"
+    with pytest.raises(WebhookPayloadError, match=r"^inbox\[4\]: lacks occurredAt$"):
+        WebhookEvent.from_payload({k: v for k, v in event(1).items() if k != "occurredAt"},
+                                  "inbox[4]")
+    with pytest.raises(WebhookPayloadError, match=r"^inbox\[4\]: is a string; each event"):
+        WebhookEvent.from_payload("x", "inbox[4]")
 
 
 def test_internal_failure_answers_503_without_a_traceback(harness: Harness,
