@@ -374,3 +374,27 @@ def test_unsupported_scheme_or_memory_is_a_store_error(url: str) -> None:
     with pytest.raises(StoreError) as info:
         open_store(url)
     _assert_store_setting_error(info, says="sqlite:///", secret="pa55word")
+
+
+def test_switch_to_wal_waits_out_another_opener_holding_the_file(tmp_path: Path) -> None:
+    """A new file locked by another process's first transaction is switched to WAL once the
+    lock goes, recognised by SQLite's error code rather than its message."""
+    import sqlite3
+    import threading
+
+    from ambac_hubspot_plugin.store._engine import _enable_wal
+
+    path = tmp_path / "new.sqlite3"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN EXCLUSIVE")
+    holder.execute("CREATE TABLE t (x)")
+    opener = sqlite3.connect(path, isolation_level=None, timeout=0)
+    release = threading.Timer(0.2, lambda: holder.execute("COMMIT"))
+    release.start()
+    try:
+        _enable_wal(opener.cursor())
+        assert opener.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        release.join()
+        opener.close()
+        holder.close()

@@ -98,7 +98,8 @@ def _enable_wal(cursor: Any) -> None:
             if mode == "wal":
                 return
         except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc):
+            # By SQLite's error code, not its message text.
+            if getattr(exc, "sqlite_errorname", None) not in {"SQLITE_BUSY", "SQLITE_LOCKED"}:
                 raise
         if time.monotonic() > deadline:
             raise sqlite3.OperationalError(f"could not switch the SQLite file to WAL mode (it stays {mode})")
