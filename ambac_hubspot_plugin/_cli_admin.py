@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 import click
 
 from .errors import ConfigError, HubSpotIntegrationError, StoreError
+from .host import MANAGE_INTEGRATIONS, VIEW_INTEGRATIONS
 
 if TYPE_CHECKING:
     from ._runtime import Runtime
@@ -62,7 +63,12 @@ class HostContext(Protocol):
         """The user CLI commands act as when ``--as-user`` is not given."""
 
     def load_tenant(self, tenant_id: int) -> bool:
-        """Start the plugin for the tenant from its saved settings; False if it is not enabled."""
+        """Make the runtime know the tenant from its saved settings; False if it is not enabled.
+
+        Use :meth:`Runtime.attach <ambac_hubspot_plugin._runtime.Runtime.attach>`, not the
+        enable hook: a command operates on an enabled tenant and must not enable it anew (no
+        connection check, no HubSpot call, no log entry, no worker).
+        """
 
     def enable(self, tenant_id: int, settings: Mapping[str, Any]) -> list[object]:
         """Save settings and enable the plugin the host's way; return the enable reports."""
@@ -121,10 +127,10 @@ class ReferenceHostContext:
         settings = self.saved_settings(tenant_id)
         if settings is None or not self.host.is_plugin_enabled(tenant_id, PLUGIN_ID):
             return False
-        # No background worker in a CLI process: commands do their one thing and exit.
-        self.host.plugin_manager.hook.ambac_plugin_enabled(
-            host=self.services(tenant_id), tenant_id=tenant_id, plugin_id=PLUGIN_ID,
-            settings={**settings, "run_background_worker": False})
+        # Attach, not enable: enabling checks HubSpot, overwrites the saved connection check
+        # and logs plugin.enabled, which no command but setup (and check) may do.
+        self.runtime.attach(self.services(tenant_id), tenant_id,
+                            {**settings, "run_background_worker": False})
         return True
 
     def enable(self, tenant_id: int, settings: Mapping[str, Any]) -> list[object]:
@@ -215,31 +221,53 @@ def _host_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+def _acting_user(context: HostContext, tenant_id: int, as_user: str | None,
+                 permission: str) -> User:
+    """The tenant's user the command acts as, once it holds ``permission`` (else exit 2).
+
+    Called before the command opens the store, loads the tenant or calls HubSpot, so a
+    refused command does nothing at all.
+    """
+    from .admin import Admin
+
+    try:
+        services = context.services(tenant_id)
+    except LookupError as exc:
+        _fail(str(exc), EXIT_USAGE)
+    if as_user:
+        found = context.find_user(tenant_id, as_user)
+        if found is None:
+            _fail(f"tenant {tenant_id} has no user {as_user!r}", EXIT_USAGE)
+        user = found
+    else:
+        user = context.operator(tenant_id)
+    path = click.get_current_context().command_path.split(maxsplit=1)[1:]
+    command = " ".join(["ambac-hubspot", *path])
+    _guard(lambda: Admin(context.runtime, services).require(user, permission,
+                                                            f"The `{command}` command"))
+    return user
+
+
 @contextmanager
 def _admin(host_dir: Path | None, host_factory: str | None, tenant_id: int,
-           as_user: str | None, *, load: bool = True) -> Iterator[tuple[Admin, User, HostContext]]:
+           as_user: str | None, *, permission: str) -> Iterator[tuple[Admin, User, HostContext]]:
+    """Open the host, check the acting user's ``permission``, then attach the tenant.
+
+    Attaching opens the store and nothing else (see :meth:`HostContext.load_tenant`), so a
+    read-only command only reads.
+    """
     from .admin import Admin
 
     with _host_context(host_dir, host_factory) as context:
+        user = _acting_user(context, tenant_id, as_user, permission)
         try:
-            services = context.services(tenant_id)
-        except LookupError as exc:
-            _fail(str(exc), EXIT_USAGE)
-        if as_user:
-            user = context.find_user(tenant_id, as_user)
-            if user is None:
-                _fail(f"tenant {tenant_id} has no user {as_user!r}", EXIT_USAGE)
-        else:
-            user = context.operator(tenant_id)
-        if load:
-            try:
-                loaded = context.load_tenant(tenant_id)
-            except (ConfigError, StoreError) as exc:
-                _fail(f"the saved settings are not usable: {exc}", EXIT_USAGE)
-            if not loaded:
-                _fail(f"the HubSpot plugin is not set up for tenant {tenant_id}; run "
-                      "`ambac-hubspot setup` first", EXIT_USAGE)
-        yield Admin(context.runtime, services), user, context
+            loaded = context.load_tenant(tenant_id)
+        except (ConfigError, StoreError) as exc:
+            _fail(f"the saved settings are not usable: {exc}", EXIT_USAGE)
+        if not loaded:
+            _fail(f"the HubSpot plugin is not set up for tenant {tenant_id}; run "
+                  "`ambac-hubspot setup` first", EXIT_USAGE)
+        yield Admin(context.runtime, context.services(tenant_id)), user, context
 
 
 def _guard(func: Callable[[], Any]) -> Any:
@@ -279,7 +307,8 @@ def check(host_dir: Path | None, host_factory: str | None, tenant_id: int, as_us
     Checks the token, the read scopes, the pipelines and trigger stages, the custom
     properties, the webhook secret, and prints the webhook URL to paste into HubSpot.
     """
-    with _admin(host_dir, host_factory, tenant_id, as_user) as (admin, user, _ctx):
+    with _admin(host_dir, host_factory, tenant_id, as_user,
+                permission=MANAGE_INTEGRATIONS) as (admin, user, _ctx):
         report = _guard(lambda: admin.test_connection(user))
     data = report.to_json()
     _emit(data, as_json, _render_checks)
@@ -307,10 +336,7 @@ def setup(host_dir: Path | None, host_factory: str | None, tenant_id: int, as_us
     failed connection check exits 1 (the settings are saved and the plugin enabled anyway).
     """
     with _host_context(host_dir, host_factory) as context:
-        try:
-            context.services(tenant_id)
-        except LookupError as exc:
-            _fail(str(exc), EXIT_USAGE)
+        _acting_user(context, tenant_id, as_user, MANAGE_INTEGRATIONS)
         settings: dict[str, Any] = dict(context.saved_settings(tenant_id) or {})
         if settings_file is not None:
             try:
@@ -325,14 +351,7 @@ def setup(host_dir: Path | None, host_factory: str | None, tenant_id: int, as_us
         settings.update({k: v for k, v in overrides.items() if v is not None})
         if token is not None:
             settings["credentials"] = {"kind": "private_app", "access_token": token}
-        user = context.find_user(tenant_id, as_user) if as_user else context.operator(tenant_id)
-        if user is None:
-            _fail(f"tenant {tenant_id} has no user {as_user!r}", EXIT_USAGE)
-        from .admin import Admin
-
-        # Permission first, then enabling the host's way (which also saves the settings).
-        _guard(lambda: Admin(context.runtime, context.services(tenant_id)).require(
-            user, "manage_integrations", "Setting up the HubSpot integration"))
+        # Enabling the host's way also saves the settings.
         reports = _guard(lambda: context.enable(tenant_id, settings))
         report = next((r for r in reports if r is not None), None)
         if report is None:
@@ -407,7 +426,8 @@ def status(host_dir: Path | None, host_factory: str | None, tenant_id: int, as_u
         finally:
             store.close()
     else:
-        with _admin(host_dir, host_factory, tenant_id, as_user) as (admin, user, _ctx):
+        with _admin(host_dir, host_factory, tenant_id, as_user,
+                    permission=VIEW_INTEGRATIONS) as (admin, user, _ctx):
             data = _guard(lambda: admin.status(user))
     _emit(data, as_json, _render_status)
 
@@ -424,7 +444,8 @@ def log_command(host_dir: Path | None, host_factory: str | None, tenant_id: int,
                 as_user: str | None, as_json: bool, level: str | None, record: str | None,
                 what: str | None, limit: int, before: int | None) -> None:
     """Show the integration log, newest first, one page at a time."""
-    with _admin(host_dir, host_factory, tenant_id, as_user) as (admin, user, _ctx):
+    with _admin(host_dir, host_factory, tenant_id, as_user,
+                permission=VIEW_INTEGRATIONS) as (admin, user, _ctx):
         page = _guard(lambda: admin.log(user, level=level, record=record, what=what, limit=limit,
                                         before=before))
 
@@ -445,7 +466,8 @@ def log_command(host_dir: Path | None, host_factory: str | None, tenant_id: int,
 def history(host_dir: Path | None, host_factory: str | None, tenant_id: int, as_user: str | None,
             as_json: bool, kind: str | None, limit: int) -> None:
     """Show sync runs, newest first, with counts and duration."""
-    with _admin(host_dir, host_factory, tenant_id, as_user) as (admin, user, _ctx):
+    with _admin(host_dir, host_factory, tenant_id, as_user,
+                permission=VIEW_INTEGRATIONS) as (admin, user, _ctx):
         runs = _guard(lambda: admin.history(user, kind=kind, limit=limit))
     _emit({"runs": runs}, as_json, lambda data: _render_runs(data["runs"]))
 
@@ -467,7 +489,9 @@ def replay(host_dir: Path | None, host_factory: str | None, tenant_id: int, as_u
     chosen = sum(bool(x) for x in (job_ids, replay_all, list_only))
     if chosen != 1:
         raise click.UsageError("give job ids, --all or --list (exactly one of them)")
-    with _admin(host_dir, host_factory, tenant_id, as_user) as (admin, user, _ctx):
+    permission = VIEW_INTEGRATIONS if list_only else MANAGE_INTEGRATIONS
+    with _admin(host_dir, host_factory, tenant_id, as_user,
+                permission=permission) as (admin, user, _ctx):
         if list_only:
             jobs = _guard(lambda: admin.dead_letters(user, kind=kind))
             _emit({"dead_letters": jobs}, as_json, lambda data: _table(

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ._cli_admin import _admin, _emit, _guard, _host_options, _table
+from .host import MANAGE_INTEGRATIONS, VIEW_INTEGRATIONS
 
 if TYPE_CHECKING:
     from .admin import Admin
@@ -47,7 +48,8 @@ def conflicts_group() -> None:
 def list_command(host_dir: Path | None, host_factory: str | None, tenant_id: int,
                  as_user: str | None, as_json: bool, show_all: bool, limit: int) -> None:
     """List open conflicts (or, with --all, every recorded one), newest first."""
-    with _admin(host_dir, host_factory, tenant_id, as_user) as (admin, user, _ctx):
+    with _admin(host_dir, host_factory, tenant_id, as_user,
+                permission=VIEW_INTEGRATIONS) as (admin, user, _ctx):
         rows = _guard(lambda: admin.conflicts(user, status=None if show_all else "open",
                                               limit=limit))
     title = "Conflicts (audit trail)" if show_all else "Open conflicts"
@@ -57,7 +59,6 @@ def list_command(host_dir: Path | None, host_factory: str | None, tenant_id: int
 
 def _show(admin: Admin, user: User, conflict_id: int) -> dict[str, Any]:
     from .admin import conflict_json
-    from .host import VIEW_INTEGRATIONS
 
     # Admin has no single-conflict read; same permission and scrubbing as Admin.conflicts.
     admin.require(user, VIEW_INTEGRATIONS, "Reading a HubSpot conflict")
@@ -71,7 +72,8 @@ def _show(admin: Admin, user: User, conflict_id: int) -> dict[str, Any]:
 def show_command(host_dir: Path | None, host_factory: str | None, tenant_id: int,
                  as_user: str | None, as_json: bool, conflict_id: int) -> None:
     """Show one conflict with both values, both timestamps and its decision."""
-    with _admin(host_dir, host_factory, tenant_id, as_user) as (admin, user, _ctx):
+    with _admin(host_dir, host_factory, tenant_id, as_user,
+                permission=VIEW_INTEGRATIONS) as (admin, user, _ctx):
         data = _guard(lambda: _show(admin, user, conflict_id))
     _emit(data, as_json, _render_one)
 
@@ -90,6 +92,7 @@ def resolve_command(host_dir: Path | None, host_factory: str | None, tenant_id: 
     """
     if (choice.lower() == "value") != (value is not None):
         raise click.UsageError("give --value exactly when CHOICE is 'value'")
-    with _admin(host_dir, host_factory, tenant_id, as_user) as (admin, user, _ctx):
+    with _admin(host_dir, host_factory, tenant_id, as_user,
+                permission=MANAGE_INTEGRATIONS) as (admin, user, _ctx):
         data = _guard(lambda: admin.resolve_conflict(user, conflict_id, choice, value=value))
     _emit(data, as_json, _render_one)

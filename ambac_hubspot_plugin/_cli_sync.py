@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ._cli_admin import EXIT_FAILED, _admin, _console, _emit, _guard, _host_options
+from .host import MANAGE_INTEGRATIONS
 
 if TYPE_CHECKING:
     from .inbound import Outcome
@@ -49,7 +50,8 @@ def sync_command(host_dir: Path | None, host_factory: str | None, tenant_id: int
     # Outcomes are only kept when shown: a backfill of a big portal would otherwise hold them all.
     keep = dry_run or as_json
     outcomes: list[Outcome] = []
-    with _admin(host_dir, host_factory, tenant_id, as_user) as (admin, user, _ctx), \
+    with _admin(host_dir, host_factory, tenant_id, as_user,
+                permission=MANAGE_INTEGRATIONS) as (admin, user, _ctx), \
             _progress(enabled=not as_json and sys.stderr.isatty()) as tick:
 
         def seen(outcome: Outcome) -> None:

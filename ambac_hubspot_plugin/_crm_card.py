@@ -3,8 +3,10 @@
 HubSpot fetches the card's data with a signed ``GET`` to the data fetch URL
 (``<mount>/hubspot/crm-card/{tenant_id}?associatedObjectId=...&associatedObjectType=DEAL&portalId=...``).
 The route needs no host permission: like the webhook receiver, it trusts only HubSpot's
-request signature (v3 when its header is present, else v2), checked with the tenant's
-webhook client secret against the public URL HubSpot called.
+request signature, checked with the tenant's webhook client secret against the public URL
+HubSpot called. HubSpot signs card fetches with v2 (and v3 for apps that get it); both cover
+the URL. v1 covers only the body, which a ``GET`` does not have: one v1 value would open every
+card of the tenant, so v1 is refused with 401 saying which versions are expected.
 
 The answer is HubSpot's CRM card JSON: ``results`` (one card with ``objectId``, ``title`` and
 ``properties``) and, for a deal without an order, a ``primaryAction`` that opens the
@@ -27,6 +29,8 @@ __all__ = ["ROUTE_PATH", "card_route", "order_card"]
 
 ROUTE_PATH = "hubspot/crm-card/{tenant_id}"
 ACTION_LABEL = "Create Order in Ambac Tracker"
+CARD_SIGNATURE_VERSIONS = ("v3", "v2")
+"""The signatures a card fetch may carry: those that cover the URL (never v1)."""
 # HubSpot's STATUS data type shows a coloured dot chosen by optionType.
 _STATUS_OPTION = {
     OrderStatus.COMPLETED: "SUCCESS", OrderStatus.CANCELLED: "DANGER",
@@ -98,7 +102,8 @@ def card_route(runtime: Runtime) -> HttpRoute:
         try:
             verify_signature(secret=secret.reveal(), method=request.method,
                              uri=_public_uri(request.url, settings.public_base_url),
-                             headers=headers, body=request.body, now=runtime.clock())
+                             headers=headers, body=request.body, now=runtime.clock(),
+                             versions=CARD_SIGNATURE_VERSIONS)
         except WebhookSignatureError as exc:
             return _json(401, {"message": str(exc)})
         deal_id = str(request.query.get("associatedObjectId", ""))

@@ -117,14 +117,37 @@ class Runtime:
         stages it does not have, are reported as failed steps: the tenant stays enabled, the
         status view shows the failure and the scheduled sync tries again.
         """
+        from .store import redact
+
+        self.attach(host, tenant_id, raw)
+        tenant = self._tenant(tenant_id)
+        hubspot, checks = self._check_hubspot(tenant_id)
+        steps = [
+            Step("settings", True, "settings are valid"),
+            Step("store", True, f"state store ready at {redact(tenant.store_url)}"),
+            hubspot,
+        ]
+        self._stores[tenant.store_url].log(tenant_id, _level("info"), "plugin.enabled",
+                                           "HubSpot integration enabled")
+        if tenant.settings.run_background_worker:
+            self.start_worker()
+        return EnableReport("hubspot", tenant_id, tuple(steps), checks)
+
+    def attach(self, host: HostServices, tenant_id: int, raw: Mapping[str, Any]) -> None:
+        """Know a tenant the host has enabled, from its saved settings, without enabling it anew.
+
+        Validates the settings, opens the store and builds the HubSpot client, and does nothing
+        else: no connection check (no HubSpot call), no log entry, no worker. For a process that
+        only operates on an enabled tenant, such as a CLI command; :meth:`enable` starts here.
+        Bad settings or an unusable store raise, as for :meth:`enable`.
+        """
         from .client import ClientSettings, build_client
         from .settings import parse_settings
-        from .store import redact
 
         settings = parse_settings(raw)
         self._check_strategies(settings)
         url = self._store_url(host, settings)
-        store = self._store(url)
+        self._store(url)
         client = build_client(ClientSettings.from_plugin_settings(settings, **self.client_overrides),
                               clock=self.clock)
         with self._lock:
@@ -133,16 +156,6 @@ class Runtime:
             self._pipelines.pop(tenant_id, None)  # the portal may have changed: read them again
         if old is not None:
             old.client.close()
-        hubspot, checks = self._check_hubspot(tenant_id)
-        steps = [
-            Step("settings", True, "settings are valid"),
-            Step("store", True, f"state store ready at {redact(url)}"),
-            hubspot,
-        ]
-        store.log(tenant_id, _level("info"), "plugin.enabled", "HubSpot integration enabled")
-        if settings.run_background_worker:
-            self.start_worker()
-        return EnableReport("hubspot", tenant_id, tuple(steps), checks)
 
     def _check_hubspot(self, tenant_id: int) -> tuple[Step, tuple[Any, ...]]:
         # The connection test (token, scopes, trigger stages, custom properties, webhooks),

@@ -10,12 +10,13 @@ import base64
 import hashlib
 import hmac
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime, timedelta
 
 from .errors import WebhookSignatureError
 
 __all__ = [
+    "ALL_VERSIONS",
     "MAX_TIMESTAMP_SKEW",
     "decode_v3_uri",
     "expected_v1",
@@ -26,6 +27,9 @@ __all__ = [
 
 MAX_TIMESTAMP_SKEW = timedelta(minutes=5)
 """How far ``X-HubSpot-Request-Timestamp`` may be from our clock, either way."""
+
+ALL_VERSIONS = ("v3", "v2", "v1")
+"""Every signature version HubSpot sends; v1 covers the body only, v2 and v3 the URL too."""
 
 V3_HEADER = "x-hubspot-signature-v3"
 TIMESTAMP_HEADER = "x-hubspot-request-timestamp"
@@ -76,6 +80,7 @@ def verify_signature(
     body: bytes,
     now: datetime,
     max_skew: timedelta = MAX_TIMESTAMP_SKEW,
+    versions: Collection[str] = ALL_VERSIONS,
 ) -> str:
     """Check a delivery's signature and return the version that proved it (``v3``/``v2``/``v1``).
 
@@ -89,8 +94,10 @@ def verify_signature(
     :param headers: the request headers.
     :param body: the raw body bytes, exactly as received.
     :param now: tz-aware UTC now, to judge the v3 timestamp.
-    :raises WebhookSignatureError: missing, malformed, stale, future-dated or not matching;
-        the message says which, and never contains the secret.
+    :param versions: the versions this endpoint accepts; a request signed with another one is
+        refused whether or not its signature matches (the message names the expected ones).
+    :raises WebhookSignatureError: missing, malformed, stale, future-dated, not matching or of
+        a version not accepted; the message says which, and never contains the secret.
     """
     if not secret:
         raise WebhookSignatureError("no webhook client secret is configured for this tenant; "
@@ -98,7 +105,7 @@ def verify_signature(
     lowered = {str(name).lower(): str(value) for name, value in headers.items()}
     method = method.upper()
     v3 = lowered.get(V3_HEADER)
-    if v3 is not None:
+    if v3 is not None and "v3" in versions:
         _check_length(v3, "X-HubSpot-Signature-v3")
         timestamp = lowered.get(TIMESTAMP_HEADER, "").strip()
         if not _TIMESTAMP.fullmatch(timestamp):
@@ -121,6 +128,10 @@ def verify_signature(
                                     "X-HubSpot-Signature is present")
     _check_length(signature, "X-HubSpot-Signature")
     version = lowered.get(VERSION_HEADER, "").strip().lower()
+    if version in ALL_VERSIONS and version not in versions:
+        raise WebhookSignatureError(
+            f"{version} signatures are not accepted here: {_expected(versions)} is expected "
+            "(v1 covers only the body, not the URL, so it cannot tell one endpoint from another)")
     if version == "v1":
         expected = expected_v1(secret, body)
     elif version == "v2":
@@ -133,6 +144,13 @@ def verify_signature(
         raise WebhookSignatureError(f"{version} signature does not match: wrong client secret or "
                                     "a body changed on the way")
     return version
+
+
+def _expected(versions: Collection[str]) -> str:
+    names = {"v3": "v3 (X-HubSpot-Signature-v3 with X-HubSpot-Request-Timestamp)",
+             "v2": "v2 (X-HubSpot-Signature with X-HubSpot-Signature-Version: v2)",
+             "v1": "v1 (X-HubSpot-Signature with X-HubSpot-Signature-Version: v1)"}
+    return " or ".join(names[v] for v in ALL_VERSIONS if v in versions)
 
 
 def _check_length(value: str, name: str) -> None:

@@ -312,13 +312,9 @@ class Admin:
 
     def test_connection(self, user: User | None) -> CheckReport:
         """Run every connection check now, keep the result for the status view, and return it."""
-        self.require(user, MANAGE_INTEGRATIONS, "Testing the HubSpot connection")
-        return self.runtime_checks()
-
-    def runtime_checks(self) -> CheckReport:
-        """Run and save the connection checks without a permission check (host-internal use)."""
         from ._checks import run_checks, save_report
 
+        self.require(user, MANAGE_INTEGRATIONS, "Testing the HubSpot connection")
         tenant = self.runtime._tenant(self.tenant_id)
         report = run_checks(tenant.settings, tenant.client, self.tenant_id, clock=self.runtime.clock)
         save_report(self.runtime.store_for(self.tenant_id), tenant.settings.portal_id, report)

@@ -317,6 +317,14 @@ class InboundSync:
             self.store.finish_run(run.id, RunStatus.SUCCEEDED, created=result.created,
                                   updated=result.updated, skipped=result.skipped + result.unchanged,
                                   failed=result.failed)
+            # A run that changed or failed something is worth a line; the many empty
+            # scheduled runs are in the sync history only, so they do not bury it.
+            if result.created or result.updated or result.failed or kind != "incremental":
+                self.store.log(self.tenant_id, LogLevel.WARNING if result.failed else LogLevel.INFO,
+                               f"sync.{kind}",
+                               f"{kind} sync finished: {result.created} created, {result.updated} "
+                               f"updated, {result.unchanged} unchanged, {result.skipped} skipped, "
+                               f"{result.failed} failed (run {run.id})")
         return result
 
     # ---- one batch of deals --------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from ambac_hubspot_plugin.reference_host import ReferenceHost
 from ambac_hubspot_plugin.sandbox import RateLimits, Sandbox
 from ambac_hubspot_plugin.settings import parse_settings
 
+from ._snapshot import store_rows
 from ._world import PluginWorld, plugin_settings
 
 PUBLIC = "https://tracker.example.com"
@@ -89,28 +91,49 @@ VIEW_OPS: dict[str, Op] = {
 }
 
 
+def _state(world: World) -> tuple[Any, ...]:
+    """Every store row (log, last connection check, runs, jobs), the saved settings and the
+    number of requests HubSpot received."""
+    return (store_rows(world.store.engine), world.host.plugin_settings(world.tenant, "hubspot"),
+            len(world.hubspot.requests))
+
+
+def test_every_public_admin_method_is_in_a_permission_table():
+    """A public Admin method added without an entry above (and so without a refusal test) fails."""
+    public = {name for name, member in inspect.getmembers(Admin, callable)
+              if not name.startswith("_")} - {"require"}
+    assert public == set(MANAGE_OPS) | set(VIEW_OPS)
+
+
 @pytest.mark.parametrize("name", sorted(MANAGE_OPS))
 def test_manage_operations_refuse_viewers_strangers_and_nobody(world, name):
-    """Each manage operation raises PermissionDeniedError naming manage_integrations, and does nothing."""
+    """Each manage operation raises PermissionDeniedError naming manage_integrations, and leaves
+    the store, the saved settings and HubSpot untouched."""
     op = MANAGE_OPS[name]
+    before = _state(world)
     for user in (world.viewer, world.stranger, None):
         with pytest.raises(PermissionDeniedError) as info:
             op(world.admin, user)
         assert info.value.permission == MANAGE_INTEGRATIONS
         assert "manage_integrations" in str(info.value)
+        assert _state(world) == before, user
     assert world.runtime.is_enabled(world.tenant), "a refused disable must not disable"
     assert world.store.recent_runs(world.tenant) == [], "a refused sync must not run"
 
 
 @pytest.mark.parametrize("name", sorted(VIEW_OPS))
 def test_view_operations_refuse_users_without_view_permission(world, name):
-    """Each read operation raises PermissionDeniedError naming view_integrations; viewers pass."""
+    """Each read operation raises PermissionDeniedError naming view_integrations and changes
+    nothing; viewers pass, and reading changes nothing either."""
     op = VIEW_OPS[name]
+    before = _state(world)
     for user in (world.stranger, None):
         with pytest.raises(PermissionDeniedError) as info:
             op(world.admin, user)
         assert info.value.permission == VIEW_INTEGRATIONS
+        assert _state(world) == before, user
     op(world.admin, world.viewer)
+    assert _state(world) == before
 
 
 def test_a_user_of_another_tenant_is_refused_even_with_the_permission(world):
@@ -163,12 +186,14 @@ def test_every_admin_route_declares_its_permission(world):
 
 @pytest.mark.parametrize(("method", "path", "permission", "body"), ROUTES)
 def test_routes_refuse_anonymous_and_users_without_the_permission(world, method, path, permission, body):
-    """401 without a user, 403 for a user lacking the route's permission."""
+    """401 without a user, 403 for a user lacking the route's permission; nothing changes."""
+    before = _state(world)
     assert world.http(method, path, None, body)[0] == 401
     assert world.http(method, path, world.stranger, body)[0] == 403
     if permission == MANAGE_INTEGRATIONS:
         assert world.http(method, path, world.viewer, body)[0] == 403
     assert world.runtime.is_enabled(world.tenant)
+    assert _state(world) == before
 
 
 @pytest.mark.parametrize(("method", "path", "permission", "body"), ROUTES)

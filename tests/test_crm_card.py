@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urlencode
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from ambac_hubspot_plugin._signatures import expected_v2, expected_v3
+from ambac_hubspot_plugin._signatures import expected_v1, expected_v2, expected_v3
 
 from .test_admin import PUBLIC, world  # noqa: F401  # world is a fixture
 
@@ -87,3 +93,66 @@ def test_without_a_webhook_secret_the_card_cannot_verify_and_says_so(world):  # 
     world.host.change_settings(world.tenant, "hubspot", settings)
     status, body = fetch(world, world.deal())
     assert status == 503 and "webhook_client_secret" in body["message"]
+
+
+# ---- real signed requests over loopback -------------------------------------------------------
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        """Keep wsgiref's access log out of the test output."""
+
+
+@contextmanager
+def served(world) -> Iterator[str]:  # noqa: F811
+    """Serve the world's host over HTTP on loopback; yield its base URL."""
+    server = make_server("127.0.0.1", 0, world.host.wsgi_app(), handler_class=_QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+def http_fetch(base: str, world, deal_id: str, sign: str) -> tuple[int, dict]:  # noqa: F811
+    """GET the card over real HTTP, signed as HubSpot would for the public URL (v1, v2 or v3)."""
+    query = urlencode({"userId": "1", "associatedObjectId": deal_id, "associatedObjectType": "DEAL",
+                       "portalId": str(world.hubspot.portal_id)})
+    path = f"/integrations/hubspot/crm-card/{world.tenant}?{query}"
+    key = world.hubspot.client_secret
+    stamp = str(int(time.time() * 1000))
+    headers = {
+        "v1": {"X-HubSpot-Signature": expected_v1(key, b""), "X-HubSpot-Signature-Version": "v1"},
+        "v2": {"X-HubSpot-Signature": expected_v2(key, "GET", PUBLIC + path, b""),
+               "X-HubSpot-Signature-Version": "v2"},
+        "v3": {"X-HubSpot-Signature-v3": expected_v3(key, "GET", PUBLIC + path, b"", stamp),
+               "X-HubSpot-Request-Timestamp": stamp},
+    }[sign]
+    request = urllib.request.Request(base + path, headers=headers, method="GET")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as refused:
+        with refused:
+            return refused.code, json.loads(refused.read())
+
+
+def test_v3_and_v2_signed_fetches_over_loopback_get_the_card(world):  # noqa: F811
+    """Real HTTP requests signed with v3, or v2 with its version header, are answered with the card."""
+    deal = world.deal(stage="contractsent")
+    with served(world) as base:
+        for sign in ("v3", "v2"):
+            status, card = http_fetch(base, world, deal, sign)
+            assert status == 200 and card["results"][0]["objectId"] == int(deal), sign
+
+
+def test_a_correct_v1_signature_is_refused_naming_the_expected_versions(world):  # noqa: F811
+    """A valid v1 signature covers no URL, so it would open every card: 401 saying v3 or v2."""
+    deal = world.deal(stage="contractsent")
+    with served(world) as base:
+        status, body = http_fetch(base, world, deal, "v1")
+    assert status == 401 and "results" not in body
+    assert "v3" in body["message"] and "v2" in body["message"] and "v1" in body["message"]

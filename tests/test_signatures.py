@@ -142,3 +142,17 @@ def test_no_secret_configured_is_an_error() -> None:
                "X-HubSpot-Signature-Version": "v1"}
     with pytest.raises(WebhookSignatureError, match="no webhook client secret"):
         _verify(headers, secret="")
+
+
+def test_an_endpoint_can_refuse_v1_and_say_which_versions_it_expects() -> None:
+    """With versions=("v3", "v2"), even a matching v1 signature is refused naming v3 and v2."""
+    headers = {"X-HubSpot-Signature": VECTOR_SIGNATURE, "X-HubSpot-Signature-Version": "v1"}
+    with pytest.raises(WebhookSignatureError) as caught:
+        verify_signature(secret=VECTOR_SECRET, method="POST", uri=URI, headers=headers,
+                         body=VECTOR_BODY, now=NOW, versions=("v3", "v2"))
+    assert "v1 signatures are not accepted" in str(caught.value)
+    assert "X-HubSpot-Signature-v3" in str(caught.value) and "v2" in str(caught.value)
+    v2 = {"X-HubSpot-Signature": expected_v2(VECTOR_SECRET, "POST", URI, VECTOR_BODY),
+          "X-HubSpot-Signature-Version": "v2"}
+    assert verify_signature(secret=VECTOR_SECRET, method="POST", uri=URI, headers=v2,
+                            body=VECTOR_BODY, now=NOW, versions=("v3", "v2")) == "v2"
