@@ -8,7 +8,6 @@ host process or from the host's scheduler (``ambac_periodic_tasks``), whichever 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -77,11 +76,16 @@ class Runtime:
     """Enabled tenants, open stores and queue runners of one plugin manager."""
 
     def __init__(self, hooks: PluginHooks, *, clock: Clock | None = None) -> None:
-        from .store import utc_now
+        from .store import DEFAULT_LEASE, default_worker_id, utc_now
 
         self.hooks = hooks
         self.clock = clock or utc_now
-        self.worker_id = f"{os.uname().nodename}:{os.getpid()}:{id(self):x}"
+        # Random per runtime: a restarted process (same host, maybe the same pid in a container)
+        # must never pass for the dead one and act on the jobs it held.
+        self.worker_id = default_worker_id()
+        #: The lease of every job this runtime claims, renewed while the job runs: a crashed
+        #: process holds its jobs this long at most. Change it before the first drain (tests).
+        self.job_lease: timedelta = DEFAULT_LEASE
         self._lock = threading.RLock()
         self._tenants: dict[int, _Tenant] = {}
         self._stores: dict[str, SqlStateStore] = {}
@@ -482,6 +486,7 @@ class Runtime:
         from .outbound import handle_outbound_job
 
         handle_outbound_job(job, store=self.store_for(job.tenant_id), worker_id=self.worker_id,
+                            lease=self.job_lease,
                             engine_for=self.outbound)
 
     def is_echo(self, tenant_id: int, object_type: str, object_id: str, property_name: str,
@@ -572,7 +577,7 @@ class Runtime:
                 # Claim only kinds this version handles: the others wait for a version that does.
                 runner = QueueRunner(
                     self._stores[url], self.handlers, worker_id=self.worker_id,
-                    clock=self.clock, kinds=tuple(self.handlers),
+                    lease=self.job_lease, clock=self.clock, kinds=tuple(self.handlers),
                 )
                 self._runners[url] = runner
             return runner

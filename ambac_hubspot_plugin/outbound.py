@@ -706,19 +706,22 @@ class OutboundPushError(HubSpotError):
 
 
 def handle_outbound_job(job: Job, *, store: SqlStateStore, worker_id: str,
-                        engine_for: Callable[[int], OutboundPush], max_jobs: int = 1000) -> None:
+                        engine_for: Callable[[int], OutboundPush], lease: timedelta,
+                        max_jobs: int = 1000) -> None:
     """The job handler of every outbound kind: claim more due outbound jobs and push them all.
 
     ``job`` is the one the queue runner claimed (it completes or fails it from what this
     raises); the others are claimed here with the same worker id, their leases are kept fresh
-    while the push runs (:func:`~.store.keep_leases`), and they are completed or failed here
-    one by one. Jobs are pushed in id order.
+    while the push runs (:func:`~.store.keep_leases`, with the runner's ``lease``), and they
+    are completed or failed here one by one. Jobs are pushed in id order. A tenant's jobs
+    whose lease was lost meanwhile (another worker runs them) are not pushed.
     """
     from .store import LeaseLostError, keep_leases
 
     jobs = [job]
     while len(jobs) < max_jobs:
-        more = store.claim(worker_id, kinds=JOB_KINDS, limit=min(500, max_jobs - len(jobs)))
+        more = store.claim(worker_id, kinds=JOB_KINDS, limit=min(500, max_jobs - len(jobs)),
+                           lease=lease)
         if not more:
             break
         jobs.extend(more)
@@ -726,8 +729,11 @@ def handle_outbound_job(job: Job, *, store: SqlStateStore, worker_id: str,
     for item in jobs:
         by_tenant[item.tenant_id].append(item)
     outcomes: Outcomes = {}
-    with keep_leases(store, jobs[1:], worker_id):  # the runner keeps the first job's lease
-        for tenant_id, tenant_jobs in by_tenant.items():
+    with keep_leases(store, jobs[1:], worker_id, lease) as kept:  # the runner keeps job's
+        for tenant_id, claimed in by_tenant.items():
+            tenant_jobs = [j for j in claimed if j.id not in kept.lost]
+            if not tenant_jobs:
+                continue
             try:
                 engine = engine_for(tenant_id)
             except Exception as exc:  # not enabled here, bad settings: retry later, with backoff

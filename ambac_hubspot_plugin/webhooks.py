@@ -740,9 +740,11 @@ def install(runtime: Runtime, applier: EventApplier, *, is_echo: EchoCheck | Non
         from .store import LeaseLostError, keep_leases
 
         store = runtime.store_for(job.tenant_id)
-        jobs = [job, *store.claim(runtime.worker_id, kinds=[JOB_KIND], limit=batch - 1)]
+        lease = runtime.job_lease
+        jobs = [job, *store.claim(runtime.worker_id, kinds=[JOB_KIND], limit=batch - 1,
+                                  lease=lease)]
         try:
-            with keep_leases(store, jobs[1:], runtime.worker_id):  # the runner keeps job's
+            with keep_leases(store, jobs[1:], runtime.worker_id, lease):  # the runner keeps job's
                 errors = processor.handle_jobs(jobs)
         except Exception as exc:  # e.g. the store failed: every claimed job retries, none waits for its lease
             errors = dict.fromkeys((j.id for j in jobs), exc)

@@ -542,6 +542,63 @@ def test_jobs_a_handler_claims_itself_keep_their_leases(store_url: str) -> None:
         queue.close()
 
 
+def test_a_renewed_job_is_never_claimed_and_an_unrenewed_one_is_after_its_lease(
+        store_url: str) -> None:
+    """Another worker claiming every 20 ms for ten leases never gets the job a live worker
+    renews, and gets the job nobody renews (its worker died) once, after its lease."""
+    queue = open_store(store_url, clock=utc_now)
+    lease = timedelta(milliseconds=300)
+    try:
+        live, dead = queue.enqueue(1, "k", {}), queue.enqueue(1, "k", {})
+        claimed_at = time.monotonic()
+        assert {job.id for job in queue.claim("w1", limit=2, lease=lease)} == {live, dead}
+        taken: list[tuple[int, float]] = []
+        with keep_leases(queue, [queue.get_job(live)], "w1", lease) as kept:
+            while time.monotonic() - claimed_at < 10 * lease.total_seconds():
+                taken += [(job.id, time.monotonic() - claimed_at)
+                          for job in queue.claim("w2", limit=5, lease=timedelta(minutes=1))]
+                time.sleep(0.02)
+        assert [job_id for job_id, _ in taken] == [dead]
+        assert taken[0][1] >= lease.total_seconds()
+        assert kept.lost == set()
+        assert queue.get_job(live).lease_owner == "w1"
+    finally:
+        queue.close()
+
+
+def test_a_keeper_stops_renewing_a_job_another_worker_took_and_names_it(store_url: str) -> None:
+    """A renewal that finds its job leased to another worker leaves that lease alone and names
+    the job in ``lost``, so the handler can skip work it has not started."""
+    queue = open_store(store_url, clock=utc_now)
+    lease = timedelta(milliseconds=100)
+    try:
+        job_id = queue.enqueue(1, "k", {})
+        [job] = queue.claim("w1", lease=lease)
+        time.sleep(0.15)  # w1 stalled past its lease
+        [taken] = queue.claim("w2", lease=timedelta(minutes=1))
+        with keep_leases(queue, [job], "w1", lease) as kept:
+            time.sleep(0.2)
+        assert kept.lost == {job_id}
+        assert queue.get_job(job_id).lease_expires_at == taken.lease_expires_at
+    finally:
+        queue.close()
+
+
+def test_a_lease_must_be_longer_than_zero(store: Any) -> None:
+    """A zero lease, which would let another worker claim a running job at once, is refused."""
+    job_id = store.enqueue(1, "k", {})
+    with pytest.raises(ValueError, match="longer than zero"):
+        store.claim("w", lease=timedelta(0))
+    [job] = store.claim("w", lease=MINUTE)
+    for call in (lambda: store.extend_lease(job_id, "w", timedelta(0)),
+                 lambda: store.extend_leases([job_id], "w", -MINUTE),
+                 lambda: keep_leases(store, [job], "w", timedelta(0)),
+                 lambda: QueueRunner(store, {}, lease=timedelta(0))):
+        with pytest.raises(ValueError, match="longer than zero"):
+            call()
+    assert store.get_job(job_id).lease_expires_at == job.lease_expires_at
+
+
 # -- many processes --------------------------------------------------------------------------
 
 

@@ -47,7 +47,7 @@ from ._ports import (
 if TYPE_CHECKING:
     from ._engine import HEAD, create_store_engine, current_revision, migrate, redact
     from ._queue import DEFAULT_LEASE, Backoff
-    from ._runner import DrainCounts, QueueRunner, keep_leases
+    from ._runner import DrainCounts, LeaseKeeper, QueueRunner, default_worker_id, keep_leases
     from ._store import SqlStateStore, open_store
 
 __all__ = [
@@ -67,6 +67,7 @@ __all__ = [
     "Job",
     "JobQueue",
     "JobState",
+    "LeaseKeeper",
     "LeaseLostError",
     "Link",
     "LinkConflictError",
@@ -84,6 +85,7 @@ __all__ = [
     "WebhookRefusalStats",
     "create_store_engine",
     "current_revision",
+    "default_worker_id",
     "keep_leases",
     "migrate",
     "open_store",
@@ -96,6 +98,7 @@ _LAZY = {
     "migrate": "_engine", "redact": "_engine",
     "DEFAULT_LEASE": "_queue", "Backoff": "_queue",
     "DrainCounts": "_runner", "QueueRunner": "_runner", "keep_leases": "_runner",
+    "default_worker_id": "_runner", "LeaseKeeper": "_runner",
     "SqlStateStore": "_store", "open_store": "_store",
 }
 

@@ -2,6 +2,10 @@
 
 At-least-once: a job is deleted only when its worker completes it while still holding the
 lease. A worker that dies leaves its lease to expire, and the job is claimed again.
+
+Leases are short (:data:`DEFAULT_LEASE`) and renewed while a job runs (see ``_runner``): a
+live worker keeps its jobs however long they take, and a crashed one stalls its jobs, and
+every job waiting behind one of them on a dedupe key, for one lease at most.
 """
 
 from __future__ import annotations
@@ -19,9 +23,11 @@ from sqlalchemy.engine import Connection, Engine
 from ._ports import Job, JobState, LeaseLostError
 from ._schema import PENDING_DEDUPE, jobs
 
-__all__ = ["DEFAULT_LEASE", "Backoff", "SqlJobQueue"]
+__all__ = ["DEFAULT_LEASE", "Backoff", "SqlJobQueue", "check_lease"]
 
-DEFAULT_LEASE = timedelta(minutes=5)
+#: Short, so a crashed worker's jobs are claimed again within seconds; a live worker renews it
+#: every quarter lease, so a job may run for any length of time and a renewal may fail twice.
+DEFAULT_LEASE = timedelta(seconds=15)
 _ERROR_MAX = 4000
 _LEASE_EXPIRED = ("lease expired on the last allowed attempt: the worker died or hung "
                   "past its lease without completing the job")
@@ -48,6 +54,13 @@ class Backoff:
     def delay(self, attempt: int, random_source: Callable[[], float]) -> timedelta:
         """A jittered delay in ``[0, ceiling(attempt)]``; ``random_source`` gives [0, 1)."""
         return self.ceiling(attempt) * random_source()
+
+
+def check_lease(lease: timedelta) -> None:
+    """Refuse a lease that is not positive (a programmer's mistake)."""
+    if lease <= timedelta(0):
+        raise ValueError(f"a lease must be longer than zero, not {lease}: another worker could "
+                         "claim the job at once and run it twice")
 
 
 def _job(row: sa.Row[Any]) -> Job:
@@ -131,6 +144,7 @@ class SqlJobQueue:
         PostgreSQL skips rows other claimers locked, SQLite serializes writers
         (``BEGIN IMMEDIATE``).
         """
+        check_lease(lease)
         now = self._clock()
         running, pending = JobState.RUNNING.value, JobState.PENDING.value
         expired = sa.and_(jobs.c.state == running, jobs.c.lease_expires_at <= now)
@@ -233,6 +247,7 @@ class SqlJobQueue:
 
         :raises LeaseLostError: ``worker_id`` no longer holds the job.
         """
+        check_lease(lease)
         expires = self._clock() + lease
         with self._engine.begin() as conn:
             changed = conn.execute(sa.update(jobs).where(self._held(job_id, worker_id))
@@ -245,6 +260,7 @@ class SqlJobQueue:
                       lease: timedelta) -> set[int]:
         """:meth:`extend_lease` for many jobs in one transaction; returns the ids of those
         ``worker_id`` no longer holds (their leases are left alone)."""
+        check_lease(lease)
         expires = self._clock() + lease
         ids = sorted(set(job_ids))
         held: set[int] = set()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import secrets
@@ -14,9 +13,9 @@ from datetime import datetime, timedelta
 import attrs
 
 from ._ports import Job, JobQueue, JobState, LeaseLostError, utc_now
-from ._queue import DEFAULT_LEASE
+from ._queue import DEFAULT_LEASE, check_lease
 
-__all__ = ["DrainCounts", "QueueRunner", "default_worker_id", "keep_leases"]
+__all__ = ["DrainCounts", "LeaseKeeper", "QueueRunner", "default_worker_id", "keep_leases"]
 
 _log = logging.getLogger(__name__)
 
@@ -40,31 +39,43 @@ class DrainCounts:
     """Jobs whose lease another worker took over before this one reported back."""
 
 
-class _LeaseKeeper:
-    """Extends the leases of jobs every third of the lease while their handler runs.
+class LeaseKeeper:
+    """Renews the leases of jobs every quarter lease while their handler runs (a heartbeat).
 
     This is what lets a handler run longer than the lease: as long as the process lives the
-    leases stay fresh; when the process dies, they run out and the jobs come back. A job whose
-    lease another worker took over is dropped from the set.
+    leases stay fresh; when the process dies, they run out within one lease and the jobs come
+    back. A quarter lease leaves room for two failed renewals (a database hiccup) before a live
+    worker's lease could run out. A job whose lease another worker took over is dropped from
+    the set and named in :attr:`lost`.
     """
 
     def __init__(self, queue: JobQueue, job_ids: Collection[int], worker_id: str,
                  lease: timedelta) -> None:
+        check_lease(lease)
         self._queue, self._ids, self._worker, self._lease = queue, set(job_ids), worker_id, lease
+        #: Jobs found leased to another worker: this one must not write their results.
+        self.lost: set[int] = set()
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True,
                                         name=f"hubspot-lease-{min(self._ids, default=0)}")
 
     def _run(self) -> None:
-        interval = max(self._lease.total_seconds() / 3, 0.05)
+        interval = max(self._lease.total_seconds() / 4, 0.05)
         while self._ids and not self._done.wait(interval):
             try:
-                self._ids -= self._queue.extend_leases(self._ids, self._worker, self._lease)
+                gone = self._queue.extend_leases(self._ids, self._worker, self._lease)
             except Exception as exc:  # a database hiccup: keep trying until the jobs end
-                _log.warning("extending the leases of jobs %s failed: %s", sorted(self._ids)[:5],
-                             exc)
+                _log.warning("renewing the leases of jobs %s failed (they run out %s after the "
+                             "last renewal): %s", sorted(self._ids)[:5], self._lease, exc)
+                continue
+            if gone:
+                _log.warning("jobs %s: lease lost to another worker (this one stalled longer "
+                             "than the lease %s); it runs them again",
+                             sorted(gone)[:5], self._lease)
+                self._ids -= gone
+                self.lost |= gone
 
-    def __enter__(self) -> _LeaseKeeper:
+    def __enter__(self) -> LeaseKeeper:
         if self._ids:
             self._thread.start()
         return self
@@ -76,10 +87,14 @@ class _LeaseKeeper:
 
 
 def keep_leases(queue: JobQueue, jobs: Iterable[Job], worker_id: str,
-                lease: timedelta = DEFAULT_LEASE) -> contextlib.AbstractContextManager[object]:
+                lease: timedelta = DEFAULT_LEASE) -> LeaseKeeper:
     """Keep the leases of jobs a handler claimed itself (besides the runner's job) fresh
-    while the ``with`` block runs, as the runner does for the job it hands over."""
-    return _LeaseKeeper(queue, [job.id for job in jobs], worker_id, lease)
+    while the ``with`` block runs, as the runner does for the job it hands over.
+
+    Claim them with the same ``lease``. The keeper's :attr:`~LeaseKeeper.lost` names those
+    another worker took over meanwhile: skip their work if it has not started yet.
+    """
+    return LeaseKeeper(queue, [job.id for job in jobs], worker_id, lease)
 
 
 class QueueRunner:
@@ -102,6 +117,7 @@ class QueueRunner:
         """
         self._queue = queue
         self._handlers = dict(handlers)
+        check_lease(lease)
         self.worker_id = worker_id or default_worker_id()
         self._lease = lease
         self._poll = poll_interval
@@ -119,7 +135,7 @@ class QueueRunner:
                      f"{known}); install the plugin that provides it, then replay the job")
         else:
             try:
-                with _LeaseKeeper(self._queue, [job.id], self.worker_id, self._lease):
+                with LeaseKeeper(self._queue, [job.id], self.worker_id, self._lease):
                     handler(job)
             except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}"
