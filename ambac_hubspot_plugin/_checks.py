@@ -201,9 +201,24 @@ def _check_properties(client: HubSpotClient) -> CheckResult:
     return CheckResult("properties", "ok", summary)
 
 
+#: Credential kinds HubSpot sends no webhooks for: such a tenant learns of changes by sync only.
+NO_WEBHOOK_KINDS = frozenset({"service_key"})
+
+
+def _receives_webhooks(settings: Settings) -> bool:
+    return getattr(settings.credentials, "kind", None) not in NO_WEBHOOK_KINDS
+
+
 def _check_webhook_secret(settings: Settings) -> CheckResult:
     from .webhooks import webhook_secret
 
+    if not _receives_webhooks(settings):
+        return CheckResult(
+            "webhook_secret", "warning",
+            "HubSpot sends no webhooks to service keys: changes arrive only with the scheduled "
+            f"sync (every {settings.sync_interval_seconds} s)",
+            "For real-time changes, connect with an app that has webhook subscriptions (a "
+            "private app or an OAuth app, see credentials.md) instead of the service key.")
     if webhook_secret(settings) is None:
         return CheckResult(
             "webhook_secret", "warning",
@@ -214,6 +229,10 @@ def _check_webhook_secret(settings: Settings) -> CheckResult:
 
 
 def _check_webhook_url(settings: Settings, tenant_id: int, mount_prefix: str) -> CheckResult:
+    if not _receives_webhooks(settings):
+        return CheckResult("webhook_url", "skipped",
+                           "skipped: service keys receive no webhooks, so there is no URL to paste",
+                           "See the webhook_secret check.")
     if not settings.public_base_url:
         return CheckResult(
             "webhook_url", "warning",
