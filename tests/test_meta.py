@@ -195,3 +195,24 @@ def test_license_is_mit_and_ships_in_the_sdist(sdist_names):
     text = (ROOT / "LICENSE").read_text()
     assert text.startswith("MIT License") and "2026 the ambac-hubspot-plugin authors" in text
 
+
+def test_readme_starts_with_the_two_dev_commands_and_installs_without_the_index():
+    """README opens with `dev.py demo` / `dev.py test`; no page installs the package from the index."""
+    readme = (ROOT / "README.md").read_text()
+    first_block = readme.split("```sh\n", 1)[1].split("```", 1)[0]
+    assert [line.split("#")[0].strip() for line in first_block.splitlines()] == [
+        "python3 dev.py demo", "python3 dev.py test"]
+    install = readme.split("## Install into Ambac Tracker", 1)[1].split("\n## ", 1)[0]
+    assert "pip install ./" in install and "pip wheel" in install
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        from_index = re.findall(r"pip install ['\"]?ambac-hubspot-plugin", page.read_text())
+        assert not from_index, f"{page.name} installs ambac-hubspot-plugin from the index, where it is not"
+
+
+def test_docs_give_the_reference_hosts_prefix_in_plugin_urls():
+    """Every example URL of a plugin route in docs/ uses the reference host's /integrations prefix."""
+    from ambac_hubspot_plugin.reference_host import DEFAULT_MOUNT_PREFIX
+
+    for page in sorted((ROOT / "docs").glob("*.md")):
+        for prefix in re.findall(r"https?://[\w.:-]+(/[\w/-]*?)?/hubspot/(?:webhooks|crm-card)/", page.read_text()):
+            assert prefix == DEFAULT_MOUNT_PREFIX, f"{page.name} mounts plugin routes under {prefix!r}"
