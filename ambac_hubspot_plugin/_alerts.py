@@ -92,6 +92,7 @@ class _Condition:
 
 
 def _failed_runs(store: SqlStateStore, tenant_id: int, threshold: int) -> _Condition:
+    from ._checks import doc
     from .store import RunStatus
 
     finished = [r for r in store.recent_runs(tenant_id, limit=threshold + 5)
@@ -102,8 +103,8 @@ def _failed_runs(store: SqlStateStore, tenant_id: int, threshold: int) -> _Condi
         return _Condition(
             "failed_runs", True, f"HubSpot sync failed {threshold} times in a row",
             f"The last {threshold} sync runs failed. Latest error: {finished[0].error}. "
-            "Open Settings > Integrations > HubSpot, run Test connection, and see the "
-            "troubleshooting guide.")
+            "Open Settings > Integrations > HubSpot, run Test connection, and see "
+            f"{doc('troubleshooting.md')}.")
     return _Condition("failed_runs", False if finished[0].status is RunStatus.SUCCEEDED else None)
 
 

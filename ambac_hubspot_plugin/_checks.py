@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from .settings import Settings
     from .store import StateStore
 
-__all__ = ["CHECK_NAMES", "CheckReport", "CheckResult", "load_last_report", "run_checks",
+__all__ = ["CHECK_NAMES", "CheckReport", "CheckResult", "doc", "load_last_report", "run_checks",
            "save_report", "webhook_url"]
 
 Status = Literal["ok", "warning", "failed", "skipped"]
@@ -40,6 +40,13 @@ CHECK_NAMES = ("token", "scopes", "pipelines", "properties", "webhook_secret", "
 """The checks, in the order they run (and the headings of docs/troubleshooting.md)."""
 
 CHECKPOINT = "admin.connection_check"
+
+
+def doc(page: str) -> str:
+    """Name a page of ``docs/`` where a reader finds it: the docs ship in the sdist, not the wheel."""
+    return f"docs/{page} in the ambac-hubspot-plugin source distribution"
+
+
 DEFAULT_MOUNT_PREFIX = "/integrations"
 # The scopes the sync reads with, and the object type a cheap search probes each one with.
 READ_SCOPES = (("crm.objects.deals.read", "deals"), ("crm.objects.companies.read", "companies"),
@@ -126,7 +133,7 @@ def _api_failure(name: str, exc: HubSpotIntegrationError, fix_auth: str) -> Chec
 
 _REAUTH_FIX = ("Create a new access token in HubSpot (Settings > Integrations > Private Apps, or "
                "Development > Keys > Service keys) and paste it into the credentials; for OAuth, "
-               "reconnect the app to get a new refresh token. See docs/credentials.md.")
+               f"reconnect the app to get a new refresh token. See {doc('credentials.md')}.")
 
 
 def _check_token(client: HubSpotClient) -> CheckResult:
@@ -194,16 +201,31 @@ def _check_properties(client: HubSpotClient) -> CheckResult:
     except HubSpotAuthError as exc:
         return CheckResult("properties", "failed", f"cannot create the custom properties ({exc})",
                            "Give the token the crm.schemas.deals.write scope, or create the "
-                           "properties by hand as listed in docs/install.md.")
+                           f"properties by hand as listed in {doc('outbound.md')}.")
     except HubSpotIntegrationError as exc:
         return _api_failure("properties", exc, _REAUTH_FIX)
     summary = f"created {', '.join(sorted(created))}" if created else "the custom properties exist"
     return CheckResult("properties", "ok", summary)
 
 
+#: Credential kinds HubSpot sends no webhooks for: such a tenant learns of changes by sync only.
+NO_WEBHOOK_KINDS = frozenset({"service_key"})
+
+
+def _receives_webhooks(settings: Settings) -> bool:
+    return getattr(settings.credentials, "kind", None) not in NO_WEBHOOK_KINDS
+
+
 def _check_webhook_secret(settings: Settings) -> CheckResult:
     from .webhooks import webhook_secret
 
+    if not _receives_webhooks(settings):
+        return CheckResult(
+            "webhook_secret", "warning",
+            "HubSpot sends no webhooks to service keys: changes arrive only with the scheduled "
+            f"sync (every {settings.sync_interval_seconds} s)",
+            "For real-time changes, connect with an app that has webhook subscriptions (a "
+            f"private app or an OAuth app, see {doc('credentials.md')}) instead of the service key.")
     if webhook_secret(settings) is None:
         return CheckResult(
             "webhook_secret", "warning",
@@ -214,6 +236,10 @@ def _check_webhook_secret(settings: Settings) -> CheckResult:
 
 
 def _check_webhook_url(settings: Settings, tenant_id: int, mount_prefix: str) -> CheckResult:
+    if not _receives_webhooks(settings):
+        return CheckResult("webhook_url", "skipped",
+                           "skipped: service keys receive no webhooks, so there is no URL to paste",
+                           "See the webhook_secret check.")
     if not settings.public_base_url:
         return CheckResult(
             "webhook_url", "warning",

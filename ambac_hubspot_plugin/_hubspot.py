@@ -27,7 +27,13 @@ from hubspot import HubSpot
 from urllib3.util.retry import Retry
 
 from ._ratelimit import RateLimiter
-from ._retry import Failure, FailureKind, parse_error_body, parse_retry_after
+from ._retry import (
+    Failure,
+    FailureKind,
+    parse_error_body,
+    parse_rate_limit_window,
+    parse_retry_after,
+)
 from .client import (
     Association,
     AssociationInput,
@@ -411,7 +417,10 @@ class SdkHubSpotClient:
                 **common,
             )
             return Failure(
-                FailureKind.RATE_LIMITED, retry_after, str(policy) if policy else None
+                FailureKind.RATE_LIMITED,
+                retry_after,
+                str(policy) if policy else None,
+                window=parse_rate_limit_window(headers),
             ), err
         if status in (401, 403):
             what = (

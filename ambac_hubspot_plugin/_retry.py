@@ -19,8 +19,15 @@ __all__ = [
     "FailureKind",
     "RetryPolicy",
     "parse_error_body",
+    "parse_rate_limit_window",
     "parse_retry_after",
 ]
+
+#: HubSpot's rolling window per 429 ``policyName``: without ``Retry-After``, waiting out the
+#: whole window is the only wait that is sure to find budget again.
+POLICY_WINDOW_SECONDS: dict[str, float] = {"SECONDLY": 1.0, "TEN_SECONDLY_ROLLING": 10.0}
+#: The window for a 429 that names neither its window nor a policy we know: the longest one.
+DEFAULT_WINDOW_SECONDS = 10.0
 
 
 class FailureKind(enum.Enum):
@@ -38,11 +45,31 @@ class FailureKind(enum.Enum):
 
 @attrs.frozen
 class Failure:
-    """One failed attempt: its kind, the server's ``Retry-After`` and ``policyName`` if any."""
+    """One failed attempt: its kind, the server's ``Retry-After`` and ``policyName`` if any.
+
+    ``window`` is the rate-limit window a 429 announced
+    (``X-HubSpot-RateLimit-Interval-Milliseconds``), in seconds.
+    """
 
     kind: FailureKind
     retry_after: float | None = None
     policy_name: str | None = None
+    window: float | None = None
+
+    def min_wait(self) -> float | None:
+        """The shortest wait the server asks for, or ``None`` when it asks for none.
+
+        ``Retry-After`` when given; else, for a 429, the whole rate-limit window (the
+        announced one, else the policy's, else 10 s): a retry inside the window is refused
+        again, and a few short jittered retries used to exhaust the attempts within it.
+        """
+        if self.retry_after is not None:
+            return self.retry_after
+        if self.kind is not FailureKind.RATE_LIMITED:
+            return None
+        if self.window is not None:
+            return self.window
+        return POLICY_WINDOW_SECONDS.get(self.policy_name or "", DEFAULT_WINDOW_SECONDS)
 
 
 @attrs.frozen
@@ -76,12 +103,14 @@ class RetryPolicy:
         """Seconds to wait before retry number ``retry_number`` (1 for the first retry).
 
         Full jitter (uniform between 0 and the capped exponential) spreads threads that failed
-        together; a server's ``Retry-After`` is a floor, never shortened by the jitter.
+        together; the server's wait (:meth:`Failure.min_wait`) is a floor, never shortened by
+        the jitter.
         """
         ceiling = min(self.max_delay, self.base_delay * (2 ** (retry_number - 1)))
         wait = rng.uniform(0.0, ceiling)
-        if failure.retry_after is not None:
-            wait = max(wait, failure.retry_after)
+        floor = failure.min_wait()
+        if floor is not None:
+            wait = max(wait, floor)
         return wait
 
     def next_wait(
@@ -108,13 +137,7 @@ class RetryPolicy:
 
 def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
     """Read a ``Retry-After`` header given in seconds; HTTP dates and junk count as absent."""
-    if not headers:
-        return None
-    raw = None
-    for name, value in headers.items():
-        if name.lower() == "retry-after":
-            raw = value
-            break
+    raw = _header(headers, "retry-after")
     if raw is None:
         return None
     try:
@@ -126,6 +149,21 @@ def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
     return seconds
 
 
+def parse_rate_limit_window(headers: Mapping[str, str] | None) -> float | None:
+    """Read ``X-HubSpot-RateLimit-Interval-Milliseconds`` as seconds; junk or absent gives ``None``."""
+    raw = _header(headers, "x-hubspot-ratelimit-interval-milliseconds")
+    if raw is None:
+        return None
+    try:
+        millis = float(raw)
+    except ValueError:
+        return None
+    # NaN, zero or negative is no window; a day or more is not a rolling burst window either.
+    if not 0 < millis < 86_400_000:
+        return None
+    return millis / 1000.0
+
+
 def parse_error_body(body: str | bytes | None) -> Mapping[str, object]:
     """Decode a HubSpot error body; anything that is not a JSON object gives ``{}``."""
     if not body:
@@ -135,3 +173,11 @@ def parse_error_body(body: str | bytes | None) -> Mapping[str, object]:
     except (ValueError, UnicodeDecodeError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def _header(headers: Mapping[str, str] | None, lowered_name: str) -> str | None:
+    """The value of one header, matched without regard to case."""
+    for name, value in (headers or {}).items():
+        if name.lower() == lowered_name:
+            return value
+    return None

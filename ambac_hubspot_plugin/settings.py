@@ -31,6 +31,7 @@ __all__ = [
     "OutboundSettings",
     "PrivateAppCredentials",
     "Secret",
+    "ServiceKeyCredentials",
     "Settings",
     "parse_settings",
     "settings_schema",
@@ -66,10 +67,18 @@ def _non_empty(_inst: object, attribute: attrs.Attribute[Any], value: object) ->
 
 @attrs.frozen
 class PrivateAppCredentials:
-    """A private-app access token or a service key (both sent as ``Authorization: Bearer``)."""
+    """A private-app access token (sent as ``Authorization: Bearer``)."""
 
     access_token: Secret = attrs.field(validator=_non_empty)
     kind: Literal["private_app"] = "private_app"
+
+
+@attrs.frozen
+class ServiceKeyCredentials:
+    """A service key: sent like a private-app token, but HubSpot sends it no webhooks."""
+
+    access_token: Secret = attrs.field(validator=_non_empty)
+    kind: Literal["service_key"] = "service_key"
 
 
 @attrs.frozen
@@ -83,7 +92,14 @@ class OAuthCredentials:
 
 
 # Kept as Union[...]: cattrs' configure_tagged_union needs a typing.Union; `A | B` is a types.UnionType.
-Credentials = Union[PrivateAppCredentials, OAuthCredentials]  # noqa: UP007  # see the comment above
+Credentials = Union[PrivateAppCredentials, ServiceKeyCredentials, OAuthCredentials]  # noqa: UP007  # see the comment above
+
+#: ``credentials.kind`` -> its record: the one list the converter, errors and schema share.
+CREDENTIAL_KINDS: dict[str, type] = {
+    "private_app": PrivateAppCredentials,
+    "service_key": ServiceKeyCredentials,
+    "oauth": OAuthCredentials,
+}
 
 
 @attrs.frozen
@@ -236,7 +252,7 @@ def _make_converter() -> cattrs.Converter:
         Credentials,
         conv,
         tag_name="kind",
-        tag_generator=lambda cls: {PrivateAppCredentials: "private_app", OAuthCredentials: "oauth"}[cls],
+        tag_generator=lambda cls: {c: kind for kind, c in CREDENTIAL_KINDS.items()}[cls],
     )
     return conv
 
@@ -256,8 +272,9 @@ def _find_retired_keys(data: object, path: str = "") -> list[tuple[str, str]]:
                     (
                         where,
                         "HubSpot retired API keys (hapikey) on 2022-11-30; use a private-app "
-                        "access token or service key (credentials.kind = private_app) or OAuth "
-                        "(credentials.kind = oauth) instead",
+                        "access token (credentials.kind = private_app), a service key "
+                        "(credentials.kind = service_key) or OAuth (credentials.kind = oauth) "
+                        "instead",
                     )
                 )
             else:
@@ -284,10 +301,11 @@ def parse_settings(data: Mapping[str, Any]) -> Settings:
         reported = {why for _path, why in checked}
         problems = [p for p in _describe(exc) if p[1] not in reported]
         credentials = data.get("credentials")
-        if isinstance(credentials, Mapping) and credentials.get("kind") not in ("private_app", "oauth"):
+        if isinstance(credentials, Mapping) and credentials.get("kind") not in CREDENTIAL_KINDS:
             # cattrs reports an unknown tag as a missing field; say what kind may be instead.
             problems = [p for p in problems if p[0] != "credentials"]
-            problems.append(("credentials.kind", "must be one of 'private_app', 'oauth'"))
+            kinds = ", ".join(repr(kind) for kind in CREDENTIAL_KINDS)
+            problems.append(("credentials.kind", f"must be one of {kinds}"))
         raise ConfigError.from_problems(checked + problems) from exc
 
 
@@ -321,7 +339,7 @@ def _attrs_class_for(hint: Any, raw: object) -> type | None:
     if attrs.has(hint):
         return typing.cast(type, hint)
     if hint == Credentials and isinstance(raw, Mapping):
-        return {"private_app": PrivateAppCredentials, "oauth": OAuthCredentials}.get(str(raw.get("kind")))
+        return CREDENTIAL_KINDS.get(str(raw.get("kind")))
     return None
 
 

@@ -130,6 +130,17 @@ def test_missing_webhook_secret_and_public_url_are_warnings_with_fixes(hubspot):
     assert "public_base_url" in report.get("webhook_url").fix
 
 
+def test_service_key_warns_that_no_webhooks_arrive(hubspot):
+    """A service key passes the connection test with a warning: HubSpot sends it no webhooks."""
+    report = check(hubspot, credentials={"kind": "service_key", "access_token": hubspot.access_token})
+    assert report.ok
+    assert report.get("token").status == "ok"
+    assert [c.name for c in report.warnings] == ["webhook_secret"]
+    secret = report.get("webhook_secret")
+    assert "no webhooks to service keys" in secret.summary and "OAuth app" in secret.fix
+    assert report.get("webhook_url").status == "skipped"
+
+
 def test_rate_limited_check_is_a_warning_not_a_failure(hubspot):
     """429s that outlast the retries make the check a warning to run again, not a failed setup."""
     hubspot.faults.fail_next(50, status=429, path_prefix="/crm/v3/pipelines", retry_after=0)

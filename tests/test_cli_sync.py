@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -136,3 +137,25 @@ def test_demo_json_shows_the_moved_deal_becoming_an_order():
     assert data["orders"] and data["companies"] and data["contacts"]
     assert data["order_from_webhook"] is not None, "the webhook step created its order without a sync"
     assert {o["number"] for o in data["orders"]} >= {data["order_from_moved_deal"], data["order_from_webhook"]}
+
+
+def _doc_example(doc: Path, section: str, fence: str) -> str:
+    """The first ``fence`` code block under the ``## section`` heading of ``doc``."""
+    text = doc.read_text().split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
+    return text.split(f"```{fence}\n", 1)[1].split("```", 1)[0]
+
+
+def test_cli_md_demo_example_shows_every_field_the_demo_prints():
+    """docs/cli.md's demo JSON names every top-level field the demo prints, with the same kind of value."""
+    doc = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
+    command = _doc_example(doc, "demo", "sh").strip()
+    assert command.startswith("ambac-hubspot demo ")
+    result = _run(*command.split()[1:])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    example = _doc_example(doc, "demo", "json")
+    starts = {dict: "{", list: "[", str: '"', int: "0123456789", float: "0123456789"}
+    for key, value in data.items():
+        shown = re.search(rf'"{key}": (\S)', example)
+        assert shown is not None, f"docs/cli.md's demo example lacks {key!r}"
+        assert shown.group(1) in starts[type(value)], f"{key!r} is a {type(value).__name__} in the demo"

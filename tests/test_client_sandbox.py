@@ -28,6 +28,8 @@ from ambac_hubspot_plugin.errors import (
     RateLimitedError,
 )
 
+from ._clock import ManualClock
+
 sandbox_pkg = pytest.importorskip(
     "ambac_hubspot_plugin.sandbox", reason="the sandbox emulator package is missing"
 )
@@ -57,6 +59,7 @@ def make_client(hs: Any) -> Iterator[ClientFactory]:
         auth: Any = None, *, search_per_second: int = 1000, burst: int = 100_000, **kw: Any
     ) -> HubSpotClient:
         clock = kw.pop("clock", _utc)
+        sleep = kw.pop("sleep", time.sleep)
         settings = ClientSettings(
             auth=auth or StaticToken(hs.access_token),
             base_url=hs.base_url,
@@ -69,7 +72,9 @@ def make_client(hs: Any) -> Iterator[ClientFactory]:
         limiter = RateLimiter(
             RateBudget(burst=burst, window_seconds=10, search_per_second=search_per_second)
         )
-        client = build_client(settings, limiter=limiter, rng=random.Random(0), clock=clock)
+        client = build_client(
+            settings, limiter=limiter, rng=random.Random(0), clock=clock, sleep=sleep
+        )
         clients.append(client)
         return client
 
@@ -145,10 +150,89 @@ def test_batch_429_storm_completes_without_losing_records(
         retry_after=retry_after,
         body=body,
     )
-    client = make_client()
+    # Without Retry-After each retry waits out the 10 s window: on a manual clock, not for real.
+    clock = ManualClock()
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        clock.advance(seconds)
+
+    client = make_client(
+        clock=clock,
+        sleep=sleep,
+        retry=RetryPolicy(max_attempts=8, base_delay=0.01, max_delay=0.1, max_elapsed=120),
+    )
     companies = list(client.read_companies(ids, ["name"]))
     assert sorted(c.id for c in companies) == sorted(ids)
     assert client.stats.snapshot().rate_limited == 6
+    floor = retry_after if retry_after is not None else 10.0
+    assert len(waits) == 6 and all(floor <= w <= max(floor, 0.1) for w in waits)
+
+
+class _WindowClock(ManualClock):
+    """One manual clock for the sandbox and the client; the client's sleeps move it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.advance(seconds)
+
+
+def test_burst_429_without_retry_after_waits_out_the_window_and_succeeds() -> None:
+    """A call refused by the sandbox's real 10 s burst limit waits the announced window once, then succeeds."""
+    clock = _WindowClock()
+    limits = RateLimits(burst_per_10s=3, search_per_second=None, retry_after=False)
+    with Sandbox(rate_limits=limits, clock=clock) as hs:
+        settings = ClientSettings(
+            auth=StaticToken(hs.access_token),
+            base_url=hs.base_url,
+            portal_id=str(hs.portal_id),
+            retry=RetryPolicy(),  # the defaults a tenant gets
+            connect_timeout=2,
+            read_timeout=10,
+        )
+        # Our limiter allows more than the sandbox, as when another app shares the portal.
+        client = build_client(
+            settings,
+            limiter=RateLimiter(RateBudget(burst=1000)),
+            rng=random.Random(0),
+            clock=clock,
+            sleep=clock.sleep,
+        )
+        try:
+            pipelines = [client.get_pipelines() for _ in range(4)]
+        finally:
+            client.close()
+        assert len(pipelines) == 4
+        assert [r.status for r in _log(hs)] == [200, 200, 200, 429, 200]
+    assert clock.waits == [10.0]
+
+
+@pytest.mark.parametrize(
+    ("interval_ms", "policy", "window"),
+    [
+        (2500, "TEN_SECONDLY_ROLLING", 2.5),
+        (None, "TEN_SECONDLY_ROLLING", 10.0),
+        (None, "SECONDLY", 1.0),
+    ],
+    ids=["interval-header", "no-header-ten-secondly", "no-header-secondly"],
+)
+def test_429_without_retry_after_waits_the_interval_header_else_the_policy_window(
+    hs: Any, make_client: ClientFactory, interval_ms: int | None, policy: str, window: float
+) -> None:
+    """Without Retry-After the wait is X-HubSpot-RateLimit-Interval-Milliseconds, else the policy's window."""
+    hs.faults.rate_limit_next(
+        2, policy=policy, interval_ms=interval_ms, path_prefix="/crm/v3/pipelines"
+    )
+    clock = _WindowClock()
+    client = make_client(clock=clock, sleep=clock.sleep, retry=RetryPolicy())
+    assert client.get_pipelines() is not None
+    assert clock.waits == [window, window]
+    assert [r.status for r in _log(hs)] == [429, 429, 200]
 
 
 def test_sandbox_burst_limit_is_never_hit_when_the_limiter_matches_it(

@@ -20,6 +20,7 @@ from ambac_hubspot_plugin._retry import (
     FailureKind,
     RetryPolicy,
     parse_error_body,
+    parse_rate_limit_window,
     parse_retry_after,
 )
 from ambac_hubspot_plugin.client import (
@@ -58,6 +59,41 @@ def test_retry_after_is_a_floor_for_the_wait() -> None:
         policy.delay(1, Failure(FailureKind.RATE_LIMITED, retry_after=3.0), rng) for _ in range(50)
     }
     assert waits == {3.0}
+
+
+@pytest.mark.parametrize(
+    ("failure", "floor"),
+    [
+        (Failure(FailureKind.RATE_LIMITED, policy_name="TEN_SECONDLY_ROLLING"), 10.0),
+        (Failure(FailureKind.RATE_LIMITED, policy_name="SECONDLY"), 1.0),
+        (Failure(FailureKind.RATE_LIMITED), 10.0),
+        (Failure(FailureKind.RATE_LIMITED, policy_name="SECONDLY", window=2.5), 2.5),
+        (Failure(FailureKind.RATE_LIMITED, retry_after=0.5, window=10.0), 0.5),
+    ],
+    ids=["ten-secondly", "secondly", "no-policy", "announced-window", "retry-after-wins"],
+)
+def test_a_429_without_retry_after_waits_out_the_window(failure: Failure, floor: float) -> None:
+    """A 429 with no Retry-After waits the announced window, else its policy's, else 10 s."""
+    policy = RetryPolicy(base_delay=0.1, max_delay=0.2)
+    rng = random.Random(1)
+    assert {policy.delay(1, failure, rng) for _ in range(20)} == {floor}
+
+
+def test_a_server_error_without_retry_after_keeps_plain_backoff() -> None:
+    """Only 429s get the rate-limit window as a floor; a 5xx without Retry-After is jittered."""
+    policy = RetryPolicy(base_delay=0.1, max_delay=0.2)
+    assert Failure(FailureKind.SERVER_ERROR, window=10.0).min_wait() is None
+    assert policy.delay(1, Failure(FailureKind.SERVER_ERROR), random.Random(1)) <= 0.1
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [("10000", 10.0), ("2500", 2.5), ("0", None), ("-5", None), ("abc", None), ("nan", None)],
+)
+def test_rate_limit_interval_header_is_read_as_seconds(value: str, seconds: float | None) -> None:
+    """X-HubSpot-RateLimit-Interval-Milliseconds becomes seconds, in any case; junk is absent."""
+    assert parse_rate_limit_window({"x-hubspot-ratelimit-interval-MILLISECONDS": value}) == seconds
+    assert parse_rate_limit_window({}) is None and parse_rate_limit_window(None) is None
 
 
 def test_daily_limit_is_not_retried() -> None:

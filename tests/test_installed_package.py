@@ -52,6 +52,8 @@ with tempfile.TemporaryDirectory() as data_dir, ReferenceHost(Path(data_dir)) as
         "sdk_after_registration": sdk_after_registration,
         "sdk_after_manifest": "hubspot" in sys.modules,
         "package_file": ambac_hubspot_plugin.__file__,
+        "license_files": importlib.metadata.metadata("ambac-hubspot-plugin").get_all("License-File"),
+        "dist_files": [str(f) for f in importlib.metadata.files("ambac-hubspot-plugin") or ()],
         "prefix": sys.prefix,
         "version": ambac_hubspot_plugin.__version__,
     }
@@ -182,3 +184,9 @@ def test_registration_does_not_import_the_hubspot_sdk(report: dict[str, Any]):
     """Discovering, registering and asking the plugin for its manifest leave the SDK unimported."""
     assert report["sdk_after_registration"] is False
     assert report["sdk_after_manifest"] is False
+
+
+def test_installed_distribution_carries_the_license(report: dict[str, Any]):
+    """The wheel pip built names LICENSE in its metadata and installs it in its .dist-info."""
+    assert report["license_files"] and "LICENSE" in report["license_files"][0]
+    assert any(".dist-info/" in f and f.endswith("LICENSE") for f in report["dist_files"])

@@ -6,8 +6,10 @@ import ast
 import importlib.metadata
 import inspect
 import re
+import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pluggy
@@ -131,3 +133,86 @@ print(sorted(m for m in ("hubspot", "sqlalchemy", "alembic", "cattrs", "urllib3"
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["[]", "1"]
+
+
+def _message_strings_and_doc_calls() -> tuple[list[tuple[str, str]], set[str]]:
+    """(file, text) of every non-docstring string of the package, and every page doc() names."""
+    strings: list[tuple[str, str]] = []
+    pages: set[str] = set()
+    for path in sorted((ROOT / "ambac_hubspot_plugin").rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        # A string standing alone as a statement is a docstring (of a module, class, function
+        # or attribute), read in the source, never shown to a user.
+        docstrings = {id(node.value) for node in ast.walk(tree)
+                      if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+                strings.append((path.name, node.value))
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "doc"
+                    and node.args and isinstance(node.args[0], ast.Constant)):
+                pages.add(str(node.args[0].value))
+    return strings, pages
+
+
+def test_messages_name_docs_only_through_the_doc_helper():
+    """A message names a docs page only through _checks.doc(), which says where the docs are."""
+    strings, pages = _message_strings_and_doc_calls()
+    bare = [(name, text) for name, text in strings
+            if re.search(r"[\w-]+\.md\b", text) and not re.fullmatch(r"[\w-]+\.md", text)]
+    assert not bare, f"messages naming a doc without saying where it is: {bare}"
+    assert pages, "no message names a doc: the scan found nothing to check"
+
+
+@pytest.fixture(scope="module")
+def sdist_names(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """The member names of the sdist built from a copy of the project (setuptools' own backend)."""
+    src = tmp_path_factory.mktemp("src")
+    for name in ("setup.cfg", "pyproject.toml", "MANIFEST.in", "README.md", "LICENSE", "CHANGELOG.md"):
+        if (ROOT / name).exists():
+            shutil.copy2(ROOT / name, src / name)
+    for folder in ("ambac_hubspot_plugin", "docs"):
+        shutil.copytree(ROOT / folder, src / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    out = tmp_path_factory.mktemp("dist")
+    code = "import sys; from setuptools import build_meta; build_meta.build_sdist(sys.argv[1])"
+    built = subprocess.run([sys.executable, "-c", code, str(out)], cwd=src, capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr[-2000:]
+    (sdist,) = out.glob("*.tar.gz")
+    with tarfile.open(sdist) as tar:
+        return [m.name.split("/", 1)[1] for m in tar.getmembers() if "/" in m.name]
+
+
+def test_every_doc_a_message_names_exists_and_ships_in_the_sdist(sdist_names):
+    """Each docs page a message names is in docs/ and in the source distribution."""
+    _strings, pages = _message_strings_and_doc_calls()
+    for page in sorted(pages):
+        assert (ROOT / "docs" / page).is_file(), f"a message names docs/{page}, which does not exist"
+        assert f"docs/{page}" in sdist_names, f"docs/{page} is not in the sdist"
+
+
+def test_license_is_mit_and_ships_in_the_sdist(sdist_names):
+    """LICENSE holds the MIT text setup.cfg declares, and the sdist carries it and the changelog."""
+    assert {"LICENSE", "CHANGELOG.md", "README.md"} <= set(sdist_names)
+    text = (ROOT / "LICENSE").read_text()
+    assert text.startswith("MIT License") and "2026 the ambac-hubspot-plugin authors" in text
+
+
+def test_readme_starts_with_the_two_dev_commands_and_installs_without_the_index():
+    """README opens with `dev.py demo` / `dev.py test`; no page installs the package from the index."""
+    readme = (ROOT / "README.md").read_text()
+    first_block = readme.split("```sh\n", 1)[1].split("```", 1)[0]
+    assert [line.split("#")[0].strip() for line in first_block.splitlines()] == [
+        "python3 dev.py demo", "python3 dev.py test"]
+    install = readme.split("## Install into Ambac Tracker", 1)[1].split("\n## ", 1)[0]
+    assert "pip install ./" in install and "pip wheel" in install
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        from_index = re.findall(r"pip install ['\"]?ambac-hubspot-plugin", page.read_text())
+        assert not from_index, f"{page.name} installs ambac-hubspot-plugin from the index, where it is not"
+
+
+def test_docs_give_the_reference_hosts_prefix_in_plugin_urls():
+    """Every example URL of a plugin route in docs/ uses the reference host's /integrations prefix."""
+    from ambac_hubspot_plugin.reference_host import DEFAULT_MOUNT_PREFIX
+
+    for page in sorted((ROOT / "docs").glob("*.md")):
+        for prefix in re.findall(r"https?://[\w.:-]+(/[\w/-]*?)?/hubspot/(?:webhooks|crm-card)/", page.read_text()):
+            assert prefix == DEFAULT_MOUNT_PREFIX, f"{page.name} mounts plugin routes under {prefix!r}"

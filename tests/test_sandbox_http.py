@@ -216,6 +216,24 @@ def test_fail_next_matches_prefix_and_method(hs: Sandbox) -> None:
     assert hs.stats.faults_injected == 2
 
 
+def test_rate_limit_next_sends_hubspots_429_without_retry_after(hs: Sandbox) -> None:
+    """``rate_limit_next`` answers HubSpot's 429 body with the interval header, or with no header at all."""
+    hs.faults.rate_limit_next(1, interval_ms=2500, path_prefix="/crm/v3/objects/deals")
+    hs.faults.rate_limit_next(1, policy="SECONDLY", interval_ms=None)
+    first = call(hs)
+    assert first.status_code == 429
+    assert first.json()["policyName"] == "TEN_SECONDLY_ROLLING"
+    assert first.json()["errorType"] == "RATE_LIMIT"
+    assert first.headers["X-HubSpot-RateLimit-Interval-Milliseconds"] == "2500"
+    assert "Retry-After" not in first.headers
+    second = call(hs, path="/crm/v3/objects/companies")
+    assert second.status_code == 429
+    assert second.json()["message"] == "You have reached your secondly limit."
+    assert "X-HubSpot-RateLimit-Interval-Milliseconds" not in second.headers
+    assert "Retry-After" not in second.headers
+    assert call(hs).status_code == 200
+
+
 def test_fail_next_default_is_503_with_error_body(hs: Sandbox) -> None:
     """Without a body the injected failure looks like a HubSpot error."""
     hs.faults.fail_next(1)

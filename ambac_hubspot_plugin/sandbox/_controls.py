@@ -151,6 +151,7 @@ class _FailRule:
     method: str | None
     retry_after: float | None
     body: Any
+    headers: dict[str, str] = attrs.field(factory=dict)
 
 
 @attrs.define
@@ -187,6 +188,53 @@ class Faults:
                     method.upper() if method else None,
                     retry_after,
                     body,
+                )
+            )
+
+    def rate_limit_next(
+        self,
+        count: int,
+        *,
+        policy: str = "TEN_SECONDLY_ROLLING",
+        interval_ms: int | None = 10_000,
+        retry_after: float | None = None,
+        path_prefix: str | None = None,
+        method: str | None = None,
+    ) -> None:
+        """Make the next ``count`` matching calls answer HubSpot's 429 for ``policy``.
+
+        By default like HubSpot's ten-secondly 429: no ``Retry-After``, only the
+        ``X-HubSpot-RateLimit-*`` headers with the window in ``interval_ms``; ``interval_ms=None``
+        leaves those headers out too, so a client learns the window from nothing but the body.
+        """
+        label = policy.lower()
+        message = f"You have reached your {label} limit."
+        body = {
+            "status": "error",
+            "message": message,
+            "errorType": "RATE_LIMIT",
+            "correlationId": correlation_id(),
+            "policyName": policy,
+            "category": "RATE_LIMITS",
+        }
+        headers = (
+            {}
+            if interval_ms is None
+            else {
+                "X-HubSpot-RateLimit-Interval-Milliseconds": str(interval_ms),
+                "X-HubSpot-RateLimit-Remaining": "0",
+            }
+        )
+        with self._lock:
+            self._fail.append(
+                _FailRule(
+                    count,
+                    429,
+                    path_prefix,
+                    method.upper() if method else None,
+                    retry_after,
+                    body,
+                    headers,
                 )
             )
 

@@ -86,9 +86,9 @@ class Service:
                 return None, path, query_text, None
             if rule is not None:
                 self.stats.faults_injected += 1
-                headers = (
-                    {} if rule.retry_after is None else {"Retry-After": f"{rule.retry_after:g}"}
-                )
+                headers = dict(rule.headers)
+                if rule.retry_after is not None:
+                    headers["Retry-After"] = f"{rule.retry_after:g}"
                 fault_body = (
                     rule.body
                     if rule.body is not None
