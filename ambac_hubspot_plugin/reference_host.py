@@ -1110,6 +1110,11 @@ class ReferenceHost:
             ).fetchone()
         return int(row[0])
 
+    def find_tenant(self, name: str) -> int | None:
+        """Return the id of the oldest tenant with exactly this name, or None."""
+        row = self._db.row("SELECT id FROM tenants WHERE name = ? ORDER BY id LIMIT 1", (name,))
+        return None if row is None else int(row[0])
+
     def tenant_ids(self) -> list[int]:
         """Return the ids of all tenants, in creation order."""
         return [int(row[0]) for row in self._db.rows("SELECT id FROM tenants ORDER BY id")]
