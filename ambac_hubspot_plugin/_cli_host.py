@@ -1,6 +1,7 @@
-"""``ambac-hubspot host init|serve`` and ``ambac-hubspot worker``: run a host without Python.
+"""``ambac-hubspot host init|token|serve`` and ``ambac-hubspot worker``: a host without Python.
 
-``host init`` makes a reference host directory with a tenant, ``host serve`` serves that
+``host init`` makes a reference host directory with a tenant, ``host token`` issues a bearer
+token for its admin routes, ``host serve`` serves that
 host's HTTP routes (the plugin's webhook, admin and CRM card routes) with the plugin's
 background worker, and ``worker`` runs the plugin's job queue of any host, once or until
 signalled. Hosts are opened the way every command opens them (:mod:`._cli_admin`).
@@ -107,6 +108,40 @@ def init(host_dir: Path, tenant_name: str, as_json: bool) -> None:
     click.echo("Next, point the plugin at HubSpot (or at `ambac-hubspot sandbox`):")
     click.echo(f"  ambac-hubspot setup --host-dir {host_dir} --tenant {tenant_id} "
                "--portal-id ID --token TOKEN --webhook-secret SECRET --api-base-url URL")
+
+
+# ---- host token -------------------------------------------------------------------------------
+
+
+@host_group.command("token")
+@_host_dir_option(required=True)
+@click.option("--tenant", "tenant_id", type=int, required=True, help="The tenant id.")
+@click.option("--user", "email", metavar="EMAIL",
+              help="The tenant's user the token acts as (its permissions apply); default: the "
+                   "operator user, who holds both of the plugin's permissions.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def token(host_dir: Path, tenant_id: int, email: str | None, as_json: bool) -> None:
+    """Issue a bearer token for calling the served admin routes as a user of the tenant.
+
+    The token is printed once and stored hashed; each call with it has that user's permissions.
+    """
+    context = ReferenceHostContext(host_dir)
+    try:
+        try:
+            context.services(tenant_id)
+        except LookupError as exc:
+            _fail(str(exc), EXIT_USAGE)
+        user = context.find_user(tenant_id, email) if email else context.operator(tenant_id)
+        if user is None:
+            _fail(f"tenant {tenant_id} has no user {email!r}", EXIT_USAGE)
+        issued = context.host.create_api_token(user)
+    finally:
+        context.close()
+    if as_json:
+        click.echo(json.dumps({"tenant_id": tenant_id, "user": user.email, "token": issued},
+                              indent=2))
+    else:
+        click.echo(issued)
 
 
 # ---- host serve -------------------------------------------------------------------------------

@@ -64,7 +64,7 @@ def _add_commands() -> None:
     from .sandbox._cli import sandbox_command
 
     main.add_command(sandbox_command, name="sandbox")
-    main.add_command(host_group, name="host")  # host init, host serve
+    main.add_command(host_group, name="host")  # host init, host token, host serve
     main.add_command(worker_command, name="worker")
     main.add_command(sync_command, name="sync")
     main.add_command(conflicts_group, name="conflicts")

@@ -13,6 +13,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -137,6 +139,21 @@ def test_init_refuses_bad_input_with_exit_2_and_writes_nothing(tmp_path: Path):
     assert cli("host", "init", "--host-dir", str(tmp_path / "c")).exit_code == 2
 
 
+def test_token_is_for_a_user_of_the_tenant(tmp_path: Path):
+    """host token prints a fresh token for the operator; an unknown user or tenant is exit 2."""
+    path = tmp_path / "h"
+    cli("host", "init", "--host-dir", str(path))
+    first, second = (cli("host", "token", "--host-dir", str(path), "--tenant", "1")
+                     for _ in range(2))
+    assert first.exit_code == second.exit_code == 0 and first.output != second.output
+    with ReferenceHost(path, load_entrypoints=False) as host:
+        user = host.user_for_token(first.output.strip())
+        assert user is not None and user.email == "ambac-hubspot-cli@localhost"
+    unknown = cli("host", "token", "--host-dir", str(path), "--tenant", "1", "--user", "x@y.z")
+    assert unknown.exit_code == 2 and "x@y.z" in unknown.output
+    assert cli("host", "token", "--host-dir", str(path), "--tenant", "9").exit_code == 2
+
+
 # ---- host serve ---------------------------------------------------------------------------------
 
 
@@ -154,6 +171,17 @@ def test_serve_turns_a_signed_webhook_into_an_order_and_stops_on_sigterm(
         deal_id = close_a_deal_by_webhook(hubspot, started["webhook_url"])
         order = wait_for_order(path, tenant, f"hubspot:{hubspot.portal_id}:deal:{deal_id}", 30)
         assert order is not None, "no order within 30 s of the webhook"
+        status_url = f"{announced['url']}/integrations/hubspot/status"
+        with pytest.raises(urllib.error.HTTPError) as anonymous:
+            urllib.request.urlopen(status_url, timeout=10)
+        assert anonymous.value.code == 401
+        anonymous.value.close()
+        issued = cli("host", "token", "--host-dir", str(path), "--tenant", str(tenant), "--json")
+        assert issued.exit_code == 0, issued.output
+        bearer = {"Authorization": f"Bearer {json.loads(issued.stdout)['token']}"}
+        with urllib.request.urlopen(urllib.request.Request(status_url, headers=bearer),
+                                    timeout=10) as answer:
+            assert json.loads(answer.read())["enabled"] is True
     finally:
         if child.poll() is None:
             _out, err = stop(child)
