@@ -1,10 +1,10 @@
 """``ambac-hubspot host init|token|serve`` and ``ambac-hubspot worker``: a host without Python.
 
 ``host init`` makes a reference host directory with a tenant, ``host token`` issues a bearer
-token for its admin routes, ``host serve`` serves that
-host's HTTP routes (the plugin's webhook, admin and CRM card routes) with the plugin's
-background worker, and ``worker`` runs the plugin's job queue of any host, once or until
-signalled. Hosts are opened the way every command opens them (:mod:`._cli_admin`).
+token for its admin routes, ``host serve`` serves that host's HTTP routes (the plugin's
+webhook, admin and CRM card routes) with the plugin's background worker, and ``worker`` runs
+the plugin's job queue of any host, once or until signalled. Hosts are opened the way every
+command opens them (:mod:`._cli_admin`).
 
 These commands do what the host's own processes do (start, serve, run background work);
 they are not admin operations, so they take no ``--as-user``. The admin routes ``serve``
