@@ -136,6 +136,10 @@ class ReferenceHostContext:
     def enable(self, tenant_id: int, settings: Mapping[str, Any]) -> list[object]:
         return self.host.enable_plugin(tenant_id, PLUGIN_ID, settings)
 
+    def enabled_tenants(self) -> list[int]:
+        """The tenants whose admin has the HubSpot plugin switched on (``worker``, ``host serve``)."""
+        return [t for t in self.host.tenant_ids() if self.host.is_plugin_enabled(t, PLUGIN_ID)]
+
     def close(self) -> None:
         self.runtime.close()
         self.host.close()

@@ -43,7 +43,7 @@ def run_demo(*, seed_deals: int, data_dir: Path | None, say: Callable[[str], obj
             }
             (report,) = [r for r in host.enable_plugin(tenant, "hubspot", settings) if r is not None]
             assert isinstance(report, EnableReport)  # ours is the only plugin that reports
-            step("[bold]3.[/] Enabled for tenant 'Demo Manufacturing': "
+            step(f"[bold]3.[/] Enabled for tenant {tenant} 'Demo Manufacturing': "
                  + ", ".join(f"{s.name} {'ok' if s.ok else 'FAILED: ' + s.detail}" for s in report.steps))
             plugin = host.plugin_manager.get_plugin(RUNTIME_NAME)
             assert plugin is not None  # registered by the plugin's ambac_add_hookspecs
@@ -71,6 +71,9 @@ def run_demo(*, seed_deals: int, data_dir: Path | None, say: Callable[[str], obj
             portal = str(hubspot.portal_id)
             new_order = services.find_order_by_external_id(f"hubspot:{portal}:deal:{moved['id']}")
             result = {
+                # Only a kept --data-dir outlives the demo; a temporary one is gone on return.
+                "host_dir": str((root / "host").resolve()) if data_dir else None,
+                "tenant_id": tenant,
                 "sandbox": {"base_url": hubspot.base_url, "portal_id": hubspot.portal_id},
                 "plugins": plugins,
                 "enable_report": [{"step": s.name, "ok": s.ok, "detail": s.detail} for s in report.steps],
@@ -184,3 +187,9 @@ def print_demo(console: Any, result: dict[str, Any]) -> None:
                   f"{result['webhook_deal']['id']} became [bold]{result['order_from_webhook']}[/] "
                   f"{result['webhook_to_order_ms']} ms after its webhook, with no sync at all.")
     console.print(f"Demo finished in {result['seconds']} s.")
+    if result["host_dir"]:
+        # Plain text, not rich markup: a path a person copies must not be wrapped or styled.
+        console.print(f"The reference host is kept in {result['host_dir']} (tenant "
+                      f"{result['tenant_id']}); the sandbox it talked to has stopped. Look "
+                      f"around with: ambac-hubspot status --host-dir {result['host_dir']} "
+                      f"--tenant {result['tenant_id']}", markup=False, soft_wrap=True)

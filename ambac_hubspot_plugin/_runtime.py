@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from .inbound import InboundSync, Outcome, Preview, RunResult
     from .outbound import OutboundPush
     from .settings import Settings
-    from .store import ConflictRecord, Job, QueueRunner, SqlStateStore
+    from .store import ConflictRecord, DrainCounts, Job, QueueRunner, SqlStateStore
 
 __all__ = ["EnableReport", "Runtime", "store_status"]
 
@@ -271,11 +271,20 @@ class Runtime:
 
     def drain(self, *, max_jobs: int | None = None, deadline: datetime | None = None) -> int:
         """Run due jobs of every open store once; return how many ran."""
+        return self.drain_counts(max_jobs=max_jobs, deadline=deadline).claimed
+
+    def drain_counts(self, *, max_jobs: int | None = None,
+                     deadline: datetime | None = None) -> DrainCounts:
+        """:meth:`drain`, returning what became of the jobs, summed over the stores."""
+        from .store import DrainCounts
+
         with self._lock:
             urls = {t.store_url for t in self._tenants.values()}
-        total = 0
+        total = DrainCounts()
         for url in sorted(urls):
-            total += self._runner(url).drain(max_jobs=max_jobs, deadline=deadline).claimed
+            counts = self._runner(url).drain(max_jobs=max_jobs, deadline=deadline)
+            total = DrainCounts(**{field.name: getattr(total, field.name) + getattr(counts, field.name)
+                                   for field in attrs.fields(DrainCounts)})
         return total
 
     def close(self) -> None:
@@ -298,10 +307,14 @@ class Runtime:
 
     def tick(self, *, deadline: datetime | None = None) -> int:
         """One round of background work: schedule due syncs, then run due jobs; return jobs run."""
+        return self.tick_counts(deadline=deadline).claimed
+
+    def tick_counts(self, *, deadline: datetime | None = None) -> DrainCounts:
+        """:meth:`tick`, returning what became of the jobs it ran."""
         from ._alerts import run_alerts
 
         self.schedule_due_syncs()
-        ran = self.drain(deadline=deadline)
+        ran = self.drain_counts(deadline=deadline)
         run_alerts(self)
         try:
             # Refusals flood protection held back in memory reach the counters at least

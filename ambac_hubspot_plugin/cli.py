@@ -59,10 +59,13 @@ def _add_commands() -> None:
     # that works on a host opens it the same way: _cli_admin's --host-dir/--host-factory options.
     from ._cli_admin import register
     from ._cli_conflicts import conflicts_group
+    from ._cli_host import host_group, worker_command
     from ._cli_sync import sync_command
     from .sandbox._cli import sandbox_command
 
     main.add_command(sandbox_command, name="sandbox")
+    main.add_command(host_group, name="host")  # host init, host token, host serve
+    main.add_command(worker_command, name="worker")
     main.add_command(sync_command, name="sync")
     main.add_command(conflicts_group, name="conflicts")
     register(main)  # check, setup, status, log, history, replay

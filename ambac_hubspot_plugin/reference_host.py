@@ -39,6 +39,7 @@ import pluggy
 
 from . import host as contract
 from ._clock import utc_now
+from ._http_body import BodyRefusal, read_wsgi_body
 from .errors import HostRecordError
 from .host import (
     COMPANY_NAME_MAX,
@@ -66,6 +67,7 @@ from .host import (
 from .mapping import normalize_domain
 
 __all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_MOUNT_PREFIX",
     "EMAIL_MAX",
     "NOTIFICATION_LEVELS",
@@ -81,6 +83,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_MOUNT_PREFIX = "/integrations"
+DEFAULT_MAX_BODY_BYTES = 2_621_440
+"""The largest request body :meth:`ReferenceHost.wsgi_app` reads (Django's default, 2.5 MB)."""
 """Where plugin routes are mounted; route paths (e.g. ``hubspot/webhooks``) are relative to it."""
 EMAIL_MAX = 254
 """Django's ``EmailField`` limit, which the host's ``User.email`` uses."""
@@ -1014,6 +1018,19 @@ def _json_response(
     return HttpResponse(status, body, {"Content-Type": "application/json", **(headers or {})})
 
 
+def _respond(response: HttpResponse, start_response: Callable[..., Any]) -> Iterable[bytes]:
+    """Send ``response`` through WSGI's ``start_response`` with its true Content-Length."""
+    try:
+        phrase = http.HTTPStatus(response.status).phrase
+    except ValueError:
+        phrase = "Unknown"
+    headers = [(name, value) for name, value in response.headers.items()
+               if name.lower() != "content-length"]
+    headers.append(("Content-Length", str(len(response.body))))
+    start_response(f"{response.status} {phrase}", headers)
+    return [response.body]
+
+
 # ---------------------------------------------------------------------------------------------
 # The host
 # ---------------------------------------------------------------------------------------------
@@ -1092,6 +1109,11 @@ class ReferenceHost:
                 (name, self._now().isoformat()),
             ).fetchone()
         return int(row[0])
+
+    def find_tenant(self, name: str) -> int | None:
+        """Return the id of the oldest tenant with exactly this name, or None."""
+        row = self._db.row("SELECT id FROM tenants WHERE name = ? ORDER BY id LIMIT 1", (name,))
+        return None if row is None else int(row[0])
 
     def tenant_ids(self) -> list[int]:
         """Return the ids of all tenants, in creation order."""
@@ -1518,13 +1540,18 @@ class ReferenceHost:
         *,
         public_base_url: str | None = None,
         authenticate: Callable[[Mapping[str, str]], User | None] | None = None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]:
         """Return a WSGI application serving :meth:`handle_http` (e.g. with ``wsgiref``).
 
         Users authenticate with ``Authorization: Bearer <token>`` from :meth:`create_api_token`
         unless ``authenticate`` is given. ``public_base_url`` overrides the URL the request
-        names (behind a proxy, set it to what clients call).
+        names (behind a proxy, set it to what clients call). The body is read no further than
+        ``max_body_bytes``: a ``Content-Length`` that is not a number is answered 400, one over
+        the limit 413 before anything is read, a chunked body 411, all without routing.
         """
+        if max_body_bytes < 1:
+            raise ValueError("max_body_bytes must be positive")
 
         def bearer_user(headers: Mapping[str, str]) -> User | None:
             scheme, _, token = headers.get("Authorization", "").partition(" ")
@@ -1536,8 +1563,9 @@ class ReferenceHost:
 
         def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
             headers = _Headers(_wsgi_headers(environ))
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-            body = environ["wsgi.input"].read(length) if length > 0 else b""
+            body = read_wsgi_body(environ, limit=max_body_bytes, length_required=False)
+            if isinstance(body, BodyRefusal):
+                return _respond(_json_response(body.status, body.message), start_response)
             # PEP 3333 hands PATH_INFO decoded as latin-1; re-quote it to get the raw path back.
             raw = (environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")).encode("latin-1")
             path = quote(raw, safe="/:@!$&'()*+,;=-._~")
@@ -1551,18 +1579,7 @@ class ReferenceHost:
                 environ["REQUEST_METHOD"], path, headers=headers, body=body,
                 user=resolve_user(headers), public_base_url=base,
             )  # fmt: skip
-            try:
-                phrase = http.HTTPStatus(response.status).phrase
-            except ValueError:
-                phrase = "Unknown"
-            response_headers = [
-                (name, value)
-                for name, value in response.headers.items()
-                if name.lower() != "content-length"
-            ]
-            response_headers.append(("Content-Length", str(len(response.body))))
-            start_response(f"{response.status} {phrase}", response_headers)
-            return [response.body]
+            return _respond(response, start_response)
 
         return app
 

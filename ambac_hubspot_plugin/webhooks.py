@@ -38,6 +38,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 import attrs
 
 from ._clock import Clock, utc_now
+from ._http_body import BodyRefusal, read_wsgi_body
 from ._signatures import verify_signature
 from .errors import WebhookPayloadError, WebhookSignatureError
 from .store import Inbox, JobQueue  # the ports only: no SQLAlchemy
@@ -360,7 +361,9 @@ class WebhookReceiver:
         """A WSGI app serving ``POST <prefix><tenant_id>`` on its own (no host needed).
 
         The body is read no further than the size limit: a Content-Length over it is
-        refused before reading, and a body longer than announced is never read at all.
+        refused with 413 before reading, and a body longer than announced is never read at
+        all. A Content-Length that is not a number is a 400; a missing one or a chunked body
+        a 411.
         """
 
         def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -452,17 +455,16 @@ class WebhookReceiver:
             for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
                 if environ.get(key):
                     headers[key.replace("_", "-").title()] = environ[key]
-            length = _content_length(headers)
-            if length is None:
-                return _json(411, {"error": "length_required",
-                                   "message": "send Content-Length"})
-            body = b""
-            if length <= self.max_body_bytes:
-                body = _read(environ["wsgi.input"], length)
             query = environ.get("QUERY_STRING", "")
             host = environ.get("HTTP_HOST") or f"{environ['SERVER_NAME']}:{environ['SERVER_PORT']}"
             url = f"{environ.get('wsgi.url_scheme', 'http')}://{host}{path}"
             url += f"?{query}" if query else ""
+            body = read_wsgi_body(environ, limit=self.max_body_bytes, length_required=True)
+            if isinstance(body, BodyRefusal):
+                if body.status == 413:  # counted and logged against the tenant, as any 413 is
+                    body = b""
+                else:
+                    return _json(body.status, {"error": body.reason, "message": body.message})
         except Exception as exc:  # a broken connection or environ: retryable
             log.warning("reading a webhook request failed (%s)", type(exc).__name__)
             return _json(503, {"error": "unavailable", "message": "retry later"})
@@ -471,8 +473,8 @@ class WebhookReceiver:
 
 
 _PHRASES = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
-            405: "Method Not Allowed", 411: "Length Required", 413: "Payload Too Large",
-            503: "Service Unavailable"}
+            405: "Method Not Allowed", 408: "Request Timeout", 411: "Length Required",
+            413: "Payload Too Large", 503: "Service Unavailable"}
 
 
 def _content_length(headers: Mapping[str, str]) -> int | None:
@@ -480,19 +482,8 @@ def _content_length(headers: Mapping[str, str]) -> int | None:
         if str(name).lower() == "content-length":
             text = str(value).strip()
             # An unreadable length is treated as over any limit: refused, never trusted.
-            return int(text) if text.isdigit() and len(text) < 16 else 2**62
+            return int(text) if text.isascii() and text.isdigit() and len(text) < 16 else 2**62
     return None
-
-
-def _read(stream: Any, length: int) -> bytes:
-    chunks, left = [], length
-    while left > 0:
-        chunk = stream.read(min(left, 65536))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
 
 
 class _QuietHandler(WSGIRequestHandler):

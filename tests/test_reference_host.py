@@ -6,6 +6,7 @@ registered through ``plugins=`` that records each hook call with its keyword arg
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -934,6 +935,68 @@ def test_wsgi_app_serves_routes_over_loopback(host: ReferenceHost, tenant: int, 
         server.shutdown()
         server.server_close()
         thread.join(10)
+
+
+_BAD_LENGTHS = [
+    # (headers after the request line, body sent, expected status)
+    ("Content-Length: abc", b"hello", 400),
+    ("Content-Length: -5", b"hello", 400),
+    ("Content-Length: 5, 5", b"hello", 400),
+    ("Content-Length: \u00b2", b"hello", 400),  # a digit to str.isdigit, not to HTTP
+    ("Content-Length: 1000000000000", b"", 413),
+    ("Content-Length: " + "9" * 5000, b"", 413),  # longer than int() may even parse
+    ("Content-Length: 2001", b"", 413),
+    ("Transfer-Encoding: chunked", b"5\r\nhello\r\n0\r\n\r\n", 411),
+    ("Transfer-Encoding: chunked\nContent-Length: 5", b"hello", 400),
+]
+
+
+@pytest.mark.parametrize(("headers", "body", "status"), _BAD_LENGTHS)
+def test_wsgi_app_refuses_bad_body_lengths_before_reading(
+    host: ReferenceHost, tenant: int, recorder: Recorder, headers: str, body: bytes, status: int
+):
+    """Over a real socket, a Content-Length that is not one number is a 400, one over the
+    limit a 413 answered without waiting for the body, a chunked body a 411; no route runs."""
+    from ambac_hubspot_plugin.webhooks import make_wsgi_server
+
+    from ._raw_http import exchange
+
+    server = make_wsgi_server(host.wsgi_app(max_body_bytes=2000))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = server.server_address[1]
+        answer = exchange(port, f"POST /integrations/recorder/echo/1 HTTP/1.1\n"
+                                f"Host: 127.0.0.1\n{headers}", body)
+        assert answer.status == status
+        assert json.loads(answer.body)["error"]
+        assert recorder.requests == []
+        ok = exchange(port, "POST /integrations/recorder/echo/1 HTTP/1.1\nHost: 127.0.0.1\n"
+                            "Content-Length: 2000", b"x" * 2000)
+        assert (ok.status, ok.body) == (200, b"x" * 2000)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+def test_wsgi_app_refuses_a_body_shorter_than_announced(host: ReferenceHost, recorder: Recorder):
+    """A client that announces more bytes than it sends before closing gets a 400, and the
+    route never sees the truncated body."""
+    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/integrations/recorder/echo/1",
+               "CONTENT_LENGTH": "10", "wsgi.input": io.BytesIO(b"short"),
+               "wsgi.url_scheme": "http", "SERVER_NAME": "localhost", "SERVER_PORT": "80"}
+    started: list[str] = []
+    body = b"".join(host.wsgi_app()(environ, lambda status, headers: started.append(status)))
+    assert started == ["400 Bad Request"]
+    assert "10 bytes" in json.loads(body)["error"]
+    assert recorder.requests == []
+
+
+def test_wsgi_app_refuses_a_limit_below_one_byte(host: ReferenceHost):
+    """``max_body_bytes`` under 1 is a programming error, refused when the app is built."""
+    with pytest.raises(ValueError, match="max_body_bytes"):
+        host.wsgi_app(max_body_bytes=0)
 
 
 # --- scheduler -----------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -336,3 +337,26 @@ def test_cli_serves_a_seeded_portal() -> None:
         process.wait(5)
         if process.stdout is not None:
             process.stdout.close()
+
+
+@pytest.mark.parametrize(("headers", "status"), [
+    ("Content-Length: abc", 400),
+    ("Content-Length: -5", 400),
+    ("Content-Length: 5\nContent-Length: 6", 400),
+    ("Content-Length: 1000000000000", 413),
+    ("Transfer-Encoding: chunked", 411),
+])
+def test_bad_body_lengths_are_refused_unread_and_the_connection_closed(
+    hs: Sandbox, headers: str, status: int
+) -> None:
+    """A Content-Length that is not one number is a 400, a huge one a 413 and a chunked body a
+    411, answered at once in HubSpot's error shape; the connection, whose body was not read,
+    is closed rather than kept alive."""
+    from ._raw_http import exchange
+
+    answer = exchange(hs.port, f"POST /crm/v3/objects/deals HTTP/1.1\nHost: 127.0.0.1\n"
+                               f"Authorization: Bearer {hs.access_token}\n{headers}")
+    assert answer.status == status
+    assert json.loads(answer.body)["status"] == "error"
+    assert answer.closed
+    assert not hs.portal.objects["deals"]

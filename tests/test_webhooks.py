@@ -397,6 +397,27 @@ def test_size_limit_answers_413_early_and_while_reading(store: SqlStateStore) ->
         running.close()
 
 
+@pytest.mark.parametrize(("headers", "status"), [
+    ("Content-Length: abc", 400),
+    ("Content-Length: -5", 400),
+    ("Content-Length: \u00b2", 400),  # a digit to str.isdigit, not to HTTP
+    ("Content-Length: 1000000000000", 413),
+    ("Transfer-Encoding: chunked", 411),
+    ("Content-Type: application/json", 411),  # no length at all
+])
+def test_standalone_server_refuses_bad_lengths_over_a_socket(harness: Harness, served: Served,
+                                                             headers: str, status: int) -> None:
+    """The standalone server answers an unreadable Content-Length 400, a missing one or a
+    chunked body 411 and a huge one 413, at once and without reading a body; nothing is stored."""
+    from ._raw_http import exchange
+
+    answer = exchange(served.port, f"POST /hubspot/webhooks/{TENANT} HTTP/1.1\n"
+                                   f"Host: 127.0.0.1\n{headers}")
+    assert answer.status == status
+    assert json.loads(answer.body)["error"]
+    assert (harness.batches(), harness.jobs()) == (0, 0)
+
+
 def test_unknown_tenant_and_foreign_portal_answer_404(harness: Harness, served: Served) -> None:
     """A tenant key nobody owns, and a signed batch holding another portal's event, get 404
     and nothing of the batch is stored."""

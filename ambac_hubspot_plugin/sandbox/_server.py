@@ -49,6 +49,8 @@ SERVED_OPERATIONS = (
     ("POST", "/oauth/v1/token"),
 )
 _JSON = "application/json;charset=utf-8"
+MAX_BODY_BYTES = 8 * 1024 * 1024
+"""The largest request body the sandbox reads; a longer announced one is answered 413 unread."""
 
 
 class Service:
@@ -328,12 +330,19 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         started = time.perf_counter()
         method = self.command
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
         service = self.server.service
-        answer, path, query, app = service.answer(
-            method, self.path, self.headers.get("Authorization"), raw
-        )
+        length = self._body_length()
+        answer: Answer | None
+        if isinstance(length, SandboxHttpError):
+            # The body stays unread, so this connection cannot carry another request.
+            answer = (length.status, length.body(), {"Connection": "close"})
+            split = urlsplit(self.path)
+            path, query, app = split.path, split.query, None
+        else:
+            raw = self.rfile.read(length) if length else b""
+            answer, path, query, app = service.answer(
+                method, self.path, self.headers.get("Authorization"), raw
+            )
         status = 0 if answer is None else answer[0]
         data = b""
         if answer is not None and status != 204 and answer[1] is not None:
@@ -365,6 +374,22 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if data:
             self.wfile.write(data)
+
+    def _body_length(self) -> int | SandboxHttpError:
+        """The announced body length, checked before a byte of the body is read."""
+        if self.headers.get("Transfer-Encoding"):
+            return SandboxHttpError(
+                411, "Send the body with a Content-Length header; chunked bodies are not accepted."
+            )
+        values = {value.strip() for value in self.headers.get_all("Content-Length") or ()}
+        if not values:
+            return 0
+        text = values.pop()
+        if values or not (text.isascii() and text.isdigit()):
+            return SandboxHttpError(400, "Content-Length must be one non-negative whole number.")
+        if len(text) > 18 or int(text) > MAX_BODY_BYTES:
+            return SandboxHttpError(413, f"The request body is over the {MAX_BODY_BYTES}-byte limit.")
+        return int(text)
 
     do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _handle
 
