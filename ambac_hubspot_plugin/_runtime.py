@@ -37,7 +37,6 @@ JobHandler = Callable[["Job"], None]
 
 STORE_FILE = "hubspot.sqlite3"
 PIPELINES_TTL = timedelta(minutes=5)
-OUTBOUND_MAX_ATTEMPTS = 20
 
 
 @attrs.frozen
@@ -220,14 +219,14 @@ class Runtime:
             tenant = self._tenants.get(tenant_id)
         if tenant is None:
             return None
+        from .outbound import PUSH_MAX_ATTEMPTS
+
         store = self._stores[tenant.store_url]
         kind = f"host.{record_type}.{event}"
         dedupe = None if event == "shipped" else f"{record_type}:{record_id}:{event}"
         payload = {"record_type": record_type, "record_id": record_id, "event": event, **details}
-        # More attempts than other jobs: with the queue's backoff (capped at an hour) pushes
-        # outlast a HubSpot outage of many hours before they are dead-lettered.
         return store.enqueue(tenant_id, kind, payload, dedupe_key=dedupe,
-                             max_attempts=OUTBOUND_MAX_ATTEMPTS)
+                             max_attempts=PUSH_MAX_ATTEMPTS)
 
     # ---- routes and periodic work ----------------------------------------------------------
 

@@ -28,6 +28,7 @@ from .conflicts import Change, ConflictStrategy, Decision, FieldConflict, compar
 from .errors import ConfigError, HostRecordError, HubSpotIntegrationError, MappingError
 from .host import CompanyDraft, ContactDraft, OrderDraft, OrderStatus, UserType
 from .mapping import ORDER_FIELDS, DealContext, MappingStrategy, normalize_domain
+from .outbound import ORDER_KIND, PUSH_MAX_ATTEMPTS
 
 if TYPE_CHECKING:
     from .client import Association, Deal, HubSpotClient, HubSpotObject, Pipeline
@@ -540,8 +541,15 @@ class InboundSync:
         rows = [(p.object_type, p.hubspot_id, p.host_type, p.host_id, p.synced) for p in pending]
         for item, link in zip(pending, self.store.create_links(self.tenant_id, self.portal_id, rows), strict=True):
             if link is not None:
-                if item.created is not None and self.on_order_created is not None:
-                    self.on_order_created(item.created)
+                if item.created is not None:
+                    # The deal learns its order's number, status and link now, not at the
+                    # order's first edit.
+                    self.store.enqueue(self.tenant_id, ORDER_KIND,
+                                       {"object_type": "order", "host_id": item.host_id},
+                                       dedupe_key=f"order:{item.host_id}:state",
+                                       max_attempts=PUSH_MAX_ATTEMPTS)
+                    if self.on_order_created is not None:
+                        self.on_order_created(item.created)
                 continue
             if item.object_type == "deal":
                 for i, outcome in enumerate(outcomes):

@@ -2,7 +2,9 @@
 
 Host events are stored as queue jobs by the event hooks (``host.order.status_changed``,
 ``host.order.updated``, ``host.order.shipped``, ``host.company.saved``), and the inbound sync
-queues ``outbound.fields`` when a host value won a conflict. :class:`OutboundPush` turns a
+queues ``outbound.fields`` when a host value won a conflict and ``outbound.order`` for each order
+it creates (so a new order's number, status and link reach its deal without a host edit).
+:class:`OutboundPush` turns a
 batch of such jobs into as few HubSpot calls as it can:
 
 - jobs are grouped per record, and each record's *current* state is read from the host when
@@ -48,7 +50,9 @@ __all__ = [
     "FIELDS_KIND",
     "HOST_KINDS",
     "JOB_KINDS",
+    "ORDER_KIND",
     "PROPERTY_GROUP",
+    "PUSH_MAX_ATTEMPTS",
     "OutboundPush",
     "OutboundPushError",
     "PropertyMissingError",
@@ -67,7 +71,12 @@ log = logging.getLogger(__name__)
 HOST_KINDS = ("host.order.status_changed", "host.order.updated", "host.order.shipped",
               "host.company.saved")
 FIELDS_KIND = "outbound.fields"
-JOB_KINDS = (*HOST_KINDS, FIELDS_KIND)
+ORDER_KIND = "outbound.order"
+"""Push an order's current state, with no host event behind it (a new order, a missed event)."""
+JOB_KINDS = (*HOST_KINDS, FIELDS_KIND, ORDER_KIND)
+PUSH_MAX_ATTEMPTS = 20
+"""Attempts of a push of host state: with the queue's backoff (capped at an hour) pushes
+outlast a HubSpot outage of many hours before they are dead-lettered."""
 PROPERTY_GROUP = "ambac_tracker"
 PROPERTY_GROUP_LABEL = "Ambac Tracker"
 
