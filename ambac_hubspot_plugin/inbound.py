@@ -28,7 +28,7 @@ from .conflicts import Change, ConflictStrategy, Decision, FieldConflict, compar
 from .errors import ConfigError, HostRecordError, HubSpotIntegrationError, MappingError
 from .host import CompanyDraft, ContactDraft, OrderDraft, OrderStatus, UserType
 from .mapping import ORDER_FIELDS, DealContext, MappingStrategy, normalize_domain
-from .outbound import ORDER_KIND, PUSH_MAX_ATTEMPTS
+from .outbound import PUSH_MAX_ATTEMPTS, order_state_job
 
 if TYPE_CHECKING:
     from .client import Association, Deal, HubSpotClient, HubSpotObject, Pipeline
@@ -543,10 +543,9 @@ class InboundSync:
             if link is not None:
                 if item.created is not None:
                     # The deal learns its order's number, status and link now, not at the
-                    # order's first edit.
-                    self.store.enqueue(self.tenant_id, ORDER_KIND,
-                                       {"object_type": "order", "host_id": item.host_id},
-                                       dedupe_key=f"order:{item.host_id}:state",
+                    # order's first edit. A crash before this line: reconciliation pushes it.
+                    kind, payload, dedupe = order_state_job(item.host_id)
+                    self.store.enqueue(self.tenant_id, kind, payload, dedupe_key=dedupe,
                                        max_attempts=PUSH_MAX_ATTEMPTS)
                     if self.on_order_created is not None:
                         self.on_order_created(item.created)

@@ -59,8 +59,10 @@ __all__ = [
     "deal_property_for_field",
     "ensure_hubspot_properties",
     "handle_outbound_job",
+    "host_event_job",
     "hubspot_value",
     "is_echo",
+    "order_state_job",
     "parse_field_value",
     "progress_percent",
     "validate_status_stage_map",
@@ -131,6 +133,23 @@ class PropertyMissingError(ConfigError):
             "properties, then replay the failed jobs.",
             {f"hubspot.{object_type}.{property_name}": "missing; run `ambac-hubspot setup`"},
         )
+
+
+def host_event_job(record_type: str, record_id: int, event: str,
+                   details: Mapping[str, Any]) -> tuple[str, dict[str, Any], str | None]:
+    """The job kind, payload and dedupe key that stand for one host event.
+
+    Events that change a record's state coalesce per record and event (the push reads the
+    latest state); shipments carry data of their own and do not.
+    """
+    dedupe = None if event == "shipped" else f"{record_type}:{record_id}:{event}"
+    payload = {"record_type": record_type, "record_id": record_id, "event": event, **details}
+    return f"host.{record_type}.{event}", payload, dedupe
+
+
+def order_state_job(order_id: int) -> tuple[str, dict[str, Any], str]:
+    """The job kind, payload and dedupe key that push an order's current state (no event)."""
+    return ORDER_KIND, {"object_type": "order", "host_id": order_id}, f"order:{order_id}:state"
 
 
 def ensure_hubspot_properties(client: HubSpotClient) -> list[str]:
@@ -435,6 +454,12 @@ class OutboundPush:
             props["ambac_order_link"] = link
         props.update(self.mapping.deal_properties_for(order))
         return props
+
+    def unpushed(self, order: Order, pushed: Mapping[str, str]) -> list[str]:
+        """The deal properties whose value for ``order`` now differs from ``pushed`` (what we
+        last wrote to its deal), compared by meaning; a property never written counts."""
+        return [name for name, value in self.order_properties(order).items()
+                if name not in pushed or _normal(pushed[name]) != _normal(value)]
 
     def _order_link(self, order: Order) -> str | None:
         template = self.settings.outbound.order_url_template
