@@ -245,7 +245,7 @@ class Runtime:
                 self._unrecorded.add(tenant_id)
             raise HostEventNotRecordedError(
                 tenant_id=tenant_id, record_type=record_type, record_id=record_id, event=event,
-                recovered=recovered, cause=_cause(exc)) from exc
+                recovered=recovered, cause=_cause(exc, tenant.store_url)) from exc
 
     # ---- routes and periodic work ----------------------------------------------------------
 
@@ -655,10 +655,14 @@ def store_status(store: SqlStateStore, tenant_id: int) -> dict[str, Any]:
     return {"tenant_id": tenant_id, "queue": depths, "recent_runs": runs, "log": entries}
 
 
-def _cause(exc: BaseException) -> str:
-    """The first line of a store failure, for an error message (drivers name no password)."""
+def _cause(exc: BaseException, store_url: str) -> str:
+    """The first line of a store failure, for an error message, never with the password."""
+    from sqlalchemy.engine import make_url
+
     lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    cause = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    password = make_url(store_url).password  # drivers do not print it; make sure anyway
+    return cause.replace(str(password), "***") if password else cause
 
 
 class RetryLater(Exception):
