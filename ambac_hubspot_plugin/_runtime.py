@@ -36,7 +36,6 @@ JobHandler = Callable[["Job"], None]
 
 STORE_FILE = "hubspot.sqlite3"
 PIPELINES_TTL = timedelta(minutes=5)
-OUTBOUND_MAX_ATTEMPTS = 20
 
 
 @attrs.frozen
@@ -98,7 +97,11 @@ class Runtime:
         self.handlers: dict[str, JobHandler] = {
             "sync.incremental": self._handle_sync,
             "inbound.deal": self._handle_deal_retry,
+            "outbound.reconcile": self._handle_reconcile,
         }
+        # Tenants whose event hooks could not record an event in this process: reconciled at
+        # the next tick that can reach their store, not only at the next interval.
+        self._unrecorded: set[int] = set()
         from ._webhook_apply import EngineApplier
         from .outbound import JOB_KINDS as OUTBOUND_KINDS
         from .webhooks import install
@@ -232,19 +235,34 @@ class Runtime:
 
         Events for the same record that change its state coalesce into one pending job (the
         push reads the record's latest state); shipments carry data of their own and do not.
+
+        :raises HostEventNotRecordedError: the store refused the write (an outage). Order
+            changes are then found by the next reconciliation; see ``docs/hooks.md``.
         """
+        from .outbound import PUSH_MAX_ATTEMPTS, host_event_job
+
         with self._lock:
             tenant = self._tenants.get(tenant_id)
         if tenant is None:
             return None
         store = self._stores[tenant.store_url]
-        kind = f"host.{record_type}.{event}"
-        dedupe = None if event == "shipped" else f"{record_type}:{record_id}:{event}"
-        payload = {"record_type": record_type, "record_id": record_id, "event": event, **details}
-        # More attempts than other jobs: with the queue's backoff (capped at an hour) pushes
-        # outlast a HubSpot outage of many hours before they are dead-lettered.
-        return store.enqueue(tenant_id, kind, payload, dedupe_key=dedupe,
-                             max_attempts=OUTBOUND_MAX_ATTEMPTS)
+        kind, payload, dedupe = host_event_job(record_type, record_id, event, details)
+        try:
+            return store.enqueue(tenant_id, kind, payload, dedupe_key=dedupe,
+                                 max_attempts=PUSH_MAX_ATTEMPTS)
+        except Exception as exc:
+            from sqlalchemy.exc import SQLAlchemyError
+
+            if not isinstance(exc, SQLAlchemyError | OSError):
+                raise
+            from .errors import HostEventNotRecordedError
+
+            recovered = record_type == "order" and event != "shipped"
+            with self._lock:
+                self._unrecorded.add(tenant_id)
+            raise HostEventNotRecordedError(
+                tenant_id=tenant_id, record_type=record_type, record_id=record_id, event=event,
+                recovered=recovered, cause=_cause(exc, tenant.store_url)) from exc
 
     # ---- routes and periodic work ----------------------------------------------------------
 
@@ -314,6 +332,7 @@ class Runtime:
         from ._alerts import run_alerts
 
         self.schedule_due_syncs()
+        self.schedule_due_reconciles()
         ran = self.drain_counts(deadline=deadline)
         run_alerts(self)
         try:
@@ -463,6 +482,43 @@ class Runtime:
                 store.enqueue(tenant.tenant_id, "sync.incremental", {}, dedupe_key="sync:incremental")
                 queued += 1
         return queued
+
+    def schedule_due_reconciles(self) -> int:
+        """Queue the outbound reconciliation of every tenant whose hooks lost an event here or
+        whose last one is ``sync_interval_seconds`` old; return how many were queued."""
+        from ._reconcile import RECONCILE_KIND, reconcile_due
+
+        with self._lock:
+            tenants = list(self._tenants.values())
+        queued = 0
+        for tenant in tenants:
+            store = self._stores[tenant.store_url]
+            with self._lock:
+                lost = tenant.tenant_id in self._unrecorded
+            interval = timedelta(seconds=tenant.settings.sync_interval_seconds)
+            if lost or reconcile_due(store, tenant.tenant_id, tenant.settings.portal_id,
+                                     now=self.clock(), interval=interval):
+                store.enqueue(tenant.tenant_id, RECONCILE_KIND, {}, dedupe_key="outbound:reconcile")
+                queued += 1
+                if lost:
+                    with self._lock:
+                        self._unrecorded.discard(tenant.tenant_id)
+        return queued
+
+    def _handle_reconcile(self, job: Job) -> None:
+        # Like scheduled syncs: dropped for a tenant not enabled here; enabling schedules anew.
+        if self.is_enabled(job.tenant_id):
+            self.reconcile_outbound(job.tenant_id)
+
+    def reconcile_outbound(self, tenant_id: int) -> int:
+        """Queue a push for every linked order whose state never reached its deal (events the
+        hooks could not record); return how many. See :mod:`._reconcile`."""
+        from ._reconcile import reconcile_orders
+
+        tenant = self._tenant(tenant_id)
+        return reconcile_orders(tenant_id=tenant_id, portal_id=tenant.settings.portal_id,
+                                host=tenant.host, store=self._stores[tenant.store_url],
+                                push=self.outbound(tenant_id), clock=self.clock)
 
     def _handle_sync(self, job: Job) -> None:
         # A scheduled sync of a tenant not enabled here is dropped: enabling schedules a new one.
@@ -628,6 +684,16 @@ def store_status(store: SqlStateStore, tenant_id: int) -> dict[str, Any]:
         for e in store.read_log(tenant_id, limit=20).entries
     ]
     return {"tenant_id": tenant_id, "queue": depths, "recent_runs": runs, "log": entries}
+
+
+def _cause(exc: BaseException, store_url: str) -> str:
+    """The first line of a store failure, for an error message, never with the password."""
+    from sqlalchemy.engine import make_url
+
+    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    cause = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    password = make_url(store_url).password  # drivers do not print it; make sure anyway
+    return cause.replace(str(password), "***") if password else cause
 
 
 class RetryLater(Exception):

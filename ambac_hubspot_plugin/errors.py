@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 
 __all__ = [
     "ConfigError",
+    "HostEventNotRecordedError",
     "HostRecordError",
     "HubSpotApiError",
     "HubSpotAuthError",
@@ -52,6 +53,34 @@ class StoreError(HubSpotIntegrationError):
     def __init__(self, message: str, setting: str | None = None) -> None:
         self.setting = setting
         super().__init__(message)
+
+
+class HostEventNotRecordedError(StoreError):
+    """An ``ambac_*`` event hook could not record the host's event: the store is unusable.
+
+    The host's change is committed and must stay. ``recovered`` says whether the plugin
+    recovers the change by itself (order state: its reconciliation compares orders with what
+    reached HubSpot once the store is back); when False (shipments, company edits) the host
+    should call the hook again later, which is safe to repeat.
+    """
+
+    def __init__(self, *, tenant_id: int, record_type: str, record_id: int, event: str,
+                 recovered: bool, cause: str) -> None:
+        self.tenant_id = tenant_id
+        self.record_type = record_type
+        self.record_id = record_id
+        self.event = event
+        self.recovered = recovered
+        then = ("Keep the host's change: the plugin pushes the order's current state to HubSpot by "
+                "itself once the store answers again (its reconciliation compares orders with "
+                "what it last pushed); calling the hook again later is safe too."
+                if recovered else
+                "Keep the host's change and call the hook again once the store answers (safe to "
+                "repeat): the plugin cannot find this change by itself.")
+        super().__init__(
+            f"The HubSpot plugin could not record {record_type} {record_id}'s {event!r} event of "
+            f"tenant {tenant_id}: its state store is unavailable ({cause}). {then} Check that "
+            "the store (setting store_url) is reachable.", setting="store_url")
 
 
 class HubSpotError(HubSpotIntegrationError):

@@ -138,6 +138,14 @@ class HostServices(Protocol):
     def get_order(self, order_id: int) -> Order | None:
         """Return the order with this id, archived or not, or None."""
 
+    def get_orders(self, order_ids: Sequence[int]) -> Sequence[Order]:
+        """Return the orders with these ids, archived or not, in any order; ids without an
+        order are left out. Used to compare many orders with what reached HubSpot; a host
+        answers with one query per few hundred ids.
+
+        .. versionadded:: 0.1.0
+        """
+
     def find_order_by_external_id(self, external_id: str) -> Order | None:
         """Return the order carrying this external id, archived or not, or None."""
 

@@ -28,6 +28,7 @@ from .conflicts import Change, ConflictStrategy, Decision, FieldConflict, compar
 from .errors import ConfigError, HostRecordError, HubSpotIntegrationError, MappingError
 from .host import CompanyDraft, ContactDraft, OrderDraft, OrderStatus, UserType
 from .mapping import ORDER_FIELDS, DealContext, MappingStrategy, normalize_domain
+from .outbound import PUSH_MAX_ATTEMPTS, order_state_job
 
 if TYPE_CHECKING:
     from .client import Association, Deal, HubSpotClient, HubSpotObject, Pipeline
@@ -548,8 +549,14 @@ class InboundSync:
         rows = [(p.object_type, p.hubspot_id, p.host_type, p.host_id, p.synced) for p in pending]
         for item, link in zip(pending, self.store.create_links(self.tenant_id, self.portal_id, rows), strict=True):
             if link is not None:
-                if item.created is not None and self.on_order_created is not None:
-                    self.on_order_created(item.created)
+                if item.created is not None:
+                    # The deal learns its order's number, status and link now, not at the
+                    # order's first edit. A crash before this line: reconciliation pushes it.
+                    kind, payload, dedupe = order_state_job(item.host_id)
+                    self.store.enqueue(self.tenant_id, kind, payload, dedupe_key=dedupe,
+                                       max_attempts=PUSH_MAX_ATTEMPTS)
+                    if self.on_order_created is not None:
+                        self.on_order_created(item.created)
                 continue
             if item.object_type == "deal":
                 for i, outcome in enumerate(outcomes):

@@ -2,7 +2,9 @@
 
 Host events are stored as queue jobs by the event hooks (``host.order.status_changed``,
 ``host.order.updated``, ``host.order.shipped``, ``host.company.saved``), and the inbound sync
-queues ``outbound.fields`` when a host value won a conflict. :class:`OutboundPush` turns a
+queues ``outbound.fields`` when a host value won a conflict and ``outbound.order`` for each order
+it creates (so a new order's number, status and link reach its deal without a host edit).
+:class:`OutboundPush` turns a
 batch of such jobs into as few HubSpot calls as it can:
 
 - jobs are grouped per record, and each record's *current* state is read from the host when
@@ -48,15 +50,19 @@ __all__ = [
     "FIELDS_KIND",
     "HOST_KINDS",
     "JOB_KINDS",
+    "ORDER_KIND",
     "PROPERTY_GROUP",
+    "PUSH_MAX_ATTEMPTS",
     "OutboundPush",
     "OutboundPushError",
     "PropertyMissingError",
     "deal_property_for_field",
     "ensure_hubspot_properties",
     "handle_outbound_job",
+    "host_event_job",
     "hubspot_value",
     "is_echo",
+    "order_state_job",
     "parse_field_value",
     "progress_percent",
     "validate_status_stage_map",
@@ -67,7 +73,12 @@ log = logging.getLogger(__name__)
 HOST_KINDS = ("host.order.status_changed", "host.order.updated", "host.order.shipped",
               "host.company.saved")
 FIELDS_KIND = "outbound.fields"
-JOB_KINDS = (*HOST_KINDS, FIELDS_KIND)
+ORDER_KIND = "outbound.order"
+"""Push an order's current state, with no host event behind it (a new order, a missed event)."""
+JOB_KINDS = (*HOST_KINDS, FIELDS_KIND, ORDER_KIND)
+PUSH_MAX_ATTEMPTS = 20
+"""Attempts of a push of host state: with the queue's backoff (capped at an hour) pushes
+outlast a HubSpot outage of many hours before they are dead-lettered."""
 PROPERTY_GROUP = "ambac_tracker"
 PROPERTY_GROUP_LABEL = "Ambac Tracker"
 
@@ -122,6 +133,23 @@ class PropertyMissingError(ConfigError):
             "properties, then replay the failed jobs.",
             {f"hubspot.{object_type}.{property_name}": "missing; run `ambac-hubspot setup`"},
         )
+
+
+def host_event_job(record_type: str, record_id: int, event: str,
+                   details: Mapping[str, Any]) -> tuple[str, dict[str, Any], str | None]:
+    """The job kind, payload and dedupe key that stand for one host event.
+
+    Events that change a record's state coalesce per record and event (the push reads the
+    latest state); shipments carry data of their own and do not.
+    """
+    dedupe = None if event == "shipped" else f"{record_type}:{record_id}:{event}"
+    payload = {"record_type": record_type, "record_id": record_id, "event": event, **details}
+    return f"host.{record_type}.{event}", payload, dedupe
+
+
+def order_state_job(order_id: int) -> tuple[str, dict[str, Any], str]:
+    """The job kind, payload and dedupe key that push an order's current state (no event)."""
+    return ORDER_KIND, {"object_type": "order", "host_id": order_id}, f"order:{order_id}:state"
 
 
 def ensure_hubspot_properties(client: HubSpotClient) -> list[str]:
@@ -426,6 +454,12 @@ class OutboundPush:
             props["ambac_order_link"] = link
         props.update(self.mapping.deal_properties_for(order))
         return props
+
+    def unpushed(self, order: Order, pushed: Mapping[str, str]) -> list[str]:
+        """The deal properties whose value for ``order`` now differs from ``pushed`` (what we
+        last wrote to its deal), compared by meaning; a property never written counts."""
+        return [name for name, value in self.order_properties(order).items()
+                if name not in pushed or _normal(pushed[name]) != _normal(value)]
 
     def _order_link(self, order: Order) -> str | None:
         template = self.settings.outbound.order_url_template

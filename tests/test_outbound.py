@@ -29,9 +29,11 @@ class World(PluginWorld):
     """The plugin world, with helpers for reading what reached HubSpot."""
 
     def linked_orders(self, count: int) -> list[tuple[str, object]]:
-        """Deals won in HubSpot and synced into orders: ``[(deal id, order)]``."""
+        """Deals won in HubSpot and synced into orders, the new orders pushed to their deals:
+        ``[(deal id, order)]``."""
         deals = [self.deal(dealname=f"Deal {i}") for i in range(count)]
         assert self.runtime.run_sync(self.tenant).created == count
+        self.runtime.drain()
         return [(d, self.order_for(d)) for d in deals]
 
     def deal_props(self, deal_id: str) -> dict:
@@ -90,6 +92,24 @@ def test_status_shipment_and_link_reach_the_deal(world):
     assert world.store.depths(world.tenant) == {}
 
 
+def test_a_new_order_reaches_its_deal_without_a_host_edit(world):
+    """A sync that creates an order queues its push: number, status, progress and link land on
+    the deal with no host event, and without a status-change note."""
+    world.configure(stage_status_map={"closedwon": "In progress"})
+    deal = world.deal(dealname="Fresh deal")
+    assert world.sync().created == 1
+    order = world.order_for(deal)
+    world.runtime.drain()
+    props = world.deal_props(deal)
+    assert {k: props.get(k) for k in ("ambac_order_number", "ambac_order_status",
+                                      "ambac_progress_percent", "ambac_order_link")} == {
+        "ambac_order_number": order.order_number, "ambac_order_status": "In progress",
+        "ambac_progress_percent": "50",
+        "ambac_order_link": f"https://tracker.example.com/orders/{order.id}"}
+    assert world.calls("/crm/v3/objects/notes") == 0
+    assert world.store.depths(world.tenant) == {}
+
+
 def test_many_changes_to_one_order_become_one_update_with_the_latest_state(world):
     """Ten status changes and edits of one order make one batch update carrying the last state."""
     ((deal, order),) = world.linked_orders(1)
@@ -136,9 +156,10 @@ def test_unknown_stage_in_the_status_stage_map_fails_with_the_valid_choices(worl
     world.runtime.drain()
     (job,) = world.store.claim("inspect", kinds=["host.order.status_changed"]) or [None]
     assert job is None  # it is backing off, not due
-    (row,) = world.store.engine.connect().execute(sa.select(jobs_table.c.last_error)).all()
+    (row,) = world.store.engine.connect().execute(sa.select(jobs_table.c.last_error).where(
+        jobs_table.c.kind == "host.order.status_changed")).all()
     assert "nope" in row[0] and "closedwon" in row[0]
-    assert world.deal_props(deal).get("ambac_order_status") in (None, "")
+    assert world.deal_props(deal)["ambac_order_status"] == "Pending", "the new order's state, not the change"
 
 
 def test_orders_are_not_pushed_when_the_direction_is_hubspot_to_ambac(world):
@@ -202,7 +223,7 @@ def test_an_hour_of_503s_holds_every_push_and_drains_them_in_order_afterwards(wo
     assert world.store.dead_letters(world.tenant) == []
     depths = world.store.depths(world.tenant)
     assert depths and all(state is JobState.PENDING for state, _kind in depths)
-    assert not world.deal_props(deal_a).get("ambac_order_status")
+    assert world.deal_props(deal_a)["ambac_order_status"] == "Pending", "still the new order's state"
     world.hubspot.faults.clear()
     world.hubspot.clear_requests()
     world.make_due()

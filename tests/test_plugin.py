@@ -224,16 +224,17 @@ def test_hook_ambac_http_routes_status_needs_view_permission(ref_host):
 
 
 def test_hook_ambac_periodic_tasks_schedules_and_runs_the_sync(ref_host):
-    """The tick task queues the due sync and runs it with the queued host event's push."""
+    """The tick task queues the due sync and outbound reconciliation and runs them with the
+    queued host event's push."""
     tenant = _enable(ref_host)
     order = ref_host.services(tenant).create_order(OrderDraft(name="Brackets"))
     ref_host.set_order_status(tenant, order.id, OrderStatus.IN_PROGRESS)
     (task,) = [t for t in ref_host.periodic_tasks() if t.name == "hubspot.tick"]
     store = _runtime(ref_host).store_for(tenant)
-    assert task.run(ref_host.services(tenant)) == 2, "the sync and the status push"
+    assert task.run(ref_host.services(tenant)) == 3, "the sync, the reconciliation and the status push"
     (run,) = store.recent_runs(tenant)
     assert (run.kind, str(run.status)) == ("incremental", "succeeded")
-    assert task.run(ref_host.services(tenant)) == 0, "the next sync is not due before the interval"
+    assert task.run(ref_host.services(tenant)) == 0, "neither is due again before the interval"
     assert store.depths(tenant) == {}
 
 

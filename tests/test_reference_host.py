@@ -496,6 +496,7 @@ def test_rows_of_one_tenant_are_invisible_to_another(host: ReferenceHost):
     host.grant(staff, MANAGE_INTEGRATIONS)
 
     assert b.get_order(order.id) is None
+    assert b.get_orders([order.id]) == []
     assert b.find_order_by_external_id("deal-1") is None
     assert b.list_orders() == []
     assert b.get_company(company.id) is None
@@ -516,6 +517,16 @@ def test_rows_of_one_tenant_are_invisible_to_another(host: ReferenceHost):
     # The same external id and email are free in another tenant.
     assert b.create_order(OrderDraft(name="B's", external_id="deal-1")).id != order.id
     assert b.create_contact(ContactDraft(email="ann@acme.com")).id != contact.id
+
+
+def test_get_orders_returns_the_existing_orders_of_many_ids(services: TenantServices):
+    """get_orders reads many orders at once, archived ones too, and leaves out unknown ids."""
+    orders = [services.create_order(OrderDraft(name=f"Order {i}")) for i in range(600)]
+    services.update_order(orders[0].id, {"archived": True})
+    wanted = [o.id for o in orders[::-1]] + [orders[-1].id + 1000]
+    found = services.get_orders(wanted)
+    assert sorted(o.id for o in found) == sorted(o.id for o in orders)
+    assert next(o for o in found if o.id == orders[0].id).archived
 
 
 def test_services_for_an_unknown_tenant_are_refused(host: ReferenceHost):

@@ -180,6 +180,23 @@ class SqlConflictMixin:
                 pushed_values.c.property_name == property_name)).first()
         return None if row is None else (str(row[0]), row[1])
 
+    def pushed_values_of(self, tenant_id: int, object_type: str,
+                         object_ids: Collection[str]) -> dict[str, dict[str, str]]:
+        """The last values we wrote to many objects: object id -> property -> value (one
+        query per 500 ids; objects never written to are left out)."""
+        found: dict[str, dict[str, str]] = {}
+        ids = list(dict.fromkeys(str(i) for i in object_ids))
+        with self._engine.connect() as conn:
+            for start in range(0, len(ids), _IN_CHUNK):
+                rows = conn.execute(sa.select(
+                    pushed_values.c.object_id, pushed_values.c.property_name, pushed_values.c.value,
+                ).where(pushed_values.c.tenant_id == tenant_id,
+                        pushed_values.c.object_type == object_type,
+                        pushed_values.c.object_id.in_(ids[start:start + _IN_CHUNK])))
+                for object_id, name, value in rows:
+                    found.setdefault(str(object_id), {})[str(name)] = str(value)
+        return found
+
     # -- links by host id, in bulk -----------------------------------------------------------
 
     def get_links_by_host(self, tenant_id: int, host_type: str,
@@ -198,3 +215,16 @@ class SqlConflictMixin:
                     link = SqlStateStore._link(row)
                     found[link.host_id] = link
         return found
+
+    def links_page(self, tenant_id: int, portal_id: str, object_type: str, *,
+                   after_id: int = 0, limit: int = 500) -> list[Link]:
+        """One page of a tenant's links of one HubSpot object type, by link id (keyset paging:
+        pass the last link's id as ``after_id`` for the next page; an empty page is the end)."""
+        from ._store import SqlStateStore
+
+        with self._engine.connect() as conn:
+            rows = conn.execute(sa.select(links).where(
+                links.c.tenant_id == tenant_id, links.c.portal_id == portal_id,
+                links.c.object_type == object_type, links.c.id > after_id,
+            ).order_by(links.c.id).limit(limit))
+            return [SqlStateStore._link(row) for row in rows]

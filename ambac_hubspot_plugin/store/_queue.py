@@ -279,6 +279,13 @@ class SqlJobQueue:
             row = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).first()
         return None if row is None else _job(row)
 
+    def queued(self, tenant_id: int, kinds: Collection[str]) -> list[Job]:
+        """A tenant's jobs of these kinds in any state (pending, running or dead), by id."""
+        query = sa.select(jobs).where(jobs.c.tenant_id == tenant_id,
+                                      jobs.c.kind.in_(list(kinds))).order_by(jobs.c.id)
+        with self._engine.connect() as conn:
+            return [_job(row) for row in conn.execute(query)]
+
     def dead_letters(self, tenant_id: int, *, kind: str | None = None,
                      limit: int = 100) -> list[Job]:
         """A tenant's dead-lettered jobs, most recently failed first."""

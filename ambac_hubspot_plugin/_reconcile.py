@@ -1,0 +1,107 @@
+"""Reconciliation: host order changes whose event the plugin never recorded still reach HubSpot.
+
+An ``ambac_*`` event hook that cannot write to the store (an outage) raises, and the host keeps
+its change, so nothing in the queue stands for it. Reconciliation finds such changes by
+comparing every linked order's current state (read from the host in batches) with what the push
+last wrote to its deal (``hubspot_pushed_values``), and queues a push for each order that differs:
+
+- a status other than the one last pushed (and than the one the sync last took from the deal):
+  ``host.order.status_changed``, with the last pushed status as the previous one, exactly the
+  job the lost event would have made (the stage moves and a note is written as for any status
+  change);
+- any other difference, or a deal never pushed to: ``outbound.order``.
+
+Both use the dedupe keys of the events they stand for, so a pending push of the same order
+absorbs them. Orders with an outbound job queued (pending, running or dead) are left to it: it
+pushes the current state when it runs, and a dead one waits for a person to replay it. Each
+missed change is pushed once: after the push, the remembered values match the order.
+
+It runs as job ``outbound.reconcile``, every ``sync_interval_seconds`` per tenant and at the
+first tick after a hook of this process could not record an event. See ``docs/outbound.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from .outbound import JOB_KINDS, PUSH_MAX_ATTEMPTS, host_event_job, order_state_job
+
+if TYPE_CHECKING:
+    from .host import HostServices, Order
+    from .outbound import OutboundPush
+    from .store import SqlStateStore
+
+__all__ = ["CHECKPOINT", "RECONCILE_KIND", "reconcile_due", "reconcile_orders"]
+
+RECONCILE_KIND = "outbound.reconcile"
+CHECKPOINT = "outbound.reconciled_at"
+_PAGE = 500
+
+
+def reconcile_due(store: SqlStateStore, tenant_id: int, portal_id: str, *, now: datetime,
+                  interval: timedelta) -> bool:
+    """Whether the tenant's last reconciliation is ``interval`` old (or never ran)."""
+    last = store.get_checkpoint(tenant_id, portal_id, CHECKPOINT)
+    return last is None or now - datetime.fromisoformat(last.value) >= interval
+
+
+def reconcile_orders(*, tenant_id: int, portal_id: str, host: HostServices, store: SqlStateStore,
+                     push: OutboundPush, clock: Callable[[], datetime]) -> int:
+    """Queue a push for every linked order whose state never reached its deal; return how many.
+
+    Records when it ran (checkpoint ``outbound.reconciled_at``) and logs what it found.
+    """
+    started = clock()
+    queued = 0
+    if push.settings.directions.orders in ("ambac_to_hubspot", "both"):
+        busy = _orders_with_jobs(store, tenant_id)
+        after = 0
+        while page := store.links_page(tenant_id, portal_id, "deal", after_id=after, limit=_PAGE):
+            after = page[-1].id
+            links = {link.host_id: link for link in page
+                     if link.host_type == "order" and link.host_id not in busy}
+            pushed = store.pushed_values_of(tenant_id, "deal", [link.hubspot_id for link in links.values()])
+            for order in host.get_orders(list(links)):
+                link = links.get(order.id)
+                last = pushed.get(link.hubspot_id, {}) if link is not None else {}
+                if link is not None and push.unpushed(order, last):
+                    _queue_push(store, tenant_id, order, last.get("ambac_order_status"),
+                                link.synced.get("order_status"))
+                    queued += 1
+    if queued:
+        from .store import LogLevel
+
+        store.log(tenant_id, LogLevel.WARNING, "outbound.reconcile",
+                  f"{queued} order(s) had changes that never reached HubSpot (events the plugin "
+                  "could not record, e.g. while its store was down); their pushes are queued")
+    store.set_checkpoint(tenant_id, portal_id, CHECKPOINT, started.isoformat())
+    return queued
+
+
+def _orders_with_jobs(store: SqlStateStore, tenant_id: int) -> set[int]:
+    """Host ids of the orders that have an outbound job in any state (``outbound.*`` payloads
+    name the order as ``host_id``, host events as ``record_id``)."""
+    busy: set[int] = set()
+    for job in store.queued(tenant_id, JOB_KINDS):
+        if job.kind == "host.company.saved":
+            continue
+        key = job.payload.get("host_id", job.payload.get("record_id"))
+        if key is not None:
+            busy.add(int(key))
+    return busy
+
+
+def _queue_push(store: SqlStateStore, tenant_id: int, order: Order, pushed_status: str | None,
+                synced_status: object) -> None:
+    status = order.order_status.value
+    # A status the sync took from HubSpot is no host change: its deal gets the property, and
+    # neither a note nor a stage move.
+    if pushed_status is not None and status not in (pushed_status, synced_status):
+        kind, payload, dedupe = host_event_job("order", order.id, "status_changed",
+                                               {"previous_status": pushed_status, "reconciled": True})
+    else:
+        kind, payload, dedupe = order_state_job(order.id)
+    store.enqueue(tenant_id, kind, payload, dedupe_key=dedupe, max_attempts=PUSH_MAX_ATTEMPTS)
+

@@ -1,0 +1,194 @@
+"""Host events during a store outage: the hook raises a clear error, and nothing is lost.
+
+The store is made unreachable for real: PostgreSQL behind a loopback proxy the test cuts (the
+server itself keeps running), or the SQLite file moved away. HubSpot is the sandbox, reached
+through the real SDK.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+from ambac_hubspot_plugin._reconcile import CHECKPOINT
+from ambac_hubspot_plugin.errors import HostEventNotRecordedError, StoreError
+from ambac_hubspot_plugin.host import OrderStatus, Shipment
+from ambac_hubspot_plugin.reference_host import ReferenceHost
+from ambac_hubspot_plugin.sandbox import RateLimits, Sandbox
+
+from ._proxy import TcpProxy
+from ._store_support import PG_ADMIN_DSN, PG_HOST, PG_PORT, postgres_answers
+from ._world import PluginWorld, plugin_settings
+
+BATCH_UPDATE = "/crm/v3/objects/deals/batch/update"
+NOTES = "/crm/v3/objects/notes"
+
+
+class SqliteOutage:
+    """Makes the SQLite store file unreachable: moved away, a directory in its place."""
+
+    def __init__(self, path: Path, store: Callable[[], Any]) -> None:
+        self.path, self.store = path, store
+
+    def cut(self) -> None:
+        # Open connections would keep the moved file: drop them so the next one reopens the path.
+        self.store().engine.dispose()
+        for suffix in ("", "-wal", "-shm"):
+            source = Path(f"{self.path}{suffix}")
+            if source.exists():
+                shutil.move(source, f"{source}.away")
+        self.path.mkdir()
+
+    def restore(self) -> None:
+        self.path.rmdir()
+        for suffix in ("", "-wal", "-shm"):
+            aside = Path(f"{self.path}{suffix}.away")
+            if aside.exists():
+                shutil.move(aside, f"{self.path}{suffix}")
+
+
+@attrs.define
+class World(PluginWorld):
+    outage: Any = None
+
+    def linked_orders(self, count: int) -> list[tuple[str, Any]]:
+        """Deals won, synced into orders and pushed: ``[(deal id, order)]``."""
+        deals = [self.deal(dealname=f"Deal {i}") for i in range(count)]
+        assert self.sync().created == count
+        self.runtime.drain()
+        return [(d, self.order_for(d)) for d in deals]
+
+    def calls(self, path: str) -> int:
+        return sum(1 for r in self.hubspot.requests if r.path == path and r.status < 300)
+
+    def status_of(self, deal_id: str) -> str:
+        return str(self.hubspot.get_object("deals", deal_id).get("ambac_order_status"))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
+    """Sandbox + reference host + plugin with notes on, its store on SQLite or on PostgreSQL
+    reached through a proxy the test can cut."""
+    extra: dict[str, Any] = {}
+    proxy = schema = None
+    if request.param == "postgres":
+        if not postgres_answers():
+            pytest.skip(f"PostgreSQL does not answer at {PG_HOST}:{PG_PORT}")
+        import psycopg
+
+        schema = f"t_outage_{uuid.uuid4().hex[:16]}"
+        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
+            admin.execute(f'CREATE SCHEMA "{schema}"')
+        proxy = TcpProxy((PG_HOST, PG_PORT))
+        extra["store_url"] = (f"postgresql+psycopg://postgres@127.0.0.1:{proxy.port}/test"
+                              f"?options=-csearch_path%3D{schema}&connect_timeout=2")
+    try:
+        with Sandbox(rate_limits=RateLimits.unlimited()) as hubspot, \
+                ReferenceHost(tmp_path / "host") as host:
+            tenant = host.create_tenant("Acme Machining")
+            settings = plugin_settings(hubspot, public_base_url="https://tracker.example.com",
+                                       outbound={"notes_on_status_change": True}, **extra)
+            (report,) = [r for r in host.enable_plugin(tenant, "hubspot", settings) if r is not None]
+            assert report.ok, report
+            world = World(hubspot, host, tenant, settings)
+            if proxy is not None:
+                world.outage = proxy
+            else:
+                world.outage = SqliteOutage(host.plugin_data_dir("hubspot") / "hubspot.sqlite3",
+                                            lambda: world.store)
+            try:
+                yield world
+            finally:
+                world.runtime.close()  # the host does not own the plugin's store connections
+    finally:
+        if proxy is not None:
+            proxy.close()
+            import psycopg
+
+            with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
+                admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def test_status_changes_during_a_store_outage_reach_hubspot_once_it_is_back(world):
+    """Ten status changes committed while the store is unreachable: each hook raises
+    HostEventNotRecordedError, the host keeps them, and the first tick after the store is back
+    pushes all ten to their deals, with one note each and nothing pushed twice."""
+    pairs = world.linked_orders(10)
+    world.runtime.tick()  # the periodic reconciliation has just run: only the outage calls it now
+    world.hubspot.clear_requests()
+    world.outage.cut()
+    for _deal, order in pairs:
+        with pytest.raises(HostEventNotRecordedError) as info:
+            world.host.set_order_status(world.tenant, order.id, OrderStatus.COMPLETED)
+        assert isinstance(info.value, StoreError)
+        assert (info.value.record_id, info.value.event, info.value.recovered) == (order.id, "status_changed", True)
+    with pytest.raises(HostEventNotRecordedError) as info:
+        world.host.ship_order(world.tenant, pairs[0][1].id, Shipment("UPS", "1Z", "", date(2026, 12, 1)))
+    assert info.value.recovered is False, "a shipment is data the plugin cannot find by itself"
+    assert {o.order_status for o in world.services.get_orders([o.id for _d, o in pairs])} == {
+        OrderStatus.COMPLETED}, "the host kept every change"
+    assert world.calls(BATCH_UPDATE) == 0
+
+    world.outage.restore()
+    world.runtime.tick()
+    assert {world.status_of(deal) for deal, _o in pairs} == {"Completed"}
+    assert world.calls(BATCH_UPDATE) == 1
+    assert world.calls(NOTES) == 10
+    bodies = [world.hubspot.get_object("notes", n)["hs_note_body"] for n in world.hubspot.portal.objects["notes"]]
+    assert all("from Pending to Completed" in body for body in bodies)
+    assert world.store.depths(world.tenant) == {}
+
+    assert world.runtime.reconcile_outbound(world.tenant) == 0, "nothing is pushed twice"
+    world.runtime.drain()
+    assert (world.calls(BATCH_UPDATE), world.calls(NOTES)) == (1, 10)
+
+
+def test_a_change_no_hook_reported_is_pushed_by_the_periodic_reconciliation(world):
+    """A status change the plugin never heard of (another process's hook failed) reaches the
+    deal at the first reconciliation after sync_interval_seconds, not before."""
+    ((deal, order),) = world.linked_orders(1)
+    world.runtime.tick()
+    world.services.update_order(order.id, {"order_status": OrderStatus.ON_HOLD})  # fires no hook
+    world.runtime.tick()
+    assert world.status_of(deal) == "Pending", "the interval has not passed yet"
+    past = datetime.now(UTC) - timedelta(seconds=world.runtime.settings_for(world.tenant).sync_interval_seconds + 1)
+    world.store.set_checkpoint(world.tenant, str(world.hubspot.portal_id), CHECKPOINT, past.isoformat())
+    world.runtime.tick()
+    assert world.status_of(deal) == "On hold"
+    assert world.calls(NOTES) == 1
+    assert world.runtime.reconcile_outbound(world.tenant) == 0
+
+
+def test_orders_with_a_queued_push_are_left_to_it(world):
+    """Reconciliation queues nothing for an order whose push is waiting (or dead-lettered):
+    that job pushes the current state, so the change goes out once."""
+    ((_deal, order),) = world.linked_orders(1)
+    world.host.set_order_status(world.tenant, order.id, OrderStatus.IN_PROGRESS)
+    assert world.runtime.reconcile_outbound(world.tenant) == 0
+    assert list(world.store.depths(world.tenant).values()) == [1]
+
+
+def test_a_status_the_sync_took_from_the_deal_reaches_its_property_without_a_note(world):
+    """An order status changed by the sync (the deal moved stage) is no host change: the
+    reconciliation writes it to the deal's order status property, with neither note nor
+    stage move."""
+    world.configure(stage_status_map={"closedwon": "Completed", "contractsent": "In progress"})
+    ((deal, order),) = world.linked_orders(1)
+    world.runtime.tick()
+    assert world.status_of(deal) == "Completed"
+    world.hubspot.update_object("deals", deal, {"dealstage": "contractsent"})
+    world.sync()
+    assert world.services.get_order(order.id).order_status is OrderStatus.IN_PROGRESS
+    world.hubspot.clear_requests()
+    assert world.runtime.reconcile_outbound(world.tenant) == 1
+    world.runtime.drain()
+    assert world.status_of(deal) == "In progress"
+    assert world.hubspot.get_object("deals", deal)["dealstage"] == "contractsent"
+    assert (world.calls(BATCH_UPDATE), world.calls(NOTES)) == (1, 0)
