@@ -62,13 +62,9 @@ class PermissionDeniedError(HubSpotIntegrationError):
 
 def secret_values(settings: Settings) -> list[str]:
     """Every secret string of the settings (to scrub them from anything shown)."""
-    from .settings import Secret
+    from .settings import secret_values as of_settings
 
-    candidates = [settings.webhook_client_secret] + [
-        getattr(settings.credentials, name, None)
-        for name in ("access_token", "client_secret", "refresh_token")]
-    found = [value.reveal() for value in candidates if isinstance(value, Secret)]
-    return sorted({s for s in found if len(s) >= 4}, key=len, reverse=True)
+    return of_settings(settings)
 
 
 def _scrub(data: Any, secrets: list[str]) -> Any:
@@ -302,10 +298,16 @@ class Admin:
         self.runtime.disable(self.tenant_id)
 
     def change_settings(self, user: User | None, settings: Mapping[str, Any]) -> dict[str, Any]:
-        """Validate and apply new settings (ConfigError names each bad field); return them redacted."""
-        from .settings import parse_settings, unstructure_settings
+        """Validate and apply new settings (ConfigError names each bad field); return them redacted.
+
+        A secret given as ``***`` (as :meth:`settings` shows it) keeps the stored one, so the
+        settings read back can be changed and sent again.
+        """
+        from .settings import parse_settings, restore_masked, unstructure_settings
 
         self.require(user, MANAGE_INTEGRATIONS, "Changing the HubSpot settings")
+        current = self.runtime.settings_for(self.tenant_id) if self.runtime.is_enabled(self.tenant_id) else None
+        settings = restore_masked(settings, current)
         parsed = parse_settings(settings)
         self.runtime.settings_changed(self.host, self.tenant_id, settings)
         return unstructure_settings(parsed)
