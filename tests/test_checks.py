@@ -62,7 +62,7 @@ def test_bad_token_fails_with_401_and_skips_what_depends_on_it(hubspot):
     report = check(hubspot, credentials={"kind": "private_app", "access_token": "pat-na1-wrong"})
     token = report.get("token")
     assert token.status == "failed" and "refused the credentials" in token.summary
-    assert "status=401" in token.summary and "Private Apps" in token.fix
+    assert "HTTP 401" in token.summary and "Private Apps" in token.fix
     assert [report.get(n).status for n in ("scopes", "pipelines", "properties")] == ["skipped"] * 3
     assert not report.ok
     assert "pat-na1-wrong" not in repr(report.to_json())

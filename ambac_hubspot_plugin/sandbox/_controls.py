@@ -151,6 +151,7 @@ class _FailRule:
     method: str | None
     retry_after: float | None
     body: Any
+    echo_request: bool = False
 
 
 @attrs.define
@@ -176,8 +177,14 @@ class Faults:
         method: str | None = None,
         retry_after: float | None = None,
         body: Any = None,
+        echo_request: bool = False,
     ) -> None:
-        """Make the next ``count`` matching calls answer ``status`` (with ``body`` if given)."""
+        """Make the next ``count`` matching calls answer ``status`` (with ``body`` if given).
+
+        ``body`` as ``bytes`` is sent as it is (``text/html``), like a proxy's error page.
+        ``echo_request=True`` puts the request's ``Authorization`` header and body into the
+        error message, as a careless proxy or debugging gateway does.
+        """
         with self._lock:
             self._fail.append(
                 _FailRule(
@@ -187,6 +194,7 @@ class Faults:
                     method.upper() if method else None,
                     retry_after,
                     body,
+                    echo_request,
                 )
             )
 
