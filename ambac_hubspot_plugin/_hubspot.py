@@ -29,8 +29,8 @@ from hubspot import HubSpot
 from urllib3.util.retry import Retry
 
 from ._ratelimit import RateLimiter
-from ._secrets import scrub
 from ._retry import Failure, FailureKind, parse_error_body, parse_retry_after
+from ._secrets import scrub
 from .client import (
     Association,
     AssociationInput,

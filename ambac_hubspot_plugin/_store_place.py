@@ -40,7 +40,7 @@ def _sqlite_file(url: str) -> Path | None:
 
     try:
         parsed = sa.make_url(url)
-    except Exception:  # noqa: BLE001  # malformed: opening the store names the problem
+    except Exception:  # malformed: opening the store names the problem
         return None
     database = parsed.database or ""
     if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:") or database.startswith("file:"):

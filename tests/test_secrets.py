@@ -89,7 +89,7 @@ def test_no_secret_in_any_status_log_history_error_or_cli_output(world, tmp_path
         assert secret not in text
 
 
-def _everything_shown_after_a_failed_sync(world, caplog) -> list[str]:
+def _everything_shown_after_a_failed_sync(world, caplog) -> list[str]:  # noqa: F811  # the fixture
     """Run a sync that fails through the Python API, the route and the CLI; collect every output."""
     shown: list[str] = []
     admin, user = world.admin, world.admin_user
@@ -150,7 +150,7 @@ def test_a_check_never_shows_what_the_remote_end_answered(world):  # noqa: F811 
     world.hubspot.faults.fail_next(1, status=400, body={"message": "REMOTE-WORDS here",
                                                          "category": "VALIDATION_ERROR"})
     second = admin.test_connection(world.admin_user).get("token")
-    status, view = world.http("GET", "status", world.viewer)
+    _status, view = world.http("GET", "status", world.viewer)
     text = json.dumps([first.to_json(), second.to_json(), view])
     assert first.status == second.status == "failed"
     assert "HTTP 400, VALIDATION_ERROR" in second.summary

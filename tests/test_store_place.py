@@ -83,9 +83,9 @@ def test_the_store_cannot_change_while_enabled_even_from_another_process(host, h
     settings = plugin_settings(hubspot)
     host.enable_plugin(tenant, "hubspot", settings)
     other = f"sqlite:///{_data_dir(host, tenant) / 'other.sqlite3'}"
-    with ReferenceHost(host.data_dir) as second:  # the tenant is not loaded in this one
-        with pytest.raises(ConfigError) as info:
-            second.enable_plugin(tenant, "hubspot", {**settings, "store_url": other})
+    # A second host on the same data dir: the tenant is not loaded in this one.
+    with ReferenceHost(host.data_dir) as second, pytest.raises(ConfigError) as info:
+        second.enable_plugin(tenant, "hubspot", {**settings, "store_url": other})
     assert "disable the plugin first" in info.value.problems["store_url"]
     assert "store_url" not in host.plugin_settings(tenant, "hubspot"), "nothing was saved"
 
