@@ -27,6 +27,7 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ._filters import check_filters, filter_problems
 from .errors import ConfigError, HubSpotIntegrationError
 from .host import MANAGE_INTEGRATIONS, VIEW_INTEGRATIONS, OrderStatus
 
@@ -369,6 +370,7 @@ class Admin:
     def replay(self, user: User | None, job_id: int) -> dict[str, Any]:
         """Put one dead letter back in the queue."""
         self.require(user, MANAGE_INTEGRATIONS, "Replaying a dead letter")
+        check_filters("replay", job_id=job_id)
         store = self.runtime.store_for(self.tenant_id)
         job = store.get_job(job_id)
         if job is None or job.tenant_id != self.tenant_id:
@@ -383,6 +385,7 @@ class Admin:
         from .webhooks import INBOX_JOB_KIND
 
         self.require(user, MANAGE_INTEGRATIONS, "Replaying dead letters")
+        check_filters("replay", kind=kind)
         store = self.runtime.store_for(self.tenant_id)
         replayed = store.replay_all(self.tenant_id, kind)
         retried = (store.retry_unreadable_webhook_batches(
@@ -397,6 +400,7 @@ class Admin:
         ``value``); recorded as decided by the user's email."""
         self.require(user, MANAGE_INTEGRATIONS, "Resolving a conflict")
         assert user is not None  # require() refused None
+        check_filters("conflict resolution", conflict_id=conflict_id, value=value)
         self.runtime.get_conflict(self.tenant_id, conflict_id)  # ConfigError: no such conflict
         record = self.runtime.resolve_conflict(self.tenant_id, conflict_id, choice, value=value,
                                                decided_by=user.email)
@@ -407,6 +411,7 @@ class Admin:
         import attrs
 
         self.require(user, MANAGE_INTEGRATIONS, "Previewing an order from a deal")
+        check_filters("preview", deal_id=deal_id)
         preview = self.runtime.preview_order(self.tenant_id, deal_id)
         existing = preview.existing_order
         return self._clean(json.loads(json.dumps({
@@ -424,6 +429,7 @@ class Admin:
                                changes: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Create the deal's order with the reviewer's changes (JSON values); return the outcome."""
         self.require(user, MANAGE_INTEGRATIONS, "Creating an order from a deal")
+        check_filters("order creation", deal_id=deal_id)
         values = order_changes(changes or {})
         outcome = self.runtime.create_order_from_deal(self.tenant_id, deal_id, values or None)
         order = self.host.get_order(outcome.order_id) if outcome.order_id is not None else None
@@ -452,7 +458,7 @@ class Admin:
         from .store import LogLevel
 
         self.require(user, VIEW_INTEGRATIONS, "Reading the HubSpot log")
-        problems = []
+        problems = filter_problems(record=record, what=what, before=before)
         if level is not None and level not in {lv.value for lv in LogLevel}:
             problems.append(("level", f"must be one of {[lv.value for lv in LogLevel]}"))
         if not 1 <= limit <= 500:
@@ -471,6 +477,7 @@ class Admin:
     def history(self, user: User | None, *, kind: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
         """Sync runs newest first, with counts and duration."""
         self.require(user, VIEW_INTEGRATIONS, "Reading the HubSpot sync history")
+        check_filters("history query", kind=kind)
         if not 1 <= limit <= 500:
             raise ConfigError.from_problems([("limit", "must be between 1 and 500")], what="history query")
         runs = self.runtime.store_for(self.tenant_id).recent_runs(self.tenant_id, kind=kind, limit=limit)
@@ -479,6 +486,7 @@ class Admin:
     def dead_letters(self, user: User | None, *, kind: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """Jobs that failed every retry, most recent first."""
         self.require(user, VIEW_INTEGRATIONS, "Reading the HubSpot dead letters")
+        check_filters("query", kind=kind)
         if not 1 <= limit <= 1000:
             raise ConfigError.from_problems([("limit", "must be between 1 and 1000")], what="query")
         jobs = self.runtime.store_for(self.tenant_id).dead_letters(self.tenant_id, kind=kind, limit=limit)
