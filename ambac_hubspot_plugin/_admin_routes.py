@@ -53,7 +53,7 @@ def _query(request: HttpRequest, allowed: Mapping[str, str]) -> dict[str, Any]:
         if raw is None or raw == "":
             continue
         if kind == "int":
-            if not raw.isdigit() or len(raw) > 12:
+            if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:  # isdigit() alone takes '²'
                 problems[name] = f"{raw[:20]!r} is not a positive whole number"
                 continue
             values[name] = int(raw)
@@ -96,14 +96,14 @@ def _type_name(kind: type | tuple[type, ...]) -> str:
 
 def _int_param(request: HttpRequest, name: str) -> int:
     raw = request.path_params.get(name, "")
-    if not raw.isdigit() or len(raw) > 12:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:
         raise _BadRequest({name: f"{raw[:20]!r} is not a positive whole number"})
     return int(raw)
 
 
 def _deal_id(request: HttpRequest) -> str:
     raw = request.path_params.get("deal_id", "")
-    if not raw.isdigit() or len(raw) > 20:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 20:
         raise _BadRequest({"deal_id": f"{raw[:24]!r} is not a HubSpot deal id (digits only)"})
     return raw
 

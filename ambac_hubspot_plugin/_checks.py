@@ -20,6 +20,7 @@ import attrs
 
 from .errors import (
     ConfigError,
+    HubSpotApiError,
     HubSpotAuthError,
     HubSpotIntegrationError,
     HubSpotUnavailableError,
@@ -116,18 +117,31 @@ def webhook_url(public_base_url: str, tenant_id: int, mount_prefix: str = DEFAUL
     return f"{public_base_url.rstrip('/')}{prefix}/hubspot/webhooks/{tenant_id}"
 
 
+def _answer(exc: HubSpotIntegrationError) -> str:
+    """What went wrong, in our words and HubSpot's identifiers only.
+
+    Check results reach the status view of view-only users, so the text of an answer (which a
+    proxy or a wrong host may fill with anything) is never part of them.
+    """
+    if isinstance(exc, HubSpotApiError) and exc.status is not None and exc.status >= 400:
+        return ", ".join([f"HTTP {exc.status}"] + [part for part in (
+            exc.category, exc.correlation_id and f"correlationId {exc.correlation_id}") if part])
+    return str(exc)  # ours alone: network errors, the local rate limiter, an unreadable answer
+
+
 def _api_failure(name: str, exc: HubSpotIntegrationError, fix_auth: str) -> CheckResult:
     if isinstance(exc, HubSpotAuthError):
-        return CheckResult(name, "failed", f"HubSpot refused the credentials ({exc})", fix_auth)
+        return CheckResult(name, "failed", f"HubSpot refused the credentials ({_answer(exc)})",
+                           fix_auth)
     if isinstance(exc, RateLimitedError):
-        return CheckResult(name, "warning", f"HubSpot rate-limited the check ({exc})",
+        return CheckResult(name, "warning", f"HubSpot rate-limited the check ({_answer(exc)})",
                            "Another integration may be using the portal's API budget; run the "
                            "check again in a minute.")
     if isinstance(exc, HubSpotUnavailableError):
-        return CheckResult(name, "failed", f"cannot reach HubSpot ({exc})",
+        return CheckResult(name, "failed", f"cannot reach HubSpot ({_answer(exc)})",
                            "Check api_base_url, this server's outbound network access (proxy, "
                            "firewall, DNS) and https://status.hubspot.com.")
-    return CheckResult(name, "failed", f"HubSpot answered with an error ({exc})",
+    return CheckResult(name, "failed", f"HubSpot answered with an error ({_answer(exc)})",
                        "Look up the correlationId with HubSpot support if it persists.")
 
 
@@ -199,7 +213,8 @@ def _check_properties(client: HubSpotClient) -> CheckResult:
     try:
         created = ensure_hubspot_properties(client)
     except HubSpotAuthError as exc:
-        return CheckResult("properties", "failed", f"cannot create the custom properties ({exc})",
+        return CheckResult("properties", "failed",
+                           f"cannot create the custom properties ({_answer(exc)})",
                            "Give the token the crm.schemas.deals.write scope, or create the "
                            f"properties by hand as listed in {doc('outbound.md')}.")
     except HubSpotIntegrationError as exc:

@@ -331,9 +331,12 @@ def check(host_dir: Path | None, host_factory: str | None, tenant_id: int, as_us
               help="The app's client secret that signs webhooks (env AMBAC_HUBSPOT_WEBHOOK_SECRET).")
 @click.option("--public-base-url", help="The https address HubSpot reaches this host at.")
 @click.option("--api-base-url", help="HubSpot's API address (the sandbox's, for tests).")
+@click.option("--local-sandbox", is_flag=True,
+              help="Allow a loopback --api-base-url: the bundled sandbox (sets local_sandbox).")
 def setup(host_dir: Path | None, host_factory: str | None, tenant_id: int, as_user: str | None,
           as_json: bool, settings_file: Any, portal_id: str | None, token: str | None,
-          webhook_secret: str | None, public_base_url: str | None, api_base_url: str | None) -> None:
+          webhook_secret: str | None, public_base_url: str | None, api_base_url: str | None,
+          local_sandbox: bool) -> None:
     """Save the tenant's HubSpot settings, enable the plugin and print what enabling did.
 
     Settings not given keep their saved values. Bad settings exit 2 naming each field; a
@@ -353,6 +356,8 @@ def setup(host_dir: Path | None, host_factory: str | None, tenant_id: int, as_us
         overrides = {"portal_id": portal_id, "webhook_client_secret": webhook_secret,
                      "public_base_url": public_base_url, "api_base_url": api_base_url}
         settings.update({k: v for k, v in overrides.items() if v is not None})
+        if local_sandbox:
+            settings["local_sandbox"] = True
         if token is not None:
             settings["credentials"] = {"kind": "private_app", "access_token": token}
         # Enabling the host's way also saves the settings.

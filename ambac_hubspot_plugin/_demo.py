@@ -35,7 +35,7 @@ def run_demo(*, seed_deals: int, data_dir: Path | None, say: Callable[[str], obj
             settings = {
                 "portal_id": str(hubspot.portal_id),
                 "credentials": {"kind": "private_app", "access_token": hubspot.access_token},
-                "api_base_url": hubspot.base_url,
+                "api_base_url": hubspot.base_url, "local_sandbox": True,
                 "portal_timezone": "America/Chicago",
                 "webhook_client_secret": hubspot.client_secret,
                 "public_base_url": base,

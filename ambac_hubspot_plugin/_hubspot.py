@@ -15,7 +15,9 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -34,6 +36,7 @@ from ._retry import (
     parse_rate_limit_window,
     parse_retry_after,
 )
+from ._secrets import scrub
 from .client import (
     Association,
     AssociationInput,
@@ -109,6 +112,16 @@ def _text(body: object) -> str:
     return "" if body is None else str(body)
 
 
+# Error detail HubSpot sends as identifiers (category, correlation id); anything else is dropped.
+_WORD = re.compile(r"[A-Za-z0-9_.:-]{1,80}")
+#: The most characters of HubSpot's own error message an error of ours carries.
+REMOTE_MESSAGE_LIMIT = 300
+
+
+def _word(value: object) -> str | None:
+    return str(value) if value is not None and _WORD.fullmatch(str(value)) else None
+
+
 def _headers(raw: object) -> dict[str, str]:
     if raw is None:
         return {}
@@ -149,6 +162,15 @@ class _Tokens:
             self._oauth = None
             self._token = auth.access_token
             self._refresh_token = ""
+        # Tokens fetched lately: an answer about a request may echo one that was just replaced.
+        self._issued: deque[str] = deque(maxlen=8)
+
+    def secrets(self) -> list[str]:
+        """Every credential this client has sent or may send (to scrub answers of)."""
+        found = [*self._issued, self._refresh_token, self._token or ""]
+        if self._oauth is not None:
+            found += [self._oauth.client_secret, self._oauth.refresh_token]
+        return [s for s in found if s]
 
     @property
     def is_oauth(self) -> bool:
@@ -188,7 +210,9 @@ class _Tokens:
         # HubSpot may rotate the refresh token; keep using the newest.
         if new_refresh:
             self._refresh_token = new_refresh
+            self._issued.append(new_refresh)
         self._token = token
+        self._issued.append(token)
         self._expires_at = self._clock() + timedelta(seconds=expires_in)
         self._stats.record_refresh()
         self._on_new_token(token)
@@ -380,6 +404,28 @@ class SdkHubSpotClient:
             )
             self._sleep(wait)
 
+    def _remote(self, text: object) -> str:
+        """Text from an answer, fit for our errors: one line, bounded, known secrets scrubbed.
+
+        HubSpot, or a proxy in between, may echo the request (its token, the OAuth form) in an
+        error; every error, log entry and status view built from an answer passes through here.
+        """
+        clean = scrub(" ".join(str(text).split()), self._tokens.secrets())
+        if len(clean) > REMOTE_MESSAGE_LIMIT:
+            clean = clean[:REMOTE_MESSAGE_LIMIT] + "..."
+        return clean
+
+    def _disarm(self, exc: BaseException) -> None:
+        """Scrub the SDK exception we chain: a traceback prints its body and headers."""
+        secrets = self._tokens.secrets()
+        for name in ("body", "reason"):
+            value = getattr(exc, name, None)
+            if isinstance(value, str | bytes):
+                setattr(exc, name, scrub(_text(value), secrets))
+        headers = getattr(exc, "headers", None)
+        if headers:
+            exc.headers = {k: scrub(v, secrets) for k, v in _headers(headers).items()}  # type: ignore[attr-defined]  # an SDK ApiException
+
     def _network_error(self, operation: str, exc: BaseException) -> HubSpotUnavailableError:
         return HubSpotUnavailableError(
             f"could not talk to HubSpot at {self._settings.base_url}: {type(exc).__name__}; "
@@ -393,17 +439,18 @@ class SdkHubSpotClient:
         """Turn an SDK ``ApiException`` into a retry decision and the error to raise."""
         body = parse_error_body(getattr(exc, "body", None))
         headers = _headers(getattr(exc, "headers", None))
-        category = body.get("category") or body.get("errorType")
-        correlation = body.get("correlationId") or headers.get("X-HubSpot-Correlation-Id")
-        message = str(body.get("message") or getattr(exc, "reason", None) or "no message")
+        category = _word(body.get("category") or body.get("errorType"))
+        correlation = _word(body.get("correlationId") or headers.get("X-HubSpot-Correlation-Id"))
+        message = self._remote(body.get("message") or getattr(exc, "reason", None) or "no message")
+        self._disarm(exc)
         common: dict[str, Any] = {
             "status": status or None,
-            "category": str(category) if category else None,
-            "correlation_id": str(correlation) if correlation else None,
+            "category": category,
+            "correlation_id": correlation,
             "operation": operation,
         }
         if status == 429:
-            policy = body.get("policyName")
+            policy = _word(body.get("policyName"))
             retry_after = parse_retry_after(headers)
             hint = (
                 "the daily limit is used up; calls resume after midnight in the portal's time zone"
@@ -446,9 +493,9 @@ class SdkHubSpotClient:
             data = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             self._stats.record_error()
-            preview = raw[:80].decode("utf-8", "replace")
+            # Not quoted: whatever answered is not HubSpot, and its page is nobody's business.
             raise HubSpotApiError(
-                f"HubSpot answered {status} with a body that is not JSON (starts {preview!r}); "
+                f"HubSpot answered {status} with a body that is not JSON ({len(raw)} bytes); "
                 "a proxy or outage page may be in the way",
                 status=status,
                 operation=operation,
@@ -762,8 +809,7 @@ class SdkHubSpotClient:
             failed.extend(self._item_errors(data.get("errors") or ()))
         return BatchResult(succeeded=succeeded, failed=failed)
 
-    @staticmethod
-    def _item_errors(errors: Iterable[Mapping[str, Any]]) -> Iterator[ItemError]:
+    def _item_errors(self, errors: Iterable[Mapping[str, Any]]) -> Iterator[ItemError]:
         for err in errors:
             context = err.get("context") or {}
             ids = (
@@ -774,9 +820,9 @@ class SdkHubSpotClient:
             for item_id in ids:
                 yield ItemError(
                     id=None if item_id is None else str(item_id),
-                    status=str(err.get("status", "error")),
-                    category=err.get("category"),
-                    message=str(err.get("message", "")),
+                    status=_word(err.get("status")) or "error",
+                    category=_word(err.get("category")),
+                    message=self._remote(err.get("message", "")),
                 )
 
     def create_objects(

@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 
 JobHandler = Callable[["Job"], None]
 
-STORE_FILE = "hubspot.sqlite3"
 PIPELINES_TTL = timedelta(minutes=5)
 
 
@@ -124,10 +123,12 @@ class Runtime:
         stages it does not have, are reported as failed steps: the tenant stays enabled, the
         status view shows the failure and the scheduled sync tries again.
         """
+        from ._store_place import bind
         from .store import redact
 
         self.attach(host, tenant_id, raw)
         tenant = self._tenant(tenant_id)
+        bind(host, tenant_id, tenant.store_url)
         hubspot, checks = self._check_hubspot(tenant_id)
         steps = [
             Step("settings", True, "settings are valid"),
@@ -146,14 +147,17 @@ class Runtime:
         Validates the settings, opens the store and builds the HubSpot client, and does nothing
         else: no connection check (no HubSpot call), no log entry, no worker. For a process that
         only operates on an enabled tenant, such as a CLI command; :meth:`enable` starts here.
-        Bad settings or an unusable store raise, as for :meth:`enable`.
+        Bad settings or an unusable store raise, as for :meth:`enable`, and so does a
+        ``store_url`` other than the one the tenant was enabled with.
         """
+        from ._store_place import check_binding
         from .client import ClientSettings, build_client
         from .settings import parse_settings
 
         settings = parse_settings(raw)
         self._check_strategies(settings)
         url = self._store_url(host, settings)
+        check_binding(host, tenant_id, url)
         self._store(url)
         client = build_client(ClientSettings.from_plugin_settings(settings, **self.client_overrides),
                               clock=self.clock)
@@ -180,10 +184,19 @@ class Runtime:
         detail = "connected; pipelines and trigger stages checked" + (f" (warnings: {notes})" if notes else "")
         return Step("hubspot", True, detail), report.checks
 
-    def disable(self, tenant_id: int) -> None:
-        """Forget the tenant: no new work is started for it; its data stays in the store."""
+    def disable(self, tenant_id: int, host: HostServices | None = None) -> None:
+        """Forget the tenant: no new work is started for it; its data stays in the store.
+
+        ``host`` (the disabled hook's) releases the tenant's store binding even when this
+        process never enabled the tenant.
+        """
+        from ._store_place import unbind
+
         with self._lock:
             tenant = self._tenants.pop(tenant_id, None)
+            services = host if host is not None else (tenant.host if tenant is not None else None)
+            if services is not None:
+                unbind(services, tenant_id)
             if tenant is None:
                 return
             still_used = any(t.store_url == tenant.store_url for t in self._tenants.values())
@@ -199,19 +212,17 @@ class Runtime:
 
     def settings_changed(self, host: HostServices, tenant_id: int, raw: Mapping[str, Any]) -> None:
         """Validate new settings; apply them at once when the tenant is enabled."""
+        from ._store_place import check_binding
         from .settings import parse_settings
 
         settings = parse_settings(raw)
         self._check_strategies(settings)
+        url = self._store_url(host, settings)
+        # Enabled here or in another process (the binding says so): the store stays.
+        check_binding(host, tenant_id, url)
         with self._lock:
             current = self._tenants.get(tenant_id)
         if current is not None:
-            url = self._store_url(host, settings)
-            if url != current.store_url:
-                raise ConfigError.from_problems(
-                    [("store_url", "cannot change while the plugin is enabled; disable it first, "
-                      "move the data, then enable it with the new URL")]
-                )
             self.enable(host, tenant_id, raw)
             if settings.mapping != current.settings.mapping:
                 # Deals that failed to map get another chance under the new mapping.
@@ -623,9 +634,9 @@ class Runtime:
         return tenant
 
     def _store_url(self, host: HostServices, settings: Settings) -> str:
-        if settings.store_url:
-            return settings.store_url
-        return f"sqlite:///{host.plugin_data_dir('hubspot') / STORE_FILE}"
+        from ._store_place import store_url_for
+
+        return store_url_for(host, settings)
 
     def _store(self, url: str) -> SqlStateStore:
         with self._lock:

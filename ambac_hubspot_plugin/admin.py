@@ -27,6 +27,7 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ._filters import check_filters, filter_problems
 from .errors import ConfigError, HubSpotIntegrationError
 from .host import MANAGE_INTEGRATIONS, VIEW_INTEGRATIONS, OrderStatus
 
@@ -62,13 +63,9 @@ class PermissionDeniedError(HubSpotIntegrationError):
 
 def secret_values(settings: Settings) -> list[str]:
     """Every secret string of the settings (to scrub them from anything shown)."""
-    from .settings import Secret
+    from .settings import secret_values as of_settings
 
-    candidates = [settings.webhook_client_secret] + [
-        getattr(settings.credentials, name, None)
-        for name in ("access_token", "client_secret", "refresh_token")]
-    found = [value.reveal() for value in candidates if isinstance(value, Secret)]
-    return sorted({s for s in found if len(s) >= 4}, key=len, reverse=True)
+    return of_settings(settings)
 
 
 def _scrub(data: Any, secrets: list[str]) -> Any:
@@ -302,10 +299,16 @@ class Admin:
         self.runtime.disable(self.tenant_id)
 
     def change_settings(self, user: User | None, settings: Mapping[str, Any]) -> dict[str, Any]:
-        """Validate and apply new settings (ConfigError names each bad field); return them redacted."""
-        from .settings import parse_settings, unstructure_settings
+        """Validate and apply new settings (ConfigError names each bad field); return them redacted.
+
+        A secret given as ``***`` (as :meth:`settings` shows it) keeps the stored one, so the
+        settings read back can be changed and sent again.
+        """
+        from .settings import parse_settings, restore_masked, unstructure_settings
 
         self.require(user, MANAGE_INTEGRATIONS, "Changing the HubSpot settings")
+        current = self.runtime.settings_for(self.tenant_id) if self.runtime.is_enabled(self.tenant_id) else None
+        settings = restore_masked(settings, current)
         parsed = parse_settings(settings)
         self.runtime.settings_changed(self.host, self.tenant_id, settings)
         return unstructure_settings(parsed)
@@ -363,6 +366,7 @@ class Admin:
     def replay(self, user: User | None, job_id: int) -> dict[str, Any]:
         """Put one dead letter back in the queue."""
         self.require(user, MANAGE_INTEGRATIONS, "Replaying a dead letter")
+        check_filters("replay", job_id=job_id)
         store = self.runtime.store_for(self.tenant_id)
         job = store.get_job(job_id)
         if job is None or job.tenant_id != self.tenant_id:
@@ -377,6 +381,7 @@ class Admin:
         from .webhooks import INBOX_JOB_KIND
 
         self.require(user, MANAGE_INTEGRATIONS, "Replaying dead letters")
+        check_filters("replay", kind=kind)
         store = self.runtime.store_for(self.tenant_id)
         replayed = store.replay_all(self.tenant_id, kind)
         retried = (store.retry_unreadable_webhook_batches(
@@ -391,6 +396,7 @@ class Admin:
         ``value``); recorded as decided by the user's email."""
         self.require(user, MANAGE_INTEGRATIONS, "Resolving a conflict")
         assert user is not None  # require() refused None
+        check_filters("conflict resolution", conflict_id=conflict_id, value=value)
         self.runtime.get_conflict(self.tenant_id, conflict_id)  # ConfigError: no such conflict
         record = self.runtime.resolve_conflict(self.tenant_id, conflict_id, choice, value=value,
                                                decided_by=user.email)
@@ -401,6 +407,7 @@ class Admin:
         import attrs
 
         self.require(user, MANAGE_INTEGRATIONS, "Previewing an order from a deal")
+        check_filters("preview", deal_id=deal_id)
         preview = self.runtime.preview_order(self.tenant_id, deal_id)
         existing = preview.existing_order
         return self._clean(json.loads(json.dumps({
@@ -418,6 +425,7 @@ class Admin:
                                changes: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Create the deal's order with the reviewer's changes (JSON values); return the outcome."""
         self.require(user, MANAGE_INTEGRATIONS, "Creating an order from a deal")
+        check_filters("order creation", deal_id=deal_id)
         values = order_changes(changes or {})
         outcome = self.runtime.create_order_from_deal(self.tenant_id, deal_id, values or None)
         order = self.host.get_order(outcome.order_id) if outcome.order_id is not None else None
@@ -446,7 +454,7 @@ class Admin:
         from .store import LogLevel
 
         self.require(user, VIEW_INTEGRATIONS, "Reading the HubSpot log")
-        problems = []
+        problems = filter_problems(record=record, what=what, before=before)
         if level is not None and level not in {lv.value for lv in LogLevel}:
             problems.append(("level", f"must be one of {[lv.value for lv in LogLevel]}"))
         if not 1 <= limit <= 500:
@@ -465,6 +473,7 @@ class Admin:
     def history(self, user: User | None, *, kind: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
         """Sync runs newest first, with counts and duration."""
         self.require(user, VIEW_INTEGRATIONS, "Reading the HubSpot sync history")
+        check_filters("history query", kind=kind)
         if not 1 <= limit <= 500:
             raise ConfigError.from_problems([("limit", "must be between 1 and 500")], what="history query")
         runs = self.runtime.store_for(self.tenant_id).recent_runs(self.tenant_id, kind=kind, limit=limit)
@@ -473,6 +482,7 @@ class Admin:
     def dead_letters(self, user: User | None, *, kind: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """Jobs that failed every retry, most recent first."""
         self.require(user, VIEW_INTEGRATIONS, "Reading the HubSpot dead letters")
+        check_filters("query", kind=kind)
         if not 1 <= limit <= 1000:
             raise ConfigError.from_problems([("limit", "must be between 1 and 1000")], what="query")
         jobs = self.runtime.store_for(self.tenant_id).dead_letters(self.tenant_id, kind=kind, limit=limit)

@@ -100,7 +100,7 @@ class HubSpotPlugin:
     def ambac_plugin_disabled(self, host: HostServices, tenant_id: int, plugin_id: str) -> None:
         """Stop the tenant's work; keep its data."""
         if plugin_id == PLUGIN_ID:
-            self.runtime.disable(tenant_id)
+            self.runtime.disable(tenant_id, host)
 
     @hookimpl
     def ambac_settings_changed(

@@ -10,15 +10,18 @@ draws its settings form from.
 from __future__ import annotations
 
 import re
+import string
 import types
 import typing
 from collections.abc import Mapping
 from typing import Any, Literal, Union
+from urllib.parse import urlsplit
 
 import attrs
 import cattrs
 from cattrs.strategies import configure_tagged_union
 
+from ._secrets import MASK, redact_url, url_passwords
 from .errors import ConfigError
 from .host import OrderStatus
 
@@ -34,6 +37,8 @@ __all__ = [
     "ServiceKeyCredentials",
     "Settings",
     "parse_settings",
+    "restore_masked",
+    "secret_values",
     "settings_schema",
     "unstructure_settings",
 ]
@@ -131,8 +136,29 @@ def _at_least(minimum: int) -> Any:
     return attrs.validators.ge(minimum)
 
 
+ORDER_URL_FIELDS = ("base_url", "order_id", "order_number")
+"""The fields an ``order_url_template`` may use (see :meth:`OutboundPush` order links)."""
+
+
 def _order_url_template(_inst: object, _attribute: attrs.Attribute[Any], value: str | None) -> None:
-    if value is not None and "{order_id}" not in value:
+    if value is None:
+        return
+    allowed = ", ".join(f"{{{name}}}" for name in ORDER_URL_FIELDS)
+    try:
+        parts = list(string.Formatter().parse(value))
+    except ValueError as exc:
+        raise ValueError(f"order_url_template is not a valid template ({exc}); write a literal "
+                         "'{' or '}' as '{{' or '}}'") from exc
+    for _text, field, spec, conversion in parts:
+        if field is None:
+            continue
+        # Plain names only: `{base_url.__class__}`, `{order_id[0]}`, `{0}`, `!r` or a format
+        # spec would read more than the value (or fail every push with an unknown field).
+        if field not in ORDER_URL_FIELDS or conversion or spec:
+            shown = "{" + field + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+            raise ValueError(f"order_url_template may use only {allowed}, each as written; "
+                             f"{shown[:60]} is not one of them")
+    if "{order_id}" not in value:
         raise ValueError("order_url_template must contain {order_id}, e.g. "
                          "'{base_url}/orders/{order_id}'")
 
@@ -173,6 +199,45 @@ def _timezone(_inst: object, _attribute: attrs.Attribute[Any], value: str) -> No
         ) from exc
 
 
+# HubSpot's API hosts: api.hubapi.com and the regional ones (api-eu1.hubapi.com, api-na2...).
+_HUBSPOT_API_HOST = re.compile(r"api(-[a-z]{2,3}[0-9]{1,2})?\.hubapi\.com")
+_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def _api_base_url(inst: object, attribute: attrs.Attribute[Any], value: str) -> None:
+    """HubSpot's API only: the bearer token goes wherever this points (no SSRF by setting)."""
+    hubspot = "https://api.hubapi.com (or a regional API host such as https://api-eu1.hubapi.com)"
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"api_base_url must be HubSpot's API, {hubspot}") from exc
+    host = (parts.hostname or "").lower()
+    if (parts.scheme not in ("http", "https") or parts.username is not None
+            or parts.password is not None or parts.path or parts.query or parts.fragment):
+        raise ValueError(f"api_base_url must be a scheme and host only (no path, query, user or "
+                         f"trailing '/'), namely HubSpot's API, {hubspot}")
+    if _HUBSPOT_API_HOST.fullmatch(host):
+        if parts.scheme != "https" or port not in (None, 443):
+            raise ValueError(f"api_base_url must use https on the default port: {hubspot}")
+        return
+    if host in _LOOPBACK_HOSTS:
+        # Read from the instance, or (for the pass naming every problem) from the raw settings.
+        if getattr(inst, "local_sandbox", False) is True:
+            return
+        raise ValueError("api_base_url points at this machine (loopback), which is allowed only "
+                         "for the bundled HubSpot sandbox: set local_sandbox to true for that, or "
+                         f"use {hubspot}")
+    raise ValueError(f"api_base_url must be HubSpot's API, {hubspot}; the access token is sent "
+                     "there, so no other host is accepted")
+
+
+def _store_url(_inst: object, _attribute: attrs.Attribute[Any], value: str | None) -> None:
+    if value is not None and MASK in url_passwords(value):
+        raise ValueError(f"store_url carries the masked password {MASK!r}; type the real password "
+                         "(or send the URL back unchanged, which keeps the stored one)")
+
+
 def _http_url(_inst: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
     if value is not None and not re.fullmatch(r"https?://[^\s/]+(/[^\s]*)?", value):
         raise ValueError(f"{attribute.name} must be an http(s) URL such as https://tracker.example.com")
@@ -190,10 +255,14 @@ class Settings:
     account_tier: AccountTier = "professional"
     burst_per_10s: int | None = attrs.field(default=None, validator=attrs.validators.optional(_at_least(1)))
     search_per_second: int | None = attrs.field(default=None, validator=attrs.validators.optional(_at_least(1)))
-    api_base_url: str = attrs.field(default="https://api.hubapi.com", validator=_http_url)
+    api_base_url: str = attrs.field(default="https://api.hubapi.com", validator=_api_base_url)
+    #: Allow a loopback api_base_url: the bundled sandbox (tests, demos), never production.
+    local_sandbox: bool = False
     public_base_url: str | None = attrs.field(default=None, validator=_http_url)
     portal_timezone: str = attrs.field(default="UTC", validator=_timezone)
-    store_url: str | None = None
+    store_url: str | None = attrs.field(default=None, validator=_store_url)
+    #: Allow a SQLite store_url outside the plugin's data directory (stated on purpose).
+    store_outside_data_dir: bool = False
     trigger_stages: dict[str, list[str]] | None = None
     stage_status_map: dict[str, OrderStatus] = attrs.field(factory=dict)
     status_stage_map: dict[str, dict[OrderStatus, str]] = attrs.field(factory=dict)
@@ -213,10 +282,14 @@ def _make_converter() -> cattrs.Converter:
     def structure_secret(value: object, _type: type) -> Secret:
         if not isinstance(value, str):
             raise ValueError("must be a string")
+        if value == MASK:
+            # What the settings read back show; stored, it would be sent as the token.
+            raise ValueError(f"is the masked placeholder {MASK!r}, not a secret: type the secret "
+                             "itself (the admin API's settings change keeps the stored one)")
         return Secret(value)
 
     conv.register_structure_hook(Secret, structure_secret)
-    conv.register_unstructure_hook(Secret, lambda _s: "***")
+    conv.register_unstructure_hook(Secret, lambda _s: MASK)
 
     # cattrs coerces by default (bool("maybe") is True, list("closedwon") is nine stages);
     # settings from a form must be the type they claim to be.
@@ -289,11 +362,12 @@ def parse_settings(data: Mapping[str, Any]) -> Settings:
     """Structure and validate raw settings; raise one ``ConfigError`` naming every bad field."""
     if not isinstance(data, Mapping):
         raise ConfigError.from_problems([("settings", "must be an object (a JSON mapping)")])
-    problems = _find_retired_keys(data)
-    if problems:
-        raise ConfigError.from_problems(problems)
+    retired = _find_retired_keys(data)
+    if retired:
+        # Named alongside every other problem: the rest is checked without the retired keys.
+        data = _without_keys(data, _RETIRED_KEYS)
     try:
-        return _converter.structure(dict(data), Settings)
+        settings = _converter.structure(dict(data), Settings)
     except (cattrs.BaseValidationError, ValueError, TypeError, KeyError) as exc:
         # cattrs stops at the first failing __init__ and reports validator errors at the
         # parent's path; run the validators on the raw data too, so every bad field is named.
@@ -306,7 +380,25 @@ def parse_settings(data: Mapping[str, Any]) -> Settings:
             problems = [p for p in problems if p[0] != "credentials"]
             kinds = ", ".join(repr(kind) for kind in CREDENTIAL_KINDS)
             problems.append(("credentials.kind", f"must be one of {kinds}"))
-        raise ConfigError.from_problems(checked + problems) from exc
+        raise ConfigError.from_problems(retired + checked + problems) from exc
+    if retired:
+        raise ConfigError.from_problems(retired)
+    return settings
+
+
+def _without_keys(data: Mapping[str, Any], keys: set[str]) -> dict[str, Any]:
+    return {k: _without_keys(v, keys) if isinstance(v, Mapping) else v
+            for k, v in data.items() if str(k).lower() not in keys}
+
+
+class _RawView:
+    """Raw settings seen as attributes, for validators that read another field."""
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        self._data = data
+
+    def __getattr__(self, name: str) -> Any:
+        return self._data.get(name)
 
 
 def _check_values(cls: type, data: Mapping[str, Any], path: str) -> list[tuple[str, str]]:
@@ -329,7 +421,7 @@ def _check_values(cls: type, data: Mapping[str, Any], path: str) -> list[tuple[s
         except Exception:  # noqa: S112  # a type error, which the cattrs pass reports; this pass checks values
             continue
         try:
-            field.validator(None, field, value)
+            field.validator(_RawView(data), field, value)
         except ValueError as exc:
             problems.append((where, str(exc)))
     return problems
@@ -372,8 +464,47 @@ def _format_exception(exc: BaseException, type_: type | None) -> str:
 
 
 def unstructure_settings(settings: Settings) -> dict[str, Any]:
-    """Return settings as JSON-compatible data, with every secret shown as ``***``."""
+    """Return settings as JSON-compatible data, every secret (and store password) as ``***``."""
     data: dict[str, Any] = _converter.unstructure(settings)
+    if settings.store_url is not None:
+        data["store_url"] = redact_url(settings.store_url)
+    return data
+
+
+def secret_values(settings: Settings) -> list[str]:
+    """Every secret string of the settings, the store password included (to scrub outputs)."""
+    candidates = [settings.webhook_client_secret] + [
+        getattr(settings.credentials, name, None)
+        for name in ("access_token", "client_secret", "refresh_token")]
+    found = [value.reveal() for value in candidates if isinstance(value, Secret)]
+    if settings.store_url:
+        found += url_passwords(settings.store_url)
+    return sorted({s for s in found if len(s) >= 4}, key=len, reverse=True)
+
+
+def restore_masked(raw: Mapping[str, Any], current: Settings | None) -> dict[str, Any]:
+    """``raw`` with each masked value (``***``, as read back) replaced by the current secret.
+
+    This is what makes a round trip safe: settings read with :func:`unstructure_settings` and
+    sent back unchanged keep their secrets. A masked value with no current secret to stand for
+    stays, and :func:`parse_settings` refuses it.
+    """
+    data = dict(raw)
+    if current is None:
+        return data
+    if data.get("webhook_client_secret") == MASK and current.webhook_client_secret is not None:
+        data["webhook_client_secret"] = current.webhook_client_secret.reveal()
+    credentials = data.get("credentials")
+    if isinstance(credentials, Mapping) and credentials.get("kind") == current.credentials.kind:
+        credentials = dict(credentials)
+        for name in ("access_token", "client_secret", "refresh_token"):
+            stored = getattr(current.credentials, name, None)
+            if credentials.get(name) == MASK and isinstance(stored, Secret):
+                credentials[name] = stored.reveal()
+        data["credentials"] = credentials
+    store = data.get("store_url")
+    if current.store_url and store != current.store_url and store == redact_url(current.store_url):
+        data["store_url"] = current.store_url
     return data
 
 

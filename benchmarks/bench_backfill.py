@@ -58,7 +58,8 @@ def sync(base_url: str, token: str, portal_id: int, burst: int | None, conn: Con
     with tempfile.TemporaryDirectory() as tmp, ReferenceHost(Path(tmp) / "host") as host:
         tenant = host.create_tenant("Bench")
         settings: dict[str, Any] = {
-            "portal_id": str(portal_id), "api_base_url": base_url, "run_background_worker": False,
+            "portal_id": str(portal_id), "api_base_url": base_url, "local_sandbox": True,
+            "run_background_worker": False,
             "credentials": {"kind": "private_app", "access_token": token},
         }
         if burst is None:

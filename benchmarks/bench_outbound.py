@@ -35,7 +35,7 @@ def main(notes: bool = False) -> None:
         host.enable_plugin(tenant, "hubspot", {
             "portal_id": str(hs.portal_id),
             "credentials": {"kind": "private_app", "access_token": hs.access_token},
-            "api_base_url": hs.base_url, "run_background_worker": False,
+            "api_base_url": hs.base_url, "local_sandbox": True, "run_background_worker": False,
             "outbound": {"notes_on_status_change": notes}})
         runtime = host.plugin_manager.get_plugin(plugin_module.RUNTIME_NAME).runtime
         for i in range(ORDERS):

@@ -32,7 +32,7 @@ def main() -> None:
         threading.Thread(target=server.serve_forever, daemon=True).start()
         tenant = host.create_tenant("Bench")
         host.enable_plugin(tenant, "hubspot", {
-            "portal_id": str(hubspot.portal_id), "api_base_url": hubspot.base_url,
+            "portal_id": str(hubspot.portal_id), "api_base_url": hubspot.base_url, "local_sandbox": True,
             "credentials": {"kind": "private_app", "access_token": hubspot.access_token},
             "webhook_client_secret": hubspot.client_secret, "public_base_url": base,
             "run_background_worker": True,

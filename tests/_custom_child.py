@@ -44,7 +44,7 @@ def main(data_dir: Path, strategy: str) -> dict[str, Any]:
         settings = {
             "portal_id": str(hubspot.portal_id),
             "credentials": {"kind": "private_app", "access_token": hubspot.access_token},
-            "api_base_url": hubspot.base_url,
+            "api_base_url": hubspot.base_url, "local_sandbox": True,
             "run_background_worker": False,
             "mapping": {"strategy": strategy},
         }

@@ -20,7 +20,8 @@ def plugin_settings(hubspot: Sandbox, **extra: Any) -> dict[str, Any]:
     """Settings pointing the plugin at the sandbox; the background worker off (tests drain)."""
     return {"portal_id": str(hubspot.portal_id),
             "credentials": {"kind": "private_app", "access_token": hubspot.access_token},
-            "api_base_url": hubspot.base_url, "run_background_worker": False, **extra}
+            "api_base_url": hubspot.base_url, "local_sandbox": True, "run_background_worker": False,
+            **extra}
 
 
 @attrs.define

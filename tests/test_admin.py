@@ -414,7 +414,7 @@ BASE = {"portal_id": "123", "credentials": {"kind": "private_app", "access_token
     ({"account_tier": "platinum"}, "account_tier", "'enterprise'"),
     ({"directions": {"orders": "sideways"}}, "directions.orders", "'both'"),
     ({"stage_status_map": {"closedwon": "Shipped"}}, "stage_status_map.closedwon", "'In progress'"),
-    ({"api_base_url": "ftp://x"}, "api_base_url", "http(s) URL"),
+    ({"api_base_url": "ftp://x"}, "api_base_url", "HubSpot's API"),
     ({"public_base_url": "https://t.example.com/"}, "public_base_url", "end with '/'"),
     ({"portal_timezone": "Mars/Olympus"}, "portal_timezone", "IANA"),
     ({"sync_interval_seconds": 10}, "sync_interval_seconds", "60"),

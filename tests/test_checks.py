@@ -62,7 +62,7 @@ def test_bad_token_fails_with_401_and_skips_what_depends_on_it(hubspot):
     report = check(hubspot, credentials={"kind": "private_app", "access_token": "pat-na1-wrong"})
     token = report.get("token")
     assert token.status == "failed" and "refused the credentials" in token.summary
-    assert "status=401" in token.summary and "Private Apps" in token.fix
+    assert "HTTP 401" in token.summary and "Private Apps" in token.fix
     assert [report.get(n).status for n in ("scopes", "pipelines", "properties")] == ["skipped"] * 3
     assert not report.ok
     assert "pat-na1-wrong" not in repr(report.to_json())
@@ -70,7 +70,7 @@ def test_bad_token_fails_with_401_and_skips_what_depends_on_it(hubspot):
 
 def test_unreachable_hubspot_fails_the_token_check_saying_so():
     """Nothing listening at api_base_url: 'cannot reach HubSpot' and a network fix."""
-    settings = parse_settings({"portal_id": "1", "api_base_url": "http://127.0.0.1:9",
+    settings = parse_settings({"portal_id": "1", "api_base_url": "http://127.0.0.1:9", "local_sandbox": True,
                                "credentials": {"kind": "private_app", "access_token": "x-token"}})
     client = build_client(ClientSettings.from_plugin_settings(settings), sleep=lambda _s: None)
     try:

@@ -59,7 +59,7 @@ def site(tmp_path: Path) -> Iterator[Site]:
         with ReferenceHost(host_dir, clock=clock) as host:
             tenant = host.create_tenant("Acme Machining")
             host.enable_plugin(tenant, "hubspot", {
-                "portal_id": str(hubspot.portal_id), "api_base_url": hubspot.base_url,
+                "portal_id": str(hubspot.portal_id), "api_base_url": hubspot.base_url, "local_sandbox": True,
                 "credentials": {"kind": "private_app", "access_token": hubspot.access_token},
                 "run_background_worker": False, "conflicts": {"default": "manual"}})
             for email, permissions in ((VIEWER, [VIEW_INTEGRATIONS]),

@@ -26,7 +26,7 @@ def setup(tmp_path: Path):
         with ReferenceHost(tmp_path / "host") as host:
             tenant = host.create_tenant("Acme")
             host.enable_plugin(tenant, "hubspot", {
-                "portal_id": str(hs.portal_id), "api_base_url": hs.base_url,
+                "portal_id": str(hs.portal_id), "api_base_url": hs.base_url, "local_sandbox": True,
                 "credentials": {"kind": "private_app", "access_token": hs.access_token},
                 "run_background_worker": False})
             host.grant(host.create_user(tenant, VIEWER), VIEW_INTEGRATIONS)

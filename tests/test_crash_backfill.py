@@ -184,7 +184,8 @@ def test_sigkilled_backfill_resumes_to_exactly_one_order_per_won_deal(
         tenant = host.create_tenant("Crash Test Machining")
         settings = {"portal_id": portal.portal_id,
                     "credentials": {"kind": "private_app", "access_token": hubspot.access_token},
-                    "api_base_url": hubspot.base_url, "run_background_worker": False}
+                    "api_base_url": hubspot.base_url, "local_sandbox": True,
+                    "run_background_worker": False}
         (report,) = [r for r in host.enable_plugin(tenant, "hubspot", settings) if r is not None]
         assert report.ok, report
         # The children own the store from here on; this process only reads the host's rows.

@@ -65,7 +65,7 @@ with tempfile.TemporaryDirectory() as data_dir, ReferenceHost(Path(data_dir)) as
         hubspot.seed(companies=5, contacts=10, deals=30, seed=2)
         tenant = host.create_tenant("Installed")
         host.enable_plugin(tenant, "hubspot", {
-            "portal_id": str(hubspot.portal_id), "api_base_url": hubspot.base_url,
+            "portal_id": str(hubspot.portal_id), "api_base_url": hubspot.base_url, "local_sandbox": True,
             "credentials": {"kind": "private_app", "access_token": hubspot.access_token},
             "run_background_worker": False})
         runtime = pm.get_plugin("hubspot.runtime").runtime

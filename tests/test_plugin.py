@@ -36,7 +36,7 @@ def hubspot():
     """One sandbox portal for this module's tests; SETTINGS point the plugin at it."""
     with Sandbox(rate_limits=RateLimits.unlimited()) as hs:
         SETTINGS.clear()
-        SETTINGS.update({"portal_id": str(hs.portal_id), "api_base_url": hs.base_url,
+        SETTINGS.update({"portal_id": str(hs.portal_id), "api_base_url": hs.base_url, "local_sandbox": True,
                          "credentials": {"kind": "private_app", "access_token": hs.access_token},
                          "run_background_worker": False})
         yield hs
@@ -122,7 +122,8 @@ def test_hook_ambac_plugin_enabled_rejects_bad_settings_naming_fields(ref_host):
 def test_hook_ambac_plugin_enabled_names_store_url_when_it_cannot_open(ref_host, tmp_path):
     """An unusable store_url gives a StoreError naming the setting, not a driver traceback."""
     tenant = ref_host.create_tenant("Acme")
-    settings = {**SETTINGS, "store_url": f"sqlite:///{tmp_path}/missing/dir/store.sqlite3"}
+    settings = {**SETTINGS, "store_url": f"sqlite:///{tmp_path}/missing/dir/store.sqlite3",
+                "store_outside_data_dir": True}
     with pytest.raises(StoreError) as info:
         ref_host.enable_plugin(tenant, "hubspot", settings)
     assert info.value.setting == "store_url"
@@ -150,9 +151,10 @@ def test_hook_ambac_settings_changed_validates_and_applies(ref_host, tmp_path):
     with pytest.raises(ConfigError) as info:
         ref_host.change_settings(tenant, "hubspot", {**SETTINGS, "sync_interval_seconds": 1})
     assert "sync_interval_seconds" in info.value.problems
+    other = ref_host.services(tenant).plugin_data_dir("hubspot") / "o.db"
     with pytest.raises(ConfigError) as info:
-        ref_host.change_settings(tenant, "hubspot", {**SETTINGS, "store_url": f"sqlite:///{tmp_path}/o.db"})
-    assert "store_url" in info.value.problems
+        ref_host.change_settings(tenant, "hubspot", {**SETTINGS, "store_url": f"sqlite:///{other}"})
+    assert "disable the plugin first" in info.value.problems["store_url"]
     ref_host.change_settings(tenant, "hubspot", {**SETTINGS, "account_tier": "starter"})
     assert _runtime(ref_host)._tenants[tenant].settings.account_tier == "starter"
 

@@ -152,6 +152,7 @@ class _FailRule:
     retry_after: float | None
     body: Any
     headers: dict[str, str] = attrs.field(factory=dict)
+    echo_request: bool = False
 
 
 @attrs.define
@@ -177,8 +178,14 @@ class Faults:
         method: str | None = None,
         retry_after: float | None = None,
         body: Any = None,
+        echo_request: bool = False,
     ) -> None:
-        """Make the next ``count`` matching calls answer ``status`` (with ``body`` if given)."""
+        """Make the next ``count`` matching calls answer ``status`` (with ``body`` if given).
+
+        ``body`` as ``bytes`` is sent as it is (``text/html``), like a proxy's error page.
+        ``echo_request=True`` puts the request's ``Authorization`` header and body into the
+        error message, as a careless proxy or debugging gateway does.
+        """
         with self._lock:
             self._fail.append(
                 _FailRule(
@@ -188,6 +195,7 @@ class Faults:
                     method.upper() if method else None,
                     retry_after,
                     body,
+                    echo_request=echo_request,
                 )
             )
 

@@ -91,12 +91,16 @@ class Service:
                 headers = dict(rule.headers)
                 if rule.retry_after is not None:
                     headers["Retry-After"] = f"{rule.retry_after:g}"
+                echoed = (
+                    f" You sent Authorization: {authorization}; body: "
+                    f"{raw.decode('utf-8', 'replace')}" if rule.echo_request else ""
+                )
                 fault_body = (
                     rule.body
                     if rule.body is not None
                     else {
                         "status": "error",
-                        "message": f"Injected fault: HTTP {rule.status}.",
+                        "message": f"Injected fault: HTTP {rule.status}.{echoed}",
                         "correlationId": correlation_id(),
                         "category": "INTERNAL_ERROR",
                     }
@@ -345,7 +349,10 @@ class _Handler(BaseHTTPRequestHandler):
             )
         status = 0 if answer is None else answer[0]
         data = b""
-        if answer is not None and status != 204 and answer[1] is not None:
+        content_type = _JSON
+        if answer is not None and isinstance(answer[1], bytes):
+            data, content_type = answer[1], "text/html; charset=utf-8"  # an injected proxy page
+        elif answer is not None and status != 204 and answer[1] is not None:
             data = json.dumps(answer[1]).encode()
         # Logged before the answer leaves: a client holding its answer finds its request logged.
         service.log(
@@ -367,7 +374,7 @@ class _Handler(BaseHTTPRequestHandler):
         _status, _payload, headers = answer
         self.send_response(status)
         if status != 204:
-            self.send_header("Content-Type", _JSON)
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
         for name, value in headers.items():
             self.send_header(name, value)

@@ -7,7 +7,6 @@ Everything that can go wrong with the setting is turned into one :class:`StoreEr
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine
 
+from .._secrets import redact_url
 from ..errors import StoreError
 
 __all__ = ["HEAD", "SETTING", "VERSION_TABLE", "create_store_engine", "current_revision",
@@ -32,15 +32,12 @@ _SQLITE_BUSY_MS = 30_000
 _PG_CONNECT_TIMEOUT_S = 5
 _SQLITE_DRIVERS = {"sqlite", "sqlite+pysqlite"}
 _PG_DRIVERS = {"postgresql", "postgres", "postgresql+psycopg"}
-# Greedy to the last "@": an unencoded "@" or "/" in a password must not leak its tail.
-_USERINFO = re.compile(r"(://[^:/@]*:).*@")
-_QUERY_PASSWORD = re.compile(r"(password=)[^&]*", re.IGNORECASE)
 
 
 def redact(url: str | URL) -> str:
     """The URL without its password, safe for messages and logs."""
     text = url.render_as_string(hide_password=True) if isinstance(url, URL) else url
-    return _QUERY_PASSWORD.sub(r"\1***", _USERINFO.sub(r"\1***@", text))
+    return redact_url(text)
 
 
 def _bad(message: str, url: str | URL) -> StoreError:
@@ -78,6 +75,32 @@ def _check_sqlite_path(url: URL, raw: str) -> None:
     if not os.access(parent, os.W_OK | os.X_OK):
         raise _bad(f"directory {parent} is not writable by this process; fix its permissions "
                    "or choose a writable directory", raw)
+    foreign = _foreign_tables(Path(database).expanduser().resolve())
+    if foreign:
+        raise _bad(f"the file holds tables that are not the plugin's ({', '.join(foreign[:5])}): "
+                   "it is another application's database, perhaps the host's own; give the "
+                   "plugin a file of its own", raw)
+
+
+# The plugin's tables, SQLite's own, and what alembic's batch mode leaves mid-migration.
+_OWN_TABLES = ("hubspot_", "sqlite_", "_alembic_tmp_hubspot_")
+
+
+def _foreign_tables(path: Path) -> list[str]:
+    """Tables of an existing SQLite file that the plugin did not create."""
+    import sqlite3
+
+    if not path.is_file() or path.stat().st_size == 0:
+        return []
+    try:
+        conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+        try:
+            names = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError:
+        return []  # not a database at all: connecting says so, naming the file
+    return sorted(name for name in names if not name.startswith(_OWN_TABLES))
 
 
 def _enable_wal(cursor: Any) -> None:

@@ -1,0 +1,45 @@
+"""Masking and scrubbing secrets: the rules every output of the plugin shares.
+
+Two places use them. Settings are rendered with every secret as :data:`MASK` (and a database
+URL without its password). Text that came from outside (an error body from HubSpot or a proxy
+in between) is scrubbed of the secrets the sender knew before it becomes part of an error, a
+log entry or a status view. No regex here knows a token's format: a secret is scrubbed because
+it is known, plus anything sent as ``Bearer ...``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from urllib.parse import unquote
+
+__all__ = ["MASK", "redact_url", "scrub", "url_passwords"]
+
+MASK = "***"
+"""What a secret is shown as; sent back as a setting's value it means "keep the stored one"."""
+
+# Greedy to the last "@": an unencoded "@" or "/" in a password must not leak its tail.
+_USERINFO = re.compile(r"(://[^:/@]*:)(.*)@")
+_QUERY_PASSWORD = re.compile(r"(password=)([^&]*)", re.IGNORECASE)
+_BEARER = re.compile(r"(bearer\s+)[^\s\"',;]+", re.IGNORECASE)
+# Shorter strings would scrub ordinary words; no real token or password is this short.
+_MIN_SECRET = 4
+
+
+def redact_url(url: str) -> str:
+    """The database URL with its password (userinfo or ``?password=``) shown as ``***``."""
+    return _QUERY_PASSWORD.sub(rf"\1{MASK}", _USERINFO.sub(rf"\1{MASK}@", url))
+
+
+def url_passwords(url: str) -> list[str]:
+    """The password(s) a database URL carries, as written and percent-decoded."""
+    found = [m.group(2) for m in (_USERINFO.search(url),) if m is not None]
+    found += [m.group(2) for m in _QUERY_PASSWORD.finditer(url)]
+    return sorted({p for raw in found for p in (raw, unquote(raw)) if p})
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with each known secret, and any ``Bearer`` credential, replaced by ``***``."""
+    for secret in sorted({s for s in secrets if len(s) >= _MIN_SECRET}, key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return _BEARER.sub(rf"\1{MASK}", text)

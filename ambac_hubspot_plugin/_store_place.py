@@ -1,0 +1,99 @@
+"""Where a tenant's store may live, and which store an enabled tenant is bound to.
+
+A SQLite ``store_url`` must name a file inside the plugin's data directory (after resolving
+``..`` and symlinks) unless ``store_outside_data_dir`` says a path elsewhere is meant; the
+store itself refuses a file holding another application's tables (the host's database).
+
+While a tenant is enabled its store cannot change (docs/settings.md): switching to an empty
+store would forget every link, and the next backfill would create every order again. The
+binding is a small file in the plugin's data directory, so it holds across processes (a CLI
+``setup`` in a fresh process sees it too); enabling writes it, disabling removes it. It holds
+the URL without its password, so rotating a database password is not a change of store.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ._secrets import redact_url
+from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .host import HostServices
+    from .settings import Settings
+
+__all__ = ["bind", "check_binding", "store_url_for", "unbind"]
+
+PLUGIN_ID = "hubspot"
+STORE_FILE = "hubspot.sqlite3"
+
+
+def _data_dir(host: HostServices) -> Path:
+    return host.plugin_data_dir(PLUGIN_ID)
+
+
+def _sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL names, resolved; None for other URLs (or ones the store refuses)."""
+    import sqlalchemy as sa
+
+    try:
+        parsed = sa.make_url(url)
+    except Exception:  # malformed: opening the store names the problem
+        return None
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:") or database.startswith("file:"):
+        return None
+    return Path(database).expanduser().resolve()
+
+
+def store_url_for(host: HostServices, settings: Settings) -> str:
+    """The tenant's store URL: ``store_url``, checked, or the file in the plugin's data dir."""
+    data_dir = _data_dir(host)
+    if not settings.store_url:
+        return f"sqlite:///{data_dir / STORE_FILE}"
+    path = _sqlite_file(settings.store_url)
+    inside = data_dir.resolve()
+    if path is not None and not settings.store_outside_data_dir and not path.is_relative_to(inside):
+        raise ConfigError.from_problems([(
+            "store_url",
+            f"the SQLite file {path} is outside the plugin's data directory {inside}; put the "
+            "store there (or leave store_url empty for the default file), or set "
+            "store_outside_data_dir to true to use this path on purpose")])
+    return settings.store_url
+
+
+def _binding_file(host: HostServices, tenant_id: int) -> Path:
+    return _data_dir(host) / f"tenant-{int(tenant_id)}.store.json"
+
+
+def check_binding(host: HostServices, tenant_id: int, url: str) -> None:
+    """Refuse ``url`` when the tenant is enabled with another store (ConfigError on store_url)."""
+    try:
+        bound = json.loads(_binding_file(host, tenant_id).read_text(encoding="utf-8"))["store"]
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # unreadable: written by nobody we know; the next bind() replaces it
+    if bound != redact_url(url):
+        raise ConfigError.from_problems([(
+            "store_url",
+            f"cannot change while the plugin is enabled (its store is {bound}); disable the "
+            "plugin first, move the data, then enable it with the new store_url")])
+
+
+def bind(host: HostServices, tenant_id: int, url: str) -> None:
+    """Record ``url`` as the store of the enabled tenant."""
+    import tempfile
+
+    target = _binding_file(host, tenant_id)
+    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=target.parent, prefix=".binding-",
+                                     delete=False) as scratch:
+        json.dump({"store": redact_url(url)}, scratch)
+    Path(scratch.name).replace(target)  # atomic: a reader sees the old binding or the new one
+
+
+def unbind(host: HostServices, tenant_id: int) -> None:
+    """Forget the tenant's store binding (it was disabled)."""
+    _binding_file(host, tenant_id).unlink(missing_ok=True)

@@ -1,0 +1,109 @@
+"""Settings validation: every problem at once, masked secrets, HubSpot-only API hosts, templates."""
+
+from __future__ import annotations
+
+import pytest
+
+from ambac_hubspot_plugin.errors import ConfigError
+from ambac_hubspot_plugin.settings import parse_settings, restore_masked, unstructure_settings
+
+BASE = {"portal_id": "123", "credentials": {"kind": "private_app", "access_token": "pat-na1-x"}}
+
+
+def problems_of(**changes: object) -> dict[str, str]:
+    with pytest.raises(ConfigError) as info:
+        parse_settings({**BASE, **changes})
+    assert "pat-na1-x" not in str(info.value)
+    return info.value.problems
+
+
+def test_a_retired_api_key_does_not_hide_the_other_problems():
+    """hapikey plus three bad fields gives four named problems, not one."""
+    problems = problems_of(hapikey="abc", portal_id="x", account_tier="gold", sync_interval_seconds=5)
+    assert set(problems) == {"hapikey", "portal_id", "account_tier", "sync_interval_seconds"}
+    assert "retired" in problems["hapikey"]
+
+
+def test_a_retired_api_key_alone_is_still_refused():
+    """Settings valid but for a nested api_key are refused naming that key."""
+    problems = problems_of(credentials={**BASE["credentials"], "api_key": "abc"})
+    assert set(problems) == {"credentials.api_key"}
+
+
+def test_the_masked_placeholder_is_never_taken_as_a_secret():
+    """'***' (what settings read back show) as a token or webhook secret is refused, naming each."""
+    problems = problems_of(credentials={"kind": "private_app", "access_token": "***"},
+                           webhook_client_secret="***")
+    assert set(problems) == {"credentials.access_token", "webhook_client_secret"}
+    assert "masked" in problems["credentials.access_token"]
+
+
+def test_round_trip_of_the_rendered_settings_keeps_every_secret():
+    """restore_masked turns the read-back form (secrets and store password as ***) into the stored one."""
+    stored = parse_settings({
+        "portal_id": "123", "webhook_client_secret": "whsec-123456",
+        "credentials": {"kind": "oauth", "client_id": "c", "client_secret": "cs-123456",
+                        "refresh_token": "rt-123456"},
+        "store_url": "postgresql+psycopg://app:pw%40-123456@db.example:5432/hubspot"})
+    shown = unstructure_settings(stored)
+    assert "123456" not in repr(shown)
+    assert parse_settings(restore_masked(shown, stored)) == stored
+    changed = restore_masked({**shown, "credentials": {**shown["credentials"], "refresh_token": "rt-new1"}},
+                             stored)
+    assert parse_settings(changed).credentials.refresh_token.reveal() == "rt-new1"
+
+
+def test_a_masked_store_password_is_refused_where_nothing_stands_behind_it():
+    """A store_url whose password is *** (and no stored URL to restore) names store_url."""
+    problems = problems_of(store_url="postgresql+psycopg://app:***@db.example/hubspot")
+    assert "masked password" in problems["store_url"]
+
+
+@pytest.mark.parametrize("url", ["https://api.hubapi.com", "https://api-eu1.hubapi.com",
+                                 "https://API.hubapi.com", "https://api-na2.hubapi.com:443"])
+def test_hubspot_api_hosts_are_accepted(url):
+    """HubSpot's API host and its regional hosts pass, over https."""
+    assert parse_settings({**BASE, "api_base_url": url}).api_base_url == url
+
+
+@pytest.mark.parametrize("url", [
+    "https://evil.example.com", "http://api.hubapi.com", "https://api.hubapi.com:8443",
+    "https://api.hubapi.com.evil.example", "https://x@api.hubapi.com", "https://api.hubapi.com/crm",
+    "https://api.hubapi.com?x=1", "http://169.254.169.254", "https://app.hubspot.com",
+    "http://127.0.0.1:8765", "http://localhost:1", "http://[::1]:9", "ftp://api.hubapi.com",
+])
+def test_api_base_url_refuses_every_other_host(url):
+    """Any host but HubSpot's API (loopback too, without the sandbox switch) names api_base_url."""
+    problems = problems_of(api_base_url=url)
+    assert set(problems) == {"api_base_url"}
+    assert "api.hubapi.com" in problems["api_base_url"]
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8765", "http://localhost:1", "http://[::1]:9"])
+def test_loopback_is_allowed_only_with_the_sandbox_switch(url):
+    """local_sandbox=true lets api_base_url point at the bundled sandbox on loopback."""
+    assert parse_settings({**BASE, "api_base_url": url, "local_sandbox": True}).local_sandbox
+    assert "local_sandbox" in problems_of(api_base_url=url)["api_base_url"]
+
+
+def test_the_sandbox_switch_does_not_open_other_hosts():
+    """local_sandbox=true allows loopback only, never a remote host."""
+    assert "api_base_url" in problems_of(api_base_url="http://10.0.0.8:80", local_sandbox=True)
+
+
+@pytest.mark.parametrize("template", [
+    "{base_url}/orders/{order_id}", "https://t.example.com/o/{order_number}?id={order_id}",
+    "{base_url}/{{literal}}/{order_id}"])
+def test_order_url_templates_with_the_documented_fields_pass(template):
+    """Templates using base_url, order_id and order_number as plain names are accepted."""
+    assert parse_settings({**BASE, "outbound": {"order_url_template": template}})
+
+
+@pytest.mark.parametrize("template", [
+    "{base_url.__class__}/{order_id}", "{base_url}/{order_id}/{tenant}", "{order_id[0]}",
+    "{order_id!r}", "{base_url:>{order_id}}/{order_id}", "{}/{order_id}", "{0}/{order_id}",
+    "{base_url}/{order_id", "{base_url}/orders"])
+def test_order_url_template_refuses_other_fields_access_and_conversions(template):
+    """Unknown fields, attribute/index access, conversions, specs and bad braces name the template."""
+    problems = problems_of(outbound={"order_url_template": template})
+    assert set(problems) == {"outbound.order_url_template"}
