@@ -105,9 +105,11 @@ def init(host_dir: Path, tenant_name: str, as_json: bool) -> None:
     click.echo(f"Reference host: {host_dir} ({'created' if created_host else 'already there'})")
     click.echo(f"Tenant: {tenant_id} {tenant_name!r} "
                f"({'created' if created_tenant else 'already there'})")
-    click.echo("Next, point the plugin at HubSpot (or at `ambac-hubspot sandbox`):")
+    click.echo("Next, point the plugin at HubSpot:")
     click.echo(f"  ambac-hubspot setup --host-dir {host_dir} --tenant {tenant_id} "
-               "--portal-id ID --token TOKEN --webhook-secret SECRET --api-base-url URL")
+               "--portal-id ID --token TOKEN --webhook-secret SECRET")
+    click.echo("(at `ambac-hubspot sandbox` instead: add --api-base-url http://127.0.0.1:8765 "
+               "--local-sandbox)")
 
 
 # ---- host token -------------------------------------------------------------------------------

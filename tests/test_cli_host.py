@@ -67,7 +67,7 @@ def host_dir(tmp_path: Path, hubspot: Sandbox) -> tuple[Path, int]:
     setup = cli("setup", "--host-dir", str(path), "--tenant", str(tenant),
                 "--portal-id", str(hubspot.portal_id), "--token", hubspot.access_token,
                 "--webhook-secret", hubspot.client_secret, "--api-base-url", hubspot.base_url,
-                "--json")
+                "--local-sandbox", "--json")
     assert setup.exit_code == 0, setup.output
     return path, tenant
 
