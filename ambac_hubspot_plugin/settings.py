@@ -63,11 +63,19 @@ class Secret:
     __str__ = __repr__
 
 
+class _Invalid(ValueError):
+    """A setting's value is wrong; the message is the plugin's own words, shown as it is.
+
+    Only these messages reach the user verbatim: what cattrs or Python raise is worded by
+    them and may change with any release, so it is shown as "must be of type ...".
+    """
+
+
 def _non_empty(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if isinstance(value, Secret):
         value = value.reveal()
     if isinstance(value, str) and not value.strip():
-        raise ValueError(f"{attribute.name} must not be empty")
+        raise _Invalid(f"{attribute.name} must not be empty")
 
 
 @attrs.frozen
@@ -147,7 +155,7 @@ def _order_url_template(_inst: object, _attribute: attrs.Attribute[Any], value: 
     try:
         parts = list(string.Formatter().parse(value))
     except ValueError as exc:
-        raise ValueError(f"order_url_template is not a valid template ({exc}); write a literal "
+        raise _Invalid(f"order_url_template is not a valid template ({exc}); write a literal "
                          "'{' or '}' as '{{' or '}}'") from exc
     for _text, field, spec, conversion in parts:
         if field is None:
@@ -156,10 +164,10 @@ def _order_url_template(_inst: object, _attribute: attrs.Attribute[Any], value: 
         # spec would read more than the value (or fail every push with an unknown field).
         if field not in ORDER_URL_FIELDS or conversion or spec:
             shown = "{" + field + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
-            raise ValueError(f"order_url_template may use only {allowed}, each as written; "
+            raise _Invalid(f"order_url_template may use only {allowed}, each as written; "
                              f"{shown[:60]} is not one of them")
     if "{order_id}" not in value:
-        raise ValueError("order_url_template must contain {order_id}, e.g. "
+        raise _Invalid("order_url_template must contain {order_id}, e.g. "
                          "'{base_url}/orders/{order_id}'")
 
 
@@ -184,7 +192,7 @@ class AlertSettings:
 
 def _portal_id(_inst: object, _attribute: attrs.Attribute[Any], value: str) -> None:
     if not re.fullmatch(r"[0-9]{1,20}", value):
-        raise ValueError("portal_id must be the HubSpot account (hub) id: digits only")
+        raise _Invalid("portal_id must be the HubSpot account (hub) id: digits only")
 
 
 def _timezone(_inst: object, _attribute: attrs.Attribute[Any], value: str) -> None:
@@ -193,7 +201,7 @@ def _timezone(_inst: object, _attribute: attrs.Attribute[Any], value: str) -> No
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(
+        raise _Invalid(
             f"portal_timezone {value!r} is not an IANA time zone such as 'America/Chicago'; "
             "use the time zone set in HubSpot under Account Defaults"
         ) from exc
@@ -211,38 +219,38 @@ def _api_base_url(inst: object, attribute: attrs.Attribute[Any], value: str) -> 
         parts = urlsplit(value)
         port = parts.port
     except ValueError as exc:
-        raise ValueError(f"api_base_url must be HubSpot's API, {hubspot}") from exc
+        raise _Invalid(f"api_base_url must be HubSpot's API, {hubspot}") from exc
     host = (parts.hostname or "").lower()
     if (parts.scheme not in ("http", "https") or parts.username is not None
             or parts.password is not None or parts.path or parts.query or parts.fragment):
-        raise ValueError(f"api_base_url must be a scheme and host only (no path, query, user or "
+        raise _Invalid(f"api_base_url must be a scheme and host only (no path, query, user or "
                          f"trailing '/'), namely HubSpot's API, {hubspot}")
     if _HUBSPOT_API_HOST.fullmatch(host):
         if parts.scheme != "https" or port not in (None, 443):
-            raise ValueError(f"api_base_url must use https on the default port: {hubspot}")
+            raise _Invalid(f"api_base_url must use https on the default port: {hubspot}")
         return
     if host in _LOOPBACK_HOSTS:
         # Read from the instance, or (for the pass naming every problem) from the raw settings.
         if getattr(inst, "local_sandbox", False) is True:
             return
-        raise ValueError("api_base_url points at this machine (loopback), which is allowed only "
+        raise _Invalid("api_base_url points at this machine (loopback), which is allowed only "
                          "for the bundled HubSpot sandbox: set local_sandbox to true for that, or "
                          f"use {hubspot}")
-    raise ValueError(f"api_base_url must be HubSpot's API, {hubspot}; the access token is sent "
+    raise _Invalid(f"api_base_url must be HubSpot's API, {hubspot}; the access token is sent "
                      "there, so no other host is accepted")
 
 
 def _store_url(_inst: object, _attribute: attrs.Attribute[Any], value: str | None) -> None:
     if value is not None and MASK in url_passwords(value):
-        raise ValueError(f"store_url carries the masked password {MASK!r}; type the real password "
+        raise _Invalid(f"store_url carries the masked password {MASK!r}; type the real password "
                          "(or send the URL back unchanged, which keeps the stored one)")
 
 
 def _http_url(_inst: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
     if value is not None and not re.fullmatch(r"https?://[^\s/]+(/[^\s]*)?", value):
-        raise ValueError(f"{attribute.name} must be an http(s) URL such as https://tracker.example.com")
+        raise _Invalid(f"{attribute.name} must be an http(s) URL such as https://tracker.example.com")
     if value is not None and value.endswith("/"):
-        raise ValueError(f"{attribute.name} must not end with '/'")
+        raise _Invalid(f"{attribute.name} must not end with '/'")
 
 
 @attrs.frozen
@@ -281,10 +289,10 @@ def _make_converter() -> cattrs.Converter:
 
     def structure_secret(value: object, _type: type) -> Secret:
         if not isinstance(value, str):
-            raise ValueError("must be a string")
+            raise _Invalid("must be a string")
         if value == MASK:
             # What the settings read back show; stored, it would be sent as the token.
-            raise ValueError(f"is the masked placeholder {MASK!r}, not a secret: type the secret "
+            raise _Invalid(f"is the masked placeholder {MASK!r}, not a secret: type the secret "
                              "itself (the admin API's settings change keeps the stored one)")
         return Secret(value)
 
@@ -295,12 +303,12 @@ def _make_converter() -> cattrs.Converter:
     # settings from a form must be the type they claim to be.
     def structure_bool(value: object, _type: type) -> bool:
         if not isinstance(value, bool):
-            raise ValueError("must be true or false")
+            raise _Invalid("must be true or false")
         return value
 
     def structure_int(value: object, _type: type) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError("must be a whole number")
+            raise _Invalid("must be a whole number")
         return value
 
     def list_hook(tp: Any) -> Any:
@@ -308,7 +316,7 @@ def _make_converter() -> cattrs.Converter:
 
         def structure_list(value: object, _type: type) -> list[Any]:
             if not isinstance(value, list | tuple):
-                raise ValueError("must be a list")
+                raise _Invalid("must be a list")
             return [conv.structure(v, item) for v in value]
 
         return structure_list
@@ -457,7 +465,7 @@ def _format_exception(exc: BaseException, type_: type | None) -> str:
         return f"must be one of {choices}"
     if typing.get_origin(type_) is Literal:
         return f"must be one of {', '.join(repr(a) for a in typing.get_args(type_))}"
-    if isinstance(exc, ValueError | TypeError) and str(exc) and "invalid value for type" not in str(exc):
+    if isinstance(exc, _Invalid):
         return str(exc)
     name = getattr(type_, "__name__", None) or str(type_)
     return f"must be of type {name}"

@@ -107,3 +107,14 @@ def test_order_url_template_refuses_other_fields_access_and_conversions(template
     """Unknown fields, attribute/index access, conversions, specs and bad braces name the template."""
     problems = problems_of(outbound={"order_url_template": template})
     assert set(problems) == {"outbound.order_url_template"}
+
+
+def test_only_the_plugins_own_words_reach_a_settings_error() -> None:
+    """A value error worded by cattrs or Python is shown as the expected type, never as its
+    text (which changes between releases); the plugin's own messages are shown as written."""
+    from ambac_hubspot_plugin.settings import _format_exception, _Invalid
+
+    assert _format_exception(ValueError("invalid literal for int() with base 10: 'x'"), int) \
+        == "must be of type int"
+    assert _format_exception(TypeError("some dependency's wording"), str) == "must be of type str"
+    assert _format_exception(_Invalid("portal_id must be digits"), str) == "portal_id must be digits"
