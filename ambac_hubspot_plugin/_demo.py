@@ -6,7 +6,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,8 @@ def run_demo(*, seed_deals: int, data_dir: Path | None, say: Callable[[str], obj
     step = say or (lambda _text: None)
     with tempfile.TemporaryDirectory(prefix="ambac-hubspot-demo-") as tmp:
         root = data_dir or Path(tmp)
-        with Sandbox() as hubspot, ReferenceHost(root / "host") as host, _served(host) as base:
+        with Sandbox() as hubspot, ReferenceHost(root / "host") as host, _served(host) as base, \
+                ExitStack() as cleanup:
             hubspot.seed(companies=max(3, seed_deals // 5), contacts=max(3, seed_deals // 2),
                          deals=seed_deals, seed=7)
             step(f"[bold]1.[/] HubSpot sandbox at {hubspot.base_url} (portal {hubspot.portal_id}), "
@@ -48,6 +49,7 @@ def run_demo(*, seed_deals: int, data_dir: Path | None, say: Callable[[str], obj
             plugin = host.plugin_manager.get_plugin(RUNTIME_NAME)
             assert plugin is not None  # registered by the plugin's ambac_add_hookspecs
             runtime: Runtime = plugin.runtime
+            cleanup.callback(runtime.close)  # stop the worker before the host and sandbox go
             first = runtime.run_sync(tenant)
             step(f"[bold]4.[/] First sync: {first.created} orders created, {first.skipped} deals "
                  f"skipped (not closed won), {first.failed} failed")

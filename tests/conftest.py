@@ -31,3 +31,22 @@ def plugin_manager() -> Iterator[pluggy.PluginManager]:
     runtime = pm.get_plugin(plugin_module.RUNTIME_NAME)
     if runtime is not None and runtime._runtime is not None:
         runtime._runtime.close()
+
+
+@pytest.fixture(autouse=True)
+def _no_worker_outlives_its_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test must stop every plugin worker it started: a leaked worker keeps running against
+    stores later tests reuse or drop, and its errors land in other tests."""
+    import threading
+    import time
+
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + 5
+    while True:
+        leaked = [t.name for t in set(threading.enumerate()) - before
+                  if t.name.startswith("hubspot-worker") and t.is_alive()]
+        if not leaked or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert not leaked, f"{request.node.nodeid} left the plugin's worker running: {leaked}"

@@ -154,7 +154,8 @@ def test_cli_md_demo_example_shows_every_field_the_demo_prints():
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     example = _doc_example(doc, "demo", "json")
-    starts = {dict: "{", list: "[", str: '"', int: "0123456789", float: "0123456789"}
+    starts = {dict: "{", list: "[", str: '"', int: "0123456789", float: "0123456789",
+              type(None): "n"}
     for key, value in data.items():
         shown = re.search(rf'"{key}": (\S)', example)
         assert shown is not None, f"docs/cli.md's demo example lacks {key!r}"

@@ -84,7 +84,11 @@ def world(tmp_path: Path, store_setting: dict[str, str]) -> Iterator[PluginWorld
                                    **store_setting)
         (report,) = [r for r in host.enable_plugin(tenant, "hubspot", settings) if r is not None]
         assert report.ok, report
-        yield PluginWorld(hubspot, host, tenant, settings)
+        world = PluginWorld(hubspot, host, tenant, settings)
+        try:
+            yield world
+        finally:
+            world.runtime.close()  # the worker _resume() started, before the host closes
 
 
 def _child_env() -> dict[str, str]:
