@@ -95,6 +95,14 @@ def store(store_url: str, clock: FakeClock) -> Iterator[Any]:
 RESULTS_DDL = "CREATE TABLE mp_results (job_id INTEGER NOT NULL, pid INTEGER NOT NULL)"
 
 
+def results_url(store_url: str) -> str:
+    """Where worker processes note what they did: beside a SQLite store (the store refuses a
+    file holding tables that are not its own), or the same PostgreSQL database."""
+    if not store_url.startswith("sqlite"):
+        return store_url
+    return "sqlite:///" + str(Path(store_url.removeprefix("sqlite:///")).with_name("results.sqlite3"))
+
+
 def open_store_worker(url: str, barrier: Any) -> None:
     """Child process: wait for the others, then open (and so migrate) the store at once."""
     from ambac_hubspot_plugin.store import open_store
@@ -103,17 +111,18 @@ def open_store_worker(url: str, barrier: Any) -> None:
     open_store(url).close()
 
 
-def drain_worker(url: str, start: Any) -> None:
+def drain_worker(url: str, start: Any, results: str) -> None:
     """Child process: drain the queue, recording each job id with this process id."""
     import sqlalchemy as sa
 
     from ambac_hubspot_plugin.store import Job, QueueRunner, open_store
 
     store = open_store(url)
+    noted = sa.create_engine(results)
     insert = sa.text("INSERT INTO mp_results (job_id, pid) VALUES (:job, :pid)")
 
     def record(job: Job) -> None:
-        with store.engine.begin() as conn:
+        with noted.begin() as conn:
             conn.execute(insert, {"job": job.id, "pid": os.getpid()})
         time.sleep(0.002)  # long enough for the workers to interleave
 
@@ -140,38 +149,40 @@ COALESCE_DDL = ("CREATE TABLE mp_coalesce (what VARCHAR(8) NOT NULL, "
                 "ended DOUBLE PRECISION NOT NULL)")
 
 
-def coalesce_enqueue_worker(url: str, start: Any, keys: int, rounds: int) -> None:
+def coalesce_enqueue_worker(url: str, start: Any, keys: int, rounds: int, results: str) -> None:
     """Child process: enqueue each key ``rounds`` times, noting when each enqueue began."""
     import sqlalchemy as sa
 
     from ambac_hubspot_plugin.store import open_store
 
     store = open_store(url)
+    noted = sa.create_engine(results)
     note = sa.text("INSERT INTO mp_coalesce VALUES ('enqueue', :key, :at, :at)")
     start.wait(timeout=60)
     for n in range(rounds):
         for key in range(keys):
             began = time.time()  # before the commit: a run starting later must follow it
             store.enqueue(1, "coalesce", {"n": n}, dedupe_key=f"key:{key}")
-            with store.engine.begin() as conn:
+            with noted.begin() as conn:
                 conn.execute(note, {"key": f"key:{key}", "at": began})
         time.sleep(0.003)
     store.close()
 
 
-def coalesce_drain_worker(url: str, start: Any, enqueued: Any) -> None:
+def coalesce_drain_worker(url: str, start: Any, enqueued: Any, results: str) -> None:
     """Child process: run "coalesce" jobs, noting each run's span, until all work is done."""
     import sqlalchemy as sa
 
     from ambac_hubspot_plugin.store import Job, QueueRunner, open_store
 
     store = open_store(url)
+    noted = sa.create_engine(results)
     note = sa.text("INSERT INTO mp_coalesce VALUES ('run', :key, :started, :ended)")
 
     def run(job: Job) -> None:
         started = time.time()
         time.sleep(0.004)  # a push that takes a while: enqueues land while it runs
-        with store.engine.begin() as conn:
+        with noted.begin() as conn:
             conn.execute(note, {"key": job.dedupe_key, "started": started, "ended": time.time()})
 
     runner = QueueRunner(store, {"coalesce": run}, lease=timedelta(minutes=5))

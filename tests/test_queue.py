@@ -44,6 +44,7 @@ from tests._store_support import (  # noqa: F401  # fixtures are used by name
     drain_worker,
     enqueue_worker,
     hanging_worker,
+    results_url,
     store,
     store_url,
 )
@@ -615,15 +616,20 @@ def _run_together(start: Any, procs: list[Any]) -> None:
 def test_workers_in_several_processes_run_every_job_exactly_once(store_url: str,
                                                                   store: Any) -> None:
     """Three worker processes draining 200 jobs run each exactly once between them."""
-    with store.engine.begin() as conn:
+    results = sa.create_engine(results_url(store_url))
+    noted = results.url.render_as_string(hide_password=False)
+    with results.begin() as conn:
         conn.execute(sa.text(RESULTS_DDL))
     ids = {store.enqueue(1, "record", {"n": n}) for n in range(200)}
     ctx = multiprocessing.get_context("spawn")
     start = ctx.Event()
-    _run_together(start, [ctx.Process(target=drain_worker, args=(store_url, start))
+    _run_together(start, [ctx.Process(target=drain_worker, args=(store_url, start, noted))
                           for _ in range(3)])
-    with store.engine.connect() as conn:
+    with results.connect() as conn:
         rows = conn.execute(sa.text("SELECT job_id, pid FROM mp_results")).all()
+        conn.execute(sa.text("DROP TABLE mp_results"))
+        conn.commit()
+    results.dispose()
     runs = Counter(job_id for job_id, _ in rows)
     assert set(runs) == ids
     assert set(runs.values()) == {1}
@@ -647,13 +653,15 @@ def test_coalesced_jobs_never_run_twice_at_once_and_the_last_enqueue_is_run(
         store_url: str, store: Any) -> None:
     """With enqueuers and workers in separate processes, jobs of one key never overlap, and
     every key's last enqueue is followed by a run that started after it (no update lost)."""
-    with store.engine.begin() as conn:
+    results = sa.create_engine(results_url(store_url))
+    noted = results.url.render_as_string(hide_password=False)
+    with results.begin() as conn:
         conn.execute(sa.text(COALESCE_DDL))
     ctx = multiprocessing.get_context("spawn")
     start, enqueued = ctx.Event(), ctx.Event()
-    enqueuers = [ctx.Process(target=coalesce_enqueue_worker, args=(store_url, start, 5, 30))
+    enqueuers = [ctx.Process(target=coalesce_enqueue_worker, args=(store_url, start, 5, 30, noted))
                  for _ in range(2)]
-    workers = [ctx.Process(target=coalesce_drain_worker, args=(store_url, start, enqueued))
+    workers = [ctx.Process(target=coalesce_drain_worker, args=(store_url, start, enqueued, noted))
                for _ in range(2)]
     for proc in enqueuers + workers:
         proc.start()
@@ -664,9 +672,12 @@ def test_coalesced_jobs_never_run_twice_at_once_and_the_last_enqueue_is_run(
     for proc in workers:
         proc.join(180)
     assert [proc.exitcode for proc in enqueuers + workers] == [0, 0, 0, 0]
-    with store.engine.connect() as conn:
+    with results.connect() as conn:
         rows = conn.execute(
             sa.text("SELECT what, dedupe_key, started, ended FROM mp_coalesce")).all()
+        conn.execute(sa.text("DROP TABLE mp_coalesce"))
+        conn.commit()
+    results.dispose()
     runs: dict[str, list[tuple[float, float]]] = {}
     last_enqueue: dict[str, float] = {}
     for what, key, started, ended in rows:
