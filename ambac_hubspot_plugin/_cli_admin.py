@@ -255,6 +255,9 @@ def _guard(func: Callable[[], Any]) -> Any:
         _fail(str(exc), EXIT_USAGE)
     except LookupError as exc:
         _fail(str(exc.args[0]) if exc.args else "not found", EXIT_USAGE)
+    except StoreError as exc:
+        # A store error naming a setting (unreachable database, missing driver) is fixed there.
+        _fail(str(exc), EXIT_USAGE if exc.setting else EXIT_FAILED)
     except HubSpotIntegrationError as exc:
         _fail(str(exc), EXIT_FAILED)
 
