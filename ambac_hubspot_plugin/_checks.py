@@ -110,17 +110,21 @@ def webhook_url(public_base_url: str, tenant_id: int, mount_prefix: str = DEFAUL
 
 
 def _api_failure(name: str, exc: HubSpotIntegrationError, fix_auth: str) -> CheckResult:
+    # The client's errors already say what happened ("HubSpot refused the credentials: ...",
+    # "could not talk to HubSpot at ..."): the summary is that message, said once; the kind
+    # of error picks the status and what to do.
+    summary = str(exc)
     if isinstance(exc, HubSpotAuthError):
-        return CheckResult(name, "failed", f"HubSpot refused the credentials ({exc})", fix_auth)
+        return CheckResult(name, "failed", summary, fix_auth)
     if isinstance(exc, RateLimitedError):
-        return CheckResult(name, "warning", f"HubSpot rate-limited the check ({exc})",
+        return CheckResult(name, "warning", summary,
                            "Another integration may be using the portal's API budget; run the "
                            "check again in a minute.")
     if isinstance(exc, HubSpotUnavailableError):
-        return CheckResult(name, "failed", f"cannot reach HubSpot ({exc})",
+        return CheckResult(name, "failed", summary,
                            "Check api_base_url, this server's outbound network access (proxy, "
                            "firewall, DNS) and https://status.hubspot.com.")
-    return CheckResult(name, "failed", f"HubSpot answered with an error ({exc})",
+    return CheckResult(name, "failed", summary,
                        "Look up the correlationId with HubSpot support if it persists.")
 
 

@@ -69,7 +69,7 @@ def test_bad_token_fails_with_401_and_skips_what_depends_on_it(hubspot):
 
 
 def test_unreachable_hubspot_fails_the_token_check_saying_so():
-    """Nothing listening at api_base_url: 'cannot reach HubSpot' and a network fix."""
+    """Nothing listening at api_base_url: 'could not talk to HubSpot' and a network fix."""
     settings = parse_settings({"portal_id": "1", "api_base_url": "http://127.0.0.1:9",
                                "credentials": {"kind": "private_app", "access_token": "x-token"}})
     client = build_client(ClientSettings.from_plugin_settings(settings), sleep=lambda _s: None)
@@ -78,7 +78,7 @@ def test_unreachable_hubspot_fails_the_token_check_saying_so():
     finally:
         client.close()
     token = report.get("token")
-    assert token.status == "failed" and "cannot reach HubSpot" in token.summary
+    assert token.status == "failed" and "could not talk to HubSpot" in token.summary
     assert "api_base_url" in token.fix
 
 
@@ -143,7 +143,7 @@ def test_rate_limited_check_is_a_warning_not_a_failure(hubspot):
             client.close()
     finally:
         hubspot.faults.clear()
-    assert token.status == "warning" and "rate-limited" in token.summary
+    assert token.status == "warning" and "rate limit reached" in token.summary
 
 
 def test_webhook_url_joins_base_mount_and_tenant():
