@@ -172,7 +172,7 @@ def print_demo(console: Any, result: dict[str, Any]) -> None:
     def table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> None:
         t = Table(title=title, title_justify="left")
         for column in columns:
-            t.add_column(column)
+            t.add_column(column, overflow="fold")  # wrap long values, never cut them to "…"
         for row in rows:
             t.add_row(*(str(row.get(c, "")) for c in columns))
         console.print(t)
