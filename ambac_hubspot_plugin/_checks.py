@@ -117,8 +117,9 @@ def webhook_url(public_base_url: str, tenant_id: int, mount_prefix: str = DEFAUL
     return f"{public_base_url.rstrip('/')}{prefix}/hubspot/webhooks/{tenant_id}"
 
 
-def _answer(exc: HubSpotIntegrationError) -> str:
-    """What went wrong, in our words and HubSpot's identifiers only.
+def _answer(exc: HubSpotIntegrationError) -> str | None:
+    """An HTTP answer's identifiers (status, HubSpot's category and correlationId), or None
+    when HubSpot did not answer with an error status.
 
     Check results reach the status view of view-only users, so the text of an answer (which a
     proxy or a wrong host may fill with anything) is never part of them.
@@ -126,22 +127,29 @@ def _answer(exc: HubSpotIntegrationError) -> str:
     if isinstance(exc, HubSpotApiError) and exc.status is not None and exc.status >= 400:
         return ", ".join([f"HTTP {exc.status}"] + [part for part in (
             exc.category, exc.correlation_id and f"correlationId {exc.correlation_id}") if part])
-    return str(exc)  # ours alone: network errors, the local rate limiter, an unreadable answer
+    return None
 
 
 def _api_failure(name: str, exc: HubSpotIntegrationError, fix_auth: str) -> CheckResult:
+    # Said once: our summary with the answer's identifiers when HubSpot answered, else the
+    # client's own message, which already says what happened ("could not talk to HubSpot
+    # at ...", "HubSpot refused the credentials: ..."); the kind of error picks what to do.
+    answer = _answer(exc)
+
+    def summary(ours: str) -> str:
+        return f"{ours} ({answer})" if answer else str(exc)
+
     if isinstance(exc, HubSpotAuthError):
-        return CheckResult(name, "failed", f"HubSpot refused the credentials ({_answer(exc)})",
-                           fix_auth)
+        return CheckResult(name, "failed", summary("HubSpot refused the credentials"), fix_auth)
     if isinstance(exc, RateLimitedError):
-        return CheckResult(name, "warning", f"HubSpot rate-limited the check ({_answer(exc)})",
+        return CheckResult(name, "warning", summary("HubSpot rate-limited the check"),
                            "Another integration may be using the portal's API budget; run the "
                            "check again in a minute.")
     if isinstance(exc, HubSpotUnavailableError):
-        return CheckResult(name, "failed", f"cannot reach HubSpot ({_answer(exc)})",
+        return CheckResult(name, "failed", summary("cannot reach HubSpot"),
                            "Check api_base_url, this server's outbound network access (proxy, "
                            "firewall, DNS) and https://status.hubspot.com.")
-    return CheckResult(name, "failed", f"HubSpot answered with an error ({_answer(exc)})",
+    return CheckResult(name, "failed", summary("HubSpot answered with an error"),
                        "Look up the correlationId with HubSpot support if it persists.")
 
 
@@ -214,7 +222,7 @@ def _check_properties(client: HubSpotClient) -> CheckResult:
         created = ensure_hubspot_properties(client)
     except HubSpotAuthError as exc:
         return CheckResult("properties", "failed",
-                           f"cannot create the custom properties ({_answer(exc)})",
+                           f"cannot create the custom properties ({_answer(exc) or exc})",
                            "Give the token the crm.schemas.deals.write scope, or create the "
                            f"properties by hand as listed in {doc('outbound.md')}.")
     except HubSpotIntegrationError as exc:

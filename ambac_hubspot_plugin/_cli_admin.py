@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -197,15 +198,36 @@ def _console() -> Any:
     return Console()
 
 
-def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+def _table(title: str, columns: list[str], rows: list[list[Any]], *, empty: str) -> None:
+    """Print a table that fits the terminal without cutting a value; ``empty`` when no rows.
+
+    Long values wrap (words) or fold (a long token such as an id): rich's default overflow
+    would cut them to "…", and a person may need the whole value.
+    """
     from rich.table import Table
 
-    table = Table(title=title)
+    console = _console()
+    if not rows:
+        console.print(empty)
+        return
+    table = Table(title=title, title_justify="left")
     for column in columns:
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*["" if v is None else str(v) for v in row])
-    _console().print(table)
+    console.print(table)
+
+
+def _when(iso: str | None) -> str:
+    """An ISO timestamp as ``YYYY-MM-DD HH:MM:SS`` for a table (the CLI shows UTC)."""
+    if not iso:
+        return ""
+    from datetime import UTC, datetime
+
+    return datetime.fromisoformat(iso).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+_URL = re.compile(r"https?://\S+")
 
 
 def _host_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -287,6 +309,9 @@ def _guard(func: Callable[[], Any]) -> Any:
         _fail(str(exc), EXIT_USAGE)
     except LookupError as exc:
         _fail(str(exc.args[0]) if exc.args else "not found", EXIT_USAGE)
+    except StoreError as exc:
+        # A store error naming a setting (unreachable database, missing driver) is fixed there.
+        _fail(str(exc), EXIT_USAGE if exc.setting else EXIT_FAILED)
     except HubSpotIntegrationError as exc:
         _fail(str(exc), EXIT_FAILED)
 
@@ -297,8 +322,21 @@ _MARK = {"ok": "[green]ok", "warning": "[yellow]warning", "failed": "[red]FAILED
 
 
 def _render_checks(data: dict[str, Any]) -> None:
+    # The webhook URL to paste goes on a line of its own, printed as is: inside a table cell
+    # it would be folded at the terminal's width and could not be copied whole.
+    url = None
+    rows = []
+    for c in data["checks"]:
+        summary = c["summary"]
+        found = _URL.search(summary) if c["name"] == "webhook_url" else None
+        if found:
+            url = found.group()
+            summary = summary.replace(url, "the URL below")
+        rows.append([c["name"], _MARK[c["status"]], summary, c["fix"]])
     _table(f"HubSpot connection test, tenant {data['tenant_id']}", ["check", "result", "detail", "what to do"],
-           [[c["name"], _MARK[c["status"]], c["summary"], c["fix"]] for c in data["checks"]])
+           rows, empty="No checks ran.")
+    if url:
+        click.echo(f"Webhook URL to paste into the HubSpot app's webhook settings:\n{url}")
 
 
 @click.command()
@@ -379,7 +417,8 @@ def setup(host_dir: Path | None, host_factory: str | None, tenant_id: int, as_us
 
 def _render_setup(data: dict[str, Any]) -> None:
     _table(f"Enabling HubSpot for tenant {data['tenant_id']}", ["step", "ok", "detail"],
-           [[s["step"], "yes" if s["ok"] else "[red]no", s["detail"]] for s in data["steps"]])
+           [[s["step"], "yes" if s["ok"] else "[red]no", s["detail"]] for s in data["steps"]],
+           empty="Enabling reported no steps.")
     if data["checks"]:
         _render_checks({"tenant_id": data["tenant_id"], "checks": data["checks"]})
 
@@ -408,11 +447,13 @@ def _render_status(data: dict[str, Any]) -> None:
 
 
 def _render_runs(runs: list[dict[str, Any]]) -> None:
-    _table("Sync history", ["id", "kind", "status", "started", "seconds", "created", "updated",
-                            "skipped", "failed", "error"],
-           [[r["id"], r["kind"], r["status"], r["started_at"],
+    # The four counts share one column ("2 created, 1 failed"): ten columns do not fit 80.
+    _table("Sync history", ["id", "kind", "status", "started (UTC)", "seconds", "deals", "error"],
+           [[r["id"], r["kind"], r["status"], _when(r["started_at"]),
              None if r["duration_seconds"] is None else f"{r['duration_seconds']:.1f}",
-             r["created"], r["updated"], r["skipped"], r["failed"], r["error"]] for r in runs])
+             ", ".join(f"{r[k]} {k}" for k in ("created", "updated", "skipped", "failed") if r[k])
+             or "none", r["error"]] for r in runs],
+           empty="No sync runs yet.")
 
 
 @click.command()
@@ -459,9 +500,10 @@ def log_command(host_dir: Path | None, host_factory: str | None, tenant_id: int,
                                         before=before))
 
     def render(data: dict[str, Any]) -> None:
-        _table("Integration log", ["id", "at", "level", "what", "record", "message"],
-               [[e["id"], e["at"], e["level"], e["what"], e["record"], e["message"]]
-                for e in data["entries"]])
+        _table("Integration log", ["id", "at (UTC)", "level", "what", "record", "message"],
+               [[e["id"], _when(e["at"]), e["level"], e["what"], e["record"], e["message"]]
+                for e in data["entries"]],
+               empty="No log entries" + (" match." if level or record or what or before else "."))
         if data["next_before"]:
             click.echo(f"more: --before {data['next_before']}")
 
@@ -506,7 +548,7 @@ def replay(host_dir: Path | None, host_factory: str | None, tenant_id: int, as_u
             _emit({"dead_letters": jobs}, as_json, lambda data: _table(
                 "Dead letters", ["id", "kind", "record", "attempts", "last error"],
                 [[j["id"], j["kind"], j["record"], j["attempts"], j["last_error"]]
-                 for j in data["dead_letters"]]))
+                 for j in data["dead_letters"]], empty="No dead letters."))
             return
         if replay_all:
             result = _guard(lambda: admin.replay_all(user, kind))
@@ -521,7 +563,8 @@ def replay(host_dir: Path | None, host_factory: str | None, tenant_id: int, as_u
             results.append({"job": job_id, **answer})
     _emit({"results": results}, as_json, lambda data: _table(
         "Replay", ["job", "replayed", "now job", "why not"],
-        [[r["job"], r["replayed"], r["job_id"], r["reason"]] for r in data["results"]]))
+        [[r["job"], r["replayed"], r["job_id"], r["reason"]] for r in data["results"]],
+        empty="No jobs given."))
     if not all(r["replayed"] for r in results):
         sys.exit(EXIT_FAILED)
 

@@ -33,7 +33,8 @@ def _row(c: dict[str, Any]) -> list[Any]:
 
 
 def _render_one(c: dict[str, Any]) -> None:
-    _table(f"Conflict {c['id']}", ["field", "value"], [[key, value] for key, value in c.items()])
+    _table(f"Conflict {c['id']}", ["field", "value"], [[key, value] for key, value in c.items()],
+           empty=f"Conflict {c['id']} has no fields.")
 
 
 @click.group("conflicts")
@@ -55,7 +56,8 @@ def list_command(host_dir: Path | None, host_factory: str | None, tenant_id: int
                                               limit=limit))
     title = "Conflicts (audit trail)" if show_all else "Open conflicts"
     _emit({"conflicts": rows}, as_json,
-          lambda data: _table(title, _COLUMNS, [_row(c) for c in data["conflicts"]]))
+          lambda data: _table(title, _COLUMNS, [_row(c) for c in data["conflicts"]],
+                              empty="No conflicts recorded." if show_all else "No open conflicts."))
 
 
 def _show(admin: Admin, user: User, conflict_id: int) -> dict[str, Any]:

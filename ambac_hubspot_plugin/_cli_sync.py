@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ._cli_admin import EXIT_FAILED, _admin, _console, _emit, _guard, _host_options
+from ._cli_admin import EXIT_FAILED, _admin, _console, _emit, _guard, _host_options, _table
 from .host import MANAGE_INTEGRATIONS
 
 if TYPE_CHECKING:
@@ -90,19 +90,13 @@ def _progress(*, enabled: bool) -> Iterator[Callable[[Outcome], None] | None]:
 
 
 def _render(data: dict[str, Any]) -> None:
-    from rich.table import Table
-
     console = _console()
     if data["dry_run"]:
-        table = Table(title="Dry run: what the sync would do (nothing was written)",
-                      title_justify="left")
-        for column in ("deal", "action", "why"):
-            table.add_column(column)
-        for o in data["outcomes"]:
-            # A portal's many out-of-stage deals would bury the ones that matter.
-            if o["action"] != "skipped" or len(data["outcomes"]) <= 50:
-                table.add_row(o["deal_id"], o["action"], o["reason"])
-        console.print(table)
+        # A portal's many out-of-stage deals would bury the ones that matter.
+        _table("Dry run: what the sync would do (nothing was written)", ["deal", "action", "why"],
+               [[o["deal_id"], o["action"], o["reason"]] for o in data["outcomes"]
+                if o["action"] != "skipped" or len(data["outcomes"]) <= 50],
+               empty="Dry run: no deal to create or update (nothing was written).")
     summary = ", ".join(f"{data[k]} {k}" for k in _ACTIONS)
     verb = "would be" if data["dry_run"] else "were"
     console.print(f"{data['kind']} sync: deals {verb} {summary}"

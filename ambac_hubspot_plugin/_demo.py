@@ -135,7 +135,12 @@ def _move_one_deal_to_won(hubspot: Any) -> dict[str, str]:
             if obj.props.get("pipeline") == "default"
             and obj.props.get("dealstage") not in ("closedwon", "closedlost")
         )
-    deal_id, name, stage = candidates[0]
+    if candidates:
+        deal_id, name, stage = candidates[0]
+    else:  # a small seed (--deals 0) may have no open deal left: add one to tell the story
+        name, stage = "Demo deal", "contractsent"
+        deal_id = int(hubspot.add_object("deals", {"dealname": name, "pipeline": "default",
+                                                   "dealstage": stage}))
     hubspot.update_object("deals", str(deal_id), {"dealstage": "closedwon"})
     return {"id": str(deal_id), "name": name, "from": stage}
 
@@ -172,7 +177,7 @@ def print_demo(console: Any, result: dict[str, Any]) -> None:
     def table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> None:
         t = Table(title=title, title_justify="left")
         for column in columns:
-            t.add_column(column)
+            t.add_column(column, overflow="fold")  # wrap long values, never cut them to "…"
         for row in rows:
             t.add_row(*(str(row.get(c, "")) for c in columns))
         console.print(t)

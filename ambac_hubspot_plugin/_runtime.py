@@ -401,12 +401,18 @@ class Runtime:
         return attrs.evolve(route, handler=handler)
 
     def _work(self, poll_seconds: float) -> None:
+        from ._failure_log import FailureLog
+
+        # A store outage fails every tick: one line when it starts, one when it ends.
+        failures = FailureLog(log, "HubSpot background work")
         while not self._stop.is_set():
             try:
                 # Bounded, so stop_worker() is honoured within a tick even with a backlog.
                 self.tick(deadline=self.clock() + timedelta(seconds=max(poll_seconds, 10)))
-            except Exception:
-                log.exception("HubSpot background work failed; trying again in %s s", poll_seconds)
+            except Exception as exc:
+                failures.failed(exc, poll_seconds)
+            else:
+                failures.succeeded()
             # Sleep until the next poll, or until new work arrives (see wake()).
             if self._wake.wait(poll_seconds):
                 self._wake.clear()

@@ -30,7 +30,7 @@ def _console() -> Any:
 
 
 @main.command()
-@click.option("--deals", "seed_deals", default=60, show_default=True,
+@click.option("--deals", "seed_deals", type=click.IntRange(min=0), default=60, show_default=True,
               help="How many deals to seed the sandbox portal with.")
 @click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False),
               help="Keep the demo's host and store files here instead of a temporary folder.")

@@ -598,10 +598,20 @@ class InboundSync:
         return draft, fields, notes
 
     def _create(self, deal: Deal, chunk: _Chunk, trigger: str, dry_run: bool) -> Outcome:
+        # An order with the deal's external id but no link was made by an earlier run that
+        # stopped before linking it: link it and say so, it was not created now.
+        existing = self.host.find_order_by_external_id(order_external_id(self.portal_id, deal.id))
         draft, fields, notes = self._draft(deal, chunk, dry_run)
         if dry_run:
+            if existing is not None:
+                return Outcome(deal.id, "unchanged", f"would link the existing order "
+                               f"{existing.order_number} (made by an earlier run)", existing.id)
             return Outcome(deal.id, "created", f"would create order {draft.name!r}; " + "; ".join(notes),
                            fields=tuple(sorted(fields)))
+        if existing is not None:
+            self._adopt(deal, existing, fields, trigger)
+            return Outcome(deal.id, "unchanged", f"linked order {existing.order_number}, which already "
+                           "existed (made earlier, e.g. by a run that stopped before linking it)", existing.id)
         order = self.host.create_order(draft)
         return self._adopt(deal, order, fields, trigger)
 

@@ -78,7 +78,7 @@ def test_unreachable_hubspot_fails_the_token_check_saying_so():
     finally:
         client.close()
     token = report.get("token")
-    assert token.status == "failed" and "cannot reach HubSpot" in token.summary
+    assert token.status == "failed" and "could not talk to HubSpot" in token.summary
     assert "api_base_url" in token.fix
 
 
@@ -154,7 +154,7 @@ def test_rate_limited_check_is_a_warning_not_a_failure(hubspot):
             client.close()
     finally:
         hubspot.faults.clear()
-    assert token.status == "warning" and "rate-limited" in token.summary
+    assert token.status == "warning" and "rate limit reached" in token.summary
 
 
 def test_webhook_url_joins_base_mount_and_tenant():

@@ -105,7 +105,7 @@ def test_hook_ambac_plugin_enabled_reports_an_unreachable_hubspot(ref_host):
     (report,) = ref_host.enable_plugin(tenant, "hubspot", {**SETTINGS, "api_base_url": "http://127.0.0.1:9"})
     assert not report.ok
     (step,) = [s for s in report.steps if not s.ok]
-    assert step.name == "hubspot" and "cannot reach HubSpot" in step.detail
+    assert step.name == "hubspot" and "could not talk to HubSpot" in step.detail
     assert _runtime(ref_host).is_enabled(tenant)
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 import threading
+from typing import NoReturn
 
 import click
 
@@ -10,17 +12,32 @@ from ._controls import RateLimits
 from ._sandbox import Sandbox
 
 
+def _fail(message: str) -> NoReturn:
+    """One line on stderr and exit 2, like the other commands' usage errors."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
 @click.command("sandbox")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
 @click.option(
-    "--port", default=8765, show_default=True, help="Port to listen on (0 picks a free one)."
+    "--port", default=8765, show_default=True, help="Port to listen on, 0-65535 (0 picks a free one)."
 )
 @click.option(
     "--portal-id", default=12345678, show_default=True, help="Portal (hub) id to emulate."
 )
-@click.option("--seed-companies", default=20, show_default=True, help="Companies to seed.")
-@click.option("--seed-contacts", default=50, show_default=True, help="Contacts to seed.")
-@click.option("--seed-deals", default=100, show_default=True, help="Deals to seed.")
+@click.option(
+    "--seed-companies", type=click.IntRange(min=0), default=20, show_default=True,
+    help="Companies to seed.",
+)
+@click.option(
+    "--seed-contacts", type=click.IntRange(min=0), default=50, show_default=True,
+    help="Contacts to seed.",
+)
+@click.option(
+    "--seed-deals", type=click.IntRange(min=0), default=100, show_default=True,
+    help="Deals to seed.",
+)
 @click.option("--seed", "seed_value", default=1, show_default=True, help="Random seed of the data.")
 @click.option(
     "--index-lag", default=0.0, show_default=True, help="Seconds before writes show in search."
@@ -40,10 +57,18 @@ def sandbox_command(
     webhook_url: str | None,
 ) -> None:
     """Serve a seeded HubSpot sandbox until Ctrl-C."""
+    if not 0 <= port <= 65535:
+        _fail(f"--port must be 0-65535 (0 picks a free one), not {port}")
     limits = RateLimits.unlimited() if no_rate_limits else RateLimits()
-    with Sandbox(
+    sandbox = Sandbox(
         portal_id, rate_limits=limits, index_lag_seconds=index_lag, host=host, port=port
-    ) as hs:
+    )
+    try:
+        sandbox.start()
+    except OSError as exc:  # port in use, no such interface, no permission for the port
+        _fail(f"cannot listen on {host}:{port} ({exc.strerror or type(exc).__name__}); choose "
+              "another --port (0 picks a free one) or --host")
+    with sandbox as hs:
         hs.seed(companies=seed_companies, contacts=seed_contacts, deals=seed_deals, seed=seed_value)
         if webhook_url:
             hs.webhooks.set_target(webhook_url)

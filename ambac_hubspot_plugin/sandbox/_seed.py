@@ -131,6 +131,10 @@ def seed_portal(
     portal: Portal, *, companies: int, contacts: int, deals: int, seed: int
 ) -> dict[str, list[str]]:
     """Fill ``portal`` deterministically (same seed, same data); returns the new ids per type."""
+    counts = {"companies": companies, "contacts": contacts, "deals": deals}
+    negative = {name: count for name, count in counts.items() if count < 0}
+    if negative:
+        raise ValueError(f"seed counts cannot be negative: {negative}")
     rng = random.Random(seed)  # noqa: S311  # reproducible test data, not secrets
     now = portal.now_ms()
     created: dict[str, list[str]] = {"companies": [], "contacts": [], "deals": []}

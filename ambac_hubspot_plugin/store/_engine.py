@@ -32,6 +32,7 @@ _SQLITE_BUSY_MS = 30_000
 _PG_CONNECT_TIMEOUT_S = 5
 _SQLITE_DRIVERS = {"sqlite", "sqlite+pysqlite"}
 _PG_DRIVERS = {"postgresql", "postgres", "postgresql+psycopg"}
+_DISTRIBUTION = "ambac-hubspot-plugin"
 
 
 def redact(url: str | URL) -> str:
@@ -161,6 +162,12 @@ def create_store_engine(raw_url: str) -> Engine:
         connect_args = {"connect_timeout": _PG_CONNECT_TIMEOUT_S}
     try:
         engine = sa.create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+    except ImportError as exc:  # the dialect imports its driver here
+        if url.get_backend_name() == "sqlite":
+            raise _bad("this Python has no sqlite3 module; use a Python built with SQLite, or a "
+                       "PostgreSQL store", raw_url) from exc
+        raise _bad(f"the PostgreSQL driver ({url.get_driver_name()}) is not installed; install "
+                   f"the [postgres] extra: pip install '{_DISTRIBUTION}[postgres]'", raw_url) from exc
     except Exception as exc:  # e.g. an unknown query option the dialect rejects
         raise _bad(f"cannot build an engine ({type(exc).__name__}); check the URL's options",
                    raw_url) from exc

@@ -170,12 +170,17 @@ class QueueRunner:
         return DrainCounts(**tally)
 
     def _loop(self) -> None:
+        from .._failure_log import FailureLog
+
+        failures = FailureLog(_log, f"queue runner {self.worker_id}")
         while not self._stop.is_set():
             try:
                 claimed = self.drain().claimed
             except Exception as exc:  # the store is down: keep the thread, try again later
-                _log.warning("queue runner %s: %s", self.worker_id, exc)
+                failures.failed(exc, self._poll.total_seconds())
                 claimed = 0
+            else:
+                failures.succeeded()
             if claimed == 0:
                 self._stop.wait(self._poll.total_seconds())
 

@@ -1,0 +1,109 @@
+"""CLI errors a person meets first: one clear line and the documented exit code, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from ambac_hubspot_plugin.cli import main
+from ambac_hubspot_plugin.reference_host import ReferenceHost
+from ambac_hubspot_plugin.sandbox import RateLimits, Sandbox
+
+from .test_admin import world_settings
+
+
+def _invoke(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+@pytest.fixture
+def bare_host(tmp_path: Path) -> Iterator[tuple[Sandbox, Path, int]]:
+    """A sandbox and a reference host with one tenant and the plugin not yet set up."""
+    with Sandbox(rate_limits=RateLimits.unlimited()) as hubspot:
+        with ReferenceHost(tmp_path / "host") as host:
+            tenant = host.create_tenant("Acme")
+        yield hubspot, tmp_path / "host", tenant
+
+
+def test_a_postgresql_store_without_its_driver_says_to_install_the_postgres_extra(tmp_path, monkeypatch):
+    """With psycopg not importable, a PostgreSQL store_url exits 2 naming the [postgres] extra."""
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # what an install without the extra has
+    result = _invoke("status", "--store-url", "postgresql://alice:s3cr3t@127.0.0.1:5432/test",
+                     "--tenant", "1")
+    assert result.exit_code == 2, result.output
+    assert "pip install 'ambac-hubspot-plugin[postgres]'" in result.output
+    assert "s3cr3t" not in result.output and "Traceback" not in result.output
+
+
+def test_setup_with_an_unreachable_store_exits_2_and_saves_nothing(bare_host, tmp_path):
+    """setup whose store_url cannot be reached is a settings error (2): nothing saved or enabled."""
+    hubspot, host_dir, tenant = bare_host
+    settings = tmp_path / "settings.json"
+    settings.write_text(json.dumps({**world_settings(hubspot),
+                                    "store_url": "postgresql://alice:s3cr3t@127.0.0.1:1/hubspot"}))
+    result = _invoke("setup", "--host-dir", str(host_dir), "--tenant", str(tenant),
+                     "--settings", str(settings))
+    assert result.exit_code == 2, result.output
+    assert "store_url" in result.output and "s3cr3t" not in result.output
+    with ReferenceHost(host_dir, load_entrypoints=False) as host:
+        assert host.plugin_settings(tenant, "hubspot") is None
+        assert not host.is_plugin_enabled(tenant, "hubspot")
+
+
+def test_a_refused_token_is_said_once(bare_host):
+    """The check names HubSpot's refusal once, not wrapped in a second copy of itself."""
+    hubspot, host_dir, tenant = bare_host
+    base = ["--host-dir", str(host_dir), "--tenant", str(tenant)]
+    assert _invoke("setup", *base, "--portal-id", str(hubspot.portal_id), "--token", hubspot.access_token,
+                   "--api-base-url", hubspot.base_url).exit_code == 0
+    result = _invoke("setup", *base, "--token", "pat-na1-revoked", "--json")
+    assert result.exit_code == 1, result.output
+    token = json.loads(result.stdout)["checks"][0]
+    assert token["name"] == "token" and token["status"] == "failed"
+    assert token["summary"].count("refused the credentials") == 1, token["summary"]
+
+
+@pytest.mark.parametrize("port", ["70000", "-1"])
+def test_sandbox_refuses_a_port_out_of_range_in_one_line(port):
+    """sandbox --port outside 0-65535 exits 2 with one error line, not a traceback."""
+    result = CliRunner().invoke(main, ["sandbox", "--port", port])
+    assert result.exit_code == 2
+    assert result.output.strip().count("\n") == 0 and "--port" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_sandbox_on_a_port_in_use_exits_2_in_one_line():
+    """sandbox on a port another process listens on exits 2 with one line naming host and port."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        result = CliRunner().invoke(main, ["sandbox", "--port", port])
+    assert result.exit_code == 2
+    assert result.output.strip().count("\n") == 0 and f"127.0.0.1:{port}" in result.output
+    assert not isinstance(result.exception, OSError)
+
+
+@pytest.mark.parametrize("option", ["--seed-companies", "--seed-contacts", "--seed-deals"])
+def test_sandbox_refuses_negative_seed_counts(option):
+    """A negative seed count is refused (exit 2, naming the option) instead of seeding nothing."""
+    result = CliRunner().invoke(main, ["sandbox", option, "-3"])
+    assert result.exit_code == 2 and option in result.output
+
+
+def test_demo_refuses_a_negative_deal_count():
+    """demo --deals -1 is refused (exit 2, naming the option) before anything starts."""
+    result = CliRunner().invoke(main, ["demo", "--deals", "-1"])
+    assert result.exit_code == 2 and "--deals" in result.output
+
+
+def test_the_sandbox_api_refuses_negative_seed_counts():
+    """Sandbox.seed with a negative count is a programming error (ValueError), not an empty seed."""
+    with Sandbox() as hubspot, pytest.raises(ValueError, match="negative"):
+        hubspot.seed(deals=-1)
