@@ -154,7 +154,7 @@ def test_rate_limited_check_is_a_warning_not_a_failure(hubspot):
             client.close()
     finally:
         hubspot.faults.clear()
-    assert token.status == "warning" and "rate limit reached" in token.summary
+    assert token.status == "warning" and "rate-limited the check" in token.summary
 
 
 def test_webhook_url_joins_base_mount_and_tenant():

@@ -61,7 +61,7 @@ def test_a_refused_token_is_said_once(bare_host):
     hubspot, host_dir, tenant = bare_host
     base = ["--host-dir", str(host_dir), "--tenant", str(tenant)]
     assert _invoke("setup", *base, "--portal-id", str(hubspot.portal_id), "--token", hubspot.access_token,
-                   "--api-base-url", hubspot.base_url).exit_code == 0
+                   "--api-base-url", hubspot.base_url, "--local-sandbox").exit_code == 0
     result = _invoke("setup", *base, "--token", "pat-na1-revoked", "--json")
     assert result.exit_code == 1, result.output
     token = json.loads(result.stdout)["checks"][0]

@@ -38,7 +38,7 @@ class Site:
 
 
 def _settings(hubspot: Sandbox, **extra: object) -> dict[str, object]:
-    return {"portal_id": str(hubspot.portal_id), "api_base_url": hubspot.base_url,
+    return {"portal_id": str(hubspot.portal_id), "api_base_url": hubspot.base_url, "local_sandbox": True,
             "credentials": {"kind": "private_app", "access_token": hubspot.access_token},
             "webhook_client_secret": hubspot.client_secret, "public_base_url": PUBLIC,
             "run_background_worker": False, **extra}
