@@ -37,7 +37,7 @@ def test_a_postgresql_store_without_its_driver_says_to_install_the_postgres_extr
     result = _invoke("status", "--store-url", "postgresql://alice:s3cr3t@127.0.0.1:5432/test",
                      "--tenant", "1")
     assert result.exit_code == 2, result.output
-    assert "pip install 'ambac-hubspot-plugin[postgres]'" in result.output
+    assert "[postgres] extra" in result.output and "pip install 'psycopg[binary]>=3.1'" in result.output
     assert "s3cr3t" not in result.output and "Traceback" not in result.output
 
 
@@ -107,3 +107,15 @@ def test_the_sandbox_api_refuses_negative_seed_counts():
     """Sandbox.seed with a negative count is a programming error (ValueError), not an empty seed."""
     with Sandbox() as hubspot, pytest.raises(ValueError, match="negative"):
         hubspot.seed(deals=-1)
+
+
+def test_the_driver_the_message_names_is_the_one_the_postgres_extra_installs():
+    """The missing-driver message names exactly the requirement of setup.cfg's [postgres] extra."""
+    import configparser
+    from pathlib import Path
+
+    from ambac_hubspot_plugin.store._engine import _PG_DRIVER
+
+    config = configparser.ConfigParser()
+    config.read(Path(__file__).resolve().parents[1] / "setup.cfg")
+    assert config["options.extras_require"]["postgres"].split() == [_PG_DRIVER]

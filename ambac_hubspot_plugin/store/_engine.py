@@ -32,7 +32,7 @@ _SQLITE_BUSY_MS = 30_000
 _PG_CONNECT_TIMEOUT_S = 5
 _SQLITE_DRIVERS = {"sqlite", "sqlite+pysqlite"}
 _PG_DRIVERS = {"postgresql", "postgres", "postgresql+psycopg"}
-_DISTRIBUTION = "ambac-hubspot-plugin"
+_PG_DRIVER = "psycopg[binary]>=3.1"  # what the [postgres] extra installs
 
 
 def redact(url: str | URL) -> str:
@@ -166,8 +166,9 @@ def create_store_engine(raw_url: str) -> Engine:
         if url.get_backend_name() == "sqlite":
             raise _bad("this Python has no sqlite3 module; use a Python built with SQLite, or a "
                        "PostgreSQL store", raw_url) from exc
-        raise _bad(f"the PostgreSQL driver ({url.get_driver_name()}) is not installed; install "
-                   f"the [postgres] extra: pip install '{_DISTRIBUTION}[postgres]'", raw_url) from exc
+        raise _bad(f"the PostgreSQL driver ({url.get_driver_name()}) is not installed; install the "
+                   f"plugin with its [postgres] extra (pip install '<checkout or wheel>[postgres]'), "
+                   f"or the driver alone: pip install '{_PG_DRIVER}'", raw_url) from exc
     except Exception as exc:  # e.g. an unknown query option the dialect rejects
         raise _bad(f"cannot build an engine ({type(exc).__name__}); check the URL's options",
                    raw_url) from exc
