@@ -13,6 +13,7 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -51,25 +52,34 @@ def postgres_answers() -> bool:
         return False
 
 
+@contextmanager
+def pg_schema_url(prefix: str, *, port: int = PG_PORT, user: str = "postgres",
+                  query: str = "") -> Iterator[str]:
+    """The store URL of a fresh PostgreSQL schema (``prefix`` + a random part), dropped after;
+    skips the test when PostgreSQL does not answer. ``port``: a proxy's in front of it;
+    ``user``: the URL's user info (the server trusts any password); ``query``: more options."""
+    if not postgres_answers():
+        pytest.skip(f"PostgreSQL does not answer at {PG_HOST}:{PG_PORT}")
+    import psycopg
+
+    schema = f"{prefix}_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
+        admin.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"postgresql+psycopg://{user}@{PG_HOST}:{port}/test?options=-csearch_path%3D{schema}{query}"
+    finally:
+        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
+            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A URL of an empty store: a SQLite file, or a fresh PostgreSQL schema."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'store.sqlite3'}"
         return
-    if not postgres_answers():
-        pytest.skip(f"PostgreSQL does not answer at {PG_HOST}:{PG_PORT}")
-    import psycopg
-
-    schema = f"t_store_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
-        admin.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield (f"postgresql+psycopg://postgres@{PG_HOST}:{PG_PORT}/test"
-               f"?options=-csearch_path%3D{schema}")
-    finally:
-        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
-            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    with pg_schema_url("t_store") as url:
+        yield url
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,7 +37,7 @@ from ambac_hubspot_plugin.store._schema import jobs as jobs_table
 from ambac_hubspot_plugin.store._schema import webhook_batches, webhook_events
 from ambac_hubspot_plugin.webhooks import INBOX_JOB_KIND, JOB_KIND
 
-from ._store_support import PG_ADMIN_DSN, PG_HOST, PG_PORT, postgres_answers
+from ._store_support import pg_schema_url
 from ._world import PluginWorld, plugin_settings
 
 pytestmark = pytest.mark.slow
@@ -59,19 +58,8 @@ def store_setting(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
     if request.param == "sqlite":
         yield {}
         return
-    if not postgres_answers():
-        pytest.skip(f"PostgreSQL does not answer at {PG_HOST}:{PG_PORT}")
-    import psycopg
-
-    schema = f"t_stall_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
-        admin.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield {"store_url": f"postgresql+psycopg://postgres@{PG_HOST}:{PG_PORT}/test"
-                            f"?options=-csearch_path%3D{schema}"}
-    finally:
-        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
-            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    with pg_schema_url("t_stall") as url:
+        yield {"store_url": url}
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import traceback
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -19,7 +18,7 @@ from ambac_hubspot_plugin.reference_host import ReferenceHost
 from ambac_hubspot_plugin.sandbox import RateLimits, Sandbox
 from ambac_hubspot_plugin.settings import parse_settings
 
-from ._store_support import PG_ADMIN_DSN, PG_HOST, PG_PORT, postgres_answers
+from ._store_support import pg_schema_url
 from .test_admin import World, world, world_settings  # noqa: F401  # world is a fixture
 
 
@@ -173,19 +172,8 @@ def test_a_settings_round_trip_through_the_routes_keeps_the_token(world):  # noq
 @pytest.fixture
 def pg_store_url_with_password() -> Iterator[str]:
     """A PostgreSQL store URL carrying a password (the server trusts the user, so any works)."""
-    if not postgres_answers():
-        pytest.skip(f"PostgreSQL does not answer at {PG_HOST}:{PG_PORT}")
-    import psycopg
-
-    schema = f"t_secret_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield (f"postgresql+psycopg://postgres:Pw-s3cret%40xyz@{PG_HOST}:{PG_PORT}/test"
-               f"?options=-csearch_path%3D{schema}")
-    finally:
-        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    with pg_schema_url("t_secret", user="postgres:Pw-s3cret%40xyz") as url:
+        yield url
 
 
 @pytest.mark.postgres

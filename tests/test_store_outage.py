@@ -7,8 +7,8 @@ through the real SDK.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -24,7 +24,7 @@ from ambac_hubspot_plugin.reference_host import ReferenceHost
 from ambac_hubspot_plugin.sandbox import RateLimits, Sandbox
 
 from ._proxy import TcpProxy
-from ._store_support import PG_ADMIN_DSN, PG_HOST, PG_PORT, postgres_answers
+from ._store_support import PG_HOST, PG_PORT, pg_schema_url
 from ._world import PluginWorld, plugin_settings
 
 BATCH_UPDATE = "/crm/v3/objects/deals/batch/update"
@@ -77,43 +77,34 @@ def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
     """Sandbox + reference host + plugin with notes on, its store on SQLite or on PostgreSQL
     reached through a proxy the test can cut."""
     extra: dict[str, Any] = {}
-    proxy = schema = None
-    if request.param == "postgres":
-        if not postgres_answers():
-            pytest.skip(f"PostgreSQL does not answer at {PG_HOST}:{PG_PORT}")
-        import psycopg
+    proxy = None
+    with contextlib.ExitStack() as cleanup:
+        if request.param == "postgres":
+            proxy = TcpProxy((PG_HOST, PG_PORT))
+            cleanup.callback(proxy.close)
+            extra["store_url"] = cleanup.enter_context(
+                pg_schema_url("t_outage", port=proxy.port, query="&connect_timeout=2"))
+        yield from _world(tmp_path, extra, proxy)
 
-        schema = f"t_outage_{uuid.uuid4().hex[:16]}"
-        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
-            admin.execute(f'CREATE SCHEMA "{schema}"')
-        proxy = TcpProxy((PG_HOST, PG_PORT))
-        extra["store_url"] = (f"postgresql+psycopg://postgres@127.0.0.1:{proxy.port}/test"
-                              f"?options=-csearch_path%3D{schema}&connect_timeout=2")
-    try:
-        with Sandbox(rate_limits=RateLimits.unlimited()) as hubspot, \
-                ReferenceHost(tmp_path / "host") as host:
-            tenant = host.create_tenant("Acme Machining")
-            settings = plugin_settings(hubspot, public_base_url="https://tracker.example.com",
-                                       outbound={"notes_on_status_change": True}, **extra)
-            (report,) = [r for r in host.enable_plugin(tenant, "hubspot", settings) if r is not None]
-            assert report.ok, report
-            world = World(hubspot, host, tenant, settings)
-            if proxy is not None:
-                world.outage = proxy
-            else:
-                world.outage = SqliteOutage(host.plugin_data_dir("hubspot") / "hubspot.sqlite3",
-                                            lambda: world.store)
-            try:
-                yield world
-            finally:
-                world.runtime.close()  # the host does not own the plugin's store connections
-    finally:
+
+def _world(tmp_path: Path, extra: dict[str, Any], proxy: TcpProxy | None) -> Iterator[World]:
+    with Sandbox(rate_limits=RateLimits.unlimited()) as hubspot, \
+            ReferenceHost(tmp_path / "host") as host:
+        tenant = host.create_tenant("Acme Machining")
+        settings = plugin_settings(hubspot, public_base_url="https://tracker.example.com",
+                                   outbound={"notes_on_status_change": True}, **extra)
+        (report,) = [r for r in host.enable_plugin(tenant, "hubspot", settings) if r is not None]
+        assert report.ok, report
+        world = World(hubspot, host, tenant, settings)
         if proxy is not None:
-            proxy.close()
-            import psycopg
-
-            with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
-                admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+            world.outage = proxy
+        else:
+            world.outage = SqliteOutage(host.plugin_data_dir("hubspot") / "hubspot.sqlite3",
+                                        lambda: world.store)
+        try:
+            yield world
+        finally:
+            world.runtime.close()  # the host does not own the plugin's store connections
 
 
 def test_status_changes_during_a_store_outage_reach_hubspot_once_it_is_back(world):

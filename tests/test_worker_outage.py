@@ -7,12 +7,8 @@ a database restart would.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import socket
-import threading
 import time
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -21,7 +17,8 @@ from ambac_hubspot_plugin import plugin as plugin_module
 from ambac_hubspot_plugin.reference_host import ReferenceHost
 from ambac_hubspot_plugin.sandbox import RateLimits, Sandbox
 
-from ._store_support import PG_ADMIN_DSN, PG_HOST, PG_PORT, postgres_answers
+from ._proxy import TcpProxy
+from ._store_support import PG_HOST, PG_PORT, pg_schema_url
 from ._world import plugin_settings
 
 pytestmark = pytest.mark.postgres
@@ -30,83 +27,15 @@ POLL = 0.05
 OUTAGE = 1.0  # about 20 worker rounds
 
 
-class Relay:
-    """A TCP relay to PostgreSQL that can be cut and restored on the same port."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._sockets: list[socket.socket] = []
-        self._listener: socket.socket | None = None
-        self.port = 0
-        self.restore()
-
-    def restore(self) -> None:
-        """Listen (again) and relay every new connection to PostgreSQL."""
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((PG_HOST, self.port))
-        listener.listen()
-        self.port = listener.getsockname()[1]
-        self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def cut(self) -> None:
-        """Refuse new connections and drop the open ones."""
-        with self._lock:
-            sockets, self._sockets = self._sockets, []
-        if self._listener is not None:
-            _close(self._listener)  # shutdown wakes the accept() blocked in the relay thread
-            self._listener = None
-        for sock in sockets:
-            _close(sock)
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            server = socket.create_connection((PG_HOST, PG_PORT))
-            with self._lock:
-                self._sockets += [client, server]
-            for src, dst in ((client, server), (server, client)):
-                threading.Thread(target=_pump, args=(src, dst), daemon=True).start()
-
-
-def _pump(src: socket.socket, dst: socket.socket) -> None:
-    try:
-        while data := src.recv(65536):
-            dst.sendall(data)
-    except OSError:
-        pass
-    _close(src)
-    _close(dst)
-
-
-def _close(sock: socket.socket) -> None:
-    with contextlib.suppress(OSError):  # already closed by the other side
-        sock.shutdown(socket.SHUT_RDWR)
-    sock.close()
-
-
 @pytest.fixture
-def relayed_store_url() -> Iterator[tuple[Relay, str]]:
+def relayed_store_url() -> Iterator[tuple[TcpProxy, str]]:
     """A PostgreSQL schema of its own, reached through a relay the test can cut."""
-    if not postgres_answers():
-        pytest.skip(f"PostgreSQL does not answer at {PG_HOST}:{PG_PORT}")
-    import psycopg
-
-    schema = f"t_outage_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
-        admin.execute(f'CREATE SCHEMA "{schema}"')
-    relay = Relay()
+    relay = TcpProxy((PG_HOST, PG_PORT))
     try:
-        yield relay, (f"postgresql+psycopg://postgres@{PG_HOST}:{relay.port}/test"
-                      f"?options=-csearch_path%3D{schema}&connect_timeout=2")
+        with pg_schema_url("t_outage", port=relay.port, query="&connect_timeout=2") as url:
+            yield relay, url
     finally:
         relay.cut()
-        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
-            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 def _worker_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
