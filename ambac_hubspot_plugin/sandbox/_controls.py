@@ -126,21 +126,20 @@ class RateLimiter:
         headers = dict(headers)
         if with_retry_after:
             headers["Retry-After"] = str(max(1, int(retry + 0.999)))
-        message = f"You have reached your {label} limit."
-        return SandboxHttpError(
-            429,
-            message,
-            "RATE_LIMITS",
-            headers=headers,
-            raw_body={
-                "status": "error",
-                "message": message,
-                "errorType": "RATE_LIMIT",
-                "correlationId": correlation_id(),
-                "policyName": policy,
-                "category": "RATE_LIMITS",
-            },
-        )
+        body = _rate_limit_body(label, policy)
+        return SandboxHttpError(429, body["message"], "RATE_LIMITS", headers=headers, raw_body=body)
+
+
+def _rate_limit_body(label: str, policy: str) -> dict[str, str]:
+    """HubSpot's body of a 429 for ``policy``."""
+    return {
+        "status": "error",
+        "message": f"You have reached your {label} limit.",
+        "errorType": "RATE_LIMIT",
+        "correlationId": correlation_id(),
+        "policyName": policy,
+        "category": "RATE_LIMITS",
+    }
 
 
 @attrs.define
@@ -215,16 +214,7 @@ class Faults:
         ``X-HubSpot-RateLimit-*`` headers with the window in ``interval_ms``; ``interval_ms=None``
         leaves those headers out too, so a client learns the window from nothing but the body.
         """
-        label = policy.lower()
-        message = f"You have reached your {label} limit."
-        body = {
-            "status": "error",
-            "message": message,
-            "errorType": "RATE_LIMIT",
-            "correlationId": correlation_id(),
-            "policyName": policy,
-            "category": "RATE_LIMITS",
-        }
+        body = _rate_limit_body(policy.lower(), policy)
         headers = (
             {}
             if interval_ms is None
