@@ -218,6 +218,26 @@ def _table(title: str, columns: list[str], rows: list[list[Any]], *, empty: str)
     console.print(table)
 
 
+def _log_entries(entries: list[dict[str, Any]], *, empty: str) -> None:
+    """Print log entries as a heading line each (id, time, level, kind, record), then the
+    message indented below it: six columns of a table leave a message a dozen characters at 80
+    columns and break kinds and records mid-word; this reads at any width and cuts nothing."""
+    from rich.padding import Padding
+    from rich.text import Text
+
+    console = _console()
+    if not entries:
+        console.print(empty)
+        return
+    for entry in entries:
+        heading = Text(f"#{entry['id']}", style="bold")
+        for part in (_when(entry["at"]), entry["level"], entry["what"], entry["record"]):
+            if part:
+                heading.append(f"  {part}")
+        console.print(heading, overflow="fold")
+        console.print(Padding(Text(entry["message"] or ""), (0, 0, 0, 4), expand=False), overflow="fold")
+
+
 def _when(iso: str | None) -> str:
     """An ISO timestamp as ``YYYY-MM-DD HH:MM:SS`` for a table (the CLI shows UTC)."""
     if not iso:
@@ -500,10 +520,8 @@ def log_command(host_dir: Path | None, host_factory: str | None, tenant_id: int,
                                         before=before))
 
     def render(data: dict[str, Any]) -> None:
-        _table("Integration log", ["id", "at (UTC)", "level", "what", "record", "message"],
-               [[e["id"], _when(e["at"]), e["level"], e["what"], e["record"], e["message"]]
-                for e in data["entries"]],
-               empty="No log entries" + (" match." if level or record or what or before else "."))
+        _log_entries(data["entries"],
+                     empty="No log entries" + (" match." if level or record or what or before else "."))
         if data["next_before"]:
             click.echo(f"more: --before {data['next_before']}")
 

@@ -143,3 +143,17 @@ def test_a_rerun_reports_an_order_an_earlier_run_made_as_existing_not_created(tm
     assert outcome["order_id"] == made.id and "already existed" in outcome["reason"]
     assert [o.id for o in orders] == [made.id], "no second order"
     assert again["outcomes"][0]["reason"] != outcome["reason"], "now linked: an ordinary update check"
+
+
+def test_the_log_at_80_columns_keeps_each_entrys_kind_and_record_on_one_line(site):
+    """log at 80 columns shows every entry's kind and record whole on its heading line, and
+    every word of its message, instead of a table that breaks them mid-word."""
+    entries = json.loads(site.run("log", "--json").output)["entries"]
+    result = site.run("log", columns=80)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    for entry in entries:
+        [heading] = [line for line in lines if line.startswith(f"#{entry['id']} ")]
+        assert all(part in heading for part in (entry["what"], entry["record"] or "")), heading
+    assert " ".join(result.output.split()).count(" ".join(entries[0]["message"].split())) == 1
