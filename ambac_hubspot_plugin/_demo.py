@@ -186,8 +186,11 @@ def print_demo(console: Any, result: dict[str, Any]) -> None:
           ["number", "name", "status", "value", "company"])
     table(f"Companies ({len(result['companies'])})", result["companies"], ["id", "name", "website", "phone"])
     table(f"Customer contacts ({len(result['contacts'])})", result["contacts"], ["id", "email", "name"])
-    table("Sync history", result["sync_history"],
-          ["id", "kind", "status", "created", "updated", "skipped", "failed", "seconds"])
+    # The four counts share one column, as in `ambac-hubspot history`: eight columns break
+    # words at 80 columns.
+    table("Sync history", [{**run, "deals": ", ".join(
+        f"{run[k]} {k}" for k in ("created", "updated", "skipped", "failed") if run[k]) or "none"}
+        for run in result["sync_history"]], ["id", "kind", "status", "deals", "seconds"])
     moved = result["moved_deal"]
     console.print(f"The deal moved to closed won ({moved['id']}, {moved['name']!r}) became order "
                   f"[bold]{result['order_from_moved_deal']}[/] at the next sync, and deal "

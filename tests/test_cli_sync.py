@@ -145,6 +145,15 @@ def _doc_example(doc: Path, section: str, fence: str) -> str:
     return text.split(f"```{fence}\n", 1)[1].split("```", 1)[0]
 
 
+def test_demo_tables_fit_80_columns_without_breaking_words():
+    """The demo's printed tables fit 80 columns and show the sync history's kind and counts whole."""
+    result = _run("demo", "--deals", "10", env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    assert max(len(line) for line in result.output.splitlines()) <= 80
+    history = result.output.split("Sync history", 1)[1]
+    assert "incremental" in history and " created" in history and "…" not in result.output
+
+
 def test_cli_md_demo_example_shows_every_field_the_demo_prints():
     """docs/cli.md's demo JSON names every top-level field the demo prints, with the same kind of value."""
     doc = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
