@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import pytest
 
@@ -439,6 +440,26 @@ def test_revoked_refresh_token_on_2026_03_is_an_auth_error_saying_reconnect(
     assert "secret-f-value" not in text and "refresh-f-value" not in text
     refreshes = [r for r in _log(hs) if r.path == "/oauth/2026-03/token"]
     assert [r.status for r in refreshes] == [200, 400]
+
+
+def test_a_refresh_error_echoing_the_form_shows_no_secret(
+    hs: Any, make_client: ClientFactory
+) -> None:
+    """An answer to the refresh that echoes the form (secrets URL-encoded, as sent) reaches the
+    error, and the chained SDK exception, with every secret scrubbed.
+    """
+    secret, refresh = "cs/with+plus=and space", "na1-rt/9+x=="
+    hs.add_oauth_app("client-g", secret, refresh)
+    client = make_client(OAuthApp("client-g", secret, refresh))
+    hs.faults.fail_next(1, status=400, path_prefix="/oauth/2026-03/token", echo_request=True)
+    with pytest.raises(HubSpotAuthError) as info:
+        client.get_pipelines()
+    error = info.value
+    text = str(error) + repr(error) + str(error.__cause__) + repr(vars(error.__cause__))
+    assert "client-g" in text  # the echo did arrive; only the secrets are masked
+    for value in (secret, refresh):
+        for form in (value, quote_plus(value), quote(value, safe="")):
+            assert form not in text
 
 
 # -- batches and malformed answers ----------------------------------------------------------
