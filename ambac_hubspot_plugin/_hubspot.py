@@ -454,7 +454,7 @@ class SdkHubSpotClient:
         headers = _headers(getattr(exc, "headers", None))
         # OAuth token endpoints answer with RFC 6749's error/error_description (2026-03) or
         # HubSpot's status/message (v1); the CRM APIs with category/message.
-        category = _word(body.get("error") or body.get("category") or body.get("errorType"))
+        category = _word(body.get("error")) or _word(body.get("category") or body.get("errorType"))
         correlation = _word(body.get("correlationId") or headers.get("X-HubSpot-Correlation-Id"))
         message = self._remote(
             body.get("error_description")
