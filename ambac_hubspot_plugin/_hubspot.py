@@ -28,6 +28,7 @@ import urllib3.exceptions as u3
 from hubspot import HubSpot
 from urllib3.util.retry import Retry
 
+from ._api_paths import api_path
 from ._ratelimit import RateLimiter
 from ._retry import (
     Failure,
@@ -289,13 +290,25 @@ class SdkHubSpotClient:
                 api.api_client.configuration.access_token = token
 
     def _refresh_oauth(self, app: OAuthApp, refresh_token: str) -> tuple[str, str | None, float]:
+        # The SDK's generated create() knows only /oauth/v1/token; its ApiClient sends the same
+        # form to whichever path the api_version's table names, with the same pool and config.
+        form = [
+            ("grant_type", "refresh_token"),
+            ("client_id", app.client_id),
+            ("client_secret", app.client_secret),
+            ("refresh_token", refresh_token),
+        ]
         data = self._execute(
             "oauth.refresh",
-            lambda **kw: self._api("oauth.tokens").create(
-                grant_type="refresh_token",
-                client_id=app.client_id,
-                client_secret=app.client_secret,
-                refresh_token=refresh_token,
+            lambda **kw: self._api("oauth.tokens").api_client.call_api(
+                api_path(self._settings.api_version, "oauth.token"),
+                "POST",
+                header_params={
+                    "Accept": "application/json",
+                    "Content-Type": "application/x-www-form-urlencoded",
+                },
+                post_params=form,
+                auth_settings=[],
                 **kw,
             ),
             authenticated=False,
@@ -439,9 +452,16 @@ class SdkHubSpotClient:
         """Turn an SDK ``ApiException`` into a retry decision and the error to raise."""
         body = parse_error_body(getattr(exc, "body", None))
         headers = _headers(getattr(exc, "headers", None))
-        category = _word(body.get("category") or body.get("errorType"))
+        # OAuth token endpoints answer with RFC 6749's error/error_description (2026-03) or
+        # HubSpot's status/message (v1); the CRM APIs with category/message.
+        category = _word(body.get("error")) or _word(body.get("category") or body.get("errorType"))
         correlation = _word(body.get("correlationId") or headers.get("X-HubSpot-Correlation-Id"))
-        message = self._remote(body.get("message") or getattr(exc, "reason", None) or "no message")
+        message = self._remote(
+            body.get("error_description")
+            or body.get("message")
+            or getattr(exc, "reason", None)
+            or "no message"
+        )
         self._disarm(exc)
         common: dict[str, Any] = {
             "status": status or None,
@@ -469,6 +489,15 @@ class SdkHubSpotClient:
                 str(policy) if policy else None,
                 window=parse_rate_limit_window(headers),
             ), err
+        if operation == "oauth.refresh" and 400 <= status < 500:
+            # The refresh token was revoked (app uninstalled), or the app's id/secret are wrong:
+            # no retry helps, only new credentials do.
+            return None, HubSpotAuthError(
+                f"HubSpot refused to refresh the OAuth access token: {message}; check the app's "
+                "client id and secret, and reconnect the app (install it again in HubSpot) to "
+                "get a new refresh token",
+                **common,
+            )
         if status in (401, 403):
             what = (
                 "the access token is invalid or expired; reconnect the HubSpot account"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from urllib.parse import unquote
+from urllib.parse import quote, quote_plus, unquote
 
 __all__ = ["MASK", "redact_url", "scrub", "url_passwords"]
 
@@ -39,7 +39,13 @@ def url_passwords(url: str) -> list[str]:
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with each known secret, and any ``Bearer`` credential, replaced by ``***``."""
-    for secret in sorted({s for s in secrets if len(s) >= _MIN_SECRET}, key=len, reverse=True):
+    """``text`` with each known secret, and any ``Bearer`` credential, replaced by ``***``.
+
+    A secret is also found URL-encoded: an OAuth refresh sends its secrets as a form, and an
+    answer that echoes the request echoes them encoded.
+    """
+    known = {s for s in secrets if len(s) >= _MIN_SECRET}
+    known |= {encoded for s in known for encoded in (quote_plus(s), quote(s, safe=""))}
+    for secret in sorted(known, key=len, reverse=True):
         text = text.replace(secret, MASK)
     return _BEARER.sub(rf"\1{MASK}", text)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol, Union, runtime_checkable
 import attrs
 import cattrs
 
+from ._api_paths import API_PATHS, DEFAULT_API_VERSION
 from ._clock import utc_now
 from ._ratelimit import TIER_BURST_PER_10S, RateBudget, RateLimiter, budget_for_tier
 from ._retry import RetryPolicy
@@ -112,6 +113,12 @@ class OAuthApp:
 Auth = Union[StaticToken, OAuthApp]  # noqa: UP007  # cattrs structures this Union object
 
 
+def _api_version(_inst: object, _attribute: attrs.Attribute[Any], value: str) -> None:
+    if value not in API_PATHS:
+        choices = " or ".join(repr(v) for v in API_PATHS)
+        raise ValueError(f"api_version must be {choices}, not {str(value)[:40]!r}")
+
+
 def _base_url(_inst: object, _attribute: attrs.Attribute[Any], value: str) -> None:
     if not value.startswith(("http://", "https://")) or value.endswith("/"):
         raise ValueError("base_url must be an http(s) URL without a trailing '/'")
@@ -150,6 +157,8 @@ class ClientSettings:
     rate_limit_wait_seconds: float = 60.0
     #: Refresh an OAuth access token this long before HubSpot says it expires.
     refresh_margin_seconds: float = 300.0
+    #: Which HubSpot API paths to call: ``2026-09`` (date-based) or ``v3`` (legacy v3/v4).
+    api_version: str = attrs.field(default=DEFAULT_API_VERSION, validator=_api_version)
 
     def rate_budget(self) -> RateBudget:
         """The local rate budget these settings ask for."""
@@ -218,6 +227,7 @@ class ClientSettings:
             base_url=settings.api_base_url,
             portal_id=settings.portal_id,
             account_tier=settings.account_tier,
+            api_version=settings.api_version,
             **{"burst_per_window": settings.burst_per_10s,
                "search_per_second": settings.search_per_second, **overrides},
         )

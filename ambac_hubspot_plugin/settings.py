@@ -44,6 +44,8 @@ __all__ = [
 ]
 
 AccountTier = Literal["free", "starter", "professional", "enterprise", "capacity_pack"]
+#: HubSpot's date-based API (the default) or the legacy v3/v4 paths (see docs/client.md).
+ApiVersion = Literal["2026-09", "v3"]
 Direction = Literal["hubspot_to_ambac", "ambac_to_hubspot", "both", "off"]
 
 
@@ -266,6 +268,7 @@ class Settings:
     api_base_url: str = attrs.field(default="https://api.hubapi.com", validator=_api_base_url)
     #: Allow a loopback api_base_url: the bundled sandbox (tests, demos), never production.
     local_sandbox: bool = False
+    api_version: ApiVersion = "2026-09"
     public_base_url: str | None = attrs.field(default=None, validator=_http_url)
     portal_timezone: str = attrs.field(default="UTC", validator=_timezone)
     store_url: str | None = attrs.field(default=None, validator=_store_url)
@@ -326,6 +329,16 @@ def _make_converter() -> cattrs.Converter:
         origin: object = typing.get_origin(tp)
         return origin is list
 
+    def structure_api_version(value: object, _type: object) -> str:
+        versions = typing.get_args(ApiVersion)
+        if value not in versions:
+            shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+            raise _Invalid(f"{shown} is not an API version; use {versions[0]!r} (HubSpot's "
+                           f"date-based API, the default) or {versions[1]!r} (the legacy v3/v4 "
+                           "paths, which HubSpot switches off from 2027)")
+        return typing.cast(str, value)
+
+    conv.register_structure_hook_func(lambda tp: tp == ApiVersion, structure_api_version)
     conv.register_structure_hook(bool, structure_bool)
     conv.register_structure_hook(int, structure_int)
     conv.register_structure_hook_factory(is_list, list_hook)
@@ -463,10 +476,10 @@ def _format_exception(exc: BaseException, type_: type | None) -> str:
     if isinstance(exc, ValueError) and type_ is not None and hasattr(type_, "__members__"):
         choices = ", ".join(repr(m.value) for m in type_)  # type: ignore[attr-defined]  # an Enum
         return f"must be one of {choices}"
-    if typing.get_origin(type_) is Literal:
-        return f"must be one of {', '.join(repr(a) for a in typing.get_args(type_))}"
     if isinstance(exc, _Invalid):
         return str(exc)
+    if typing.get_origin(type_) is Literal:
+        return f"must be one of {', '.join(repr(a) for a in typing.get_args(type_))}"
     name = getattr(type_, "__name__", None) or str(type_)
     return f"must be of type {name}"
 

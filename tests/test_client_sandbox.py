@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import pytest
 
@@ -356,7 +357,7 @@ def test_oauth_refresh_is_done_once_for_many_threads(hs: Any, make_client: Clien
         t.join()
     assert not errors
     assert client.stats.snapshot().refreshes == 2
-    assert sum(1 for r in _log(hs) if r.path == "/oauth/v1/token") == 2
+    assert sum(1 for r in _log(hs) if r.path == "/oauth/2026-03/token") == 2
 
 
 def test_oauth_token_is_refreshed_ahead_of_expiry(hs: Any, make_client: ClientFactory) -> None:
@@ -386,6 +387,79 @@ def test_bad_oauth_credentials_fail_without_showing_secrets(
     text = str(info.value) + repr(info.value) + repr(client)
     assert "wrong-secret-value" not in text and "refresh-d-secret" not in text
     assert info.value.status in (400, 401)
+
+
+@pytest.mark.parametrize(
+    ("api_version", "token_path", "other_path"),
+    [(None, "/oauth/2026-03/token", "/oauth/v1/token"), ("v3", "/oauth/v1/token", "/oauth/2026-03/token")],
+    ids=["default-2026-09", "v3"],
+)
+def test_oauth_refresh_uses_the_token_path_of_the_api_version(
+    hs: Any, make_client: ClientFactory, api_version: str | None, token_path: str, other_path: str
+) -> None:
+    """By default the token is refreshed on /oauth/2026-03/token (ahead of expiry and after a
+    401) and the client keeps working; api_version 'v3' still refreshes on /oauth/v1/token.
+    """
+    hs.add_oauth_app("client-e", "secret-e", "refresh-e", access_token_ttl_seconds=1800)
+    now = [datetime.now(UTC)]
+    chosen = {} if api_version is None else {"api_version": api_version}
+    client = make_client(
+        OAuthApp("client-e", "secret-e", "refresh-e"),
+        clock=lambda: now[0],
+        refresh_margin_seconds=300,
+        **chosen,
+    )
+    assert client.get_pipelines()
+    now[0] += timedelta(seconds=1800 - 299)  # inside the margin: refreshed before use
+    assert client.get_pipelines()
+    hs.expire_access_tokens()  # expired behind the client's back: the 401 makes it refresh
+    assert client.get_pipelines()
+    assert client.stats.snapshot().refreshes == 3
+    tokens = [r for r in _log(hs) if r.path.startswith("/oauth/")]
+    assert [(r.path, r.status) for r in tokens] == [(token_path, 200)] * 3
+    assert not any(r.path == other_path for r in _log(hs))
+
+
+def test_revoked_refresh_token_on_2026_03_is_an_auth_error_saying_reconnect(
+    hs: Any, make_client: ClientFactory
+) -> None:
+    """When the app's refresh token is revoked, the 2026-03 endpoint's invalid_grant becomes a
+    HubSpotAuthError (not retried) that says to reconnect and shows no secret.
+    """
+    app = hs.add_oauth_app("client-f", "secret-f-value", "refresh-f-value")
+    client = make_client(OAuthApp("client-f", "secret-f-value", "refresh-f-value"))
+    client.get_pipelines()
+    hs.revoke_refresh_token(app)
+    hs.expire_access_tokens()
+    with pytest.raises(HubSpotAuthError) as info:
+        client.get_pipelines()
+    error = info.value
+    assert (error.status, error.category, error.operation) == (400, "invalid_grant", "oauth.refresh")
+    assert "reconnect the app" in str(error)
+    text = str(error) + repr(error) + repr(client) + str(error.__cause__)
+    assert "secret-f-value" not in text and "refresh-f-value" not in text
+    refreshes = [r for r in _log(hs) if r.path == "/oauth/2026-03/token"]
+    assert [r.status for r in refreshes] == [200, 400]
+
+
+def test_a_refresh_error_echoing_the_form_shows_no_secret(
+    hs: Any, make_client: ClientFactory
+) -> None:
+    """An answer to the refresh that echoes the form (secrets URL-encoded, as sent) reaches the
+    error, and the chained SDK exception, with every secret scrubbed.
+    """
+    secret, refresh = "cs/with+plus=and space", "na1-rt/9+x=="
+    hs.add_oauth_app("client-g", secret, refresh)
+    client = make_client(OAuthApp("client-g", secret, refresh))
+    hs.faults.fail_next(1, status=400, path_prefix="/oauth/2026-03/token", echo_request=True)
+    with pytest.raises(HubSpotAuthError) as info:
+        client.get_pipelines()
+    error = info.value
+    text = str(error) + repr(error) + str(error.__cause__) + repr(vars(error.__cause__))
+    assert "client-g" in text  # the echo did arrive; only the secrets are masked
+    for value in (secret, refresh):
+        for form in (value, quote_plus(value), quote(value, safe="")):
+            assert form not in text
 
 
 # -- batches and malformed answers ----------------------------------------------------------

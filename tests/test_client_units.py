@@ -252,6 +252,22 @@ def test_settings_from_mapping_names_bad_fields() -> None:
     assert isinstance(good.auth, OAuthApp)
 
 
+def test_api_version_is_one_the_path_table_knows() -> None:
+    """ClientSettings takes exactly the api_versions the settings offer and the adapter's path
+    table serves (default 2026-09); another is refused, naming it."""
+    import typing
+
+    from ambac_hubspot_plugin._api_paths import API_PATHS
+    from ambac_hubspot_plugin.settings import ApiVersion
+
+    assert set(API_PATHS) == set(typing.get_args(ApiVersion))
+    assert ClientSettings(auth=StaticToken("pat-x")).api_version == "2026-09"
+    for version in API_PATHS:
+        assert ClientSettings(auth=StaticToken("pat-x"), api_version=version).api_version == version
+    with pytest.raises(ValueError, match="api_version must be '2026-09' or 'v3', not 'v4'"):
+        ClientSettings(auth=StaticToken("pat-x"), api_version="v4")
+
+
 def test_secrets_never_appear_in_reprs() -> None:
     """Tokens and client secrets are left out of every settings repr."""
     settings = ClientSettings(

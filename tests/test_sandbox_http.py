@@ -119,6 +119,44 @@ def test_oauth_refresh_with_sdk_and_bad_credentials(hs: Sandbox) -> None:
         assert answer.status_code == 400
 
 
+def test_dated_token_endpoint_refreshes_and_refuses_in_rfc6749_shape(
+    hs: Sandbox, clock: FakeClock
+) -> None:
+    """POST /oauth/2026-03/token issues expiring tokens from the form; refusals (bad secret,
+    revoked refresh token, credentials only in the query string) are 400 with ``error`` and
+    ``error_description``.
+    """
+    app = hs.add_oauth_app("client-1", "secret-1", "refresh-1", access_token_ttl_seconds=600)
+    form = {
+        "grant_type": "refresh_token",
+        "client_id": "client-1",
+        "client_secret": "secret-1",
+        "refresh_token": "refresh-1",
+    }
+    url = hs.base_url + "/oauth/2026-03/token"
+    answer = requests.post(url, data=form, timeout=5)
+    assert answer.status_code == 200
+    token = answer.json()
+    assert (token["expires_in"], token["token_use"]) == (600, "access_token")
+    assert call(hs, token=token["access_token"]).status_code == 200
+    clock.advance(600)
+    assert call(hs, token=token["access_token"]).status_code == 401
+
+    def refused(**kwargs: object) -> dict[str, str]:
+        answer = requests.post(url, timeout=5, **kwargs)  # type: ignore[arg-type]
+        assert answer.status_code == 400
+        body: dict[str, str] = answer.json()
+        assert body["error_description"] and body["correlationId"]
+        return body
+
+    assert refused(data={**form, "client_secret": "wrong"})["error"] == "invalid_client"
+    assert refused(params=form)["error"] == "unsupported_grant_type"
+    hs.revoke_refresh_token(app)
+    assert refused(data=form)["error"] == "invalid_grant"
+    v1 = requests.post(hs.base_url + "/oauth/v1/token", data=form, timeout=5).json()
+    assert v1["status"] == "BAD_REFRESH_TOKEN" and "error" not in v1
+
+
 def test_expire_access_tokens_keeps_private_app_token(hs: Sandbox) -> None:
     """``expire_access_tokens`` expires OAuth tokens only; the private-app token keeps working."""
     app = hs.add_oauth_app("c", "s", "r")

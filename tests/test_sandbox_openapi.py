@@ -306,6 +306,13 @@ def exercise_oauth(send: Recorder, hs: Sandbox) -> None:
         form={**form, "refresh_token": "wrong"},
         token=None,
     )
+    dated = "dbv-2026-03/oauth.json"
+    token = send(dated, "POST", "/oauth/2026-03/token", 200, form=form, token=None)
+    assert token["token_use"] == "access_token"
+    refused = send(
+        dated, "POST", "/oauth/2026-03/token", 400, form={**form, "client_secret": "x"}, token=None
+    )
+    assert refused["error"] == "invalid_client"
 
 
 def test_every_served_operation_matches_the_specs(hs: Sandbox) -> None:

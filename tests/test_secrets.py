@@ -129,7 +129,7 @@ def test_oauth_secrets_echoed_by_the_token_endpoint_are_scrubbed(world):  # noqa
         "kind": "oauth", "client_id": "client-1", "client_secret": "cs-0123456789",
         "refresh_token": "rt-0123456789"}})
     client = build_client(ClientSettings.from_plugin_settings(settings), sleep=lambda _s: None)
-    world.hubspot.faults.fail_next(5, status=400, path_prefix="/oauth/v1/token", echo_request=True)
+    world.hubspot.faults.fail_next(5, status=400, path_prefix="/oauth/", echo_request=True)
     try:
         with pytest.raises(HubSpotIntegrationError) as info:
             client.test_connection()

@@ -118,3 +118,18 @@ def test_only_the_plugins_own_words_reach_a_settings_error() -> None:
         == "must be of type int"
     assert _format_exception(TypeError("some dependency's wording"), str) == "must be of type str"
     assert _format_exception(_Invalid("portal_id must be digits"), str) == "portal_id must be digits"
+
+
+def test_api_version_defaults_to_2026_09_and_a_bad_one_is_named():
+    """api_version is '2026-09' unless set to 'v3'; any other value is refused, naming the field,
+    the value and both choices, and reaches the client settings as chosen."""
+    from ambac_hubspot_plugin.client import ClientSettings
+
+    assert parse_settings(BASE).api_version == "2026-09"
+    legacy = parse_settings({**BASE, "api_version": "v3"})
+    assert ClientSettings.from_plugin_settings(legacy).api_version == "v3"
+    for bad in ("2026-03", "V3", 3):
+        problems = problems_of(api_version=bad)
+        assert set(problems) == {"api_version"}
+        assert repr(bad) in problems["api_version"]
+        assert "'2026-09'" in problems["api_version"] and "'v3'" in problems["api_version"]

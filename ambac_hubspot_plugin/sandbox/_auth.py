@@ -16,6 +16,27 @@ _NOT_FOUND = (
 )
 
 
+# HubSpot's v1 status -> the RFC 6749 error code its date-based token endpoint answers with.
+_OAUTH_ERRORS = {
+    "UNSUPPORTED_GRANT_TYPE": "unsupported_grant_type",
+    "BAD_CLIENT_ID": "invalid_client",
+    "BAD_CLIENT_SECRET": "invalid_client",
+    "BAD_REFRESH_TOKEN": "invalid_grant",
+}
+
+
+def _refused(status: str, message: str, dated: bool) -> SandboxHttpError:
+    """A 400 from the token endpoint: v1's ``status``, or 2026-03's ``error``/``error_description``
+    (alongside the ``category``/``correlationId``/``message`` its spec's ``Error`` requires).
+    """
+    extra: dict[str, object] = (
+        {"error": _OAUTH_ERRORS[status], "error_description": message}
+        if dated
+        else {"status": status}
+    )
+    return SandboxHttpError(400, message, status, extra=extra)
+
+
 @attrs.define
 class App:
     """A HubSpot app installed in the sandbox portal: the private app or an OAuth app.
@@ -96,15 +117,21 @@ class Auth:
                 if expiry is not None:
                     self._tokens[token] = (app_id, min(expiry, now - 1))
 
-    def refresh(self, form: Mapping[str, str]) -> dict[str, object]:
-        """The ``refresh_token`` grant of POST /oauth/v1/token."""
+    def revoke_refresh_token(self, app: App) -> None:
+        """Revoke ``app``'s refresh token, as uninstalling the app does; its refresh then fails."""
+        with self._lock:
+            app.refresh_token = None
+
+    def refresh(self, form: Mapping[str, str], *, dated: bool = False) -> dict[str, object]:
+        """The ``refresh_token`` grant of POST /oauth/v1/token, or of /oauth/2026-03/token
+        when ``dated`` (whose errors carry RFC 6749's ``error`` and ``error_description``).
+        """
         grant = form.get("grant_type")
         if grant != "refresh_token":
-            raise SandboxHttpError(
-                400,
-                f"grant_type {grant!r} is not supported by the sandbox; use refresh_token.",
+            raise _refused(
                 "UNSUPPORTED_GRANT_TYPE",
-                extra={"status": "UNSUPPORTED_GRANT_TYPE"},
+                f"grant_type {grant!r} is not supported by the sandbox; use refresh_token.",
+                dated,
             )
         app = next(
             (
@@ -115,28 +142,13 @@ class Auth:
             None,
         )
         if app is None:
-            raise SandboxHttpError(
-                400,
-                "missing or unknown client id",
-                "BAD_CLIENT_ID",
-                extra={"status": "BAD_CLIENT_ID"},
-            )
+            raise _refused("BAD_CLIENT_ID", "missing or unknown client id", dated)
         if not secrets.compare_digest(app.client_secret, form.get("client_secret", "")):
-            raise SandboxHttpError(
-                400,
-                "missing or invalid client secret",
-                "BAD_CLIENT_SECRET",
-                extra={"status": "BAD_CLIENT_SECRET"},
-            )
+            raise _refused("BAD_CLIENT_SECRET", "missing or invalid client secret", dated)
         if app.refresh_token is None or not secrets.compare_digest(
             app.refresh_token, form.get("refresh_token", "")
         ):
-            raise SandboxHttpError(
-                400,
-                "missing or unknown refresh token",
-                "BAD_REFRESH_TOKEN",
-                extra={"status": "BAD_REFRESH_TOKEN"},
-            )
+            raise _refused("BAD_REFRESH_TOKEN", "missing or unknown refresh token", dated)
         token, ttl = self.issue_access_token(app)
         return {
             "access_token": token,

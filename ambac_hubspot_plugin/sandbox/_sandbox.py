@@ -295,7 +295,7 @@ class Sandbox:
         refresh_token: str,
         access_token_ttl_seconds: int = 1800,
     ) -> App:
-        """Install an OAuth app whose refresh token the /oauth/v1/token endpoint accepts."""
+        """Install an OAuth app whose refresh token the token endpoints accept."""
         return self.auth.add_oauth_app(
             client_id, client_secret, refresh_token, access_token_ttl_seconds
         )
@@ -303,6 +303,10 @@ class Sandbox:
     def issue_access_token(self, app: App) -> str:
         """A fresh OAuth access token for ``app`` without an HTTP round trip."""
         return self.auth.issue_access_token(app)[0]
+
+    def revoke_refresh_token(self, app: App) -> None:
+        """Revoke ``app``'s refresh token (the app was uninstalled): refreshing gives 400."""
+        self.auth.revoke_refresh_token(app)
 
     def expire_access_tokens(self) -> None:
         """Expire every OAuth access token now (the private app's static token stays valid)."""

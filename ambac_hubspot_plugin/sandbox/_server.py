@@ -47,7 +47,9 @@ SERVED_OPERATIONS = (
     ("POST", "/crm/v3/properties/{objectType}/groups"),
     ("GET", "/crm/v3/properties/{objectType}/groups/{groupName}"),
     ("POST", "/oauth/v1/token"),
+    ("POST", "/oauth/2026-03/token"),
 )
+_TOKEN_PATHS = {"/oauth/v1/token": False, "/oauth/2026-03/token": True}  # path -> dated
 _JSON = "application/json;charset=utf-8"
 MAX_BODY_BYTES = 8 * 1024 * 1024
 """The largest request body the sandbox reads; a longer announced one is answered 413 unread."""
@@ -109,17 +111,17 @@ class Service:
         query = parse_qs(query_text, keep_blank_values=True)
         app: App | None = None
         try:
-            if path == "/oauth/v1/token":
+            if path in _TOKEN_PATHS:
+                dated = _TOKEN_PATHS[path]
                 if method != "POST":
-                    raise SandboxHttpError(
-                        405, "Use POST for /oauth/v1/token.", "METHOD_NOT_ALLOWED"
-                    )
+                    raise SandboxHttpError(405, f"Use POST for {path}.", "METHOD_NOT_ALLOWED")
                 form = {
                     k: v[-1]
                     for k, v in parse_qs(raw.decode("utf-8"), keep_blank_values=True).items()
                 }
-                form.update({k: v[-1] for k, v in query.items()})
-                return (200, self.auth.refresh(form), {}), path, query_text, None
+                if not dated:  # v1 also reads the query string; 2026-03 takes the form only
+                    form.update({k: v[-1] for k, v in query.items()})
+                return (200, self.auth.refresh(form, dated=dated), {}), path, query_text, None
             app = self.auth.authenticate(authorization, query)
             now = self.portal.clock().timestamp()
             headers = self.limiter.check(app.app_id, now, path.endswith("/search"), self.stats)
