@@ -33,8 +33,9 @@ MAX_EVENTS = 1000
 MAX_TEXT = 255
 MAX_INT = 2**63 - 1
 MAX_DEPTH = 32
-"""How deeply values may nest inside an event. HubSpot's events are flat; the bound keeps
-every later step (the split's canonical encoding, in any thread) far from the recursion limit."""
+"""How many arrays and objects may nest, an event's own object counting as the first (so 31
+levels inside an event). HubSpot's events are flat; the bound keeps every later step (the
+split's canonical encoding, in any thread) far from the recursion limit."""
 # occurredAt must be a plausible epoch-milliseconds value (2000-01-01 .. 9999-12-31).
 MIN_MS, MAX_MS = 946_684_800_000, 253_402_300_799_999
 # msgspec searches a pattern, and $ would also match before a final newline: \A and \Z.
@@ -122,9 +123,10 @@ def read_batch(body: bytes) -> tuple[list[dict[str, Any]], list[WireEvent]]:
         raise _culprit(raw) from None
     for n, event in enumerate(events):
         _checked(event, f"body[{n}]")
-    # Every opening bracket beyond the array and its event objects may nest one level deeper:
-    # only a body with more of them than MAX_DEPTH (rare: merges, brackets in text) is walked.
-    if body.count(b"[") + body.count(b"{") - 1 - len(raw) > MAX_DEPTH:
+    # Every opening bracket beyond the array and its event objects may nest one level deeper
+    # inside an event: only a body with MAX_DEPTH or more of them (rare: merges, brackets in
+    # text) can be too deep, and only such a body is walked.
+    if body.count(b"[") + body.count(b"{") - 1 - len(raw) >= MAX_DEPTH:
         _check_depth(raw)
     return raw, events
 
@@ -213,16 +215,15 @@ def _event_problem(item: object, path: str) -> WebhookPayloadError | None:
 
 
 def _check_depth(raw: list[Any]) -> None:
-    """Refuse a value nested deeper than :data:`MAX_DEPTH` inside an event (no recursion)."""
+    """Refuse arrays and objects nested more than :data:`MAX_DEPTH` deep, each event's object
+    being depth 1 (no recursion; scalars do not count)."""
     stack: list[tuple[Any, int]] = [(item, 1) for item in raw]
     while stack:
         value, depth = stack.pop()
         if depth > MAX_DEPTH:
             raise WebhookPayloadError("body", _TOO_DEEP)
-        if isinstance(value, dict):
-            stack.extend((v, depth + 1) for v in value.values())
-        elif isinstance(value, list):
-            stack.extend((v, depth + 1) for v in value)
+        children = value.values() if isinstance(value, dict) else value
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
 
 
 def _kind(value: object) -> str:

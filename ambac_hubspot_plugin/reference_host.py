@@ -83,9 +83,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_MOUNT_PREFIX = "/integrations"
+"""Where plugin routes are mounted; route paths (e.g. ``hubspot/webhooks``) are relative to it."""
 DEFAULT_MAX_BODY_BYTES = 2_621_440
 """The largest request body :meth:`ReferenceHost.wsgi_app` reads (Django's default, 2.5 MB)."""
-"""Where plugin routes are mounted; route paths (e.g. ``hubspot/webhooks``) are relative to it."""
 EMAIL_MAX = 254
 """Django's ``EmailField`` limit, which the host's ``User.email`` uses."""
 PERSON_NAME_MAX = 150

@@ -143,7 +143,11 @@ class Directions:
 
 
 def _at_least(minimum: int) -> Any:
-    return attrs.validators.ge(minimum)
+    def check(_inst: object, attribute: attrs.Attribute[Any], value: int) -> None:
+        if value < minimum:
+            raise _Invalid(f"{attribute.name} must be at least {minimum} (it is {value})")
+
+    return check
 
 
 ORDER_URL_FIELDS = ("base_url", "order_id", "order_number")

@@ -133,3 +133,17 @@ def test_api_version_defaults_to_2026_09_and_a_bad_one_is_named():
         assert set(problems) == {"api_version"}
         assert repr(bad) in problems["api_version"]
         assert "'2026-09'" in problems["api_version"] and "'v3'" in problems["api_version"]
+
+
+@pytest.mark.parametrize(("field", "value", "path"), [
+    ({"burst_per_10s": 0}, 0, "burst_per_10s"),
+    ({"alerts": {"failed_runs": 0}}, 0, "alerts.failed_runs"),
+    ({"sync_interval_seconds": 59}, 59, "sync_interval_seconds"),
+])
+def test_a_number_below_its_minimum_is_one_problem_in_the_plugins_words(field, value, path):
+    """A number under its limit is named once, at its own path, saying the minimum."""
+    with pytest.raises(ConfigError) as refused:
+        parse_settings({"portal_id": "1", "credentials": {"kind": "private_app", "access_token": "t"},
+                        **field})
+    assert list(refused.value.problems) == [path]
+    assert "must be at least" in refused.value.problems[path] and str(value) in refused.value.problems[path]

@@ -471,6 +471,16 @@ def test_invalid_utf8_in_an_ignored_key_is_refused_at_receipt(harness: Harness,
     assert (harness.batches(), harness.jobs()) == (0, 0)
 
 
+@pytest.mark.parametrize("brackets_elsewhere", [False, True])
+def test_the_depth_limit_is_the_same_whatever_else_the_body_holds(brackets_elsewhere: bool) -> None:
+    """Arrays nested MAX_DEPTH - 1 deep inside an event are accepted and one more is refused,
+    with or without brackets in another event's text (which decide whether the body is walked)."""
+    other = event(2, changeSource="[" * 40) if brackets_elsewhere else event(2)
+    assert len(check_batch(body_of(event(1, x=_nested(MAX_DEPTH - 1)), other))) == 2
+    with pytest.raises(WebhookPayloadError, match="deeply"):
+        check_batch(body_of(event(1, x=_nested(MAX_DEPTH)), other))
+
+
 BAD_VALUES = {"portalId": "x", "objectId": 0, "occurredAt": 5, "subscriptionType": "Deal",
               "eventType": "deal", "eventId": -1, "subscriptionId": "1", "appId": 1.5,
               "attemptNumber": True, "propertyName": "p" * 256, "propertyValue": {"a": 1},
