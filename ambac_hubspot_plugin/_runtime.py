@@ -273,7 +273,8 @@ class Runtime:
                 self._unrecorded.add(tenant_id)
             raise HostEventNotRecordedError(
                 tenant_id=tenant_id, record_type=record_type, record_id=record_id, event=event,
-                recovered=recovered, cause=_cause(exc, tenant.store_url)) from exc
+                recovered=recovered, cause=_cause(exc, tenant.store_url)) from None  # the
+            # driver's exception may quote the URL; the cause above is its first line, scrubbed
 
     # ---- routes and periodic work ----------------------------------------------------------
 
@@ -705,12 +706,11 @@ def store_status(store: SqlStateStore, tenant_id: int) -> dict[str, Any]:
 
 def _cause(exc: BaseException, store_url: str) -> str:
     """The first line of a store failure, for an error message, never with the password."""
-    from sqlalchemy.engine import make_url
+    from ._secrets import scrub, url_passwords
 
     lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
     cause = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
-    password = make_url(store_url).password  # drivers do not print it; make sure anyway
-    return cause.replace(str(password), "***") if password else cause
+    return scrub(cause, url_passwords(store_url))  # drivers do not print it; make sure anyway
 
 
 class RetryLater(Exception):

@@ -120,6 +120,8 @@ def test_status_changes_during_a_store_outage_reach_hubspot_once_it_is_back(worl
             world.host.set_order_status(world.tenant, order.id, OrderStatus.COMPLETED)
         assert isinstance(info.value, StoreError)
         assert (info.value.record_id, info.value.event, info.value.recovered) == (order.id, "status_changed", True)
+        # No chained driver exception: a host's log.exception would print its unscrubbed text.
+        assert info.value.__cause__ is None and info.value.__suppress_context__
     with pytest.raises(HostEventNotRecordedError) as info:
         world.host.ship_order(world.tenant, pairs[0][1].id, Shipment("UPS", "1Z", "", date(2026, 12, 1)))
     assert info.value.recovered is False, "a shipment is data the plugin cannot find by itself"
@@ -183,3 +185,17 @@ def test_a_status_the_sync_took_from_the_deal_reaches_its_property_without_a_not
     assert world.status_of(deal) == "In progress"
     assert world.hubspot.get_object("deals", deal)["dealstage"] == "contractsent"
     assert (world.calls(BATCH_UPDATE), world.calls(NOTES)) == (1, 0)
+
+
+@pytest.mark.parametrize(("url", "forms"), [
+    ("postgresql+psycopg://alice:s3cretpw@127.0.0.1:1/test", ["s3cretpw"]),
+    ("postgresql+psycopg://alice@127.0.0.1:1/test?password=s3cretpw", ["s3cretpw"]),
+    ("postgresql+psycopg://alice:s3cret%40pw@127.0.0.1:1/test", ["s3cret@pw", "s3cret%40pw"]),
+])
+def test_a_store_failure_cause_never_quotes_the_password(url, forms):
+    """The first line of a driver error, as an event hook's error carries it, hides the store
+    password in whatever form the URL holds it, as written or decoded."""
+    from ambac_hubspot_plugin._runtime import _cause
+
+    said = _cause(RuntimeError(f"connection failed for {' and '.join(forms)}"), url)
+    assert not any(form in said for form in forms), said

@@ -17,7 +17,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine
 
-from .._secrets import redact_url
+from .._secrets import redact_url, scrub, url_passwords
 from ..errors import StoreError
 
 __all__ = ["HEAD", "SETTING", "VERSION_TABLE", "create_store_engine", "current_revision",
@@ -190,9 +190,9 @@ def _why_unreachable(url: URL, exc: BaseException) -> str:
     where = f"{url.host or 'localhost'}:{url.port or 5432}"
     detail = str(getattr(exc, "orig", exc)).strip().splitlines()
     first = detail[0] if detail else type(exc).__name__
-    # The driver message names host/user/database but never the password; strip it anyway.
-    if url.password:
-        first = first.replace(str(url.password), "***")
+    # The driver message names host/user/database but never the password; strip it anyway,
+    # as written and decoded, in the userinfo or a password= option.
+    first = scrub(first, url_passwords(url.render_as_string(hide_password=False)))
     return (f"cannot connect to PostgreSQL at {where} database {url.database!r} as user "
             f"{url.username!r} ({first}); check host, port, credentials and that the server "
             "is running and reachable")
