@@ -128,7 +128,6 @@ class Runtime:
 
         self.attach(host, tenant_id, raw)
         tenant = self._tenant(tenant_id)
-        bind(host, tenant_id, tenant.store_url)
         hubspot, checks = self._check_hubspot(tenant_id)
         steps = [
             Step("settings", True, "settings are valid"),
@@ -137,6 +136,8 @@ class Runtime:
         ]
         self._stores[tenant.store_url].log(tenant_id, _level("info"), "plugin.enabled",
                                            "HubSpot integration enabled")
+        # Last: an enable that failed before here leaves no binding to refuse the next try.
+        bind(host, tenant_id, tenant.store_url)
         if tenant.settings.run_background_worker:
             self.start_worker()
         return EnableReport("hubspot", tenant_id, tuple(steps), checks)

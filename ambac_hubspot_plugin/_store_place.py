@@ -68,6 +68,22 @@ def _binding_file(host: HostServices, tenant_id: int) -> Path:
     return _data_dir(host) / f"tenant-{int(tenant_id)}.store.json"
 
 
+def _identity(url: str) -> str:
+    """Which database ``url`` names, without its password: one spelling for one store
+    (``postgres://`` and ``postgresql+psycopg://``, a SQLite path through ``..`` or a link)."""
+    import sqlalchemy as sa
+
+    try:
+        parsed = sa.make_url(url)
+    except Exception:  # malformed: opening the store names the problem
+        return redact_url(url)
+    path = _sqlite_file(url)
+    if path is not None:
+        return f"sqlite:///{path}"
+    query = {k: v for k, v in parsed.query.items() if k.lower() != "password"}
+    return parsed.set(drivername=parsed.get_backend_name(), password=None, query=query).render_as_string()
+
+
 def check_binding(host: HostServices, tenant_id: int, url: str) -> None:
     """Refuse ``url`` when the tenant is enabled with another store (ConfigError on store_url)."""
     try:
@@ -76,7 +92,7 @@ def check_binding(host: HostServices, tenant_id: int, url: str) -> None:
         return
     except (OSError, ValueError, KeyError, TypeError):
         return  # unreadable: written by nobody we know; the next bind() replaces it
-    if bound != redact_url(url):
+    if bound != _identity(url):
         raise ConfigError.from_problems([(
             "store_url",
             f"cannot change while the plugin is enabled (its store is {bound}); disable the "
@@ -90,7 +106,7 @@ def bind(host: HostServices, tenant_id: int, url: str) -> None:
     target = _binding_file(host, tenant_id)
     with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=target.parent, prefix=".binding-",
                                      delete=False) as scratch:
-        json.dump({"store": redact_url(url)}, scratch)
+        json.dump({"store": _identity(url)}, scratch)
     Path(scratch.name).replace(target)  # atomic: a reader sees the old binding or the new one
 
 

@@ -99,3 +99,21 @@ def test_the_store_cannot_change_while_enabled_even_from_another_process(host, h
     host.disable_plugin(tenant, "hubspot")
     host.enable_plugin(tenant, "hubspot", {**settings, "store_url": other})
     assert host.plugin_settings(tenant, "hubspot")["store_url"] == other
+
+
+def test_the_same_store_spelled_another_way_is_not_a_change(host, hubspot):
+    """Re-enabling with the same file through '..', or the same PostgreSQL database under
+    another scheme spelling or password, is allowed; another file is refused."""
+    from ambac_hubspot_plugin._store_place import _identity
+
+    tenant = host.create_tenant("Acme")
+    data = _data_dir(host, tenant)
+    settings = {**plugin_settings(hubspot), "store_url": f"sqlite:///{data / 'store.sqlite3'}"}
+    host.enable_plugin(tenant, "hubspot", settings)
+    (data / "x").mkdir()
+    host.enable_plugin(tenant, "hubspot", {**settings, "store_url": f"sqlite:///{data / 'x' / '..' / 'store.sqlite3'}"})
+    with pytest.raises(ConfigError):
+        host.enable_plugin(tenant, "hubspot", {**settings, "store_url": f"sqlite:///{data / 'other.sqlite3'}"})
+    assert _identity("postgres://u:one@db:5432/app") == _identity("postgresql+psycopg://u:two@db:5432/app")
+    assert _identity("postgresql://u@db/app?password=x") == _identity("postgresql://u@db/app")
+    assert _identity("postgresql://u@db/app") != _identity("postgresql://u@db/other")
