@@ -80,8 +80,12 @@ def _identity(url: str) -> str:
     path = _sqlite_file(url)
     if path is not None:
         return f"sqlite:///{path}"
-    query = {k: v for k, v in parsed.query.items() if k.lower() != "password"}
-    return parsed.set(drivername=parsed.get_backend_name(), password=None, query=query).render_as_string()
+    postgres = parsed.get_backend_name() in ("postgres", "postgresql")
+    return sa.engine.URL.create(
+        "postgresql" if postgres else parsed.get_backend_name(), username=parsed.username,
+        host=parsed.host, port=parsed.port or (5432 if postgres else None), database=parsed.database,
+        query={k: v for k, v in parsed.query.items() if k.lower() != "password"},
+    ).render_as_string()
 
 
 def check_binding(host: HostServices, tenant_id: int, url: str) -> None:

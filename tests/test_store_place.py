@@ -116,4 +116,5 @@ def test_the_same_store_spelled_another_way_is_not_a_change(host, hubspot):
         host.enable_plugin(tenant, "hubspot", {**settings, "store_url": f"sqlite:///{data / 'other.sqlite3'}"})
     assert _identity("postgres://u:one@db:5432/app") == _identity("postgresql+psycopg://u:two@db:5432/app")
     assert _identity("postgresql://u@db/app?password=x") == _identity("postgresql://u@db/app")
+    assert _identity("postgresql://u@db/app") == _identity("postgresql://u@db:5432/app")
     assert _identity("postgresql://u@db/app") != _identity("postgresql://u@db/other")
