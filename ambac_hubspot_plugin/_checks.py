@@ -153,17 +153,27 @@ def _api_failure(name: str, exc: HubSpotIntegrationError, fix_auth: str) -> Chec
                        "Look up the correlationId with HubSpot support if it persists.")
 
 
-_REAUTH_FIX = ("Create a new access token in HubSpot (Settings > Integrations > Private Apps, or "
-               "Development > Keys > Service keys) and paste it into the credentials; for OAuth, "
-               f"reconnect the app to get a new refresh token. See {doc('credentials.md')}.")
+_REAUTH_FIX = ("Rotate the access token in HubSpot (a project-based app: the app's Auth page; "
+               "a legacy private app: Settings > Integrations > Private Apps > the app; a service "
+               "key: Development > Keys > Service keys) and paste it into the credentials; for "
+               f"OAuth, reconnect the app to get a new refresh token. See {doc('credentials.md')}.")
+
+#: ``credentials.kind`` -> what the token check calls it and what it cannot do (docs/credentials.md).
+CREDENTIAL_NOTES = {
+    "private_app": "a private app token (legacy app: unsupported from September 2027)",
+    "project_app": "a project-based app's access token",
+    "service_key": "a service key (no webhooks, no CRM card)",
+    "oauth": "an OAuth app",
+}
 
 
-def _check_token(client: HubSpotClient) -> CheckResult:
+def _check_token(client: HubSpotClient, settings: Settings) -> CheckResult:
     try:
         client.test_connection()
     except HubSpotIntegrationError as exc:
         return _api_failure("token", exc, _REAUTH_FIX)
-    return CheckResult("token", "ok", "HubSpot accepted the credentials")
+    note = CREDENTIAL_NOTES.get(getattr(settings.credentials, "kind", ""))
+    return CheckResult("token", "ok", "HubSpot accepted the credentials" + (f": {note}" if note else ""))
 
 
 def _check_scopes(client: HubSpotClient, now: datetime) -> CheckResult:
@@ -248,7 +258,8 @@ def _check_webhook_secret(settings: Settings) -> CheckResult:
             "HubSpot sends no webhooks to service keys: changes arrive only with the scheduled "
             f"sync (every {settings.sync_interval_seconds} s)",
             "For real-time changes, connect with an app that has webhook subscriptions (a "
-            f"private app or an OAuth app, see {doc('credentials.md')}) instead of the service key.")
+            "project-based app, credentials.kind = project_app, or an OAuth app, see "
+            f"{doc('credentials.md')}) instead of the service key.")
     if webhook_secret(settings) is None:
         return CheckResult(
             "webhook_secret", "warning",
@@ -287,7 +298,7 @@ def run_checks(
     """
     now = clock()
     results: list[CheckResult] = []
-    token = _check_token(client) if "token" in checks else None
+    token = _check_token(client, settings) if "token" in checks else None
     reachable = token is None or token.status == "ok"
     skipped = CheckResult("", "skipped", "skipped: the credentials check did not pass",
                           "Fix the token check first.")

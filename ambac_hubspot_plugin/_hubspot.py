@@ -668,6 +668,7 @@ class SdkHubSpotClient:
             body: dict[str, Any] = {
                 "inputs": [{"id": i} for i in chunk],
                 "properties": list(properties),
+                "propertiesWithHistory": [],  # required by the specs; no history is read
             }
             data = self._execute(
                 operation,
@@ -970,6 +971,8 @@ class _StatusAnswer:
 
 #: HubSpot answers 400 when ``after + limit`` passes this.
 SEARCH_CAP = 10_000
+#: The cursor of a first search page: the specs require ``after``, and search cursors are offsets.
+FIRST_PAGE = "0"
 
 
 def _ms(moment: datetime) -> int:
@@ -978,25 +981,27 @@ def _ms(moment: datetime) -> int:
 
 @attrs.frozen
 class SearchRequest:
-    """One search request: filter groups (OR of ANDs), sorts, the page cursor and size."""
+    """One search request: filter groups (OR of ANDs), sorts, the page cursor and size.
+
+    ``sorts`` are property names, ascending, as the specs' ``PublicObjectSearchRequest`` has them
+    (strings; a leading ``-`` would mean descending, which no request needs).
+    """
 
     filter_groups: tuple[tuple[Mapping[str, Any], ...], ...]
-    sorts: tuple[Mapping[str, str], ...]
+    sorts: tuple[str, ...]
     properties: tuple[str, ...]
     after: str | None
     limit: int
 
     def body(self) -> dict[str, Any]:
-        """The JSON body HubSpot expects."""
-        body: dict[str, Any] = {
+        """The JSON body the specs require: every required field, the first page at ``"0"``."""
+        return {
             "filterGroups": [{"filters": [dict(f) for f in group]} for group in self.filter_groups],
-            "sorts": [dict(s) for s in self.sorts],
+            "sorts": list(self.sorts),
             "properties": list(self.properties),
             "limit": self.limit,
+            "after": FIRST_PAGE if self.after is None else self.after,
         }
-        if self.after is not None:
-            body["after"] = self.after
-        return body
 
 
 class SearchPlan:
@@ -1064,9 +1069,7 @@ class SearchPlan:
                         "value": str(self._tie_floor),
                     }
                 )
-            sorts: tuple[Mapping[str, str], ...] = (
-                {"propertyName": "hs_object_id", "direction": "ASCENDING"},
-            )
+            sorts: tuple[str, ...] = ("hs_object_id",)
         else:
             if self._anchor is not None:
                 op = "GT" if self._strict else "GTE"
@@ -1077,10 +1080,7 @@ class SearchPlan:
                 filters.append(
                     {"propertyName": self._ts, "operator": "LTE", "value": str(self._until)}
                 )
-            sorts = (
-                {"propertyName": self._ts, "direction": "ASCENDING"},
-                {"propertyName": "hs_object_id", "direction": "ASCENDING"},
-            )
+            sorts = (self._ts, "hs_object_id")
         groups = (tuple(filters),) if filters else ()
         return SearchRequest(groups, sorts, self._properties, after, limit)
 

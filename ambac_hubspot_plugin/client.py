@@ -96,7 +96,7 @@ def _not_blank(_inst: object, attribute: attrs.Attribute[Any], value: str) -> No
 
 @attrs.frozen
 class StaticToken:
-    """A private-app access token or a service key, sent as ``Authorization: Bearer``."""
+    """An app's static access token or a service key, sent as ``Authorization: Bearer``."""
 
     access_token: str = attrs.field(repr=False, validator=_not_blank)
 
@@ -127,7 +127,7 @@ def _base_url(_inst: object, _attribute: attrs.Attribute[Any], value: str) -> No
 
 
 _RETIRED_MESSAGE = (
-    "HubSpot retired API keys (hapikey) on 2022-11-30; use a private-app access token or "
+    "HubSpot retired API keys (hapikey) on 2022-11-30; use an app's access token or a "
     "service key (StaticToken) or OAuth (OAuthApp: client id, client secret, refresh token)"
 )
 

@@ -33,6 +33,7 @@ __all__ = [
     "OAuthCredentials",
     "OutboundSettings",
     "PrivateAppCredentials",
+    "ProjectAppCredentials",
     "Secret",
     "ServiceKeyCredentials",
     "Settings",
@@ -82,10 +83,22 @@ def _non_empty(_inst: object, attribute: attrs.Attribute[Any], value: object) ->
 
 @attrs.frozen
 class PrivateAppCredentials:
-    """A private-app access token (sent as ``Authorization: Bearer``)."""
+    """A legacy private app's access token (sent as ``Authorization: Bearer``).
+
+    HubSpot creates no new legacy private apps since 2026-10-26 and supports legacy apps until
+    September 2027; :class:`ProjectAppCredentials` is their successor that receives webhooks.
+    """
 
     access_token: Secret = attrs.field(validator=_non_empty)
     kind: Literal["private_app"] = "private_app"
+
+
+@attrs.frozen
+class ProjectAppCredentials:
+    """A project-based app's static access token (sent as ``Authorization: Bearer``)."""
+
+    access_token: Secret = attrs.field(validator=_non_empty)
+    kind: Literal["project_app"] = "project_app"
 
 
 @attrs.frozen
@@ -107,11 +120,12 @@ class OAuthCredentials:
 
 
 # Kept as Union[...]: cattrs' configure_tagged_union needs a typing.Union; `A | B` is a types.UnionType.
-Credentials = Union[PrivateAppCredentials, ServiceKeyCredentials, OAuthCredentials]  # noqa: UP007  # see the comment above
+Credentials = Union[PrivateAppCredentials, ProjectAppCredentials, ServiceKeyCredentials, OAuthCredentials]  # noqa: UP007  # see the comment above
 
 #: ``credentials.kind`` -> its record: the one list the converter, errors and schema share.
 CREDENTIAL_KINDS: dict[str, type] = {
     "private_app": PrivateAppCredentials,
+    "project_app": ProjectAppCredentials,
     "service_key": ServiceKeyCredentials,
     "oauth": OAuthCredentials,
 }
@@ -369,8 +383,8 @@ def _find_retired_keys(data: object, path: str = "") -> list[tuple[str, str]]:
                 found.append(
                     (
                         where,
-                        "HubSpot retired API keys (hapikey) on 2022-11-30; use a private-app "
-                        "access token (credentials.kind = private_app), a service key "
+                        "HubSpot retired API keys (hapikey) on 2022-11-30; use a project-based "
+                        "app's access token (credentials.kind = project_app), a service key "
                         "(credentials.kind = service_key) or OAuth (credentials.kind = oauth) "
                         "instead",
                     )

@@ -78,3 +78,13 @@ def exchange(
             if response.status_code != 204 or response.content:
                 raise
     return response
+
+
+def validate_sent_request(
+    spec_file: str, method: str, path: str, body: bytes, headers: dict[str, str]
+) -> None:
+    """Validate one request a client really sent (``path`` with query) against ``spec_file``."""
+    prepared = requests.Request(method, PUBLIC_HOST + path, data=body or None, headers=headers)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Unsupported scheme type", UserWarning)
+        spec(spec_file).validate_request(RequestsOpenAPIRequest(prepared.prepare()))

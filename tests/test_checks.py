@@ -141,6 +141,30 @@ def test_service_key_warns_that_no_webhooks_arrive(hubspot):
     assert report.get("webhook_url").status == "skipped"
 
 
+@pytest.mark.parametrize(("kind", "named", "limits"), [
+    ("private_app", "a private app token", "legacy app: unsupported from September 2027"),
+    ("project_app", "a project-based app's access token", None),
+    ("service_key", "a service key", "no webhooks, no CRM card"),
+    ("oauth", "an OAuth app", None),
+])
+def test_token_check_names_the_credential_kind_and_what_it_cannot_do(hubspot, kind, named, limits):
+    """The token check's summary says which kind of credential HubSpot accepted and its limits."""
+    if kind == "oauth":
+        hubspot.add_oauth_app(f"cid-{kind}", "client-secret-xyz", f"refresh-{kind}")
+        credentials = {"kind": "oauth", "client_id": f"cid-{kind}",
+                       "client_secret": "client-secret-xyz", "refresh_token": f"refresh-{kind}"}
+    else:
+        credentials = {"kind": kind, "access_token": hubspot.access_token}
+    token = check(hubspot, credentials=credentials).get("token")
+    assert token.status == "ok" and token.summary.startswith("HubSpot accepted the credentials: ")
+    assert named in token.summary
+    if limits is None:
+        assert "(" not in token.summary  # nothing it cannot do is claimed
+    else:
+        assert token.summary.endswith(f"({limits})")
+    assert hubspot.access_token not in token.summary and "client-secret-xyz" not in token.summary
+
+
 def test_rate_limited_check_is_a_warning_not_a_failure(hubspot):
     """429s that outlast the retries make the check a warning to run again, not a failed setup."""
     hubspot.faults.fail_next(50, status=429, path_prefix="/crm/v3/pipelines", retry_after=0)

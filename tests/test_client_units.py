@@ -372,7 +372,7 @@ class ModelSearch:
             for r in self.rows
             if not groups or any(all(self._match(r, f) for f in g["filters"]) for g in groups)
         ]
-        first = body["sorts"][0]["propertyName"]
+        first = body["sorts"][0]  # the specs' form: a property name, ascending
         if first == "hs_object_id":
             rows.sort(key=lambda r: int(r[0]))
         else:
@@ -440,7 +440,7 @@ def test_search_keyset_mode_reads_everything_with_small_windows() -> None:
     model = ModelSearch(rows)
     got = list(run_plan(model, since=None, until=None, page_size=100, window=100))
     assert sorted(got, key=int) == [r[0] for r in rows]
-    assert all("after" not in r for r in model.requests)
+    assert all(r["after"] == "0" for r in model.requests)  # every query from its first page
 
 
 def test_search_respects_since_and_until() -> None:
