@@ -1,7 +1,8 @@
 """Fidelity: every operation the sandbox serves is replayed and validated against HubSpot's specs.
 
 Requests and answers (success, 207 partial and error bodies) go through openapi-core with the
-official HubSpot OpenAPI files found next to the repository (``../shared/hubspot-openapi``).
+official HubSpot OpenAPI files found next to the repository (``../shared/hubspot-openapi``): the
+v3/v4 family against the top-level files, the 2026-09 family against ``dbv-2026-09``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,12 @@ import requests
 
 from ambac_hubspot_plugin.sandbox import SERVED_OPERATIONS, RateLimits, Sandbox
 
+from ._openapi_dated import (
+    DATED_OBJECT_SPECS,
+    exercise_dated_associations,
+    exercise_dated_objects,
+    exercise_dated_pipelines_and_properties,
+)
 from ._openapi_support import exchange, require_specs
 
 # the file describing each path family; deals use the last spec with named /deals paths
@@ -48,6 +55,7 @@ def hs() -> Iterator[Sandbox]:
         sandbox.add_property("contacts", "ambac_customer_id", has_unique_value=True)
         sandbox.add_property("companies", "ambac_customer_id", has_unique_value=True)
         sandbox.add_property("deals", "ambac_order_id", has_unique_value=True)
+        sandbox.add_property("notes", "ambac_note_key", has_unique_value=True)
         yield sandbox
 
 
@@ -325,7 +333,25 @@ def test_every_served_operation_matches_the_specs(hs: Sandbox) -> None:
     exercise_associations(send, hs)
     exercise_pipelines_and_properties(send)
     exercise_oauth(send, hs)
+    for object_type in DATED_OBJECT_SPECS:
+        exercise_dated_objects(send, object_type)
+    exercise_dated_associations(send, hs)
+    exercise_dated_pipelines_and_properties(send)
     assert send.exercised == set(SERVED_OPERATIONS)
+
+
+def test_unserved_dated_operations_answer_404(hs: Sandbox) -> None:
+    """A 2026-09 path whose v3 twin is served but which is not itself served answers a 404
+    ``Error``."""
+    for method, path in (
+        ("DELETE", "/crm/objects/2026-09/deals/1"),
+        ("POST", "/crm/objects/2026-09/deals/merge"),
+    ):
+        answer = exchange(
+            hs.base_url, "dbv-2026-09/deals.json", method, path, token=hs.access_token,
+            body={"primaryObjectId": "1", "objectIdToMerge": "2"} if method == "POST" else None,
+        )
+        assert answer.status_code == 404, (method, path)
 
 
 def test_auth_and_rate_limit_errors_match_the_error_schema() -> None:
@@ -359,5 +385,45 @@ def test_specs_really_reject_a_wrong_answer() -> None:
     response.headers["Content-Type"] = "application/json"
     with pytest.raises(InvalidData):
         spec(OBJECT_SPECS["deals"]).validate_response(
+            RequestsOpenAPIRequest(request), RequestsOpenAPIResponse(response)
+        )
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "status"),
+    [
+        (lambda body: {k: v for k, v in body.items() if k != "status"}, 200),  # required field
+        (lambda body: {**body, "numErrors": "one"}, 200),  # wrong type
+        (lambda body: body, 207),  # the v3 status: no 207 in 2026-09
+    ],
+    ids=["missing-status", "numErrors-not-integer", "status-207"],
+)
+def test_dated_specs_reject_a_corrupted_served_answer(
+    hs: Sandbox, corrupt: Any, status: int
+) -> None:
+    """A real 2026-09 batch answer validates, and the same answer corrupted fails validation."""
+    import json
+
+    from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
+    from openapi_core.validation.response.exceptions import InvalidData
+
+    from ._openapi_support import PUBLIC_HOST, spec
+
+    spec_file = DATED_OBJECT_SPECS["deals"]
+    body = {"inputs": [{"id": "1"}], "properties": [], "propertiesWithHistory": []}
+    served = exchange(
+        hs.base_url, spec_file, "POST", "/crm/objects/2026-09/deals/batch/read",
+        token=hs.access_token, body=body,
+    )  # validated: passes as served
+    assert served.json()["numErrors"] == 1
+    request = requests.Request(
+        "POST", PUBLIC_HOST + "/crm/objects/2026-09/deals/batch/read", json=body
+    ).prepare()
+    response = requests.Response()
+    response.status_code = status
+    response._content = json.dumps(corrupt(served.json())).encode()
+    response.headers["Content-Type"] = "application/json"
+    with pytest.raises(InvalidData):
+        spec(spec_file).validate_response(
             RequestsOpenAPIRequest(request), RequestsOpenAPIResponse(response)
         )

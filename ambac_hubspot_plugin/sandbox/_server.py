@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from . import _families
 from ._auth import App, Auth
 from ._controls import Faults, RateLimiter, RequestRecord, Stats
 from ._state import Portal, Source
@@ -19,6 +20,7 @@ from ._util import SandboxHttpError, correlation_id
 Answer = tuple[int, Any, dict[str, str]]
 
 # Every operation the sandbox serves; {objectType} is deals|companies|contacts|notes or 0-3|0-2|0-1.
+# The 2026-09 ones are served by the same handlers as their v3/v4 twins (see _families).
 SERVED_OPERATIONS = (
     ("GET", "/crm/v3/objects/{objectType}"),
     ("POST", "/crm/v3/objects/{objectType}"),
@@ -48,6 +50,7 @@ SERVED_OPERATIONS = (
     ("GET", "/crm/v3/properties/{objectType}/groups/{groupName}"),
     ("POST", "/oauth/v1/token"),
     ("POST", "/oauth/2026-03/token"),
+    *_families.DATED_OPERATIONS,
 )
 _TOKEN_PATHS = {"/oauth/v1/token": False, "/oauth/2026-03/token": True}  # path -> dated
 _JSON = "application/json;charset=utf-8"
@@ -143,10 +146,33 @@ class Service:
         self, method: str, path: str, query: Mapping[str, list[str]], body: Any, source: Source
     ) -> tuple[int, Any]:
         parts = [unquote(p) for p in path.strip("/").split("/")]
+        legacy = _families.legacy_parts(parts)
+        if legacy is None:
+            return self._route(method, path, parts, query, body, source, dated=False)
+        if not _families.serves_dated(method, path):
+            raise SandboxHttpError(
+                404, f"No sandbox route for {method} {path}.", "OBJECT_NOT_FOUND"
+            )
+        return _families.dated_answer(
+            *self._route(method, path, legacy, query, body, source, dated=True)
+        )
+
+    def _route(
+        self,
+        method: str,
+        path: str,
+        parts: list[str],
+        query: Mapping[str, list[str]],
+        body: Any,
+        source: Source,
+        *,
+        dated: bool,
+    ) -> tuple[int, Any]:
+        """Serve a request given in legacy path segments; ``dated`` selects the 2026-09 shape."""
         if len(parts) >= 4 and parts[0] == "crm":
             version, family = parts[1], parts[2]
             if version == "v3" and family == "objects":
-                return self._objects(method, parts[3:], query, body, source)
+                return self._objects(method, parts[3:], query, body, source, dated)
             if (
                 version == "v4"
                 and family == "associations"
@@ -155,7 +181,12 @@ class Service:
             ):
                 self._expect(method, "POST")
                 if parts[6] == "read":
-                    return self.portal.read_associations(parts[3], parts[4], self._body(body))
+                    return self.portal.read_associations(
+                        parts[3],
+                        parts[4],
+                        self._body(body),
+                        page_size=_families.ASSOCIATION_PAGE_SIZE if dated else None,
+                    )
                 if parts[6] == "create":
                     return self.portal.create_associations(parts[3], parts[4], self._body(body))
             if (
@@ -213,9 +244,11 @@ class Service:
         query: Mapping[str, list[str]],
         body: Any,
         source: Source,
+        dated: bool,
     ) -> tuple[int, Any]:
         portal = self.portal
         object_type = portal.require_type(rest[0])
+        written = _families.write_shape(dated)
         if len(rest) == 1:
             if method == "GET":
                 limit_text = (query.get("limit") or ["10"])[-1]
@@ -236,7 +269,7 @@ class Service:
             obj = portal.create(
                 object_type, data["properties"], source, data.get("associations") or ()
             )
-            return 201, portal.render(obj, list(data["properties"]) or None, written=True)
+            return written(201, portal.render(obj, list(data["properties"]) or None))
         if len(rest) == 2 and rest[1] == "search" and method == "POST":
             return 200, portal.search(object_type, self._body(body))
         if len(rest) == 2 and rest[1] == "merge" and method == "POST":
@@ -246,7 +279,7 @@ class Service:
             merged = portal.merge(
                 object_type, str(data["primaryObjectId"]), str(data["objectIdToMerge"]), source
             )
-            return 200, portal.render(merged, None, written=True)
+            return written(200, portal.render(merged, None))
         if len(rest) == 2:
             object_id = rest[1]
             id_property = self._last(query, "idProperty")
@@ -277,7 +310,7 @@ class Service:
                 obj = portal.update(
                     object_type, object_id, properties, source, id_property=id_property
                 )
-                return 200, portal.render(obj, list(properties) or None, written=True)
+                return written(200, portal.render(obj, list(properties) or None))
             if method == "DELETE":
                 portal.archive(object_type, object_id, source)
                 return 204, None
@@ -287,17 +320,17 @@ class Service:
             if operation == "read":
                 return portal.batch_read(object_type, data, self._flag(query, "archived"))
             if operation == "create":
-                return portal.batch_create(object_type, data, source)
+                return written(*portal.batch_create(object_type, data, source))
             if operation == "update":
-                return portal.batch_update(object_type, data, source)
+                return written(*portal.batch_update(object_type, data, source))
             if operation == "upsert":
-                return portal.batch_upsert(object_type, data, source)
+                return written(*portal.batch_upsert(object_type, data, source))
             if operation == "archive":
                 portal.batch_archive(object_type, data, source)
                 return 204, None
         raise SandboxHttpError(
             404,
-            f"No sandbox route for {method} /crm/v3/objects/{'/'.join(rest)}.",
+            f"No sandbox route for {method} objects/{'/'.join(rest)}.",
             "OBJECT_NOT_FOUND",
         )
 

@@ -696,13 +696,11 @@ class Portal:
         obj: StoredObject,
         wanted: Sequence[str] | None,
         props: Mapping[str, str] | None = None,
-        *,
-        written: bool = False,
     ) -> dict[str, Any]:
         """The ``SimplePublicObject`` answer for a record, with only the asked-for properties.
 
-        Reads answer null for asked-for properties without a value (as HubSpot does); answers
-        to writes (``written``) leave those out.
+        Asked-for properties that exist but hold no value answer null, as HubSpot does (the
+        legacy family's write answers leave them out: see ``_families.legacy_write``).
         """
         source = obj.props if props is None else props
         definitions = self.properties[obj.type]
@@ -711,7 +709,7 @@ class Portal:
         for name in names:
             if name in source:
                 out_props[name] = source[name]
-            elif name in definitions and not written:
+            elif name in definitions:
                 out_props[name] = None
         result: dict[str, Any] = {
             "id": obj.id,
@@ -881,7 +879,7 @@ class Portal:
                 for item in inputs
             ]
             results = [
-                self.render(obj, list(item.get("properties") or ()) or None, written=True)
+                self.render(obj, list(item.get("properties") or ()) or None)
                 for obj, item in zip(created, inputs, strict=True)
             ]
         return self.batch_answer(results, [], started, ok_status=201)
@@ -905,7 +903,7 @@ class Portal:
                 targets.append((obj, props))
             for obj, props in targets:
                 self._apply(obj, props, source)
-                results.append(self.render(obj, list(props) or None, written=True))
+                results.append(self.render(obj, list(props) or None))
         errors = [self.not_found_error(object_type, missing)] if missing else []
         return self.batch_answer(results, errors, started)
 
@@ -930,14 +928,14 @@ class Portal:
                     properties[str(id_property)] = value
                     created = self.create(object_type, properties, source)
                     results.append(
-                        {**self.render(created, list(properties), written=True), "new": True}
+                        {**self.render(created, list(properties)), "new": True}
                     )
                 else:
                     props = self._normalise(object_type, properties, obj.props)
                     self._check_unique(object_type, props, obj.id)
                     self._apply(obj, props, source)
                     results.append(
-                        {**self.render(obj, list(properties) or None, written=True), "new": False}
+                        {**self.render(obj, list(properties) or None), "new": False}
                     )
         return self.batch_answer(results, [], started)
 
@@ -1122,8 +1120,14 @@ class Portal:
         ]
 
     def read_associations(
-        self, from_name: str, to_name: str, body: Mapping[str, Any]
+        self,
+        from_name: str,
+        to_name: str,
+        body: Mapping[str, Any],
+        page_size: int | None = None,
     ) -> tuple[int, dict[str, Any]]:
+        """Each input's links; with ``page_size``, at most that many per input, the rest paged
+        by resending the input with the ``paging.next.after`` its result carried."""
         from_type, to_type = self.require_type(from_name), self.require_type(to_name)
         inputs = self.check_batch(body.get("inputs"), ASSOCIATION_BATCH_LIMIT)
         started = iso_ms(self.now_ms())
@@ -1131,6 +1135,9 @@ class Portal:
         with self.lock:
             for item in inputs:
                 from_id = str(item.get("id", ""))
+                after = str(item.get("after") or "0")
+                if not after.isdigit():
+                    raise SandboxHttpError(400, f"Invalid paging cursor after={after!r}.")
                 if self.find(from_type, from_id) is None:
                     errors.append(
                         standard_error(
@@ -1180,7 +1187,12 @@ class Portal:
                         )
                     )
                     continue
-                results.append({"from": {"id": from_id}, "to": linked})
+                start = int(after)
+                end = len(linked) if page_size is None else start + page_size
+                result: dict[str, Any] = {"from": {"id": from_id}, "to": linked[start:end]}
+                if end < len(linked):
+                    result["paging"] = {"next": {"after": str(end)}}
+                results.append(result)
         return self.batch_answer(results, errors, started)
 
     def create_associations(
