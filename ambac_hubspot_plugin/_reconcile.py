@@ -12,8 +12,10 @@ last wrote to its deal (``hubspot_pushed_values``), and queues a push for each o
 - any other difference, or a deal never pushed to: ``outbound.order``.
 
 Both use the dedupe keys of the events they stand for, so a pending push of the same order
-absorbs them. Orders with an outbound job queued (pending, running or dead) are left to it: it
-pushes the current state when it runs, and a dead one waits for a person to replay it. Each
+absorbs them. Orders with an outbound job pending or running are left to it: it pushes the
+current state when it runs. An order with a dead push gets its current state pushed without a
+note (replaying the dead letter may still write its own), so an old failure never keeps a later
+change from HubSpot. Each
 missed change is pushed once: after the push, the remembered values match the order.
 
 It runs as job ``outbound.reconcile``, every ``sync_interval_seconds`` per tenant and at the
@@ -56,7 +58,7 @@ def reconcile_orders(*, tenant_id: int, portal_id: str, host: HostServices, stor
     started = clock()
     queued = 0
     if push.settings.directions.orders in ("ambac_to_hubspot", "both"):
-        busy = _orders_with_jobs(store, tenant_id)
+        busy, parked = _orders_with_jobs(store, tenant_id)
         after = 0
         while page := store.links_page(tenant_id, portal_id, "deal", after_id=after, limit=_PAGE):
             after = page[-1].id
@@ -68,7 +70,7 @@ def reconcile_orders(*, tenant_id: int, portal_id: str, host: HostServices, stor
                 last = pushed.get(link.hubspot_id, {}) if link is not None else {}
                 if link is not None and push.unpushed(order, last):
                     _queue_push(store, tenant_id, order, last.get("ambac_order_status"),
-                                link.synced.get("order_status"))
+                                link.synced.get("order_status"), parked=order.id in parked)
                     queued += 1
     if queued:
         from .store import LogLevel
@@ -80,25 +82,29 @@ def reconcile_orders(*, tenant_id: int, portal_id: str, host: HostServices, stor
     return queued
 
 
-def _orders_with_jobs(store: SqlStateStore, tenant_id: int) -> set[int]:
-    """Host ids of the orders that have an outbound job in any state (``outbound.*`` payloads
-    name the order as ``host_id``, host events as ``record_id``)."""
+def _orders_with_jobs(store: SqlStateStore, tenant_id: int) -> tuple[set[int], set[int]]:
+    """Host ids of the orders with an outbound job waiting or running, and of those with a
+    dead one (``outbound.*`` payloads name the order as ``host_id``, host events as
+    ``record_id``)."""
+    from .store import JobState
+
     busy: set[int] = set()
+    parked: set[int] = set()
     for job in store.queued(tenant_id, JOB_KINDS):
-        if job.kind == "host.company.saved":
-            continue
         key = job.payload.get("host_id", job.payload.get("record_id"))
-        if key is not None:
-            busy.add(int(key))
-    return busy
+        if job.kind == "host.company.saved" or key is None:
+            continue
+        (parked if job.state is JobState.DEAD else busy).add(int(key))
+    return busy, parked - busy
 
 
 def _queue_push(store: SqlStateStore, tenant_id: int, order: Order, pushed_status: str | None,
-                synced_status: object) -> None:
+                synced_status: object, *, parked: bool) -> None:
     status = order.order_status.value
     # A status the sync took from HubSpot is no host change: its deal gets the property, and
-    # neither a note nor a stage move.
-    if pushed_status is not None and status not in (pushed_status, synced_status):
+    # neither a note nor a stage move. An order with a dead push gets its state alone too:
+    # replaying that dead letter may still write its note, and a second one would repeat it.
+    if not parked and pushed_status is not None and status not in (pushed_status, synced_status):
         kind, payload, dedupe = host_event_job("order", order.id, "status_changed",
                                                {"previous_status": pushed_status, "reconciled": True})
     else:

@@ -160,12 +160,35 @@ def test_a_change_no_hook_reported_is_pushed_by_the_periodic_reconciliation(worl
 
 
 def test_orders_with_a_queued_push_are_left_to_it(world):
-    """Reconciliation queues nothing for an order whose push is waiting (or dead-lettered):
-    that job pushes the current state, so the change goes out once."""
+    """Reconciliation queues nothing for an order whose push is waiting: that job pushes the
+    current state, so the change goes out once."""
     ((_deal, order),) = world.linked_orders(1)
     world.host.set_order_status(world.tenant, order.id, OrderStatus.IN_PROGRESS)
     assert world.runtime.reconcile_outbound(world.tenant) == 0
     assert list(world.store.depths(world.tenant).values()) == [1]
+
+
+def test_an_old_dead_letter_does_not_keep_a_lost_change_from_hubspot(world):
+    """A status change lost in an outage reaches its deal even when the order has an old
+    dead-lettered push; it goes out as the order's state, without a second note."""
+    from ambac_hubspot_plugin.outbound import host_event_job
+
+    ((deal, order),) = world.linked_orders(1)
+    world.runtime.tick()
+    kind, payload, _key = host_event_job("order", order.id, "updated", {"changed_fields": ["name"]})
+    world.store.enqueue(world.tenant, kind, payload, max_attempts=1)
+    [job] = world.store.claim("test", kinds=[kind])
+    world.store.fail(job.id, "test", "HubSpot was down for good")
+    world.outage.cut()
+    with pytest.raises(HostEventNotRecordedError):
+        world.host.set_order_status(world.tenant, order.id, OrderStatus.COMPLETED)
+    world.outage.restore()
+    world.hubspot.clear_requests()
+    assert world.runtime.reconcile_outbound(world.tenant) == 1
+    world.runtime.drain()
+    assert world.status_of(deal) == "Completed"
+    assert world.calls(NOTES) == 0
+    assert len(world.store.dead_letters(world.tenant)) == 1, "the dead letter waits for its replay"
 
 
 def test_a_status_the_sync_took_from_the_deal_reaches_its_property_without_a_note(world):
