@@ -109,7 +109,7 @@ def init(host_dir: Path, tenant_name: str, as_json: bool) -> None:
     click.echo(f"  ambac-hubspot setup --host-dir {host_dir} --tenant {tenant_id} "
                "--portal-id ID --token TOKEN --webhook-secret SECRET")
     click.echo("(at `ambac-hubspot sandbox` instead: add --api-base-url http://127.0.0.1:8765 "
-               "--local-sandbox)")
+               "--local-sandbox, with AMBAC_HUBSPOT_ALLOW_LOCAL_SANDBOX=1 in the environment)")
 
 
 # ---- host token -------------------------------------------------------------------------------

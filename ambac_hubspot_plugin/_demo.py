@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 import threading
 import time
@@ -19,7 +20,11 @@ def run_demo(*, seed_deals: int, data_dir: Path | None, say: Callable[[str], obj
     from .plugin import RUNTIME_NAME
     from .reference_host import ReferenceHost
     from .sandbox import Sandbox
+    from .settings import ALLOW_LOCAL_SANDBOX_ENV
 
+    # The demo is the operator's own try-out against the sandbox it starts: it allows loopback
+    # for its process (the only tenant is its own).
+    os.environ.setdefault(ALLOW_LOCAL_SANDBOX_ENV, "1")
     started = time.perf_counter()
     step = say or (lambda _text: None)
     with tempfile.TemporaryDirectory(prefix="ambac-hubspot-demo-") as tmp:

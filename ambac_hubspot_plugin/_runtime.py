@@ -153,9 +153,14 @@ class Runtime:
         """
         from ._store_place import check_binding
         from .client import ClientSettings, build_client
-        from .settings import parse_settings
+        from .settings import ALLOW_LOCAL_SANDBOX_ENV, local_sandbox_allowed, parse_settings
 
         settings = parse_settings(raw)
+        if settings.local_sandbox and not local_sandbox_allowed():
+            raise ConfigError.from_problems([("local_sandbox", (
+                f"is not allowed in this process: its operator allows the bundled sandbox (tests, "
+                f"demos) by setting {ALLOW_LOCAL_SANDBOX_ENV}=1 in its environment; in "
+                "production, remove local_sandbox and use HubSpot's API"))])
         self._check_strategies(settings)
         url = self._store_url(host, settings)
         check_binding(host, tenant_id, url)

@@ -26,6 +26,7 @@ from .errors import ConfigError
 from .host import OrderStatus
 
 __all__ = [
+    "ALLOW_LOCAL_SANDBOX_ENV",
     "AlertSettings",
     "ConflictSettings",
     "Directions",
@@ -37,6 +38,7 @@ __all__ = [
     "Secret",
     "ServiceKeyCredentials",
     "Settings",
+    "local_sandbox_allowed",
     "parse_settings",
     "restore_masked",
     "secret_values",
@@ -64,6 +66,19 @@ class Secret:
         return "Secret('***')"
 
     __str__ = __repr__
+
+
+ALLOW_LOCAL_SANDBOX_ENV = "AMBAC_HUBSPOT_ALLOW_LOCAL_SANDBOX"
+"""The environment variable (``1``) with which the operator of a process lets tenants use
+``local_sandbox``. A tenant setting alone must not open loopback: whoever may change a tenant's
+settings could then send its access token to any service on the host's machine."""
+
+
+def local_sandbox_allowed() -> bool:
+    """Whether this process's operator allows ``local_sandbox`` (see ALLOW_LOCAL_SANDBOX_ENV)."""
+    import os
+
+    return os.environ.get(ALLOW_LOCAL_SANDBOX_ENV) == "1"
 
 
 class _Invalid(ValueError):
@@ -285,6 +300,7 @@ class Settings:
     search_per_second: int | None = attrs.field(default=None, validator=attrs.validators.optional(_at_least(1)))
     api_base_url: str = attrs.field(default="https://api.hubapi.com", validator=_api_base_url)
     #: Allow a loopback api_base_url: the bundled sandbox (tests, demos), never production.
+    #: Honoured only in a process whose operator allows it (ALLOW_LOCAL_SANDBOX_ENV).
     local_sandbox: bool = False
     api_version: ApiVersion = "2026-09"
     public_base_url: str | None = attrs.field(default=None, validator=_http_url)

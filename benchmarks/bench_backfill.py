@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing
+import os
 import resource
 import sys
 import tempfile
@@ -54,9 +55,11 @@ def serve(deals: int, burst: int | None, conn: Connection) -> None:
 def sync(base_url: str, token: str, portal_id: int, burst: int | None, conn: Connection) -> None:
     """Enable the plugin on a fresh reference host and run one backfill; report figures."""
     from ambac_hubspot_plugin.reference_host import ReferenceHost
+    from ambac_hubspot_plugin.settings import ALLOW_LOCAL_SANDBOX_ENV
 
     with tempfile.TemporaryDirectory() as tmp, ReferenceHost(Path(tmp) / "host") as host:
         tenant = host.create_tenant("Bench")
+        os.environ.setdefault(ALLOW_LOCAL_SANDBOX_ENV, "1")  # the bundled sandbox on loopback
         settings: dict[str, Any] = {
             "portal_id": str(portal_id), "api_base_url": base_url, "local_sandbox": True,
             "run_background_worker": False,

@@ -9,6 +9,7 @@ one note per changed deal when notes are on). Run: ``python benchmarks/bench_out
 from __future__ import annotations
 
 import math
+import os
 import random
 import statistics
 import sys
@@ -23,6 +24,7 @@ from ambac_hubspot_plugin import plugin as plugin_module  # after the path fix
 from ambac_hubspot_plugin.host import OrderStatus  # after the path fix
 from ambac_hubspot_plugin.reference_host import ReferenceHost  # after the path fix
 from ambac_hubspot_plugin.sandbox import RateLimits, Sandbox  # after the path fix
+from ambac_hubspot_plugin.settings import ALLOW_LOCAL_SANDBOX_ENV  # after the path fix
 
 ORDERS = 2_000
 CHANGES = 10_000
@@ -32,6 +34,7 @@ def main(notes: bool = False) -> None:
     with tempfile.TemporaryDirectory() as tmp, Sandbox(rate_limits=RateLimits.unlimited()) as hs, \
             ReferenceHost(Path(tmp) / "host") as host:
         tenant = host.create_tenant("Bench")
+        os.environ.setdefault(ALLOW_LOCAL_SANDBOX_ENV, "1")  # the bundled sandbox on loopback
         host.enable_plugin(tenant, "hubspot", {
             "portal_id": str(hs.portal_id),
             "credentials": {"kind": "private_app", "access_token": hs.access_token},

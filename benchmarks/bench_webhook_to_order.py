@@ -11,6 +11,7 @@ Run: ``.venv/bin/python benchmarks/bench_webhook_to_order.py [deals]``.
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 import tempfile
@@ -22,6 +23,7 @@ from pathlib import Path
 def main() -> None:
     from ambac_hubspot_plugin.reference_host import ReferenceHost
     from ambac_hubspot_plugin.sandbox import RateLimits, Sandbox
+    from ambac_hubspot_plugin.settings import ALLOW_LOCAL_SANDBOX_ENV
     from ambac_hubspot_plugin.webhooks import make_wsgi_server
 
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 50
@@ -31,6 +33,7 @@ def main() -> None:
         base = f"http://127.0.0.1:{server.server_address[1]}"
         threading.Thread(target=server.serve_forever, daemon=True).start()
         tenant = host.create_tenant("Bench")
+        os.environ.setdefault(ALLOW_LOCAL_SANDBOX_ENV, "1")  # the bundled sandbox on loopback
         host.enable_plugin(tenant, "hubspot", {
             "portal_id": str(hubspot.portal_id), "api_base_url": hubspot.base_url, "local_sandbox": True,
             "credentials": {"kind": "private_app", "access_token": hubspot.access_token},

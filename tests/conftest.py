@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pluggy
@@ -9,6 +10,11 @@ import pytest
 
 from ambac_hubspot_plugin import host as contract
 from ambac_hubspot_plugin import plugin as plugin_module
+from ambac_hubspot_plugin.settings import ALLOW_LOCAL_SANDBOX_ENV
+
+# The suite runs the plugin against the bundled sandbox on loopback, as an operator allows it
+# for tests; child processes inherit it. test_settings checks a process without it.
+os.environ[ALLOW_LOCAL_SANDBOX_ENV] = "1"
 
 
 def make_plugin_manager(*extra: object) -> pluggy.PluginManager:

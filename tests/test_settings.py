@@ -147,3 +147,25 @@ def test_a_number_below_its_minimum_is_one_problem_in_the_plugins_words(field, v
                         **field})
     assert list(refused.value.problems) == [path]
     assert "must be at least" in refused.value.problems[path] and str(value) in refused.value.problems[path]
+
+
+def test_local_sandbox_is_refused_in_a_process_whose_operator_did_not_allow_it(tmp_path, monkeypatch):
+    """A tenant's local_sandbox setting alone does not open loopback: without the operator's
+    environment switch enabling is refused, naming the setting and the switch, and nothing is
+    sent to the loopback address."""
+    from ambac_hubspot_plugin.reference_host import ReferenceHost
+    from ambac_hubspot_plugin.sandbox import RateLimits, Sandbox
+    from ambac_hubspot_plugin.settings import ALLOW_LOCAL_SANDBOX_ENV
+
+    from ._world import plugin_settings
+
+    monkeypatch.delenv(ALLOW_LOCAL_SANDBOX_ENV)
+    with Sandbox(rate_limits=RateLimits.unlimited()) as hubspot, ReferenceHost(tmp_path / "host") as host:
+        tenant = host.create_tenant("Acme")
+        with pytest.raises(ConfigError) as refused:
+            host.enable_plugin(tenant, "hubspot", plugin_settings(hubspot))
+        assert ALLOW_LOCAL_SANDBOX_ENV in refused.value.problems["local_sandbox"]
+        assert hubspot.requests == []
+        monkeypatch.setenv(ALLOW_LOCAL_SANDBOX_ENV, "1")
+        assert all(r is None or r.ok for r in host.enable_plugin(tenant, "hubspot", plugin_settings(hubspot)))
+        host.plugin_manager.get_plugin("hubspot.runtime").runtime.close()
