@@ -234,7 +234,7 @@ def test_api_keys_are_rejected_with_what_to_use_instead(key: str) -> None:
     with pytest.raises(ConfigError) as info:
         ClientSettings.from_mapping({key: "abc-123", "auth": {"access_token": "pat-x"}})
     message = str(info.value)
-    assert "2022-11-30" in message and "OAuth" in message and "private-app" in message
+    assert "2022-11-30" in message and "OAuth" in message and "access token" in message
     assert "abc-123" not in message
 
 
