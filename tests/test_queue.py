@@ -545,20 +545,23 @@ def test_jobs_a_handler_claims_itself_keep_their_leases(store_url: str) -> None:
 
 def test_a_renewed_job_is_never_claimed_and_an_unrenewed_one_is_after_its_lease(
         store_url: str) -> None:
-    """Another worker claiming every 20 ms for ten leases never gets the job a live worker
-    renews, and gets the job nobody renews (its worker died) once, after its lease."""
+    """Another worker claiming every 50 ms for four leases never gets the job a live worker
+    renews, and gets the job nobody renews (its worker died) once, after its lease.
+
+    The lease is long enough (1.2 s, renewed every 0.3 s) that a loaded machine's scheduling
+    and SQLite's busy waits (sleeps of up to 100 ms) never delay a renewal past it."""
     queue = open_store(store_url, clock=utc_now)
-    lease = timedelta(milliseconds=300)
+    lease = timedelta(milliseconds=1200)
     try:
         live, dead = queue.enqueue(1, "k", {}), queue.enqueue(1, "k", {})
         claimed_at = time.monotonic()
         assert {job.id for job in queue.claim("w1", limit=2, lease=lease)} == {live, dead}
         taken: list[tuple[int, float]] = []
         with keep_leases(queue, [queue.get_job(live)], "w1", lease) as kept:
-            while time.monotonic() - claimed_at < 10 * lease.total_seconds():
+            while time.monotonic() - claimed_at < 4 * lease.total_seconds():
                 taken += [(job.id, time.monotonic() - claimed_at)
                           for job in queue.claim("w2", limit=5, lease=timedelta(minutes=1))]
-                time.sleep(0.02)
+                time.sleep(0.05)
         assert [job_id for job_id, _ in taken] == [dead]
         assert taken[0][1] >= lease.total_seconds()
         assert kept.lost == set()
