@@ -505,12 +505,13 @@ def test_handler_longer_than_its_lease_keeps_the_job(store_url: str) -> None:
     stolen: list[list[Job]] = []
 
     def long(job: Job) -> None:
-        time.sleep(1.0)  # more than three leases
+        time.sleep(2.0)  # more than three leases
         stolen.append(queue.claim("thief", lease=timedelta(seconds=5)))
 
     try:
         queue.enqueue(1, "long", {})
-        counts = QueueRunner(queue, {"long": long}, lease=timedelta(milliseconds=300)).drain()
+        # 600 ms, renewed every 150 ms: no busy wait or loaded scheduler misses a renewal.
+        counts = QueueRunner(queue, {"long": long}, lease=timedelta(milliseconds=600)).drain()
         assert stolen == [[]]
         assert (counts.succeeded, counts.lost) == (1, 0)
     finally:
@@ -521,13 +522,13 @@ def test_jobs_a_handler_claims_itself_keep_their_leases(store_url: str) -> None:
     """keep_leases extends the leases of jobs a handler claimed besides the runner's, so no
     other worker takes them while the handler runs; afterwards they expire as usual."""
     queue = open_store(store_url, clock=utc_now)
-    lease = timedelta(milliseconds=300)
+    lease = timedelta(milliseconds=600)  # renewed every 150 ms, with room for a loaded machine
     stolen: list[list[Job]] = []
 
     def batch(job: Job) -> None:
         extra = queue.claim(job.lease_owner or "", kinds=["batch"], limit=5, lease=lease)
         with keep_leases(queue, extra, job.lease_owner or "", lease):
-            time.sleep(1.0)  # more than three leases
+            time.sleep(2.0)  # more than three leases
             stolen.append(queue.claim("thief", lease=timedelta(seconds=5), limit=5))
         for other in extra:
             queue.complete(other.id, job.lease_owner or "")
