@@ -1,6 +1,7 @@
 """The HubSpot client adapter: the only module that imports the ``hubspot`` SDK.
 
-It drives the SDK's generated APIs for transport, auth headers and configuration, but asks
+It sends every request through one SDK ``ApiClient.call_api`` (transport, auth header,
+configuration, pool) to the path the ``api_version``'s table (``_api_paths``) names, asks
 for raw responses (``_preload_content=False``) and parses the JSON itself: the SDK's model
 deserialisation costs about 0.1 ms per record, more than the rest of a sync step. SDK types
 and SDK exceptions never leave this module; callers get :mod:`ambac_hubspot_plugin.client`
@@ -28,7 +29,7 @@ import urllib3.exceptions as u3
 from hubspot import HubSpot
 from urllib3.util.retry import Retry
 
-from ._api_paths import api_path
+from ._api_paths import API_PATHS
 from ._ratelimit import RateLimiter
 from ._retry import (
     Failure,
@@ -70,6 +71,8 @@ log = logging.getLogger(__name__)
 #: HubSpot's batch limits.
 OBJECT_BATCH = 100
 ASSOCIATION_BATCH = 1000
+#: Links HubSpot returns per object in one association read.
+ASSOCIATION_PAGE = 500
 #: Search page size (HubSpot's maximum).
 SEARCH_PAGE = 200
 
@@ -85,6 +88,9 @@ _MODIFIED_PROPERTY = {"contacts": "lastmodifieddate"}
 
 NOTE_TO_DEAL = 214
 
+#: Query parameters sent once per value (``?properties=a&properties=b``), as HubSpot reads them.
+_MULTI_VALUED = {"properties": "multi"}
+
 # urllib3 errors raised before a byte of the request left: re-sending cannot duplicate.
 _NOT_SENT_ERRORS: tuple[type[BaseException], ...] = (u3.NewConnectionError, u3.ConnectTimeoutError)
 _NETWORK_ERRORS: tuple[type[BaseException], ...] = (
@@ -95,6 +101,12 @@ _NETWORK_ERRORS: tuple[type[BaseException], ...] = (
     u3.HTTPError,
     ConnectionError,
 )
+
+
+def _next_after(answer: Mapping[str, Any]) -> str | None:
+    """The ``paging.next.after`` cursor of an answer or result, or None on the last page."""
+    after = ((answer.get("paging") or {}).get("next") or {}).get("after")
+    return None if after in (None, "") else str(after)
 
 
 def modified_property(object_type: str) -> str:
@@ -248,8 +260,9 @@ class SdkHubSpotClient:
             base_url=settings.base_url,
             retry=Retry(total=False, redirect=False, respect_retry_after_header=False),
         )
-        self._apis: dict[str, Any] = {}
-        self._apis_lock = threading.Lock()
+        self._paths = API_PATHS[settings.api_version]
+        self._api_client: Any = None
+        self._transport_lock = threading.Lock()
         self._tokens = _Tokens(settings, clock, self._refresh_oauth, self._set_token, stats)
 
     def __repr__(self) -> str:
@@ -259,60 +272,69 @@ class SdkHubSpotClient:
     def stats(self) -> ClientStats:
         return self._stats
 
-    # -- SDK plumbing ----------------------------------------------------------------------
+    # -- transport -------------------------------------------------------------------------
 
-    _API_PATHS: Mapping[str, Callable[[Any], Any]] = {
-        "objects.basic": lambda sdk: sdk.crm.objects.basic_api,
-        "objects.batch": lambda sdk: sdk.crm.objects.batch_api,
-        "objects.search": lambda sdk: sdk.crm.objects.search_api,
-        "associations.batch": lambda sdk: sdk.crm.associations.v4.batch_api,
-        "associations.basic": lambda sdk: sdk.crm.associations.v4.basic_api,
-        "pipelines": lambda sdk: sdk.crm.pipelines.pipelines_api,
-        "properties": lambda sdk: sdk.crm.properties.core_api,
-        "property_groups": lambda sdk: sdk.crm.properties.groups_api,
-        "oauth.tokens": lambda sdk: sdk.oauth.tokens_api,
-    }
+    def _transport(self) -> Any:
+        """The SDK ``ApiClient`` every request goes through: one configuration, auth and pool.
 
-    def _api(self, name: str) -> Any:
-        """The cached SDK api object: each discovery access builds a new one with a new pool."""
-        api = self._apis.get(name)
-        if api is None:
-            with self._apis_lock:
-                api = self._apis.get(name)
-                if api is None:
-                    api = self._apis[name] = self._API_PATHS[name](self._sdk)
-        return api
+        The SDK's generated APIs know only the v3/v4 paths; their ``ApiClient.call_api`` sends
+        any resource path, so the paths come from the ``api_version``'s table instead.
+        """
+        client = self._api_client
+        if client is None:
+            with self._transport_lock:
+                if self._api_client is None:
+                    self._api_client = self._sdk.crm.objects.basic_api.api_client
+                client = self._api_client
+        return client
 
     def _set_token(self, token: str) -> None:
-        with self._apis_lock:
-            self._sdk.access_token = token  # api objects built later start with it
-            for api in self._apis.values():
-                api.api_client.configuration.access_token = token
+        with self._transport_lock:
+            self._sdk.access_token = token  # a transport built later starts with it
+            if self._api_client is not None:
+                self._api_client.configuration.access_token = token
+
+    def _call(
+        self,
+        route_name: str,
+        operation: str,
+        path_params: Mapping[str, str],
+        *,
+        query: Mapping[str, Any] | None = None,
+        body: Mapping[str, Any] | None = None,
+        form: Sequence[tuple[str, str]] | None = None,
+        authenticated: bool = True,
+        **policy: Any,
+    ) -> Any:
+        """Send one request to the route ``route_name`` of the ``api_version``; see ``_execute``."""
+        method, path = self._paths[route_name]
+        content_type = "application/json" if form is None else "application/x-www-form-urlencoded"
+
+        def send(**kw: Any) -> Any:
+            return self._transport().call_api(
+                path,
+                method,
+                path_params=dict(path_params),
+                query_params=None if query is None else dict(query),
+                header_params={"Accept": "application/json", "Content-Type": content_type},
+                body=body,
+                post_params=None if form is None else list(form),
+                auth_settings=["oauth2"] if authenticated else [],
+                collection_formats=_MULTI_VALUED,
+                **kw,
+            )
+
+        return self._execute(operation, send, authenticated=authenticated, **policy)
 
     def _refresh_oauth(self, app: OAuthApp, refresh_token: str) -> tuple[str, str | None, float]:
-        # The SDK's generated create() knows only /oauth/v1/token; its ApiClient sends the same
-        # form to whichever path the api_version's table names, with the same pool and config.
         form = [
             ("grant_type", "refresh_token"),
             ("client_id", app.client_id),
             ("client_secret", app.client_secret),
             ("refresh_token", refresh_token),
         ]
-        data = self._execute(
-            "oauth.refresh",
-            lambda **kw: self._api("oauth.tokens").api_client.call_api(
-                api_path(self._settings.api_version, "oauth.token"),
-                "POST",
-                header_params={
-                    "Accept": "application/json",
-                    "Content-Type": "application/x-www-form-urlencoded",
-                },
-                post_params=form,
-                auth_settings=[],
-                **kw,
-            ),
-            authenticated=False,
-            limited=False,
+        data = self._call(
+            "oauth.token", "oauth.refresh", {}, form=form, authenticated=False, limited=False
         )
         try:
             return str(data["access_token"]), data.get("refresh_token"), float(data["expires_in"])
@@ -584,12 +606,8 @@ class SdkHubSpotClient:
     def _search_page(self, object_type: str, request: SearchRequest) -> Mapping[str, Any]:
         operation = f"{object_type}.search"
         body = request.body()
-        data: Mapping[str, Any] = self._execute(
-            operation,
-            lambda **kw: self._api("objects.search").do_search(
-                object_type, public_object_search_request=body, **kw
-            ),
-            search=True,
+        data: Mapping[str, Any] = self._call(
+            "objects.search", operation, {"objectType": object_type}, body=body, search=True
         )
         return data
 
@@ -602,9 +620,8 @@ class SdkHubSpotClient:
                 self._record(object_type, item, operation)
                 for item in self._results(data, operation)
             ]
-            after = ((data.get("paging") or {}).get("next") or {}).get("after")
             yield from plan.accept(records)
-            request = plan.next(records, None if after is None else str(after))
+            request = plan.next(records, _next_after(data))
 
     def iter_modified(
         self,
@@ -647,10 +664,11 @@ class SdkHubSpotClient:
 
     def get_deal(self, deal_id: str, properties: Sequence[str] = ()) -> Deal | None:
         operation = "deals.get"
-        kwargs: dict[str, Any] = {"properties": list(properties)} if properties else {}
-        data = self._execute(
+        data = self._call(
+            "objects.get",
             operation,
-            lambda **kw: self._api("objects.basic").get_by_id("deals", deal_id, **kwargs, **kw),
+            {"objectType": "deals", "objectId": str(deal_id)},
+            query={"properties": list(properties)} if properties else None,
             allow_status=(404,),
         )
         if isinstance(data, _StatusAnswer):
@@ -670,11 +688,8 @@ class SdkHubSpotClient:
                 "properties": list(properties),
                 "propertiesWithHistory": [],  # required by the specs; no history is read
             }
-            data = self._execute(
-                operation,
-                lambda body=body, **kw: self._api("objects.batch").read(
-                    object_type, batch_read_input_simple_public_object_id=body, **kw
-                ),
+            data = self._call(
+                "objects.batch_read", operation, {"objectType": object_type}, body=body
             )
             for item in self._results(data, operation):
                 yield self._record(object_type, item, operation)
@@ -695,32 +710,52 @@ class SdkHubSpotClient:
     def read_associations(
         self, from_type: str, to_type: str, ids: Sequence[str]
     ) -> Mapping[str, list[Association]]:
+        """Every link of each id, 1,000 ids per batch read.
+
+        An input with more links than one result holds (500) carries a cursor: on 2026-09 it
+        is resent to the batch read with its ``after``, together with the other inputs still
+        to continue; on v3 its links are paged with v4's per-object GET.
+        """
         operation = f"associations.{from_type}.{to_type}.batch_read"
+        pager = self._paths.get("associations.page")
         out: dict[str, list[Association]] = {}
-        unique = list(dict.fromkeys(str(i) for i in ids))
-        for start in range(0, len(unique), ASSOCIATION_BATCH):
-            body = {"inputs": [{"id": i} for i in unique[start : start + ASSOCIATION_BATCH]]}
-            data = self._execute(
+        pending: list[tuple[str, str | None]] = [
+            (i, None) for i in dict.fromkeys(str(i) for i in ids)
+        ]
+        while pending:
+            batch, pending = pending[:ASSOCIATION_BATCH], pending[ASSOCIATION_BATCH:]
+            sent = dict(batch)
+            body = {
+                "inputs": [
+                    {"id": i} if after is None else {"id": i, "after": after} for i, after in batch
+                ]
+            }
+            data = self._call(
+                "associations.batch_read",
                 operation,
-                lambda body=body, **kw: self._api("associations.batch").get_page(
-                    from_type,
-                    to_type,
-                    batch_input_public_fetch_associations_batch_request=body,
-                    **kw,
-                ),
+                {"fromObjectType": from_type, "toObjectType": to_type},
+                body=body,
             )
             for result in self._results(data, operation):
                 try:
                     from_id = str(result["from"]["id"])
                     links = out.setdefault(from_id, [])
                     links.extend(self._associations(result.get("to") or ()))
-                    after = ((result.get("paging") or {}).get("next") or {}).get("after")
-                except (KeyError, TypeError, AttributeError) as exc:
+                    after = _next_after(result)
+                except (KeyError, TypeError, AttributeError, ValueError) as exc:
                     raise self._malformed(
                         operation, f"an association result could not be read ({exc})", exc
                     ) from exc
-                if after:
-                    links.extend(self._more_associations(from_type, to_type, from_id, str(after)))
+                if after is None:
+                    continue
+                if after == sent.get(from_id):
+                    raise self._malformed(
+                        operation, f"the links of {from_id} page to the cursor they were read at"
+                    )
+                if pager is None:
+                    pending.append((from_id, after))
+                else:
+                    links.extend(self._more_associations(from_type, to_type, from_id, after))
         return out
 
     @staticmethod
@@ -732,27 +767,32 @@ class SdkHubSpotClient:
     def _more_associations(
         self, from_type: str, to_type: str, from_id: str, after: str
     ) -> Iterator[Association]:
-        """Page the associations of one object that has more than a batch result holds."""
+        """Page the links of one object past a v4 batch result with v4's per-object GET."""
         operation = f"associations.{from_type}.{to_type}.page"
         cursor: str | None = after
         while cursor:
-            data = self._execute(
+            data = self._call(
+                "associations.page",
                 operation,
-                lambda cursor=cursor, **kw: self._api("associations.basic").get_page(
-                    from_type, from_id, to_type, after=cursor, limit=500, **kw
-                ),
+                {"objectType": from_type, "objectId": from_id, "toObjectType": to_type},
+                query={"after": cursor, "limit": ASSOCIATION_PAGE},
             )
             try:
                 yield from self._associations(self._results(data, operation))
-                cursor = ((data.get("paging") or {}).get("next") or {}).get("after")
-            except (KeyError, TypeError, AttributeError) as exc:
+                following = _next_after(data)
+            except (KeyError, TypeError, AttributeError, ValueError) as exc:
                 raise self._malformed(
                     operation, f"an association page could not be read ({exc})", exc
                 ) from exc
+            if following == cursor:
+                raise self._malformed(
+                    operation, f"the links of {from_id} page to the cursor they were read at"
+                )
+            cursor = following
 
     def get_pipelines(self) -> list[Pipeline]:
         operation = "pipelines.get_all"
-        data = self._execute(operation, lambda **kw: self._api("pipelines").get_all("deals", **kw))
+        data = self._call("pipelines.list", operation, {"objectType": "deals"})
         try:
             return [self._pipeline(p) for p in self._results(data, operation)]
         except (KeyError, TypeError, AttributeError, InvalidOperation) as exc:
@@ -768,7 +808,7 @@ class SdkHubSpotClient:
             stages.append(
                 Stage(
                     id=str(stage["id"]),
-                    label=str(stage.get("label", "")),
+                    label=str(stage.get("label") or ""),
                     is_closed=str(meta.get("isClosed", "false")).lower() == "true",
                     probability=Decimal(str(probability))
                     if probability not in (None, "")
@@ -779,7 +819,7 @@ class SdkHubSpotClient:
         stages.sort(key=lambda s: s.display_order)
         return Pipeline(
             id=str(item["id"]),
-            label=str(item.get("label", "")),
+            label=str(item.get("label") or ""),
             stages=tuple(stages),
             archived=bool(item.get("archived", False)),
         )
@@ -803,12 +843,8 @@ class SdkHubSpotClient:
                 for a in associations
             ],
         }
-        data = self._execute(
-            operation,
-            lambda **kw: self._api("objects.basic").create(
-                object_type, simple_public_object_input_for_create=body, **kw
-            ),
-            idempotent=False,
+        data = self._call(
+            "objects.create", operation, {"objectType": object_type}, body=body, idempotent=False
         )
         return self._record(object_type, data, operation)
 
@@ -818,18 +854,13 @@ class SdkHubSpotClient:
         operation = f"{object_type}.batch_{kind}"
         succeeded: list[HubSpotObject] = []
         failed: list[ItemError] = []
-        method_arg = {
-            "create": "batch_input_simple_public_object_batch_input_for_create",
-            "update": "batch_input_simple_public_object_batch_input",
-            "upsert": "batch_input_simple_public_object_batch_input_upsert",
-        }[kind]
         for start in range(0, len(inputs), OBJECT_BATCH):
             body = {"inputs": inputs[start : start + OBJECT_BATCH]}
-            data = self._execute(
+            data = self._call(
+                f"objects.batch_{kind}",
                 operation,
-                lambda body=body, **kw: getattr(self._api("objects.batch"), kind)(
-                    object_type, **{method_arg: body}, **kw
-                ),
+                {"objectType": object_type},
+                body=body,
                 idempotent=idempotent,
             )
             succeeded.extend(
@@ -852,7 +883,7 @@ class SdkHubSpotClient:
                     id=None if item_id is None else str(item_id),
                     status=_word(err.get("status")) or "error",
                     category=_word(err.get("category")),
-                    message=self._remote(err.get("message", "")),
+                    message=self._remote(err.get("message") or ""),
                 )
 
     def create_objects(
@@ -903,11 +934,11 @@ class SdkHubSpotClient:
 
     def ensure_property_group(self, object_type: str, name: str, label: str) -> bool:
         body = {"name": name, "label": label}
-        data = self._execute(
+        data = self._call(
+            "property_groups.create",
             f"{object_type}.property_group.create",
-            lambda **kw: self._api("property_groups").create(
-                object_type, property_group_create=body, **kw
-            ),
+            {"objectType": object_type},
+            body=body,
             allow_status=(409,),  # 409: already there, which is what we want
         )
         return not isinstance(data, _StatusAnswer)
@@ -935,11 +966,11 @@ class SdkHubSpotClient:
             }
             # A re-sent create of a property that the first attempt made answers 409,
             # which we read as "exists": retrying is safe.
-            data = self._execute(
+            data = self._call(
+                "properties.create",
                 f"{object_type}.property.create",
-                lambda body=body, **kw: self._api("properties").create(
-                    object_type, property_create=body, **kw
-                ),
+                {"objectType": object_type},
+                body=body,
                 allow_status=(409,),
             )
             if not isinstance(data, _StatusAnswer):
@@ -947,12 +978,11 @@ class SdkHubSpotClient:
         return created
 
     def close(self) -> None:
-        with self._apis_lock:
-            for api in self._apis.values():
-                pool = getattr(api.api_client.rest_client, "pool_manager", None)
-                if pool is not None:
-                    pool.clear()
-            self._apis.clear()
+        with self._transport_lock:
+            client, self._api_client = self._api_client, None
+        pool = getattr(getattr(client, "rest_client", None), "pool_manager", None)
+        if pool is not None:
+            pool.clear()
 
 
 class _StatusAnswer:

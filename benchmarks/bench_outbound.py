@@ -66,8 +66,8 @@ def main(notes: bool = False) -> None:
             pass
         push_seconds = time.perf_counter() - started
         calls = Counter((r.method, r.path) for r in hs.requests)
-        batch_updates = calls[("POST", "/crm/v3/objects/deals/batch/update")]
-        notes_made = calls[("POST", "/crm/v3/objects/notes")]
+        batch_updates = calls[("POST", "/crm/objects/2026-09/deals/batch/update")]
+        notes_made = calls[("POST", "/crm/objects/2026-09/notes")]
         timings.sort()
         p50 = statistics.median(timings) * 1000
         p99 = timings[int(len(timings) * 0.99)] * 1000

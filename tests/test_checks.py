@@ -84,7 +84,7 @@ def test_unreachable_hubspot_fails_the_token_check_saying_so():
 
 def test_missing_read_scope_fails_the_scopes_check_naming_the_scope(hubspot):
     """A 403 on the companies probe names crm.objects.companies.read as missing."""
-    hubspot.faults.fail_next(1, status=403, path_prefix="/crm/v3/objects/companies/search",
+    hubspot.faults.fail_next(1, status=403, path_prefix="/crm/objects/2026-09/companies/search",
                              body={"status": "error", "category": "MISSING_SCOPES",
                                    "message": "This app hasn't been granted all required scopes"})
     try:
@@ -167,7 +167,7 @@ def test_token_check_names_the_credential_kind_and_what_it_cannot_do(hubspot, ki
 
 def test_rate_limited_check_is_a_warning_not_a_failure(hubspot):
     """429s that outlast the retries make the check a warning to run again, not a failed setup."""
-    hubspot.faults.fail_next(50, status=429, path_prefix="/crm/v3/pipelines", retry_after=0)
+    hubspot.faults.fail_next(50, status=429, path_prefix="/crm/pipelines/2026-09", retry_after=0)
     try:
         settings = parse_settings(world_settings(hubspot))
         client = build_client(ClientSettings.from_plugin_settings(settings, rate_limit_wait_seconds=0),
@@ -195,7 +195,7 @@ def test_every_check_has_a_troubleshooting_entry():
 
 def test_admin_test_connection_saves_the_report_for_the_status_view(world):  # noqa: F811  # fixture
     """The Test button (Admin.test_connection) keeps its report: the status shows it as last check."""
-    world.hubspot.faults.fail_next(1, status=401, path_prefix="/crm/v3/pipelines",
+    world.hubspot.faults.fail_next(1, status=401, path_prefix="/crm/pipelines/2026-09",
                                    body={"status": "error", "category": "INVALID_AUTHENTICATION",
                                          "message": "Authentication credentials not found."})
     report = world.admin.test_connection(world.admin_user)

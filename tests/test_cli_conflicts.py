@@ -149,7 +149,7 @@ def test_usage_errors_exit_2(site):
 def test_resolve_exits_1_when_hubspot_refuses_the_write_and_the_conflict_stays_open(site):
     """A HubSpot error while writing the decided value is a failed operation (1), not a usage error."""
     (conflict,) = site.json("list")["conflicts"]
-    site.hubspot.faults.fail_next(10, status=400, path_prefix="/crm/v3/objects/deals")
+    site.hubspot.faults.fail_next(10, status=400, path_prefix="/crm/objects/2026-09/deals")
     result = site.run("resolve", str(conflict["id"]), "value", "--value", "Agreed name")
     site.hubspot.faults.clear()
     assert result.exit_code == 1 and "stays open" in result.output

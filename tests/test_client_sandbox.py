@@ -40,7 +40,7 @@ RateLimits = sandbox_pkg.RateLimits
 UTC = UTC
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 FAST_RETRY = RetryPolicy(max_attempts=8, base_delay=0.01, max_delay=0.1, max_elapsed=30)
-SEARCH = "/crm/v3/objects/deals/search"
+SEARCH = "/crm/objects/2026-09/deals/search"
 
 
 @pytest.fixture
@@ -147,7 +147,7 @@ def test_batch_429_storm_completes_without_losing_records(
     hs.faults.fail_next(
         6,
         status=429,
-        path_prefix="/crm/v3/objects/companies/batch",
+        path_prefix="/crm/objects/2026-09/companies/batch",
         retry_after=retry_after,
         body=body,
     )
@@ -227,7 +227,7 @@ def test_429_without_retry_after_waits_the_interval_header_else_the_policy_windo
 ) -> None:
     """Without Retry-After the wait is X-HubSpot-RateLimit-Interval-Milliseconds, else the policy's window."""
     hs.faults.rate_limit_next(
-        2, policy=policy, interval_ms=interval_ms, path_prefix="/crm/v3/pipelines"
+        2, policy=policy, interval_ms=interval_ms, path_prefix="/crm/pipelines/2026-09"
     )
     clock = _WindowClock()
     client = make_client(clock=clock, sleep=clock.sleep, retry=RetryPolicy())
@@ -257,7 +257,7 @@ def test_daily_limit_raises_at_once_with_the_policy(hs: Any, make_client: Client
         "policyName": "DAILY",
         "correlationId": "c-daily",
     }
-    hs.faults.fail_next(1, status=429, path_prefix="/crm/v3/pipelines", body=body)
+    hs.faults.fail_next(1, status=429, path_prefix="/crm/pipelines/2026-09", body=body)
     client = make_client()
     with pytest.raises(RateLimitedError) as info:
         client.get_pipelines()
@@ -331,7 +331,7 @@ def test_oauth_token_expiring_mid_read_is_refreshed_once(
     snap = client.stats.snapshot()
     assert snap.refreshes == 3  # the first token, then one per expiry
     assert len(set(note_ids)) == 3
-    assert sum(1 for r in _log(hs) if r.path == "/crm/v3/objects/notes" and r.status == 201) == 3
+    assert sum(1 for r in _log(hs) if r.path == "/crm/objects/2026-09/notes" and r.status == 201) == 3
 
 
 def test_oauth_refresh_is_done_once_for_many_threads(hs: Any, make_client: ClientFactory) -> None:
@@ -487,7 +487,7 @@ def test_upsert_by_unique_property_is_idempotent(hs: Any, make_client: ClientFac
         "deals", [PropertySpec("ambac_order_id", "Order id", has_unique_value=True)]
     )
     first = client.upsert_objects("deals", "ambac_order_id", {"ORD-1": {"dealname": "a"}})
-    hs.faults.fail_next(2, status=502, path_prefix="/crm/v3/objects/deals/batch/upsert")
+    hs.faults.fail_next(2, status=502, path_prefix="/crm/objects/2026-09/deals/batch/upsert")
     second = client.upsert_objects("deals", "ambac_order_id", {"ORD-1": {"dealname": "b"}})
     assert first.succeeded[0].id == second.succeeded[0].id
     assert hs.get_object("deals", first.succeeded[0].id)["dealname"] == "b"
@@ -506,11 +506,64 @@ def test_malformed_answers_give_a_clear_error(
     hs: Any, make_client: ClientFactory, body: Any, fragment: str
 ) -> None:
     """A 200 whose body is not what HubSpot sends raises HubSpotApiError saying what was wrong."""
-    hs.faults.fail_next(1, status=200, path_prefix="/crm/v3/pipelines", body=body)
+    hs.faults.fail_next(1, status=200, path_prefix="/crm/pipelines/2026-09", body=body)
     client = make_client()
     with pytest.raises(HubSpotApiError, match=r"malformed|not an object") as info:
         client.get_pipelines()
     assert fragment in str(info.value)
+
+
+def test_an_association_cursor_that_does_not_move_is_malformed_not_a_loop(
+    hs: Any, make_client: ClientFactory
+) -> None:
+    """An answer that pages an input back to the cursor it was read at raises after the second
+    read, instead of resending the same input for ever."""
+    stuck = {
+        "status": "COMPLETE",
+        "results": [{"from": {"id": "7"}, "to": [], "paging": {"next": {"after": "500"}}}],
+        "startedAt": "2026-01-01T00:00:00Z",
+        "completedAt": "2026-01-01T00:00:00Z",
+    }
+    path = "/crm/associations/2026-09/deals/contacts/batch/read"
+    hs.faults.fail_next(2, status=200, path_prefix=path, body=stuck)
+    client = make_client()
+    with pytest.raises(HubSpotApiError, match="malformed"):
+        client.read_associations("deals", "contacts", ["7"])
+    assert sum(1 for r in _log(hs) if r.path == path) == 2
+
+
+def test_null_labels_and_probabilities_of_2026_09_pipelines_are_read(
+    hs: Any, make_client: ClientFactory
+) -> None:
+    """2026-09 answers null for nullable values: they read as an empty label and no probability."""
+    body = {
+        "results": [
+            {
+                "id": "p1",
+                "label": None,
+                "archived": None,
+                "displayOrder": None,
+                "stages": [
+                    {
+                        "id": "s1",
+                        "label": None,
+                        "displayOrder": None,
+                        "metadata": {"isClosed": "true", "probability": None},
+                    }
+                ],
+            }
+        ]
+    }
+    hs.faults.fail_next(1, status=200, path_prefix="/crm/pipelines/2026-09", body=body)
+    (pipeline,) = make_client().get_pipelines()
+    assert (pipeline.label, pipeline.archived) == ("", False)
+    (stage,) = pipeline.stages
+    assert (stage.label, stage.probability, stage.is_closed, stage.display_order) == (
+        "",
+        None,
+        True,
+        0,
+    )
 
 
 def test_property_group_and_properties_are_ensured_idempotently(make_client: ClientFactory) -> None:
@@ -543,7 +596,7 @@ def test_error_statuses_become_project_errors(
     hs: Any, make_client: ClientFactory, status: int, error: type
 ) -> None:
     """Each refused status raises the matching project error with status and correlation id, chained."""
-    hs.faults.fail_next(1, status=status, path_prefix="/crm/v3/objects/deals/batch")
+    hs.faults.fail_next(1, status=status, path_prefix="/crm/objects/2026-09/deals/batch")
     client = make_client()
     with pytest.raises(error) as info:
         client.update_objects("deals", {"1": {"dealname": "x"}})
@@ -556,7 +609,7 @@ def test_server_errors_are_retried_then_reported_as_unavailable(
     hs: Any, make_client: ClientFactory
 ) -> None:
     """A 503 that persists is retried up to the attempt bound, then raises HubSpotUnavailableError."""
-    hs.faults.fail_next(100, status=503, path_prefix="/crm/v3/pipelines")
+    hs.faults.fail_next(100, status=503, path_prefix="/crm/pipelines/2026-09")
     client = make_client(retry=RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.02))
     with pytest.raises(HubSpotUnavailableError):
         client.get_pipelines()
@@ -565,7 +618,7 @@ def test_server_errors_are_retried_then_reported_as_unavailable(
 
 def test_a_create_is_not_resent_after_a_server_error(hs: Any, make_client: ClientFactory) -> None:
     """A 502 on create may have created the deal: the client raises instead of re-sending."""
-    hs.faults.fail_next(1, status=502, path_prefix="/crm/v3/objects/deals", method="POST")
+    hs.faults.fail_next(1, status=502, path_prefix="/crm/objects/2026-09/deals", method="POST")
     client = make_client()
     with pytest.raises(HubSpotUnavailableError):
         client.create_object("deals", {"dealname": "once"})
@@ -577,11 +630,11 @@ def test_connection_reset_is_retried_for_reads_not_for_creates(
 ) -> None:
     """A reset connection is retried on a read and raised on a create (it may have been processed)."""
     client = make_client()
-    hs.faults.reset_connection_next(2, path_prefix="/crm/v3/pipelines")
+    hs.faults.reset_connection_next(2, path_prefix="/crm/pipelines/2026-09")
     assert client.get_pipelines()
     _log(hs)  # let the last logged request land before clearing
     hs.clear_requests()
-    hs.faults.reset_connection_next(1, path_prefix="/crm/v3/objects/notes")
+    hs.faults.reset_connection_next(1, path_prefix="/crm/objects/2026-09/notes")
     with pytest.raises(HubSpotUnavailableError) as info:
         client.create_object("notes", {"hs_note_body": "x", "hs_timestamp": "2025-01-01T00:00:00Z"})
     assert info.value.__cause__ is not None

@@ -21,7 +21,7 @@ from ambac_hubspot_plugin.store._schema import jobs as jobs_table
 
 from ._world import PluginWorld, plugin_settings
 
-BATCH_UPDATE = "/crm/v3/objects/deals/batch/update"
+BATCH_UPDATE = "/crm/objects/2026-09/deals/batch/update"
 
 
 @attrs.define
@@ -106,7 +106,7 @@ def test_a_new_order_reaches_its_deal_without_a_host_edit(world):
         "ambac_order_number": order.order_number, "ambac_order_status": "In progress",
         "ambac_progress_percent": "50",
         "ambac_order_link": f"https://tracker.example.com/orders/{order.id}"}
-    assert world.calls("/crm/v3/objects/notes") == 0
+    assert world.calls("/crm/objects/2026-09/notes") == 0
     assert world.store.depths(world.tenant) == {}
 
 
@@ -121,7 +121,7 @@ def test_many_changes_to_one_order_become_one_update_with_the_latest_state(world
     world.runtime.drain()
     assert world.calls(BATCH_UPDATE) == 1
     assert world.deal_props(deal)["ambac_order_status"] == "Completed"
-    assert world.calls("/crm/v3/objects/notes") == 1, "coalesced status changes make one note"
+    assert world.calls("/crm/objects/2026-09/notes") == 1, "coalesced status changes make one note"
 
 
 def test_pushes_for_many_deals_go_out_in_batches_of_at_most_100(world):
@@ -211,7 +211,7 @@ def test_an_hour_of_503s_holds_every_push_and_drains_them_in_order_afterwards(wo
     world.runtime.client_overrides = {"retry": RetryPolicy(max_attempts=1)}
     world.configure()  # rebuild the client without its own retries: the queue does the waiting
     (deal_a, order_a), (deal_b, order_b) = world.linked_orders(2)
-    world.hubspot.faults.fail_next(10_000, status=503, path_prefix="/crm/v3/objects/deals/batch")
+    world.hubspot.faults.fail_next(10_000, status=503, path_prefix="/crm/objects/2026-09/deals/batch")
     world.host.set_order_status(world.tenant, order_a.id, OrderStatus.IN_PROGRESS)
     world.host.set_order_status(world.tenant, order_b.id, OrderStatus.ON_HOLD)
     for round_ in range(12):  # twelve backoff rounds (each at least as long as the last)
@@ -233,7 +233,7 @@ def test_an_hour_of_503s_holds_every_push_and_drains_them_in_order_afterwards(wo
     props_b = world.deal_props(deal_b)
     assert (props_b["ambac_order_status"], props_b["ambac_carrier"]) == ("On hold", "UPS")
     assert world.calls(BATCH_UPDATE) == 1, "the backlog went out as one batch"
-    notes = [r for r in world.hubspot.requests if r.path == "/crm/v3/objects/notes"]
+    notes = [r for r in world.hubspot.requests if r.path == "/crm/objects/2026-09/notes"]
     assert len(notes) == 2
     note_bodies = [o["hs_note_body"] for o in _sandbox_notes(world)]
     assert note_bodies[0].startswith(f"Ambac Tracker: order {order_a.order_number}")

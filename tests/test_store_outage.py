@@ -27,8 +27,8 @@ from ._proxy import TcpProxy
 from ._store_support import PG_HOST, PG_PORT, pg_schema_url
 from ._world import PluginWorld, plugin_settings
 
-BATCH_UPDATE = "/crm/v3/objects/deals/batch/update"
-NOTES = "/crm/v3/objects/notes"
+BATCH_UPDATE = "/crm/objects/2026-09/deals/batch/update"
+NOTES = "/crm/objects/2026-09/notes"
 
 
 class SqliteOutage:

@@ -153,9 +153,9 @@ def test_a_drain_reads_many_deals_in_batches(live):
     live.runtime.drain()
     assert all(live.order_for(d) is not None for d in deals)
     paths = [r.path for r in live.hubspot.requests]
-    assert paths.count("/crm/v3/objects/deals/batch/read") == 1
-    assert paths.count("/crm/v4/associations/deals/companies/batch/read") == 1
-    assert paths.count("/crm/v4/associations/deals/contacts/batch/read") == 1
+    assert paths.count("/crm/objects/2026-09/deals/batch/read") == 1
+    assert paths.count("/crm/associations/2026-09/deals/companies/batch/read") == 1
+    assert paths.count("/crm/associations/2026-09/deals/contacts/batch/read") == 1
 
 
 def test_the_same_value_set_again_later_by_a_person_is_not_an_echo(live):
