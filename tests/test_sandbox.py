@@ -510,7 +510,7 @@ def test_v4_association_reads_page_at_500_and_continue_per_object(hs: Sandbox) -
     }
 
 
-@pytest.mark.parametrize("limit", ["0", "501", "x", "", "-1"])
+@pytest.mark.parametrize("limit", ["0", "501", "x", "", "-1", "%C2%B2"])
 def test_v4_per_object_association_get_refuses_a_limit_outside_1_to_500(
     hs: Sandbox, limit: str
 ) -> None:
@@ -529,6 +529,7 @@ def test_v4_per_object_association_get_needs_a_known_record_and_a_token(hs: Sand
     deal = hs.add_object("deals", {"dealname": "D"})
     path = f"/crm/v4/objects/deals/{deal}/associations/contacts"
     assert raw(hs, "GET", path + "?after=x").status_code == 400
+    assert raw(hs, "GET", path + "?after=%C2%B2").status_code == 400  # a digit, but not 0-9
     assert requests.get(hs.base_url + path, timeout=5).status_code == 401
     assert raw(hs, "POST", path).status_code == 405
 

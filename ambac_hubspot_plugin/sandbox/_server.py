@@ -232,7 +232,7 @@ class Service:
         """The per-object association GET's ``limit``: 1 to 500, 500 when not given."""
         most = _families.ASSOCIATION_PAGE_SIZE
         text = (query.get("limit") or [str(most)])[-1]
-        if not (text.isdigit() and 1 <= int(text) <= most):
+        if not (text.isascii() and text.isdigit() and 1 <= int(text) <= most):
             raise SandboxHttpError(
                 400, f"limit must be a whole number from 1 to {most}; got {text!r}."
             )

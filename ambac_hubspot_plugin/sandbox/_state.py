@@ -1178,7 +1178,7 @@ class Portal:
     def _link_offset(after: object) -> int:
         """The position an association cursor (an offset into the record's links) names."""
         text = str(after or "0")
-        if not text.isdigit():
+        if not (text.isascii() and text.isdigit()):
             raise SandboxHttpError(400, f"Invalid paging cursor after={text!r}.")
         return int(text)
 
