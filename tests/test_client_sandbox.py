@@ -701,6 +701,24 @@ def test_deals_with_associations_and_related_records_read_in_bounded_calls(
     assert calls["companies.batch_read"] == -(-len(company_ids) // 100)
 
 
+def test_a_deal_with_more_than_500_contacts_reads_every_link_once(
+    hs: Any, make_client: ClientFactory
+) -> None:
+    """Past the 500 links a v4 batch read gives, the client continues with the per-object GET."""
+    deal = hs.add_object("deals", {"dealname": "Crowded"})
+    contacts = [hs.add_object("contacts", {"email": f"c{n}@example.com"}) for n in range(1203)]
+    for contact in contacts:
+        hs.associate("deals", deal, "contacts", contact, 3)
+    hs.clear_requests()
+    links = make_client().read_associations("deals", "contacts", [deal])[deal]
+    assert sorted(a.to_id for a in links) == sorted(contacts)
+    assert all(a.type_ids == (3,) for a in links)
+    continued = [
+        r for r in hs.requests if r.path == f"/crm/v4/objects/deals/{deal}/associations/contacts"
+    ]
+    assert [r.status for r in continued] == [200, 200]
+
+
 def test_deals_in_stages_and_single_reads(hs: Any, make_client: ClientFactory) -> None:
     """Stage filtering returns only deals in those stages; a missing deal reads as None."""
     won = [

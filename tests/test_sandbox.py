@@ -460,6 +460,80 @@ def test_associations_v4_batch_read_lists_every_type(hs: Sandbox, client: HubSpo
     assert too_many.status_code == 400
 
 
+def test_v4_association_reads_page_at_500_and_continue_per_object(hs: Sandbox) -> None:
+    """A v4 batch read gives 500 links of a crowded deal and a cursor; the per-object GET
+    continues from that cursor, so every link is read exactly once."""
+    deal = hs.add_object("deals", {"dealname": "Crowded"})
+    contacts = [hs.add_object("contacts", {"email": f"c{n}@example.com"}) for n in range(1203)]
+    for contact in contacts:
+        hs.associate("deals", deal, "contacts", contact, 3)
+    small = hs.add_object("deals", {"dealname": "Small"}, associations={"contacts": contacts[:2]})
+    batch = raw(
+        hs,
+        "POST",
+        "/crm/v4/associations/deals/contacts/batch/read",
+        json={"inputs": [{"id": deal}, {"id": small}]},
+    )
+    assert batch.status_code == 200
+    by_deal = {r["from"]["id"]: r for r in batch.json()["results"]}
+    assert len(by_deal[deal]["to"]) == 500 and "paging" not in by_deal[small]
+    seen = [link["toObjectId"] for link in by_deal[deal]["to"]]
+    after = by_deal[deal]["paging"]["next"]["after"]
+    pages = 0
+    while after:
+        page = raw(
+            hs, "GET", f"/crm/v4/objects/deals/{deal}/associations/contacts?after={after}&limit=500"
+        )
+        assert page.status_code == 200
+        body = page.json()
+        assert len(body["results"]) <= 500
+        seen += [link["toObjectId"] for link in body["results"]]
+        after = body.get("paging", {}).get("next", {}).get("after")
+        pages += 1
+    assert pages == 2
+    assert sorted(seen) == sorted(contacts)  # each once: none skipped, none repeated
+    assert body["results"][-1]["associationTypes"] == [{"category": "HUBSPOT_DEFINED", "typeId": 3}]
+    # the batch read continues from its own cursor too, and a GET with no cursor starts over
+    resent = raw(
+        hs,
+        "POST",
+        "/crm/v4/associations/deals/contacts/batch/read",
+        json={"inputs": [{"id": deal, "after": by_deal[deal]["paging"]["next"]["after"]}]},
+    ).json()["results"][0]
+    assert resent["to"][0]["toObjectId"] == seen[500] and "paging" in resent
+    first = raw(hs, "GET", f"/crm/v4/objects/0-3/{deal}/associations/0-1?limit=7").json()
+    assert [link["toObjectId"] for link in first["results"]] == seen[:7]
+    assert first["paging"]["next"]["after"]
+    lonely = hs.add_object("deals", {"dealname": "Lonely"})
+    assert raw(hs, "GET", f"/crm/v4/objects/deals/{lonely}/associations/contacts").json() == {
+        "results": []
+    }
+
+
+@pytest.mark.parametrize("limit", ["0", "501", "x", "", "-1", "%C2%B2"])
+def test_v4_per_object_association_get_refuses_a_limit_outside_1_to_500(
+    hs: Sandbox, limit: str
+) -> None:
+    """``limit`` must be a whole number from 1 to 500: anything else is a 400."""
+    deal = hs.add_object("deals", {"dealname": "D"})
+    answer = raw(hs, "GET", f"/crm/v4/objects/deals/{deal}/associations/contacts?limit={limit}")
+    assert answer.status_code == 400
+    assert answer.json()["category"] == "VALIDATION_ERROR"
+
+
+def test_v4_per_object_association_get_needs_a_known_record_and_a_token(hs: Sandbox) -> None:
+    """An unknown record is a 404 error body, a bad cursor a 400, and no token a 401."""
+    missing = raw(hs, "GET", "/crm/v4/objects/deals/404/associations/contacts")
+    assert missing.status_code == 404
+    assert missing.json()["category"] == "OBJECT_NOT_FOUND" and missing.json()["correlationId"]
+    deal = hs.add_object("deals", {"dealname": "D"})
+    path = f"/crm/v4/objects/deals/{deal}/associations/contacts"
+    assert raw(hs, "GET", path + "?after=x").status_code == 400
+    assert raw(hs, "GET", path + "?after=%C2%B2").status_code == 400  # a digit, but not 0-9
+    assert requests.get(hs.base_url + path, timeout=5).status_code == 401
+    assert raw(hs, "POST", path).status_code == 405
+
+
 def test_only_one_primary_company(hs: Sandbox) -> None:
     """Making another company primary demotes the old one to unlabelled (341)."""
     first, second = (

@@ -269,6 +269,33 @@ def exercise_associations(send: Recorder, hs: Sandbox) -> None:
         207,
         {"inputs": [{"id": deal}, {"id": "1"}]},
     )
+    exercise_association_paging(send, hs)
+
+
+def exercise_association_paging(send: Recorder, hs: Sandbox) -> None:
+    """A v4 batch read pages a deal's 520 contacts at 500; the per-object GET continues it."""
+    spec_file = "associations.json"
+    deal = hs.add_object("deals", {"dealname": "Crowded v4"})
+    contacts = [hs.add_object("contacts", {"email": f"v4crowd{n}@example.com"}) for n in range(520)]
+    for contact in contacts:
+        hs.associate("deals", deal, "contacts", contact, 3)
+    first = send(
+        spec_file,
+        "POST",
+        "/crm/v4/associations/deals/contacts/batch/read",
+        200,
+        {"inputs": [{"id": deal}]},
+    )["results"][0]
+    assert len(first["to"]) == 500
+    path = f"/crm/v4/objects/deals/{deal}/associations/contacts"
+    rest = send(spec_file, "GET", f"{path}?after={first['paging']['next']['after']}&limit=500", 200)
+    assert "paging" not in rest
+    seen = [link["toObjectId"] for link in first["to"] + rest["results"]]
+    assert sorted(seen) == sorted(contacts)
+    paged = send(spec_file, "GET", f"{path}?limit=10", 200)
+    assert len(paged["results"]) == 10 and paged["paging"]["next"]["after"]
+    send(spec_file, "GET", f"{path}?limit=501", 400)
+    send(spec_file, "GET", "/crm/v4/objects/deals/1/associations/contacts", 404)
 
 
 def exercise_pipelines_and_properties(send: Recorder) -> None:

@@ -8,9 +8,12 @@ it); a family only maps its paths onto it and shapes the answer:
   are non-nullable strings);
 - 2026-09 (``/crm/objects/2026-09/...``, ``/crm/associations/2026-09/...``,
   ``/crm/pipelines/2026-09/...``, ``/crm/properties/2026-09/...``): there is no 207 (per-item
-  ``errors`` and ``numErrors`` come in a 200 body), named properties without a value answer
-  ``null`` in every answer, and an association batch read pages each input at 500 links,
-  continued by resending that input with its ``after``.
+  ``errors`` and ``numErrors`` come in a 200 body) and named properties without a value answer
+  ``null`` in every answer.
+
+Both page an association batch read at 500 links per input, continued by resending that input
+with its ``after``; the legacy family also continues it with the per-object GET
+(``/crm/v4/objects/{objectType}/{objectId}/associations/{toObjectType}?after=``).
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from typing import Any
 
 DATED = "2026-09"
 ASSOCIATION_PAGE_SIZE = 500
-"""Links per input in one 2026-09 association batch read; more are paged with ``after``."""
+"""Links per input in one association batch read (either family), and the most one per-object
+v4 association GET answers; more are paged with ``after``."""
 
 # each date-based family and the legacy version whose handlers serve it
 _LEGACY_VERSION = {"objects": "v3", "associations": "v4", "pipelines": "v3", "properties": "v3"}

@@ -36,6 +36,7 @@ SERVED_OPERATIONS = (
     ("POST", "/crm/v3/objects/{objectType}/merge"),
     ("POST", "/crm/v4/associations/{fromObjectType}/{toObjectType}/batch/read"),
     ("POST", "/crm/v4/associations/{fromObjectType}/{toObjectType}/batch/create"),
+    ("GET", "/crm/v4/objects/{objectType}/{objectId}/associations/{toObjectType}"),
     (
         "PUT",
         "/crm/v4/objects/{fromObjectType}/{fromObjectId}/associations/default/{toObjectType}/{toObjectId}",
@@ -182,13 +183,24 @@ class Service:
                 self._expect(method, "POST")
                 if parts[6] == "read":
                     return self.portal.read_associations(
-                        parts[3],
-                        parts[4],
-                        self._body(body),
-                        page_size=_families.ASSOCIATION_PAGE_SIZE if dated else None,
+                        parts[3], parts[4], self._body(body), _families.ASSOCIATION_PAGE_SIZE
                     )
                 if parts[6] == "create":
                     return self.portal.create_associations(parts[3], parts[4], self._body(body))
+            if (
+                version == "v4"
+                and family == "objects"
+                and len(parts) == 7
+                and parts[5] == "associations"
+            ):
+                self._expect(method, "GET")
+                return 200, self.portal.association_page(
+                    parts[3],
+                    parts[4],
+                    parts[6],
+                    after=self._last(query, "after"),
+                    limit=self._association_limit(query),
+                )
             if (
                 version == "v4"
                 and family == "objects"
@@ -214,6 +226,17 @@ class Service:
             raise SandboxHttpError(
                 405, f"Method {method} is not allowed here; use {wanted}.", "METHOD_NOT_ALLOWED"
             )
+
+    @staticmethod
+    def _association_limit(query: Mapping[str, list[str]]) -> int:
+        """The per-object association GET's ``limit``: 1 to 500, 500 when not given."""
+        most = _families.ASSOCIATION_PAGE_SIZE
+        text = (query.get("limit") or [str(most)])[-1]
+        if not (text.isascii() and text.isdigit() and 1 <= int(text) <= most):
+            raise SandboxHttpError(
+                400, f"limit must be a whole number from 1 to {most}; got {text!r}."
+            )
+        return int(text)
 
     @staticmethod
     def _body(body: Any) -> Mapping[str, Any]:

@@ -1120,14 +1120,11 @@ class Portal:
         ]
 
     def read_associations(
-        self,
-        from_name: str,
-        to_name: str,
-        body: Mapping[str, Any],
-        page_size: int | None = None,
+        self, from_name: str, to_name: str, body: Mapping[str, Any], page_size: int
     ) -> tuple[int, dict[str, Any]]:
-        """Each input's links; with ``page_size``, at most that many per input, the rest paged
-        by resending the input with the ``paging.next.after`` its result carried."""
+        """Each input's links, at most ``page_size`` of them; the rest are paged by resending
+        the input with the ``paging.next.after`` its result carried, or by
+        :meth:`association_page` from that cursor."""
         from_type, to_type = self.require_type(from_name), self.require_type(to_name)
         inputs = self.check_batch(body.get("inputs"), ASSOCIATION_BATCH_LIMIT)
         started = iso_ms(self.now_ms())
@@ -1135,9 +1132,7 @@ class Portal:
         with self.lock:
             for item in inputs:
                 from_id = str(item.get("id", ""))
-                after = str(item.get("after") or "0")
-                if not after.isdigit():
-                    raise SandboxHttpError(400, f"Invalid paging cursor after={after!r}.")
+                start = self._link_offset(item.get("after"))
                 if self.find(from_type, from_id) is None:
                     errors.append(
                         standard_error(
@@ -1147,36 +1142,7 @@ class Portal:
                         )
                     )
                     continue
-                linked = []
-                for (other_type, other_id), type_ids in self.associations.get(
-                    (from_type, from_id), {}
-                ).items():
-                    if (
-                        other_type != to_type
-                        or not type_ids
-                        or self.find(other_type, other_id) is None
-                    ):
-                        continue
-                    linked.append(
-                        {
-                            "toObjectId": other_id,
-                            "associationTypes": [
-                                {
-                                    "category": "HUBSPOT_DEFINED",
-                                    "typeId": t,
-                                    **(
-                                        {"label": _schema.ASSOCIATION_TYPES[t][2]}
-                                        if _schema.ASSOCIATION_TYPES[t][2]
-                                        else {}
-                                    ),
-                                }
-                                for t in sorted(
-                                    type_ids,
-                                    key=lambda t: (_schema.ASSOCIATION_TYPES[t][2] is not None, t),
-                                )
-                            ],
-                        }
-                    )
+                linked = self._links(from_type, from_id, to_type)
                 if not linked:
                     errors.append(
                         standard_error(
@@ -1187,13 +1153,73 @@ class Portal:
                         )
                     )
                     continue
-                start = int(after)
-                end = len(linked) if page_size is None else start + page_size
-                result: dict[str, Any] = {"from": {"id": from_id}, "to": linked[start:end]}
-                if end < len(linked):
-                    result["paging"] = {"next": {"after": str(end)}}
-                results.append(result)
+                page, paging = self._link_page(linked, start, page_size)
+                results.append({"from": {"id": from_id}, "to": page, **paging})
         return self.batch_answer(results, errors, started)
+
+    def association_page(
+        self, from_name: str, from_id: str, to_name: str, *, after: str | None, limit: int
+    ) -> dict[str, Any]:
+        """One page of a record's links to ``to_name``: the v4 per-object GET. Its cursor is
+        the one a batch read's result carries, so it continues where that result stopped."""
+        from_type, to_type = self.require_type(from_name), self.require_type(to_name)
+        start = self._link_offset(after)
+        with self.lock:
+            if self.find(from_type, from_id) is None:
+                raise SandboxHttpError(
+                    404,
+                    f"{_schema.SINGULAR[from_type]} {from_id} does not exist.",
+                    "OBJECT_NOT_FOUND",
+                )
+            page, paging = self._link_page(self._links(from_type, from_id, to_type), start, limit)
+        return {"results": page, **paging}
+
+    @staticmethod
+    def _link_offset(after: object) -> int:
+        """The position an association cursor (an offset into the record's links) names."""
+        text = str(after or "0")
+        if not (text.isascii() and text.isdigit()):
+            raise SandboxHttpError(400, f"Invalid paging cursor after={text!r}.")
+        return int(text)
+
+    @staticmethod
+    def _link_page(
+        linked: list[dict[str, Any]], start: int, size: int
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """``size`` links from ``start``, and the ``paging`` that continues them if more remain."""
+        end = start + size
+        paging = {"paging": {"next": {"after": str(end)}}} if end < len(linked) else {}
+        return linked[start:end], paging
+
+    def _links(self, from_type: str, from_id: str, to_type: str) -> list[dict[str, Any]]:
+        """A record's live links to ``to_type``, each with all its types, unlabelled first."""
+        linked = []
+        for (other_type, other_id), type_ids in self.associations.get(
+            (from_type, from_id), {}
+        ).items():
+            if other_type != to_type or not type_ids or self.find(other_type, other_id) is None:
+                continue
+            linked.append(
+                {
+                    "toObjectId": other_id,
+                    "associationTypes": [
+                        {
+                            "category": "HUBSPOT_DEFINED",
+                            "typeId": t,
+                            **(
+                                {"label": _schema.ASSOCIATION_TYPES[t][2]}
+                                if _schema.ASSOCIATION_TYPES[t][2]
+                                else {}
+                            ),
+                        }
+                        for t in sorted(
+                            type_ids,
+                            key=lambda t: (_schema.ASSOCIATION_TYPES[t][2] is not None, t),
+                        )
+                    ],
+                }
+            )
+        return linked
 
     def create_associations(
         self, from_name: str, to_name: str, body: Mapping[str, Any]
