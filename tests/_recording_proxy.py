@@ -18,12 +18,16 @@ _HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "host"
 
 
 class Recorded(NamedTuple):
-    """One forwarded request: method, path with query, headers and raw body."""
+    """One forwarded exchange: the request's method, path with query, headers and raw body, and
+    the answer's status, headers and raw body."""
 
     method: str
     path: str
     headers: dict[str, str]
     body: bytes
+    status: int
+    answer_headers: dict[str, str]
+    answer: bytes
 
 
 @contextmanager
@@ -38,12 +42,22 @@ def recording_proxy(target: str) -> Iterator[tuple[str, list[Recorded]]]:
         def _forward(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
-            recorded.append(Recorded(self.command, self.path, headers, body))
             upstream = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=30)
             try:
                 upstream.request(self.command, self.path, body=body or None, headers=headers)
                 answer = upstream.getresponse()
                 data = answer.read()
+                recorded.append(
+                    Recorded(
+                        self.command,
+                        self.path,
+                        headers,
+                        body,
+                        answer.status,
+                        dict(answer.getheaders()),
+                        data,
+                    )
+                )
                 self.send_response(answer.status)
                 for name, value in answer.getheaders():
                     if name.lower() not in _HOP_BY_HOP and name.lower() != "content-length":

@@ -701,22 +701,32 @@ def test_deals_with_associations_and_related_records_read_in_bounded_calls(
     assert calls["companies.batch_read"] == -(-len(company_ids) // 100)
 
 
+@pytest.mark.parametrize("api_version", ["2026-09", "v3"])
 def test_a_deal_with_more_than_500_contacts_reads_every_link_once(
-    hs: Any, make_client: ClientFactory
+    hs: Any, make_client: ClientFactory, api_version: str
 ) -> None:
-    """Past the 500 links a v4 batch read gives, the client continues with the per-object GET."""
+    """Past the 500 links one association result holds, 2026-09 resends the input to the batch
+    read with its after and v3 continues with v4's per-object GET; every link is read once."""
     deal = hs.add_object("deals", {"dealname": "Crowded"})
+    other = hs.add_object("deals", {"dealname": "Quiet"})
     contacts = [hs.add_object("contacts", {"email": f"c{n}@example.com"}) for n in range(1203)]
     for contact in contacts:
         hs.associate("deals", deal, "contacts", contact, 3)
+    hs.associate("deals", other, "contacts", contacts[0], 3)
     hs.clear_requests()
-    links = make_client().read_associations("deals", "contacts", [deal])[deal]
-    assert sorted(a.to_id for a in links) == sorted(contacts)
-    assert all(a.type_ids == (3,) for a in links)
-    continued = [
-        r for r in hs.requests if r.path == f"/crm/v4/objects/deals/{deal}/associations/contacts"
-    ]
-    assert [r.status for r in continued] == [200, 200]
+    read = make_client(api_version=api_version).read_associations(
+        "deals", "contacts", [deal, other]
+    )
+    assert sorted(a.to_id for a in read[deal]) == sorted(contacts)
+    assert all(a.type_ids == (3,) for a in read[deal])
+    assert [a.to_id for a in read[other]] == [contacts[0]]
+    paths = [r.path for r in hs.requests]
+    if api_version == "2026-09":
+        assert paths == ["/crm/associations/2026-09/deals/contacts/batch/read"] * 3
+    else:
+        assert paths == ["/crm/v4/associations/deals/contacts/batch/read"] + [
+            f"/crm/v4/objects/deals/{deal}/associations/contacts"
+        ] * 2
 
 
 def test_deals_in_stages_and_single_reads(hs: Any, make_client: ClientFactory) -> None:
