@@ -37,11 +37,11 @@ from urllib.parse import parse_qsl, quote, unquote
 import attrs
 import pluggy
 
-from . import host as contract
-from ._clock import utc_now
-from ._http_body import BodyRefusal, read_wsgi_body
-from .errors import HostRecordError
-from .host import (
+from .. import host as contract
+from .._clock import utc_now
+from .._http_body import BodyRefusal, read_wsgi_body
+from ..errors import HostRecordError
+from ..host import (
     COMPANY_NAME_MAX,
     EXTERNAL_ID_MAX,
     ORDER_NAME_MAX,
@@ -64,7 +64,7 @@ from .host import (
     User,
     UserType,
 )
-from .mapping import normalize_domain
+from ..mapping import normalize_domain
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
@@ -80,7 +80,9 @@ __all__ = [
     "normalize_domain",
 ]
 
-logger = logging.getLogger(__name__)
+# The package's name, not the module's: records keep the logger name they had when the host
+# was one module, so log configuration and filters written for it still apply.
+logger = logging.getLogger(__package__)
 
 DEFAULT_MOUNT_PREFIX = "/integrations"
 """Where plugin routes are mounted; route paths (e.g. ``hubspot/webhooks``) are relative to it."""
