@@ -23,12 +23,11 @@ import hashlib
 import http
 import json
 import logging
-import re
 import secrets
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -42,10 +41,6 @@ from .._clock import utc_now
 from .._http_body import BodyRefusal, read_wsgi_body
 from ..errors import HostRecordError
 from ..host import (
-    COMPANY_NAME_MAX,
-    EXTERNAL_ID_MAX,
-    ORDER_NAME_MAX,
-    ORDER_NUMBER_MAX,
     Address,
     Company,
     CompanyDraft,
@@ -65,6 +60,24 @@ from ..host import (
     UserType,
 )
 from ..mapping import normalize_domain
+from ._validate import (
+    ADDRESS_FIELDS,
+    COMPANY_CHECKS,
+    COMPANY_FIELDS,
+    CONTACT_CHECKS,
+    CONTACT_FIELDS,
+    EMAIL_MAX,
+    ORDER_CHECKS,
+    ORDER_FIELDS,
+    PERSON_NAME_MAX,
+    check_names,
+    check_optional_date,
+    check_plugin_id,
+    check_text,
+    checked,
+    same_value,
+    to_utc,
+)
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
@@ -88,25 +101,8 @@ DEFAULT_MOUNT_PREFIX = "/integrations"
 """Where plugin routes are mounted; route paths (e.g. ``hubspot/webhooks``) are relative to it."""
 DEFAULT_MAX_BODY_BYTES = 2_621_440
 """The largest request body :meth:`ReferenceHost.wsgi_app` reads (Django's default, 2.5 MB)."""
-EMAIL_MAX = 254
-"""Django's ``EmailField`` limit, which the host's ``User.email`` uses."""
-PERSON_NAME_MAX = 150
-"""Django's ``AbstractUser`` limit for ``first_name`` and ``last_name``."""
 NOTIFICATION_LEVELS = ("info", "warning", "error")
 _LOG_LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
-
-_ORDER_FIELDS = (
-    "order_number", "name", "order_status", "company_id", "customer_id", "estimated_completion",
-    "order_date", "current_milestone", "customer_note", "archived", "external_id", "value",
-    "currency",
-)  # fmt: skip
-_COMPANY_FIELDS = ("name", "description", "website", "phone", "address", "external_id")
-_CONTACT_FIELDS = ("email", "first_name", "last_name", "phone", "parent_company_id")
-_READ_ONLY_FIELDS = frozenset({"id", "tenant_id", "created_at", "updated_at", "user_type"})
-_ADDRESS_FIELDS = tuple(field.name for field in attrs.fields(Address))
-_PLUGIN_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tenants (
@@ -197,159 +193,8 @@ class TaskRun:
     error: str | None = None
 
 
-def _to_utc(moment: datetime, what: str) -> datetime:
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError(f"{what} must be timezone-aware (UTC), got naive {moment!r}")
-    return moment.astimezone(UTC)
-
-
 def _date_or_none(text: str | None) -> date | None:
     return None if text is None else date.fromisoformat(text)
-
-
-# ---------------------------------------------------------------------------------------------
-# Value checks. Each returns the value as stored, or raises HostRecordError naming the field.
-# ---------------------------------------------------------------------------------------------
-
-
-def _text(
-    field: str, value: object, *, max_length: int | None = None, required: bool = False
-) -> str:
-    if not isinstance(value, str):
-        raise HostRecordError(field, value, "must be text")
-    if required and not value.strip():
-        raise HostRecordError(field, value, "is required; give a non-blank value")
-    if max_length is not None and len(value) > max_length:
-        raise HostRecordError(
-            field, value, f"is {len(value)} characters long; the host allows at most {max_length}"
-        )
-    return value
-
-
-def _external_id(field: str, value: object) -> str | None:
-    if value is None or value == "":
-        return None  # blank means "no external id", as a nullable unique column must store it
-    return _text(field, value, max_length=EXTERNAL_ID_MAX)
-
-
-def _optional_id(field: str, value: object) -> int | None:
-    if value is None:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise HostRecordError(field, value, "must be a record id (int) or None")
-    return value
-
-
-def _optional_date(field: str, value: object) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, date) or isinstance(value, datetime):
-        raise HostRecordError(field, value, "must be a date (not a datetime) or None")
-    return value.isoformat()
-
-
-def _order_status(field: str, value: object) -> str:
-    try:
-        return OrderStatus(value).value
-    except ValueError:
-        allowed = ", ".join(repr(status.value) for status in OrderStatus)
-        raise HostRecordError(
-            field, value, f"is not an order status; use one of {allowed}"
-        ) from None
-
-
-def _bool(field: str, value: object) -> int:
-    if not isinstance(value, bool):
-        raise HostRecordError(field, value, "must be True or False")
-    return int(value)
-
-
-def _money(field: str, value: object) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, Decimal | int):
-        raise HostRecordError(field, value, "must be a Decimal (floats would lose cents) or None")
-    amount = Decimal(value)
-    if not amount.is_finite():
-        raise HostRecordError(field, value, "must be a finite amount")
-    return str(amount)  # text keeps the exact digits SQLite's REAL would round
-
-
-def _currency(field: str, value: object) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or not _CURRENCY.match(value):
-        raise HostRecordError(field, value, "must be a three-letter upper-case ISO 4217 code")
-    return value
-
-
-def _email(field: str, value: object) -> str:
-    email = _text(field, value, max_length=EMAIL_MAX, required=True)
-    if not _EMAIL.match(email):
-        raise HostRecordError(field, value, "is not an email address (expected name@domain)")
-    return email
-
-
-def _address(field: str, value: object) -> Address:
-    if not isinstance(value, Address):
-        raise HostRecordError(field, value, "must be an Address")
-    for name in _ADDRESS_FIELDS:
-        _text(f"{field}.{name}", getattr(value, name))
-    return value
-
-
-_ORDER_CHECKS: dict[str, Callable[[str, object], object]] = {
-    "order_number": lambda f, v: _text(f, v, max_length=ORDER_NUMBER_MAX).strip(),
-    "name": lambda f, v: _text(f, v, max_length=ORDER_NAME_MAX, required=True),
-    "order_status": _order_status,
-    "company_id": _optional_id,
-    "customer_id": _optional_id,
-    "estimated_completion": _optional_date,
-    "order_date": _optional_date,
-    "current_milestone": _text,
-    "customer_note": _text,
-    "archived": _bool,
-    "external_id": _external_id,
-    "value": _money,
-    "currency": _currency,
-}
-_COMPANY_CHECKS: dict[str, Callable[[str, object], object]] = {
-    "name": lambda f, v: _text(f, v, max_length=COMPANY_NAME_MAX, required=True),
-    "description": _text,
-    "website": _text,
-    "phone": _text,
-    "address": _address,
-    "external_id": _external_id,
-}
-_CONTACT_CHECKS: dict[str, Callable[[str, object], object]] = {
-    "email": _email,
-    "first_name": lambda f, v: _text(f, v, max_length=PERSON_NAME_MAX),
-    "last_name": lambda f, v: _text(f, v, max_length=PERSON_NAME_MAX),
-    "phone": _text,
-    "parent_company_id": _optional_id,
-}
-
-
-def _same(name: str, stored: object, new: object) -> bool:
-    """Compare a stored column with a checked value; amounts compare as numbers (1.1 == 1.10)."""
-    if name == "value" and stored is not None and new is not None:
-        return Decimal(str(stored)) == Decimal(str(new))
-    return stored == new
-
-
-def _check_names(kind: str, changes: Mapping[str, object], allowed: Sequence[str]) -> None:
-    """Reject field names a caller may not set: programmer misuse, hence ValueError."""
-    for name in changes:
-        if name in _READ_ONLY_FIELDS:
-            raise ValueError(f"{kind} field {name!r} is read-only; the host sets it")
-        if name not in allowed:
-            raise ValueError(f"{kind} has no field {name!r}; known fields: {', '.join(allowed)}")
-
-
-def _checked(
-    checks: Mapping[str, Callable[[str, object], object]], values: Mapping[str, object]
-) -> dict[str, object]:
-    return {name: checks[name](name, value) for name, value in values.items()}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -454,7 +299,7 @@ def _company(row: sqlite3.Row) -> Company:
         description=str(row["description"]),
         website=str(row["website"]),
         phone=str(row["phone"]),
-        address=Address(**{name: str(row[name]) for name in _ADDRESS_FIELDS}),
+        address=Address(**{name: str(row[name]) for name in ADDRESS_FIELDS}),
         external_id=row["external_id"],
     )
 
@@ -485,7 +330,7 @@ def _company_columns(values: Mapping[str, object]) -> dict[str, object]:
     columns = {name: value for name, value in values.items() if name != "address"}
     if "address" in values:
         address = values["address"]
-        columns.update({name: getattr(address, name) for name in _ADDRESS_FIELDS})
+        columns.update({name: getattr(address, name) for name in ADDRESS_FIELDS})
     if "name" in values:
         columns["name_key"] = str(values["name"]).casefold()
     if "website" in values:
@@ -577,7 +422,7 @@ class TenantServices:
         """
         if not isinstance(draft, OrderDraft):
             raise TypeError(f"create_order takes an OrderDraft, not {type(draft).__name__}")
-        values = _checked(_ORDER_CHECKS, attrs.asdict(draft, recurse=False))
+        values = checked(ORDER_CHECKS, attrs.asdict(draft, recurse=False))
         values["archived"] = 0
         now = self._host._now()
         with self._db.write() as conn:
@@ -622,8 +467,8 @@ class TenantServices:
         self, order_id: int, changes: Mapping[str, object]
     ) -> tuple[Order, Order, tuple[str, ...]]:
         """Apply ``changes``; return the order before, after, and the fields that really changed."""
-        _check_names("Order", changes, _ORDER_FIELDS)
-        values = _checked(_ORDER_CHECKS, changes)
+        check_names("Order", changes, ORDER_FIELDS)
+        values = checked(ORDER_CHECKS, changes)
         if values.get("order_number") == "":
             raise HostRecordError(
                 "order_number", changes["order_number"], "cannot be blank once set"
@@ -637,7 +482,7 @@ class TenantServices:
                     "id", order_id, f"no order with this id in tenant {self._tenant_id}"
                 )
             changed = {
-                name: value for name, value in values.items() if not _same(name, row[name], value)
+                name: value for name, value in values.items() if not same_value(name, row[name], value)
             }
             if not changed:
                 return _order(row), _order(row), ()
@@ -656,7 +501,7 @@ class TenantServices:
         return (
             _order(row),
             _order(new_row),
-            tuple(name for name in _ORDER_FIELDS if name in changed),
+            tuple(name for name in ORDER_FIELDS if name in changed),
         )
 
     def _order_by_external_id(self, conn: sqlite3.Connection, external_id: object) -> Order | None:
@@ -780,7 +625,7 @@ class TenantServices:
         """
         if not isinstance(draft, CompanyDraft):
             raise TypeError(f"create_company takes a CompanyDraft, not {type(draft).__name__}")
-        values = _checked(_COMPANY_CHECKS, attrs.asdict(draft, recurse=False))
+        values = checked(COMPANY_CHECKS, attrs.asdict(draft, recurse=False))
         now = self._host._now().isoformat()
         columns = {
             **_company_columns(values),
@@ -810,8 +655,8 @@ class TenantServices:
     def _update_company(
         self, company_id: int, changes: Mapping[str, object]
     ) -> tuple[Company, tuple[str, ...]]:
-        _check_names("Company", changes, _COMPANY_FIELDS)
-        values = _checked(_COMPANY_CHECKS, changes)
+        check_names("Company", changes, COMPANY_FIELDS)
+        values = checked(COMPANY_CHECKS, changes)
         with self._db.write() as conn:
             row = conn.execute(
                 "SELECT * FROM companies WHERE tenant_id = ? AND id = ?",
@@ -840,7 +685,7 @@ class TenantServices:
             new_row = self._update_row(
                 conn, "companies", company_id, _company_columns(changed), values
             )
-        return _company(new_row), tuple(name for name in _COMPANY_FIELDS if name in changed)
+        return _company(new_row), tuple(name for name in COMPANY_FIELDS if name in changed)
 
     # Contacts --------------------------------------------------------------------------------
 
@@ -864,7 +709,7 @@ class TenantServices:
         if not isinstance(draft, ContactDraft):
             raise TypeError(f"create_contact takes a ContactDraft, not {type(draft).__name__}")
         row = self._insert_user(
-            _checked(_CONTACT_CHECKS, attrs.asdict(draft, recurse=False)), UserType.PORTAL
+            checked(CONTACT_CHECKS, attrs.asdict(draft, recurse=False)), UserType.PORTAL
         )
         return _contact(row)
 
@@ -900,8 +745,8 @@ class TenantServices:
 
     def update_contact(self, contact_id: int, changes: Mapping[str, object]) -> Contact:
         """Set the named :class:`Contact` fields and return the updated contact."""
-        _check_names("Contact", changes, _CONTACT_FIELDS)
-        values = _checked(_CONTACT_CHECKS, changes)
+        check_names("Contact", changes, CONTACT_FIELDS)
+        values = checked(CONTACT_CHECKS, changes)
         with self._db.write() as conn:
             row = conn.execute(
                 "SELECT * FROM users WHERE tenant_id = ? AND id = ?", (self._tenant_id, contact_id)
@@ -1105,7 +950,7 @@ class ReferenceHost:
         self._db.close()
 
     def _now(self) -> datetime:
-        return _to_utc(self._clock(), "the host clock's time")
+        return to_utc(self._clock(), "the host clock's time")
 
     @property
     def database_path(self) -> Path:
@@ -1116,7 +961,7 @@ class ReferenceHost:
 
     def create_tenant(self, name: str) -> int:
         """Create a tenant and return its id."""
-        _text("name", name, required=True)
+        check_text("name", name, required=True)
         with self._db.write() as conn:
             row = conn.execute(
                 "INSERT INTO tenants (name, created_at) VALUES (?, ?) RETURNING id",
@@ -1143,8 +988,8 @@ class ReferenceHost:
         self, tenant_id: int, email: str, *, first_name: str = "", last_name: str = ""
     ) -> User:
         """Create a staff user of the tenant (emails are unique per tenant, ignoring case)."""
-        values = _checked(
-            _CONTACT_CHECKS, {"email": email, "first_name": first_name, "last_name": last_name}
+        values = checked(
+            CONTACT_CHECKS, {"email": email, "first_name": first_name, "last_name": last_name}
         )
         row = self.services(tenant_id)._insert_user({**values, "phone": ""}, UserType.STAFF)
         return _user(row)
@@ -1156,7 +1001,7 @@ class ReferenceHost:
 
     def grant(self, user: User, permission: str) -> None:
         """Give ``user`` a permission in its tenant (idempotent)."""
-        _text("permission", permission, required=True)
+        check_text("permission", permission, required=True)
         with self._db.write() as conn:
             conn.execute(
                 "INSERT OR IGNORE INTO permissions (user_id, permission) VALUES (?, ?)",
@@ -1218,10 +1063,7 @@ class ReferenceHost:
 
     def plugin_data_dir(self, plugin_id: str) -> Path:
         """Return (creating it) ``<data dir>/plugins/<plugin_id>``."""
-        if not _PLUGIN_ID.match(plugin_id):
-            raise ValueError(
-                f"plugin id {plugin_id!r} is not a safe directory name ([a-z0-9_.-], <= 64)"
-            )
+        check_plugin_id(plugin_id)
         path = self.data_dir / "plugins" / plugin_id
         path.mkdir(parents=True, exist_ok=True)
         return path
@@ -1395,8 +1237,8 @@ class ReferenceHost:
         if not isinstance(shipment, Shipment):
             raise TypeError(f"ship_order takes a Shipment, not {type(shipment).__name__}")
         for field in ("carrier", "tracking_number", "tracking_url"):
-            _text(field, getattr(shipment, field))
-        ship_date = _optional_date("ship_date", shipment.ship_date)
+            check_text(field, getattr(shipment, field))
+        ship_date = check_optional_date("ship_date", shipment.ship_date)
         services = self.services(tenant_id)
         with self._db.write() as conn:
             row = conn.execute(
@@ -1458,7 +1300,7 @@ class ReferenceHost:
         changed: tuple[str, ...]
         if company_id is None:
             company = services.create_company(CompanyDraft(**fields))  # type: ignore[arg-type]  # checked inside
-            changed = _COMPANY_FIELDS
+            changed = COMPANY_FIELDS
         else:
             company, changed = services._update_company(company_id, fields)
         if changed:
@@ -1623,7 +1465,7 @@ class ReferenceHost:
         interval instead of spinning. Tasks get services scoped to the first tenant (the
         contract lets them switch with ``for_tenant``); with no tenant nothing runs.
         """
-        moment = _to_utc(now, "now") if now is not None else self._now()
+        moment = to_utc(now, "now") if now is not None else self._now()
         tenants = self.tenant_ids()
         if not tenants:
             return []
