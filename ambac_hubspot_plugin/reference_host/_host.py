@@ -27,8 +27,7 @@ import secrets
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote
@@ -41,7 +40,6 @@ from .._clock import utc_now
 from .._http_body import BodyRefusal, read_wsgi_body
 from ..errors import HostRecordError
 from ..host import (
-    Address,
     Company,
     CompanyDraft,
     Contact,
@@ -60,8 +58,19 @@ from ..host import (
     UserType,
 )
 from ..mapping import normalize_domain
+from ._db import (
+    Database,
+    company_columns,
+    company_from_row,
+    contact_from_row,
+    notification_from_row,
+    order_from_row,
+    shipment_from_row,
+    unique_violation,
+    user_from_row,
+)
+from ._records import NOTIFICATION_LEVELS, Notification, PluginStart, TaskRun
 from ._validate import (
-    ADDRESS_FIELDS,
     COMPANY_CHECKS,
     COMPANY_FIELDS,
     CONTACT_CHECKS,
@@ -101,252 +110,7 @@ DEFAULT_MOUNT_PREFIX = "/integrations"
 """Where plugin routes are mounted; route paths (e.g. ``hubspot/webhooks``) are relative to it."""
 DEFAULT_MAX_BODY_BYTES = 2_621_440
 """The largest request body :meth:`ReferenceHost.wsgi_app` reads (Django's default, 2.5 MB)."""
-NOTIFICATION_LEVELS = ("info", "warning", "error")
 _LOG_LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS tenants (
-    id INTEGER PRIMARY KEY, name TEXT NOT NULL, created_at TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS companies (
-    id INTEGER PRIMARY KEY, tenant_id INTEGER NOT NULL REFERENCES tenants(id),
-    name TEXT NOT NULL, name_key TEXT NOT NULL, description TEXT NOT NULL,
-    website TEXT NOT NULL, domain TEXT NOT NULL, phone TEXT NOT NULL,
-    street TEXT NOT NULL, city TEXT NOT NULL, state TEXT NOT NULL, zip TEXT NOT NULL,
-    country TEXT NOT NULL, external_id TEXT,
-    created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS companies_name ON companies (tenant_id, name_key);
-CREATE INDEX IF NOT EXISTS companies_domain ON companies (tenant_id, domain);
-CREATE UNIQUE INDEX IF NOT EXISTS companies_external_id
-    ON companies (tenant_id, external_id) WHERE external_id IS NOT NULL;
-CREATE TABLE IF NOT EXISTS users (
-    id INTEGER PRIMARY KEY, tenant_id INTEGER NOT NULL REFERENCES tenants(id),
-    email TEXT NOT NULL, email_key TEXT NOT NULL, first_name TEXT NOT NULL,
-    last_name TEXT NOT NULL, phone TEXT NOT NULL,
-    parent_company_id INTEGER REFERENCES companies(id), user_type TEXT NOT NULL,
-    created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
-CREATE UNIQUE INDEX IF NOT EXISTS users_email ON users (tenant_id, email_key);
-CREATE TABLE IF NOT EXISTS permissions (
-    user_id INTEGER NOT NULL REFERENCES users(id), permission TEXT NOT NULL,
-    PRIMARY KEY (user_id, permission));
-CREATE TABLE IF NOT EXISTS api_tokens (
-    token_hash TEXT PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users(id),
-    created_at TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS orders (
-    id INTEGER PRIMARY KEY, tenant_id INTEGER NOT NULL REFERENCES tenants(id),
-    order_number TEXT NOT NULL, name TEXT NOT NULL, order_status TEXT NOT NULL,
-    company_id INTEGER REFERENCES companies(id), customer_id INTEGER REFERENCES users(id),
-    estimated_completion TEXT, order_date TEXT, current_milestone TEXT NOT NULL,
-    customer_note TEXT NOT NULL, archived INTEGER NOT NULL, external_id TEXT,
-    value TEXT, currency TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
-CREATE UNIQUE INDEX IF NOT EXISTS orders_number ON orders (tenant_id, order_number);
-CREATE UNIQUE INDEX IF NOT EXISTS orders_external_id
-    ON orders (tenant_id, external_id) WHERE external_id IS NOT NULL;
-CREATE TABLE IF NOT EXISTS order_sequences (
-    tenant_id INTEGER NOT NULL, year INTEGER NOT NULL, last INTEGER NOT NULL,
-    PRIMARY KEY (tenant_id, year));
-CREATE TABLE IF NOT EXISTS shipments (
-    id INTEGER PRIMARY KEY, tenant_id INTEGER NOT NULL, order_id INTEGER NOT NULL
-    REFERENCES orders(id), carrier TEXT NOT NULL, tracking_number TEXT NOT NULL,
-    tracking_url TEXT NOT NULL, ship_date TEXT, created_at TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS order_notes (
-    id INTEGER PRIMARY KEY, tenant_id INTEGER NOT NULL, order_id INTEGER NOT NULL
-    REFERENCES orders(id), text TEXT NOT NULL, created_at TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS notifications (
-    id INTEGER PRIMARY KEY, tenant_id INTEGER NOT NULL, subject TEXT NOT NULL,
-    message TEXT NOT NULL, level TEXT NOT NULL, created_at TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS plugin_settings (
-    tenant_id INTEGER NOT NULL REFERENCES tenants(id), plugin_id TEXT NOT NULL,
-    settings TEXT NOT NULL, enabled INTEGER NOT NULL, updated_at TEXT NOT NULL,
-    PRIMARY KEY (tenant_id, plugin_id));
-CREATE TABLE IF NOT EXISTS task_runs (name TEXT PRIMARY KEY, last_run_at TEXT NOT NULL);
-"""
-
-
-@attrs.frozen
-class Notification:
-    """A notification the host recorded for a tenant's admins (``notify_admins``)."""
-
-    id: int
-    tenant_id: int
-    subject: str
-    message: str
-    level: str
-    created_at: datetime
-
-
-@attrs.frozen
-class PluginStart:
-    """The outcome of calling ``ambac_plugin_enabled`` for one enabled plugin at host start."""
-
-    tenant_id: int
-    plugin_id: str
-    reports: tuple[object, ...] = ()
-    error: str | None = None
-
-
-@attrs.frozen
-class TaskRun:
-    """The outcome of one periodic task run by :meth:`ReferenceHost.run_due_tasks`."""
-
-    name: str
-    started_at: datetime
-    error: str | None = None
-
-
-def _date_or_none(text: str | None) -> date | None:
-    return None if text is None else date.fromisoformat(text)
-
-
-# ---------------------------------------------------------------------------------------------
-# Storage
-# ---------------------------------------------------------------------------------------------
-
-
-class _Database:
-    """One SQLite file in WAL mode, one connection per thread, writes under ``BEGIN IMMEDIATE``.
-
-    ``BEGIN IMMEDIATE`` takes SQLite's write lock up front, so a check-then-insert inside one
-    write transaction is atomic across threads and processes alike; the unique indexes back it.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._connections: list[sqlite3.Connection] = []
-        self._closed = False
-        conn = self.connection()
-        conn.execute("PRAGMA journal_mode = WAL")
-        with self.write() as tx:
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    tx.execute(statement)
-
-    def connection(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            with self._lock:
-                if self._closed:
-                    raise RuntimeError("this ReferenceHost is closed")
-                # check_same_thread=False only so close() may close it; one thread uses it.
-                conn = sqlite3.connect(
-                    self.path, timeout=30.0, isolation_level=None, check_same_thread=False
-                )
-                self._connections.append(conn)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA foreign_keys = ON")
-            # Per connection: WAL with NORMAL survives a process crash (what the tests kill);
-            # FULL would add an fsync per commit that only a power loss needs.
-            conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute("PRAGMA busy_timeout = 30000")
-            self._local.conn = conn
-        return conn
-
-    @contextlib.contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        conn = self.connection()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-
-    def rows(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
-        return self.connection().execute(sql, params).fetchall()
-
-    def row(self, sql: str, params: Sequence[object] = ()) -> sqlite3.Row | None:
-        row: sqlite3.Row | None = self.connection().execute(sql, params).fetchone()
-        return row
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            connections, self._connections = self._connections, []
-        for conn in connections:
-            conn.close()
-
-
-def _order(row: sqlite3.Row) -> Order:
-    return Order(
-        id=int(row["id"]),
-        tenant_id=int(row["tenant_id"]),
-        order_number=str(row["order_number"]),
-        name=str(row["name"]),
-        order_status=OrderStatus(row["order_status"]),
-        created_at=datetime.fromisoformat(row["created_at"]),
-        updated_at=datetime.fromisoformat(row["updated_at"]),
-        company_id=row["company_id"],
-        customer_id=row["customer_id"],
-        estimated_completion=_date_or_none(row["estimated_completion"]),
-        order_date=_date_or_none(row["order_date"]),
-        current_milestone=str(row["current_milestone"]),
-        customer_note=str(row["customer_note"]),
-        archived=bool(row["archived"]),
-        external_id=row["external_id"],
-        value=None if row["value"] is None else Decimal(row["value"]),
-        currency=row["currency"],
-    )
-
-
-def _company(row: sqlite3.Row) -> Company:
-    return Company(
-        id=int(row["id"]),
-        tenant_id=int(row["tenant_id"]),
-        name=str(row["name"]),
-        updated_at=datetime.fromisoformat(row["updated_at"]),
-        description=str(row["description"]),
-        website=str(row["website"]),
-        phone=str(row["phone"]),
-        address=Address(**{name: str(row[name]) for name in ADDRESS_FIELDS}),
-        external_id=row["external_id"],
-    )
-
-
-def _contact(row: sqlite3.Row) -> Contact:
-    return Contact(
-        id=int(row["id"]),
-        tenant_id=int(row["tenant_id"]),
-        email=str(row["email"]),
-        updated_at=datetime.fromisoformat(row["updated_at"]),
-        first_name=str(row["first_name"]),
-        last_name=str(row["last_name"]),
-        phone=str(row["phone"]),
-        parent_company_id=row["parent_company_id"],
-        user_type=UserType(row["user_type"]),
-    )
-
-
-def _user(row: sqlite3.Row) -> User:
-    name = f"{row['first_name']} {row['last_name']}".strip()
-    return User(
-        id=int(row["id"]), tenant_id=int(row["tenant_id"]), email=str(row["email"]), name=name
-    )
-
-
-def _company_columns(values: Mapping[str, object]) -> dict[str, object]:
-    """Spread ``address`` into its columns and derive the lookup keys from name and website."""
-    columns = {name: value for name, value in values.items() if name != "address"}
-    if "address" in values:
-        address = values["address"]
-        columns.update({name: getattr(address, name) for name in ADDRESS_FIELDS})
-    if "name" in values:
-        columns["name_key"] = str(values["name"]).casefold()
-    if "website" in values:
-        columns["domain"] = normalize_domain(str(values["website"]))
-    return columns
-
-
-def _unique_violation(exc: sqlite3.IntegrityError, values: Mapping[str, object]) -> HostRecordError:
-    """Name the field behind a unique-index violation the explicit checks did not foresee."""
-    text = str(exc)
-    for field in ("order_number", "external_id", "email_key"):
-        if field in text:
-            name = "email" if field == "email_key" else field
-            return HostRecordError(name, values.get(name), "is already used in this tenant")
-    return HostRecordError("id", None, f"the host's database refused the row: {text}")
-
 
 # ---------------------------------------------------------------------------------------------
 # Tenant-scoped services: what plugins get.
@@ -384,7 +148,7 @@ class TenantServices:
         row = self._db.row(
             "SELECT * FROM orders WHERE tenant_id = ? AND id = ?", (self._tenant_id, order_id)
         )
-        return None if row is None else _order(row)
+        return None if row is None else order_from_row(row)
 
     def get_orders(self, order_ids: Sequence[int]) -> list[Order]:
         """Return the orders with these ids, archived or not, by id; unknown ids are left out."""
@@ -393,7 +157,7 @@ class TenantServices:
         for start in range(0, len(ids), 500):  # far below SQLite's bound-parameter limit
             chunk = ids[start:start + 500]
             marks = ", ".join("?" for _ in chunk)
-            found.extend(_order(row) for row in self._db.rows(
+            found.extend(order_from_row(row) for row in self._db.rows(
                 f"SELECT * FROM orders WHERE tenant_id = ? AND id IN ({marks}) ORDER BY id",  # noqa: S608  # only placeholders are formatted in
                 (self._tenant_id, *chunk)))
         return found
@@ -404,14 +168,14 @@ class TenantServices:
             "SELECT * FROM orders WHERE tenant_id = ? AND external_id = ?",
             (self._tenant_id, external_id),
         )
-        return None if row is None else _order(row)
+        return None if row is None else order_from_row(row)
 
     def list_orders(self) -> list[Order]:
         """Return all orders of the tenant, archived ones too, oldest first (demo and tests)."""
         rows = self._db.rows(
             "SELECT * FROM orders WHERE tenant_id = ? ORDER BY id", (self._tenant_id,)
         )
-        return [_order(row) for row in rows]
+        return [order_from_row(row) for row in rows]
 
     def create_order(self, draft: OrderDraft) -> Order:
         """Create an order; an existing order with the same external id is returned unchanged.
@@ -452,12 +216,12 @@ class TenantServices:
                     tuple(columns.values()),
                 ).fetchone()
             except sqlite3.IntegrityError as exc:
-                raise _unique_violation(exc, values) from exc
+                raise unique_violation(exc, values) from exc
             if row is None:
                 existing = self._order_by_external_id(conn, values["external_id"])
                 assert existing is not None  # the conflict was on this very external id
                 return existing
-            return _order(row)
+            return order_from_row(row)
 
     def update_order(self, order_id: int, changes: Mapping[str, object]) -> Order:
         """Set the named :class:`Order` fields and return the updated order."""
@@ -485,7 +249,7 @@ class TenantServices:
                 name: value for name, value in values.items() if not same_value(name, row[name], value)
             }
             if not changed:
-                return _order(row), _order(row), ()
+                return order_from_row(row), order_from_row(row), ()
             self._check_references(conn, changed)
             if "order_number" in changed:
                 self._check_order_number_free(conn, str(changed["order_number"]), order_id)
@@ -499,8 +263,8 @@ class TenantServices:
                     )
             new_row = self._update_row(conn, "orders", order_id, changed, values)
         return (
-            _order(row),
-            _order(new_row),
+            order_from_row(row),
+            order_from_row(new_row),
             tuple(name for name in ORDER_FIELDS if name in changed),
         )
 
@@ -509,7 +273,7 @@ class TenantServices:
             "SELECT * FROM orders WHERE tenant_id = ? AND external_id = ?",
             (self._tenant_id, external_id),
         ).fetchone()
-        return None if row is None else _order(row)
+        return None if row is None else order_from_row(row)
 
     def _check_order_number_free(
         self, conn: sqlite3.Connection, number: str, order_id: int | None
@@ -579,7 +343,7 @@ class TenantServices:
                 (*columns.values(), self._host._now().isoformat(), self._tenant_id, row_id),
             ).fetchone()
         except sqlite3.IntegrityError as exc:
-            raise _unique_violation(exc, values) from exc
+            raise unique_violation(exc, values) from exc
         return row
 
     # Companies -------------------------------------------------------------------------------
@@ -589,7 +353,7 @@ class TenantServices:
         row = self._db.row(
             "SELECT * FROM companies WHERE tenant_id = ? AND id = ?", (self._tenant_id, company_id)
         )
-        return None if row is None else _company(row)
+        return None if row is None else company_from_row(row)
 
     def find_companies_by_name(self, name: str) -> Sequence[Company]:
         """Return the companies whose name equals ``name`` ignoring case."""
@@ -597,7 +361,7 @@ class TenantServices:
             "SELECT * FROM companies WHERE tenant_id = ? AND name_key = ? ORDER BY id",
             (self._tenant_id, name.casefold()),
         )
-        return [_company(row) for row in rows]
+        return [company_from_row(row) for row in rows]
 
     def find_companies_by_domain(self, domain: str) -> Sequence[Company]:
         """Return the companies whose website's normalised domain equals ``domain`` normalised."""
@@ -608,14 +372,14 @@ class TenantServices:
             "SELECT * FROM companies WHERE tenant_id = ? AND domain = ? ORDER BY id",
             (self._tenant_id, wanted),
         )
-        return [_company(row) for row in rows]
+        return [company_from_row(row) for row in rows]
 
     def list_companies(self) -> list[Company]:
         """Return all companies of the tenant, oldest first (demo and tests)."""
         rows = self._db.rows(
             "SELECT * FROM companies WHERE tenant_id = ? ORDER BY id", (self._tenant_id,)
         )
-        return [_company(row) for row in rows]
+        return [company_from_row(row) for row in rows]
 
     def create_company(self, draft: CompanyDraft) -> Company:
         """Create a company; an existing company with the same external id is returned unchanged.
@@ -628,7 +392,7 @@ class TenantServices:
         values = checked(COMPANY_CHECKS, attrs.asdict(draft, recurse=False))
         now = self._host._now().isoformat()
         columns = {
-            **_company_columns(values),
+            **company_columns(values),
             "tenant_id": self._tenant_id,
             "created_at": now,
             "updated_at": now,
@@ -646,7 +410,7 @@ class TenantServices:
                     "SELECT * FROM companies WHERE tenant_id = ? AND external_id = ?",
                     (self._tenant_id, values["external_id"]),
                 ).fetchone()
-        return _company(row)
+        return company_from_row(row)
 
     def update_company(self, company_id: int, changes: Mapping[str, object]) -> Company:
         """Set the named :class:`Company` fields and return the updated company."""
@@ -666,7 +430,7 @@ class TenantServices:
                 raise HostRecordError(
                     "id", company_id, f"no company with this id in tenant {self._tenant_id}"
                 )
-            before = _company(row)
+            before = company_from_row(row)
             changed = {
                 name: value for name, value in values.items() if getattr(before, name) != value
             }
@@ -683,9 +447,9 @@ class TenantServices:
                     "external_id", changed["external_id"], "is already used by another company"
                 )
             new_row = self._update_row(
-                conn, "companies", company_id, _company_columns(changed), values
+                conn, "companies", company_id, company_columns(changed), values
             )
-        return _company(new_row), tuple(name for name in COMPANY_FIELDS if name in changed)
+        return company_from_row(new_row), tuple(name for name in COMPANY_FIELDS if name in changed)
 
     # Contacts --------------------------------------------------------------------------------
 
@@ -694,7 +458,7 @@ class TenantServices:
         row = self._db.row(
             "SELECT * FROM users WHERE tenant_id = ? AND id = ?", (self._tenant_id, contact_id)
         )
-        return None if row is None else _contact(row)
+        return None if row is None else contact_from_row(row)
 
     def find_contact_by_email(self, email: str) -> Contact | None:
         """Return the user whose email equals ``email`` ignoring case, or None."""
@@ -702,7 +466,7 @@ class TenantServices:
             "SELECT * FROM users WHERE tenant_id = ? AND email_key = ?",
             (self._tenant_id, email.strip().casefold()),
         )
-        return None if row is None else _contact(row)
+        return None if row is None else contact_from_row(row)
 
     def create_contact(self, draft: ContactDraft) -> Contact:
         """Create a portal user for a customer contact and return it."""
@@ -711,7 +475,7 @@ class TenantServices:
         row = self._insert_user(
             checked(CONTACT_CHECKS, attrs.asdict(draft, recurse=False)), UserType.PORTAL
         )
-        return _contact(row)
+        return contact_from_row(row)
 
     def _insert_user(self, values: dict[str, object], user_type: UserType) -> sqlite3.Row:
         now = self._host._now().isoformat()
@@ -757,13 +521,13 @@ class TenantServices:
                 )
             changed = {name: value for name, value in values.items() if row[name] != value}
             if not changed:
-                return _contact(row)
+                return contact_from_row(row)
             self._check_references(conn, changed)
             columns = dict(changed)
             if "email" in changed:
                 self._check_email_free(conn, str(changed["email"]), contact_id)
                 columns["email_key"] = str(changed["email"]).strip().casefold()
-            return _contact(self._update_row(conn, "users", contact_id, columns, values))
+            return contact_from_row(self._update_row(conn, "users", contact_id, columns, values))
 
     # Users, permissions, notifications -------------------------------------------------------
 
@@ -936,7 +700,7 @@ class ReferenceHost:
             self.plugin_manager.register(plugin)
         self.plugin_manager.check_pending()
         # Opened last: a plugin that fails validation above leaves no connection to close.
-        self._db = _Database(self.data_dir / "host.sqlite3")
+        self._db = Database(self.data_dir / "host.sqlite3")
 
     def __enter__(self) -> ReferenceHost:
         return self
@@ -992,12 +756,12 @@ class ReferenceHost:
             CONTACT_CHECKS, {"email": email, "first_name": first_name, "last_name": last_name}
         )
         row = self.services(tenant_id)._insert_user({**values, "phone": ""}, UserType.STAFF)
-        return _user(row)
+        return user_from_row(row)
 
     def get_user(self, user_id: int) -> User | None:
         """Return the user with this id, of any tenant, or None."""
         row = self._db.row("SELECT * FROM users WHERE id = ?", (user_id,))
-        return None if row is None else _user(row)
+        return None if row is None else user_from_row(row)
 
     def grant(self, user: User, permission: str) -> None:
         """Give ``user`` a permission in its tenant (idempotent)."""
@@ -1042,24 +806,14 @@ class ReferenceHost:
             "WHERE token_hash = ?",
             (hashlib.sha256(token.encode()).hexdigest(),),
         )
-        return None if row is None else _user(row)
+        return None if row is None else user_from_row(row)
 
     def notifications(self, tenant_id: int) -> list[Notification]:
         """Return the notifications recorded for the tenant's admins, oldest first."""
         rows = self._db.rows(
             "SELECT * FROM notifications WHERE tenant_id = ? ORDER BY id", (tenant_id,)
         )
-        return [
-            Notification(
-                id=int(row["id"]),
-                tenant_id=int(row["tenant_id"]),
-                subject=str(row["subject"]),
-                message=str(row["message"]),
-                level=str(row["level"]),
-                created_at=datetime.fromisoformat(row["created_at"]),
-            )
-            for row in rows
-        ]
+        return [notification_from_row(row) for row in rows]
 
     def plugin_data_dir(self, plugin_id: str) -> Path:
         """Return (creating it) ``<data dir>/plugins/<plugin_id>``."""
@@ -1261,7 +1015,7 @@ class ReferenceHost:
                     self._now().isoformat(),
                 ),
             )
-        order = _order(row)
+        order = order_from_row(row)
         self.plugin_manager.hook.ambac_order_shipped(host=services, order=order, shipment=shipment)
         return order
 
@@ -1279,15 +1033,7 @@ class ReferenceHost:
             "SELECT * FROM shipments WHERE tenant_id = ? AND order_id = ? ORDER BY id",
             (tenant_id, order_id),
         )
-        return [
-            Shipment(
-                row["carrier"],
-                row["tracking_number"],
-                row["tracking_url"],
-                _date_or_none(row["ship_date"]),
-            )
-            for row in rows
-        ]
+        return [shipment_from_row(row) for row in rows]
 
     def save_company(
         self, tenant_id: int, company_id: int | None = None, /, **fields: object

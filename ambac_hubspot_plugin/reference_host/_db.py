@@ -1,0 +1,255 @@
+"""The reference host's storage: one SQLite file, its schema, and rows turned into records.
+
+Every tenant's rows share the file; queries scope them by ``tenant_id``. The records are the
+contract's (:mod:`ambac_hubspot_plugin.host`) and the host's own (:mod:`._records`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+from ..errors import HostRecordError
+from ..host import Address, Company, Contact, Order, OrderStatus, Shipment, User, UserType
+from ..mapping import normalize_domain
+from ._records import Notification
+from ._validate import ADDRESS_FIELDS
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tenants (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS companies (
+    id INTEGER PRIMARY KEY, tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+    name TEXT NOT NULL, name_key TEXT NOT NULL, description TEXT NOT NULL,
+    website TEXT NOT NULL, domain TEXT NOT NULL, phone TEXT NOT NULL,
+    street TEXT NOT NULL, city TEXT NOT NULL, state TEXT NOT NULL, zip TEXT NOT NULL,
+    country TEXT NOT NULL, external_id TEXT,
+    created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS companies_name ON companies (tenant_id, name_key);
+CREATE INDEX IF NOT EXISTS companies_domain ON companies (tenant_id, domain);
+CREATE UNIQUE INDEX IF NOT EXISTS companies_external_id
+    ON companies (tenant_id, external_id) WHERE external_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS users (
+    id INTEGER PRIMARY KEY, tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+    email TEXT NOT NULL, email_key TEXT NOT NULL, first_name TEXT NOT NULL,
+    last_name TEXT NOT NULL, phone TEXT NOT NULL,
+    parent_company_id INTEGER REFERENCES companies(id), user_type TEXT NOT NULL,
+    created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS users_email ON users (tenant_id, email_key);
+CREATE TABLE IF NOT EXISTS permissions (
+    user_id INTEGER NOT NULL REFERENCES users(id), permission TEXT NOT NULL,
+    PRIMARY KEY (user_id, permission));
+CREATE TABLE IF NOT EXISTS api_tokens (
+    token_hash TEXT PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users(id),
+    created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS orders (
+    id INTEGER PRIMARY KEY, tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+    order_number TEXT NOT NULL, name TEXT NOT NULL, order_status TEXT NOT NULL,
+    company_id INTEGER REFERENCES companies(id), customer_id INTEGER REFERENCES users(id),
+    estimated_completion TEXT, order_date TEXT, current_milestone TEXT NOT NULL,
+    customer_note TEXT NOT NULL, archived INTEGER NOT NULL, external_id TEXT,
+    value TEXT, currency TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS orders_number ON orders (tenant_id, order_number);
+CREATE UNIQUE INDEX IF NOT EXISTS orders_external_id
+    ON orders (tenant_id, external_id) WHERE external_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS order_sequences (
+    tenant_id INTEGER NOT NULL, year INTEGER NOT NULL, last INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, year));
+CREATE TABLE IF NOT EXISTS shipments (
+    id INTEGER PRIMARY KEY, tenant_id INTEGER NOT NULL, order_id INTEGER NOT NULL
+    REFERENCES orders(id), carrier TEXT NOT NULL, tracking_number TEXT NOT NULL,
+    tracking_url TEXT NOT NULL, ship_date TEXT, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS order_notes (
+    id INTEGER PRIMARY KEY, tenant_id INTEGER NOT NULL, order_id INTEGER NOT NULL
+    REFERENCES orders(id), text TEXT NOT NULL, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS notifications (
+    id INTEGER PRIMARY KEY, tenant_id INTEGER NOT NULL, subject TEXT NOT NULL,
+    message TEXT NOT NULL, level TEXT NOT NULL, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS plugin_settings (
+    tenant_id INTEGER NOT NULL REFERENCES tenants(id), plugin_id TEXT NOT NULL,
+    settings TEXT NOT NULL, enabled INTEGER NOT NULL, updated_at TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, plugin_id));
+CREATE TABLE IF NOT EXISTS task_runs (name TEXT PRIMARY KEY, last_run_at TEXT NOT NULL);
+"""
+
+
+class Database:
+    """One SQLite file in WAL mode, one connection per thread, writes under ``BEGIN IMMEDIATE``.
+
+    ``BEGIN IMMEDIATE`` takes SQLite's write lock up front, so a check-then-insert inside one
+    write transaction is atomic across threads and processes alike; the unique indexes back it.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: list[sqlite3.Connection] = []
+        self._closed = False
+        conn = self.connection()
+        conn.execute("PRAGMA journal_mode = WAL")
+        with self.write() as tx:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    tx.execute(statement)
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection, opened on first use (sqlite3 connections are per thread)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            with self._lock:
+                if self._closed:
+                    raise RuntimeError("this ReferenceHost is closed")
+                # check_same_thread=False only so close() may close it; one thread uses it.
+                conn = sqlite3.connect(
+                    self.path, timeout=30.0, isolation_level=None, check_same_thread=False
+                )
+                self._connections.append(conn)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA foreign_keys = ON")
+            # Per connection: WAL with NORMAL survives a process crash (what the tests kill);
+            # FULL would add an fsync per commit that only a power loss needs.
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA busy_timeout = 30000")
+            self._local.conn = conn
+        return conn
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction: committed when the block ends, rolled back if it raises."""
+        conn = self.connection()
+        # IMMEDIATE, not the default DEFERRED: in WAL mode a deferred transaction that read an
+        # old snapshot fails at its first write (SQLITE_BUSY_SNAPSHOT), which busy_timeout
+        # cannot wait out; taking the write lock first makes writers queue instead.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def rows(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
+        return self.connection().execute(sql, params).fetchall()
+
+    def row(self, sql: str, params: Sequence[object] = ()) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = self.connection().execute(sql, params).fetchone()
+        return row
+
+    def close(self) -> None:
+        """Close every thread's connection; later use raises RuntimeError."""
+        with self._lock:
+            self._closed = True
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            conn.close()
+
+
+def date_or_none(text: str | None) -> date | None:
+    """Return the date an ISO text column holds, or None for NULL."""
+    return None if text is None else date.fromisoformat(text)
+
+
+def order_from_row(row: sqlite3.Row) -> Order:
+    return Order(
+        id=int(row["id"]),
+        tenant_id=int(row["tenant_id"]),
+        order_number=str(row["order_number"]),
+        name=str(row["name"]),
+        order_status=OrderStatus(row["order_status"]),
+        created_at=datetime.fromisoformat(row["created_at"]),
+        updated_at=datetime.fromisoformat(row["updated_at"]),
+        company_id=row["company_id"],
+        customer_id=row["customer_id"],
+        estimated_completion=date_or_none(row["estimated_completion"]),
+        order_date=date_or_none(row["order_date"]),
+        current_milestone=str(row["current_milestone"]),
+        customer_note=str(row["customer_note"]),
+        archived=bool(row["archived"]),
+        external_id=row["external_id"],
+        value=None if row["value"] is None else Decimal(row["value"]),
+        currency=row["currency"],
+    )
+
+
+def company_from_row(row: sqlite3.Row) -> Company:
+    return Company(
+        id=int(row["id"]),
+        tenant_id=int(row["tenant_id"]),
+        name=str(row["name"]),
+        updated_at=datetime.fromisoformat(row["updated_at"]),
+        description=str(row["description"]),
+        website=str(row["website"]),
+        phone=str(row["phone"]),
+        address=Address(**{name: str(row[name]) for name in ADDRESS_FIELDS}),
+        external_id=row["external_id"],
+    )
+
+
+def contact_from_row(row: sqlite3.Row) -> Contact:
+    return Contact(
+        id=int(row["id"]),
+        tenant_id=int(row["tenant_id"]),
+        email=str(row["email"]),
+        updated_at=datetime.fromisoformat(row["updated_at"]),
+        first_name=str(row["first_name"]),
+        last_name=str(row["last_name"]),
+        phone=str(row["phone"]),
+        parent_company_id=row["parent_company_id"],
+        user_type=UserType(row["user_type"]),
+    )
+
+
+def user_from_row(row: sqlite3.Row) -> User:
+    name = f"{row['first_name']} {row['last_name']}".strip()
+    return User(
+        id=int(row["id"]), tenant_id=int(row["tenant_id"]), email=str(row["email"]), name=name
+    )
+
+
+def notification_from_row(row: sqlite3.Row) -> Notification:
+    return Notification(
+        id=int(row["id"]),
+        tenant_id=int(row["tenant_id"]),
+        subject=str(row["subject"]),
+        message=str(row["message"]),
+        level=str(row["level"]),
+        created_at=datetime.fromisoformat(row["created_at"]),
+    )
+
+
+def shipment_from_row(row: sqlite3.Row) -> Shipment:
+    return Shipment(
+        row["carrier"],
+        row["tracking_number"],
+        row["tracking_url"],
+        date_or_none(row["ship_date"]),
+    )
+
+
+def company_columns(values: Mapping[str, object]) -> dict[str, object]:
+    """Spread ``address`` into its columns and derive the lookup keys from name and website."""
+    columns = {name: value for name, value in values.items() if name != "address"}
+    if "address" in values:
+        address = values["address"]
+        columns.update({name: getattr(address, name) for name in ADDRESS_FIELDS})
+    if "name" in values:
+        columns["name_key"] = str(values["name"]).casefold()
+    if "website" in values:
+        columns["domain"] = normalize_domain(str(values["website"]))
+    return columns
+
+
+def unique_violation(exc: sqlite3.IntegrityError, values: Mapping[str, object]) -> HostRecordError:
+    """Name the field behind a unique-index violation the explicit checks did not foresee."""
+    text = str(exc)
+    for field in ("order_number", "external_id", "email_key"):
+        if field in text:
+            name = "email" if field == "email_key" else field
+            return HostRecordError(name, values.get(name), "is already used in this tenant")
+    return HostRecordError("id", None, f"the host's database refused the row: {text}")
