@@ -20,28 +20,23 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import hashlib
-import http
 import json
 import logging
 import secrets
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, quote, unquote
 
-import attrs
 import pluggy
 
 from .. import host as contract
 from .._clock import utc_now
-from .._http_body import BodyRefusal, read_wsgi_body
 from ..errors import HostRecordError
 from ..host import (
     Company,
     CompanyDraft,
-    HttpRequest,
     HttpResponse,
     HttpRoute,
     Order,
@@ -61,6 +56,7 @@ from ._db import (
     shipment_from_row,
     user_from_row,
 )
+from ._http import DEFAULT_MAX_BODY_BYTES, DEFAULT_MOUNT_PREFIX, Router, WsgiApp
 from ._records import NOTIFICATION_LEVELS, Notification, PluginStart, TaskRun
 from ._services import TenantServices
 from ._validate import (
@@ -92,91 +88,6 @@ __all__ = [
 # The package's name, not the module's: records keep the logger name they had when the host
 # was one module, so log configuration and filters written for it still apply.
 logger = logging.getLogger(__package__)
-
-DEFAULT_MOUNT_PREFIX = "/integrations"
-"""Where plugin routes are mounted; route paths (e.g. ``hubspot/webhooks``) are relative to it."""
-DEFAULT_MAX_BODY_BYTES = 2_621_440
-"""The largest request body :meth:`ReferenceHost.wsgi_app` reads (Django's default, 2.5 MB)."""
-
-
-# ---------------------------------------------------------------------------------------------
-# HTTP plumbing
-# ---------------------------------------------------------------------------------------------
-
-
-class _Headers(Mapping[str, str]):
-    """Request headers, looked up ignoring case as HTTP requires; repeated ones joined by ``, ``."""
-
-    def __init__(self, items: Iterable[tuple[str, str]]) -> None:
-        self._items: dict[str, tuple[str, str]] = {}
-        for name, value in items:
-            key = name.lower()
-            if key in self._items:
-                value = f"{self._items[key][1]}, {value}"
-            self._items[key] = (name, value)
-
-    def __getitem__(self, name: str) -> str:
-        return self._items[name.lower()][1]
-
-    def __iter__(self) -> Iterator[str]:
-        return (name for name, _ in self._items.values())
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __repr__(self) -> str:
-        return f"_Headers({dict(self.items())!r})"
-
-
-@attrs.frozen
-class _MountedRoute:
-    route: HttpRoute
-    segments: tuple[str, ...]
-
-    def match(self, segments: Sequence[str]) -> dict[str, str] | None:
-        if len(segments) != len(self.segments):
-            return None
-        params: dict[str, str] = {}
-        for pattern, segment in zip(self.segments, segments, strict=True):
-            if pattern.startswith("{") and pattern.endswith("}"):
-                params[pattern[1:-1]] = segment
-            elif pattern != segment:
-                return None
-        return params
-
-
-def _split_path(path: str) -> list[str]:
-    return [unquote(segment) for segment in path.split("/") if segment]
-
-
-def _wsgi_headers(environ: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
-    """Yield the request headers of a WSGI environ under their HTTP names."""
-    for key, value in environ.items():
-        if key.startswith("HTTP_"):
-            yield key[5:].replace("_", "-").title(), value
-        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
-            yield key.replace("_", "-").title(), value
-
-
-def _json_response(
-    status: int, message: str, headers: Mapping[str, str] | None = None
-) -> HttpResponse:
-    body = json.dumps({"error": message}).encode()
-    return HttpResponse(status, body, {"Content-Type": "application/json", **(headers or {})})
-
-
-def _respond(response: HttpResponse, start_response: Callable[..., Any]) -> Iterable[bytes]:
-    """Send ``response`` through WSGI's ``start_response`` with its true Content-Length."""
-    try:
-        phrase = http.HTTPStatus(response.status).phrase
-    except ValueError:
-        phrase = "Unknown"
-    headers = [(name, value) for name, value in response.headers.items()
-               if name.lower() != "content-length"]
-    headers.append(("Content-Length", str(len(response.body))))
-    start_response(f"{response.status} {phrase}", headers)
-    return [response.body]
-
 
 # ---------------------------------------------------------------------------------------------
 # The host
@@ -210,7 +121,7 @@ class ReferenceHost:
         self._acting_user: contextvars.ContextVar[User | None] = contextvars.ContextVar(
             f"reference_host_user_{id(self)}", default=None
         )
-        self._url_map: list[_MountedRoute] | None = None
+        self._router = Router(self)
         self._tasks: list[PeriodicTask] | None = None
         self._scheduler: tuple[threading.Thread, threading.Event] | None = None
         self.plugin_manager = pluggy.PluginManager(contract.PROJECT_NAME)
@@ -583,26 +494,7 @@ class ReferenceHost:
 
     def routes(self) -> list[HttpRoute]:
         """Return the routes of all plugins (``ambac_http_routes``, called once and kept)."""
-        return [mounted.route for mounted in self._routes()]
-
-    def _routes(self) -> list[_MountedRoute]:
-        if self._url_map is None:
-            url_map: list[_MountedRoute] = []
-            seen: dict[tuple[str, tuple[str, ...]], str] = {}
-            for routes in self.plugin_manager.hook.ambac_http_routes():
-                for route in routes:
-                    if not isinstance(route, HttpRoute):
-                        raise TypeError(f"ambac_http_routes returned {route!r}, not an HttpRoute")
-                    segments = tuple(_split_path(self.mount_prefix) + _split_path(route.path))
-                    key = (route.method.upper(), segments)
-                    if key in seen:
-                        raise ValueError(
-                            f"routes {seen[key]!r} and {route.name!r} both claim {key}"
-                        )
-                    seen[key] = route.name
-                    url_map.append(_MountedRoute(route, segments))
-            self._url_map = url_map
-        return self._url_map
+        return self._router.routes()
 
     def handle_http(
         self,
@@ -620,46 +512,9 @@ class ReferenceHost:
         (wrong method), 401 (permission needed, no user), 403 (user lacks it), 500 (the handler
         raised or returned something else than an HttpResponse), else the handler's response.
         """
-        path = path if path.startswith("/") else "/" + path
-        raw_path, _, query = path.partition("?")
-        segments = _split_path(raw_path)
-        matches = [(mounted, mounted.match(segments)) for mounted in self._routes()]
-        candidates = [(mounted, params) for mounted, params in matches if params is not None]
-        if not candidates:
-            return _json_response(404, f"no route for {raw_path}")
-        chosen = [(m, p) for m, p in candidates if m.route.method.upper() == method.upper()]
-        if not chosen:
-            allowed = ", ".join(sorted({m.route.method.upper() for m, _ in candidates}))
-            return _json_response(405, f"{method} is not allowed here", {"Allow": allowed})
-        mounted, params = chosen[0]
-        route = mounted.route
-        if route.permission is not None:
-            if user is None:
-                return _json_response(401, "sign in first", {"WWW-Authenticate": "Bearer"})
-            if not self.services(user.tenant_id).has_permission(user, route.permission):
-                return _json_response(403, f"this needs the {route.permission!r} permission")
-        request = HttpRequest(
-            method=method.upper(),
-            url=public_base_url.rstrip("/") + path,
-            headers=headers
-            if isinstance(headers, _Headers)
-            else _Headers(headers.items() if isinstance(headers, Mapping) else headers),
-            body=body,
-            user=user,
-            path_params=params,
-            query=dict(parse_qsl(query, keep_blank_values=True)),
+        return self._router.handle_http(
+            method, path, headers=headers, body=body, user=user, public_base_url=public_base_url
         )
-        try:
-            with self.acting_as(user):
-                response = route.handler(request)
-        except Exception:
-            # A real host answers 500 and logs; for webhooks that makes the sender retry.
-            logger.exception("route %r failed on %s %s", route.name, method, raw_path)
-            return _json_response(500, "the plugin failed to handle this request")
-        if not isinstance(response, HttpResponse):
-            logger.error("route %r returned %r, not an HttpResponse", route.name, response)
-            return _json_response(500, "the plugin returned an invalid response")
-        return response
 
     def wsgi_app(
         self,
@@ -667,7 +522,7 @@ class ReferenceHost:
         public_base_url: str | None = None,
         authenticate: Callable[[Mapping[str, str]], User | None] | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-    ) -> Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]:
+    ) -> WsgiApp:
         """Return a WSGI application serving :meth:`handle_http` (e.g. with ``wsgiref``).
 
         Users authenticate with ``Authorization: Bearer <token>`` from :meth:`create_api_token`
@@ -676,38 +531,9 @@ class ReferenceHost:
         ``max_body_bytes``: a ``Content-Length`` that is not a number is answered 400, one over
         the limit 413 before anything is read, a chunked body 411, all without routing.
         """
-        if max_body_bytes < 1:
-            raise ValueError("max_body_bytes must be positive")
-
-        def bearer_user(headers: Mapping[str, str]) -> User | None:
-            scheme, _, token = headers.get("Authorization", "").partition(" ")
-            return (
-                self.user_for_token(token.strip()) if scheme.lower() == "bearer" and token else None
-            )
-
-        resolve_user = authenticate or bearer_user
-
-        def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-            headers = _Headers(_wsgi_headers(environ))
-            body = read_wsgi_body(environ, limit=max_body_bytes, length_required=False)
-            if isinstance(body, BodyRefusal):
-                return _respond(_json_response(body.status, body.message), start_response)
-            # PEP 3333 hands PATH_INFO decoded as latin-1; re-quote it to get the raw path back.
-            raw = (environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")).encode("latin-1")
-            path = quote(raw, safe="/:@!$&'()*+,;=-._~")
-            if environ.get("QUERY_STRING"):
-                path += "?" + environ["QUERY_STRING"]
-            base = public_base_url or "{}://{}".format(
-                environ["wsgi.url_scheme"],
-                environ.get("HTTP_HOST") or f"{environ['SERVER_NAME']}:{environ['SERVER_PORT']}",
-            )
-            response = self.handle_http(
-                environ["REQUEST_METHOD"], path, headers=headers, body=body,
-                user=resolve_user(headers), public_base_url=base,
-            )  # fmt: skip
-            return _respond(response, start_response)
-
-        return app
+        return self._router.wsgi_app(
+            public_base_url=public_base_url, authenticate=authenticate, max_body_bytes=max_body_bytes
+        )
 
     # Scheduler -------------------------------------------------------------------------------
 
