@@ -23,7 +23,6 @@ import hashlib
 import json
 import logging
 import secrets
-import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -58,6 +57,7 @@ from ._db import (
 )
 from ._http import DEFAULT_MAX_BODY_BYTES, DEFAULT_MOUNT_PREFIX, Router, WsgiApp
 from ._records import NOTIFICATION_LEVELS, Notification, PluginStart, TaskRun
+from ._scheduler import Scheduler
 from ._services import TenantServices
 from ._validate import (
     COMPANY_FIELDS,
@@ -122,8 +122,7 @@ class ReferenceHost:
             f"reference_host_user_{id(self)}", default=None
         )
         self._router = Router(self)
-        self._tasks: list[PeriodicTask] | None = None
-        self._scheduler: tuple[threading.Thread, threading.Event] | None = None
+        self._scheduler = Scheduler(self)
         self.plugin_manager = pluggy.PluginManager(contract.PROJECT_NAME)
         self.plugin_manager.add_hookspecs(contract)
         self.plugin_manager.hook.ambac_add_hookspecs.call_historic(
@@ -539,19 +538,7 @@ class ReferenceHost:
 
     def periodic_tasks(self) -> list[PeriodicTask]:
         """Return the tasks of all plugins (``ambac_periodic_tasks``, called once and kept)."""
-        if self._tasks is None:
-            tasks: list[PeriodicTask] = []
-            for batch in self.plugin_manager.hook.ambac_periodic_tasks():
-                for task in batch:
-                    if not isinstance(task, PeriodicTask):
-                        raise TypeError(
-                            f"ambac_periodic_tasks returned {task!r}, not a PeriodicTask"
-                        )
-                    if any(other.name == task.name for other in tasks):
-                        raise ValueError(f"two periodic tasks are named {task.name!r}")
-                    tasks.append(task)
-            self._tasks = tasks
-        return self._tasks
+        return self._scheduler.periodic_tasks()
 
     def run_due_tasks(self, now: datetime | None = None) -> list[TaskRun]:
         """Run every task whose interval has elapsed since its last run (never run: due).
@@ -561,63 +548,12 @@ class ReferenceHost:
         interval instead of spinning. Tasks get services scoped to the first tenant (the
         contract lets them switch with ``for_tenant``); with no tenant nothing runs.
         """
-        moment = to_utc(now, "now") if now is not None else self._now()
-        tenants = self.tenant_ids()
-        if not tenants:
-            return []
-        services = self.services(tenants[0])
-        runs: list[TaskRun] = []
-        for task in self.periodic_tasks():
-            if not self._claim(task, moment):
-                continue
-            try:
-                task.run(services)
-            except Exception as exc:
-                logger.exception("periodic task %r failed", task.name)
-                runs.append(TaskRun(task.name, moment, f"{type(exc).__name__}: {exc}"))
-            else:
-                runs.append(TaskRun(task.name, moment))
-        return runs
-
-    def _claim(self, task: PeriodicTask, moment: datetime) -> bool:
-        with self._db.write() as conn:
-            row = conn.execute(
-                "SELECT last_run_at FROM task_runs WHERE name = ?", (task.name,)
-            ).fetchone()
-            if row is not None and moment - datetime.fromisoformat(row[0]) < task.interval:
-                return False
-            conn.execute(
-                "INSERT INTO task_runs (name, last_run_at) VALUES (?, ?) "
-                "ON CONFLICT (name) DO UPDATE SET last_run_at = excluded.last_run_at",
-                (task.name, moment.isoformat()),
-            )
-        return True
+        return self._scheduler.run_due_tasks(now)
 
     def start_scheduler(self, poll_seconds: float = 1.0) -> None:
         """Run :meth:`run_due_tasks` in a background thread every ``poll_seconds``."""
-        if self._scheduler is not None:
-            raise RuntimeError("the scheduler is already running")
-        stop = threading.Event()
-
-        def loop() -> None:
-            while not stop.is_set():
-                try:
-                    self.run_due_tasks()
-                except Exception:  # the loop must outlive one bad round
-                    logger.exception("scheduler round failed")
-                stop.wait(poll_seconds)
-
-        thread = threading.Thread(target=loop, name="reference-host-scheduler", daemon=True)
-        self._scheduler = (thread, stop)
-        thread.start()
+        self._scheduler.start(poll_seconds)
 
     def stop_scheduler(self, timeout: float = 10.0) -> None:
         """Stop the background scheduler thread, if running, and wait for it."""
-        if self._scheduler is None:
-            return
-        thread, stop = self._scheduler
-        stop.set()
-        thread.join(timeout)
-        self._scheduler = None
-
-
+        self._scheduler.stop(timeout)
