@@ -1,18 +1,9 @@
-"""A small but real multi-tenant host that speaks the plugin contract of :mod:`.host`.
+"""The reference host itself: :class:`ReferenceHost`, its plugin manager and its lifecycle.
 
-No released Ambac Tracker speaks the contract yet, so this module is its executable example,
-used by the demo, by the tests and by host developers. It keeps the real host's field limits and
-status values in one SQLite file, and calls hooks exactly as a real host would: through a fresh
-``pluggy.PluginManager("ambac_tracker")`` per host, which discovers plugins by entry point.
-
-Two doors lead into it, on purpose:
-
-* :class:`TenantServices` is what plugins get (the :class:`~.host.HostServices` Protocol).
-  Its writes never call hooks, so changes a plugin makes are not echoed back to it as events
-  (a real host marks such saves as coming from the integration and skips its signals).
-* :class:`ReferenceHost`'s admin and domain methods (``enable_plugin``, ``set_order_status``,
-  ``edit_order``, ``ship_order``, ``save_company``...) stand for the host's own UI and model
-  signals: they write, commit, then call the ``ambac_*`` hooks with keyword arguments.
+It owns the plugin manager and the database, keeps tenants, users and permissions, switches
+plugins on and off per tenant, and makes the host's own edits that fire the ``ambac_*`` hooks.
+What plugins get is :mod:`._services`; HTTP (:mod:`._http`) and periodic tasks
+(:mod:`._scheduler`) are the host's methods too, kept in their own modules and delegated to.
 """
 
 from __future__ import annotations
@@ -47,7 +38,6 @@ from ..host import (
     User,
     UserType,
 )
-from ..mapping import normalize_domain
 from ._db import (
     Database,
     notification_from_row,
@@ -56,14 +46,12 @@ from ._db import (
     user_from_row,
 )
 from ._http import DEFAULT_MAX_BODY_BYTES, DEFAULT_MOUNT_PREFIX, Router, WsgiApp
-from ._records import NOTIFICATION_LEVELS, Notification, PluginStart, TaskRun
+from ._records import Notification, PluginStart, TaskRun
 from ._scheduler import Scheduler
 from ._services import TenantServices
 from ._validate import (
     COMPANY_FIELDS,
     CONTACT_CHECKS,
-    EMAIL_MAX,
-    PERSON_NAME_MAX,
     check_optional_date,
     check_plugin_id,
     check_text,
@@ -71,27 +59,11 @@ from ._validate import (
     to_utc,
 )
 
-__all__ = [
-    "DEFAULT_MAX_BODY_BYTES",
-    "DEFAULT_MOUNT_PREFIX",
-    "EMAIL_MAX",
-    "NOTIFICATION_LEVELS",
-    "PERSON_NAME_MAX",
-    "Notification",
-    "PluginStart",
-    "ReferenceHost",
-    "TaskRun",
-    "TenantServices",
-    "normalize_domain",
-]
+__all__ = ["ReferenceHost"]
 
 # The package's name, not the module's: records keep the logger name they had when the host
 # was one module, so log configuration and filters written for it still apply.
 logger = logging.getLogger(__package__)
-
-# ---------------------------------------------------------------------------------------------
-# The host
-# ---------------------------------------------------------------------------------------------
 
 
 class ReferenceHost:
