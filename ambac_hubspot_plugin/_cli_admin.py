@@ -426,10 +426,10 @@ def setup(host_dir: Path | None, host_factory: str | None, tenant_id: int, as_us
         data = {"tenant_id": tenant_id, "ok": report.ok,
                 "steps": [{"step": s.name, "ok": s.ok, "detail": s.detail} for s in report.steps],
                 "checks": [c.to_json() for c in getattr(report, "checks", ())]}
-        from .admin import _scrub, secret_values
+        from ._views import scrub_secrets, secret_values
         from .settings import parse_settings
 
-        data = _scrub(data, secret_values(parse_settings(settings)))
+        data = scrub_secrets(data, secret_values(parse_settings(settings)))
     _emit(data, as_json, _render_setup)
     if not data["ok"]:
         sys.exit(EXIT_FAILED)
@@ -484,7 +484,7 @@ def status(host_dir: Path | None, host_factory: str | None, tenant_id: int, as_u
            as_json: bool, store_url: str | None) -> None:
     """Show the status view: connection, records in sync / excluded / failing, webhooks, queue."""
     if store_url:
-        from ._runtime import store_status
+        from ._status import store_status
         from .store import open_store
 
         try:

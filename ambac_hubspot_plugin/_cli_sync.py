@@ -43,7 +43,7 @@ def sync_command(host_dir: Path | None, host_factory: str | None, tenant_id: int
     Exit code 0 when every deal was processed, 1 when some failed (see `ambac-hubspot log`) or
     the run stopped, 2 for bad usage or settings, or without the manage_integrations permission.
     """
-    from .admin import _outcome_json
+    from ._views import outcome_json
 
     if since is not None and not backfill:
         raise click.UsageError("--since goes with --backfill")
@@ -63,7 +63,7 @@ def sync_command(host_dir: Path | None, host_factory: str | None, tenant_id: int
         data = _guard(lambda: admin.run_sync(
             user, backfill=backfill, dry_run=dry_run, progress=seen,
             since=since.replace(tzinfo=UTC) if since else None))
-        data["outcomes"] = admin._clean([_outcome_json(o) for o in outcomes])
+        data["outcomes"] = admin._clean([outcome_json(o) for o in outcomes])
     _emit(data, as_json, _render)
     sys.exit(EXIT_FAILED if data["failed"] else 0)
 

@@ -16,58 +16,25 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ._clock import Clock
+from ._tenants import EnableReport, Step, TenantContext
 from .errors import ConfigError
 from .host import HostServices, HttpRequest, HttpResponse, HttpRoute, PeriodicTask
 
 if TYPE_CHECKING:
     # settings (cattrs) and the store (SQLAlchemy) load on first enable, not at registration.
     from ._facade import PluginHooks
-    from .client import HubSpotClient
     from .inbound import InboundSync, Outcome, Preview, RunResult
     from .outbound import OutboundPush
     from .settings import Settings
     from .store import ConflictRecord, DrainCounts, Job, QueueRunner, SqlStateStore
 
-__all__ = ["EnableReport", "Runtime", "store_status"]
+__all__ = ["EnableReport", "Runtime"]
 
 log = logging.getLogger(__name__)
 
 JobHandler = Callable[["Job"], None]
 
 PIPELINES_TTL = timedelta(minutes=5)
-
-
-@attrs.frozen
-class Step:
-    """One thing enabling did (or could not do yet), for the admin to read."""
-
-    name: str
-    ok: bool
-    detail: str
-
-
-@attrs.frozen
-class EnableReport:
-    """What ``ambac_plugin_enabled`` did for a tenant."""
-
-    plugin_id: str
-    tenant_id: int
-    steps: tuple[Step, ...]
-    checks: tuple[Any, ...] = ()  # the connection test's CheckResults, one per check
-
-    @property
-    def ok(self) -> bool:
-        """Whether every step succeeded."""
-        return all(step.ok for step in self.steps)
-
-
-@attrs.frozen
-class _Tenant:
-    tenant_id: int
-    settings: Settings
-    host: HostServices
-    store_url: str
-    client: HubSpotClient
 
 
 class Runtime:
@@ -85,7 +52,7 @@ class Runtime:
         #: process holds its jobs this long at most. Change it before the first drain (tests).
         self.job_lease: timedelta = DEFAULT_LEASE
         self._lock = threading.RLock()
-        self._tenants: dict[int, _Tenant] = {}
+        self._tenants: dict[int, TenantContext] = {}
         self._stores: dict[str, SqlStateStore] = {}
         self._runners: dict[str, QueueRunner] = {}
         self._worker: threading.Thread | None = None
@@ -127,7 +94,7 @@ class Runtime:
         from .store import redact
 
         self.attach(host, tenant_id, raw)
-        tenant = self._tenant(tenant_id)
+        tenant = self.tenant(tenant_id)
         hubspot, checks = self._check_hubspot(tenant_id)
         steps = [
             Step("settings", True, "settings are valid"),
@@ -164,12 +131,12 @@ class Runtime:
         self._check_strategies(settings)
         url = self._store_url(host, settings)
         check_binding(host, tenant_id, url)
-        self._store(url)
+        store = self._store(url)
         client = build_client(ClientSettings.from_plugin_settings(settings, **self.client_overrides),
                               clock=self.clock)
         with self._lock:
             old = self._tenants.get(tenant_id)
-            self._tenants[tenant_id] = _Tenant(tenant_id, settings, host, url, client)
+            self._tenants[tenant_id] = TenantContext(tenant_id, settings, host, url, store, client)
             self._pipelines.pop(tenant_id, None)  # the portal may have changed: read them again
         if old is not None:
             old.client.close()
@@ -179,7 +146,7 @@ class Runtime:
         # kept as the tenant's last check for the status view.
         from ._checks import run_checks, save_report
 
-        tenant = self._tenant(tenant_id)
+        tenant = self.tenant(tenant_id)
         report = run_checks(tenant.settings, tenant.client, tenant_id, clock=self.clock)
         save_report(self._stores[tenant.store_url], tenant.settings.portal_id, report)
         failed = [c for c in report.checks if not c.ok]
@@ -241,7 +208,12 @@ class Runtime:
 
     def store_for(self, tenant_id: int) -> SqlStateStore:
         """Return the store of an enabled tenant."""
-        return self._stores[self._tenant(tenant_id).store_url]
+        return self.tenant(tenant_id).store
+
+    def enabled(self) -> list[TenantContext]:
+        """Every enabled tenant, at the moment of the call."""
+        with self._lock:
+            return list(self._tenants.values())
 
     # ---- host events -----------------------------------------------------------------------
 
@@ -299,10 +271,12 @@ class Runtime:
         """Return the tenant's status as JSON-compatible data (no secrets)."""
         if not self.is_enabled(tenant_id):
             return {"tenant_id": tenant_id, "enabled": False}
-        stats = self._tenant(tenant_id).client.stats.snapshot()
+        stats = self.tenant(tenant_id).client.stats.snapshot()
         calls = {"total": stats.total_calls, "by_endpoint": dict(stats.calls), "retries": stats.retries,
                  "rate_limited": stats.rate_limited, "token_refreshes": stats.refreshes,
                  "errors": stats.errors}
+        from ._status import store_status
+
         return {"enabled": True, **store_status(self.store_for(tenant_id), tenant_id), "hubspot_calls": calls}
 
     def drain(self, *, max_jobs: int | None = None, deadline: datetime | None = None) -> int:
@@ -432,7 +406,7 @@ class Runtime:
 
         from .inbound import InboundSync, Triggers
 
-        tenant = self._tenant(tenant_id)
+        tenant = self.tenant(tenant_id)
         settings = tenant.settings
         def triggers_from(pipelines: Any) -> Triggers:
             return Triggers.from_settings(pipelines, settings.trigger_stages, settings.stage_status_map)
@@ -453,7 +427,7 @@ class Runtime:
             on_order_created=self.hooks.order_created, reload_triggers=reload_triggers,
         )
 
-    def _pipelines_of(self, tenant: _Tenant) -> Any:
+    def _pipelines_of(self, tenant: TenantContext) -> Any:
         """The portal's pipelines, read at most every few minutes (webhook jobs need them too)."""
         now = self.clock()
         with self._lock:
@@ -467,7 +441,7 @@ class Runtime:
 
     def settings_for(self, tenant_id: int) -> Settings:
         """The settings an enabled tenant runs with."""
-        return self._tenant(tenant_id).settings
+        return self.tenant(tenant_id).settings
 
     def run_sync(
         self, tenant_id: int, *, backfill: bool = False, since: datetime | None = None,
@@ -539,7 +513,7 @@ class Runtime:
         hooks could not record); return how many. See :mod:`._reconcile`."""
         from ._reconcile import reconcile_orders
 
-        tenant = self._tenant(tenant_id)
+        tenant = self.tenant(tenant_id)
         return reconcile_orders(tenant_id=tenant_id, portal_id=tenant.settings.portal_id,
                                 host=tenant.host, store=self._stores[tenant.store_url],
                                 push=self.outbound(tenant_id), clock=self.clock)
@@ -566,7 +540,7 @@ class Runtime:
         """Build the outbound push engine of an enabled tenant."""
         from .outbound import OutboundPush
 
-        tenant = self._tenant(tenant_id)
+        tenant = self.tenant(tenant_id)
         settings = tenant.settings
         return OutboundPush(
             tenant_id=tenant_id, portal_id=settings.portal_id, host=tenant.host,
@@ -596,13 +570,6 @@ class Runtime:
                        limit: int = 100) -> list[ConflictRecord]:
         """The tenant's open conflicts (``status=None``: the whole audit trail), newest first."""
         return self.store_for(tenant_id).list_conflicts(tenant_id, status=status, limit=limit)
-
-    def get_conflict(self, tenant_id: int, conflict_id: int) -> ConflictRecord:
-        """One conflict of the tenant; ConfigError when it has none with this id."""
-        record = self.store_for(tenant_id).get_conflict(tenant_id, conflict_id)
-        if record is None:
-            raise ConfigError(f"Tenant {tenant_id} has no conflict {conflict_id}.")
-        return record
 
     def resolve_conflict(self, tenant_id: int, conflict_id: int, choice: str, *,
                          value: str | None = None, decided_by: str | None = None) -> ConflictRecord:
@@ -639,7 +606,8 @@ class Runtime:
 
         return choose
 
-    def _tenant(self, tenant_id: int) -> _Tenant:
+    def tenant(self, tenant_id: int) -> TenantContext:
+        """The context of an enabled tenant; ``ConfigError`` naming it when it is not."""
         with self._lock:
             tenant = self._tenants.get(tenant_id)
         if tenant is None:
@@ -675,39 +643,6 @@ class Runtime:
                 self._runners[url] = runner
             return runner
 
-
-
-def store_status(store: SqlStateStore, tenant_id: int) -> dict[str, Any]:
-    """Return a tenant's queue depths, recent runs and log from its store, as JSON-ready data."""
-    depths: dict[str, dict[str, int]] = {}
-    for (state, kind), count in store.depths(tenant_id).items():
-        depths.setdefault(str(state), {})[kind] = count
-    runs = [
-        {
-            "id": run.id,
-            "kind": run.kind,
-            "status": str(run.status),
-            "started_at": run.started_at.isoformat(),
-            "ended_at": run.ended_at.isoformat() if run.ended_at else None,
-            "created": run.created,
-            "updated": run.updated,
-            "skipped": run.skipped,
-            "failed": run.failed,
-            "error": run.error,
-        }
-        for run in store.recent_runs(tenant_id, limit=10)
-    ]
-    entries = [
-        {
-            "level": str(e.level),
-            "what": e.what,
-            "record": e.record,
-            "message": e.message,
-            "at": e.created_at.isoformat(),
-        }
-        for e in store.read_log(tenant_id, limit=20).entries
-    ]
-    return {"tenant_id": tenant_id, "queue": depths, "recent_runs": runs, "log": entries}
 
 
 def _cause(exc: BaseException, store_url: str) -> str:
