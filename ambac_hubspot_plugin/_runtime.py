@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ._clock import Clock
+from ._strategies import Strategies
 from ._tenants import EnableReport, Step, TenantContext
 from .errors import ConfigError
 from .host import HostServices, HttpRequest, HttpResponse, HttpRoute, PeriodicTask
@@ -44,6 +45,7 @@ class Runtime:
         from .store import DEFAULT_LEASE, default_worker_id, utc_now
 
         self.hooks = hooks
+        self.strategies = Strategies(hooks)
         self.clock = clock or utc_now
         # Random per runtime: a restarted process (same host, maybe the same pid in a container)
         # must never pass for the dead one and act on the jobs it held.
@@ -128,7 +130,7 @@ class Runtime:
                 f"is not allowed in this process: its operator allows the bundled sandbox (tests, "
                 f"demos) by setting {ALLOW_LOCAL_SANDBOX_ENV}=1 in its environment; in "
                 "production, remove local_sandbox and use HubSpot's API"))])
-        self._check_strategies(settings)
+        self.strategies.check(settings)
         url = self._store_url(host, settings)
         check_binding(host, tenant_id, url)
         store = self._store(url)
@@ -189,7 +191,7 @@ class Runtime:
         from .settings import parse_settings
 
         settings = parse_settings(raw)
-        self._check_strategies(settings)
+        self.strategies.check(settings)
         url = self._store_url(host, settings)
         # Enabled here or in another process (the binding says so): the store stays.
         check_binding(host, tenant_id, url)
@@ -420,8 +422,8 @@ class Runtime:
         return InboundSync(
             tenant_id=tenant_id, portal_id=settings.portal_id, host=tenant.host,
             store=self._stores[tenant.store_url], client=tenant.client,
-            mapping=self._strategy("mapping", settings.mapping.strategy, settings.mapping.options),
-            conflicts=self._conflict_strategy(settings), triggers=triggers,
+            mapping=self.strategies.mapping(settings),
+            conflicts=self.strategies.conflicts(settings), triggers=triggers,
             timezone=ZoneInfo(settings.portal_timezone),
             overlap=timedelta(seconds=settings.sync_overlap_seconds), clock=self.clock,
             on_order_created=self.hooks.order_created, reload_triggers=reload_triggers,
@@ -545,7 +547,7 @@ class Runtime:
         return OutboundPush(
             tenant_id=tenant_id, portal_id=settings.portal_id, host=tenant.host,
             store=self._stores[tenant.store_url], client=tenant.client,
-            mapping=self._strategy("mapping", settings.mapping.strategy, settings.mapping.options),
+            mapping=self.strategies.mapping(settings),
             settings=settings, clock=self.clock,
         )
 
@@ -577,34 +579,6 @@ class Runtime:
         applied to the host and to HubSpot, and recorded with who decided."""
         return self.outbound(tenant_id).resolve_conflict(conflict_id, choice, value=value,
                                                          decided_by=decided_by)
-
-    def _check_strategies(self, settings: Settings) -> None:
-        """Refuse settings naming strategies no installed package provides (or bad options)."""
-        self._strategy("mapping", settings.mapping.strategy, settings.mapping.options)
-        self._conflict_strategy(settings)
-
-    def _strategy(self, kind: str, name: str, options: Mapping[str, Any]) -> Any:
-        registry = self.hooks.mapping_strategies() if kind == "mapping" else self.hooks.conflict_strategies()
-        if name not in registry:
-            raise ConfigError.from_problems(
-                [(f"{kind}.strategy" if kind == "mapping" else "conflicts",
-                  f"no {kind} strategy named {name!r}; installed: {sorted(registry)}")]
-            )
-        return registry[name](options)
-
-    def _conflict_strategy(self, settings: Settings) -> Callable[[str, str], Any]:
-        from .conflicts import NamedStrategy
-
-        # Named, so the audit trail records the name the settings chose.
-        default = NamedStrategy(settings.conflicts.default,
-                                self._strategy("conflict", settings.conflicts.default, {}))
-        per_field = {key: NamedStrategy(name, self._strategy("conflict", name, {}))
-                     for key, name in settings.conflicts.per_field.items()}
-
-        def choose(object_type: str, field: str) -> Any:
-            return per_field.get(f"{object_type}.{field}", default)
-
-        return choose
 
     def tenant(self, tenant_id: int) -> TenantContext:
         """The context of an enabled tenant; ``ConfigError`` naming it when it is not."""
