@@ -14,14 +14,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .admin import Admin, PermissionDeniedError
+from .admin import Admin, AdminRuntime, PermissionDeniedError
 from .errors import ConfigError, HubSpotIntegrationError
 from .host import MANAGE_INTEGRATIONS, VIEW_INTEGRATIONS, HttpRequest, HttpResponse, HttpRoute
-
-if TYPE_CHECKING:
-    from ._runtime import Runtime
 
 __all__ = ["admin_routes"]
 
@@ -232,7 +229,7 @@ _ROUTES: tuple[tuple[str, str, str, str, Handler], ...] = (
 )
 
 
-def _serve(runtime: Runtime, name: str, permission: str,
+def _serve(runtime: AdminRuntime, name: str, permission: str,
            handler: Handler) -> Callable[[HttpRequest], HttpResponse]:
     def serve(request: HttpRequest) -> HttpResponse:
         user = request.user
@@ -241,7 +238,7 @@ def _serve(runtime: Runtime, name: str, permission: str,
         if not runtime.is_enabled(user.tenant_id):
             return _error(409, "not_enabled", "the HubSpot integration is not enabled for this "
                           "tenant; enable it under Settings > Integrations > HubSpot")
-        admin = Admin(runtime, runtime._tenant(user.tenant_id).host)
+        admin = Admin(runtime, runtime.tenant(user.tenant_id).host)
         try:
             # Before reading the request: a refused user learns nothing from validation errors.
             admin.require(user, permission, f"The {name} route")
@@ -260,7 +257,7 @@ def _serve(runtime: Runtime, name: str, permission: str,
     return serve
 
 
-def admin_routes(runtime: Runtime) -> tuple[HttpRoute, ...]:
+def admin_routes(runtime: AdminRuntime) -> tuple[HttpRoute, ...]:
     """Every admin route, bound to ``runtime``."""
     return tuple(HttpRoute(name, method, path, permission, _serve(runtime, name, permission, handler))
                  for name, method, path, permission, handler in _ROUTES)

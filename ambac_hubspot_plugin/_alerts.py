@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 if TYPE_CHECKING:
-    from ._runtime import Runtime
+    from ._tenants import Tenants
     from .host import HostServices
     from .settings import Settings
     from .store import SqlStateStore
@@ -237,16 +237,14 @@ def check_tenant(store: SqlStateStore, host: HostServices, settings: Settings, t
     return notices
 
 
-def run_alerts(runtime: Runtime, clock: Callable[[], datetime] | None = None) -> list[Notice]:
+def run_alerts(tenants: Tenants, clock: Callable[[], datetime] | None = None) -> list[Notice]:
     """Check the alerts of every enabled tenant (called from the runtime's tick)."""
-    now = (clock or runtime.clock)()
-    with runtime._lock:
-        tenants = list(runtime._tenants.values())
+    now = (clock or tenants.clock)()
     notices: list[Notice] = []
-    for tenant in tenants:
+    for tenant in tenants.enabled():
         try:
-            notices.extend(check_tenant(runtime.store_for(tenant.tenant_id), tenant.host,
-                                        tenant.settings, tenant.tenant_id, now))
+            notices.extend(check_tenant(tenant.store, tenant.host, tenant.settings,
+                                        tenant.tenant_id, now))
         except Exception:  # one tenant's broken store must not stop the others' alerts
             log.exception("checking HubSpot alerts of tenant %s failed", tenant.tenant_id)
     return notices

@@ -22,7 +22,7 @@ from .errors import WebhookSignatureError
 from .host import HttpRequest, HttpResponse, HttpRoute, OrderStatus
 
 if TYPE_CHECKING:
-    from ._runtime import Runtime
+    from ._tenants import Tenants
     from .host import Order
 
 __all__ = ["ROUTE_PATH", "card_route", "order_card"]
@@ -78,7 +78,7 @@ def _review_uri(request_url: str, public_base_url: str | None, tenant_key: str, 
     return f"{base.rstrip('/')}/hubspot/deals/{deal_id}/preview"
 
 
-def card_route(runtime: Runtime) -> HttpRoute:
+def card_route(tenants: Tenants) -> HttpRoute:
     """The unauthenticated, signature-checked CRM card data route."""
 
     def handle(request: HttpRequest) -> HttpResponse:
@@ -87,10 +87,10 @@ def card_route(runtime: Runtime) -> HttpRoute:
         from .webhooks import _public_uri, webhook_secret
 
         key = str(request.path_params.get("tenant_id", ""))
-        if not key.isdigit() or len(key) > 12 or not runtime.is_enabled(int(key)):
+        if not key.isdigit() or len(key) > 12 or not tenants.is_enabled(int(key)):
             return _json(404, {"message": "no enabled tenant here"})
         tenant_id = int(key)
-        tenant = runtime._tenant(tenant_id)
+        tenant = tenants.tenant(tenant_id)
         settings = tenant.settings
         secret = webhook_secret(settings)
         if secret is None:
@@ -102,7 +102,7 @@ def card_route(runtime: Runtime) -> HttpRoute:
         try:
             verify_signature(secret=secret.reveal(), method=request.method,
                              uri=_public_uri(request.url, settings.public_base_url),
-                             headers=headers, body=request.body, now=runtime.clock(),
+                             headers=headers, body=request.body, now=tenants.clock(),
                              versions=CARD_SIGNATURE_VERSIONS)
         except WebhookSignatureError as exc:
             return _json(401, {"message": str(exc)})
@@ -114,7 +114,7 @@ def card_route(runtime: Runtime) -> HttpRoute:
         portal = str(request.query.get("portalId", settings.portal_id))
         if portal != settings.portal_id:
             return _json(403, {"message": f"portal {portal[:20]} is not connected to this tenant"})
-        store = runtime.store_for(tenant_id)
+        store = tenant.store
         link = store.get_link_by_hubspot(tenant_id, settings.portal_id, "deal", deal_id)
         order = tenant.host.get_order(link.host_id) if link is not None else None
         if order is None:

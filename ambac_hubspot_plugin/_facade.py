@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pluggy
 
 from .errors import ConfigError
-from .hookspecs import StrategyFactory
+from .hookspecs import ConflictStrategyFactory, MappingStrategyFactory
 
 if TYPE_CHECKING:
     from .events import OrderCreated, SyncStepFailed
@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 __all__ = ["PluginHooks"]
 
 log = logging.getLogger(__name__)
+
+_Factory = TypeVar("_Factory", bound=Callable[[Mapping[str, Any]], Any])
 
 
 class PluginHooks:
@@ -30,17 +32,19 @@ class PluginHooks:
     def __init__(self, pm: pluggy.PluginManager) -> None:
         self._pm = pm
         self._lock = threading.Lock()
-        self._mapping: dict[str, StrategyFactory] | None = None
-        self._conflict: dict[str, StrategyFactory] | None = None
+        self._mapping: dict[str, MappingStrategyFactory] | None = None
+        self._conflict: dict[str, ConflictStrategyFactory] | None = None
 
-    def mapping_strategies(self) -> Mapping[str, StrategyFactory]:
+    def mapping_strategies(self) -> Mapping[str, MappingStrategyFactory]:
         """Return the field-mapping strategies every installed package registered, by name."""
         with self._lock:
             if self._mapping is None:
-                self._mapping = self._collect("mapping", self._pm.hook.hubspot_register_mapping_strategies)
+                self._mapping = self._collect(
+                    "mapping", self._pm.hook.hubspot_register_mapping_strategies
+                )
             return self._mapping
 
-    def conflict_strategies(self) -> Mapping[str, StrategyFactory]:
+    def conflict_strategies(self) -> Mapping[str, ConflictStrategyFactory]:
         """Return the conflict strategies every installed package registered, by name."""
         with self._lock:
             if self._conflict is None:
@@ -57,12 +61,14 @@ class PluginHooks:
         """Tell listeners a sync step failed; a failing listener is logged, not raised."""
         self._notify("hubspot_sync_step_failed", event)
 
-    def _collect(self, kind: str, hook: pluggy.HookCaller) -> dict[str, StrategyFactory]:
-        found: dict[str, StrategyFactory] = {}
+    def _collect(self, kind: str, hook: pluggy.HookCaller) -> dict[str, _Factory]:
+        # pluggy cannot check what a package registers; the names and callables are checked
+        # here, the strategies they build where a tenant's settings choose them.
+        found: dict[str, _Factory] = {}
         owners: dict[str, str] = {}
         current = {"plugin": "?"}
 
-        def register(name: str, factory: StrategyFactory) -> None:
+        def register(name: str, factory: _Factory) -> None:
             if not isinstance(name, str) or not name.strip():
                 raise ConfigError(
                     f"A {kind} strategy registered by {current['plugin']} has an empty or "

@@ -16,58 +16,26 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ._clock import Clock
+from ._strategies import Strategies
+from ._tenants import EnableReport, Step, TenantContext
 from .errors import ConfigError
 from .host import HostServices, HttpRequest, HttpResponse, HttpRoute, PeriodicTask
 
 if TYPE_CHECKING:
     # settings (cattrs) and the store (SQLAlchemy) load on first enable, not at registration.
     from ._facade import PluginHooks
-    from .client import HubSpotClient
     from .inbound import InboundSync, Outcome, Preview, RunResult
     from .outbound import OutboundPush
     from .settings import Settings
     from .store import ConflictRecord, DrainCounts, Job, QueueRunner, SqlStateStore
 
-__all__ = ["EnableReport", "Runtime", "store_status"]
+__all__ = ["EnableReport", "Runtime"]
 
 log = logging.getLogger(__name__)
 
 JobHandler = Callable[["Job"], None]
 
 PIPELINES_TTL = timedelta(minutes=5)
-
-
-@attrs.frozen
-class Step:
-    """One thing enabling did (or could not do yet), for the admin to read."""
-
-    name: str
-    ok: bool
-    detail: str
-
-
-@attrs.frozen
-class EnableReport:
-    """What ``ambac_plugin_enabled`` did for a tenant."""
-
-    plugin_id: str
-    tenant_id: int
-    steps: tuple[Step, ...]
-    checks: tuple[Any, ...] = ()  # the connection test's CheckResults, one per check
-
-    @property
-    def ok(self) -> bool:
-        """Whether every step succeeded."""
-        return all(step.ok for step in self.steps)
-
-
-@attrs.frozen
-class _Tenant:
-    tenant_id: int
-    settings: Settings
-    host: HostServices
-    store_url: str
-    client: HubSpotClient
 
 
 class Runtime:
@@ -77,6 +45,7 @@ class Runtime:
         from .store import DEFAULT_LEASE, default_worker_id, utc_now
 
         self.hooks = hooks
+        self.strategies = Strategies(hooks)
         self.clock = clock or utc_now
         # Random per runtime: a restarted process (same host, maybe the same pid in a container)
         # must never pass for the dead one and act on the jobs it held.
@@ -85,7 +54,7 @@ class Runtime:
         #: process holds its jobs this long at most. Change it before the first drain (tests).
         self.job_lease: timedelta = DEFAULT_LEASE
         self._lock = threading.RLock()
-        self._tenants: dict[int, _Tenant] = {}
+        self._tenants: dict[int, TenantContext] = {}
         self._stores: dict[str, SqlStateStore] = {}
         self._runners: dict[str, QueueRunner] = {}
         self._worker: threading.Thread | None = None
@@ -127,7 +96,7 @@ class Runtime:
         from .store import redact
 
         self.attach(host, tenant_id, raw)
-        tenant = self._tenant(tenant_id)
+        tenant = self.tenant(tenant_id)
         hubspot, checks = self._check_hubspot(tenant_id)
         steps = [
             Step("settings", True, "settings are valid"),
@@ -161,15 +130,15 @@ class Runtime:
                 f"is not allowed in this process: its operator allows the bundled sandbox (tests, "
                 f"demos) by setting {ALLOW_LOCAL_SANDBOX_ENV}=1 in its environment; in "
                 "production, remove local_sandbox and use HubSpot's API"))])
-        self._check_strategies(settings)
+        self.strategies.check(settings)
         url = self._store_url(host, settings)
         check_binding(host, tenant_id, url)
-        self._store(url)
+        store = self._store(url)
         client = build_client(ClientSettings.from_plugin_settings(settings, **self.client_overrides),
                               clock=self.clock)
         with self._lock:
             old = self._tenants.get(tenant_id)
-            self._tenants[tenant_id] = _Tenant(tenant_id, settings, host, url, client)
+            self._tenants[tenant_id] = TenantContext(tenant_id, settings, host, url, store, client)
             self._pipelines.pop(tenant_id, None)  # the portal may have changed: read them again
         if old is not None:
             old.client.close()
@@ -179,7 +148,7 @@ class Runtime:
         # kept as the tenant's last check for the status view.
         from ._checks import run_checks, save_report
 
-        tenant = self._tenant(tenant_id)
+        tenant = self.tenant(tenant_id)
         report = run_checks(tenant.settings, tenant.client, tenant_id, clock=self.clock)
         save_report(self._stores[tenant.store_url], tenant.settings.portal_id, report)
         failed = [c for c in report.checks if not c.ok]
@@ -222,7 +191,7 @@ class Runtime:
         from .settings import parse_settings
 
         settings = parse_settings(raw)
-        self._check_strategies(settings)
+        self.strategies.check(settings)
         url = self._store_url(host, settings)
         # Enabled here or in another process (the binding says so): the store stays.
         check_binding(host, tenant_id, url)
@@ -241,7 +210,12 @@ class Runtime:
 
     def store_for(self, tenant_id: int) -> SqlStateStore:
         """Return the store of an enabled tenant."""
-        return self._stores[self._tenant(tenant_id).store_url]
+        return self.tenant(tenant_id).store
+
+    def enabled(self) -> list[TenantContext]:
+        """Every enabled tenant, at the moment of the call."""
+        with self._lock:
+            return list(self._tenants.values())
 
     # ---- host events -----------------------------------------------------------------------
 
@@ -299,10 +273,12 @@ class Runtime:
         """Return the tenant's status as JSON-compatible data (no secrets)."""
         if not self.is_enabled(tenant_id):
             return {"tenant_id": tenant_id, "enabled": False}
-        stats = self._tenant(tenant_id).client.stats.snapshot()
+        stats = self.tenant(tenant_id).client.stats.snapshot()
         calls = {"total": stats.total_calls, "by_endpoint": dict(stats.calls), "retries": stats.retries,
                  "rate_limited": stats.rate_limited, "token_refreshes": stats.refreshes,
                  "errors": stats.errors}
+        from ._status import store_status
+
         return {"enabled": True, **store_status(self.store_for(tenant_id), tenant_id), "hubspot_calls": calls}
 
     def drain(self, *, max_jobs: int | None = None, deadline: datetime | None = None) -> int:
@@ -432,7 +408,7 @@ class Runtime:
 
         from .inbound import InboundSync, Triggers
 
-        tenant = self._tenant(tenant_id)
+        tenant = self.tenant(tenant_id)
         settings = tenant.settings
         def triggers_from(pipelines: Any) -> Triggers:
             return Triggers.from_settings(pipelines, settings.trigger_stages, settings.stage_status_map)
@@ -446,14 +422,14 @@ class Runtime:
         return InboundSync(
             tenant_id=tenant_id, portal_id=settings.portal_id, host=tenant.host,
             store=self._stores[tenant.store_url], client=tenant.client,
-            mapping=self._strategy("mapping", settings.mapping.strategy, settings.mapping.options),
-            conflicts=self._conflict_strategy(settings), triggers=triggers,
+            mapping=self.strategies.mapping(settings),
+            conflicts=self.strategies.conflicts(settings), triggers=triggers,
             timezone=ZoneInfo(settings.portal_timezone),
             overlap=timedelta(seconds=settings.sync_overlap_seconds), clock=self.clock,
             on_order_created=self.hooks.order_created, reload_triggers=reload_triggers,
         )
 
-    def _pipelines_of(self, tenant: _Tenant) -> Any:
+    def _pipelines_of(self, tenant: TenantContext) -> Any:
         """The portal's pipelines, read at most every few minutes (webhook jobs need them too)."""
         now = self.clock()
         with self._lock:
@@ -467,7 +443,7 @@ class Runtime:
 
     def settings_for(self, tenant_id: int) -> Settings:
         """The settings an enabled tenant runs with."""
-        return self._tenant(tenant_id).settings
+        return self.tenant(tenant_id).settings
 
     def run_sync(
         self, tenant_id: int, *, backfill: bool = False, since: datetime | None = None,
@@ -539,7 +515,7 @@ class Runtime:
         hooks could not record); return how many. See :mod:`._reconcile`."""
         from ._reconcile import reconcile_orders
 
-        tenant = self._tenant(tenant_id)
+        tenant = self.tenant(tenant_id)
         return reconcile_orders(tenant_id=tenant_id, portal_id=tenant.settings.portal_id,
                                 host=tenant.host, store=self._stores[tenant.store_url],
                                 push=self.outbound(tenant_id), clock=self.clock)
@@ -566,12 +542,12 @@ class Runtime:
         """Build the outbound push engine of an enabled tenant."""
         from .outbound import OutboundPush
 
-        tenant = self._tenant(tenant_id)
+        tenant = self.tenant(tenant_id)
         settings = tenant.settings
         return OutboundPush(
             tenant_id=tenant_id, portal_id=settings.portal_id, host=tenant.host,
             store=self._stores[tenant.store_url], client=tenant.client,
-            mapping=self._strategy("mapping", settings.mapping.strategy, settings.mapping.options),
+            mapping=self.strategies.mapping(settings),
             settings=settings, clock=self.clock,
         )
 
@@ -597,13 +573,6 @@ class Runtime:
         """The tenant's open conflicts (``status=None``: the whole audit trail), newest first."""
         return self.store_for(tenant_id).list_conflicts(tenant_id, status=status, limit=limit)
 
-    def get_conflict(self, tenant_id: int, conflict_id: int) -> ConflictRecord:
-        """One conflict of the tenant; ConfigError when it has none with this id."""
-        record = self.store_for(tenant_id).get_conflict(tenant_id, conflict_id)
-        if record is None:
-            raise ConfigError(f"Tenant {tenant_id} has no conflict {conflict_id}.")
-        return record
-
     def resolve_conflict(self, tenant_id: int, conflict_id: int, choice: str, *,
                          value: str | None = None, decided_by: str | None = None) -> ConflictRecord:
         """Resolve an open conflict with ``hubspot``, ``ambac`` or ``value`` (and the value):
@@ -611,35 +580,8 @@ class Runtime:
         return self.outbound(tenant_id).resolve_conflict(conflict_id, choice, value=value,
                                                          decided_by=decided_by)
 
-    def _check_strategies(self, settings: Settings) -> None:
-        """Refuse settings naming strategies no installed package provides (or bad options)."""
-        self._strategy("mapping", settings.mapping.strategy, settings.mapping.options)
-        self._conflict_strategy(settings)
-
-    def _strategy(self, kind: str, name: str, options: Mapping[str, Any]) -> Any:
-        registry = self.hooks.mapping_strategies() if kind == "mapping" else self.hooks.conflict_strategies()
-        if name not in registry:
-            raise ConfigError.from_problems(
-                [(f"{kind}.strategy" if kind == "mapping" else "conflicts",
-                  f"no {kind} strategy named {name!r}; installed: {sorted(registry)}")]
-            )
-        return registry[name](options)
-
-    def _conflict_strategy(self, settings: Settings) -> Callable[[str, str], Any]:
-        from .conflicts import NamedStrategy
-
-        # Named, so the audit trail records the name the settings chose.
-        default = NamedStrategy(settings.conflicts.default,
-                                self._strategy("conflict", settings.conflicts.default, {}))
-        per_field = {key: NamedStrategy(name, self._strategy("conflict", name, {}))
-                     for key, name in settings.conflicts.per_field.items()}
-
-        def choose(object_type: str, field: str) -> Any:
-            return per_field.get(f"{object_type}.{field}", default)
-
-        return choose
-
-    def _tenant(self, tenant_id: int) -> _Tenant:
+    def tenant(self, tenant_id: int) -> TenantContext:
+        """The context of an enabled tenant; ``ConfigError`` naming it when it is not."""
         with self._lock:
             tenant = self._tenants.get(tenant_id)
         if tenant is None:
@@ -675,39 +617,6 @@ class Runtime:
                 self._runners[url] = runner
             return runner
 
-
-
-def store_status(store: SqlStateStore, tenant_id: int) -> dict[str, Any]:
-    """Return a tenant's queue depths, recent runs and log from its store, as JSON-ready data."""
-    depths: dict[str, dict[str, int]] = {}
-    for (state, kind), count in store.depths(tenant_id).items():
-        depths.setdefault(str(state), {})[kind] = count
-    runs = [
-        {
-            "id": run.id,
-            "kind": run.kind,
-            "status": str(run.status),
-            "started_at": run.started_at.isoformat(),
-            "ended_at": run.ended_at.isoformat() if run.ended_at else None,
-            "created": run.created,
-            "updated": run.updated,
-            "skipped": run.skipped,
-            "failed": run.failed,
-            "error": run.error,
-        }
-        for run in store.recent_runs(tenant_id, limit=10)
-    ]
-    entries = [
-        {
-            "level": str(e.level),
-            "what": e.what,
-            "record": e.record,
-            "message": e.message,
-            "at": e.created_at.isoformat(),
-        }
-        for e in store.read_log(tenant_id, limit=20).entries
-    ]
-    return {"tenant_id": tenant_id, "queue": depths, "recent_runs": runs, "log": entries}
 
 
 def _cause(exc: BaseException, store_url: str) -> str:

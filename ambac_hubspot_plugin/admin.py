@@ -25,28 +25,74 @@ import typing
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ._filters import check_filters, filter_problems
+from ._status import EXCLUDED_CHECKPOINT, build_status
+from ._tenants import Tenants
+from ._views import (
+    conflict_json,
+    iso,
+    job_json,
+    outcome_json,
+    run_json,
+    scrub_secrets,
+    secret_values,
+)
 from .errors import ConfigError, HubSpotIntegrationError
 from .host import MANAGE_INTEGRATIONS, VIEW_INTEGRATIONS, OrderStatus
 
 if TYPE_CHECKING:
     from ._checks import CheckReport
-    from ._runtime import EnableReport, Runtime
+    from ._tenants import EnableReport
     from .host import HostServices, User
-    from .inbound import Outcome
-    from .settings import Settings
-    from .store import ConflictRecord, Job, SqlStateStore
+    from .inbound import Outcome, Preview, RunResult
+    from .store import ConflictRecord
 
-__all__ = ["Admin", "PermissionDeniedError", "build_status", "conflict_json", "job_json",
-           "order_changes", "run_json", "secret_values"]
+__all__ = ["Admin", "AdminRuntime", "PermissionDeniedError", "build_status", "conflict_json",
+           "job_json", "order_changes", "run_json", "secret_values"]
 
 _T = TypeVar("_T")
-EXCLUDED_CHECKPOINT = "status.excluded"
-# Job kinds whose failures mean a record is failing to sync (the rest are housekeeping).
-_RETRY_KIND = "inbound.deal"
-_RECORD_JOB_KINDS = (_RETRY_KIND, "webhook.object")
+
+
+class _WebhookIntake(Protocol):
+    @property
+    def max_attempts(self) -> int | None:
+        ...
+
+
+class AdminRuntime(Tenants, Protocol):
+    """What the admin API asks of the runtime beyond :class:`~._tenants.Tenants`: a tenant's
+    lifecycle and the engines' operations."""
+
+    @property
+    def webhooks(self) -> _WebhookIntake:
+        ...
+
+    def enable(self, host: HostServices, tenant_id: int, raw: Mapping[str, Any]) -> EnableReport:
+        ...
+
+    def disable(self, tenant_id: int, host: HostServices | None = None) -> None:
+        ...
+
+    def settings_changed(self, host: HostServices, tenant_id: int, raw: Mapping[str, Any]) -> None:
+        ...
+
+    def run_sync(self, tenant_id: int, *, backfill: bool = False, since: datetime | None = None,
+                 dry_run: bool = False, keep_outcomes: bool = False,
+                 progress: Callable[[Outcome], None] | None = None) -> RunResult:
+        ...
+
+    def preview_order(self, tenant_id: int, deal_id: str) -> Preview:
+        ...
+
+    def create_order_from_deal(self, tenant_id: int, deal_id: str,
+                               changes: Mapping[str, object] | None = None) -> Outcome:
+        ...
+
+    def resolve_conflict(self, tenant_id: int, conflict_id: int, choice: str, *,
+                         value: str | None = None, decided_by: str | None = None) -> ConflictRecord:
+        ...
 
 
 class PermissionDeniedError(HubSpotIntegrationError):
@@ -59,160 +105,6 @@ class PermissionDeniedError(HubSpotIntegrationError):
         who = f"user {user.id} ({user.email})" if user is not None else "nobody (no signed-in user)"
         super().__init__(f"{operation} needs the {permission!r} permission, which {who} does not "
                          "have in this tenant; ask a tenant admin to grant it.")
-
-
-def secret_values(settings: Settings) -> list[str]:
-    """Every secret string of the settings (to scrub them from anything shown)."""
-    from .settings import secret_values as of_settings
-
-    return of_settings(settings)
-
-
-def _scrub(data: Any, secrets: list[str]) -> Any:
-    if not secrets:
-        return data
-    if isinstance(data, str):
-        for secret in secrets:
-            data = data.replace(secret, "***")
-        return data
-    if isinstance(data, Mapping):
-        return {key: _scrub(value, secrets) for key, value in data.items()}
-    if isinstance(data, list | tuple):
-        return [_scrub(value, secrets) for value in data]
-    return data
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment is not None else None
-
-
-def run_json(run: Any) -> dict[str, Any]:
-    """One sync run as JSON-ready data, with its duration."""
-    duration = (run.ended_at - run.started_at).total_seconds() if run.ended_at else None
-    return {"id": run.id, "kind": run.kind, "status": str(run.status),
-            "started_at": _iso(run.started_at), "ended_at": _iso(run.ended_at),
-            "duration_seconds": duration, "created": run.created, "updated": run.updated,
-            "skipped": run.skipped, "failed": run.failed, "error": run.error}
-
-
-def job_json(job: Job) -> dict[str, Any]:
-    """One queued or dead job as JSON-ready data."""
-    return {"id": job.id, "kind": job.kind, "state": str(job.state), "attempts": job.attempts,
-            "max_attempts": job.max_attempts, "record": job.dedupe_key, "payload": job.payload,
-            "last_error": job.last_error, "created_at": _iso(job.created_at)}
-
-
-def _outcome_json(outcome: Outcome) -> dict[str, Any]:
-    return {"deal_id": outcome.deal_id, "action": outcome.action, "reason": outcome.reason,
-            "order_id": outcome.order_id, "fields": list(outcome.fields)}
-
-
-def conflict_json(record: ConflictRecord) -> dict[str, Any]:
-    """One conflict (open or decided) as JSON-ready data."""
-    import attrs
-
-    return dict(json.loads(json.dumps(attrs.asdict(record), default=str)))
-
-
-def _record_counts(store: SqlStateStore, tenant_id: int, portal_id: str) -> dict[str, Any]:
-    """Records in sync, failing, and excluded (HubSpot's sync-health vocabulary)."""
-    import sqlalchemy as sa
-
-    from .store._schema import jobs, links
-
-    with store.engine.connect() as conn:
-        linked = conn.execute(sa.select(links.c.hubspot_id).where(
-            links.c.tenant_id == tenant_id, links.c.portal_id == portal_id,
-            links.c.object_type == "deal")).scalars().all()
-        failing_keys = conn.execute(sa.select(jobs.c.dedupe_key, jobs.c.payload).where(
-            jobs.c.tenant_id == tenant_id, jobs.c.kind.in_(_RECORD_JOB_KINDS),
-            # A retry job exists only because its deal failed; other jobs fail once they erred.
-            sa.or_(jobs.c.kind == _RETRY_KIND, jobs.c.state == "dead", jobs.c.last_error.is_not(None)),
-        )).all()
-    failing: set[str] = set()
-    for key, payload in failing_keys:
-        failing.add(str(key or payload))
-    failing_deals = {k.split(":", 1)[1] for k in failing if k.startswith(("deal:", "deals:"))}
-    in_sync = sum(1 for deal_id in linked if deal_id not in failing_deals)
-    saved = store.get_checkpoint(tenant_id, portal_id, EXCLUDED_CHECKPOINT)
-    excluded: dict[str, Any] = (json.loads(saved.value) if saved is not None else
-                                {"count": None, "as_of": None,
-                                 "note": "counted by the next sync run from the admin API or CLI"})
-    return {"in_sync": in_sync, "failing": len(failing), "excluded": excluded}
-
-
-def _webhook_health(store: SqlStateStore, tenant_id: int, settings: Settings,
-                    now: datetime) -> dict[str, Any]:
-    from .webhooks import webhook_secret
-
-    stats = [s for s in store.webhook_portal_stats(tenant_id) if s.portal_id == settings.portal_id]
-    last = max((s.last_received_at for s in stats if s.last_received_at), default=None)
-    refusals = {r.reason: {"refused": r.refused, "last_refused_at": _iso(r.last_refused_at)}
-                for r in store.webhook_refusal_stats(tenant_id)}
-    backlog = store.webhook_backlog(tenant_id)
-    return {
-        "configured": webhook_secret(settings) is not None,
-        "last_event_at": _iso(last),
-        "silent_for_seconds": (now - last).total_seconds() if last else None,
-        "silence_threshold_seconds": settings.alerts.webhook_silence_minutes * 60,
-        "accepted": sum(s.accepted for s in stats),
-        "duplicates": sum(s.duplicates for s in stats),
-        "echoes": sum(s.echoes for s in stats),
-        "refused": refusals,
-        # Acknowledged deliveries the worker has not split into events yet, and ones it could
-        # not read (kept; see the log's webhook.unreadable entries and `replay --all`).
-        "waiting": {"deliveries": backlog.batches, "events": backlog.events,
-                    "oldest_received_at": _iso(backlog.oldest_received_at)},
-        "unreadable_deliveries": backlog.unreadable,
-    }
-
-
-def build_status(runtime: Runtime, tenant_id: int, *, log_limit: int = 20) -> dict[str, Any]:
-    """The whole status view of a tenant as JSON-ready data (no secrets)."""
-    from ._alerts import open_incidents
-    from ._checks import load_last_report
-    from ._runtime import store_status
-
-    if not runtime.is_enabled(tenant_id):
-        return {"tenant_id": tenant_id, "enabled": False}
-    tenant = runtime._tenant(tenant_id)
-    settings = tenant.settings
-    store = runtime.store_for(tenant_id)
-    now = runtime.clock()
-    base = store_status(store, tenant_id)
-    report = load_last_report(store, tenant_id, settings.portal_id)
-    dead = store.dead_letters(tenant_id, limit=20)
-    items = [conflict_json(c) for c in runtime.list_conflicts(tenant_id, limit=1000)]
-    conflicts = {"open": len(items), "items": items[:20]}
-    runs = store.recent_runs(tenant_id, limit=10)
-    last_ok = next((r for r in runs if str(r.status) == "succeeded"), None)
-    status = {
-        "tenant_id": tenant_id,
-        "enabled": True,
-        "portal_id": settings.portal_id,
-        "connection": {
-            "state": "never checked" if report is None else ("ok" if report.ok else "failed"),
-            "last_check": report.to_json() if report else None,
-        },
-        "sync": {
-            "running": any(str(r.status) == "running" for r in runs),
-            "last_success_at": _iso(last_ok.ended_at) if last_ok else None,
-            "interval_seconds": settings.sync_interval_seconds,
-        },
-        "records": _record_counts(store, tenant_id, settings.portal_id),
-        "webhooks": _webhook_health(store, tenant_id, settings, now),
-        "queue": base["queue"],
-        "recent_runs": [run_json(r) for r in runs],
-        "dead_letters": {"count": sum(n for (s, _k), n in store.depths(tenant_id).items()
-                                      if str(s) == "dead"),
-                         "recent": [job_json(j) for j in dead]},
-        "conflicts": conflicts,
-        "alerts": [i.to_json() for i in open_incidents(store, tenant_id, settings.portal_id)],
-        "log": [{"id": e.id, "level": str(e.level), "what": e.what, "record": e.record,
-                 "message": e.message, "at": _iso(e.created_at)}
-                for e in store.read_log(tenant_id, limit=log_limit).entries],
-    }
-    return dict(_scrub(status, secret_values(settings)))
 
 
 _DATE_FIELDS = {"estimated_completion", "order_date"}
@@ -260,11 +152,12 @@ def order_changes(raw: Mapping[str, Any]) -> dict[str, object]:
 class Admin:
     """The admin operations of one tenant, on behalf of host users.
 
-    :param runtime: the plugin's runtime (``HubSpotPlugin.runtime``).
+    :param runtime: the plugin's runtime (``HubSpotPlugin.runtime``), through the
+        :class:`AdminRuntime` port.
     :param host: host services scoped to the tenant.
     """
 
-    def __init__(self, runtime: Runtime, host: HostServices) -> None:
+    def __init__(self, runtime: AdminRuntime, host: HostServices) -> None:
         self.runtime = runtime
         self.host = host
 
@@ -281,10 +174,10 @@ class Admin:
     def _secrets(self) -> list[str]:
         if not self.runtime.is_enabled(self.tenant_id):
             return []
-        return secret_values(self.runtime._tenant(self.tenant_id).settings)
+        return secret_values(self.runtime.tenant(self.tenant_id).settings)
 
     def _clean(self, data: _T) -> _T:
-        return typing.cast(_T, _scrub(data, self._secrets()))
+        return typing.cast(_T, scrub_secrets(data, self._secrets()))
 
     # ---- manage_integrations ----------------------------------------------------------------
 
@@ -307,7 +200,8 @@ class Admin:
         from .settings import parse_settings, restore_masked, unstructure_settings
 
         self.require(user, MANAGE_INTEGRATIONS, "Changing the HubSpot settings")
-        current = self.runtime.settings_for(self.tenant_id) if self.runtime.is_enabled(self.tenant_id) else None
+        current = (self.runtime.tenant(self.tenant_id).settings
+                   if self.runtime.is_enabled(self.tenant_id) else None)
         settings = restore_masked(settings, current)
         parsed = parse_settings(settings)
         self.runtime.settings_changed(self.host, self.tenant_id, settings)
@@ -318,7 +212,7 @@ class Admin:
         from ._checks import run_checks, save_report
 
         self.require(user, MANAGE_INTEGRATIONS, "Testing the HubSpot connection")
-        tenant = self.runtime._tenant(self.tenant_id)
+        tenant = self.runtime.tenant(self.tenant_id)
         report = run_checks(tenant.settings, tenant.client, self.tenant_id, clock=self.runtime.clock)
         save_report(self.runtime.store_for(self.tenant_id), tenant.settings.portal_id, report)
         return report
@@ -351,10 +245,10 @@ class Admin:
         result = self.runtime.run_sync(self.tenant_id, backfill=backfill, since=since,
                                        dry_run=dry_run, progress=count)
         if not dry_run:
-            tenant = self.runtime._tenant(self.tenant_id)
+            tenant = self.runtime.tenant(self.tenant_id)
             self.runtime.store_for(self.tenant_id).set_checkpoint(
                 self.tenant_id, tenant.settings.portal_id, EXCLUDED_CHECKPOINT,
-                json.dumps({"count": excluded, "as_of": _iso(self.runtime.clock()),
+                json.dumps({"count": excluded, "as_of": iso(self.runtime.clock()),
                             "note": f"deals outside the trigger stages seen by the last "
                                     f"{result.kind} sync"}))
         return self._clean({"queued": False, "kind": result.kind, "dry_run": result.dry_run,
@@ -397,7 +291,7 @@ class Admin:
         self.require(user, MANAGE_INTEGRATIONS, "Resolving a conflict")
         assert user is not None  # require() refused None
         check_filters("conflict resolution", conflict_id=conflict_id, value=value)
-        self.runtime.get_conflict(self.tenant_id, conflict_id)  # ConfigError: no such conflict
+        self._conflict(conflict_id)  # ConfigError: no such conflict
         record = self.runtime.resolve_conflict(self.tenant_id, conflict_id, choice, value=value,
                                                decided_by=user.email)
         return dict(self._clean(conflict_json(record)))
@@ -429,7 +323,7 @@ class Admin:
         values = order_changes(changes or {})
         outcome = self.runtime.create_order_from_deal(self.tenant_id, deal_id, values or None)
         order = self.host.get_order(outcome.order_id) if outcome.order_id is not None else None
-        data = _outcome_json(outcome)
+        data = outcome_json(outcome)
         data["order"] = None if order is None else {"id": order.id, "order_number": order.order_number,
                                                     "order_status": order.order_status.value}
         return self._clean(data)
@@ -441,7 +335,7 @@ class Admin:
         from .settings import unstructure_settings
 
         self.require(user, VIEW_INTEGRATIONS, "Reading the HubSpot settings")
-        return unstructure_settings(self.runtime._tenant(self.tenant_id).settings)
+        return unstructure_settings(self.runtime.tenant(self.tenant_id).settings)
 
     def status(self, user: User | None) -> dict[str, Any]:
         """The status view: connection, sync activity, records, webhooks, queue, alerts."""
@@ -466,7 +360,7 @@ class Admin:
             limit=limit, before=before)
         return self._clean({
             "entries": [{"id": e.id, "level": str(e.level), "what": e.what, "record": e.record,
-                         "message": e.message, "at": _iso(e.created_at)} for e in page.entries],
+                         "message": e.message, "at": iso(e.created_at)} for e in page.entries],
             "next_before": page.next_before,
         })
 
@@ -488,6 +382,18 @@ class Admin:
         jobs = self.runtime.store_for(self.tenant_id).dead_letters(self.tenant_id, kind=kind, limit=limit)
         return list(self._clean([job_json(j) for j in jobs]))
 
+    def conflict(self, user: User | None, conflict_id: int) -> dict[str, Any]:
+        """One conflict, open or decided; ConfigError when the tenant has none with this id."""
+        self.require(user, VIEW_INTEGRATIONS, "Reading a HubSpot conflict")
+        check_filters("conflict", conflict_id=conflict_id)
+        return dict(self._clean(conflict_json(self._conflict(conflict_id))))
+
+    def _conflict(self, conflict_id: int) -> ConflictRecord:
+        record = self.runtime.store_for(self.tenant_id).get_conflict(self.tenant_id, conflict_id)
+        if record is None:
+            raise ConfigError(f"Tenant {self.tenant_id} has no conflict {conflict_id}.")
+        return record
+
     def conflicts(self, user: User | None, *, status: str | None = "open",
                   limit: int = 100) -> list[dict[str, Any]]:
         """Conflicts newest first: the open ones waiting for a person, or (``status=None``)
@@ -497,5 +403,6 @@ class Admin:
             raise ConfigError.from_problems([("status", "must be open, closed or all")], what="query")
         if not 1 <= limit <= 1000:
             raise ConfigError.from_problems([("limit", "must be between 1 and 1000")], what="query")
-        records = self.runtime.list_conflicts(self.tenant_id, status=status, limit=limit)
+        records = self.runtime.store_for(self.tenant_id).list_conflicts(
+            self.tenant_id, status=status, limit=limit)
         return list(self._clean([conflict_json(r) for r in records]))

@@ -2,7 +2,7 @@
 
 Every command has ``--help``; commands that report take ``--json`` for scripts. Exit codes:
 0 success, 1 the operation failed, 2 bad usage, bad settings or permission denied.
-Commands that work on a host share one set of options (``_cli_admin._host_options``); see
+Commands that work on a host share one set of options (``_cli._admin._host_options``); see
 docs/cli.md for each command.
 """
 
@@ -56,11 +56,11 @@ def demo(seed_deals: int, data_dir: Path | None, as_json: bool) -> None:
 
 def _add_commands() -> None:
     # Command modules are imported when the CLI runs, never by the plugin itself. Every command
-    # that works on a host opens it the same way: _cli_admin's --host-dir/--host-factory options.
-    from ._cli_admin import register
-    from ._cli_conflicts import conflicts_group
-    from ._cli_host import host_group, worker_command
-    from ._cli_sync import sync_command
+    # that works on a host opens it the same way: _cli._admin's --host-dir/--host-factory options.
+    from ._cli._admin import register
+    from ._cli._conflicts import conflicts_group
+    from ._cli._host import host_group, worker_command
+    from ._cli._sync import sync_command
     from .sandbox._cli import sandbox_command
 
     main.add_command(sandbox_command, name="sandbox")

@@ -21,10 +21,16 @@ from typing import TYPE_CHECKING, Any
 from .host import hookspec
 
 if TYPE_CHECKING:
+    from .conflicts import ConflictStrategy
     from .events import OrderCreated, SyncStepFailed
+    from .mapping import MappingStrategy
 
 __all__ = [
+    "ConflictStrategyFactory",
+    "MappingStrategyFactory",
     "Register",
+    "RegisterConflictStrategy",
+    "RegisterMappingStrategy",
     "StrategyFactory",
     "hubspot_order_created",
     "hubspot_register_conflict_strategies",
@@ -35,12 +41,24 @@ __all__ = [
 StrategyFactory = Callable[[Mapping[str, Any]], Any]
 """Builds a strategy from its options (the strategy's part of the tenant settings)."""
 
+MappingStrategyFactory = Callable[[Mapping[str, Any]], "MappingStrategy"]
+"""Builds a :class:`~ambac_hubspot_plugin.mapping.MappingStrategy` from its options."""
+
+ConflictStrategyFactory = Callable[[Mapping[str, Any]], "ConflictStrategy"]
+"""Builds a :class:`~ambac_hubspot_plugin.conflicts.ConflictStrategy` from its options."""
+
 Register = Callable[[str, StrategyFactory], None]
 """``register(name, factory)``: adds a named strategy; a name taken already is an error."""
 
+RegisterMappingStrategy = Callable[[str, MappingStrategyFactory], None]
+"""The ``register`` of :func:`hubspot_register_mapping_strategies`."""
+
+RegisterConflictStrategy = Callable[[str, ConflictStrategyFactory], None]
+"""The ``register`` of :func:`hubspot_register_conflict_strategies`."""
+
 
 @hookspec
-def hubspot_register_mapping_strategies(register: Register) -> None:
+def hubspot_register_mapping_strategies(register: RegisterMappingStrategy) -> None:
     """Register field-mapping strategies by name.
 
     Called once per plugin manager, the first time the plugin needs its strategies. Call
@@ -55,7 +73,7 @@ def hubspot_register_mapping_strategies(register: Register) -> None:
 
 
 @hookspec
-def hubspot_register_conflict_strategies(register: Register) -> None:
+def hubspot_register_conflict_strategies(register: RegisterConflictStrategy) -> None:
     """Register conflict-resolution strategies by name.
 
     Called once per plugin manager, the first time the plugin needs its strategies. Call

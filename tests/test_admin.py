@@ -81,7 +81,18 @@ MANAGE_OPS: dict[str, Op] = {
     "preview_order": lambda a, u: a.preview_order(u, "1"),
     "create_order_from_deal": lambda a, u: a.create_order_from_deal(u, "1"),
 }
+def _no_such_conflict_is_fine(admin: Admin, user: Any) -> object:
+    """Read conflict 1, which the world does not have: past the permission check that is a
+    ConfigError naming it, not a refusal."""
+    if user is not None and admin.host.has_permission(user, VIEW_INTEGRATIONS):
+        with pytest.raises(ConfigError, match="no conflict 1"):
+            admin.conflict(user, 1)
+        return None
+    return admin.conflict(user, 1)
+
+
 VIEW_OPS: dict[str, Op] = {
+    "conflict": _no_such_conflict_is_fine,
     "settings": lambda a, u: a.settings(u),
     "status": lambda a, u: a.status(u),
     "log": lambda a, u: a.log(u),
@@ -343,7 +354,7 @@ def test_settings_read_back_redacted_and_bad_changes_name_each_field(world):
     assert status == 400 and {"portal_id", "sync_interval_seconds"} <= set(body["problems"])
     status, body = world.http("PUT", "settings", world.admin_user, {**world.settings, "sync_interval_seconds": 120})
     assert status == 200 and body["sync_interval_seconds"] == 120
-    assert world.runtime._tenant(world.tenant).settings.sync_interval_seconds == 120
+    assert world.runtime.tenant(world.tenant).settings.sync_interval_seconds == 120
 
 
 def test_preview_then_create_order_from_a_deal(world):

@@ -12,7 +12,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from ambac_hubspot_plugin._cli_admin import ReferenceHostContext
+from ambac_hubspot_plugin._cli._admin import ReferenceHostContext
 from ambac_hubspot_plugin.cli import main
 from ambac_hubspot_plugin.host import VIEW_INTEGRATIONS
 from ambac_hubspot_plugin.reference_host import ReferenceHost

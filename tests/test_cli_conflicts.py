@@ -10,7 +10,7 @@ import attrs
 import pytest
 from click.testing import CliRunner
 
-from ambac_hubspot_plugin._cli_admin import OPERATOR_EMAIL
+from ambac_hubspot_plugin._cli._admin import OPERATOR_EMAIL
 from ambac_hubspot_plugin.cli import main
 from ambac_hubspot_plugin.host import MANAGE_INTEGRATIONS, VIEW_INTEGRATIONS
 from ambac_hubspot_plugin.reference_host import ReferenceHost

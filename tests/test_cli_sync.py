@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from ambac_hubspot_plugin._cli_admin import ReferenceHostContext
+from ambac_hubspot_plugin._cli._admin import ReferenceHostContext
 from ambac_hubspot_plugin.admin import Admin
 from ambac_hubspot_plugin.cli import main
 from ambac_hubspot_plugin.host import VIEW_INTEGRATIONS

@@ -120,7 +120,7 @@ def test_resolving_a_held_conflict_applies_to_both_sides_and_is_recorded(world, 
     world.clock.tick()
     world.runtime.run_sync(world.tenant)
     assert world.runtime.list_conflicts(world.tenant) == [], "no conflict comes back after resolution"
-    assert world.runtime.get_conflict(world.tenant, record.id).resolution == choice
+    assert world.store.get_conflict(world.tenant, record.id).resolution == choice
 
 
 def test_resolving_twice_or_with_a_bad_value_is_refused(world):

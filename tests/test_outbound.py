@@ -71,7 +71,7 @@ def test_enable_creates_every_custom_deal_property_in_our_group_once(world):
     """The enable path made the group and all nine properties; running setup again creates none."""
     for spec in DEAL_PROPERTIES:
         assert world.hubspot.portal.properties["deals"][spec.name]["groupName"] == "ambac_tracker"
-    assert ensure_hubspot_properties(world.runtime._tenant(world.tenant).client) == []
+    assert ensure_hubspot_properties(world.runtime.tenant(world.tenant).client) == []
 
 
 def test_status_shipment_and_link_reach_the_deal(world):
@@ -266,7 +266,7 @@ def test_a_missing_property_names_it_and_says_to_run_setup(world):
     world.runtime.drain()
     (entry,) = world.store.read_log(world.tenant, what="outbound.push").entries
     assert "'ambac_order_link'" in entry.message and "ambac-hubspot setup" in entry.message
-    assert ensure_hubspot_properties(world.runtime._tenant(world.tenant).client) == ["ambac_order_link"]
+    assert ensure_hubspot_properties(world.runtime.tenant(world.tenant).client) == ["ambac_order_link"]
     world.make_due()
     world.runtime.drain()
     assert world.deal_props(deal)["ambac_order_status"] == "Completed"

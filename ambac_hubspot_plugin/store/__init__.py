@@ -46,6 +46,7 @@ from ._ports import (
 
 if TYPE_CHECKING:
     from ._engine import HEAD, create_store_engine, current_revision, migrate, redact
+    from ._health import sync_health
     from ._queue import DEFAULT_LEASE, Backoff
     from ._runner import DrainCounts, LeaseKeeper, QueueRunner, default_worker_id, keep_leases
     from ._store import SqlStateStore, open_store
@@ -90,6 +91,7 @@ __all__ = [
     "migrate",
     "open_store",
     "redact",
+    "sync_health",
     "utc_now",
 ]
 
@@ -100,6 +102,7 @@ _LAZY = {
     "DrainCounts": "_runner", "QueueRunner": "_runner", "keep_leases": "_runner",
     "default_worker_id": "_runner", "LeaseKeeper": "_runner",
     "SqlStateStore": "_store", "open_store": "_store",
+    "sync_health": "_health",
 }
 
 

@@ -1,6 +1,6 @@
 """``ambac-hubspot conflicts``: list, show and resolve a tenant's sync conflicts.
 
-The host is opened like every other command's (:func:`._cli_admin._host_options`) and each
+The host is opened like every other command's (:func:`._admin._host_options`) and each
 subcommand goes through :class:`~ambac_hubspot_plugin.admin.Admin`: ``list`` and ``show`` need
 ``view_integrations``, ``resolve`` needs ``manage_integrations`` and records the acting user
 (``--as-user``, else the host's operator) as the one who decided.
@@ -13,13 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ._cli_admin import _admin, _emit, _guard, _host_options, _table
-from ._filters import check_filters
-from .host import MANAGE_INTEGRATIONS, VIEW_INTEGRATIONS
+from ..host import MANAGE_INTEGRATIONS, VIEW_INTEGRATIONS
+from ._admin import _admin, _emit, _guard, _host_options, _table
 
 if TYPE_CHECKING:
-    from .admin import Admin
-    from .host import User
+    from ..admin import Admin
+    from ..host import User
 
 __all__ = ["conflicts_group"]
 
@@ -61,13 +60,7 @@ def list_command(host_dir: Path | None, host_factory: str | None, tenant_id: int
 
 
 def _show(admin: Admin, user: User, conflict_id: int) -> dict[str, Any]:
-    from .admin import conflict_json
-
-    # Admin has no single-conflict read; same permission and scrubbing as Admin.conflicts.
-    admin.require(user, VIEW_INTEGRATIONS, "Reading a HubSpot conflict")
-    check_filters("conflict", conflict_id=conflict_id)
-    record = admin.runtime.get_conflict(admin.tenant_id, conflict_id)  # ConfigError: no such id
-    return dict(admin._clean(conflict_json(record)))
+    return admin.conflict(user, conflict_id)
 
 
 @conflicts_group.command("show")

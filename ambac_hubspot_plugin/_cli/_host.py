@@ -4,7 +4,7 @@
 token for its admin routes, ``host serve`` serves that host's HTTP routes (the plugin's
 webhook, admin and CRM card routes) with the plugin's background worker, and ``worker`` runs
 the plugin's job queue of any host, once or until signalled. Hosts are opened the way every
-command opens them (:mod:`._cli_admin`).
+command opens them (:mod:`._admin`).
 
 These commands do what the host's own processes do (start, serve, run background work);
 they are not admin operations, so they take no ``--as-user``. The admin routes ``serve``
@@ -24,17 +24,17 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 import click
 
-from ._cli_admin import (
+from ..errors import ConfigError, HostRecordError, StoreError
+from ._admin import (
     EXIT_FAILED,
     EXIT_USAGE,
     ReferenceHostContext,
     _fail,
     _host_context,
 )
-from .errors import ConfigError, HostRecordError, StoreError
 
 if TYPE_CHECKING:
-    from ._cli_admin import HostContext
+    from ._admin import HostContext
 
 __all__ = ["host_group", "worker_command"]
 
@@ -77,7 +77,7 @@ def init(host_dir: Path, tenant_name: str, as_json: bool) -> None:
     Safe to run again: an existing host and tenant are reused, never emptied. Refuses (exit 2)
     a directory that holds other files, and a blank tenant name.
     """
-    from .reference_host import ReferenceHost
+    from ..reference_host import ReferenceHost
 
     host_dir = host_dir.expanduser().resolve()
     database = host_dir / _HOST_FILE
@@ -202,7 +202,7 @@ def serve(host_dir: Path, bind: str, port: int, public_base_url: str | None, wor
     Every tenant with the plugin enabled starts from its saved settings; the plugin's webhook,
     admin and CRM card routes are mounted under /integrations. Restart it after `setup`.
     """
-    from .webhooks import ROUTE_PATH, make_wsgi_server
+    from ..webhooks import ROUTE_PATH, make_wsgi_server
 
     with _until_signalled() as stop:  # from the start: a SIGTERM while starting stops cleanly
         context = ReferenceHostContext(host_dir)

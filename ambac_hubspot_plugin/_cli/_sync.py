@@ -1,6 +1,6 @@
 """``ambac-hubspot sync``: run the inbound sync now, for one tenant of a host.
 
-The host is opened like every other command's (:func:`._cli_admin._host_options`) and the
+The host is opened like every other command's (:func:`._admin._host_options`) and the
 sync goes through :meth:`~ambac_hubspot_plugin.admin.Admin.run_sync`, so ``--as-user`` needs
 ``manage_integrations``.
 """
@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ._cli_admin import EXIT_FAILED, _admin, _console, _emit, _guard, _host_options, _table
-from .host import MANAGE_INTEGRATIONS
+from ..host import MANAGE_INTEGRATIONS
+from ._admin import EXIT_FAILED, _admin, _console, _emit, _guard, _host_options, _table
 
 if TYPE_CHECKING:
-    from .inbound import Outcome
+    from ..inbound import Outcome
 
 __all__ = ["sync_command"]
 
@@ -43,7 +43,7 @@ def sync_command(host_dir: Path | None, host_factory: str | None, tenant_id: int
     Exit code 0 when every deal was processed, 1 when some failed (see `ambac-hubspot log`) or
     the run stopped, 2 for bad usage or settings, or without the manage_integrations permission.
     """
-    from .admin import _outcome_json
+    from .._views import outcome_json
 
     if since is not None and not backfill:
         raise click.UsageError("--since goes with --backfill")
@@ -63,7 +63,7 @@ def sync_command(host_dir: Path | None, host_factory: str | None, tenant_id: int
         data = _guard(lambda: admin.run_sync(
             user, backfill=backfill, dry_run=dry_run, progress=seen,
             since=since.replace(tzinfo=UTC) if since else None))
-        data["outcomes"] = admin._clean([_outcome_json(o) for o in outcomes])
+        data["outcomes"] = admin._clean([outcome_json(o) for o in outcomes])
     _emit(data, as_json, _render)
     sys.exit(EXIT_FAILED if data["failed"] else 0)
 

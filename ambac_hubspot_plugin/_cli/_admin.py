@@ -1,7 +1,7 @@
 """How every ``ambac-hubspot`` command opens a host, plus the admin commands.
 
 The admin commands are ``check``, ``setup``, ``status``, ``log``, ``history`` and ``replay``;
-``sync`` (:mod:`._cli_sync`) and ``conflicts`` (:mod:`._cli_conflicts`) use the same plumbing.
+``sync`` (:mod:`._sync`) and ``conflicts`` (:mod:`._conflicts`) use the same plumbing.
 
 They operate on a host. :func:`_host_context` picks it: ``--host-factory module:function``,
 else the first entry point of group ``ambac_hubspot.host_factory``, else the reference host in
@@ -31,13 +31,13 @@ from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 import click
 
-from .errors import ConfigError, HubSpotIntegrationError, StoreError
-from .host import MANAGE_INTEGRATIONS, VIEW_INTEGRATIONS
+from ..errors import ConfigError, HubSpotIntegrationError, StoreError
+from ..host import MANAGE_INTEGRATIONS, VIEW_INTEGRATIONS
 
 if TYPE_CHECKING:
-    from ._runtime import Runtime
-    from .admin import Admin
-    from .host import HostServices, User
+    from .._runtime import Runtime
+    from ..admin import Admin
+    from ..host import HostServices, User
 
 __all__ = ["FACTORY_GROUP", "HostContext", "ReferenceHostContext", "register"]
 
@@ -85,7 +85,7 @@ class ReferenceHostContext:
     """:class:`HostContext` over a :class:`~ambac_hubspot_plugin.reference_host.ReferenceHost` dir."""
 
     def __init__(self, host_dir: Path) -> None:
-        from .reference_host import ReferenceHost
+        from ..reference_host import ReferenceHost
 
         if not (host_dir / "host.sqlite3").exists():
             raise click.UsageError(f"--host-dir {host_dir} holds no reference host (host.sqlite3)")
@@ -93,7 +93,7 @@ class ReferenceHostContext:
 
     @property
     def runtime(self) -> Runtime:
-        from .plugin import RUNTIME_NAME
+        from ..plugin import RUNTIME_NAME
 
         plugin = self.host.plugin_manager.get_plugin(RUNTIME_NAME)
         if plugin is None:
@@ -112,7 +112,7 @@ class ReferenceHostContext:
     def operator(self, tenant_id: int) -> User:
         # Whoever runs the CLI on the host machine administers it; the operator is a real
         # user with both permissions so that every command still goes through the checks.
-        from .host import PERMISSIONS
+        from ..host import PERMISSIONS
 
         user = self.find_user(tenant_id, OPERATOR_EMAIL)
         if user is None:
@@ -274,7 +274,7 @@ def _acting_user(context: HostContext, tenant_id: int, as_user: str | None,
     Called before the command opens the store, loads the tenant or calls HubSpot, so a
     refused command does nothing at all.
     """
-    from .admin import Admin
+    from ..admin import Admin
 
     try:
         services = context.services(tenant_id)
@@ -302,7 +302,7 @@ def _admin(host_dir: Path | None, host_factory: str | None, tenant_id: int,
     Attaching opens the store and nothing else (see :meth:`HostContext.load_tenant`), so a
     read-only command only reads.
     """
-    from .admin import Admin
+    from ..admin import Admin
 
     with _host_context(host_dir, host_factory) as context:
         user = _acting_user(context, tenant_id, as_user, permission)
@@ -318,7 +318,7 @@ def _admin(host_dir: Path | None, host_factory: str | None, tenant_id: int,
 
 def _guard(func: Callable[[], Any]) -> Any:
     """Run an admin call; map refusals and failures to messages and exit codes."""
-    from .admin import PermissionDeniedError
+    from ..admin import PermissionDeniedError
 
     try:
         return func()
@@ -426,10 +426,10 @@ def setup(host_dir: Path | None, host_factory: str | None, tenant_id: int, as_us
         data = {"tenant_id": tenant_id, "ok": report.ok,
                 "steps": [{"step": s.name, "ok": s.ok, "detail": s.detail} for s in report.steps],
                 "checks": [c.to_json() for c in getattr(report, "checks", ())]}
-        from .admin import _scrub, secret_values
-        from .settings import parse_settings
+        from .._views import scrub_secrets, secret_values
+        from ..settings import parse_settings
 
-        data = _scrub(data, secret_values(parse_settings(settings)))
+        data = scrub_secrets(data, secret_values(parse_settings(settings)))
     _emit(data, as_json, _render_setup)
     if not data["ok"]:
         sys.exit(EXIT_FAILED)
@@ -484,8 +484,8 @@ def status(host_dir: Path | None, host_factory: str | None, tenant_id: int, as_u
            as_json: bool, store_url: str | None) -> None:
     """Show the status view: connection, records in sync / excluded / failing, webhooks, queue."""
     if store_url:
-        from ._runtime import store_status
-        from .store import open_store
+        from .._status import store_status
+        from ..store import open_store
 
         try:
             store = open_store(store_url)
