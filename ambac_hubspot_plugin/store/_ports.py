@@ -35,9 +35,11 @@ __all__ = [
     "LogEntry",
     "LogLevel",
     "LogPage",
+    "PushStore",
     "RunStatus",
     "StateStore",
     "SyncRun",
+    "SyncStore",
     "WebhookBacklog",
     "WebhookExpansion",
     "WebhookPortalStats",
@@ -538,3 +540,18 @@ class ConflictLog(Protocol):
 
     def links_page(self, tenant_id: int, portal_id: str, object_type: str, *,
                    after_id: int = 0, limit: int = 500) -> list[Link]: ...
+
+
+# -- the ports the sync engines use together -----------------------------------------------------
+
+
+@runtime_checkable
+class PushStore(StateStore, ConflictLog, Protocol):
+    """What the outbound push and a manual conflict resolution use: links, the integration log,
+    the conflict audit trail and the values written to HubSpot."""
+
+
+@runtime_checkable
+class SyncStore(StateStore, JobQueue, ConflictLog, Protocol):
+    """What the inbound sync uses: :class:`PushStore`'s ports and the job queue (it queues
+    retries and pushes)."""
