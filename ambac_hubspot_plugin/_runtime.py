@@ -101,8 +101,8 @@ class Runtime:
         # Tenants whose event hooks could not record an event in this process: reconciled at
         # the next tick that can reach their store, not only at the next interval.
         self._unrecorded: set[int] = set()
+        from ._job_kinds import JOB_KINDS as OUTBOUND_KINDS
         from ._webhook_apply import EngineApplier
-        from .outbound import JOB_KINDS as OUTBOUND_KINDS
         from .webhooks import install
 
         self._pipelines: dict[int, tuple[datetime, Any]] = {}
@@ -256,7 +256,7 @@ class Runtime:
         :raises HostEventNotRecordedError: the store refused the write (an outage). Order
             changes are then found by the next reconciliation; see ``docs/hooks.md``.
         """
-        from .outbound import PUSH_MAX_ATTEMPTS, host_event_job
+        from ._job_kinds import PUSH_MAX_ATTEMPTS, host_event_job
 
         with self._lock:
             tenant = self._tenants.get(tenant_id)
@@ -585,7 +585,7 @@ class Runtime:
     def is_echo(self, tenant_id: int, object_type: str, object_id: str, property_name: str,
                 property_value: str | None, occurred_at: datetime | None = None) -> bool:
         """Whether a webhook's property change is our own write coming back (see outbound.is_echo)."""
-        from .outbound import is_echo
+        from ._echo import is_echo
 
         if not self.is_enabled(tenant_id):
             return False

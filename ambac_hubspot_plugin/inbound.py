@@ -24,11 +24,11 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
+from ._job_kinds import PUSH_MAX_ATTEMPTS, order_state_job
 from .conflicts import Change, ConflictStrategy, Decision, FieldConflict, compare, strategy_name, to_json
 from .errors import ConfigError, HostRecordError, HubSpotIntegrationError, MappingError
 from .host import CompanyDraft, ContactDraft, OrderDraft, OrderStatus, UserType
 from .mapping import ORDER_FIELDS, DealContext, MappingStrategy, normalize_domain
-from .outbound import PUSH_MAX_ATTEMPTS, order_state_job
 
 if TYPE_CHECKING:
     from .client import Association, Deal, HubSpotClient, HubSpotObject, Pipeline
