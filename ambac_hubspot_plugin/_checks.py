@@ -200,7 +200,7 @@ def _check_scopes(client: HubSpotClient, now: datetime) -> CheckResult:
 
 def _check_pipelines(client: HubSpotClient, settings: Settings) -> tuple[CheckResult, list[Pipeline]]:
     from ._deal_properties import validate_status_stage_map
-    from .inbound import Triggers
+    from ._inbound_records import Triggers
 
     try:
         pipelines = client.get_pipelines()

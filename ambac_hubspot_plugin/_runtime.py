@@ -22,8 +22,9 @@ from .host import HostServices, HttpRequest, HttpResponse, HttpRoute, PeriodicTa
 if TYPE_CHECKING:
     # settings (cattrs) and the store (SQLAlchemy) load on first enable, not at registration.
     from ._facade import PluginHooks
+    from ._inbound_records import Outcome, Preview, RunResult
     from .client import HubSpotClient
-    from .inbound import InboundSync, Outcome, Preview, RunResult
+    from .inbound import InboundSync
     from .outbound import OutboundPush
     from .settings import Settings
     from .store import ConflictRecord, DrainCounts, Job, QueueRunner, SqlStateStore
@@ -430,7 +431,8 @@ class Runtime:
         """Build the inbound engine of an enabled tenant (reads the portal's pipelines)."""
         from zoneinfo import ZoneInfo
 
-        from .inbound import InboundSync, Triggers
+        from ._inbound_records import Triggers
+        from .inbound import InboundSync
 
         tenant = self._tenant(tenant_id)
         settings = tenant.settings

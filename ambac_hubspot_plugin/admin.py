@@ -33,9 +33,9 @@ from .host import MANAGE_INTEGRATIONS, VIEW_INTEGRATIONS, OrderStatus
 
 if TYPE_CHECKING:
     from ._checks import CheckReport
+    from ._inbound_records import Outcome
     from ._runtime import EnableReport, Runtime
     from .host import HostServices, User
-    from .inbound import Outcome
     from .settings import Settings
     from .store import ConflictRecord, Job, SqlStateStore
 
