@@ -199,8 +199,8 @@ def _check_scopes(client: HubSpotClient, now: datetime) -> CheckResult:
 
 
 def _check_pipelines(client: HubSpotClient, settings: Settings) -> tuple[CheckResult, list[Pipeline]]:
-    from .inbound import Triggers
-    from .outbound import validate_status_stage_map
+    from ._deal_properties import validate_status_stage_map
+    from ._inbound_records import Triggers
 
     try:
         pipelines = client.get_pipelines()
@@ -226,7 +226,7 @@ def _check_pipelines(client: HubSpotClient, settings: Settings) -> tuple[CheckRe
 
 
 def _check_properties(client: HubSpotClient) -> CheckResult:
-    from .outbound import ensure_hubspot_properties
+    from ._deal_properties import ensure_hubspot_properties
 
     try:
         created = ensure_hubspot_properties(client)

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from .outbound import JOB_KINDS, PUSH_MAX_ATTEMPTS, host_event_job, order_state_job
+from ._job_kinds import JOB_KINDS, PUSH_MAX_ATTEMPTS, host_event_job, order_state_job
 
 if TYPE_CHECKING:
     from .host import HostServices, Order

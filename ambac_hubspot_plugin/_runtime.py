@@ -24,7 +24,8 @@ from .host import HostServices, HttpRequest, HttpResponse, HttpRoute, PeriodicTa
 if TYPE_CHECKING:
     # settings (cattrs) and the store (SQLAlchemy) load on first enable, not at registration.
     from ._facade import PluginHooks
-    from .inbound import InboundSync, Outcome, Preview, RunResult
+    from ._inbound_records import Outcome, Preview, RunResult
+    from .inbound import InboundSync
     from .outbound import OutboundPush
     from .settings import Settings
     from .store import ConflictRecord, DrainCounts, Job, QueueRunner, SqlStateStore
@@ -70,8 +71,8 @@ class Runtime:
         # Tenants whose event hooks could not record an event in this process: reconciled at
         # the next tick that can reach their store, not only at the next interval.
         self._unrecorded: set[int] = set()
+        from ._job_kinds import JOB_KINDS as OUTBOUND_KINDS
         from ._webhook_apply import EngineApplier
-        from .outbound import JOB_KINDS as OUTBOUND_KINDS
         from .webhooks import install
 
         self._pipelines: dict[int, tuple[datetime, Any]] = {}
@@ -230,7 +231,7 @@ class Runtime:
         :raises HostEventNotRecordedError: the store refused the write (an outage). Order
             changes are then found by the next reconciliation; see ``docs/hooks.md``.
         """
-        from .outbound import PUSH_MAX_ATTEMPTS, host_event_job
+        from ._job_kinds import PUSH_MAX_ATTEMPTS, host_event_job
 
         with self._lock:
             tenant = self._tenants.get(tenant_id)
@@ -406,7 +407,8 @@ class Runtime:
         """Build the inbound engine of an enabled tenant (reads the portal's pipelines)."""
         from zoneinfo import ZoneInfo
 
-        from .inbound import InboundSync, Triggers
+        from ._inbound_records import Triggers
+        from .inbound import InboundSync
 
         tenant = self.tenant(tenant_id)
         settings = tenant.settings
@@ -536,7 +538,7 @@ class Runtime:
 
     # ---- outbound and conflicts -------------------------------------------------------------
     # (The custom deal properties are created by the connection test of every enable, through
-    # outbound.ensure_hubspot_properties.)
+    # _deal_properties.ensure_hubspot_properties.)
 
     def outbound(self, tenant_id: int) -> OutboundPush:
         """Build the outbound push engine of an enabled tenant."""
@@ -560,8 +562,8 @@ class Runtime:
 
     def is_echo(self, tenant_id: int, object_type: str, object_id: str, property_name: str,
                 property_value: str | None, occurred_at: datetime | None = None) -> bool:
-        """Whether a webhook's property change is our own write coming back (see outbound.is_echo)."""
-        from .outbound import is_echo
+        """Whether a webhook's property change is our own write coming back (see _echo.is_echo)."""
+        from ._echo import is_echo
 
         if not self.is_enabled(tenant_id):
             return False

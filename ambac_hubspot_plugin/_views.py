@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .inbound import Outcome
+    from ._inbound_records import Outcome
     from .settings import Settings
     from .store import ConflictRecord, Job
 

@@ -44,9 +44,9 @@ from .host import MANAGE_INTEGRATIONS, VIEW_INTEGRATIONS, OrderStatus
 
 if TYPE_CHECKING:
     from ._checks import CheckReport
+    from ._inbound_records import Outcome, Preview, RunResult
     from ._tenants import EnableReport
     from .host import HostServices, User
-    from .inbound import Outcome, Preview, RunResult
     from .store import ConflictRecord
 
 __all__ = ["Admin", "AdminRuntime", "PermissionDeniedError", "build_status", "conflict_json",

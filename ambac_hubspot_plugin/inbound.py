@@ -12,6 +12,10 @@ between any two steps leaves nothing a rerun cannot adopt.
 
 Calls to HubSpot are batched per chunk of up to 1,000 deals: one association read per direction,
 and companies and contacts are read once per run. Memory holds one chunk and two id maps.
+
+The deal's companies and contacts are resolved and linked by :mod:`._linking`; the run records
+(:class:`~._inbound_records.Outcome`, ``RunResult``, ``Preview``) and the trigger stages are in
+:mod:`._inbound_records`.
 """
 
 from __future__ import annotations
@@ -24,30 +28,28 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
+from ._inbound_records import Outcome, Preview, RunResult, Triggers
+from ._job_kinds import FIELDS_KIND, PUSH_MAX_ATTEMPTS, RETRY_KIND, host_event_job, order_state_job
+from ._linking import Chunk, RecordLinker
 from .conflicts import Change, ConflictStrategy, Decision, FieldConflict, compare, strategy_name, to_json
 from .errors import ConfigError, HostRecordError, HubSpotIntegrationError, MappingError
-from .host import CompanyDraft, ContactDraft, OrderDraft, OrderStatus, UserType
-from .mapping import ORDER_FIELDS, DealContext, MappingStrategy, normalize_domain
-from .outbound import PUSH_MAX_ATTEMPTS, order_state_job
+from .host import OrderDraft, UserType
+from .mapping import ORDER_FIELDS, DealContext, MappingStrategy
+from .store import ConflictDraft, LogLevel, RunStatus
 
 if TYPE_CHECKING:
-    from .client import Association, Deal, HubSpotClient, HubSpotObject, Pipeline
-    from .client import Company as HubSpotCompany
-    from .client import Contact as HubSpotContact
+    from .client import Deal, HubSpotClient, HubSpotObject
     from .events import OrderCreated
-    from .host import Company, Contact, HostServices, Order
-    from .store import Link, SqlStateStore
+    from .host import HostServices, Order
+    from .store import Link, SyncStore
 
-__all__ = ["InboundSync", "Outcome", "Preview", "RunResult", "Triggers"]
+__all__ = ["InboundSync", "order_external_id"]
 
 log = logging.getLogger(__name__)
 
 CHUNK = 1_000  # deals per association batch read (HubSpot's limit for v4 batch read)
-PRIMARY_COMPANY = 5
-RETRY_KIND = "inbound.deal"
 APPLIED_VERSION = "_hs_lastmodifieddate"
 """Key in a deal link's synced values: the deal version last applied (older ones are skipped)."""
-FIELDS_JOB_KIND = "outbound.fields"  # push host values that won a conflict (outbound.py handles it)
 CHECKPOINTS = {"incremental": "deals.modified_since", "backfill": "deals.backfill_since"}
 
 
@@ -56,142 +58,7 @@ def order_external_id(portal_id: str, deal_id: str) -> str:
     return f"hubspot:{portal_id}:deal:{deal_id}"
 
 
-def company_external_id(portal_id: str, company_id: str) -> str:
-    """The external id that makes company creation idempotent."""
-    return f"hubspot:{portal_id}:company:{company_id}"
-
-
-# ---- triggers -----------------------------------------------------------------------------------
-
-
-@attrs.frozen
-class Triggers:
-    """The deal stages that create orders, per pipeline, and the stage-to-status map."""
-
-    stages: Mapping[str, frozenset[str]]
-    stage_status: Mapping[str, OrderStatus]
-    stage_labels: Mapping[str, str]
-
-    @classmethod
-    def from_settings(
-        cls,
-        pipelines: Sequence[Pipeline],
-        trigger_stages: Mapping[str, Sequence[str]] | None,
-        stage_status_map: Mapping[str, OrderStatus],
-    ) -> Triggers:
-        """Validate configured stages against the portal's pipelines.
-
-        No configuration means every won stage (closed, probability 1.0) of every pipeline.
-        Unknown pipelines or stages raise ``ConfigError`` with the valid choices.
-        """
-        by_pipeline = {p.id: {s.id for s in p.stages} for p in pipelines}
-        labels = {s.id: f"{p.label} / {s.label}" for p in pipelines for s in p.stages}
-        problems: list[tuple[str, str]] = []
-        if trigger_stages is None:
-            stages = {p.id: frozenset(s.id for s in p.stages if s.is_won) for p in pipelines}
-        else:
-            stages = {}
-            for pipeline, wanted in trigger_stages.items():
-                if pipeline not in by_pipeline:
-                    problems.append((f"trigger_stages.{pipeline}",
-                                     f"no such pipeline; valid pipeline ids: {sorted(by_pipeline)}"))
-                    continue
-                unknown = [s for s in wanted if s not in by_pipeline[pipeline]]
-                if unknown:
-                    problems.append((f"trigger_stages.{pipeline}",
-                                     f"unknown stage ids {unknown}; valid stage ids of this pipeline: "
-                                     f"{sorted(by_pipeline[pipeline])}"))
-                stages[pipeline] = frozenset(s for s in wanted if s in by_pipeline[pipeline])
-        every_stage = set().union(*by_pipeline.values()) if by_pipeline else set()
-        for stage in stage_status_map:
-            if stage not in every_stage:
-                problems.append((f"stage_status_map.{stage}",
-                                 f"unknown stage id; valid stage ids: {sorted(every_stage)}"))
-        if problems:
-            raise ConfigError.from_problems(problems)
-        return cls(stages, dict(stage_status_map), labels)
-
-    def is_trigger(self, deal: Deal) -> bool:
-        """Whether the deal sits in a trigger stage of its pipeline."""
-        pipeline = deal.properties.get("pipeline") or "default"
-        return (deal.properties.get("dealstage") or "") in self.stages.get(pipeline, frozenset())
-
-    @property
-    def all_stage_ids(self) -> list[str]:
-        """Every trigger stage id, for the backfill search."""
-        return sorted(set().union(*self.stages.values())) if self.stages else []
-
-
-# ---- results ------------------------------------------------------------------------------------
-
-
-@attrs.frozen
-class Outcome:
-    """What happened (or, in a dry run, would happen) to one deal, and why."""
-
-    deal_id: str
-    action: str  # created, updated, unchanged, skipped, failed
-    reason: str
-    order_id: int | None = None
-    fields: tuple[str, ...] = ()
-
-
-@attrs.define
-class RunResult:
-    """Counts of one run; ``outcomes`` only when the caller asked to keep them."""
-
-    kind: str
-    dry_run: bool
-    created: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    skipped: int = 0
-    failed: int = 0
-    run_id: int | None = None
-    outcomes: list[Outcome] = attrs.field(factory=list)
-
-    def count(self, outcome: Outcome) -> None:
-        """Add one outcome to the counts."""
-        field = {"created": "created", "updated": "updated", "unchanged": "unchanged",
-                 "skipped": "skipped", "failed": "failed"}[outcome.action]
-        setattr(self, field, getattr(self, field) + 1)
-
-
-@attrs.frozen
-class Preview:
-    """What creating an order from one deal would do, for a person to review."""
-
-    deal_id: str
-    draft: OrderDraft
-    warnings: tuple[str, ...]
-    existing_order: Order | None
-    company: str
-    contacts: tuple[str, ...]
-
-
 # ---- the engine ---------------------------------------------------------------------------------
-
-
-@attrs.frozen
-class _PendingLink:
-    """A link to write at the end of the chunk (see ``InboundSync._flush_links``)."""
-
-    object_type: str
-    hubspot_id: str
-    host_type: str
-    host_id: int
-    synced: dict[str, Any]
-    created: OrderCreated | None
-
-
-@attrs.define
-class _Chunk:
-    """Associations and resolved records for one chunk of deals."""
-
-    company_of: dict[str, str] = attrs.field(factory=dict)  # deal id -> HubSpot company id
-    contacts_of: dict[str, list[str]] = attrs.field(factory=dict)  # deal id -> contact ids
-    companies: dict[str, HubSpotCompany] = attrs.field(factory=dict)
-    contacts: dict[str, HubSpotContact] = attrs.field(factory=dict)
 
 
 class InboundSync:
@@ -203,7 +70,7 @@ class InboundSync:
         tenant_id: int,
         portal_id: str,
         host: HostServices,
-        store: SqlStateStore,
+        store: SyncStore,
         client: HubSpotClient,
         mapping: MappingStrategy,
         conflicts: Callable[[str, str], ConflictStrategy],
@@ -228,12 +95,10 @@ class InboundSync:
         self.on_order_created = on_order_created
         self.reload_triggers = reload_triggers
         self._refreshed = False
-        # HubSpot id -> host id, for companies and contacts resolved in this engine's lifetime
-        # (one run): each is read from HubSpot at most once per run.
-        self._company_ids: dict[str, int | None] = {}
-        self._contact_ids: dict[str, int | None] = {}
-        self._pending: list[_PendingLink] = []
-        self._resolved_companies: set[int] = set()  # host companies some HubSpot company resolved to
+        # Lives as long as the engine (one run): it remembers the companies and contacts it
+        # resolved, so each is read from HubSpot at most once per run.
+        self._linker = RecordLinker(tenant_id=tenant_id, portal_id=portal_id, host=host, store=store,
+                                    client=client, mapping=mapping)
 
     # ---- runs --------------------------------------------------------------------------------
 
@@ -287,8 +152,6 @@ class InboundSync:
         self, kind: str, deals: Iterator[Deal], start: datetime, dry_run: bool,
         keep_outcomes: bool, progress: Callable[[Outcome], None] | None,
     ) -> RunResult:
-        from .store import LogLevel, RunStatus
-
         result = RunResult(kind=kind, dry_run=dry_run)
         run = None if dry_run else self.store.start_run(self.tenant_id, kind)
         result.run_id = run.id if run else None
@@ -343,7 +206,7 @@ class InboundSync:
             self._refresh_triggers()  # a stage added in HubSpot since the pipelines were cached?
         new = [d for d in deals if d.id not in links and self.triggers.is_trigger(d)]
         new_ids = {d.id for d in new}
-        chunk = self._load_related(new)
+        chunk = self._linker.load_related(new)
         outcomes = []
         for deal in deals:
             try:
@@ -374,8 +237,6 @@ class InboundSync:
 
     def _unknown_stage(self, deal: Deal, stage: str, dry_run: bool) -> Outcome:
         """A stage the pipelines API does not list: say so in the log, not just skip the deal."""
-        from .store import LogLevel
-
         message = (f"deal {deal.id} is in stage {stage!r} of pipeline {deal.properties.get('pipeline')!r}, which the "
                    "pipelines API does not list (deleted or renamed?); move the deal to an existing stage in HubSpot")
         if not dry_run:
@@ -384,8 +245,6 @@ class InboundSync:
 
     def _failed(self, deal_id: str, exc: MappingError | HostRecordError, dry_run: bool,
                 *, enqueue: bool) -> Outcome:
-        from .store import LogLevel
-
         where = "HubSpot deal" if isinstance(exc, MappingError) else "the host"
         message = (f"deal {deal_id}: {where} value {exc.field}={exc.value!r} cannot be used: {exc}. "
                    "The deal is retried when it changes in HubSpot, or replay it after fixing the mapping.")
@@ -396,158 +255,11 @@ class InboundSync:
             self.store.enqueue(self.tenant_id, RETRY_KIND, {"deal_id": deal_id}, dedupe_key=f"deal:{deal_id}")
         return Outcome(deal_id, "failed", message)
 
-    # ---- related records ------------------------------------------------------------------------
-
-    def _load_related(self, deals: Sequence[Deal]) -> _Chunk:
-        chunk = _Chunk()
-        if not deals:
-            return chunk
-        ids = [d.id for d in deals]
-        for deal_id, assocs in self.client.read_associations("deals", "companies", ids).items():
-            chosen = _primary_company(assocs)
-            if chosen is not None:
-                chunk.company_of[deal_id] = chosen
-        for deal_id, assocs in self.client.read_associations("deals", "contacts", ids).items():
-            chunk.contacts_of[deal_id] = sorted((a.to_id for a in assocs), key=_id_order)
-        wanted_companies = {c for c in chunk.company_of.values() if c not in self._company_ids}
-        linked = self.store.get_links_by_hubspot(self.tenant_id, self.portal_id, "company", wanted_companies)
-        for hubspot_id, link in linked.items():
-            self._company_ids[hubspot_id] = link.host_id
-            self._resolved_companies.add(link.host_id)
-        to_read = sorted(wanted_companies - set(linked), key=_id_order)
-        chunk.companies = {c.id: c for c in self.client.read_companies(to_read, self.mapping.company_properties)}
-        wanted_contacts = {c for ids_ in chunk.contacts_of.values() for c in ids_ if c not in self._contact_ids}
-        linked = self.store.get_links_by_hubspot(self.tenant_id, self.portal_id, "contact", wanted_contacts)
-        for hubspot_id, link in linked.items():
-            self._contact_ids[hubspot_id] = link.host_id
-        to_read = sorted(wanted_contacts - set(linked), key=_id_order)
-        chunk.contacts = {c.id: c for c in self.client.read_contacts(to_read, self.mapping.contact_properties)}
-        return chunk
-
-    def _resolve_company(self, hubspot_id: str | None, chunk: _Chunk, dry_run: bool) -> tuple[int | None, str]:
-        """Return the host company id for a HubSpot company, linking or creating it."""
-        if hubspot_id is None:
-            return None, "the deal has no associated company"
-        if hubspot_id in self._company_ids:
-            return self._company_ids[hubspot_id], f"company {hubspot_id} already linked"
-        record = chunk.companies.get(hubspot_id)
-        if record is None:
-            return None, f"company {hubspot_id} is not readable in HubSpot (deleted?)"
-        fields = dict(self.mapping.company_fields(record))
-        external = company_external_id(self.portal_id, hubspot_id)
-        match, how = self._match_company(fields, external)
-        if dry_run:
-            return (match.id if match else None), (how if match else f"would create company {fields['name']!r}")
-        if match is None:
-            match = self.host.create_company(CompanyDraft(external_id=external, **fields))  # type: ignore[arg-type]  # fields are CompanyDraft's
-            how = f"created company {match.id}"
-        self._link("company", hubspot_id, "company", match.id, {k: to_json(v) for k, v in fields.items()})
-        self._company_ids[hubspot_id] = match.id
-        self._resolved_companies.add(match.id)
-        return match.id, how
-
-    def _match_company(self, fields: Mapping[str, Any], external: str) -> tuple[Company | None, str]:
-        """Normalised domain first, then case-insensitive name; prefer our own earlier creation.
-
-        A domain names one customer: a HubSpot duplicate with the same domain reuses the host
-        company even when another HubSpot company is linked to it. A name does not: companies
-        called the same are distinct unless the host company is unlinked (or ours).
-        """
-        domain = normalize_domain(str(fields.get("website") or ""))
-        if domain:
-            found = self.host.find_companies_by_domain(domain)
-            if found:
-                return self._best(found, external, strict=False), f"matched by domain {domain}"
-        found = self.host.find_companies_by_name(str(fields["name"]))
-        best = self._best(found, external, strict=True) if found else None
-        return best, ("matched by name" if best else "")
-
-    def _best(self, candidates: Sequence[Company], external: str, *, strict: bool) -> Company | None:
-        """Our own earlier creation (a crash before linking), else a free one (not created for,
-        linked to or just resolved for another HubSpot company), else (unless ``strict``) the
-        oldest candidate."""
-        ours = [c for c in candidates if c.external_id == external]
-        if ours:
-            return ours[0]
-        free = [c for c in candidates
-                if not (c.external_id or "").startswith(f"hubspot:{self.portal_id}:")
-                and self.store.get_link_by_host(self.tenant_id, "company", c.id) is None
-                and c.id not in self._resolved_companies]
-        pool = free or ([] if strict else list(candidates))
-        return min(pool, key=lambda c: c.id) if pool else None
-
-    def _resolve_contacts(self, hubspot_ids: Sequence[str], chunk: _Chunk, company_id: int | None,
-                          dry_run: bool) -> list[int]:
-        """Link or create every contact; return host ids in the documented order."""
-        host_ids: list[int] = []
-        for hubspot_id in hubspot_ids:
-            if hubspot_id in self._contact_ids:
-                known = self._contact_ids[hubspot_id]
-                if known is not None:
-                    host_ids.append(known)
-                continue
-            record = chunk.contacts.get(hubspot_id)
-            if record is None:
-                continue
-            fields = dict(self.mapping.contact_fields(record))
-            email = str(fields.get("email") or "")
-            if not email:
-                self._contact_ids[hubspot_id] = None
-                if not dry_run:
-                    from .store import LogLevel
-
-                    self.store.log(self.tenant_id, LogLevel.WARNING, "inbound.contact",
-                                   f"contact {hubspot_id} has no email, so no portal user can be made for it; "
-                                   "add an email in HubSpot", record=f"contact:{hubspot_id}")
-                continue
-            contact = self.host.find_contact_by_email(email)
-            if contact is not None and contact.user_type is not UserType.PORTAL:
-                # A staff login (a sales rep on the deal): never the customer, never rewritten.
-                self._contact_ids[hubspot_id] = None
-                if not dry_run:
-                    from .store import LogLevel
-
-                    self.store.log(self.tenant_id, LogLevel.WARNING, "inbound.contact",
-                                   f"contact {hubspot_id} ({email}) is a staff user of this tenant; it is not "
-                                   "linked or used as the order's customer", record=f"contact:{hubspot_id}")
-                continue
-            if dry_run:
-                if contact is not None:
-                    host_ids.append(contact.id)
-                continue
-            if contact is None:
-                contact = self._create_contact(fields, company_id)
-            self._link("contact", hubspot_id, "contact", contact.id, {k: to_json(v) for k, v in fields.items()})
-            self._contact_ids[hubspot_id] = contact.id
-            host_ids.append(contact.id)
-        return host_ids
-
-    def _create_contact(self, fields: Mapping[str, Any], company_id: int | None) -> Contact:
-        try:
-            return self.host.create_contact(ContactDraft(parent_company_id=company_id, **fields))
-        except HostRecordError as exc:
-            # Another worker created the same email a moment ago: use it.
-            existing = self.host.find_contact_by_email(str(fields["email"])) if exc.field == "email" else None
-            if existing is None:
-                raise
-            return existing
-
-    def _link(self, object_type: str, hubspot_id: str, host_type: str, host_id: int,
-              synced: Mapping[str, Any], created: OrderCreated | None = None) -> None:
-        """Queue a link; :meth:`_flush_links` writes the chunk's links in one transaction.
-
-        A crash before the flush loses nothing: the records carry external ids (orders,
-        companies) or unique emails (contacts), and the rerun adopts them.
-        """
-        self._pending.append(_PendingLink(object_type, hubspot_id, host_type, host_id, dict(synced), created))
+    # ---- links ---------------------------------------------------------------------------------
 
     def _flush_links(self, outcomes: list[Outcome]) -> None:
         """Write queued links; a deal whose link another writer made first is 'unchanged'."""
-        from .store import LogLevel
-
-        pending, self._pending = self._pending, []
-        rows = [(p.object_type, p.hubspot_id, p.host_type, p.host_id, p.synced) for p in pending]
-        for item, link in zip(pending, self.store.create_links(self.tenant_id, self.portal_id, rows), strict=True):
+        for item, link in self._linker.write_pending():
             if link is not None:
                 if item.created is not None:
                     # The deal learns its order's number, status and link now, not at the
@@ -574,7 +286,7 @@ class InboundSync:
 
     # ---- create --------------------------------------------------------------------------------
 
-    def _draft(self, deal: Deal, chunk: _Chunk, dry_run: bool) -> tuple[OrderDraft, dict[str, Any], list[str]]:
+    def _draft(self, deal: Deal, chunk: Chunk, dry_run: bool) -> tuple[OrderDraft, dict[str, Any], list[str]]:
         company_hubspot_id = chunk.company_of.get(deal.id)
         contact_ids = chunk.contacts_of.get(deal.id, [])
         context = DealContext(
@@ -590,14 +302,14 @@ class InboundSync:
             raise MappingError(sorted(unknown)[0], fields[sorted(unknown)[0]],
                                f"the mapping strategy returned fields the engine does not own: {sorted(unknown)}")
         notes: list[str] = []
-        company_id, how = self._resolve_company(company_hubspot_id, chunk, dry_run)
+        company_id, how = self._linker.resolve_company(company_hubspot_id, chunk, dry_run)
         notes.append(how)
-        customers = self._resolve_contacts(contact_ids, chunk, company_id, dry_run)
+        customers = self._linker.resolve_contacts(contact_ids, chunk, company_id, dry_run)
         draft = OrderDraft(external_id=order_external_id(self.portal_id, deal.id), company_id=company_id,
                            customer_id=customers[0] if customers else None, **fields)  # type: ignore[arg-type]  # fields are OrderDraft's
         return draft, fields, notes
 
-    def _create(self, deal: Deal, chunk: _Chunk, trigger: str, dry_run: bool) -> Outcome:
+    def _create(self, deal: Deal, chunk: Chunk, trigger: str, dry_run: bool) -> Outcome:
         # An order with the deal's external id but no link was made by an earlier run that
         # stopped before linking it: link it and say so, it was not created now.
         existing = self.host.find_order_by_external_id(order_external_id(self.portal_id, deal.id))
@@ -624,7 +336,7 @@ class InboundSync:
                              order=order, trigger=trigger)
         synced = {k: to_json(v) for k, v in fields.items()}
         synced[APPLIED_VERSION] = deal.updated_at.isoformat()
-        self._link("deal", deal.id, "order", order.id, synced, event)
+        self._linker.link("deal", deal.id, "order", order.id, synced, event)
         return Outcome(deal.id, "created", f"created order {order.order_number}", order.id, tuple(sorted(fields)))
 
     # ---- update --------------------------------------------------------------------------------
@@ -658,7 +370,7 @@ class InboundSync:
         if synced != link.synced:
             self.store.update_link_synced(link.id, synced)
         if host_wins:
-            self.store.enqueue(self.tenant_id, FIELDS_JOB_KIND,
+            self.store.enqueue(self.tenant_id, FIELDS_KIND,
                                {"object_type": "order", "host_id": order.id, "fields": host_wins})
         if not changes:
             reason = "mapped fields already match" + (f"; held for review: {held}" if held else "")
@@ -759,12 +471,9 @@ class InboundSync:
         if host_wins and host_type == "company":
             # The host's value won: the company push carries it (if directions.companies sends
             # companies to HubSpot), as the host's own company edits are pushed.
-            self.store.enqueue(self.tenant_id, "host.company.saved",
-                               {"record_type": "company", "record_id": current.id, "event": "saved",
-                                "changed_fields": host_wins}, dedupe_key=f"company:{current.id}:saved")
+            kind, payload, dedupe = host_event_job("company", current.id, "saved", {"changed_fields": host_wins})
+            self.store.enqueue(self.tenant_id, kind, payload, dedupe_key=dedupe)
         elif host_wins:
-            from .store import LogLevel
-
             self.store.log(self.tenant_id, LogLevel.INFO, "inbound.contact",
                            f"contact {record.id}: the host kept {host_wins}; contacts are not written to "
                            "HubSpot, so HubSpot keeps its own value", record=f"contact:{record.id}")
@@ -774,8 +483,6 @@ class InboundSync:
         return Outcome(record.id, "updated", f"updated {sorted(changes)}", current.id, tuple(sorted(changes)))
 
     def _failed_record(self, host_type: str, hubspot_id: str, exc: MappingError | HostRecordError) -> Outcome:
-        from .store import LogLevel
-
         message = (f"{host_type} {hubspot_id}: value {exc.field}={exc.value!r} cannot be used: {exc}. "
                    "It is applied when it changes again in HubSpot.")
         self.store.log(self.tenant_id, LogLevel.ERROR, f"inbound.{host_type}", message,
@@ -785,8 +492,6 @@ class InboundSync:
     def _audit(self, conflict: FieldConflict, decision: Decision, strategy: ConflictStrategy,
                link: Link) -> None:
         """Write one conflict to the audit trail (a held one opens there)."""
-        from .store import ConflictDraft
-
         self.store.record_conflict(ConflictDraft(
             tenant_id=self.tenant_id, portal_id=self.portal_id, object_type=conflict.object_type,
             host_id=link.host_id, hubspot_type=link.object_type, hubspot_id=link.hubspot_id,
@@ -811,7 +516,7 @@ class InboundSync:
             warnings.append(f"this deal already has order {existing.order_number}; creating returns it")
         if not self.triggers.is_trigger(deal):
             warnings.append("the deal is not in a trigger stage; it would not become an order on its own")
-        chunk = self._load_related([deal])
+        chunk = self._linker.load_related([deal])
         draft, _fields, notes = self._draft(deal, chunk, dry_run=True)
         if draft.company_id is None and deal.id not in chunk.company_of:
             warnings.append("the deal has no associated company; the order will have no customer company")
@@ -831,7 +536,7 @@ class InboundSync:
         unknown = set(changes or {}) - ORDER_FIELDS
         if unknown:
             raise ConfigError(f"Cannot set {sorted(unknown)} on an order; editable fields: {sorted(ORDER_FIELDS)}")
-        chunk = self._load_related([deal])
+        chunk = self._linker.load_related([deal])
         draft, fields, _notes = self._draft(deal, chunk, dry_run=False)
         if changes:
             draft = attrs.evolve(draft, **changes)  # type: ignore[arg-type]  # checked against ORDER_FIELDS
@@ -839,17 +544,6 @@ class InboundSync:
         outcomes = [self._adopt(deal, order, fields, "manual")]
         self._flush_links(outcomes)
         return outcomes[0]
-
-
-def _primary_company(assocs: Sequence[Association]) -> str | None:
-    """The primary company (type 5); else the lowest company id (the documented rule)."""
-    primary = [a.to_id for a in assocs if PRIMARY_COMPANY in a.type_ids]
-    candidates = primary or [a.to_id for a in assocs]
-    return min(candidates, key=_id_order) if candidates else None
-
-
-def _id_order(hubspot_id: str) -> tuple[int, str]:
-    return (int(hubspot_id), "") if hubspot_id.isdigit() else (2**63, hubspot_id)
 
 
 def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:

@@ -28,8 +28,8 @@ from typing import IO, Any
 import pytest
 import sqlalchemy as sa
 
+from ambac_hubspot_plugin._job_kinds import JOB_KINDS as OUTBOUND_KINDS
 from ambac_hubspot_plugin.host import OrderStatus
-from ambac_hubspot_plugin.outbound import JOB_KINDS as OUTBOUND_KINDS
 from ambac_hubspot_plugin.reference_host import ReferenceHost
 from ambac_hubspot_plugin.sandbox import RateLimits, Sandbox
 from ambac_hubspot_plugin.store import DEFAULT_LEASE, JobState, QueueRunner

@@ -463,9 +463,9 @@ def test_a_company_conflict_resolved_for_ambac_is_written_where_the_mapping_read
 
 def test_record_properties_follow_the_mapping_including_the_address_parts():
     """Company and contact fields go back to the properties the mapping reads them from."""
+    from ambac_hubspot_plugin._deal_properties import record_properties
     from ambac_hubspot_plugin.host import Address, Company
     from ambac_hubspot_plugin.mapping import ConfigurableMapping, DefaultMapping
-    from ambac_hubspot_plugin.outbound import record_properties
 
     company = Company(id=1, tenant_id=1, name="Acme", website="acme.example", phone="5",
                       address=Address(street="1 Main St", city="Springfield", zip="12345"),

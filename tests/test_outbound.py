@@ -11,9 +11,9 @@ import attrs
 import pytest
 import sqlalchemy as sa
 
+from ambac_hubspot_plugin._deal_properties import DEAL_PROPERTIES, ensure_hubspot_properties
 from ambac_hubspot_plugin._retry import RetryPolicy
 from ambac_hubspot_plugin.host import OrderStatus, Shipment
-from ambac_hubspot_plugin.outbound import DEAL_PROPERTIES, ensure_hubspot_properties
 from ambac_hubspot_plugin.reference_host import ReferenceHost
 from ambac_hubspot_plugin.sandbox import RateLimits, Sandbox
 from ambac_hubspot_plugin.store import JobState

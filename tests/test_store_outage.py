@@ -171,7 +171,7 @@ def test_orders_with_a_queued_push_are_left_to_it(world):
 def test_an_old_dead_letter_does_not_keep_a_lost_change_from_hubspot(world):
     """A status change lost in an outage reaches its deal even when the order has an old
     dead-lettered push; it goes out as the order's state, without a second note."""
-    from ambac_hubspot_plugin.outbound import host_event_job
+    from ambac_hubspot_plugin._job_kinds import host_event_job
 
     ((deal, order),) = world.linked_orders(1)
     world.runtime.tick()

@@ -20,7 +20,7 @@ from ..host import MANAGE_INTEGRATIONS
 from ._admin import EXIT_FAILED, _admin, _console, _emit, _guard, _host_options, _table
 
 if TYPE_CHECKING:
-    from ..inbound import Outcome
+    from .._inbound_records import Outcome
 
 __all__ = ["sync_command"]
 

@@ -21,8 +21,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
-from ._ports import ConflictDraft, ConflictRecord, Link
-from ._schema import conflicts, links, pushed_values
+from ._ports import ConflictDraft, ConflictRecord
+from ._schema import conflicts, pushed_values
 
 __all__ = ["SqlConflictMixin"]
 
@@ -45,7 +45,8 @@ def _record(row: sa.Row[Any]) -> ConflictRecord:
 
 
 class SqlConflictMixin:
-    """The :class:`~._ports.ConflictLog` port; needs ``_engine`` and ``_clock``."""
+    """The :class:`~._ports.ConflictLog` port but its two link queries (those are with the other
+    links, in :class:`~._store.SqlStateStore`); needs ``_engine`` and ``_clock``."""
 
     _engine: Engine
     _clock: Callable[[], datetime]
@@ -196,35 +197,3 @@ class SqlConflictMixin:
                 for object_id, name, value in rows:
                     found.setdefault(str(object_id), {})[str(name)] = str(value)
         return found
-
-    # -- links by host id, in bulk -----------------------------------------------------------
-
-    def get_links_by_host(self, tenant_id: int, host_type: str,
-                          host_ids: Collection[int]) -> dict[int, Link]:
-        """The links of many host records of one type, by host id (one query per 500)."""
-        from ._store import SqlStateStore
-
-        found: dict[int, Link] = {}
-        ids = list(dict.fromkeys(int(i) for i in host_ids))
-        with self._engine.connect() as conn:
-            for start in range(0, len(ids), _IN_CHUNK):
-                rows = conn.execute(sa.select(links).where(
-                    links.c.tenant_id == tenant_id, links.c.host_type == host_type,
-                    links.c.host_id.in_(ids[start:start + _IN_CHUNK])))
-                for row in rows:
-                    link = SqlStateStore._link(row)
-                    found[link.host_id] = link
-        return found
-
-    def links_page(self, tenant_id: int, portal_id: str, object_type: str, *,
-                   after_id: int = 0, limit: int = 500) -> list[Link]:
-        """One page of a tenant's links of one HubSpot object type, by link id (keyset paging:
-        pass the last link's id as ``after_id`` for the next page; an empty page is the end)."""
-        from ._store import SqlStateStore
-
-        with self._engine.connect() as conn:
-            rows = conn.execute(sa.select(links).where(
-                links.c.tenant_id == tenant_id, links.c.portal_id == portal_id,
-                links.c.object_type == object_type, links.c.id > after_id,
-            ).order_by(links.c.id).limit(limit))
-            return [SqlStateStore._link(row) for row in rows]

@@ -35,9 +35,11 @@ __all__ = [
     "LogEntry",
     "LogLevel",
     "LogPage",
+    "PushStore",
     "RunStatus",
     "StateStore",
     "SyncRun",
+    "SyncStore",
     "WebhookBacklog",
     "WebhookExpansion",
     "WebhookPortalStats",
@@ -441,51 +443,56 @@ class Inbox(Protocol):
 
 
 @attrs.frozen
-class ConflictDraft:
+class _ConflictFacts:
+    """What a conflict's draft and its audit-trail record share: where the conflict is, both
+    sides' values and change times, and the strategy's decision."""
+
+    tenant_id: int
+    portal_id: str
+    object_type: str
+    host_id: int
+    hubspot_type: str
+    hubspot_id: str
+    field: str
+    hubspot_value: Any
+    host_value: Any
+    last_synced: Any
+    hubspot_changed_at: datetime | None
+    host_changed_at: datetime | None
+    strategy: str
+    decision: str
+
+
+def _id_first(cls: type, fields: list[attrs.Attribute[Any]]) -> list[attrs.Attribute[Any]]:
+    """Put a record's ``id`` before the fields it inherits.
+
+    attrs orders a subclass's fields after its base's; ``id`` came first before the fields were
+    shared, and the order is what the constructor's positions, ``repr`` and ``attrs.asdict``
+    (so the JSON of ``conflicts list``) follow. (mypy's view of the positions does not know
+    this hook: build records by keyword.)
+    """
+    del cls
+    return [f for f in fields if f.name == "id"] + [f for f in fields if f.name != "id"]
+
+
+@attrs.frozen
+class ConflictDraft(_ConflictFacts):
     """A conflict as the sync engine hands it to :meth:`ConflictLog.record_conflict`.
 
     Values are in their JSON form (:func:`~ambac_hubspot_plugin.conflicts.to_json`);
     ``decision`` is ``hubspot``, ``ambac`` or ``hold`` (``hold`` opens the conflict).
     """
 
-    tenant_id: int
-    portal_id: str
-    object_type: str
-    host_id: int
-    hubspot_type: str
-    hubspot_id: str
-    field: str
-    hubspot_value: Any
-    host_value: Any
-    last_synced: Any
-    hubspot_changed_at: datetime | None
-    host_changed_at: datetime | None
-    strategy: str
-    decision: str
     reason: str = ""
     decided_by: str | None = None
 
 
-@attrs.frozen
-class ConflictRecord:
+@attrs.frozen(field_transformer=_id_first)
+class ConflictRecord(_ConflictFacts):
     """One audit-trail entry: a conflict, what decided it, and (when it was held) how a
     person resolved it. ``status`` is ``open`` while held, else ``closed``."""
 
     id: int
-    tenant_id: int
-    portal_id: str
-    object_type: str
-    host_id: int
-    hubspot_type: str
-    hubspot_id: str
-    field: str
-    hubspot_value: Any
-    host_value: Any
-    last_synced: Any
-    hubspot_changed_at: datetime | None
-    host_changed_at: datetime | None
-    strategy: str
-    decision: str
     reason: str
     status: str
     resolution: str | None
@@ -533,3 +540,18 @@ class ConflictLog(Protocol):
 
     def links_page(self, tenant_id: int, portal_id: str, object_type: str, *,
                    after_id: int = 0, limit: int = 500) -> list[Link]: ...
+
+
+# -- the ports the sync engines use together -----------------------------------------------------
+
+
+@runtime_checkable
+class PushStore(StateStore, ConflictLog, Protocol):
+    """What the outbound push and a manual conflict resolution use: links, the integration log,
+    the conflict audit trail and the values written to HubSpot."""
+
+
+@runtime_checkable
+class SyncStore(StateStore, JobQueue, ConflictLog, Protocol):
+    """What the inbound sync uses: :class:`PushStore`'s ports and the job queue (it queues
+    retries and pushes)."""

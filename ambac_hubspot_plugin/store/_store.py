@@ -108,6 +108,32 @@ class SqlStateStore(SqlConflictMixin, SqlInboxMixin, SqlJobQueue):
             return self._one_link(conn, links.c.tenant_id == tenant_id,
                                   links.c.host_type == host_type, links.c.host_id == host_id)
 
+    def get_links_by_host(self, tenant_id: int, host_type: str,
+                          host_ids: Collection[int]) -> dict[int, Link]:
+        """The links of many host records of one type, by host id (one query per 500)."""
+        found: dict[int, Link] = {}
+        ids = list(dict.fromkeys(int(i) for i in host_ids))
+        with self._engine.connect() as conn:
+            for start in range(0, len(ids), 500):
+                rows = conn.execute(sa.select(links).where(
+                    links.c.tenant_id == tenant_id, links.c.host_type == host_type,
+                    links.c.host_id.in_(ids[start:start + 500])))
+                for row in rows:
+                    link = self._link(row)
+                    found[link.host_id] = link
+        return found
+
+    def links_page(self, tenant_id: int, portal_id: str, object_type: str, *,
+                   after_id: int = 0, limit: int = 500) -> list[Link]:
+        """One page of a tenant's links of one HubSpot object type, by link id (keyset paging:
+        pass the last link's id as ``after_id`` for the next page; an empty page is the end)."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(sa.select(links).where(
+                links.c.tenant_id == tenant_id, links.c.portal_id == portal_id,
+                links.c.object_type == object_type, links.c.id > after_id,
+            ).order_by(links.c.id).limit(limit))
+            return [self._link(row) for row in rows]
+
     def _conflict(self, exc: sa.exc.IntegrityError, tenant_id: int, portal_id: str,
                   object_type: str, hubspot_id: str, host_type: str,
                   host_id: int) -> LinkConflictError:

@@ -1,0 +1,124 @@
+"""What the inbound sync runs with and reports: its trigger stages and its run records.
+
+:class:`Triggers` says which deal stages create orders (validated against the portal's
+pipelines); :class:`Outcome` is what happened to one deal, :class:`RunResult` the counts of one
+run, and :class:`Preview` what creating an order from one deal would do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import attrs
+
+from .errors import ConfigError
+from .host import OrderDraft, OrderStatus
+
+if TYPE_CHECKING:
+    from .client import Deal, Pipeline
+    from .host import Order
+
+__all__ = ["Outcome", "Preview", "RunResult", "Triggers"]
+
+
+@attrs.frozen
+class Triggers:
+    """The deal stages that create orders, per pipeline, and the stage-to-status map."""
+
+    stages: Mapping[str, frozenset[str]]
+    stage_status: Mapping[str, OrderStatus]
+    stage_labels: Mapping[str, str]
+
+    @classmethod
+    def from_settings(
+        cls,
+        pipelines: Sequence[Pipeline],
+        trigger_stages: Mapping[str, Sequence[str]] | None,
+        stage_status_map: Mapping[str, OrderStatus],
+    ) -> Triggers:
+        """Validate configured stages against the portal's pipelines.
+
+        No configuration means every won stage (closed, probability 1.0) of every pipeline.
+        Unknown pipelines or stages raise ``ConfigError`` with the valid choices.
+        """
+        by_pipeline = {p.id: {s.id for s in p.stages} for p in pipelines}
+        labels = {s.id: f"{p.label} / {s.label}" for p in pipelines for s in p.stages}
+        problems: list[tuple[str, str]] = []
+        if trigger_stages is None:
+            stages = {p.id: frozenset(s.id for s in p.stages if s.is_won) for p in pipelines}
+        else:
+            stages = {}
+            for pipeline, wanted in trigger_stages.items():
+                if pipeline not in by_pipeline:
+                    problems.append((f"trigger_stages.{pipeline}",
+                                     f"no such pipeline; valid pipeline ids: {sorted(by_pipeline)}"))
+                    continue
+                unknown = [s for s in wanted if s not in by_pipeline[pipeline]]
+                if unknown:
+                    problems.append((f"trigger_stages.{pipeline}",
+                                     f"unknown stage ids {unknown}; valid stage ids of this pipeline: "
+                                     f"{sorted(by_pipeline[pipeline])}"))
+                stages[pipeline] = frozenset(s for s in wanted if s in by_pipeline[pipeline])
+        every_stage = set().union(*by_pipeline.values()) if by_pipeline else set()
+        for stage in stage_status_map:
+            if stage not in every_stage:
+                problems.append((f"stage_status_map.{stage}",
+                                 f"unknown stage id; valid stage ids: {sorted(every_stage)}"))
+        if problems:
+            raise ConfigError.from_problems(problems)
+        return cls(stages, dict(stage_status_map), labels)
+
+    def is_trigger(self, deal: Deal) -> bool:
+        """Whether the deal sits in a trigger stage of its pipeline."""
+        pipeline = deal.properties.get("pipeline") or "default"
+        return (deal.properties.get("dealstage") or "") in self.stages.get(pipeline, frozenset())
+
+    @property
+    def all_stage_ids(self) -> list[str]:
+        """Every trigger stage id, for the backfill search."""
+        return sorted(set().union(*self.stages.values())) if self.stages else []
+
+
+@attrs.frozen
+class Outcome:
+    """What happened (or, in a dry run, would happen) to one deal, and why."""
+
+    deal_id: str
+    action: str  # created, updated, unchanged, skipped, failed
+    reason: str
+    order_id: int | None = None
+    fields: tuple[str, ...] = ()
+
+
+@attrs.define
+class RunResult:
+    """Counts of one run; ``outcomes`` only when the caller asked to keep them."""
+
+    kind: str
+    dry_run: bool
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    failed: int = 0
+    run_id: int | None = None
+    outcomes: list[Outcome] = attrs.field(factory=list)
+
+    def count(self, outcome: Outcome) -> None:
+        """Add one outcome to the counts."""
+        field = {"created": "created", "updated": "updated", "unchanged": "unchanged",
+                 "skipped": "skipped", "failed": "failed"}[outcome.action]
+        setattr(self, field, getattr(self, field) + 1)
+
+
+@attrs.frozen
+class Preview:
+    """What creating an order from one deal would do, for a person to review."""
+
+    deal_id: str
+    draft: OrderDraft
+    warnings: tuple[str, ...]
+    existing_order: Order | None
+    company: str
+    contacts: tuple[str, ...]

@@ -1,0 +1,55 @@
+"""The queue's job kinds the two sync directions hand each other, and how such jobs are built.
+
+Both engines queue work for the other: the inbound sync queues ``outbound.fields`` when a host
+value won a conflict and ``outbound.order`` for each order it creates; the host's event hooks
+queue ``host.*`` jobs. Keeping the kinds here lets the inbound and outbound engines agree on
+them without importing each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = [
+    "FIELDS_KIND",
+    "HOST_KINDS",
+    "JOB_KINDS",
+    "ORDER_KIND",
+    "PUSH_MAX_ATTEMPTS",
+    "RETRY_KIND",
+    "host_event_job",
+    "order_state_job",
+]
+
+HOST_KINDS = ("host.order.status_changed", "host.order.updated", "host.order.shipped",
+              "host.company.saved")
+"""The host's domain events, as queued by the ``ambac_*`` event hooks."""
+FIELDS_KIND = "outbound.fields"
+"""Push host values that won a conflict (the inbound sync queues it, the push handles it)."""
+ORDER_KIND = "outbound.order"
+"""Push an order's current state, with no host event behind it (a new order, a missed event)."""
+JOB_KINDS = (*HOST_KINDS, FIELDS_KIND, ORDER_KIND)
+"""Every kind the outbound push handles."""
+RETRY_KIND = "inbound.deal"
+"""Process one deal again (a mapping or host error the inbound sync met)."""
+PUSH_MAX_ATTEMPTS = 20
+"""Attempts of a push of host state: with the queue's backoff (capped at an hour) pushes
+outlast a HubSpot outage of many hours before they are dead-lettered."""
+
+
+def host_event_job(record_type: str, record_id: int, event: str,
+                   details: Mapping[str, Any]) -> tuple[str, dict[str, Any], str | None]:
+    """The job kind, payload and dedupe key that stand for one host event.
+
+    Events that change a record's state coalesce per record and event (the push reads the
+    latest state); shipments carry data of their own and do not.
+    """
+    dedupe = None if event == "shipped" else f"{record_type}:{record_id}:{event}"
+    payload = {"record_type": record_type, "record_id": record_id, "event": event, **details}
+    return f"host.{record_type}.{event}", payload, dedupe
+
+
+def order_state_job(order_id: int) -> tuple[str, dict[str, Any], str]:
+    """The job kind, payload and dedupe key that push an order's current state (no event)."""
+    return ORDER_KIND, {"object_type": "order", "host_id": order_id}, f"order:{order_id}:state"

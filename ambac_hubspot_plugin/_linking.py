@@ -1,0 +1,240 @@
+"""Linking a chunk of deals' companies and contacts to host records: match, create, link.
+
+For the deals of one chunk, :class:`RecordLinker` reads the associations (one batch read per
+direction) and the companies and contacts not linked yet, resolves each to a host record
+(linked, matched by domain, name or email, or created with an idempotent external id) and
+queues its link; :meth:`RecordLinker.write_pending` writes a chunk's links in one transaction.
+It remembers, for the engine's lifetime (one run), which host record each HubSpot company and
+contact resolved to, so each is read from HubSpot at most once per run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from .conflicts import to_json
+from .errors import HostRecordError
+from .host import CompanyDraft, ContactDraft, UserType
+from .mapping import normalize_domain
+from .store import LogLevel
+
+if TYPE_CHECKING:
+    from .client import Association, Deal, HubSpotClient
+    from .client import Company as HubSpotCompany
+    from .client import Contact as HubSpotContact
+    from .events import OrderCreated
+    from .host import Company, Contact, HostServices
+    from .mapping import MappingStrategy
+    from .store import Link, StateStore
+
+__all__ = ["PRIMARY_COMPANY", "Chunk", "PendingLink", "RecordLinker", "company_external_id"]
+
+PRIMARY_COMPANY = 5
+
+
+def company_external_id(portal_id: str, company_id: str) -> str:
+    """The external id that makes company creation idempotent."""
+    return f"hubspot:{portal_id}:company:{company_id}"
+
+
+@attrs.frozen
+class PendingLink:
+    """A link to write at the end of the chunk (see :meth:`RecordLinker.write_pending`)."""
+
+    object_type: str
+    hubspot_id: str
+    host_type: str
+    host_id: int
+    synced: dict[str, Any]
+    created: OrderCreated | None
+
+
+@attrs.define
+class Chunk:
+    """Associations and resolved records for one chunk of deals."""
+
+    company_of: dict[str, str] = attrs.field(factory=dict)  # deal id -> HubSpot company id
+    contacts_of: dict[str, list[str]] = attrs.field(factory=dict)  # deal id -> contact ids
+    companies: dict[str, HubSpotCompany] = attrs.field(factory=dict)
+    contacts: dict[str, HubSpotContact] = attrs.field(factory=dict)
+
+
+class RecordLinker:
+    """Resolves one tenant's HubSpot companies and contacts to host records, and links them."""
+
+    def __init__(self, *, tenant_id: int, portal_id: str, host: HostServices, store: StateStore,
+                 client: HubSpotClient, mapping: MappingStrategy) -> None:
+        self.tenant_id = tenant_id
+        self.portal_id = portal_id
+        self.host = host
+        self.store = store
+        self.client = client
+        self.mapping = mapping
+        # HubSpot id -> host id, for companies and contacts resolved in this engine's lifetime
+        # (one run): each is read from HubSpot at most once per run.
+        self._company_ids: dict[str, int | None] = {}
+        self._contact_ids: dict[str, int | None] = {}
+        self._pending: list[PendingLink] = []
+        self._resolved_companies: set[int] = set()  # host companies some HubSpot company resolved to
+
+    def load_related(self, deals: Sequence[Deal]) -> Chunk:
+        """Read these deals' associations (one batch read per direction), and the companies and
+        contacts not resolved in this run yet that are not linked either."""
+        chunk = Chunk()
+        if not deals:
+            return chunk
+        ids = [d.id for d in deals]
+        for deal_id, assocs in self.client.read_associations("deals", "companies", ids).items():
+            chosen = _primary_company(assocs)
+            if chosen is not None:
+                chunk.company_of[deal_id] = chosen
+        for deal_id, assocs in self.client.read_associations("deals", "contacts", ids).items():
+            chunk.contacts_of[deal_id] = sorted((a.to_id for a in assocs), key=_id_order)
+        wanted_companies = {c for c in chunk.company_of.values() if c not in self._company_ids}
+        linked = self.store.get_links_by_hubspot(self.tenant_id, self.portal_id, "company", wanted_companies)
+        for hubspot_id, link in linked.items():
+            self._company_ids[hubspot_id] = link.host_id
+            self._resolved_companies.add(link.host_id)
+        to_read = sorted(wanted_companies - set(linked), key=_id_order)
+        chunk.companies = {c.id: c for c in self.client.read_companies(to_read, self.mapping.company_properties)}
+        wanted_contacts = {c for ids_ in chunk.contacts_of.values() for c in ids_ if c not in self._contact_ids}
+        linked = self.store.get_links_by_hubspot(self.tenant_id, self.portal_id, "contact", wanted_contacts)
+        for hubspot_id, link in linked.items():
+            self._contact_ids[hubspot_id] = link.host_id
+        to_read = sorted(wanted_contacts - set(linked), key=_id_order)
+        chunk.contacts = {c.id: c for c in self.client.read_contacts(to_read, self.mapping.contact_properties)}
+        return chunk
+
+    def resolve_company(self, hubspot_id: str | None, chunk: Chunk, dry_run: bool) -> tuple[int | None, str]:
+        """Return the host company id for a HubSpot company, linking or creating it."""
+        if hubspot_id is None:
+            return None, "the deal has no associated company"
+        if hubspot_id in self._company_ids:
+            return self._company_ids[hubspot_id], f"company {hubspot_id} already linked"
+        record = chunk.companies.get(hubspot_id)
+        if record is None:
+            return None, f"company {hubspot_id} is not readable in HubSpot (deleted?)"
+        fields = dict(self.mapping.company_fields(record))
+        external = company_external_id(self.portal_id, hubspot_id)
+        match, how = self._match_company(fields, external)
+        if dry_run:
+            return (match.id if match else None), (how if match else f"would create company {fields['name']!r}")
+        if match is None:
+            match = self.host.create_company(CompanyDraft(external_id=external, **fields))  # type: ignore[arg-type]  # fields are CompanyDraft's
+            how = f"created company {match.id}"
+        self.link("company", hubspot_id, "company", match.id, {k: to_json(v) for k, v in fields.items()})
+        self._company_ids[hubspot_id] = match.id
+        self._resolved_companies.add(match.id)
+        return match.id, how
+
+    def _match_company(self, fields: Mapping[str, Any], external: str) -> tuple[Company | None, str]:
+        """Normalised domain first, then case-insensitive name; prefer our own earlier creation.
+
+        A domain names one customer: a HubSpot duplicate with the same domain reuses the host
+        company even when another HubSpot company is linked to it. A name does not: companies
+        called the same are distinct unless the host company is unlinked (or ours).
+        """
+        domain = normalize_domain(str(fields.get("website") or ""))
+        if domain:
+            found = self.host.find_companies_by_domain(domain)
+            if found:
+                return self._best(found, external, strict=False), f"matched by domain {domain}"
+        found = self.host.find_companies_by_name(str(fields["name"]))
+        best = self._best(found, external, strict=True) if found else None
+        return best, ("matched by name" if best else "")
+
+    def _best(self, candidates: Sequence[Company], external: str, *, strict: bool) -> Company | None:
+        """Our own earlier creation (a crash before linking), else a free one (not created for,
+        linked to or just resolved for another HubSpot company), else (unless ``strict``) the
+        oldest candidate."""
+        ours = [c for c in candidates if c.external_id == external]
+        if ours:
+            return ours[0]
+        free = [c for c in candidates
+                if not (c.external_id or "").startswith(f"hubspot:{self.portal_id}:")
+                and self.store.get_link_by_host(self.tenant_id, "company", c.id) is None
+                and c.id not in self._resolved_companies]
+        pool = free or ([] if strict else list(candidates))
+        return min(pool, key=lambda c: c.id) if pool else None
+
+    def resolve_contacts(self, hubspot_ids: Sequence[str], chunk: Chunk, company_id: int | None,
+                         dry_run: bool) -> list[int]:
+        """Link or create every contact; return host ids in the documented order."""
+        host_ids: list[int] = []
+        for hubspot_id in hubspot_ids:
+            if hubspot_id in self._contact_ids:
+                known = self._contact_ids[hubspot_id]
+                if known is not None:
+                    host_ids.append(known)
+                continue
+            record = chunk.contacts.get(hubspot_id)
+            if record is None:
+                continue
+            fields = dict(self.mapping.contact_fields(record))
+            email = str(fields.get("email") or "")
+            if not email:
+                self._contact_ids[hubspot_id] = None
+                if not dry_run:
+                    self.store.log(self.tenant_id, LogLevel.WARNING, "inbound.contact",
+                                   f"contact {hubspot_id} has no email, so no portal user can be made for it; "
+                                   "add an email in HubSpot", record=f"contact:{hubspot_id}")
+                continue
+            contact = self.host.find_contact_by_email(email)
+            if contact is not None and contact.user_type is not UserType.PORTAL:
+                # A staff login (a sales rep on the deal): never the customer, never rewritten.
+                self._contact_ids[hubspot_id] = None
+                if not dry_run:
+                    self.store.log(self.tenant_id, LogLevel.WARNING, "inbound.contact",
+                                   f"contact {hubspot_id} ({email}) is a staff user of this tenant; it is not "
+                                   "linked or used as the order's customer", record=f"contact:{hubspot_id}")
+                continue
+            if dry_run:
+                if contact is not None:
+                    host_ids.append(contact.id)
+                continue
+            if contact is None:
+                contact = self._create_contact(fields, company_id)
+            self.link("contact", hubspot_id, "contact", contact.id, {k: to_json(v) for k, v in fields.items()})
+            self._contact_ids[hubspot_id] = contact.id
+            host_ids.append(contact.id)
+        return host_ids
+
+    def _create_contact(self, fields: Mapping[str, Any], company_id: int | None) -> Contact:
+        try:
+            return self.host.create_contact(ContactDraft(parent_company_id=company_id, **fields))
+        except HostRecordError as exc:
+            # Another worker created the same email a moment ago: use it.
+            existing = self.host.find_contact_by_email(str(fields["email"])) if exc.field == "email" else None
+            if existing is None:
+                raise
+            return existing
+
+    def link(self, object_type: str, hubspot_id: str, host_type: str, host_id: int,
+             synced: Mapping[str, Any], created: OrderCreated | None = None) -> None:
+        """Queue a link; :meth:`write_pending` writes the chunk's links in one transaction.
+
+        A crash before the flush loses nothing: the records carry external ids (orders,
+        companies) or unique emails (contacts), and the rerun adopts them.
+        """
+        self._pending.append(PendingLink(object_type, hubspot_id, host_type, host_id, dict(synced), created))
+
+    def write_pending(self) -> list[tuple[PendingLink, Link | None]]:
+        """Write the queued links in one transaction; pair each with its new link, or None
+        when either unique key was taken (another writer linked it first)."""
+        pending, self._pending = self._pending, []
+        rows = [(p.object_type, p.hubspot_id, p.host_type, p.host_id, p.synced) for p in pending]
+        return list(zip(pending, self.store.create_links(self.tenant_id, self.portal_id, rows), strict=True))
+
+
+def _primary_company(assocs: Sequence[Association]) -> str | None:
+    """The primary company (type 5); else the lowest company id (the documented rule)."""
+    primary = [a.to_id for a in assocs if PRIMARY_COMPANY in a.type_ids]
+    candidates = primary or [a.to_id for a in assocs]
+    return min(candidates, key=_id_order) if candidates else None
+
+
+def _id_order(hubspot_id: str) -> tuple[int, str]:
+    return (int(hubspot_id), "") if hubspot_id.isdigit() else (2**63, hubspot_id)
