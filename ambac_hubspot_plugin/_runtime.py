@@ -101,9 +101,8 @@ class Runtime:
         # Tenants whose event hooks could not record an event in this process: reconciled at
         # the next tick that can reach their store, not only at the next interval.
         self._unrecorded: set[int] = set()
-        from ._webhook_apply import EngineApplier
+        from ._webhooks import EngineApplier, install
         from .outbound import JOB_KINDS as OUTBOUND_KINDS
-        from .webhooks import install
 
         self._pipelines: dict[int, tuple[datetime, Any]] = {}
         self.webhooks = install(self, EngineApplier(self.inbound), is_echo=lambda tenant_id, event: self.is_echo(

@@ -143,7 +143,7 @@ def _record_counts(store: SqlStateStore, tenant_id: int, portal_id: str) -> dict
 
 def _webhook_health(store: SqlStateStore, tenant_id: int, settings: Settings,
                     now: datetime) -> dict[str, Any]:
-    from .webhooks import webhook_secret
+    from ._webhooks import webhook_secret
 
     stats = [s for s in store.webhook_portal_stats(tenant_id) if s.portal_id == settings.portal_id]
     last = max((s.last_received_at for s in stats if s.last_received_at), default=None)
@@ -378,7 +378,7 @@ class Admin:
     def replay_all(self, user: User | None, kind: str | None = None) -> dict[str, Any]:
         """Put every dead letter (of one kind) back in the queue; without a kind (or with
         ``webhook.inbox``), stored webhook deliveries that could not be read are retried too."""
-        from .webhooks import INBOX_JOB_KIND
+        from ._webhooks import INBOX_JOB_KIND
 
         self.require(user, MANAGE_INTEGRATIONS, "Replaying dead letters")
         check_filters("replay", kind=kind)
