@@ -162,8 +162,8 @@ def _webhook_unreadable(store: SqlStateStore, tenant_id: int) -> _Condition:
 
 def _webhook_silence(store: SqlStateStore, tenant_id: int, settings: Settings,
                      now: datetime) -> _Condition:
+    from ._webhooks import webhook_secret
     from .store import RunStatus
-    from .webhooks import webhook_secret
 
     if webhook_secret(settings) is None:
         return _Condition("webhook_silence", False)  # webhooks are not set up: silence is expected

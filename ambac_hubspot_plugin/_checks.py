@@ -250,7 +250,7 @@ def _receives_webhooks(settings: Settings) -> bool:
 
 
 def _check_webhook_secret(settings: Settings) -> CheckResult:
-    from .webhooks import webhook_secret
+    from ._webhooks import webhook_secret
 
     if not _receives_webhooks(settings):
         return CheckResult(

@@ -70,7 +70,7 @@ def _unlinked_card(deal_id: str, review_uri: str) -> dict[str, Any]:
 
 
 def _review_uri(request_url: str, public_base_url: str | None, tenant_key: str, deal_id: str) -> str:
-    from .webhooks import _public_uri
+    from ._webhooks import public_uri as _public_uri
 
     url = _public_uri(request_url, public_base_url).split("?", 1)[0]
     suffix = ROUTE_PATH.replace("{tenant_id}", tenant_key)
@@ -83,8 +83,9 @@ def card_route(tenants: Tenants) -> HttpRoute:
 
     def handle(request: HttpRequest) -> HttpResponse:
         from ._signatures import SIGNATURE_HEADER, V3_HEADER, VERSION_HEADER, verify_signature
+        from ._webhooks import public_uri as _public_uri
+        from ._webhooks import webhook_secret
         from .inbound import order_external_id
-        from .webhooks import _public_uri, webhook_secret
 
         key = str(request.path_params.get("tenant_id", ""))
         if not key.isdigit() or len(key) > 12 or not tenants.is_enabled(int(key)):

@@ -108,7 +108,7 @@ def run_demo(*, seed_deals: int, data_dir: Path | None, say: Callable[[str], obj
 @contextmanager
 def _served(host: Any) -> Iterator[str]:
     """Serve the reference host on loopback (the webhook receiver is one of its routes)."""
-    from .webhooks import make_wsgi_server
+    from ._wsgi_server import make_wsgi_server
 
     server = make_wsgi_server(host.wsgi_app())
     thread = threading.Thread(target=server.serve_forever, name="demo-host", daemon=True)

@@ -72,8 +72,7 @@ class Runtime:
         # the next tick that can reach their store, not only at the next interval.
         self._unrecorded: set[int] = set()
         from ._job_kinds import JOB_KINDS as OUTBOUND_KINDS
-        from ._webhook_apply import EngineApplier
-        from .webhooks import install
+        from ._webhooks import EngineApplier, install
 
         self._pipelines: dict[int, tuple[datetime, Any]] = {}
         self.webhooks = install(self, EngineApplier(self.inbound), is_echo=lambda tenant_id, event: self.is_echo(

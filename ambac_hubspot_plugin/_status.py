@@ -38,7 +38,7 @@ def _record_counts(store: SqlStateStore, tenant_id: int, portal_id: str) -> dict
 
 def _webhook_health(store: SqlStateStore, tenant_id: int, settings: Settings,
                     now: datetime) -> dict[str, Any]:
-    from .webhooks import webhook_secret
+    from ._webhooks import webhook_secret
 
     stats = [s for s in store.webhook_portal_stats(tenant_id) if s.portal_id == settings.portal_id]
     last = max((s.last_received_at for s in stats if s.last_received_at), default=None)

@@ -272,7 +272,7 @@ class Admin:
     def replay_all(self, user: User | None, kind: str | None = None) -> dict[str, Any]:
         """Put every dead letter (of one kind) back in the queue; without a kind (or with
         ``webhook.inbox``), stored webhook deliveries that could not be read are retried too."""
-        from .webhooks import INBOX_JOB_KIND
+        from ._webhooks import INBOX_JOB_KIND
 
         self.require(user, MANAGE_INTEGRATIONS, "Replaying dead letters")
         check_filters("replay", kind=kind)

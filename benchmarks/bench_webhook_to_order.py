@@ -21,10 +21,10 @@ from pathlib import Path
 
 
 def main() -> None:
+    from ambac_hubspot_plugin._wsgi_server import make_wsgi_server
     from ambac_hubspot_plugin.reference_host import ReferenceHost
     from ambac_hubspot_plugin.sandbox import RateLimits, Sandbox
     from ambac_hubspot_plugin.settings import ALLOW_LOCAL_SANDBOX_ENV
-    from ambac_hubspot_plugin.webhooks import make_wsgi_server
 
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 50
     with tempfile.TemporaryDirectory() as tmp, Sandbox(rate_limits=RateLimits.unlimited()) as hubspot, \

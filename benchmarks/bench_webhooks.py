@@ -40,16 +40,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ambac_hubspot_plugin.sandbox import sign_v3
-from ambac_hubspot_plugin.settings import Secret
-from ambac_hubspot_plugin.store import open_store
-from ambac_hubspot_plugin.webhooks import (
+from ambac_hubspot_plugin._webhooks import (
     INBOX_JOB_KIND,
     WebhookInboxSplitter,
     WebhookReceiver,
     WebhookTarget,
-    make_wsgi_server,
 )
+from ambac_hubspot_plugin._wsgi_server import make_wsgi_server
+from ambac_hubspot_plugin.sandbox import sign_v3
+from ambac_hubspot_plugin.settings import Secret
+from ambac_hubspot_plugin.store import open_store
 
 TENANT, PORTAL, SECRET = 1, "62515", "bench-client-secret"
 

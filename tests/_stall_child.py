@@ -20,9 +20,9 @@ from datetime import timedelta
 from pathlib import Path
 
 from ambac_hubspot_plugin import plugin as plugin_module
+from ambac_hubspot_plugin._webhooks import INBOX_JOB_KIND, WebhookInboxSplitter
 from ambac_hubspot_plugin.reference_host import ReferenceHost
 from ambac_hubspot_plugin.store import Job
-from ambac_hubspot_plugin.webhooks import INBOX_JOB_KIND, WebhookInboxSplitter
 
 
 def main(data_dir: Path, tenant_id: int, lease: float, kinds: list[str]) -> int:

@@ -222,7 +222,8 @@ def test_an_unreadable_webhook_delivery_alerts_until_it_is_read(bench):
     (after the fix), the incident resolves."""
     import sqlalchemy as sa
 
-    from ambac_hubspot_plugin.webhooks import INBOX_JOB_KIND, JOB_KIND, _split_drafts
+    from ambac_hubspot_plugin._webhooks import INBOX_JOB_KIND, JOB_KIND
+    from ambac_hubspot_plugin._webhooks import split_drafts as _split_drafts
 
     ok = b'[{"portalId": 123, "objectId": 9, "occurredAt": 1714564800000, "subscriptionType": "deal.creation"}]'
     bench.store.receive_webhook_batch(bench.tenant, PORTAL, ok.replace(b'"objectId": 9, ', b""),

@@ -29,13 +29,13 @@ import pytest
 import sqlalchemy as sa
 
 from ambac_hubspot_plugin._job_kinds import JOB_KINDS as OUTBOUND_KINDS
+from ambac_hubspot_plugin._webhooks import INBOX_JOB_KIND, JOB_KIND
 from ambac_hubspot_plugin.host import OrderStatus
 from ambac_hubspot_plugin.reference_host import ReferenceHost
 from ambac_hubspot_plugin.sandbox import RateLimits, Sandbox
 from ambac_hubspot_plugin.store import DEFAULT_LEASE, JobState, QueueRunner
 from ambac_hubspot_plugin.store._schema import jobs as jobs_table
 from ambac_hubspot_plugin.store._schema import webhook_batches, webhook_events
-from ambac_hubspot_plugin.webhooks import INBOX_JOB_KIND, JOB_KIND
 
 from ._store_support import pg_schema_url
 from ._world import PluginWorld, plugin_settings

@@ -968,7 +968,7 @@ def test_wsgi_app_refuses_bad_body_lengths_before_reading(
 ):
     """Over a real socket, a Content-Length that is not one number is a 400, one over the
     limit a 413 answered without waiting for the body, a chunked body a 411; no route runs."""
-    from ambac_hubspot_plugin.webhooks import make_wsgi_server
+    from ambac_hubspot_plugin._wsgi_server import make_wsgi_server
 
     from ._raw_http import exchange
 

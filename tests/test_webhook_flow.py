@@ -9,10 +9,10 @@ from pathlib import Path
 import attrs
 import pytest
 
+from ambac_hubspot_plugin._wsgi_server import make_wsgi_server
 from ambac_hubspot_plugin.host import OrderStatus
 from ambac_hubspot_plugin.reference_host import ReferenceHost
 from ambac_hubspot_plugin.sandbox import RateLimits, Sandbox
-from ambac_hubspot_plugin.webhooks import make_wsgi_server
 
 from ._world import PluginWorld, plugin_settings
 

@@ -13,17 +13,17 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from ambac_hubspot_plugin.sandbox import sign_v1, sign_v3
-from ambac_hubspot_plugin.settings import Secret
-from ambac_hubspot_plugin.store import SqlStateStore, open_store
-from ambac_hubspot_plugin.webhooks import (
-    WebhookPayloadError,
+from ambac_hubspot_plugin._webhooks import (
     WebhookReceiver,
     WebhookTarget,
-    _split_drafts,
     check_batch,
     parse_batch,
 )
+from ambac_hubspot_plugin._webhooks import split_drafts as _split_drafts
+from ambac_hubspot_plugin.errors import WebhookPayloadError
+from ambac_hubspot_plugin.sandbox import sign_v1, sign_v3
+from ambac_hubspot_plugin.settings import Secret
+from ambac_hubspot_plugin.store import SqlStateStore, open_store
 from tests._store_support import FakeClock
 
 TENANT, PORTAL, SECRET = 3, "62515", "fuzz-secret"

@@ -20,7 +20,23 @@ import msgspec
 import pytest
 import sqlalchemy as sa
 
-from ambac_hubspot_plugin._webhook_wire import MAX_DEPTH, RULES, WireEvent
+from ambac_hubspot_plugin._webhooks import (
+    INBOX_JOB_KIND,
+    JOB_KIND,
+    EventApplier,
+    WebhookEvent,
+    WebhookInboxSplitter,
+    WebhookProcessor,
+    WebhookReceiver,
+    WebhookTarget,
+    check_batch,
+    order_events,
+    parse_batch,
+)
+from ambac_hubspot_plugin._webhooks import event_drafts as _drafts
+from ambac_hubspot_plugin._webhooks._wire import MAX_DEPTH, RULES, WireEvent
+from ambac_hubspot_plugin._wsgi_server import make_wsgi_server
+from ambac_hubspot_plugin.errors import WebhookPayloadError
 from ambac_hubspot_plugin.host import HttpRequest
 from ambac_hubspot_plugin.sandbox import Sandbox, sign_v1, sign_v3
 from ambac_hubspot_plugin.settings import Secret
@@ -31,22 +47,6 @@ from ambac_hubspot_plugin.store import (
     QueueRunner,
     SqlStateStore,
     open_store,
-)
-from ambac_hubspot_plugin.webhooks import (
-    INBOX_JOB_KIND,
-    JOB_KIND,
-    EventApplier,
-    WebhookEvent,
-    WebhookInboxSplitter,
-    WebhookPayloadError,
-    WebhookProcessor,
-    WebhookReceiver,
-    WebhookTarget,
-    _drafts,
-    check_batch,
-    make_wsgi_server,
-    order_events,
-    parse_batch,
 )
 from tests._store_support import (  # noqa: F401  # store_url is a fixture used by name
     FakeClock,

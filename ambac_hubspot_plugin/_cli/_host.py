@@ -202,7 +202,8 @@ def serve(host_dir: Path, bind: str, port: int, public_base_url: str | None, wor
     Every tenant with the plugin enabled starts from its saved settings; the plugin's webhook,
     admin and CRM card routes are mounted under /integrations. Restart it after `setup`.
     """
-    from ..webhooks import ROUTE_PATH, make_wsgi_server
+    from .._webhooks import ROUTE_PATH
+    from .._wsgi_server import make_wsgi_server
 
     with _until_signalled() as stop:  # from the start: a SIGTERM while starting stops cleanly
         context = ReferenceHostContext(host_dir)

@@ -25,7 +25,7 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
-from .errors import WebhookPayloadError
+from ..errors import WebhookPayloadError
 
 __all__ = ["MAX_DEPTH", "MAX_EVENTS", "RULES", "WireEvent", "read_batch", "read_event"]
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from .errors import HostRecordError
-from .store import LogLevel
+from ..errors import HostRecordError
+from ..store import LogLevel
 
 if TYPE_CHECKING:
-    from .inbound import InboundSync
-    from .store import Link
-    from .webhooks import WebhookEvent
+    from ..inbound import InboundSync
+    from ..store import Link
+    from ._events import WebhookEvent
 
 __all__ = ["EngineApplier"]
 

@@ -1,0 +1,137 @@
+"""Processing: the ``webhook.object`` job handler. It loads one object's unprocessed events,
+orders them, drops echoes of our own writes and hands the rest to an :class:`EventApplier`;
+events are marked processed only after the applier succeeded.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from ..store import Inbox  # the port only: no SQLAlchemy
+from ._events import WebhookEvent
+
+if TYPE_CHECKING:
+    from ..store import Job
+
+__all__ = ["EchoCheck", "EventApplier", "WebhookProcessor", "order_events"]
+
+log = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class EventApplier(Protocol):
+    """Applies one object's events to the host (the inbound sync engine implements it).
+
+    It should re-read the object's current state from HubSpot rather than trust one
+    property value, and be idempotent: a crash after it returned but before the events were
+    marked processed makes it see the same events again.
+    """
+
+    def apply(self, tenant_id: int, object_type: str, object_id: str,
+              events: Sequence[WebhookEvent]) -> None:
+        """Apply ``events`` (ordered, echoes removed); raise to have the job retried."""
+
+
+EchoCheck = Callable[[int, WebhookEvent], bool]
+"""``(tenant_id, event) -> True`` when the event reports a value we wrote ourselves."""
+
+# Same occurredAt: the object must exist before it changes and change before it goes away.
+_TIEBREAK = {"restore": 0, "merge": 2, "deletion": 3}
+
+
+def _never_echo(_tenant_id: int, _event: WebhookEvent) -> bool:
+    return False
+
+
+def order_events(events: Iterable[WebhookEvent]) -> list[WebhookEvent]:
+    """Events in a safe order: creations first, then by ``occurredAt``; at the same instant
+    restore, then property and other changes, then merge, then deletion, then by ``eventId``
+    (HubSpot's ids grow over time; a hint for ties only, never an identity)."""
+    return sorted(events, key=lambda e: (e.change != "creation", e.occurred_at_ms,
+                                         _TIEBREAK.get(e.change, 1), e.event_id or 0))
+
+
+class WebhookProcessor:
+    """The ``webhook.object`` job handler (register :meth:`handle_job` with the queue runner).
+
+    :param inbox_for: tenant id -> that tenant's inbox (its store).
+    :param applier: what applies events; see :class:`EventApplier`.
+    :param is_echo: recognises our own writes coming back; those are marked processed
+        without being applied, and counted.
+    """
+
+    def __init__(self, inbox_for: Callable[[int], Inbox], applier: EventApplier, *,
+                 is_echo: EchoCheck | None = None) -> None:
+        self._inbox_for = inbox_for
+        self._applier = applier
+        self._is_echo = is_echo or _never_echo
+
+    def handle_job(self, job: Job) -> None:
+        """Process one object's unprocessed events; raise (the job retries) on failure."""
+        error = self.handle_jobs([job]).get(job.id)
+        if error is not None:
+            raise error
+
+    def handle_jobs(self, jobs: Sequence[Job]) -> dict[int, Exception]:
+        """Process the events of many objects together; return the error of each failed job.
+
+        The objects of one tenant go to the applier in one call when it offers ``apply_many``,
+        so it can read their current state from HubSpot in batches.
+        """
+        errors: dict[int, Exception] = {}
+        by_tenant: dict[int, list[Job]] = {}
+        for job in jobs:
+            by_tenant.setdefault(job.tenant_id, []).append(job)
+        for tenant_id, tenant_jobs in by_tenant.items():
+            try:
+                inbox = self._inbox_for(tenant_id)
+            except Exception as exc:  # e.g. not enabled in this process: retry later
+                errors.update(dict.fromkeys((job.id for job in tenant_jobs), exc))
+                continue
+            work: dict[tuple[str, str], tuple[WebhookEvent, ...]] = {}
+            finish: dict[tuple[str, str], tuple[list[int], list[int]]] = {}
+            owners: dict[tuple[str, str], list[int]] = {}
+            for job in tenant_jobs:
+                # The queue runs one job per object key at a time (claim holds the others back),
+                # so this job is the object's only one running: its events are in order.
+                key = (str(job.payload["object_type"]), str(job.payload["object_id"]))
+                owners.setdefault(key, []).append(job.id)
+                if key in finish:
+                    continue
+                stored = inbox.pending_webhook_events(tenant_id, *key)
+                parsed = [(row.id, WebhookEvent.from_payload(row.payload, f"inbox[{row.id}]")) for row in stored]
+                ids = {id(event): row_id for row_id, event in parsed}
+                ordered = order_events(event for _, event in parsed)
+                echo_ids = {ids[id(e)] for e in ordered if self._is_echo(tenant_id, e)}
+                fresh = tuple(e for e in ordered if ids[id(e)] not in echo_ids)
+                finish[key] = ([ids[id(e)] for e in fresh], sorted(echo_ids))
+                if fresh:
+                    work[key] = fresh
+            failed = self._apply(tenant_id, work)
+            for key, (applied, echoes) in finish.items():
+                if key in failed:
+                    for job_id in owners[key]:
+                        errors[job_id] = failed[key]
+                elif applied or echoes:
+                    inbox.finish_webhook_events(tenant_id, applied=applied, echoes=echoes)
+        return errors
+
+    def _apply(self, tenant_id: int, work: Mapping[tuple[str, str], tuple[WebhookEvent, ...]]
+               ) -> dict[tuple[str, str], Exception]:
+        if not work:
+            return {}
+        apply_many = getattr(self._applier, "apply_many", None)
+        if apply_many is not None and len(work) > 1:
+            try:
+                return dict(apply_many(tenant_id, work))
+            except Exception:  # one object's failure must not fail the others: apply one by one
+                log.warning("batched webhook apply failed for tenant %s; applying object by object", tenant_id)
+        failed: dict[tuple[str, str], Exception] = {}
+        for (object_type, object_id), events in work.items():
+            try:
+                self._applier.apply(tenant_id, object_type, object_id, events)
+            except Exception as exc:  # this object's jobs retry with backoff
+                failed[(object_type, object_id)] = exc
+        return failed
