@@ -28,13 +28,12 @@ if TYPE_CHECKING:
     from .inbound import InboundSync
     from .outbound import OutboundPush
     from .settings import Settings
-    from .store import ConflictRecord, DrainCounts, Job, QueueRunner, SqlStateStore
+    from .store import ConflictRecord, DrainCounts, QueueRunner, SqlStateStore
 
 __all__ = ["EnableReport", "Runtime"]
 
 log = logging.getLogger(__name__)
 
-JobHandler = Callable[["Job"], None]
 
 PIPELINES_TTL = timedelta(minutes=5)
 
@@ -61,25 +60,16 @@ class Runtime:
         self._worker: threading.Thread | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
-        # Job kinds this version processes. Jobs of other kinds stay queued, unclaimed, until
-        # a version that handles them runs.
-        self.handlers: dict[str, JobHandler] = {
-            "sync.incremental": self._handle_sync,
-            "inbound.deal": self._handle_deal_retry,
-            "outbound.reconcile": self._handle_reconcile,
-        }
         # Tenants whose event hooks could not record an event in this process: reconciled at
         # the next tick that can reach their store, not only at the next interval.
         self._unrecorded: set[int] = set()
-        from ._job_kinds import JOB_KINDS as OUTBOUND_KINDS
-        from ._webhooks import EngineApplier, install
-
         self._pipelines: dict[int, tuple[datetime, Any]] = {}
-        self.webhooks = install(self, EngineApplier(self.inbound), is_echo=lambda tenant_id, event: self.is_echo(
+        from ._jobs import job_handlers
+
+        #: The webhook receiver and every job kind this version processes (see ``_jobs``).
+        self.webhooks, self.handlers = job_handlers(self, is_echo=lambda tenant_id, event: self.is_echo(
             tenant_id, event.object_type, event.object_id, event.property_name or "", event.property_value,
             event.occurred_at))
-
-        self.handlers.update(dict.fromkeys(OUTBOUND_KINDS, self._handle_outbound))
         #: Extra :class:`~.client.ClientSettings` fields for every client built (tests: retries).
         self.client_overrides: dict[str, Any] = {}
 
@@ -506,11 +496,6 @@ class Runtime:
                         self._unrecorded.discard(tenant.tenant_id)
         return queued
 
-    def _handle_reconcile(self, job: Job) -> None:
-        # Like scheduled syncs: dropped for a tenant not enabled here; enabling schedules anew.
-        if self.is_enabled(job.tenant_id):
-            self.reconcile_outbound(job.tenant_id)
-
     def reconcile_outbound(self, tenant_id: int) -> int:
         """Queue a push for every linked order whose state never reached its deal (events the
         hooks could not record); return how many. See :mod:`._reconcile`."""
@@ -520,20 +505,6 @@ class Runtime:
         return reconcile_orders(tenant_id=tenant_id, portal_id=tenant.settings.portal_id,
                                 host=tenant.host, store=self._stores[tenant.store_url],
                                 push=self.outbound(tenant_id), clock=self.clock)
-
-    def _handle_sync(self, job: Job) -> None:
-        # A scheduled sync of a tenant not enabled here is dropped: enabling schedules a new one.
-        if self.is_enabled(job.tenant_id):
-            self.run_sync(job.tenant_id)
-
-    def _handle_deal_retry(self, job: Job) -> None:
-        if not self.is_enabled(job.tenant_id):
-            # The checkpoint is past this deal: keep the job (backoff, then a dead letter to replay).
-            raise RetryLater(f"the HubSpot plugin is not enabled for tenant {job.tenant_id} in this process")
-        result = self.inbound(job.tenant_id).process_ids([str(job.payload["deal_id"])], trigger="retry")
-        failures = [o.reason for o in result.outcomes if o.action == "failed"]
-        if failures:
-            raise RetryLater(failures[0])
 
     # ---- outbound and conflicts -------------------------------------------------------------
     # (The custom deal properties are created by the connection test of every enable, through
@@ -551,13 +522,6 @@ class Runtime:
             mapping=self.strategies.mapping(settings),
             settings=settings, clock=self.clock,
         )
-
-    def _handle_outbound(self, job: Job) -> None:
-        from .outbound import handle_outbound_job
-
-        handle_outbound_job(job, store=self.store_for(job.tenant_id), worker_id=self.worker_id,
-                            lease=self.job_lease,
-                            engine_for=self.outbound)
 
     def is_echo(self, tenant_id: int, object_type: str, object_id: str, property_name: str,
                 property_value: str | None, occurred_at: datetime | None = None) -> bool:
@@ -628,9 +592,6 @@ def _cause(exc: BaseException, store_url: str) -> str:
     cause = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
     return scrub(cause, url_passwords(store_url))  # drivers do not print it; make sure anyway
 
-
-class RetryLater(Exception):
-    """A job's work failed in a way the queue should retry with backoff (message says why)."""
 
 
 def _level(name: str) -> Any:

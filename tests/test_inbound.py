@@ -428,7 +428,7 @@ def test_a_won_stage_added_after_the_pipelines_were_cached_still_triggers(world)
 
 def test_a_deal_retry_for_a_tenant_disabled_here_is_kept_not_dropped(world):
     """The retry job of a tenant not enabled in this process fails (and backs off), not completes."""
-    from ambac_hubspot_plugin._runtime import RetryLater
+    from ambac_hubspot_plugin._jobs import RetryLater
 
     world.store.enqueue(world.tenant, "inbound.deal", {"deal_id": "123"}, dedupe_key="deal:123")
     store = world.store

@@ -981,7 +981,7 @@ def test_migration_0006_refuses_to_downgrade_over_waiting_deliveries(store_url: 
 
 def test_status_shows_waiting_and_unreadable_deliveries(harness: Harness) -> None:
     """The admin status view counts deliveries waiting for their split and unreadable ones."""
-    from ambac_hubspot_plugin.admin import _webhook_health
+    from ambac_hubspot_plugin._status import _webhook_health
     from ambac_hubspot_plugin.settings import parse_settings
 
     settings = parse_settings({"portal_id": PORTAL, "webhook_client_secret": SECRET,

@@ -20,7 +20,8 @@ rest itself. A delivery goes through one module per step:
   rest to an :class:`EventApplier`; events are marked processed only after it succeeded.
 - :mod:`._apply`: :class:`EngineApplier`, the applier that runs the events through the
   inbound engine.
-- :mod:`._install`: the wiring onto the runtime.
+- :mod:`._install`: the receiver and the two job handlers, for the plugin's one assembly of
+  job handlers (``_jobs``).
 
 The web server that runs the receiver's WSGI app without a host is ``_wsgi_server``.
 See ``docs/webhooks.md``.
@@ -30,7 +31,7 @@ from __future__ import annotations
 
 from ._apply import EngineApplier
 from ._events import INBOX_JOB_KIND, JOB_KIND, WebhookEvent, check_batch, dedupe_key, event_drafts, parse_batch
-from ._install import install, webhook_secret
+from ._install import webhook_intake, webhook_secret
 from ._processor import EchoCheck, EventApplier, WebhookProcessor, order_events
 from ._receiver import DEFAULT_MAX_BODY_BYTES, ROUTE_PATH, WebhookReceiver, WebhookTarget, public_uri
 from ._splitter import InboxQueue, WebhookInboxSplitter, split_drafts
@@ -52,10 +53,10 @@ __all__ = [
     "check_batch",
     "dedupe_key",
     "event_drafts",
-    "install",
     "order_events",
     "parse_batch",
     "public_uri",
     "split_drafts",
+    "webhook_intake",
     "webhook_secret",
 ]

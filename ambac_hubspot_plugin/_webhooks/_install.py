@@ -1,12 +1,10 @@
-"""Wiring: the webhook job handlers registered on the runtime, and the receiver it serves.
-
-Moved here unchanged from the former ``webhooks`` module; the runtime's handler assembly
-replaces it.
-"""
+"""The webhook feature's parts for the job handler assembly (``_jobs``): the receiver the
+route serves and the handlers of the ``webhook.inbox`` and ``webhook.object`` jobs."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._events import INBOX_JOB_KIND, JOB_KIND
@@ -15,11 +13,11 @@ from ._receiver import WebhookReceiver, WebhookTarget
 from ._splitter import WebhookInboxSplitter
 
 if TYPE_CHECKING:
-    from .._runtime import Runtime
+    from .._tenants import Tenants
     from ..settings import Secret, Settings
     from ..store import Job
 
-__all__ = ["install", "webhook_secret"]
+__all__ = ["webhook_intake", "webhook_secret"]
 
 log = logging.getLogger(__name__)
 
@@ -32,58 +30,60 @@ def webhook_secret(settings: Settings) -> Secret | None:
     return getattr(settings.credentials, "client_secret", None)
 
 
-def install(runtime: Runtime, applier: EventApplier, *, is_echo: EchoCheck | None = None,
-            batch: int = 200, **receiver_options: Any) -> WebhookReceiver:
-    """Register the ``webhook.inbox`` and ``webhook.object`` handlers on ``runtime`` and
-    return the receiver.
+def webhook_intake(
+    tenants: Tenants, applier: EventApplier, *, is_echo: EchoCheck | None = None,
+    batch: int = 200, **receiver_options: Any,
+) -> tuple[WebhookReceiver, dict[str, Callable[[Job], None]]]:
+    """The receiver of the tenants' deliveries, and the handlers of the ``webhook.inbox``
+    (splitter) and ``webhook.object`` (processor) jobs, by kind.
 
     The ``webhook.object`` handler claims up to ``batch`` due jobs of its kind at once (with
     the runner's worker id, their leases kept fresh like the first's) and processes them
-    together. Call it before any tenant
-    is enabled, and list ``receiver.route()`` in the runtime's ``http_routes()``.
+    together. List ``receiver.route()`` in the plugin's routes.
     """
 
     def resolve(key: str) -> WebhookTarget | None:
         if not key.isdigit() or len(key) > 12:
             return None
         tenant_id = int(key)
-        if not runtime.is_enabled(tenant_id):
+        if not tenants.is_enabled(tenant_id):
             return None
-        settings = runtime.settings_for(tenant_id)
+        settings = tenants.tenant(tenant_id).settings
         return WebhookTarget(tenant_id, settings.portal_id, webhook_secret(settings),
-                             runtime.store_for(tenant_id), settings.public_base_url)
+                             tenants.store_for(tenant_id), settings.public_base_url)
 
     def handle(job: Job) -> None:
         from ..store import LeaseLostError, keep_leases
 
-        store = runtime.store_for(job.tenant_id)
-        lease = runtime.job_lease
-        jobs = [job, *store.claim(runtime.worker_id, kinds=[JOB_KIND], limit=batch - 1,
+        store = tenants.store_for(job.tenant_id)
+        lease = tenants.job_lease
+        jobs = [job, *store.claim(tenants.worker_id, kinds=[JOB_KIND], limit=batch - 1,
                                   lease=lease)]
         # The runner renews only the lease of the job it handed over. The jobs claimed here
         # beside it need the same heartbeat: a batch can outlast one lease, and a lapsed lease
         # lets another worker claim that object's job and apply its events at the same time,
         # the one thing the queue's one-job-per-object rule exists to prevent.
         try:
-            with keep_leases(store, jobs[1:], runtime.worker_id, lease):  # the runner keeps job's
+            with keep_leases(store, jobs[1:], tenants.worker_id, lease):  # the runner keeps job's
                 errors = processor.handle_jobs(jobs)
         except Exception as exc:  # e.g. the store failed: every claimed job retries, none waits for its lease
             errors = dict.fromkeys((j.id for j in jobs), exc)
         for other in jobs[1:]:
             try:
                 if other.id in errors:
-                    store.fail(other.id, runtime.worker_id, f"{type(errors[other.id]).__name__}: {errors[other.id]}")
+                    store.fail(other.id, tenants.worker_id, f"{type(errors[other.id]).__name__}: {errors[other.id]}")
                 else:
-                    store.complete(other.id, runtime.worker_id)
+                    store.complete(other.id, tenants.worker_id)
             except LeaseLostError:
                 log.warning("webhook job %s: lease lost before reporting back", other.id)
         if job.id in errors:
             raise errors[job.id]
 
-    receiver_options.setdefault("clock", runtime.clock)
-    processor = WebhookProcessor(runtime.store_for, applier, is_echo=is_echo)
-    splitter = WebhookInboxSplitter(runtime.store_for,
+    receiver_options.setdefault("clock", tenants.clock)
+    processor = WebhookProcessor(tenants.store_for, applier, is_echo=is_echo)
+    splitter = WebhookInboxSplitter(tenants.store_for,
                                     max_attempts=receiver_options.get("max_attempts"))
-    runtime.handlers[JOB_KIND] = handle
-    runtime.handlers[INBOX_JOB_KIND] = splitter.handle_job
-    return WebhookReceiver(resolve, **receiver_options)
+    return WebhookReceiver(resolve, **receiver_options), {
+        INBOX_JOB_KIND: splitter.handle_job,
+        JOB_KIND: handle,
+    }

@@ -1,0 +1,103 @@
+"""Every job kind this version processes, and which feature handles it: the one place the job
+handlers are assembled.
+
+Read :func:`job_handlers` top to bottom for the two directions data flows in:
+
+- HubSpot to the host, in real time: the webhook route's receiver stores a delivery whole with
+  a ``webhook.inbox`` job; the splitter turns it into events and one ``webhook.object`` job
+  per object; the processor orders an object's events, drops echoes of our own writes and
+  hands the rest to the :class:`~._webhooks.EngineApplier`, which runs them through the
+  inbound engine into the host. Scheduled: ``sync.incremental`` runs the inbound engine over
+  deals modified since its checkpoint; ``inbound.deal`` retries one deal that failed.
+- The host to HubSpot: the host's event hooks record ``host.*`` jobs; the outbound engine
+  pushes them (and ``outbound.*`` follow-ups) to HubSpot; ``outbound.reconcile`` finds order
+  changes the hooks could not record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Protocol
+
+from ._job_kinds import JOB_KINDS as OUTBOUND_KINDS
+from ._job_kinds import RETRY_KIND
+from ._reconcile import RECONCILE_KIND
+from ._tenants import Tenants
+from ._webhooks import EchoCheck, EngineApplier, WebhookReceiver, webhook_intake
+
+if TYPE_CHECKING:
+    from ._inbound_records import RunResult
+    from .inbound import InboundSync
+    from .outbound import OutboundPush
+    from .store import Job
+
+__all__ = ["SYNC_KIND", "Engines", "JobHandler", "RetryLater", "job_handlers"]
+
+JobHandler = Callable[["Job"], None]
+SYNC_KIND = "sync.incremental"
+
+
+class RetryLater(Exception):
+    """A job's work failed in a way the queue should retry with backoff (message says why)."""
+
+
+class Engines(Tenants, Protocol):
+    """The engines of an enabled tenant, built per job from its current context."""
+
+    def inbound(self, tenant_id: int) -> InboundSync:
+        ...
+
+    def outbound(self, tenant_id: int) -> OutboundPush:
+        ...
+
+    def run_sync(self, tenant_id: int) -> RunResult:
+        ...
+
+    def reconcile_outbound(self, tenant_id: int) -> int:
+        ...
+
+
+def job_handlers(engines: Engines, *, is_echo: EchoCheck) -> tuple[WebhookReceiver, dict[str, JobHandler]]:
+    """The webhook receiver, and the handler of every job kind this version processes.
+
+    Jobs of other kinds stay queued, unclaimed, until a version that handles them runs.
+    """
+    receiver, webhook_jobs = webhook_intake(engines, EngineApplier(engines.inbound), is_echo=is_echo)
+    return receiver, {
+        **webhook_jobs,  # webhook.inbox -> splitter, webhook.object -> processor -> inbound
+        **_inbound_jobs(engines),  # scheduled syncs and retried deals -> inbound
+        **_outbound_jobs(engines),  # host events and follow-ups -> outbound -> HubSpot
+    }
+
+
+def _inbound_jobs(engines: Engines) -> Mapping[str, JobHandler]:
+    def scheduled_sync(job: Job) -> None:
+        # A scheduled sync of a tenant not enabled here is dropped: enabling schedules a new one.
+        if engines.is_enabled(job.tenant_id):
+            engines.run_sync(job.tenant_id)
+
+    def retried_deal(job: Job) -> None:
+        if not engines.is_enabled(job.tenant_id):
+            # The checkpoint is past this deal: keep the job (backoff, then a dead letter to replay).
+            raise RetryLater(f"the HubSpot plugin is not enabled for tenant {job.tenant_id} in this process")
+        result = engines.inbound(job.tenant_id).process_ids([str(job.payload["deal_id"])], trigger="retry")
+        failures = [o.reason for o in result.outcomes if o.action == "failed"]
+        if failures:
+            raise RetryLater(failures[0])
+
+    return {SYNC_KIND: scheduled_sync, RETRY_KIND: retried_deal}
+
+
+def _outbound_jobs(engines: Engines) -> Mapping[str, JobHandler]:
+    def push(job: Job) -> None:
+        from .outbound import handle_outbound_job
+
+        handle_outbound_job(job, store=engines.store_for(job.tenant_id), worker_id=engines.worker_id,
+                            lease=engines.job_lease, engine_for=engines.outbound)
+
+    def reconcile(job: Job) -> None:
+        # Like scheduled syncs: dropped for a tenant not enabled here; enabling schedules anew.
+        if engines.is_enabled(job.tenant_id):
+            engines.reconcile_outbound(job.tenant_id)
+
+    return {**dict.fromkeys(OUTBOUND_KINDS, push), RECONCILE_KIND: reconcile}
