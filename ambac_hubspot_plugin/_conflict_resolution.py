@@ -28,11 +28,8 @@ from .host import OrderStatus
 from .mapping import DealContext
 
 if TYPE_CHECKING:
-    from .client import HubSpotClient
-    from .host import HostServices
-    from .mapping import MappingStrategy
-    from .settings import Settings
-    from .store import ConflictRecord, PushStore
+    from ._engine_parts import EngineParts, PushOptions
+    from .store import ConflictRecord
 
 __all__ = ["ConflictResolver", "Writer"]
 
@@ -45,13 +42,8 @@ what was written; return errors by object id (``*``: all of them). The outbound 
 class ConflictResolver:
     """Resolves one tenant's open conflicts by a person's choice."""
 
-    tenant_id: int
-    portal_id: str
-    host: HostServices
-    store: PushStore
-    client: HubSpotClient
-    mapping: MappingStrategy
-    settings: Settings
+    parts: EngineParts
+    options: PushOptions
     # The push's own write and pipeline check: a decided value is remembered like any pushed
     # one (so its webhook echo is recognised), and the stage map is validated once per push.
     write: Writer
@@ -65,17 +57,17 @@ class ConflictResolver:
         link's last synced value becomes the decided one, and the audit trail records who
         decided what, and when.
         """
-        record = self.store.get_conflict(self.tenant_id, conflict_id)
+        record = self.parts.store.get_conflict(self.parts.tenant_id, conflict_id)
         if record is None or not record.is_open:
-            raise ConfigError(f"Tenant {self.tenant_id} has no open conflict {conflict_id}; list the "
+            raise ConfigError(f"Tenant {self.parts.tenant_id} has no open conflict {conflict_id}; list the "
                               "open ones with `ambac-hubspot conflicts list`.")
         choice = choice.strip().lower()
         if choice not in ("hubspot", "ambac", "value") or (choice == "value") == (value is None):
             raise ConfigError("Resolve with 'hubspot', 'ambac', or 'value' together with the value to set.")
         if record.object_type in ("company", "contact"):
             return self._resolve_record_conflict(record, choice, value, decided_by)
-        order = self.host.get_order(record.host_id)
-        link = self.store.get_link_by_host(self.tenant_id, "order", record.host_id)
+        order = self.parts.host.get_order(record.host_id)
+        link = self.parts.store.get_link_by_host(self.parts.tenant_id, "order", record.host_id)
         if order is None or link is None:
             raise ConfigError(f"Order {record.host_id} of conflict {conflict_id} is gone or unlinked.")
         field = record.field
@@ -87,7 +79,7 @@ class ConflictResolver:
             assert value is not None  # checked above
             decided = parse_field_value(field, value)
         if decided != getattr(order, field):
-            self.host.update_order(order.id, {field: decided})
+            self.parts.host.update_order(order.id, {field: decided})
         synced_value = decided
         if choice != "hubspot" and not self._write_field(link.hubspot_id, field, decided):
             # The deal has no property for this field (or no stage for the status): HubSpot keeps
@@ -96,8 +88,8 @@ class ConflictResolver:
             synced_value = self._hubspot_field_value(link.hubspot_id, field)
         synced = dict(link.synced)
         synced[field] = to_json(synced_value)
-        self.store.update_link_synced(link.id, synced)
-        return self.store.close_conflict(self.tenant_id, conflict_id, resolution=choice,
+        self.parts.store.update_link_synced(link.id, synced)
+        return self.parts.store.close_conflict(self.parts.tenant_id, conflict_id, resolution=choice,
                                          resolved_value=to_json(decided),
                                          decided_by=decided_by or self._current_user())
 
@@ -105,18 +97,19 @@ class ConflictResolver:
                                  decided_by: str | None) -> ConflictRecord:
         """Resolve a company or contact conflict on both sides (the mapping's properties)."""
         kind, field = record.object_type, record.field
-        current: Any = (self.host.get_company if kind == "company" else self.host.get_contact)(record.host_id)
-        link = self.store.get_link_by_host(self.tenant_id, kind, record.host_id)
+        host, mapping = self.parts.host, self.parts.mapping
+        current: Any = (host.get_company if kind == "company" else host.get_contact)(record.host_id)
+        link = self.parts.store.get_link_by_host(self.parts.tenant_id, kind, record.host_id)
         if current is None or link is None:
             raise ConfigError(f"The {kind} {record.host_id} of conflict {record.id} is gone or unlinked.")
         if choice == "hubspot":
-            read = self.client.read_companies if kind == "company" else self.client.read_contacts
-            props = self.mapping.company_properties if kind == "company" else self.mapping.contact_properties
+            read = self.parts.client.read_companies if kind == "company" else self.parts.client.read_contacts
+            props = mapping.company_properties if kind == "company" else mapping.contact_properties
             found = next(iter(read([link.hubspot_id], props)), None)
             if found is None:
                 raise ConfigError(f"HubSpot has no {kind} {link.hubspot_id} any more; resolve with 'ambac' or a value.")
-            mapped = (self.mapping.company_fields(found) if kind == "company"  # type: ignore[arg-type]  # read_companies gives companies
-                      else self.mapping.contact_fields(found))  # type: ignore[arg-type]  # read_contacts gives contacts
+            mapped = (self.parts.mapping.company_fields(found) if kind == "company"  # type: ignore[arg-type]  # read_companies gives companies
+                      else self.parts.mapping.contact_fields(found))  # type: ignore[arg-type]  # read_contacts gives contacts
             if field not in mapped:
                 raise ConfigError(f"The mapping no longer maps {field!r}; resolve with 'ambac' or a value.")
             decided: object = mapped[field]
@@ -128,29 +121,29 @@ class ConflictResolver:
             assert value is not None  # checked by the caller
             decided = value.strip()
         if to_json(decided) != to_json(getattr(current, field)):
-            current = (self.host.update_company if kind == "company" else self.host.update_contact)(
+            current = (self.parts.host.update_company if kind == "company" else self.parts.host.update_contact)(
                 current.id, {field: decided})
         if choice != "hubspot":
-            props_out = record_properties(self.mapping, kind, current, [field])
+            props_out = record_properties(self.parts.mapping, kind, current, [field])
             failures = self.write("companies" if kind == "company" else "contacts", {link.hubspot_id: props_out})
             if failures:
                 raise HubSpotApiError(f"Writing {sorted(props_out)} to {kind} {link.hubspot_id} failed: "
                                       f"{next(iter(failures.values()))}. The conflict stays open; try again.")
-        self.store.update_link_synced(link.id, {**link.synced, field: to_json(decided)})
-        return self.store.close_conflict(self.tenant_id, record.id, resolution=choice,
+        self.parts.store.update_link_synced(link.id, {**link.synced, field: to_json(decided)})
+        return self.parts.store.close_conflict(self.parts.tenant_id, record.id, resolution=choice,
                                          resolved_value=to_json(decided),
                                          decided_by=decided_by or self._current_user())
 
     def _hubspot_field_value(self, deal_id: str, field: str) -> object:
         """The value the mapping takes from the deal for ``field`` now."""
-        deal = self.client.get_deal(deal_id, self.mapping.deal_properties)
+        deal = self.parts.client.get_deal(deal_id, self.parts.mapping.deal_properties)
         if deal is None:
             raise ConfigError(f"HubSpot has no deal {deal_id} any more; resolve with 'ambac' or a value.")
         stage = deal.properties.get("dealstage") or ""
-        context = DealContext(portal_id=self.portal_id, deal=deal, company=None, contacts=(),
-                              stage_status=self.settings.stage_status_map.get(stage),
-                              timezone=ZoneInfo(self.settings.portal_timezone))
-        fields = self.mapping.order_fields(context)
+        context = DealContext(portal_id=self.parts.portal_id, deal=deal, company=None, contacts=(),
+                              stage_status=self.options.stage_status_map.get(stage),
+                              timezone=ZoneInfo(self.options.portal_timezone))
+        fields = self.parts.mapping.order_fields(context)
         if field not in fields:
             raise ConfigError(f"The mapping no longer maps {field!r} from the deal; resolve with 'ambac' or a value.")
         return fields[field]
@@ -160,7 +153,7 @@ class ConflictResolver:
         if field == "order_status":
             props = self._stage_for(deal_id, value)
         else:
-            prop = deal_property_for_field(self.mapping, field)
+            prop = deal_property_for_field(self.parts.mapping, field)
             props = {} if prop is None else {
                 prop: hubspot_value(value, datetime_property=prop in DATETIME_PROPERTIES)}
         if not props:
@@ -172,14 +165,14 @@ class ConflictResolver:
         return True
 
     def _stage_for(self, deal_id: str, status: object) -> dict[str, str]:
-        if not self.settings.status_stage_map or not isinstance(status, OrderStatus):
+        if not self.options.status_stage_map or not isinstance(status, OrderStatus):
             return {}
         self.check_pipelines()
-        deal = self.client.get_deal(deal_id, ["pipeline"])
+        deal = self.parts.client.get_deal(deal_id, ["pipeline"])
         pipeline = (deal.properties.get("pipeline") if deal else None) or "default"
-        stage = self.settings.status_stage_map.get(pipeline, {}).get(status)
+        stage = self.options.status_stage_map.get(pipeline, {}).get(status)
         return {} if stage is None else {"dealstage": stage}
 
     def _current_user(self) -> str:
-        user = self.host.current_user()
+        user = self.parts.host.current_user()
         return f"user:{user.id}:{user.email}" if user is not None else "unknown"

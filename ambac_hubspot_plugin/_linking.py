@@ -22,12 +22,12 @@ from .mapping import normalize_domain
 from .store import LogLevel
 
 if TYPE_CHECKING:
-    from .client import Association, Deal, HubSpotClient
+    from ._engine_parts import EngineParts
+    from .client import Association, Deal
     from .client import Company as HubSpotCompany
     from .client import Contact as HubSpotContact
     from .events import OrderCreated
-    from .host import Company, Contact, HostServices
-    from .mapping import MappingStrategy
+    from .host import Company, Contact
     from .store import Link, StateStore
 
 __all__ = ["PRIMARY_COMPANY", "Chunk", "PendingLink", "RecordLinker", "company_external_id"]
@@ -65,14 +65,13 @@ class Chunk:
 class RecordLinker:
     """Resolves one tenant's HubSpot companies and contacts to host records, and links them."""
 
-    def __init__(self, *, tenant_id: int, portal_id: str, host: HostServices, store: StateStore,
-                 client: HubSpotClient, mapping: MappingStrategy) -> None:
-        self.tenant_id = tenant_id
-        self.portal_id = portal_id
-        self.host = host
-        self.store = store
-        self.client = client
-        self.mapping = mapping
+    def __init__(self, parts: EngineParts) -> None:
+        self.tenant_id = parts.tenant_id
+        self.portal_id = parts.portal_id
+        self.host = parts.host
+        self.store: StateStore = parts.store
+        self.client = parts.client
+        self.mapping = parts.mapping
         # HubSpot id -> host id, for companies and contacts resolved in this engine's lifetime
         # (one run): each is read from HubSpot at most once per run.
         self._company_ids: dict[str, int | None] = {}

@@ -57,7 +57,7 @@ def reconcile_orders(*, tenant_id: int, portal_id: str, host: HostServices, stor
     """
     started = clock()
     queued = 0
-    if push.settings.directions.orders in ("ambac_to_hubspot", "both"):
+    if push.options.directions.orders in ("ambac_to_hubspot", "both"):
         busy, parked = _orders_with_jobs(store, tenant_id)
         after = 0
         while page := store.links_page(tenant_id, portal_id, "deal", after_id=after, limit=_PAGE):

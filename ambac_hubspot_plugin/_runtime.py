@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ._clock import Clock
+from ._engine_parts import EngineParts, PushOptions
 from ._strategies import Strategies
 from ._tenants import EnableReport, Step, TenantContext
 from .errors import ConfigError
@@ -411,14 +412,16 @@ class Runtime:
 
         triggers = triggers_from(self._pipelines_of(tenant))
         return InboundSync(
-            tenant_id=tenant_id, portal_id=settings.portal_id, host=tenant.host,
-            store=self._stores[tenant.store_url], client=tenant.client,
-            mapping=self.strategies.mapping(settings),
-            conflicts=self.strategies.conflicts(settings), triggers=triggers,
+            self._parts(tenant), conflicts=self.strategies.conflicts(settings), triggers=triggers,
             timezone=ZoneInfo(settings.portal_timezone),
-            overlap=timedelta(seconds=settings.sync_overlap_seconds), clock=self.clock,
+            overlap=timedelta(seconds=settings.sync_overlap_seconds),
             on_order_created=self.hooks.order_created, reload_triggers=reload_triggers,
         )
+
+    def _parts(self, tenant: TenantContext) -> EngineParts:
+        """What both engines of ``tenant`` are built from, with the strategy its settings choose."""
+        return EngineParts(tenant.tenant_id, tenant.portal_id, tenant.host, tenant.store,
+                           tenant.client, self.strategies.mapping(tenant.settings), self.clock)
 
     def _pipelines_of(self, tenant: TenantContext) -> Any:
         """The portal's pipelines, read at most every few minutes (webhook jobs need them too)."""
@@ -515,13 +518,7 @@ class Runtime:
         from .outbound import OutboundPush
 
         tenant = self.tenant(tenant_id)
-        settings = tenant.settings
-        return OutboundPush(
-            tenant_id=tenant_id, portal_id=settings.portal_id, host=tenant.host,
-            store=self._stores[tenant.store_url], client=tenant.client,
-            mapping=self.strategies.mapping(settings),
-            settings=settings, clock=self.clock,
-        )
+        return OutboundPush(self._parts(tenant), PushOptions.of(tenant.settings))
 
     def is_echo(self, tenant_id: int, object_type: str, object_id: str, property_name: str,
                 property_value: str | None, occurred_at: datetime | None = None) -> bool:

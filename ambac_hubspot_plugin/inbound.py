@@ -34,14 +34,15 @@ from ._linking import Chunk, RecordLinker
 from .conflicts import Change, ConflictStrategy, Decision, FieldConflict, compare, strategy_name, to_json
 from .errors import ConfigError, HostRecordError, HubSpotIntegrationError, MappingError
 from .host import OrderDraft, UserType
-from .mapping import ORDER_FIELDS, DealContext, MappingStrategy
+from .mapping import ORDER_FIELDS, DealContext
 from .store import ConflictDraft, LogLevel, RunStatus
 
 if TYPE_CHECKING:
-    from .client import Deal, HubSpotClient, HubSpotObject
+    from ._engine_parts import EngineParts
+    from .client import Deal, HubSpotObject
     from .events import OrderCreated
-    from .host import HostServices, Order
-    from .store import Link, SyncStore
+    from .host import Order
+    from .store import Link
 
 __all__ = ["InboundSync", "order_external_id"]
 
@@ -66,39 +67,32 @@ class InboundSync:
 
     def __init__(
         self,
+        parts: EngineParts,
         *,
-        tenant_id: int,
-        portal_id: str,
-        host: HostServices,
-        store: SyncStore,
-        client: HubSpotClient,
-        mapping: MappingStrategy,
         conflicts: Callable[[str, str], ConflictStrategy],
         triggers: Triggers,
         timezone: ZoneInfo,
         overlap: timedelta,
-        clock: Callable[[], datetime],
         on_order_created: Callable[[OrderCreated], None] | None = None,
         reload_triggers: Callable[[], Triggers] | None = None,
     ) -> None:
-        self.tenant_id = tenant_id
-        self.portal_id = portal_id
-        self.host = host
-        self.store = store
-        self.client = client
-        self.mapping = mapping
+        self.tenant_id = parts.tenant_id
+        self.portal_id = parts.portal_id
+        self.host = parts.host
+        self.store = parts.store
+        self.client = parts.client
+        self.mapping = parts.mapping
         self.conflicts = conflicts
         self.triggers = triggers
         self.timezone = timezone
         self.overlap = overlap
-        self.clock = clock
+        self.clock = parts.clock
         self.on_order_created = on_order_created
         self.reload_triggers = reload_triggers
         self._refreshed = False
         # Lives as long as the engine (one run): it remembers the companies and contacts it
         # resolved, so each is read from HubSpot at most once per run.
-        self._linker = RecordLinker(tenant_id=tenant_id, portal_id=portal_id, host=host, store=store,
-                                    client=client, mapping=mapping)
+        self._linker = RecordLinker(parts)
 
     # ---- runs --------------------------------------------------------------------------------
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -54,10 +54,8 @@ from .errors import ConfigError, HubSpotApiError, HubSpotError
 from .store import LeaseLostError, LogLevel
 
 if TYPE_CHECKING:
-    from .client import HubSpotClient
-    from .host import HostServices, Order
-    from .mapping import MappingStrategy
-    from .settings import Settings
+    from ._engine_parts import EngineParts, PushOptions
+    from .host import Order
     from .store import ConflictRecord, Job, JobQueue, PushStore
 
 __all__ = ["OutboundPush", "OutboundPushError", "handle_outbound_job"]
@@ -94,26 +92,16 @@ Outcomes = dict[int, str | None]
 class OutboundPush:
     """Pushes one tenant's queued host changes to HubSpot."""
 
-    def __init__(
-        self,
-        *,
-        tenant_id: int,
-        portal_id: str,
-        host: HostServices,
-        store: PushStore,
-        client: HubSpotClient,
-        mapping: MappingStrategy,
-        settings: Settings,
-        clock: Callable[[], datetime],
-    ) -> None:
-        self.tenant_id = tenant_id
-        self.portal_id = portal_id
-        self.host = host
-        self.store = store
-        self.client = client
-        self.mapping = mapping
-        self.settings = settings
-        self.clock = clock
+    def __init__(self, parts: EngineParts, options: PushOptions) -> None:
+        self.parts = parts
+        self.tenant_id = parts.tenant_id
+        self.portal_id = parts.portal_id
+        self.host = parts.host
+        self.store: PushStore = parts.store
+        self.client = parts.client
+        self.mapping = parts.mapping
+        self.options = options
+        self.clock = parts.clock
         self._pipelines_checked = False
 
     # ---- entry point ---------------------------------------------------------------------
@@ -141,7 +129,7 @@ class OutboundPush:
 
     def _push_orders(self, by_order: Mapping[int, list[Job]]) -> Outcomes:
         outcomes: Outcomes = {}
-        if self.settings.directions.orders not in ("ambac_to_hubspot", "both"):
+        if self.options.directions.orders not in ("ambac_to_hubspot", "both"):
             # Orders do not flow to HubSpot in this tenant: nothing to do, nothing to keep.
             return {j.id: None for jobs in by_order.values() for j in jobs}
         links = self.store.get_links_by_host(self.tenant_id, "order", list(by_order))
@@ -164,7 +152,7 @@ class OutboundPush:
         for deal_id, (_order, item) in work.items():
             error = failures.get(deal_id, failures.get("*"))
             outcomes.update({j.id: error for j in item.jobs})
-        if self.settings.outbound.notes_on_status_change:
+        if self.options.outbound.notes_on_status_change:
             for deal_id, (order, item) in work.items():
                 if deal_id in failures or "*" in failures or not item.status_jobs:
                     continue
@@ -174,7 +162,7 @@ class OutboundPush:
         return outcomes
 
     def _deal_updates(self, work: Mapping[str, tuple[Order, _OrderWork]]) -> dict[str, dict[str, str]]:
-        stage_map = self.settings.status_stage_map
+        stage_map = self.options.status_stage_map
         needs_stage = [d for d, (_o, item) in work.items() if stage_map and item.status_jobs]
         needs_pipeline = needs_stage + [
             d for d, (_o, item) in work.items() if "order_status" in item.conflict_fields and stage_map]
@@ -227,15 +215,15 @@ class OutboundPush:
                 if name not in pushed or normal_form(pushed[name]) != normal_form(value)]
 
     def _order_link(self, order: Order) -> str | None:
-        template = self.settings.outbound.order_url_template
-        base = self.settings.public_base_url
+        template = self.options.outbound.order_url_template
+        base = self.options.public_base_url
         if template is None or ("{base_url}" in template and not base):
             return None
         return template.format(base_url=base or "", order_id=order.id, order_number=order.order_number)
 
     def _check_pipelines(self) -> None:
         if not self._pipelines_checked:
-            validate_status_stage_map(self.client.get_pipelines(), self.settings.status_stage_map)
+            validate_status_stage_map(self.client.get_pipelines(), self.options.status_stage_map)
             self._pipelines_checked = True
 
     def _note(self, deal_id: str, order: Order, item: _OrderWork) -> str | None:
@@ -253,7 +241,7 @@ class OutboundPush:
 
     def _push_companies(self, by_company: Mapping[int, list[Job]]) -> Outcomes:
         done = {j.id: None for jobs in by_company.values() for j in jobs}
-        if self.settings.directions.companies not in ("ambac_to_hubspot", "both"):
+        if self.options.directions.companies not in ("ambac_to_hubspot", "both"):
             return dict(done)  # companies flow HubSpot -> Ambac only (the default)
         links = self.store.get_links_by_host(self.tenant_id, "company", list(by_company))
         updates: dict[str, dict[str, str]] = {}
@@ -323,10 +311,8 @@ class OutboundPush:
         The decision goes to HubSpot through this push's writes, so the values written are
         remembered (their webhook echo is recognised) and missing properties are reported alike.
         """
-        resolver = ConflictResolver(
-            tenant_id=self.tenant_id, portal_id=self.portal_id, host=self.host, store=self.store,
-            client=self.client, mapping=self.mapping, settings=self.settings, write=self._write,
-            check_pipelines=self._check_pipelines)
+        resolver = ConflictResolver(self.parts, self.options, write=self._write,
+                                    check_pipelines=self._check_pipelines)
         return resolver.resolve(conflict_id, choice, value=value, decided_by=decided_by)
 
 
