@@ -1,18 +1,22 @@
-"""The host-side records of the contract; import them from :mod:`ambac_hubspot_plugin.host`."""
+"""The host-side types of the contract: the records, and the :class:`HostServices` Protocol.
+
+Import them from :mod:`ambac_hubspot_plugin.host`, which loads this module on first use of one
+of them. The services Protocol lives here, beside the records its methods take and return
+(and :class:`PeriodicTask`, whose ``run`` takes the services), so neither needs the other's
+module.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
-from .host import OrderStatus, UserType
-
-if TYPE_CHECKING:
-    from .host import HostServices
+from ._host_enums import OrderStatus, UserType
 
 __all__ = [
     "Address",
@@ -20,6 +24,7 @@ __all__ = [
     "CompanyDraft",
     "Contact",
     "ContactDraft",
+    "HostServices",
     "HttpRequest",
     "HttpResponse",
     "HttpRoute",
@@ -224,3 +229,97 @@ class PeriodicTask:
     run: Callable[[HostServices], object]
 
 
+@runtime_checkable
+class HostServices(Protocol):
+    """The services a host gives plugins, scoped to one tenant.
+
+    Every method reads or writes only rows of :attr:`tenant_id`. Write methods raise
+    :class:`~ambac_hubspot_plugin.errors.HostRecordError` naming the field when a value breaks a
+    host rule (a length limit, a unique order number), and write nothing in that case;
+    ``update_*`` of a record that does not exist raises it for field ``id``. Changes made
+    through these services never fire the host's ``ambac_*`` events back at plugins.
+    """
+
+    @property
+    def tenant_id(self) -> int:
+        """The tenant these services are scoped to."""
+
+    def for_tenant(self, tenant_id: int) -> HostServices:
+        """Return the same services scoped to another tenant (for background work)."""
+
+    def plugin_data_dir(self, plugin_id: str) -> Path:
+        """Return a writable directory for a plugin's own files (its default store lives there)."""
+
+    # Orders
+    def get_order(self, order_id: int) -> Order | None:
+        """Return the order with this id, archived or not, or None."""
+
+    def get_orders(self, order_ids: Sequence[int]) -> Sequence[Order]:
+        """Return the orders with these ids, archived or not, in any order; ids without an
+        order are left out. Used to compare many orders with what reached HubSpot; a host
+        answers with one query per few hundred ids.
+
+        .. versionadded:: 0.1.0
+        """
+
+    def find_order_by_external_id(self, external_id: str) -> Order | None:
+        """Return the order carrying this external id, archived or not, or None."""
+
+    def create_order(self, draft: OrderDraft) -> Order:
+        """Create an order; an existing order with the same external id is returned unchanged."""
+
+    def update_order(self, order_id: int, changes: Mapping[str, object]) -> Order:
+        """Set the named :class:`Order` fields and return the updated order."""
+
+    def add_order_note(self, order_id: int, text: str) -> None:
+        """Add an internal note to an order's history (staff-visible, not the customer note).
+
+        .. versionadded:: 0.1.0
+        """
+
+    # Companies
+    def get_company(self, company_id: int) -> Company | None:
+        """Return the company with this id, or None."""
+
+    def find_companies_by_name(self, name: str) -> Sequence[Company]:
+        """Return the companies whose name equals ``name`` ignoring case."""
+
+    def find_companies_by_domain(self, domain: str) -> Sequence[Company]:
+        """Return the companies whose website's normalised domain equals ``domain``."""
+
+    def create_company(self, draft: CompanyDraft) -> Company:
+        """Create a company; an existing company with the same external id is returned unchanged.
+
+        Like :meth:`create_order`, this must be atomic, so that two workers creating the same
+        HubSpot company at once (or one retrying after a crash) end with one company.
+        """
+
+    def update_company(self, company_id: int, changes: Mapping[str, object]) -> Company:
+        """Set the named :class:`Company` fields and return the updated company."""
+
+    # Contacts
+    def get_contact(self, contact_id: int) -> Contact | None:
+        """Return the contact with this id, or None."""
+
+    def find_contact_by_email(self, email: str) -> Contact | None:
+        """Return the contact whose email equals ``email`` ignoring case, or None."""
+
+    def create_contact(self, draft: ContactDraft) -> Contact:
+        """Create a portal user for a customer contact and return it.
+
+        Emails are unique per tenant ignoring case: an email in use raises ``HostRecordError``
+        for field ``email`` (the caller then finds the existing contact by email).
+        """
+
+    def update_contact(self, contact_id: int, changes: Mapping[str, object]) -> Contact:
+        """Set the named :class:`Contact` fields and return the updated contact."""
+
+    # Users, permissions, notifications
+    def current_user(self) -> User | None:
+        """Return the user performing the current admin operation, or None in background work."""
+
+    def has_permission(self, user: User, permission: str) -> bool:
+        """Return whether ``user`` holds ``permission`` in this tenant."""
+
+    def notify_admins(self, subject: str, message: str, level: str) -> None:
+        """Send a notification to this tenant's admins; ``level`` is info, warning or error."""

@@ -20,17 +20,18 @@ companies, contacts, shipments) as frozen attrs classes; the order status values
 permission names; and the records plugins answer with (manifest, HTTP routes, periodic tasks).
 
 This module imports nothing but the standard library, attrs and pluggy, so a host can import it
-without pulling in the HubSpot integration itself.
+without pulling in the HubSpot integration itself. The enums come from ``_host_enums``; the
+records and the services Protocol from ``_host_records``, loaded on first use.
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any
 
 import pluggy
+
+from ._host_enums import OrderStatus, UserType
 
 if TYPE_CHECKING:
     from ._host_records import (
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
         CompanyDraft,
         Contact,
         ContactDraft,
+        HostServices,
         HttpRequest,
         HttpResponse,
         HttpRoute,
@@ -95,132 +97,19 @@ COMPANY_NAME_MAX = 50
 EXTERNAL_ID_MAX = 255
 
 
-class OrderStatus(str, enum.Enum):  # noqa: UP042  # StrEnum would change str()/format() of members
-    """The host's order status values, exactly as it stores them."""
-
-    RFI = "RFI"
-    PENDING = "Pending"
-    IN_PROGRESS = "In progress"
-    COMPLETED = "Completed"
-    ON_HOLD = "On hold"
-    CANCELLED = "Cancelled"
-
-
-class UserType(str, enum.Enum):  # noqa: UP042  # StrEnum would change str()/format() of members
-    """What kind of user a host user row is; customers' contacts are ``PORTAL`` users."""
-
-    PORTAL = "PORTAL"
-    STAFF = "STAFF"
-
-
-@runtime_checkable
-class HostServices(Protocol):
-    """The services a host gives plugins, scoped to one tenant.
-
-    Every method reads or writes only rows of :attr:`tenant_id`. Write methods raise
-    :class:`~ambac_hubspot_plugin.errors.HostRecordError` naming the field when a value breaks a
-    host rule (a length limit, a unique order number), and write nothing in that case;
-    ``update_*`` of a record that does not exist raises it for field ``id``. Changes made
-    through these services never fire the host's ``ambac_*`` events back at plugins.
-    """
-
-    @property
-    def tenant_id(self) -> int:
-        """The tenant these services are scoped to."""
-
-    def for_tenant(self, tenant_id: int) -> HostServices:
-        """Return the same services scoped to another tenant (for background work)."""
-
-    def plugin_data_dir(self, plugin_id: str) -> Path:
-        """Return a writable directory for a plugin's own files (its default store lives there)."""
-
-    # Orders
-    def get_order(self, order_id: int) -> Order | None:
-        """Return the order with this id, archived or not, or None."""
-
-    def get_orders(self, order_ids: Sequence[int]) -> Sequence[Order]:
-        """Return the orders with these ids, archived or not, in any order; ids without an
-        order are left out. Used to compare many orders with what reached HubSpot; a host
-        answers with one query per few hundred ids.
-
-        .. versionadded:: 0.1.0
-        """
-
-    def find_order_by_external_id(self, external_id: str) -> Order | None:
-        """Return the order carrying this external id, archived or not, or None."""
-
-    def create_order(self, draft: OrderDraft) -> Order:
-        """Create an order; an existing order with the same external id is returned unchanged."""
-
-    def update_order(self, order_id: int, changes: Mapping[str, object]) -> Order:
-        """Set the named :class:`Order` fields and return the updated order."""
-
-    def add_order_note(self, order_id: int, text: str) -> None:
-        """Add an internal note to an order's history (staff-visible, not the customer note).
-
-        .. versionadded:: 0.1.0
-        """
-
-    # Companies
-    def get_company(self, company_id: int) -> Company | None:
-        """Return the company with this id, or None."""
-
-    def find_companies_by_name(self, name: str) -> Sequence[Company]:
-        """Return the companies whose name equals ``name`` ignoring case."""
-
-    def find_companies_by_domain(self, domain: str) -> Sequence[Company]:
-        """Return the companies whose website's normalised domain equals ``domain``."""
-
-    def create_company(self, draft: CompanyDraft) -> Company:
-        """Create a company; an existing company with the same external id is returned unchanged.
-
-        Like :meth:`create_order`, this must be atomic, so that two workers creating the same
-        HubSpot company at once (or one retrying after a crash) end with one company.
-        """
-
-    def update_company(self, company_id: int, changes: Mapping[str, object]) -> Company:
-        """Set the named :class:`Company` fields and return the updated company."""
-
-    # Contacts
-    def get_contact(self, contact_id: int) -> Contact | None:
-        """Return the contact with this id, or None."""
-
-    def find_contact_by_email(self, email: str) -> Contact | None:
-        """Return the contact whose email equals ``email`` ignoring case, or None."""
-
-    def create_contact(self, draft: ContactDraft) -> Contact:
-        """Create a portal user for a customer contact and return it.
-
-        Emails are unique per tenant ignoring case: an email in use raises ``HostRecordError``
-        for field ``email`` (the caller then finds the existing contact by email).
-        """
-
-    def update_contact(self, contact_id: int, changes: Mapping[str, object]) -> Contact:
-        """Set the named :class:`Contact` fields and return the updated contact."""
-
-    # Users, permissions, notifications
-    def current_user(self) -> User | None:
-        """Return the user performing the current admin operation, or None in background work."""
-
-    def has_permission(self, user: User, permission: str) -> bool:
-        """Return whether ``user`` holds ``permission`` in this tenant."""
-
-    def notify_admins(self, subject: str, message: str, level: str) -> None:
-        """Send a notification to this tenant's admins; ``level`` is info, warning or error."""
-
-
 _RECORDS = frozenset(
     {
-        "Address", "Company", "CompanyDraft", "Contact", "ContactDraft", "HttpRequest",
-        "HttpResponse", "HttpRoute", "Order", "OrderDraft", "PeriodicTask", "PluginManifest",
-        "Shipment", "User",
+        "Address", "Company", "CompanyDraft", "Contact", "ContactDraft", "HostServices",
+        "HttpRequest", "HttpResponse", "HttpRoute", "Order", "OrderDraft", "PeriodicTask",
+        "PluginManifest", "Shipment", "User",
     }
 )
 
 
 def __getattr__(name: str) -> object:
-    # The records load on first use: registering hooks needs none of them, and attrs class
-    # creation is most of this module's import cost (see benchmarks/bench_import.py).
+    # The records (and the HostServices Protocol beside them) load on first use: registering
+    # hooks needs none of them, and attrs class creation is most of this module's import cost
+    # (see benchmarks/bench_import.py).
     if name in _RECORDS:
         from . import _host_records
 

@@ -1,19 +1,22 @@
 """The tests' world: a HubSpot sandbox, and a reference host with the plugin enabled for a tenant.
 
 Test modules subclass :class:`PluginWorld` for what only they need (users, a served host, a
-shared clock) and build its settings with :func:`plugin_settings`.
+shared clock), build its settings with :func:`plugin_settings` and open it with
+:func:`open_world`, the one place a world is set up.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
 
 import attrs
 
 from ambac_hubspot_plugin import plugin as plugin_module
 from ambac_hubspot_plugin.reference_host import ReferenceHost
-from ambac_hubspot_plugin.sandbox import Sandbox
+from ambac_hubspot_plugin.sandbox import RateLimits, Sandbox
 
 
 def plugin_settings(hubspot: Sandbox, **extra: Any) -> dict[str, Any]:
@@ -68,3 +71,37 @@ class PluginWorld:
         assoc = {name: list(ids) for name, ids in (("companies", companies), ("contacts", contacts)) if ids}
         return self.hubspot.add_object(
             "deals", {"dealname": "Deal", "pipeline": "default", "dealstage": stage, **props}, assoc)
+
+
+W = TypeVar("W", bound=PluginWorld)
+
+
+@contextlib.contextmanager
+def open_world(tmp_path: Path, world_type: type[W] = PluginWorld,
+               *, settings: Callable[[Sandbox], dict[str, Any]] = plugin_settings,
+               tenant_name: str = "Acme Machining", on_clock: Any = None,
+               check_enabled: bool = True, close_runtime: bool = False,
+               **fields: Any) -> Iterator[W]:
+    """A sandbox without rate limits and a reference host in ``tmp_path / "host"`` (both on
+    ``on_clock`` when given), a tenant ``tenant_name`` with the plugin enabled with
+    ``settings(sandbox)``, as a ``world_type`` given ``fields`` besides.
+
+    ``check_enabled`` asserts the plugin's enable report is ok; ``close_runtime`` closes the
+    plugin's runtime when the world closes, before the host does (a worker or a store
+    connection the test opened must not outlive it).
+    """
+    clocked = {} if on_clock is None else {"clock": on_clock}
+    with Sandbox(rate_limits=RateLimits.unlimited(), **clocked) as hubspot, \
+            ReferenceHost(tmp_path / "host", **clocked) as host:
+        tenant = host.create_tenant(tenant_name)
+        chosen = settings(hubspot)
+        reports = host.enable_plugin(tenant, "hubspot", chosen)
+        if check_enabled:
+            (report,) = [r for r in reports if r is not None]
+            assert report.ok, report
+        world = world_type(hubspot, host, tenant, chosen, **fields)
+        try:
+            yield world
+        finally:
+            if close_runtime:
+                world.runtime.close()

@@ -1,16 +1,21 @@
-"""Fixtures shared by the whole suite: a fresh plugin manager per test, loaded as a host would."""
+"""Fixtures shared by the whole suite: a fresh plugin manager per test, loaded as a host would;
+a sandbox portal on a manual clock."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pluggy
 import pytest
 
 from ambac_hubspot_plugin import host as contract
 from ambac_hubspot_plugin import plugin as plugin_module
+from ambac_hubspot_plugin.sandbox import RateLimits, Sandbox
 from ambac_hubspot_plugin.settings import ALLOW_LOCAL_SANDBOX_ENV
+
+from ._clock import ManualClock
 
 # The suite runs the plugin against the bundled sandbox on loopback, as an operator allows it
 # for tests; child processes inherit it. test_settings checks a process without it.
@@ -37,6 +42,20 @@ def plugin_manager() -> Iterator[pluggy.PluginManager]:
     runtime = pm.get_plugin(plugin_module.RUNTIME_NAME)
     if runtime is not None and runtime._runtime is not None:
         runtime._runtime.close()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """The manual clock of the ``hs`` sandbox (modules with a clock of their own override it)."""
+    return ManualClock(datetime(2026, 3, 2, 9, 30, tzinfo=UTC))
+
+
+@pytest.fixture
+def hs(clock: ManualClock) -> Iterator[Sandbox]:
+    """A sandbox portal without rate limits, on ``clock`` (modules override it where they need
+    another: real time, a seeded portal, webhooks)."""
+    with Sandbox(rate_limits=RateLimits.unlimited(), clock=clock) as sandbox:
+        yield sandbox
 
 
 @pytest.fixture(autouse=True)

@@ -14,12 +14,11 @@ import pytest
 from ambac_hubspot_plugin.admin import Admin, PermissionDeniedError
 from ambac_hubspot_plugin.errors import ConfigError, HubSpotIntegrationError
 from ambac_hubspot_plugin.host import MANAGE_INTEGRATIONS, VIEW_INTEGRATIONS, HttpRequest
-from ambac_hubspot_plugin.reference_host import ReferenceHost
-from ambac_hubspot_plugin.sandbox import RateLimits, Sandbox
+from ambac_hubspot_plugin.sandbox import Sandbox
 from ambac_hubspot_plugin.settings import parse_settings
 
 from ._snapshot import store_rows
-from ._world import PluginWorld, plugin_settings
+from ._world import PluginWorld, open_world, plugin_settings
 
 PUBLIC = "https://tracker.example.com"
 
@@ -51,18 +50,15 @@ def world_settings(hubspot: Sandbox, **extra: Any) -> dict:
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
     """Sandbox + reference host + enabled plugin; an admin, a viewer and a user with no rights."""
-    with Sandbox(rate_limits=RateLimits.unlimited()) as hubspot, ReferenceHost(tmp_path / "host") as host:
-        tenant = host.create_tenant("Acme Machining")
-        settings = world_settings(hubspot)
-        (report,) = [r for r in host.enable_plugin(tenant, "hubspot", settings) if r is not None]
-        assert report.ok, report
-        admin_user = host.create_user(tenant, "admin@acme.example")
-        host.grant(admin_user, MANAGE_INTEGRATIONS)
-        host.grant(admin_user, VIEW_INTEGRATIONS)
-        viewer = host.create_user(tenant, "viewer@acme.example")
-        host.grant(viewer, VIEW_INTEGRATIONS)
-        stranger = host.create_user(tenant, "stranger@acme.example")
-        yield World(hubspot, host, tenant, settings, admin_user, viewer, stranger)
+    with open_world(tmp_path, World, settings=world_settings) as world:
+        host, tenant = world.host, world.tenant
+        world.admin_user = host.create_user(tenant, "admin@acme.example")
+        host.grant(world.admin_user, MANAGE_INTEGRATIONS)
+        host.grant(world.admin_user, VIEW_INTEGRATIONS)
+        world.viewer = host.create_user(tenant, "viewer@acme.example")
+        host.grant(world.viewer, VIEW_INTEGRATIONS)
+        world.stranger = host.create_user(tenant, "stranger@acme.example")
+        yield world
 
 
 # ---- permissions through the Python API --------------------------------------------------------

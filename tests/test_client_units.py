@@ -23,6 +23,7 @@ from ambac_hubspot_plugin._retry import (
     parse_rate_limit_window,
     parse_retry_after,
 )
+from ambac_hubspot_plugin._search_plan import SearchPlan
 from ambac_hubspot_plugin.client import (
     ClientSettings,
     ClientStats,
@@ -337,6 +338,17 @@ def test_importing_the_client_port_does_not_import_the_sdk() -> None:
     assert out.stdout.split() == ["False", "False"]
 
 
+def test_the_search_plan_and_the_token_keeper_are_testable_without_the_sdk() -> None:
+    """The adapter's pure parts import neither the hubspot SDK nor its transport."""
+    code = (
+        "import sys, ambac_hubspot_plugin._search_plan, ambac_hubspot_plugin._oauth_tokens,"
+        " ambac_hubspot_plugin._hubspot_wire, ambac_hubspot_plugin._hubspot_errors;"
+        "print('hubspot' in sys.modules, 'urllib3' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
 # -- search re-anchoring, against a model of HubSpot's search semantics --------------------
 
 
@@ -391,8 +403,6 @@ class ModelSearch:
 
 
 def run_plan(model: ModelSearch, **kwargs: Any) -> Iterator[str]:
-    from ambac_hubspot_plugin._hubspot import SearchPlan
-
     plan = SearchPlan(modified_property="hs_lastmodifieddate", properties=("dealname",), **kwargs)
     request = plan.first()
     while request is not None:

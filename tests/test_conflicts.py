@@ -10,11 +10,9 @@ import pytest
 
 from ambac_hubspot_plugin import plugin as plugin_module
 from ambac_hubspot_plugin.errors import ConfigError
-from ambac_hubspot_plugin.reference_host import ReferenceHost
-from ambac_hubspot_plugin.sandbox import RateLimits, Sandbox
 
 from ._clock import ManualClock
-from ._world import PluginWorld, plugin_settings
+from ._world import PluginWorld, open_world, plugin_settings
 
 Clock = ManualClock
 
@@ -44,12 +42,8 @@ class World(PluginWorld):
 def world(tmp_path: Path) -> Iterator[World]:
     """Sandbox and host on one manual clock, plugin enabled for one tenant."""
     clock = Clock()
-    with Sandbox(rate_limits=RateLimits.unlimited(), clock=clock) as hubspot, \
-            ReferenceHost(tmp_path / "host", clock=clock) as host:
-        tenant = host.create_tenant("Acme Machining")
-        settings = plugin_settings(hubspot)
-        host.enable_plugin(tenant, "hubspot", settings)
-        yield World(hubspot, host, tenant, settings, clock)
+    with open_world(tmp_path, World, on_clock=clock, check_enabled=False, clock=clock) as world:
+        yield world
 
 
 @pytest.mark.parametrize(("strategy", "host_first", "winner", "name"), [

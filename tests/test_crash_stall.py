@@ -31,14 +31,13 @@ import sqlalchemy as sa
 from ambac_hubspot_plugin._job_kinds import JOB_KINDS as OUTBOUND_KINDS
 from ambac_hubspot_plugin._webhooks import INBOX_JOB_KIND, JOB_KIND
 from ambac_hubspot_plugin.host import OrderStatus
-from ambac_hubspot_plugin.reference_host import ReferenceHost
-from ambac_hubspot_plugin.sandbox import RateLimits, Sandbox
+from ambac_hubspot_plugin.sandbox import Sandbox
 from ambac_hubspot_plugin.store import DEFAULT_LEASE, JobState, QueueRunner
 from ambac_hubspot_plugin.store._schema import jobs as jobs_table
 from ambac_hubspot_plugin.store._schema import webhook_batches, webhook_events
 
 from ._store_support import pg_schema_url
-from ._world import PluginWorld, plugin_settings
+from ._world import PluginWorld, open_world, plugin_settings
 
 pytestmark = pytest.mark.slow
 
@@ -65,18 +64,13 @@ def store_setting(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
 @pytest.fixture
 def world(tmp_path: Path, store_setting: dict[str, str]) -> Iterator[PluginWorld]:
     """Sandbox, reference host and a tenant with the plugin enabled, no worker running yet."""
-    with Sandbox(rate_limits=RateLimits.unlimited()) as hubspot, \
-            ReferenceHost(tmp_path / "host") as host:
-        tenant = host.create_tenant("Stall Test Machining")
-        settings = plugin_settings(hubspot, webhook_client_secret=hubspot.client_secret,
-                                   **store_setting)
-        (report,) = [r for r in host.enable_plugin(tenant, "hubspot", settings) if r is not None]
-        assert report.ok, report
-        world = PluginWorld(hubspot, host, tenant, settings)
-        try:
-            yield world
-        finally:
-            world.runtime.close()  # the worker _resume() started, before the host closes
+    def settings(hubspot: Sandbox) -> dict[str, Any]:
+        return plugin_settings(hubspot, webhook_client_secret=hubspot.client_secret, **store_setting)
+
+    # close_runtime: the worker _resume() started stops before the host closes.
+    with open_world(tmp_path, settings=settings, tenant_name="Stall Test Machining",
+                    close_runtime=True) as world:
+        yield world
 
 
 def _child_env() -> dict[str, str]:

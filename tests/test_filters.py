@@ -12,10 +12,10 @@ from click.testing import CliRunner
 from ambac_hubspot_plugin.cli import main
 from ambac_hubspot_plugin.errors import ConfigError
 from ambac_hubspot_plugin.host import MANAGE_INTEGRATIONS, VIEW_INTEGRATIONS
-from ambac_hubspot_plugin.reference_host import ReferenceHost
-from ambac_hubspot_plugin.sandbox import RateLimits, Sandbox
+from ambac_hubspot_plugin.sandbox import Sandbox
 
 from ._store_support import store_url  # noqa: F401  # a fixture: SQLite and PostgreSQL
+from ._world import open_world
 from .test_admin import World, world_settings
 
 HUGE = 2**70
@@ -24,18 +24,15 @@ HUGE = 2**70
 @pytest.fixture
 def world(tmp_path: Path, store_url: str) -> Iterator[World]:  # noqa: F811  # the fixture above
     """The plugin enabled on a store of each kind, with an admin user."""
-    with Sandbox(rate_limits=RateLimits.unlimited()) as hubspot, ReferenceHost(tmp_path / "host") as host:
-        tenant = host.create_tenant("Acme")
-        settings = world_settings(hubspot, store_url=store_url, store_outside_data_dir=True)
-        host.enable_plugin(tenant, "hubspot", settings)
-        admin_user = host.create_user(tenant, "admin@acme.example")
+    def settings(hubspot: Sandbox) -> dict:
+        return world_settings(hubspot, store_url=store_url, store_outside_data_dir=True)
+
+    with open_world(tmp_path, World, settings=settings, tenant_name="Acme", check_enabled=False,
+                    close_runtime=True) as world:
+        world.admin_user = world.host.create_user(world.tenant, "admin@acme.example")
         for permission in (MANAGE_INTEGRATIONS, VIEW_INTEGRATIONS):
-            host.grant(admin_user, permission)
-        world = World(hubspot, host, tenant, settings, admin_user)
-        try:
-            yield world
-        finally:
-            world.runtime.close()
+            world.host.grant(world.admin_user, permission)
+        yield world
 
 
 @pytest.mark.parametrize(("path", "field"), [

@@ -12,10 +12,8 @@ import pytest
 
 from ambac_hubspot_plugin.errors import ConfigError
 from ambac_hubspot_plugin.host import CompanyDraft, ContactDraft, OrderStatus
-from ambac_hubspot_plugin.reference_host import ReferenceHost
-from ambac_hubspot_plugin.sandbox import RateLimits, Sandbox
 
-from ._world import PluginWorld, plugin_settings
+from ._world import PluginWorld, open_world
 
 World = PluginWorld
 
@@ -23,12 +21,8 @@ World = PluginWorld
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
     """Sandbox + reference host + enabled plugin, with a won stage in a custom pipeline too."""
-    with Sandbox(rate_limits=RateLimits.unlimited()) as hubspot, ReferenceHost(tmp_path / "host") as host:
-        tenant = host.create_tenant("Acme Machining")
-        settings = plugin_settings(hubspot)
-        (report,) = [r for r in host.enable_plugin(tenant, "hubspot", settings) if r is not None]
-        assert report.ok, report
-        yield World(hubspot, host, tenant, settings)
+    with open_world(tmp_path, World) as world:
+        yield world
 
 
 def test_each_closed_won_deal_becomes_exactly_one_order(world):

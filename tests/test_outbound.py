@@ -14,12 +14,11 @@ import sqlalchemy as sa
 from ambac_hubspot_plugin._deal_properties import DEAL_PROPERTIES, ensure_hubspot_properties
 from ambac_hubspot_plugin._retry import RetryPolicy
 from ambac_hubspot_plugin.host import OrderStatus, Shipment
-from ambac_hubspot_plugin.reference_host import ReferenceHost
-from ambac_hubspot_plugin.sandbox import RateLimits, Sandbox
+from ambac_hubspot_plugin.sandbox import Sandbox
 from ambac_hubspot_plugin.store import JobState
 from ambac_hubspot_plugin.store._schema import jobs as jobs_table
 
-from ._world import PluginWorld, plugin_settings
+from ._world import PluginWorld, open_world, plugin_settings
 
 BATCH_UPDATE = "/crm/objects/2026-09/deals/batch/update"
 
@@ -52,13 +51,12 @@ class World(PluginWorld):
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
     """Sandbox + reference host + enabled plugin with a public URL and notes on status changes."""
-    with Sandbox(rate_limits=RateLimits.unlimited()) as hubspot, ReferenceHost(tmp_path / "host") as host:
-        tenant = host.create_tenant("Acme Machining")
-        settings = plugin_settings(hubspot, public_base_url="https://tracker.example.com",
-                                   outbound={"notes_on_status_change": True})
-        (report,) = [r for r in host.enable_plugin(tenant, "hubspot", settings) if r is not None]
-        assert report.ok, report
-        yield World(hubspot, host, tenant, settings)
+    def settings(hubspot: Sandbox) -> dict:
+        return plugin_settings(hubspot, public_base_url="https://tracker.example.com",
+                               outbound={"notes_on_status_change": True})
+
+    with open_world(tmp_path, World, settings=settings) as world:
+        yield world
 
 
 def _sandbox_notes(world: World) -> list[dict]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -24,17 +23,6 @@ from hubspot.crm.deals import (
 from ambac_hubspot_plugin.sandbox import RateLimits, Sandbox
 
 from ._clock import ManualClock as FakeClock
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(datetime(2026, 3, 2, 9, 30, tzinfo=UTC))
-
-
-@pytest.fixture
-def hs(clock: FakeClock) -> Iterator[Sandbox]:
-    with Sandbox(rate_limits=RateLimits.unlimited(), clock=clock) as sandbox:
-        yield sandbox
 
 
 @pytest.fixture

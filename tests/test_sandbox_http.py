@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import http.client
 import json
-from collections.abc import Iterator
-from datetime import UTC, datetime
 
 import pytest
 import requests
@@ -15,17 +13,6 @@ from hubspot.crm.deals import ApiException
 from ambac_hubspot_plugin.sandbox import RateLimits, Sandbox
 
 from ._clock import ManualClock as FakeClock
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(datetime(2026, 3, 2, 9, 30, tzinfo=UTC))
-
-
-@pytest.fixture
-def hs(clock: FakeClock) -> Iterator[Sandbox]:
-    with Sandbox(rate_limits=RateLimits.unlimited(), clock=clock) as sandbox:
-        yield sandbox
 
 
 def call(

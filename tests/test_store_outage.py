@@ -20,12 +20,11 @@ import pytest
 from ambac_hubspot_plugin._reconcile import CHECKPOINT
 from ambac_hubspot_plugin.errors import HostEventNotRecordedError, StoreError
 from ambac_hubspot_plugin.host import OrderStatus, Shipment
-from ambac_hubspot_plugin.reference_host import ReferenceHost
-from ambac_hubspot_plugin.sandbox import RateLimits, Sandbox
+from ambac_hubspot_plugin.sandbox import Sandbox
 
 from ._proxy import TcpProxy
 from ._store_support import PG_HOST, PG_PORT, pg_schema_url
-from ._world import PluginWorld, plugin_settings
+from ._world import PluginWorld, open_world, plugin_settings
 
 BATCH_UPDATE = "/crm/objects/2026-09/deals/batch/update"
 NOTES = "/crm/objects/2026-09/notes"
@@ -88,23 +87,18 @@ def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
 
 
 def _world(tmp_path: Path, extra: dict[str, Any], proxy: TcpProxy | None) -> Iterator[World]:
-    with Sandbox(rate_limits=RateLimits.unlimited()) as hubspot, \
-            ReferenceHost(tmp_path / "host") as host:
-        tenant = host.create_tenant("Acme Machining")
-        settings = plugin_settings(hubspot, public_base_url="https://tracker.example.com",
-                                   outbound={"notes_on_status_change": True}, **extra)
-        (report,) = [r for r in host.enable_plugin(tenant, "hubspot", settings) if r is not None]
-        assert report.ok, report
-        world = World(hubspot, host, tenant, settings)
+    def settings(hubspot: Sandbox) -> dict[str, Any]:
+        return plugin_settings(hubspot, public_base_url="https://tracker.example.com",
+                               outbound={"notes_on_status_change": True}, **extra)
+
+    # close_runtime: the host does not own the plugin's store connections.
+    with open_world(tmp_path, World, settings=settings, close_runtime=True) as world:
         if proxy is not None:
             world.outage = proxy
         else:
-            world.outage = SqliteOutage(host.plugin_data_dir("hubspot") / "hubspot.sqlite3",
+            world.outage = SqliteOutage(world.host.plugin_data_dir("hubspot") / "hubspot.sqlite3",
                                         lambda: world.store)
-        try:
-            yield world
-        finally:
-            world.runtime.close()  # the host does not own the plugin's store connections
+        yield world
 
 
 def test_status_changes_during_a_store_outage_reach_hubspot_once_it_is_back(world):

@@ -13,7 +13,7 @@ import functools
 import json
 import threading
 import weakref
-from collections import Counter, defaultdict, deque
+from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect, Engine
 
+from ._group_commit import GroupCommit, Received
 from ._ports import (
     INBOX_JOB_KEY,
     InboxEvent,
@@ -50,9 +51,6 @@ _CHUNK = 500  # rows per INSERT: far below SQLite's bound-parameter limit
 _SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
 _SQLITE_WRITERS_GUARD = threading.Lock()
 _GROUP_GUARD = threading.Lock()
-# A group stops growing at this many events: a flood of big deliveries must not make one
-# transaction (and the answers waiting for it) arbitrarily long.
-_GROUP_EVENTS = 5000
 # Events per split transaction (at least one delivery). On SQLite the receiver waits for the
 # split's write: a 100-event transaction holds the writer for about 7 ms, a 5,000-event one
 # for a third of a second. Smaller transactions split more slowly (each commit writes the
@@ -168,112 +166,6 @@ class _Delivery:
         self.job_kind, self.attempts = job_kind, attempts
 
 
-class _Received:
-    """A verified delivery body to store whole, as the receiver hands it over."""
-
-    __slots__ = ("attempts", "body", "events", "job_kind", "latest_ms", "portal_id", "tenant_id")
-
-    def __init__(self, tenant_id: int, portal_id: str, body: bytes, events: int,
-                 latest_ms: int, job_kind: str, attempts: int) -> None:
-        self.tenant_id, self.portal_id, self.body = tenant_id, portal_id, body
-        self.events, self.latest_ms = events, latest_ms
-        self.job_kind, self.attempts = job_kind, attempts
-
-
-class _Waiter:
-    """One caller's item waiting in the group-commit queue, and its outcome."""
-
-    __slots__ = ("error", "finished", "item", "result", "wake")
-
-    def __init__(self, item: _Received) -> None:
-        self.item = item
-        self.wake = threading.Event()  # set when finished, or when it is to lead
-        self.finished = False
-        self.result: int | None = None
-        self.error: BaseException | None = None
-
-    def outcome(self) -> int:
-        if self.error is not None:
-            raise self.error
-        assert self.result is not None  # finished without error means a result was set
-        return self.result
-
-
-class _GroupCommit:
-    """A writer queue: concurrent deliveries to one store are committed together.
-
-    The caller at the front of the queue leads: it takes every delivery queued at that moment
-    (its own first), writes them in one transaction, and after the commit hands each caller its
-    result or error; the next caller at the front then leads the next group. There is no
-    background thread, so nothing needs stopping and nothing is written on a caller's behalf
-    after it gave up. On SQLite the writes are serialized anyway, and the commit, the
-    ``BEGIN IMMEDIATE`` and the pool checkout are paid once per group instead of once per
-    delivery: the answer waits for one group, not for every delivery in front of it.
-    """
-
-    def __init__(self, write: Callable[[Sequence[_Received]], list[int]]) -> None:
-        self._write = write
-        self._lock = threading.Lock()
-        self._queue: deque[_Waiter] = deque()
-
-    def submit(self, item: _Received) -> int:
-        waiter = _Waiter(item)
-        with self._lock:
-            self._queue.append(waiter)
-            leading = self._queue[0] is waiter
-        if not leading:
-            waiter.wake.wait()
-            if waiter.finished:
-                return waiter.outcome()
-        with self._lock:  # at the front now: nobody else touches the head of the queue
-            group = self._take()
-        try:
-            self._commit(group)
-        except BaseException as exc:  # e.g. KeyboardInterrupt: still release every waiter
-            for member in group:
-                if member.result is None and member.error is None:
-                    member.error = exc
-            raise
-        finally:
-            with self._lock:
-                for _ in group:
-                    self._queue.popleft()
-                for member in group:
-                    member.finished = True
-                    member.wake.set()
-                if self._queue:
-                    self._queue[0].wake.set()  # the next group's leader
-        return waiter.outcome()
-
-    def _take(self) -> list[_Waiter]:
-        group: list[_Waiter] = []
-        events = 0
-        for member in self._queue:
-            if group and events + member.item.events > _GROUP_EVENTS:
-                break
-            group.append(member)
-            events += member.item.events
-        return group
-
-    def _commit(self, group: Sequence[_Waiter]) -> None:
-        """Write ``group`` in one transaction; on failure, halve it until the culprit is alone.
-
-        A delivery the database refuses then fails alone, and the others still commit.
-        """
-        try:
-            results = self._write([member.item for member in group])
-        except Exception as exc:
-            if len(group) == 1:
-                group[0].error = exc
-                return
-            middle = len(group) // 2
-            self._commit(group[:middle])
-            self._commit(group[middle:])
-            return
-        for member, result in zip(group, results, strict=True):
-            member.result = result
-
-
 class SqlInboxMixin:
     """The :class:`~._ports.Inbox` port; needs ``_engine``, ``_clock`` and ``_max_attempts``."""
 
@@ -313,21 +205,21 @@ class SqlInboxMixin:
 
         When this returns, the delivery and its job are committed, and the portal's
         ``last_received_at`` is now; when it raises, nothing was written. Concurrent calls on
-        one store are committed together (see :class:`_GroupCommit`), each still
+        one store are committed together (see :class:`~._group_commit.GroupCommit`), each still
         all-or-nothing: a delivery the database refuses fails alone.
         """
         attempts = self._max_attempts if max_attempts is None else max_attempts
-        committer: _GroupCommit | None = getattr(self, "_group_commit", None)
+        committer: GroupCommit | None = getattr(self, "_group_commit", None)
         if committer is None:
             with _GROUP_GUARD:
                 committer = getattr(self, "_group_commit", None)
                 if committer is None:
-                    committer = _GroupCommit(self._store_received)
+                    committer = GroupCommit(self._store_received)
                     self._group_commit = committer
-        return committer.submit(_Received(tenant_id, portal_id, body, events, latest_occurred_ms,
+        return committer.submit(Received(tenant_id, portal_id, body, events, latest_occurred_ms,
                                           job_kind, attempts))
 
-    def _store_received(self, group: Sequence[_Received]) -> list[int]:
+    def _store_received(self, group: Sequence[Received]) -> list[int]:
         """Store every delivery of ``group`` in one transaction; the id of each."""
         now = self._clock()
         latest: dict[tuple[int, str], int] = {}
