@@ -82,10 +82,10 @@ def card_route(tenants: Tenants) -> HttpRoute:
     """The unauthenticated, signature-checked CRM card data route."""
 
     def handle(request: HttpRequest) -> HttpResponse:
+        from ._inbound import order_external_id
         from ._signatures import SIGNATURE_HEADER, V3_HEADER, VERSION_HEADER, verify_signature
         from ._webhooks import public_uri as _public_uri
         from ._webhooks import webhook_secret
-        from .inbound import order_external_id
 
         key = str(request.path_params.get("tenant_id", ""))
         if not key.isdigit() or len(key) > 12 or not tenants.is_enabled(int(key)):

@@ -26,9 +26,9 @@ from ._tenants import Tenants
 from ._webhooks import EchoCheck, EngineApplier, WebhookReceiver, webhook_intake
 
 if TYPE_CHECKING:
+    from ._inbound import InboundSync
     from ._inbound_records import RunResult
-    from .inbound import InboundSync
-    from .outbound import OutboundPush
+    from ._outbound import OutboundPush
     from .store import Job
 
 __all__ = ["SYNC_KIND", "Engines", "JobHandler", "RetryLater", "job_handlers"]
@@ -90,7 +90,7 @@ def _inbound_jobs(engines: Engines) -> Mapping[str, JobHandler]:
 
 def _outbound_jobs(engines: Engines) -> Mapping[str, JobHandler]:
     def push(job: Job) -> None:
-        from .outbound import handle_outbound_job
+        from ._outbound import handle_outbound_job
 
         handle_outbound_job(job, store=engines.store_for(job.tenant_id), worker_id=engines.worker_id,
                             lease=engines.job_lease, engine_for=engines.outbound)

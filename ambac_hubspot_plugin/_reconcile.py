@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING
 from ._job_kinds import JOB_KINDS, PUSH_MAX_ATTEMPTS, host_event_job, order_state_job
 
 if TYPE_CHECKING:
+    from ._outbound import OutboundPush
     from .host import HostServices, Order
-    from .outbound import OutboundPush
     from .store import SqlStateStore
 
 __all__ = ["CHECKPOINT", "RECONCILE_KIND", "reconcile_due", "reconcile_orders"]

@@ -25,9 +25,9 @@ from .host import HostServices, HttpRequest, HttpResponse, HttpRoute, PeriodicTa
 if TYPE_CHECKING:
     # settings (cattrs) and the store (SQLAlchemy) load on first enable, not at registration.
     from ._facade import PluginHooks
+    from ._inbound import InboundSync
     from ._inbound_records import Outcome, Preview, RunResult
-    from .inbound import InboundSync
-    from .outbound import OutboundPush
+    from ._outbound import OutboundPush
     from .settings import Settings
     from .store import ConflictRecord, DrainCounts, QueueRunner, SqlStateStore
 
@@ -397,8 +397,8 @@ class Runtime:
         """Build the inbound engine of an enabled tenant (reads the portal's pipelines)."""
         from zoneinfo import ZoneInfo
 
+        from ._inbound import InboundSync
         from ._inbound_records import Triggers
-        from .inbound import InboundSync
 
         tenant = self.tenant(tenant_id)
         settings = tenant.settings
@@ -515,7 +515,7 @@ class Runtime:
 
     def outbound(self, tenant_id: int) -> OutboundPush:
         """Build the outbound push engine of an enabled tenant."""
-        from .outbound import OutboundPush
+        from ._outbound import OutboundPush
 
         tenant = self.tenant(tenant_id)
         return OutboundPush(self._parts(tenant), PushOptions.of(tenant.settings))

@@ -15,7 +15,7 @@ from ..errors import HostRecordError
 from ..store import LogLevel
 
 if TYPE_CHECKING:
-    from ..inbound import InboundSync
+    from .._inbound import InboundSync
     from ..store import Link
     from ._events import WebhookEvent
 
