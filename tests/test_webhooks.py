@@ -896,6 +896,20 @@ def test_one_failing_object_does_not_fail_the_others_in_a_drain(store: SqlStateS
     assert sorted(object_id for object_id, *_ in applier.applied()) == ["1", "3"]
 
 
+def test_jobs_whose_lease_was_lost_are_left_to_the_worker_that_took_them(
+        store: SqlStateStore) -> None:
+    """A job named in ``lost`` (its lease lapsed and another worker took it over) has its
+    events neither applied nor marked processed here; the others are applied as usual."""
+    applier = RecordingApplier()
+    processor = WebhookProcessor(lambda _tenant: store, applier)
+    store.accept_webhook_batch(TENANT, drafts_of(event(1), event(2), event(3)), job_kind=JOB_KIND)
+    jobs = store.claim("w", kinds=[JOB_KIND], limit=10)
+    taken = next(j for j in jobs if str(j.payload["object_id"]) == "2")
+    assert processor.handle_jobs(jobs, lost={taken.id}) == {}
+    assert sorted(object_id for object_id, *_ in applier.applied()) == ["1", "3"]
+    assert len(store.pending_webhook_events(TENANT, "deal", "2")) == 1  # still the new owner's
+
+
 # -- stored deliveries and their split --------------------------------------------------------
 
 

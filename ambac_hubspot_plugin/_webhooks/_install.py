@@ -63,12 +63,17 @@ def webhook_intake(
         # beside it need the same heartbeat: a batch can outlast one lease, and a lapsed lease
         # lets another worker claim that object's job and apply its events at the same time,
         # the one thing the queue's one-job-per-object rule exists to prevent.
+        keeper = keep_leases(store, jobs[1:], tenants.worker_id, lease)  # the runner keeps job's
         try:
-            with keep_leases(store, jobs[1:], tenants.worker_id, lease):  # the runner keeps job's
-                errors = processor.handle_jobs(jobs)
+            with keeper:
+                # A job whose lease lapsed anyway (this process stalled) belongs to the worker
+                # that took it over: its events are skipped, and its result is not written.
+                errors = processor.handle_jobs(jobs, lost=keeper.lost)
         except Exception as exc:  # e.g. the store failed: every claimed job retries, none waits for its lease
             errors = dict.fromkeys((j.id for j in jobs), exc)
         for other in jobs[1:]:
+            if other.id in keeper.lost:
+                continue
             try:
                 if other.id in errors:
                     store.fail(other.id, tenants.worker_id, f"{type(errors[other.id]).__name__}: {errors[other.id]}")

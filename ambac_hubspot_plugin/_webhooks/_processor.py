@@ -6,7 +6,7 @@ events are marked processed only after the applier succeeded.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from ..store import Inbox  # the port only: no SQLAlchemy
@@ -74,11 +74,13 @@ class WebhookProcessor:
         if error is not None:
             raise error
 
-    def handle_jobs(self, jobs: Sequence[Job]) -> dict[int, Exception]:
+    def handle_jobs(self, jobs: Sequence[Job], *, lost: Collection[int] = ()) -> dict[int, Exception]:
         """Process the events of many objects together; return the error of each failed job.
 
         The objects of one tenant go to the applier in one call when it offers ``apply_many``,
-        so it can read their current state from HubSpot in batches.
+        so it can read their current state from HubSpot in batches. ``lost`` (read as the work
+        goes, e.g. a :class:`~..store.LeaseKeeper`'s live set) names jobs whose lease another
+        worker took over: their object is that worker's now, so their events are left alone.
         """
         errors: dict[int, Exception] = {}
         by_tenant: dict[int, list[Job]] = {}
@@ -94,6 +96,8 @@ class WebhookProcessor:
             finish: dict[tuple[str, str], tuple[list[int], list[int]]] = {}
             owners: dict[tuple[str, str], list[int]] = {}
             for job in tenant_jobs:
+                if job.id in lost:
+                    continue
                 # The queue runs one job per object key at a time (claim holds the others back),
                 # so this job is the object's only one running: its events are in order.
                 key = (str(job.payload["object_type"]), str(job.payload["object_id"]))
