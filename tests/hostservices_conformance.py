@@ -1,0 +1,733 @@
+"""The ``HostServices`` conformance suite: one set of tests any implementation must pass.
+
+It checks only what the contract promises: the docstrings of :class:`HostServices` and the
+records in :mod:`ambac_hubspot_plugin.host`, and ``docs/hooks.md``. It knows nothing of a
+particular host; a binding gives it one through a ``host_under_test`` fixture returning a
+:class:`HostUnderTest`, and subclasses :class:`HostServicesConformance` (pytest collects the
+subclass, whose name starts with ``Test``)::
+
+    class TestMyHostConformance(HostServicesConformance):
+        @pytest.fixture
+        def host_under_test(self, tmp_path) -> Iterator[HostUnderTest]:
+            ...
+
+``tests/test_conformance_reference_host.py`` binds it to the reference host; a host's own
+bridge (e.g. the Django one) binds it to the real host's adapter the same way.
+
+Only fields every host has are written and compared: order value, currency, order date,
+milestone and the company's website, phone and address are left to the host-capabilities work
+(issue 14, item 3), except :meth:`HostServices.find_companies_by_domain`, which needs a website.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import pytest
+
+from ambac_hubspot_plugin.errors import HostRecordError
+from ambac_hubspot_plugin.host import (
+    COMPANY_NAME_MAX,
+    EXTERNAL_ID_MAX,
+    MANAGE_INTEGRATIONS,
+    ORDER_NAME_MAX,
+    ORDER_NUMBER_MAX,
+    PERMISSIONS,
+    VIEW_INTEGRATIONS,
+    CompanyDraft,
+    ContactDraft,
+    HostServices,
+    OrderDraft,
+    OrderStatus,
+    User,
+    UserType,
+)
+from ambac_hubspot_plugin.mapping import normalize_domain
+
+__all__ = ["HostServicesConformance", "HostUnderTest"]
+
+T = TypeVar("T")
+
+
+class HostUnderTest(Protocol):
+    """What the suite needs of a host beyond the services: tenants, users, and what it records.
+
+    The contract gives plugins no way to create tenants or users, to read order notes or admin
+    notifications, nor to see which hooks fired, so each binding supplies them.
+    """
+
+    def new_tenant(self) -> HostServices:
+        """Create a tenant and return fresh services scoped to it."""
+
+    def create_user(self, services: HostServices, permissions: Iterable[str] = ()) -> User:
+        """Create a staff user of the services' tenant holding exactly ``permissions`` there."""
+
+    def acting_as(self, user: User) -> AbstractContextManager[object]:
+        """Make ``user`` the one performing the current admin operation inside the block."""
+
+    def order_notes(self, services: HostServices, order_id: int) -> Sequence[str]:
+        """Return the texts of the internal notes of an order of the services' tenant, oldest first."""
+
+    def notifications(self, services: HostServices) -> Sequence[tuple[str, str, str]]:
+        """Return ``(subject, message, level)`` of the tenant's admin notifications, oldest first."""
+
+    def fired_events(self) -> Sequence[str]:
+        """Return the names of the ``ambac_*`` hooks the host has called, in call order."""
+
+
+def _missing_id(*taken: int) -> int:
+    """An id no record holds (integer ids, for now)."""
+    return max(taken, default=0) + 1_000_000
+
+
+def _together(count: int, work: Callable[[], T]) -> list[T]:
+    """Run ``work`` in ``count`` threads released at once; return the results, re-raising errors."""
+    barrier = threading.Barrier(count)
+    results: list[T] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def run() -> None:
+        barrier.wait()
+        try:
+            value = work()
+        except BaseException as exc:  # reported below, in the test's thread
+            with lock:
+                errors.append(exc)
+        else:
+            with lock:
+                results.append(value)
+
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads), "a create never returned"
+    if errors:
+        raise errors[0]
+    return results
+
+
+class HostServicesConformance:
+    """The tests; a binding subclasses this and provides the ``host_under_test`` fixture."""
+
+    @pytest.fixture
+    def services(self, host_under_test: HostUnderTest) -> HostServices:
+        """Fresh services of one tenant."""
+        return host_under_test.new_tenant()
+
+    @pytest.fixture
+    def other(self, host_under_test: HostUnderTest) -> HostServices:
+        """Fresh services of a second tenant, for isolation checks."""
+        return host_under_test.new_tenant()
+
+    # Scope ---------------------------------------------------------------------------------
+
+    def test_services_are_host_services_scoped_to_their_tenant(
+        self, services: HostServices, other: HostServices
+    ) -> None:
+        """Each tenant's services satisfy the Protocol and report their own tenant id."""
+        assert isinstance(services, HostServices)
+        assert isinstance(other, HostServices)
+        assert services.tenant_id != other.tenant_id
+
+    def test_for_tenant_scopes_the_same_services_to_another_tenant(
+        self, services: HostServices, other: HostServices
+    ) -> None:
+        """``for_tenant`` gives services that read the other tenant's rows and not this one's."""
+        mine = services.create_order(OrderDraft(name="Mine", external_id="scope-mine"))
+        theirs = other.create_order(OrderDraft(name="Theirs", external_id="scope-theirs"))
+
+        switched = services.for_tenant(other.tenant_id)
+
+        assert switched.tenant_id == other.tenant_id
+        assert switched.get_order(theirs.id) == theirs
+        assert switched.get_order(mine.id) is None
+        assert switched.for_tenant(services.tenant_id).get_order(mine.id) == mine
+
+    def test_plugin_data_dir_is_a_stable_writable_directory(self, services: HostServices) -> None:
+        """``plugin_data_dir`` returns an existing directory a plugin can write to, the same each time."""
+        first = Path(services.plugin_data_dir("conformance"))
+        (first / "probe.txt").write_text("kept")
+
+        second = Path(services.plugin_data_dir("conformance"))
+
+        assert first.is_dir()
+        assert second == first
+        assert (second / "probe.txt").read_text() == "kept"
+
+    def test_a_tenant_never_reads_another_tenants_rows(
+        self, services: HostServices, other: HostServices
+    ) -> None:
+        """No read method of one tenant returns another tenant's orders, companies or contacts."""
+        company = services.create_company(
+            CompanyDraft(name="Acme", website="https://acme.example", external_id="co-1")
+        )
+        contact = services.create_contact(
+            ContactDraft(email="ann@acme.example", parent_company_id=company.id)
+        )
+        order = services.create_order(
+            OrderDraft(name="Bracket", external_id="deal-1", company_id=company.id)
+        )
+        services.update_order(order.id, {"archived": True})
+
+        assert other.get_order(order.id) is None
+        assert list(other.get_orders([order.id])) == []
+        assert other.find_order_by_external_id("deal-1") is None
+        assert other.get_company(company.id) is None
+        assert list(other.find_companies_by_name("Acme")) == []
+        assert list(other.find_companies_by_domain("acme.example")) == []
+        assert other.get_contact(contact.id) is None
+        assert other.find_contact_by_email("ann@acme.example") is None
+
+    def test_a_tenant_never_writes_another_tenants_rows(
+        self, host_under_test: HostUnderTest, services: HostServices, other: HostServices
+    ) -> None:
+        """Updating another tenant's record raises HostRecordError for ``id`` and changes nothing."""
+        company = services.create_company(CompanyDraft(name="Acme"))
+        contact = services.create_contact(ContactDraft(email="ann@acme.example"))
+        order = services.create_order(OrderDraft(name="Bracket"))
+        services.add_order_note(order.id, "first")
+
+        for update, record_id, changes in (
+            (other.update_order, order.id, {"name": "Stolen"}),
+            (other.update_company, company.id, {"name": "Stolen"}),
+            (other.update_contact, contact.id, {"first_name": "Eve"}),
+        ):
+            with pytest.raises(HostRecordError) as refused:
+                update(record_id, changes)
+            assert refused.value.field == "id"
+        with contextlib.suppress(HostRecordError):  # refusing or ignoring are both in scope
+            other.add_order_note(order.id, "not yours")
+
+        assert services.get_order(order.id) == order
+        assert services.get_company(company.id) == company
+        assert services.get_contact(contact.id) == contact
+        assert list(host_under_test.order_notes(services, order.id)) == ["first"]
+
+    def test_a_record_cannot_point_at_another_tenants_rows(
+        self, services: HostServices, other: HostServices
+    ) -> None:
+        """An order's company or customer, or a contact's company, of another tenant is refused."""
+        company = services.create_company(CompanyDraft(name="Acme"))
+        contact = services.create_contact(ContactDraft(email="ann@acme.example"))
+
+        for draft, field in (
+            (OrderDraft(name="x", company_id=company.id, external_id="ref-1"), "company_id"),
+            (OrderDraft(name="x", customer_id=contact.id, external_id="ref-2"), "customer_id"),
+        ):
+            with pytest.raises(HostRecordError) as refused:
+                other.create_order(draft)
+            assert refused.value.field == field
+            assert other.find_order_by_external_id(str(draft.external_id)) is None
+        with pytest.raises(HostRecordError) as refused:
+            other.create_contact(
+                ContactDraft(email="eve@other.example", parent_company_id=company.id)
+            )
+        assert refused.value.field == "parent_company_id"
+        assert other.find_contact_by_email("eve@other.example") is None
+
+    def test_unique_values_are_unique_per_tenant_only(
+        self, services: HostServices, other: HostServices
+    ) -> None:
+        """Another tenant may reuse an order number, an external id or a contact email."""
+        order = services.create_order(OrderDraft(name="A", order_number="PO-1", external_id="d-1"))
+        company = services.create_company(CompanyDraft(name="Acme", external_id="c-1"))
+        contact = services.create_contact(ContactDraft(email="ann@acme.example"))
+
+        their_order = other.create_order(
+            OrderDraft(name="B", order_number="PO-1", external_id="d-1")
+        )
+        their_company = other.create_company(CompanyDraft(name="Acme B", external_id="c-1"))
+        their_contact = other.create_contact(ContactDraft(email="ann@acme.example"))
+
+        assert (their_order.tenant_id, their_order.name) == (other.tenant_id, "B")
+        assert their_order.id != order.id
+        assert (their_company.tenant_id, their_company.name) == (other.tenant_id, "Acme B")
+        assert their_company.id != company.id
+        assert their_contact.tenant_id == other.tenant_id
+        assert their_contact.id != contact.id
+        assert services.get_order(order.id) == order
+
+    # Orders --------------------------------------------------------------------------------
+
+    def test_create_order_returns_the_order_as_drafted(self, services: HostServices) -> None:
+        """A created order carries the draft's values, is not archived, and reads back equal."""
+        company = services.create_company(CompanyDraft(name="Acme"))
+        customer = services.create_contact(ContactDraft(email="ann@acme.example"))
+        draft = OrderDraft(
+            name="Bracket",
+            order_number="PO-7",
+            order_status=OrderStatus.IN_PROGRESS,
+            company_id=company.id,
+            customer_id=customer.id,
+            estimated_completion=date(2026, 5, 1),
+            customer_note="Deliver to gate 2",
+            external_id="deal-7",
+        )
+
+        order = services.create_order(draft)
+
+        assert order.tenant_id == services.tenant_id
+        assert (order.name, order.order_number, order.order_status) == (
+            "Bracket", "PO-7", OrderStatus.IN_PROGRESS,
+        )
+        assert (order.company_id, order.customer_id) == (company.id, customer.id)
+        assert order.estimated_completion == date(2026, 5, 1)
+        assert order.customer_note == "Deliver to gate 2"
+        assert (order.external_id, order.archived) == ("deal-7", False)
+        assert isinstance(order.created_at, datetime)
+        assert isinstance(order.updated_at, datetime)
+        assert services.get_order(order.id) == order
+        assert services.find_order_by_external_id("deal-7") == order
+
+    def test_a_blank_order_number_is_numbered_by_the_host(self, services: HostServices) -> None:
+        """Orders drafted without a number get distinct numbers within the host's limit."""
+        first = services.create_order(OrderDraft(name="One"))
+        second = services.create_order(OrderDraft(name="Two"))
+
+        for order in (first, second):
+            assert order.order_number.strip()
+            assert len(order.order_number) <= ORDER_NUMBER_MAX
+        assert first.order_number != second.order_number
+
+    def test_order_values_at_the_limits_are_accepted(self, services: HostServices) -> None:
+        """An order number, name and external id exactly at the contract's limits are stored whole."""
+        draft = OrderDraft(
+            name="n" * ORDER_NAME_MAX,
+            order_number="N" * ORDER_NUMBER_MAX,
+            external_id="e" * EXTERNAL_ID_MAX,
+        )
+
+        order = services.create_order(draft)
+
+        assert (order.name, order.order_number, order.external_id) == (
+            draft.name, draft.order_number, draft.external_id,
+        )
+
+    @pytest.mark.parametrize(
+        ("field", "value"),
+        [
+            ("order_number", "N" * (ORDER_NUMBER_MAX + 1)),
+            ("name", "n" * (ORDER_NAME_MAX + 1)),
+            ("external_id", "e" * (EXTERNAL_ID_MAX + 1)),
+        ],
+    )
+    def test_create_order_refuses_values_over_the_limits(
+        self, services: HostServices, field: str, value: str
+    ) -> None:
+        """A draft over a field limit raises HostRecordError naming the field and creates nothing."""
+        values: dict[str, Any] = {"name": "Bracket", "external_id": "deal-over", field: value}
+
+        with pytest.raises(HostRecordError) as refused:
+            services.create_order(OrderDraft(**values))
+
+        assert refused.value.field == field
+        assert services.find_order_by_external_id(values["external_id"]) is None
+
+    @pytest.mark.parametrize(
+        ("field", "value"),
+        [
+            ("order_number", "N" * (ORDER_NUMBER_MAX + 1)),
+            ("name", "n" * (ORDER_NAME_MAX + 1)),
+            ("external_id", "e" * (EXTERNAL_ID_MAX + 1)),
+        ],
+    )
+    def test_update_order_refuses_values_over_the_limits_and_writes_nothing(
+        self, services: HostServices, field: str, value: str
+    ) -> None:
+        """An update with one value over a limit names the field and leaves every field as it was."""
+        order = services.create_order(OrderDraft(name="Bracket", external_id="deal-1"))
+        changes: dict[str, object] = {"order_status": OrderStatus.ON_HOLD, field: value}
+        if field != "name":
+            changes["name"] = "Renamed"
+
+        with pytest.raises(HostRecordError) as refused:
+            services.update_order(order.id, changes)
+
+        assert refused.value.field == field
+        assert services.get_order(order.id) == order
+
+    def test_order_numbers_are_unique_per_tenant(self, services: HostServices) -> None:
+        """A second order with a number in use, by create or update, is refused for ``order_number``."""
+        first = services.create_order(OrderDraft(name="One", order_number="PO-1"))
+        second = services.create_order(OrderDraft(name="Two", order_number="PO-2"))
+
+        with pytest.raises(HostRecordError) as on_create:
+            services.create_order(OrderDraft(name="Dup", order_number="PO-1", external_id="dup"))
+        with pytest.raises(HostRecordError) as on_update:
+            services.update_order(second.id, {"order_number": "PO-1", "name": "Renamed"})
+
+        assert on_create.value.field == on_update.value.field == "order_number"
+        assert services.find_order_by_external_id("dup") is None
+        assert services.get_order(first.id) == first
+        assert services.get_order(second.id) == second
+
+    def test_create_order_with_a_known_external_id_returns_it_unchanged(
+        self, services: HostServices
+    ) -> None:
+        """Creating again with an external id in use returns the existing order as it is."""
+        first = services.create_order(OrderDraft(name="Original", external_id="deal-1"))
+
+        again = services.create_order(
+            OrderDraft(name="Other", order_status=OrderStatus.COMPLETED, external_id="deal-1")
+        )
+
+        assert again == first
+        assert services.get_order(first.id) == first
+
+    def test_concurrent_creates_with_one_external_id_make_one_order(
+        self, services: HostServices
+    ) -> None:
+        """Workers creating the same external id at once all get one and the same order."""
+        orders = _together(
+            4, lambda: services.create_order(OrderDraft(name="Raced", external_id="deal-race"))
+        )
+
+        assert len({order.id for order in orders}) == 1
+        assert services.find_order_by_external_id("deal-race") == orders[0]
+
+    def test_update_order_sets_the_named_fields_only(self, services: HostServices) -> None:
+        """``update_order`` changes exactly the named fields and returns the order as read back."""
+        company = services.create_company(CompanyDraft(name="Acme"))
+        order = services.create_order(
+            OrderDraft(name="Bracket", order_number="PO-1", customer_note="Keep me",
+                       external_id="deal-1")
+        )
+
+        updated = services.update_order(
+            order.id,
+            {
+                "name": "Bracket v2",
+                "order_status": OrderStatus.IN_PROGRESS,
+                "estimated_completion": date(2026, 6, 30),
+                "company_id": company.id,
+            },
+        )
+
+        assert (updated.name, updated.order_status) == ("Bracket v2", OrderStatus.IN_PROGRESS)
+        assert (updated.estimated_completion, updated.company_id) == (date(2026, 6, 30), company.id)
+        assert (updated.id, updated.order_number, updated.external_id) == (
+            order.id, "PO-1", "deal-1",
+        )
+        assert (updated.customer_note, updated.created_at) == ("Keep me", order.created_at)
+        assert services.get_order(order.id) == updated
+
+    @pytest.mark.parametrize("status", list(OrderStatus))
+    def test_every_order_status_round_trips(
+        self, services: HostServices, status: OrderStatus
+    ) -> None:
+        """Each of the contract's order statuses is stored and read back as that status."""
+        order = services.create_order(OrderDraft(name="Bracket"))
+
+        updated = services.update_order(order.id, {"order_status": status})
+
+        assert updated.order_status is status
+        assert services.get_order(order.id) == updated
+
+    def test_unknown_ids_read_as_none(self, services: HostServices) -> None:
+        """``get_*`` and ``find_*`` of ids, external ids or emails no record holds return None."""
+        order = services.create_order(OrderDraft(name="Bracket"))
+        missing = _missing_id(order.id)
+
+        assert services.get_order(missing) is None
+        assert services.find_order_by_external_id("no-such-deal") is None
+        assert services.get_company(missing) is None
+        assert services.get_contact(missing) is None
+        assert services.find_contact_by_email("nobody@nowhere.example") is None
+        assert list(services.find_companies_by_name("No Such Company")) == []
+
+    @pytest.mark.parametrize("method", ["update_order", "update_company", "update_contact"])
+    def test_updating_a_missing_record_names_the_id(
+        self, services: HostServices, method: str
+    ) -> None:
+        """``update_*`` of a record that does not exist raises HostRecordError for ``id``."""
+        changes = {"first_name": "Ann"} if method == "update_contact" else {"name": "x"}
+
+        with pytest.raises(HostRecordError) as refused:
+            getattr(services, method)(_missing_id(), changes)
+
+        assert refused.value.field == "id"
+
+    def test_get_orders_returns_the_known_orders_of_many_ids(self, services: HostServices) -> None:
+        """``get_orders`` of more ids than one query takes returns each known order once, archived too."""
+        orders = [services.create_order(OrderDraft(name=f"Order {i}")) for i in range(600)]
+        archived = services.update_order(orders[0].id, {"archived": True})
+        wanted = [order.id for order in reversed(orders)] + [_missing_id(*(o.id for o in orders))]
+
+        found = {order.id: order for order in services.get_orders(wanted)}
+
+        assert len(found) == len(list(services.get_orders(wanted))) == 600
+        assert found == {order.id: order for order in [archived, *orders[1:]]}
+
+    def test_archived_orders_stay_readable_and_create_never_unarchives(
+        self, services: HostServices
+    ) -> None:
+        """An archived order is still returned by every order read, and a create by its external id
+        returns it still archived."""
+        order = services.create_order(OrderDraft(name="Bracket", external_id="deal-1"))
+
+        archived = services.update_order(order.id, {"archived": True})
+        again = services.create_order(OrderDraft(name="Bracket", external_id="deal-1"))
+
+        assert archived.archived
+        assert services.get_order(order.id) == archived
+        assert list(services.get_orders([order.id])) == [archived]
+        assert services.find_order_by_external_id("deal-1") == archived
+        assert again == archived
+
+    def test_order_notes_are_added_without_overwriting(
+        self, host_under_test: HostUnderTest, services: HostServices
+    ) -> None:
+        """Each note is added after the earlier ones, and the customer note keeps its text."""
+        order = services.create_order(OrderDraft(name="Bracket", customer_note="Gate 2 only"))
+
+        services.add_order_note(order.id, "Deal moved to Closed won")
+        services.add_order_note(order.id, "Shipped by HubSpot user")
+
+        assert list(host_under_test.order_notes(services, order.id)) == [
+            "Deal moved to Closed won", "Shipped by HubSpot user",
+        ]
+        current = services.get_order(order.id)
+        assert current is not None
+        assert "Gate 2 only" in current.customer_note
+
+    # Companies -----------------------------------------------------------------------------
+
+    def test_create_company_returns_the_company_as_drafted(self, services: HostServices) -> None:
+        """A created company carries the draft's name, description and external id, and reads back equal."""
+        company = services.create_company(
+            CompanyDraft(name="Acme Machining", description="Lathes", external_id="co-1")
+        )
+
+        assert company.tenant_id == services.tenant_id
+        assert (company.name, company.description, company.external_id) == (
+            "Acme Machining", "Lathes", "co-1",
+        )
+        assert isinstance(company.updated_at, datetime)
+        assert services.get_company(company.id) == company
+
+    def test_company_name_limit_is_kept(self, services: HostServices) -> None:
+        """A name at the limit is stored; one character more raises HostRecordError for ``name``."""
+        at_limit = services.create_company(CompanyDraft(name="c" * COMPANY_NAME_MAX))
+        over = "c" * (COMPANY_NAME_MAX + 1)
+
+        with pytest.raises(HostRecordError) as on_create:
+            services.create_company(CompanyDraft(name=over))
+        with pytest.raises(HostRecordError) as on_update:
+            services.update_company(at_limit.id, {"name": over, "description": "changed"})
+
+        assert at_limit.name == "c" * COMPANY_NAME_MAX
+        assert on_create.value.field == on_update.value.field == "name"
+        assert list(services.find_companies_by_name(over)) == []
+        assert services.get_company(at_limit.id) == at_limit
+
+    def test_company_external_id_limit_is_kept(self, services: HostServices) -> None:
+        """An external id over the limit raises HostRecordError for ``external_id`` and creates nothing."""
+        with pytest.raises(HostRecordError) as refused:
+            services.create_company(
+                CompanyDraft(name="Overlong", external_id="e" * (EXTERNAL_ID_MAX + 1))
+            )
+
+        assert refused.value.field == "external_id"
+        assert list(services.find_companies_by_name("Overlong")) == []
+
+    def test_create_company_with_a_known_external_id_returns_it_unchanged(
+        self, services: HostServices
+    ) -> None:
+        """Creating again with an external id in use returns the existing company as it is."""
+        first = services.create_company(CompanyDraft(name="Acme", external_id="co-1"))
+
+        again = services.create_company(CompanyDraft(name="Acme Renamed", external_id="co-1"))
+
+        assert again == first
+        assert list(services.find_companies_by_name("Acme Renamed")) == []
+
+    def test_concurrent_company_creates_with_one_external_id_make_one_company(
+        self, services: HostServices
+    ) -> None:
+        """Workers creating the same external id at once all get one and the same company."""
+        companies = _together(
+            4, lambda: services.create_company(CompanyDraft(name="Raced", external_id="co-race"))
+        )
+
+        assert len({company.id for company in companies}) == 1
+        assert list(services.find_companies_by_name("Raced")) == [companies[0]]
+
+    def test_find_companies_by_name_ignores_case_and_matches_whole_names(
+        self, services: HostServices
+    ) -> None:
+        """Every company whose whole name equals the query ignoring case is found, no other."""
+        first = services.create_company(CompanyDraft(name="Acme Machining"))
+        second = services.create_company(CompanyDraft(name="ACME MACHINING"))
+        services.create_company(CompanyDraft(name="Acme"))
+
+        found = services.find_companies_by_name("acme machining")
+
+        assert sorted(company.id for company in found) == sorted([first.id, second.id])
+
+    def test_find_companies_by_domain_matches_the_websites_domain(
+        self, services: HostServices
+    ) -> None:
+        """A company is found by its website's normalised domain, and no other company is."""
+        acme = services.create_company(
+            CompanyDraft(name="Acme", website="https://www.Acme-Machining.example/contact")
+        )
+        services.create_company(CompanyDraft(name="Other", website="https://other.example"))
+
+        found = services.find_companies_by_domain(normalize_domain(acme.website))
+
+        assert list(found) == [acme]
+
+    def test_update_company_sets_the_named_fields_only(self, services: HostServices) -> None:
+        """``update_company`` changes exactly the named fields and returns the company as read back."""
+        company = services.create_company(
+            CompanyDraft(name="Acme", description="Lathes", external_id="co-1")
+        )
+
+        updated = services.update_company(company.id, {"description": "Lathes and mills"})
+
+        assert (updated.name, updated.description, updated.external_id) == (
+            "Acme", "Lathes and mills", "co-1",
+        )
+        assert services.get_company(updated.id) == updated
+
+    # Contacts ------------------------------------------------------------------------------
+
+    def test_create_contact_makes_a_portal_user(self, services: HostServices) -> None:
+        """A created contact is a PORTAL user with the draft's values, found by email in any case."""
+        company = services.create_company(CompanyDraft(name="Acme"))
+
+        contact = services.create_contact(
+            ContactDraft(email="Ann@Acme.example", first_name="Ann", last_name="Lee",
+                         parent_company_id=company.id)
+        )
+
+        assert contact.tenant_id == services.tenant_id
+        assert contact.user_type is UserType.PORTAL
+        assert (contact.email, contact.first_name, contact.last_name) == (
+            "Ann@Acme.example", "Ann", "Lee",
+        )
+        assert contact.parent_company_id == company.id
+        assert services.get_contact(contact.id) == contact
+        assert services.find_contact_by_email("ann@ACME.example") == contact
+
+    def test_contact_emails_are_unique_per_tenant_ignoring_case(
+        self, services: HostServices
+    ) -> None:
+        """An email in use, in any case, is refused for ``email`` on create and update."""
+        ann = services.create_contact(ContactDraft(email="ann@acme.example", first_name="Ann"))
+        bob = services.create_contact(ContactDraft(email="bob@acme.example"))
+
+        with pytest.raises(HostRecordError) as on_create:
+            services.create_contact(ContactDraft(email="ANN@acme.example", first_name="Imposter"))
+        with pytest.raises(HostRecordError) as on_update:
+            services.update_contact(bob.id, {"email": "Ann@Acme.example", "first_name": "Bob"})
+
+        assert on_create.value.field == on_update.value.field == "email"
+        assert services.find_contact_by_email("ann@acme.example") == ann
+        assert services.get_contact(bob.id) == bob
+
+    def test_update_contact_sets_the_named_fields_only(self, services: HostServices) -> None:
+        """``update_contact`` changes exactly the named fields and returns the contact as read back."""
+        company = services.create_company(CompanyDraft(name="Acme"))
+        contact = services.create_contact(ContactDraft(email="ann@acme.example", first_name="Ann"))
+
+        updated = services.update_contact(
+            contact.id, {"last_name": "Lee", "parent_company_id": company.id}
+        )
+
+        assert (updated.email, updated.first_name, updated.last_name) == (
+            "ann@acme.example", "Ann", "Lee",
+        )
+        assert (updated.parent_company_id, updated.user_type) == (company.id, UserType.PORTAL)
+        assert services.get_contact(contact.id) == updated
+        assert services.find_contact_by_email("ann@acme.example") == updated
+
+    def test_a_contact_may_change_the_case_of_its_own_email(self, services: HostServices) -> None:
+        """Changing only the case of a contact's own email is no clash with itself."""
+        contact = services.create_contact(ContactDraft(email="ann@acme.example"))
+
+        updated = services.update_contact(contact.id, {"email": "Ann@Acme.example"})
+
+        assert (updated.id, updated.email) == (contact.id, "Ann@Acme.example")
+        assert services.find_contact_by_email("ann@acme.example") == updated
+
+    # Users, permissions, notifications -----------------------------------------------------
+
+    def test_current_user_is_the_actor_of_an_operation_else_none(
+        self, host_under_test: HostUnderTest, services: HostServices
+    ) -> None:
+        """``current_user`` is None in background work and the acting user inside an operation."""
+        admin = host_under_test.create_user(services, [MANAGE_INTEGRATIONS])
+
+        assert services.current_user() is None
+        with host_under_test.acting_as(admin):
+            assert services.current_user() == admin
+        assert services.current_user() is None
+
+    @pytest.mark.parametrize("granted", PERMISSIONS)
+    def test_has_permission_answers_exactly_what_was_granted(
+        self, host_under_test: HostUnderTest, services: HostServices, granted: str
+    ) -> None:
+        """A user holds the permissions granted in the tenant and no other."""
+        holder = host_under_test.create_user(services, [granted])
+        nobody = host_under_test.create_user(services)
+        both = host_under_test.create_user(services, PERMISSIONS)
+
+        for permission in PERMISSIONS:
+            assert services.has_permission(holder, permission) is (permission == granted)
+            assert services.has_permission(nobody, permission) is False
+            assert services.has_permission(both, permission) is True
+        assert services.has_permission(both, "delete_everything") is False
+
+    def test_a_user_of_another_tenant_holds_no_permission_here(
+        self, host_under_test: HostUnderTest, services: HostServices, other: HostServices
+    ) -> None:
+        """A user holding both permissions in their tenant holds neither in another."""
+        outsider = host_under_test.create_user(other, [MANAGE_INTEGRATIONS, VIEW_INTEGRATIONS])
+
+        for permission in PERMISSIONS:
+            assert other.has_permission(outsider, permission) is True
+            assert services.has_permission(outsider, permission) is False
+
+    def test_notify_admins_reaches_this_tenants_admins_only(
+        self, host_under_test: HostUnderTest, services: HostServices, other: HostServices
+    ) -> None:
+        """Notifications of each level reach the services' tenant, in order, and no other tenant."""
+        sent = [
+            ("Sync done", "12 deals", "info"),
+            ("Rate limited", "retrying", "warning"),
+            ("Token revoked", "reconnect HubSpot", "error"),
+        ]
+
+        for subject, message, level in sent:
+            services.notify_admins(subject, message, level)
+
+        assert list(host_under_test.notifications(services)) == sent
+        assert list(host_under_test.notifications(other)) == []
+
+    # Events ---------------------------------------------------------------------------------
+
+    def test_writes_through_the_services_fire_no_events(
+        self, host_under_test: HostUnderTest, services: HostServices
+    ) -> None:
+        """No write of the services calls an ``ambac_*`` hook back."""
+        company = services.create_company(CompanyDraft(name="Acme", external_id="co-1"))
+        services.update_company(company.id, {"name": "Acme Machining"})
+        contact = services.create_contact(ContactDraft(email="ann@acme.example"))
+        services.update_contact(contact.id, {"first_name": "Ann"})
+        order = services.create_order(OrderDraft(name="Bracket", company_id=company.id))
+        services.update_order(order.id, {"order_status": OrderStatus.COMPLETED, "name": "B2"})
+        services.update_order(order.id, {"archived": True})
+        services.add_order_note(order.id, "note")
+        services.notify_admins("Subject", "Message", "info")
+
+        assert list(host_under_test.fired_events()) == []

@@ -1,0 +1,89 @@
+"""The HostServices conformance suite (``tests/hostservices_conformance.py``) on the reference host.
+
+A fresh ReferenceHost per test, on a SQLite file in ``tmp_path`` and a manual clock, with only a
+plugin registered that records which ``ambac_*`` hooks the host calls.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ambac_hubspot_plugin.host import HostServices, User, hookimpl
+from ambac_hubspot_plugin.reference_host import ReferenceHost
+
+from ._clock import ManualClock
+from .hostservices_conformance import HostServicesConformance, HostUnderTest
+
+
+class _EventRecorder:
+    """Records the name of every event hook the host calls."""
+
+    def __init__(self) -> None:
+        self.fired: list[str] = []
+
+    @hookimpl
+    def ambac_order_status_changed(self, **kwargs: Any) -> None:
+        self.fired.append("ambac_order_status_changed")
+
+    @hookimpl
+    def ambac_order_updated(self, **kwargs: Any) -> None:
+        self.fired.append("ambac_order_updated")
+
+    @hookimpl
+    def ambac_order_shipped(self, **kwargs: Any) -> None:
+        self.fired.append("ambac_order_shipped")
+
+    @hookimpl
+    def ambac_company_saved(self, **kwargs: Any) -> None:
+        self.fired.append("ambac_company_saved")
+
+
+class ReferenceHostUnderTest:
+    """The reference host as the suite's :class:`HostUnderTest`."""
+
+    def __init__(self, host: ReferenceHost, recorder: _EventRecorder) -> None:
+        self._host = host
+        self._recorder = recorder
+        self._serial = itertools.count(1)
+
+    def new_tenant(self) -> HostServices:
+        return self._host.services(self._host.create_tenant(f"Tenant {next(self._serial)}"))
+
+    def create_user(self, services: HostServices, permissions: Iterable[str] = ()) -> User:
+        user = self._host.create_user(services.tenant_id, f"staff{next(self._serial)}@host.example")
+        for permission in permissions:
+            self._host.grant(user, permission)
+        return user
+
+    def acting_as(self, user: User) -> AbstractContextManager[object]:
+        return self._host.acting_as(user)
+
+    def order_notes(self, services: HostServices, order_id: int) -> Sequence[str]:
+        return self._host.order_notes(services.tenant_id, order_id)
+
+    def notifications(self, services: HostServices) -> Sequence[tuple[str, str, str]]:
+        return [(n.subject, n.message, n.level) for n in self._host.notifications(services.tenant_id)]
+
+    def fired_events(self) -> Sequence[str]:
+        return list(self._recorder.fired)
+
+
+class TestReferenceHostConformance(HostServicesConformance):
+    """The whole suite, each test on a fresh reference host."""
+
+    @pytest.fixture
+    def host_under_test(self, tmp_path: Path) -> Iterator[HostUnderTest]:
+        """A reference host with only the event recorder registered, closed after the test."""
+        recorder = _EventRecorder()
+        clock = ManualClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+        with ReferenceHost(
+            tmp_path / "host", load_entrypoints=False, plugins=[recorder], clock=clock
+        ) as host:
+            yield ReferenceHostUnderTest(host, recorder)
