@@ -19,7 +19,7 @@ from ._clock import Clock
 from ._engine_parts import EngineParts, PushOptions
 from ._strategies import Strategies
 from ._tenants import EnableReport, Step, TenantContext
-from .errors import ConfigError
+from .errors import ConfigError, TenantNotStartedError
 from .host import HostServices, HttpRequest, HttpResponse, HttpRoute, PeriodicTask
 
 if TYPE_CHECKING:
@@ -134,6 +134,13 @@ class Runtime:
         if old is not None:
             old.client.close()
 
+    def take_up(self, host: HostServices, tenant_id: int, raw: Mapping[str, Any]) -> None:
+        """Take up a tenant enabled earlier (``ambac_plugin_started``): :meth:`attach`, then the
+        worker if the settings ask for it; no HubSpot call, no connection check, no log entry."""
+        self.attach(host, tenant_id, raw)
+        if self.tenant(tenant_id).settings.run_background_worker:
+            self.start_worker()
+
     def _check_hubspot(self, tenant_id: int) -> tuple[Step, tuple[Any, ...]]:
         # The connection test (token, scopes, trigger stages, custom properties, webhooks),
         # kept as the tenant's last check for the status view.
@@ -210,22 +217,27 @@ class Runtime:
 
     # ---- host events -----------------------------------------------------------------------
 
-    def record_host_event(
-        self, tenant_id: int, record_type: str, record_id: int, event: str, details: Mapping[str, Any]
-    ) -> int | None:
-        """Store a host domain event durably as a job; return its id (None: tenant not enabled).
+    def record_host_event(self, host: HostServices, tenant_id: int, record_type: str, record_id: int,
+                          event: str, details: Mapping[str, Any]) -> int | None:
+        """Store a host domain event durably as a job; return its id (None: the tenant has the
+        plugin enabled nowhere, so there is nothing to record).
 
         Events for the same record that change its state coalesce into one pending job (the
         push reads the record's latest state); shipments carry data of their own and do not.
 
+        :raises TenantNotStartedError: the tenant is enabled, but not taken up in this process.
         :raises HostEventNotRecordedError: the store refused the write (an outage). Order
             changes are then found by the next reconciliation; see ``docs/hooks.md``.
         """
         from ._job_kinds import PUSH_MAX_ATTEMPTS, host_event_job
+        from ._store_place import is_bound
 
         with self._lock:
             tenant = self._tenants.get(tenant_id)
         if tenant is None:
+            if is_bound(host, tenant_id):  # enabled by another process: never drop it silently
+                raise TenantNotStartedError(tenant_id=tenant_id, record_type=record_type,
+                                            record_id=record_id, event=event)
             return None
         store = self._stores[tenant.store_url]
         kind, payload, dedupe = host_event_job(record_type, record_id, event, details)
@@ -237,6 +249,7 @@ class Runtime:
 
             if not isinstance(exc, SQLAlchemyError | OSError):
                 raise
+            from ._secrets import failure_cause
             from .errors import HostEventNotRecordedError
 
             recovered = record_type == "order" and event != "shipped"
@@ -244,7 +257,7 @@ class Runtime:
                 self._unrecorded.add(tenant_id)
             raise HostEventNotRecordedError(
                 tenant_id=tenant_id, record_type=record_type, record_id=record_id, event=event,
-                recovered=recovered, cause=_cause(exc, tenant.store_url)) from None  # the
+                recovered=recovered, cause=failure_cause(exc, tenant.store_url)) from None  # the
             # driver's exception may quote the URL; the cause above is its first line, scrubbed
 
     # ---- routes and periodic work ----------------------------------------------------------
@@ -578,17 +591,6 @@ class Runtime:
                 )
                 self._runners[url] = runner
             return runner
-
-
-
-def _cause(exc: BaseException, store_url: str) -> str:
-    """The first line of a store failure, for an error message, never with the password."""
-    from ._secrets import scrub, url_passwords
-
-    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    cause = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
-    return scrub(cause, url_passwords(store_url))  # drivers do not print it; make sure anyway
-
 
 
 def _level(name: str) -> Any:

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable
 from urllib.parse import quote, quote_plus, unquote
 
-__all__ = ["MASK", "redact_url", "scrub", "url_passwords"]
+__all__ = ["MASK", "failure_cause", "redact_url", "scrub", "url_passwords"]
 
 MASK = "***"
 """What a secret is shown as; sent back as a setting's value it means "keep the stored one"."""
@@ -49,3 +49,10 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
     for secret in sorted(known, key=len, reverse=True):
         text = text.replace(secret, MASK)
     return _BEARER.sub(rf"\1{MASK}", text)
+
+
+def failure_cause(exc: BaseException, store_url: str) -> str:
+    """The first line of a store failure, for an error message, never with the password."""
+    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    cause = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    return scrub(cause, url_passwords(store_url))  # drivers do not print it; make sure anyway

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from .host import HostServices
     from .settings import Settings
 
-__all__ = ["bind", "check_binding", "store_url_for", "unbind"]
+__all__ = ["bind", "check_binding", "is_bound", "store_url_for", "unbind"]
 
 PLUGIN_ID = "hubspot"
 STORE_FILE = "hubspot.sqlite3"
@@ -101,6 +101,11 @@ def check_binding(host: HostServices, tenant_id: int, url: str) -> None:
             "store_url",
             f"cannot change while the plugin is enabled (its store is {bound}); disable the "
             "plugin first, move the data, then enable it with the new store_url")])
+
+
+def is_bound(host: HostServices, tenant_id: int) -> bool:
+    """Whether the tenant is enabled in some process (enabling bound it to its store)."""
+    return _binding_file(host, tenant_id).exists()
 
 
 def bind(host: HostServices, tenant_id: int, url: str) -> None:

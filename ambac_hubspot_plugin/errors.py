@@ -20,6 +20,7 @@ __all__ = [
     "MappingError",
     "RateLimitedError",
     "StoreError",
+    "TenantNotStartedError",
     "WebhookPayloadError",
     "WebhookSignatureError",
 ]
@@ -81,6 +82,28 @@ class HostEventNotRecordedError(StoreError):
             f"The HubSpot plugin could not record {record_type} {record_id}'s {event!r} event of "
             f"tenant {tenant_id}: its state store is unavailable ({cause}). {then} Check that "
             "the store (setting store_url) is reachable.", setting="store_url")
+
+
+class TenantNotStartedError(HubSpotIntegrationError):
+    """An ``ambac_*`` event hook came for a tenant this process has not taken up.
+
+    The tenant has the plugin enabled (another process enabled it: its store binding exists),
+    but the host never called ``ambac_plugin_started`` (or ``ambac_plugin_enabled``) for it in
+    this process, so the event was not recorded. The host's change is committed and must stay;
+    the host starts the tenant here and calls the hook again (safe to repeat).
+    """
+
+    def __init__(self, *, tenant_id: int, record_type: str, record_id: int, event: str) -> None:
+        self.tenant_id = tenant_id
+        self.record_type = record_type
+        self.record_id = record_id
+        self.event = event
+        super().__init__(
+            f"The HubSpot plugin did not record {record_type} {record_id}'s {event!r} event of "
+            f"tenant {tenant_id}: the tenant has the plugin enabled, but not in this process. "
+            "The host must call ambac_plugin_started (or ambac_plugin_enabled) for the tenant "
+            "in every process before its event hooks; keep the host's change, start the tenant "
+            "here and call the hook again (safe to repeat).")
 
 
 class HubSpotError(HubSpotIntegrationError):

@@ -156,17 +156,44 @@ def ambac_plugin_enabled(
 ) -> object:
     """Start a plugin for a tenant whose admin switched it on.
 
-    Called when an admin enables the plugin, and at host start for every tenant that has it
-    enabled. Every plugin is called; only the one whose manifest id is ``plugin_id`` acts. It
-    validates ``settings`` (raising ``ConfigError`` naming each bad field), prepares its state
-    and starts work. Results are collected; the plugin returns a report of what it did, the
-    others None.
+    Called when an admin enables the plugin, in the process serving the admin; every other
+    process (and every process at its start) calls :func:`ambac_plugin_started` instead. Every
+    plugin is called; only the one whose manifest id is ``plugin_id`` acts. It validates
+    ``settings`` (raising ``ConfigError`` naming each bad field), prepares its state, checks
+    the outside services it needs and starts work. Results are collected; the plugin returns
+    a report of what it did, the others None.
 
     :param host: host services scoped to ``tenant_id``.
     :param tenant_id: the tenant.
     :param plugin_id: the manifest id of the plugin being enabled.
     :param settings: the tenant's settings for the plugin, as JSON-compatible data.
     :return: a report of what was done (plugin-specific), or None.
+
+    .. versionadded:: 0.1.0
+    """
+
+
+@hookspec
+def ambac_plugin_started(
+    host: HostServices, tenant_id: int, plugin_id: str, settings: Mapping[str, Any]
+) -> None:
+    """Take up, in this process, a tenant that has the plugin enabled.
+
+    Called in each of the host's processes (web and worker) at its start, and whenever a
+    process first needs a tenant it has not started yet (before that tenant's first event
+    hook), for every tenant that has the plugin enabled, with its saved settings. Not called
+    when an admin enables the plugin: that is :func:`ambac_plugin_enabled`, which checks
+    everything. Every plugin is called; only the one whose manifest id is ``plugin_id`` acts.
+    It validates ``settings`` (raising ``ConfigError`` naming each bad field), prepares its
+    state and starts its background work, without calling outside services and without
+    checking them again. Calling it again for a started tenant is safe. Results are not
+    collected.
+
+    :param host: host services scoped to ``tenant_id``.
+    :param tenant_id: the tenant.
+    :param plugin_id: the manifest id of the plugin being started.
+    :param settings: the tenant's saved settings for the plugin, as JSON-compatible data.
+    :return: nothing.
 
     .. versionadded:: 0.1.0
     """

@@ -97,6 +97,14 @@ class HubSpotPlugin:
         return self.runtime.enable(host, tenant_id, settings)
 
     @hookimpl
+    def ambac_plugin_started(
+        self, host: HostServices, tenant_id: int, plugin_id: str, settings: Mapping[str, Any]
+    ) -> None:
+        """Take up a tenant enabled earlier, in this process: no HubSpot call, no check."""
+        if plugin_id == PLUGIN_ID:
+            self.runtime.take_up(host, tenant_id, settings)
+
+    @hookimpl
     def ambac_plugin_disabled(self, host: HostServices, tenant_id: int, plugin_id: str) -> None:
         """Stop the tenant's work; keep its data."""
         if plugin_id == PLUGIN_ID:
@@ -116,7 +124,7 @@ class HubSpotPlugin:
     ) -> None:
         """Record the status change durably for the outbound push."""
         self.runtime.record_host_event(
-            order.tenant_id, "order", order.id, "status_changed",
+            host, order.tenant_id, "order", order.id, "status_changed",
             {"previous_status": previous_status.value},
         )
 
@@ -124,14 +132,14 @@ class HubSpotPlugin:
     def ambac_order_updated(self, host: HostServices, order: Order, changed_fields: Sequence[str]) -> None:
         """Record the order edit durably for the outbound push."""
         self.runtime.record_host_event(
-            order.tenant_id, "order", order.id, "updated", {"changed_fields": list(changed_fields)}
+            host, order.tenant_id, "order", order.id, "updated", {"changed_fields": list(changed_fields)}
         )
 
     @hookimpl
     def ambac_order_shipped(self, host: HostServices, order: Order, shipment: Shipment) -> None:
         """Record the shipment durably for the outbound push."""
         self.runtime.record_host_event(
-            order.tenant_id, "order", order.id, "shipped",
+            host, order.tenant_id, "order", order.id, "shipped",
             {
                 "carrier": shipment.carrier,
                 "tracking_number": shipment.tracking_number,
@@ -146,7 +154,7 @@ class HubSpotPlugin:
     ) -> None:
         """Record the company edit durably (pushed only if settings send companies to HubSpot)."""
         self.runtime.record_host_event(
-            company.tenant_id, "company", company.id, "saved", {"changed_fields": list(changed_fields)}
+            host, company.tenant_id, "company", company.id, "saved", {"changed_fields": list(changed_fields)}
         )
 
     @hookimpl

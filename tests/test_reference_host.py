@@ -85,6 +85,10 @@ class Recorder:
         return {"started": tenant_id}
 
     @hookimpl
+    def ambac_plugin_started(self, host, tenant_id, settings):
+        self._record("ambac_plugin_started", host=host, tenant_id=tenant_id, settings=settings)
+
+    @hookimpl
     def ambac_plugin_disabled(self, host, tenant_id):
         self._record("ambac_plugin_disabled", host=host, tenant_id=tenant_id)
 
@@ -792,10 +796,11 @@ def test_list_plugins_returns_manifests(host: ReferenceHost):
     assert [manifest.id for manifest in host.list_plugins()] == ["recorder"]
 
 
-def test_start_enables_each_enabled_tenant_and_reports_failures(
+def test_start_calls_plugin_started_for_each_enabled_tenant_and_reports_failures(
     host: ReferenceHost, recorder: Recorder
 ):
-    """start() calls plugin_enabled for enabled tenants only; a failure is reported and notified."""
+    """start() calls plugin_started (never plugin_enabled) for enabled tenants only; a failure
+    is reported and notified."""
     on, off = host.create_tenant("On"), host.create_tenant("Off")
     host.enable_plugin(on, "recorder", {"v": 1})
     host.enable_plugin(off, "recorder", {"v": 2})
@@ -803,15 +808,36 @@ def test_start_enables_each_enabled_tenant_and_reports_failures(
     recorder.calls.clear()
     outcomes = host.start()
     assert [(call[0], call[1]["tenant_id"], call[1]["settings"]) for call in recorder.calls] == [
-        ("ambac_plugin_enabled", on, {"v": 1})
+        ("ambac_plugin_started", on, {"v": 1})
     ]
-    assert [(o.tenant_id, o.reports, o.error) for o in outcomes] == [(on, ({"started": on},), None)]
-    recorder.fail["ambac_plugin_enabled"] = RuntimeError("portal unreachable")
+    assert [(o.tenant_id, o.reports, o.error) for o in outcomes] == [(on, (), None)]
+    recorder.fail["ambac_plugin_started"] = RuntimeError("portal unreachable")
     failed = host.start()
     assert failed[0].error == "RuntimeError: portal unreachable"
     assert [(n.level, n.subject) for n in host.notifications(on)] == [
         ("error", "Plugin recorder could not start")
     ]
+
+
+def test_a_new_host_starts_a_tenants_plugins_once_before_their_first_event(
+    tmp_path: Path, host: ReferenceHost, tenant: int, recorder: Recorder
+):
+    """A second host on the same data dir calls plugin_started for the tenant's enabled plugins
+    before its first event there, once; the host that enabled them never calls it."""
+    host.enable_plugin(tenant, "recorder", {"v": 1})
+    order = host.create_order(tenant, OrderDraft(name="Bracket"))
+    host.set_order_status(tenant, order.id, OrderStatus.IN_PROGRESS)
+    assert "ambac_plugin_started" not in recorder.hooks_called()
+    other = Recorder()
+    with ReferenceHost(tmp_path / "host", load_entrypoints=False, plugins=[other]) as second:
+        second.set_order_status(tenant, order.id, OrderStatus.ON_HOLD)
+        second.edit_order(tenant, order.id, customer_note="rush")
+        second.save_company(tenant, name="Acme Corp")
+    assert other.hooks_called() == [
+        "ambac_plugin_started", "ambac_order_status_changed", "ambac_order_updated",
+        "ambac_company_saved",
+    ]
+    assert (other.calls[0][1]["tenant_id"], other.calls[0][1]["settings"]) == (tenant, {"v": 1})
 
 
 # --- users, notifications, data dirs -------------------------------------------------------------

@@ -212,7 +212,7 @@ def test_a_status_the_sync_took_from_the_deal_reaches_its_property_without_a_not
 def test_a_store_failure_cause_never_quotes_the_password(url, forms):
     """The first line of a driver error, as an event hook's error carries it, hides the store
     password in whatever form the URL holds it, as written or decoded."""
-    from ambac_hubspot_plugin._runtime import _cause
+    from ambac_hubspot_plugin._secrets import failure_cause
 
-    said = _cause(RuntimeError(f"connection failed for {' and '.join(forms)}"), url)
+    said = failure_cause(RuntimeError(f"connection failed for {' and '.join(forms)}"), url)
     assert not any(form in said for form in forms), said

@@ -105,6 +105,9 @@ class ReferenceHost:
         for plugin in plugins:
             self.plugin_manager.register(plugin)
         self.plugin_manager.check_pending()
+        # (tenant, plugin) pairs enabled or started in this process: the others are started
+        # before their tenant's first event here (a second process on the same data dir).
+        self._started: set[tuple[int, str]] = set()
         # Opened last: a plugin that fails validation above leaves no connection to close.
         self._db = Database(self.data_dir / "host.sqlite3")
 
@@ -299,6 +302,7 @@ class ReferenceHost:
             host=services, tenant_id=tenant_id, plugin_id=plugin_id, settings=settings
         )
         self._store_settings(tenant_id, plugin_id, text, enabled=True)
+        self._started.add((tenant_id, plugin_id))
         return reports
 
     def change_settings(self, tenant_id: int, plugin_id: str, settings: Mapping[str, Any]) -> None:
@@ -321,44 +325,72 @@ class ReferenceHost:
         """
         services = self.services(tenant_id)
         self._store_settings(tenant_id, plugin_id, None, enabled=False)
+        self._started.discard((tenant_id, plugin_id))
         self.plugin_manager.hook.ambac_plugin_disabled(
             host=services, tenant_id=tenant_id, plugin_id=plugin_id
         )
 
     def start(self) -> list[PluginStart]:
-        """Call ``ambac_plugin_enabled`` for every tenant with a plugin enabled (host start).
+        """Call ``ambac_plugin_started`` for every tenant with a plugin enabled (process start).
 
-        One tenant's failure does not stop the others: it is logged, notified to that tenant's
-        admins and reported in the returned list.
+        Every process on the data dir does this at its start; it enables nothing again (the
+        admin's enable did, with its checks). One tenant's failure does not stop the others:
+        it is logged, notified to that tenant's admins and reported in the returned list.
         """
-        installed = {manifest.id for manifest in self.list_plugins()}
-        rows = self._db.rows(
-            "SELECT tenant_id, plugin_id, settings FROM plugin_settings WHERE enabled = 1 "
-            "ORDER BY tenant_id, plugin_id"
-        )
         outcomes: list[PluginStart] = []
-        for row in rows:
-            tenant_id, plugin_id = int(row["tenant_id"]), str(row["plugin_id"])
-            if plugin_id not in installed:
-                logger.warning(
-                    "tenant %s has plugin %r enabled but it is not installed", tenant_id, plugin_id
-                )
-                continue
-            services = self.services(tenant_id)
+        for tenant_id, plugin_id, settings in self._enabled_plugins(warn=True):
             try:
-                reports = self.plugin_manager.hook.ambac_plugin_enabled(
-                    host=services, tenant_id=tenant_id, plugin_id=plugin_id,
-                    settings=json.loads(row["settings"]),
-                )
+                reports = self._start_plugin(tenant_id, plugin_id, settings)
             except Exception as exc:
                 logger.exception("plugin %r failed to start for tenant %s", plugin_id, tenant_id)
-                services.notify_admins(f"Plugin {plugin_id} could not start", str(exc), "error")
+                self.services(tenant_id).notify_admins(
+                    f"Plugin {plugin_id} could not start", str(exc), "error"
+                )
                 outcomes.append(
                     PluginStart(tenant_id, plugin_id, error=f"{type(exc).__name__}: {exc}")
                 )
             else:
                 outcomes.append(PluginStart(tenant_id, plugin_id, tuple(reports)))
         return outcomes
+
+    def _enabled_plugins(
+        self, tenant_id: int | None = None, *, warn: bool = False
+    ) -> list[tuple[int, str, dict[str, Any]]]:
+        """(tenant, plugin id, saved settings) of every installed plugin a tenant has on."""
+        installed = {manifest.id for manifest in self.list_plugins()}
+        rows = self._db.rows(
+            "SELECT tenant_id, plugin_id, settings FROM plugin_settings WHERE enabled = 1 "
+            "AND (? IS NULL OR tenant_id = ?) ORDER BY tenant_id, plugin_id",
+            (tenant_id, tenant_id),
+        )
+        found = []
+        for row in rows:
+            tenant, plugin_id = int(row["tenant_id"]), str(row["plugin_id"])
+            if plugin_id in installed:
+                found.append((tenant, plugin_id, dict(json.loads(row["settings"]))))
+            elif warn:
+                logger.warning(
+                    "tenant %s has plugin %r enabled but it is not installed", tenant, plugin_id
+                )
+        return found
+
+    def _start_plugin(
+        self, tenant_id: int, plugin_id: str, settings: dict[str, Any]
+    ) -> list[object]:
+        reports: list[object] = self.plugin_manager.hook.ambac_plugin_started(
+            host=self.services(tenant_id), tenant_id=tenant_id, plugin_id=plugin_id,
+            settings=settings,
+        )
+        self._started.add((tenant_id, plugin_id))
+        return reports
+
+    def _ensure_started(self, tenant_id: int) -> None:
+        """Start the tenant's plugins this process has not started, before its first event
+        here: a host calls ``ambac_plugin_started`` whenever a process first needs a tenant.
+        An error reaches the caller; the change that fired the event stays."""
+        for tenant, plugin_id, settings in self._enabled_plugins(tenant_id):
+            if (tenant, plugin_id) not in self._started:
+                self._start_plugin(tenant, plugin_id, settings)
 
     # Domain operations: the host's own edits, which fire events like its model signals ------
 
@@ -381,6 +413,8 @@ class ReferenceHost:
         """
         services = self.services(tenant_id)
         before, after, changed = services._update_order(order_id, changes)
+        if changed:
+            self._ensure_started(tenant_id)
         if "order_status" in changed:
             self.plugin_manager.hook.ambac_order_status_changed(
                 host=services, order=after, previous_status=before.order_status
@@ -422,6 +456,7 @@ class ReferenceHost:
                 ),
             )
         order = order_from_row(row)
+        self._ensure_started(tenant_id)
         self.plugin_manager.hook.ambac_order_shipped(host=services, order=order, shipment=shipment)
         return order
 
@@ -456,6 +491,7 @@ class ReferenceHost:
         else:
             company, changed = services._update_company(company_id, fields)
         if changed:
+            self._ensure_started(tenant_id)
             self.plugin_manager.hook.ambac_company_saved(
                 host=services, company=company, changed_fields=changed
             )

@@ -24,7 +24,7 @@ class Notification:
 
 @attrs.frozen
 class PluginStart:
-    """The outcome of calling ``ambac_plugin_enabled`` for one enabled plugin at host start."""
+    """The outcome of calling ``ambac_plugin_started`` for one enabled plugin at host start."""
 
     tenant_id: int
     plugin_id: str
