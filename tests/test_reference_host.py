@@ -612,13 +612,13 @@ def test_concurrent_company_creates_with_one_external_id_make_one_company(
 
 
 def test_contact_emails_are_unique_ignoring_case(host: ReferenceHost, services: TenantServices):
-    """Emails are found and kept unique ignoring case, against portal and staff users alike."""
+    """Emails are found and kept unique ignoring case, against portal and internal users alike."""
     ann = services.create_contact(ContactDraft(email="Ann@Example.com", first_name="Ann"))
     bob = services.create_contact(ContactDraft(email="bob@example.com"))
     host.create_user(services.tenant_id, "Boss@Example.com")
     assert services.find_contact_by_email("ann@EXAMPLE.com") == ann
     assert ann.user_type is UserType.PORTAL
-    assert services.find_contact_by_email("boss@example.com").user_type is UserType.STAFF
+    assert services.find_contact_by_email("boss@example.com").user_type is UserType.INTERNAL
     for attempt in (
         lambda: services.create_contact(ContactDraft(email="ANN@example.com")),
         lambda: services.update_contact(bob.id, {"email": "ann@example.COM"}),
