@@ -230,14 +230,14 @@ def _check_properties(client: HubSpotClient) -> CheckResult:
 
     try:
         created = ensure_hubspot_properties(client)
+        # An existing property is left as it is (HubSpot answers 409): one made by a version
+        # that used the labels as option values refuses every status the push writes.
+        stale = status_options_missing(client.get_property("deals", STATUS_PROPERTY))
     except HubSpotAuthError as exc:
         return CheckResult("properties", "failed",
                            f"cannot create the custom properties ({_answer(exc) or exc})",
                            "Give the token the crm.schemas.deals.write scope, or create the "
                            f"properties by hand as listed in {doc('outbound.md')}.")
-        # An existing property is left as it is (HubSpot answers 409): one made by a version
-        # that used the labels as option values refuses every status the push writes.
-        stale = status_options_missing(client.get_property("deals", STATUS_PROPERTY))
     except HubSpotIntegrationError as exc:
         return _api_failure("properties", exc, _REAUTH_FIX)
     if stale:

@@ -86,7 +86,7 @@ def test_leaving_the_trigger_stage_keeps_the_order_and_maps_status(world):
     deal = world.deal()
     world.sync()
     world.host.change_settings(world.tenant, "hubspot",
-                               {**world.settings, "stage_status_map": {"closedlost": "Cancelled"}})
+                               {**world.settings, "stage_status_map": {"closedlost": "CANCELLED"}})
     world.hubspot.update_object("deals", deal, {"dealstage": "contractsent"})
     world.sync()
     assert world.order_for(deal).order_status is OrderStatus.PENDING
@@ -382,7 +382,7 @@ def test_a_newly_mapped_field_that_differs_goes_to_the_conflict_strategy(world):
     order = world.order_for(deal)
     world.services.update_order(order.id, {"order_status": OrderStatus.IN_PROGRESS})
     world.host.change_settings(world.tenant, "hubspot", {
-        **world.settings, "stage_status_map": {"closedlost": "Cancelled"},
+        **world.settings, "stage_status_map": {"closedlost": "CANCELLED"},
         "conflicts": {"default": "hubspot_wins", "per_field": {"order.order_status": "manual"}}})
     world.hubspot.update_object("deals", deal, {"dealstage": "closedlost"})
     world.sync()
