@@ -7,6 +7,7 @@ run, and :class:`Preview` what creating an order from one deal would do.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -130,8 +131,6 @@ def with_status_values(synced: Mapping[str, object]) -> dict[str, object]:
     found = dict(synced)
     recorded = found.get("order_status")
     if isinstance(recorded, str):
-        try:
+        with contextlib.suppress(ValueError):  # not a status at all: compared as it is, as before
             found["order_status"] = OrderStatus.parse(recorded).value
-        except ValueError:
-            pass  # not a status at all: compared as it is, as before
     return found
