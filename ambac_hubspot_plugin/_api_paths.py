@@ -39,6 +39,7 @@ def _family(objects: str, associations: str, pipelines: str, properties: str) ->
         ),
         "pipelines.list": Route("GET", f"{pipelines}/{{objectType}}"),
         "properties.create": Route("POST", f"{properties}/{{objectType}}"),
+        "properties.get": Route("GET", f"{properties}/{{objectType}}/{{propertyName}}"),
         "property_groups.create": Route("POST", f"{properties}/{{objectType}}/groups"),
     }
 

@@ -226,10 +226,13 @@ def _check_pipelines(client: HubSpotClient, settings: Settings) -> tuple[CheckRe
 
 
 def _check_properties(client: HubSpotClient) -> CheckResult:
-    from ._deal_properties import ensure_hubspot_properties
+    from ._deal_properties import STATUS_PROPERTY, ensure_hubspot_properties, status_options_missing
 
     try:
         created = ensure_hubspot_properties(client)
+        # An existing property is left as it is (HubSpot answers 409): one made by a version
+        # that used the labels as option values refuses every status the push writes.
+        stale = status_options_missing(client.get_property("deals", STATUS_PROPERTY))
     except HubSpotAuthError as exc:
         return CheckResult("properties", "failed",
                            f"cannot create the custom properties ({_answer(exc) or exc})",
@@ -237,6 +240,16 @@ def _check_properties(client: HubSpotClient) -> CheckResult:
                            f"properties by hand as listed in {doc('outbound.md')}.")
     except HubSpotIntegrationError as exc:
         return _api_failure("properties", exc, _REAUTH_FIX)
+    if stale:
+        return CheckResult(
+            "properties", "failed",
+            f"the deal property {STATUS_PROPERTY} has no option with the value(s) {', '.join(stale)}, "
+            "so HubSpot refuses the statuses the push writes (it was made by an earlier version, "
+            "whose option values were the labels)",
+            f"In HubSpot (Settings > Properties > Deal properties), delete the property "
+            f"{STATUS_PROPERTY} (\"Order status\"), then run this check again: it creates the property "
+            "with the status values as its options and their labels shown. The outbound reconcile "
+            f"then writes the linked deals' statuses again. See {doc('troubleshooting.md')}.")
     summary = f"created {', '.join(sorted(created))}" if created else "the custom properties exist"
     return CheckResult("properties", "ok", summary)
 

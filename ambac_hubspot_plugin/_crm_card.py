@@ -49,7 +49,7 @@ def order_card(order: Order, deal_id: str) -> dict[str, Any]:
         "title": f"Order {order.order_number}",
         "properties": [
             {"label": "Order number", "dataType": "STRING", "value": order.order_number},
-            {"label": "Status", "dataType": "STATUS", "value": order.order_status.value,
+            {"label": "Status", "dataType": "STATUS", "value": order.order_status.label,
              "optionType": _STATUS_OPTION.get(order.order_status, "DEFAULT")},
             {"label": "HubSpot deal", "dataType": "STRING", "value": deal_id},
         ],

@@ -29,6 +29,7 @@ __all__ = [
     "DEAL_PROPERTIES",
     "PROPERTY_GROUP",
     "PROPERTY_GROUP_LABEL",
+    "STATUS_PROPERTY",
     "PropertyMissingError",
     "deal_property_for_field",
     "ensure_hubspot_properties",
@@ -38,6 +39,7 @@ __all__ = [
     "progress_percent",
     "record_properties",
     "shipment_properties",
+    "status_options_missing",
     "validate_status_stage_map",
 ]
 
@@ -49,11 +51,15 @@ PROPERTY_GROUP_LABEL = "Ambac Tracker"
 _PROGRESS = {OrderStatus.RFI: 0, OrderStatus.PENDING: 10, OrderStatus.IN_PROGRESS: 50,
              OrderStatus.COMPLETED: 100}
 
+STATUS_PROPERTY = "ambac_order_status"
+"""The deal property the order's status is written to: an enumeration, values as options."""
+
 DEAL_PROPERTIES: tuple[PropertySpec, ...] = (
     PropertySpec("ambac_order_number", "Order number", description="The Ambac Tracker order number."),
-    PropertySpec("ambac_order_status", "Order status", type="enumeration", field_type="select",
+    PropertySpec(STATUS_PROPERTY, "Order status", type="enumeration", field_type="select",
                  description="The order's status in Ambac Tracker.",
-                 options=tuple(PropertyOption(s.value, s.value, i) for i, s in enumerate(OrderStatus))),
+                 options=tuple(PropertyOption(label=s.label, value=s.value, display_order=i)
+                               for i, s in enumerate(OrderStatus))),
     PropertySpec("ambac_progress_percent", "Order progress (%)", type="number", field_type="number",
                  description="How far the order is, from its status."),
     PropertySpec("ambac_completion_date", "Order completion date", type="date", field_type="date",
@@ -105,6 +111,15 @@ def ensure_hubspot_properties(client: HubSpotClient) -> list[str]:
     """
     client.ensure_property_group("deals", PROPERTY_GROUP, PROPERTY_GROUP_LABEL)
     return client.ensure_properties("deals", DEAL_PROPERTIES)
+
+
+def status_options_missing(existing: PropertySpec | None) -> list[str]:
+    """The status values the portal's status property has no option for (none when the
+    property is absent: ``ensure_hubspot_properties`` creates it whole)."""
+    if existing is None:
+        return []
+    have = {option.value for option in existing.options}
+    return [status.value for status in OrderStatus if status.value not in have]
 
 
 def validate_status_stage_map(pipelines: Sequence[Pipeline],
@@ -209,7 +224,7 @@ def parse_field_value(field: str, text: str) -> object:
         return None
     try:
         if OrderStatus in args:
-            return OrderStatus(text)
+            return OrderStatus.parse(text)  # a value, or its label as people type it
         if date in args:
             return date.fromisoformat(text)
         if Decimal in args:

@@ -154,7 +154,7 @@ def _order_row(order: Any, services: Any) -> dict[str, Any]:
     company = services.get_company(order.company_id) if order.company_id else None
     customer = services.get_contact(order.customer_id) if order.customer_id else None
     return {
-        "number": order.order_number, "name": order.name, "status": order.order_status.value,
+        "number": order.order_number, "name": order.name, "status": order.order_status.label,
         "value": f"{order.value} {order.currency or ''}".strip() if order.value is not None else "",
         "order_date": order.order_date.isoformat() if order.order_date else "",
         "company": company.name if company else "", "customer": customer.email if customer else "",

@@ -576,19 +576,18 @@ class SdkHubSpotClient:
     def ensure_properties(self, object_type: str, specs: Sequence[PropertySpec]) -> list[str]:
         created: list[str] = []
         for spec in specs:
-            body = wire.property_body(spec)
             # A re-sent create of a property that the first attempt made answers 409,
             # which we read as "exists": retrying is safe.
-            data = self._call(
-                "properties.create",
-                f"{object_type}.property.create",
-                {"objectType": object_type},
-                body=body,
-                allow_status=(409,),
-            )
+            data = self._call("properties.create", f"{object_type}.property.create", {"objectType": object_type},
+                              body=wire.property_body(spec), allow_status=(409,))
             if not isinstance(data, wire.StatusAnswer):
                 created.append(spec.name)
         return created
+
+    def get_property(self, object_type: str, name: str) -> PropertySpec | None:
+        data = self._call("properties.get", f"{object_type}.property.get",
+                          {"objectType": object_type, "propertyName": name}, allow_status=(404,))
+        return None if isinstance(data, wire.StatusAnswer) else wire.property_spec(data)
 
     def close(self) -> None:
         with self._transport_lock:

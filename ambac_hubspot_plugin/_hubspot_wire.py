@@ -24,6 +24,7 @@ from ._client_records import (
     ItemError,
     Note,
     Pipeline,
+    PropertyOption,
     PropertySpec,
     Stage,
     parse_timestamp,
@@ -257,6 +258,23 @@ def pipeline(item: Mapping[str, Any]) -> Pipeline:
         label=str(item.get("label") or ""),
         stages=tuple(stages),
         archived=bool(item.get("archived", False)),
+    )
+
+
+def property_spec(item: Mapping[str, Any]) -> PropertySpec:
+    """A property's definition as read back (its options with their values and labels)."""
+    return PropertySpec(
+        name=str(item.get("name") or ""),
+        label=str(item.get("label") or ""),
+        type=str(item.get("type") or ""),
+        field_type=str(item.get("fieldType") or ""),
+        group_name=str(item.get("groupName") or ""),
+        description=str(item.get("description") or ""),
+        options=tuple(
+            PropertyOption(label=str(o.get("label") or ""), value=str(o.get("value") or ""),
+                           display_order=int(o.get("displayOrder") or 0))
+            for o in item.get("options") or () if isinstance(o, Mapping)),
+        has_unique_value=bool(item.get("hasUniqueValue", False)),
     )
 
 

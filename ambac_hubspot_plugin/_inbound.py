@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
-from ._inbound_records import Outcome, Preview, RunResult, Triggers
+from ._inbound_records import Outcome, Preview, RunResult, Triggers, with_status_values
 from ._job_kinds import FIELDS_KIND, PUSH_MAX_ATTEMPTS, RETRY_KIND, host_event_job, order_state_job
 from ._linking import Chunk, RecordLinker
 from .conflicts import Change, ConflictStrategy, Decision, FieldConflict, compare, strategy_name, to_json
@@ -382,19 +382,20 @@ class InboundSync:
         written to the audit trail, whatever the strategy decides.
         """
         changes: dict[str, object] = {}
-        synced = dict(link.synced)
+        last = with_status_values(link.synced) if object_type == "order" else dict(link.synced)
+        synced = dict(last)
         held: list[str] = []
         host_wins: list[str] = []
         for field, value in fields.items():
             host_value = getattr(current, field)
-            change = compare(value, host_value, link.synced, field)
+            change = compare(value, host_value, last, field)
             if change is Change.HUBSPOT:
                 changes[field] = value
             elif change is Change.CONFLICT:
                 strategy = self.conflicts(object_type, field)
                 conflict = FieldConflict(
                     tenant_id=self.tenant_id, object_type=object_type, record=record, field=field,
-                    hubspot_value=value, host_value=host_value, last_synced=link.synced.get(field),
+                    hubspot_value=value, host_value=host_value, last_synced=last.get(field),
                     hubspot_changed_at=hubspot_changed_at, host_changed_at=host_changed_at)
                 decision = strategy.decide(conflict)
                 if not dry_run:
@@ -450,7 +451,7 @@ class InboundSync:
             current = self.host.get_contact(link.host_id)
             if current is not None and current.user_type is not UserType.PORTAL:
                 return Outcome(record.id, "skipped",
-                               f"contact {link.host_id} is a staff user; HubSpot does not edit it", current.id)
+                               f"contact {link.host_id} is an internal user; HubSpot does not edit it", current.id)
             fields = dict(self.mapping.contact_fields(record))  # type: ignore[arg-type]  # a Contact
         if current is None:
             return Outcome(record.id, "skipped", f"linked {host_type} {link.host_id} no longer exists in the host")

@@ -7,6 +7,7 @@ run, and :class:`Preview` what creating an order from one deal would do.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from .client import Deal, Pipeline
     from .host import Order
 
-__all__ = ["Outcome", "Preview", "RunResult", "Triggers"]
+__all__ = ["Outcome", "Preview", "RunResult", "Triggers", "with_status_values"]
 
 
 @attrs.frozen
@@ -122,3 +123,14 @@ class Preview:
     existing_order: Order | None
     company: str
     contacts: tuple[str, ...]
+
+
+def with_status_values(synced: Mapping[str, object]) -> dict[str, object]:
+    """A link's last synced values with ``order_status`` as the host's value: a version that
+    kept the labels recorded ``In progress`` for ``IN_PROGRESS``, which must compare equal."""
+    found = dict(synced)
+    recorded = found.get("order_status")
+    if isinstance(recorded, str):
+        with contextlib.suppress(ValueError):  # not a status at all: compared as it is, as before
+            found["order_status"] = OrderStatus.parse(recorded).value
+    return found

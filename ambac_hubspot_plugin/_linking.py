@@ -183,11 +183,11 @@ class RecordLinker:
                 continue
             contact = self.host.find_contact_by_email(email)
             if contact is not None and contact.user_type is not UserType.PORTAL:
-                # A staff login (a sales rep on the deal): never the customer, never rewritten.
+                # An INTERNAL user (a sales rep on the deal): never the customer, never rewritten.
                 self._contact_ids[hubspot_id] = None
                 if not dry_run:
                     self.store.log(self.tenant_id, LogLevel.WARNING, "inbound.contact",
-                                   f"contact {hubspot_id} ({email}) is a staff user of this tenant; it is not "
+                                   f"contact {hubspot_id} ({email}) is an internal user of this tenant; it is not "
                                    "linked or used as the order's customer", record=f"contact:{hubspot_id}")
                 continue
             if dry_run:

@@ -51,6 +51,7 @@ from ._deal_properties import (
 from ._echo import normal_form, singular_type
 from ._job_kinds import FIELDS_KIND, JOB_KINDS
 from .errors import ConfigError, HubSpotApiError, HubSpotError
+from .host import OrderStatus
 from .store import LeaseLostError, LogLevel
 
 if TYPE_CHECKING:
@@ -228,9 +229,10 @@ class OutboundPush:
 
     def _note(self, deal_id: str, order: Order, item: _OrderWork) -> str | None:
         # Coalesced status changes make one note: from the first previous status to now.
-        previous = str(item.status_jobs[0].payload.get("previous_status") or "")
+        # The note is for people: labels. A job recorded by an older version carries a label.
+        previous = _status_label(item.status_jobs[0].payload.get("previous_status"))
         body = (f"Ambac Tracker: order {order.order_number} status changed "
-                f"from {previous or 'unknown'} to {order.order_status.value}.")
+                f"from {previous or 'unknown'} to {order.order_status.label}.")
         try:
             self.client.create_note_on_deal(deal_id, body, self.clock())
         except HubSpotError as exc:
@@ -370,3 +372,13 @@ def handle_outbound_job(job: Job, *, store: JobQueue, worker_id: str,
     error = outcomes.get(job.id)
     if error is not None:
         raise OutboundPushError(error)
+
+
+def _status_label(value: object) -> str:
+    """The label of a recorded status value (or of an older version's label); other text as is."""
+    if not value:
+        return ""
+    try:
+        return OrderStatus.parse(value).label
+    except ValueError:
+        return str(value)

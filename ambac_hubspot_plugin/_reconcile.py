@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from ._job_kinds import JOB_KINDS, PUSH_MAX_ATTEMPTS, host_event_job, order_state_job
+from .host import OrderStatus
 
 if TYPE_CHECKING:
     from ._outbound import OutboundPush
@@ -101,6 +102,8 @@ def _orders_with_jobs(store: SqlStateStore, tenant_id: int) -> tuple[set[int], s
 def _queue_push(store: SqlStateStore, tenant_id: int, order: Order, pushed_status: str | None,
                 synced_status: object, *, parked: bool) -> None:
     status = order.order_status.value
+    # What an older version recorded is a label ("In progress"): the same status as its value.
+    pushed_status, synced_status = _status_value(pushed_status), _status_value(synced_status)
     # A status the sync took from HubSpot is no host change: its deal gets the property, and
     # neither a note nor a stage move. An order with a dead push gets its state alone too:
     # replaying that dead letter may still write its note, and a second one would repeat it.
@@ -111,3 +114,12 @@ def _queue_push(store: SqlStateStore, tenant_id: int, order: Order, pushed_statu
         kind, payload, dedupe = order_state_job(order.id)
     store.enqueue(tenant_id, kind, payload, dedupe_key=dedupe, max_attempts=PUSH_MAX_ATTEMPTS)
 
+
+def _status_value(recorded: object) -> str | None:
+    """A recorded status as the host's value (a label recorded before becomes its value)."""
+    if recorded is None:
+        return None
+    try:
+        return OrderStatus.parse(recorded).value
+    except ValueError:
+        return str(recorded)

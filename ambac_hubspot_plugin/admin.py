@@ -130,7 +130,7 @@ def order_changes(raw: Mapping[str, Any]) -> dict[str, object]:
             elif name == "value":
                 changes[name] = Decimal(str(value))
             elif name == "order_status":
-                changes[name] = OrderStatus(value)
+                changes[name] = OrderStatus.parse(value)  # a value, or a label as people type it
             elif name in _INT_FIELDS:
                 if isinstance(value, bool) or not isinstance(value, int):
                     raise ValueError("must be an integer id")
@@ -140,7 +140,7 @@ def order_changes(raw: Mapping[str, Any]) -> dict[str, object]:
             else:
                 raise ValueError("must be a string")
         except (ValueError, InvalidOperation) as exc:
-            allowed = {"order_status": f"one of {[s.value for s in OrderStatus]}",
+            allowed = {"order_status": f"one of {OrderStatus.allowed()}",
                        "value": "a decimal number such as \"1250.50\""}.get(
                 name, "a date YYYY-MM-DD" if name in _DATE_FIELDS else str(exc))
             problems.append((where, f"{value!r} is not valid: must be {allowed}"))

@@ -166,6 +166,9 @@ class HubSpotClient(Protocol):
     def ensure_properties(self, object_type: str, specs: Sequence[PropertySpec]) -> list[str]:
         """Create the properties that do not exist yet; return the names created."""
 
+    def get_property(self, object_type: str, name: str) -> PropertySpec | None:
+        """Read one property's definition (its options, for an enumeration), or None if absent."""
+
     def close(self) -> None:
         """Release connections."""
 

@@ -473,7 +473,8 @@ class ConfigurableMapping(DefaultMapping):
         status = fields.get("order_status")
         if status is not None and not isinstance(status, OrderStatus):
             try:
-                fields["order_status"] = OrderStatus(str(status))  # type: ignore[index]  # fields is the dict built above
+                # A value, or (deprecated) a label as mapping settings named statuses before.
+                fields["order_status"] = OrderStatus.parse(str(status))  # type: ignore[index]  # fields is the dict built above
             except ValueError as exc:
                 raise MappingError("order_status", status,
-                                   f"is not a host status; use one of {[s.value for s in OrderStatus]}") from exc
+                                   f"is not a host status; use one of {OrderStatus.allowed()}") from exc

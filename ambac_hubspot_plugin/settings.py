@@ -116,7 +116,17 @@ def _make_converter() -> cattrs.Converter:
                            "paths, which HubSpot switches off from 2027)")
         return typing.cast(str, value)
 
+    def structure_status(value: object, _type: type) -> OrderStatus:
+        # The values (``IN_PROGRESS``); labels (``In progress``, any case) are the deprecated
+        # form settings had before, normalised to the value.
+        try:
+            return OrderStatus.parse(value)
+        except ValueError:
+            shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+            raise _Invalid(f"{shown} is not an order status; use one of {OrderStatus.allowed()}") from None
+
     conv.register_structure_hook_func(lambda tp: tp == ApiVersion, structure_api_version)
+    conv.register_structure_hook(OrderStatus, structure_status)
     conv.register_structure_hook(bool, structure_bool)
     conv.register_structure_hook(int, structure_int)
     conv.register_structure_hook_factory(is_list, list_hook)
@@ -251,11 +261,11 @@ def _format_exception(exc: BaseException, type_: type | None) -> str:
         return f"unknown field(s) {sorted(exc.extra_fields)}; remove them (check the spelling)"
     if isinstance(exc, KeyError):
         return "required field missing"
+    if isinstance(exc, _Invalid):
+        return str(exc)
     if isinstance(exc, ValueError) and type_ is not None and hasattr(type_, "__members__"):
         choices = ", ".join(repr(m.value) for m in type_)  # type: ignore[attr-defined]  # an Enum
         return f"must be one of {choices}"
-    if isinstance(exc, _Invalid):
-        return str(exc)
     if typing.get_origin(type_) is Literal:
         return f"must be one of {', '.join(repr(a) for a in typing.get_args(type_))}"
     name = getattr(type_, "__name__", None) or str(type_)

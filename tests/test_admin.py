@@ -420,7 +420,7 @@ BASE = {"portal_id": "123", "credentials": {"kind": "private_app", "access_token
     ({"surprise": 1}, "settings", "unknown field"),
     ({"account_tier": "platinum"}, "account_tier", "'enterprise'"),
     ({"directions": {"orders": "sideways"}}, "directions.orders", "'both'"),
-    ({"stage_status_map": {"closedwon": "Shipped"}}, "stage_status_map.closedwon", "'In progress'"),
+    ({"stage_status_map": {"closedwon": "Shipped"}}, "stage_status_map.closedwon", "'IN_PROGRESS'"),
     ({"api_base_url": "ftp://x"}, "api_base_url", "HubSpot's API"),
     ({"public_base_url": "https://t.example.com/"}, "public_base_url", "end with '/'"),
     ({"portal_timezone": "Mars/Olympus"}, "portal_timezone", "IANA"),

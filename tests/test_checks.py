@@ -110,7 +110,7 @@ def test_no_trigger_stage_at_all_fails_the_pipelines_check(hubspot):
 
 def test_unknown_status_stage_target_fails_the_pipelines_check(hubspot):
     """status_stage_map pointing at a stage the pipeline lacks is a failure naming it."""
-    pipelines = check(hubspot, status_stage_map={"default": {"Completed": "shipped"}}).get("pipelines")
+    pipelines = check(hubspot, status_stage_map={"default": {"COMPLETED": "shipped"}}).get("pipelines")
     assert pipelines.status == "failed" and "shipped" in pipelines.summary
 
 
@@ -203,3 +203,35 @@ def test_admin_test_connection_saves_the_report_for_the_status_view(world):  # n
     status = world.admin.status(world.viewer)
     assert status["connection"]["state"] == "failed"
     assert status["connection"]["last_check"]["checks"][0]["status"] == "failed"
+
+
+def test_the_status_property_offers_each_status_value_with_its_label(hubspot):
+    """The plugin's status deal property is an enumeration: value = what the host stores,
+    label = what people see; that is what the portal gets."""
+    from ambac_hubspot_plugin._deal_properties import DEAL_PROPERTIES
+
+    (spec,) = [p for p in DEAL_PROPERTIES if p.name == "ambac_order_status"]
+    assert spec.type == "enumeration"
+    expected = [("RFI", "RFI"), ("PENDING", "Pending"), ("IN_PROGRESS", "In progress"),
+                ("COMPLETED", "Completed"), ("ON_HOLD", "On hold"), ("CANCELLED", "Cancelled")]
+    assert [(o.value, o.label) for o in spec.options] == expected
+    with Sandbox(rate_limits=RateLimits.unlimited()) as fresh:
+        assert check(fresh).get("properties").status == "ok"
+        options = fresh.portal.get_property("deals", "ambac_order_status")["options"]
+    assert [(o["value"], o["label"]) for o in options] == expected
+
+
+def test_a_status_property_with_label_values_fails_the_properties_check_naming_the_fix():
+    """A portal whose status property an earlier version made (the labels as option values)
+    refuses the values the push writes: the check fails, names the values it lacks and the fix."""
+    with Sandbox(rate_limits=RateLimits.unlimited()) as old:
+        old.add_property("deals", "ambac_order_status", label="Order status", type_="enumeration",
+                         field_type="select", options=[
+                             {"label": label, "value": label, "displayOrder": i} for i, label in
+                             enumerate(("RFI", "Pending", "In progress", "Completed", "On hold", "Cancelled"))])
+        result = check(old).get("properties")
+    assert result.status == "failed"
+    assert "ambac_order_status" in result.summary
+    assert "PENDING, IN_PROGRESS, COMPLETED, ON_HOLD, CANCELLED" in result.summary
+    assert "RFI," not in result.summary, "RFI's value is its label: that option is right"
+    assert "delete the property ambac_order_status" in result.fix and "troubleshooting.md" in result.fix

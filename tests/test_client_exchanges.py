@@ -26,6 +26,7 @@ from ambac_hubspot_plugin.client import (
     ClientSettings,
     HubSpotClient,
     OAuthApp,
+    PropertyOption,
     PropertySpec,
     build_client,
 )
@@ -161,6 +162,14 @@ def run_full_flow(hs: Any, client: HubSpotClient, deal_properties: list[str]) ->
     )
     assert client.ensure_properties("deals", [unique]) == ["ambac_flow_key"]
     assert client.ensure_properties("deals", [unique]) == []
+    choice = PropertySpec("ambac_flow_status", "Flow status", type="enumeration", field_type="select",
+                          group_name="ambac_flow",
+                          options=[PropertyOption(label="In progress", value="IN_PROGRESS", display_order=0)])
+    assert client.ensure_properties("deals", [choice]) == ["ambac_flow_status"]
+    read_back = client.get_property("deals", "ambac_flow_status")
+    assert read_back is not None and (read_back.name, read_back.type) == ("ambac_flow_status", "enumeration")
+    assert [(o.value, o.label) for o in read_back.options] == [("IN_PROGRESS", "In progress")]
+    assert client.get_property("deals", "ambac_no_such_property") is None
 
     made = client.create_object(
         "deals",

@@ -165,7 +165,7 @@ def test_an_ambac_decision_hubspot_cannot_carry_is_not_undone_by_the_next_sync(t
         tenant = host.create_tenant("Acme")
         host.enable_plugin(tenant, "hubspot", plugin_settings(
             hs, conflicts={"default": "manual"},
-            stage_status_map={"closedwon": "Pending", "closedlost": "Cancelled"}))
+            stage_status_map={"closedwon": "PENDING", "closedlost": "CANCELLED"}))
         runtime = host.plugin_manager.get_plugin(plugin_module.RUNTIME_NAME).runtime
         services = host.services(tenant)
         deal = hs.add_object("deals", {"dealname": "D", "pipeline": "default", "dealstage": "closedwon",

@@ -250,7 +250,7 @@ def test_killed_outbound_push_resumes_within_seconds(world: PluginWorld, tmp_pat
 
     def pushed() -> bool:
         return not _unfinished(world, OUTBOUND_KINDS) and all(
-            world.hubspot.get_object("deals", d)["ambac_order_status"] == "In progress"
+            world.hubspot.get_object("deals", d)["ambac_order_status"] == "IN_PROGRESS"
             for d in deals)
 
     _resume(world, pushed)

@@ -86,7 +86,7 @@ def test_leaving_the_trigger_stage_keeps_the_order_and_maps_status(world):
     deal = world.deal()
     world.sync()
     world.host.change_settings(world.tenant, "hubspot",
-                               {**world.settings, "stage_status_map": {"closedlost": "Cancelled"}})
+                               {**world.settings, "stage_status_map": {"closedlost": "CANCELLED"}})
     world.hubspot.update_object("deals", deal, {"dealstage": "contractsent"})
     world.sync()
     assert world.order_for(deal).order_status is OrderStatus.PENDING
@@ -326,8 +326,8 @@ def test_company_conflict_held_by_manual_is_resolved_on_both_sides(world, choice
     assert world.runtime.list_conflicts(world.tenant) == []
 
 
-def test_a_staff_user_on_the_deal_is_never_the_customer_nor_edited_by_hubspot(world):
-    """A contact whose email is a staff login is not linked, not the customer, never rewritten."""
+def test_an_internal_user_on_the_deal_is_never_the_customer_nor_edited_by_hubspot(world):
+    """A contact whose email is an internal user is not linked, not the customer, never rewritten."""
     staff = world.host.create_user(world.tenant, "rep@acme-machining.example", first_name="Rita")
     contact = world.contact(email="REP@acme-machining.example", firstname="Someone else")
     deal = world.deal(contacts=[contact])
@@ -338,7 +338,7 @@ def test_a_staff_user_on_the_deal_is_never_the_customer_nor_edited_by_hubspot(wo
     world.runtime.inbound(world.tenant).update_linked("contacts", [contact])
     assert world.host.get_user(staff.id).email == "rep@acme-machining.example"
     (entry,) = world.store.read_log(world.tenant, record=f"contact:{contact}").entries
-    assert "staff user" in entry.message
+    assert "internal user" in entry.message
 
 
 def test_an_older_version_of_a_deal_never_overwrites_a_newer_one(world):
@@ -382,7 +382,7 @@ def test_a_newly_mapped_field_that_differs_goes_to_the_conflict_strategy(world):
     order = world.order_for(deal)
     world.services.update_order(order.id, {"order_status": OrderStatus.IN_PROGRESS})
     world.host.change_settings(world.tenant, "hubspot", {
-        **world.settings, "stage_status_map": {"closedlost": "Cancelled"},
+        **world.settings, "stage_status_map": {"closedlost": "CANCELLED"},
         "conflicts": {"default": "hubspot_wins", "per_field": {"order.order_status": "manual"}}})
     world.hubspot.update_object("deals", deal, {"dealstage": "closedlost"})
     world.sync()

@@ -146,7 +146,7 @@ def test_configurable_overrides_fields_with_transforms():
             "order_number": {"property": "po_number", "transforms": ["strip"]},
             "estimated_completion": {"property": "due", "transforms": ["date"]},
             "order_status": {"property": "dealstage",
-                             "transforms": [{"enum": {"won": "In progress"}, "default": "Pending"}]},
+                             "transforms": [{"enum": {"won": "IN_PROGRESS"}, "default": "PENDING"}]},
             "customer_note": {"constant": "Imported from HubSpot"},
             "value": {"property": "net", "transforms": ["decimal"]},
         },

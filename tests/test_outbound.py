@@ -82,7 +82,7 @@ def test_status_shipment_and_link_reach_the_deal(world):
     world.runtime.drain()
     props = world.deal_props(deal)
     assert {k: props[k] for k in props if k.startswith("ambac_")} == {
-        "ambac_order_number": order.order_number, "ambac_order_status": "In progress",
+        "ambac_order_number": order.order_number, "ambac_order_status": "IN_PROGRESS",
         "ambac_progress_percent": "50", "ambac_completion_date": "2026-12-24",
         "ambac_carrier": "UPS", "ambac_tracking_number": "1Z999",
         "ambac_tracking_url": "https://ups.example/1Z999", "ambac_ship_date": "2026-12-01",
@@ -93,7 +93,7 @@ def test_status_shipment_and_link_reach_the_deal(world):
 def test_a_new_order_reaches_its_deal_without_a_host_edit(world):
     """A sync that creates an order queues its push: number, status, progress and link land on
     the deal with no host event, and without a status-change note."""
-    world.configure(stage_status_map={"closedwon": "In progress"})
+    world.configure(stage_status_map={"closedwon": "IN_PROGRESS"})
     deal = world.deal(dealname="Fresh deal")
     assert world.sync().created == 1
     order = world.order_for(deal)
@@ -101,7 +101,7 @@ def test_a_new_order_reaches_its_deal_without_a_host_edit(world):
     props = world.deal_props(deal)
     assert {k: props.get(k) for k in ("ambac_order_number", "ambac_order_status",
                                       "ambac_progress_percent", "ambac_order_link")} == {
-        "ambac_order_number": order.order_number, "ambac_order_status": "In progress",
+        "ambac_order_number": order.order_number, "ambac_order_status": "IN_PROGRESS",
         "ambac_progress_percent": "50",
         "ambac_order_link": f"https://tracker.example.com/orders/{order.id}"}
     assert world.calls("/crm/objects/2026-09/notes") == 0
@@ -118,7 +118,7 @@ def test_many_changes_to_one_order_become_one_update_with_the_latest_state(world
         world.host.edit_order(world.tenant, order.id, current_milestone=f"step {i}")
     world.runtime.drain()
     assert world.calls(BATCH_UPDATE) == 1
-    assert world.deal_props(deal)["ambac_order_status"] == "Completed"
+    assert world.deal_props(deal)["ambac_order_status"] == "COMPLETED"
     assert world.calls("/crm/objects/2026-09/notes") == 1, "coalesced status changes make one note"
 
 
@@ -131,12 +131,12 @@ def test_pushes_for_many_deals_go_out_in_batches_of_at_most_100(world):
         world.host.set_order_status(world.tenant, order.id, OrderStatus.COMPLETED)
     world.runtime.drain()
     assert world.calls(BATCH_UPDATE) == math.ceil(250 / 100)
-    assert {world.deal_props(d)["ambac_order_status"] for d, _o in pairs} == {"Completed"}
+    assert {world.deal_props(d)["ambac_order_status"] for d, _o in pairs} == {"COMPLETED"}
 
 
 def test_deal_stage_moves_by_the_status_stage_map(world):
     """A status with a stage in the map moves the deal; a status without one leaves it alone."""
-    world.configure(status_stage_map={"default": {"Cancelled": "closedlost"}})
+    world.configure(status_stage_map={"default": {"CANCELLED": "closedlost"}})
     ((deal, order),) = world.linked_orders(1)
     world.host.set_order_status(world.tenant, order.id, OrderStatus.IN_PROGRESS)
     world.runtime.drain()
@@ -148,7 +148,7 @@ def test_deal_stage_moves_by_the_status_stage_map(world):
 
 def test_unknown_stage_in_the_status_stage_map_fails_with_the_valid_choices(world):
     """A stage id the pipelines API does not list fails the push with a message naming the choices."""
-    world.configure(status_stage_map={"default": {"Completed": "nope"}})
+    world.configure(status_stage_map={"default": {"COMPLETED": "nope"}})
     ((deal, order),) = world.linked_orders(1)
     world.host.set_order_status(world.tenant, order.id, OrderStatus.COMPLETED)
     world.runtime.drain()
@@ -157,7 +157,7 @@ def test_unknown_stage_in_the_status_stage_map_fails_with_the_valid_choices(worl
     (row,) = world.store.engine.connect().execute(sa.select(jobs_table.c.last_error).where(
         jobs_table.c.kind == "host.order.status_changed")).all()
     assert "nope" in row[0] and "closedwon" in row[0]
-    assert world.deal_props(deal)["ambac_order_status"] == "Pending", "the new order's state, not the change"
+    assert world.deal_props(deal)["ambac_order_status"] == "PENDING", "the new order's state, not the change"
 
 
 def test_orders_are_not_pushed_when_the_direction_is_hubspot_to_ambac(world):
@@ -221,15 +221,15 @@ def test_an_hour_of_503s_holds_every_push_and_drains_them_in_order_afterwards(wo
     assert world.store.dead_letters(world.tenant) == []
     depths = world.store.depths(world.tenant)
     assert depths and all(state is JobState.PENDING for state, _kind in depths)
-    assert world.deal_props(deal_a)["ambac_order_status"] == "Pending", "still the new order's state"
+    assert world.deal_props(deal_a)["ambac_order_status"] == "PENDING", "still the new order's state"
     world.hubspot.faults.clear()
     world.hubspot.clear_requests()
     world.make_due()
     world.runtime.drain()
     assert world.store.depths(world.tenant) == {}
-    assert world.deal_props(deal_a)["ambac_order_status"] == "Completed"
+    assert world.deal_props(deal_a)["ambac_order_status"] == "COMPLETED"
     props_b = world.deal_props(deal_b)
-    assert (props_b["ambac_order_status"], props_b["ambac_carrier"]) == ("On hold", "UPS")
+    assert (props_b["ambac_order_status"], props_b["ambac_carrier"]) == ("ON_HOLD", "UPS")
     assert world.calls(BATCH_UPDATE) == 1, "the backlog went out as one batch"
     notes = [r for r in world.hubspot.requests if r.path == "/crm/objects/2026-09/notes"]
     assert len(notes) == 2
@@ -252,7 +252,7 @@ def test_a_refused_push_is_dead_lettered_after_its_attempts_and_replays(world):
     world.hubspot.restore_object("deals", deal)
     assert world.store.replay(dead.id) == dead.id
     world.runtime.drain()
-    assert world.deal_props(deal)["ambac_order_status"] == "Completed"
+    assert world.deal_props(deal)["ambac_order_status"] == "COMPLETED"
     assert world.store.dead_letters(world.tenant) == []
 
 
@@ -267,4 +267,4 @@ def test_a_missing_property_names_it_and_says_to_run_setup(world):
     assert ensure_hubspot_properties(world.runtime.tenant(world.tenant).client) == ["ambac_order_link"]
     world.make_due()
     world.runtime.drain()
-    assert world.deal_props(deal)["ambac_order_status"] == "Completed"
+    assert world.deal_props(deal)["ambac_order_status"] == "COMPLETED"

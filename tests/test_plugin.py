@@ -249,7 +249,7 @@ def test_drain_runs_registered_handlers(ref_host):
     ref_host.set_order_status(tenant, order.id, OrderStatus.IN_PROGRESS)
     assert _runtime(ref_host).drain() == 1
     assert seen == [{"record_type": "order", "record_id": order.id, "event": "status_changed",
-                     "previous_status": "Pending"}]
+                     "previous_status": "PENDING"}]
 
 
 class _Strategies:

@@ -6,9 +6,11 @@ registered through ``plugins=`` that records each hook call with its keyword arg
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -229,6 +231,28 @@ def test_rows_survive_reopening_the_data_dir(tmp_path: Path, clock: Clock):
     with ReferenceHost(tmp_path / "host", load_entrypoints=False, clock=clock) as second:
         assert second.services(tenant).find_order_by_external_id("deal-1") == created
         assert (tmp_path / "host" / "host.sqlite3").is_file()
+
+
+def test_an_old_database_with_status_labels_and_staff_users_opens_with_the_values(tmp_path: Path, clock: Clock):
+    """An earlier version stored status labels ("In progress") and ``STAFF`` users: opening the
+    file turns them into the host's values, so every order and user reads back."""
+
+    with ReferenceHost(tmp_path / "host", load_entrypoints=False, clock=clock) as first:
+        tenant = first.create_tenant("Acme")
+        services = first.services(tenant)
+        orders = [services.create_order(OrderDraft(name=f"Order {s.name}", order_status=s)) for s in OrderStatus]
+        user = first.create_user(tenant, "boss@example.com")
+    with contextlib.closing(sqlite3.connect(tmp_path / "host" / "host.sqlite3")) as conn, conn:
+        for status in OrderStatus:  # what the earlier version wrote
+            conn.execute("UPDATE orders SET order_status = ? WHERE order_status = ?", (status.label, status.value))
+        conn.execute("UPDATE users SET user_type = 'STAFF' WHERE id = ?", (user.id,))
+    with ReferenceHost(tmp_path / "host", load_entrypoints=False, clock=clock) as second:
+        services = second.services(tenant)
+        assert [services.get_order(o.id).order_status for o in orders] == list(OrderStatus)
+        assert services.find_contact_by_email("boss@example.com").user_type is UserType.INTERNAL
+    with contextlib.closing(sqlite3.connect(tmp_path / "host" / "host.sqlite3")) as conn:
+        stored = {row[0] for row in conn.execute("SELECT order_status FROM orders")}
+    assert stored == {s.value for s in OrderStatus}
 
 
 # --- field limits ------------------------------------------------------------------------------
@@ -616,13 +640,13 @@ def test_concurrent_company_creates_with_one_external_id_make_one_company(
 
 
 def test_contact_emails_are_unique_ignoring_case(host: ReferenceHost, services: TenantServices):
-    """Emails are found and kept unique ignoring case, against portal and staff users alike."""
+    """Emails are found and kept unique ignoring case, against portal and internal users alike."""
     ann = services.create_contact(ContactDraft(email="Ann@Example.com", first_name="Ann"))
     bob = services.create_contact(ContactDraft(email="bob@example.com"))
     host.create_user(services.tenant_id, "Boss@Example.com")
     assert services.find_contact_by_email("ann@EXAMPLE.com") == ann
     assert ann.user_type is UserType.PORTAL
-    assert services.find_contact_by_email("boss@example.com").user_type is UserType.STAFF
+    assert services.find_contact_by_email("boss@example.com").user_type is UserType.INTERNAL
     for attempt in (
         lambda: services.create_contact(ContactDraft(email="ANN@example.com")),
         lambda: services.update_contact(bob.id, {"email": "ann@example.COM"}),
@@ -656,7 +680,7 @@ def test_set_order_status_fires_status_changed_only(
     """A status change fires ambac_order_status_changed with the new order and previous status."""
     order = services.create_order(OrderDraft(name="Bracket"))
     changed = host.set_order_status(services.tenant_id, order.id, OrderStatus.IN_PROGRESS)
-    host.set_order_status(services.tenant_id, order.id, "In progress")  # unchanged: no event
+    host.set_order_status(services.tenant_id, order.id, "IN_PROGRESS")  # unchanged: no event
     assert recorder.hooks_called() == ["ambac_order_status_changed"]
     kwargs = recorder.calls[0][1]
     assert kwargs["order"] == changed
@@ -675,7 +699,7 @@ def test_edit_order_fires_order_updated_with_the_changed_fields(
         services.tenant_id, order.id, name="Bracket v2", value=Decimal("1.1"), customer_note="x"
     )
     host.edit_order(services.tenant_id, order.id, name="Bracket v2")  # no change, no event
-    both = host.edit_order(services.tenant_id, order.id, order_status="On hold", archived=True)
+    both = host.edit_order(services.tenant_id, order.id, order_status="ON_HOLD", archived=True)
     assert recorder.hooks_called() == [
         "ambac_order_updated",
         "ambac_order_status_changed",

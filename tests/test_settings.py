@@ -169,3 +169,35 @@ def test_local_sandbox_is_refused_in_a_process_whose_operator_did_not_allow_it(t
         monkeypatch.setenv(ALLOW_LOCAL_SANDBOX_ENV, "1")
         assert all(r is None or r.ok for r in host.enable_plugin(tenant, "hubspot", plugin_settings(hubspot)))
         host.plugin_manager.get_plugin("hubspot.runtime").runtime.close()
+
+
+def test_statuses_in_settings_are_the_host_values_and_old_labels_become_them():
+    """stage_status_map values and status_stage_map keys take the host's values; the labels
+    earlier versions used (any case) are normalised to the values, and read back as values."""
+    from ambac_hubspot_plugin.host import OrderStatus
+
+    settings = parse_settings({**BASE,
+                               "stage_status_map": {"a": "IN_PROGRESS", "b": "In progress", "c": "on hold"},
+                               "status_stage_map": {"default": {"Cancelled": "closedlost",
+                                                                "COMPLETED": "closedwon"}}})
+    assert settings.stage_status_map == {"a": OrderStatus.IN_PROGRESS, "b": OrderStatus.IN_PROGRESS,
+                                         "c": OrderStatus.ON_HOLD}
+    assert settings.status_stage_map == {"default": {OrderStatus.CANCELLED: "closedlost",
+                                                     OrderStatus.COMPLETED: "closedwon"}}
+    data = unstructure_settings(settings)
+    assert data["stage_status_map"] == {"a": "IN_PROGRESS", "b": "IN_PROGRESS", "c": "ON_HOLD"}
+    assert data["status_stage_map"] == {"default": {"CANCELLED": "closedlost", "COMPLETED": "closedwon"}}
+
+
+def test_an_unknown_status_in_settings_is_refused_naming_the_field_and_the_values():
+    """A status that is neither a value nor a label is one problem per field, naming the
+    value and every allowed value."""
+    problems = problems_of(stage_status_map={"closedwon": "Shipped"},
+                           status_stage_map={"default": {"Done": "closedwon"}})
+    assert set(problems) == {"stage_status_map.closedwon", "status_stage_map.default.Done"}
+    for message in problems.values():
+        assert "is not an order status" in message
+        assert all(repr(v) in message for v in ("RFI", "PENDING", "IN_PROGRESS", "COMPLETED",
+                                                 "ON_HOLD", "CANCELLED"))
+    assert "'Shipped'" in problems["stage_status_map.closedwon"]
+    assert "'Done'" in problems["status_stage_map.default.Done"]

@@ -125,7 +125,7 @@ def test_status_changes_during_a_store_outage_reach_hubspot_once_it_is_back(worl
 
     world.outage.restore()
     world.runtime.tick()
-    assert {world.status_of(deal) for deal, _o in pairs} == {"Completed"}
+    assert {world.status_of(deal) for deal, _o in pairs} == {"COMPLETED"}
     assert world.calls(BATCH_UPDATE) == 1
     assert world.calls(NOTES) == 10
     bodies = [world.hubspot.get_object("notes", n)["hs_note_body"] for n in world.hubspot.portal.objects["notes"]]
@@ -144,11 +144,11 @@ def test_a_change_no_hook_reported_is_pushed_by_the_periodic_reconciliation(worl
     world.runtime.tick()
     world.services.update_order(order.id, {"order_status": OrderStatus.ON_HOLD})  # fires no hook
     world.runtime.tick()
-    assert world.status_of(deal) == "Pending", "the interval has not passed yet"
+    assert world.status_of(deal) == "PENDING", "the interval has not passed yet"
     past = datetime.now(UTC) - timedelta(seconds=world.runtime.settings_for(world.tenant).sync_interval_seconds + 1)
     world.store.set_checkpoint(world.tenant, str(world.hubspot.portal_id), CHECKPOINT, past.isoformat())
     world.runtime.tick()
-    assert world.status_of(deal) == "On hold"
+    assert world.status_of(deal) == "ON_HOLD"
     assert world.calls(NOTES) == 1
     assert world.runtime.reconcile_outbound(world.tenant) == 0
 
@@ -180,7 +180,7 @@ def test_an_old_dead_letter_does_not_keep_a_lost_change_from_hubspot(world):
     world.hubspot.clear_requests()
     assert world.runtime.reconcile_outbound(world.tenant) == 1
     world.runtime.drain()
-    assert world.status_of(deal) == "Completed"
+    assert world.status_of(deal) == "COMPLETED"
     assert world.calls(NOTES) == 0
     assert len(world.store.dead_letters(world.tenant)) == 1, "the dead letter waits for its replay"
 
@@ -189,17 +189,17 @@ def test_a_status_the_sync_took_from_the_deal_reaches_its_property_without_a_not
     """An order status changed by the sync (the deal moved stage) is no host change: the
     reconciliation writes it to the deal's order status property, with neither note nor
     stage move."""
-    world.configure(stage_status_map={"closedwon": "Completed", "contractsent": "In progress"})
+    world.configure(stage_status_map={"closedwon": "COMPLETED", "contractsent": "IN_PROGRESS"})
     ((deal, order),) = world.linked_orders(1)
     world.runtime.tick()
-    assert world.status_of(deal) == "Completed"
+    assert world.status_of(deal) == "COMPLETED"
     world.hubspot.update_object("deals", deal, {"dealstage": "contractsent"})
     world.sync()
     assert world.services.get_order(order.id).order_status is OrderStatus.IN_PROGRESS
     world.hubspot.clear_requests()
     assert world.runtime.reconcile_outbound(world.tenant) == 1
     world.runtime.drain()
-    assert world.status_of(deal) == "In progress"
+    assert world.status_of(deal) == "IN_PROGRESS"
     assert world.hubspot.get_object("deals", deal)["dealstage"] == "contractsent"
     assert (world.calls(BATCH_UPDATE), world.calls(NOTES)) == (1, 0)
 

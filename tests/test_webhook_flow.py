@@ -121,7 +121,7 @@ def test_our_own_writes_come_back_as_echoes_and_are_dropped(live):
     order = live.order_for(deal)
     live.host.set_order_status(live.tenant, order.id, OrderStatus.IN_PROGRESS)
     live.runtime.drain()  # pushes ambac_order_status to the deal
-    assert live.hubspot.get_object("deals", deal)["ambac_order_status"] == "In progress"
+    assert live.hubspot.get_object("deals", deal)["ambac_order_status"] == "IN_PROGRESS"
     live.deliver()
     (stats,) = live.store.webhook_portal_stats(live.tenant)
     assert stats.echoes >= 1
@@ -169,9 +169,9 @@ def test_the_same_value_set_again_later_by_a_person_is_not_an_echo(live):
     live.runtime.drain()
     now = datetime.now(UTC)
     check = live.runtime.is_echo
-    assert check(live.tenant, "deal", deal, "ambac_order_status", "In progress", now)
-    assert not check(live.tenant, "deal", deal, "ambac_order_status", "In progress", now + timedelta(hours=1))
-    assert not check(live.tenant, "deal", deal, "ambac_order_status", "Completed", now)
+    assert check(live.tenant, "deal", deal, "ambac_order_status", "IN_PROGRESS", now)
+    assert not check(live.tenant, "deal", deal, "ambac_order_status", "IN_PROGRESS", now + timedelta(hours=1))
+    assert not check(live.tenant, "deal", deal, "ambac_order_status", "COMPLETED", now)
 
 
 def test_refusals_held_back_by_flood_protection_are_counted_at_the_next_tick(live):

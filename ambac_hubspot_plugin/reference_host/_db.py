@@ -78,6 +78,16 @@ CREATE TABLE IF NOT EXISTS task_runs (name TEXT PRIMARY KEY, last_run_at TEXT NO
 """
 
 
+def _upgrade_values(tx: sqlite3.Connection) -> None:
+    """Turn what an earlier version stored into the host's values: order statuses were stored
+    as their labels (``In progress``), internal users as ``STAFF``. Cheap when nothing is left."""
+    for status in OrderStatus:
+        if status.label != status.value:
+            tx.execute("UPDATE orders SET order_status = ? WHERE order_status = ?",
+                       (status.value, status.label))
+    tx.execute("UPDATE users SET user_type = ? WHERE user_type = 'STAFF'", (UserType.INTERNAL.value,))
+
+
 class Database:
     """One SQLite file in WAL mode, one connection per thread, writes under ``BEGIN IMMEDIATE``.
 
@@ -97,6 +107,7 @@ class Database:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     tx.execute(statement)
+            _upgrade_values(tx)
 
     def connection(self) -> sqlite3.Connection:
         """This thread's connection, opened on first use (sqlite3 connections are per thread)."""

@@ -160,11 +160,11 @@ class ReferenceHost:
     def create_user(
         self, tenant_id: int, email: str, *, first_name: str = "", last_name: str = ""
     ) -> User:
-        """Create a staff user of the tenant (emails are unique per tenant, ignoring case)."""
+        """Create an ``INTERNAL`` user of the tenant (emails are unique per tenant, ignoring case)."""
         values = checked(
             CONTACT_CHECKS, {"email": email, "first_name": first_name, "last_name": last_name}
         )
-        row = self.services(tenant_id)._insert_user({**values, "phone": ""}, UserType.STAFF)
+        row = self.services(tenant_id)._insert_user({**values, "phone": ""}, UserType.INTERNAL)
         return user_from_row(row)
 
     def get_user(self, user_id: int) -> User | None:

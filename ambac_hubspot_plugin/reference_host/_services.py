@@ -415,7 +415,7 @@ class TenantServices:
     # Contacts --------------------------------------------------------------------------------
 
     def get_contact(self, contact_id: int) -> Contact | None:
-        """Return the user with this id as a contact (``user_type`` tells staff), or None."""
+        """Return the user with this id as a contact (``user_type`` tells internal users), or None."""
         row = self._db.row(
             "SELECT * FROM users WHERE tenant_id = ? AND id = ?", (self._tenant_id, contact_id)
         )
