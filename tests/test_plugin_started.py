@@ -59,7 +59,7 @@ def test_hook_ambac_plugin_started_takes_up_a_tenant_with_no_hubspot_call(tmp_pa
                 second.set_order_status(world.tenant, order.id, OrderStatus.COMPLETED)
                 runtime.wake()  # the worker pushes now rather than at its next poll
                 deadline = time.monotonic() + PUSH_LIMIT
-                while world.hubspot.get_object("deals", deal).get("ambac_order_status") != "Completed":
+                while world.hubspot.get_object("deals", deal).get("ambac_order_status") != OrderStatus.COMPLETED.value:
                     assert time.monotonic() < deadline, "the second process's worker did not push"
                     time.sleep(0.05)
                 assert store.depths(world.tenant) == {}
