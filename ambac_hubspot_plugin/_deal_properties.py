@@ -81,8 +81,7 @@ _DEFAULT_PROPERTIES: dict[str, dict[str, str]] = {
     "company": {"name": "name", "website": "domain", "phone": "phone",
                 "address.street": "address", "address.city": "city", "address.state": "state",
                 "address.zip": "zip", "address.country": "country"},
-    "contact": {"email": "email", "first_name": "firstname", "last_name": "lastname",
-                "phone": "phone"},
+    "contact": {"email": "email", "first_name": "firstname", "last_name": "lastname"},
 }
 DATETIME_PROPERTIES = frozenset({"closedate"})
 """Deal properties HubSpot keeps as datetimes: a host date goes there as midnight UTC."""

@@ -128,27 +128,30 @@ class CompanyDraft:
 
 @attrs.frozen
 class Contact:
-    """A customer contact: a host ``User`` row of type ``PORTAL``."""
+    """A customer contact: a host ``User`` row (``PORTAL`` for customers' contacts).
+
+    ``username`` is the host's, unique across every tenant and chosen by the host. ``email`` is
+    not unique, not even in one tenant. A host keeping names as NULL gives ``""``. The host
+    keeps no phone and no modification time for users, so neither is here.
+    """
 
     id: int
     tenant_id: int
     email: str
-    updated_at: datetime
+    username: str
     first_name: str = ""
     last_name: str = ""
-    phone: str = ""
     parent_company_id: int | None = None
     user_type: UserType = UserType.PORTAL
 
 
 @attrs.frozen
 class ContactDraft:
-    """A contact the plugin asks the host to create."""
+    """A contact the plugin asks the host to create; the host chooses its ``username``."""
 
     email: str
     first_name: str = ""
     last_name: str = ""
-    phone: str = ""
     parent_company_id: int | None = None
 
 
@@ -301,14 +304,20 @@ class HostServices(Protocol):
     def get_contact(self, contact_id: int) -> Contact | None:
         """Return the contact with this id, or None."""
 
-    def find_contact_by_email(self, email: str) -> Contact | None:
-        """Return the contact whose email equals ``email`` ignoring case, or None."""
+    def find_contacts_by_email(self, email: str) -> Sequence[Contact]:
+        """Return every user of this tenant whose email equals ``email`` ignoring case,
+        ``INTERNAL`` ones included, in ascending id order (empty when none has it).
+
+        Emails are not unique in the host: several users of one tenant may share one. (This
+        replaces ``find_contact_by_email``, which assumed one contact per email.)
+        """
 
     def create_contact(self, draft: ContactDraft) -> Contact:
-        """Create a portal user for a customer contact and return it.
+        """Create a ``PORTAL`` user in this tenant's ``Customer`` group and return it.
 
-        Emails are unique per tenant ignoring case: an email in use raises ``HostRecordError``
-        for field ``email`` (the caller then finds the existing contact by email).
+        An email other users already have is no error: the host creates another user. The host
+        chooses the ``username``, unique across every tenant (e.g. from the tenant and the
+        email's local part). ``parent_company_id`` must be a company of this tenant.
         """
 
     def update_contact(self, contact_id: int, changes: Mapping[str, object]) -> Contact:

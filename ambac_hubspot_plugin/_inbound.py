@@ -455,9 +455,11 @@ class InboundSync:
             fields = dict(self.mapping.contact_fields(record))  # type: ignore[arg-type]  # a Contact
         if current is None:
             return Outcome(record.id, "skipped", f"linked {host_type} {link.host_id} no longer exists in the host")
+        # The host keeps no modification time for users: a contact's is unknown (newest_wins
+        # then gives HubSpot the field).
         changes, synced, held, host_wins = self._reconcile(
             host_type, f"{host_type}:{record.id}", fields, current, link, record.updated_at,
-            current.updated_at, dry_run=False)
+            current.updated_at if host_type == "company" else None, dry_run=False)
         if changes:
             update = self.host.update_company if host_type == "company" else self.host.update_contact
             update(current.id, changes)

@@ -10,13 +10,13 @@ contact resolved to, so each is read from HubSpot at most once per run.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from .conflicts import to_json
-from .errors import HostRecordError
 from .host import CompanyDraft, ContactDraft, UserType
 from .mapping import normalize_domain
 from .store import LogLevel
@@ -78,6 +78,7 @@ class RecordLinker:
         self._contact_ids: dict[str, int | None] = {}
         self._pending: list[PendingLink] = []
         self._resolved_companies: set[int] = set()  # host companies some HubSpot company resolved to
+        self._resolved_contacts: set[int] = set()  # host users some HubSpot contact resolved to
 
     def load_related(self, deals: Sequence[Deal]) -> Chunk:
         """Read these deals' associations (one batch read per direction), and the companies and
@@ -103,6 +104,7 @@ class RecordLinker:
         linked = self.store.get_links_by_hubspot(self.tenant_id, self.portal_id, "contact", wanted_contacts)
         for hubspot_id, link in linked.items():
             self._contact_ids[hubspot_id] = link.host_id
+            self._resolved_contacts.add(link.host_id)
         to_read = sorted(wanted_contacts - set(linked), key=_id_order)
         chunk.contacts = {c.id: c for c in self.client.read_contacts(to_read, self.mapping.contact_properties)}
         return chunk
@@ -181,42 +183,58 @@ class RecordLinker:
                                    f"contact {hubspot_id} has no email, so no portal user can be made for it; "
                                    "add an email in HubSpot", record=f"contact:{hubspot_id}")
                 continue
-            contact = self.host.find_contact_by_email(email)
-            if contact is not None and contact.user_type is not UserType.PORTAL:
-                # An INTERNAL user (a sales rep on the deal): never the customer, never rewritten.
+            with _email_lock(self.tenant_id, email):
+                users = list(self.host.find_contacts_by_email(email))
+                contact = self._match_contact(hubspot_id, email, users, dry_run)
+                if contact is None and not users and not dry_run:
+                    contact = self.host.create_contact(ContactDraft(parent_company_id=company_id, **fields))  # type: ignore[arg-type]  # fields are ContactDraft's
+            if contact is None and users:
+                # Only INTERNAL users (a sales rep on the deal): never the customer, never rewritten.
                 self._contact_ids[hubspot_id] = None
                 if not dry_run:
                     self.store.log(self.tenant_id, LogLevel.WARNING, "inbound.contact",
                                    f"contact {hubspot_id} ({email}) is an internal user of this tenant; it is not "
                                    "linked or used as the order's customer", record=f"contact:{hubspot_id}")
                 continue
-            if dry_run:
+            if contact is None or dry_run:
                 if contact is not None:
                     host_ids.append(contact.id)
                 continue
-            if contact is None:
-                contact = self._create_contact(fields, company_id)
             self.link("contact", hubspot_id, "contact", contact.id, {k: to_json(v) for k, v in fields.items()})
             self._contact_ids[hubspot_id] = contact.id
+            self._resolved_contacts.add(contact.id)
             host_ids.append(contact.id)
         return host_ids
 
-    def _create_contact(self, fields: Mapping[str, Any], company_id: int | None) -> Contact:
-        try:
-            return self.host.create_contact(ContactDraft(parent_company_id=company_id, **fields))
-        except HostRecordError as exc:
-            # Another worker created the same email a moment ago: use it.
-            existing = self.host.find_contact_by_email(str(fields["email"])) if exc.field == "email" else None
-            if existing is None:
-                raise
-            return existing
+    def _match_contact(self, hubspot_id: str, email: str, users: Sequence[Contact],
+                       dry_run: bool) -> Contact | None:
+        """The PORTAL user to link a HubSpot contact to, of the tenant's users with its email.
+
+        Emails are not unique in the host. Of several PORTAL users, a free one (not linked to
+        another HubSpot contact, nor resolved for one in this run) with the lowest id wins, else
+        the lowest id; the choice is logged. INTERNAL users never match.
+        """
+        portal = sorted((u for u in users if u.user_type is UserType.PORTAL), key=lambda u: u.id)
+        if len(portal) <= 1:
+            return portal[0] if portal else None
+        free = [u for u in portal if u.id not in self._resolved_contacts
+                and self.store.get_link_by_host(self.tenant_id, "contact", u.id) is None]
+        chosen = (free or portal)[0]
+        if not dry_run:
+            others = ", ".join(str(u.id) for u in portal if u is not chosen)
+            why = "the lowest id not linked to another HubSpot contact" if free else "the lowest id"
+            self.store.log(self.tenant_id, LogLevel.INFO, "inbound.contact",
+                           f"contact {hubspot_id} ({email}): {len(portal)} portal users have this email; "
+                           f"chose user {chosen.id} ({why}), not {others}", record=f"contact:{hubspot_id}")
+        return chosen
 
     def link(self, object_type: str, hubspot_id: str, host_type: str, host_id: int,
              synced: Mapping[str, Any], created: OrderCreated | None = None) -> None:
         """Queue a link; :meth:`write_pending` writes the chunk's links in one transaction.
 
         A crash before the flush loses nothing: the records carry external ids (orders,
-        companies) or unique emails (contacts), and the rerun adopts them.
+        companies) or the contact's email (the rerun matches the user it created by email), and
+        the rerun adopts them.
         """
         self._pending.append(PendingLink(object_type, hubspot_id, host_type, host_id, dict(synced), created))
 
@@ -226,6 +244,17 @@ class RecordLinker:
         pending, self._pending = self._pending, []
         rows = [(p.object_type, p.hubspot_id, p.host_type, p.host_id, p.synced) for p in pending]
         return list(zip(pending, self.store.create_links(self.tenant_id, self.portal_id, rows), strict=True))
+
+
+# Emails are not unique in the host, so nothing there stops two workers from each creating a
+# user for one new HubSpot contact (two deals sharing it, processed at once). Finding and
+# creating hold a lock per tenant and email (striped, so the set stays bounded); it covers the
+# worker threads of one process, not workers in other processes.
+_EMAIL_LOCKS = tuple(threading.Lock() for _ in range(64))
+
+
+def _email_lock(tenant_id: int, email: str) -> threading.Lock:
+    return _EMAIL_LOCKS[hash((tenant_id, email.strip().casefold())) % len(_EMAIL_LOCKS)]
 
 
 def _primary_company(assocs: Sequence[Association]) -> str | None:

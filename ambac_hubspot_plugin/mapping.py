@@ -50,7 +50,8 @@ ORDER_FIELDS = frozenset(
 )
 COMPANY_FIELDS = frozenset({"name", "description", "website", "phone", "address"})
 ADDRESS_FIELDS = ("street", "city", "state", "zip", "country")
-CONTACT_FIELDS = frozenset({"email", "first_name", "last_name", "phone"})
+CONTACT_FIELDS = frozenset({"email", "first_name", "last_name"})
+"""The host contact fields a mapping sets: the host's users keep no phone."""
 
 
 @attrs.frozen
@@ -197,7 +198,8 @@ class DefaultMapping:
     ``deal_currency_code`` -> ``currency``; ``dealstage`` -> ``order_status`` through the
     stage-to-status map (unmapped stages leave the status alone). The order number is left to
     the host's numbering. Company ``name`` (at most 50), ``domain`` (or ``website``) ->
-    ``website``, ``phone``, address; contact ``email``, ``firstname``, ``lastname``, ``phone``.
+    ``website``, ``phone``, address; contact ``email``, ``firstname``, ``lastname`` (the host's
+    users keep no phone, so a contact's phone is not mapped).
     """
 
     deal_properties: Sequence[str] = (
@@ -208,7 +210,7 @@ class DefaultMapping:
         "name", "domain", "website", "phone", "address", "city", "state", "zip", "country",
         "hs_lastmodifieddate",
     )
-    contact_properties: Sequence[str] = ("email", "firstname", "lastname", "phone", "lastmodifieddate")
+    contact_properties: Sequence[str] = ("email", "firstname", "lastname", "lastmodifieddate")
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         if options:
@@ -256,13 +258,12 @@ class DefaultMapping:
         }
 
     def contact_fields(self, contact: HubSpotContact) -> Mapping[str, object]:
-        """Map the contact's email, names and phone."""
+        """Map the contact's email and names."""
         props = contact.properties
         return {
             "email": _text(props.get("email")),
             "first_name": _text(props.get("firstname")),
             "last_name": _text(props.get("lastname")),
-            "phone": _text(props.get("phone")),
         }
 
     def deal_properties_for(self, order: Order) -> Mapping[str, str]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from contextlib import AbstractContextManager
 from datetime import date, datetime
 from pathlib import Path
@@ -79,6 +79,9 @@ class HostUnderTest(Protocol):
 
     def fired_events(self) -> Sequence[str]:
         """Return the names of the ``ambac_*`` hooks the host has called, in call order."""
+
+    def user_groups(self, services: HostServices, user_id: int) -> Collection[str]:
+        """Return the names of the tenant groups a user of the services' tenant belongs to."""
 
 
 def _missing_id(*taken: int) -> int:
@@ -185,7 +188,7 @@ class HostServicesConformance:
         assert list(other.find_companies_by_name("Acme")) == []
         assert list(other.find_companies_by_domain("acme.example")) == []
         assert other.get_contact(contact.id) is None
-        assert other.find_contact_by_email("ann@acme.example") is None
+        assert list(other.find_contacts_by_email("ann@acme.example")) == []
 
     def test_a_tenant_never_writes_another_tenants_rows(
         self, host_under_test: HostUnderTest, services: HostServices, other: HostServices
@@ -232,12 +235,13 @@ class HostServicesConformance:
                 ContactDraft(email="eve@other.example", parent_company_id=company.id)
             )
         assert refused.value.field == "parent_company_id"
-        assert other.find_contact_by_email("eve@other.example") is None
+        assert list(other.find_contacts_by_email("eve@other.example")) == []
 
     def test_unique_values_are_unique_per_tenant_only(
         self, services: HostServices, other: HostServices
     ) -> None:
-        """Another tenant may reuse an order number, an external id or a contact email."""
+        """Another tenant may reuse an order number, an external id or a contact email (emails
+        are not unique even in one tenant, but usernames are unique across all)."""
         order = services.create_order(OrderDraft(name="A", order_number="PO-1", external_id="d-1"))
         company = services.create_company(CompanyDraft(name="Acme", external_id="c-1"))
         contact = services.create_contact(ContactDraft(email="ann@acme.example"))
@@ -254,6 +258,7 @@ class HostServicesConformance:
         assert their_company.id != company.id
         assert their_contact.tenant_id == other.tenant_id
         assert their_contact.id != contact.id
+        assert their_contact.username != contact.username
         assert services.get_order(order.id) == order
 
     # Orders --------------------------------------------------------------------------------
@@ -433,7 +438,7 @@ class HostServicesConformance:
         assert services.get_order(order.id) == updated
 
     def test_unknown_ids_read_as_none(self, services: HostServices) -> None:
-        """``get_*`` and ``find_*`` of ids, external ids or emails no record holds return None."""
+        """``get_*`` and ``find_*`` of ids, external ids or emails no record holds find nothing."""
         order = services.create_order(OrderDraft(name="Bracket"))
         missing = _missing_id(order.id)
 
@@ -441,7 +446,7 @@ class HostServicesConformance:
         assert services.find_order_by_external_id("no-such-deal") is None
         assert services.get_company(missing) is None
         assert services.get_contact(missing) is None
-        assert services.find_contact_by_email("nobody@nowhere.example") is None
+        assert list(services.find_contacts_by_email("nobody@nowhere.example")) == []
         assert list(services.find_companies_by_name("No Such Company")) == []
 
     @pytest.mark.parametrize("method", ["update_order", "update_company", "update_contact"])
@@ -601,8 +606,11 @@ class HostServicesConformance:
 
     # Contacts ------------------------------------------------------------------------------
 
-    def test_create_contact_makes_a_portal_user(self, services: HostServices) -> None:
-        """A created contact is a PORTAL user with the draft's values, found by email in any case."""
+    def test_create_contact_makes_a_portal_user(
+        self, host_under_test: HostUnderTest, services: HostServices
+    ) -> None:
+        """A created contact is a PORTAL user in the Customer group with the draft's values and a
+        username the host chose, found by email in any case."""
         company = services.create_company(CompanyDraft(name="Acme"))
 
         contact = services.create_contact(
@@ -612,28 +620,59 @@ class HostServicesConformance:
 
         assert contact.tenant_id == services.tenant_id
         assert contact.user_type is UserType.PORTAL
+        assert "Customer" in host_under_test.user_groups(services, contact.id)
+        assert contact.username.strip()
         assert (contact.email, contact.first_name, contact.last_name) == (
             "Ann@Acme.example", "Ann", "Lee",
         )
         assert contact.parent_company_id == company.id
         assert services.get_contact(contact.id) == contact
-        assert services.find_contact_by_email("ann@ACME.example") == contact
+        assert list(services.find_contacts_by_email("ann@ACME.example")) == [contact]
 
-    def test_contact_emails_are_unique_per_tenant_ignoring_case(
-        self, services: HostServices
-    ) -> None:
-        """An email in use, in any case, is refused for ``email`` on create and update."""
+    def test_several_users_may_share_an_email(self, services: HostServices) -> None:
+        """Emails are not unique: create and update accept one in use, in any case, and
+        ``find_contacts_by_email`` returns every user having it, by ascending id."""
         ann = services.create_contact(ContactDraft(email="ann@acme.example", first_name="Ann"))
         bob = services.create_contact(ContactDraft(email="bob@acme.example"))
 
-        with pytest.raises(HostRecordError) as on_create:
-            services.create_contact(ContactDraft(email="ANN@acme.example", first_name="Imposter"))
-        with pytest.raises(HostRecordError) as on_update:
-            services.update_contact(bob.id, {"email": "Ann@Acme.example", "first_name": "Bob"})
+        twin = services.create_contact(ContactDraft(email="ANN@acme.example", first_name="Twin"))
+        bob = services.update_contact(bob.id, {"email": "Ann@Acme.example", "first_name": "Bob"})
 
-        assert on_create.value.field == on_update.value.field == "email"
-        assert services.find_contact_by_email("ann@acme.example") == ann
-        assert services.get_contact(bob.id) == bob
+        found = list(services.find_contacts_by_email("ann@acme.example"))
+        assert found == sorted([ann, twin, bob], key=lambda c: c.id)
+        assert len({c.id for c in found}) == len({c.username for c in found}) == 3
+        assert services.get_contact(ann.id) == ann
+
+    def test_internal_users_are_found_by_email_but_are_no_customers(
+        self, host_under_test: HostUnderTest, services: HostServices
+    ) -> None:
+        """``find_contacts_by_email`` includes INTERNAL users; they are not in the Customer group."""
+        staff = host_under_test.create_user(services)
+        contact = services.create_contact(ContactDraft(email=staff.email.upper()))
+
+        found = list(services.find_contacts_by_email(staff.email))
+
+        assert [(c.id, c.user_type) for c in found] == sorted(
+            [(staff.id, UserType.INTERNAL), (contact.id, UserType.PORTAL)]
+        )
+        assert "Customer" not in host_under_test.user_groups(services, staff.id)
+        assert "Customer" in host_under_test.user_groups(services, contact.id)
+
+    def test_usernames_never_collide_across_tenants(
+        self, services: HostServices, other: HostServices
+    ) -> None:
+        """The host chooses usernames unique across every tenant, for the same email too."""
+        made = [
+            tenant.create_contact(ContactDraft(email=email))
+            for tenant in (services, other, services, other)
+            for email in ("ann@acme.example", "Ann@acme.example", "ann@other.example")
+        ]
+
+        assert len({contact.username for contact in made}) == len(made)
+        assert {contact.tenant_id for contact in made} == {services.tenant_id, other.tenant_id}
+        for contact in made:
+            tenant = services if contact.tenant_id == services.tenant_id else other
+            assert tenant.get_contact(contact.id) == contact
 
     def test_update_contact_sets_the_named_fields_only(self, services: HostServices) -> None:
         """``update_contact`` changes exactly the named fields and returns the contact as read back."""
@@ -649,16 +688,17 @@ class HostServicesConformance:
         )
         assert (updated.parent_company_id, updated.user_type) == (company.id, UserType.PORTAL)
         assert services.get_contact(contact.id) == updated
-        assert services.find_contact_by_email("ann@acme.example") == updated
+        assert list(services.find_contacts_by_email("ann@acme.example")) == [updated]
 
     def test_a_contact_may_change_the_case_of_its_own_email(self, services: HostServices) -> None:
-        """Changing only the case of a contact's own email is no clash with itself."""
+        """Changing a contact's email keeps its id and username."""
         contact = services.create_contact(ContactDraft(email="ann@acme.example"))
 
         updated = services.update_contact(contact.id, {"email": "Ann@Acme.example"})
 
         assert (updated.id, updated.email) == (contact.id, "Ann@Acme.example")
-        assert services.find_contact_by_email("ann@acme.example") == updated
+        assert updated.username == contact.username
+        assert list(services.find_contacts_by_email("ann@acme.example")) == [updated]
 
     # Users, permissions, notifications -----------------------------------------------------
 

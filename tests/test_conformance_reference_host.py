@@ -7,7 +7,7 @@ plugin registered that records which ``ambac_*`` hooks the host calls.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -73,6 +73,9 @@ class ReferenceHostUnderTest:
 
     def fired_events(self) -> Sequence[str]:
         return list(self._recorder.fired)
+
+    def user_groups(self, services: HostServices, user_id: int) -> Collection[str]:
+        return self._host.user_groups(user_id)
 
 
 class TestReferenceHostConformance(HostServicesConformance):

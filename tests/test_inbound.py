@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ambac_hubspot_plugin.errors import ConfigError
-from ambac_hubspot_plugin.host import CompanyDraft, ContactDraft, OrderStatus
+from ambac_hubspot_plugin.host import CompanyDraft, ContactDraft, OrderStatus, UserType
 
 from ._world import PluginWorld, open_world
 
@@ -199,8 +199,9 @@ def test_contacts_are_linked_by_email_or_created_and_first_is_customer(world):
     world.sync()
     order = world.order_for(deal)
     assert order.customer_id == existing.id
-    bob = world.services.find_contact_by_email("bob@acme.example")
-    assert (bob.first_name, bob.last_name) == ("Bob", "Lee")
+    (bob,) = world.services.find_contacts_by_email("bob@acme.example")
+    assert (bob.first_name, bob.last_name, bob.user_type) == ("Bob", "Lee", UserType.PORTAL)
+    assert world.host.user_groups(bob.id) == ["Customer"]
     assert world.store.get_link_by_hubspot(world.tenant, str(world.hubspot.portal_id), "contact", b).host_id == bob.id
 
 
@@ -242,9 +243,11 @@ def test_manual_preview_then_create_then_second_create_returns_existing(world):
 
 
 def test_concurrent_processing_of_one_new_customer_makes_one_company_and_one_order(world):
-    """Two engines processing two deals of one new company at once create one company."""
+    """Two engines processing two deals of one new company and contact at once create one company
+    and one user (the host's emails are not unique, so nothing in the host stops a second one)."""
     company = world.company(name="Race Co", domain="race.example")
-    deals = [world.deal(companies=[company]) for _ in range(2)]
+    contact = world.contact(email="buyer@race.example")
+    deals = [world.deal(companies=[company], contacts=[contact]) for _ in range(2)]
     barrier = threading.Barrier(4)
     errors: list[BaseException] = []
 
@@ -264,6 +267,8 @@ def test_concurrent_processing_of_one_new_customer_makes_one_company_and_one_ord
     assert not errors
     assert len(world.services.list_companies()) == 1
     assert len(world.services.list_orders()) == 2
+    (user,) = world.services.find_contacts_by_email("buyer@race.example")
+    assert {order.customer_id for order in world.services.list_orders()} == {user.id}
 
 
 def test_a_deal_changed_during_a_run_is_picked_up_by_the_next(world):
@@ -339,6 +344,27 @@ def test_an_internal_user_on_the_deal_is_never_the_customer_nor_edited_by_hubspo
     assert world.host.get_user(staff.id).email == "rep@acme-machining.example"
     (entry,) = world.store.read_log(world.tenant, record=f"contact:{contact}").entries
     assert "internal user" in entry.message
+
+
+def test_of_several_users_with_one_email_the_lowest_free_id_is_chosen_and_logged(world):
+    """Emails are not unique in the host: a HubSpot contact matches the lowest-id PORTAL user not
+    linked to another HubSpot contact (INTERNAL ones never), no user is created, the choice is logged."""
+    staff = world.host.create_user(world.tenant, "ann@acme.example")
+    taken = world.services.create_contact(ContactDraft(email="ann@acme.example", first_name="Taken"))
+    free = world.services.create_contact(ContactDraft(email="ANN@acme.example", first_name="Free"))
+    later = world.services.create_contact(ContactDraft(email="ann@Acme.example", first_name="Later"))
+    portal = str(world.hubspot.portal_id)
+    other = world.contact(email="someone@else.example")
+    world.store.create_links(world.tenant, portal, [("contact", other, "contact", taken.id, {})])
+    contact = world.contact(email="Ann@Acme.example", firstname="Ann")
+    deal = world.deal(contacts=[contact])
+    world.sync()
+    assert world.order_for(deal).customer_id == free.id
+    assert world.store.get_link_by_hubspot(world.tenant, portal, "contact", contact).host_id == free.id
+    assert [u.id for u in world.services.find_contacts_by_email("ann@acme.example")] == [
+        staff.id, taken.id, free.id, later.id]
+    (entry,) = world.store.read_log(world.tenant, record=f"contact:{contact}").entries
+    assert f"chose user {free.id}" in entry.message and f"{taken.id}, {later.id}" in entry.message
 
 
 def test_an_older_version_of_a_deal_never_overwrites_a_newer_one(world):

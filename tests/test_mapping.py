@@ -125,11 +125,19 @@ def test_default_company_name_over_the_host_limit_is_an_error():
 
 
 def test_default_contact_fields():
-    """Contacts map email, first and last name, phone."""
+    """Contacts map email, first and last name; not the phone, which the host's users lack."""
     contact = Contact(id="3", updated_at=NOW, properties={"email": "Ann@Acme.example", "firstname": "Ann",
-                                                         "lastname": "Lee", "phone": None})
+                                                         "lastname": "Lee", "phone": "+1 555"})
     assert DefaultMapping().contact_fields(contact) == {
-        "email": "Ann@Acme.example", "first_name": "Ann", "last_name": "Lee", "phone": ""}
+        "email": "Ann@Acme.example", "first_name": "Ann", "last_name": "Lee"}
+    assert "phone" not in DefaultMapping.contact_properties
+
+
+def test_a_contact_phone_mapping_is_refused_naming_the_field():
+    """The host's users keep no phone: mapping one onto a contact is refused when saved."""
+    with pytest.raises(ConfigError) as info:
+        ConfigurableMapping({"contact": {"phone": {"property": "phone"}}})
+    assert set(info.value.problems) == {"mapping.options.contact.phone"}
 
 
 def test_default_rejects_options():

@@ -249,7 +249,8 @@ def test_an_old_database_with_status_labels_and_staff_users_opens_with_the_value
     with ReferenceHost(tmp_path / "host", load_entrypoints=False, clock=clock) as second:
         services = second.services(tenant)
         assert [services.get_order(o.id).order_status for o in orders] == list(OrderStatus)
-        assert services.find_contact_by_email("boss@example.com").user_type is UserType.INTERNAL
+        (boss,) = services.find_contacts_by_email("boss@example.com")
+        assert boss.user_type is UserType.INTERNAL
     with contextlib.closing(sqlite3.connect(tmp_path / "host" / "host.sqlite3")) as conn:
         stored = {row[0] for row in conn.execute("SELECT order_status FROM orders")}
     assert stored == {s.value for s in OrderStatus}
@@ -377,7 +378,7 @@ def test_create_contact_refuses_bad_values(services: TenantServices, draft, fiel
     with pytest.raises(HostRecordError) as caught:
         services.create_contact(draft)
     assert caught.value.field == field
-    assert services.find_contact_by_email(draft.email) is None
+    assert services.find_contacts_by_email(draft.email) == []
 
 
 @pytest.mark.parametrize("method", ["update_order", "update_company", "update_contact"])
@@ -531,7 +532,7 @@ def test_rows_of_one_tenant_are_invisible_to_another(host: ReferenceHost):
     assert b.find_companies_by_name("Acme") == []
     assert b.find_companies_by_domain("acme.com") == []
     assert b.get_contact(contact.id) is None
-    assert b.find_contact_by_email("ann@acme.com") is None
+    assert b.find_contacts_by_email("ann@acme.com") == []
     assert not b.has_permission(staff, MANAGE_INTEGRATIONS)
     assert a.has_permission(staff, MANAGE_INTEGRATIONS)
     with host.acting_as(staff):
@@ -639,25 +640,63 @@ def test_concurrent_company_creates_with_one_external_id_make_one_company(
     assert len(host.services(tenant).list_companies()) == 1
 
 
-def test_contact_emails_are_unique_ignoring_case(host: ReferenceHost, services: TenantServices):
-    """Emails are found and kept unique ignoring case, against portal and internal users alike."""
+def test_contact_emails_repeat_and_are_found_ignoring_case(host: ReferenceHost, services: TenantServices):
+    """Emails are not unique (portal and internal users alike) and are found ignoring case, by
+    id; every user gets its own ``<tenant>-<local part>-<n>`` username; only portal users are
+    in the Customer group."""
     ann = services.create_contact(ContactDraft(email="Ann@Example.com", first_name="Ann"))
     bob = services.create_contact(ContactDraft(email="bob@example.com"))
-    host.create_user(services.tenant_id, "Boss@Example.com")
-    assert services.find_contact_by_email("ann@EXAMPLE.com") == ann
-    assert ann.user_type is UserType.PORTAL
-    assert services.find_contact_by_email("boss@example.com").user_type is UserType.INTERNAL
-    for attempt in (
-        lambda: services.create_contact(ContactDraft(email="ANN@example.com")),
-        lambda: services.update_contact(bob.id, {"email": "ann@example.COM"}),
-        lambda: services.create_contact(ContactDraft(email="boss@example.com")),
-    ):
-        with pytest.raises(HostRecordError) as caught:
-            attempt()
-        assert caught.value.field == "email"
-    assert services.get_contact(bob.id) == bob
+    boss = host.create_user(services.tenant_id, "Boss@Example.com")
+    twin = services.create_contact(ContactDraft(email="ANN@example.com"))
+    bob = services.update_contact(bob.id, {"email": "ann@example.COM"})
+    boss_twin = services.create_contact(ContactDraft(email="boss@example.com"))
+    assert services.find_contacts_by_email("ann@EXAMPLE.com") == [ann, bob, twin]
+    assert [(c.id, c.user_type) for c in services.find_contacts_by_email("boss@example.com")] == [
+        (boss.id, UserType.INTERNAL), (boss_twin.id, UserType.PORTAL)]
+    tenant = services.tenant_id
+    assert (ann.username, bob.username, twin.username) == (f"{tenant}-ann-1", f"{tenant}-bob-1", f"{tenant}-ann-2")
+    assert (host.user_groups(ann.id), host.user_groups(boss.id)) == (["Customer"], [])
     updated = services.update_contact(ann.id, {"email": "ann@new.example", "last_name": "Lee"})
-    assert services.find_contact_by_email("ANN@NEW.EXAMPLE") == updated
+    assert services.find_contacts_by_email("ANN@NEW.EXAMPLE") == [updated]
+    assert updated.username == ann.username
+
+
+def test_usernames_stay_unique_across_tenants_whatever_the_email(host: ReferenceHost):
+    """Usernames are global: the tenant id in front keeps two tenants' same emails apart, and
+    characters Django refuses in a username become underscores."""
+    first, second = (host.services(host.create_tenant(name)) for name in ("A", "B"))
+    made = [s.create_contact(ContactDraft(email=e)) for s in (first, second, first)
+            for e in ("ann@acme.example", "o'brien+x@acme.example")]
+    assert len({c.username for c in made}) == len(made)
+    assert made[1].username == f"{first.tenant_id}-o_brien+x-1"
+    assert made[3].username == f"{second.tenant_id}-o_brien+x-1"
+
+
+def test_an_old_database_with_unique_emails_and_phones_opens_with_the_user_model(tmp_path: Path, clock: Clock):
+    """An earlier version kept users' phones, emails unique per tenant and no usernames or groups:
+    opening the file drops the phone and the unique index, names every user, puts portal users
+    in the Customer group, and a second user with one email can then be made."""
+    with ReferenceHost(tmp_path / "host", load_entrypoints=False, clock=clock) as first:
+        services = first.services(first.create_tenant("Acme"))
+        ann = services.create_contact(ContactDraft(email="ann@acme.example"))
+        boss = first.create_user(services.tenant_id, "boss@acme.example")
+    with contextlib.closing(sqlite3.connect(tmp_path / "host" / "host.sqlite3")) as conn, conn:
+        for statement in (  # what the earlier version had
+            "DROP INDEX users_username", "DROP INDEX users_email_key", "DELETE FROM user_groups",
+            "ALTER TABLE users DROP COLUMN username",
+            "ALTER TABLE users ADD COLUMN phone TEXT NOT NULL DEFAULT '+1 555'",
+            "CREATE UNIQUE INDEX users_email ON users (tenant_id, email_key)",
+        ):
+            conn.execute(statement)
+    with ReferenceHost(tmp_path / "host", load_entrypoints=False, clock=clock) as second:
+        services = second.services(services.tenant_id)
+        twin = services.create_contact(ContactDraft(email="ANN@acme.example"))
+        found = services.find_contacts_by_email("ann@acme.example")
+        assert [c.id for c in found] == [ann.id, twin.id]
+        assert len({c.username for c in (*found, services.get_contact(boss.id))}) == 3
+        assert (second.user_groups(ann.id), second.user_groups(boss.id)) == (["Customer"], [])
+    with contextlib.closing(sqlite3.connect(tmp_path / "host" / "host.sqlite3")) as conn:
+        assert "phone" not in {row[1] for row in conn.execute("PRAGMA table_info(users)")}
 
 
 # --- hooks: TenantServices never fires, domain operations fire exactly theirs -------------------

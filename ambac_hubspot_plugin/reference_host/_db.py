@@ -36,11 +36,14 @@ CREATE UNIQUE INDEX IF NOT EXISTS companies_external_id
     ON companies (tenant_id, external_id) WHERE external_id IS NOT NULL;
 CREATE TABLE IF NOT EXISTS users (
     id INTEGER PRIMARY KEY, tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+    username TEXT NOT NULL DEFAULT '',
     email TEXT NOT NULL, email_key TEXT NOT NULL, first_name TEXT NOT NULL,
-    last_name TEXT NOT NULL, phone TEXT NOT NULL,
+    last_name TEXT NOT NULL,
     parent_company_id INTEGER REFERENCES companies(id), user_type TEXT NOT NULL,
     created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
-CREATE UNIQUE INDEX IF NOT EXISTS users_email ON users (tenant_id, email_key);
+CREATE TABLE IF NOT EXISTS user_groups (
+    user_id INTEGER NOT NULL REFERENCES users(id), name TEXT NOT NULL,
+    PRIMARY KEY (user_id, name));
 CREATE TABLE IF NOT EXISTS permissions (
     user_id INTEGER NOT NULL REFERENCES users(id), permission TEXT NOT NULL,
     PRIMARY KEY (user_id, permission));
@@ -88,6 +91,26 @@ def _upgrade_values(tx: sqlite3.Connection) -> None:
     tx.execute("UPDATE users SET user_type = ? WHERE user_type = 'STAFF'", (UserType.INTERNAL.value,))
 
 
+CUSTOMER_GROUP = "Customer"
+"""The tenant group the host's customers' contacts (``PORTAL`` users) belong to."""
+
+
+def _upgrade_users(tx: sqlite3.Connection) -> None:
+    """Bring an earlier version's users to the host's model: a username unique across tenants,
+    emails not unique, no phone, portal users in the ``Customer`` group; then the indexes."""
+    columns = {row[1] for row in tx.execute("PRAGMA table_info(users)")}
+    if "phone" in columns:
+        tx.execute("DROP INDEX IF EXISTS users_email")  # emails were unique per tenant
+        tx.execute("ALTER TABLE users DROP COLUMN phone")
+    if "username" not in columns:
+        tx.execute("ALTER TABLE users ADD COLUMN username TEXT NOT NULL DEFAULT ''")
+        tx.execute("UPDATE users SET username = tenant_id || '-user-' || id")
+        tx.execute("INSERT OR IGNORE INTO user_groups (user_id, name) "
+                   "SELECT id, ? FROM users WHERE user_type = ?", (CUSTOMER_GROUP, UserType.PORTAL.value))
+    tx.execute("CREATE UNIQUE INDEX IF NOT EXISTS users_username ON users (username)")
+    tx.execute("CREATE INDEX IF NOT EXISTS users_email_key ON users (tenant_id, email_key, id)")
+
+
 class Database:
     """One SQLite file in WAL mode, one connection per thread, writes under ``BEGIN IMMEDIATE``.
 
@@ -108,6 +131,7 @@ class Database:
                 if statement.strip():
                     tx.execute(statement)
             _upgrade_values(tx)
+            _upgrade_users(tx)
 
     def connection(self) -> sqlite3.Connection:
         """This thread's connection, opened on first use (sqlite3 connections are per thread)."""
@@ -207,10 +231,9 @@ def contact_from_row(row: sqlite3.Row) -> Contact:
         id=int(row["id"]),
         tenant_id=int(row["tenant_id"]),
         email=str(row["email"]),
-        updated_at=datetime.fromisoformat(row["updated_at"]),
+        username=str(row["username"]),
         first_name=str(row["first_name"]),
         last_name=str(row["last_name"]),
-        phone=str(row["phone"]),
         parent_company_id=row["parent_company_id"],
         user_type=UserType(row["user_type"]),
     )

@@ -160,12 +160,17 @@ class ReferenceHost:
     def create_user(
         self, tenant_id: int, email: str, *, first_name: str = "", last_name: str = ""
     ) -> User:
-        """Create an ``INTERNAL`` user of the tenant (emails are unique per tenant, ignoring case)."""
+        """Create an ``INTERNAL`` user of the tenant (in no group; emails may repeat)."""
         values = checked(
             CONTACT_CHECKS, {"email": email, "first_name": first_name, "last_name": last_name}
         )
-        row = self.services(tenant_id)._insert_user({**values, "phone": ""}, UserType.INTERNAL)
+        row = self.services(tenant_id)._insert_user(values, UserType.INTERNAL)
         return user_from_row(row)
+
+    def user_groups(self, user_id: int) -> list[str]:
+        """Return the names of the tenant groups a user belongs to (``Customer`` for contacts)."""
+        rows = self._db.rows("SELECT name FROM user_groups WHERE user_id = ? ORDER BY name", (user_id,))
+        return [str(row[0]) for row in rows]
 
     def get_user(self, user_id: int) -> User | None:
         """Return the user with this id, of any tenant, or None."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import re
 import sqlite3
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -32,6 +33,7 @@ from ..host import (
 )
 from ..mapping import normalize_domain
 from ._db import (
+    CUSTOMER_GROUP,
     Database,
     company_columns,
     company_from_row,
@@ -54,6 +56,9 @@ from ._validate import (
 
 # The package's name, as every module of the reference host logs under (see _host.py).
 logger = logging.getLogger(__package__)
+
+# Django's username characters are letters, digits and @.+-_; anything else becomes "_".
+_USERNAME_UNSAFE = re.compile(r"[^\w.@+-]", re.ASCII)
 
 _LOG_LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
@@ -421,16 +426,16 @@ class TenantServices:
         )
         return None if row is None else contact_from_row(row)
 
-    def find_contact_by_email(self, email: str) -> Contact | None:
-        """Return the user whose email equals ``email`` ignoring case, or None."""
-        row = self._db.row(
-            "SELECT * FROM users WHERE tenant_id = ? AND email_key = ?",
+    def find_contacts_by_email(self, email: str) -> Sequence[Contact]:
+        """Return this tenant's users whose email equals ``email`` ignoring case, by id."""
+        rows = self._db.rows(
+            "SELECT * FROM users WHERE tenant_id = ? AND email_key = ? ORDER BY id",
             (self._tenant_id, email.strip().casefold()),
         )
-        return None if row is None else contact_from_row(row)
+        return [contact_from_row(row) for row in rows]
 
     def create_contact(self, draft: ContactDraft) -> Contact:
-        """Create a portal user for a customer contact and return it."""
+        """Create a portal user in the tenant's ``Customer`` group and return it."""
         if not isinstance(draft, ContactDraft):
             raise TypeError(f"create_contact takes a ContactDraft, not {type(draft).__name__}")
         row = self._insert_user(
@@ -439,6 +444,7 @@ class TenantServices:
         return contact_from_row(row)
 
     def _insert_user(self, values: dict[str, object], user_type: UserType) -> sqlite3.Row:
+        """Insert a user; a ``PORTAL`` one joins the ``Customer`` group. Emails may repeat."""
         now = self._host._now().isoformat()
         columns = {
             **values,
@@ -449,24 +455,30 @@ class TenantServices:
             "updated_at": now,
         }
         with self._db.write() as conn:
-            self._check_email_free(conn, str(values["email"]), None)
             self._check_references(conn, values)
+            columns["username"] = self._new_username(conn, str(values["email"]))
             row: sqlite3.Row = conn.execute(
                 f"INSERT INTO users ({', '.join(columns)}) "  # noqa: S608  # constant column names
                 f"VALUES ({', '.join('?' for _ in columns)}) RETURNING *",
                 tuple(columns.values()),
             ).fetchone()
+            if user_type is UserType.PORTAL:
+                conn.execute(
+                    "INSERT INTO user_groups (user_id, name) VALUES (?, ?)",
+                    (row["id"], CUSTOMER_GROUP),
+                )
         return row
 
-    def _check_email_free(self, conn: sqlite3.Connection, email: str, user_id: int | None) -> None:
-        row = conn.execute(
-            "SELECT id FROM users WHERE tenant_id = ? AND email_key = ?",
-            (self._tenant_id, email.strip().casefold()),
-        ).fetchone()
-        if row is not None and row["id"] != user_id:
-            raise HostRecordError(
-                "email", email, f"is already used by user {row['id']} (emails ignore case)"
-            )
+    def _new_username(self, conn: sqlite3.Connection, email: str) -> str:
+        """``<tenant id>-<local part>-<n>``: the tenant id makes it unique across tenants, ``n``
+        within one; checked inside the write transaction, backed by the unique index."""
+        local = _USERNAME_UNSAFE.sub("_", email.partition("@")[0].casefold())[:100] or "user"
+        serial = 1
+        while True:
+            username = f"{self._tenant_id}-{local}-{serial}"
+            if conn.execute("SELECT 1 FROM users WHERE username = ?", (username,)).fetchone() is None:
+                return username
+            serial += 1
 
     def update_contact(self, contact_id: int, changes: Mapping[str, object]) -> Contact:
         """Set the named :class:`Contact` fields and return the updated contact."""
@@ -486,7 +498,6 @@ class TenantServices:
             self._check_references(conn, changed)
             columns = dict(changed)
             if "email" in changed:
-                self._check_email_free(conn, str(changed["email"]), contact_id)
                 columns["email_key"] = str(changed["email"]).strip().casefold()
             return contact_from_row(self._update_row(conn, "users", contact_id, columns, values))
 

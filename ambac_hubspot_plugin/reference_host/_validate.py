@@ -27,7 +27,7 @@ from ..host import (
 EMAIL_MAX = 254
 """Django's ``EmailField`` limit, which the host's ``User.email`` uses."""
 PERSON_NAME_MAX = 150
-"""Django's ``AbstractUser`` limit for ``first_name`` and ``last_name``."""
+"""Django's ``AbstractUser`` limit for ``first_name``, ``last_name`` and ``username``."""
 
 # The fields callers may set, in the order events name them.
 ORDER_FIELDS = (
@@ -36,8 +36,8 @@ ORDER_FIELDS = (
     "currency",
 )  # fmt: skip
 COMPANY_FIELDS = ("name", "description", "website", "phone", "address", "external_id")
-CONTACT_FIELDS = ("email", "first_name", "last_name", "phone", "parent_company_id")
-_READ_ONLY_FIELDS = frozenset({"id", "tenant_id", "created_at", "updated_at", "user_type"})
+CONTACT_FIELDS = ("email", "first_name", "last_name", "parent_company_id")
+_READ_ONLY_FIELDS = frozenset({"id", "tenant_id", "created_at", "updated_at", "user_type", "username"})
 ADDRESS_FIELDS = tuple(field.name for field in attrs.fields(Address))
 _PLUGIN_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
@@ -166,7 +166,6 @@ CONTACT_CHECKS: dict[str, Callable[[str, object], object]] = {
     "email": _email,
     "first_name": lambda f, v: check_text(f, v, max_length=PERSON_NAME_MAX),
     "last_name": lambda f, v: check_text(f, v, max_length=PERSON_NAME_MAX),
-    "phone": check_text,
     "parent_company_id": _optional_id,
 }
 
