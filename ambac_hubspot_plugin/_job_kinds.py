@@ -18,6 +18,7 @@ __all__ = [
     "ORDER_KIND",
     "PUSH_MAX_ATTEMPTS",
     "RETRY_KIND",
+    "SYNC_KIND",
     "host_event_job",
     "order_state_job",
 ]
@@ -33,6 +34,9 @@ JOB_KINDS = (*HOST_KINDS, FIELDS_KIND, ORDER_KIND)
 """Every kind the outbound push handles."""
 RETRY_KIND = "inbound.deal"
 """Process one deal again (a mapping or host error the inbound sync met)."""
+SYNC_KIND = "sync.incremental"
+"""Run the inbound sync over deals modified since its checkpoint (scheduled, or queued by an
+admin); one at a time per tenant (dedupe key ``sync:incremental``)."""
 PUSH_MAX_ATTEMPTS = 20
 """Attempts of a push of host state: with the queue's backoff (capped at an hour) pushes
 outlast a HubSpot outage of many hours before they are dead-lettered."""

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from ._job_kinds import JOB_KINDS as OUTBOUND_KINDS
-from ._job_kinds import RETRY_KIND
+from ._job_kinds import RETRY_KIND, SYNC_KIND
 from ._reconcile import RECONCILE_KIND
 from ._tenants import Tenants
 from ._webhooks import EchoCheck, EngineApplier, WebhookReceiver, webhook_intake
@@ -31,10 +31,9 @@ if TYPE_CHECKING:
     from ._outbound import OutboundPush
     from .store import Job
 
-__all__ = ["SYNC_KIND", "Engines", "JobHandler", "RetryLater", "job_handlers"]
+__all__ = ["Engines", "JobHandler", "RetryLater", "job_handlers"]
 
 JobHandler = Callable[["Job"], None]
-SYNC_KIND = "sync.incremental"
 
 
 class RetryLater(Exception):

@@ -17,6 +17,7 @@ import attrs
 
 from ._clock import Clock
 from ._engine_parts import EngineParts, PushOptions
+from ._job_kinds import RETRY_KIND, SYNC_KIND
 from ._strategies import Strategies
 from ._tenants import EnableReport, Step, TenantContext
 from .errors import ConfigError, TenantNotStartedError
@@ -199,7 +200,7 @@ class Runtime:
             self.enable(host, tenant_id, raw)
             if settings.mapping != current.settings.mapping:
                 # Deals that failed to map get another chance under the new mapping.
-                self._stores[url].replay_all(tenant_id, kind="inbound.deal")
+                self._stores[url].replay_all(tenant_id, kind=RETRY_KIND)
 
     def is_enabled(self, tenant_id: int) -> bool:
         """Return whether the tenant has the plugin enabled in this process."""
@@ -486,7 +487,7 @@ class Runtime:
             last = store.recent_runs(tenant.tenant_id, kind="incremental", limit=1)
             interval = timedelta(seconds=tenant.settings.sync_interval_seconds)
             if not last or now - last[0].started_at >= interval:
-                store.enqueue(tenant.tenant_id, "sync.incremental", {}, dedupe_key="sync:incremental")
+                store.enqueue(tenant.tenant_id, SYNC_KIND, {}, dedupe_key="sync:incremental")
                 queued += 1
         return queued
 

@@ -7,7 +7,10 @@ import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from ._job_kinds import RETRY_KIND
 from ._views import conflict_json, iso, job_json, run_json, scrub_secrets, secret_values
+from ._webhooks import JOB_KIND as WEBHOOK_OBJECT_KIND
+from ._webhooks import webhook_secret
 
 if TYPE_CHECKING:
     from ._tenants import Tenants
@@ -19,8 +22,7 @@ __all__ = ["EXCLUDED_CHECKPOINT", "build_status", "store_status"]
 #: Where the last sync run keeps its count of deals outside the trigger stages.
 EXCLUDED_CHECKPOINT = "status.excluded"
 # Job kinds whose failures mean a record is failing to sync (the rest are housekeeping).
-_RETRY_KIND = "inbound.deal"
-_RECORD_JOB_KINDS = (_RETRY_KIND, "webhook.object")
+_RECORD_JOB_KINDS = (RETRY_KIND, WEBHOOK_OBJECT_KIND)
 
 
 def _record_counts(store: SqlStateStore, tenant_id: int, portal_id: str) -> dict[str, Any]:
@@ -28,7 +30,7 @@ def _record_counts(store: SqlStateStore, tenant_id: int, portal_id: str) -> dict
     from .store import sync_health
 
     in_sync, failing = sync_health(store, tenant_id, portal_id, record_kinds=_RECORD_JOB_KINDS,
-                                   retry_kind=_RETRY_KIND)
+                                   retry_kind=RETRY_KIND)
     saved = store.get_checkpoint(tenant_id, portal_id, EXCLUDED_CHECKPOINT)
     excluded: dict[str, Any] = (json.loads(saved.value) if saved is not None else
                                 {"count": None, "as_of": None,
@@ -38,8 +40,6 @@ def _record_counts(store: SqlStateStore, tenant_id: int, portal_id: str) -> dict
 
 def _webhook_health(store: SqlStateStore, tenant_id: int, settings: Settings,
                     now: datetime) -> dict[str, Any]:
-    from ._webhooks import webhook_secret
-
     stats = [s for s in store.webhook_portal_stats(tenant_id) if s.portal_id == settings.portal_id]
     last = max((s.last_received_at for s in stats if s.last_received_at), default=None)
     refusals = {r.reason: {"refused": r.refused, "last_refused_at": iso(r.last_refused_at)}

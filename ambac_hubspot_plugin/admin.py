@@ -28,6 +28,7 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ._filters import check_filters, filter_problems
+from ._job_kinds import SYNC_KIND
 from ._status import EXCLUDED_CHECKPOINT, build_status
 from ._tenants import Tenants
 from ._views import (
@@ -231,7 +232,7 @@ class Admin:
                 raise ConfigError.from_problems([("wait", "only an incremental, real sync can be "
                                                   "queued; backfills and dry runs run at once")])
             job_id = self.runtime.store_for(self.tenant_id).enqueue(
-                self.tenant_id, "sync.incremental", {}, dedupe_key="sync:incremental")
+                self.tenant_id, SYNC_KIND, {}, dedupe_key="sync:incremental")
             return {"queued": True, "job_id": job_id}
         excluded = 0
 
