@@ -187,7 +187,7 @@ class RecordLinker:
                 users = list(self.host.find_contacts_by_email(email))
                 contact = self._match_contact(hubspot_id, email, users, dry_run)
                 if contact is None and not users and not dry_run:
-                    contact = self.host.create_contact(ContactDraft(parent_company_id=company_id, **fields))  # type: ignore[arg-type]  # fields are ContactDraft's
+                    contact, users = self._create_contact(hubspot_id, email, fields, company_id)
             if contact is None and users:
                 # Only INTERNAL users (a sales rep on the deal): never the customer, never rewritten.
                 self._contact_ids[hubspot_id] = None
@@ -205,6 +205,17 @@ class RecordLinker:
             self._resolved_contacts.add(contact.id)
             host_ids.append(contact.id)
         return host_ids
+
+    def _create_contact(self, hubspot_id: str, email: str, fields: dict[str, Any],
+                        company_id: int | None) -> tuple[Contact | None, list[Contact]]:
+        """Create the portal user for a contact no user has the email of, holding the store's
+        claim on the email (other processes' workers hold it too); another process may have
+        created one meanwhile: then that one (or its users' match) is the answer."""
+        with self.store.hold_claim(self.tenant_id, _email_claim_key(email)):
+            users = list(self.host.find_contacts_by_email(email))
+            if users:
+                return self._match_contact(hubspot_id, email, users, False), users
+            return self.host.create_contact(ContactDraft(parent_company_id=company_id, **fields)), users
 
     def _match_contact(self, hubspot_id: str, email: str, users: Sequence[Contact],
                        dry_run: bool) -> Contact | None:
@@ -248,13 +259,18 @@ class RecordLinker:
 
 # Emails are not unique in the host, so nothing there stops two workers from each creating a
 # user for one new HubSpot contact (two deals sharing it, processed at once). Finding and
-# creating hold a lock per tenant and email (striped, so the set stays bounded); it covers the
-# worker threads of one process, not workers in other processes.
+# creating hold a lock per tenant and email (striped, so the set stays bounded) for the worker
+# threads of one process, and creating also holds the store's claim on the email (see
+# ``_create_contact``) for the workers of other processes sharing the store.
 _EMAIL_LOCKS = tuple(threading.Lock() for _ in range(64))
 
 
 def _email_lock(tenant_id: int, email: str) -> threading.Lock:
     return _EMAIL_LOCKS[hash((tenant_id, email.strip().casefold())) % len(_EMAIL_LOCKS)]
+
+
+def _email_claim_key(email: str) -> str:
+    return "contact-email:" + email.strip().casefold()
 
 
 def _primary_company(assocs: Sequence[Association]) -> str | None:

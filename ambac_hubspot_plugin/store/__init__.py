@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ._ports import (
     INBOX_JOB_KEY,
     Checkpoint,
+    ClaimTimeoutError,
     ConflictDraft,
     ConflictLog,
     ConflictRecord,
@@ -59,6 +60,7 @@ __all__ = [
     "INBOX_JOB_KEY",
     "Backoff",
     "Checkpoint",
+    "ClaimTimeoutError",
     "ConflictDraft",
     "ConflictLog",
     "ConflictRecord",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Callable, Collection, Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
@@ -19,6 +20,7 @@ from ..errors import StoreError
 __all__ = [
     "INBOX_JOB_KEY",
     "Checkpoint",
+    "ClaimTimeoutError",
     "ConflictDraft",
     "ConflictLog",
     "ConflictRecord",
@@ -72,6 +74,16 @@ class LeaseLostError(StoreError):
             f"Job {job_id} is no longer leased to worker {worker_id!r} (the lease expired "
             "and the job was claimed again or finished); drop the result, the new owner runs it."
         )
+
+
+class ClaimTimeoutError(StoreError):
+    """Another holder kept a store claim past the wait; retry later (it expires by itself)."""
+
+    def __init__(self, tenant_id: int, key: str, wait: timedelta) -> None:
+        self.tenant_id = tenant_id
+        self.key = key
+        super().__init__(f"Tenant {tenant_id}'s claim on {key!r} stayed held by another worker for "
+                         f"{wait.total_seconds():g}s; retry later (a crashed holder's claim expires).")
 
 
 class RunStatus(enum.StrEnum):
@@ -239,6 +251,13 @@ class StateStore(Protocol):
     def read_log(self, tenant_id: int, *, min_level: LogLevel | None = None,
                  record: str | None = None, what: str | None = None, limit: int = 50,
                  before: int | None = None) -> LogPage: ...
+
+    def take_claim(self, tenant_id: int, key: str, holder: str, ttl: timedelta = ...) -> bool: ...
+
+    def release_claim(self, tenant_id: int, key: str, holder: str) -> bool: ...
+
+    def hold_claim(self, tenant_id: int, key: str, *, ttl: timedelta = ..., wait: timedelta = ...,
+                   sleep: Callable[[float], None] = ...) -> AbstractContextManager[str]: ...
 
     def close(self) -> None: ...
 

@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
-__all__ = ["PENDING_DEDUPE", "checkpoints", "conflicts", "integration_log", "jobs", "links",
+__all__ = ["PENDING_DEDUPE", "checkpoints", "claims", "conflicts", "integration_log", "jobs", "links",
            "metadata", "pushed_values", "sync_runs", "webhook_batches", "webhook_events", "webhook_portals",
            "webhook_refusals"]
 
@@ -217,4 +217,13 @@ pushed_values = sa.Table(
     sa.Column("property_name", sa.String(255), primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
     sa.Column("written_at", UtcDateTime, nullable=False),
+)
+
+claims = sa.Table(
+    "hubspot_claims",
+    metadata,
+    sa.Column("tenant_id", sa.Integer, primary_key=True),
+    sa.Column("key", sa.String(320), primary_key=True),
+    sa.Column("holder", sa.String(128), nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
 )

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from .._clock import Clock
 from ..errors import StoreError
+from ._claims import SqlClaimMixin
 from ._conflicts import SqlConflictMixin
 from ._engine import HEAD, SETTING, create_store_engine, migrate, redact
 from ._inbox import SqlInboxMixin
@@ -40,7 +41,7 @@ def _dumps(value: Mapping[str, Any]) -> str:
     return json.dumps(dict(value), sort_keys=True, separators=(",", ":"))
 
 
-class SqlStateStore(SqlConflictMixin, SqlInboxMixin, SqlJobQueue):
+class SqlStateStore(SqlClaimMixin, SqlConflictMixin, SqlInboxMixin, SqlJobQueue):
     """The :class:`StateStore`, :class:`JobQueue` and :class:`Inbox` on one SQLAlchemy engine.
 
     Build it with :func:`open_store`. Every method runs in its own short transaction, so the

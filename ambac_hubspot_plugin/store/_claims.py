@@ -1,0 +1,83 @@
+"""Short claims on a (tenant, key), serialising one step across processes: a mixin of the store.
+
+A claim is one row of ``hubspot_claims``, keyed by (tenant, key). Taking it is one atomic
+upsert: insert the row, or take over a row whose claim has expired (its holder crashed), or
+renew one this holder already has; both SQLite and PostgreSQL decide races on the primary key.
+The linker holds one around "find the host user by email, else create it", because the host
+has no unique key on emails and several worker processes may link one new contact at once.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+
+from ._ports import ClaimTimeoutError
+from ._schema import claims
+
+__all__ = ["CLAIM_TTL", "CLAIM_WAIT", "SqlClaimMixin"]
+
+#: Long enough for the quick step a claim covers; a crashed holder blocks the key this long.
+CLAIM_TTL = timedelta(seconds=60)
+#: How long :meth:`SqlClaimMixin.hold_claim` waits before giving up (the job is retried).
+CLAIM_WAIT = timedelta(seconds=30)
+_POLL = 0.05  # seconds between attempts while another holder has the claim
+
+
+class SqlClaimMixin:
+    """The claims of the :class:`~._ports.StateStore` port; needs ``_engine`` and ``_clock``."""
+
+    _engine: Engine
+    _clock: Callable[[], datetime]
+
+    def take_claim(self, tenant_id: int, key: str, holder: str, ttl: timedelta = CLAIM_TTL) -> bool:
+        """Claim ``key`` for ``holder`` until now + ``ttl``; False while another holder has it.
+
+        Taking a claim whose holder let it expire succeeds; so does renewing one's own.
+        """
+        if ttl <= timedelta(0):
+            raise ValueError(f"a claim must last longer than zero, not {ttl}")
+        now = self._clock()
+        dialect = sqlite if self._engine.dialect.name == "sqlite" else postgresql
+        insert = dialect.insert(claims).values(tenant_id=tenant_id, key=key, holder=holder,
+                                               expires_at=now + ttl)
+        upsert = insert.on_conflict_do_update(
+            index_elements=[claims.c.tenant_id, claims.c.key],
+            set_={"holder": insert.excluded.holder, "expires_at": insert.excluded.expires_at},
+            where=sa.or_(claims.c.expires_at <= now, claims.c.holder == holder),
+        ).returning(claims.c.holder)
+        with self._engine.begin() as conn:
+            return conn.execute(upsert).first() is not None
+
+    def release_claim(self, tenant_id: int, key: str, holder: str) -> bool:
+        """Give up ``holder``'s claim on ``key``; False (and nothing changes) if it is not theirs."""
+        with self._engine.begin() as conn:
+            deleted = conn.execute(sa.delete(claims).where(
+                claims.c.tenant_id == tenant_id, claims.c.key == key, claims.c.holder == holder))
+            return deleted.rowcount > 0
+
+    @contextmanager
+    def hold_claim(self, tenant_id: int, key: str, *, ttl: timedelta = CLAIM_TTL,
+                   wait: timedelta = CLAIM_WAIT,
+                   sleep: Callable[[float], None] = time.sleep) -> Iterator[str]:
+        """Hold the claim on ``key`` for the ``with`` block (yields the holder id), waiting up to
+        ``wait`` for another holder to release it or let it expire; else
+        :class:`ClaimTimeoutError`, which is retryable. Released when the block ends."""
+        holder = f"{os.getpid()}:{uuid.uuid4().hex}"
+        deadline = self._clock() + wait
+        while not self.take_claim(tenant_id, key, holder, ttl):
+            if self._clock() >= deadline:
+                raise ClaimTimeoutError(tenant_id, key, wait)
+            sleep(_POLL)
+        try:
+            yield holder
+        finally:
+            self.release_claim(tenant_id, key, holder)

@@ -1,0 +1,149 @@
+"""Store claims: one holder per (tenant, key), expiry, release; and no duplicate host user
+when two processes link one new HubSpot contact at once."""
+
+# ruff: noqa: F811  # the fixtures imported from _store_support are re-bound as test arguments
+
+from __future__ import annotations
+
+import multiprocessing
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from ambac_hubspot_plugin.reference_host import ReferenceHost
+from ambac_hubspot_plugin.store import (
+    ClaimTimeoutError,
+    create_store_engine,
+    current_revision,
+    migrate,
+    open_store,
+)
+from tests._claim_child import link_contact
+from tests._store_support import (  # noqa: F401  # fixtures are used by name
+    FakeClock,
+    clock,
+    store,
+    store_url,
+)
+
+TTL = timedelta(seconds=60)
+
+
+def test_a_held_claim_refuses_another_holder_until_released(store: Any) -> None:
+    assert store.take_claim(1, "k", "a", TTL)
+    assert not store.take_claim(1, "k", "b", TTL)
+    assert store.take_claim(2, "k", "b", TTL)  # another tenant's key is another claim
+    assert store.take_claim(1, "other", "b", TTL)
+    assert store.take_claim(1, "k", "a", TTL)  # the holder may renew
+    assert store.release_claim(1, "k", "a")
+    assert store.take_claim(1, "k", "b", TTL)
+
+
+def test_an_expired_claim_is_taken_over(store: Any, clock: FakeClock) -> None:
+    assert store.take_claim(1, "k", "a", TTL)
+    clock.advance(TTL - timedelta(seconds=1))
+    assert not store.take_claim(1, "k", "b", TTL)
+    clock.advance(seconds=1)
+    assert store.take_claim(1, "k", "b", TTL)
+    assert not store.take_claim(1, "k", "a", TTL)
+    assert not store.release_claim(1, "k", "a")  # no longer a's: nothing happens
+    assert not store.take_claim(1, "k", "c", TTL)
+
+
+def test_release_by_a_non_holder_does_nothing(store: Any) -> None:
+    assert store.take_claim(1, "k", "a", TTL)
+    assert not store.release_claim(1, "k", "b")
+    assert not store.release_claim(2, "k", "a")
+    assert not store.take_claim(1, "k", "b", TTL)
+
+
+def test_a_claim_must_last(store: Any) -> None:
+    with pytest.raises(ValueError, match="longer than zero"):
+        store.take_claim(1, "k", "a", timedelta(0))
+
+
+def test_hold_claim_waits_for_the_holder_then_releases(store: Any, clock: FakeClock) -> None:
+    assert store.take_claim(1, "k", "other", TTL)
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:  # the other holder finishes while we wait
+        sleeps.append(seconds)
+        store.release_claim(1, "k", "other")
+
+    with store.hold_claim(1, "k", sleep=sleep) as holder:
+        assert len(sleeps) == 1
+        assert not store.take_claim(1, "k", "third", TTL)
+    assert store.take_claim(1, "k", "third", TTL)  # released when the block ended
+    assert holder != "third"
+
+
+def test_hold_claim_releases_when_the_block_raises(store: Any) -> None:
+    with pytest.raises(RuntimeError), store.hold_claim(1, "k"):
+        raise RuntimeError("boom")
+    assert store.take_claim(1, "k", "next", TTL)
+
+
+def test_hold_claim_gives_up_after_its_wait(store: Any, clock: FakeClock) -> None:
+    assert store.take_claim(1, "k", "other", timedelta(hours=1))
+
+    def sleep(seconds: float) -> None:
+        clock.advance(seconds=seconds)
+
+    with pytest.raises(ClaimTimeoutError) as info, \
+            store.hold_claim(1, "k", wait=timedelta(seconds=1), sleep=sleep):
+        pytest.fail("the claim is held by another")
+    assert (info.value.tenant_id, info.value.key) == (1, "k")
+    assert not store.release_claim(1, "k", "me")
+    assert not store.take_claim(1, "k", "me", TTL)  # still the other's
+
+
+def test_migration_0007_adds_and_drops_the_claims_table(store_url: str) -> None:
+    engine = create_store_engine(store_url)
+    try:
+        migrate(engine, "0006")
+        assert "hubspot_claims" not in sa.inspect(engine).get_table_names()
+        migrate(engine)
+        assert current_revision(engine) == "0007"
+        assert "hubspot_claims" in sa.inspect(engine).get_table_names()
+        from alembic import command
+
+        from ambac_hubspot_plugin.store._engine import _alembic_config
+        with engine.connect() as conn, conn.begin():
+            command.downgrade(_alembic_config(conn), "0006")
+        assert "hubspot_claims" not in sa.inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_two_processes_linking_one_new_contact_create_one_user(store_url: str, tmp_path: Path,
+                                                               round_: int) -> None:
+    """Two processes link the same new HubSpot contact (for two deals) at once: one user."""
+    open_store(store_url).close()  # migrated before the children race
+    data_dir = tmp_path / "host"
+    with ReferenceHost(data_dir, load_entrypoints=False) as host:
+        tenant_id = host.create_tenant("Acme")
+    email = f"Ann.{round_}@Example.com"
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(2)
+    procs = [ctx.Process(target=link_contact,
+                         args=(store_url, str(data_dir), tenant_id, deal, "501", email, barrier))
+             for deal in ("101", "102")]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(120)
+    assert [proc.exitcode for proc in procs] == [0, 0]
+    with ReferenceHost(data_dir, load_entrypoints=False) as host:
+        users = host.services(tenant_id).find_contacts_by_email(email.lower())
+    assert len(users) == 1
+    store = open_store(store_url)
+    try:
+        link = store.get_link_by_hubspot(tenant_id, "p1", "contact", "501")
+        assert link is not None
+        assert link.host_id == users[0].id
+    finally:
+        store.close()
