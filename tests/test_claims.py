@@ -21,6 +21,7 @@ from ambac_hubspot_plugin.store import (
     migrate,
     open_store,
 )
+from ambac_hubspot_plugin.store._claims import CLAIM_TTL
 from tests._claim_child import link_contact
 from tests._store_support import (  # noqa: F401  # fixtures are used by name
     FakeClock,
@@ -78,6 +79,21 @@ def test_hold_claim_waits_for_the_holder_then_releases(store: Any, clock: FakeCl
         assert not store.take_claim(1, "k", "third", TTL)
     assert store.take_claim(1, "k", "third", TTL)  # released when the block ended
     assert holder != "third"
+
+
+def test_a_claim_a_killed_process_left_never_outlasts_the_default_wait(
+        store: Any, clock: FakeClock) -> None:
+    """With the defaults, a claim whose holder died expires while the next one waits: the wait
+    ends holding it, never in ClaimTimeoutError (a resumed backfill must not fail on it)."""
+    assert store.take_claim(1, "k", "killed")  # the default TTL, and never released
+
+    def sleep(seconds: float) -> None:
+        clock.advance(seconds=seconds)
+
+    started = clock()
+    with store.hold_claim(1, "k", sleep=sleep) as holder:
+        assert holder != "killed"
+    assert clock() - started <= CLAIM_TTL + timedelta(seconds=1)
 
 
 def test_hold_claim_releases_when_the_block_raises(store: Any) -> None:

@@ -25,10 +25,13 @@ from ._schema import claims
 
 __all__ = ["CLAIM_TTL", "CLAIM_WAIT", "SqlClaimMixin"]
 
-#: Long enough for the quick step a claim covers; a crashed holder blocks the key this long.
-CLAIM_TTL = timedelta(seconds=60)
-#: How long :meth:`SqlClaimMixin.hold_claim` waits before giving up (the job is retried).
-CLAIM_WAIT = timedelta(seconds=30)
+#: Far longer than the quick step a claim covers (a search and a create); a crashed holder
+#: blocks the key this long at most.
+CLAIM_TTL = timedelta(seconds=10)
+#: How long :meth:`SqlClaimMixin.hold_claim` waits before giving up. Longer than the TTL, so a
+#: claim a killed process left behind expires while the next one waits: a backfill resumed after
+#: a crash takes the claim over instead of failing on it.
+CLAIM_WAIT = CLAIM_TTL + timedelta(seconds=5)
 _POLL = 0.05  # seconds between attempts while another holder has the claim
 
 
