@@ -80,14 +80,19 @@ def exchange(
     return response
 
 
+def _sent(method: str, path: str, body: bytes, headers: dict[str, str]) -> RequestsOpenAPIRequest:
+    """A request a client really sent, as if it went to HubSpot's public host."""
+    prepared = requests.Request(method, PUBLIC_HOST + path, data=body or None, headers=headers)
+    return RequestsOpenAPIRequest(prepared.prepare())
+
+
 def validate_sent_request(
     spec_file: str, method: str, path: str, body: bytes, headers: dict[str, str]
 ) -> None:
     """Validate one request a client really sent (``path`` with query) against ``spec_file``."""
-    prepared = requests.Request(method, PUBLIC_HOST + path, data=body or None, headers=headers)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Unsupported scheme type", UserWarning)
-        spec(spec_file).validate_request(RequestsOpenAPIRequest(prepared.prepare()))
+        spec(spec_file).validate_request(_sent(method, path, body, headers))
 
 
 def validate_exchange(
@@ -102,18 +107,17 @@ def validate_exchange(
 ) -> None:
     """Validate one recorded exchange, the request a client sent (``path`` with query) and the
     answer it got, against ``spec_file``."""
-    prepared = requests.Request(method, PUBLIC_HOST + path, data=body or None, headers=headers)
-    request = RequestsOpenAPIRequest(prepared.prepare())
+    validate_sent_request(spec_file, method, path, body, headers)
     response = requests.Response()
     response.status_code = status
     response.headers.update(answer_headers)
     response._content = answer  # a recorded answer: requests has no public constructor for it
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Unsupported scheme type", UserWarning)
-        openapi = spec(spec_file)
-        openapi.validate_request(request)
         try:
-            openapi.validate_response(request, RequestsOpenAPIResponse(response))
+            spec(spec_file).validate_response(
+                _sent(method, path, body, headers), RequestsOpenAPIResponse(response)
+            )
         except MissingData:
             if status != 204 or answer:
                 raise
