@@ -587,7 +587,10 @@ class SdkHubSpotClient:
     def get_property(self, object_type: str, name: str) -> PropertySpec | None:
         data = self._call("properties.get", f"{object_type}.property.get",
                           {"objectType": object_type, "propertyName": name}, allow_status=(404,))
-        return None if isinstance(data, wire.StatusAnswer) else wire.property_spec(data)
+        try:
+            return None if isinstance(data, wire.StatusAnswer) else wire.property_spec(data)
+        except (AttributeError, TypeError, ValueError) as exc:  # not what HubSpot sends
+            raise self._malformed(f"{object_type}.property.get", f"property {name}: {exc}", exc) from exc
 
     def close(self) -> None:
         with self._transport_lock:

@@ -10,6 +10,7 @@ contact resolved to, so each is read from HubSpot at most once per run.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -270,7 +271,9 @@ def _email_lock(tenant_id: int, email: str) -> threading.Lock:
 
 
 def _email_claim_key(email: str) -> str:
-    return "contact-email:" + email.strip().casefold()
+    # Hashed: a key of bounded length whatever HubSpot sends as an email.
+    digest = hashlib.sha256(email.strip().casefold().encode()).hexdigest()
+    return f"contact-email:{digest}"
 
 
 def _primary_company(assocs: Sequence[Association]) -> str | None:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from ambac_hubspot_plugin._linking import _email_claim_key
 from ambac_hubspot_plugin.reference_host import ReferenceHost
 from ambac_hubspot_plugin.store import (
     ClaimTimeoutError,
@@ -94,6 +95,15 @@ def test_a_claim_a_killed_process_left_never_outlasts_the_default_wait(
     with store.hold_claim(1, "k", sleep=sleep) as holder:
         assert holder != "killed"
     assert clock() - started <= CLAIM_TTL + timedelta(seconds=1)
+
+
+def test_the_claim_key_of_any_email_fits_the_store(store: Any) -> None:
+    """However long the email HubSpot sends, its claim key is bounded: claiming it works on
+    both stores (the key column holds 320 characters)."""
+    key = _email_claim_key("x" * 1000 + "@example.com")
+    assert len(key) < 100 and key == _email_claim_key("  " + "X" * 1000 + "@EXAMPLE.com")
+    with store.hold_claim(1, key):
+        assert not store.take_claim(1, key, "other")
 
 
 def test_hold_claim_releases_when_the_block_raises(store: Any) -> None:

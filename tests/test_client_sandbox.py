@@ -532,6 +532,18 @@ def test_an_association_cursor_that_does_not_move_is_malformed_not_a_loop(
     assert sum(1 for r in _log(hs) if r.path == path) == 2
 
 
+def test_a_malformed_property_answer_is_an_api_error_not_a_crash(
+    hs: Any, make_client: ClientFactory
+) -> None:
+    """A property read back whose option order is not a number raises HubSpotApiError saying
+    the answer is malformed, which the connection check reports, instead of a ValueError."""
+    body = {"name": "ambac_order_status", "options": [{"label": "RFI", "value": "RFI",
+                                                       "displayOrder": "first"}]}
+    hs.faults.fail_next(1, status=200, path_prefix="/crm/properties/2026-09/deals/", body=body)
+    with pytest.raises(HubSpotApiError, match="malformed"):
+        make_client().get_property("deals", "ambac_order_status")
+
+
 def test_null_labels_and_probabilities_of_2026_09_pipelines_are_read(
     hs: Any, make_client: ClientFactory
 ) -> None:
