@@ -41,7 +41,7 @@ class SqlClaimMixin:
     _engine: Engine
     _clock: Callable[[], datetime]
 
-    def take_claim(self, tenant_id: int, key: str, holder: str, ttl: timedelta = CLAIM_TTL) -> bool:
+    def take_claim(self, tenant_id: str, key: str, holder: str, ttl: timedelta = CLAIM_TTL) -> bool:
         """Claim ``key`` for ``holder`` until now + ``ttl``; False while another holder has it.
 
         Taking a claim whose holder let it expire succeeds; so does renewing one's own.
@@ -60,7 +60,7 @@ class SqlClaimMixin:
         with self._engine.begin() as conn:
             return conn.execute(upsert).first() is not None
 
-    def release_claim(self, tenant_id: int, key: str, holder: str) -> bool:
+    def release_claim(self, tenant_id: str, key: str, holder: str) -> bool:
         """Give up ``holder``'s claim on ``key``; False (and nothing changes) if it is not theirs."""
         with self._engine.begin() as conn:
             deleted = conn.execute(sa.delete(claims).where(
@@ -68,7 +68,7 @@ class SqlClaimMixin:
             return deleted.rowcount > 0
 
     @contextmanager
-    def hold_claim(self, tenant_id: int, key: str, *, ttl: timedelta = CLAIM_TTL,
+    def hold_claim(self, tenant_id: str, key: str, *, ttl: timedelta = CLAIM_TTL,
                    wait: timedelta = CLAIM_WAIT,
                    sleep: Callable[[float], None] = time.sleep) -> Iterator[str]:
         """Hold the claim on ``key`` for the ``with`` block (yields the holder id), waiting up to

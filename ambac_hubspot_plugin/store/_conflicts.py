@@ -101,8 +101,8 @@ class SqlConflictMixin:
             row = conn.execute(sa.select(conflicts).where(conflicts.c.id == new_id)).one()
         return _record(row)
 
-    def list_conflicts(self, tenant_id: int, *, status: str | None = "open",
-                       object_type: str | None = None, host_id: int | None = None,
+    def list_conflicts(self, tenant_id: str, *, status: str | None = "open",
+                       object_type: str | None = None, host_id: str | None = None,
                        limit: int = 100) -> list[ConflictRecord]:
         """A tenant's conflicts, newest first; ``status`` None lists the whole audit trail."""
         query = sa.select(conflicts).where(conflicts.c.tenant_id == tenant_id)
@@ -116,14 +116,14 @@ class SqlConflictMixin:
         with self._engine.connect() as conn:
             return [_record(row) for row in conn.execute(query)]
 
-    def get_conflict(self, tenant_id: int, conflict_id: int) -> ConflictRecord | None:
+    def get_conflict(self, tenant_id: str, conflict_id: int) -> ConflictRecord | None:
         """One conflict of the tenant, or None."""
         with self._engine.connect() as conn:
             row = conn.execute(sa.select(conflicts).where(
                 conflicts.c.tenant_id == tenant_id, conflicts.c.id == conflict_id)).first()
         return None if row is None else _record(row)
 
-    def close_conflict(self, tenant_id: int, conflict_id: int, *, resolution: str,
+    def close_conflict(self, tenant_id: str, conflict_id: int, *, resolution: str,
                        resolved_value: Any, decided_by: str | None) -> ConflictRecord:
         """Record a person's decision on an open conflict and close it.
 
@@ -146,7 +146,7 @@ class SqlConflictMixin:
 
     # -- remembered pushes (echo recognition) ------------------------------------------------
 
-    def remember_pushed(self, tenant_id: int, object_type: str,
+    def remember_pushed(self, tenant_id: str, object_type: str,
                         values: Mapping[str, Mapping[str, str]]) -> None:
         """Keep, per object id and property, the value just written to HubSpot (upsert)."""
         now = self._clock()
@@ -164,13 +164,13 @@ class SqlConflictMixin:
                     set_={"value": stmt.excluded.value, "written_at": stmt.excluded.written_at})
                 conn.execute(stmt)
 
-    def pushed_value(self, tenant_id: int, object_type: str, object_id: str,
+    def pushed_value(self, tenant_id: str, object_type: str, object_id: str,
                      property_name: str) -> str | None:
         """The last value we wrote to this property of this object, or None."""
         pushed = self.pushed(tenant_id, object_type, object_id, property_name)
         return None if pushed is None else pushed[0]
 
-    def pushed(self, tenant_id: int, object_type: str, object_id: str,
+    def pushed(self, tenant_id: str, object_type: str, object_id: str,
                property_name: str) -> tuple[str, datetime] | None:
         """The last value we wrote to this property of this object and when, or None."""
         with self._engine.connect() as conn:
@@ -181,7 +181,7 @@ class SqlConflictMixin:
                 pushed_values.c.property_name == property_name)).first()
         return None if row is None else (str(row[0]), row[1])
 
-    def pushed_values_of(self, tenant_id: int, object_type: str,
+    def pushed_values_of(self, tenant_id: str, object_type: str,
                          object_ids: Collection[str]) -> dict[str, dict[str, str]]:
         """The last values we wrote to many objects: object id -> property -> value (one
         query per 500 ids; objects never written to are left out)."""

@@ -24,7 +24,7 @@ class Received:
 
     __slots__ = ("attempts", "body", "events", "job_kind", "latest_ms", "portal_id", "tenant_id")
 
-    def __init__(self, tenant_id: int, portal_id: str, body: bytes, events: int,
+    def __init__(self, tenant_id: str, portal_id: str, body: bytes, events: int,
                  latest_ms: int, job_kind: str, attempts: int) -> None:
         self.tenant_id, self.portal_id, self.body = tenant_id, portal_id, body
         self.events, self.latest_ms = events, latest_ms

@@ -18,7 +18,7 @@ __all__ = ["sync_health"]
 
 def sync_health(
     store: SqlStateStore,
-    tenant_id: int,
+    tenant_id: str,
     portal_id: str,
     *,
     record_kinds: Sequence[str],

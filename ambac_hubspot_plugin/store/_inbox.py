@@ -160,7 +160,7 @@ class _Delivery:
 
     __slots__ = ("attempts", "drafts", "job_kind", "tenant_id")
 
-    def __init__(self, tenant_id: int, drafts: Sequence[InboxEventDraft], job_kind: str,
+    def __init__(self, tenant_id: str, drafts: Sequence[InboxEventDraft], job_kind: str,
                  attempts: int) -> None:
         self.tenant_id, self.drafts = tenant_id, drafts
         self.job_kind, self.attempts = job_kind, attempts
@@ -197,7 +197,7 @@ class SqlInboxMixin:
 
     # -- receiving ---------------------------------------------------------------------------
 
-    def receive_webhook_batch(self, tenant_id: int, portal_id: str, body: bytes, *,
+    def receive_webhook_batch(self, tenant_id: str, portal_id: str, body: bytes, *,
                               events: int, latest_occurred_ms: int, job_kind: str,
                               max_attempts: int | None = None) -> int:
         """Store a verified delivery whole and make sure a ``job_kind`` job (dedupe key
@@ -222,8 +222,8 @@ class SqlInboxMixin:
     def _store_received(self, group: Sequence[Received]) -> list[int]:
         """Store every delivery of ``group`` in one transaction; the id of each."""
         now = self._clock()
-        latest: dict[tuple[int, str], int] = {}
-        wanted: set[tuple[int, str, int]] = set()
+        latest: dict[tuple[str, str], int] = {}
+        wanted: set[tuple[str, str, int]] = set()
         for item in group:
             key = (item.tenant_id, item.portal_id)
             latest[key] = max(latest.get(key, 0), item.latest_ms)
@@ -241,7 +241,7 @@ class SqlInboxMixin:
                 self._count_portal(conn, tenant_id, portal_id, occurred, received_at=now)
         return ids
 
-    def expand_webhook_batches(self, tenant_id: int,
+    def expand_webhook_batches(self, tenant_id: str,
                                drafts_of: Callable[[bytes], Sequence[InboxEventDraft]], *,
                                job_kind: str, max_attempts: int | None = None,
                                limit: int = 50) -> WebhookExpansion:
@@ -287,7 +287,7 @@ class SqlInboxMixin:
             more = conn.execute(sa.select(b.id).where(*waiting).limit(1)).first() is not None
         return WebhookExpansion(tuple(receipts), kept, more)
 
-    def _split(self, tenant_id: int, parsed: Sequence[tuple[int, Sequence[InboxEventDraft]]],
+    def _split(self, tenant_id: str, parsed: Sequence[tuple[int, Sequence[InboxEventDraft]]],
                unreadable: Sequence[tuple[int, str]], job_kind: str,
                attempts: int) -> tuple[list[tuple[int, InboxReceipt]], int]:
         """:meth:`_write_split`; when the database refuses a value, halve ``parsed`` until the
@@ -309,7 +309,7 @@ class SqlInboxMixin:
             second, kept_second = self._split(tenant_id, parsed[middle:], [], job_kind, attempts)
             return first + second, kept_first + kept_second
 
-    def _write_split(self, tenant_id: int, parsed: Sequence[tuple[int, Sequence[InboxEventDraft]]],
+    def _write_split(self, tenant_id: str, parsed: Sequence[tuple[int, Sequence[InboxEventDraft]]],
                      unreadable: Sequence[tuple[int, str]], job_kind: str,
                      attempts: int) -> list[tuple[int, InboxReceipt]]:
         """One transaction: store the events of the ``parsed`` deliveries that are still
@@ -339,7 +339,7 @@ class SqlInboxMixin:
                 conn.execute(sa.delete(webhook_batches).where(b.id.in_([i for i, _d in kept])))
         return [(batch_id, receipt) for (batch_id, _d), receipt in zip(kept, receipts, strict=True)]
 
-    def webhook_backlog(self, tenant_id: int) -> WebhookBacklog:
+    def webhook_backlog(self, tenant_id: str) -> WebhookBacklog:
         """The tenant's deliveries acknowledged but not split into events yet."""
         b = webhook_batches.c
         readable = b.error.is_(None)
@@ -352,7 +352,7 @@ class SqlInboxMixin:
         return WebhookBacklog(tenant_id, int(batches or 0), int(events or 0), oldest,
                               int(unreadable or 0))
 
-    def retry_unreadable_webhook_batches(self, tenant_id: int, *, job_kind: str,
+    def retry_unreadable_webhook_batches(self, tenant_id: str, *, job_kind: str,
                                          max_attempts: int | None = None) -> int:
         """Clear the error of the tenant's unreadable deliveries and queue their split again
         (after an upgrade that reads them); returns how many."""
@@ -366,7 +366,7 @@ class SqlInboxMixin:
                                        _db_time(conn, self._clock()))
         return retried
 
-    def accept_webhook_batch(self, tenant_id: int, drafts: Sequence[InboxEventDraft], *,
+    def accept_webhook_batch(self, tenant_id: str, drafts: Sequence[InboxEventDraft], *,
                              job_kind: str, max_attempts: int | None = None) -> InboxReceipt:
         """Store the events not stored yet and queue one job per object that got new events.
 
@@ -391,7 +391,7 @@ class SqlInboxMixin:
         An event sent twice within the group counts as accepted for the first delivery that
         holds it and as a duplicate for the others, as if they had been stored one by one.
         """
-        owner: dict[tuple[int, str], tuple[int, InboxEventDraft]] = {}
+        owner: dict[tuple[str, str], tuple[int, InboxEventDraft]] = {}
         for index, delivery in enumerate(group):
             for draft in delivery.drafts:
                 owner.setdefault((delivery.tenant_id, draft.dedupe_key), (index, draft))
@@ -402,7 +402,7 @@ class SqlInboxMixin:
                  d.object_type, d.object_id, d.property_name, d.occurred_at_ms, d.payload,
                  stamp)
                 for (tenant_id, key), (_i, d) in sorted(owner.items())]
-        inserted = {(int(row[0]), str(row[1])) for row in
+        inserted = {(str(row[0]), str(row[1])) for row in
                     _insert_rows(conn, webhook_events, _EVENT_COLUMNS, rows, _EVENT_TAIL)}
         accepted = [0] * len(group)
         objects: list[set[tuple[str, str]]] = [set() for _ in group]
@@ -410,7 +410,7 @@ class SqlInboxMixin:
             index, draft = owner[key]
             accepted[index] += 1
             objects[index].add((draft.object_type, draft.object_id))
-        wanted: dict[tuple[int, str, int], set[tuple[str, str]]] = defaultdict(set)
+        wanted: dict[tuple[str, str, int], set[tuple[str, str]]] = defaultdict(set)
         for delivery, mine in zip(group, objects, strict=True):
             wanted[(delivery.tenant_id, delivery.job_kind, delivery.attempts)] |= mine
         for (tenant_id, kind, attempts), wanted_objects in sorted(wanted.items()):
@@ -423,7 +423,7 @@ class SqlInboxMixin:
         return [InboxReceipt(accepted=accepted[i], duplicates=len(d.drafts) - accepted[i],
                              jobs=len(objects[i])) for i, d in enumerate(group)]
 
-    def _insert_jobs(self, conn: Connection, tenant_id: int, kind: str,
+    def _insert_jobs(self, conn: Connection, tenant_id: str, kind: str,
                      keyed: Sequence[tuple[str, dict[str, Any]]], attempts: int,
                      stamp: Any) -> set[str]:
         pending = JobState.PENDING.value
@@ -431,7 +431,7 @@ class SqlInboxMixin:
                  stamp) for key, payload in keyed]
         return {str(row[0]) for row in _insert_rows(conn, jobs, _JOB_COLUMNS, rows, _JOB_TAIL)}
 
-    def _queue_keyed_jobs(self, conn: Connection, tenant_id: int, kind: str,
+    def _queue_keyed_jobs(self, conn: Connection, tenant_id: str, kind: str,
                           wanted: dict[str, dict[str, Any]], attempts: int,
                           stamp: Any) -> None:
         """Make sure a pending job exists for every dedupe key of ``wanted`` (key -> payload).
@@ -464,14 +464,14 @@ class SqlInboxMixin:
         raise RuntimeError("could not queue webhook jobs: their dedupe keys kept colliding")
 
     def _count_deliveries(self, conn: Connection, group: Sequence[_Delivery],
-                          owner: Mapping[tuple[int, str], tuple[int, InboxEventDraft]],
-                          inserted: set[tuple[int, str]]) -> None:
+                          owner: Mapping[tuple[str, str], tuple[int, InboxEventDraft]],
+                          inserted: set[tuple[str, str]]) -> None:
         """Add the group's events to the per-portal counters: one upsert per portal.
 
         Like the receipts, an event counts as accepted for the copy that was stored and as a
         duplicate for every other copy, within a delivery or across deliveries.
         """
-        totals: dict[tuple[int, str], list[int]] = {}  # -> [accepted, duplicates]
+        totals: dict[tuple[str, str], list[int]] = {}  # -> [accepted, duplicates]
         for delivery in group:
             for draft in delivery.drafts:
                 total = totals.setdefault((delivery.tenant_id, draft.portal_id), [0, 0])
@@ -480,7 +480,7 @@ class SqlInboxMixin:
         for (tenant_id, portal_id), (new, duplicates) in sorted(totals.items()):
             self._count_portal(conn, tenant_id, portal_id, accepted=new, duplicates=duplicates)
 
-    def _count_portal(self, conn: Connection, tenant_id: int, portal_id: str,
+    def _count_portal(self, conn: Connection, tenant_id: str, portal_id: str,
                       latest_occurred_ms: int | None = None, *, received_at: datetime | None = None,
                       accepted: int = 0, duplicates: int = 0) -> None:
         """Upsert one portal's counters; ``received_at`` and ``latest_occurred_ms`` (when
@@ -490,7 +490,7 @@ class SqlInboxMixin:
                              (tenant_id, portal_id, received, latest_occurred_ms, accepted,
                               duplicates))
 
-    def record_webhook_refusal(self, tenant_id: int, reason: str, *, refused: int = 1,
+    def record_webhook_refusal(self, tenant_id: str, reason: str, *, refused: int = 1,
                                suppressed: int = 0, message: str | None = None) -> None:
         """Count refused requests and, when ``message`` is given, log one warning line.
 
@@ -514,7 +514,7 @@ class SqlInboxMixin:
 
     # -- processing --------------------------------------------------------------------------
 
-    def pending_webhook_events(self, tenant_id: int, object_type: str,
+    def pending_webhook_events(self, tenant_id: str, object_type: str,
                                object_id: str) -> list[InboxEvent]:
         """One object's stored events that were not processed yet, oldest stored first."""
         ev = webhook_events.c
@@ -524,7 +524,7 @@ class SqlInboxMixin:
         with self._engine.connect() as conn:
             return [_inbox_event(row) for row in conn.execute(query)]
 
-    def finish_webhook_events(self, tenant_id: int, applied: Collection[int],
+    def finish_webhook_events(self, tenant_id: str, applied: Collection[int],
                               echoes: Collection[int]) -> int:
         """Mark events processed (``applied`` or ``echo``); count the echoes per portal.
 
@@ -554,7 +554,7 @@ class SqlInboxMixin:
 
     # -- reading and housekeeping -----------------------------------------------------------
 
-    def webhook_portal_stats(self, tenant_id: int) -> list[WebhookPortalStats]:
+    def webhook_portal_stats(self, tenant_id: str) -> list[WebhookPortalStats]:
         """The webhook counters of each of the tenant's portals."""
         with self._engine.connect() as conn:
             rows = conn.execute(sa.select(webhook_portals).where(
@@ -568,7 +568,7 @@ class SqlInboxMixin:
                 result.append(WebhookPortalStats(**m))
             return result
 
-    def webhook_refusal_stats(self, tenant_id: int) -> list[WebhookRefusalStats]:
+    def webhook_refusal_stats(self, tenant_id: str) -> list[WebhookRefusalStats]:
         """How many requests of the tenant were refused, per reason."""
         with self._engine.connect() as conn:
             rows = conn.execute(sa.select(webhook_refusals).where(

@@ -57,8 +57,8 @@ class LinkConflictError(StoreError):
     the link (by ``hubspot`` or ``host`` key, both given as attributes) and use the winner.
     """
 
-    def __init__(self, message: str, *, hubspot_key: tuple[int, str, str, str],
-                 host_key: tuple[int, str, int]) -> None:
+    def __init__(self, message: str, *, hubspot_key: tuple[str, str, str, str],
+                 host_key: tuple[str, str, str]) -> None:
         self.hubspot_key = hubspot_key
         self.host_key = host_key
         super().__init__(message)
@@ -79,7 +79,7 @@ class LeaseLostError(StoreError):
 class ClaimTimeoutError(StoreError):
     """Another holder kept a store claim past the wait; retry later (it expires by itself)."""
 
-    def __init__(self, tenant_id: int, key: str, wait: timedelta) -> None:
+    def __init__(self, tenant_id: str, key: str, wait: timedelta) -> None:
         self.tenant_id = tenant_id
         self.key = key
         super().__init__(f"Tenant {tenant_id}'s claim on {key!r} stayed held by another worker for "
@@ -120,12 +120,12 @@ class Link:
     """A HubSpot object and the host record it is synced with, in one tenant."""
 
     id: int
-    tenant_id: int
+    tenant_id: str
     portal_id: str
     object_type: str
     hubspot_id: str
     host_type: str
-    host_id: int
+    host_id: str
     synced: dict[str, Any] = attrs.field(converter=_frozen_json)
     created_at: datetime
     updated_at: datetime
@@ -135,7 +135,7 @@ class Link:
 class Checkpoint:
     """A named position of a sync (e.g. the last modification time read) for one portal."""
 
-    tenant_id: int
+    tenant_id: str
     portal_id: str
     name: str
     value: str
@@ -147,7 +147,7 @@ class SyncRun:
     """One sync run and its outcome; ``heartbeat_at`` shows whether its process is alive."""
 
     id: int
-    tenant_id: int
+    tenant_id: str
     kind: str
     status: RunStatus = attrs.field(converter=RunStatus)
     started_at: datetime
@@ -166,7 +166,7 @@ class LogEntry:
     """One line of the integration log a tenant admin reads."""
 
     id: int
-    tenant_id: int
+    tenant_id: str
     level: LogLevel = attrs.field(converter=LogLevel)
     what: str
     record: str | None
@@ -187,7 +187,7 @@ class Job:
     """A queued unit of work. ``attempts`` counts claims, including the one running now."""
 
     id: int
-    tenant_id: int
+    tenant_id: str
     kind: str
     payload: dict[str, Any] = attrs.field(converter=_frozen_json)
     state: JobState = attrs.field(converter=JobState)
@@ -205,20 +205,20 @@ class Job:
 class StateStore(Protocol):
     """Links, checkpoints, sync history and the integration log, all scoped by tenant."""
 
-    def get_link_by_hubspot(self, tenant_id: int, portal_id: str, object_type: str,
+    def get_link_by_hubspot(self, tenant_id: str, portal_id: str, object_type: str,
                             hubspot_id: str) -> Link | None: ...
 
-    def get_links_by_hubspot(self, tenant_id: int, portal_id: str, object_type: str,
+    def get_links_by_hubspot(self, tenant_id: str, portal_id: str, object_type: str,
                              hubspot_ids: Collection[str]) -> dict[str, Link]: ...
 
-    def get_link_by_host(self, tenant_id: int, host_type: str, host_id: int) -> Link | None: ...
+    def get_link_by_host(self, tenant_id: str, host_type: str, host_id: str) -> Link | None: ...
 
-    def create_link(self, tenant_id: int, portal_id: str, object_type: str, hubspot_id: str,
-                    host_type: str, host_id: int, *,
+    def create_link(self, tenant_id: str, portal_id: str, object_type: str, hubspot_id: str,
+                    host_type: str, host_id: str, *,
                     synced: Mapping[str, Any] | None = None) -> Link: ...
 
-    def create_links(self, tenant_id: int, portal_id: str,
-                     rows: Sequence[tuple[str, str, str, int, Mapping[str, Any]]]) -> list[Link | None]: ...
+    def create_links(self, tenant_id: str, portal_id: str,
+                     rows: Sequence[tuple[str, str, str, str, Mapping[str, Any]]]) -> list[Link | None]: ...
 
     def update_link_synced(self, link_id: int, synced: Mapping[str, Any]) -> Link: ...
 
@@ -226,12 +226,12 @@ class StateStore(Protocol):
 
     def delete_link(self, link_id: int) -> bool: ...
 
-    def get_checkpoint(self, tenant_id: int, portal_id: str, name: str) -> Checkpoint | None: ...
+    def get_checkpoint(self, tenant_id: str, portal_id: str, name: str) -> Checkpoint | None: ...
 
-    def set_checkpoint(self, tenant_id: int, portal_id: str, name: str,
+    def set_checkpoint(self, tenant_id: str, portal_id: str, name: str,
                        value: str) -> Checkpoint: ...
 
-    def start_run(self, tenant_id: int, kind: str, *, owner: str | None = None) -> SyncRun: ...
+    def start_run(self, tenant_id: str, kind: str, *, owner: str | None = None) -> SyncRun: ...
 
     def heartbeat_run(self, run_id: int) -> None: ...
 
@@ -240,23 +240,23 @@ class StateStore(Protocol):
 
     def get_run(self, run_id: int) -> SyncRun | None: ...
 
-    def recent_runs(self, tenant_id: int, *, kind: str | None = None,
+    def recent_runs(self, tenant_id: str, *, kind: str | None = None,
                     limit: int = 20) -> list[SyncRun]: ...
 
     def fail_stale_runs(self, older_than: timedelta) -> int: ...
 
-    def log(self, tenant_id: int, level: LogLevel, what: str, message: str, *,
+    def log(self, tenant_id: str, level: LogLevel, what: str, message: str, *,
             record: str | None = None) -> LogEntry: ...
 
-    def read_log(self, tenant_id: int, *, min_level: LogLevel | None = None,
+    def read_log(self, tenant_id: str, *, min_level: LogLevel | None = None,
                  record: str | None = None, what: str | None = None, limit: int = 50,
                  before: int | None = None) -> LogPage: ...
 
-    def take_claim(self, tenant_id: int, key: str, holder: str, ttl: timedelta = ...) -> bool: ...
+    def take_claim(self, tenant_id: str, key: str, holder: str, ttl: timedelta = ...) -> bool: ...
 
-    def release_claim(self, tenant_id: int, key: str, holder: str) -> bool: ...
+    def release_claim(self, tenant_id: str, key: str, holder: str) -> bool: ...
 
-    def hold_claim(self, tenant_id: int, key: str, *, ttl: timedelta = ..., wait: timedelta = ...,
+    def hold_claim(self, tenant_id: str, key: str, *, ttl: timedelta = ..., wait: timedelta = ...,
                    sleep: Callable[[float], None] = ...) -> AbstractContextManager[str]: ...
 
     def close(self) -> None: ...
@@ -266,7 +266,7 @@ class StateStore(Protocol):
 class JobQueue(Protocol):
     """A durable at-least-once job queue with leases, backoff and dead letters."""
 
-    def enqueue(self, tenant_id: int, kind: str, payload: Mapping[str, Any], *,
+    def enqueue(self, tenant_id: str, kind: str, payload: Mapping[str, Any], *,
                 dedupe_key: str | None = None, run_after: datetime | None = None,
                 max_attempts: int | None = None) -> int: ...
 
@@ -284,16 +284,16 @@ class JobQueue(Protocol):
 
     def get_job(self, job_id: int) -> Job | None: ...
 
-    def queued(self, tenant_id: int, kinds: Collection[str]) -> list[Job]: ...
+    def queued(self, tenant_id: str, kinds: Collection[str]) -> list[Job]: ...
 
-    def dead_letters(self, tenant_id: int, *, kind: str | None = None,
+    def dead_letters(self, tenant_id: str, *, kind: str | None = None,
                      limit: int = 100) -> list[Job]: ...
 
     def replay(self, job_id: int) -> int | None: ...
 
-    def replay_all(self, tenant_id: int, kind: str | None = None) -> int: ...
+    def replay_all(self, tenant_id: str, kind: str | None = None) -> int: ...
 
-    def depths(self, tenant_id: int | None = None) -> dict[tuple[JobState, str], int]: ...
+    def depths(self, tenant_id: str | None = None) -> dict[tuple[JobState, str], int]: ...
 
 
 
@@ -328,7 +328,7 @@ class InboxEvent:
     """A stored webhook event; ``processed_at`` and ``outcome`` stay None until it is handled."""
 
     id: int
-    tenant_id: int
+    tenant_id: str
     portal_id: str
     dedupe_key: str
     event_id: int | None
@@ -384,7 +384,7 @@ class WebhookExpansion:
 class WebhookBacklog:
     """Deliveries of a tenant acknowledged but not split into events yet."""
 
-    tenant_id: int
+    tenant_id: str
     batches: int
     events: int
     oldest_received_at: datetime | None
@@ -395,7 +395,7 @@ class WebhookBacklog:
 class WebhookPortalStats:
     """Webhook counters of one portal, and when its last event arrived (for silence alerts)."""
 
-    tenant_id: int
+    tenant_id: str
     portal_id: str
     last_received_at: datetime | None
     last_occurred_at: datetime | None
@@ -409,7 +409,7 @@ class WebhookRefusalStats:
     """How many webhook requests of a tenant were refused for one reason (and how many of
     those were not written to the integration log, by flood protection)."""
 
-    tenant_id: int
+    tenant_id: str
     reason: str
     refused: int
     suppressed: int
@@ -425,35 +425,35 @@ class Inbox(Protocol):
     :meth:`accept_webhook_batch`'s logic), and its events processed per object.
     """
 
-    def receive_webhook_batch(self, tenant_id: int, portal_id: str, body: bytes, *,
+    def receive_webhook_batch(self, tenant_id: str, portal_id: str, body: bytes, *,
                               events: int, latest_occurred_ms: int, job_kind: str,
                               max_attempts: int | None = None) -> int: ...
 
-    def expand_webhook_batches(self, tenant_id: int,
+    def expand_webhook_batches(self, tenant_id: str,
                                drafts_of: Callable[[bytes], Sequence[InboxEventDraft]], *,
                                job_kind: str, max_attempts: int | None = None,
                                limit: int = 50) -> WebhookExpansion: ...
 
-    def webhook_backlog(self, tenant_id: int) -> WebhookBacklog: ...
+    def webhook_backlog(self, tenant_id: str) -> WebhookBacklog: ...
 
-    def retry_unreadable_webhook_batches(self, tenant_id: int, *, job_kind: str,
+    def retry_unreadable_webhook_batches(self, tenant_id: str, *, job_kind: str,
                                          max_attempts: int | None = None) -> int: ...
 
-    def accept_webhook_batch(self, tenant_id: int, drafts: Sequence[InboxEventDraft], *,
+    def accept_webhook_batch(self, tenant_id: str, drafts: Sequence[InboxEventDraft], *,
                              job_kind: str, max_attempts: int | None = None) -> InboxReceipt: ...
 
-    def pending_webhook_events(self, tenant_id: int, object_type: str,
+    def pending_webhook_events(self, tenant_id: str, object_type: str,
                                object_id: str) -> list[InboxEvent]: ...
 
-    def finish_webhook_events(self, tenant_id: int, applied: Collection[int],
+    def finish_webhook_events(self, tenant_id: str, applied: Collection[int],
                               echoes: Collection[int]) -> int: ...
 
-    def record_webhook_refusal(self, tenant_id: int, reason: str, *, refused: int = 1,
+    def record_webhook_refusal(self, tenant_id: str, reason: str, *, refused: int = 1,
                                suppressed: int = 0, message: str | None = None) -> None: ...
 
-    def webhook_portal_stats(self, tenant_id: int) -> list[WebhookPortalStats]: ...
+    def webhook_portal_stats(self, tenant_id: str) -> list[WebhookPortalStats]: ...
 
-    def webhook_refusal_stats(self, tenant_id: int) -> list[WebhookRefusalStats]: ...
+    def webhook_refusal_stats(self, tenant_id: str) -> list[WebhookRefusalStats]: ...
 
     def prune_webhook_events(self, processed_before: datetime) -> int: ...
 
@@ -466,10 +466,10 @@ class _ConflictFacts:
     """What a conflict's draft and its audit-trail record share: where the conflict is, both
     sides' values and change times, and the strategy's decision."""
 
-    tenant_id: int
+    tenant_id: str
     portal_id: str
     object_type: str
-    host_id: int
+    host_id: str
     hubspot_type: str
     hubspot_id: str
     field: str
@@ -533,31 +533,31 @@ class ConflictLog(Protocol):
 
     def record_conflict(self, draft: ConflictDraft) -> ConflictRecord: ...
 
-    def list_conflicts(self, tenant_id: int, *, status: str | None = "open",
-                       object_type: str | None = None, host_id: int | None = None,
+    def list_conflicts(self, tenant_id: str, *, status: str | None = "open",
+                       object_type: str | None = None, host_id: str | None = None,
                        limit: int = 100) -> list[ConflictRecord]: ...
 
-    def get_conflict(self, tenant_id: int, conflict_id: int) -> ConflictRecord | None: ...
+    def get_conflict(self, tenant_id: str, conflict_id: int) -> ConflictRecord | None: ...
 
-    def close_conflict(self, tenant_id: int, conflict_id: int, *, resolution: str,
+    def close_conflict(self, tenant_id: str, conflict_id: int, *, resolution: str,
                        resolved_value: Any, decided_by: str | None) -> ConflictRecord: ...
 
-    def remember_pushed(self, tenant_id: int, object_type: str,
+    def remember_pushed(self, tenant_id: str, object_type: str,
                         values: Mapping[str, Mapping[str, str]]) -> None: ...
 
-    def pushed_value(self, tenant_id: int, object_type: str, object_id: str,
+    def pushed_value(self, tenant_id: str, object_type: str, object_id: str,
                      property_name: str) -> str | None: ...
 
-    def pushed(self, tenant_id: int, object_type: str, object_id: str,
+    def pushed(self, tenant_id: str, object_type: str, object_id: str,
                property_name: str) -> tuple[str, datetime] | None: ...
 
-    def get_links_by_host(self, tenant_id: int, host_type: str,
-                          host_ids: Collection[int]) -> dict[int, Link]: ...
+    def get_links_by_host(self, tenant_id: str, host_type: str,
+                          host_ids: Collection[str]) -> dict[str, Link]: ...
 
-    def pushed_values_of(self, tenant_id: int, object_type: str,
+    def pushed_values_of(self, tenant_id: str, object_type: str,
                          object_ids: Collection[str]) -> dict[str, dict[str, str]]: ...
 
-    def links_page(self, tenant_id: int, portal_id: str, object_type: str, *,
+    def links_page(self, tenant_id: str, portal_id: str, object_type: str, *,
                    after_id: int = 0, limit: int = 500) -> list[Link]: ...
 
 

@@ -91,7 +91,7 @@ class SqlJobQueue:
                                     index_where=PENDING_DEDUPE)
             .returning(jobs.c.id))
 
-    def _pending_duplicate(self, conn: Connection, tenant_id: int, kind: str,
+    def _pending_duplicate(self, conn: Connection, tenant_id: str, kind: str,
                            dedupe_key: str, *, lock: bool = False) -> int | None:
         query = sa.select(jobs.c.id).where(
             jobs.c.tenant_id == tenant_id, jobs.c.kind == kind, jobs.c.dedupe_key == dedupe_key,
@@ -100,7 +100,7 @@ class SqlJobQueue:
             query = query.with_for_update()
         return conn.execute(query).scalar()
 
-    def enqueue(self, tenant_id: int, kind: str, payload: Mapping[str, Any], *,
+    def enqueue(self, tenant_id: str, kind: str, payload: Mapping[str, Any], *,
                 dedupe_key: str | None = None, run_after: datetime | None = None,
                 max_attempts: int | None = None) -> int:
         """Queue a job and return its id.
@@ -279,14 +279,14 @@ class SqlJobQueue:
             row = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).first()
         return None if row is None else _job(row)
 
-    def queued(self, tenant_id: int, kinds: Collection[str]) -> list[Job]:
+    def queued(self, tenant_id: str, kinds: Collection[str]) -> list[Job]:
         """A tenant's jobs of these kinds in any state (pending, running or dead), by id."""
         query = sa.select(jobs).where(jobs.c.tenant_id == tenant_id,
                                       jobs.c.kind.in_(list(kinds))).order_by(jobs.c.id)
         with self._engine.connect() as conn:
             return [_job(row) for row in conn.execute(query)]
 
-    def dead_letters(self, tenant_id: int, *, kind: str | None = None,
+    def dead_letters(self, tenant_id: str, *, kind: str | None = None,
                      limit: int = 100) -> list[Job]:
         """A tenant's dead-lettered jobs, most recently failed first."""
         query = sa.select(jobs).where(jobs.c.tenant_id == tenant_id,
@@ -327,7 +327,7 @@ class SqlJobQueue:
                 continue
         raise RuntimeError(f"could not replay job {job_id}: a pending duplicate kept colliding")
 
-    def replay_all(self, tenant_id: int, kind: str | None = None) -> int:
+    def replay_all(self, tenant_id: str, kind: str | None = None) -> int:
         """Replay every dead job of a tenant (optionally of one kind); returns how many."""
         query = sa.select(jobs.c.id).where(jobs.c.tenant_id == tenant_id,
                                            jobs.c.state == JobState.DEAD.value)
@@ -337,7 +337,7 @@ class SqlJobQueue:
             ids = list(conn.execute(query.order_by(jobs.c.id)).scalars())
         return sum(1 for job_id in ids if self.replay(job_id) is not None)
 
-    def depths(self, tenant_id: int | None = None) -> dict[tuple[JobState, str], int]:
+    def depths(self, tenant_id: str | None = None) -> dict[tuple[JobState, str], int]:
         """How many jobs are in each (state, kind), for one tenant or all."""
         query = sa.select(jobs.c.state, jobs.c.kind, sa.func.count()).group_by(
             jobs.c.state, jobs.c.kind)

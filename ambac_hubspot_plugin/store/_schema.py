@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
-__all__ = ["PENDING_DEDUPE", "checkpoints", "claims", "conflicts", "integration_log", "jobs", "links",
+__all__ = ["HOST_ID", "PENDING_DEDUPE", "checkpoints", "claims", "conflicts", "integration_log", "jobs", "links",
            "metadata", "pushed_values", "sync_runs", "webhook_batches", "webhook_events", "webhook_portals",
            "webhook_refusals"]
 
@@ -43,18 +43,26 @@ class UtcDateTime(sa.TypeDecorator[datetime]):
         return value.astimezone(UTC)  # type: ignore[no-any-return]  # driver gives datetime
 
 
+HOST_ID = sa.String(64)
+"""The type of every column holding a host id (tenant, order, company, contact, user).
+
+The host's ids are opaque strings: canonical UUIDs or integer-looking strings, at most 64
+characters; never compared or ordered as numbers (migration 0008 turned the integer columns
+into these).
+"""
+
 metadata = sa.MetaData()
 
 links = sa.Table(
     "hubspot_links",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("tenant_id", sa.Integer, nullable=False),
+    sa.Column("tenant_id", HOST_ID, nullable=False),
     sa.Column("portal_id", sa.String(32), nullable=False),
     sa.Column("object_type", sa.String(16), nullable=False),
     sa.Column("hubspot_id", sa.String(64), nullable=False),
     sa.Column("host_type", sa.String(16), nullable=False),
-    sa.Column("host_id", sa.BigInteger, nullable=False),
+    sa.Column("host_id", HOST_ID, nullable=False),
     sa.Column("synced", sa.Text, nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
@@ -63,7 +71,7 @@ links = sa.Table(
 checkpoints = sa.Table(
     "hubspot_checkpoints",
     metadata,
-    sa.Column("tenant_id", sa.Integer, primary_key=True),
+    sa.Column("tenant_id", HOST_ID, primary_key=True),
     sa.Column("portal_id", sa.String(32), primary_key=True),
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
@@ -74,7 +82,7 @@ sync_runs = sa.Table(
     "hubspot_sync_runs",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("tenant_id", sa.Integer, nullable=False),
+    sa.Column("tenant_id", HOST_ID, nullable=False),
     sa.Column("kind", sa.String(32), nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("owner", sa.String(128)),
@@ -92,7 +100,7 @@ integration_log = sa.Table(
     "hubspot_integration_log",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("tenant_id", sa.Integer, nullable=False),
+    sa.Column("tenant_id", HOST_ID, nullable=False),
     sa.Column("level", sa.String(8), nullable=False),
     sa.Column("what", sa.String(64), nullable=False),
     sa.Column("record", sa.String(128)),
@@ -104,7 +112,7 @@ jobs = sa.Table(
     "hubspot_jobs",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("tenant_id", sa.Integer, nullable=False),
+    sa.Column("tenant_id", HOST_ID, nullable=False),
     sa.Column("kind", sa.String(64), nullable=False),
     sa.Column("payload", sa.Text, nullable=False),
     sa.Column("state", sa.String(16), nullable=False),
@@ -130,7 +138,7 @@ webhook_batches = sa.Table(
     "hubspot_webhook_batches",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("tenant_id", sa.Integer, nullable=False),
+    sa.Column("tenant_id", HOST_ID, nullable=False),
     sa.Column("portal_id", sa.String(32), nullable=False),
     sa.Column("events", sa.Integer, nullable=False),
     sa.Column("body", sa.LargeBinary, nullable=False),
@@ -142,7 +150,7 @@ webhook_events = sa.Table(
     "hubspot_webhook_events",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("tenant_id", sa.Integer, nullable=False),
+    sa.Column("tenant_id", HOST_ID, nullable=False),
     sa.Column("portal_id", sa.String(32), nullable=False),
     sa.Column("dedupe_key", sa.String(64), nullable=False),
     sa.Column("event_id", sa.BigInteger),
@@ -161,7 +169,7 @@ webhook_events = sa.Table(
 webhook_portals = sa.Table(
     "hubspot_webhook_portals",
     metadata,
-    sa.Column("tenant_id", sa.Integer, primary_key=True),
+    sa.Column("tenant_id", HOST_ID, primary_key=True),
     sa.Column("portal_id", sa.String(32), primary_key=True),
     sa.Column("last_received_at", UtcDateTime),
     sa.Column("last_occurred_at_ms", sa.BigInteger),
@@ -173,7 +181,7 @@ webhook_portals = sa.Table(
 webhook_refusals = sa.Table(
     "hubspot_webhook_refusals",
     metadata,
-    sa.Column("tenant_id", sa.Integer, primary_key=True),
+    sa.Column("tenant_id", HOST_ID, primary_key=True),
     sa.Column("reason", sa.String(32), primary_key=True),
     sa.Column("refused", sa.BigInteger, nullable=False),
     sa.Column("suppressed", sa.BigInteger, nullable=False),
@@ -184,10 +192,10 @@ conflicts = sa.Table(
     "hubspot_conflicts",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("tenant_id", sa.Integer, nullable=False),
+    sa.Column("tenant_id", HOST_ID, nullable=False),
     sa.Column("portal_id", sa.String(32), nullable=False),
     sa.Column("object_type", sa.String(16), nullable=False),
-    sa.Column("host_id", sa.BigInteger, nullable=False),
+    sa.Column("host_id", HOST_ID, nullable=False),
     sa.Column("hubspot_type", sa.String(16), nullable=False),
     sa.Column("hubspot_id", sa.String(64), nullable=False),
     sa.Column("field", sa.String(64), nullable=False),
@@ -211,7 +219,7 @@ conflicts = sa.Table(
 pushed_values = sa.Table(
     "hubspot_pushed_values",
     metadata,
-    sa.Column("tenant_id", sa.Integer, primary_key=True),
+    sa.Column("tenant_id", HOST_ID, primary_key=True),
     sa.Column("object_type", sa.String(16), primary_key=True),
     sa.Column("object_id", sa.String(64), primary_key=True),
     sa.Column("property_name", sa.String(255), primary_key=True),
@@ -222,7 +230,7 @@ pushed_values = sa.Table(
 claims = sa.Table(
     "hubspot_claims",
     metadata,
-    sa.Column("tenant_id", sa.Integer, primary_key=True),
+    sa.Column("tenant_id", HOST_ID, primary_key=True),
     sa.Column("key", sa.String(320), primary_key=True),
     sa.Column("holder", sa.String(128), nullable=False),
     sa.Column("expires_at", UtcDateTime, nullable=False),

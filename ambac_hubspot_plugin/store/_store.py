@@ -78,7 +78,7 @@ class SqlStateStore(SqlClaimMixin, SqlConflictMixin, SqlInboxMixin, SqlJobQueue)
         row = conn.execute(sa.select(links).where(*where)).first()
         return None if row is None else self._link(row)
 
-    def get_link_by_hubspot(self, tenant_id: int, portal_id: str, object_type: str,
+    def get_link_by_hubspot(self, tenant_id: str, portal_id: str, object_type: str,
                             hubspot_id: str) -> Link | None:
         """The link of one HubSpot object, or None."""
         with self._engine.connect() as conn:
@@ -87,7 +87,7 @@ class SqlStateStore(SqlClaimMixin, SqlConflictMixin, SqlInboxMixin, SqlJobQueue)
                                   links.c.object_type == object_type,
                                   links.c.hubspot_id == hubspot_id)
 
-    def get_links_by_hubspot(self, tenant_id: int, portal_id: str, object_type: str,
+    def get_links_by_hubspot(self, tenant_id: str, portal_id: str, object_type: str,
                              hubspot_ids: Collection[str]) -> dict[str, Link]:
         """The links of many HubSpot objects of one type, by HubSpot id (one query per 500)."""
         found: dict[str, Link] = {}
@@ -103,17 +103,17 @@ class SqlStateStore(SqlClaimMixin, SqlConflictMixin, SqlInboxMixin, SqlJobQueue)
                     found[link.hubspot_id] = link
         return found
 
-    def get_link_by_host(self, tenant_id: int, host_type: str, host_id: int) -> Link | None:
+    def get_link_by_host(self, tenant_id: str, host_type: str, host_id: str) -> Link | None:
         """The link of one host record, or None."""
         with self._engine.connect() as conn:
             return self._one_link(conn, links.c.tenant_id == tenant_id,
                                   links.c.host_type == host_type, links.c.host_id == host_id)
 
-    def get_links_by_host(self, tenant_id: int, host_type: str,
-                          host_ids: Collection[int]) -> dict[int, Link]:
+    def get_links_by_host(self, tenant_id: str, host_type: str,
+                          host_ids: Collection[str]) -> dict[str, Link]:
         """The links of many host records of one type, by host id (one query per 500)."""
-        found: dict[int, Link] = {}
-        ids = list(dict.fromkeys(int(i) for i in host_ids))
+        found: dict[str, Link] = {}
+        ids = list(dict.fromkeys(host_ids))
         with self._engine.connect() as conn:
             for start in range(0, len(ids), 500):
                 rows = conn.execute(sa.select(links).where(
@@ -124,7 +124,7 @@ class SqlStateStore(SqlClaimMixin, SqlConflictMixin, SqlInboxMixin, SqlJobQueue)
                     found[link.host_id] = link
         return found
 
-    def links_page(self, tenant_id: int, portal_id: str, object_type: str, *,
+    def links_page(self, tenant_id: str, portal_id: str, object_type: str, *,
                    after_id: int = 0, limit: int = 500) -> list[Link]:
         """One page of a tenant's links of one HubSpot object type, by link id (keyset paging:
         pass the last link's id as ``after_id`` for the next page; an empty page is the end)."""
@@ -135,9 +135,9 @@ class SqlStateStore(SqlClaimMixin, SqlConflictMixin, SqlInboxMixin, SqlJobQueue)
             ).order_by(links.c.id).limit(limit))
             return [self._link(row) for row in rows]
 
-    def _conflict(self, exc: sa.exc.IntegrityError, tenant_id: int, portal_id: str,
+    def _conflict(self, exc: sa.exc.IntegrityError, tenant_id: str, portal_id: str,
                   object_type: str, hubspot_id: str, host_type: str,
-                  host_id: int) -> LinkConflictError:
+                  host_id: str) -> LinkConflictError:
         return LinkConflictError(
             f"Cannot link {object_type} {hubspot_id} (portal {portal_id}) to {host_type} "
             f"{host_id} in tenant {tenant_id}: one of them is already linked. Re-read the "
@@ -146,8 +146,8 @@ class SqlStateStore(SqlClaimMixin, SqlConflictMixin, SqlInboxMixin, SqlJobQueue)
             host_key=(tenant_id, host_type, host_id),
         )
 
-    def create_link(self, tenant_id: int, portal_id: str, object_type: str, hubspot_id: str,
-                    host_type: str, host_id: int, *,
+    def create_link(self, tenant_id: str, portal_id: str, object_type: str, hubspot_id: str,
+                    host_type: str, host_id: str, *,
                     synced: Mapping[str, Any] | None = None) -> Link:
         """Link a HubSpot object to a host record.
 
@@ -169,8 +169,8 @@ class SqlStateStore(SqlClaimMixin, SqlConflictMixin, SqlInboxMixin, SqlJobQueue)
                     object_type=object_type, hubspot_id=hubspot_id, host_type=host_type,
                     host_id=host_id, synced=dict(synced or {}), created_at=now, updated_at=now)
 
-    def create_links(self, tenant_id: int, portal_id: str,
-                     rows: Sequence[tuple[str, str, str, int, Mapping[str, Any]]]) -> list[Link | None]:
+    def create_links(self, tenant_id: str, portal_id: str,
+                     rows: Sequence[tuple[str, str, str, str, Mapping[str, Any]]]) -> list[Link | None]:
         """Link many records in one transaction; a row whose link exists already is skipped.
 
         ``rows`` are ``(object_type, hubspot_id, host_type, host_id, synced)``. Returns, per
@@ -229,7 +229,7 @@ class SqlStateStore(SqlClaimMixin, SqlConflictMixin, SqlInboxMixin, SqlJobQueue)
 
     # -- checkpoints -----------------------------------------------------------------------
 
-    def get_checkpoint(self, tenant_id: int, portal_id: str, name: str) -> Checkpoint | None:
+    def get_checkpoint(self, tenant_id: str, portal_id: str, name: str) -> Checkpoint | None:
         """A sync checkpoint, or None when it was never set."""
         with self._engine.connect() as conn:
             row = conn.execute(sa.select(checkpoints).where(
@@ -237,7 +237,7 @@ class SqlStateStore(SqlClaimMixin, SqlConflictMixin, SqlInboxMixin, SqlJobQueue)
                 checkpoints.c.name == name)).first()
         return None if row is None else Checkpoint(**row._mapping)
 
-    def set_checkpoint(self, tenant_id: int, portal_id: str, name: str,
+    def set_checkpoint(self, tenant_id: str, portal_id: str, name: str,
                        value: str) -> Checkpoint:
         """Create or overwrite a sync checkpoint (an atomic upsert)."""
         now = self._clock()
@@ -255,7 +255,7 @@ class SqlStateStore(SqlClaimMixin, SqlConflictMixin, SqlInboxMixin, SqlJobQueue)
 
     # -- sync runs -------------------------------------------------------------------------
 
-    def start_run(self, tenant_id: int, kind: str, *, owner: str | None = None) -> SyncRun:
+    def start_run(self, tenant_id: str, kind: str, *, owner: str | None = None) -> SyncRun:
         """Record that a sync run started; ``owner`` names the worker, for operators."""
         now = self._clock()
         with self._engine.begin() as conn:
@@ -295,7 +295,7 @@ class SqlStateStore(SqlClaimMixin, SqlConflictMixin, SqlInboxMixin, SqlJobQueue)
             row = conn.execute(sa.select(sync_runs).where(sync_runs.c.id == run_id)).first()
         return None if row is None else SyncRun(**row._mapping)
 
-    def recent_runs(self, tenant_id: int, *, kind: str | None = None,
+    def recent_runs(self, tenant_id: str, *, kind: str | None = None,
                     limit: int = 20) -> list[SyncRun]:
         """A tenant's runs, newest first."""
         query = sa.select(sync_runs).where(sync_runs.c.tenant_id == tenant_id)
@@ -322,7 +322,7 @@ class SqlStateStore(SqlClaimMixin, SqlConflictMixin, SqlInboxMixin, SqlJobQueue)
 
     # -- integration log -------------------------------------------------------------------
 
-    def log(self, tenant_id: int, level: LogLevel, what: str, message: str, *,
+    def log(self, tenant_id: str, level: LogLevel, what: str, message: str, *,
             record: str | None = None) -> LogEntry:
         """Append one line to a tenant's integration log."""
         now = self._clock()
@@ -335,7 +335,7 @@ class SqlStateStore(SqlClaimMixin, SqlConflictMixin, SqlInboxMixin, SqlJobQueue)
         return LogEntry(id=entry_id, tenant_id=tenant_id, level=level, what=what, record=record,
                         message=message, created_at=now)
 
-    def read_log(self, tenant_id: int, *, min_level: LogLevel | None = None,
+    def read_log(self, tenant_id: str, *, min_level: LogLevel | None = None,
                  record: str | None = None, what: str | None = None, limit: int = 50,
                  before: int | None = None) -> LogPage:
         """A page of a tenant's log, newest first, filtered; keyset-paged by entry id.
