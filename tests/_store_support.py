@@ -172,7 +172,7 @@ def coalesce_enqueue_worker(url: str, start: Any, keys: int, rounds: int, result
     for n in range(rounds):
         for key in range(keys):
             began = time.time()  # before the commit: a run starting later must follow it
-            store.enqueue(1, "coalesce", {"n": n}, dedupe_key=f"key:{key}")
+            store.enqueue("1", "coalesce", {"n": n}, dedupe_key=f"key:{key}")
             with noted.begin() as conn:
                 conn.execute(note, {"key": f"key:{key}", "at": began})
         time.sleep(0.003)
@@ -212,5 +212,5 @@ def enqueue_worker(url: str, start: Any, keys: int, rounds: int) -> None:
     start.wait(timeout=60)
     for n in range(rounds):
         for key in range(keys):
-            store.enqueue(1, "dedupe", {"n": n}, dedupe_key=f"key:{key}")
+            store.enqueue("1", "dedupe", {"n": n}, dedupe_key=f"key:{key}")
     store.close()

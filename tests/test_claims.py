@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from ambac_hubspot_plugin._linking import _email_claim_key
 from ambac_hubspot_plugin.reference_host import ReferenceHost
 from ambac_hubspot_plugin.store import (
+    HEAD,
     ClaimTimeoutError,
     create_store_engine,
     current_revision,
@@ -35,50 +36,50 @@ TTL = timedelta(seconds=60)
 
 
 def test_a_held_claim_refuses_another_holder_until_released(store: Any) -> None:
-    assert store.take_claim(1, "k", "a", TTL)
-    assert not store.take_claim(1, "k", "b", TTL)
-    assert store.take_claim(2, "k", "b", TTL)  # another tenant's key is another claim
-    assert store.take_claim(1, "other", "b", TTL)
-    assert store.take_claim(1, "k", "a", TTL)  # the holder may renew
-    assert store.release_claim(1, "k", "a")
-    assert store.take_claim(1, "k", "b", TTL)
+    assert store.take_claim("1", "k", "a", TTL)
+    assert not store.take_claim("1", "k", "b", TTL)
+    assert store.take_claim("2", "k", "b", TTL)  # another tenant's key is another claim
+    assert store.take_claim("1", "other", "b", TTL)
+    assert store.take_claim("1", "k", "a", TTL)  # the holder may renew
+    assert store.release_claim("1", "k", "a")
+    assert store.take_claim("1", "k", "b", TTL)
 
 
 def test_an_expired_claim_is_taken_over(store: Any, clock: FakeClock) -> None:
-    assert store.take_claim(1, "k", "a", TTL)
+    assert store.take_claim("1", "k", "a", TTL)
     clock.advance(TTL - timedelta(seconds=1))
-    assert not store.take_claim(1, "k", "b", TTL)
+    assert not store.take_claim("1", "k", "b", TTL)
     clock.advance(seconds=1)
-    assert store.take_claim(1, "k", "b", TTL)
-    assert not store.take_claim(1, "k", "a", TTL)
-    assert not store.release_claim(1, "k", "a")  # no longer a's: nothing happens
-    assert not store.take_claim(1, "k", "c", TTL)
+    assert store.take_claim("1", "k", "b", TTL)
+    assert not store.take_claim("1", "k", "a", TTL)
+    assert not store.release_claim("1", "k", "a")  # no longer a's: nothing happens
+    assert not store.take_claim("1", "k", "c", TTL)
 
 
 def test_release_by_a_non_holder_does_nothing(store: Any) -> None:
-    assert store.take_claim(1, "k", "a", TTL)
-    assert not store.release_claim(1, "k", "b")
-    assert not store.release_claim(2, "k", "a")
-    assert not store.take_claim(1, "k", "b", TTL)
+    assert store.take_claim("1", "k", "a", TTL)
+    assert not store.release_claim("1", "k", "b")
+    assert not store.release_claim("2", "k", "a")
+    assert not store.take_claim("1", "k", "b", TTL)
 
 
 def test_a_claim_must_last(store: Any) -> None:
     with pytest.raises(ValueError, match="longer than zero"):
-        store.take_claim(1, "k", "a", timedelta(0))
+        store.take_claim("1", "k", "a", timedelta(0))
 
 
 def test_hold_claim_waits_for_the_holder_then_releases(store: Any, clock: FakeClock) -> None:
-    assert store.take_claim(1, "k", "other", TTL)
+    assert store.take_claim("1", "k", "other", TTL)
     sleeps: list[float] = []
 
     def sleep(seconds: float) -> None:  # the other holder finishes while we wait
         sleeps.append(seconds)
-        store.release_claim(1, "k", "other")
+        store.release_claim("1", "k", "other")
 
-    with store.hold_claim(1, "k", sleep=sleep) as holder:
+    with store.hold_claim("1", "k", sleep=sleep) as holder:
         assert len(sleeps) == 1
-        assert not store.take_claim(1, "k", "third", TTL)
-    assert store.take_claim(1, "k", "third", TTL)  # released when the block ended
+        assert not store.take_claim("1", "k", "third", TTL)
+    assert store.take_claim("1", "k", "third", TTL)  # released when the block ended
     assert holder != "third"
 
 
@@ -86,13 +87,13 @@ def test_a_claim_a_killed_process_left_never_outlasts_the_default_wait(
         store: Any, clock: FakeClock) -> None:
     """With the defaults, a claim whose holder died expires while the next one waits: the wait
     ends holding it, never in ClaimTimeoutError (a resumed backfill must not fail on it)."""
-    assert store.take_claim(1, "k", "killed")  # the default TTL, and never released
+    assert store.take_claim("1", "k", "killed")  # the default TTL, and never released
 
     def sleep(seconds: float) -> None:
         clock.advance(seconds=seconds)
 
     started = clock()
-    with store.hold_claim(1, "k", sleep=sleep) as holder:
+    with store.hold_claim("1", "k", sleep=sleep) as holder:
         assert holder != "killed"
     assert clock() - started <= CLAIM_TTL + timedelta(seconds=1)
 
@@ -102,28 +103,28 @@ def test_the_claim_key_of_any_email_fits_the_store(store: Any) -> None:
     both stores (the key column holds 320 characters)."""
     key = _email_claim_key("x" * 1000 + "@example.com")
     assert len(key) < 100 and key == _email_claim_key("  " + "X" * 1000 + "@EXAMPLE.com")
-    with store.hold_claim(1, key):
-        assert not store.take_claim(1, key, "other")
+    with store.hold_claim("1", key):
+        assert not store.take_claim("1", key, "other")
 
 
 def test_hold_claim_releases_when_the_block_raises(store: Any) -> None:
-    with pytest.raises(RuntimeError), store.hold_claim(1, "k"):
+    with pytest.raises(RuntimeError), store.hold_claim("1", "k"):
         raise RuntimeError("boom")
-    assert store.take_claim(1, "k", "next", TTL)
+    assert store.take_claim("1", "k", "next", TTL)
 
 
 def test_hold_claim_gives_up_after_its_wait(store: Any, clock: FakeClock) -> None:
-    assert store.take_claim(1, "k", "other", timedelta(hours=1))
+    assert store.take_claim("1", "k", "other", timedelta(hours=1))
 
     def sleep(seconds: float) -> None:
         clock.advance(seconds=seconds)
 
     with pytest.raises(ClaimTimeoutError) as info, \
-            store.hold_claim(1, "k", wait=timedelta(seconds=1), sleep=sleep):
+            store.hold_claim("1", "k", wait=timedelta(seconds=1), sleep=sleep):
         pytest.fail("the claim is held by another")
-    assert (info.value.tenant_id, info.value.key) == (1, "k")
-    assert not store.release_claim(1, "k", "me")
-    assert not store.take_claim(1, "k", "me", TTL)  # still the other's
+    assert (info.value.tenant_id, info.value.key) == ("1", "k")
+    assert not store.release_claim("1", "k", "me")
+    assert not store.take_claim("1", "k", "me", TTL)  # still the other's
 
 
 def test_migration_0007_adds_and_drops_the_claims_table(store_url: str) -> None:
@@ -132,7 +133,7 @@ def test_migration_0007_adds_and_drops_the_claims_table(store_url: str) -> None:
         migrate(engine, "0006")
         assert "hubspot_claims" not in sa.inspect(engine).get_table_names()
         migrate(engine)
-        assert current_revision(engine) == "0007"
+        assert current_revision(engine) == HEAD
         assert "hubspot_claims" in sa.inspect(engine).get_table_names()
         from alembic import command
 

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from ambac_hubspot_plugin.errors import StoreError
 from ambac_hubspot_plugin.store import (
     HEAD,
+    ConflictDraft,
     JobState,
     LinkConflictError,
     LogLevel,
@@ -28,7 +29,6 @@ from ambac_hubspot_plugin.store import (
     migrate,
     open_store,
 )
-from ambac_hubspot_plugin.store._schema import checkpoints, integration_log, links, sync_runs
 from tests._store_support import (  # noqa: F401  # fixtures are used by name
     FakeClock,
     clock,
@@ -90,7 +90,11 @@ def test_open_store_upgrades_a_0001_database_keeping_rows(store_url: str,
         assert current_revision(engine) == "0001"
         assert "hubspot_jobs" not in _tables(engine)
         now = clock()
+        old = sa.MetaData()  # the tables as revision 0001 made them (integer host ids)
         with engine.begin() as conn:
+            links, checkpoints, sync_runs, integration_log = (
+                sa.Table(f"hubspot_{name}", old, autoload_with=conn)
+                for name in ("links", "checkpoints", "sync_runs", "integration_log"))
             conn.execute(sa.insert(links).values(
                 tenant_id=1, portal_id="p1", object_type="deal", hubspot_id="42",
                 host_type="order", host_id=7, synced='{"amount": "10.00"}', created_at=now,
@@ -109,16 +113,16 @@ def test_open_store_upgrades_a_0001_database_keeping_rows(store_url: str,
     upgraded = open_store(store_url, clock=clock)
     try:
         assert current_revision(upgraded.engine) == HEAD
-        link = upgraded.get_link_by_host(1, "order", 7)
+        link = upgraded.get_link_by_host("1", "order", "7")
         assert link is not None
         assert (link.hubspot_id, link.synced) == ("42", {"amount": "10.00"})
-        checkpoint = upgraded.get_checkpoint(1, "p1", "deals")
+        checkpoint = upgraded.get_checkpoint("1", "p1", "deals")
         assert checkpoint is not None
         assert checkpoint.value == "cursor-1"
-        assert [r.created for r in upgraded.recent_runs(1)] == [3]
-        assert [e.message for e in upgraded.read_log(1).entries] == ["hi"]
-        job_id = upgraded.enqueue(1, "push", {"deal": "42"})
-        assert upgraded.depths(1) == {(JobState.PENDING, "push"): 1}
+        assert [r.created for r in upgraded.recent_runs("1")] == [3]
+        assert [e.message for e in upgraded.read_log("1").entries] == ["hi"]
+        job_id = upgraded.enqueue("1", "push", {"deal": "42"})
+        assert upgraded.depths("1") == {(JobState.PENDING, "push"): 1}
         assert job_id > 0
     finally:
         upgraded.close()
@@ -163,58 +167,102 @@ def test_store_satisfies_the_port(store: Any) -> None:
 
 def test_link_create_and_get_both_ways(store: Any) -> None:
     """A link is found by its HubSpot key and by its host record, with its synced values."""
-    created = store.create_link(1, "p1", "deal", "100", "order", 5, synced={"name": "A"})
-    assert store.get_link_by_hubspot(1, "p1", "deal", "100") == created
-    assert store.get_link_by_host(1, "order", 5) == created
+    created = store.create_link("1", "p1", "deal", "100", "order", "5", synced={"name": "A"})
+    assert store.get_link_by_hubspot("1", "p1", "deal", "100") == created
+    assert store.get_link_by_host("1", "order", "5") == created
     assert created.synced == {"name": "A"}
-    assert store.get_link_by_hubspot(2, "p1", "deal", "100") is None
+    assert store.get_link_by_hubspot("2", "p1", "deal", "100") is None
+
+
+UUID = "0192f4c3-8d7e-7cc1-9b1a-3f2e1d0c4b5a"
+
+
+@pytest.mark.parametrize(("tenant", "host_id"), [("42", "007"), (UUID, UUID), ("42", "42")])
+def test_host_ids_round_trip_as_the_exact_strings(store: Any, tenant: str, host_id: str) -> None:
+    """Host ids are opaque strings: "007" keeps its zeros, "42" does not come back as 42 (as
+    SQLite's INTEGER affinity would make it), a UUID fits; and "7" is not "007"."""
+    link = store.create_link(tenant, "p1", "deal", "100", "order", host_id)
+    [made] = store.create_links(tenant, "p1", [("contact", "200", "user", host_id, {})])
+    for found in (store.get_link_by_host(tenant, "order", host_id),
+                  store.get_link_by_hubspot(tenant, "p1", "deal", "100"),
+                  store.get_links_by_host(tenant, "order", [host_id])[host_id],
+                  store.links_page(tenant, "p1", "deal")[0]):
+        assert found == link
+        assert (type(found.tenant_id), found.tenant_id, type(found.host_id), found.host_id) == (
+            str, tenant, str, host_id)
+    assert made is not None and made.host_id == host_id
+    assert store.get_link_by_host(tenant, "user", host_id) == made
+    assert store.get_link_by_host(tenant, "order", host_id.lstrip("0") + "x") is None
+    if host_id == "007":
+        assert store.get_link_by_host(tenant, "order", "7") is None
+    store.set_checkpoint(tenant, "p1", "deals", "c")
+    assert store.get_checkpoint(tenant, "p1", "deals").tenant_id == tenant
+    assert store.start_run(tenant, "full").tenant_id == tenant
+    assert [e.tenant_id for e in store.read_log(tenant).entries] == []
+    store.log(tenant, LogLevel.INFO, "sync", "m")
+    assert [e.tenant_id for e in store.read_log(tenant).entries] == [tenant]
+    job_id = store.enqueue(tenant, "push", {"order": host_id}, dedupe_key=f"order:{host_id}")
+    [job] = store.queued(tenant, ["push"])
+    assert (job.id, job.tenant_id, job.payload) == (job_id, tenant, {"order": host_id})
+    assert store.take_claim(tenant, "k", "a") and not store.take_claim(tenant, "k", "b")
+    conflict = store.record_conflict(ConflictDraft(
+        tenant_id=tenant, portal_id="p1", object_type="order", host_id=host_id,
+        hubspot_type="deal", hubspot_id="100", field="amount", hubspot_value="1", host_value="2",
+        last_synced="0", hubspot_changed_at=None, host_changed_at=None, strategy="manual",
+        decision="hold"))
+    assert (conflict.tenant_id, conflict.host_id) == (tenant, host_id)
+    assert store.list_conflicts(tenant, host_id=host_id) == [conflict]
+    with store.engine.connect() as conn:  # stored as text, never folded into a number
+        stored = conn.execute(sa.text(
+            "SELECT tenant_id, host_id FROM hubspot_links ORDER BY id")).all()
+    assert stored == [(tenant, host_id), (tenant, host_id)]
 
 
 def test_link_hubspot_key_is_unique_in_the_database(store: Any) -> None:
     """A second link for the same HubSpot object is refused with LinkConflictError."""
-    store.create_link(1, "p1", "deal", "100", "order", 5)
+    store.create_link("1", "p1", "deal", "100", "order", "5")
     with pytest.raises(LinkConflictError) as info:
-        store.create_link(1, "p1", "deal", "100", "order", 6)
-    assert info.value.hubspot_key == (1, "p1", "deal", "100")
+        store.create_link("1", "p1", "deal", "100", "order", "6")
+    assert info.value.hubspot_key == ("1", "p1", "deal", "100")
     assert isinstance(info.value.__cause__, sa.exc.IntegrityError)
-    assert store.get_link_by_host(1, "order", 6) is None
+    assert store.get_link_by_host("1", "order", "6") is None
 
 
 def test_link_host_key_is_unique_in_the_database(store: Any) -> None:
     """A second link for the same host record is refused with LinkConflictError."""
-    store.create_link(1, "p1", "deal", "100", "order", 5)
+    store.create_link("1", "p1", "deal", "100", "order", "5")
     with pytest.raises(LinkConflictError):
-        store.create_link(1, "p1", "deal", "101", "order", 5)
-    assert store.get_link_by_hubspot(1, "p1", "deal", "101") is None
+        store.create_link("1", "p1", "deal", "101", "order", "5")
+    assert store.get_link_by_hubspot("1", "p1", "deal", "101") is None
 
 
 def test_links_of_different_tenants_do_not_collide(store: Any) -> None:
     """The same HubSpot and host ids may be linked in two tenants."""
-    store.create_link(1, "p1", "deal", "100", "order", 5)
-    other = store.create_link(2, "p1", "deal", "100", "order", 5)
-    assert store.get_link_by_host(2, "order", 5) == other
+    store.create_link("1", "p1", "deal", "100", "order", "5")
+    other = store.create_link("2", "p1", "deal", "100", "order", "5")
+    assert store.get_link_by_host("2", "order", "5") == other
 
 
 def test_move_link_repoints_and_refuses_a_taken_id(store: Any, clock: FakeClock) -> None:
     """Moving a link re-points it after a merge; moving onto a linked id is a conflict."""
-    first = store.create_link(1, "p1", "company", "1", "company", 10)
-    store.create_link(1, "p1", "company", "2", "company", 11)
+    first = store.create_link("1", "p1", "company", "1", "company", "10")
+    store.create_link("1", "p1", "company", "2", "company", "11")
     clock.advance(timedelta(minutes=1))
     moved = store.move_link(first.id, "3")
     assert (moved.hubspot_id, moved.updated_at) == ("3", clock())
-    assert store.get_link_by_hubspot(1, "p1", "company", "1") is None
+    assert store.get_link_by_hubspot("1", "p1", "company", "1") is None
     with pytest.raises(LinkConflictError):
         store.move_link(first.id, "2")
-    assert store.get_link_by_host(1, "company", 10) == moved
+    assert store.get_link_by_host("1", "company", "10") == moved
 
 
 def test_update_synced_and_delete_link(store: Any) -> None:
     """Synced values are replaced; a deleted link is gone and deleting twice says False."""
-    link = store.create_link(1, "p1", "contact", "9", "contact", 3)
+    link = store.create_link("1", "p1", "contact", "9", "contact", "3")
     assert store.update_link_synced(link.id, {"email": "a@b.c"}).synced == {"email": "a@b.c"}
     assert store.delete_link(link.id) is True
     assert store.delete_link(link.id) is False
-    assert store.get_link_by_host(1, "contact", 3) is None
+    assert store.get_link_by_host("1", "contact", "3") is None
 
 
 # -- checkpoints -----------------------------------------------------------------------------
@@ -222,15 +270,15 @@ def test_update_synced_and_delete_link(store: Any) -> None:
 
 def test_checkpoints_set_overwrite_and_scope(store: Any, clock: FakeClock) -> None:
     """A checkpoint is absent until set, overwritten in place, and scoped by tenant/portal."""
-    assert store.get_checkpoint(1, "p1", "deals") is None
-    store.set_checkpoint(1, "p1", "deals", "a")
+    assert store.get_checkpoint("1", "p1", "deals") is None
+    store.set_checkpoint("1", "p1", "deals", "a")
     clock.advance(timedelta(seconds=5))
-    store.set_checkpoint(1, "p1", "deals", "b")
-    got = store.get_checkpoint(1, "p1", "deals")
+    store.set_checkpoint("1", "p1", "deals", "b")
+    got = store.get_checkpoint("1", "p1", "deals")
     assert got is not None
     assert (got.value, got.updated_at) == ("b", clock())
-    assert store.get_checkpoint(1, "p2", "deals") is None
-    assert store.get_checkpoint(2, "p1", "deals") is None
+    assert store.get_checkpoint("1", "p2", "deals") is None
+    assert store.get_checkpoint("2", "p1", "deals") is None
 
 
 # -- sync runs -------------------------------------------------------------------------------
@@ -238,23 +286,23 @@ def test_checkpoints_set_overwrite_and_scope(store: Any, clock: FakeClock) -> No
 
 def test_runs_start_finish_and_list_newest_first(store: Any, clock: FakeClock) -> None:
     """Runs record counts and outcome; recent_runs lists a tenant's newest first, by kind."""
-    first = store.start_run(1, "full", owner="w1")
+    first = store.start_run("1", "full", owner="w1")
     assert first.status is RunStatus.RUNNING
     clock.advance(timedelta(minutes=1))
     done = store.finish_run(first.id, RunStatus.SUCCEEDED, created=2, updated=3, skipped=1)
     assert (done.status, done.created, done.updated, done.skipped, done.ended_at) == (
         RunStatus.SUCCEEDED, 2, 3, 1, clock())
-    second = store.start_run(1, "incremental")
-    store.start_run(2, "full")
-    assert [r.id for r in store.recent_runs(1)] == [second.id, first.id]
-    assert [r.id for r in store.recent_runs(1, kind="full")] == [first.id]
+    second = store.start_run("1", "incremental")
+    store.start_run("2", "full")
+    assert [r.id for r in store.recent_runs("1")] == [second.id, first.id]
+    assert [r.id for r in store.recent_runs("1", kind="full")] == [first.id]
 
 
 def test_stale_running_runs_are_failed_and_live_ones_spared(store: Any,
                                                             clock: FakeClock) -> None:
     """fail_stale_runs fails runs without a recent heartbeat and leaves live ones running."""
-    crashed = store.start_run(1, "full")
-    alive = store.start_run(1, "incremental")
+    crashed = store.start_run("1", "full")
+    alive = store.start_run("1", "incremental")
     clock.advance(timedelta(minutes=30))
     store.heartbeat_run(alive.id)
     assert store.fail_stale_runs(timedelta(minutes=10)) == 1
@@ -269,25 +317,25 @@ def test_stale_running_runs_are_failed_and_live_ones_spared(store: Any,
 
 def test_log_filters_by_level_record_and_category(store: Any) -> None:
     """read_log keeps the minimum level and worse, and filters by record and category."""
-    store.log(1, LogLevel.DEBUG, "sync", "d", record="deal:1")
-    store.log(1, LogLevel.WARNING, "sync", "w", record="deal:1")
-    store.log(1, LogLevel.ERROR, "webhook", "e", record="deal:2")
-    store.log(2, LogLevel.ERROR, "sync", "other tenant", record="deal:1")
-    assert [e.message for e in store.read_log(1, min_level=LogLevel.WARNING).entries] == [
+    store.log("1", LogLevel.DEBUG, "sync", "d", record="deal:1")
+    store.log("1", LogLevel.WARNING, "sync", "w", record="deal:1")
+    store.log("1", LogLevel.ERROR, "webhook", "e", record="deal:2")
+    store.log("2", LogLevel.ERROR, "sync", "other tenant", record="deal:1")
+    assert [e.message for e in store.read_log("1", min_level=LogLevel.WARNING).entries] == [
         "e", "w"]
-    assert [e.message for e in store.read_log(1, record="deal:1").entries] == ["w", "d"]
-    assert [e.message for e in store.read_log(1, what="webhook").entries] == ["e"]
+    assert [e.message for e in store.read_log("1", record="deal:1").entries] == ["w", "d"]
+    assert [e.message for e in store.read_log("1", what="webhook").entries] == ["e"]
 
 
 def test_log_pages_cover_every_entry_once_newest_first(store: Any) -> None:
     """Following next_before walks the whole log in pages, newest first, without repeats."""
     for i in range(7):
-        store.log(1, LogLevel.INFO, "sync", f"m{i}")
+        store.log("1", LogLevel.INFO, "sync", f"m{i}")
     seen: list[str] = []
     before = None
     pages = 0
     while True:
-        page = store.read_log(1, limit=3, before=before)
+        page = store.read_log("1", limit=3, before=before)
         seen += [e.message for e in page.entries]
         pages += 1
         if page.next_before is None:

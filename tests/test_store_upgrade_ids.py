@@ -167,9 +167,11 @@ def test_the_store_reads_and_uses_the_upgraded_rows(store_url: str,
         link = store.get_link_by_host("1", "order", "5")
         assert link is not None
         assert (link.tenant_id, link.host_id, link.hubspot_id) == ("1", "5", "900")
-        assert store.get_link_by_hubspot("2", "p1", "contact", "901").host_id == "5"
+        contact = store.get_link_by_hubspot("2", "p1", "contact", "901")
+        assert contact is not None and contact.host_id == "5"
         assert set(store.get_links_by_host("1", "order", ["5", "6"])) == {"5"}
-        assert store.get_checkpoint("1", "p1", "deals").value == "c-1"
+        checkpoint = store.get_checkpoint("1", "p1", "deals")
+        assert checkpoint is not None and checkpoint.value == "c-1"
         assert [run.tenant_id for run in store.recent_runs("1")] == ["1"]
         assert [entry.message for entry in store.read_log("1").entries] == ["hi"]
         # The jobs' partial unique index still dedupes against the migrated pending job.
@@ -219,7 +221,7 @@ def test_downgrade_refuses_ids_an_integer_column_cannot_keep(
     migrate(engine)
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE hubspot_conflicts SET host_id = :v"), {"v": kept})
-    with pytest.raises(RuntimeError, match="hubspot_conflicts.host_id"):
+    with pytest.raises(RuntimeError, match=r"hubspot_conflicts\.host_id"):
         _downgrade(engine, "0007")
     assert current_revision(engine) == HEAD  # nothing changed
     with engine.connect() as conn:
