@@ -73,7 +73,7 @@ class Incident:
 class Notice:
     """One notification sent (or held back by the cooldown)."""
 
-    tenant_id: int
+    tenant_id: str
     kind: str
     event: str  # opened, resolved
     subject: str
@@ -91,7 +91,7 @@ class _Condition:
     level: str = "error"
 
 
-def _failed_runs(store: SqlStateStore, tenant_id: int, threshold: int) -> _Condition:
+def _failed_runs(store: SqlStateStore, tenant_id: str, threshold: int) -> _Condition:
     from ._checks import doc
     from .store import RunStatus
 
@@ -108,7 +108,7 @@ def _failed_runs(store: SqlStateStore, tenant_id: int, threshold: int) -> _Condi
     return _Condition("failed_runs", False if finished[0].status is RunStatus.SUCCEEDED else None)
 
 
-def _auth(store: SqlStateStore, tenant_id: int, portal_id: str) -> _Condition:
+def _auth(store: SqlStateStore, tenant_id: str, portal_id: str) -> _Condition:
     from ._checks import load_last_report
     from .store import RunStatus
 
@@ -137,7 +137,7 @@ def _auth(store: SqlStateStore, tenant_id: int, portal_id: str) -> _Condition:
     return _Condition("auth", active)
 
 
-def _dead_letters(store: SqlStateStore, tenant_id: int, threshold: int) -> _Condition:
+def _dead_letters(store: SqlStateStore, tenant_id: str, threshold: int) -> _Condition:
     from .store import JobState
 
     dead = sum(n for (state, _kind), n in store.depths(tenant_id).items() if state == JobState.DEAD)
@@ -148,7 +148,7 @@ def _dead_letters(store: SqlStateStore, tenant_id: int, threshold: int) -> _Cond
     return _Condition("dead_letters", False)
 
 
-def _webhook_unreadable(store: SqlStateStore, tenant_id: int) -> _Condition:
+def _webhook_unreadable(store: SqlStateStore, tenant_id: str) -> _Condition:
     unreadable = store.webhook_backlog(tenant_id).unreadable
     if unreadable:
         return _Condition(
@@ -160,7 +160,7 @@ def _webhook_unreadable(store: SqlStateStore, tenant_id: int) -> _Condition:
     return _Condition("webhook_unreadable", False)
 
 
-def _webhook_silence(store: SqlStateStore, tenant_id: int, settings: Settings,
+def _webhook_silence(store: SqlStateStore, tenant_id: str, settings: Settings,
                      now: datetime) -> _Condition:
     from ._webhooks import webhook_secret
     from .store import RunStatus
@@ -189,17 +189,17 @@ def _webhook_silence(store: SqlStateStore, tenant_id: int, settings: Settings,
         "(Test connection prints the URL).", "warning")
 
 
-def _load(store: SqlStateStore, tenant_id: int, portal_id: str, kind: str) -> Incident:
+def _load(store: SqlStateStore, tenant_id: str, portal_id: str, kind: str) -> Incident:
     saved = store.get_checkpoint(tenant_id, portal_id, _PREFIX + kind)
     return Incident(kind, False) if saved is None else Incident.from_json(json.loads(saved.value))
 
 
-def open_incidents(store: SqlStateStore, tenant_id: int, portal_id: str) -> list[Incident]:
+def open_incidents(store: SqlStateStore, tenant_id: str, portal_id: str) -> list[Incident]:
     """The tenant's open incidents (for the status view)."""
     return [i for kind in ALERT_KINDS if (i := _load(store, tenant_id, portal_id, kind)).open]
 
 
-def check_tenant(store: SqlStateStore, host: HostServices, settings: Settings, tenant_id: int,
+def check_tenant(store: SqlStateStore, host: HostServices, settings: Settings, tenant_id: str,
                  now: datetime) -> list[Notice]:
     """Evaluate every alert condition of one tenant; notify openings and recoveries."""
     thresholds = settings.alerts

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
+from ._host_ids import as_host_id
 from .errors import (
     ConfigError,
     HubSpotApiError,
@@ -77,7 +78,7 @@ class CheckResult:
 class CheckReport:
     """Every check of one connection test, and when it ran."""
 
-    tenant_id: int
+    tenant_id: str
     checked_at: datetime
     checks: tuple[CheckResult, ...]
 
@@ -106,12 +107,13 @@ class CheckReport:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CheckReport:
         """Rebuild a report saved with :meth:`to_json`."""
-        return cls(int(data["tenant_id"]), datetime.fromisoformat(data["checked_at"]),
+        return cls(as_host_id(data["tenant_id"], "a saved check's tenant_id"),
+                   datetime.fromisoformat(data["checked_at"]),
                    tuple(CheckResult(c["name"], c["status"], c["summary"], c.get("fix", ""))
                          for c in data["checks"]))
 
 
-def webhook_url(public_base_url: str, tenant_id: int, mount_prefix: str = DEFAULT_MOUNT_PREFIX) -> str:
+def webhook_url(public_base_url: str, tenant_id: str, mount_prefix: str = DEFAULT_MOUNT_PREFIX) -> str:
     """The URL to paste into the HubSpot app's webhook settings for one tenant."""
     prefix = "/" + mount_prefix.strip("/") if mount_prefix.strip("/") else ""
     return f"{public_base_url.rstrip('/')}{prefix}/hubspot/webhooks/{tenant_id}"
@@ -282,7 +284,7 @@ def _check_webhook_secret(settings: Settings) -> CheckResult:
     return CheckResult("webhook_secret", "ok", "a webhook client secret is set")
 
 
-def _check_webhook_url(settings: Settings, tenant_id: int, mount_prefix: str) -> CheckResult:
+def _check_webhook_url(settings: Settings, tenant_id: str, mount_prefix: str) -> CheckResult:
     if not _receives_webhooks(settings):
         return CheckResult("webhook_url", "skipped",
                            "skipped: service keys receive no webhooks, so there is no URL to paste",
@@ -298,7 +300,7 @@ def _check_webhook_url(settings: Settings, tenant_id: int, mount_prefix: str) ->
 
 
 def run_checks(
-    settings: Settings, client: HubSpotClient, tenant_id: int, *, clock: Callable[[], datetime],
+    settings: Settings, client: HubSpotClient, tenant_id: str, *, clock: Callable[[], datetime],
     mount_prefix: str = DEFAULT_MOUNT_PREFIX, checks: Sequence[str] = CHECK_NAMES,
 ) -> CheckReport:
     """Run the connection checks named in ``checks`` (all by default), in order.
@@ -337,7 +339,7 @@ def save_report(store: StateStore, portal_id: str, report: CheckReport) -> None:
     store.set_checkpoint(report.tenant_id, portal_id, CHECKPOINT, json.dumps(report.to_json()))
 
 
-def load_last_report(store: StateStore, tenant_id: int, portal_id: str) -> CheckReport | None:
+def load_last_report(store: StateStore, tenant_id: str, portal_id: str) -> CheckReport | None:
     """The tenant's last saved connection check, or None."""
     saved = store.get_checkpoint(tenant_id, portal_id, CHECKPOINT)
     return None if saved is None else CheckReport.from_json(json.loads(saved.value))

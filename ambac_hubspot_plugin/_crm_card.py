@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from ._host_ids import is_host_id
 from .errors import WebhookSignatureError
 from .host import HttpRequest, HttpResponse, HttpRoute, OrderStatus
 
@@ -88,9 +89,9 @@ def card_route(tenants: Tenants) -> HttpRoute:
         from ._webhooks import webhook_secret
 
         key = str(request.path_params.get("tenant_id", ""))
-        if not key.isdigit() or len(key) > 12 or not tenants.is_enabled(int(key)):
+        if not is_host_id(key) or not tenants.is_enabled(key):
             return _json(404, {"message": "no enabled tenant here"})
-        tenant_id = int(key)
+        tenant_id = key
         tenant = tenants.tenant(tenant_id)
         settings = tenant.settings
         secret = webhook_secret(settings)

@@ -162,9 +162,9 @@ def _order_row(order: Any, services: Any) -> dict[str, Any]:
     }
 
 
-def _contacts(store: Any, services: Any, tenant: int, portal: str) -> list[dict[str, Any]]:
+def _contacts(store: Any, services: Any, tenant: str, portal: str) -> list[dict[str, Any]]:
     rows = []
-    seen: set[int] = set()
+    seen: set[str] = set()
     for order in services.list_orders():
         if order.customer_id and order.customer_id not in seen:
             seen.add(order.customer_id)

@@ -55,7 +55,7 @@ same value (a user setting the field back to what we wrote is a real edit). The 
 allows for clock skew between HubSpot and this host."""
 
 
-def is_echo(store: ConflictLog, tenant_id: int, object_type: str, object_id: str,
+def is_echo(store: ConflictLog, tenant_id: str, object_type: str, object_id: str,
             property_name: str, property_value: str | None, occurred_at: datetime | None = None) -> bool:
     """Whether this property change is our own write coming back: the value we last wrote,
     changed (when ``occurred_at`` is known) within :data:`ECHO_WINDOW` of that write."""

@@ -24,7 +24,7 @@ __all__ = ["EngineParts", "PushOptions"]
 class EngineParts:
     """One tenant's host, store, HubSpot client, mapping strategy and clock."""
 
-    tenant_id: int
+    tenant_id: str
     portal_id: str
     host: HostServices
     store: SyncStore

@@ -8,7 +8,7 @@ module.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -17,13 +17,17 @@ from typing import Any, Protocol, runtime_checkable
 import attrs
 
 from ._host_enums import OrderStatus, UserType
+from ._host_ids import HostId, as_host_id, as_optional_host_id
 
 __all__ = [
+    "COMPANY_FIELDS",
+    "ORDER_FIELDS",
     "Address",
     "Company",
     "CompanyDraft",
     "Contact",
     "ContactDraft",
+    "HostCapabilities",
     "HostServices",
     "HttpRequest",
     "HttpResponse",
@@ -52,8 +56,8 @@ class Address:
 class User:
     """A host user, as far as plugins need one (the actor of admin operations)."""
 
-    id: int
-    tenant_id: int
+    id: HostId = attrs.field(converter=as_host_id)
+    tenant_id: HostId = attrs.field(converter=as_host_id)
     email: str
     name: str = ""
 
@@ -62,15 +66,15 @@ class User:
 class Order:
     """An order (``Orders`` in the host), as the host returns it."""
 
-    id: int
-    tenant_id: int
+    id: HostId = attrs.field(converter=as_host_id)
+    tenant_id: HostId = attrs.field(converter=as_host_id)
     order_number: str
     name: str
     order_status: OrderStatus
     created_at: datetime
     updated_at: datetime
-    company_id: int | None = None
-    customer_id: int | None = None
+    company_id: HostId | None = attrs.field(default=None, converter=as_optional_host_id)
+    customer_id: HostId | None = attrs.field(default=None, converter=as_optional_host_id)
     estimated_completion: date | None = None
     order_date: date | None = None
     current_milestone: str = ""
@@ -88,8 +92,8 @@ class OrderDraft:
     name: str
     order_number: str = ""
     order_status: OrderStatus = OrderStatus.PENDING
-    company_id: int | None = None
-    customer_id: int | None = None
+    company_id: HostId | None = attrs.field(default=None, converter=as_optional_host_id)
+    customer_id: HostId | None = attrs.field(default=None, converter=as_optional_host_id)
     estimated_completion: date | None = None
     order_date: date | None = None
     current_milestone: str = ""
@@ -103,8 +107,8 @@ class OrderDraft:
 class Company:
     """A customer company (``Companies`` in the host)."""
 
-    id: int
-    tenant_id: int
+    id: HostId = attrs.field(converter=as_host_id)
+    tenant_id: HostId = attrs.field(converter=as_host_id)
     name: str
     updated_at: datetime
     description: str = ""
@@ -135,13 +139,13 @@ class Contact:
     keeps no phone and no modification time for users, so neither is here.
     """
 
-    id: int
-    tenant_id: int
+    id: HostId = attrs.field(converter=as_host_id)
+    tenant_id: HostId = attrs.field(converter=as_host_id)
     email: str
     username: str
     first_name: str = ""
     last_name: str = ""
-    parent_company_id: int | None = None
+    parent_company_id: HostId | None = attrs.field(default=None, converter=as_optional_host_id)
     user_type: UserType = UserType.PORTAL
 
 
@@ -152,7 +156,49 @@ class ContactDraft:
     email: str
     first_name: str = ""
     last_name: str = ""
-    parent_company_id: int | None = None
+    parent_company_id: HostId | None = attrs.field(default=None, converter=as_optional_host_id)
+
+
+ORDER_FIELDS = frozenset({
+    "name", "order_number", "order_status", "company_id", "customer_id", "estimated_completion",
+    "order_date", "current_milestone", "customer_note", "archived", "external_id", "value",
+    "currency"})
+"""Every :class:`Order` field a host may have (``id``, ``tenant_id`` and the times aside)."""
+
+COMPANY_FIELDS = frozenset({"name", "description", "website", "phone", "address", "external_id"})
+"""Every :class:`Company` field a host may have (``id``, ``tenant_id`` and the time aside)."""
+
+
+def _field_set(names: Iterable[str]) -> frozenset[str]:
+    return frozenset(names)
+
+
+def _subset(allowed: frozenset[str], what: str) -> Callable[[Any, Any, frozenset[str]], None]:
+    def check(_instance: Any, attribute: Any, value: frozenset[str]) -> None:
+        unknown = sorted(set(value) - allowed)
+        if unknown:
+            raise ValueError(f"{attribute.name} names {unknown}, which are not {what} fields; "
+                             f"use some of {sorted(allowed)}")
+    return check
+
+
+@attrs.frozen
+class HostCapabilities:
+    """What a host keeps: which :class:`Order` and :class:`Company` fields, and whether orders
+    have milestones. The plugin writes only these fields; a value with no host field stays in
+    the plugin's own records, and a mapping onto a field the host lacks is refused when saved.
+
+    The default is Ambac Tracker's: orders without value, currency or order date; companies
+    with a name and a description only.
+    """
+
+    order_fields: frozenset[str] = attrs.field(
+        default=frozenset(ORDER_FIELDS - {"value", "currency", "order_date"}),
+        converter=_field_set, validator=_subset(ORDER_FIELDS, "order"))
+    company_fields: frozenset[str] = attrs.field(
+        default=frozenset({"name", "description", "external_id"}),
+        converter=_field_set, validator=_subset(COMPANY_FIELDS, "company"))
+    milestones: bool = True
 
 
 @attrs.frozen
@@ -244,20 +290,26 @@ class HostServices(Protocol):
     """
 
     @property
-    def tenant_id(self) -> int:
+    def tenant_id(self) -> str:
         """The tenant these services are scoped to."""
 
-    def for_tenant(self, tenant_id: int) -> HostServices:
+    def for_tenant(self, tenant_id: str) -> HostServices:
         """Return the same services scoped to another tenant (for background work)."""
 
     def plugin_data_dir(self, plugin_id: str) -> Path:
         """Return a writable directory for a plugin's own files (its default store lives there)."""
 
+    def capabilities(self) -> HostCapabilities:
+        """Return which order and company fields this host keeps (see :class:`HostCapabilities`).
+
+        .. versionadded:: 0.1.0
+        """
+
     # Orders
-    def get_order(self, order_id: int) -> Order | None:
+    def get_order(self, order_id: str) -> Order | None:
         """Return the order with this id, archived or not, or None."""
 
-    def get_orders(self, order_ids: Sequence[int]) -> Sequence[Order]:
+    def get_orders(self, order_ids: Sequence[str]) -> Sequence[Order]:
         """Return the orders with these ids, archived or not, in any order; ids without an
         order are left out. Used to compare many orders with what reached HubSpot; a host
         answers with one query per few hundred ids.
@@ -271,17 +323,17 @@ class HostServices(Protocol):
     def create_order(self, draft: OrderDraft) -> Order:
         """Create an order; an existing order with the same external id is returned unchanged."""
 
-    def update_order(self, order_id: int, changes: Mapping[str, object]) -> Order:
+    def update_order(self, order_id: str, changes: Mapping[str, object]) -> Order:
         """Set the named :class:`Order` fields and return the updated order."""
 
-    def add_order_note(self, order_id: int, text: str) -> None:
+    def add_order_note(self, order_id: str, text: str) -> None:
         """Add an internal note to an order's history (staff-visible, not the customer note).
 
         .. versionadded:: 0.1.0
         """
 
     # Companies
-    def get_company(self, company_id: int) -> Company | None:
+    def get_company(self, company_id: str) -> Company | None:
         """Return the company with this id, or None."""
 
     def find_companies_by_name(self, name: str) -> Sequence[Company]:
@@ -297,11 +349,11 @@ class HostServices(Protocol):
         HubSpot company at once (or one retrying after a crash) end with one company.
         """
 
-    def update_company(self, company_id: int, changes: Mapping[str, object]) -> Company:
+    def update_company(self, company_id: str, changes: Mapping[str, object]) -> Company:
         """Set the named :class:`Company` fields and return the updated company."""
 
     # Contacts
-    def get_contact(self, contact_id: int) -> Contact | None:
+    def get_contact(self, contact_id: str) -> Contact | None:
         """Return the contact with this id, or None."""
 
     def find_contacts_by_email(self, email: str) -> Sequence[Contact]:
@@ -320,7 +372,7 @@ class HostServices(Protocol):
         email's local part). ``parent_company_id`` must be a company of this tenant.
         """
 
-    def update_contact(self, contact_id: int, changes: Mapping[str, object]) -> Contact:
+    def update_contact(self, contact_id: str, changes: Mapping[str, object]) -> Contact:
         """Set the named :class:`Contact` fields and return the updated contact."""
 
     # Users, permissions, notifications

@@ -88,7 +88,7 @@ class Outcome:
     deal_id: str
     action: str  # created, updated, unchanged, skipped, failed
     reason: str
-    order_id: int | None = None
+    order_id: str | None = None
     fields: tuple[str, ...] = ()
 
 

@@ -9,7 +9,12 @@ them without importing each other.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from ._host_ids import as_host_id
+
+if TYPE_CHECKING:
+    from .store import Job
 
 __all__ = [
     "FIELDS_KIND",
@@ -20,6 +25,7 @@ __all__ = [
     "RETRY_KIND",
     "SYNC_KIND",
     "host_event_job",
+    "job_host_id",
     "order_state_job",
 ]
 
@@ -42,7 +48,7 @@ PUSH_MAX_ATTEMPTS = 20
 outlast a HubSpot outage of many hours before they are dead-lettered."""
 
 
-def host_event_job(record_type: str, record_id: int, event: str,
+def host_event_job(record_type: str, record_id: str, event: str,
                    details: Mapping[str, Any]) -> tuple[str, dict[str, Any], str | None]:
     """The job kind, payload and dedupe key that stand for one host event.
 
@@ -54,6 +60,20 @@ def host_event_job(record_type: str, record_id: int, event: str,
     return f"host.{record_type}.{event}", payload, dedupe
 
 
-def order_state_job(order_id: int) -> tuple[str, dict[str, Any], str]:
+def job_host_id(job: Job) -> str:
+    """The host id of the record a push job is about: ``host_id`` (``outbound.*``) or
+    ``record_id`` (host events). A job queued by a version with integer ids holds a number,
+    read as its text, so it coalesces and pushes like a new one.
+
+    :raises ValueError: the payload names no usable record (a job no version writes).
+    """
+    value = job.payload.get("host_id", job.payload.get("record_id"))
+    try:
+        return as_host_id(value, f"job {job.id}'s record id")
+    except TypeError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def order_state_job(order_id: str) -> tuple[str, dict[str, Any], str]:
     """The job kind, payload and dedupe key that push an order's current state (no event)."""
     return ORDER_KIND, {"object_type": "order", "host_id": order_id}, f"order:{order_id}:state"

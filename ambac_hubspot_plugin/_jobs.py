@@ -43,16 +43,16 @@ class RetryLater(Exception):
 class Engines(Tenants, Protocol):
     """The engines of an enabled tenant, built per job from its current context."""
 
-    def inbound(self, tenant_id: int) -> InboundSync:
+    def inbound(self, tenant_id: str) -> InboundSync:
         ...
 
-    def outbound(self, tenant_id: int) -> OutboundPush:
+    def outbound(self, tenant_id: str) -> OutboundPush:
         ...
 
-    def run_sync(self, tenant_id: int) -> RunResult:
+    def run_sync(self, tenant_id: str) -> RunResult:
         ...
 
-    def reconcile_outbound(self, tenant_id: int) -> int:
+    def reconcile_outbound(self, tenant_id: str) -> int:
         ...
 
 

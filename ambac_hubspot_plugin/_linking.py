@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from ._host_ids import host_id_key
 from .conflicts import to_json
 from .host import CompanyDraft, ContactDraft, UserType
 from .mapping import normalize_domain
@@ -48,7 +49,7 @@ class PendingLink:
     object_type: str
     hubspot_id: str
     host_type: str
-    host_id: int
+    host_id: str
     synced: dict[str, Any]
     created: OrderCreated | None
 
@@ -75,11 +76,11 @@ class RecordLinker:
         self.mapping = parts.mapping
         # HubSpot id -> host id, for companies and contacts resolved in this engine's lifetime
         # (one run): each is read from HubSpot at most once per run.
-        self._company_ids: dict[str, int | None] = {}
-        self._contact_ids: dict[str, int | None] = {}
+        self._company_ids: dict[str, str | None] = {}
+        self._contact_ids: dict[str, str | None] = {}
         self._pending: list[PendingLink] = []
-        self._resolved_companies: set[int] = set()  # host companies some HubSpot company resolved to
-        self._resolved_contacts: set[int] = set()  # host users some HubSpot contact resolved to
+        self._resolved_companies: set[str] = set()  # host companies some HubSpot company resolved to
+        self._resolved_contacts: set[str] = set()  # host users some HubSpot contact resolved to
 
     def load_related(self, deals: Sequence[Deal]) -> Chunk:
         """Read these deals' associations (one batch read per direction), and the companies and
@@ -110,7 +111,7 @@ class RecordLinker:
         chunk.contacts = {c.id: c for c in self.client.read_contacts(to_read, self.mapping.contact_properties)}
         return chunk
 
-    def resolve_company(self, hubspot_id: str | None, chunk: Chunk, dry_run: bool) -> tuple[int | None, str]:
+    def resolve_company(self, hubspot_id: str | None, chunk: Chunk, dry_run: bool) -> tuple[str | None, str]:
         """Return the host company id for a HubSpot company, linking or creating it."""
         if hubspot_id is None:
             return None, "the deal has no associated company"
@@ -160,12 +161,12 @@ class RecordLinker:
                 and self.store.get_link_by_host(self.tenant_id, "company", c.id) is None
                 and c.id not in self._resolved_companies]
         pool = free or ([] if strict else list(candidates))
-        return min(pool, key=lambda c: c.id) if pool else None
+        return min(pool, key=lambda c: host_id_key(c.id)) if pool else None
 
-    def resolve_contacts(self, hubspot_ids: Sequence[str], chunk: Chunk, company_id: int | None,
-                         dry_run: bool) -> list[int]:
+    def resolve_contacts(self, hubspot_ids: Sequence[str], chunk: Chunk, company_id: str | None,
+                         dry_run: bool) -> list[str]:
         """Link or create every contact; return host ids in the documented order."""
-        host_ids: list[int] = []
+        host_ids: list[str] = []
         for hubspot_id in hubspot_ids:
             if hubspot_id in self._contact_ids:
                 known = self._contact_ids[hubspot_id]
@@ -208,7 +209,7 @@ class RecordLinker:
         return host_ids
 
     def _create_contact(self, hubspot_id: str, email: str, fields: dict[str, Any],
-                        company_id: int | None) -> tuple[Contact | None, list[Contact]]:
+                        company_id: str | None) -> tuple[Contact | None, list[Contact]]:
         """Create the portal user for a contact no user has the email of, holding the store's
         claim on the email (other processes' workers hold it too); another process may have
         created one meanwhile: then that one (or its users' match) is the answer."""
@@ -226,7 +227,7 @@ class RecordLinker:
         another HubSpot contact, nor resolved for one in this run) with the lowest id wins, else
         the lowest id; the choice is logged. INTERNAL users never match.
         """
-        portal = sorted((u for u in users if u.user_type is UserType.PORTAL), key=lambda u: u.id)
+        portal = sorted((u for u in users if u.user_type is UserType.PORTAL), key=lambda u: host_id_key(u.id))
         if len(portal) <= 1:
             return portal[0] if portal else None
         free = [u for u in portal if u.id not in self._resolved_contacts
@@ -240,7 +241,7 @@ class RecordLinker:
                            f"chose user {chosen.id} ({why}), not {others}", record=f"contact:{hubspot_id}")
         return chosen
 
-    def link(self, object_type: str, hubspot_id: str, host_type: str, host_id: int,
+    def link(self, object_type: str, hubspot_id: str, host_type: str, host_id: str,
              synced: Mapping[str, Any], created: OrderCreated | None = None) -> None:
         """Queue a link; :meth:`write_pending` writes the chunk's links in one transaction.
 
@@ -266,7 +267,7 @@ class RecordLinker:
 _EMAIL_LOCKS = tuple(threading.Lock() for _ in range(64))
 
 
-def _email_lock(tenant_id: int, email: str) -> threading.Lock:
+def _email_lock(tenant_id: str, email: str) -> threading.Lock:
     return _EMAIL_LOCKS[hash((tenant_id, email.strip().casefold())) % len(_EMAIL_LOCKS)]
 
 

@@ -49,7 +49,7 @@ from ._deal_properties import (
     validate_status_stage_map,
 )
 from ._echo import normal_form, singular_type
-from ._job_kinds import FIELDS_KIND, JOB_KINDS
+from ._job_kinds import FIELDS_KIND, JOB_KINDS, job_host_id
 from .errors import ConfigError, HubSpotApiError, HubSpotError
 from .host import OrderStatus
 from .store import LeaseLostError, LogLevel
@@ -110,14 +110,19 @@ class OutboundPush:
     def push(self, jobs: Sequence[Job]) -> Outcomes:
         """Push the changes these jobs stand for; return each job's outcome."""
         outcomes: Outcomes = {}
-        orders: dict[int, list[Job]] = defaultdict(list)
-        companies: dict[int, list[Job]] = defaultdict(list)
+        orders: dict[str, list[Job]] = defaultdict(list)
+        companies: dict[str, list[Job]] = defaultdict(list)
         for job in sorted(jobs, key=lambda j: j.id):
             if job.kind == "host.company.saved":
-                companies[int(job.payload["record_id"])].append(job)
+                try:
+                    companies[job_host_id(job)].append(job)
+                except ValueError as exc:
+                    outcomes[job.id] = str(exc)
             elif job.kind in JOB_KINDS:
-                key: Any = job.payload.get("host_id", job.payload.get("record_id"))  # a JSON value; int() checks it
-                orders[int(key)].append(job)
+                try:
+                    orders[job_host_id(job)].append(job)
+                except ValueError as exc:
+                    outcomes[job.id] = str(exc)
             else:
                 outcomes[job.id] = f"the outbound push does not handle job kind {job.kind!r}"
         if orders:
@@ -128,7 +133,7 @@ class OutboundPush:
 
     # ---- orders --------------------------------------------------------------------------
 
-    def _push_orders(self, by_order: Mapping[int, list[Job]]) -> Outcomes:
+    def _push_orders(self, by_order: Mapping[str, list[Job]]) -> Outcomes:
         outcomes: Outcomes = {}
         if self.options.directions.orders not in ("ambac_to_hubspot", "both"):
             # Orders do not flow to HubSpot in this tenant: nothing to do, nothing to keep.
@@ -241,7 +246,7 @@ class OutboundPush:
 
     # ---- companies -----------------------------------------------------------------------
 
-    def _push_companies(self, by_company: Mapping[int, list[Job]]) -> Outcomes:
+    def _push_companies(self, by_company: Mapping[str, list[Job]]) -> Outcomes:
         done = {j.id: None for jobs in by_company.values() for j in jobs}
         if self.options.directions.companies not in ("ambac_to_hubspot", "both"):
             return dict(done)  # companies flow HubSpot -> Ambac only (the default)
@@ -323,7 +328,7 @@ class OutboundPushError(HubSpotError):
 
 
 def handle_outbound_job(job: Job, *, store: JobQueue, worker_id: str,
-                        engine_for: Callable[[int], OutboundPush], lease: timedelta,
+                        engine_for: Callable[[str], OutboundPush], lease: timedelta,
                         max_jobs: int = 1000) -> None:
     """The job handler of every outbound kind: claim more due outbound jobs and push them all.
 
@@ -342,7 +347,7 @@ def handle_outbound_job(job: Job, *, store: JobQueue, worker_id: str,
         if not more:
             break
         jobs.extend(more)
-    by_tenant: dict[int, list[Job]] = defaultdict(list)
+    by_tenant: dict[str, list[Job]] = defaultdict(list)
     for item in jobs:
         by_tenant[item.tenant_id].append(item)
     outcomes: Outcomes = {}

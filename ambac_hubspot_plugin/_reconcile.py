@@ -24,11 +24,12 @@ first tick after a hook of this process could not record an event. See ``docs/ou
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from ._job_kinds import JOB_KINDS, PUSH_MAX_ATTEMPTS, host_event_job, order_state_job
+from ._job_kinds import JOB_KINDS, PUSH_MAX_ATTEMPTS, host_event_job, job_host_id, order_state_job
 from .host import OrderStatus
 
 if TYPE_CHECKING:
@@ -43,14 +44,14 @@ CHECKPOINT = "outbound.reconciled_at"
 _PAGE = 500
 
 
-def reconcile_due(store: SqlStateStore, tenant_id: int, portal_id: str, *, now: datetime,
+def reconcile_due(store: SqlStateStore, tenant_id: str, portal_id: str, *, now: datetime,
                   interval: timedelta) -> bool:
     """Whether the tenant's last reconciliation is ``interval`` old (or never ran)."""
     last = store.get_checkpoint(tenant_id, portal_id, CHECKPOINT)
     return last is None or now - datetime.fromisoformat(last.value) >= interval
 
 
-def reconcile_orders(*, tenant_id: int, portal_id: str, host: HostServices, store: SqlStateStore,
+def reconcile_orders(*, tenant_id: str, portal_id: str, host: HostServices, store: SqlStateStore,
                      push: OutboundPush, clock: Callable[[], datetime]) -> int:
     """Queue a push for every linked order whose state never reached its deal; return how many.
 
@@ -83,23 +84,23 @@ def reconcile_orders(*, tenant_id: int, portal_id: str, host: HostServices, stor
     return queued
 
 
-def _orders_with_jobs(store: SqlStateStore, tenant_id: int) -> tuple[set[int], set[int]]:
+def _orders_with_jobs(store: SqlStateStore, tenant_id: str) -> tuple[set[str], set[str]]:
     """Host ids of the orders with an outbound job waiting or running, and of those with a
     dead one (``outbound.*`` payloads name the order as ``host_id``, host events as
     ``record_id``)."""
     from .store import JobState
 
-    busy: set[int] = set()
-    parked: set[int] = set()
+    busy: set[str] = set()
+    parked: set[str] = set()
     for job in store.queued(tenant_id, JOB_KINDS):
-        key = job.payload.get("host_id", job.payload.get("record_id"))
-        if job.kind == "host.company.saved" or key is None:
+        if job.kind == "host.company.saved" or job.payload.get("host_id", job.payload.get("record_id")) is None:
             continue
-        (parked if job.state is JobState.DEAD else busy).add(int(key))
+        with contextlib.suppress(ValueError):  # a malformed job fails in the push, not here
+            (parked if job.state is JobState.DEAD else busy).add(job_host_id(job))
     return busy, parked - busy
 
 
-def _queue_push(store: SqlStateStore, tenant_id: int, order: Order, pushed_status: str | None,
+def _queue_push(store: SqlStateStore, tenant_id: str, order: Order, pushed_status: str | None,
                 synced_status: object, *, parked: bool) -> None:
     status = order.order_status.value
     # What an older version recorded is a label ("In progress"): the same status as its value.

@@ -56,7 +56,7 @@ class Runtime:
         #: process holds its jobs this long at most. Change it before the first drain (tests).
         self.job_lease: timedelta = DEFAULT_LEASE
         self._lock = threading.RLock()
-        self._tenants: dict[int, TenantContext] = {}
+        self._tenants: dict[str, TenantContext] = {}
         self._stores: dict[str, SqlStateStore] = {}
         self._runners: dict[str, QueueRunner] = {}
         self._worker: threading.Thread | None = None
@@ -64,8 +64,8 @@ class Runtime:
         self._wake = threading.Event()
         # Tenants whose event hooks could not record an event in this process: reconciled at
         # the next tick that can reach their store, not only at the next interval.
-        self._unrecorded: set[int] = set()
-        self._pipelines: dict[int, tuple[datetime, Any]] = {}
+        self._unrecorded: set[str] = set()
+        self._pipelines: dict[str, tuple[datetime, Any]] = {}
         from ._jobs import job_handlers
 
         #: The webhook receiver and every job kind this version processes (see ``_jobs``).
@@ -77,7 +77,7 @@ class Runtime:
 
     # ---- tenants ---------------------------------------------------------------------------
 
-    def enable(self, host: HostServices, tenant_id: int, raw: Mapping[str, Any]) -> EnableReport:
+    def enable(self, host: HostServices, tenant_id: str, raw: Mapping[str, Any]) -> EnableReport:
         """Validate settings, open the store, check HubSpot and start the tenant's work.
 
         Bad settings or an unusable store raise. A HubSpot that cannot be reached, or trigger
@@ -103,7 +103,7 @@ class Runtime:
             self.start_worker()
         return EnableReport("hubspot", tenant_id, tuple(steps), checks)
 
-    def attach(self, host: HostServices, tenant_id: int, raw: Mapping[str, Any]) -> None:
+    def attach(self, host: HostServices, tenant_id: str, raw: Mapping[str, Any]) -> None:
         """Know a tenant the host has enabled, from its saved settings, without enabling it anew.
 
         Validates the settings, opens the store and builds the HubSpot client, and does nothing
@@ -135,14 +135,14 @@ class Runtime:
         if old is not None:
             old.client.close()
 
-    def take_up(self, host: HostServices, tenant_id: int, raw: Mapping[str, Any]) -> None:
+    def take_up(self, host: HostServices, tenant_id: str, raw: Mapping[str, Any]) -> None:
         """Take up a tenant enabled earlier (``ambac_plugin_started``): :meth:`attach`, then the
         worker if the settings ask for it; no HubSpot call, no connection check, no log entry."""
         self.attach(host, tenant_id, raw)
         if self.tenant(tenant_id).settings.run_background_worker:
             self.start_worker()
 
-    def _check_hubspot(self, tenant_id: int) -> tuple[Step, tuple[Any, ...]]:
+    def _check_hubspot(self, tenant_id: str) -> tuple[Step, tuple[Any, ...]]:
         # The connection test (token, scopes, trigger stages, custom properties, webhooks),
         # kept as the tenant's last check for the status view.
         from ._checks import run_checks, save_report
@@ -158,7 +158,7 @@ class Runtime:
         detail = "connected; pipelines and trigger stages checked" + (f" (warnings: {notes})" if notes else "")
         return Step("hubspot", True, detail), report.checks
 
-    def disable(self, tenant_id: int, host: HostServices | None = None) -> None:
+    def disable(self, tenant_id: str, host: HostServices | None = None) -> None:
         """Forget the tenant: no new work is started for it; its data stays in the store.
 
         ``host`` (the disabled hook's) releases the tenant's store binding even when this
@@ -184,7 +184,7 @@ class Runtime:
         if idle:
             self.stop_worker()
 
-    def settings_changed(self, host: HostServices, tenant_id: int, raw: Mapping[str, Any]) -> None:
+    def settings_changed(self, host: HostServices, tenant_id: str, raw: Mapping[str, Any]) -> None:
         """Validate new settings; apply them at once when the tenant is enabled."""
         from ._store_place import check_binding
         from .settings import parse_settings
@@ -202,12 +202,12 @@ class Runtime:
                 # Deals that failed to map get another chance under the new mapping.
                 self._stores[url].replay_all(tenant_id, kind=RETRY_KIND)
 
-    def is_enabled(self, tenant_id: int) -> bool:
+    def is_enabled(self, tenant_id: str) -> bool:
         """Return whether the tenant has the plugin enabled in this process."""
         with self._lock:
             return tenant_id in self._tenants
 
-    def store_for(self, tenant_id: int) -> SqlStateStore:
+    def store_for(self, tenant_id: str) -> SqlStateStore:
         """Return the store of an enabled tenant."""
         return self.tenant(tenant_id).store
 
@@ -218,7 +218,7 @@ class Runtime:
 
     # ---- host events -----------------------------------------------------------------------
 
-    def record_host_event(self, host: HostServices, tenant_id: int, record_type: str, record_id: int,
+    def record_host_event(self, host: HostServices, tenant_id: str, record_type: str, record_id: str,
                           event: str, details: Mapping[str, Any]) -> int | None:
         """Store a host domain event durably as a job; return its id (None: the tenant has the
         plugin enabled nowhere, so there is nothing to record).
@@ -274,7 +274,7 @@ class Runtime:
         """Return the work the host's scheduler may run."""
         return (PeriodicTask("hubspot.tick", timedelta(seconds=10), self._tick_task),)
 
-    def status(self, tenant_id: int) -> dict[str, Any]:
+    def status(self, tenant_id: str) -> dict[str, Any]:
         """Return the tenant's status as JSON-compatible data (no secrets)."""
         if not self.is_enabled(tenant_id):
             return {"tenant_id": tenant_id, "enabled": False}
@@ -407,7 +407,7 @@ class Runtime:
 
     # ---- sync ----------------------------------------------------------------------------------
 
-    def inbound(self, tenant_id: int) -> InboundSync:
+    def inbound(self, tenant_id: str) -> InboundSync:
         """Build the inbound engine of an enabled tenant (reads the portal's pipelines)."""
         from zoneinfo import ZoneInfo
 
@@ -449,12 +449,12 @@ class Runtime:
             self._pipelines[tenant.tenant_id] = (now, pipelines)
         return pipelines
 
-    def settings_for(self, tenant_id: int) -> Settings:
+    def settings_for(self, tenant_id: str) -> Settings:
         """The settings an enabled tenant runs with."""
         return self.tenant(tenant_id).settings
 
     def run_sync(
-        self, tenant_id: int, *, backfill: bool = False, since: datetime | None = None,
+        self, tenant_id: str, *, backfill: bool = False, since: datetime | None = None,
         dry_run: bool = False, keep_outcomes: bool = False,
         progress: Callable[[Outcome], None] | None = None,
     ) -> RunResult:
@@ -465,12 +465,12 @@ class Runtime:
                                        progress=progress)
         return engine.run_incremental(dry_run=dry_run, keep_outcomes=keep_outcomes, progress=progress)
 
-    def preview_order(self, tenant_id: int, deal_id: str) -> Preview:
+    def preview_order(self, tenant_id: str, deal_id: str) -> Preview:
         """Show the order a deal would become, for review."""
         return self.inbound(tenant_id).preview(deal_id)
 
     def create_order_from_deal(
-        self, tenant_id: int, deal_id: str, changes: Mapping[str, object] | None = None
+        self, tenant_id: str, deal_id: str, changes: Mapping[str, object] | None = None
     ) -> Outcome:
         """Create a deal's order with the reviewer's changes (an existing order is returned)."""
         return self.inbound(tenant_id).create_from_deal(deal_id, changes)
@@ -513,7 +513,7 @@ class Runtime:
                         self._unrecorded.discard(tenant.tenant_id)
         return queued
 
-    def reconcile_outbound(self, tenant_id: int) -> int:
+    def reconcile_outbound(self, tenant_id: str) -> int:
         """Queue a push for every linked order whose state never reached its deal (events the
         hooks could not record); return how many. See :mod:`._reconcile`."""
         from ._reconcile import reconcile_orders
@@ -527,14 +527,14 @@ class Runtime:
     # (The custom deal properties are created by the connection test of every enable, through
     # _deal_properties.ensure_hubspot_properties.)
 
-    def outbound(self, tenant_id: int) -> OutboundPush:
+    def outbound(self, tenant_id: str) -> OutboundPush:
         """Build the outbound push engine of an enabled tenant."""
         from ._outbound import OutboundPush
 
         tenant = self.tenant(tenant_id)
         return OutboundPush(self._parts(tenant), PushOptions.of(tenant.settings))
 
-    def is_echo(self, tenant_id: int, object_type: str, object_id: str, property_name: str,
+    def is_echo(self, tenant_id: str, object_type: str, object_id: str, property_name: str,
                 property_value: str | None, occurred_at: datetime | None = None) -> bool:
         """Whether a webhook's property change is our own write coming back (see _echo.is_echo)."""
         from ._echo import is_echo
@@ -544,19 +544,19 @@ class Runtime:
         return is_echo(self.store_for(tenant_id), tenant_id, object_type, object_id,
                        property_name, property_value, occurred_at)
 
-    def list_conflicts(self, tenant_id: int, *, status: str | None = "open",
+    def list_conflicts(self, tenant_id: str, *, status: str | None = "open",
                        limit: int = 100) -> list[ConflictRecord]:
         """The tenant's open conflicts (``status=None``: the whole audit trail), newest first."""
         return self.store_for(tenant_id).list_conflicts(tenant_id, status=status, limit=limit)
 
-    def resolve_conflict(self, tenant_id: int, conflict_id: int, choice: str, *,
+    def resolve_conflict(self, tenant_id: str, conflict_id: int, choice: str, *,
                          value: str | None = None, decided_by: str | None = None) -> ConflictRecord:
         """Resolve an open conflict with ``hubspot``, ``ambac`` or ``value`` (and the value):
         applied to the host and to HubSpot, and recorded with who decided."""
         return self.outbound(tenant_id).resolve_conflict(conflict_id, choice, value=value,
                                                          decided_by=decided_by)
 
-    def tenant(self, tenant_id: int) -> TenantContext:
+    def tenant(self, tenant_id: str) -> TenantContext:
         """The context of an enabled tenant; ``ConfigError`` naming it when it is not."""
         with self._lock:
             tenant = self._tenants.get(tenant_id)

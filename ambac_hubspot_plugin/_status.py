@@ -25,7 +25,7 @@ EXCLUDED_CHECKPOINT = "status.excluded"
 _RECORD_JOB_KINDS = (RETRY_KIND, WEBHOOK_OBJECT_KIND)
 
 
-def _record_counts(store: SqlStateStore, tenant_id: int, portal_id: str) -> dict[str, Any]:
+def _record_counts(store: SqlStateStore, tenant_id: str, portal_id: str) -> dict[str, Any]:
     """Records in sync, failing, and excluded (HubSpot's sync-health vocabulary)."""
     from .store import sync_health
 
@@ -38,7 +38,7 @@ def _record_counts(store: SqlStateStore, tenant_id: int, portal_id: str) -> dict
     return {"in_sync": in_sync, "failing": failing, "excluded": excluded}
 
 
-def _webhook_health(store: SqlStateStore, tenant_id: int, settings: Settings,
+def _webhook_health(store: SqlStateStore, tenant_id: str, settings: Settings,
                     now: datetime) -> dict[str, Any]:
     stats = [s for s in store.webhook_portal_stats(tenant_id) if s.portal_id == settings.portal_id]
     last = max((s.last_received_at for s in stats if s.last_received_at), default=None)
@@ -62,7 +62,7 @@ def _webhook_health(store: SqlStateStore, tenant_id: int, settings: Settings,
     }
 
 
-def build_status(tenants: Tenants, tenant_id: int, *, log_limit: int = 20) -> dict[str, Any]:
+def build_status(tenants: Tenants, tenant_id: str, *, log_limit: int = 20) -> dict[str, Any]:
     """The whole status view of a tenant as JSON-ready data (no secrets)."""
     from ._alerts import open_incidents
     from ._checks import load_last_report
@@ -109,7 +109,7 @@ def build_status(tenants: Tenants, tenant_id: int, *, log_limit: int = 20) -> di
     return dict(scrub_secrets(status, secret_values(settings)))
 
 
-def store_status(store: SqlStateStore, tenant_id: int) -> dict[str, Any]:
+def store_status(store: SqlStateStore, tenant_id: str) -> dict[str, Any]:
     """Return a tenant's queue depths, recent runs and log from its store, as JSON-ready data."""
     depths: dict[str, dict[str, int]] = {}
     for (state, kind), count in store.depths(tenant_id).items():

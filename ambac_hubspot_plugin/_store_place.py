@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ._host_ids import as_host_id
 from ._secrets import redact_url
 from .errors import ConfigError
 
@@ -64,8 +65,9 @@ def store_url_for(host: HostServices, settings: Settings) -> str:
     return settings.store_url
 
 
-def _binding_file(host: HostServices, tenant_id: int) -> Path:
-    return _data_dir(host) / f"tenant-{int(tenant_id)}.store.json"
+def _binding_file(host: HostServices, tenant_id: str) -> Path:
+    # A host id is letters, digits, '-', '_' and '.' (never first): a safe file name part.
+    return _data_dir(host) / f"tenant-{as_host_id(tenant_id, 'tenant_id')}.store.json"
 
 
 def _identity(url: str) -> str:
@@ -88,7 +90,7 @@ def _identity(url: str) -> str:
     ).render_as_string()
 
 
-def check_binding(host: HostServices, tenant_id: int, url: str) -> None:
+def check_binding(host: HostServices, tenant_id: str, url: str) -> None:
     """Refuse ``url`` when the tenant is enabled with another store (ConfigError on store_url)."""
     try:
         bound = json.loads(_binding_file(host, tenant_id).read_text(encoding="utf-8"))["store"]
@@ -103,12 +105,12 @@ def check_binding(host: HostServices, tenant_id: int, url: str) -> None:
             "plugin first, move the data, then enable it with the new store_url")])
 
 
-def is_bound(host: HostServices, tenant_id: int) -> bool:
+def is_bound(host: HostServices, tenant_id: str) -> bool:
     """Whether the tenant is enabled in some process (enabling bound it to its store)."""
     return _binding_file(host, tenant_id).exists()
 
 
-def bind(host: HostServices, tenant_id: int, url: str) -> None:
+def bind(host: HostServices, tenant_id: str, url: str) -> None:
     """Record ``url`` as the store of the enabled tenant."""
     import tempfile
 
@@ -119,6 +121,6 @@ def bind(host: HostServices, tenant_id: int, url: str) -> None:
     Path(scratch.name).replace(target)  # atomic: a reader sees the old binding or the new one
 
 
-def unbind(host: HostServices, tenant_id: int) -> None:
+def unbind(host: HostServices, tenant_id: str) -> None:
     """Forget the tenant's store binding (it was disabled)."""
     _binding_file(host, tenant_id).unlink(missing_ok=True)

@@ -31,7 +31,7 @@ class TenantContext:
     a context runs to its end with one consistent set of settings, store and client.
     """
 
-    tenant_id: int
+    tenant_id: str
     settings: Settings
     host: HostServices
     store_url: str
@@ -53,11 +53,11 @@ class Tenants(Protocol):
     #: The lease of every job this process claims.
     job_lease: timedelta
 
-    def is_enabled(self, tenant_id: int) -> bool:
+    def is_enabled(self, tenant_id: str) -> bool:
         """Whether this process has the tenant enabled."""
         ...
 
-    def tenant(self, tenant_id: int) -> TenantContext:
+    def tenant(self, tenant_id: str) -> TenantContext:
         """The context of an enabled tenant; ``ConfigError`` naming it when it is not."""
         ...
 
@@ -65,7 +65,7 @@ class Tenants(Protocol):
         """Every enabled tenant, at the moment of the call."""
         ...
 
-    def store_for(self, tenant_id: int) -> SqlStateStore:
+    def store_for(self, tenant_id: str) -> SqlStateStore:
         """The store of an enabled tenant."""
         ...
 
@@ -84,7 +84,7 @@ class EnableReport:
     """What ``ambac_plugin_enabled`` did for a tenant."""
 
     plugin_id: str
-    tenant_id: int
+    tenant_id: str
     steps: tuple[Step, ...]
     checks: tuple[Any, ...] = ()  # the connection test's CheckResults, one per check
 

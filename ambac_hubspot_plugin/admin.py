@@ -70,28 +70,28 @@ class AdminRuntime(Tenants, Protocol):
     def webhooks(self) -> _WebhookIntake:
         ...
 
-    def enable(self, host: HostServices, tenant_id: int, raw: Mapping[str, Any]) -> EnableReport:
+    def enable(self, host: HostServices, tenant_id: str, raw: Mapping[str, Any]) -> EnableReport:
         ...
 
-    def disable(self, tenant_id: int, host: HostServices | None = None) -> None:
+    def disable(self, tenant_id: str, host: HostServices | None = None) -> None:
         ...
 
-    def settings_changed(self, host: HostServices, tenant_id: int, raw: Mapping[str, Any]) -> None:
+    def settings_changed(self, host: HostServices, tenant_id: str, raw: Mapping[str, Any]) -> None:
         ...
 
-    def run_sync(self, tenant_id: int, *, backfill: bool = False, since: datetime | None = None,
+    def run_sync(self, tenant_id: str, *, backfill: bool = False, since: datetime | None = None,
                  dry_run: bool = False, keep_outcomes: bool = False,
                  progress: Callable[[Outcome], None] | None = None) -> RunResult:
         ...
 
-    def preview_order(self, tenant_id: int, deal_id: str) -> Preview:
+    def preview_order(self, tenant_id: str, deal_id: str) -> Preview:
         ...
 
-    def create_order_from_deal(self, tenant_id: int, deal_id: str,
+    def create_order_from_deal(self, tenant_id: str, deal_id: str,
                                changes: Mapping[str, object] | None = None) -> Outcome:
         ...
 
-    def resolve_conflict(self, tenant_id: int, conflict_id: int, choice: str, *,
+    def resolve_conflict(self, tenant_id: str, conflict_id: int, choice: str, *,
                          value: str | None = None, decided_by: str | None = None) -> ConflictRecord:
         ...
 
@@ -163,7 +163,7 @@ class Admin:
         self.host = host
 
     @property
-    def tenant_id(self) -> int:
+    def tenant_id(self) -> str:
         """The tenant this admin API acts on."""
         return self.host.tenant_id
 

@@ -84,7 +84,7 @@ def compare(hubspot_value: object, host_value: object, synced: Mapping[str, Any]
 class FieldConflict:
     """Both sides changed one field: everything a strategy may weigh."""
 
-    tenant_id: int
+    tenant_id: str
     object_type: str
     record: str
     field: str

@@ -65,7 +65,7 @@ class HostEventNotRecordedError(StoreError):
     should call the hook again later, which is safe to repeat.
     """
 
-    def __init__(self, *, tenant_id: int, record_type: str, record_id: int, event: str,
+    def __init__(self, *, tenant_id: str, record_type: str, record_id: str, event: str,
                  recovered: bool, cause: str) -> None:
         self.tenant_id = tenant_id
         self.record_type = record_type
@@ -93,7 +93,7 @@ class TenantNotStartedError(HubSpotIntegrationError):
     the host starts the tenant here and calls the hook again (safe to repeat).
     """
 
-    def __init__(self, *, tenant_id: int, record_type: str, record_id: int, event: str) -> None:
+    def __init__(self, *, tenant_id: str, record_type: str, record_id: str, event: str) -> None:
         self.tenant_id = tenant_id
         self.record_type = record_type
         self.record_id = record_id

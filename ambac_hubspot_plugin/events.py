@@ -19,7 +19,7 @@ class OrderCreated:
     ``trigger`` says how the deal arrived: ``scheduled``, ``backfill``, ``webhook`` or ``manual``.
     """
 
-    tenant_id: int
+    tenant_id: str
     portal_id: str
     deal_id: str
     order: Order
@@ -36,7 +36,7 @@ class SyncStepFailed:
     queue will try again (False once it is dead-lettered).
     """
 
-    tenant_id: int
+    tenant_id: str
     step: str
     record: str
     error: str

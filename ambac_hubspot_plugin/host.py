@@ -32,14 +32,18 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from ._host_enums import OrderStatus, UserType
+from ._host_ids import MAX_HOST_ID_LENGTH, HostId, as_host_id
 
 if TYPE_CHECKING:
     from ._host_records import (
+        COMPANY_FIELDS,
+        ORDER_FIELDS,
         Address,
         Company,
         CompanyDraft,
         Contact,
         ContactDraft,
+        HostCapabilities,
         HostServices,
         HttpRequest,
         HttpResponse,
@@ -53,7 +57,10 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "COMPANY_FIELDS",
     "MANAGE_INTEGRATIONS",
+    "MAX_HOST_ID_LENGTH",
+    "ORDER_FIELDS",
     "PERMISSIONS",
     "PROJECT_NAME",
     "VIEW_INTEGRATIONS",
@@ -62,6 +69,8 @@ __all__ = [
     "CompanyDraft",
     "Contact",
     "ContactDraft",
+    "HostCapabilities",
+    "HostId",
     "HostServices",
     "HttpRequest",
     "HttpResponse",
@@ -74,6 +83,7 @@ __all__ = [
     "Shipment",
     "User",
     "UserType",
+    "as_host_id",
     "hookimpl",
     "hookspec",
 ]
@@ -99,7 +109,8 @@ EXTERNAL_ID_MAX = 255
 
 _RECORDS = frozenset(
     {
-        "Address", "Company", "CompanyDraft", "Contact", "ContactDraft", "HostServices",
+        "Address", "COMPANY_FIELDS", "Company", "CompanyDraft", "Contact", "ContactDraft",
+        "HostCapabilities", "HostServices", "ORDER_FIELDS",
         "HttpRequest", "HttpResponse", "HttpRoute", "Order", "OrderDraft", "PeriodicTask",
         "PluginManifest", "Shipment", "User",
     }
@@ -152,7 +163,7 @@ def ambac_plugin_manifest() -> PluginManifest:
 
 @hookspec
 def ambac_plugin_enabled(
-    host: HostServices, tenant_id: int, plugin_id: str, settings: Mapping[str, Any]
+    host: HostServices, tenant_id: str, plugin_id: str, settings: Mapping[str, Any]
 ) -> object:
     """Start a plugin for a tenant whose admin switched it on.
 
@@ -175,7 +186,7 @@ def ambac_plugin_enabled(
 
 @hookspec
 def ambac_plugin_started(
-    host: HostServices, tenant_id: int, plugin_id: str, settings: Mapping[str, Any]
+    host: HostServices, tenant_id: str, plugin_id: str, settings: Mapping[str, Any]
 ) -> None:
     """Take up, in this process, a tenant that has the plugin enabled.
 
@@ -200,7 +211,7 @@ def ambac_plugin_started(
 
 
 @hookspec
-def ambac_plugin_disabled(host: HostServices, tenant_id: int, plugin_id: str) -> None:
+def ambac_plugin_disabled(host: HostServices, tenant_id: str, plugin_id: str) -> None:
     """Stop all work of a plugin for a tenant whose admin switched it off; keep its data.
 
     Every plugin is called; only the one whose manifest id is ``plugin_id`` acts.
@@ -216,7 +227,7 @@ def ambac_plugin_disabled(host: HostServices, tenant_id: int, plugin_id: str) ->
 
 @hookspec
 def ambac_settings_changed(
-    host: HostServices, tenant_id: int, plugin_id: str, settings: Mapping[str, Any]
+    host: HostServices, tenant_id: str, plugin_id: str, settings: Mapping[str, Any]
 ) -> None:
     """Validate and apply a tenant's changed settings for one plugin.
 

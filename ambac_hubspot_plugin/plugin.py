@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from ._version import __version__
-from .host import MANAGE_INTEGRATIONS, VIEW_INTEGRATIONS, OrderStatus, hookimpl
+from .host import MANAGE_INTEGRATIONS, VIEW_INTEGRATIONS, OrderStatus, as_host_id, hookimpl
 
 if TYPE_CHECKING:
     from ._runtime import Runtime
@@ -89,34 +89,34 @@ class HubSpotPlugin:
 
     @hookimpl
     def ambac_plugin_enabled(
-        self, host: HostServices, tenant_id: int, plugin_id: str, settings: Mapping[str, Any]
+        self, host: HostServices, tenant_id: str, plugin_id: str, settings: Mapping[str, Any]
     ) -> object:
         """Validate settings, open the store and start the tenant's work."""
         if plugin_id != PLUGIN_ID:
             return None
-        return self.runtime.enable(host, tenant_id, settings)
+        return self.runtime.enable(host, as_host_id(tenant_id, "tenant_id"), settings)
 
     @hookimpl
     def ambac_plugin_started(
-        self, host: HostServices, tenant_id: int, plugin_id: str, settings: Mapping[str, Any]
+        self, host: HostServices, tenant_id: str, plugin_id: str, settings: Mapping[str, Any]
     ) -> None:
         """Take up a tenant enabled earlier, in this process: no HubSpot call, no check."""
         if plugin_id == PLUGIN_ID:
-            self.runtime.take_up(host, tenant_id, settings)
+            self.runtime.take_up(host, as_host_id(tenant_id, "tenant_id"), settings)
 
     @hookimpl
-    def ambac_plugin_disabled(self, host: HostServices, tenant_id: int, plugin_id: str) -> None:
+    def ambac_plugin_disabled(self, host: HostServices, tenant_id: str, plugin_id: str) -> None:
         """Stop the tenant's work; keep its data."""
         if plugin_id == PLUGIN_ID:
-            self.runtime.disable(tenant_id, host)
+            self.runtime.disable(as_host_id(tenant_id, "tenant_id"), host)
 
     @hookimpl
     def ambac_settings_changed(
-        self, host: HostServices, tenant_id: int, plugin_id: str, settings: Mapping[str, Any]
+        self, host: HostServices, tenant_id: str, plugin_id: str, settings: Mapping[str, Any]
     ) -> None:
         """Validate new settings (raising ConfigError) and apply them if the tenant is enabled."""
         if plugin_id == PLUGIN_ID:
-            self.runtime.settings_changed(host, tenant_id, settings)
+            self.runtime.settings_changed(host, as_host_id(tenant_id, "tenant_id"), settings)
 
     @hookimpl
     def ambac_order_status_changed(

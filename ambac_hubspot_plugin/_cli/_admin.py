@@ -32,14 +32,14 @@ from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 import click
 
 from ..errors import ConfigError, HubSpotIntegrationError, StoreError
-from ..host import MANAGE_INTEGRATIONS, VIEW_INTEGRATIONS
+from ..host import MANAGE_INTEGRATIONS, VIEW_INTEGRATIONS, as_host_id
 
 if TYPE_CHECKING:
     from .._runtime import Runtime
     from ..admin import Admin
     from ..host import HostServices, User
 
-__all__ = ["FACTORY_GROUP", "HostContext", "ReferenceHostContext", "register"]
+__all__ = ["FACTORY_GROUP", "HostContext", "ReferenceHostContext", "host_id_param", "register"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 FACTORY_GROUP = "ambac_hubspot.host_factory"
@@ -54,16 +54,16 @@ class HostContext(Protocol):
     def runtime(self) -> Runtime:
         """The HubSpot plugin's runtime in this process."""
 
-    def services(self, tenant_id: int) -> HostServices:
+    def services(self, tenant_id: str) -> HostServices:
         """Host services scoped to a tenant (LookupError: no such tenant)."""
 
-    def find_user(self, tenant_id: int, email: str) -> User | None:
+    def find_user(self, tenant_id: str, email: str) -> User | None:
         """The tenant's user with this email, or None."""
 
-    def operator(self, tenant_id: int) -> User:
+    def operator(self, tenant_id: str) -> User:
         """The user CLI commands act as when ``--as-user`` is not given."""
 
-    def load_tenant(self, tenant_id: int) -> bool:
+    def load_tenant(self, tenant_id: str) -> bool:
         """Make the runtime know the tenant from its saved settings; False if it is not enabled.
 
         Use :meth:`Runtime.attach <ambac_hubspot_plugin._runtime.Runtime.attach>`, not the
@@ -71,10 +71,10 @@ class HostContext(Protocol):
         connection check, no HubSpot call, no log entry, no worker).
         """
 
-    def enable(self, tenant_id: int, settings: Mapping[str, Any]) -> list[object]:
+    def enable(self, tenant_id: str, settings: Mapping[str, Any]) -> list[object]:
         """Save settings and enable the plugin the host's way; return the enable reports."""
 
-    def saved_settings(self, tenant_id: int) -> dict[str, Any] | None:
+    def saved_settings(self, tenant_id: str) -> dict[str, Any] | None:
         """The tenant's saved plugin settings, or None."""
 
     def close(self) -> None:
@@ -101,15 +101,15 @@ class ReferenceHostContext:
         runtime: Runtime = plugin.runtime
         return runtime
 
-    def services(self, tenant_id: int) -> HostServices:
+    def services(self, tenant_id: str) -> HostServices:
         return self.host.services(tenant_id)
 
-    def find_user(self, tenant_id: int, email: str) -> User | None:
+    def find_user(self, tenant_id: str, email: str) -> User | None:
         row = self.host._db.row("SELECT id FROM users WHERE tenant_id = ? AND lower(email) = lower(?)",
                                 (tenant_id, email))
-        return None if row is None else self.host.get_user(int(row["id"]))
+        return None if row is None else self.host.get_user(str(row["id"]))
 
-    def operator(self, tenant_id: int) -> User:
+    def operator(self, tenant_id: str) -> User:
         # Whoever runs the CLI on the host machine administers it; the operator is a real
         # user with both permissions so that every command still goes through the checks.
         from ..host import PERMISSIONS
@@ -121,10 +121,10 @@ class ReferenceHostContext:
             self.host.grant(user, permission)
         return user
 
-    def saved_settings(self, tenant_id: int) -> dict[str, Any] | None:
+    def saved_settings(self, tenant_id: str) -> dict[str, Any] | None:
         return self.host.plugin_settings(tenant_id, PLUGIN_ID)
 
-    def load_tenant(self, tenant_id: int) -> bool:
+    def load_tenant(self, tenant_id: str) -> bool:
         settings = self.saved_settings(tenant_id)
         if settings is None or not self.host.is_plugin_enabled(tenant_id, PLUGIN_ID):
             return False
@@ -134,10 +134,10 @@ class ReferenceHostContext:
                             {**settings, "run_background_worker": False})
         return True
 
-    def enable(self, tenant_id: int, settings: Mapping[str, Any]) -> list[object]:
+    def enable(self, tenant_id: str, settings: Mapping[str, Any]) -> list[object]:
         return self.host.enable_plugin(tenant_id, PLUGIN_ID, settings)
 
-    def enabled_tenants(self) -> list[int]:
+    def enabled_tenants(self) -> list[str]:
         """The tenants whose admin has the HubSpot plugin switched on (``worker``, ``host serve``)."""
         return [t for t in self.host.tenant_ids() if self.host.is_plugin_enabled(t, PLUGIN_ID)]
 
@@ -178,6 +178,16 @@ def _host_context(host_dir: Path | None, host_factory: str | None) -> Iterator[H
 
 
 # ---- shared plumbing --------------------------------------------------------------------------
+
+
+def host_id_param(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """Check a host id given on the command line (a UUID, an integer or another opaque id)."""
+    if value is None:
+        return None
+    try:
+        return as_host_id(value, "the id")
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -257,7 +267,8 @@ def _host_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="The reference host's data directory (env AMBAC_HUBSPOT_HOST_DIR)."),
         click.option("--host-factory", metavar="MODULE:FUNCTION", envvar="AMBAC_HUBSPOT_HOST_FACTORY",
                      help="A function returning the host context of a real host."),
-        click.option("--tenant", "tenant_id", type=int, required=True, help="The tenant id."),
+        click.option("--tenant", "tenant_id", callback=host_id_param, required=True,
+                     help="The tenant id (a UUID or an integer, as the host shows it)."),
         click.option("--as-user", "as_user", metavar="EMAIL",
                      help="Act as this host user (its permissions apply); default: the operator."),
         click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts."),
@@ -267,7 +278,7 @@ def _host_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-def _acting_user(context: HostContext, tenant_id: int, as_user: str | None,
+def _acting_user(context: HostContext, tenant_id: str, as_user: str | None,
                  permission: str) -> User:
     """The tenant's user the command acts as, once it holds ``permission`` (else exit 2).
 
@@ -295,7 +306,7 @@ def _acting_user(context: HostContext, tenant_id: int, as_user: str | None,
 
 
 @contextmanager
-def _admin(host_dir: Path | None, host_factory: str | None, tenant_id: int,
+def _admin(host_dir: Path | None, host_factory: str | None, tenant_id: str,
            as_user: str | None, *, permission: str) -> Iterator[tuple[Admin, User, HostContext]]:
     """Open the host, check the acting user's ``permission``, then attach the tenant.
 
@@ -362,7 +373,7 @@ def _render_checks(data: dict[str, Any]) -> None:
 @click.command()
 @_host_options
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings too (e.g. no webhook secret).")
-def check(host_dir: Path | None, host_factory: str | None, tenant_id: int, as_user: str | None,
+def check(host_dir: Path | None, host_factory: str | None, tenant_id: str, as_user: str | None,
           as_json: bool, strict: bool) -> None:
     """Test the tenant's HubSpot connection, one line per check with what to do when it fails.
 
@@ -391,7 +402,7 @@ def check(host_dir: Path | None, host_factory: str | None, tenant_id: int, as_us
 @click.option("--api-base-url", help="HubSpot's API address (the sandbox's, for tests).")
 @click.option("--local-sandbox", is_flag=True,
               help="Allow a loopback --api-base-url: the bundled sandbox (sets local_sandbox).")
-def setup(host_dir: Path | None, host_factory: str | None, tenant_id: int, as_user: str | None,
+def setup(host_dir: Path | None, host_factory: str | None, tenant_id: str, as_user: str | None,
           as_json: bool, settings_file: Any, portal_id: str | None, token: str | None,
           webhook_secret: str | None, public_base_url: str | None, api_base_url: str | None,
           local_sandbox: bool) -> None:
@@ -480,7 +491,7 @@ def _render_runs(runs: list[dict[str, Any]]) -> None:
 @_host_options
 @click.option("--store-url", envvar="AMBAC_HUBSPOT_STORE_URL",
               help="Read the plugin's store directly instead (no host needed; fewer details).")
-def status(host_dir: Path | None, host_factory: str | None, tenant_id: int, as_user: str | None,
+def status(host_dir: Path | None, host_factory: str | None, tenant_id: str, as_user: str | None,
            as_json: bool, store_url: str | None) -> None:
     """Show the status view: connection, records in sync / excluded / failing, webhooks, queue."""
     if store_url:
@@ -510,7 +521,7 @@ def status(host_dir: Path | None, host_factory: str | None, tenant_id: int, as_u
 @click.option("--what", help="Only entries of one kind, e.g. inbound.deal.")
 @click.option("--limit", type=click.IntRange(1, 500), default=50, show_default=True)
 @click.option("--before", type=int, help="Entries older than this id (the next_before of a page).")
-def log_command(host_dir: Path | None, host_factory: str | None, tenant_id: int,
+def log_command(host_dir: Path | None, host_factory: str | None, tenant_id: str,
                 as_user: str | None, as_json: bool, level: str | None, record: str | None,
                 what: str | None, limit: int, before: int | None) -> None:
     """Show the integration log, newest first, one page at a time."""
@@ -532,7 +543,7 @@ def log_command(host_dir: Path | None, host_factory: str | None, tenant_id: int,
 @_host_options
 @click.option("--kind", type=click.Choice(["incremental", "backfill"]), help="Only runs of one kind.")
 @click.option("--limit", type=click.IntRange(1, 500), default=20, show_default=True)
-def history(host_dir: Path | None, host_factory: str | None, tenant_id: int, as_user: str | None,
+def history(host_dir: Path | None, host_factory: str | None, tenant_id: str, as_user: str | None,
             as_json: bool, kind: str | None, limit: int) -> None:
     """Show sync runs, newest first, with counts and duration."""
     with _admin(host_dir, host_factory, tenant_id, as_user,
@@ -547,7 +558,7 @@ def history(host_dir: Path | None, host_factory: str | None, tenant_id: int, as_
 @click.option("--all", "replay_all", is_flag=True, help="Replay every dead letter.")
 @click.option("--kind", help="With --all: only dead letters of this job kind.")
 @click.option("--list", "list_only", is_flag=True, help="Only list the dead letters.")
-def replay(host_dir: Path | None, host_factory: str | None, tenant_id: int, as_user: str | None,
+def replay(host_dir: Path | None, host_factory: str | None, tenant_id: str, as_user: str | None,
            as_json: bool, job_ids: tuple[int, ...], replay_all: bool, kind: str | None,
            list_only: bool) -> None:
     """Put dead letters (jobs that failed every retry) back in the queue.

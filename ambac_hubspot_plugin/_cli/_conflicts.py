@@ -46,7 +46,7 @@ def conflicts_group() -> None:
 @click.option("--all", "show_all", is_flag=True,
               help="The whole audit trail, not only open conflicts.")
 @click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
-def list_command(host_dir: Path | None, host_factory: str | None, tenant_id: int,
+def list_command(host_dir: Path | None, host_factory: str | None, tenant_id: str,
                  as_user: str | None, as_json: bool, show_all: bool, limit: int) -> None:
     """List open conflicts (or, with --all, every recorded one), newest first."""
     with _admin(host_dir, host_factory, tenant_id, as_user,
@@ -66,7 +66,7 @@ def _show(admin: Admin, user: User, conflict_id: int) -> dict[str, Any]:
 @conflicts_group.command("show")
 @_host_options
 @click.argument("conflict_id", type=int)
-def show_command(host_dir: Path | None, host_factory: str | None, tenant_id: int,
+def show_command(host_dir: Path | None, host_factory: str | None, tenant_id: str,
                  as_user: str | None, as_json: bool, conflict_id: int) -> None:
     """Show one conflict with both values, both timestamps and its decision."""
     with _admin(host_dir, host_factory, tenant_id, as_user,
@@ -80,7 +80,7 @@ def show_command(host_dir: Path | None, host_factory: str | None, tenant_id: int
 @click.argument("conflict_id", type=int)
 @click.argument("choice", type=click.Choice(["hubspot", "ambac", "value"], case_sensitive=False))
 @click.option("--value", help="With CHOICE 'value': the value to set on both sides.")
-def resolve_command(host_dir: Path | None, host_factory: str | None, tenant_id: int,
+def resolve_command(host_dir: Path | None, host_factory: str | None, tenant_id: str,
                     as_user: str | None, as_json: bool, conflict_id: int, choice: str,
                     value: str | None) -> None:
     """Resolve an open conflict with HubSpot's value, Ambac's or a typed --value, on both sides.

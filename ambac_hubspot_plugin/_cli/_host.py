@@ -31,6 +31,7 @@ from ._admin import (
     ReferenceHostContext,
     _fail,
     _host_context,
+    host_id_param,
 )
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ _HOST_FILE = "host.sqlite3"
 class ListsTenants(Protocol):
     """A host context that can say which tenants have the plugin on (``worker`` needs it)."""
 
-    def enabled_tenants(self) -> list[int]:
+    def enabled_tenants(self) -> list[str]:
         """The ids of the tenants whose admin switched the HubSpot plugin on."""
 
 
@@ -117,12 +118,13 @@ def init(host_dir: Path, tenant_name: str, as_json: bool) -> None:
 
 @host_group.command("token")
 @_host_dir_option(required=True)
-@click.option("--tenant", "tenant_id", type=int, required=True, help="The tenant id.")
+@click.option("--tenant", "tenant_id", callback=host_id_param, required=True,
+              help="The tenant id (a UUID or an integer, as the host shows it).")
 @click.option("--user", "email", metavar="EMAIL",
               help="The tenant's user the token acts as (its permissions apply); default: the "
                    "operator user, who holds both of the plugin's permissions.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-def token(host_dir: Path, tenant_id: int, email: str | None, as_json: bool) -> None:
+def token(host_dir: Path, tenant_id: str, email: str | None, as_json: bool) -> None:
     """Issue a bearer token for calling the served admin routes as a user of the tenant.
 
     The token is printed once and stored hashed; each call with it has that user's permissions.
@@ -168,7 +170,7 @@ def _wait(stop: threading.Event) -> None:
         pass
 
 
-def _start_tenants(context: HostContext, tenant_ids: list[int]) -> list[dict[str, Any]]:
+def _start_tenants(context: HostContext, tenant_ids: list[str]) -> list[dict[str, Any]]:
     """Start the plugin for each tenant from its saved settings; one failure stops no other."""
     started: list[dict[str, Any]] = []
     for tenant_id in tenant_ids:

@@ -35,7 +35,7 @@ _ACTIONS = ("created", "updated", "unchanged", "skipped", "failed")
               help="With --backfill: only deals modified since this date (YYYY-MM-DD, UTC).")
 @click.option("--dry-run", is_flag=True,
               help="Say what would be created, updated and skipped; write nothing.")
-def sync_command(host_dir: Path | None, host_factory: str | None, tenant_id: int,
+def sync_command(host_dir: Path | None, host_factory: str | None, tenant_id: str,
                  as_user: str | None, as_json: bool, backfill: bool, since: datetime | None,
                  dry_run: bool) -> None:
     """Run the inbound sync now: closed-won deals become orders.

@@ -28,14 +28,14 @@ PLURAL = {"company": "companies", "contact": "contacts"}
 class EngineApplier:
     """Applies webhook events for deals, companies and contacts (an ``EventApplier``)."""
 
-    def __init__(self, engine_for: Callable[[int], InboundSync]) -> None:
+    def __init__(self, engine_for: Callable[[str], InboundSync]) -> None:
         self._engine_for = engine_for
 
-    def apply(self, tenant_id: int, object_type: str, object_id: str, events: Sequence[WebhookEvent]) -> None:
+    def apply(self, tenant_id: str, object_type: str, object_id: str, events: Sequence[WebhookEvent]) -> None:
         """Bring the host in line with one object's current state in HubSpot."""
         self.apply_many(tenant_id, {(object_type, object_id): events})
 
-    def apply_many(self, tenant_id: int, work: Mapping[tuple[str, str], Sequence[WebhookEvent]]
+    def apply_many(self, tenant_id: str, work: Mapping[tuple[str, str], Sequence[WebhookEvent]]
                    ) -> dict[tuple[str, str], Exception]:
         """Apply many objects' events with batched reads: one read for all the deals, one engine
         pass over them (so their associations are read together), one per companies/contacts."""
@@ -103,7 +103,7 @@ class EngineApplier:
         _note(engine, link.host_id, message)
 
 
-def _note(engine: InboundSync, order_id: int, text: str) -> None:
+def _note(engine: InboundSync, order_id: str, text: str) -> None:
     """Add a note to the order; an order gone from the host does not fail the event (it is logged)."""
     try:
         engine.host.add_order_note(order_id, text)

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .._host_ids import is_host_id
 from ._events import INBOX_JOB_KIND, JOB_KIND
 from ._processor import EchoCheck, EventApplier, WebhookProcessor
 from ._receiver import WebhookReceiver, WebhookTarget
@@ -43,9 +44,9 @@ def webhook_intake(
     """
 
     def resolve(key: str) -> WebhookTarget | None:
-        if not key.isdigit() or len(key) > 12:
+        if not is_host_id(key):
             return None
-        tenant_id = int(key)
+        tenant_id = key
         if not tenants.is_enabled(tenant_id):
             return None
         settings = tenants.tenant(tenant_id).settings

@@ -29,19 +29,19 @@ class EventApplier(Protocol):
     marked processed makes it see the same events again.
     """
 
-    def apply(self, tenant_id: int, object_type: str, object_id: str,
+    def apply(self, tenant_id: str, object_type: str, object_id: str,
               events: Sequence[WebhookEvent]) -> None:
         """Apply ``events`` (ordered, echoes removed); raise to have the job retried."""
 
 
-EchoCheck = Callable[[int, WebhookEvent], bool]
+EchoCheck = Callable[[str, WebhookEvent], bool]
 """``(tenant_id, event) -> True`` when the event reports a value we wrote ourselves."""
 
 # Same occurredAt: the object must exist before it changes and change before it goes away.
 _TIEBREAK = {"restore": 0, "merge": 2, "deletion": 3}
 
 
-def _never_echo(_tenant_id: int, _event: WebhookEvent) -> bool:
+def _never_echo(_tenant_id: str, _event: WebhookEvent) -> bool:
     return False
 
 
@@ -62,7 +62,7 @@ class WebhookProcessor:
         without being applied, and counted.
     """
 
-    def __init__(self, inbox_for: Callable[[int], Inbox], applier: EventApplier, *,
+    def __init__(self, inbox_for: Callable[[str], Inbox], applier: EventApplier, *,
                  is_echo: EchoCheck | None = None) -> None:
         self._inbox_for = inbox_for
         self._applier = applier
@@ -83,7 +83,7 @@ class WebhookProcessor:
         worker took over: their object is that worker's now, so their events are left alone.
         """
         errors: dict[int, Exception] = {}
-        by_tenant: dict[int, list[Job]] = {}
+        by_tenant: dict[str, list[Job]] = {}
         for job in jobs:
             by_tenant.setdefault(job.tenant_id, []).append(job)
         for tenant_id, tenant_jobs in by_tenant.items():
@@ -122,7 +122,7 @@ class WebhookProcessor:
                     inbox.finish_webhook_events(tenant_id, applied=applied, echoes=echoes)
         return errors
 
-    def _apply(self, tenant_id: int, work: Mapping[tuple[str, str], tuple[WebhookEvent, ...]]
+    def _apply(self, tenant_id: str, work: Mapping[tuple[str, str], tuple[WebhookEvent, ...]]
                ) -> dict[tuple[str, str], Exception]:
         if not work:
             return {}

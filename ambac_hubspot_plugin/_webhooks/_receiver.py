@@ -60,7 +60,7 @@ class WebhookTarget:
     ``public_base_url`` is the scheme and host HubSpot calls (None: trust the request URL).
     """
 
-    tenant_id: int
+    tenant_id: str
     portal_id: str
     secret: Secret | None = attrs.field(repr=False)
     inbox: Inbox = attrs.field(eq=False, repr=False)
@@ -80,9 +80,9 @@ class _RefusalGate:
     def __init__(self, per_window: int, window: timedelta, clock: Clock) -> None:
         self._per_window, self._window, self._clock = per_window, window, clock
         self._lock = threading.Lock()
-        self._state: dict[tuple[int | None, str], list[Any]] = {}
+        self._state: dict[tuple[str | None, str], list[Any]] = {}
 
-    def admit(self, tenant_id: int | None, reason: str) -> int | None:
+    def admit(self, tenant_id: str | None, reason: str) -> int | None:
         """None: do not log this one. Else: log it, with this many held back before it."""
         now = self._clock()
         with self._lock:
@@ -96,7 +96,7 @@ class _RefusalGate:
             held, state[2] = state[2], 0
             return int(held)
 
-    def drain(self) -> list[tuple[int | None, str, int]]:
+    def drain(self) -> list[tuple[str | None, str, int]]:
         """Take every held-back count (for a periodic flush)."""
         with self._lock:
             held = [(t, r, s[2]) for (t, r), s in self._state.items() if s[2]]

@@ -43,7 +43,7 @@ class WebhookInboxSplitter:
         follow-up (None: the store's).
     """
 
-    def __init__(self, inbox_for: Callable[[int], InboxQueue], *,
+    def __init__(self, inbox_for: Callable[[str], InboxQueue], *,
                  max_attempts: int | None = None, per_round: int = 50, rounds: int = 200,
                  pause: float = 0.0005) -> None:
         self._inbox_for = inbox_for

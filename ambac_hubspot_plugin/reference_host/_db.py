@@ -22,9 +22,9 @@ from ._validate import ADDRESS_FIELDS
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tenants (
-    id INTEGER PRIMARY KEY, name TEXT NOT NULL, created_at TEXT NOT NULL);
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, created_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS companies (
-    id INTEGER PRIMARY KEY, tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+    id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES tenants(id),
     name TEXT NOT NULL, name_key TEXT NOT NULL, description TEXT NOT NULL,
     website TEXT NOT NULL, domain TEXT NOT NULL, phone TEXT NOT NULL,
     street TEXT NOT NULL, city TEXT NOT NULL, state TEXT NOT NULL, zip TEXT NOT NULL,
@@ -35,11 +35,11 @@ CREATE INDEX IF NOT EXISTS companies_domain ON companies (tenant_id, domain);
 CREATE UNIQUE INDEX IF NOT EXISTS companies_external_id
     ON companies (tenant_id, external_id) WHERE external_id IS NOT NULL;
 CREATE TABLE IF NOT EXISTS users (
-    id INTEGER PRIMARY KEY, tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+    id INTEGER PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES tenants(id),
     username TEXT NOT NULL DEFAULT '',
     email TEXT NOT NULL, email_key TEXT NOT NULL, first_name TEXT NOT NULL,
     last_name TEXT NOT NULL,
-    parent_company_id INTEGER REFERENCES companies(id), user_type TEXT NOT NULL,
+    parent_company_id TEXT REFERENCES companies(id), user_type TEXT NOT NULL,
     created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS user_groups (
     user_id INTEGER NOT NULL REFERENCES users(id), name TEXT NOT NULL,
@@ -51,9 +51,9 @@ CREATE TABLE IF NOT EXISTS api_tokens (
     token_hash TEXT PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users(id),
     created_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS orders (
-    id INTEGER PRIMARY KEY, tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+    id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES tenants(id),
     order_number TEXT NOT NULL, name TEXT NOT NULL, order_status TEXT NOT NULL,
-    company_id INTEGER REFERENCES companies(id), customer_id INTEGER REFERENCES users(id),
+    company_id TEXT REFERENCES companies(id), customer_id INTEGER REFERENCES users(id),
     estimated_completion TEXT, order_date TEXT, current_milestone TEXT NOT NULL,
     customer_note TEXT NOT NULL, archived INTEGER NOT NULL, external_id TEXT,
     value TEXT, currency TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
@@ -61,20 +61,20 @@ CREATE UNIQUE INDEX IF NOT EXISTS orders_number ON orders (tenant_id, order_numb
 CREATE UNIQUE INDEX IF NOT EXISTS orders_external_id
     ON orders (tenant_id, external_id) WHERE external_id IS NOT NULL;
 CREATE TABLE IF NOT EXISTS order_sequences (
-    tenant_id INTEGER NOT NULL, year INTEGER NOT NULL, last INTEGER NOT NULL,
+    tenant_id TEXT NOT NULL, year INTEGER NOT NULL, last INTEGER NOT NULL,
     PRIMARY KEY (tenant_id, year));
 CREATE TABLE IF NOT EXISTS shipments (
-    id INTEGER PRIMARY KEY, tenant_id INTEGER NOT NULL, order_id INTEGER NOT NULL
+    id INTEGER PRIMARY KEY, tenant_id TEXT NOT NULL, order_id TEXT NOT NULL
     REFERENCES orders(id), carrier TEXT NOT NULL, tracking_number TEXT NOT NULL,
     tracking_url TEXT NOT NULL, ship_date TEXT, created_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS order_notes (
-    id INTEGER PRIMARY KEY, tenant_id INTEGER NOT NULL, order_id INTEGER NOT NULL
+    id INTEGER PRIMARY KEY, tenant_id TEXT NOT NULL, order_id TEXT NOT NULL
     REFERENCES orders(id), text TEXT NOT NULL, created_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS notifications (
-    id INTEGER PRIMARY KEY, tenant_id INTEGER NOT NULL, subject TEXT NOT NULL,
+    id INTEGER PRIMARY KEY, tenant_id TEXT NOT NULL, subject TEXT NOT NULL,
     message TEXT NOT NULL, level TEXT NOT NULL, created_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS plugin_settings (
-    tenant_id INTEGER NOT NULL REFERENCES tenants(id), plugin_id TEXT NOT NULL,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id), plugin_id TEXT NOT NULL,
     settings TEXT NOT NULL, enabled INTEGER NOT NULL, updated_at TEXT NOT NULL,
     PRIMARY KEY (tenant_id, plugin_id));
 CREATE TABLE IF NOT EXISTS task_runs (name TEXT PRIMARY KEY, last_run_at TEXT NOT NULL);
@@ -111,6 +111,36 @@ def _upgrade_users(tx: sqlite3.Connection) -> None:
     tx.execute("CREATE INDEX IF NOT EXISTS users_email_key ON users (tenant_id, email_key, id)")
 
 
+def _upgrade_keys(tx: sqlite3.Connection) -> None:
+    """Rebuild a file an earlier version keyed with integers (tenants, companies, orders) on
+    the host's text keys: every table is renamed, made anew from the schema and refilled, so
+    the old ids live on as their text (``"1"``) beside the UUIDv7s of rows made from now on.
+    Needs foreign keys off (the caller's connection); a no-op on a current file."""
+    kinds = {row[1]: str(row[2]).upper() for row in tx.execute("PRAGMA table_info(tenants)")}
+    if kinds.get("id") != "INTEGER":
+        return
+    tables = [str(row[0]) for row in tx.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+    for table in tables:
+        tx.execute(f'ALTER TABLE "{table}" RENAME TO "old_{table}"')
+    for (index,) in tx.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL").fetchall():
+        tx.execute(f'DROP INDEX "{index}"')
+    _create_schema(tx)
+    for table in tables:
+        new = [row[1] for row in tx.execute(f'PRAGMA table_info("{table}")')]
+        old = {row[1] for row in tx.execute(f'PRAGMA table_info("old_{table}")')}
+        shared = ", ".join(f'"{name}"' for name in new if name in old)
+        if shared:
+            tx.execute(f'INSERT INTO "{table}" ({shared}) SELECT {shared} FROM "old_{table}"')  # noqa: S608  # names from the file's own schema
+        tx.execute(f'DROP TABLE "old_{table}"')
+
+
+def _create_schema(tx: sqlite3.Connection) -> None:
+    for statement in _SCHEMA.split(";"):
+        if statement.strip():
+            tx.execute(statement)
+
+
 class Database:
     """One SQLite file in WAL mode, one connection per thread, writes under ``BEGIN IMMEDIATE``.
 
@@ -126,12 +156,14 @@ class Database:
         self._closed = False
         conn = self.connection()
         conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA foreign_keys = OFF")  # the key upgrade rebuilds tables
         with self.write() as tx:
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    tx.execute(statement)
+            _create_schema(tx)
             _upgrade_values(tx)
             _upgrade_users(tx)
+            _upgrade_keys(tx)
+            _upgrade_users(tx)  # the indexes, after a rebuild
+        conn.execute("PRAGMA foreign_keys = ON")
 
     def connection(self) -> sqlite3.Connection:
         """This thread's connection, opened on first use (sqlite3 connections are per thread)."""
@@ -192,8 +224,8 @@ def date_or_none(text: str | None) -> date | None:
 
 def order_from_row(row: sqlite3.Row) -> Order:
     return Order(
-        id=int(row["id"]),
-        tenant_id=int(row["tenant_id"]),
+        id=row["id"],
+        tenant_id=row["tenant_id"],
         order_number=str(row["order_number"]),
         name=str(row["name"]),
         order_status=OrderStatus(row["order_status"]),
@@ -214,8 +246,8 @@ def order_from_row(row: sqlite3.Row) -> Order:
 
 def company_from_row(row: sqlite3.Row) -> Company:
     return Company(
-        id=int(row["id"]),
-        tenant_id=int(row["tenant_id"]),
+        id=row["id"],
+        tenant_id=row["tenant_id"],
         name=str(row["name"]),
         updated_at=datetime.fromisoformat(row["updated_at"]),
         description=str(row["description"]),
@@ -228,8 +260,8 @@ def company_from_row(row: sqlite3.Row) -> Company:
 
 def contact_from_row(row: sqlite3.Row) -> Contact:
     return Contact(
-        id=int(row["id"]),
-        tenant_id=int(row["tenant_id"]),
+        id=row["id"],
+        tenant_id=row["tenant_id"],
         email=str(row["email"]),
         username=str(row["username"]),
         first_name=str(row["first_name"]),
@@ -242,14 +274,14 @@ def contact_from_row(row: sqlite3.Row) -> Contact:
 def user_from_row(row: sqlite3.Row) -> User:
     name = f"{row['first_name']} {row['last_name']}".strip()
     return User(
-        id=int(row["id"]), tenant_id=int(row["tenant_id"]), email=str(row["email"]), name=name
+        id=row["id"], tenant_id=row["tenant_id"], email=str(row["email"]), name=name
     )
 
 
 def notification_from_row(row: sqlite3.Row) -> Notification:
     return Notification(
-        id=int(row["id"]),
-        tenant_id=int(row["tenant_id"]),
+        id=row["id"],
+        tenant_id=row["tenant_id"],
         subject=str(row["subject"]),
         message=str(row["message"]),
         level=str(row["level"]),

@@ -27,6 +27,7 @@ from ..errors import HostRecordError
 from ..host import (
     Company,
     CompanyDraft,
+    HostCapabilities,
     HttpResponse,
     HttpRoute,
     Order,
@@ -37,6 +38,7 @@ from ..host import (
     Shipment,
     User,
     UserType,
+    as_host_id,
 )
 from ._db import (
     Database,
@@ -46,7 +48,7 @@ from ._db import (
     user_from_row,
 )
 from ._http import DEFAULT_MAX_BODY_BYTES, DEFAULT_MOUNT_PREFIX, Router, WsgiApp
-from ._records import Notification, PluginStart, TaskRun
+from ._records import Notification, PluginStart, TaskRun, new_uuid7
 from ._scheduler import Scheduler
 from ._services import TenantServices
 from ._validate import (
@@ -84,8 +86,12 @@ class ReferenceHost:
         plugins: Iterable[object] = (),
         clock: Callable[[], datetime] = utc_now,
         mount_prefix: str = DEFAULT_MOUNT_PREFIX,
+        capabilities: HostCapabilities | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
+        #: The fields this host keeps (``HostServices.capabilities``).
+        self.capabilities = capabilities or HostCapabilities(order_fields=contract.ORDER_FIELDS,
+                                                             company_fields=contract.COMPANY_FIELDS)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._clock = clock
         self.mount_prefix = "/" + mount_prefix.strip("/")
@@ -107,7 +113,7 @@ class ReferenceHost:
         self.plugin_manager.check_pending()
         # (tenant, plugin) pairs enabled or started in this process: the others are started
         # before their tenant's first event here (a second process on the same data dir).
-        self._started: set[tuple[int, str]] = set()
+        self._started: set[tuple[str, str]] = set()
         # Opened last: a plugin that fails validation above leaves no connection to close.
         self._db = Database(self.data_dir / "host.sqlite3")
 
@@ -132,33 +138,35 @@ class ReferenceHost:
 
     # Tenants, users, permissions -------------------------------------------------------------
 
-    def create_tenant(self, name: str) -> int:
-        """Create a tenant and return its id."""
+    def create_tenant(self, name: str, *, tenant_id: object = None) -> str:
+        """Create a tenant and return its id: a new UUIDv7, as Ambac Tracker makes them, unless
+        ``tenant_id`` (any host id: a UUID, an integer, a string) is given."""
         check_text("name", name, required=True)
+        new_id = new_uuid7() if tenant_id is None else as_host_id(tenant_id, "tenant_id")
         with self._db.write() as conn:
-            row = conn.execute(
-                "INSERT INTO tenants (name, created_at) VALUES (?, ?) RETURNING id",
-                (name, self._now().isoformat()),
-            ).fetchone()
-        return int(row[0])
+            if conn.execute("SELECT 1 FROM tenants WHERE id = ?", (new_id,)).fetchone() is not None:
+                raise HostRecordError("id", new_id, "is already the id of a tenant")
+            conn.execute("INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?)",
+                         (new_id, name, self._now().isoformat()))
+        return new_id
 
-    def find_tenant(self, name: str) -> int | None:
+    def find_tenant(self, name: str) -> str | None:
         """Return the id of the oldest tenant with exactly this name, or None."""
-        row = self._db.row("SELECT id FROM tenants WHERE name = ? ORDER BY id LIMIT 1", (name,))
-        return None if row is None else int(row[0])
+        row = self._db.row("SELECT id FROM tenants WHERE name = ? ORDER BY created_at, id LIMIT 1", (name,))
+        return None if row is None else str(row[0])
 
-    def tenant_ids(self) -> list[int]:
+    def tenant_ids(self) -> list[str]:
         """Return the ids of all tenants, in creation order."""
-        return [int(row[0]) for row in self._db.rows("SELECT id FROM tenants ORDER BY id")]
+        return [str(row[0]) for row in self._db.rows("SELECT id FROM tenants ORDER BY created_at, id")]
 
-    def services(self, tenant_id: int) -> TenantServices:
+    def services(self, tenant_id: str) -> TenantServices:
         """Return the host services scoped to ``tenant_id`` (LookupError if no such tenant)."""
         if self._db.row("SELECT 1 FROM tenants WHERE id = ?", (tenant_id,)) is None:
             raise LookupError(f"no tenant with id {tenant_id}")
         return TenantServices(self, tenant_id)
 
     def create_user(
-        self, tenant_id: int, email: str, *, first_name: str = "", last_name: str = ""
+        self, tenant_id: str, email: str, *, first_name: str = "", last_name: str = ""
     ) -> User:
         """Create an ``INTERNAL`` user of the tenant (in no group; emails may repeat)."""
         values = checked(
@@ -167,12 +175,12 @@ class ReferenceHost:
         row = self.services(tenant_id)._insert_user(values, UserType.INTERNAL)
         return user_from_row(row)
 
-    def user_groups(self, user_id: int) -> list[str]:
+    def user_groups(self, user_id: str) -> list[str]:
         """Return the names of the tenant groups a user belongs to (``Customer`` for contacts)."""
         rows = self._db.rows("SELECT name FROM user_groups WHERE user_id = ? ORDER BY name", (user_id,))
         return [str(row[0]) for row in rows]
 
-    def get_user(self, user_id: int) -> User | None:
+    def get_user(self, user_id: str) -> User | None:
         """Return the user with this id, of any tenant, or None."""
         row = self._db.row("SELECT * FROM users WHERE id = ?", (user_id,))
         return None if row is None else user_from_row(row)
@@ -222,7 +230,7 @@ class ReferenceHost:
         )
         return None if row is None else user_from_row(row)
 
-    def notifications(self, tenant_id: int) -> list[Notification]:
+    def notifications(self, tenant_id: str) -> list[Notification]:
         """Return the notifications recorded for the tenant's admins, oldest first."""
         rows = self._db.rows(
             "SELECT * FROM notifications WHERE tenant_id = ? ORDER BY id", (tenant_id,)
@@ -258,7 +266,7 @@ class ReferenceHost:
         if plugin_id not in {manifest.id for manifest in self.list_plugins()}:
             raise LookupError(f"no installed plugin has the id {plugin_id!r}")
 
-    def plugin_settings(self, tenant_id: int, plugin_id: str) -> dict[str, Any] | None:
+    def plugin_settings(self, tenant_id: str, plugin_id: str) -> dict[str, Any] | None:
         """Return the settings stored for the plugin in the tenant, or None if never saved."""
         row = self._db.row(
             "SELECT settings FROM plugin_settings WHERE tenant_id = ? AND plugin_id = ?",
@@ -266,7 +274,7 @@ class ReferenceHost:
         )
         return None if row is None else dict(json.loads(row["settings"]))
 
-    def is_plugin_enabled(self, tenant_id: int, plugin_id: str) -> bool:
+    def is_plugin_enabled(self, tenant_id: str, plugin_id: str) -> bool:
         """Return whether the tenant's admin has the plugin switched on."""
         row = self._db.row(
             "SELECT enabled FROM plugin_settings WHERE tenant_id = ? AND plugin_id = ?",
@@ -275,7 +283,7 @@ class ReferenceHost:
         return row is not None and bool(row["enabled"])
 
     def _store_settings(
-        self, tenant_id: int, plugin_id: str, settings: str | None, enabled: bool
+        self, tenant_id: str, plugin_id: str, settings: str | None, enabled: bool
     ) -> None:
         with self._db.write() as conn:
             conn.execute(
@@ -288,7 +296,7 @@ class ReferenceHost:
             )
 
     def enable_plugin(
-        self, tenant_id: int, plugin_id: str, settings: Mapping[str, Any]
+        self, tenant_id: str, plugin_id: str, settings: Mapping[str, Any]
     ) -> list[object]:
         """Switch a plugin on for a tenant, as the admin's "Enable" button does.
 
@@ -310,7 +318,7 @@ class ReferenceHost:
         self._started.add((tenant_id, plugin_id))
         return reports
 
-    def change_settings(self, tenant_id: int, plugin_id: str, settings: Mapping[str, Any]) -> None:
+    def change_settings(self, tenant_id: str, plugin_id: str, settings: Mapping[str, Any]) -> None:
         """Save new settings for a plugin, after ``ambac_settings_changed`` accepted them."""
         services = self.services(tenant_id)
         self._require_plugin(plugin_id)
@@ -322,7 +330,7 @@ class ReferenceHost:
             tenant_id, plugin_id, text, enabled=self.is_plugin_enabled(tenant_id, plugin_id)
         )
 
-    def disable_plugin(self, tenant_id: int, plugin_id: str) -> None:
+    def disable_plugin(self, tenant_id: str, plugin_id: str) -> None:
         """Switch a plugin off for a tenant, keeping its settings, then call the disabled hook.
 
         The flag is stored first, so a plugin whose hook fails is still off at the next start:
@@ -359,8 +367,8 @@ class ReferenceHost:
         return outcomes
 
     def _enabled_plugins(
-        self, tenant_id: int | None = None, *, warn: bool = False
-    ) -> list[tuple[int, str, dict[str, Any]]]:
+        self, tenant_id: str | None = None, *, warn: bool = False
+    ) -> list[tuple[str, str, dict[str, Any]]]:
         """(tenant, plugin id, saved settings) of every installed plugin a tenant has on."""
         installed = {manifest.id for manifest in self.list_plugins()}
         rows = self._db.rows(
@@ -370,7 +378,7 @@ class ReferenceHost:
         )
         found = []
         for row in rows:
-            tenant, plugin_id = int(row["tenant_id"]), str(row["plugin_id"])
+            tenant, plugin_id = str(row["tenant_id"]), str(row["plugin_id"])
             if plugin_id in installed:
                 found.append((tenant, plugin_id, dict(json.loads(row["settings"]))))
             elif warn:
@@ -380,7 +388,7 @@ class ReferenceHost:
         return found
 
     def _start_plugin(
-        self, tenant_id: int, plugin_id: str, settings: dict[str, Any]
+        self, tenant_id: str, plugin_id: str, settings: dict[str, Any]
     ) -> list[object]:
         reports: list[object] = self.plugin_manager.hook.ambac_plugin_started(
             host=self.services(tenant_id), tenant_id=tenant_id, plugin_id=plugin_id,
@@ -389,7 +397,7 @@ class ReferenceHost:
         self._started.add((tenant_id, plugin_id))
         return reports
 
-    def _ensure_started(self, tenant_id: int) -> None:
+    def _ensure_started(self, tenant_id: str) -> None:
         """Start the tenant's plugins this process has not started, before its first event
         here: a host calls ``ambac_plugin_started`` whenever a process first needs a tenant.
         An error reaches the caller; the change that fired the event stays."""
@@ -399,15 +407,15 @@ class ReferenceHost:
 
     # Domain operations: the host's own edits, which fire events like its model signals ------
 
-    def create_order(self, tenant_id: int, draft: OrderDraft) -> Order:
+    def create_order(self, tenant_id: str, draft: OrderDraft) -> Order:
         """Create an order as a host user would (the contract has no "order created" event)."""
         return self.services(tenant_id).create_order(draft)
 
-    def set_order_status(self, tenant_id: int, order_id: int, status: OrderStatus | str) -> Order:
+    def set_order_status(self, tenant_id: str, order_id: str, status: OrderStatus | str) -> Order:
         """Change an order's status; fires ``ambac_order_status_changed`` if it really changed."""
         return self.edit_order(tenant_id, order_id, order_status=status)
 
-    def edit_order(self, tenant_id: int, order_id: int, **changes: object) -> Order:
+    def edit_order(self, tenant_id: str, order_id: str, **changes: object) -> Order:
         """Edit order fields; commits, then fires one event per kind of change.
 
         A status change fires ``ambac_order_status_changed``; other changed fields fire
@@ -431,7 +439,7 @@ class ReferenceHost:
             )
         return after
 
-    def ship_order(self, tenant_id: int, order_id: int, shipment: Shipment) -> Order:
+    def ship_order(self, tenant_id: str, order_id: str, shipment: Shipment) -> Order:
         """Record a shipment of the order, then fire ``ambac_order_shipped``."""
         if not isinstance(shipment, Shipment):
             raise TypeError(f"ship_order takes a Shipment, not {type(shipment).__name__}")
@@ -465,7 +473,7 @@ class ReferenceHost:
         self.plugin_manager.hook.ambac_order_shipped(host=services, order=order, shipment=shipment)
         return order
 
-    def order_notes(self, tenant_id: int, order_id: int) -> list[str]:
+    def order_notes(self, tenant_id: str, order_id: str) -> list[str]:
         """Return the internal notes of an order, oldest first."""
         rows = self._db.rows(
             "SELECT text FROM order_notes WHERE tenant_id = ? AND order_id = ? ORDER BY id",
@@ -473,7 +481,7 @@ class ReferenceHost:
         )
         return [str(row["text"]) for row in rows]
 
-    def shipments(self, tenant_id: int, order_id: int) -> list[Shipment]:
+    def shipments(self, tenant_id: str, order_id: str) -> list[Shipment]:
         """Return the shipments recorded for an order, oldest first."""
         rows = self._db.rows(
             "SELECT * FROM shipments WHERE tenant_id = ? AND order_id = ? ORDER BY id",
@@ -482,7 +490,7 @@ class ReferenceHost:
         return [shipment_from_row(row) for row in rows]
 
     def save_company(
-        self, tenant_id: int, company_id: int | None = None, /, **fields: object
+        self, tenant_id: str, company_id: str | None = None, /, **fields: object
     ) -> Company:
         """Create (no ``company_id``) or edit a company, then fire ``ambac_company_saved``.
 

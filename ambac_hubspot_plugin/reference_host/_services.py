@@ -25,11 +25,13 @@ from ..host import (
     CompanyDraft,
     Contact,
     ContactDraft,
+    HostCapabilities,
     HostServices,
     Order,
     OrderDraft,
     User,
     UserType,
+    as_host_id,
 )
 from ..mapping import normalize_domain
 from ._db import (
@@ -41,7 +43,7 @@ from ._db import (
     order_from_row,
     unique_violation,
 )
-from ._records import NOTIFICATION_LEVELS
+from ._records import NOTIFICATION_LEVELS, new_uuid7
 from ._validate import (
     COMPANY_CHECKS,
     COMPANY_FIELDS,
@@ -78,15 +80,18 @@ class ServicesHost(Protocol):
 
     def _now(self) -> datetime: ...
 
-    def services(self, tenant_id: int) -> TenantServices: ...
+    def services(self, tenant_id: str) -> TenantServices: ...
 
     def plugin_data_dir(self, plugin_id: str) -> Path: ...
+
+    @property
+    def capabilities(self) -> HostCapabilities: ...
 
 
 class TenantServices:
     """The :class:`~ambac_hubspot_plugin.host.HostServices` of one tenant; its writes never call hooks."""
 
-    def __init__(self, host: ServicesHost, tenant_id: int) -> None:
+    def __init__(self, host: ServicesHost, tenant_id: str) -> None:
         self._host = host
         self._db = host._db
         self._tenant_id = tenant_id
@@ -95,11 +100,11 @@ class TenantServices:
         return f"TenantServices(tenant_id={self._tenant_id})"
 
     @property
-    def tenant_id(self) -> int:
+    def tenant_id(self) -> str:
         """The tenant these services are scoped to."""
         return self._tenant_id
 
-    def for_tenant(self, tenant_id: int) -> TenantServices:
+    def for_tenant(self, tenant_id: str) -> TenantServices:
         """Return the same services scoped to another tenant (for background work)."""
         return self._host.services(tenant_id)
 
@@ -107,18 +112,22 @@ class TenantServices:
         """Return (creating it) ``<data dir>/plugins/<plugin_id>``, shared by all tenants."""
         return self._host.plugin_data_dir(plugin_id)
 
+    def capabilities(self) -> HostCapabilities:
+        """The fields this host keeps, as the reference host was built with."""
+        return self._host.capabilities
+
     # Orders ----------------------------------------------------------------------------------
 
-    def get_order(self, order_id: int) -> Order | None:
+    def get_order(self, order_id: str) -> Order | None:
         """Return the order with this id, archived or not, or None."""
         row = self._db.row(
             "SELECT * FROM orders WHERE tenant_id = ? AND id = ?", (self._tenant_id, order_id)
         )
         return None if row is None else order_from_row(row)
 
-    def get_orders(self, order_ids: Sequence[int]) -> list[Order]:
+    def get_orders(self, order_ids: Sequence[str]) -> list[Order]:
         """Return the orders with these ids, archived or not, by id; unknown ids are left out."""
-        ids = list(dict.fromkeys(int(i) for i in order_ids))
+        ids = list(dict.fromkeys(as_host_id(i, "order id") for i in order_ids))
         found: list[Order] = []
         for start in range(0, len(ids), 500):  # far below SQLite's bound-parameter limit
             chunk = ids[start:start + 500]
@@ -167,6 +176,7 @@ class TenantServices:
                 values["order_number"] = self._next_order_number(conn, now.year)
             columns = {
                 **values,
+                "id": new_uuid7(),
                 "tenant_id": self._tenant_id,
                 "created_at": now.isoformat(),
                 "updated_at": now.isoformat(),
@@ -189,12 +199,12 @@ class TenantServices:
                 return existing
             return order_from_row(row)
 
-    def update_order(self, order_id: int, changes: Mapping[str, object]) -> Order:
+    def update_order(self, order_id: str, changes: Mapping[str, object]) -> Order:
         """Set the named :class:`Order` fields and return the updated order."""
         return self._update_order(order_id, changes)[1]
 
     def _update_order(
-        self, order_id: int, changes: Mapping[str, object]
+        self, order_id: str, changes: Mapping[str, object]
     ) -> tuple[Order, Order, tuple[str, ...]]:
         """Apply ``changes``; return the order before, after, and the fields that really changed."""
         check_names("Order", changes, ORDER_FIELDS)
@@ -242,7 +252,7 @@ class TenantServices:
         return None if row is None else order_from_row(row)
 
     def _check_order_number_free(
-        self, conn: sqlite3.Connection, number: str, order_id: int | None
+        self, conn: sqlite3.Connection, number: str, order_id: str | None
     ) -> None:
         row = conn.execute(
             "SELECT id FROM orders WHERE tenant_id = ? AND order_number = ?",
@@ -297,7 +307,7 @@ class TenantServices:
         self,
         conn: sqlite3.Connection,
         table: str,
-        row_id: int,
+        row_id: str,
         columns: Mapping[str, object],
         values: Mapping[str, object],
     ) -> sqlite3.Row:
@@ -314,7 +324,7 @@ class TenantServices:
 
     # Companies -------------------------------------------------------------------------------
 
-    def get_company(self, company_id: int) -> Company | None:
+    def get_company(self, company_id: str) -> Company | None:
         """Return the company with this id, or None."""
         row = self._db.row(
             "SELECT * FROM companies WHERE tenant_id = ? AND id = ?", (self._tenant_id, company_id)
@@ -359,6 +369,7 @@ class TenantServices:
         now = self._host._now().isoformat()
         columns = {
             **company_columns(values),
+            "id": new_uuid7(),
             "tenant_id": self._tenant_id,
             "created_at": now,
             "updated_at": now,
@@ -378,12 +389,12 @@ class TenantServices:
                 ).fetchone()
         return company_from_row(row)
 
-    def update_company(self, company_id: int, changes: Mapping[str, object]) -> Company:
+    def update_company(self, company_id: str, changes: Mapping[str, object]) -> Company:
         """Set the named :class:`Company` fields and return the updated company."""
         return self._update_company(company_id, changes)[0]
 
     def _update_company(
-        self, company_id: int, changes: Mapping[str, object]
+        self, company_id: str, changes: Mapping[str, object]
     ) -> tuple[Company, tuple[str, ...]]:
         check_names("Company", changes, COMPANY_FIELDS)
         values = checked(COMPANY_CHECKS, changes)
@@ -419,7 +430,7 @@ class TenantServices:
 
     # Contacts --------------------------------------------------------------------------------
 
-    def get_contact(self, contact_id: int) -> Contact | None:
+    def get_contact(self, contact_id: str) -> Contact | None:
         """Return the user with this id as a contact (``user_type`` tells internal users), or None."""
         row = self._db.row(
             "SELECT * FROM users WHERE tenant_id = ? AND id = ?", (self._tenant_id, contact_id)
@@ -480,7 +491,7 @@ class TenantServices:
                 return username
             serial += 1
 
-    def update_contact(self, contact_id: int, changes: Mapping[str, object]) -> Contact:
+    def update_contact(self, contact_id: str, changes: Mapping[str, object]) -> Contact:
         """Set the named :class:`Contact` fields and return the updated contact."""
         check_names("Contact", changes, CONTACT_FIELDS)
         values = checked(CONTACT_CHECKS, changes)
@@ -519,7 +530,7 @@ class TenantServices:
         )
         return row is not None
 
-    def add_order_note(self, order_id: int, text: str) -> None:
+    def add_order_note(self, order_id: str, text: str) -> None:
         """Add an internal note to an order's history (see ``ReferenceHost.order_notes``)."""
         if not text.strip():
             raise HostRecordError("text", text, "a note needs some text")

@@ -22,6 +22,7 @@ from ..host import (
     ORDER_NUMBER_MAX,
     Address,
     OrderStatus,
+    as_host_id,
 )
 
 EMAIL_MAX = 254
@@ -72,12 +73,13 @@ def _external_id(field: str, value: object) -> str | None:
     return check_text(field, value, max_length=EXTERNAL_ID_MAX)
 
 
-def _optional_id(field: str, value: object) -> int | None:
+def _optional_id(field: str, value: object) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise HostRecordError(field, value, "must be a record id (int) or None")
-    return value
+    try:
+        return as_host_id(value, field)
+    except (TypeError, ValueError):
+        raise HostRecordError(field, value, "must be a record id (a host id string) or None") from None
 
 
 def check_optional_date(field: str, value: object) -> str | None:
