@@ -358,7 +358,8 @@ class HostServices(Protocol):
 
     def find_contacts_by_email(self, email: str) -> Sequence[Contact]:
         """Return every user of this tenant whose email equals ``email`` ignoring case,
-        ``INTERNAL`` ones included, in ascending id order (empty when none has it).
+        ``INTERNAL`` ones included, in any order (empty when none has it); the plugin chooses among
+        them itself.
 
         Emails are not unique in the host: several users of one tenant may share one. (This
         replaces ``find_contact_by_email``, which assumed one contact per email.)

@@ -37,4 +37,4 @@ def main(data_dir: Path, tenant_id: int) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(Path(sys.argv[1]), int(sys.argv[2])))
+    sys.exit(main(Path(sys.argv[1]), sys.argv[2]))

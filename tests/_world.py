@@ -8,6 +8,7 @@ shared clock), build its settings with :func:`plugin_settings` and open it with
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -74,6 +75,21 @@ class PluginWorld:
 
 
 W = TypeVar("W", bound=PluginWorld)
+
+
+@contextlib.contextmanager
+def serving(host: ReferenceHost) -> Iterator[str]:
+    """Serve the host over loopback for the block; yield its base URL."""
+    from ambac_hubspot_plugin._wsgi_server import make_wsgi_server
+
+    server = make_wsgi_server(host.wsgi_app())
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @contextlib.contextmanager

@@ -140,10 +140,12 @@ def test_as_user_applies_permissions(site):
 def test_unknown_tenant_missing_host_and_unset_tenant_are_usage_errors(site, tmp_path):
     """A tenant the host lacks, no --host-dir, or a dir without a host: exit 2."""
     assert site.run("status", "--tenant", "77", tenant=False).exit_code == 2
-    assert CliRunner().invoke(main, ["status", "--tenant", "1"], env={"AMBAC_HUBSPOT_HOST_DIR": ""}).exit_code == 2
-    assert CliRunner().invoke(main, ["status", "--tenant", "1", "--host-dir", str(tmp_path / "x")]).exit_code == 2
-    other = site.run("status", "--tenant", "1", tenant=False)
-    assert other.exit_code == 0  # tenant 1 is the site's own
+    assert site.run("status", "--tenant", "../x", tenant=False).exit_code == 2
+    own = site.tenant
+    assert CliRunner().invoke(main, ["status", "--tenant", own], env={"AMBAC_HUBSPOT_HOST_DIR": ""}).exit_code == 2
+    assert CliRunner().invoke(main, ["status", "--tenant", own, "--host-dir", str(tmp_path / "x")]).exit_code == 2
+    other = site.run("status", "--tenant", own, tenant=False)
+    assert other.exit_code == 0  # the site's own tenant, by its UUID
 
 
 def test_a_host_factory_plugs_in_a_host(site):

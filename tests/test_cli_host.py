@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -112,17 +113,19 @@ def test_init_prints_the_path_and_tenant_and_is_idempotent(tmp_path: Path):
     path = tmp_path / "new" / "host"
     first = cli("host", "init", "--host-dir", str(path), "--tenant-name", "Acme")
     assert first.exit_code == 0, first.output
-    assert str(path.resolve()) in first.output and "Tenant: 1 'Acme' (created)" in first.output
+    with ReferenceHost(path, load_entrypoints=False) as host:
+        (acme,) = host.tenant_ids()
+    assert str(path.resolve()) in first.output and f"Tenant: {acme} 'Acme' (created)" in first.output
     again = json.loads(cli("host", "init", "--host-dir", str(path), "--tenant-name", "Acme",
                            "--json").stdout)
     assert again == {"host_dir": str(path.resolve()), "database": str(path.resolve() / "host.sqlite3"),
-                     "created_host": False, "tenant_id": 1, "tenant_name": "Acme",
+                     "created_host": False, "tenant_id": acme, "tenant_name": "Acme",
                      "created_tenant": False}
     other = json.loads(cli("host", "init", "--host-dir", str(path), "--tenant-name", "Beta",
                            "--json").stdout)
-    assert (other["tenant_id"], other["created_tenant"]) == (2, True)
+    assert other["created_tenant"] and other["tenant_id"] != acme
     with ReferenceHost(path, load_entrypoints=False) as host:
-        assert host.tenant_ids() == [1, 2]
+        assert host.tenant_ids() == [acme, other["tenant_id"]]
 
 
 def test_init_refuses_bad_input_with_exit_2_and_writes_nothing(tmp_path: Path):
@@ -143,13 +146,15 @@ def test_token_is_for_a_user_of_the_tenant(tmp_path: Path):
     """host token prints a fresh token for the operator; an unknown user or tenant is exit 2."""
     path = tmp_path / "h"
     cli("host", "init", "--host-dir", str(path))
-    first, second = (cli("host", "token", "--host-dir", str(path), "--tenant", "1")
+    with ReferenceHost(path, load_entrypoints=False) as host:
+        (tenant,) = host.tenant_ids()
+    first, second = (cli("host", "token", "--host-dir", str(path), "--tenant", tenant)
                      for _ in range(2))
     assert first.exit_code == second.exit_code == 0 and first.output != second.output
     with ReferenceHost(path, load_entrypoints=False) as host:
         user = host.user_for_token(first.output.strip())
         assert user is not None and user.email == "ambac-hubspot-cli@localhost"
-    unknown = cli("host", "token", "--host-dir", str(path), "--tenant", "1", "--user", "x@y.z")
+    unknown = cli("host", "token", "--host-dir", str(path), "--tenant", tenant, "--user", "x@y.z")
     assert unknown.exit_code == 2 and "x@y.z" in unknown.output
     assert cli("host", "token", "--host-dir", str(path), "--tenant", "9").exit_code == 2
 
@@ -254,7 +259,9 @@ def test_demo_with_a_data_dir_says_where_the_host_is_and_which_tenant(tmp_path: 
     """demo --data-dir reports the kept host directory and the tenant, in JSON and in text."""
     data = json.loads(cli("demo", "--deals", "20", "--data-dir", str(tmp_path), "--json").stdout)
     assert data["host_dir"] == str((tmp_path / "host").resolve())
-    assert data["tenant_id"] == 1
+    uuid.UUID(data["tenant_id"])  # the reference host keys tenants with UUIDv7s, like Ambac Tracker
     text = cli("demo", "--deals", "20", "--data-dir", str(tmp_path / "again"))
     assert text.exit_code == 0, text.output
-    assert f"--host-dir {(tmp_path / 'again' / 'host').resolve()} --tenant 1" in text.output
+    with ReferenceHost(tmp_path / "again" / "host", load_entrypoints=False) as host:
+        (tenant,) = host.tenant_ids()
+    assert f"--host-dir {(tmp_path / 'again' / 'host').resolve()} --tenant {tenant}" in text.output

@@ -88,7 +88,10 @@ def test_no_table_cuts_a_value_or_outgrows_the_terminal(site, command, columns):
     result = site.run(name, *rest, columns=columns)
     assert result.exit_code == 0, result.output
     assert "…" not in result.output, result.output
-    too_wide = [line for line in result.output.splitlines() if len(line) > columns]
+    # A URL to paste is printed whole on a line of its own (with a UUID tenant it can be longer
+    # than 80 columns; the terminal folds it, and cutting it would break the paste).
+    too_wide = [line for line in result.output.splitlines() if len(line) > columns
+                and not (line.startswith("https://") and " " not in line)]
     assert not too_wide, result.output
 
 

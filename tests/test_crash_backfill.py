@@ -156,13 +156,13 @@ def _read_line(proc: subprocess.Popen[str], timeout: float) -> str:
     return proc.stdout.readline().strip()
 
 
-def _portal_users(host: ReferenceHost, tenant: int) -> list[int]:
+def _portal_users(host: ReferenceHost, tenant: str) -> list[str]:
     """Every portal user of the tenant; read from the host's file because the host contract
     has no "list contacts" call (contacts are only ever looked up by id or email)."""
     with sqlite3.connect(f"file:{host.database_path}?mode=ro", uri=True) as conn:
         rows = conn.execute("SELECT id FROM users WHERE tenant_id = ? AND user_type = 'PORTAL'",
                             (tenant,)).fetchall()
-    return [int(row[0]) for row in rows]
+    return [str(row[0]) for row in rows]
 
 
 @pytest.fixture

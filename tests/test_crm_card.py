@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from urllib.parse import urlencode
-from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from ambac_hubspot_plugin._signatures import expected_v1, expected_v2, expected_v3
 
+from ._world import serving
 from .test_admin import PUBLIC, world  # noqa: F401  # world is a fixture
 
 
@@ -98,25 +95,6 @@ def test_without_a_webhook_secret_the_card_cannot_verify_and_says_so(world):  # 
 # ---- real signed requests over loopback -------------------------------------------------------
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        """Keep wsgiref's access log out of the test output."""
-
-
-@contextmanager
-def served(world) -> Iterator[str]:  # noqa: F811
-    """Serve the world's host over HTTP on loopback; yield its base URL."""
-    server = make_server("127.0.0.1", 0, world.host.wsgi_app(), handler_class=_QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
-
-
 def http_fetch(base: str, world, deal_id: str, sign: str) -> tuple[int, dict]:  # noqa: F811
     """GET the card over real HTTP, signed as HubSpot would for the public URL (v1, v2 or v3)."""
     query = urlencode({"userId": "1", "associatedObjectId": deal_id, "associatedObjectType": "DEAL",
@@ -143,7 +121,7 @@ def http_fetch(base: str, world, deal_id: str, sign: str) -> tuple[int, dict]:  
 def test_v3_and_v2_signed_fetches_over_loopback_get_the_card(world):  # noqa: F811
     """Real HTTP requests signed with v3, or v2 with its version header, are answered with the card."""
     deal = world.deal(stage="contractsent")
-    with served(world) as base:
+    with serving(world.host) as base:
         for sign in ("v3", "v2"):
             status, card = http_fetch(base, world, deal, sign)
             assert status == 200 and card["results"][0]["objectId"] == int(deal), sign
@@ -152,7 +130,7 @@ def test_v3_and_v2_signed_fetches_over_loopback_get_the_card(world):  # noqa: F8
 def test_a_correct_v1_signature_is_refused_naming_the_expected_versions(world):  # noqa: F811
     """A valid v1 signature covers no URL, so it would open every card: 401 saying v3 or v2."""
     deal = world.deal(stage="contractsent")
-    with served(world) as base:
+    with serving(world.host) as base:
         status, body = http_fetch(base, world, deal, "v1")
     assert status == 401 and "results" not in body
     assert "v3" in body["message"] and "v2" in body["message"] and "v1" in body["message"]

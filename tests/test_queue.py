@@ -62,42 +62,42 @@ def test_store_satisfies_the_queue_port(store: Any) -> None:
 
 def test_enqueue_dedupes_against_pending_jobs_only(store: Any) -> None:
     """A pending job of the same tenant/kind/key absorbs an enqueue; running or done ones not."""
-    first = store.enqueue(1, "push_deal", {"deal": "1"}, dedupe_key="deal:1")
-    assert store.enqueue(1, "push_deal", {"deal": "1"}, dedupe_key="deal:1") == first
-    assert store.enqueue(2, "push_deal", {"deal": "1"}, dedupe_key="deal:1") != first
-    assert store.enqueue(1, "other", {}, dedupe_key="deal:1") != first
+    first = store.enqueue("1", "push_deal", {"deal": "1"}, dedupe_key="deal:1")
+    assert store.enqueue("1", "push_deal", {"deal": "1"}, dedupe_key="deal:1") == first
+    assert store.enqueue("2", "push_deal", {"deal": "1"}, dedupe_key="deal:1") != first
+    assert store.enqueue("1", "other", {}, dedupe_key="deal:1") != first
     [claimed] = store.claim("w1", kinds=["push_deal"])
     # The running job may have read the old state already: the new request gets its own job.
-    behind = store.enqueue(1, "push_deal", {"deal": "1"}, dedupe_key="deal:1")
+    behind = store.enqueue("1", "push_deal", {"deal": "1"}, dedupe_key="deal:1")
     assert behind != first
-    assert store.enqueue(1, "push_deal", {}, dedupe_key="deal:1") == behind
+    assert store.enqueue("1", "push_deal", {}, dedupe_key="deal:1") == behind
     assert (store.get_job(first).state, store.get_job(behind).state) == (JobState.RUNNING,
                                                                          JobState.PENDING)
     store.complete(claimed.id, "w1")
-    assert store.enqueue(1, "push_deal", {}, dedupe_key="deal:1") == behind
-    assert store.depths(1) == {(JobState.PENDING, "push_deal"): 1,
+    assert store.enqueue("1", "push_deal", {}, dedupe_key="deal:1") == behind
+    assert store.depths("1") == {(JobState.PENDING, "push_deal"): 1,
                                (JobState.PENDING, "other"): 1}
 
 
 def test_enqueue_after_completion_queues_again(store: Any) -> None:
     """Once the only job of a key is completed, the same key is queued as a new job."""
-    store.enqueue(1, "k", {}, dedupe_key="deal:1")
+    store.enqueue("1", "k", {}, dedupe_key="deal:1")
     [job] = store.claim("w")
     store.complete(job.id, "w")
-    assert store.depths(1) == {}
-    again = store.enqueue(1, "k", {}, dedupe_key="deal:1")  # SQLite may reuse the id
+    assert store.depths("1") == {}
+    again = store.enqueue("1", "k", {}, dedupe_key="deal:1")  # SQLite may reuse the id
     assert (store.get_job(again).state, store.get_job(again).attempts) == (JobState.PENDING, 0)
-    assert store.depths(1) == {(JobState.PENDING, "k"): 1}
+    assert store.depths("1") == {(JobState.PENDING, "k"): 1}
 
 
 def test_claim_holds_a_duplicate_back_while_its_key_runs(store: Any) -> None:
     """A pending job is not claimed while a job of its key runs; other keys and keyless go on."""
-    running = store.enqueue(1, "k", {}, dedupe_key="deal:1")
+    running = store.enqueue("1", "k", {}, dedupe_key="deal:1")
     store.claim("w1")
-    behind = store.enqueue(1, "k", {}, dedupe_key="deal:1")
-    other_key = store.enqueue(1, "k", {}, dedupe_key="deal:2")
-    other_tenant = store.enqueue(2, "k", {}, dedupe_key="deal:1")
-    keyless = store.enqueue(1, "k", {})
+    behind = store.enqueue("1", "k", {}, dedupe_key="deal:1")
+    other_key = store.enqueue("1", "k", {}, dedupe_key="deal:2")
+    other_tenant = store.enqueue("2", "k", {}, dedupe_key="deal:1")
+    keyless = store.enqueue("1", "k", {})
     claimed = {job.id for job in store.claim("w2", limit=10)}
     assert claimed == {other_key, other_tenant, keyless}
     assert store.get_job(behind).state is JobState.PENDING
@@ -108,15 +108,15 @@ def test_claim_holds_a_duplicate_back_while_its_key_runs(store: Any) -> None:
 
 def test_jobs_without_dedupe_key_are_all_queued(store: Any) -> None:
     """Without a dedupe key every enqueue adds a job."""
-    ids = {store.enqueue(1, "k", {"n": n}) for n in range(3)}
+    ids = {store.enqueue("1", "k", {"n": n}) for n in range(3)}
     assert len(ids) == 3
 
 
 def test_claim_takes_only_due_jobs_of_requested_kinds(store: Any, clock: FakeClock) -> None:
     """Jobs scheduled later are not claimed until due; kinds and limit are respected."""
-    later = store.enqueue(1, "k", {"n": 1}, run_after=clock() + 10 * MINUTE)
-    now_a = store.enqueue(1, "k", {"n": 2})
-    now_b = store.enqueue(1, "other", {"n": 3})
+    later = store.enqueue("1", "k", {"n": 1}, run_after=clock() + 10 * MINUTE)
+    now_a = store.enqueue("1", "k", {"n": 2})
+    now_b = store.enqueue("1", "other", {"n": 3})
     assert [j.id for j in store.claim("w", kinds=["k"], limit=5)] == [now_a]
     assert [j.id for j in store.claim("w", limit=5)] == [now_b]
     assert store.claim("w", limit=5) == []
@@ -155,7 +155,7 @@ def test_failures_reschedule_with_growing_jittered_backoff(store_url: str,
     backoff = Backoff(base=timedelta(seconds=10), cap=timedelta(seconds=60))
     queue = open_store(store_url, clock=clock, backoff=backoff, random_source=lambda: next(draws))
     try:
-        job_id = queue.enqueue(1, "k", {}, max_attempts=10)
+        job_id = queue.enqueue("1", "k", {}, max_attempts=10)
         delays = []
         for _ in range(4):
             [job] = queue.claim("w")
@@ -173,7 +173,7 @@ def test_failures_reschedule_with_growing_jittered_backoff(store_url: str,
 
 def test_dead_letter_after_max_attempts_keeps_the_reason(store: Any, clock: FakeClock) -> None:
     """After its last allowed attempt fails, a job is dead, listed, kept with its error."""
-    job_id = store.enqueue(7, "push", {"x": 1}, max_attempts=3)
+    job_id = store.enqueue("7", "push", {"x": 1}, max_attempts=3)
     for attempt in range(1, 4):
         [job] = store.claim("w")
         assert job.attempts == attempt
@@ -181,22 +181,22 @@ def test_dead_letter_after_max_attempts_keeps_the_reason(store: Any, clock: Fake
         clock.advance(timedelta(hours=2))
     assert failed.state is JobState.DEAD
     assert store.claim("w") == []
-    [dead] = store.dead_letters(7)
+    [dead] = store.dead_letters("7")
     assert (dead.id, dead.last_error, dead.attempts) == (job_id, "ValueError: bad #3", 3)
-    assert store.dead_letters(8) == []
+    assert store.dead_letters("8") == []
     assert store.depths() == {(JobState.DEAD, "push"): 1}
 
 
 def test_default_max_attempts_is_eight(store: Any, clock: FakeClock) -> None:
     """Without max_attempts a job gets the store's default of eight attempts."""
-    store.enqueue(1, "k", {})
+    store.enqueue("1", "k", {})
     [job] = store.claim("w")
     assert job.max_attempts == 8
 
 
 def test_replay_resets_dead_jobs(store: Any, clock: FakeClock) -> None:
     """replay puts a dead job back as pending with attempts reset; others are untouched."""
-    job_id = store.enqueue(1, "k", {}, max_attempts=1)
+    job_id = store.enqueue("1", "k", {}, max_attempts=1)
     [job] = store.claim("w")
     store.fail(job.id, "w", "boom")
     assert store.replay(job_id) == job_id
@@ -213,30 +213,30 @@ def test_replay_all_filters_by_tenant_and_kind(store: Any) -> None:
         store.enqueue(tenant, kind, {}, max_attempts=1)
     for job in store.claim("w", limit=10):
         store.fail(job.id, "w", "x")
-    assert store.replay_all(1, kind="a") == 2
-    assert store.replay_all(1) == 1
-    assert store.depths(1) == {(JobState.PENDING, "a"): 2, (JobState.PENDING, "b"): 1}
-    assert store.depths(2) == {(JobState.DEAD, "a"): 1}
+    assert store.replay_all("1", kind="a") == 2
+    assert store.replay_all("1") == 1
+    assert store.depths("1") == {(JobState.PENDING, "a"): 2, (JobState.PENDING, "b"): 1}
+    assert store.depths("2") == {(JobState.DEAD, "a"): 1}
 
 
 def test_replay_defers_to_a_pending_duplicate(store: Any) -> None:
     """Replaying a dead job whose dedupe key has a pending job again drops the dead one."""
-    dead_id = store.enqueue(1, "k", {}, dedupe_key="deal:5", max_attempts=1)
+    dead_id = store.enqueue("1", "k", {}, dedupe_key="deal:5", max_attempts=1)
     [job] = store.claim("w")
     store.fail(job.id, "w", "x")
-    live_id = store.enqueue(1, "k", {}, dedupe_key="deal:5")
+    live_id = store.enqueue("1", "k", {}, dedupe_key="deal:5")
     assert live_id != dead_id
     assert store.replay(dead_id) == live_id
     assert store.get_job(dead_id) is None
-    assert store.depths(1) == {(JobState.PENDING, "k"): 1}
+    assert store.depths("1") == {(JobState.PENDING, "k"): 1}
 
 
 def test_replay_beside_a_running_duplicate_queues_behind_it(store: Any) -> None:
     """A dead job replayed while only a running job has its key becomes pending behind it."""
-    dead_id = store.enqueue(1, "k", {}, dedupe_key="deal:5", max_attempts=1)
+    dead_id = store.enqueue("1", "k", {}, dedupe_key="deal:5", max_attempts=1)
     [job] = store.claim("w")
     store.fail(job.id, "w", "x")
-    running_id = store.enqueue(1, "k", {}, dedupe_key="deal:5")
+    running_id = store.enqueue("1", "k", {}, dedupe_key="deal:5")
     store.claim("w")
     assert store.replay(dead_id) == dead_id
     assert store.get_job(dead_id).state is JobState.PENDING
@@ -251,17 +251,17 @@ def test_replay_beside_a_running_duplicate_queues_behind_it(store: Any) -> None:
 def test_fail_merges_into_a_pending_duplicate(store: Any, clock: FakeClock) -> None:
     """A failing job with a pending duplicate is deleted; the duplicate keeps the work and error,
     and inherits the failure's attempt count and backoff."""
-    first = store.enqueue(1, "k", {"v": 1}, dedupe_key="deal:1", max_attempts=5)
+    first = store.enqueue("1", "k", {"v": 1}, dedupe_key="deal:1", max_attempts=5)
     [job] = store.claim("w")
     clock.advance(MINUTE)
-    behind = store.enqueue(1, "k", {"v": 2}, dedupe_key="deal:1")
+    behind = store.enqueue("1", "k", {"v": 2}, dedupe_key="deal:1")
     failed = store.fail(job.id, "w", "HubSpotUnavailableError: 503")
     assert store.get_job(first) is None
     assert (failed.id, failed.state, failed.attempts, failed.last_error, failed.payload) == (
         behind, JobState.PENDING, 1, "HubSpotUnavailableError: 503", {"v": 2})
     assert failed.run_after > clock(), "the failure's backoff applies to the work that retries it"
     assert store.claim("w") == []
-    assert store.depths(1) == {(JobState.PENDING, "k"): 1}
+    assert store.depths("1") == {(JobState.PENDING, "k"): 1}
     clock.advance(2 * 60 * MINUTE)  # past the backoff (capped at an hour)
     [again] = store.claim("w")
     assert again.id == behind
@@ -269,20 +269,20 @@ def test_fail_merges_into_a_pending_duplicate(store: Any, clock: FakeClock) -> N
 
 def test_fail_on_the_last_attempt_merges_instead_of_dead_lettering(store: Any) -> None:
     """A job failing for good while a pending duplicate waits leaves no dead letter behind."""
-    store.enqueue(1, "k", {}, dedupe_key="deal:1", max_attempts=1)
+    store.enqueue("1", "k", {}, dedupe_key="deal:1", max_attempts=1)
     [job] = store.claim("w")
-    behind = store.enqueue(1, "k", {}, dedupe_key="deal:1")
+    behind = store.enqueue("1", "k", {}, dedupe_key="deal:1")
     assert store.fail(job.id, "w", "boom").id == behind
-    assert store.dead_letters(1) == []
-    assert store.depths(1) == {(JobState.PENDING, "k"): 1}
+    assert store.dead_letters("1") == []
+    assert store.depths("1") == {(JobState.PENDING, "k"): 1}
 
 
 def test_fail_without_a_duplicate_still_backs_off(store: Any, clock: FakeClock) -> None:
     """With no pending duplicate (only other keys and tenants), a failure reschedules the job."""
-    job_id = store.enqueue(1, "k", {}, dedupe_key="deal:1")
+    job_id = store.enqueue("1", "k", {}, dedupe_key="deal:1")
     [job] = store.claim("w")
-    store.enqueue(1, "k", {}, dedupe_key="deal:2")
-    store.enqueue(2, "k", {}, dedupe_key="deal:1")
+    store.enqueue("1", "k", {}, dedupe_key="deal:2")
+    store.enqueue("2", "k", {}, dedupe_key="deal:1")
     failed = store.fail(job.id, "w", "x")
     assert (failed.id, failed.state) == (job_id, JobState.PENDING)
     assert failed.run_after > clock()
@@ -291,9 +291,9 @@ def test_fail_without_a_duplicate_still_backs_off(store: Any, clock: FakeClock) 
 def test_expired_lease_is_reclaimed_before_its_pending_duplicate(store: Any,
                                                                  clock: FakeClock) -> None:
     """A dead worker's job is reclaimed first; its pending duplicate waits, then merges on fail."""
-    first = store.enqueue(1, "k", {}, dedupe_key="deal:1", max_attempts=5)
+    first = store.enqueue("1", "k", {}, dedupe_key="deal:1", max_attempts=5)
     store.claim("w1", lease=MINUTE)
-    behind = store.enqueue(1, "k", {}, dedupe_key="deal:1")
+    behind = store.enqueue("1", "k", {}, dedupe_key="deal:1")
     clock.advance(2 * MINUTE)
     [job] = store.claim("w2", limit=10, lease=MINUTE)
     assert (job.id, job.attempts, job.lease_owner) == (first, 2, "w2")
@@ -306,9 +306,9 @@ def test_expired_lease_is_reclaimed_before_its_pending_duplicate(store: Any,
 
 def test_expired_last_attempt_frees_its_pending_duplicate(store: Any, clock: FakeClock) -> None:
     """A dead worker's job on its last attempt is dead-lettered and its duplicate runs at once."""
-    first = store.enqueue(1, "k", {}, dedupe_key="deal:1", max_attempts=1)
+    first = store.enqueue("1", "k", {}, dedupe_key="deal:1", max_attempts=1)
     store.claim("w1", lease=MINUTE)
-    behind = store.enqueue(1, "k", {}, dedupe_key="deal:1")
+    behind = store.enqueue("1", "k", {}, dedupe_key="deal:1")
     clock.advance(2 * MINUTE)
     assert [j.id for j in store.claim("w2", limit=10)] == [behind]
     assert store.get_job(first).state is JobState.DEAD
@@ -320,7 +320,7 @@ def test_expired_last_attempt_frees_its_pending_duplicate(store: Any, clock: Fak
 def test_expired_lease_is_reclaimed_and_the_old_owner_refused(store: Any,
                                                                clock: FakeClock) -> None:
     """A job whose lease expired goes to the next claimer; the old owner cannot clobber it."""
-    job_id = store.enqueue(1, "k", {})
+    job_id = store.enqueue("1", "k", {})
     store.claim("w1", lease=MINUTE)
     assert store.claim("w2", lease=MINUTE) == []  # still leased
     clock.advance(2 * MINUTE)
@@ -340,7 +340,7 @@ def test_expired_lease_is_reclaimed_and_the_old_owner_refused(store: Any,
 
 def test_extend_lease_keeps_the_job_from_other_workers(store: Any, clock: FakeClock) -> None:
     """A worker extending its lease keeps the job past the original expiry."""
-    job_id = store.enqueue(1, "k", {})
+    job_id = store.enqueue("1", "k", {})
     store.claim("w1", lease=MINUTE)
     clock.advance(timedelta(seconds=50))
     assert store.extend_lease(job_id, "w1", MINUTE) == clock() + MINUTE
@@ -351,7 +351,7 @@ def test_extend_lease_keeps_the_job_from_other_workers(store: Any, clock: FakeCl
 def test_extend_leases_moves_the_held_ones_and_names_the_rest(store: Any,
                                                               clock: FakeClock) -> None:
     """Many leases are extended at once; jobs the worker no longer holds are named, untouched."""
-    ids = [store.enqueue(1, "k", {}) for _ in range(3)]
+    ids = [store.enqueue("1", "k", {}) for _ in range(3)]
     store.claim("w1", lease=MINUTE, limit=3)
     store.complete(ids[2], "w1")
     clock.advance(timedelta(seconds=50))
@@ -363,7 +363,7 @@ def test_extend_leases_moves_the_held_ones_and_names_the_rest(store: Any,
 
 def test_crash_on_the_last_attempt_dead_letters_the_job(store: Any, clock: FakeClock) -> None:
     """A job whose worker died on its last attempt is dead-lettered, not run forever."""
-    job_id = store.enqueue(1, "k", {}, max_attempts=1)
+    job_id = store.enqueue("1", "k", {}, max_attempts=1)
     store.claim("w1", lease=MINUTE)
     clock.advance(2 * MINUTE)
     assert store.claim("w2") == []
@@ -394,8 +394,11 @@ def test_upgrade_from_0004_keeps_every_job_and_dedupes_on_pending_only(
     engine = create_store_engine(store_url)
     try:
         migrate(engine, "0004")
+        # The jobs table as 0004 made it: tenant ids were integers then (0008 made them text).
+        old_jobs = sa.Table("hubspot_jobs", sa.MetaData(), *(
+            sa.Column(c.name, sa.Integer if c.name == "tenant_id" else c.type) for c in jobs.columns))
         with engine.begin() as conn:
-            conn.execute(sa.insert(jobs), [
+            conn.execute(sa.insert(old_jobs), [
                 _job_row(clock, "a", "pending"),
                 _job_row(clock, "b", "running", attempts=1, lease_owner="w",
                          lease_expires_at=clock() + MINUTE),
@@ -414,8 +417,8 @@ def test_upgrade_from_0004_keeps_every_job_and_dedupes_on_pending_only(
     store = open_store(store_url, clock=clock)
     try:
         [pending_a, running_b, _dead_b, keyless] = [row[0] for row in before]
-        assert store.enqueue(1, "k", {}, dedupe_key="a") == pending_a
-        behind_b = store.enqueue(1, "k", {}, dedupe_key="b")
+        assert store.enqueue("1", "k", {}, dedupe_key="a") == pending_a
+        behind_b = store.enqueue("1", "k", {}, dedupe_key="b")
         assert behind_b not in {row[0] for row in before}
         assert {j.id for j in store.claim("w2", limit=10)} == {pending_a, keyless}
         store.complete(running_b, "w")
@@ -430,10 +433,10 @@ def test_downgrade_to_0004_keeps_the_running_job_of_a_key(store_url: str, store:
 
     from ambac_hubspot_plugin.store._engine import _alembic_config
 
-    running = store.enqueue(1, "k", {}, dedupe_key="a")
+    running = store.enqueue("1", "k", {}, dedupe_key="a")
     store.claim("w")
-    store.enqueue(1, "k", {}, dedupe_key="a")
-    lone = store.enqueue(1, "k", {}, dedupe_key="b")
+    store.enqueue("1", "k", {}, dedupe_key="a")
+    lone = store.enqueue("1", "k", {}, dedupe_key="b")
     with store.engine.connect() as conn, conn.begin():
         command.downgrade(_alembic_config(conn), "0004")
     assert current_revision(store.engine) == "0004"
@@ -455,9 +458,9 @@ def test_runner_drains_successes_failures_and_unknown_kinds(store: Any) -> None:
     def broken(job: Job) -> None:
         raise RuntimeError("HubSpot said no")
 
-    store.enqueue(1, "ok", {"n": 1})
-    bad = store.enqueue(1, "broken", {})
-    stray = store.enqueue(1, "mystery", {}, max_attempts=1)
+    store.enqueue("1", "ok", {"n": 1})
+    bad = store.enqueue("1", "broken", {})
+    stray = store.enqueue("1", "mystery", {}, max_attempts=1)
     counts = QueueRunner(store, {"ok": ok, "broken": broken}, worker_id="w").drain()
     assert (counts.claimed, counts.succeeded, counts.retried, counts.dead) == (3, 1, 1, 1)
     assert seen == [{"n": 1}]
@@ -470,7 +473,7 @@ def test_runner_drains_successes_failures_and_unknown_kinds(store: Any) -> None:
 def test_runner_stops_at_max_jobs_and_deadline(store: Any, clock: FakeClock) -> None:
     """drain stops after max_jobs, and does not start a job once the deadline passed."""
     for n in range(5):
-        store.enqueue(1, "k", {"n": n})
+        store.enqueue("1", "k", {"n": n})
 
     def slow(job: Job) -> None:
         clock.advance(MINUTE)
@@ -478,7 +481,7 @@ def test_runner_stops_at_max_jobs_and_deadline(store: Any, clock: FakeClock) -> 
     runner = QueueRunner(store, {"k": slow}, clock=clock)
     assert runner.drain(max_jobs=2).claimed == 2
     assert runner.drain(deadline=clock() + timedelta(seconds=90)).claimed == 2
-    assert store.depths(1) == {(JobState.PENDING, "k"): 1}
+    assert store.depths("1") == {(JobState.PENDING, "k"): 1}
 
 
 def test_background_thread_runs_jobs_until_stopped(store: Any) -> None:
@@ -489,7 +492,7 @@ def test_background_thread_runs_jobs_until_stopped(store: Any) -> None:
     runner.start()
     try:
         for n in range(3):
-            store.enqueue(1, "k", {"n": n})
+            store.enqueue("1", "k", {"n": n})
         limit = time.monotonic() + 20
         while len(done) < 3 and time.monotonic() < limit:
             time.sleep(0.01)
@@ -509,7 +512,7 @@ def test_handler_longer_than_its_lease_keeps_the_job(store_url: str) -> None:
         stolen.append(queue.claim("thief", lease=timedelta(seconds=5)))
 
     try:
-        queue.enqueue(1, "long", {})
+        queue.enqueue("1", "long", {})
         # 600 ms, renewed every 150 ms: no busy wait or loaded scheduler misses a renewal.
         counts = QueueRunner(queue, {"long": long}, lease=timedelta(milliseconds=600)).drain()
         assert stolen == [[]]
@@ -535,11 +538,11 @@ def test_jobs_a_handler_claims_itself_keep_their_leases(store_url: str) -> None:
 
     try:
         for _ in range(4):
-            queue.enqueue(1, "batch", {})
+            queue.enqueue("1", "batch", {})
         counts = QueueRunner(queue, {"batch": batch}, lease=lease).drain()
         assert stolen == [[]]
         assert (counts.claimed, counts.succeeded, counts.lost) == (1, 1, 0)
-        assert queue.depths(1) == {}
+        assert queue.depths("1") == {}
     finally:
         queue.close()
 
@@ -554,7 +557,7 @@ def test_a_renewed_job_is_never_claimed_and_an_unrenewed_one_is_after_its_lease(
     queue = open_store(store_url, clock=utc_now)
     lease = timedelta(milliseconds=1200)
     try:
-        live, dead = queue.enqueue(1, "k", {}), queue.enqueue(1, "k", {})
+        live, dead = queue.enqueue("1", "k", {}), queue.enqueue("1", "k", {})
         claimed_at = time.monotonic()
         assert {job.id for job in queue.claim("w1", limit=2, lease=lease)} == {live, dead}
         taken: list[tuple[int, float]] = []
@@ -577,7 +580,7 @@ def test_a_keeper_stops_renewing_a_job_another_worker_took_and_names_it(store_ur
     queue = open_store(store_url, clock=utc_now)
     lease = timedelta(milliseconds=100)
     try:
-        job_id = queue.enqueue(1, "k", {})
+        job_id = queue.enqueue("1", "k", {})
         [job] = queue.claim("w1", lease=lease)
         time.sleep(0.15)  # w1 stalled past its lease
         [taken] = queue.claim("w2", lease=timedelta(minutes=1))
@@ -591,7 +594,7 @@ def test_a_keeper_stops_renewing_a_job_another_worker_took_and_names_it(store_ur
 
 def test_a_lease_must_be_longer_than_zero(store: Any) -> None:
     """A zero lease, which would let another worker claim a running job at once, is refused."""
-    job_id = store.enqueue(1, "k", {})
+    job_id = store.enqueue("1", "k", {})
     with pytest.raises(ValueError, match="longer than zero"):
         store.claim("w", lease=timedelta(0))
     [job] = store.claim("w", lease=MINUTE)
@@ -624,7 +627,7 @@ def test_workers_in_several_processes_run_every_job_exactly_once(store_url: str,
     noted = results.url.render_as_string(hide_password=False)
     with results.begin() as conn:
         conn.execute(sa.text(RESULTS_DDL))
-    ids = {store.enqueue(1, "record", {"n": n}) for n in range(200)}
+    ids = {store.enqueue("1", "record", {"n": n}) for n in range(200)}
     ctx = multiprocessing.get_context("spawn")
     start = ctx.Event()
     _run_together(start, [ctx.Process(target=drain_worker, args=(store_url, start, noted))
@@ -702,7 +705,7 @@ def test_job_of_a_sigkilled_worker_runs_again_after_its_lease(store_url: str, st
                                                                tmp_path: Path) -> None:
     """A worker killed mid-job loses nothing: once the lease expires another worker runs it."""
     marker = tmp_path / "started"
-    job_id = store.enqueue(1, "hang", {"marker": str(marker)})
+    job_id = store.enqueue("1", "hang", {"marker": str(marker)})
     proc = multiprocessing.get_context("spawn").Process(target=hanging_worker,
                                                         args=(store_url,))
     proc.start()

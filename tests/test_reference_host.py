@@ -10,12 +10,14 @@ import contextlib
 import io
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
 import threading
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -482,7 +484,7 @@ from pathlib import Path
 from ambac_hubspot_plugin.host import OrderDraft
 from ambac_hubspot_plugin.reference_host import ReferenceHost
 with ReferenceHost(Path(sys.argv[1]), load_entrypoints=False) as host:
-    services = host.services(int(sys.argv[2]))
+    services = host.services(sys.argv[2])
     drafts = [OrderDraft(name="p", external_id=f"deal-{n}") for n in range(15)]
     ids = [services.create_order(draft).id for draft in drafts]
 print(json.dumps(ids))
@@ -552,7 +554,7 @@ def test_get_orders_returns_the_existing_orders_of_many_ids(services: TenantServ
     """get_orders reads many orders at once, archived ones too, and leaves out unknown ids."""
     orders = [services.create_order(OrderDraft(name=f"Order {i}")) for i in range(600)]
     services.update_order(orders[0].id, {"archived": True})
-    wanted = [o.id for o in orders[::-1]] + [orders[-1].id + 1000]
+    wanted = [o.id for o in orders[::-1]] + ["0192f4c3-8d7e-7cc1-9b1a-3f2e1d0c4b5a", "1000"]
     found = services.get_orders(wanted)
     assert sorted(o.id for o in found) == sorted(o.id for o in orders)
     assert next(o for o in found if o.id == orders[0].id).archived
@@ -561,7 +563,7 @@ def test_get_orders_returns_the_existing_orders_of_many_ids(services: TenantServ
 def test_services_for_an_unknown_tenant_are_refused(host: ReferenceHost):
     """Asking for services of a tenant that does not exist raises LookupError."""
     with pytest.raises(LookupError):
-        host.services(42)
+        host.services("42")
 
 
 # --- companies and contacts --------------------------------------------------------------------
@@ -697,6 +699,43 @@ def test_an_old_database_with_unique_emails_and_phones_opens_with_the_user_model
         assert (second.user_groups(ann.id), second.user_groups(boss.id)) == (["Customer"], [])
     with contextlib.closing(sqlite3.connect(tmp_path / "host" / "host.sqlite3")) as conn:
         assert "phone" not in {row[1] for row in conn.execute("PRAGMA table_info(users)")}
+
+
+def test_an_old_database_with_integer_keys_opens_with_its_ids_as_text(tmp_path: Path, clock: Clock):
+    """An earlier version keyed tenants, companies and orders with integers: opening the file
+    rebuilds the tables on text keys, every row kept with its id as text ("1"), and new rows get
+    UUIDv7s beside them."""
+    with ReferenceHost(tmp_path / "new", load_entrypoints=False, clock=clock):
+        pass
+    with contextlib.closing(sqlite3.connect(tmp_path / "new" / "host.sqlite3")) as conn:
+        tables = [row[0] for row in conn.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND sql IS NOT NULL")]
+    (tmp_path / "host").mkdir()
+    with contextlib.closing(sqlite3.connect(tmp_path / "host" / "host.sqlite3")) as conn, conn:
+        for sql in tables:  # the same tables as an earlier version had them: integer keys
+            conn.execute(re.sub(r"\b(id|tenant_id|company_id|order_id|parent_company_id) TEXT", r"\1 INTEGER", sql))
+        now = clock().isoformat()
+        conn.execute("INSERT INTO tenants (id, name, created_at) VALUES (1, 'Acme', ?)", (now,))
+        conn.execute("INSERT INTO companies (id, tenant_id, name, name_key, description, website, domain, phone,"
+                     " street, city, state, zip, country, created_at, updated_at) VALUES"
+                     " (2, 1, 'Acme', 'acme', '', '', '', '', '', '', '', '', '', ?, ?)", (now, now))
+        conn.execute("INSERT INTO orders (id, tenant_id, order_number, name, order_status, company_id,"
+                     " current_milestone, customer_note, archived, created_at, updated_at) VALUES"
+                     " (3, 1, 'ORD-2026-0001', 'Old order', 'PENDING', 2, '', '', 0, ?, ?)", (now, now))
+        conn.execute("INSERT INTO plugin_settings VALUES (1, 'hubspot', '{}', 0, ?)", (now,))
+    with ReferenceHost(tmp_path / "host", load_entrypoints=False, clock=clock) as host:
+        assert host.tenant_ids() == ["1"] and host.find_tenant("Acme") == "1"
+        services = host.services("1")
+        old = services.get_order("3")
+        assert (old.id, old.tenant_id, old.company_id, old.name) == ("3", "1", "2", "Old order")
+        assert services.get_company("2").name == "Acme"
+        new = services.create_order(OrderDraft(name="New order", company_id="2"))
+        uuid.UUID(new.id)
+        assert host.plugin_settings("1", "hubspot") == {}
+    with contextlib.closing(sqlite3.connect(tmp_path / "host" / "host.sqlite3")) as conn:
+        kinds = {row[1]: row[2] for row in conn.execute("PRAGMA table_info(orders)")}
+        assert (kinds["id"], kinds["tenant_id"]) == ("TEXT", "TEXT")
+        assert not [row for row in conn.execute("SELECT name FROM sqlite_master WHERE name LIKE 'old_%'")]
 
 
 # --- hooks: TenantServices never fires, domain operations fire exactly theirs -------------------

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
 import pytest
 
-from ambac_hubspot_plugin._wsgi_server import make_wsgi_server
 from ambac_hubspot_plugin.host import OrderStatus
 from ambac_hubspot_plugin.reference_host import ReferenceHost
 from ambac_hubspot_plugin.sandbox import RateLimits, Sandbox
 
-from ._world import PluginWorld, plugin_settings
+from ._world import PluginWorld, plugin_settings, serving
 
 
 @attrs.define
@@ -30,25 +28,18 @@ class Live(PluginWorld):
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[Live]:
     """Sandbox, served reference host and subscriptions as the docs tell admins to set them up."""
-    with Sandbox(rate_limits=RateLimits.unlimited()) as hubspot, ReferenceHost(tmp_path / "host") as host:
-        server = make_wsgi_server(host.wsgi_app())
-        base = f"http://127.0.0.1:{server.server_address[1]}"
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            tenant = host.create_tenant("Acme")
-            settings = plugin_settings(hubspot, webhook_client_secret=hubspot.client_secret, public_base_url=base)
-            host.enable_plugin(tenant, "hubspot", settings)
-            hubspot.webhooks.set_target(f"{base}/integrations/hubspot/webhooks/{tenant}")
-            for kind in ("creation", "deletion", "merge", "restore"):
-                hubspot.webhooks.subscribe(f"deal.{kind}")
-            for prop in ("dealstage", "dealname", "amount", "ambac_order_status"):
-                hubspot.webhooks.subscribe("deal.propertyChange", prop)
-            hubspot.webhooks.subscribe("company.propertyChange", "phone")
-            yield Live(hubspot, host, tenant, settings)
-        finally:
-            server.shutdown()
-            server.server_close()
+    with Sandbox(rate_limits=RateLimits.unlimited()) as hubspot, ReferenceHost(tmp_path / "host") as host, \
+            serving(host) as base:
+        tenant = host.create_tenant("Acme")
+        settings = plugin_settings(hubspot, webhook_client_secret=hubspot.client_secret, public_base_url=base)
+        host.enable_plugin(tenant, "hubspot", settings)
+        hubspot.webhooks.set_target(f"{base}/integrations/hubspot/webhooks/{tenant}")
+        for kind in ("creation", "deletion", "merge", "restore"):
+            hubspot.webhooks.subscribe(f"deal.{kind}")
+        for prop in ("dealstage", "dealname", "amount", "ambac_order_status"):
+            hubspot.webhooks.subscribe("deal.propertyChange", prop)
+        hubspot.webhooks.subscribe("company.propertyChange", "phone")
+        yield Live(hubspot, host, tenant, settings)
 
 
 def test_closed_won_webhook_creates_the_order_without_a_sync(live):

@@ -26,7 +26,7 @@ from ambac_hubspot_plugin.settings import Secret
 from ambac_hubspot_plugin.store import SqlStateStore, open_store
 from tests._store_support import FakeClock
 
-TENANT, PORTAL, SECRET = 3, "62515", "fuzz-secret"
+TENANT, PORTAL, SECRET = "3", "62515", "fuzz-secret"
 URL = "https://tracker.example.com/hubspot/webhooks/3"
 PER_MINUTE = 5
 VALID = {"eventId": 1, "subscriptionId": 2, "portalId": 62515, "appId": 4,

@@ -54,7 +54,7 @@ from tests._store_support import (  # noqa: F401  # store_url is a fixture used 
     store_url,
 )
 
-TENANT = 7
+TENANT = "7"
 PORTAL = "62515"
 SECRET = "s3cret-client-secret-value"
 T0 = 1_714_564_800_000  # 2024-05-01T12:00:00Z in ms

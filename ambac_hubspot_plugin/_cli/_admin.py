@@ -32,14 +32,15 @@ from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 import click
 
 from ..errors import ConfigError, HubSpotIntegrationError, StoreError
-from ..host import MANAGE_INTEGRATIONS, VIEW_INTEGRATIONS, as_host_id
+from ..host import MANAGE_INTEGRATIONS, VIEW_INTEGRATIONS
+from ._params import host_id_param
 
 if TYPE_CHECKING:
     from .._runtime import Runtime
     from ..admin import Admin
     from ..host import HostServices, User
 
-__all__ = ["FACTORY_GROUP", "HostContext", "ReferenceHostContext", "host_id_param", "register"]
+__all__ = ["FACTORY_GROUP", "HostContext", "ReferenceHostContext", "register"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 FACTORY_GROUP = "ambac_hubspot.host_factory"
@@ -178,16 +179,6 @@ def _host_context(host_dir: Path | None, host_factory: str | None) -> Iterator[H
 
 
 # ---- shared plumbing --------------------------------------------------------------------------
-
-
-def host_id_param(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
-    """Check a host id given on the command line (a UUID, an integer or another opaque id)."""
-    if value is None:
-        return None
-    try:
-        return as_host_id(value, "the id")
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
 
 
 def _fail(message: str, code: int) -> NoReturn:

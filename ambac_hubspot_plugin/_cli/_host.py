@@ -31,8 +31,8 @@ from ._admin import (
     ReferenceHostContext,
     _fail,
     _host_context,
-    host_id_param,
 )
+from ._params import host_id_param
 
 if TYPE_CHECKING:
     from ._admin import HostContext
