@@ -47,6 +47,7 @@ from ambac_hubspot_plugin.host import (
     OrderStatus,
     User,
     UserType,
+    as_host_id,
 )
 from ambac_hubspot_plugin.mapping import normalize_domain
 
@@ -154,6 +155,16 @@ class HostServicesConformance:
         assert switched.get_order(theirs.id) == theirs
         assert switched.get_order(mine.id) is None
         assert switched.for_tenant(services.tenant_id).get_order(mine.id) == mine
+
+    def test_every_id_is_a_host_id_string(self, services: HostServices) -> None:
+        """The tenant and every record's ids are strings the plugin can keep as they are
+        (``as_host_id`` leaves them unchanged): a UUID's text or an integer's digits."""
+        order = services.create_order(OrderDraft(name="Ids"))
+        contact = services.create_contact(ContactDraft(email="ids@acme.example"))
+
+        for value in (services.tenant_id, order.id, order.tenant_id, contact.id, contact.tenant_id):
+            assert isinstance(value, str) and as_host_id(value) == value
+        assert order.tenant_id == contact.tenant_id == services.tenant_id
 
     def test_plugin_data_dir_is_a_stable_writable_directory(self, services: HostServices) -> None:
         """``plugin_data_dir`` returns an existing directory a plugin can write to, the same each time."""
