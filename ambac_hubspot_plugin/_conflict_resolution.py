@@ -71,6 +71,11 @@ class ConflictResolver:
         if order is None or link is None:
             raise ConfigError(f"Order {record.host_id} of conflict {conflict_id} is gone or unlinked.")
         field = record.field
+        kept = field in self.parts.host.capabilities().order_fields
+        if not kept and choice == "ambac":
+            # A conflict recorded before the host said it lacks the field: only HubSpot has one.
+            raise ConfigError(f"This host's orders have no field {field!r}; resolve with 'hubspot' or a value "
+                              "(the plugin keeps it in its own records).")
         if choice == "hubspot":
             decided = self._hubspot_field_value(link.hubspot_id, field)
         elif choice == "ambac":
@@ -78,7 +83,7 @@ class ConflictResolver:
         else:
             assert value is not None  # checked above
             decided = parse_field_value(field, value)
-        if decided != getattr(order, field):
+        if kept and decided != getattr(order, field):
             self.parts.host.update_order(order.id, {field: decided})
         synced_value = decided
         if choice != "hubspot" and not self._write_field(link.hubspot_id, field, decided):

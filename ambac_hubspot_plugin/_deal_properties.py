@@ -22,11 +22,13 @@ from .host import OrderStatus
 
 if TYPE_CHECKING:
     from .client import HubSpotClient, Pipeline
+    from .host import Order
     from .mapping import MappingStrategy
 
 __all__ = [
     "DATETIME_PROPERTIES",
     "DEAL_PROPERTIES",
+    "MILESTONE_PROPERTY",
     "PROPERTY_GROUP",
     "PROPERTY_GROUP_LABEL",
     "STATUS_PROPERTY",
@@ -37,6 +39,7 @@ __all__ = [
     "missing_property",
     "parse_field_value",
     "progress_percent",
+    "progress_properties",
     "record_properties",
     "shipment_properties",
     "status_options_missing",
@@ -51,6 +54,9 @@ PROPERTY_GROUP_LABEL = "Ambac Tracker"
 _PROGRESS = {OrderStatus.RFI: 0, OrderStatus.PENDING: 10, OrderStatus.IN_PROGRESS: 50,
              OrderStatus.COMPLETED: 100}
 
+MILESTONE_PROPERTY = "ambac_milestone"
+"""The deal property the name of the order's current milestone is written to."""
+
 STATUS_PROPERTY = "ambac_order_status"
 """The deal property the order's status is written to: an enumeration, values as options."""
 
@@ -61,7 +67,9 @@ DEAL_PROPERTIES: tuple[PropertySpec, ...] = (
                  options=tuple(PropertyOption(label=s.label, value=s.value, display_order=i)
                                for i, s in enumerate(OrderStatus))),
     PropertySpec("ambac_progress_percent", "Order progress (%)", type="number", field_type="number",
-                 description="How far the order is, from its status."),
+                 description="How far the order is, from its milestone (or else its status)."),
+    PropertySpec(MILESTONE_PROPERTY, "Order milestone",
+                 description="The order's current milestone in Ambac Tracker."),
     PropertySpec("ambac_completion_date", "Order completion date", type="date", field_type="date",
                  description="The order's estimated completion date."),
     PropertySpec("ambac_carrier", "Shipping carrier"),
@@ -143,6 +151,17 @@ def validate_status_stage_map(pipelines: Sequence[Pipeline],
 def progress_percent(status: OrderStatus) -> int | None:
     """The progress a status stands for, or None when the status says nothing about it."""
     return _PROGRESS.get(status)
+
+
+def progress_properties(order: Order, *, milestones: bool) -> dict[str, str]:
+    """The deal properties of an order's progress: from its milestone when the host has
+    milestones and the order is at one (position of count, and the milestone's name), else from
+    its status (none when the status says nothing about progress)."""
+    milestone = order.current_milestone if milestones else None
+    if milestone is not None:
+        return {"ambac_progress_percent": str(milestone.percent), MILESTONE_PROPERTY: milestone.name}
+    progress = progress_percent(order.order_status)
+    return {} if progress is None else {"ambac_progress_percent": str(progress)}
 
 
 def hubspot_value(value: object, *, datetime_property: bool = False) -> str:

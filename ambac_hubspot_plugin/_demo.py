@@ -77,6 +77,10 @@ def run_demo(*, seed_deals: int, data_dir: Path | None, say: Callable[[str], obj
             store = runtime.store_for(tenant)
             portal = str(hubspot.portal_id)
             new_order = services.find_order_by_external_id(f"hubspot:{portal}:deal:{moved['id']}")
+            progress = _milestone_progress(host, hubspot, tenant, new_order, moved["id"])
+            step(f"[bold]8.[/] In Ambac Tracker, order {new_order.order_number if new_order else '?'} reached "
+                 f"milestone {progress['milestone']!r}: its deal shows {progress['ambac_milestone']!r}, "
+                 f"{progress['ambac_progress_percent']} % done")
             result = {
                 # Only a kept --data-dir outlives the demo; a temporary one is gone on return.
                 "host_dir": str((root / "host").resolve()) if data_dir else None,
@@ -86,10 +90,11 @@ def run_demo(*, seed_deals: int, data_dir: Path | None, say: Callable[[str], obj
                 "enable_report": [{"step": s.name, "ok": s.ok, "detail": s.detail} for s in report.steps],
                 "moved_deal": moved,
                 "order_from_moved_deal": new_order.order_number if new_order else None,
+                "milestone_progress": progress,
                 "webhook_deal": realtime,
                 "order_from_webhook": order_by_webhook,
                 "webhook_to_order_ms": round(waited * 1000),
-                "orders": [_order_row(o, services) for o in services.list_orders()],
+                "orders": [_order_row(o, services, store) for o in services.list_orders()],
                 "companies": [{"id": c.id, "name": c.name, "website": c.website, "phone": c.phone}
                               for c in services.list_companies()],
                 "contacts": _contacts(store, services, tenant, portal),
@@ -150,13 +155,37 @@ def _move_one_deal_to_won(hubspot: Any) -> dict[str, str]:
     return {"id": str(deal_id), "name": name, "from": stage}
 
 
-def _order_row(order: Any, services: Any) -> dict[str, Any]:
+def _milestone_progress(host: Any, hubspot: Any, tenant: str, order: Any, deal_id: str,
+                        timeout: float = 15.0) -> dict[str, Any]:
+    """Move an order to step 3 of 4 of a milestone template, as a host user would; wait for
+    the worker to push its progress to the deal, and return what the deal shows."""
+    steps = host.create_milestone_template(tenant, "Machined parts", ["Kickoff", "Machining", "Inspection", "Shipping"])
+    found: dict[str, Any] = {"milestone": steps[2].name, "ambac_milestone": None, "ambac_progress_percent": None}
+    if order is None:
+        return found
+    host.set_order_milestone(tenant, order.id, steps[2].id)
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline and found["ambac_milestone"] != steps[2].name:
+        time.sleep(0.05)
+        props = hubspot.get_object("deals", deal_id)
+        found.update({k: props.get(k) for k in ("ambac_milestone", "ambac_progress_percent")})
+    return found
+
+
+def _order_row(order: Any, services: Any, store: Any) -> dict[str, Any]:
     company = services.get_company(order.company_id) if order.company_id else None
     customer = services.get_contact(order.customer_id) if order.customer_id else None
+    # Ambac Tracker's orders have no value: the plugin keeps the deal's amount with its link.
+    link = store.get_link_by_host(order.tenant_id, "order", order.id)
+    kept = link.synced if link is not None else {}
+    amount = order.value if order.value is not None else kept.get("value")
+    currency = order.currency or kept.get("currency") or ""
+    milestone = order.current_milestone
     return {
         "number": order.order_number, "name": order.name, "status": order.order_status.label,
-        "value": f"{order.value} {order.currency or ''}".strip() if order.value is not None else "",
-        "order_date": order.order_date.isoformat() if order.order_date else "",
+        "value": f"{amount} {currency}".strip() if amount is not None else "",
+        "order_date": order.order_date.isoformat() if order.order_date else kept.get("order_date") or "",
+        "milestone": f"{milestone.name} ({milestone.position}/{milestone.count})" if milestone else "",
         "company": company.name if company else "", "customer": customer.email if customer else "",
         "external_id": order.external_id,
     }
@@ -188,7 +217,7 @@ def print_demo(console: Any, result: dict[str, Any]) -> None:
         console.print(t)
 
     table(f"Orders in Ambac Tracker ({len(result['orders'])})", result["orders"],
-          ["number", "name", "status", "value", "company"])
+          ["number", "name", "status", "milestone", "value", "company"])
     table(f"Companies ({len(result['companies'])})", result["companies"], ["id", "name", "website", "phone"])
     table(f"Customer contacts ({len(result['contacts'])})", result["contacts"], ["id", "email", "name"])
     # The four counts share one column, as in `ambac-hubspot history`: eight columns break

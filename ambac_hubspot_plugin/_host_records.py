@@ -32,6 +32,7 @@ __all__ = [
     "HttpRequest",
     "HttpResponse",
     "HttpRoute",
+    "Milestone",
     "Order",
     "OrderDraft",
     "PeriodicTask",
@@ -62,6 +63,36 @@ class User:
     name: str = ""
 
 
+def _positive(_instance: Any, attribute: Any, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{attribute.name} must be a whole number of at least 1, got {value!r}")
+
+
+@attrs.frozen
+class Milestone:
+    """An order's current milestone: one step of the tenant's milestone template.
+
+    ``position`` is the step's place in its template (1 for the first step), ``count`` how many
+    steps the template has; the customer's progress bar, and the deal's progress, come from them.
+
+    .. versionadded:: 0.1.0
+    """
+
+    id: HostId = attrs.field(converter=as_host_id)
+    name: str
+    position: int = attrs.field(validator=_positive)
+    count: int = attrs.field(validator=_positive)
+
+    def __attrs_post_init__(self) -> None:
+        if self.position > self.count:
+            raise ValueError(f"milestone position {self.position} is past the template's {self.count} steps")
+
+    @property
+    def percent(self) -> int:
+        """How far an order at this milestone is, in whole percent (the last step is 100)."""
+        return round(self.position / self.count * 100)
+
+
 @attrs.frozen
 class Order:
     """An order (``Orders`` in the host), as the host returns it."""
@@ -77,7 +108,7 @@ class Order:
     customer_id: HostId | None = attrs.field(default=None, converter=as_optional_host_id)
     estimated_completion: date | None = None
     order_date: date | None = None
-    current_milestone: str = ""
+    current_milestone: Milestone | None = None
     customer_note: str = ""
     archived: bool = False
     external_id: str | None = None
@@ -87,7 +118,11 @@ class Order:
 
 @attrs.frozen
 class OrderDraft:
-    """An order the plugin asks the host to create; ``order_number`` blank lets the host number it."""
+    """An order the plugin asks the host to create; ``order_number`` blank lets the host number it.
+
+    It has no milestone: progress flows from the host to HubSpot only. ``order_date``, ``value``
+    and ``currency`` stay None for a host whose orders lack them (see :class:`HostCapabilities`).
+    """
 
     name: str
     order_number: str = ""
@@ -96,7 +131,6 @@ class OrderDraft:
     customer_id: HostId | None = attrs.field(default=None, converter=as_optional_host_id)
     estimated_completion: date | None = None
     order_date: date | None = None
-    current_milestone: str = ""
     customer_note: str = ""
     external_id: str | None = None
     value: Decimal | None = None

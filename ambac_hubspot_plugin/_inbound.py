@@ -90,6 +90,9 @@ class InboundSync:
         self.on_order_created = on_order_created
         self.reload_triggers = reload_triggers
         self._refreshed = False
+        # The order fields the host keeps; mapped values of the others stay in the link's
+        # synced values (the plugin's own record) and never reach the host.
+        self._order_fields = parts.host.capabilities().order_fields
         # Lives as long as the engine (one run): it remembers the companies and contacts it
         # resolved, so each is read from HubSpot at most once per run.
         self._linker = RecordLinker(parts)
@@ -299,8 +302,9 @@ class InboundSync:
         company_id, how = self._linker.resolve_company(company_hubspot_id, chunk, dry_run)
         notes.append(how)
         customers = self._linker.resolve_contacts(contact_ids, chunk, company_id, dry_run)
+        kept = {k: v for k, v in fields.items() if k in self._order_fields}
         draft = OrderDraft(external_id=order_external_id(self.portal_id, deal.id), company_id=company_id,
-                           customer_id=customers[0] if customers else None, **fields)  # type: ignore[arg-type]  # fields are OrderDraft's
+                           customer_id=customers[0] if customers else None, **kept)  # type: ignore[arg-type]  # fields are OrderDraft's
         return draft, fields, notes
 
     def _create(self, deal: Deal, chunk: Chunk, trigger: str, dry_run: bool) -> Outcome:
@@ -353,7 +357,8 @@ class InboundSync:
         )
         fields = dict(self.mapping.order_fields(context))
         changes, synced, held, host_wins = self._reconcile(
-            "order", f"deal:{deal.id}", fields, order, link, deal.updated_at, order.updated_at, dry_run)
+            "order", f"deal:{deal.id}", fields, order, link, deal.updated_at, order.updated_at, dry_run,
+            host_fields=self._order_fields)
         synced[APPLIED_VERSION] = deal.updated_at.isoformat()
         if dry_run:
             if not changes:
@@ -374,12 +379,14 @@ class InboundSync:
     def _reconcile(
         self, object_type: str, record: str, fields: Mapping[str, object], current: object, link: Link,
         hubspot_changed_at: datetime | None, host_changed_at: datetime | None, dry_run: bool,
+        host_fields: frozenset[str] | None = None,
     ) -> tuple[dict[str, object], dict[str, Any], list[str], list[str]]:
         """Decide field by field what HubSpot's mapped values change on a linked host record.
 
         Returns the changes to apply, the new last-synced values, the fields held for a person
         to decide and the fields the host won (for the outbound push). Every conflict is
-        written to the audit trail, whatever the strategy decides.
+        written to the audit trail, whatever the strategy decides. A field outside
+        ``host_fields`` (the host has no such field) is only remembered: no change, no conflict.
         """
         changes: dict[str, object] = {}
         last = with_status_values(link.synced) if object_type == "order" else dict(link.synced)
@@ -387,6 +394,9 @@ class InboundSync:
         held: list[str] = []
         host_wins: list[str] = []
         for field, value in fields.items():
+            if host_fields is not None and field not in host_fields:
+                synced[field] = to_json(value)
+                continue
             host_value = getattr(current, field)
             change = compare(value, host_value, last, field)
             if change is Change.HUBSPOT:
@@ -514,13 +524,15 @@ class InboundSync:
         if not self.triggers.is_trigger(deal):
             warnings.append("the deal is not in a trigger stage; it would not become an order on its own")
         chunk = self._linker.load_related([deal])
-        draft, _fields, notes = self._draft(deal, chunk, dry_run=True)
+        draft, fields, notes = self._draft(deal, chunk, dry_run=True)
         if draft.company_id is None and deal.id not in chunk.company_of:
             warnings.append("the deal has no associated company; the order will have no customer company")
         if not chunk.contacts_of.get(deal.id):
             warnings.append("the deal has no associated contacts; the order will have no customer")
         contacts = tuple(f"{c.properties.get('email') or '(no email)'}" for c in chunk.contacts.values())
-        return Preview(deal_id, draft, tuple(warnings), existing, notes[0] if notes else "", contacts)
+        kept_by_plugin = {k: v for k, v in fields.items() if k not in self._order_fields}
+        return Preview(deal_id, draft, tuple(warnings), existing, notes[0] if notes else "", contacts,
+                       kept_by_plugin)
 
     def create_from_deal(self, deal_id: str, changes: Mapping[str, object] | None = None) -> Outcome:
         """Create the order of one deal with the reviewer's changes; an existing order is returned."""
@@ -533,6 +545,10 @@ class InboundSync:
         unknown = set(changes or {}) - ORDER_FIELDS
         if unknown:
             raise ConfigError(f"Cannot set {sorted(unknown)} on an order; editable fields: {sorted(ORDER_FIELDS)}")
+        lacking = sorted(set(changes or {}) - self._order_fields)
+        if lacking:
+            raise ConfigError(f"This host's orders have no field {lacking[0]!r}; editable fields: "
+                              f"{sorted(ORDER_FIELDS & self._order_fields)}")
         chunk = self._linker.load_related([deal])
         draft, fields, _notes = self._draft(deal, chunk, dry_run=False)
         if changes:

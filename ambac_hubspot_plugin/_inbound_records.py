@@ -123,6 +123,8 @@ class Preview:
     existing_order: Order | None
     company: str
     contacts: tuple[str, ...]
+    kept_by_plugin: Mapping[str, object] = attrs.field(factory=dict)
+    """Mapped values the host has no field for: the plugin keeps them in its own records."""
 
 
 def with_status_values(synced: Mapping[str, object]) -> dict[str, object]:

@@ -43,7 +43,7 @@ from ._deal_properties import (
     deal_property_for_field,
     hubspot_value,
     missing_property,
-    progress_percent,
+    progress_properties,
     record_properties,
     shipment_properties,
     validate_status_stage_map,
@@ -104,6 +104,8 @@ class OutboundPush:
         self.options = options
         self.clock = parts.clock
         self._pipelines_checked = False
+        # Progress comes from the order's milestone when the host keeps milestones.
+        self._milestones = parts.host.capabilities().milestones
 
     # ---- entry point ---------------------------------------------------------------------
 
@@ -205,9 +207,7 @@ class OutboundPush:
             "ambac_order_status": order.order_status.value,
             "ambac_completion_date": hubspot_value(order.estimated_completion),
         }
-        progress = progress_percent(order.order_status)
-        if progress is not None:
-            props["ambac_progress_percent"] = str(progress)
+        props.update(progress_properties(order, milestones=self._milestones))
         link = self._order_link(order)
         if link is not None:
             props["ambac_order_link"] = link

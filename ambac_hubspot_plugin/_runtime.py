@@ -122,7 +122,7 @@ class Runtime:
                 f"is not allowed in this process: its operator allows the bundled sandbox (tests, "
                 f"demos) by setting {ALLOW_LOCAL_SANDBOX_ENV}=1 in its environment; in "
                 "production, remove local_sandbox and use HubSpot's API"))])
-        self.strategies.check(settings)
+        self.strategies.check(settings, host.capabilities())
         url = self._store_url(host, settings)
         check_binding(host, tenant_id, url)
         store = self._store(url)
@@ -190,7 +190,7 @@ class Runtime:
         from .settings import parse_settings
 
         settings = parse_settings(raw)
-        self.strategies.check(settings)
+        self.strategies.check(settings, host.capabilities())
         url = self._store_url(host, settings)
         # Enabled here or in another process (the binding says so): the store stays.
         check_binding(host, tenant_id, url)

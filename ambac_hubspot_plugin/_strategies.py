@@ -11,6 +11,7 @@ from .errors import ConfigError
 
 if TYPE_CHECKING:
     from ._facade import PluginHooks
+    from .host import HostCapabilities
     from .mapping import MappingStrategy
     from .settings import Settings
 
@@ -28,9 +29,13 @@ class Strategies:
     def __init__(self, hooks: PluginHooks) -> None:
         self._hooks = hooks
 
-    def check(self, settings: Settings) -> None:
-        """Refuse settings naming strategies no installed package provides (or bad options)."""
-        self.mapping(settings)
+    def check(self, settings: Settings, capabilities: HostCapabilities) -> None:
+        """Refuse settings naming strategies no installed package provides (or bad options),
+        or a mapping onto fields the host does not keep (a strategy with ``check_host``)."""
+        mapping = self.mapping(settings)
+        check_host = getattr(mapping, "check_host", None)
+        if callable(check_host):
+            check_host(capabilities)
         self.conflicts(settings)
 
     def mapping(self, settings: Settings) -> MappingStrategy:

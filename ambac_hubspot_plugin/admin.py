@@ -314,6 +314,9 @@ class Admin:
              "order_status": existing.order_status.value},
             "company": preview.company,
             "contacts": list(preview.contacts),
+            # Mapped values the host has no order field for (e.g. the deal's amount): the
+            # plugin keeps them with the deal's link.
+            "kept_by_plugin": dict(preview.kept_by_plugin),
         }, default=lambda v: v.value if isinstance(v, OrderStatus) else str(v))))
 
     def create_order_from_deal(self, user: User | None, deal_id: str,

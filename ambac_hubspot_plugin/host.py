@@ -48,6 +48,7 @@ if TYPE_CHECKING:
         HttpRequest,
         HttpResponse,
         HttpRoute,
+        Milestone,
         Order,
         OrderDraft,
         PeriodicTask,
@@ -75,6 +76,7 @@ __all__ = [
     "HttpRequest",
     "HttpResponse",
     "HttpRoute",
+    "Milestone",
     "Order",
     "OrderDraft",
     "OrderStatus",
@@ -111,7 +113,7 @@ _RECORDS = frozenset(
     {
         "Address", "COMPANY_FIELDS", "Company", "CompanyDraft", "Contact", "ContactDraft",
         "HostCapabilities", "HostServices", "ORDER_FIELDS",
-        "HttpRequest", "HttpResponse", "HttpRoute", "Order", "OrderDraft", "PeriodicTask",
+        "HttpRequest", "HttpResponse", "HttpRoute", "Milestone", "Order", "OrderDraft", "PeriodicTask",
         "PluginManifest", "Shipment", "User",
     }
 )

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from .client import Company as HubSpotCompany
     from .client import Contact as HubSpotContact
     from .client import Deal
-    from .host import Order
+    from .host import HostCapabilities, Order
 
 __all__ = [
     "ConfigurableMapping",
@@ -46,8 +46,11 @@ __all__ = [
 
 ORDER_FIELDS = frozenset(
     {"name", "order_number", "order_status", "estimated_completion", "order_date",
-     "current_milestone", "customer_note", "value", "currency"}
+     "customer_note", "value", "currency"}
 )
+"""The order fields a mapping may set. Never the milestone: progress flows from the host to
+HubSpot only. A host may lack some (see ``HostCapabilities.order_fields``); those values stay
+in the plugin's own records."""
 COMPANY_FIELDS = frozenset({"name", "description", "website", "phone", "address"})
 ADDRESS_FIELDS = ("street", "city", "state", "zip", "country")
 CONTACT_FIELDS = frozenset({"email", "first_name", "last_name"})
@@ -418,6 +421,28 @@ class ConfigurableMapping(DefaultMapping):
             if "enum" in spec and set(spec) <= {"enum", "default"} and isinstance(spec["enum"], Mapping):
                 return _t_enum(dict(spec["enum"]), spec.get("default", _NO_DEFAULT))
         return None
+
+    def check_host(self, capabilities: HostCapabilities) -> None:
+        """Refuse rules onto order or company fields the host does not keep; ``ConfigError``
+        names each rule's path. Called when settings are saved (enable, settings changed).
+
+        The default rules are not refused: a default field the host lacks (an order's value, a
+        company's website) simply stays in the plugin's own records.
+        """
+        problems: list[tuple[str, str]] = []
+        for table, kept in (("order", capabilities.order_fields), ("company", capabilities.company_fields)):
+            mappable = ORDER_FIELDS if table == "order" else COMPANY_FIELDS
+            choices = sorted(f for f in mappable if f in kept)
+            if table == "company" and "address" in kept:
+                choices = sorted({*choices, *(f"address.{f}" for f in ADDRESS_FIELDS)} - {"address"})
+            for rule in self._rules[table]:
+                field = rule.target.split(".", 1)[0]
+                if field not in kept:
+                    problems.append((f"mapping.options.{table}.{rule.target}",
+                                     f"this host's {'orders' if table == 'order' else 'companies'} have no "
+                                     f"field {field!r}; remove it or map to one of {choices}"))
+        if problems:
+            raise ConfigError.from_problems(problems, what="mapping options")
 
     def _apply(self, table: str, base: Mapping[str, object], props: Mapping[str, str | None],
                tz: ZoneInfo = _UTC) -> dict[str, object]:

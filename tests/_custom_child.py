@@ -2,7 +2,8 @@
 
 Run as ``python tests/_custom_child.py <data dir> <mapping strategy>`` with the distribution's
 install directory on ``PYTHONPATH``. It starts a sandbox with one closed-won deal (carrying the
-custom ``shop_note`` property), builds a ReferenceHost that loads plugins by entry point,
+custom ``shop_note`` property), builds a ReferenceHost that loads plugins by entry point and
+keeps every order field (the documented strategy maps the amount),
 enables the HubSpot plugin with the given strategy, syncs, and prints one JSON line: the enable
 report, the installed strategies and who registered them, the sync's counts and the order, or
 the ``ConfigError`` raised on the way.
@@ -17,6 +18,7 @@ from typing import Any
 
 from ambac_hubspot_plugin import plugin as plugin_module
 from ambac_hubspot_plugin.errors import ConfigError
+from ambac_hubspot_plugin.host import COMPANY_FIELDS, ORDER_FIELDS, HostCapabilities
 from ambac_hubspot_plugin.reference_host import ReferenceHost
 from ambac_hubspot_plugin.sandbox import RateLimits, Sandbox
 
@@ -32,7 +34,8 @@ DEAL = {
 def main(data_dir: Path, strategy: str) -> dict[str, Any]:
     """Sync one closed-won deal with ``strategy``; return what happened."""
     out: dict[str, Any] = {}
-    with Sandbox(rate_limits=RateLimits.unlimited()) as hubspot, ReferenceHost(data_dir) as host:
+    with Sandbox(rate_limits=RateLimits.unlimited()) as hubspot, ReferenceHost(
+            data_dir, capabilities=HostCapabilities(order_fields=ORDER_FIELDS, company_fields=COMPANY_FIELDS)) as host:
         hubspot.add_property("deals", "shop_note")
         deal = hubspot.add_object("deals", DEAL)
         pm = host.plugin_manager

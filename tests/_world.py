@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import attrs
 
 from ambac_hubspot_plugin import plugin as plugin_module
+from ambac_hubspot_plugin.host import COMPANY_FIELDS, ORDER_FIELDS, HostCapabilities
 from ambac_hubspot_plugin.reference_host import ReferenceHost
 from ambac_hubspot_plugin.sandbox import RateLimits, Sandbox
 
@@ -76,6 +77,10 @@ class PluginWorld:
 
 W = TypeVar("W", bound=PluginWorld)
 
+EVERY_FIELD = HostCapabilities(order_fields=ORDER_FIELDS, company_fields=COMPANY_FIELDS)
+"""A host keeping every field the contract knows (order value, currency and date, company
+website, phone and address): for tests of what the plugin does with those fields."""
+
 
 @contextlib.contextmanager
 def serving(host: ReferenceHost) -> Iterator[str]:
@@ -97,18 +102,19 @@ def open_world(tmp_path: Path, world_type: type[W] = PluginWorld,
                *, settings: Callable[[Sandbox], dict[str, Any]] = plugin_settings,
                tenant_name: str = "Acme Machining", on_clock: Any = None,
                check_enabled: bool = True, close_runtime: bool = False,
-               **fields: Any) -> Iterator[W]:
+               capabilities: HostCapabilities | None = None, **fields: Any) -> Iterator[W]:
     """A sandbox without rate limits and a reference host in ``tmp_path / "host"`` (both on
     ``on_clock`` when given), a tenant ``tenant_name`` with the plugin enabled with
     ``settings(sandbox)``, as a ``world_type`` given ``fields`` besides.
 
     ``check_enabled`` asserts the plugin's enable report is ok; ``close_runtime`` closes the
     plugin's runtime when the world closes, before the host does (a worker or a store
-    connection the test opened must not outlive it).
+    connection the test opened must not outlive it). ``capabilities`` are the host's
+    (default: Ambac Tracker's, orders without value, currency or order date).
     """
     clocked = {} if on_clock is None else {"clock": on_clock}
     with Sandbox(rate_limits=RateLimits.unlimited(), **clocked) as hubspot, \
-            ReferenceHost(tmp_path / "host", **clocked) as host:
+            ReferenceHost(tmp_path / "host", capabilities=capabilities, **clocked) as host:
         tenant = host.create_tenant(tenant_name)
         chosen = settings(hubspot)
         reports = host.enable_plugin(tenant, "hubspot", chosen)

@@ -14,9 +14,12 @@ subclass, whose name starts with ``Test``)::
 ``tests/test_conformance_reference_host.py`` binds it to the reference host; a host's own
 bridge (e.g. the Django one) binds it to the real host's adapter the same way.
 
-Only fields every host has are written and compared: order value, currency, order date,
-milestone and the company's website, phone and address are left to the host-capabilities work
-(issue 14, item 3), except :meth:`HostServices.find_companies_by_domain`, which needs a website.
+Only fields every host has are written and compared, except where the host's
+:meth:`HostServices.capabilities` says it keeps more: an order field the host lacks must be
+refused, one it keeps must round-trip, and milestones (a host-side template; the binding sets
+an order's milestone) must read back with their place in the template. The company's website,
+phone and address are left to the company side of the capabilities work, except
+:meth:`HostServices.find_companies_by_domain`, which needs a website.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import threading
 from collections.abc import Callable, Collection, Iterable, Sequence
 from contextlib import AbstractContextManager
 from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -36,13 +40,16 @@ from ambac_hubspot_plugin.host import (
     COMPANY_NAME_MAX,
     EXTERNAL_ID_MAX,
     MANAGE_INTEGRATIONS,
+    ORDER_FIELDS,
     ORDER_NAME_MAX,
     ORDER_NUMBER_MAX,
     PERMISSIONS,
     VIEW_INTEGRATIONS,
     CompanyDraft,
     ContactDraft,
+    HostCapabilities,
     HostServices,
+    Milestone,
     OrderDraft,
     OrderStatus,
     User,
@@ -83,6 +90,18 @@ class HostUnderTest(Protocol):
 
     def user_groups(self, services: HostServices, user_id: str) -> Collection[str]:
         """Return the names of the tenant groups a user of the services' tenant belongs to."""
+
+    def milestone_template(self, services: HostServices, steps: Sequence[str]) -> Sequence[str]:
+        """Create a milestone template of ``steps`` (in order) in the services' tenant; return
+        the ids of its milestones, first step first. Called only when the host has milestones."""
+
+    def set_order_milestone(self, services: HostServices, order_id: str, milestone_id: str) -> None:
+        """Move an order of the services' tenant to a milestone, as the host's users do."""
+
+
+# Order fields a host may lack, with a value of the right type for each.
+_OPTIONAL_ORDER_VALUES: dict[str, object] = {
+    "value": Decimal("1250.50"), "currency": "EUR", "order_date": date(2026, 11, 2)}
 
 
 MISSING_IDS = ("0192f4c3-8d7e-7cc1-9b1a-3f2e1d0c4b5a", "987654321")
@@ -447,6 +466,59 @@ class HostServicesConformance:
 
         assert updated.order_status is status
         assert services.get_order(order.id) == updated
+
+    # Capabilities and milestones -----------------------------------------------------------
+
+    def test_capabilities_name_contract_fields_and_the_fields_every_host_has(
+        self, services: HostServices
+    ) -> None:
+        """``capabilities()`` is a HostCapabilities whose order fields are contract fields,
+        the ones every host has among them."""
+        capabilities = services.capabilities()
+        assert isinstance(capabilities, HostCapabilities)
+        assert capabilities.order_fields <= ORDER_FIELDS
+        assert {"name", "order_number", "order_status", "external_id", "archived",
+                "customer_note"} <= capabilities.order_fields
+
+    @pytest.mark.parametrize("field", sorted(_OPTIONAL_ORDER_VALUES))
+    def test_an_order_field_the_host_lacks_is_refused_and_one_it_keeps_round_trips(
+        self, services: HostServices, field: str
+    ) -> None:
+        """Creating or updating an order with a field the host lacks raises HostRecordError
+        naming it and writes nothing; a field it keeps reads back as written."""
+        value = _OPTIONAL_ORDER_VALUES[field]
+        kept = field in services.capabilities().order_fields
+        existing = services.create_order(OrderDraft(name="Existing"))
+        if not kept:
+            with pytest.raises(HostRecordError) as created:
+                services.create_order(OrderDraft(name="Bracket", external_id="deal-1", **{field: value}))
+            assert created.value.field == field
+            assert services.find_order_by_external_id("deal-1") is None
+            with pytest.raises(HostRecordError) as updated:
+                services.update_order(existing.id, {field: value})
+            assert updated.value.field == field
+            assert services.get_order(existing.id) == existing
+            return
+        order = services.create_order(OrderDraft(name="Bracket", **{field: value}))
+        assert getattr(order, field) == value
+        assert getattr(services.update_order(existing.id, {field: value}), field) == value
+
+    def test_an_order_reads_back_its_milestone_with_its_place_in_the_template(
+        self, host_under_test: HostUnderTest, services: HostServices
+    ) -> None:
+        """A new order has no milestone; one at the second of three steps reads back that
+        step, position 2 of 3, through every read; a host without milestones gives None."""
+        order = services.create_order(OrderDraft(name="Bracket"))
+        assert order.current_milestone is None
+        if not services.capabilities().milestones:
+            return
+        ids = host_under_test.milestone_template(services, ["Kickoff", "Machining", "Inspection"])
+        host_under_test.set_order_milestone(services, order.id, ids[1])
+        expected = Milestone(id=ids[1], name="Machining", position=2, count=3)
+        read = services.get_order(order.id)
+        assert read is not None and read.current_milestone == expected
+        assert [o.current_milestone for o in services.get_orders([order.id])] == [expected]
+        assert services.update_order(order.id, {"name": "Bracket v2"}).current_milestone == expected
 
     @pytest.mark.parametrize("missing", MISSING_IDS)
     def test_unknown_ids_read_as_none(self, services: HostServices, missing: str) -> None:

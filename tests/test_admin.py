@@ -18,7 +18,7 @@ from ambac_hubspot_plugin.sandbox import Sandbox
 from ambac_hubspot_plugin.settings import parse_settings
 
 from ._snapshot import store_rows
-from ._world import PluginWorld, open_world, plugin_settings
+from ._world import EVERY_FIELD, PluginWorld, open_world, plugin_settings
 
 PUBLIC = "https://tracker.example.com"
 
@@ -50,7 +50,7 @@ def world_settings(hubspot: Sandbox, **extra: Any) -> dict:
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
     """Sandbox + reference host + enabled plugin; an admin, a viewer and a user with no rights."""
-    with open_world(tmp_path, World, settings=world_settings) as world:
+    with open_world(tmp_path, World, settings=world_settings, capabilities=EVERY_FIELD) as world:
         host, tenant = world.host, world.tenant
         world.admin_user = host.create_user(tenant, "admin@acme.example")
         host.grant(world.admin_user, MANAGE_INTEGRATIONS)

@@ -12,7 +12,7 @@ from ambac_hubspot_plugin import plugin as plugin_module
 from ambac_hubspot_plugin.errors import ConfigError
 
 from ._clock import ManualClock
-from ._world import PluginWorld, open_world, plugin_settings
+from ._world import EVERY_FIELD, PluginWorld, open_world, plugin_settings
 
 Clock = ManualClock
 
@@ -42,7 +42,8 @@ class World(PluginWorld):
 def world(tmp_path: Path) -> Iterator[World]:
     """Sandbox and host on one manual clock, plugin enabled for one tenant."""
     clock = Clock()
-    with open_world(tmp_path, World, on_clock=clock, check_enabled=False, clock=clock) as world:
+    with open_world(tmp_path, World, on_clock=clock, check_enabled=False, clock=clock,
+                    capabilities=EVERY_FIELD) as world:
         yield world
 
 

@@ -13,12 +13,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
-from ambac_hubspot_plugin.host import HostServices, User, hookimpl
+from ambac_hubspot_plugin.host import HostCapabilities, HostServices, User, hookimpl
 from ambac_hubspot_plugin.reference_host import ReferenceHost
 
 from ._clock import ManualClock
+from ._world import EVERY_FIELD
 from .hostservices_conformance import HostServicesConformance, HostUnderTest
 
 
@@ -77,9 +79,17 @@ class ReferenceHostUnderTest:
     def user_groups(self, services: HostServices, user_id: int) -> Collection[str]:
         return self._host.user_groups(user_id)
 
+    def milestone_template(self, services: HostServices, steps: Sequence[str]) -> Sequence[str]:
+        return [m.id for m in self._host.create_milestone_template(services.tenant_id, "Steps", steps)]
+
+    def set_order_milestone(self, services: HostServices, order_id: str, milestone_id: str) -> None:
+        self._host.set_order_milestone(services.tenant_id, order_id, milestone_id)
+
 
 class TestReferenceHostConformance(HostServicesConformance):
-    """The whole suite, each test on a fresh reference host."""
+    """The whole suite, each test on a fresh reference host with Ambac Tracker's capabilities."""
+
+    capabilities: HostCapabilities | None = None
 
     @pytest.fixture
     def host_under_test(self, tmp_path: Path) -> Iterator[HostUnderTest]:
@@ -87,6 +97,13 @@ class TestReferenceHostConformance(HostServicesConformance):
         recorder = _EventRecorder()
         clock = ManualClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
         with ReferenceHost(
-            tmp_path / "host", load_entrypoints=False, plugins=[recorder], clock=clock
+            tmp_path / "host", load_entrypoints=False, plugins=[recorder], clock=clock,
+            capabilities=self.capabilities,
         ) as host:
             yield ReferenceHostUnderTest(host, recorder)
+
+
+class TestReferenceHostKeepingEveryFieldConformance(TestReferenceHostConformance):
+    """The whole suite again on a reference host keeping every order field, without milestones."""
+
+    capabilities = attrs.evolve(EVERY_FIELD, milestones=False)

@@ -13,15 +13,15 @@ import pytest
 from ambac_hubspot_plugin.errors import ConfigError
 from ambac_hubspot_plugin.host import CompanyDraft, ContactDraft, OrderStatus, UserType
 
-from ._world import PluginWorld, open_world
+from ._world import EVERY_FIELD, PluginWorld, open_world
 
 World = PluginWorld
 
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
-    """Sandbox + reference host + enabled plugin, with a won stage in a custom pipeline too."""
-    with open_world(tmp_path, World) as world:
+    """Sandbox + reference host keeping every order field + enabled plugin."""
+    with open_world(tmp_path, World, capabilities=EVERY_FIELD) as world:
         yield world
 
 

@@ -189,7 +189,7 @@ def test_configurable_removes_a_default_field():
 def test_configurable_enum_without_default_refuses_unknown_values():
     """An enum map with no default raises MappingError for unmapped values."""
     mapping = ConfigurableMapping(
-        {"order": {"current_milestone": {"property": "phase", "transforms": [{"enum": {"a": "A"}}]}}}
+        {"order": {"customer_note": {"property": "phase", "transforms": [{"enum": {"a": "A"}}]}}}
     )
     with pytest.raises(MappingError, match="enum map"):
         mapping.order_fields(_context(_deal(phase="b")))

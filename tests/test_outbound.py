@@ -113,12 +113,15 @@ def test_many_changes_to_one_order_become_one_update_with_the_latest_state(world
     ((deal, order),) = world.linked_orders(1)
     world.hubspot.clear_requests()
     statuses = [OrderStatus.IN_PROGRESS, OrderStatus.ON_HOLD, OrderStatus.IN_PROGRESS] * 3 + [OrderStatus.COMPLETED]
-    for i, status in enumerate(statuses):
+    steps = world.host.create_milestone_template(world.tenant, "Ten steps", [f"step {i}" for i in range(10)])
+    for status, step in zip(statuses, steps, strict=True):
         world.host.set_order_status(world.tenant, order.id, status)
-        world.host.edit_order(world.tenant, order.id, current_milestone=f"step {i}")
+        world.host.set_order_milestone(world.tenant, order.id, step.id)
     world.runtime.drain()
     assert world.calls(BATCH_UPDATE) == 1
-    assert world.deal_props(deal)["ambac_order_status"] == "COMPLETED"
+    props = world.deal_props(deal)
+    assert (props["ambac_order_status"], props["ambac_milestone"], props["ambac_progress_percent"]) == (
+        "COMPLETED", "step 9", "100")
     assert world.calls("/crm/objects/2026-09/notes") == 1, "coalesced status changes make one note"
 
 

@@ -50,6 +50,7 @@ from ambac_hubspot_plugin.host import (
 from ambac_hubspot_plugin.reference_host import ReferenceHost, TenantServices, normalize_domain
 
 from ._clock import ManualClock
+from ._world import EVERY_FIELD
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 START = datetime(2025, 3, 4, 12, 0, tzinfo=UTC)
@@ -169,9 +170,11 @@ def recorder() -> Recorder:
 
 @pytest.fixture
 def host(tmp_path: Path, recorder: Recorder, clock: Clock) -> Iterator[ReferenceHost]:
-    """A reference host with only the recorder registered, closed after the test."""
+    """A reference host keeping every order and company field, with only the recorder
+    registered, closed after the test."""
     with ReferenceHost(
-        tmp_path / "host", load_entrypoints=False, plugins=[recorder], clock=clock
+        tmp_path / "host", load_entrypoints=False, plugins=[recorder], clock=clock,
+        capabilities=EVERY_FIELD,
     ) as built:
         recorder.host = built
         yield built

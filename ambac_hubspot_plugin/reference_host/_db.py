@@ -15,9 +15,9 @@ from decimal import Decimal
 from pathlib import Path
 
 from ..errors import HostRecordError
-from ..host import Address, Company, Contact, Order, OrderStatus, Shipment, User, UserType
+from ..host import Address, Company, Contact, Milestone, Order, OrderStatus, Shipment, User, UserType
 from ..mapping import normalize_domain
-from ._records import Notification
+from ._records import Notification, new_uuid7
 from ._validate import ADDRESS_FIELDS
 
 _SCHEMA = """
@@ -54,9 +54,16 @@ CREATE TABLE IF NOT EXISTS orders (
     id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES tenants(id),
     order_number TEXT NOT NULL, name TEXT NOT NULL, order_status TEXT NOT NULL,
     company_id TEXT REFERENCES companies(id), customer_id INTEGER REFERENCES users(id),
-    estimated_completion TEXT, order_date TEXT, current_milestone TEXT NOT NULL,
+    estimated_completion TEXT, order_date TEXT, milestone_id TEXT REFERENCES milestones(id),
     customer_note TEXT NOT NULL, archived INTEGER NOT NULL, external_id TEXT,
     value TEXT, currency TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS milestone_templates (
+    id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES tenants(id), name TEXT NOT NULL,
+    created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS milestones (
+    id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    template_id TEXT NOT NULL REFERENCES milestone_templates(id), name TEXT NOT NULL,
+    position INTEGER NOT NULL, UNIQUE (template_id, position));
 CREATE UNIQUE INDEX IF NOT EXISTS orders_number ON orders (tenant_id, order_number);
 CREATE UNIQUE INDEX IF NOT EXISTS orders_external_id
     ON orders (tenant_id, external_id) WHERE external_id IS NOT NULL;
@@ -135,6 +142,34 @@ def _upgrade_keys(tx: sqlite3.Connection) -> None:
         tx.execute(f'DROP TABLE "old_{table}"')
 
 
+def _upgrade_milestones(tx: sqlite3.Connection) -> None:
+    """Bring an earlier version's orders, whose milestone was free text (``current_milestone``),
+    to the host's model, a reference to a step of a per-tenant template: each tenant with such
+    texts gets one template, ``Milestones (upgraded)``, whose steps are its texts in the order
+    they first appear; the orders point at them, and the text column goes."""
+    columns = {row[1] for row in tx.execute("PRAGMA table_info(orders)")}
+    if "current_milestone" not in columns:
+        return
+    if "milestone_id" not in columns:
+        tx.execute("ALTER TABLE orders ADD COLUMN milestone_id TEXT REFERENCES milestones(id)")
+    texts = tx.execute("SELECT tenant_id, current_milestone, MIN(rowid) AS first FROM orders "
+                       "WHERE current_milestone != '' GROUP BY tenant_id, current_milestone "
+                       "ORDER BY tenant_id, first").fetchall()
+    templates: dict[str, tuple[str, int]] = {}
+    for tenant_id, text, _first in texts:
+        template_id, position = templates.get(str(tenant_id), (new_uuid7(), 0))
+        if position == 0:
+            tx.execute("INSERT INTO milestone_templates (id, tenant_id, name, created_at) "
+                       "VALUES (?, ?, 'Milestones (upgraded)', datetime('now'))", (template_id, tenant_id))
+        milestone_id = new_uuid7()
+        tx.execute("INSERT INTO milestones (id, tenant_id, template_id, name, position) VALUES (?, ?, ?, ?, ?)",
+                   (milestone_id, tenant_id, template_id, text, position + 1))
+        tx.execute("UPDATE orders SET milestone_id = ? WHERE tenant_id = ? AND current_milestone = ?",
+                   (milestone_id, tenant_id, text))
+        templates[str(tenant_id)] = (template_id, position + 1)
+    tx.execute("ALTER TABLE orders DROP COLUMN current_milestone")
+
+
 def _create_schema(tx: sqlite3.Connection) -> None:
     for statement in _SCHEMA.split(";"):
         if statement.strip():
@@ -161,6 +196,7 @@ class Database:
             _create_schema(tx)
             _upgrade_values(tx)
             _upgrade_users(tx)
+            _upgrade_milestones(tx)
             _upgrade_keys(tx)
             _upgrade_users(tx)  # the indexes, after a rebuild
         conn.execute("PRAGMA foreign_keys = ON")
@@ -222,7 +258,19 @@ def date_or_none(text: str | None) -> date | None:
     return None if text is None else date.fromisoformat(text)
 
 
-def order_from_row(row: sqlite3.Row) -> Order:
+def milestone_of(conn: sqlite3.Connection, milestone_id: str | None) -> Milestone | None:
+    """The milestone with this id, with its place in its template, or None."""
+    if milestone_id is None:
+        return None
+    row = conn.execute(
+        "SELECT m.id, m.name, m.position, (SELECT COUNT(*) FROM milestones c "
+        "WHERE c.template_id = m.template_id) AS count FROM milestones m WHERE m.id = ?",
+        (milestone_id,)).fetchone()
+    return None if row is None else Milestone(row["id"], row["name"], row["position"], row["count"])
+
+
+def order_from_row(row: sqlite3.Row, conn: sqlite3.Connection) -> Order:
+    """The order a row holds; ``conn`` reads its milestone."""
     return Order(
         id=row["id"],
         tenant_id=row["tenant_id"],
@@ -235,7 +283,7 @@ def order_from_row(row: sqlite3.Row) -> Order:
         customer_id=row["customer_id"],
         estimated_completion=date_or_none(row["estimated_completion"]),
         order_date=date_or_none(row["order_date"]),
-        current_milestone=str(row["current_milestone"]),
+        current_milestone=milestone_of(conn, row["milestone_id"]),
         customer_note=str(row["customer_note"]),
         archived=bool(row["archived"]),
         external_id=row["external_id"],

@@ -14,7 +14,7 @@ import hashlib
 import json
 import logging
 import secrets
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from ..host import (
     HostCapabilities,
     HttpResponse,
     HttpRoute,
+    Milestone,
     Order,
     OrderDraft,
     OrderStatus,
@@ -48,6 +49,7 @@ from ._db import (
     user_from_row,
 )
 from ._http import DEFAULT_MAX_BODY_BYTES, DEFAULT_MOUNT_PREFIX, Router, WsgiApp
+from ._milestones import create_template
 from ._records import Notification, PluginStart, TaskRun, new_uuid7
 from ._scheduler import Scheduler
 from ._services import TenantServices
@@ -90,8 +92,7 @@ class ReferenceHost:
     ) -> None:
         self.data_dir = Path(data_dir)
         #: The fields this host keeps (``HostServices.capabilities``).
-        self.capabilities = capabilities or HostCapabilities(order_fields=contract.ORDER_FIELDS,
-                                                             company_fields=contract.COMPANY_FIELDS)
+        self.capabilities = capabilities or HostCapabilities()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._clock = clock
         self.mount_prefix = "/" + mount_prefix.strip("/")
@@ -415,6 +416,15 @@ class ReferenceHost:
         """Change an order's status; fires ``ambac_order_status_changed`` if it really changed."""
         return self.edit_order(tenant_id, order_id, order_status=status)
 
+    def create_milestone_template(self, tenant_id: str, name: str, steps: Sequence[str]) -> list[Milestone]:
+        """Create one of the tenant's milestone templates, steps in order; return its milestones."""
+        return create_template(self._db, tenant_id, name, steps, self._now())
+
+    def set_order_milestone(self, tenant_id: str, order_id: str, milestone_id: str | None) -> Order:
+        """Move an order to a milestone of the tenant (None: none); fires ``ambac_order_updated``
+        with ``current_milestone`` if it really changed."""
+        return self.edit_order(tenant_id, order_id, current_milestone=milestone_id)
+
     def edit_order(self, tenant_id: str, order_id: str, **changes: object) -> Order:
         """Edit order fields; commits, then fires one event per kind of change.
 
@@ -468,7 +478,7 @@ class ReferenceHost:
                     self._now().isoformat(),
                 ),
             )
-        order = order_from_row(row)
+        order = order_from_row(row, self._db.connection())
         self._ensure_started(tenant_id)
         self.plugin_manager.hook.ambac_order_shipped(host=services, order=order, shipment=shipment)
         return order

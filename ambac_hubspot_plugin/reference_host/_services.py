@@ -123,7 +123,7 @@ class TenantServices:
         row = self._db.row(
             "SELECT * FROM orders WHERE tenant_id = ? AND id = ?", (self._tenant_id, order_id)
         )
-        return None if row is None else order_from_row(row)
+        return None if row is None else order_from_row(row, self._db.connection())
 
     def get_orders(self, order_ids: Sequence[str]) -> list[Order]:
         """Return the orders with these ids, archived or not, by id; unknown ids are left out."""
@@ -132,7 +132,7 @@ class TenantServices:
         for start in range(0, len(ids), 500):  # far below SQLite's bound-parameter limit
             chunk = ids[start:start + 500]
             marks = ", ".join("?" for _ in chunk)
-            found.extend(order_from_row(row) for row in self._db.rows(
+            found.extend(order_from_row(row, self._db.connection()) for row in self._db.rows(
                 f"SELECT * FROM orders WHERE tenant_id = ? AND id IN ({marks}) ORDER BY id",  # noqa: S608  # only placeholders are formatted in
                 (self._tenant_id, *chunk)))
         return found
@@ -143,14 +143,14 @@ class TenantServices:
             "SELECT * FROM orders WHERE tenant_id = ? AND external_id = ?",
             (self._tenant_id, external_id),
         )
-        return None if row is None else order_from_row(row)
+        return None if row is None else order_from_row(row, self._db.connection())
 
     def list_orders(self) -> list[Order]:
         """Return all orders of the tenant, archived ones too, oldest first (demo and tests)."""
         rows = self._db.rows(
             "SELECT * FROM orders WHERE tenant_id = ? ORDER BY id", (self._tenant_id,)
         )
-        return [order_from_row(row) for row in rows]
+        return [order_from_row(row, self._db.connection()) for row in rows]
 
     def create_order(self, draft: OrderDraft) -> Order:
         """Create an order; an existing order with the same external id is returned unchanged.
@@ -162,6 +162,7 @@ class TenantServices:
         if not isinstance(draft, OrderDraft):
             raise TypeError(f"create_order takes an OrderDraft, not {type(draft).__name__}")
         values = checked(ORDER_CHECKS, attrs.asdict(draft, recurse=False))
+        self._check_kept({name: value for name, value in values.items() if value is not None})
         values["archived"] = 0
         now = self._host._now()
         with self._db.write() as conn:
@@ -197,7 +198,7 @@ class TenantServices:
                 existing = self._order_by_external_id(conn, values["external_id"])
                 assert existing is not None  # the conflict was on this very external id
                 return existing
-            return order_from_row(row)
+            return order_from_row(row, conn)
 
     def update_order(self, order_id: str, changes: Mapping[str, object]) -> Order:
         """Set the named :class:`Order` fields and return the updated order."""
@@ -208,7 +209,10 @@ class TenantServices:
     ) -> tuple[Order, Order, tuple[str, ...]]:
         """Apply ``changes``; return the order before, after, and the fields that really changed."""
         check_names("Order", changes, ORDER_FIELDS)
+        self._check_kept(changes)
         values = checked(ORDER_CHECKS, changes)
+        if "current_milestone" in values:  # the milestone's id, kept in its own column
+            values["milestone_id"] = values.pop("current_milestone")
         if values.get("order_number") == "":
             raise HostRecordError(
                 "order_number", changes["order_number"], "cannot be blank once set"
@@ -225,8 +229,9 @@ class TenantServices:
                 name: value for name, value in values.items() if not same_value(name, row[name], value)
             }
             if not changed:
-                return order_from_row(row), order_from_row(row), ()
+                return order_from_row(row, conn), order_from_row(row, conn), ()
             self._check_references(conn, changed)
+            self._check_milestone(conn, changed.get("milestone_id"))
             if "order_number" in changed:
                 self._check_order_number_free(conn, str(changed["order_number"]), order_id)
             if changed.get("external_id") is not None:
@@ -239,17 +244,32 @@ class TenantServices:
                     )
             new_row = self._update_row(conn, "orders", order_id, changed, values)
         return (
-            order_from_row(row),
-            order_from_row(new_row),
-            tuple(name for name in ORDER_FIELDS if name in changed),
+            order_from_row(row, conn),
+            order_from_row(new_row, conn),
+            tuple(name for name in ORDER_FIELDS
+                  if name in changed or (name == "current_milestone" and "milestone_id" in changed)),
         )
+
+    def _check_kept(self, values: Mapping[str, object]) -> None:
+        """Refuse an order field this host was built without (``capabilities().order_fields``)."""
+        kept = self._host.capabilities.order_fields
+        for name in values:
+            if name not in kept:
+                raise HostRecordError(name, values[name], "this host's orders have no such field")
+
+    def _check_milestone(self, conn: sqlite3.Connection, milestone_id: object) -> None:
+        if milestone_id is not None and conn.execute(
+            "SELECT 1 FROM milestones WHERE tenant_id = ? AND id = ?", (self._tenant_id, milestone_id)
+        ).fetchone() is None:
+            raise HostRecordError("current_milestone", milestone_id,
+                                  f"no such milestone in tenant {self._tenant_id}")
 
     def _order_by_external_id(self, conn: sqlite3.Connection, external_id: object) -> Order | None:
         row = conn.execute(
             "SELECT * FROM orders WHERE tenant_id = ? AND external_id = ?",
             (self._tenant_id, external_id),
         ).fetchone()
-        return None if row is None else order_from_row(row)
+        return None if row is None else order_from_row(row, conn)
 
     def _check_order_number_free(
         self, conn: sqlite3.Connection, number: str, order_id: str | None

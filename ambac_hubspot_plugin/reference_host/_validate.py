@@ -149,7 +149,7 @@ ORDER_CHECKS: dict[str, Callable[[str, object], object]] = {
     "customer_id": _optional_id,
     "estimated_completion": check_optional_date,
     "order_date": check_optional_date,
-    "current_milestone": check_text,
+    "current_milestone": _optional_id,  # a milestone's id (the host's own edit; never a plugin's)
     "customer_note": check_text,
     "archived": _bool,
     "external_id": _external_id,
