@@ -723,8 +723,8 @@ def test_an_old_database_with_integer_keys_opens_with_its_ids_as_text(tmp_path: 
                      " street, city, state, zip, country, created_at, updated_at) VALUES"
                      " (2, 1, 'Acme', 'acme', '', '', '', '', '', '', '', '', '', ?, ?)", (now, now))
         conn.execute("INSERT INTO orders (id, tenant_id, order_number, name, order_status, company_id,"
-                     " current_milestone, customer_note, archived, created_at, updated_at) VALUES"
-                     " (3, 1, 'ORD-2026-0001', 'Old order', 'PENDING', 2, '', '', 0, ?, ?)", (now, now))
+                     " customer_note, archived, created_at, updated_at) VALUES"
+                     " (3, 1, 'ORD-2026-0001', 'Old order', 'PENDING', 2, '', 0, ?, ?)", (now, now))
         conn.execute("INSERT INTO plugin_settings VALUES (1, 'hubspot', '{}', 0, ?)", (now,))
     with ReferenceHost(tmp_path / "host", load_entrypoints=False, clock=clock) as host:
         assert host.tenant_ids() == ["1"] and host.find_tenant("Acme") == "1"
