@@ -15,7 +15,14 @@ from typing import Any
 
 import pytest
 
-from ambac_hubspot_plugin.host import HostServices, User, hookimpl
+from ambac_hubspot_plugin.host import (
+    COMPANY_FIELDS,
+    ORDER_FIELDS,
+    HostCapabilities,
+    HostServices,
+    User,
+    hookimpl,
+)
 from ambac_hubspot_plugin.reference_host import ReferenceHost
 
 from ._clock import ManualClock
@@ -89,4 +96,19 @@ class TestReferenceHostConformance(HostServicesConformance):
         with ReferenceHost(
             tmp_path / "host", load_entrypoints=False, plugins=[recorder], clock=clock
         ) as host:
+            yield ReferenceHostUnderTest(host, recorder)
+
+
+class TestReferenceHostWithEveryFieldConformance(HostServicesConformance):
+    """The whole suite on a reference host that keeps every optional field (a host unlike
+    Ambac Tracker, whose companies have a website, phone and address)."""
+
+    @pytest.fixture
+    def host_under_test(self, tmp_path: Path) -> Iterator[HostUnderTest]:
+        """A reference host keeping every contract field, closed after the test."""
+        recorder = _EventRecorder()
+        clock = ManualClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+        every = HostCapabilities(order_fields=ORDER_FIELDS, company_fields=COMPANY_FIELDS)
+        with ReferenceHost(tmp_path / "host", load_entrypoints=False, plugins=[recorder], clock=clock,
+                           capabilities=every) as host:
             yield ReferenceHostUnderTest(host, recorder)

@@ -90,8 +90,7 @@ class ReferenceHost:
     ) -> None:
         self.data_dir = Path(data_dir)
         #: The fields this host keeps (``HostServices.capabilities``).
-        self.capabilities = capabilities or HostCapabilities(order_fields=contract.ORDER_FIELDS,
-                                                             company_fields=contract.COMPANY_FIELDS)
+        self.capabilities = capabilities or HostCapabilities()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._clock = clock
         self.mount_prefix = "/" + mount_prefix.strip("/")
