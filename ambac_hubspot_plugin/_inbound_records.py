@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -123,6 +123,9 @@ class Preview:
     existing_order: Order | None
     company: str
     contacts: tuple[str, ...]
+    #: The company's values the host has no field for (its domain, phone, address as JSON),
+    #: kept in the plugin's own records.
+    company_kept: Mapping[str, Any] = attrs.field(factory=dict)
 
 
 def with_status_values(synced: Mapping[str, object]) -> dict[str, object]:

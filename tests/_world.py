@@ -81,10 +81,11 @@ def open_world(tmp_path: Path, world_type: type[W] = PluginWorld,
                *, settings: Callable[[Sandbox], dict[str, Any]] = plugin_settings,
                tenant_name: str = "Acme Machining", on_clock: Any = None,
                check_enabled: bool = True, close_runtime: bool = False,
-               **fields: Any) -> Iterator[W]:
+               capabilities: Any = None, **fields: Any) -> Iterator[W]:
     """A sandbox without rate limits and a reference host in ``tmp_path / "host"`` (both on
     ``on_clock`` when given), a tenant ``tenant_name`` with the plugin enabled with
-    ``settings(sandbox)``, as a ``world_type`` given ``fields`` besides.
+    ``settings(sandbox)``, as a ``world_type`` given ``fields`` besides. ``capabilities`` are
+    the host's (default: Ambac Tracker's, e.g. companies without website, phone or address).
 
     ``check_enabled`` asserts the plugin's enable report is ok; ``close_runtime`` closes the
     plugin's runtime when the world closes, before the host does (a worker or a store
@@ -92,7 +93,7 @@ def open_world(tmp_path: Path, world_type: type[W] = PluginWorld,
     """
     clocked = {} if on_clock is None else {"clock": on_clock}
     with Sandbox(rate_limits=RateLimits.unlimited(), **clocked) as hubspot, \
-            ReferenceHost(tmp_path / "host", **clocked) as host:
+            ReferenceHost(tmp_path / "host", capabilities=capabilities, **clocked) as host:
         tenant = host.create_tenant(tenant_name)
         chosen = settings(hubspot)
         reports = host.enable_plugin(tenant, "hubspot", chosen)
