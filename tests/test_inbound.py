@@ -605,3 +605,22 @@ def test_a_company_update_answered_by_a_new_version_re_points_the_link(world):
     assert outcome.action == "updated" and link.host_id != first_id
     assert world.services.get_company(link.host_id).name == "New Co"
     assert world.store.get_link_by_host(world.tenant, "company", first_id) is None
+
+
+def test_an_old_conflict_on_a_company_field_the_host_lacks_is_refused_clearly(world):
+    """A company phone conflict recorded before the host said it has no phone cannot be
+    resolved into the host: a ConfigError says the plugin keeps HubSpot's value."""
+    from ambac_hubspot_plugin.store import ConflictDraft
+
+    portal = str(world.hubspot.portal_id)
+    company = world.company(name="Phone Co", phone="0")
+    deal = world.deal(companies=[company])
+    world.sync()
+    host_id = world.order_for(deal).company_id
+    conflict = world.store.record_conflict(ConflictDraft(
+        tenant_id=world.tenant, portal_id=portal, object_type="company", host_id=host_id,
+        hubspot_type="company", hubspot_id=company, field="phone", hubspot_value="B", host_value="A",
+        last_synced="0", hubspot_changed_at=None, host_changed_at=None, strategy="manual", decision="hold"))
+    with pytest.raises(ConfigError, match="companies have no phone"):
+        world.runtime.resolve_conflict(world.tenant, conflict.id, "ambac", decided_by="admin@acme.example")
+    assert world.hubspot.get_object("companies", company)["phone"] == "0"
