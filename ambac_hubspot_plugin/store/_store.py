@@ -243,28 +243,26 @@ class SqlStateStore(SqlClaimMixin, SqlConflictMixin, SqlInboxMixin, SqlJobQueue)
 
         :raises LinkConflictError: the new host record is linked already.
         """
-        try:
-            return self._update_link(link_id, {"host_id": new_host_id})
-        except sa.exc.IntegrityError as exc:
-            with self._engine.connect() as conn:
-                old = self._one_link(conn, links.c.id == link_id)
-            assert old is not None  # the update could only conflict if the row exists
-            raise self._conflict(exc, old.tenant_id, old.portal_id, old.object_type,
-                                 old.hubspot_id, old.host_type, new_host_id) from exc
+        return self._move(link_id, "host_id", new_host_id)
 
     def move_link(self, link_id: int, new_hubspot_id: str) -> Link:
         """Re-point a link to another HubSpot id (after HubSpot merged two objects).
 
         :raises LinkConflictError: the new HubSpot id is linked already.
         """
+        return self._move(link_id, "hubspot_id", new_hubspot_id)
+
+    def _move(self, link_id: int, column: str, new_id: str) -> Link:
         try:
-            return self._update_link(link_id, {"hubspot_id": new_hubspot_id})
+            return self._update_link(link_id, {column: new_id})
         except sa.exc.IntegrityError as exc:
             with self._engine.connect() as conn:
                 old = self._one_link(conn, links.c.id == link_id)
             assert old is not None  # the update could only conflict if the row exists
+            hubspot_id = new_id if column == "hubspot_id" else old.hubspot_id
+            host_id = new_id if column == "host_id" else old.host_id
             raise self._conflict(exc, old.tenant_id, old.portal_id, old.object_type,
-                                 new_hubspot_id, old.host_type, old.host_id) from exc
+                                 hubspot_id, old.host_type, host_id) from exc
 
     def delete_link(self, link_id: int) -> bool:
         """Forget a link; False when it did not exist."""
