@@ -198,6 +198,16 @@ def _resolve(admin: Admin, request: HttpRequest) -> Any:
                                   body["choice"], body.get("value"))
 
 
+def _company(admin: Admin, request: HttpRequest) -> Any:
+    _query(request, {})
+    return admin.company(request.user, request.path_params.get("company_id", ""))
+
+
+def _companies(admin: Admin, request: HttpRequest) -> Any:
+    q = _query(request, {"after": "int", "limit": "int"})
+    return admin.companies(request.user, after=q.get("after", 0), limit=q.get("limit", 100))
+
+
 def _preview(admin: Admin, request: HttpRequest) -> Any:
     _query(request, {})
     return admin.preview_order(request.user, _deal_id(request))
@@ -223,6 +233,8 @@ _ROUTES: tuple[tuple[str, str, str, str, Handler], ...] = (
     ("hubspot-conflicts", "GET", "hubspot/conflicts", VIEW_INTEGRATIONS, _conflicts),
     ("hubspot-conflict-resolve", "POST", "hubspot/conflicts/{conflict_id}/resolve",
      MANAGE_INTEGRATIONS, _resolve),
+    ("hubspot-companies", "GET", "hubspot/companies", VIEW_INTEGRATIONS, _companies),
+    ("hubspot-company", "GET", "hubspot/companies/{company_id}", VIEW_INTEGRATIONS, _company),
     ("hubspot-deal-preview", "GET", "hubspot/deals/{deal_id}/preview", MANAGE_INTEGRATIONS, _preview),
     ("hubspot-deal-create-order", "POST", "hubspot/deals/{deal_id}/order", MANAGE_INTEGRATIONS,
      _create_order),

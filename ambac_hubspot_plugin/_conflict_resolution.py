@@ -22,6 +22,7 @@ from ._deal_properties import (
     parse_field_value,
     record_properties,
 )
+from ._linking import update_linked_company
 from .conflicts import to_json
 from .errors import ConfigError, HubSpotApiError
 from .host import OrderStatus
@@ -107,6 +108,10 @@ class ConflictResolver:
         link = self.parts.store.get_link_by_host(self.parts.tenant_id, kind, record.host_id)
         if current is None or link is None:
             raise ConfigError(f"The {kind} {record.host_id} of conflict {record.id} is gone or unlinked.")
+        if kind == "company" and field not in host.capabilities().company_fields:
+            # Recorded before the host said it lacks the field: the plugin keeps HubSpot's value.
+            raise ConfigError(f"This host's companies have no {field}; the plugin keeps HubSpot's value "
+                              "in its own records, so there is nothing to decide.")
         if choice == "hubspot":
             read = self.parts.client.read_companies if kind == "company" else self.parts.client.read_contacts
             props = mapping.company_properties if kind == "company" else mapping.contact_properties
@@ -126,8 +131,8 @@ class ConflictResolver:
             assert value is not None  # checked by the caller
             decided = value.strip()
         if to_json(decided) != to_json(getattr(current, field)):
-            current = (self.parts.host.update_company if kind == "company" else self.parts.host.update_contact)(
-                current.id, {field: decided})
+            current = (update_linked_company(host, self.parts.store, link, {field: decided}) if kind == "company"
+                       else host.update_contact(current.id, {field: decided}))
         if choice != "hubspot":
             props_out = record_properties(self.parts.mapping, kind, current, [field])
             failures = self.write("companies" if kind == "company" else "contacts", {link.hubspot_id: props_out})

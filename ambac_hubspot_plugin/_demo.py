@@ -95,8 +95,7 @@ def run_demo(*, seed_deals: int, data_dir: Path | None, say: Callable[[str], obj
                 "order_from_webhook": order_by_webhook,
                 "webhook_to_order_ms": round(waited * 1000),
                 "orders": [_order_row(o, services, store) for o in services.list_orders()],
-                "companies": [{"id": c.id, "name": c.name, "website": c.website, "phone": c.phone}
-                              for c in services.list_companies()],
+                "companies": _companies(store, services, tenant),
                 "contacts": _contacts(store, services, tenant, portal),
                 "sync_history": [
                     {"id": r.id, "kind": r.kind, "status": str(r.status), "created": r.created,
@@ -189,6 +188,19 @@ def _order_row(order: Any, services: Any, store: Any) -> dict[str, Any]:
         "company": company.name if company else "", "customer": customer.email if customer else "",
         "external_id": order.external_id,
     }
+
+
+def _companies(store: Any, services: Any, tenant: str) -> list[dict[str, Any]]:
+    """The host's companies with the domain and phone the plugin keeps for them (the real
+    host's companies have neither)."""
+    rows = []
+    for company in services.list_companies():
+        link = store.get_link_by_host(tenant, "company", company.id)
+        kept = link.synced if link is not None else {}
+        rows.append({"id": company.id, "name": company.name,
+                     "website": company.website or kept.get("website", ""),
+                     "phone": company.phone or kept.get("phone", "")})
+    return rows
 
 
 def _contacts(store: Any, services: Any, tenant: str, portal: str) -> list[dict[str, Any]]:

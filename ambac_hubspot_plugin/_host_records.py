@@ -374,17 +374,31 @@ class HostServices(Protocol):
         """Return the companies whose name equals ``name`` ignoring case."""
 
     def find_companies_by_domain(self, domain: str) -> Sequence[Company]:
-        """Return the companies whose website's normalised domain equals ``domain``."""
+        """Return the companies whose website's normalised domain equals ``domain``.
+
+        The plugin calls this only when ``website`` is one of :meth:`capabilities`'
+        ``company_fields``; a host whose companies have no website returns ``[]`` (the plugin
+        then matches domains through its own records of the linked HubSpot companies).
+        """
 
     def create_company(self, draft: CompanyDraft) -> Company:
         """Create a company; an existing company with the same external id is returned unchanged.
 
         Like :meth:`create_order`, this must be atomic, so that two workers creating the same
-        HubSpot company at once (or one retrying after a crash) end with one company.
+        HubSpot company at once (or one retrying after a crash) end with one company. A
+        non-empty value for a field not in :meth:`capabilities`' ``company_fields`` raises
+        :class:`~ambac_hubspot_plugin.errors.HostRecordError` naming the field (the plugin
+        never sends one); an empty one (the draft's default) is ignored.
         """
 
     def update_company(self, company_id: str, changes: Mapping[str, object]) -> Company:
-        """Set the named :class:`Company` fields and return the updated company."""
+        """Set the named :class:`Company` fields and return the company's current version.
+
+        A host that versions companies (Ambac Tracker: a new version is a new row) returns the
+        new version, whose ``id`` differs from ``company_id``; the plugin then re-points its
+        link to that id. A non-empty value for a field the host lacks is refused as in
+        :meth:`create_company`.
+        """
 
     # Contacts
     def get_contact(self, contact_id: str) -> Contact | None:

@@ -30,7 +30,7 @@ import attrs
 
 from ._inbound_records import Outcome, Preview, RunResult, Triggers, with_status_values
 from ._job_kinds import FIELDS_KIND, PUSH_MAX_ATTEMPTS, RETRY_KIND, host_event_job, order_state_job
-from ._linking import Chunk, RecordLinker
+from ._linking import Chunk, RecordLinker, split_company_fields, update_linked_company
 from .conflicts import Change, ConflictStrategy, Decision, FieldConflict, compare, strategy_name, to_json
 from .errors import ConfigError, HostRecordError, HubSpotIntegrationError, MappingError
 from .host import OrderDraft, UserType
@@ -454,9 +454,12 @@ class InboundSync:
         return outcomes
 
     def _update_linked_record(self, host_type: str, record: HubSpotObject, link: Link) -> Outcome:
+        kept: dict[str, Any] = {}
         if host_type == "company":
             current: Any = self.host.get_company(link.host_id)
-            fields = dict(self.mapping.company_fields(record))  # type: ignore[arg-type]  # a Company
+            fields, kept = split_company_fields(
+                self.mapping.company_fields(record),  # type: ignore[arg-type]  # a Company
+                self.host.capabilities().company_fields)
         else:
             current = self.host.get_contact(link.host_id)
             if current is not None and current.user_type is not UserType.PORTAL:
@@ -470,9 +473,12 @@ class InboundSync:
         changes, synced, held, host_wins = self._reconcile(
             host_type, f"{host_type}:{record.id}", fields, current, link, record.updated_at,
             current.updated_at if host_type == "company" else None, dry_run=False)
-        if changes:
-            update = self.host.update_company if host_type == "company" else self.host.update_contact
-            update(current.id, changes)
+        # Values the host has no field for are HubSpot's alone: no conflict, the plugin keeps them.
+        synced.update({k: to_json(v) for k, v in kept.items()})
+        if changes and host_type == "company":
+            current = update_linked_company(self.host, self.store, link, changes)
+        elif changes:
+            self.host.update_contact(current.id, changes)
         if synced != link.synced:
             self.store.update_link_synced(link.id, synced)
         if host_wins and host_type == "company":
@@ -531,8 +537,9 @@ class InboundSync:
             warnings.append("the deal has no associated contacts; the order will have no customer")
         contacts = tuple(f"{c.properties.get('email') or '(no email)'}" for c in chunk.contacts.values())
         kept_by_plugin = {k: v for k, v in fields.items() if k not in self._order_fields}
+        kept = self._linker.kept_values(chunk.company_of.get(deal.id), chunk)
         return Preview(deal_id, draft, tuple(warnings), existing, notes[0] if notes else "", contacts,
-                       kept_by_plugin)
+                       kept_by_plugin, kept)
 
     def create_from_deal(self, deal_id: str, changes: Mapping[str, object] | None = None) -> Outcome:
         """Create the order of one deal with the reviewer's changes; an existing order is returned."""

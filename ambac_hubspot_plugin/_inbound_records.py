@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -124,7 +124,10 @@ class Preview:
     company: str
     contacts: tuple[str, ...]
     kept_by_plugin: Mapping[str, object] = attrs.field(factory=dict)
-    """Mapped values the host has no field for: the plugin keeps them in its own records."""
+    """Mapped order values the host has no field for: the plugin keeps them in its own records."""
+    #: The company's values the host has no field for (its domain, phone, address as JSON),
+    #: kept in the plugin's own records.
+    company_kept: Mapping[str, Any] = attrs.field(factory=dict)
 
 
 def with_status_values(synced: Mapping[str, object]) -> dict[str, object]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -29,10 +29,11 @@ if TYPE_CHECKING:
     from .client import Company as HubSpotCompany
     from .client import Contact as HubSpotContact
     from .events import OrderCreated
-    from .host import Company, Contact
+    from .host import Company, Contact, HostServices
     from .store import Link, StateStore
 
-__all__ = ["PRIMARY_COMPANY", "Chunk", "PendingLink", "RecordLinker", "company_external_id"]
+__all__ = ["PRIMARY_COMPANY", "Chunk", "PendingLink", "RecordLinker", "company_external_id",
+           "split_company_fields", "update_linked_company"]
 
 PRIMARY_COMPANY = 5
 
@@ -40,6 +41,28 @@ PRIMARY_COMPANY = 5
 def company_external_id(portal_id: str, company_id: str) -> str:
     """The external id that makes company creation idempotent."""
     return f"hubspot:{portal_id}:company:{company_id}"
+
+
+def split_company_fields(fields: Mapping[str, Any], host_fields: Collection[str],
+                         ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split mapped company fields into those the host keeps and those only the plugin keeps
+    (in the link's synced values: e.g. the domain, phone and address of Ambac Tracker's
+    companies, which have no such fields)."""
+    kept_by_host = {k: v for k, v in fields.items() if k in host_fields}
+    return kept_by_host, {k: v for k, v in fields.items() if k not in host_fields}
+
+
+def update_linked_company(host: HostServices, store: StateStore, link: Link,
+                          changes: Mapping[str, object]) -> Company:
+    """Update a linked host company and return its current version.
+
+    The host may answer with a new version under a new id (Ambac Tracker's companies are
+    versioned): the link is then re-pointed to it, so the next sync finds the company.
+    """
+    company = host.update_company(link.host_id, changes)
+    if company.id != link.host_id:
+        store.move_link_host(link.id, company.id)
+    return company
 
 
 @attrs.frozen
@@ -81,6 +104,7 @@ class RecordLinker:
         self._pending: list[PendingLink] = []
         self._resolved_companies: set[str] = set()  # host companies some HubSpot company resolved to
         self._resolved_contacts: set[str] = set()  # host users some HubSpot contact resolved to
+        self._domain_ids: dict[str, str] = {}  # normalised domain -> host company, resolved in this run
 
     def load_related(self, deals: Sequence[Deal]) -> Chunk:
         """Read these deals' associations (one batch read per direction), and the companies and
@@ -122,16 +146,36 @@ class RecordLinker:
             return None, f"company {hubspot_id} is not readable in HubSpot (deleted?)"
         fields = dict(self.mapping.company_fields(record))
         external = company_external_id(self.portal_id, hubspot_id)
+        host_fields, _kept = split_company_fields(fields, self.host.capabilities().company_fields)
         match, how = self._match_company(fields, external)
         if dry_run:
             return (match.id if match else None), (how if match else f"would create company {fields['name']!r}")
         if match is None:
-            match = self.host.create_company(CompanyDraft(external_id=external, **fields))  # type: ignore[arg-type]  # fields are CompanyDraft's
+            # Only the fields the host keeps; the others (a domain, phone, address the host has
+            # no field for) stay in the link's synced values, the plugin's own record.
+            match = self.host.create_company(CompanyDraft(external_id=external, **host_fields))
             how = f"created company {match.id}"
         self.link("company", hubspot_id, "company", match.id, {k: to_json(v) for k, v in fields.items()})
         self._company_ids[hubspot_id] = match.id
         self._resolved_companies.add(match.id)
+        domain = normalize_domain(str(fields.get("website") or ""))
+        if domain:
+            self._domain_ids.setdefault(domain, match.id)
         return match.id, how
+
+    def kept_values(self, hubspot_id: str | None, chunk: Chunk) -> dict[str, Any]:
+        """The values of a HubSpot company the host has no field for (as JSON), which the
+        plugin keeps: from its link when linked, else mapped from the chunk's record."""
+        if hubspot_id is None:
+            return {}
+        link = self.store.get_link_by_hubspot(self.tenant_id, self.portal_id, "company", hubspot_id)
+        if link is not None:
+            values: Mapping[str, Any] = link.synced
+        elif hubspot_id in chunk.companies:
+            values = {k: to_json(v) for k, v in self.mapping.company_fields(chunk.companies[hubspot_id]).items()}
+        else:
+            return {}
+        return split_company_fields(values, self.host.capabilities().company_fields)[1]
 
     def _match_company(self, fields: Mapping[str, Any], external: str) -> tuple[Company | None, str]:
         """Normalised domain first, then case-insensitive name; prefer our own earlier creation.
@@ -139,15 +183,27 @@ class RecordLinker:
         A domain names one customer: a HubSpot duplicate with the same domain reuses the host
         company even when another HubSpot company is linked to it. A name does not: companies
         called the same are distinct unless the host company is unlinked (or ours).
+
+        A host whose companies have a website is asked for the domain; otherwise the plugin's
+        own records answer: the host companies linked to a HubSpot company of this portal with
+        the domain (the store's ``match_domain``), or resolved for one earlier in this run.
         """
         domain = normalize_domain(str(fields.get("website") or ""))
-        if domain:
-            found = self.host.find_companies_by_domain(domain)
-            if found:
-                return self._best(found, external, strict=False), f"matched by domain {domain}"
+        by_domain = self._companies_with_domain(domain) if domain else []
+        if by_domain:
+            return self._best(by_domain, external, strict=False), f"matched by domain {domain}"
         found = self.host.find_companies_by_name(str(fields["name"]))
         best = self._best(found, external, strict=True) if found else None
         return best, ("matched by name" if best else "")
+
+    def _companies_with_domain(self, domain: str) -> list[Company]:
+        if "website" in self.host.capabilities().company_fields:
+            return list(self.host.find_companies_by_domain(domain))
+        ids = [link.host_id for link in self.store.company_links_by_domain(self.tenant_id, self.portal_id, domain)]
+        if domain in self._domain_ids:  # linked in this run, maybe not written yet
+            ids.append(self._domain_ids[domain])
+        found = (self.host.get_company(i) for i in dict.fromkeys(ids))
+        return [c for c in found if c is not None]
 
     def _best(self, candidates: Sequence[Company], external: str, *, strict: bool) -> Company | None:
         """Our own earlier creation (a crash before linking), else a free one (not created for,

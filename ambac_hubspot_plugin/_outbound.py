@@ -63,6 +63,9 @@ __all__ = ["OutboundPush", "OutboundPushError", "handle_outbound_job"]
 
 log = logging.getLogger(__name__)
 
+# The company fields a company push carries to HubSpot, when the host keeps them.
+PUSHED_COMPANY_FIELDS = ("name", "website", "phone", "address")
+
 
 # ---- the push -------------------------------------------------------------------------------
 
@@ -258,8 +261,11 @@ class OutboundPush:
             company = self.host.get_company(company_id) if link is not None else None
             if link is None or company is None:
                 continue
-            updates[link.hubspot_id] = record_properties(self.mapping, "company", company,
-                                                         ("name", "website", "phone", "address"))
+            # Only fields the host keeps: the others hold nothing of the host's (HubSpot's own
+            # values are in the plugin's records, and HubSpot has them already).
+            kept = self.host.capabilities().company_fields
+            updates[link.hubspot_id] = record_properties(
+                self.mapping, "company", company, [f for f in PUSHED_COMPANY_FIELDS if f in kept])
             jobs_of[link.hubspot_id] = jobs
         outcomes: Outcomes = dict(done)
         failures = self._write("companies", updates)

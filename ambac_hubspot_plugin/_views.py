@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._inbound_records import Outcome
+    from .host import Company
     from .settings import Settings
-    from .store import ConflictRecord, Job
+    from .store import ConflictRecord, Job, Link
 
-__all__ = ["conflict_json", "iso", "job_json", "outcome_json", "run_json", "scrub_secrets",
-           "secret_values"]
+__all__ = ["company_json", "conflict_json", "iso", "job_json", "outcome_json", "run_json",
+           "scrub_secrets", "secret_values"]
 
 
 def secret_values(settings: Settings) -> list[str]:
@@ -69,3 +70,19 @@ def conflict_json(record: ConflictRecord) -> dict[str, Any]:
     import attrs
 
     return dict(json.loads(json.dumps(attrs.asdict(record), default=str)))
+
+
+def company_json(host_id: str, company: Company | None, link: Link | None,
+                 host_fields: frozenset[str]) -> dict[str, Any]:
+    """A host company with its HubSpot link and the values the plugin keeps for it: the linked
+    HubSpot company's values the host has no field for (``kept``: e.g. domain, phone, address)."""
+    return {
+        "id": host_id,
+        "name": None if company is None else company.name,
+        "description": None if company is None else company.description,
+        "external_id": None if company is None else company.external_id,
+        "in_host": company is not None,
+        "hubspot_id": None if link is None else link.hubspot_id,
+        "kept": {} if link is None else {k: v for k, v in link.synced.items() if k not in host_fields},
+        "linked_at": None if link is None else iso(link.created_at),
+    }

@@ -32,6 +32,7 @@ from ._job_kinds import SYNC_KIND
 from ._status import EXCLUDED_CHECKPOINT, build_status
 from ._tenants import Tenants
 from ._views import (
+    company_json,
     conflict_json,
     iso,
     job_json,
@@ -313,6 +314,7 @@ class Admin:
             {"id": existing.id, "order_number": existing.order_number,
              "order_status": existing.order_status.value},
             "company": preview.company,
+            "company_kept": dict(preview.company_kept),
             "contacts": list(preview.contacts),
             # Mapped values the host has no order field for (e.g. the deal's amount): the
             # plugin keeps them with the deal's link.
@@ -391,6 +393,38 @@ class Admin:
         self.require(user, VIEW_INTEGRATIONS, "Reading a HubSpot conflict")
         check_filters("conflict", conflict_id=conflict_id)
         return dict(self._clean(conflict_json(self._conflict(conflict_id))))
+
+    def company(self, user: User | None, company_id: str) -> dict[str, Any]:
+        """A host company, its HubSpot link and the values the plugin keeps for it (the linked
+        HubSpot company's domain, phone, address... that the host has no field for);
+        ConfigError when the tenant has neither the company nor a link to it."""
+        from ._host_ids import is_host_id
+
+        self.require(user, VIEW_INTEGRATIONS, "Reading a HubSpot-linked company")
+        if not isinstance(company_id, str) or not is_host_id(company_id):
+            raise ConfigError.from_problems([("company_id", "must be a host id (letters, digits, '-', '_', "
+                                              "'.'; at most 64)")], what="company")
+        company = self.host.get_company(company_id)
+        link = self.runtime.store_for(self.tenant_id).get_link_by_host(self.tenant_id, "company", company_id)
+        if company is None and link is None:
+            raise ConfigError(f"Tenant {self.tenant_id} has no company {company_id}.")
+        return self._clean(company_json(company_id, company, link, self.host.capabilities().company_fields))
+
+    def companies(self, user: User | None, *, after: int = 0, limit: int = 100) -> dict[str, Any]:
+        """A page of the linked companies, oldest link first, each with the values the plugin
+        keeps for it; ``next_after`` fetches the next page (None: the last one)."""
+        self.require(user, VIEW_INTEGRATIONS, "Reading HubSpot-linked companies")
+        check_filters("query", after=after)
+        if not 1 <= limit <= 500:
+            raise ConfigError.from_problems([("limit", "must be between 1 and 500")], what="query")
+        context = self.runtime.tenant(self.tenant_id)
+        links = context.store.links_page(self.tenant_id, context.portal_id, "company", after_id=after, limit=limit)
+        fields = self.host.capabilities().company_fields
+        return self._clean({
+            "companies": [company_json(link.host_id, self.host.get_company(link.host_id), link, fields)
+                          for link in links],
+            "next_after": links[-1].id if len(links) == limit else None,
+        })
 
     def _conflict(self, conflict_id: int) -> ConflictRecord:
         record = self.runtime.store_for(self.tenant_id).get_conflict(self.tenant_id, conflict_id)

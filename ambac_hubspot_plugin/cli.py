@@ -58,6 +58,7 @@ def _add_commands() -> None:
     # Command modules are imported when the CLI runs, never by the plugin itself. Every command
     # that works on a host opens it the same way: _cli._admin's --host-dir/--host-factory options.
     from ._cli._admin import register
+    from ._cli._companies import companies_group
     from ._cli._conflicts import conflicts_group
     from ._cli._host import host_group, worker_command
     from ._cli._sync import sync_command
@@ -68,6 +69,7 @@ def _add_commands() -> None:
     main.add_command(worker_command, name="worker")
     main.add_command(sync_command, name="sync")
     main.add_command(conflicts_group, name="conflicts")
+    main.add_command(companies_group, name="companies")
     register(main)  # check, setup, status, log, history, replay
 
 

@@ -105,7 +105,8 @@ def open_world(tmp_path: Path, world_type: type[W] = PluginWorld,
                capabilities: HostCapabilities | None = None, **fields: Any) -> Iterator[W]:
     """A sandbox without rate limits and a reference host in ``tmp_path / "host"`` (both on
     ``on_clock`` when given), a tenant ``tenant_name`` with the plugin enabled with
-    ``settings(sandbox)``, as a ``world_type`` given ``fields`` besides.
+    ``settings(sandbox)``, as a ``world_type`` given ``fields`` besides. ``capabilities`` are
+    the host's (default: Ambac Tracker's, e.g. companies without website, phone or address).
 
     ``check_enabled`` asserts the plugin's enable report is ok; ``close_runtime`` closes the
     plugin's runtime when the world closes, before the host does (a worker or a store

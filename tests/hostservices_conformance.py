@@ -14,12 +14,11 @@ subclass, whose name starts with ``Test``)::
 ``tests/test_conformance_reference_host.py`` binds it to the reference host; a host's own
 bridge (e.g. the Django one) binds it to the real host's adapter the same way.
 
-Only fields every host has are written and compared, except where the host's
-:meth:`HostServices.capabilities` says it keeps more: an order field the host lacks must be
-refused, one it keeps must round-trip, and milestones (a host-side template; the binding sets
-an order's milestone) must read back with their place in the template. The company's website,
-phone and address are left to the company side of the capabilities work, except
-:meth:`HostServices.find_companies_by_domain`, which needs a website.
+A host's :meth:`HostServices.capabilities` say which optional fields it keeps. An order field
+the host lacks must be refused, one it keeps must round-trip, and milestones (a host-side
+template; the binding sets an order's milestone) must read back with their place in the
+template. A company's website, phone and address are written and compared only where the host
+keeps them, and refused (a :class:`HostRecordError` naming the field) where it does not.
 """
 
 from __future__ import annotations
@@ -37,6 +36,7 @@ import pytest
 
 from ambac_hubspot_plugin.errors import HostRecordError
 from ambac_hubspot_plugin.host import (
+    COMPANY_FIELDS,
     COMPANY_NAME_MAX,
     EXTERNAL_ID_MAX,
     MANAGE_INTEGRATIONS,
@@ -45,6 +45,7 @@ from ambac_hubspot_plugin.host import (
     ORDER_NUMBER_MAX,
     PERMISSIONS,
     VIEW_INTEGRATIONS,
+    Address,
     CompanyDraft,
     ContactDraft,
     HostCapabilities,
@@ -200,8 +201,9 @@ class HostServicesConformance:
         self, services: HostServices, other: HostServices
     ) -> None:
         """No read method of one tenant returns another tenant's orders, companies or contacts."""
+        website = "https://acme.example" if "website" in services.capabilities().company_fields else ""
         company = services.create_company(
-            CompanyDraft(name="Acme", website="https://acme.example", external_id="co-1")
+            CompanyDraft(name="Acme", website=website, external_id="co-1")
         )
         contact = services.create_contact(
             ContactDraft(email="ann@acme.example", parent_company_id=company.id)
@@ -663,10 +665,60 @@ class HostServicesConformance:
 
         assert sorted(company.id for company in found) == sorted([first.id, second.id])
 
+    def test_capabilities_are_a_host_capabilities_record(self, services: HostServices) -> None:
+        """``capabilities()`` returns a HostCapabilities naming only contract fields; every host
+        keeps a company's name and an order's name."""
+        capabilities = services.capabilities()
+
+        assert isinstance(capabilities, HostCapabilities)
+        assert capabilities.company_fields <= COMPANY_FIELDS
+        assert capabilities.order_fields <= ORDER_FIELDS
+        assert "name" in capabilities.company_fields and "name" in capabilities.order_fields
+
+    @pytest.mark.parametrize(("field", "value"), [
+        ("website", "https://acme.example"), ("phone", "+1 555 0100"),
+        ("address", Address(street="1 Main St", city="Springfield")),
+    ])
+    def test_a_company_field_the_host_lacks_is_refused_naming_it(
+        self, services: HostServices, field: str, value: object
+    ) -> None:
+        """A non-empty value for a company field not in ``capabilities()`` is a HostRecordError
+        naming the field, on create and on update, and nothing is written; a field the host
+        keeps reads back as written."""
+        kept = field in services.capabilities().company_fields
+        company = services.create_company(CompanyDraft(name="Acme"))
+        if kept:
+            created = services.create_company(CompanyDraft(name="Kept", **{field: value}))  # type: ignore[arg-type]  # one CompanyDraft field
+            assert getattr(created, field) == value
+            assert getattr(services.update_company(company.id, {field: value}), field) == value
+            return
+        with pytest.raises(HostRecordError) as refused:
+            services.create_company(CompanyDraft(name="Refused", **{field: value}))  # type: ignore[arg-type]  # one CompanyDraft field
+        assert refused.value.field == field
+        assert list(services.find_companies_by_name("Refused")) == []
+        with pytest.raises(HostRecordError) as refused:
+            services.update_company(company.id, {field: value, "description": "changed"})
+        assert refused.value.field == field
+        assert services.get_company(company.id) == company
+
+    def test_a_company_description_may_be_empty(self, services: HostServices) -> None:
+        """A description is required by the real host's schema but may be empty: ``""`` is kept."""
+        company = services.create_company(CompanyDraft(name="Acme", description="Lathes"))
+
+        updated = services.update_company(company.id, {"description": ""})
+
+        assert updated.description == ""
+        assert services.get_company(updated.id) == updated
+
     def test_find_companies_by_domain_matches_the_websites_domain(
         self, services: HostServices
     ) -> None:
-        """A company is found by its website's normalised domain, and no other company is."""
+        """A company is found by its website's normalised domain, and no other company is; a
+        host whose companies have no website finds none (the plugin never asks it)."""
+        if "website" not in services.capabilities().company_fields:
+            services.create_company(CompanyDraft(name="Acme"))
+            assert list(services.find_companies_by_domain("acme-machining.example")) == []
+            return
         acme = services.create_company(
             CompanyDraft(name="Acme", website="https://www.Acme-Machining.example/contact")
         )

@@ -87,7 +87,19 @@ def _no_such_conflict_is_fine(admin: Admin, user: Any) -> object:
     return admin.conflict(user, 1)
 
 
+def _no_such_company_is_fine(admin: Admin, user: Any) -> object:
+    """Read company 'nope', which the tenant does not have: past the permission check that is
+    a ConfigError naming it, not a refusal."""
+    if user is not None and admin.host.has_permission(user, VIEW_INTEGRATIONS):
+        with pytest.raises(ConfigError, match="no company nope"):
+            admin.company(user, "nope")
+        return None
+    return admin.company(user, "nope")
+
+
 VIEW_OPS: dict[str, Op] = {
+    "company": _no_such_company_is_fine,
+    "companies": lambda a, u: a.companies(u),
     "conflict": _no_such_conflict_is_fine,
     "settings": lambda a, u: a.settings(u),
     "status": lambda a, u: a.status(u),
@@ -175,6 +187,8 @@ ROUTES = [  # method, path, permission, body
     ("POST", "dead-letters/replay", MANAGE_INTEGRATIONS, None),
     ("POST", "dead-letters/1/replay", MANAGE_INTEGRATIONS, None),
     ("GET", "conflicts", VIEW_INTEGRATIONS, None),
+    ("GET", "companies", VIEW_INTEGRATIONS, None),
+    ("GET", "companies/1", VIEW_INTEGRATIONS, None),
     ("POST", "conflicts/1/resolve", MANAGE_INTEGRATIONS, {"choice": "hubspot"}),
     ("GET", "deals/1/preview", MANAGE_INTEGRATIONS, None),
     ("POST", "deals/1/order", MANAGE_INTEGRATIONS, None),
@@ -187,6 +201,7 @@ def test_every_admin_route_declares_its_permission(world):
     for method, path, permission, _body in ROUTES:
         template = "hubspot/" + path.replace("/1/", "/{job_id}/" if "dead" in path else
                                              "/{conflict_id}/" if "conflicts" in path else "/{deal_id}/")
+        template = template.replace("companies/1", "companies/{company_id}")
         assert declared[(method, template)] == permission, (method, path)
     assert declared[("GET", "hubspot/crm-card/{tenant_id}")] is None
 
@@ -210,7 +225,7 @@ def test_route_handlers_check_the_permission_themselves(world, method, path, per
                 if r.method == method and r.path.count("/") == path.count("/") + 1
                 and r.path.startswith("hubspot/" + path.split("/")[0])
                 and (r.path.endswith(path.split("/")[-1]) or "{" in r.path.split("/")[-1])]
-    params = {k: "1" for k in ("job_id", "conflict_id", "deal_id") if "{" + k + "}" in route.path}
+    params = {k: "1" for k in ("job_id", "conflict_id", "deal_id", "company_id") if "{" + k + "}" in route.path}
     request = HttpRequest(method, f"{PUBLIC}/x", {}, json.dumps(body).encode() if body else b"",
                           world.stranger, params, {})
     response = route.handler(request)
@@ -381,6 +396,32 @@ def test_create_order_refuses_bad_changes_naming_the_field(world, changes, field
     status, body = world.http("POST", f"deals/{deal}/order", world.admin_user, {"changes": changes})
     assert status == 400 and field in body["problems"]
     assert world.host.services(world.tenant).list_orders() == []
+
+
+def test_a_companys_values_kept_by_the_plugin_show_in_the_preview_and_the_company_views(world):
+    """The host keeps no domain, phone or address: the deal preview, the company route and the
+    companies list show the HubSpot company's values the plugin keeps for it."""
+    company = world.company(name="Acme Inc", domain="https://www.acme.example/", phone="+1 555 0100",
+                            city="Springfield")
+    deal = world.deal(companies=[company], dealname="Brackets")
+    status, preview = world.http("GET", f"deals/{deal}/preview", world.admin_user)
+    assert status == 200
+    assert (preview["company_kept"]["website"], preview["company_kept"]["phone"]) == ("acme.example", "+1 555 0100")
+    assert preview["company_kept"]["address"]["city"] == "Springfield"
+    assert "name" not in preview["company_kept"], "the host keeps the name"
+    world.sync()
+    host_id = world.order_for(deal).company_id
+    status, shown = world.http("GET", f"companies/{host_id}", world.viewer)
+    assert status == 200 and (shown["id"], shown["name"], shown["hubspot_id"]) == (host_id, "Acme Inc", company)
+    assert shown["kept"]["website"] == "acme.example" and shown["kept"]["phone"] == "+1 555 0100"
+    status, listed = world.http("GET", "companies?limit=1", world.viewer)
+    assert status == 200 and listed["companies"] == [shown] and listed["next_after"] is not None
+    _, rest = world.http("GET", f"companies?after={listed['next_after']}", world.viewer)
+    assert rest == {"companies": [], "next_after": None}
+    _, again = world.http("GET", f"deals/{deal}/preview", world.admin_user)
+    assert again["company_kept"] == shown["kept"], "a linked company's values come from its link"
+    assert world.http("GET", "companies/nope", world.viewer)[0] == 400
+    assert world.http("GET", "companies/..%2F", world.viewer)[0] == 400
 
 
 def test_preview_of_an_unknown_deal_is_a_clear_error(world):

@@ -37,10 +37,13 @@ COMMANDS: dict[str, list[tuple[list[str], str]]] = {
     "conflicts list": [([], VIEW_INTEGRATIONS)],
     "conflicts show": [([CONFLICT], VIEW_INTEGRATIONS)],
     "conflicts resolve": [([CONFLICT, "hubspot"], MANAGE_INTEGRATIONS)],
+    "companies list": [([], VIEW_INTEGRATIONS)],
+    "companies show": [(["1"], VIEW_INTEGRATIONS)],
 }
 READ_ONLY: list[tuple[str, list[str]]] = [
     ("status", []), ("log", []), ("history", []), ("replay", ["--list"]),
     ("conflicts list", []), ("conflicts list", ["--all"]), ("conflicts show", [CONFLICT]),
+    ("companies list", []),
 ]
 
 

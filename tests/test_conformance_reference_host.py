@@ -104,6 +104,7 @@ class TestReferenceHostConformance(HostServicesConformance):
 
 
 class TestReferenceHostKeepingEveryFieldConformance(TestReferenceHostConformance):
-    """The whole suite again on a reference host keeping every order field, without milestones."""
+    """The whole suite again on a reference host keeping every order and company field (a host
+    unlike Ambac Tracker, whose companies have a website, phone and address), without milestones."""
 
     capabilities = attrs.evolve(EVERY_FIELD, milestones=False)

@@ -182,13 +182,31 @@ def test_companies_are_pushed_only_when_the_direction_sends_them(world):
     world.runtime.run_sync(world.tenant)
     external_id = f"hubspot:{world.hubspot.portal_id}:deal:{deal}"
     order = world.host.services(world.tenant).find_order_by_external_id(external_id)
-    world.host.save_company(world.tenant, order.company_id, phone="+1 555 0100")
+    world.host.save_company(world.tenant, order.company_id, name="Acme Renamed")
     world.runtime.drain()
-    assert not world.hubspot.get_object("companies", company).get("phone")
+    assert world.hubspot.get_object("companies", company)["name"] == "Acme"
     world.configure(directions={"companies": "both"})
-    world.host.save_company(world.tenant, order.company_id, phone="+1 555 0199")
+    world.host.save_company(world.tenant, order.company_id, name="Acme Again")
     world.runtime.drain()
-    assert world.hubspot.get_object("companies", company)["phone"] == "+1 555 0199"
+    assert world.hubspot.get_object("companies", company)["name"] == "Acme Again"
+
+
+def test_a_company_push_carries_only_the_fields_the_host_keeps(world):
+    """The real host's companies have no website, phone or address: a company push sends the
+    name and leaves HubSpot's domain, phone and address as they are (never blanks them)."""
+    world.configure(directions={"companies": "both"})
+    company = world.hubspot.add_object("companies", {"name": "Acme", "domain": "acme.example",
+                                                     "phone": "+1 555 0100", "city": "Springfield"})
+    deal = world.hubspot.add_object("deals", {"dealname": "D", "pipeline": "default", "dealstage": "closedwon"},
+                                    {"companies": [company]})
+    world.runtime.run_sync(world.tenant)
+    order = world.host.services(world.tenant).find_order_by_external_id(
+        f"hubspot:{world.hubspot.portal_id}:deal:{deal}")
+    world.host.save_company(world.tenant, order.company_id, name="Acme Renamed")
+    world.runtime.drain()
+    stored = world.hubspot.get_object("companies", company)
+    assert (stored["name"], stored["domain"], stored["phone"], stored["city"]) == (
+        "Acme Renamed", "acme.example", "+1 555 0100", "Springfield")
 
 
 def test_values_we_wrote_are_recognised_as_echoes_and_others_are_not(world):

@@ -206,7 +206,7 @@ def test_hook_ambac_order_shipped_keeps_each_shipment(ref_host):
 def test_hook_ambac_company_saved_is_recorded(ref_host):
     """A company edit in the host is queued for the (direction-dependent) push."""
     tenant = _enable(ref_host)
-    company = ref_host.save_company(tenant, name="Acme Corp", website="https://acme.example")
+    company = ref_host.save_company(tenant, name="Acme Corp", description="Lathes")
     store = _runtime(ref_host).store_for(tenant)
     (job,) = store.claim("test-worker", kinds=["host.company.saved"])
     assert job.payload["record_id"] == company.id

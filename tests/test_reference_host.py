@@ -30,11 +30,13 @@ import pytest
 
 from ambac_hubspot_plugin.errors import ConfigError, HostRecordError
 from ambac_hubspot_plugin.host import (
+    COMPANY_FIELDS,
     MANAGE_INTEGRATIONS,
     VIEW_INTEGRATIONS,
     Address,
     CompanyDraft,
     ContactDraft,
+    HostCapabilities,
     HostServices,
     HttpRequest,
     HttpResponse,
@@ -523,7 +525,7 @@ def test_external_id_idempotency_holds_across_processes(tmp_path: Path):
 def test_rows_of_one_tenant_are_invisible_to_another(host: ReferenceHost):
     """Tenant B sees none of tenant A's orders, companies, contacts or users, nor changes them."""
     a, b = host.services(host.create_tenant("A")), host.services(host.create_tenant("B"))
-    company = a.create_company(CompanyDraft(name="Acme", website="acme.com", external_id="c-1"))
+    company = a.create_company(CompanyDraft(name="Acme", external_id="c-1"))
     contact = a.create_contact(ContactDraft(email="ann@acme.com", parent_company_id=company.id))
     order = a.create_order(OrderDraft(name="Bracket", external_id="deal-1", company_id=company.id))
     staff = host.create_user(a.tenant_id, "boss@acme.com")
@@ -590,8 +592,31 @@ def test_normalize_domain(website: str, domain: str):
     assert normalize_domain(website) == domain
 
 
-def test_find_companies_by_domain_matches_normalised_websites(services: TenantServices):
-    """Companies are found by their website's normalised domain, whatever form the query takes."""
+def test_companies_have_the_real_hosts_fields_only_by_default(services: TenantServices):
+    """By default the reference host's companies are Ambac Tracker's (name and description): a
+    website, phone or address is refused naming the field, and no domain finds a company."""
+    assert services.capabilities() == HostCapabilities()
+    assert services.capabilities().company_fields == {"name", "description", "external_id"}
+    for field, value in (("website", "acme.com"), ("phone", "5"), ("address", Address(city="X"))):
+        with pytest.raises(HostRecordError, match=f"this host's companies have no {field}") as refused:
+            services.create_company(CompanyDraft(name="Acme", **{field: value}))
+        assert refused.value.field == field
+    company = services.create_company(CompanyDraft(name="Acme", description=""))
+    with pytest.raises(HostRecordError, match="have no website"):
+        services.update_company(company.id, {"website": "acme.com"})
+    assert services.update_company(company.id, {"website": ""}) == company  # empty: no value
+    assert services.find_companies_by_domain("acme.com") == []
+
+
+def test_find_companies_by_domain_matches_normalised_websites(tmp_path: Path):
+    """On a host whose companies keep a website, companies are found by its normalised domain,
+    whatever form the query takes."""
+    every = HostCapabilities(company_fields=COMPANY_FIELDS)
+    with ReferenceHost(tmp_path / "full", load_entrypoints=False, capabilities=every) as full:
+        _find_by_domain(full.services(full.create_tenant("Acme")))
+
+
+def _find_by_domain(services: TenantServices) -> None:
     acme = services.create_company(CompanyDraft(name="Acme", website="https://www.Acme.com/about"))
     twin = services.create_company(CompanyDraft(name="Acme Two", website="acme.com"))
     services.create_company(CompanyDraft(name="Other", website="https://notacme.com"))
@@ -747,7 +772,7 @@ def test_an_old_database_with_integer_keys_opens_with_its_ids_as_text(tmp_path: 
 def test_plugin_writes_through_services_fire_no_hooks(services: TenantServices, recorder: Recorder):
     """Changes made through TenantServices (the plugin's own writes) never call a hook."""
     company = services.create_company(CompanyDraft(name="Acme"))
-    services.update_company(company.id, {"website": "acme.com"})
+    services.update_company(company.id, {"description": "Lathes"})
     contact = services.create_contact(ContactDraft(email="a@acme.com"))
     services.update_contact(contact.id, {"first_name": "Ann"})
     order = services.create_order(OrderDraft(name="Bracket"))
@@ -814,9 +839,9 @@ def test_save_company_fires_company_saved_on_create_and_edit(
     host: ReferenceHost, services: TenantServices, recorder: Recorder
 ):
     """save_company fires ambac_company_saved with all fields on create, the changed on edit."""
-    created = host.save_company(services.tenant_id, name="Acme", website="acme.com")
+    created = host.save_company(services.tenant_id, name="Acme", description="Lathes")
     edited = host.save_company(
-        services.tenant_id, created.id, website="https://acme.example", name="Acme"
+        services.tenant_id, created.id, description="Lathes and mills", name="Acme"
     )
     host.save_company(services.tenant_id, created.id, name="Acme")  # unchanged: no event
     assert recorder.hooks_called() == ["ambac_company_saved", "ambac_company_saved"]
@@ -831,7 +856,7 @@ def test_save_company_fires_company_saved_on_create_and_edit(
     )
     assert (recorder.calls[1][1]["company"], recorder.calls[1][1]["changed_fields"]) == (
         edited,
-        ("website",),
+        ("description",),
     )
 
 

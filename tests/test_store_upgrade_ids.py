@@ -143,8 +143,8 @@ def test_upgrade_keeps_every_row_with_its_ids_as_the_equal_strings(
     engine, _now = old_store
     before = _schema(engine)
     assert _id_types(engine) <= {"INTEGER", "BIGINT", "Integer", "BigInteger"}
-    migrate(engine)
-    assert current_revision(engine) == HEAD == "0008"
+    migrate(engine, "0008")
+    assert current_revision(engine) == "0008"
     assert _id_types(engine) == {"VARCHAR"}
     assert _schema(engine) == before  # every index and constraint as it was
     expected = _rows(datetime.now(UTC))

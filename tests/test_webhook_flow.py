@@ -121,15 +121,18 @@ def test_our_own_writes_come_back_as_echoes_and_are_dropped(live):
 
 
 def test_company_property_change_updates_the_linked_host_company(live):
-    """A phone edit on a linked company in HubSpot reaches the host company."""
+    """A name edit on a linked company in HubSpot reaches the host company; a phone edit (the
+    host's companies have no phone) reaches the plugin's record of the company."""
     company = live.hubspot.add_object("companies", {"name": "Acme", "domain": "acme.example", "phone": "1"})
     live.hubspot.add_object("deals", {"dealname": "D", "pipeline": "default", "dealstage": "closedwon"},
                             {"companies": [company]})
     live.deliver()
-    live.hubspot.update_object("companies", company, {"phone": "+1 555 0100"})
+    live.hubspot.update_object("companies", company, {"name": "Acme Renamed", "phone": "+1 555 0100"})
     live.deliver()
     (host_company,) = live.services.list_companies()
-    assert host_company.phone == "+1 555 0100"
+    assert host_company.name == "Acme Renamed"
+    link = live.runtime.store_for(live.tenant).get_link_by_host(live.tenant, "company", host_company.id)
+    assert link.synced["phone"] == "+1 555 0100"
 
 
 def test_a_drain_reads_many_deals_in_batches(live):

@@ -21,6 +21,7 @@ import attrs
 
 from ..errors import HostRecordError
 from ..host import (
+    Address,
     Company,
     CompanyDraft,
     Contact,
@@ -360,9 +361,14 @@ class TenantServices:
         return [company_from_row(row) for row in rows]
 
     def find_companies_by_domain(self, domain: str) -> Sequence[Company]:
-        """Return the companies whose website's normalised domain equals ``domain`` normalised."""
+        """Return the companies whose website's normalised domain equals ``domain`` normalised.
+
+        A host whose companies have no ``website`` (Ambac Tracker's) returns ``[]``: the plugin
+        calls this only when ``website`` is one of :meth:`capabilities`' company fields, and
+        matches domains through its own records otherwise.
+        """
         wanted = normalize_domain(domain)
-        if not wanted:
+        if not wanted or "website" not in self._host.capabilities.company_fields:
             return []
         rows = self._db.rows(
             "SELECT * FROM companies WHERE tenant_id = ? AND domain = ? ORDER BY id",
@@ -386,6 +392,7 @@ class TenantServices:
         if not isinstance(draft, CompanyDraft):
             raise TypeError(f"create_company takes a CompanyDraft, not {type(draft).__name__}")
         values = checked(COMPANY_CHECKS, attrs.asdict(draft, recurse=False))
+        self._refuse_fields_it_lacks(values)
         now = self._host._now().isoformat()
         columns = {
             **company_columns(values),
@@ -413,11 +420,21 @@ class TenantServices:
         """Set the named :class:`Company` fields and return the updated company."""
         return self._update_company(company_id, changes)[0]
 
+    def _refuse_fields_it_lacks(self, values: Mapping[str, object]) -> None:
+        """Refuse a non-empty value for a company field this host does not keep (an empty one,
+        the draft's default, is no value)."""
+        kept = self._host.capabilities.company_fields
+        for name, value in values.items():
+            if name not in kept and value not in ("", None, Address()):
+                raise HostRecordError(name, value, f"this host's companies have no {name}; "
+                                      "keep the value in the plugin's own records")
+
     def _update_company(
         self, company_id: str, changes: Mapping[str, object]
     ) -> tuple[Company, tuple[str, ...]]:
         check_names("Company", changes, COMPANY_FIELDS)
         values = checked(COMPANY_CHECKS, changes)
+        self._refuse_fields_it_lacks(values)
         with self._db.write() as conn:
             row = conn.execute(
                 "SELECT * FROM companies WHERE tenant_id = ? AND id = ?",

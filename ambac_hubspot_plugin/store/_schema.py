@@ -66,6 +66,9 @@ links = sa.Table(
     sa.Column("synced", sa.Text, nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
+    # A company link's HubSpot domain (its synced ``website``, normalised), for domain matching
+    # on a host whose companies have no website (migration 0009); NULL otherwise.
+    sa.Column("match_domain", sa.String(255)),
 )
 
 checkpoints = sa.Table(

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from .._clock import Clock
 from ..errors import StoreError
+from ..mapping import normalize_domain
 from ._claims import SqlClaimMixin
 from ._conflicts import SqlConflictMixin
 from ._engine import HEAD, SETTING, create_store_engine, migrate, redact
@@ -39,6 +40,12 @@ __all__ = ["Clock", "SqlStateStore", "open_store"]
 
 def _dumps(value: Mapping[str, Any]) -> str:
     return json.dumps(dict(value), sort_keys=True, separators=(",", ":"))
+
+
+def _match_domain(object_type: str, synced: Mapping[str, Any]) -> str | None:
+    """A company link's domain for matching: its synced ``website``, normalised (see r0009)."""
+    website = synced.get("website") if object_type == "company" else None
+    return normalize_domain(website if isinstance(website, str) else None)[:255] or None
 
 
 class SqlStateStore(SqlClaimMixin, SqlConflictMixin, SqlInboxMixin, SqlJobQueue):
@@ -161,6 +168,7 @@ class SqlStateStore(SqlClaimMixin, SqlConflictMixin, SqlInboxMixin, SqlJobQueue)
                     tenant_id=tenant_id, portal_id=portal_id, object_type=object_type,
                     hubspot_id=hubspot_id, host_type=host_type, host_id=host_id,
                     synced=_dumps(synced or {}), created_at=now, updated_at=now,
+                    match_domain=_match_domain(object_type, synced or {}),
                 ).returning(links.c.id)).scalar_one()
         except sa.exc.IntegrityError as exc:
             raise self._conflict(exc, tenant_id, portal_id, object_type, hubspot_id,
@@ -188,6 +196,7 @@ class SqlStateStore(SqlClaimMixin, SqlConflictMixin, SqlInboxMixin, SqlJobQueue)
                     "tenant_id": tenant_id, "portal_id": portal_id, "object_type": object_type,
                     "hubspot_id": hubspot_id, "host_type": host_type, "host_id": host_id,
                     "synced": _dumps(synced), "created_at": now, "updated_at": now,
+                    "match_domain": _match_domain(object_type, synced),
                 }).scalar_one_or_none()
                 created.append(None if new_id is None else Link(
                     id=new_id, tenant_id=tenant_id, portal_id=portal_id, object_type=object_type,
@@ -205,22 +214,55 @@ class SqlStateStore(SqlClaimMixin, SqlConflictMixin, SqlInboxMixin, SqlJobQueue)
         return link
 
     def update_link_synced(self, link_id: int, synced: Mapping[str, Any]) -> Link:
-        """Replace the last-synced field values kept for conflict detection."""
-        return self._update_link(link_id, {"synced": _dumps(synced)})
+        """Replace the last-synced field values kept for conflict detection (and, for a
+        company, the values the host has no field for; its ``website`` is its match domain)."""
+        with self._engine.connect() as conn:
+            object_type = conn.execute(sa.select(links.c.object_type).where(links.c.id == link_id)).scalar()
+        return self._update_link(link_id, {"synced": _dumps(synced),
+                                           "match_domain": _match_domain(str(object_type), synced)})
+
+    def company_links_by_domain(self, tenant_id: str, portal_id: str, domain: str) -> list[Link]:
+        """The company links of one tenant and portal whose HubSpot company's normalised domain
+        is ``domain`` (normalised here too), oldest link first; ``[]`` for an empty domain.
+
+        Domain matching on a host whose companies have no website goes through this.
+        """
+        wanted = normalize_domain(domain)
+        if not wanted:
+            return []
+        with self._engine.connect() as conn:
+            rows = conn.execute(sa.select(links).where(
+                links.c.tenant_id == tenant_id, links.c.portal_id == portal_id,
+                links.c.object_type == "company", links.c.match_domain == wanted,
+            ).order_by(links.c.id))
+            return [self._link(row) for row in rows]
+
+    def move_link_host(self, link_id: int, new_host_id: str) -> Link:
+        """Re-point a link to another host record of the same type (the host made a new
+        version of a company, with a new id).
+
+        :raises LinkConflictError: the new host record is linked already.
+        """
+        return self._move(link_id, "host_id", new_host_id)
 
     def move_link(self, link_id: int, new_hubspot_id: str) -> Link:
         """Re-point a link to another HubSpot id (after HubSpot merged two objects).
 
         :raises LinkConflictError: the new HubSpot id is linked already.
         """
+        return self._move(link_id, "hubspot_id", new_hubspot_id)
+
+    def _move(self, link_id: int, column: str, new_id: str) -> Link:
         try:
-            return self._update_link(link_id, {"hubspot_id": new_hubspot_id})
+            return self._update_link(link_id, {column: new_id})
         except sa.exc.IntegrityError as exc:
             with self._engine.connect() as conn:
                 old = self._one_link(conn, links.c.id == link_id)
             assert old is not None  # the update could only conflict if the row exists
+            hubspot_id = new_id if column == "hubspot_id" else old.hubspot_id
+            host_id = new_id if column == "host_id" else old.host_id
             raise self._conflict(exc, old.tenant_id, old.portal_id, old.object_type,
-                                 new_hubspot_id, old.host_type, old.host_id) from exc
+                                 hubspot_id, old.host_type, host_id) from exc
 
     def delete_link(self, link_id: int) -> bool:
         """Forget a link; False when it did not exist."""
