@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 from collections.abc import Callable, Iterator
@@ -47,10 +48,10 @@ def world_settings(hubspot: Sandbox, **extra: Any) -> dict:
     return plugin_settings(hubspot, webhook_client_secret=hubspot.client_secret, public_base_url=PUBLIC, **extra)
 
 
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
+@contextlib.contextmanager
+def _admin_world(tmp_path: Path, capabilities: Any) -> Iterator[World]:
     """Sandbox + reference host + enabled plugin; an admin, a viewer and a user with no rights."""
-    with open_world(tmp_path, World, settings=world_settings, capabilities=EVERY_FIELD) as world:
+    with open_world(tmp_path, World, settings=world_settings, capabilities=capabilities) as world:
         host, tenant = world.host, world.tenant
         world.admin_user = host.create_user(tenant, "admin@acme.example")
         host.grant(world.admin_user, MANAGE_INTEGRATIONS)
@@ -58,6 +59,20 @@ def world(tmp_path: Path) -> Iterator[World]:
         world.viewer = host.create_user(tenant, "viewer@acme.example")
         host.grant(world.viewer, VIEW_INTEGRATIONS)
         world.stranger = host.create_user(tenant, "stranger@acme.example")
+        yield world
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    """The admin world on a host keeping every order and company field."""
+    with _admin_world(tmp_path, EVERY_FIELD) as world:
+        yield world
+
+
+@pytest.fixture
+def real_world(tmp_path: Path) -> Iterator[World]:
+    """The admin world on a host with Ambac Tracker's fields (no company website or phone)."""
+    with _admin_world(tmp_path, None) as world:
         yield world
 
 
@@ -398,30 +413,30 @@ def test_create_order_refuses_bad_changes_naming_the_field(world, changes, field
     assert world.host.services(world.tenant).list_orders() == []
 
 
-def test_a_companys_values_kept_by_the_plugin_show_in_the_preview_and_the_company_views(world):
+def test_a_companys_values_kept_by_the_plugin_show_in_the_preview_and_the_company_views(real_world):
     """The host keeps no domain, phone or address: the deal preview, the company route and the
     companies list show the HubSpot company's values the plugin keeps for it."""
-    company = world.company(name="Acme Inc", domain="https://www.acme.example/", phone="+1 555 0100",
+    company = real_world.company(name="Acme Inc", domain="https://www.acme.example/", phone="+1 555 0100",
                             city="Springfield")
-    deal = world.deal(companies=[company], dealname="Brackets")
-    status, preview = world.http("GET", f"deals/{deal}/preview", world.admin_user)
+    deal = real_world.deal(companies=[company], dealname="Brackets")
+    status, preview = real_world.http("GET", f"deals/{deal}/preview", real_world.admin_user)
     assert status == 200
     assert (preview["company_kept"]["website"], preview["company_kept"]["phone"]) == ("acme.example", "+1 555 0100")
     assert preview["company_kept"]["address"]["city"] == "Springfield"
     assert "name" not in preview["company_kept"], "the host keeps the name"
-    world.sync()
-    host_id = world.order_for(deal).company_id
-    status, shown = world.http("GET", f"companies/{host_id}", world.viewer)
+    real_world.sync()
+    host_id = real_world.order_for(deal).company_id
+    status, shown = real_world.http("GET", f"companies/{host_id}", real_world.viewer)
     assert status == 200 and (shown["id"], shown["name"], shown["hubspot_id"]) == (host_id, "Acme Inc", company)
     assert shown["kept"]["website"] == "acme.example" and shown["kept"]["phone"] == "+1 555 0100"
-    status, listed = world.http("GET", "companies?limit=1", world.viewer)
+    status, listed = real_world.http("GET", "companies?limit=1", real_world.viewer)
     assert status == 200 and listed["companies"] == [shown] and listed["next_after"] is not None
-    _, rest = world.http("GET", f"companies?after={listed['next_after']}", world.viewer)
+    _, rest = real_world.http("GET", f"companies?after={listed['next_after']}", real_world.viewer)
     assert rest == {"companies": [], "next_after": None}
-    _, again = world.http("GET", f"deals/{deal}/preview", world.admin_user)
+    _, again = real_world.http("GET", f"deals/{deal}/preview", real_world.admin_user)
     assert again["company_kept"] == shown["kept"], "a linked company's values come from its link"
-    assert world.http("GET", "companies/nope", world.viewer)[0] == 400
-    assert world.http("GET", "companies/..%2F", world.viewer)[0] == 400
+    assert real_world.http("GET", "companies/nope", real_world.viewer)[0] == 400
+    assert real_world.http("GET", "companies/..%2F", real_world.viewer)[0] == 400
 
 
 def test_preview_of_an_unknown_deal_is_a_clear_error(world):

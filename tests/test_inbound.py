@@ -12,12 +12,9 @@ import pytest
 
 from ambac_hubspot_plugin.errors import ConfigError
 from ambac_hubspot_plugin.host import (
-    COMPANY_FIELDS,
-    ORDER_FIELDS,
     Address,
     CompanyDraft,
     ContactDraft,
-    HostCapabilities,
     OrderStatus,
     UserType,
 )
@@ -29,17 +26,16 @@ World = PluginWorld
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
-    """Sandbox + reference host keeping every order field + enabled plugin."""
+    """Sandbox + reference host keeping every order and company field + enabled plugin."""
     with open_world(tmp_path, World, capabilities=EVERY_FIELD) as world:
         yield world
 
 
 @pytest.fixture
-def full_world(tmp_path: Path) -> Iterator[World]:
-    """The world on a host whose companies keep a website, phone and address (unlike Ambac
-    Tracker's), to show what the plugin does with fields a host has."""
-    every = HostCapabilities(order_fields=ORDER_FIELDS, company_fields=COMPANY_FIELDS)
-    with open_world(tmp_path, World, capabilities=every) as world:
+def real_world(tmp_path: Path) -> Iterator[World]:
+    """The world on a host with Ambac Tracker's fields: companies without website, phone or
+    address, orders without value, currency or order date."""
+    with open_world(tmp_path, World) as world:
         yield world
 
 
@@ -180,21 +176,21 @@ def test_archived_orders_are_never_touched(world):
     assert order.archived and order.name == "Old"
 
 
-def test_company_match_order_link_domain_name_create(full_world):
+def test_company_match_order_link_domain_name_create(world):
     """Companies are matched by normalised domain, then name ignoring case, else created once."""
-    by_domain = full_world.services.create_company(CompanyDraft(name="Old Name", website="https://www.acme.example/about"))
-    by_name = full_world.services.create_company(CompanyDraft(name="Northwind Tooling"))
-    c1 = full_world.company(name="Acme Inc", domain="ACME.example")
-    c2 = full_world.company(name="northwind tooling")
-    c3 = full_world.company(name="Brand New Co", domain="brandnew.example")
-    deals = [full_world.deal(companies=[c]) for c in (c1, c2, c3, c3)]
-    full_world.sync()
-    orders = [full_world.order_for(d) for d in deals]
+    by_domain = world.services.create_company(CompanyDraft(name="Old Name", website="https://www.acme.example/about"))
+    by_name = world.services.create_company(CompanyDraft(name="Northwind Tooling"))
+    c1 = world.company(name="Acme Inc", domain="ACME.example")
+    c2 = world.company(name="northwind tooling")
+    c3 = world.company(name="Brand New Co", domain="brandnew.example")
+    deals = [world.deal(companies=[c]) for c in (c1, c2, c3, c3)]
+    world.sync()
+    orders = [world.order_for(d) for d in deals]
     assert orders[0].company_id == by_domain.id
     assert orders[1].company_id == by_name.id
     assert orders[2].company_id == orders[3].company_id not in (by_domain.id, by_name.id)
-    assert len(full_world.services.list_companies()) == 3
-    created = full_world.services.get_company(orders[2].company_id)
+    assert len(world.services.list_companies()) == 3
+    created = world.services.get_company(orders[2].company_id)
     assert (created.name, created.website) == ("Brand New Co", "brandnew.example")
 
 
@@ -337,16 +333,16 @@ def _phone_edited_on_both_sides(world, strategy: str, **settings):
 
 
 @pytest.mark.parametrize(("choice", "host_phone", "hubspot_phone"), [("hubspot", "B", "B"), ("ambac", "A", "A")])
-def test_company_conflict_held_by_manual_is_resolved_on_both_sides(full_world, choice, host_phone, hubspot_phone):
+def test_company_conflict_held_by_manual_is_resolved_on_both_sides(world, choice, host_phone, hubspot_phone):
     """A company phone edited on both sides is held under 'manual', then resolved everywhere."""
-    company, host_company = _phone_edited_on_both_sides(full_world, "manual")
-    assert full_world.services.get_company(host_company.id).phone == "A", "held: the host keeps its value"
-    (conflict,) = full_world.runtime.list_conflicts(full_world.tenant)
+    company, host_company = _phone_edited_on_both_sides(world, "manual")
+    assert world.services.get_company(host_company.id).phone == "A", "held: the host keeps its value"
+    (conflict,) = world.runtime.list_conflicts(world.tenant)
     assert (conflict.object_type, conflict.field) == ("company", "phone")
-    full_world.runtime.resolve_conflict(full_world.tenant, conflict.id, choice, decided_by="admin@acme.example")
-    assert full_world.services.get_company(host_company.id).phone == host_phone
-    assert full_world.hubspot.get_object("companies", company)["phone"] == hubspot_phone
-    assert full_world.runtime.list_conflicts(full_world.tenant) == []
+    world.runtime.resolve_conflict(world.tenant, conflict.id, choice, decided_by="admin@acme.example")
+    assert world.services.get_company(host_company.id).phone == host_phone
+    assert world.hubspot.get_object("companies", company)["phone"] == hubspot_phone
+    assert world.runtime.list_conflicts(world.tenant) == []
 
 
 def test_an_internal_user_on_the_deal_is_never_the_customer_nor_edited_by_hubspot(world):
@@ -435,12 +431,12 @@ def test_a_newly_mapped_field_that_differs_goes_to_the_conflict_strategy(world):
     assert (conflict.field, conflict.decision) == ("order_status", "hold")
 
 
-def test_a_company_field_the_host_wins_is_pushed_when_companies_flow_to_hubspot(full_world):
+def test_a_company_field_the_host_wins_is_pushed_when_companies_flow_to_hubspot(world):
     """Under tracker_wins the host's company phone stays and reaches HubSpot via the company push."""
-    company, host_company = _phone_edited_on_both_sides(full_world, "tracker_wins", directions={"companies": "both"})
-    assert full_world.services.get_company(host_company.id).phone == "A"
-    full_world.runtime.drain()
-    assert full_world.hubspot.get_object("companies", company)["phone"] == "A"
+    company, host_company = _phone_edited_on_both_sides(world, "tracker_wins", directions={"companies": "both"})
+    assert world.services.get_company(host_company.id).phone == "A"
+    world.runtime.drain()
+    assert world.hubspot.get_object("companies", company)["phone"] == "A"
 
 
 def test_a_deal_in_a_stage_the_pipelines_do_not_list_is_logged_not_dropped(world):
@@ -476,26 +472,26 @@ def test_a_deal_retry_for_a_tenant_disabled_here_is_kept_not_dropped(world):
         world.runtime.handlers["inbound.deal"](job)
 
 
-def test_a_company_conflict_resolved_for_ambac_is_written_where_the_mapping_reads_it(full_world):
+def test_a_company_conflict_resolved_for_ambac_is_written_where_the_mapping_reads_it(world):
     """With the company phone mapped from a custom property, resolving for Ambac writes that
     property, not HubSpot's default 'phone' (which the mapping does not read)."""
-    full_world.hubspot.add_property("companies", "phone_direct")
+    world.hubspot.add_property("companies", "phone_direct")
     mapping = {"strategy": "configurable",
                "options": {"company": {"phone": {"property": "phone_direct"}}}}
-    full_world.host.change_settings(full_world.tenant, "hubspot", {
-        **full_world.settings, "mapping": mapping,
+    world.host.change_settings(world.tenant, "hubspot", {
+        **world.settings, "mapping": mapping,
         "conflicts": {"default": "hubspot_wins", "per_field": {"company.phone": "manual"}}})
-    company = full_world.company(name="Direct Co", domain="direct.example", phone="0", phone_direct="1")
-    deal = full_world.deal(companies=[company])
-    full_world.sync()
-    host_company = full_world.services.get_company(full_world.order_for(deal).company_id)
+    company = world.company(name="Direct Co", domain="direct.example", phone="0", phone_direct="1")
+    deal = world.deal(companies=[company])
+    world.sync()
+    host_company = world.services.get_company(world.order_for(deal).company_id)
     assert host_company.phone == "1"
-    full_world.services.update_company(host_company.id, {"phone": "A"})
-    full_world.hubspot.update_object("companies", company, {"phone_direct": "B"})
-    full_world.runtime.inbound(full_world.tenant).update_linked("companies", [company])
-    (conflict,) = full_world.runtime.list_conflicts(full_world.tenant)
-    full_world.runtime.resolve_conflict(full_world.tenant, conflict.id, "ambac", decided_by="admin@acme.example")
-    stored = full_world.hubspot.get_object("companies", company)
+    world.services.update_company(host_company.id, {"phone": "A"})
+    world.hubspot.update_object("companies", company, {"phone_direct": "B"})
+    world.runtime.inbound(world.tenant).update_linked("companies", [company])
+    (conflict,) = world.runtime.list_conflicts(world.tenant)
+    world.runtime.resolve_conflict(world.tenant, conflict.id, "ambac", decided_by="admin@acme.example")
+    stored = world.hubspot.get_object("companies", company)
     assert (stored["phone_direct"], stored["phone"]) == ("A", "0")
 
 
@@ -523,56 +519,56 @@ def test_record_properties_follow_the_mapping_including_the_address_parts():
 # ---- a host whose companies lack fields (Ambac Tracker's: name and description only) ------------
 
 
-def test_company_values_the_host_has_no_field_for_stay_in_the_plugins_records(world):
+def test_company_values_the_host_has_no_field_for_stay_in_the_plugins_records(real_world):
     """On the real host's companies the company is created with its name alone; the HubSpot
     company's domain, phone and address are kept in its link, the domain findable by the store."""
-    portal = str(world.hubspot.portal_id)
-    company = world.company(name="Acme Inc", domain="https://www.Acme.example/", phone="+1 555 0100",
+    portal = str(real_world.hubspot.portal_id)
+    company = real_world.company(name="Acme Inc", domain="https://www.Acme.example/", phone="+1 555 0100",
                             address="1 Main St", city="Springfield")
-    deal = world.deal(companies=[company])
-    assert world.sync().created == 1
-    host_company = world.services.get_company(world.order_for(deal).company_id)
+    deal = real_world.deal(companies=[company])
+    assert real_world.sync().created == 1
+    host_company = real_world.services.get_company(real_world.order_for(deal).company_id)
     assert (host_company.name, host_company.website, host_company.phone, host_company.address) == (
         "Acme Inc", "", "", Address())
-    link = world.store.get_link_by_hubspot(world.tenant, portal, "company", company)
+    link = real_world.store.get_link_by_hubspot(real_world.tenant, portal, "company", company)
     assert (link.synced["website"], link.synced["phone"]) == ("acme.example", "+1 555 0100")
     assert (link.synced["address"]["street"], link.synced["address"]["city"]) == ("1 Main St", "Springfield")
-    found = world.store.company_links_by_domain(world.tenant, portal, "http://ACME.example")
+    found = real_world.store.company_links_by_domain(real_world.tenant, portal, "http://ACME.example")
     assert [f.host_id for f in found] == [host_company.id]
 
 
-def test_a_domain_duplicate_in_a_later_run_finds_the_company_through_the_plugins_records(world):
+def test_a_domain_duplicate_in_a_later_run_finds_the_company_through_the_plugins_records(real_world):
     """With no website in the host, a second HubSpot company with the same domain (synced in a
     later run) reuses the host company the first one's link points to."""
-    first = world.company(name="Acme Inc", domain="acme.example")
-    world.deal(companies=[first])
-    world.sync()
-    second = world.company(name="Acme Incorporated", domain="https://www.acme.example/")
-    deal = world.deal(companies=[second])
-    world.sync()
-    (only,) = world.services.list_companies()
-    assert world.order_for(deal).company_id == only.id
+    first = real_world.company(name="Acme Inc", domain="acme.example")
+    real_world.deal(companies=[first])
+    real_world.sync()
+    second = real_world.company(name="Acme Incorporated", domain="https://www.acme.example/")
+    deal = real_world.deal(companies=[second])
+    real_world.sync()
+    (only,) = real_world.services.list_companies()
+    assert real_world.order_for(deal).company_id == only.id
 
 
-def test_a_hubspot_edit_of_a_field_the_host_lacks_is_kept_without_a_conflict(world):
+def test_a_hubspot_edit_of_a_field_the_host_lacks_is_kept_without_a_conflict(real_world):
     """A phone or domain edited in HubSpot is kept in the link (domain re-indexed); the host is
     not written and no conflict is recorded, even under 'manual', for there is no host value."""
-    portal = str(world.hubspot.portal_id)
-    world.configure(conflicts={"default": "manual"})
-    company = world.company(name="Phone Co", domain="phone.example", phone="0")
-    deal = world.deal(companies=[company])
-    world.sync()
-    host_company = world.services.get_company(world.order_for(deal).company_id)
-    world.hubspot.update_object("companies", company, {"phone": "B", "domain": "phone2.example"})
-    (outcome,) = world.runtime.inbound(world.tenant).update_linked("companies", [company])
+    portal = str(real_world.hubspot.portal_id)
+    real_world.configure(conflicts={"default": "manual"})
+    company = real_world.company(name="Phone Co", domain="phone.example", phone="0")
+    deal = real_world.deal(companies=[company])
+    real_world.sync()
+    host_company = real_world.services.get_company(real_world.order_for(deal).company_id)
+    real_world.hubspot.update_object("companies", company, {"phone": "B", "domain": "phone2.example"})
+    (outcome,) = real_world.runtime.inbound(real_world.tenant).update_linked("companies", [company])
     assert outcome.action == "unchanged"
-    assert world.runtime.list_conflicts(world.tenant) == []
-    assert world.services.get_company(host_company.id) == host_company
-    link = world.store.get_link_by_hubspot(world.tenant, portal, "company", company)
+    assert real_world.runtime.list_conflicts(real_world.tenant) == []
+    assert real_world.services.get_company(host_company.id) == host_company
+    link = real_world.store.get_link_by_hubspot(real_world.tenant, portal, "company", company)
     assert (link.synced["phone"], link.synced["website"]) == ("B", "phone2.example")
-    assert [f.host_id for f in world.store.company_links_by_domain(world.tenant, portal, "phone2.example")] == [
-        host_company.id]
-    assert world.store.company_links_by_domain(world.tenant, portal, "phone.example") == []
+    found = real_world.store.company_links_by_domain(real_world.tenant, portal, "phone2.example")
+    assert [f.host_id for f in found] == [host_company.id]
+    assert real_world.store.company_links_by_domain(real_world.tenant, portal, "phone.example") == []
 
 
 class _VersioningServices:
@@ -607,20 +603,20 @@ def test_a_company_update_answered_by_a_new_version_re_points_the_link(world):
     assert world.store.get_link_by_host(world.tenant, "company", first_id) is None
 
 
-def test_an_old_conflict_on_a_company_field_the_host_lacks_is_refused_clearly(world):
+def test_an_old_conflict_on_a_company_field_the_host_lacks_is_refused_clearly(real_world):
     """A company phone conflict recorded before the host said it has no phone cannot be
     resolved into the host: a ConfigError says the plugin keeps HubSpot's value."""
     from ambac_hubspot_plugin.store import ConflictDraft
 
-    portal = str(world.hubspot.portal_id)
-    company = world.company(name="Phone Co", phone="0")
-    deal = world.deal(companies=[company])
-    world.sync()
-    host_id = world.order_for(deal).company_id
-    conflict = world.store.record_conflict(ConflictDraft(
-        tenant_id=world.tenant, portal_id=portal, object_type="company", host_id=host_id,
+    portal = str(real_world.hubspot.portal_id)
+    company = real_world.company(name="Phone Co", phone="0")
+    deal = real_world.deal(companies=[company])
+    real_world.sync()
+    host_id = real_world.order_for(deal).company_id
+    conflict = real_world.store.record_conflict(ConflictDraft(
+        tenant_id=real_world.tenant, portal_id=portal, object_type="company", host_id=host_id,
         hubspot_type="company", hubspot_id=company, field="phone", hubspot_value="B", host_value="A",
         last_synced="0", hubspot_changed_at=None, host_changed_at=None, strategy="manual", decision="hold"))
     with pytest.raises(ConfigError, match="companies have no phone"):
-        world.runtime.resolve_conflict(world.tenant, conflict.id, "ambac", decided_by="admin@acme.example")
-    assert world.hubspot.get_object("companies", company)["phone"] == "0"
+        real_world.runtime.resolve_conflict(real_world.tenant, conflict.id, "ambac", decided_by="admin@acme.example")
+    assert real_world.hubspot.get_object("companies", company)["phone"] == "0"

@@ -592,20 +592,22 @@ def test_normalize_domain(website: str, domain: str):
     assert normalize_domain(website) == domain
 
 
-def test_companies_have_the_real_hosts_fields_only_by_default(services: TenantServices):
+def test_companies_have_the_real_hosts_fields_only_by_default(tmp_path: Path, clock: Clock):
     """By default the reference host's companies are Ambac Tracker's (name and description): a
     website, phone or address is refused naming the field, and no domain finds a company."""
-    assert services.capabilities() == HostCapabilities()
-    assert services.capabilities().company_fields == {"name", "description", "external_id"}
-    for field, value in (("website", "acme.com"), ("phone", "5"), ("address", Address(city="X"))):
-        with pytest.raises(HostRecordError, match=f"this host's companies have no {field}") as refused:
-            services.create_company(CompanyDraft(name="Acme", **{field: value}))
-        assert refused.value.field == field
-    company = services.create_company(CompanyDraft(name="Acme", description=""))
-    with pytest.raises(HostRecordError, match="have no website"):
-        services.update_company(company.id, {"website": "acme.com"})
-    assert services.update_company(company.id, {"website": ""}) == company  # empty: no value
-    assert services.find_companies_by_domain("acme.com") == []
+    with ReferenceHost(tmp_path / "real", load_entrypoints=False, clock=clock) as host:
+        services = host.services(host.create_tenant("Acme"))
+        assert services.capabilities() == HostCapabilities()
+        assert services.capabilities().company_fields == {"name", "description", "external_id"}
+        for field, value in (("website", "acme.com"), ("phone", "5"), ("address", Address(city="X"))):
+            with pytest.raises(HostRecordError, match=f"this host's companies have no {field}") as refused:
+                services.create_company(CompanyDraft(name="Acme", **{field: value}))
+            assert refused.value.field == field
+        company = services.create_company(CompanyDraft(name="Acme", description=""))
+        with pytest.raises(HostRecordError, match="have no website"):
+            services.update_company(company.id, {"website": "acme.com"})
+        assert services.update_company(company.id, {"website": ""}) == company  # empty: no value
+        assert services.find_companies_by_domain("acme.com") == []
 
 
 def test_find_companies_by_domain_matches_normalised_websites(tmp_path: Path):
