@@ -32,6 +32,7 @@ from ambac_hubspot_plugin.errors import ConfigError, HostRecordError
 from ambac_hubspot_plugin.host import (
     COMPANY_FIELDS,
     MANAGE_INTEGRATIONS,
+    ORDER_FIELDS,
     VIEW_INTEGRATIONS,
     Address,
     CompanyDraft,
@@ -1217,3 +1218,16 @@ def test_background_scheduler_runs_tasks(host: ReferenceHost, tenant: int, recor
     finally:
         host.stop_scheduler()
     assert {name for name, _ in recorder.task_runs} == {"recorder.fast", "recorder.slow"}
+
+
+def test_a_hosts_capabilities_are_kept_with_its_file(tmp_path: Path, clock: Clock):
+    """Capabilities given once are the host's from then on: a later open of the same directory
+    without them (another process, the CLI) has the same fields; a new directory has Ambac
+    Tracker's."""
+    every = HostCapabilities(order_fields=ORDER_FIELDS, company_fields=COMPANY_FIELDS, milestones=False)
+    with ReferenceHost(tmp_path / "host", load_entrypoints=False, clock=clock, capabilities=every):
+        pass
+    with ReferenceHost(tmp_path / "host", load_entrypoints=False, clock=clock) as reopened:
+        assert reopened.services(reopened.create_tenant("Acme")).capabilities() == every
+    with ReferenceHost(tmp_path / "other", load_entrypoints=False, clock=clock) as fresh:
+        assert fresh.capabilities == HostCapabilities()

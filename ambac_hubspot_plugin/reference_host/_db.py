@@ -7,6 +7,7 @@ contract's (:mod:`ambac_hubspot_plugin.host`) and the host's own (:mod:`._record
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -15,7 +16,18 @@ from decimal import Decimal
 from pathlib import Path
 
 from ..errors import HostRecordError
-from ..host import Address, Company, Contact, Milestone, Order, OrderStatus, Shipment, User, UserType
+from ..host import (
+    Address,
+    Company,
+    Contact,
+    HostCapabilities,
+    Milestone,
+    Order,
+    OrderStatus,
+    Shipment,
+    User,
+    UserType,
+)
 from ..mapping import normalize_domain
 from ._records import Notification, new_uuid7
 from ._validate import ADDRESS_FIELDS
@@ -85,6 +97,7 @@ CREATE TABLE IF NOT EXISTS plugin_settings (
     settings TEXT NOT NULL, enabled INTEGER NOT NULL, updated_at TEXT NOT NULL,
     PRIMARY KEY (tenant_id, plugin_id));
 CREATE TABLE IF NOT EXISTS task_runs (name TEXT PRIMARY KEY, last_run_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS host_settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
@@ -200,6 +213,21 @@ class Database:
             _upgrade_keys(tx)
             _upgrade_users(tx)  # the indexes, after a rebuild
         conn.execute("PRAGMA foreign_keys = ON")
+
+    def capabilities(self, given: HostCapabilities | None) -> HostCapabilities:
+        """The fields this host keeps: ``given`` is saved in the file, so that every later open
+        of the same directory (another process, the CLI) has the same host; without it, the
+        saved ones, else Ambac Tracker's."""
+        if given is not None:
+            value = json.dumps({"order_fields": sorted(given.order_fields),
+                                "company_fields": sorted(given.company_fields),
+                                "milestones": given.milestones})
+            with self.write() as tx:
+                tx.execute("INSERT INTO host_settings (name, value) VALUES ('capabilities', ?) "
+                           "ON CONFLICT (name) DO UPDATE SET value = excluded.value", (value,))
+            return given
+        row = self.row("SELECT value FROM host_settings WHERE name = 'capabilities'")
+        return HostCapabilities() if row is None else HostCapabilities(**json.loads(row[0]))
 
     def connection(self) -> sqlite3.Connection:
         """This thread's connection, opened on first use (sqlite3 connections are per thread)."""

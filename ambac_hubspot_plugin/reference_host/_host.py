@@ -91,8 +91,6 @@ class ReferenceHost:
         capabilities: HostCapabilities | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
-        #: The fields this host keeps (``HostServices.capabilities``).
-        self.capabilities = capabilities or HostCapabilities()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._clock = clock
         self.mount_prefix = "/" + mount_prefix.strip("/")
@@ -117,6 +115,9 @@ class ReferenceHost:
         self._started: set[tuple[str, str]] = set()
         # Opened last: a plugin that fails validation above leaves no connection to close.
         self._db = Database(self.data_dir / "host.sqlite3")
+        #: The fields this host keeps (``HostServices.capabilities``): as given, and saved in
+        #: the host's file for later opens without them; by default Ambac Tracker's.
+        self.capabilities = self._db.capabilities(capabilities)
 
     def __enter__(self) -> ReferenceHost:
         return self
