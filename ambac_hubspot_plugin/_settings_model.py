@@ -33,6 +33,7 @@ __all__ = [
     "OutboundSettings",
     "PrivateAppCredentials",
     "ProjectAppCredentials",
+    "RetentionSettings",
     "Secret",
     "ServiceKeyCredentials",
     "Settings",
@@ -218,6 +219,22 @@ class AlertSettings:
     cooldown_minutes: int = attrs.field(default=60, validator=_at_least(1))
 
 
+@attrs.frozen
+class RetentionSettings:
+    """How long the plugin keeps old rows in its store before the periodic task prunes them.
+
+    Processed webhook events are the dedupe window: HubSpot retries a delivery for up to 24
+    hours, so they are kept at least a day. Unprocessed events, pending and running jobs,
+    running sync runs, the newest run of each kind and conflicts are never pruned.
+    """
+
+    webhook_events_days: int = attrs.field(default=7, validator=_at_least(1))
+    log_days: int = attrs.field(default=30, validator=_at_least(1))
+    sync_runs_days: int = attrs.field(default=90, validator=_at_least(1))
+    dead_jobs_days: int = attrs.field(default=30, validator=_at_least(1))
+    prune_every_minutes: int = attrs.field(default=60, validator=_at_least(5))
+
+
 def _portal_id(_inst: object, _attribute: attrs.Attribute[Any], value: str) -> None:
     if not re.fullmatch(r"[0-9]{1,20}", value):
         raise Invalid("portal_id must be the HubSpot account (hub) id: digits only")
@@ -311,4 +328,5 @@ class Settings:
     sync_interval_seconds: int = attrs.field(default=900, validator=_at_least(60))
     sync_overlap_seconds: int = attrs.field(default=300, validator=_at_least(0))
     alerts: AlertSettings = attrs.field(factory=AlertSettings)
+    retention: RetentionSettings = attrs.field(factory=RetentionSettings)
     run_background_worker: bool = True
