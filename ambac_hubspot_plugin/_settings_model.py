@@ -23,6 +23,7 @@ __all__ = [
     "AccountTier",
     "AlertSettings",
     "ApiVersion",
+    "AtLeast",
     "ConflictSettings",
     "Credentials",
     "Direction",
@@ -165,12 +166,18 @@ class Directions:
     contacts: Direction = "hubspot_to_ambac"
 
 
-def _at_least(minimum: int) -> Any:
-    def check(_inst: object, attribute: attrs.Attribute[Any], value: int) -> None:
-        if value < minimum:
-            raise Invalid(f"{attribute.name} must be at least {minimum} (it is {value})")
+@attrs.frozen
+class AtLeast:
+    """A validator of a whole number's minimum; the JSON Schema shows it as ``minimum``."""
 
-    return check
+    minimum: int
+
+    def __call__(self, _inst: object, attribute: attrs.Attribute[Any], value: int) -> None:
+        if value < self.minimum:
+            raise Invalid(f"{attribute.name} must be at least {self.minimum} (it is {value})")
+
+
+_at_least = AtLeast
 
 
 ORDER_URL_FIELDS = ("base_url", "order_id", "order_number")

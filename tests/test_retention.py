@@ -286,3 +286,38 @@ def test_the_cli_dry_run_changes_nothing_and_prune_removes(site: Site):
     assert done.exit_code == 0, done.output
     assert json.loads(done.stdout)["rows"]["integration_log"] == 1
     assert old not in [row[0] for row in store_file_rows(path)["hubspot_integration_log"]]
+
+
+def test_the_settings_schema_shows_retention_defaults_and_minimums():
+    """The host's settings form learns each retention field's default and minimum (a day for
+    the dedupe window), and a value under it fails the schema as it fails parsing."""
+    import jsonschema
+
+    from ambac_hubspot_plugin.settings import settings_schema
+
+    schema = settings_schema()
+    fields = schema["properties"]["retention"]["properties"]
+    assert fields["webhook_events_days"] == {"type": "integer", "minimum": 1, "default": 7}
+    assert {name: (f["default"], f["minimum"]) for name, f in fields.items()} == {
+        "webhook_events_days": (7, 1), "log_days": (30, 1), "sync_runs_days": (90, 1),
+        "dead_jobs_days": (30, 1), "prune_every_minutes": (60, 5)}
+    base = {"portal_id": "1", "credentials": {"kind": "private_app", "access_token": "t"}}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**base, "retention": {"webhook_events_days": 0}}, schema)
+
+
+@pytest.mark.parametrize(("table", "column", "index"), [
+    ("hubspot_webhook_events", "processed_at", "ix_hubspot_webhook_events_processed"),
+    ("hubspot_integration_log", "created_at", "ix_hubspot_integration_log_created"),
+])
+def test_each_prune_finds_its_rows_through_its_index(store, table, column, index):
+    """Migration 0010 indexes (tenant, age) for the prune's WHERE clause, and SQLite's planner
+    answers that clause with it (PostgreSQL's picks by table statistics, so only the index is
+    checked there)."""
+    found = {ix["name"]: ix["column_names"] for ix in sa.inspect(store.engine).get_indexes(table)}
+    assert found.get(index) == ["tenant_id", column], found
+    if store.engine.dialect.name == "sqlite":
+        sql = f"SELECT id FROM {table} WHERE tenant_id = '7' AND {column} < CURRENT_TIMESTAMP"
+        with store.engine.connect() as conn:
+            plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
+        assert index in plan, plan
