@@ -181,6 +181,11 @@ def _replay_all(admin: Admin, request: HttpRequest) -> Any:
     return admin.replay_all(request.user, body.get("kind"))
 
 
+def _prune(admin: Admin, request: HttpRequest) -> Any:
+    body = _body(request, {"dry_run": bool})
+    return admin.prune(request.user, dry_run=bool(body.get("dry_run")))
+
+
 def _conflicts(admin: Admin, request: HttpRequest) -> Any:
     q = _query(request, {"status": "str", "limit": "int"})
     status = q.get("status", "open")
@@ -230,6 +235,7 @@ _ROUTES: tuple[tuple[str, str, str, str, Handler], ...] = (
     ("hubspot-dead-letters", "GET", "hubspot/dead-letters", VIEW_INTEGRATIONS, _dead_letters),
     ("hubspot-replay-all", "POST", "hubspot/dead-letters/replay", MANAGE_INTEGRATIONS, _replay_all),
     ("hubspot-replay", "POST", "hubspot/dead-letters/{job_id}/replay", MANAGE_INTEGRATIONS, _replay_one),
+    ("hubspot-prune", "POST", "hubspot/prune", MANAGE_INTEGRATIONS, _prune),
     ("hubspot-conflicts", "GET", "hubspot/conflicts", VIEW_INTEGRATIONS, _conflicts),
     ("hubspot-conflict-resolve", "POST", "hubspot/conflicts/{conflict_id}/resolve",
      MANAGE_INTEGRATIONS, _resolve),

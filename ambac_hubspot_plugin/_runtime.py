@@ -283,15 +283,13 @@ class Runtime:
                  "rate_limited": stats.rate_limited, "token_refreshes": stats.refreshes,
                  "errors": stats.errors}
         from ._status import store_status
-
         return {"enabled": True, **store_status(self.store_for(tenant_id), tenant_id), "hubspot_calls": calls}
 
     def drain(self, *, max_jobs: int | None = None, deadline: datetime | None = None) -> int:
         """Run due jobs of every open store once; return how many ran."""
         return self.drain_counts(max_jobs=max_jobs, deadline=deadline).claimed
 
-    def drain_counts(self, *, max_jobs: int | None = None,
-                     deadline: datetime | None = None) -> DrainCounts:
+    def drain_counts(self, *, max_jobs: int | None = None, deadline: datetime | None = None) -> DrainCounts:
         """:meth:`drain`, returning what became of the jobs, summed over the stores."""
         from .store import DrainCounts
 
@@ -327,13 +325,15 @@ class Runtime:
         return self.tick_counts(deadline=deadline).claimed
 
     def tick_counts(self, *, deadline: datetime | None = None) -> DrainCounts:
-        """:meth:`tick`, returning what became of the jobs it ran."""
+        """:meth:`tick`, returning what became of the jobs it ran (alerts and pruning follow)."""
         from ._alerts import run_alerts
+        from ._retention import run_retention
 
         self.schedule_due_syncs()
         self.schedule_due_reconciles()
         ran = self.drain_counts(deadline=deadline)
         run_alerts(self)
+        run_retention(self)
         try:
             # Refusals flood protection held back in memory reach the counters at least
             # once a tick, not only with the next refusal that is logged.

@@ -23,6 +23,7 @@ __all__ = [
     "AccountTier",
     "AlertSettings",
     "ApiVersion",
+    "AtLeast",
     "ConflictSettings",
     "Credentials",
     "Direction",
@@ -33,6 +34,7 @@ __all__ = [
     "OutboundSettings",
     "PrivateAppCredentials",
     "ProjectAppCredentials",
+    "RetentionSettings",
     "Secret",
     "ServiceKeyCredentials",
     "Settings",
@@ -164,12 +166,18 @@ class Directions:
     contacts: Direction = "hubspot_to_ambac"
 
 
-def _at_least(minimum: int) -> Any:
-    def check(_inst: object, attribute: attrs.Attribute[Any], value: int) -> None:
-        if value < minimum:
-            raise Invalid(f"{attribute.name} must be at least {minimum} (it is {value})")
+@attrs.frozen
+class AtLeast:
+    """A validator of a whole number's minimum; the JSON Schema shows it as ``minimum``."""
 
-    return check
+    minimum: int
+
+    def __call__(self, _inst: object, attribute: attrs.Attribute[Any], value: int) -> None:
+        if value < self.minimum:
+            raise Invalid(f"{attribute.name} must be at least {self.minimum} (it is {value})")
+
+
+_at_least = AtLeast
 
 
 ORDER_URL_FIELDS = ("base_url", "order_id", "order_number")
@@ -216,6 +224,22 @@ class AlertSettings:
     dead_letters: int = attrs.field(default=10, validator=_at_least(1))
     webhook_silence_minutes: int = attrs.field(default=120, validator=_at_least(5))
     cooldown_minutes: int = attrs.field(default=60, validator=_at_least(1))
+
+
+@attrs.frozen
+class RetentionSettings:
+    """How long the plugin keeps old rows in its store before the periodic task prunes them.
+
+    Processed webhook events are the dedupe window: HubSpot retries a delivery for up to 24
+    hours, so they are kept at least a day. Unprocessed events, pending and running jobs,
+    running sync runs, the newest run of each kind and conflicts are never pruned.
+    """
+
+    webhook_events_days: int = attrs.field(default=7, validator=_at_least(1))
+    log_days: int = attrs.field(default=30, validator=_at_least(1))
+    sync_runs_days: int = attrs.field(default=90, validator=_at_least(1))
+    dead_jobs_days: int = attrs.field(default=30, validator=_at_least(1))
+    prune_every_minutes: int = attrs.field(default=60, validator=_at_least(5))
 
 
 def _portal_id(_inst: object, _attribute: attrs.Attribute[Any], value: str) -> None:
@@ -311,4 +335,5 @@ class Settings:
     sync_interval_seconds: int = attrs.field(default=900, validator=_at_least(60))
     sync_overlap_seconds: int = attrs.field(default=300, validator=_at_least(0))
     alerts: AlertSettings = attrs.field(factory=AlertSettings)
+    retention: RetentionSettings = attrs.field(factory=RetentionSettings)
     run_background_worker: bool = True

@@ -1,5 +1,5 @@
 """The status view of a tenant: connection, sync activity, records in sync, webhooks, queue,
-dead letters, conflicts, alerts and log, as JSON-ready data without secrets."""
+dead letters, conflicts, alerts, retention and log, as JSON-ready data without secrets."""
 
 from __future__ import annotations
 
@@ -66,6 +66,7 @@ def build_status(tenants: Tenants, tenant_id: str, *, log_limit: int = 20) -> di
     """The whole status view of a tenant as JSON-ready data (no secrets)."""
     from ._alerts import open_incidents
     from ._checks import load_last_report
+    from ._retention import retention_status
 
     if not tenants.is_enabled(tenant_id):
         return {"tenant_id": tenant_id, "enabled": False}
@@ -102,6 +103,8 @@ def build_status(tenants: Tenants, tenant_id: str, *, log_limit: int = 20) -> di
                          "recent": [job_json(j) for j in dead]},
         "conflicts": conflicts,
         "alerts": [i.to_json() for i in open_incidents(store, tenant_id, settings.portal_id)],
+        # The retention settings, each pruned table's rows and how many are due for pruning.
+        "retention": retention_status(tenant),
         "log": [{"id": e.id, "level": str(e.level), "what": e.what, "record": e.record,
                  "message": e.message, "at": iso(e.created_at)}
                 for e in store.read_log(tenant_id, limit=log_limit).entries],

@@ -2,8 +2,8 @@
 
 Every operation takes the acting host user and checks its permission through
 :meth:`HostServices.has_permission` before doing anything: ``manage_integrations`` to change
-settings, enable or disable, test the connection, run syncs, replay dead letters, resolve
-conflicts and create an order from a deal; ``view_integrations`` to read the status, the log,
+settings, enable or disable, test the connection, run syncs, replay dead letters, prune old
+rows, resolve conflicts and create an order from a deal; ``view_integrations`` to read the status, the log,
 the sync history, conflicts and dead letters. A user without it gets
 :class:`PermissionDeniedError`, which names the permission.
 
@@ -285,6 +285,16 @@ class Admin:
             max_attempts=self.runtime.webhooks.max_attempts) if kind in (None, INBOX_JOB_KIND)
             else 0)
         return {"replayed": replayed, "webhook_deliveries": retried}
+
+    def prune(self, user: User | None, *, dry_run: bool = False) -> dict[str, Any]:
+        """Prune the tenant's rows older than its ``retention`` settings now, in small chunks
+        (``dry_run``: only count them); what is still needed is never removed."""
+        from ._retention import prune_tenant
+
+        self.require(user, MANAGE_INTEGRATIONS, "Pruning the HubSpot store")
+        report = prune_tenant(self.runtime.tenant(self.tenant_id), dry_run=dry_run)
+        return {"dry_run": report.dry_run, "rows": dict(report.rows), "total": report.total,
+                "complete": report.complete, "at": iso(report.at)}
 
     def resolve_conflict(self, user: User | None, conflict_id: int, choice: str,
                          value: str | None = None) -> dict[str, Any]:

@@ -61,6 +61,7 @@ def _add_commands() -> None:
     from ._cli._companies import companies_group
     from ._cli._conflicts import conflicts_group
     from ._cli._host import host_group, worker_command
+    from ._cli._prune import prune_command
     from ._cli._sync import sync_command
     from .sandbox._cli import sandbox_command
 
@@ -70,6 +71,7 @@ def _add_commands() -> None:
     main.add_command(sync_command, name="sync")
     main.add_command(conflicts_group, name="conflicts")
     main.add_command(companies_group, name="companies")
+    main.add_command(prune_command, name="prune")
     register(main)  # check, setup, status, log, history, replay
 
 

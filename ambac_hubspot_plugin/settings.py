@@ -26,6 +26,7 @@ from ._settings_model import (
     CREDENTIAL_KINDS,
     AlertSettings,
     ApiVersion,
+    AtLeast,
     ConflictSettings,
     Credentials,
     Directions,
@@ -34,6 +35,7 @@ from ._settings_model import (
     OutboundSettings,
     PrivateAppCredentials,
     ProjectAppCredentials,
+    RetentionSettings,
     Secret,
     ServiceKeyCredentials,
     Settings,
@@ -53,6 +55,7 @@ __all__ = [
     "OutboundSettings",
     "PrivateAppCredentials",
     "ProjectAppCredentials",
+    "RetentionSettings",
     "Secret",
     "ServiceKeyCredentials",
     "Settings",
@@ -361,6 +364,8 @@ def _schema_for(tp: Any) -> dict[str, Any]:  # one branch per kind of type
         for field in attrs.fields(tp):
             name = field.alias or field.name
             props[name] = _schema_for(hints[field.name])
+            if isinstance(field.validator, AtLeast):
+                props[name]["minimum"] = field.validator.minimum
             if field.default is attrs.NOTHING:
                 required.append(name)
             elif not isinstance(field.default, attrs.Factory):  # type: ignore[arg-type]  # Factory is a class

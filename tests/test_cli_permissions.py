@@ -34,6 +34,7 @@ COMMANDS: dict[str, list[tuple[list[str], str]]] = {
     "replay": [(["--list"], VIEW_INTEGRATIONS), (["--all"], MANAGE_INTEGRATIONS),
                (["1"], MANAGE_INTEGRATIONS)],
     "sync": [([], MANAGE_INTEGRATIONS), (["--backfill"], MANAGE_INTEGRATIONS)],
+    "prune": [([], MANAGE_INTEGRATIONS), (["--dry-run"], MANAGE_INTEGRATIONS)],
     "conflicts list": [([], VIEW_INTEGRATIONS)],
     "conflicts show": [([CONFLICT], VIEW_INTEGRATIONS)],
     "conflicts resolve": [([CONFLICT, "hubspot"], MANAGE_INTEGRATIONS)],

@@ -32,6 +32,7 @@ from ._ports import (
     utc_now,
 )
 from ._queue import Backoff, SqlJobQueue
+from ._retention import SqlRetentionMixin
 from ._schema import checkpoints, integration_log, links, sync_runs
 
 __all__ = ["Clock", "SqlStateStore", "open_store"]
@@ -48,7 +49,7 @@ def _match_domain(object_type: str, synced: Mapping[str, Any]) -> str | None:
     return normalize_domain(website if isinstance(website, str) else None)[:255] or None
 
 
-class SqlStateStore(SqlClaimMixin, SqlConflictMixin, SqlInboxMixin, SqlJobQueue):
+class SqlStateStore(SqlClaimMixin, SqlConflictMixin, SqlInboxMixin, SqlRetentionMixin, SqlJobQueue):
     """The :class:`StateStore`, :class:`JobQueue` and :class:`Inbox` on one SQLAlchemy engine.
 
     Build it with :func:`open_store`. Every method runs in its own short transaction, so the

@@ -1,0 +1,164 @@
+"""Pruning old rows in small chunks, and counting what is stored: a mixin of the store.
+
+Four tables grow with traffic and are pruned: processed webhook events, the integration log,
+finished sync runs and dead jobs. Each chunk is one short transaction deleting at most
+:data:`PRUNE_CHUNK` rows, so pruning a backlog never holds SQLite's single writer (or
+PostgreSQL row locks) for long and interleaves with the receiver and the workers.
+
+What is still needed is never selected: an event not processed yet (and every processed one
+younger than :data:`MIN_EVENT_AGE`, the dedupe window HubSpot's retries need), a pending or
+running job, a running sync run and the newest run of each kind (the status view and the
+alerts read it). Unsplit webhook deliveries, conflicts (the audit trail), links and
+checkpoints are not pruned at all. Completed jobs are deleted when they complete.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import _GeneratorContextManager
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+import attrs
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from ._ports import JobState, RunStatus
+from ._schema import integration_log, jobs, sync_runs, webhook_events
+
+__all__ = ["MIN_EVENT_AGE", "PRUNED_TABLES", "PRUNE_CHUNK", "PruneReport", "RetentionAges",
+           "SqlRetentionMixin"]
+
+#: Rows per DELETE statement (and per transaction).
+PRUNE_CHUNK = 1000
+#: HubSpot retries a delivery for up to 24 hours; a processed event pruned sooner could come
+#: back as a retry, pass deduplication and be applied a second time.
+MIN_EVENT_AGE = timedelta(days=1)
+#: The names pruning reports under, in the order it prunes.
+PRUNED_TABLES = ("webhook_events", "integration_log", "sync_runs", "dead_jobs")
+
+
+@attrs.frozen
+class RetentionAges:
+    """How old a row of each pruned table must be before it may go."""
+
+    webhook_events: timedelta
+    integration_log: timedelta
+    sync_runs: timedelta
+    dead_jobs: timedelta
+
+    def __attrs_post_init__(self) -> None:
+        if self.webhook_events < MIN_EVENT_AGE:
+            raise ValueError(f"processed webhook events must be kept at least {MIN_EVENT_AGE} "
+                             "(HubSpot's retries must still be deduplicated)")
+        for name in PRUNED_TABLES:
+            if getattr(self, name) <= timedelta(0):
+                raise ValueError(f"retention of {name} must be positive")
+
+
+@attrs.frozen
+class PruneReport:
+    """What one prune removed (or, dry, would remove), per table; ``complete`` is False when
+    the time budget ran out with old rows left (the next prune continues); ``at`` is the
+    store's time the retention was measured from."""
+
+    rows: dict[str, int]
+    dry_run: bool
+    complete: bool
+    at: datetime
+
+    @property
+    def total(self) -> int:
+        return sum(self.rows.values())
+
+
+class SqlRetentionMixin:
+    """Pruning and table sizes of the store; needs ``_engine``, ``_clock`` and ``_writing``
+    (the inbox's write transaction, in which SQLite writers of this process take turns)."""
+
+    _engine: Engine
+    _clock: Callable[[], datetime]
+
+    if TYPE_CHECKING:
+        def _writing(self) -> _GeneratorContextManager[Connection]:
+            ...
+
+    def _prunable(self, tenant_id: str, ages: RetentionAges,
+                  now: datetime) -> dict[str, tuple[sa.Table, sa.ColumnElement[bool]]]:
+        """Per pruned table: the table and the WHERE clause of its rows that may go.
+
+        Each clause leads with the columns of an index (migration 0010 added the events' and
+        the log's; the runs' and jobs' are from 0001 and 0002).
+        """
+        ev, log, run, job = webhook_events.c, integration_log.c, sync_runs.c, jobs.c
+        keep = self._newest_runs(tenant_id)
+        runs = sa.and_(run.tenant_id == tenant_id, run.started_at < now - ages.sync_runs,
+                       run.status != RunStatus.RUNNING.value, run.ended_at.is_not(None),
+                       run.ended_at < now - ages.sync_runs)
+        if keep:
+            runs = sa.and_(runs, run.id.not_in(keep))
+        return {
+            "webhook_events": (webhook_events, sa.and_(
+                ev.tenant_id == tenant_id, ev.processed_at.is_not(None),
+                ev.processed_at < now - max(ages.webhook_events, MIN_EVENT_AGE))),
+            "integration_log": (integration_log, sa.and_(
+                log.tenant_id == tenant_id, log.created_at < now - ages.integration_log)),
+            "sync_runs": (sync_runs, runs),
+            "dead_jobs": (jobs, sa.and_(job.tenant_id == tenant_id,
+                                        job.state == JobState.DEAD.value,
+                                        job.updated_at < now - ages.dead_jobs)),
+        }
+
+    def _newest_runs(self, tenant_id: str) -> list[int]:
+        """The id of the tenant's newest run of each kind (as ``recent_runs`` orders them)."""
+        run = sync_runs.c
+        ranked = sa.select(run.id, sa.func.row_number().over(
+            partition_by=run.kind, order_by=(run.started_at.desc(), run.id.desc())).label("n")
+        ).where(run.tenant_id == tenant_id).subquery()
+        with self._engine.connect() as conn:
+            return sorted(conn.execute(sa.select(ranked.c.id).where(ranked.c.n == 1)).scalars())
+
+    def prune(self, tenant_id: str, ages: RetentionAges, *, dry_run: bool = False,
+              deadline: datetime | None = None, chunk: int = PRUNE_CHUNK) -> PruneReport:
+        """Delete the tenant's rows older than their retention, ``chunk`` rows per transaction,
+        until none is left or ``deadline`` (by the store's clock) has passed.
+
+        ``dry_run`` counts the rows that would go and changes nothing.
+        """
+        if chunk < 1:
+            raise ValueError("chunk must be at least 1")
+        now = self._clock()
+        rows = dict.fromkeys(PRUNED_TABLES, 0)
+        prunable = self._prunable(tenant_id, ages, now)
+        if dry_run:
+            with self._engine.connect() as conn:
+                for name, (table, where) in prunable.items():
+                    rows[name] = int(conn.execute(
+                        sa.select(sa.func.count()).select_from(table).where(where)).scalar_one())
+            return PruneReport(rows, dry_run=True, complete=True, at=now)
+        for name, (table, where) in prunable.items():
+            while True:
+                if deadline is not None and self._clock() >= deadline:
+                    return PruneReport(rows, dry_run=False, complete=False, at=now)
+                ids = sa.select(table.c.id).where(where).order_by(table.c.id).limit(chunk)
+                with self._writing() as conn:
+                    # Through a subquery: neither backend takes LIMIT on a DELETE directly.
+                    removed = int(conn.execute(sa.delete(table).where(
+                        table.c.id.in_(ids.scalar_subquery()))).rowcount)
+                rows[name] += removed
+                if removed < chunk:
+                    break
+        return PruneReport(rows, dry_run=False, complete=True, at=now)
+
+    def table_sizes(self, tenant_id: str) -> dict[str, int]:
+        """How many rows the tenant has in each pruned table (all events, all jobs' dead ones)."""
+        ev, log, run, job = webhook_events.c, integration_log.c, sync_runs.c, jobs.c
+        counts = {
+            "webhook_events": sa.select(sa.func.count()).where(ev.tenant_id == tenant_id),
+            "integration_log": sa.select(sa.func.count()).where(log.tenant_id == tenant_id),
+            "sync_runs": sa.select(sa.func.count()).where(run.tenant_id == tenant_id),
+            "dead_jobs": sa.select(sa.func.count()).where(
+                job.tenant_id == tenant_id, job.state == JobState.DEAD.value),
+        }
+        with self._engine.connect() as conn:
+            return {name: int(conn.execute(query).scalar_one()) for name, query in counts.items()}
