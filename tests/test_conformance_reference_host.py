@@ -11,44 +11,20 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from ambac_hubspot_plugin.host import HostServices, User, hookimpl
+from ambac_hubspot_plugin.host import HostServices, User
 from ambac_hubspot_plugin.reference_host import ReferenceHost
 
 from ._clock import ManualClock
-from .hostservices_conformance import HostServicesConformance, HostUnderTest
-
-
-class _EventRecorder:
-    """Records the name of every event hook the host calls."""
-
-    def __init__(self) -> None:
-        self.fired: list[str] = []
-
-    @hookimpl
-    def ambac_order_status_changed(self, **kwargs: Any) -> None:
-        self.fired.append("ambac_order_status_changed")
-
-    @hookimpl
-    def ambac_order_updated(self, **kwargs: Any) -> None:
-        self.fired.append("ambac_order_updated")
-
-    @hookimpl
-    def ambac_order_shipped(self, **kwargs: Any) -> None:
-        self.fired.append("ambac_order_shipped")
-
-    @hookimpl
-    def ambac_company_saved(self, **kwargs: Any) -> None:
-        self.fired.append("ambac_company_saved")
+from .hostservices_conformance import EventRecorder, HostServicesConformance, HostUnderTest
 
 
 class ReferenceHostUnderTest:
     """The reference host as the suite's :class:`HostUnderTest`."""
 
-    def __init__(self, host: ReferenceHost, recorder: _EventRecorder) -> None:
+    def __init__(self, host: ReferenceHost, recorder: EventRecorder) -> None:
         self._host = host
         self._recorder = recorder
         self._serial = itertools.count(1)
@@ -84,7 +60,7 @@ class TestReferenceHostConformance(HostServicesConformance):
     @pytest.fixture
     def host_under_test(self, tmp_path: Path) -> Iterator[HostUnderTest]:
         """A reference host with only the event recorder registered, closed after the test."""
-        recorder = _EventRecorder()
+        recorder = EventRecorder()
         clock = ManualClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
         with ReferenceHost(
             tmp_path / "host", load_entrypoints=False, plugins=[recorder], clock=clock
