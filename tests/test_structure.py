@@ -172,8 +172,8 @@ def test_no_module_reaches_into_another_modules_private_names() -> None:
 
 
 #: Frameworks only a host bridge may import, each with the bridge (``contrib.<name>``) allowed to:
-#: Django and the modules of Ambac Tracker (``Tracker``) for the Django bridge.
-BRIDGED = {"django": "contrib.django", "Tracker": "contrib.django"}
+#: Django and the modules of Ambac Tracker (``Tracker``, ``integrations``) for the Django bridge.
+BRIDGED = {"django": "contrib.django", "Tracker": "contrib.django", "integrations": "contrib.django"}
 
 
 def _absolute_imports(module: str) -> set[str]:

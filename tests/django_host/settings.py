@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "Tracker",
+    "integrations",
     "ambac_hubspot_plugin.contrib.django",
 ]
 MIDDLEWARE: list[str] = []

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pluggy
 from django.apps import AppConfig
+from django.core.signals import request_started
 
 from ... import host as contract
 
@@ -34,5 +37,12 @@ class AmbacHubSpotConfig(AppConfig):
 
     def ready(self) -> None:
         # Django calls ready() once per process (web or worker) before serving anything; the
-        # database may not even exist yet (``manage.py migrate`` runs this too), so no query.
+        # database may not even exist yet (``manage.py migrate`` runs this too), so no query:
+        # enabled tenants are taken up when the first request starts.
         self.plugin_manager = build_plugin_manager()
+        request_started.connect(self._take_up_tenants, dispatch_uid="ambac_hubspot.take_up_tenants")
+
+    def _take_up_tenants(self, sender: object, **kwargs: Any) -> None:
+        from .startup import take_up_once  # needs the host's models: loaded only once apps are ready
+
+        take_up_once(self.plugin_manager)
