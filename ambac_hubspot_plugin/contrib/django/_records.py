@@ -57,7 +57,7 @@ def int_pk(host_id: object) -> int | None:
 
 
 def _limit(model: type[models.Model], column: str) -> int | None:
-    limit: int | None = model._meta.get_field(column).max_length
+    limit: int | None = getattr(model._meta.get_field(column), "max_length", None)  # a relation has none
     return limit
 
 
