@@ -3,6 +3,7 @@ rely on (tenant context, versioned companies, non-unique external ids, the notes
 
 from __future__ import annotations
 
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ if not HAVE_DJANGO:
     pytest.skip(SKIP_REASON, allow_module_level=True)
 
 from django.core.exceptions import ImproperlyConfigured
+from django.db import connections
 from Tracker.models import (
     Companies,
     Milestone,
@@ -193,3 +195,27 @@ def test_plugin_data_dir_comes_from_the_hosts_settings(tmp_path: Path, settings:
     settings.AMBAC_PLUGIN_DATA_DIR = str(tmp_path)
     assert services.plugin_data_dir("hubspot") == tmp_path / "hubspot"
     assert (tmp_path / "hubspot").is_dir()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_call_from_a_thread_without_a_connection_closes_the_one_it_opened(services: DjangoHostServices) -> None:
+    """The plugin's own threads have no request to close their connections: a call that opened
+    the thread's connection closes it, while a connection the caller already had stays open."""
+    seen: list[object] = []
+
+    def work() -> None:
+        order = services.create_order(OrderDraft(name="Threaded", external_id="deal-t"))
+        seen.append(connections["default"].connection)
+        seen.append(services.get_order(order.id))
+        seen.append(connections["default"].connection)
+        connections.close_all()
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join(timeout=30)
+    connections["default"].ensure_connection()
+    services.find_order_by_external_id("deal-t")
+
+    assert seen[0] is None and seen[2] is None
+    assert seen[1] is not None
+    assert connections["default"].connection is not None
