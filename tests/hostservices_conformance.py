@@ -425,6 +425,16 @@ class HostServicesConformance:
         assert again == first
         assert services.get_order(first.id) == first
 
+    def test_a_retried_create_with_its_order_number_returns_the_order(self, services: HostServices) -> None:
+        """Creating again a draft with an order number and an external id, as a worker retrying
+        after a crash does, returns the order created first rather than refusing its number."""
+        draft = OrderDraft(name="Bracket", order_number="PO-9", external_id="deal-9")
+        first = services.create_order(draft)
+
+        again = services.create_order(draft)
+
+        assert again == first
+
     def test_concurrent_creates_with_one_external_id_make_one_order(
         self, services: HostServices
     ) -> None:

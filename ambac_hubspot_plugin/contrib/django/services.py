@@ -203,13 +203,14 @@ class DjangoHostServices:
         refuse_missing_fields(values, ORDER_FIELDS_KEPT, "orders")
         note = check_text("customer_note", draft.customer_note, Orders, "customer_note")
         with self._write():
-            columns = self._order_columns(values, creating=True)
-            external_id = columns.get("external_id")
+            # The existing order first: a retried draft's own order number is no conflict.
+            external_id = check_external_id(draft.external_id, Orders)
             if external_id is not None:
                 self._serialise_creates("order", external_id)
                 existing = self._orders().filter(external_id=external_id).order_by("created_at", "pk").first()
                 if existing is not None:
                     return order_record(existing)
+            columns = self._order_columns(values, creating=True)
             row = Orders(tenant_id=self._tenant_id, customer_note=note, **columns)
             self._save_order(row)
             return order_record(self._orders().get(pk=row.pk))
