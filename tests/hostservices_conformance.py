@@ -56,10 +56,11 @@ from ambac_hubspot_plugin.host import (
     User,
     UserType,
     as_host_id,
+    hookimpl,
 )
 from ambac_hubspot_plugin.mapping import normalize_domain
 
-__all__ = ["HostServicesConformance", "HostUnderTest"]
+__all__ = ["EventRecorder", "HostServicesConformance", "HostUnderTest"]
 
 T = TypeVar("T")
 
@@ -103,6 +104,30 @@ class HostUnderTest(Protocol):
 # Order fields a host may lack, with a value of the right type for each.
 _OPTIONAL_ORDER_VALUES: dict[str, object] = {
     "value": Decimal("1250.50"), "currency": "EUR", "order_date": date(2026, 11, 2)}
+
+
+class EventRecorder:
+    """A plugin recording the name of every ``ambac_*`` event hook its plugin manager calls;
+    a binding registers one in its host's manager to answer ``fired_events``."""
+
+    def __init__(self) -> None:
+        self.fired: list[str] = []
+
+    @hookimpl
+    def ambac_order_status_changed(self, **kwargs: Any) -> None:
+        self.fired.append("ambac_order_status_changed")
+
+    @hookimpl
+    def ambac_order_updated(self, **kwargs: Any) -> None:
+        self.fired.append("ambac_order_updated")
+
+    @hookimpl
+    def ambac_order_shipped(self, **kwargs: Any) -> None:
+        self.fired.append("ambac_order_shipped")
+
+    @hookimpl
+    def ambac_company_saved(self, **kwargs: Any) -> None:
+        self.fired.append("ambac_company_saved")
 
 
 MISSING_IDS = ("0192f4c3-8d7e-7cc1-9b1a-3f2e1d0c4b5a", "987654321")
@@ -419,6 +444,16 @@ class HostServicesConformance:
 
         assert again == first
         assert services.get_order(first.id) == first
+
+    def test_a_retried_create_with_its_order_number_returns_the_order(self, services: HostServices) -> None:
+        """Creating again a draft with an order number and an external id, as a worker retrying
+        after a crash does, returns the order created first rather than refusing its number."""
+        draft = OrderDraft(name="Bracket", order_number="PO-9", external_id="deal-9")
+        first = services.create_order(draft)
+
+        again = services.create_order(draft)
+
+        assert again == first
 
     def test_concurrent_creates_with_one_external_id_make_one_order(
         self, services: HostServices

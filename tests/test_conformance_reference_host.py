@@ -11,46 +11,22 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import attrs
 import pytest
 
-from ambac_hubspot_plugin.host import HostCapabilities, HostServices, User, hookimpl
+from ambac_hubspot_plugin.host import HostCapabilities, HostServices, User
 from ambac_hubspot_plugin.reference_host import ReferenceHost
 
 from ._clock import ManualClock
 from ._world import EVERY_FIELD
-from .hostservices_conformance import HostServicesConformance, HostUnderTest
-
-
-class _EventRecorder:
-    """Records the name of every event hook the host calls."""
-
-    def __init__(self) -> None:
-        self.fired: list[str] = []
-
-    @hookimpl
-    def ambac_order_status_changed(self, **kwargs: Any) -> None:
-        self.fired.append("ambac_order_status_changed")
-
-    @hookimpl
-    def ambac_order_updated(self, **kwargs: Any) -> None:
-        self.fired.append("ambac_order_updated")
-
-    @hookimpl
-    def ambac_order_shipped(self, **kwargs: Any) -> None:
-        self.fired.append("ambac_order_shipped")
-
-    @hookimpl
-    def ambac_company_saved(self, **kwargs: Any) -> None:
-        self.fired.append("ambac_company_saved")
+from .hostservices_conformance import EventRecorder, HostServicesConformance, HostUnderTest
 
 
 class ReferenceHostUnderTest:
     """The reference host as the suite's :class:`HostUnderTest`."""
 
-    def __init__(self, host: ReferenceHost, recorder: _EventRecorder) -> None:
+    def __init__(self, host: ReferenceHost, recorder: EventRecorder) -> None:
         self._host = host
         self._recorder = recorder
         self._serial = itertools.count(1)
@@ -67,7 +43,7 @@ class ReferenceHostUnderTest:
     def acting_as(self, user: User) -> AbstractContextManager[object]:
         return self._host.acting_as(user)
 
-    def order_notes(self, services: HostServices, order_id: int) -> Sequence[str]:
+    def order_notes(self, services: HostServices, order_id: str) -> Sequence[str]:
         return self._host.order_notes(services.tenant_id, order_id)
 
     def notifications(self, services: HostServices) -> Sequence[tuple[str, str, str]]:
@@ -76,7 +52,7 @@ class ReferenceHostUnderTest:
     def fired_events(self) -> Sequence[str]:
         return list(self._recorder.fired)
 
-    def user_groups(self, services: HostServices, user_id: int) -> Collection[str]:
+    def user_groups(self, services: HostServices, user_id: str) -> Collection[str]:
         return self._host.user_groups(user_id)
 
     def milestone_template(self, services: HostServices, steps: Sequence[str]) -> Sequence[str]:
@@ -94,7 +70,7 @@ class TestReferenceHostConformance(HostServicesConformance):
     @pytest.fixture
     def host_under_test(self, tmp_path: Path) -> Iterator[HostUnderTest]:
         """A reference host with only the event recorder registered, closed after the test."""
-        recorder = _EventRecorder()
+        recorder = EventRecorder()
         clock = ManualClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
         with ReferenceHost(
             tmp_path / "host", load_entrypoints=False, plugins=[recorder], clock=clock,

@@ -17,13 +17,14 @@ SIZE_EXCEPTIONS = {"sandbox._state"}
 MAX_LINES = 600
 #: The modules a third party imports: the host contract, the extension hookspecs, the
 #: strategies and their records, the client port, errors, events, settings, the plugin entry
-#: point, the admin API, the reference host and the sandbox.
+#: point, the admin API, the reference host, the sandbox and the host bridges (``contrib``).
 PUBLIC = {
     "",
     "admin",
     "cli",
     "client",
     "conflicts",
+    "contrib",
     "errors",
     "events",
     "hookspecs",
@@ -168,6 +169,45 @@ def test_no_module_reaches_into_another_modules_private_names() -> None:
         if module != "_runtime" and "runtime._" in source:
             offences.append(f"{module} touches a private name of the runtime")
     assert offences == []
+
+
+#: Frameworks only a host bridge may import, each with the bridge (``contrib.<name>``) allowed to:
+#: Django and the modules of Ambac Tracker (``Tracker``, ``integrations``) for the Django bridge.
+BRIDGED = {"django": "contrib.django", "Tracker": "contrib.django", "integrations": "contrib.django"}
+
+
+def _absolute_imports(module: str) -> set[str]:
+    """The top-level names of every absolute import of ``module``, at any depth of its code."""
+    names = set()
+    for node in ast.walk(ast.parse(MODULES[module].read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.partition(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names.add(node.module.partition(".")[0])
+    return names
+
+
+def _in(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def test_only_a_host_bridge_imports_its_framework() -> None:
+    """Django (and the host's ``Tracker``) are imported by ``contrib.django`` alone, and no
+    module outside ``contrib`` imports a bridge: the core never learns a host's framework."""
+    offences = [
+        f"{module} imports {name}"
+        for module in MODULES
+        for name in _absolute_imports(module) & BRIDGED.keys()
+        if not _in(module, BRIDGED[name])
+    ]
+    offences += [
+        f"{module} imports {target}"
+        for module, targets in _graph().items()
+        for target in targets
+        if _in(target, "contrib") and target != "contrib" and not _in(module, "contrib")
+    ]
+    assert offences == []
+    assert "django" in _absolute_imports("contrib.django.apps")  # the check sees the bridge
 
 
 def test_only_the_modules_a_third_party_uses_are_public() -> None:

@@ -1,0 +1,124 @@
+"""A host process taking up the tenants whose HubSpot integration is enabled (``ensure_started``)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import HAVE_DJANGO, SKIP_REASON
+
+if not HAVE_DJANGO:
+    pytest.skip(SKIP_REASON, allow_module_level=True)
+
+import pluggy
+from django.apps import apps
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from integrations.models import IntegrationConfig
+from Tracker.models import Tenant
+
+from ambac_hubspot_plugin import plugin as plugin_module
+from ambac_hubspot_plugin.contrib.django.apps import build_plugin_manager
+from ambac_hubspot_plugin.contrib.django.services import DjangoHostServices
+from ambac_hubspot_plugin.contrib.django.startup import ensure_started
+from ambac_hubspot_plugin.sandbox import Sandbox
+
+from .._world import plugin_settings
+
+
+def _runtime(pm: pluggy.PluginManager) -> Any:
+    return pm.get_plugin(plugin_module.RUNTIME_NAME).runtime
+
+
+@pytest.fixture
+def managers() -> Iterator[list[pluggy.PluginManager]]:
+    """Plugin managers built as the app builds them (one per simulated process), closed after."""
+    built: list[pluggy.PluginManager] = []
+    yield built
+    for pm in built:
+        runtime = pm.get_plugin(plugin_module.RUNTIME_NAME)
+        if runtime is not None and runtime._runtime is not None:
+            runtime._runtime.close()
+
+
+def _tenant(settings: dict[str, Any], *, enabled: bool) -> str:
+    tenant = Tenant.objects.create(name="Acme", slug=f"t-{uuid.uuid4().hex}")
+    IntegrationConfig.objects.create(tenant=tenant, provider="hubspot", is_enabled=enabled, config=settings)
+    return str(tenant.pk)
+
+
+@pytest.mark.django_db
+def test_a_new_process_takes_up_enabled_tenants_once_without_calling_hubspot(
+    tmp_path: Path, hs: Sandbox, managers: list[pluggy.PluginManager]
+) -> None:
+    """After an admin enabled the plugin in one process, another process's ``ensure_started``
+    starts that tenant (and not a disabled one) with zero HubSpot requests, once however often
+    it is called."""
+    settings = plugin_settings(hs)
+    enabled = _tenant(settings, enabled=True)
+    disabled = _tenant(settings, enabled=False)
+    admin = build_plugin_manager()
+    managers.append(admin)
+    (report,) = [r for r in admin.hook.ambac_plugin_enabled(
+        host=DjangoHostServices(enabled, data_dir=tmp_path), tenant_id=enabled,
+        plugin_id=plugin_module.PLUGIN_ID, settings=settings) if r is not None]
+    assert report.ok, report
+    _runtime(admin).close()
+    hs.clear_requests()
+
+    second = build_plugin_manager()
+    managers.append(second)
+    first_call = ensure_started(second, data_dir=tmp_path)
+    again = ensure_started(second, data_dir=tmp_path)
+
+    assert (first_call, again) == ([enabled], [])
+    assert _runtime(second).is_enabled(enabled)
+    assert not _runtime(second).is_enabled(disabled)
+    assert hs.requests == [], "taking a tenant up must not call HubSpot"
+
+
+@pytest.mark.django_db
+def test_a_tenant_that_cannot_start_is_left_for_the_next_call(
+    tmp_path: Path, hs: Sandbox, managers: list[pluggy.PluginManager], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Saved settings the plugin refuses are logged naming the tenant; the tenant is not marked
+    started, so a later call tries it again."""
+    broken = _tenant({"portal_id": "not a number"}, enabled=True)
+    pm = build_plugin_manager()
+    managers.append(pm)
+
+    assert ensure_started(pm, data_dir=tmp_path) == []
+    assert broken in caplog.text
+    assert ensure_started(pm, data_dir=tmp_path) == []
+    assert caplog.text.count(f"tenant {broken} could not start") == 2
+
+
+@pytest.mark.django_db
+def test_the_first_request_of_a_process_takes_up_enabled_tenants(
+    tmp_path: Path, hs: Sandbox, managers: list[pluggy.PluginManager], client: Any, settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A web process's first request starts the enabled tenants on the app's plugin manager
+    (before its view runs); later requests do not read the configurations again."""
+    settings.AMBAC_PLUGIN_DATA_DIR = str(tmp_path)
+    hubspot_settings = plugin_settings(hs)
+    tenant = _tenant(hubspot_settings, enabled=True)
+    admin = build_plugin_manager()
+    managers.append(admin)
+    admin.hook.ambac_plugin_enabled(host=DjangoHostServices(tenant), tenant_id=tenant,
+                                    plugin_id=plugin_module.PLUGIN_ID, settings=hubspot_settings)
+    _runtime(admin).close()
+    process = build_plugin_manager()
+    managers.append(process)
+    monkeypatch.setattr(apps.get_app_config("ambac_hubspot"), "plugin_manager", process)
+
+    client.get("/any-page")
+    with CaptureQueriesContext(connection) as later:
+        client.get("/any-page")
+
+    assert _runtime(process).is_enabled(tenant)
+    assert not [q for q in later.captured_queries if IntegrationConfig._meta.db_table in q["sql"]]

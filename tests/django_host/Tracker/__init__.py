@@ -1,0 +1,1 @@
+"""The host double's one app, named like the real host's."""

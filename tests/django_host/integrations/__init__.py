@@ -1,0 +1,1 @@
+"""The double's integration registry app, named like the real host's (``integrations``)."""

@@ -1,0 +1,61 @@
+"""Settings of the host double: SQLite as ``default``, and PostgreSQL as ``postgres`` when the
+server at 127.0.0.1:5432 answers (trust auth, database ``test``).
+
+Test databases get this process's id in their names, so runs sharing the machine never meet.
+Like the real host, every view runs in a transaction (``ATOMIC_REQUESTS``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from tests._store_support import PG_HOST, PG_PORT, postgres_answers
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))  # ``Tracker`` is a top-level package, as in the host
+
+POSTGRES_AVAILABLE = postgres_answers()
+_RUN = f"{os.getpid()}"
+
+SECRET_KEY = "host-double-" + "x" * 40
+DEBUG = False
+USE_TZ = True
+TIME_ZONE = "UTC"
+ROOT_URLCONF = "tests.django_host.urls"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_USER_MODEL = "Tracker.User"
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "Tracker",
+    "integrations",
+    "ambac_hubspot_plugin.contrib.django",
+]
+MIDDLEWARE: list[str] = []
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast users in tests
+
+_SQLITE = str(Path(tempfile.gettempdir()) / f"ambac-django-host-{_RUN}.sqlite3")
+DATABASES: dict[str, dict[str, object]] = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": _SQLITE,
+        "ATOMIC_REQUESTS": True,
+        # Writers queue at BEGIN instead of failing on a read-to-write lock upgrade.
+        "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 30},
+        "TEST": {"NAME": str(Path(tempfile.gettempdir()) / f"test-ambac-django-host-{_RUN}.sqlite3")},
+    },
+}
+if POSTGRES_AVAILABLE:
+    DATABASES["postgres"] = {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": "test",
+        "USER": "postgres",
+        "HOST": PG_HOST,
+        "PORT": PG_PORT,
+        "ATOMIC_REQUESTS": True,
+        "TEST": {"NAME": f"test_ambac_django_host_{_RUN}", "DEPENDENCIES": []},
+    }
