@@ -10,7 +10,16 @@ from pathlib import Path
 
 from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
-from Tracker.models import NotificationOutbox, Orders, Tenant, TenantGroup, User, UserRole
+from Tracker.models import (
+    Milestone,
+    MilestoneTemplate,
+    NotificationOutbox,
+    Orders,
+    Tenant,
+    TenantGroup,
+    User,
+    UserRole,
+)
 from Tracker.utils.tenant_context import tenant_context
 
 from ambac_hubspot_plugin.contrib.django.services import (
@@ -76,3 +85,16 @@ class DjangoHostUnderTest:
     def user_groups(self, services: HostServices, user_id: str) -> Collection[str]:
         return set(TenantGroup.objects.using(self.alias).filter(
             tenant_id=services.tenant_id, roles__user_id=int(user_id)).values_list("name", flat=True))
+
+    def milestone_template(self, services: HostServices, steps: Sequence[str]) -> Sequence[str]:
+        with tenant_context(services.tenant_id):
+            template = MilestoneTemplate.objects.using(self.alias).create(
+                tenant_id=services.tenant_id, name=f"Steps {next(self._serial)}")
+            return [str(Milestone.objects.using(self.alias).create(
+                tenant_id=services.tenant_id, template=template, name=name, position=10 * (i + 1)).pk)
+                for i, name in enumerate(steps)]
+
+    def set_order_milestone(self, services: HostServices, order_id: str, milestone_id: str) -> None:
+        # The host's own edit, as its UI makes it (the plugin never sets a milestone).
+        with tenant_context(services.tenant_id):
+            Orders.objects.using(self.alias).filter(pk=order_id).update(current_milestone_id=milestone_id)

@@ -15,7 +15,7 @@ from typing import Any
 from django.db import models
 
 from ...errors import HostRecordError
-from ...host import Address, Company, Contact, Order, OrderStatus, UserType
+from ...host import Address, Company, Contact, Milestone, Order, OrderStatus, UserType
 
 __all__ = [
     "ORDER_FIELDS_KEPT",
@@ -94,20 +94,35 @@ def refuse_missing_fields(values: Mapping[str, object], kept: frozenset[str], wh
             raise HostRecordError(field, value, f"Ambac Tracker's {what} have no {field}; leave it empty")
 
 
-def order_record(row: Any) -> Order:
+def milestone_record(milestone: Any, steps: dict[Any, list[Any]] | None = None) -> Milestone | None:
+    """A ``Milestone`` row as a :class:`Milestone`: its place among its template's milestones
+    (by ``position``) and their number. ``steps`` caches each template's ordered milestone ids
+    across the rows of one read."""
+    if milestone is None:
+        return None
+    steps = {} if steps is None else steps
+    template = milestone.template_id
+    if template not in steps:
+        steps[template] = list(type(milestone).objects.using(milestone._state.db).filter(
+            template_id=template).order_by("position", "pk").values_list("pk", flat=True))
+    ordered = steps[template]
+    return Milestone(id=milestone.pk, name=milestone.name, position=ordered.index(milestone.pk) + 1,
+                     count=len(ordered))
+
+
+def order_record(row: Any, steps: dict[Any, list[Any]] | None = None) -> Order:
     """An ``Orders`` row (with ``current_milestone`` selected) as an :class:`Order`.
 
     ``customer_note`` is the host's notes timeline; only its customer-visible notes (oldest
     first) become the record's, so internal notes never leave the host.
     """
     visible = [note["message"] for note in reversed(row.get_notes(customer_view=True))]
-    milestone = row.current_milestone
     return Order(
         id=row.pk, tenant_id=row.tenant_id, order_number=row.order_number, name=row.name,
         order_status=OrderStatus(row.order_status), created_at=row.created_at,
         updated_at=row.updated_at, company_id=row.company_id, customer_id=row.customer_id,
         estimated_completion=row.estimated_completion,
-        current_milestone="" if milestone is None else milestone.name,
+        current_milestone=milestone_record(row.current_milestone, steps),
         customer_note="\n".join(visible), archived=row.archived, external_id=row.external_id,
     )
 

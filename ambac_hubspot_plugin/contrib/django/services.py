@@ -36,9 +36,8 @@ from ...host import (
     OrderStatus,
     as_host_id,
 )
-from ...host import (
-    User as UserRecord,
-)
+from ...host import Milestone as MilestoneRecord
+from ...host import User as UserRecord
 from ._records import (
     COMPANY_FIELDS_KEPT,
     ORDER_FIELDS_KEPT,
@@ -185,9 +184,11 @@ class DjangoHostServices:
     def get_orders(self, order_ids: Sequence[str]) -> list[Order]:
         pks = list(dict.fromkeys(pk for pk in map(uuid_pk, order_ids) if pk is not None))
         found: list[Order] = []
+        steps: dict[Any, list[Any]] = {}  # each template's milestones, read once per call
         with self._read():
             for start in range(0, len(pks), _CHUNK):
-                found.extend(map(order_record, self._orders().filter(pk__in=pks[start:start + _CHUNK])))
+                rows = self._orders().filter(pk__in=pks[start:start + _CHUNK])
+                found.extend(order_record(row, steps) for row in rows)
         return found
 
     def find_order_by_external_id(self, external_id: str) -> Order | None:
@@ -198,8 +199,7 @@ class DjangoHostServices:
     def create_order(self, draft: OrderDraft) -> Order:
         values = {field: getattr(draft, field) for field in (
             "name", "order_number", "order_status", "company_id", "customer_id",
-            "estimated_completion", "order_date", "current_milestone", "external_id", "value",
-            "currency")}
+            "estimated_completion", "order_date", "external_id", "value", "currency")}
         refuse_missing_fields(values, ORDER_FIELDS_KEPT, "orders")
         note = check_text("customer_note", draft.customer_note, Orders, "customer_note")
         with self._write():
@@ -304,9 +304,11 @@ class DjangoHostServices:
         return pk
 
     def _milestone(self, value: object) -> Any:
-        if value in (None, ""):
+        """The pk of a milestone of this tenant given as a :class:`Milestone` or its id."""
+        if value is None:
             return None
-        found = Milestone.objects.using(self._db).filter(name=value).order_by("created_at").first()
+        pk = uuid_pk(value.id if isinstance(value, MilestoneRecord) else value)
+        found = None if pk is None else Milestone.objects.using(self._db).filter(pk=pk).first()
         if found is None:
             raise HostRecordError("current_milestone", value, "names no milestone of this tenant")
         return found.pk
