@@ -574,13 +574,3 @@ class SqlInboxMixin:
             rows = conn.execute(sa.select(webhook_refusals).where(
                 webhook_refusals.c.tenant_id == tenant_id).order_by(webhook_refusals.c.reason))
             return [WebhookRefusalStats(**row._mapping) for row in rows]
-
-    def prune_webhook_events(self, processed_before: datetime) -> int:
-        """Delete events processed before ``processed_before``; returns how many.
-
-        Keep at least a few days: a redelivery of a pruned event would be stored (and
-        applied) again. HubSpot stops retrying after about a day.
-        """
-        with self._engine.begin() as conn:
-            return int(conn.execute(sa.delete(webhook_events).where(
-                webhook_events.c.processed_at < processed_before)).rowcount)

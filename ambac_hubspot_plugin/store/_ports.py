@@ -459,8 +459,6 @@ class Inbox(Protocol):
 
     def webhook_refusal_stats(self, tenant_id: str) -> list[WebhookRefusalStats]: ...
 
-    def prune_webhook_events(self, processed_before: datetime) -> int: ...
-
 
 # -- conflicts and pushed values (migration 0004) ----------------------------------------------
 
