@@ -32,6 +32,7 @@ class AmbacHubSpotConfig(AppConfig):
     name = "ambac_hubspot_plugin.contrib.django"
     label = "ambac_hubspot"  # APP_LABEL in the package
     verbose_name = "HubSpot integration"
+    default_auto_field = "django.db.models.BigAutoField"  # whatever the host's DEFAULT_AUTO_FIELD
 
     plugin_manager: pluggy.PluginManager
 
@@ -40,6 +41,10 @@ class AmbacHubSpotConfig(AppConfig):
         # database may not even exist yet (``manage.py migrate`` runs this too), so no query:
         # enabled tenants are taken up when the first request starts.
         self.plugin_manager = build_plugin_manager()
+        from . import events, permissions  # they need the host's models: loaded by now
+
+        events.connect()
+        permissions.connect()
         request_started.connect(self._take_up_tenants, dispatch_uid="ambac_hubspot.take_up_tenants")
 
     def _take_up_tenants(self, sender: object, **kwargs: Any) -> None:

@@ -4,7 +4,7 @@ Ids cross as the contract's strings (``host.as_host_id``): tenants, orders and c
 UUIDv7s, users integers; an id that cannot name a row of a table (digits for a UUID key, a
 UUID for the user table) reads as "not found". Writes run in one transaction each, so a
 refused value writes nothing, and they fire no ``ambac_*`` events: the services never call the
-plugin manager.
+plugin manager, and their saves write no outbox rows (``events.suppress_host_events``).
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ from ._records import (
     refuse_missing_fields,
     uuid_pk,
 )
+from .events import suppress_host_events
 
 __all__ = ["ALERT_EVENT_CODE", "CUSTOMER_GROUP", "DjangoHostServices", "acting_as", "user_record"]
 
@@ -128,7 +129,9 @@ class DjangoHostServices:
 
     @contextmanager
     def _write(self) -> Iterator[None]:
-        with self._connection(), tenant_context(self._tenant_id), transaction.atomic(using=self._db):
+        # The plugin's own writes are no host events: the receivers write no outbox rows here.
+        with self._connection(), tenant_context(self._tenant_id), suppress_host_events(), \
+                transaction.atomic(using=self._db):
             yield
 
     @contextmanager

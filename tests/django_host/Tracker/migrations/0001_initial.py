@@ -112,6 +112,7 @@ class Migration(migrations.Migration):
                 ('id', models.UUIDField(default=Tracker.models.core.uuid7, editable=False, primary_key=True, serialize=False)),
                 ('name', models.CharField(max_length=100)),
                 ('permissions', models.ManyToManyField(blank=True, related_name='tenant_groups', to='auth.permission')),
+                ('is_tenant_admin', models.BooleanField(default=False)),
                 ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='groups', to='Tracker.tenant')),
             ],
         ),

@@ -109,6 +109,9 @@ class TenantGroup(models.Model):
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="groups")
     name = models.CharField(max_length=100)
     permissions = models.ManyToManyField(Permission, blank=True, related_name="tenant_groups")
+    # HOST.md gives per-tenant groups but no name for the tenant's administrators' group: the
+    # double marks it with this flag (the bridge grants it the integration permissions).
+    is_tenant_admin = models.BooleanField(default=False)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="tenant_group_name")]

@@ -1,0 +1,163 @@
+"""End to end on the host double with the real plugin enabled against the sandbox: an order
+status the host saves in a transaction -> outbox row -> ``drain_outbox`` -> the plugin's queue
+-> ``runtime.drain()`` -> the deal's ``ambac_order_status`` in HubSpot."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+from .conftest import HAVE_DJANGO, SKIP_REASON
+
+if not HAVE_DJANGO:
+    pytest.skip(SKIP_REASON, allow_module_level=True)
+
+import pluggy
+from django.conf import settings
+from django.db import transaction
+from integrations.models import IntegrationConfig
+from Tracker.models import Orders, Tenant
+from Tracker.utils.tenant_context import tenant_context
+
+from ambac_hubspot_plugin import plugin as plugin_module
+from ambac_hubspot_plugin.contrib.django.apps import build_plugin_manager
+from ambac_hubspot_plugin.contrib.django.models import HostEventOutbox
+from ambac_hubspot_plugin.contrib.django.outbox import DrainReport, drain_outbox
+from ambac_hubspot_plugin.contrib.django.services import DjangoHostServices
+from ambac_hubspot_plugin.sandbox import Sandbox
+
+from .._world import plugin_settings
+from ..test_store_outage import SqliteOutage
+
+
+@attrs.define
+class World:
+    """A tenant of the double with the plugin enabled on ``pm``, and one order linked to a deal."""
+
+    hubspot: Sandbox
+    pm: pluggy.PluginManager
+    alias: str
+    data_dir: Path
+    tenant: str
+    deal: str = ""
+    order_id: str = ""
+
+    @property
+    def runtime(self) -> Any:
+        return self.pm.get_plugin(plugin_module.RUNTIME_NAME).runtime
+
+    def deal_status(self) -> object:
+        return self.hubspot.get_object("deals", self.deal).get("ambac_order_status")
+
+    def drain_outbox(self) -> DrainReport:
+        return drain_outbox(self.pm, using=self.alias, data_dir=self.data_dir)
+
+    def save_status(self, status: str, *, fail: bool = False) -> None:
+        """The host saves an order status as it does (``update_fields``), in a transaction that
+        commits, or raises after the save when ``fail``."""
+        with transaction.atomic(using=self.alias), tenant_context(self.tenant):
+            row = Orders.objects.using(self.alias).get(pk=self.order_id)
+            row.order_status = status
+            row.save(update_fields=["order_status"])
+            if fail:
+                raise RuntimeError("the view failed after the save")
+
+
+class _EndToEnd:
+    alias = "default"
+
+    @pytest.fixture
+    def world(self, hs: Sandbox, tmp_path: Path) -> Iterator[World]:
+        chosen = plugin_settings(hs)
+        tenant = Tenant.objects.using(self.alias).create(name="Acme", slug=f"t-{uuid.uuid4().hex}")
+        IntegrationConfig.objects.using(self.alias).create(tenant=tenant, provider="hubspot",
+                                                           is_enabled=True, config=chosen)
+        pm = build_plugin_manager()
+        world = World(hs, pm, self.alias, tmp_path, str(tenant.pk))
+        try:
+            services = DjangoHostServices(world.tenant, using=self.alias, data_dir=tmp_path)
+            (report,) = [r for r in pm.hook.ambac_plugin_enabled(
+                host=services, tenant_id=world.tenant, plugin_id=plugin_module.PLUGIN_ID,
+                settings=chosen) if r is not None]
+            assert report.ok, report
+            world.deal = hs.add_object("deals", {"dealname": "Deal", "pipeline": "default",
+                                                 "dealstage": "closedwon"})
+            assert world.runtime.run_sync(world.tenant).created == 1
+            world.runtime.drain()
+            order = services.find_order_by_external_id(f"hubspot:{hs.portal_id}:deal:{world.deal}")
+            assert order is not None
+            world.order_id = order.id
+            assert world.deal_status() == "PENDING"
+            assert not HostEventOutbox.objects.using(self.alias).exists(), "the plugin's writes are no events"
+            yield world
+        finally:
+            runtime = pm.get_plugin(plugin_module.RUNTIME_NAME)
+            if runtime is not None and runtime._runtime is not None:
+                runtime._runtime.close()
+
+    def test_a_committed_status_reaches_the_deal(self, world: World) -> None:
+        world.save_status("IN_PROGRESS")
+        world.runtime.drain()
+        assert world.deal_status() == "PENDING", "nothing is pushed before the outbox is drained"
+
+        assert world.drain_outbox() == DrainReport(pushed=1)
+        world.runtime.drain()
+
+        assert world.deal_status() == "IN_PROGRESS"
+
+    def test_a_worker_process_that_never_saw_the_enable_takes_the_tenant_up_and_pushes(
+            self, world: World) -> None:
+        """The drain starts the enabled tenants of its process first (``ensure_started``)."""
+        world.runtime.close()
+        worker = build_plugin_manager()
+        try:
+            world.save_status("ON_HOLD")
+            assert drain_outbox(worker, using=world.alias, data_dir=world.data_dir) == DrainReport(pushed=1)
+            worker.get_plugin(plugin_module.RUNTIME_NAME).runtime.drain()
+        finally:
+            worker.get_plugin(plugin_module.RUNTIME_NAME).runtime.close()
+
+        assert world.deal_status() == "ON_HOLD"
+
+    def test_a_rolled_back_status_pushes_nothing(self, world: World) -> None:
+        with pytest.raises(RuntimeError, match="view failed"):
+            world.save_status("CANCELLED", fail=True)
+
+        assert world.drain_outbox() == DrainReport()
+        world.runtime.drain()
+        assert world.deal_status() == "PENDING"
+
+    def test_a_status_saved_while_the_store_is_unreachable_is_pushed_once_it_is_back(self, world: World) -> None:
+        outage = SqliteOutage(world.data_dir / plugin_module.PLUGIN_ID / "hubspot.sqlite3",
+                              lambda: world.runtime.store_for(world.tenant))
+        outage.cut()
+        try:
+            world.save_status("COMPLETED")  # the host's save is not disturbed by the outage
+            assert world.drain_outbox() == DrainReport(failed=1)
+        finally:
+            outage.restore()
+        (row,) = HostEventOutbox.objects.using(world.alias)
+        assert row.attempts == 1
+
+        assert world.drain_outbox() == DrainReport(pushed=1)
+        world.runtime.drain()
+
+        assert world.deal_status() == "COMPLETED"
+        assert not HostEventOutbox.objects.using(world.alias).exists()
+
+
+@pytest.mark.django_db(transaction=True, databases=["default"])
+class TestEndToEndOnSQLite(_EndToEnd):
+    alias = "default"
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif("postgres" not in settings.DATABASES, reason="PostgreSQL does not answer at 127.0.0.1:5432")
+@pytest.mark.django_db(transaction=True, databases=["postgres"])
+class TestEndToEndOnPostgreSQL(_EndToEnd):
+    alias = "postgres"
