@@ -284,3 +284,17 @@ def test_a_method_the_path_does_not_serve_is_405_naming_those_it_does(mounted: M
     client.force_login(mounted.admin)
     response = client.delete(PREFIX + "hubspot/settings")
     assert (response.status_code, response["Allow"]) == (405, "GET, PUT")
+
+
+@DB
+def test_a_user_of_no_tenant_is_refused(mounted: Mounted) -> None:
+    """Platform staff without a tenant get 403 from an admin route: the integration is per tenant."""
+    from Tracker.models import User
+
+    staff = User.objects.create_user(username=f"staff-{uuid.uuid4().hex}", email="ops@host.example",
+                                     is_staff=True)
+    client = Client()
+    client.force_login(staff)
+    response = client.get(PREFIX + "hubspot/status")
+    assert response.status_code == 403
+    assert "no tenant" in response.json()["message"]
