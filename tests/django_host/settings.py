@@ -31,11 +31,16 @@ AUTH_USER_MODEL = "Tracker.User"
 INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.auth",
+    "django.contrib.sessions",
     "Tracker",
     "integrations",
     "ambac_hubspot_plugin.contrib.django",
 ]
-MIDDLEWARE: list[str] = []
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast users in tests
 
 _SQLITE = str(Path(tempfile.gettempdir()) / f"ambac-django-host-{_RUN}.sqlite3")

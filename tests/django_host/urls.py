@@ -1,3 +1,8 @@
-"""The double's URLconf (no routes yet: the bridge's views come in a later stage)."""
+"""The double's URLconf: the plugin's routes under the integrations prefix, mounted with the one
+line docs/ambac-tracker.md tells the host to add."""
 
-urlpatterns: list[object] = []
+from django.urls import include, path
+
+urlpatterns = [
+    path("integrations/", include("ambac_hubspot_plugin.contrib.django.urls")),
+]

@@ -1,0 +1,115 @@
+"""``manage.py hubspot ...``: the ``ambac-hubspot`` commands on the host's ORM, same output and exit codes."""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import HAVE_DJANGO, SKIP_REASON
+
+if not HAVE_DJANGO:
+    pytest.skip(SKIP_REASON, allow_module_level=True)
+
+from click.testing import CliRunner
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from integrations.models import IntegrationConfig
+from Tracker.models import Tenant, User
+
+from ambac_hubspot_plugin.cli import main
+from ambac_hubspot_plugin.contrib.django.cli import FACTORY, OPERATOR_EMAIL
+from ambac_hubspot_plugin.contrib.django.management.commands.hubspot import Command
+from ambac_hubspot_plugin.sandbox import Sandbox
+
+from .._world import plugin_settings
+
+DB = pytest.mark.django_db(databases="__all__")
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, settings: Any) -> Path:
+    """The plugin's files in a fresh directory, as the host's ``AMBAC_PLUGIN_DATA_DIR``."""
+    settings.AMBAC_PLUGIN_DATA_DIR = str(tmp_path)
+    return tmp_path
+
+
+def _tenant(hs: Sandbox | None = None, *, enabled: bool = True) -> str:
+    tenant = Tenant.objects.create(name="Acme", slug=f"t-{uuid.uuid4().hex}")
+    if hs is not None:
+        IntegrationConfig.objects.create(tenant=tenant, provider="hubspot", is_enabled=enabled,
+                                         config=plugin_settings(hs))
+    return str(tenant.pk)
+
+
+def _manage(*args: str) -> tuple[str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    call_command("hubspot", *args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+@DB
+def test_status_prints_what_the_cli_prints(hs: Sandbox, data_dir: Path) -> None:
+    """``call_command("hubspot", "status", ...)`` prints exactly what ``ambac-hubspot status``
+    with the Django host factory prints, the tenant's status as JSON, and returns normally."""
+    tenant = _tenant(hs)
+
+    printed, errors = _manage("status", "--tenant", tenant, "--json")
+    cli = CliRunner().invoke(main, ["status", "--host-factory", FACTORY, "--tenant", tenant, "--json"])
+
+    assert cli.exit_code == 0, cli.output
+    assert (printed, errors) == (cli.stdout, "")
+    status = json.loads(printed)
+    assert (status["tenant_id"], status["enabled"]) == (tenant, True)
+    assert hs.requests == [], "a status needs no HubSpot call"
+    # The commands act as the host's operator user, who holds both integration permissions.
+    operator = User.objects.get(tenant_id=tenant, email=OPERATOR_EMAIL)
+    assert operator.has_tenant_perm("manage_integrations", tenant)
+    assert operator.has_tenant_perm("view_integrations", tenant)
+
+
+@DB
+def test_an_unknown_tenant_exits_2(data_dir: Path) -> None:
+    """A tenant id naming no tenant is a usage error: exit code 2 from manage.py, and a
+    ``CommandError`` with return code 2 from ``call_command``, the CLI's message on stderr."""
+    unknown = str(uuid.uuid4())
+    err = io.StringIO()
+    with pytest.raises(CommandError) as refused:
+        call_command("hubspot", "status", "--tenant", unknown, "--json", stderr=err)
+    assert refused.value.returncode == 2
+    assert unknown in err.getvalue()
+
+    with pytest.raises(SystemExit) as exited:
+        Command().run_from_argv(["manage.py", "hubspot", "status", "--tenant", unknown])
+    assert exited.value.code == 2
+
+
+@DB
+def test_a_tenant_without_the_plugin_enabled_exits_2_saying_to_set_it_up(hs: Sandbox, data_dir: Path) -> None:
+    """A tenant whose HubSpot configuration is switched off is not operated on: exit 2."""
+    tenant = _tenant(hs, enabled=False)
+    err = io.StringIO()
+    with pytest.raises(CommandError) as refused:
+        call_command("hubspot", "log", "--tenant", tenant, stderr=err)
+    assert refused.value.returncode == 2
+    assert "setup" in err.getvalue()
+
+
+@DB
+def test_setup_enables_the_plugin_in_the_tenants_integration_config(hs: Sandbox, data_dir: Path) -> None:
+    """``manage.py hubspot setup`` checks the connection, saves the settings in the tenant's
+    ``IntegrationConfig`` and switches it on; ``status`` then reads the enabled tenant."""
+    tenant = _tenant()
+    settings_file = data_dir / "settings.json"
+    settings_file.write_text(json.dumps(plugin_settings(hs)))
+
+    printed, _ = _manage("setup", "--tenant", tenant, "--settings", str(settings_file), "--json")
+
+    assert json.loads(printed)["ok"] is True
+    config = IntegrationConfig.objects.get(tenant_id=tenant, provider="hubspot")
+    assert config.is_enabled and config.config["portal_id"] == str(hs.portal_id)
+    assert json.loads(_manage("status", "--tenant", tenant, "--json")[0])["enabled"] is True
