@@ -1,3 +1,8 @@
-"""The double's URLconf (no routes yet: the bridge's views come in a later stage)."""
+"""The double's URLconf: the host's integration webhook view (the bridge's own views come later)."""
 
-urlpatterns: list[object] = []
+from django.urls import path
+from integrations.views import integration_webhook
+
+urlpatterns: list[object] = [
+    path("integrations/<str:provider>/webhook/<str:tenant_id>/", integration_webhook),
+]
