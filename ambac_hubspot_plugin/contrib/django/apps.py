@@ -41,6 +41,9 @@ class AmbacHubSpotConfig(AppConfig):
         # enabled tenants are taken up when the first request starts.
         self.plugin_manager = build_plugin_manager()
         request_started.connect(self._take_up_tenants, dispatch_uid="ambac_hubspot.take_up_tenants")
+        from .adapter import connect_receivers  # the host's models are loaded by now
+
+        connect_receivers()
 
     def _take_up_tenants(self, sender: object, **kwargs: Any) -> None:
         from .startup import take_up_once  # needs the host's models: loaded only once apps are ready
