@@ -19,6 +19,7 @@ if not HAVE_DJANGO:
     pytest.skip(SKIP_REASON, allow_module_level=True)
 
 import pluggy
+import sqlalchemy as sa
 from django.apps import apps
 from django.conf import settings
 from django.db import connections, transaction
@@ -30,7 +31,7 @@ from Tracker.utils.tenant_context import tenant_context
 from ambac_hubspot_plugin import plugin as plugin_module
 from ambac_hubspot_plugin.contrib.django.adapter import HubSpotPluginAdapter, apply_change
 from ambac_hubspot_plugin.contrib.django.apps import build_plugin_manager
-from ambac_hubspot_plugin.contrib.django.tenant_settings import settings_for
+from ambac_hubspot_plugin.contrib.django.tenant_settings import host_store_url, settings_for
 from ambac_hubspot_plugin.errors import ConfigError
 from ambac_hubspot_plugin.sandbox import Sandbox, sign_v3
 
@@ -361,3 +362,25 @@ def test_enabling_in_a_postgresql_host_puts_the_plugins_tables_in_its_database(
     assert "hubspot_alembic_version" in created
     assert created and all(name.startswith("hubspot_") for name in created)
     assert IntegrationConfig._meta.db_table in before
+
+
+@pytest.mark.skipif("postgres" not in settings.DATABASES, reason="PostgreSQL does not answer at 127.0.0.1:5432")
+def test_the_host_database_url_keeps_an_awkward_password_and_its_ssl_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The host's connection settings become one psycopg 3 URL: a password with URL
+    characters survives, libpq options such as ``sslmode`` are kept, Django's own are not."""
+    params = connections["postgres"].settings_dict
+    monkeypatch.setitem(params, "PASSWORD", "p@ss:w/rd?#")
+    monkeypatch.setitem(params, "OPTIONS", {"sslmode": "require", "server_side_binding": True})
+
+    url = sa.make_url(host_store_url("postgres") or "")
+
+    assert (url.drivername, url.password, url.database) == ("postgresql+psycopg", "p@ss:w/rd?#", params["NAME"])
+    assert dict(url.query) == {"sslmode": "require"}
+
+
+@pytest.mark.skipif("postgres" not in settings.DATABASES, reason="PostgreSQL does not answer at 127.0.0.1:5432")
+@pytest.mark.django_db
+def test_a_tenants_store_url_wins_over_the_hosts_database(hs: Sandbox) -> None:
+    """On a PostgreSQL host, a ``store_url`` in the tenant's config is kept as given."""
+    row = _config(hs, store_url="postgresql+psycopg://plugin@db.internal/hubspot")
+    assert settings_for(row, using="postgres")["store_url"] == "postgresql+psycopg://plugin@db.internal/hubspot"
