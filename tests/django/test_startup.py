@@ -46,8 +46,12 @@ def managers() -> Iterator[list[pluggy.PluginManager]]:
 
 
 def _tenant(settings: dict[str, Any], *, enabled: bool) -> str:
+    """A tenant whose configuration holds ``settings``, its access token in the encrypted field."""
     tenant = Tenant.objects.create(name="Acme", slug=f"t-{uuid.uuid4().hex}")
-    IntegrationConfig.objects.create(tenant=tenant, provider="hubspot", is_enabled=enabled, config=settings)
+    config = {key: value for key, value in settings.items() if key != "credentials"}
+    token = settings.get("credentials", {}).get("access_token", "")
+    IntegrationConfig.objects.create(tenant=tenant, provider="hubspot", is_enabled=enabled,
+                                     config=config, api_key=token)
     return str(tenant.pk)
 
 

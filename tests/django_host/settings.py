@@ -43,6 +43,14 @@ MIDDLEWARE = [
 ]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast users in tests
 
+# The host's integration registry (HOST.md); HUBSPOT_MODE is left unset (``cloud``) as in a host
+# that has not switched to the plugin yet: tests set it to ``plugin``.
+FIELD_ENCRYPTION_KEY = "Dj5-qK0L0yTgQp0Ql8m7a9yqG2f7mJ0c7t2Sg7a2d0E="  # the double's Fernet key
+INTEGRATION_ADAPTERS = {
+    ("hubspot", "cloud"): "integrations.adapters.BuiltInHubSpotAdapter",
+    ("hubspot", "plugin"): "ambac_hubspot_plugin.contrib.django.adapter.HubSpotPluginAdapter",
+}
+
 _SQLITE = str(Path(tempfile.gettempdir()) / f"ambac-django-host-{_RUN}.sqlite3")
 DATABASES: dict[str, dict[str, object]] = {
     "default": {

@@ -46,6 +46,9 @@ class AmbacHubSpotConfig(AppConfig):
         events.connect()
         permissions.connect()
         request_started.connect(self._take_up_tenants, dispatch_uid="ambac_hubspot.take_up_tenants")
+        from .adapter import connect_receivers  # the host's models are loaded by now
+
+        connect_receivers()
 
     def _take_up_tenants(self, sender: object, **kwargs: Any) -> None:
         from .startup import take_up_once  # needs the host's models: loaded only once apps are ready

@@ -21,8 +21,9 @@ from integrations.models import IntegrationConfig
 from ... import plugin as plugin_module
 from ...host import as_host_id
 from .services import DjangoHostServices
+from .tenant_settings import scrub_row_secrets, settings_for
 
-__all__ = ["PROVIDER", "enabled_tenants", "ensure_started", "take_up_once"]
+__all__ = ["PROVIDER", "enabled_rows", "enabled_tenants", "ensure_started", "take_up_once"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,14 +35,19 @@ _started: weakref.WeakKeyDictionary[pluggy.PluginManager, set[str]] = weakref.We
 _swept: weakref.WeakSet[pluggy.PluginManager] = weakref.WeakSet()
 
 
+def enabled_rows(using: str = DEFAULT_DB_ALIAS) -> list[Any]:
+    """The ``IntegrationConfig`` rows of every tenant whose HubSpot integration is enabled."""
+    return list(IntegrationConfig.objects.using(using).filter(provider=PROVIDER, is_enabled=True)
+                .order_by("tenant_id"))
+
+
 def enabled_tenants(using: str = DEFAULT_DB_ALIAS) -> list[tuple[str, dict[str, Any]]]:
     """``(tenant id, saved settings)`` of every tenant whose HubSpot integration is enabled.
 
-    The settings are the configuration's ``config``; moving the credentials into the host's
-    encrypted fields is later work (docs/ambac-tracker.md).
+    The settings are the row's ``config`` with the credentials from its encrypted fields
+    (``tenant_settings.settings_for``); a row whose settings cannot be built raises ConfigError.
     """
-    rows = IntegrationConfig.objects.using(using).filter(provider=PROVIDER, is_enabled=True).order_by("tenant_id")
-    return [(as_host_id(row.tenant_id), dict(row.config)) for row in rows]
+    return [(as_host_id(row.tenant_id), settings_for(row, using=using)) for row in enabled_rows(using)]
 
 
 def ensure_started(pm: pluggy.PluginManager, *, using: str = DEFAULT_DB_ALIAS,
@@ -57,16 +63,21 @@ def ensure_started(pm: pluggy.PluginManager, *, using: str = DEFAULT_DB_ALIAS,
         done = _started.setdefault(pm, set())
         started = []
         failed = False
-        for tenant_id, settings in enabled_tenants(using):
+        for row in enabled_rows(using):
+            tenant_id = as_host_id(row.tenant_id)
             if tenant_id in done:
                 continue
             services = DjangoHostServices(tenant_id, using=using, data_dir=data_dir)
             try:
                 pm.hook.ambac_plugin_started(host=services, tenant_id=tenant_id,
-                                             plugin_id=plugin_module.PLUGIN_ID, settings=settings)
-            except Exception:
-                logger.exception("HubSpot integration of tenant %s could not start in this process; "
-                                 "it is tried again when the process next needs it", tenant_id)
+                                             plugin_id=plugin_module.PLUGIN_ID,
+                                             settings=settings_for(row, using=using))
+            except Exception as exc:
+                # No traceback: the settings' messages name fields, but a driver's may quote a
+                # credential; the row's secrets are scrubbed from the one line logged.
+                logger.error("HubSpot integration of tenant %s could not start in this process "
+                             "(%s: %s); it is tried again when the process next needs it",
+                             tenant_id, type(exc).__name__, scrub_row_secrets(str(exc), row))
                 failed = True
                 continue
             done.add(tenant_id)

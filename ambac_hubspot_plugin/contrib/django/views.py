@@ -36,7 +36,7 @@ from Tracker.utils.tenant_context import tenant_context
 from ...host import HttpRequest, HttpResponse, HttpRoute, User
 from .services import DjangoHostServices, acting_as, user_record
 
-__all__ = ["plugin_urlpatterns", "route_view"]
+__all__ = ["plugin_urlpatterns", "route_view", "serve_signed"]
 
 logger = logging.getLogger(__name__)
 
@@ -120,8 +120,9 @@ def _serve_user(route: HttpRoute, request: DjangoRequest, params: Mapping[str, s
         return _call(route, _plugin_request(request, user, params))
 
 
-def _serve_signed(route: HttpRoute, request: DjangoRequest, params: Mapping[str, str]) -> DjangoResponse:
-    """A route that checks HubSpot's signature itself; the tenant is the URL's."""
+def serve_signed(route: HttpRoute, request: DjangoRequest, params: Mapping[str, str]) -> DjangoResponse:
+    """A route that checks HubSpot's signature itself; the tenant is the URL's (also the host's
+    own integration webhook view, through the adapter)."""
     with _tenant_scope(params.get("tenant_id")):
         return _call(route, _plugin_request(request, None, params))
 
@@ -136,7 +137,7 @@ def route_view(routes: Sequence[HttpRoute]) -> View:
         if route is None:
             return _json(405, "method_not_allowed", f"{request.method} is not allowed here", {"Allow": allowed})
         if route.permission is None:
-            return _serve_signed(route, request, params)
+            return serve_signed(route, request, params)
         return _serve_user(route, request, params)
 
     view.__name__ = view.__qualname__ = f"hubspot_{routes[0].name.replace('-', '_')}"

@@ -1,0 +1,119 @@
+"""A tenant's plugin settings from its ``IntegrationConfig`` row, and where its store lives.
+
+The row's JSON ``config`` holds the non-secret settings; the credentials come from its
+encrypted fields only (the host encrypts them at rest):
+
+- ``api_key`` -> ``credentials`` of kind ``private_app`` (or the token kind ``config`` names
+  in ``credentials.kind``: ``project_app``, ``service_key``), its ``access_token``;
+- ``oauth_refresh_token`` -> ``credentials`` of kind ``oauth``, with the client id from
+  ``config["credentials"]["client_id"]`` or the ``HUBSPOT_CLIENT_ID`` setting and the client
+  secret from the ``HUBSPOT_CLIENT_SECRET`` setting (never from ``config``);
+- ``webhook_secret`` -> ``webhook_client_secret``.
+
+A secret written into ``config`` is refused: ``config`` is stored in plain text.
+
+The store: ``store_url`` from ``config`` when given; else, when the host's database is
+PostgreSQL, that same database (``DATABASES[alias]`` as a SQLAlchemy URL for psycopg 3, the
+driver of the plugin's ``[postgres]`` extra, which ``[django]`` includes); else the plugin's
+default SQLite file in ``AMBAC_PLUGIN_DATA_DIR``. The plugin creates and upgrades its own
+``hubspot_*`` tables when it opens the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from django.conf import settings as django_settings
+from django.db import DEFAULT_DB_ALIAS, connections
+
+from ...errors import ConfigError
+
+__all__ = ["SECRET_FIELDS", "TOKEN_KINDS", "host_store_url", "row_secrets", "scrub_row_secrets", "settings_for"]
+
+SECRET_FIELDS = ("api_key", "oauth_refresh_token", "webhook_secret")
+"""The row's encrypted fields this bridge reads."""
+TOKEN_KINDS = ("private_app", "project_app", "service_key")
+"""Credential kinds that are one access token (``api_key``)."""
+_SECRET_CREDENTIALS = ("access_token", "client_secret", "refresh_token")
+# libpq connection parameters a host may set in OPTIONS that the store's connections need too.
+_LIBPQ_OPTIONS = ("sslmode", "sslrootcert", "sslcert", "sslkey", "options", "target_session_attrs",
+                  "application_name")
+
+
+def row_secrets(row: Any) -> list[str]:
+    """The row's secret values (and the OAuth client secret), to scrub from any text shown."""
+    values = [str(getattr(row, field, "") or "") for field in SECRET_FIELDS]
+    values.append(str(getattr(django_settings, "HUBSPOT_CLIENT_SECRET", "") or ""))
+    return [value for value in values if value]
+
+
+def scrub_row_secrets(text: str, row: Any) -> str:
+    """``text`` with each of ``row``'s secret values replaced by ``***``."""
+    for secret in sorted(row_secrets(row), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+def settings_for(row: Any, *, using: str = DEFAULT_DB_ALIAS) -> dict[str, Any]:
+    """The plugin's raw settings of one ``IntegrationConfig`` row (see the module docstring).
+
+    :param using: the database alias whose server holds the store by default.
+    :raises ConfigError: ``config`` holds a secret, or the credentials are ambiguous; the
+        message names fields, never values.
+    """
+    config: dict[str, Any] = dict(row.config or {})
+    credentials = config.pop("credentials", None) or {}
+    if not isinstance(credentials, Mapping):
+        raise ConfigError.from_problems([("config.credentials", "must be an object (kind, client_id)")])
+    problems = [(f"config.credentials.{key}", "is a secret: keep it in the integration's encrypted "
+                 "fields (API key, OAuth refresh token), not in its plain config")
+                for key in _SECRET_CREDENTIALS if credentials.get(key)]
+    if config.get("webhook_client_secret"):
+        problems.append(("config.webhook_client_secret", "is a secret: keep it in the "
+                         "integration's encrypted webhook secret, not in its plain config"))
+    api_key, refresh_token = row.api_key or "", row.oauth_refresh_token or ""
+    if api_key and refresh_token:
+        problems.append(("api_key", "give either an API key (private app access token) or an "
+                         "OAuth refresh token, not both"))
+    if problems:
+        raise ConfigError.from_problems(problems)
+    kind = credentials.get("kind")
+    if api_key:
+        config["credentials"] = {"kind": kind if kind in TOKEN_KINDS else "private_app",
+                                 "access_token": api_key}
+    elif refresh_token:
+        client_id = credentials.get("client_id") or getattr(django_settings, "HUBSPOT_CLIENT_ID", "")
+        config["credentials"] = {"kind": "oauth", "client_id": client_id,
+                                 "client_secret": getattr(django_settings, "HUBSPOT_CLIENT_SECRET", ""),
+                                 "refresh_token": refresh_token}
+    if row.webhook_secret:
+        config["webhook_client_secret"] = row.webhook_secret
+    if not config.get("store_url"):
+        url = host_store_url(using)
+        if url is not None:
+            config["store_url"] = url
+    return config
+
+
+def host_store_url(using: str = DEFAULT_DB_ALIAS) -> str | None:
+    """The host's database ``using`` as the store's SQLAlchemy URL, when it is PostgreSQL.
+
+    None for another database (SQLite: the store never shares the host's file). The URL names
+    the psycopg 3 driver whatever Django uses (psycopg2 in Ambac Tracker): both reach the same
+    server, and the store is written for psycopg 3.
+    """
+    import sqlalchemy as sa
+
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        return None
+    params = connection.settings_dict
+    options = params.get("OPTIONS") or {}
+    query = {key: str(options[key]) for key in _LIBPQ_OPTIONS if options.get(key) not in (None, "")}
+    url = sa.URL.create(
+        "postgresql+psycopg", username=params.get("USER") or None,
+        password=params.get("PASSWORD") or None, host=params.get("HOST") or None,
+        port=int(params["PORT"]) if params.get("PORT") else None,
+        database=params.get("NAME") or None, query=query)
+    return url.render_as_string(hide_password=False)
