@@ -5,20 +5,26 @@ second. Staying under both on our side costs a short wait; hitting them costs a 
 and a retry. The limiter is shared by every thread of the process that talks to the same
 portal with the same app (:func:`shared_limiter`), because HubSpot's counters are shared too.
 
-pyrate-limiter's in-memory sliding-window log matches HubSpot's rolling window; we drive its
-leak ourselves (no background thread per limiter).
+pyrate-limiter's sliding-window log matches HubSpot's rolling window; we drive its leak
+ourselves (no background thread per limiter). The log lives in the process's memory, or, with a
+``redis://`` backend (the ``rate_limit_backend`` setting), in Redis: then every process of every
+machine using that Redis shares one budget per portal and app.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Callable
 
 import attrs
-from pyrate_limiter import InMemoryBucket, Limiter, Rate, SingleBucketFactory
+from pyrate_limiter import AbstractBucket, InMemoryBucket, Limiter, Rate, RedisBucket, SingleBucketFactory
+
+from .errors import ConfigError
 
 __all__ = [
+    "REDIS_SCHEMES",
     "TIER_BURST_PER_10S",
     "RateBudget",
     "RateLimiter",
@@ -38,6 +44,11 @@ TIER_BURST_PER_10S: dict[str, int] = {
 
 #: Search requests per second, per account, on every tier.
 SEARCH_PER_SECOND = 5
+
+#: The URL schemes of a Redis ``rate_limit_backend`` (redis-py's ``Redis.from_url``).
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+#: Prefix of the Redis keys holding the limiters' logs.
+REDIS_KEY_PREFIX = "ambac-hubspot:ratelimit:"
 
 
 @attrs.frozen
@@ -87,19 +98,25 @@ class RateLimiter:
 
     Thread-safe; :meth:`acquire` waits at most ``timeout`` seconds and says whether it got
     the permits.
+
+    :param backend: where the log lives: None for this process's memory, or a Redis URL
+        (:data:`REDIS_SCHEMES`), shared by every limiter given the same URL and ``key``.
+    :param key: whose budget this is (portal and app), naming the Redis keys; hashed there.
     """
 
     #: Forget expired log entries every this many permits, so memory stays bounded.
     _LEAK_EVERY = 256
 
-    def __init__(self, budget: RateBudget) -> None:
+    def __init__(self, budget: RateBudget, *, backend: str | None = None, key: str = "") -> None:
         self.budget = budget
-        self._burst_bucket = InMemoryBucket(
-            [Rate(budget.burst, int((budget.window_seconds + budget.margin_seconds) * 1000))]
-        )
-        self._search_bucket = InMemoryBucket(
-            [Rate(budget.search_per_second, int((1.0 + budget.margin_seconds) * 1000))]
-        )
+        burst = [Rate(budget.burst, int((budget.window_seconds + budget.margin_seconds) * 1000))]
+        search = [Rate(budget.search_per_second, int((1.0 + budget.margin_seconds) * 1000))]
+        self._burst_bucket: AbstractBucket
+        self._search_bucket: AbstractBucket
+        if backend is None:
+            self._burst_bucket, self._search_bucket = InMemoryBucket(burst), InMemoryBucket(search)
+        else:
+            self._burst_bucket, self._search_bucket = _redis_buckets(backend, key, burst, search)
         self._burst = Limiter(SingleBucketFactory(self._burst_bucket, schedule_leak=False))
         self._search = Limiter(SingleBucketFactory(self._search_bucket, schedule_leak=False))
         self._count = 0
@@ -132,7 +149,7 @@ class RateLimiter:
                 # pyrate_limiter leaves now() unannotated; naming its type keeps the call checked.
                 clock: Callable[[], object] = bucket.now
                 now = clock()
-                assert isinstance(now, int)  # an in-memory bucket has a synchronous clock
+                assert isinstance(now, int)  # both buckets used here have a synchronous clock
                 bucket.leak(now)
 
     def close(self) -> None:
@@ -141,18 +158,37 @@ class RateLimiter:
         self._search.close()
 
 
-_registry: dict[tuple[str, RateBudget], RateLimiter] = {}
+def _redis_buckets(url: str, key: str, burst: list[Rate],
+                   search: list[Rate]) -> tuple[AbstractBucket, AbstractBucket]:
+    """The burst and search logs of ``key`` in the Redis at ``url`` (redis-py imported here only)."""
+    if not url.startswith(REDIS_SCHEMES):
+        raise ConfigError.from_problems([("rate_limit_backend", (
+            f"must be a Redis URL ({', '.join(REDIS_SCHEMES)}) or null for this process's memory"))])
+    try:
+        import redis
+    except ImportError:
+        raise ConfigError.from_problems([("rate_limit_backend", (
+            "a Redis backend needs the redis package in this environment: pip install redis"))]) from None
+    connection = redis.Redis.from_url(url)
+    name = REDIS_KEY_PREFIX + hashlib.sha256(key.encode()).hexdigest()[:32]
+    # Each budget's rates are part of the name: a changed budget starts a log of its own.
+    return (RedisBucket.init(burst, connection, f"{name}:burst:{burst[0].limit}/{burst[0].interval}"),
+            RedisBucket.init(search, connection, f"{name}:search:{search[0].limit}/{search[0].interval}"))
+
+
+_registry: dict[tuple[str, RateBudget, str | None], RateLimiter] = {}
 _registry_lock = threading.Lock()
 
 
-def shared_limiter(key: str, budget: RateBudget) -> RateLimiter:
-    """Return the process-wide limiter for ``key`` (portal and app) and ``budget``.
+def shared_limiter(key: str, budget: RateBudget, backend: str | None = None) -> RateLimiter:
+    """Return the process-wide limiter for ``key`` (portal and app), ``budget`` and ``backend``.
 
     Every client built for the same portal and app in this process gets the same limiter, so
-    threads and tenants' clients together stay inside HubSpot's shared budget.
+    threads and tenants' clients together stay inside HubSpot's shared budget; with a Redis
+    ``backend``, the processes sharing that Redis stay inside it together.
     """
     with _registry_lock:
-        limiter = _registry.get((key, budget))
+        limiter = _registry.get((key, budget, backend))
         if limiter is None:
-            limiter = _registry[(key, budget)] = RateLimiter(budget)
+            limiter = _registry[(key, budget, backend)] = RateLimiter(budget, backend=backend, key=key)
         return limiter
