@@ -21,6 +21,7 @@ from collections.abc import Callable
 import attrs
 from pyrate_limiter import AbstractBucket, InMemoryBucket, Limiter, Rate, RedisBucket, SingleBucketFactory
 
+from ._settings_model import RATE_LIMIT_BACKEND_SCHEMES as REDIS_SCHEMES
 from .errors import ConfigError
 
 __all__ = [
@@ -45,8 +46,6 @@ TIER_BURST_PER_10S: dict[str, int] = {
 #: Search requests per second, per account, on every tier.
 SEARCH_PER_SECOND = 5
 
-#: The URL schemes of a Redis ``rate_limit_backend`` (redis-py's ``Redis.from_url``).
-REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 #: Prefix of the Redis keys holding the limiters' logs.
 REDIS_KEY_PREFIX = "ambac-hubspot:ratelimit:"
 

@@ -298,13 +298,15 @@ def _store_url(_inst: object, _attribute: attrs.Attribute[Any], value: str | Non
                          "(or send the URL back unchanged, which keeps the stored one)")
 
 
-def _rate_limit_backend(_inst: object, _attribute: attrs.Attribute[Any], value: str | None) -> None:
-    from ._ratelimit import REDIS_SCHEMES
+RATE_LIMIT_BACKEND_SCHEMES = ("redis://", "rediss://", "unix://")
+"""The URL schemes ``rate_limit_backend`` accepts: Redis, as redis-py's ``Redis.from_url`` reads them."""
 
+
+def _rate_limit_backend(_inst: object, _attribute: attrs.Attribute[Any], value: str | None) -> None:
     if value is None:
         return
-    if not value.startswith(REDIS_SCHEMES):
-        raise Invalid(f"rate_limit_backend must be a Redis URL ({', '.join(REDIS_SCHEMES)}), such "
+    if not value.startswith(RATE_LIMIT_BACKEND_SCHEMES):
+        raise Invalid(f"rate_limit_backend must be a Redis URL ({', '.join(RATE_LIMIT_BACKEND_SCHEMES)}), such "
                       "as the host's Celery broker, or null for each process's own memory")
     if MASK in url_passwords(value):
         raise Invalid(f"rate_limit_backend carries the masked password {MASK!r}; type the real "

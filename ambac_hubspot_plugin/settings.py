@@ -24,6 +24,7 @@ from ._secrets import MASK, redact_url, url_passwords
 from ._settings_model import (
     ALLOW_LOCAL_SANDBOX_ENV,
     CREDENTIAL_KINDS,
+    RATE_LIMIT_BACKEND_SCHEMES,
     AlertSettings,
     ApiVersion,
     AtLeast,
@@ -47,6 +48,7 @@ from .host import OrderStatus
 
 __all__ = [
     "ALLOW_LOCAL_SANDBOX_ENV",
+    "RATE_LIMIT_BACKEND_SCHEMES",
     "AlertSettings",
     "ConflictSettings",
     "Directions",

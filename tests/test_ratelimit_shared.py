@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import socket
 import sys
 import threading
 import time
@@ -17,21 +15,15 @@ from ambac_hubspot_plugin.client import ClientSettings
 from ambac_hubspot_plugin.errors import ConfigError
 from ambac_hubspot_plugin.settings import parse_settings, restore_masked, unstructure_settings
 
+from ._redis_support import redis_unavailable_reason, redis_url
+
 BASE = {"portal_id": "123", "credentials": {"kind": "private_app", "access_token": "pat-na1-x"}}
-REDIS_URL = "redis://127.0.0.1:6379/11"  # a database of its own: other tests use others
+REDIS_URL = redis_url()
 
 
-def _redis_reason() -> str | None:
-    if importlib.util.find_spec("redis") is None:
-        return "the redis package is not installed here (the [django] extra brings it)"
-    try:
-        socket.create_connection(("127.0.0.1", 6379), timeout=0.5).close()
-    except OSError:
-        return "no Redis answers at 127.0.0.1:6379"
-    return None
 
 
-needs_redis = pytest.mark.skipif(_redis_reason() is not None, reason=str(_redis_reason()))
+needs_redis = pytest.mark.skipif(redis_unavailable_reason() is not None, reason=str(redis_unavailable_reason()))
 
 
 @needs_redis
