@@ -15,14 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import pluggy
+from django.conf import settings as django_settings
 from django.db import DEFAULT_DB_ALIAS
 from integrations.models import IntegrationConfig
 
 from ... import plugin as plugin_module
 from ...host import as_host_id
+from ...settings import RATE_LIMIT_BACKEND_SCHEMES
 from .services import DjangoHostServices
 
-__all__ = ["PROVIDER", "enabled_tenants", "ensure_started", "take_up_once"]
+__all__ = ["PROVIDER", "enabled_tenants", "ensure_started", "take_up_once", "with_host_defaults"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +43,21 @@ def enabled_tenants(using: str = DEFAULT_DB_ALIAS) -> list[tuple[str, dict[str, 
     encrypted fields is later work (docs/ambac-tracker.md).
     """
     rows = IntegrationConfig.objects.using(using).filter(provider=PROVIDER, is_enabled=True).order_by("tenant_id")
-    return [(as_host_id(row.tenant_id), dict(row.config)) for row in rows]
+    return [(as_host_id(row.tenant_id), with_host_defaults(row.config)) for row in rows]
+
+
+def with_host_defaults(config: Any) -> dict[str, Any]:
+    """A tenant's saved settings, with what the host supplies where they leave it unset.
+
+    ``rate_limit_backend``: the host's ``CELERY_BROKER_URL`` when that is a Redis URL, so every
+    worker and web process of the host counts one HubSpot budget per portal.
+    """
+    config = dict(config)
+    broker = getattr(django_settings, "CELERY_BROKER_URL", None)
+    if (config.get("rate_limit_backend") is None and isinstance(broker, str)
+            and broker.startswith(RATE_LIMIT_BACKEND_SCHEMES)):
+        config["rate_limit_backend"] = broker
+    return config
 
 
 def ensure_started(pm: pluggy.PluginManager, *, using: str = DEFAULT_DB_ALIAS,
