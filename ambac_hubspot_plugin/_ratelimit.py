@@ -14,9 +14,11 @@ machine using that Redis shares one budget per portal and app.
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import attrs
 from pyrate_limiter import AbstractBucket, InMemoryBucket, Limiter, Rate, RedisBucket, SingleBucketFactory
@@ -45,6 +47,8 @@ TIER_BURST_PER_10S: dict[str, int] = {
 
 #: Search requests per second, per account, on every tier.
 SEARCH_PER_SECOND = 5
+
+logger = logging.getLogger(__name__)
 
 #: Prefix of the Redis keys holding the limiters' logs.
 REDIS_KEY_PREFIX = "ambac-hubspot:ratelimit:"
@@ -92,43 +96,20 @@ def budget_for_tier(
     )
 
 
-class RateLimiter:
-    """A blocking limiter for one portal: every call takes a burst permit, searches one more.
+class _Permits:
+    """A burst log and a search log, and the blocking limiters over them."""
 
-    Thread-safe; :meth:`acquire` waits at most ``timeout`` seconds and says whether it got
-    the permits.
-
-    :param backend: where the log lives: None for this process's memory, or a Redis URL
-        (:data:`REDIS_SCHEMES`), shared by every limiter given the same URL and ``key``.
-    :param key: whose budget this is (portal and app), naming the Redis keys; hashed there.
-    """
-
-    #: Forget expired log entries every this many permits, so memory stays bounded.
+    #: Forget expired log entries every this many permits, so the logs stay bounded.
     _LEAK_EVERY = 256
 
-    def __init__(self, budget: RateBudget, *, backend: str | None = None, key: str = "") -> None:
-        self.budget = budget
-        burst = [Rate(budget.burst, int((budget.window_seconds + budget.margin_seconds) * 1000))]
-        search = [Rate(budget.search_per_second, int((1.0 + budget.margin_seconds) * 1000))]
-        self._burst_bucket: AbstractBucket
-        self._search_bucket: AbstractBucket
-        if backend is None:
-            self._burst_bucket, self._search_bucket = InMemoryBucket(burst), InMemoryBucket(search)
-        else:
-            self._burst_bucket, self._search_bucket = _redis_buckets(backend, key, burst, search)
-        self._burst = Limiter(SingleBucketFactory(self._burst_bucket, schedule_leak=False))
-        self._search = Limiter(SingleBucketFactory(self._search_bucket, schedule_leak=False))
+    def __init__(self, burst: AbstractBucket, search: AbstractBucket) -> None:
+        self._buckets = (burst, search)
+        self._burst = Limiter(SingleBucketFactory(burst, schedule_leak=False))
+        self._search = Limiter(SingleBucketFactory(search, schedule_leak=False))
         self._count = 0
         self._count_lock = threading.Lock()
 
-    def acquire(
-        self, *, search: bool, timeout: float, monotonic: Callable[[], float] = time.monotonic
-    ) -> float | None:
-        """Take the permits one request needs; return the seconds waited, or ``None`` on timeout.
-
-        A search takes its search permit first: the tighter budget decides the pace, and a
-        burst permit is not held idle while waiting for it.
-        """
+    def acquire(self, search: bool, timeout: float, monotonic: Callable[[], float]) -> float | None:
         started = monotonic()
         if search and not self._search.try_acquire("search", blocking=True, timeout=timeout):
             return None
@@ -144,7 +125,7 @@ class RateLimiter:
             self._count += 1
             due = self._count % self._LEAK_EVERY == 0
         if due:
-            for bucket in (self._burst_bucket, self._search_bucket):
+            for bucket in self._buckets:
                 # pyrate_limiter leaves now() unannotated; naming its type keeps the call checked.
                 clock: Callable[[], object] = bucket.now
                 now = clock()
@@ -152,14 +133,88 @@ class RateLimiter:
                 bucket.leak(now)
 
     def close(self) -> None:
-        """Release the underlying limiters' resources."""
         self._burst.close()
         self._search.close()
 
 
-def _redis_buckets(url: str, key: str, burst: list[Rate],
-                   search: list[Rate]) -> tuple[AbstractBucket, AbstractBucket]:
-    """The burst and search logs of ``key`` in the Redis at ``url`` (redis-py imported here only)."""
+class RateLimiter:
+    """A blocking limiter for one portal: every call takes a burst permit, searches one more.
+
+    Thread-safe; :meth:`acquire` waits at most ``timeout`` seconds and says whether it got
+    the permits.
+
+    :param backend: where the log lives: None for this process's memory, or a Redis URL
+        (:data:`REDIS_SCHEMES`), shared by every limiter given the same URL and ``key``. While
+        that Redis cannot be reached, the process counts in its own memory (logged), and tries
+        Redis again every :attr:`REDIS_RETRY_SECONDS`: HubSpot's 429s, retried with backoff,
+        cover the processes' combined excess meanwhile.
+    :param key: whose budget this is (portal and app), naming the Redis keys; hashed there.
+    """
+
+    REDIS_RETRY_SECONDS = 5.0
+
+    def __init__(self, budget: RateBudget, *, backend: str | None = None, key: str = "") -> None:
+        self.budget = budget
+        self._rates = (
+            [Rate(budget.burst, int((budget.window_seconds + budget.margin_seconds) * 1000))],
+            [Rate(budget.search_per_second, int((1.0 + budget.margin_seconds) * 1000))],
+        )
+        self._memory = _Permits(InMemoryBucket(self._rates[0]), InMemoryBucket(self._rates[1]))
+        # Checked now (a setting's mistake fails at enable); connected at the first permit.
+        self._redis = None if backend is None else _redis_client(backend)
+        self._name = REDIS_KEY_PREFIX + hashlib.sha256(key.encode()).hexdigest()[:32]
+        self._shared: _Permits | None = None
+        self._shared_lock = threading.Lock()
+        self._redis_down_until: float | None = None
+
+    def acquire(
+        self, *, search: bool, timeout: float, monotonic: Callable[[], float] = time.monotonic
+    ) -> float | None:
+        """Take the permits one request needs; return the seconds waited, or ``None`` on timeout.
+
+        A search takes its search permit first: the tighter budget decides the pace, and a
+        burst permit is not held idle while waiting for it.
+        """
+        if self._redis is not None and (self._redis_down_until is None or monotonic() >= self._redis_down_until):
+            import redis
+
+            try:
+                waited = self._shared_permits().acquire(search, timeout, monotonic)
+            except (redis.RedisError, OSError) as exc:
+                if self._redis_down_until is None:
+                    logger.warning("the rate limiter's Redis cannot be reached (%s); each process "
+                                   "counts HubSpot requests on its own until it is back",
+                                   type(exc).__name__)
+                self._redis_down_until = monotonic() + self.REDIS_RETRY_SECONDS
+            else:
+                if self._redis_down_until is not None:
+                    logger.info("the rate limiter's Redis is back; the processes share one budget again")
+                    self._redis_down_until = None
+                return waited
+        return self._memory.acquire(search, timeout, monotonic)
+
+    def _shared_permits(self) -> _Permits:
+        with self._shared_lock:
+            if self._shared is None:
+                burst, search = self._rates
+                # Each budget's rates are part of the name: a changed budget starts a log of its own.
+                self._shared = _Permits(
+                    RedisBucket.init(burst, self._redis, f"{self._name}:burst:{burst[0].limit}/{burst[0].interval}"),
+                    RedisBucket.init(search, self._redis,
+                                     f"{self._name}:search:{search[0].limit}/{search[0].interval}"))
+            return self._shared
+
+    def close(self) -> None:
+        """Release the underlying limiters' resources."""
+        self._memory.close()
+        if self._shared is not None:
+            self._shared.close()
+        if self._redis is not None:
+            self._redis.close()
+
+
+def _redis_client(url: str) -> Any:
+    """A Redis client for ``url``, not yet connected (redis-py is imported here only)."""
     if not url.startswith(REDIS_SCHEMES):
         raise ConfigError.from_problems([("rate_limit_backend", (
             f"must be a Redis URL ({', '.join(REDIS_SCHEMES)}) or null for this process's memory"))])
@@ -168,11 +223,8 @@ def _redis_buckets(url: str, key: str, burst: list[Rate],
     except ImportError:
         raise ConfigError.from_problems([("rate_limit_backend", (
             "a Redis backend needs the redis package in this environment: pip install redis"))]) from None
-    connection = redis.Redis.from_url(url)
-    name = REDIS_KEY_PREFIX + hashlib.sha256(key.encode()).hexdigest()[:32]
-    # Each budget's rates are part of the name: a changed budget starts a log of its own.
-    return (RedisBucket.init(burst, connection, f"{name}:burst:{burst[0].limit}/{burst[0].interval}"),
-            RedisBucket.init(search, connection, f"{name}:search:{search[0].limit}/{search[0].interval}"))
+    # Short timeouts: a Redis that hangs must not hold every HubSpot call for long.
+    return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
 
 
 _registry: dict[tuple[str, RateBudget, str | None], RateLimiter] = {}

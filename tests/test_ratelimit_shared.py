@@ -68,20 +68,25 @@ def test_another_portal_on_the_same_redis_has_its_own_budget() -> None:
 
 @needs_redis
 def test_clients_of_a_tenant_with_a_redis_backend_share_the_redis_budget() -> None:
-    """The setting reaches the client's limiter: the shared limiter for that backend is distinct
-    from the process-memory one, and its log is in Redis."""
-    settings = parse_settings({**BASE, "portal_id": str(uuid.uuid4().int % 10**9),
+    """The setting reaches the client's limiter: a permit its process-wide limiter takes is
+    missing from another limiter of the portal on that Redis (another process's)."""
+    settings = parse_settings({**BASE, "portal_id": str(uuid.uuid4().int % 10**9), "burst_per_10s": 1,
                                "rate_limit_backend": REDIS_URL})
     client_settings = ClientSettings.from_plugin_settings(settings)
-    assert client_settings.rate_limit_backend == REDIS_URL
     key, budget = client_settings.limiter_key(), client_settings.rate_budget()
     shared = shared_limiter(key, budget, client_settings.rate_limit_backend)
     assert shared is not shared_limiter(key, budget)
     assert shared.acquire(search=False, timeout=1) is not None
-    import redis
+    assert RateLimiter(budget, backend=REDIS_URL, key=key).acquire(search=False, timeout=0.2) is None
 
-    keys = redis.Redis.from_url(REDIS_URL).keys("ambac-hubspot:ratelimit:*")
-    assert keys
+
+@needs_redis
+def test_an_unreachable_redis_leaves_each_process_its_own_budget() -> None:
+    """Nothing listens on the URL: calls go on, limited in this process's memory."""
+    limiter = RateLimiter(RateBudget(burst=1, window_seconds=30), backend="redis://127.0.0.1:1/0", key="k")
+    assert limiter.acquire(search=False, timeout=1) is not None
+    assert limiter.acquire(search=False, timeout=0.2) is None
+    limiter.close()
 
 
 @pytest.mark.parametrize("url", ["redis://127.0.0.1:6379/0", "rediss://cache.example:6380/2",
