@@ -93,6 +93,9 @@ class ClientSettings:
     refresh_margin_seconds: float = 300.0
     #: Which HubSpot API paths to call: ``2026-09`` (date-based) or ``v3`` (legacy v3/v4).
     api_version: str = attrs.field(default=DEFAULT_API_VERSION, validator=_api_version)
+    #: Where the rate limiter keeps its log: None for this process, or a Redis URL shared by
+    #: every process using it (``_ratelimit.RateLimiter``).
+    rate_limit_backend: str | None = attrs.field(default=None, repr=False)
 
     def rate_budget(self) -> RateBudget:
         """The local rate budget these settings ask for."""
@@ -162,6 +165,7 @@ class ClientSettings:
             portal_id=settings.portal_id,
             account_tier=settings.account_tier,
             api_version=settings.api_version,
+            rate_limit_backend=settings.rate_limit_backend,
             **{"burst_per_window": settings.burst_per_10s,
                "search_per_second": settings.search_per_second, **overrides},
         )

@@ -5,20 +5,29 @@ second. Staying under both on our side costs a short wait; hitting them costs a 
 and a retry. The limiter is shared by every thread of the process that talks to the same
 portal with the same app (:func:`shared_limiter`), because HubSpot's counters are shared too.
 
-pyrate-limiter's in-memory sliding-window log matches HubSpot's rolling window; we drive its
-leak ourselves (no background thread per limiter).
+pyrate-limiter's sliding-window log matches HubSpot's rolling window; we drive its leak
+ourselves (no background thread per limiter). The log lives in the process's memory, or, with a
+``redis://`` backend (the ``rate_limit_backend`` setting), in Redis: then every process of every
+machine using that Redis shares one budget per portal and app.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import attrs
-from pyrate_limiter import InMemoryBucket, Limiter, Rate, SingleBucketFactory
+from pyrate_limiter import AbstractBucket, InMemoryBucket, Limiter, Rate, RedisBucket, SingleBucketFactory
+
+from ._settings_model import RATE_LIMIT_BACKEND_SCHEMES as REDIS_SCHEMES
+from .errors import ConfigError
 
 __all__ = [
+    "REDIS_SCHEMES",
     "TIER_BURST_PER_10S",
     "RateBudget",
     "RateLimiter",
@@ -38,6 +47,11 @@ TIER_BURST_PER_10S: dict[str, int] = {
 
 #: Search requests per second, per account, on every tier.
 SEARCH_PER_SECOND = 5
+
+logger = logging.getLogger(__name__)
+
+#: Prefix of the Redis keys holding the limiters' logs.
+REDIS_KEY_PREFIX = "ambac-hubspot:ratelimit:"
 
 
 @attrs.frozen
@@ -82,37 +96,20 @@ def budget_for_tier(
     )
 
 
-class RateLimiter:
-    """A blocking limiter for one portal: every call takes a burst permit, searches one more.
+class _Permits:
+    """A burst log and a search log, and the blocking limiters over them."""
 
-    Thread-safe; :meth:`acquire` waits at most ``timeout`` seconds and says whether it got
-    the permits.
-    """
-
-    #: Forget expired log entries every this many permits, so memory stays bounded.
+    #: Forget expired log entries every this many permits, so the logs stay bounded.
     _LEAK_EVERY = 256
 
-    def __init__(self, budget: RateBudget) -> None:
-        self.budget = budget
-        self._burst_bucket = InMemoryBucket(
-            [Rate(budget.burst, int((budget.window_seconds + budget.margin_seconds) * 1000))]
-        )
-        self._search_bucket = InMemoryBucket(
-            [Rate(budget.search_per_second, int((1.0 + budget.margin_seconds) * 1000))]
-        )
-        self._burst = Limiter(SingleBucketFactory(self._burst_bucket, schedule_leak=False))
-        self._search = Limiter(SingleBucketFactory(self._search_bucket, schedule_leak=False))
+    def __init__(self, burst: AbstractBucket, search: AbstractBucket) -> None:
+        self._buckets = (burst, search)
+        self._burst = Limiter(SingleBucketFactory(burst, schedule_leak=False))
+        self._search = Limiter(SingleBucketFactory(search, schedule_leak=False))
         self._count = 0
         self._count_lock = threading.Lock()
 
-    def acquire(
-        self, *, search: bool, timeout: float, monotonic: Callable[[], float] = time.monotonic
-    ) -> float | None:
-        """Take the permits one request needs; return the seconds waited, or ``None`` on timeout.
-
-        A search takes its search permit first: the tighter budget decides the pace, and a
-        burst permit is not held idle while waiting for it.
-        """
+    def acquire(self, search: bool, timeout: float, monotonic: Callable[[], float]) -> float | None:
         started = monotonic()
         if search and not self._search.try_acquire("search", blocking=True, timeout=timeout):
             return None
@@ -128,31 +125,121 @@ class RateLimiter:
             self._count += 1
             due = self._count % self._LEAK_EVERY == 0
         if due:
-            for bucket in (self._burst_bucket, self._search_bucket):
+            for bucket in self._buckets:
                 # pyrate_limiter leaves now() unannotated; naming its type keeps the call checked.
                 clock: Callable[[], object] = bucket.now
                 now = clock()
-                assert isinstance(now, int)  # an in-memory bucket has a synchronous clock
+                assert isinstance(now, int)  # both buckets used here have a synchronous clock
                 bucket.leak(now)
 
     def close(self) -> None:
-        """Release the underlying limiters' resources."""
         self._burst.close()
         self._search.close()
 
 
-_registry: dict[tuple[str, RateBudget], RateLimiter] = {}
+class RateLimiter:
+    """A blocking limiter for one portal: every call takes a burst permit, searches one more.
+
+    Thread-safe; :meth:`acquire` waits at most ``timeout`` seconds and says whether it got
+    the permits.
+
+    :param backend: where the log lives: None for this process's memory, or a Redis URL
+        (:data:`REDIS_SCHEMES`), shared by every limiter given the same URL and ``key``. While
+        that Redis cannot be reached, the process counts in its own memory (logged), and tries
+        Redis again every :attr:`REDIS_RETRY_SECONDS`: HubSpot's 429s, retried with backoff,
+        cover the processes' combined excess meanwhile.
+    :param key: whose budget this is (portal and app), naming the Redis keys; hashed there.
+    """
+
+    REDIS_RETRY_SECONDS = 5.0
+
+    def __init__(self, budget: RateBudget, *, backend: str | None = None, key: str = "") -> None:
+        self.budget = budget
+        self._rates = (
+            [Rate(budget.burst, int((budget.window_seconds + budget.margin_seconds) * 1000))],
+            [Rate(budget.search_per_second, int((1.0 + budget.margin_seconds) * 1000))],
+        )
+        self._memory = _Permits(InMemoryBucket(self._rates[0]), InMemoryBucket(self._rates[1]))
+        # Checked now (a setting's mistake fails at enable); connected at the first permit.
+        self._redis = None if backend is None else _redis_client(backend)
+        self._name = REDIS_KEY_PREFIX + hashlib.sha256(key.encode()).hexdigest()[:32]
+        self._shared: _Permits | None = None
+        self._shared_lock = threading.Lock()
+        self._redis_down_until: float | None = None
+
+    def acquire(
+        self, *, search: bool, timeout: float, monotonic: Callable[[], float] = time.monotonic
+    ) -> float | None:
+        """Take the permits one request needs; return the seconds waited, or ``None`` on timeout.
+
+        A search takes its search permit first: the tighter budget decides the pace, and a
+        burst permit is not held idle while waiting for it.
+        """
+        if self._redis is not None and (self._redis_down_until is None or monotonic() >= self._redis_down_until):
+            import redis
+
+            try:
+                waited = self._shared_permits().acquire(search, timeout, monotonic)
+            except (redis.RedisError, OSError) as exc:
+                if self._redis_down_until is None:
+                    logger.warning("the rate limiter's Redis cannot be reached (%s); each process "
+                                   "counts HubSpot requests on its own until it is back",
+                                   type(exc).__name__)
+                self._redis_down_until = monotonic() + self.REDIS_RETRY_SECONDS
+            else:
+                if self._redis_down_until is not None:
+                    logger.info("the rate limiter's Redis is back; the processes share one budget again")
+                    self._redis_down_until = None
+                return waited
+        return self._memory.acquire(search, timeout, monotonic)
+
+    def _shared_permits(self) -> _Permits:
+        with self._shared_lock:
+            if self._shared is None:
+                burst, search = self._rates
+                # Each budget's rates are part of the name: a changed budget starts a log of its own.
+                self._shared = _Permits(
+                    RedisBucket.init(burst, self._redis, f"{self._name}:burst:{burst[0].limit}/{burst[0].interval}"),
+                    RedisBucket.init(search, self._redis,
+                                     f"{self._name}:search:{search[0].limit}/{search[0].interval}"))
+            return self._shared
+
+    def close(self) -> None:
+        """Release the underlying limiters' resources."""
+        self._memory.close()
+        if self._shared is not None:
+            self._shared.close()
+        if self._redis is not None:
+            self._redis.close()
+
+
+def _redis_client(url: str) -> Any:
+    """A Redis client for ``url``, not yet connected (redis-py is imported here only)."""
+    if not url.startswith(REDIS_SCHEMES):
+        raise ConfigError.from_problems([("rate_limit_backend", (
+            f"must be a Redis URL ({', '.join(REDIS_SCHEMES)}) or null for this process's memory"))])
+    try:
+        import redis
+    except ImportError:
+        raise ConfigError.from_problems([("rate_limit_backend", (
+            "a Redis backend needs the redis package in this environment: pip install redis"))]) from None
+    # Short timeouts: a Redis that hangs must not hold every HubSpot call for long.
+    return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+
+
+_registry: dict[tuple[str, RateBudget, str | None], RateLimiter] = {}
 _registry_lock = threading.Lock()
 
 
-def shared_limiter(key: str, budget: RateBudget) -> RateLimiter:
-    """Return the process-wide limiter for ``key`` (portal and app) and ``budget``.
+def shared_limiter(key: str, budget: RateBudget, backend: str | None = None) -> RateLimiter:
+    """Return the process-wide limiter for ``key`` (portal and app), ``budget`` and ``backend``.
 
     Every client built for the same portal and app in this process gets the same limiter, so
-    threads and tenants' clients together stay inside HubSpot's shared budget.
+    threads and tenants' clients together stay inside HubSpot's shared budget; with a Redis
+    ``backend``, the processes sharing that Redis stay inside it together.
     """
     with _registry_lock:
-        limiter = _registry.get((key, budget))
+        limiter = _registry.get((key, budget, backend))
         if limiter is None:
-            limiter = _registry[(key, budget)] = RateLimiter(budget)
+            limiter = _registry[(key, budget, backend)] = RateLimiter(budget, backend=backend, key=key)
         return limiter

@@ -298,6 +298,21 @@ def _store_url(_inst: object, _attribute: attrs.Attribute[Any], value: str | Non
                          "(or send the URL back unchanged, which keeps the stored one)")
 
 
+RATE_LIMIT_BACKEND_SCHEMES = ("redis://", "rediss://", "unix://")
+"""The URL schemes ``rate_limit_backend`` accepts: Redis, as redis-py's ``Redis.from_url`` reads them."""
+
+
+def _rate_limit_backend(_inst: object, _attribute: attrs.Attribute[Any], value: str | None) -> None:
+    if value is None:
+        return
+    if not value.startswith(RATE_LIMIT_BACKEND_SCHEMES):
+        raise Invalid(f"rate_limit_backend must be a Redis URL ({', '.join(RATE_LIMIT_BACKEND_SCHEMES)}), such "
+                      "as the host's Celery broker, or null for each process's own memory")
+    if MASK in url_passwords(value):
+        raise Invalid(f"rate_limit_backend carries the masked password {MASK!r}; type the real "
+                      "password (or send the URL back unchanged, which keeps the stored one)")
+
+
 def _http_url(_inst: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
     if value is not None and not re.fullmatch(r"https?://[^\s/]+(/[^\s]*)?", value):
         raise Invalid(f"{attribute.name} must be an http(s) URL such as https://tracker.example.com")
@@ -325,6 +340,9 @@ class Settings:
     store_url: str | None = attrs.field(default=None, validator=_store_url)
     #: Allow a SQLite store_url outside the plugin's data directory (stated on purpose).
     store_outside_data_dir: bool = False
+    #: Where the HubSpot rate limiter counts requests: null for each process's own memory, or
+    #: a Redis URL that every process of the host shares (one budget per portal).
+    rate_limit_backend: str | None = attrs.field(default=None, validator=_rate_limit_backend)
     trigger_stages: dict[str, list[str]] | None = None
     stage_status_map: dict[str, OrderStatus] = attrs.field(factory=dict)
     status_stage_map: dict[str, dict[OrderStatus, str]] = attrs.field(factory=dict)

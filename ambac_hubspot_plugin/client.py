@@ -187,14 +187,15 @@ def build_client(
     :param clock: tz-aware UTC time, for token expiry and retry deadlines.
     :param sleep: how to wait between retries (tests pass a recorder).
     :param rng: jitter source; seeded in tests.
-    :param limiter: the rate limiter; by default the process-wide one for this portal and app.
+    :param limiter: the rate limiter; by default the process-wide one for this portal and app
+        (shared through Redis when ``settings.rate_limit_backend`` names one).
     :param stats: counters to update; a fresh :class:`ClientStats` by default.
     """
     from . import _hubspot  # the SDK costs ~275 ms to import: pay it only when a client is built
     from ._ratelimit import shared_limiter
 
     if limiter is None:
-        limiter = shared_limiter(settings.limiter_key(), settings.rate_budget())
+        limiter = shared_limiter(settings.limiter_key(), settings.rate_budget(), settings.rate_limit_backend)
     return _hubspot.SdkHubSpotClient(
         settings,
         clock=clock,

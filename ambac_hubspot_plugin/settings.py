@@ -24,6 +24,7 @@ from ._secrets import MASK, redact_url, url_passwords
 from ._settings_model import (
     ALLOW_LOCAL_SANDBOX_ENV,
     CREDENTIAL_KINDS,
+    RATE_LIMIT_BACKEND_SCHEMES,
     AlertSettings,
     ApiVersion,
     AtLeast,
@@ -47,6 +48,7 @@ from .host import OrderStatus
 
 __all__ = [
     "ALLOW_LOCAL_SANDBOX_ENV",
+    "RATE_LIMIT_BACKEND_SCHEMES",
     "AlertSettings",
     "ConflictSettings",
     "Directions",
@@ -275,11 +277,16 @@ def _format_exception(exc: BaseException, type_: type | None) -> str:
     return f"must be of type {name}"
 
 
+_URL_FIELDS = ("store_url", "rate_limit_backend")
+"""The settings that are URLs whose password is write-only."""
+
+
 def unstructure_settings(settings: Settings) -> dict[str, Any]:
     """Return settings as JSON-compatible data, every secret (and store password) as ``***``."""
     data: dict[str, Any] = _converter.unstructure(settings)
-    if settings.store_url is not None:
-        data["store_url"] = redact_url(settings.store_url)
+    for name in _URL_FIELDS:
+        if getattr(settings, name) is not None:
+            data[name] = redact_url(getattr(settings, name))
     return data
 
 
@@ -289,8 +296,9 @@ def secret_values(settings: Settings) -> list[str]:
         getattr(settings.credentials, name, None)
         for name in ("access_token", "client_secret", "refresh_token")]
     found = [value.reveal() for value in candidates if isinstance(value, Secret)]
-    if settings.store_url:
-        found += url_passwords(settings.store_url)
+    for name in _URL_FIELDS:
+        if getattr(settings, name):
+            found += url_passwords(getattr(settings, name))
     return sorted({s for s in found if len(s) >= 4}, key=len, reverse=True)
 
 
@@ -314,9 +322,10 @@ def restore_masked(raw: Mapping[str, Any], current: Settings | None) -> dict[str
             if credentials.get(name) == MASK and isinstance(stored, Secret):
                 credentials[name] = stored.reveal()
         data["credentials"] = credentials
-    store = data.get("store_url")
-    if current.store_url and store != current.store_url and store == redact_url(current.store_url):
-        data["store_url"] = current.store_url
+    for name in _URL_FIELDS:
+        stored, sent = getattr(current, name), data.get(name)
+        if stored and sent != stored and sent == redact_url(stored):
+            data[name] = stored
     return data
 
 

@@ -22,3 +22,18 @@ if HAVE_DJANGO:
     # Loading the settings here lets pytest-django set Django up in its pytest_configure,
     # without a DJANGO_SETTINGS_MODULE in tox.ini that the main environment would not know.
     settings.INSTALLED_APPS  # noqa: B018
+
+    from collections.abc import Iterator
+
+    import pytest
+
+    @pytest.fixture
+    def no_drain_trigger() -> Iterator[None]:
+        """No drain on commit for the test: it drains the outbox by hand. The app sets Celery's
+        ``nudge`` as the trigger, which the double's eager Celery runs at once once loaded."""
+        from ambac_hubspot_plugin.contrib.django.events import drain_trigger, set_drain_trigger
+
+        kept = drain_trigger()
+        set_drain_trigger(None)
+        yield
+        set_drain_trigger(kept)

@@ -59,6 +59,10 @@ class Recorder:
 class _Events:
     alias = "default"
 
+    @pytest.fixture(autouse=True)
+    def drains_by_hand(self, no_drain_trigger: None) -> None:
+        """These tests drain by hand (see ``no_drain_trigger``)."""
+
     @pytest.fixture
     def recorder(self) -> Recorder:
         return Recorder()

@@ -72,6 +72,10 @@ class World:
 class _EndToEnd:
     alias = "default"
 
+    @pytest.fixture(autouse=True)
+    def drains_by_hand(self, no_drain_trigger: None) -> None:
+        """These tests drain by hand (see ``no_drain_trigger``)."""
+
     @pytest.fixture
     def world(self, hs: Sandbox, tmp_path: Path) -> Iterator[World]:
         # The store stays a SQLite file (the outage test breaks it); the token is kept as the host

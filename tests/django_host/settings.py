@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "Tracker",
     "integrations",
+    "django_celery_beat",
     "ambac_hubspot_plugin.contrib.django",
 ]
 MIDDLEWARE = [
@@ -72,3 +73,14 @@ if POSTGRES_AVAILABLE:
         "ATOMIC_REQUESTS": True,
         "TEST": {"NAME": f"test_ambac_django_host_{_RUN}", "DEPENDENCIES": []},
     }
+
+# Celery (tests/django_host/celery_app.py): eager in the test process; a worker subprocess
+# started by a test gets a Redis broker, and the test's database and data directory, from its
+# environment.
+CELERY_BROKER_URL = os.environ.get("AMBAC_TEST_CELERY_BROKER", "memory://")
+CELERY_TASK_ALWAYS_EAGER = "AMBAC_TEST_CELERY_BROKER" not in os.environ
+CELERY_TASK_EAGER_PROPAGATES = True
+if "AMBAC_TEST_DJANGO_DB" in os.environ:
+    DATABASES["default"]["NAME"] = os.environ["AMBAC_TEST_DJANGO_DB"]
+if "AMBAC_PLUGIN_DATA_DIR" in os.environ:
+    AMBAC_PLUGIN_DATA_DIR = os.environ["AMBAC_PLUGIN_DATA_DIR"]

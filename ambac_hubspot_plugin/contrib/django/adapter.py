@@ -33,7 +33,7 @@ from . import plugin_manager
 from .services import DjangoHostServices
 from .startup import PROVIDER
 from .tenant_settings import scrub_row_secrets, settings_for
-from .views import serve_signed
+from .views import WEBHOOK_ROUTE, serve_signed
 
 __all__ = ["HubSpotPluginAdapter", "connect_receivers", "plugin_mode"]
 
@@ -143,7 +143,7 @@ class HubSpotPluginAdapter:
         """Hand the delivery to the plugin's webhook route for this tenant: 200 only once it is
         stored; 401 for a bad signature; 404 when the tenant has the plugin disabled."""
         route = next(r for r in plugin_manager().get_plugin(plugin_module.RUNTIME_NAME).runtime.http_routes()
-                     if r.name == "hubspot-webhooks")
+                     if r.name == WEBHOOK_ROUTE)
         self._runtime()  # takes the tenant up in this process when another one enabled it
         return serve_signed(route, request, {"tenant_id": self.tenant_id})
 

@@ -38,6 +38,7 @@ __all__ = [
     "ORDER_STATUS_CHANGED",
     "ORDER_UPDATED",
     "connect",
+    "drain_trigger",
     "set_drain_trigger",
     "suppress_host_events",
 ]
@@ -81,6 +82,11 @@ def set_drain_trigger(trigger: Callable[[str], object] | None) -> None:
     """
     global _drain_trigger
     _drain_trigger = trigger
+
+
+def drain_trigger() -> Callable[[str], object] | None:
+    """The trigger :func:`set_drain_trigger` set (the app sets Celery's ``nudge``), or None."""
+    return _drain_trigger
 
 
 def connect() -> None:

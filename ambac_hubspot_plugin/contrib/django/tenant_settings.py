@@ -12,6 +12,10 @@ encrypted fields only (the host encrypts them at rest):
 
 A secret written into ``config`` is refused: ``config`` is stored in plain text.
 
+The rate limiter: ``rate_limit_backend`` from ``config`` when given, else the host's
+``CELERY_BROKER_URL`` when that is a Redis URL, so all the host's processes share one HubSpot
+budget per portal.
+
 The store: ``store_url`` from ``config`` when given; else, when the host's database is
 PostgreSQL, that same database (``DATABASES[alias]`` as a SQLAlchemy URL for psycopg 3, the
 driver of the plugin's ``[postgres]`` extra, which ``[django]`` includes); else the plugin's
@@ -28,6 +32,7 @@ from django.conf import settings as django_settings
 from django.db import DEFAULT_DB_ALIAS, connections
 
 from ...errors import ConfigError
+from ...settings import RATE_LIMIT_BACKEND_SCHEMES
 
 __all__ = ["SECRET_FIELDS", "TOKEN_KINDS", "host_store_url", "row_secrets", "scrub_row_secrets", "settings_for"]
 
@@ -93,6 +98,11 @@ def settings_for(row: Any, *, using: str = DEFAULT_DB_ALIAS) -> dict[str, Any]:
         url = host_store_url(using)
         if url is not None:
             config["store_url"] = url
+    broker = getattr(django_settings, "CELERY_BROKER_URL", None)
+    if (config.get("rate_limit_backend") is None and isinstance(broker, str)
+            and broker.startswith(RATE_LIMIT_BACKEND_SCHEMES)):
+        # The host's Redis: every worker and web process counts one HubSpot budget per portal.
+        config["rate_limit_backend"] = broker
     return config
 
 

@@ -36,9 +36,12 @@ from Tracker.utils.tenant_context import tenant_context
 from ...host import HttpRequest, HttpResponse, HttpRoute, User
 from .services import DjangoHostServices, acting_as, user_record
 
-__all__ = ["plugin_urlpatterns", "route_view", "serve_signed"]
+__all__ = ["WEBHOOK_ROUTE", "plugin_urlpatterns", "route_view", "serve_signed"]
 
 logger = logging.getLogger(__name__)
+
+WEBHOOK_ROUTE = "hubspot-webhooks"
+"""The plugin's webhook route: a delivery it answered 200 is stored, and nudges a drain."""
 
 View = Callable[..., DjangoResponse]
 
@@ -124,7 +127,12 @@ def serve_signed(route: HttpRoute, request: DjangoRequest, params: Mapping[str, 
     """A route that checks HubSpot's signature itself; the tenant is the URL's (also the host's
     own integration webhook view, through the adapter)."""
     with _tenant_scope(params.get("tenant_id")):
-        return _call(route, _plugin_request(request, None, params))
+        response = _call(route, _plugin_request(request, None, params))
+    if route.name == WEBHOOK_ROUTE and response.status_code == 200:
+        from .tasks import nudge  # a stored delivery: drain it now, not at the next beat
+
+        nudge()
+    return response
 
 
 def route_view(routes: Sequence[HttpRoute]) -> View:

@@ -1,0 +1,120 @@
+"""One HubSpot budget per portal across processes: the rate limiter's log in Redis
+(``rate_limit_backend``), its setting's checks, and its write-only password."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import uuid
+
+import pytest
+
+from ambac_hubspot_plugin._ratelimit import RateBudget, RateLimiter, shared_limiter
+from ambac_hubspot_plugin.client import ClientSettings
+from ambac_hubspot_plugin.errors import ConfigError
+from ambac_hubspot_plugin.settings import parse_settings, restore_masked, unstructure_settings
+
+from ._redis_support import redis_unavailable_reason, redis_url
+
+BASE = {"portal_id": "123", "credentials": {"kind": "private_app", "access_token": "pat-na1-x"}}
+REDIS_URL = redis_url()
+
+
+
+
+needs_redis = pytest.mark.skipif(redis_unavailable_reason() is not None, reason=str(redis_unavailable_reason()))
+
+
+@needs_redis
+def test_two_limiters_on_one_redis_count_one_budget() -> None:
+    """Two limiters (two processes' worth) of one portal on one Redis never exceed one burst in
+    any rolling window together, while each alone would have allowed the whole burst."""
+    budget = RateBudget(burst=4, window_seconds=0.5, search_per_second=50, margin_seconds=0.02)
+    key = f"test|{uuid.uuid4()}|token"
+    limiters = [RateLimiter(budget, backend=REDIS_URL, key=key) for _ in range(2)]
+    stamps: list[float] = []
+    lock = threading.Lock()
+
+    def worker(limiter: RateLimiter) -> None:
+        for _ in range(6):
+            assert limiter.acquire(search=False, timeout=10) is not None
+            with lock:
+                stamps.append(time.monotonic())
+
+    threads = [threading.Thread(target=worker, args=(limiter,)) for limiter in limiters]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    stamps.sort()
+    assert len(stamps) == 12
+    for i, first in enumerate(stamps):
+        # A little slack below the window: the two clocks read by the limiters are wall clocks.
+        assert sum(1 for s in stamps[i:] if s - first < budget.window_seconds - 0.05) <= budget.burst
+    assert stamps[-1] - stamps[0] >= 2 * (budget.window_seconds - 0.05)  # 12 permits, 4 a window
+
+
+@needs_redis
+def test_another_portal_on_the_same_redis_has_its_own_budget() -> None:
+    """Keys name the portal: a full budget of one portal leaves another's untouched."""
+    budget = RateBudget(burst=1, window_seconds=30)
+    first = RateLimiter(budget, backend=REDIS_URL, key=f"test|{uuid.uuid4()}|token")
+    other = RateLimiter(budget, backend=REDIS_URL, key=f"test|{uuid.uuid4()}|token")
+    assert first.acquire(search=False, timeout=1) is not None
+    assert first.acquire(search=False, timeout=0.2) is None
+    assert other.acquire(search=False, timeout=1) is not None
+
+
+@needs_redis
+def test_clients_of_a_tenant_with_a_redis_backend_share_the_redis_budget() -> None:
+    """The setting reaches the client's limiter: a permit its process-wide limiter takes is
+    missing from another limiter of the portal on that Redis (another process's)."""
+    settings = parse_settings({**BASE, "portal_id": str(uuid.uuid4().int % 10**9), "burst_per_10s": 1,
+                               "rate_limit_backend": REDIS_URL})
+    client_settings = ClientSettings.from_plugin_settings(settings)
+    key, budget = client_settings.limiter_key(), client_settings.rate_budget()
+    shared = shared_limiter(key, budget, client_settings.rate_limit_backend)
+    assert shared is not shared_limiter(key, budget)
+    assert shared.acquire(search=False, timeout=1) is not None
+    assert RateLimiter(budget, backend=REDIS_URL, key=key).acquire(search=False, timeout=0.2) is None
+
+
+@needs_redis
+def test_an_unreachable_redis_leaves_each_process_its_own_budget() -> None:
+    """Nothing listens on the URL: calls go on, limited in this process's memory."""
+    limiter = RateLimiter(RateBudget(burst=1, window_seconds=30), backend="redis://127.0.0.1:1/0", key="k")
+    assert limiter.acquire(search=False, timeout=1) is not None
+    assert limiter.acquire(search=False, timeout=0.2) is None
+    limiter.close()
+
+
+@pytest.mark.parametrize("url", ["redis://127.0.0.1:6379/0", "rediss://cache.example:6380/2",
+                                 "unix:///run/redis.sock"])
+def test_redis_urls_are_accepted_as_the_backend(url: str) -> None:
+    assert parse_settings({**BASE, "rate_limit_backend": url}).rate_limit_backend == url
+
+
+@pytest.mark.parametrize("url", ["postgresql://db/x", "memory", "amqp://guest@rabbit//"])
+def test_other_backends_are_refused_naming_the_setting(url: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_settings({**BASE, "rate_limit_backend": url})
+    assert set(info.value.problems) == {"rate_limit_backend"}
+
+
+def test_the_backend_password_is_write_only() -> None:
+    """Read back, the Redis password is ***; sent back unchanged, the stored one is kept."""
+    stored = parse_settings({**BASE, "rate_limit_backend": "redis://:s3cret-pw@cache:6379/0"})
+    shown = unstructure_settings(stored)
+    assert "s3cret-pw" not in repr(shown)
+    assert parse_settings(restore_masked(shown, stored)) == stored
+    with pytest.raises(ConfigError) as info:
+        parse_settings(shown)
+    assert "masked password" in info.value.problems["rate_limit_backend"]
+
+
+def test_a_redis_backend_without_the_redis_package_names_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "redis", None)  # what an environment without it imports
+    with pytest.raises(ConfigError) as info:
+        RateLimiter(RateBudget(burst=1), backend=REDIS_URL, key="k")
+    assert set(info.value.problems) == {"rate_limit_backend"}
