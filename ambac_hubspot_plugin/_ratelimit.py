@@ -196,6 +196,7 @@ class RateLimiter:
     def _shared_permits(self) -> _Permits:
         with self._shared_lock:
             if self._shared is None:
+                assert self._redis is not None  # only called with a Redis backend
                 burst, search = self._rates
                 # Each budget's rates are part of the name: a changed budget starts a log of its own.
                 self._shared = _Permits(
