@@ -133,6 +133,31 @@ class _EndToEnd:
 
         assert world.deal_status() == "ON_HOLD"
 
+    def test_an_event_of_a_tenant_enabled_in_the_host_but_not_startable_here_is_kept(
+            self, world: World) -> None:
+        """A worker whose start of the tenant fails (its saved settings refused here) and that
+        sees no store binding (another data directory) has the hook record nothing: the row is
+        kept with the error, and pushed once the tenant starts (the smoke run lost it)."""
+        row = IntegrationConfig.objects.using(world.alias).get(tenant_id=world.tenant)
+        good = dict(row.config)
+        row.config = {**good, "sync_interval_minutes": "never"}
+        row.save()
+        worker = build_plugin_manager()
+        try:
+            world.save_status("ON_HOLD")
+            assert drain_outbox(worker, using=world.alias, data_dir=world.data_dir / "worker") == \
+                DrainReport(failed=1)
+            (kept,) = HostEventOutbox.objects.using(world.alias)
+            assert (kept.attempts, "could not start" in kept.last_error) == (1, True)
+
+            row.config = good
+            row.save()
+            assert drain_outbox(worker, using=world.alias, data_dir=world.data_dir) == DrainReport(pushed=1)
+            worker.get_plugin(plugin_module.RUNTIME_NAME).runtime.drain()
+        finally:
+            worker.get_plugin(plugin_module.RUNTIME_NAME).runtime.close()
+        assert world.deal_status() == "ON_HOLD"
+
     def test_a_rolled_back_status_pushes_nothing(self, world: World) -> None:
         with pytest.raises(RuntimeError, match="view failed"):
             world.save_status("CANCELLED", fail=True)

@@ -68,8 +68,9 @@ def test_status_prints_what_the_cli_prints(hs: Sandbox, data_dir: Path) -> None:
     assert hs.requests == [], "a status needs no HubSpot call"
     # The commands act as the host's operator user, who holds both integration permissions.
     operator = User.objects.get(tenant_id=tenant, email=OPERATOR_EMAIL)
-    assert operator.has_tenant_perm("manage_integrations", tenant)
-    assert operator.has_tenant_perm("view_integrations", tenant)
+    tenant_row = Tenant.objects.get(pk=tenant)  # the host's check takes the Tenant row
+    assert operator.has_tenant_perm("manage_integrations", tenant_row)
+    assert operator.has_tenant_perm("view_integrations", tenant_row)
 
 
 @DB

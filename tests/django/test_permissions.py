@@ -18,6 +18,7 @@ from django.contrib.auth.models import Permission
 from django.core.management import call_command
 from Tracker.models import Tenant, TenantGroup, User, UserRole
 
+from ambac_hubspot_plugin.contrib.django.permissions import grant_integration_permissions
 from ambac_hubspot_plugin.contrib.django.services import DjangoHostServices, user_record
 from ambac_hubspot_plugin.host import MANAGE_INTEGRATIONS, VIEW_INTEGRATIONS
 
@@ -47,7 +48,7 @@ class _Permissions:
 
     def test_a_new_tenants_admin_group_is_granted_both(self, tmp_path: Path) -> None:
         tenant = self.tenant()
-        admins = TenantGroup.objects.using(self.alias).create(tenant=tenant, name="Admin", is_tenant_admin=True)
+        admins = TenantGroup.objects.using(self.alias).create(tenant=tenant, name="Tenant Admin")
         staff = TenantGroup.objects.using(self.alias).create(tenant=tenant, name="Operators")
 
         assert self.allowed(tenant, self.member(tenant, admins), tmp_path) == dict.fromkeys(BOTH, True)
@@ -56,17 +57,28 @@ class _Permissions:
 
     def test_an_admin_of_another_tenant_is_refused(self, tmp_path: Path) -> None:
         tenant, other = self.tenant(), self.tenant()
-        admins = TenantGroup.objects.using(self.alias).create(tenant=other, name="Admin", is_tenant_admin=True)
+        admins = TenantGroup.objects.using(self.alias).create(tenant=other, name="Tenant Admin")
         outsider = self.member(other, admins)
 
         assert self.allowed(tenant, outsider, tmp_path) == dict.fromkeys(BOTH, False)
+
+    def test_grant_integration_permissions_restores_grants_the_hosts_sync_revoked(self, tmp_path: Path) -> None:
+        tenant = self.tenant()
+        admins = TenantGroup.objects.using(self.alias).create(tenant=tenant, name="Tenant Admin")
+        admin = self.member(tenant, admins)
+        admins.permissions.clear()  # what the host's sync_tenant_permissions does to the grant
+        assert self.allowed(tenant, admin, tmp_path) == dict.fromkeys(BOTH, False)
+
+        assert grant_integration_permissions(self.alias) >= 1
+
+        assert self.allowed(tenant, admin, tmp_path) == dict.fromkeys(BOTH, True)
 
     def test_the_migration_grants_both_to_admin_groups_that_existed_before_it(self, tmp_path: Path) -> None:
         call_command("migrate", "ambac_hubspot", "0001", database=self.alias, verbosity=0)
         tenant = self.tenant()
         # Saved without signals: an admin group from before the app was installed.
         (admins,) = TenantGroup.objects.using(self.alias).bulk_create(
-            [TenantGroup(tenant=tenant, name="Admin", is_tenant_admin=True)])
+            [TenantGroup(tenant=tenant, name="Tenant Admin")])
         admin = self.member(tenant, admins)
         assert self.allowed(tenant, admin, tmp_path) == dict.fromkeys(BOTH, False)
 

@@ -245,7 +245,8 @@ class DjangoHostServices:
             user = None
             if actor is not None and actor.tenant_id == self._tenant_id:
                 user = self._users().filter(pk=int_pk(actor.id)).first()
-            row.add_note(user, text, visibility="INTERNAL")
+            row.add_note(user, text, visibility="INTERNAL")  # appends; the caller saves
+            row.save(using=self._db, update_fields=["customer_note"])
 
     def _order_row(self, order_id: str) -> Any:
         pk = uuid_pk(order_id)
@@ -369,7 +370,7 @@ class DjangoHostServices:
             changed = {k: v for k, v in columns.items() if getattr(row, k) != v}
             if not changed:
                 return company_record(row)
-            return company_record(row.new_version(**changed))
+            return company_record(row.create_new_version(**changed))
 
     def _current_company_by_external_id(self, external_id: str) -> Any:
         return (self._companies().filter(external_id=external_id, is_current_version=True)
@@ -417,7 +418,8 @@ class DjangoHostServices:
         base = _USERNAME_UNSAFE.sub("_", f"{self._tenant_id}-{local}")[:130]
         serial = self._users().filter(username__startswith=f"{base}-").count() + 1
         while True:
-            row = User(tenant_id=self._tenant_id, user_type=User.UserType.PORTAL,
+            # The UUID, not its text: the host's save compares it with the company's tenant_id.
+            row = User(tenant_id=uuid_pk(self._tenant_id), user_type=User.UserType.PORTAL,
                        username=f"{base}-{serial}", **columns)
             row.set_unusable_password()
             try:
@@ -468,7 +470,9 @@ class DjangoHostServices:
             return False
         with self._read():
             row = self._users().filter(pk=pk).first()
-            return row is not None and bool(row.has_tenant_perm(permission, uuid_pk(self._tenant_id)))
+            tenant = Tenant.objects.using(self._db).filter(pk=uuid_pk(self._tenant_id)).first()
+            # The host's check reads ``tenant.id``: it takes the Tenant row, not an id.
+            return row is not None and tenant is not None and bool(row.has_tenant_perm(permission, tenant))
 
     def notify_admins(self, subject: str, message: str, level: str) -> None:
         if level not in NOTIFICATION_LEVELS:

@@ -111,8 +111,11 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.UUIDField(default=Tracker.models.core.uuid7, editable=False, primary_key=True, serialize=False)),
                 ('name', models.CharField(max_length=100)),
+                ('description', models.TextField(blank=True, default='')),
+                ('is_custom', models.BooleanField(default=False)),
+                ('created_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
+                ('updated_at', models.DateTimeField(auto_now=True)),
                 ('permissions', models.ManyToManyField(blank=True, related_name='tenant_groups', to='auth.permission')),
-                ('is_tenant_admin', models.BooleanField(default=False)),
                 ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='groups', to='Tracker.tenant')),
             ],
         ),

@@ -86,12 +86,16 @@ class SecureModel(models.Model):
         self.save(update_fields=["archived", "deleted_at", "updated_at"])
         return (0, {})
 
-    def new_version(self, **changes: Any) -> SecureModel:
-        """Save ``changes`` as a new row (new id) that becomes the current version."""
+    def create_new_version(self, *, user: Any = None, change_description: str | None = None,
+                           supersede_source: bool = True, **field_updates: Any) -> SecureModel:
+        """Save ``field_updates`` as a new row (new id) that becomes the current version (the
+        source stays current too when not ``supersede_source``). No ``new_version``: the host
+        has none."""
         db = self._state.db or "default"
-        type(self).unscoped.using(db).filter(pk=self.pk).update(is_current_version=False)
+        if supersede_source:
+            type(self).unscoped.using(db).filter(pk=self.pk).update(is_current_version=False)
         fields = {f.attname: getattr(self, f.attname) for f in self._meta.concrete_fields}
-        fields.update(changes)
+        fields.update(field_updates)
         fields.update(id=uuid7(), version=self.version + 1, previous_version_id=self.pk,
                       is_current_version=True, created_at=timezone.now())
         row = type(self)(**fields)
@@ -108,10 +112,12 @@ class TenantGroup(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="groups")
     name = models.CharField(max_length=100)
+    description = models.TextField(blank=True, default="")
+    is_custom = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
     permissions = models.ManyToManyField(Permission, blank=True, related_name="tenant_groups")
-    # HOST.md gives per-tenant groups but no name for the tenant's administrators' group: the
-    # double marks it with this flag (the bridge grants it the integration permissions).
-    is_tenant_admin = models.BooleanField(default=False)
+    # As the host's: no admin flag; a tenant's administrators are its group named 'Tenant Admin'.
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="tenant_group_name")]
@@ -136,20 +142,22 @@ class User(AbstractUser):
         if self.parent_company_id is not None:
             db = kwargs.get("using") or self._state.db or "default"
             company = Companies.unscoped.using(db).filter(pk=self.parent_company_id).first()
-            if company is None or str(company.tenant_id) != str(self.tenant_id):
+            # As the host's: compared as they are, so a tenant id set as text never matches.
+            if company is None or company.tenant_id != self.tenant_id:
                 raise ValueError("a user's parent company must belong to the user's tenant")
         super().save(*args, **kwargs)
 
-    def get_tenant_permissions(self, tenant: Tenant | uuid.UUID | str) -> set[str]:
-        """Codenames granted to this user in ``tenant`` through its groups there."""
-        tenant_id = getattr(tenant, "pk", tenant)
+    def get_tenant_permissions(self, tenant: Tenant) -> set[str]:
+        """Codenames granted to this user in ``tenant`` (an instance, as the host's reads
+        ``tenant.id``) through its groups there."""
+        tenant_id = tenant.id
         return set(
             Permission.objects.using(self._state.db or "default")
             .filter(tenant_groups__tenant_id=tenant_id, tenant_groups__roles__user=self)
             .values_list("codename", flat=True)
         )
 
-    def has_tenant_perm(self, perm: str, tenant: Tenant | uuid.UUID | str) -> bool:
+    def has_tenant_perm(self, perm: str, tenant: Tenant) -> bool:
         """Whether this user holds permission codename ``perm`` in ``tenant``."""
         return perm in self.get_tenant_permissions(tenant)
 

@@ -72,7 +72,7 @@ class Orders(SecureModel):
         author = "system" if user is None else user.get_username()
         entry = f"--- {timezone.now().isoformat()} | {visibility} | {author}\n{message}"
         self.customer_note = f"{self.customer_note}\n{entry}" if self.customer_note else entry
-        self.save(update_fields=["customer_note"])  # updated_at stays: not in update_fields
+        # As the host's: it does not save; the caller saves the order.
 
     def get_notes(self, customer_view: bool = False) -> list[dict[str, str]]:
         """The timeline's entries, newest first (only ``VISIBLE`` ones for the customer's view).
