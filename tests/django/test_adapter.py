@@ -26,8 +26,8 @@ from django.conf import settings
 from django.db import connections, transaction
 from integrations.adapters.base import BaseAdapter
 from integrations.adapters.builtin import BuiltInHubSpotAdapter
-from integrations.services.registry import get_adapter
 from integrations.models import IntegrationConfig
+from integrations.services.registry import get_adapter
 from Tracker.models import Orders, Tenant
 from Tracker.utils.tenant_context import tenant_context
 
@@ -83,7 +83,7 @@ def _switch(row: Any, enabled: bool, capture: Any, using: str = "default") -> No
 @pytest.mark.django_db
 def test_hubspot_mode_plugin_chooses_the_plugin_and_cloud_keeps_the_built_in(settings: Any, hs: Sandbox) -> None:
     """Without ``HUBSPOT_MODE`` the host's built-in adapter is chosen; ``plugin`` chooses ours."""
-    row = _config(hs)
+    _config(hs)
     assert type(get_adapter("hubspot")) is BuiltInHubSpotAdapter
     settings.HUBSPOT_MODE = "plugin"
     adapter = get_adapter("hubspot")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import Any, ClassVar
 
 from django.db import DEFAULT_DB_ALIAS, transaction
 from django.db.models.signals import post_save, pre_save
@@ -105,7 +105,7 @@ class HubSpotPluginAdapter(BaseAdapter):
     keeps no tenant: every method takes the tenant's ``IntegrationConfig`` row.
     """
 
-    manifest: dict[str, Any] = {"id": PROVIDER, "name": "HubSpot (ambac-hubspot-plugin)",
+    manifest: ClassVar[dict[str, Any]] = {"id": PROVIDER, "name": "HubSpot (ambac-hubspot-plugin)",
                                 "mode": MODE}
 
     def test_connection(self, integration: Any) -> tuple[bool, str]:
