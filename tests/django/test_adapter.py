@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -23,8 +24,10 @@ import sqlalchemy as sa
 from django.apps import apps
 from django.conf import settings
 from django.db import connections, transaction
-from integrations.adapters import BuiltInHubSpotAdapter, get_adapter
+from integrations.adapters.base import BaseAdapter
+from integrations.adapters.builtin import BuiltInHubSpotAdapter
 from integrations.models import IntegrationConfig
+from integrations.services.registry import get_adapter
 from Tracker.models import Orders, Tenant
 from Tracker.utils.tenant_context import tenant_context
 
@@ -80,10 +83,13 @@ def _switch(row: Any, enabled: bool, capture: Any, using: str = "default") -> No
 @pytest.mark.django_db
 def test_hubspot_mode_plugin_chooses_the_plugin_and_cloud_keeps_the_built_in(settings: Any, hs: Sandbox) -> None:
     """Without ``HUBSPOT_MODE`` the host's built-in adapter is chosen; ``plugin`` chooses ours."""
-    row = _config(hs)
-    assert type(get_adapter(row)) is BuiltInHubSpotAdapter
+    _config(hs)
+    assert type(get_adapter("hubspot")) is BuiltInHubSpotAdapter
     settings.HUBSPOT_MODE = "plugin"
-    assert type(get_adapter(row)) is HubSpotPluginAdapter
+    adapter = get_adapter("hubspot")
+    assert type(adapter) is HubSpotPluginAdapter
+    assert isinstance(adapter, BaseAdapter) and adapter.manifest["id"] == "hubspot"
+    assert get_adapter("hubspot") is adapter, "the registry shares one adapter per (provider, mode)"
 
 
 # Enabling from the host's page ----------------------------------------------------------------
@@ -162,10 +168,10 @@ def test_test_connection_answers_the_hosts_shape(
     row = enabled_row
     hs.clear_requests()
 
-    result = HubSpotPluginAdapter(row).test_connection()
+    success, message = get_adapter("hubspot").test_connection(row)
 
-    assert result["success"] is True, result
-    assert {"message", "checks"} <= result.keys() and result["checks"]
+    assert success is True, message
+    assert message
     assert hs.requests, "the test must call HubSpot"
 
 
@@ -180,11 +186,11 @@ def test_a_failing_test_connection_never_shows_the_token(
     row = _config(hs, token=token)
     _switch(row, True, django_capture_on_commit_callbacks)
 
-    result = HubSpotPluginAdapter(row).test_connection()
+    success, message = get_adapter("hubspot").test_connection(row)
 
-    assert result["success"] is False
-    assert result["message"]
-    assert token not in json.dumps(result)
+    assert success is False
+    assert message
+    assert token not in message
     assert token not in caplog.text
 
 
@@ -199,11 +205,11 @@ def test_secrets_are_scrubbed_from_errors_that_quote_them(
     row = _config(hs, token=token, portal_timezone=token)
     _switch(row, True, django_capture_on_commit_callbacks)
 
-    result = HubSpotPluginAdapter(row).test_connection()
+    success, message = get_adapter("hubspot").test_connection(row)
 
     assert "portal_timezone" in caplog.text and "***" in caplog.text
-    assert result["success"] is False and "***" in result["message"]
-    assert token not in caplog.text and token not in json.dumps(result)
+    assert success is False and "***" in message
+    assert token not in caplog.text and token not in message
 
 
 @pytest.mark.django_db
@@ -213,14 +219,14 @@ def test_sync_now_queues_an_incremental_sync_whose_run_is_in_the_sync_logs(
     """"Sync now" queues one incremental sync (twice: still one job); once the worker ran it,
     the page's sync logs list the run."""
     row = enabled_row
-    adapter = HubSpotPluginAdapter(row)
+    adapter = get_adapter("hubspot")
 
-    first, second = adapter.dispatch_sync_task(), adapter.dispatch_sync_task()
+    first, second = adapter.dispatch_sync_task(row), adapter.dispatch_sync_task(row)
     assert first["queued"] is True and first["job_id"] == second["job_id"]
-    assert adapter.get_sync_logs() == []
+    assert adapter.get_sync_logs(row) == []
     _runtime(process).drain()
 
-    (run,) = adapter.get_sync_logs()
+    (run,) = adapter.get_sync_logs(row)
     assert run["kind"] == "incremental" and run["status"] == "succeeded"
 
 
@@ -233,12 +239,12 @@ def test_push_order_status_records_the_change_for_the_push(
     with tenant_context(str(row.tenant_id)):
         order = Orders.objects.create(tenant_id=row.tenant_id, name="Bracket", order_status="COMPLETED")
 
-    HubSpotPluginAdapter(row).push_order_status(order, previous_status="IN_PROGRESS")
+    link = SimpleNamespace(order=order)  # the host's order link row: its ``order`` is the order
+    get_adapter("hubspot").push_order_status(row, link=link, status="closedwon")
 
     store = _runtime(process).store_for(str(row.tenant_id))
     (job,) = store.queued(str(row.tenant_id), ["host.order.status_changed"])
     assert job.payload["record_id"] == str(order.pk)
-    assert job.payload["previous_status"] == "IN_PROGRESS"
 
 
 # Webhooks through the host's view ----------------------------------------------------------

@@ -21,9 +21,13 @@ from django.core.management.base import CommandError
 from integrations.models import IntegrationConfig
 from Tracker.models import Tenant, User
 
+from ambac_hubspot_plugin import plugin as plugin_module
 from ambac_hubspot_plugin.cli import main
+from ambac_hubspot_plugin.contrib.django.apps import build_plugin_manager
 from ambac_hubspot_plugin.contrib.django.cli import FACTORY, OPERATOR_EMAIL
 from ambac_hubspot_plugin.contrib.django.management.commands.hubspot import Command
+from ambac_hubspot_plugin.contrib.django.startup import ensure_started
+from ambac_hubspot_plugin.contrib.django.tenant_settings import row_fields, settings_for
 from ambac_hubspot_plugin.sandbox import Sandbox
 
 from .._world import plugin_settings
@@ -42,7 +46,7 @@ def _tenant(hs: Sandbox | None = None, *, enabled: bool = True) -> str:
     tenant = Tenant.objects.create(name="Acme", slug=f"t-{uuid.uuid4().hex}")
     if hs is not None:
         IntegrationConfig.objects.create(tenant=tenant, provider="hubspot", is_enabled=enabled,
-                                         config=plugin_settings(hs))
+                                         **row_fields(plugin_settings(hs)))
     return str(tenant.pk)
 
 
@@ -114,3 +118,32 @@ def test_setup_enables_the_plugin_in_the_tenants_integration_config(hs: Sandbox,
     config = IntegrationConfig.objects.get(tenant_id=tenant, provider="hubspot")
     assert config.is_enabled and config.config["portal_id"] == str(hs.portal_id)
     assert json.loads(_manage("status", "--tenant", tenant, "--json")[0])["enabled"] is True
+
+
+@DB
+def test_setup_saves_secrets_encrypted_and_the_web_processes_start_the_tenant(
+    hs: Sandbox, data_dir: Path, settings: Any
+) -> None:
+    """``setup`` keeps the access token and the webhook secret in the row's encrypted fields
+    and only plain settings in ``config``; ``settings_for(row)`` (what web and worker processes
+    read) gives back the settings the tenant was enabled with, and ``ensure_started`` starts it."""
+    tenant = _tenant()
+    given = {**plugin_settings(hs), "webhook_client_secret": "whsec-" + "w" * 30}
+    settings_file = data_dir / "settings.json"
+    settings_file.write_text(json.dumps(given))
+
+    printed, _ = _manage("setup", "--tenant", tenant, "--settings", str(settings_file), "--json")
+
+    assert json.loads(printed)["ok"] is True
+    row = IntegrationConfig.objects.get(tenant_id=tenant, provider="hubspot")
+    assert (row.api_key, row.webhook_secret) == (hs.access_token, given["webhook_client_secret"])
+    assert hs.access_token not in json.dumps(row.config)
+    assert given["webhook_client_secret"] not in json.dumps(row.config)
+    built = settings_for(row)
+    assert built["credentials"]["access_token"] == hs.access_token
+    assert {k: built[k] for k in given} == given
+    pm = build_plugin_manager()
+    try:
+        assert ensure_started(pm) == [tenant]
+    finally:
+        pm.get_plugin(plugin_module.RUNTIME_NAME).runtime.close()

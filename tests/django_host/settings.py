@@ -48,7 +48,7 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast use
 # that has not switched to the plugin yet: tests set it to ``plugin``.
 FIELD_ENCRYPTION_KEY = "Dj5-qK0L0yTgQp0Ql8m7a9yqG2f7mJ0c7t2Sg7a2d0E="  # the double's Fernet key
 INTEGRATION_ADAPTERS = {
-    ("hubspot", "cloud"): "integrations.adapters.BuiltInHubSpotAdapter",
+    ("hubspot", "cloud"): "integrations.adapters.builtin.BuiltInHubSpotAdapter",
     ("hubspot", "plugin"): "ambac_hubspot_plugin.contrib.django.adapter.HubSpotPluginAdapter",
 }
 

@@ -17,8 +17,9 @@ there is logged (without secrets), and the enabled row is still taken up by ever
 
 from __future__ import annotations
 
+import json
 import logging
-from typing import Any
+from typing import Any, ClassVar
 
 from django.db import DEFAULT_DB_ALIAS, transaction
 from django.db.models.signals import post_save, pre_save
@@ -35,12 +36,19 @@ from .startup import PROVIDER
 from .tenant_settings import scrub_row_secrets, settings_for
 from .views import WEBHOOK_ROUTE, serve_signed
 
+try:  # the host's base class, so its catalog and capability discovery see a real adapter
+    from integrations.adapters.base import BaseAdapter
+except ImportError:  # a host without the integrations framework
+    class BaseAdapter:  # type: ignore[no-redef]
+        manifest: dict[str, Any] | None = None
+
 __all__ = ["HubSpotPluginAdapter", "connect_receivers", "plugin_mode"]
 
 logger = logging.getLogger(__name__)
 
 MODE = "plugin"
 """The ``HUBSPOT_MODE`` that chooses this adapter."""
+_SERVED = "_ambac_hubspot_webhook_response"
 
 
 def plugin_mode() -> bool:
@@ -57,22 +65,15 @@ class _HostAdmin(Admin):
         return None
 
 
-class HubSpotPluginAdapter:
-    """The host's adapter contract (``BaseAdapter``'s methods) on the plugin, for one tenant.
+class _Tenant:
+    """The plugin's admin API for one tenant's ``IntegrationConfig`` row (provider ``hubspot``)."""
 
-    :param config: the tenant's ``IntegrationConfig`` row (provider ``hubspot``).
-    :param using: the database alias of the host's models.
-    """
+    def __init__(self, integration: Any) -> None:
+        self.config = integration
+        self._using = integration._state.db or DEFAULT_DB_ALIAS
+        self.tenant_id = as_host_id(integration.tenant_id, "tenant_id")
 
-    def __init__(self, config: Any, *, using: str = DEFAULT_DB_ALIAS) -> None:
-        self.config = config
-        self._using = using
-        self.tenant_id = as_host_id(config.tenant_id, "tenant_id")
-
-    def __repr__(self) -> str:
-        return f"HubSpotPluginAdapter(tenant_id={self.tenant_id!r})"
-
-    def _runtime(self) -> Any:
+    def runtime(self) -> Any:
         """The plugin's runtime, with this tenant taken up when its row is enabled.
 
         A tenant enabled by another process since this one swept is started here; when its
@@ -83,73 +84,98 @@ class HubSpotPluginAdapter:
         runtime = pm.get_plugin(plugin_module.RUNTIME_NAME).runtime
         if self.config.is_enabled and not runtime.is_enabled(self.tenant_id):
             pm.hook.ambac_plugin_started(
-                host=DjangoHostServices(self.tenant_id, using=self._using), tenant_id=self.tenant_id,
+                host=self.services(), tenant_id=self.tenant_id,
                 plugin_id=plugin_module.PLUGIN_ID, settings=settings_for(self.config, using=self._using))
         return runtime
 
-    def _admin(self) -> Admin:
-        return _HostAdmin(self._runtime(), DjangoHostServices(self.tenant_id, using=self._using))
+    def services(self) -> DjangoHostServices:
+        return DjangoHostServices(self.tenant_id, using=self._using)
 
-    def _failure(self, what: str, exc: Exception) -> dict[str, Any]:
-        return {"success": False, "message": scrub_row_secrets(f"{what}: {exc}", self.config)}
+    def admin(self) -> Admin:
+        return _HostAdmin(self.runtime(), self.services())
 
-    def test_connection(self) -> dict[str, Any]:
-        """Run the plugin's connection checks now (kept for its status view).
+    def scrub(self, text: str) -> str:
+        return scrub_row_secrets(text, self.config)
 
-        :return: ``{"success", "message", "checks"}``; ``message`` names each failed check.
-        """
+
+class HubSpotPluginAdapter(BaseAdapter):
+    """The host's adapter contract (``BaseAdapter``) on the plugin.
+
+    The host's registry builds it with no arguments and shares one instance per process, so it
+    keeps no tenant: every method takes the tenant's ``IntegrationConfig`` row.
+    """
+
+    manifest: ClassVar[dict[str, Any]] = {"id": PROVIDER, "name": "HubSpot (ambac-hubspot-plugin)",
+                                "mode": MODE}
+
+    def test_connection(self, integration: Any) -> tuple[bool, str]:
+        """Run the plugin's connection checks now: ``(success, message)``, the message naming
+        each failed check."""
+        tenant = _Tenant(integration)
         try:
-            report = self._admin().test_connection(None)
+            report = tenant.admin().test_connection(None)
         except Exception as exc:  # the page shows the message; it must not become a 500
-            return self._failure("HubSpot connection test could not run", exc)
+            return False, tenant.scrub(f"HubSpot connection test could not run: {exc}")
         failed = [check for check in report.checks if not check.ok]
         message = ("; ".join(f"{check.name}: {check.summary}" for check in failed) if failed
                    else "connected; every check passed")
-        checks = [{"name": check.name, "ok": check.ok, "summary": check.summary}
-                  for check in report.checks]
-        return {"success": report.ok, "message": scrub_row_secrets(message, self.config),
-                "checks": [{**check, "summary": scrub_row_secrets(check["summary"], self.config)}
-                           for check in checks]}
+        return bool(report.ok), tenant.scrub(message)
 
-    def dispatch_sync_task(self, sync_type: str = "incremental") -> dict[str, Any]:
-        """Queue an incremental sync ("Sync now"): the plugin's worker runs it.
-
-        A backfill is not queued from the page: ``manage.py hubspot sync --backfill`` runs it.
-        """
-        if sync_type not in ("incremental", "sync"):
-            return {"queued": False, "message": f"a {sync_type!r} sync is not queued from this page; "
-                                                "run `ambac-hubspot sync --backfill` for a backfill"}
+    def dispatch_sync_task(self, integration: Any) -> dict[str, Any]:
+        """Queue an incremental sync ("Sync now"): the plugin's worker runs it. A backfill is
+        not queued from the page: ``manage.py hubspot sync --backfill`` runs it."""
+        tenant = _Tenant(integration)
         try:
-            result = self._admin().run_sync(None, wait=False)
+            result = tenant.admin().run_sync(None, wait=False)
         except Exception as exc:
-            return {"queued": False, **self._failure("HubSpot sync could not be queued", exc)}
-        self._runtime().wake()
+            return {"queued": False, "success": False,
+                    "message": tenant.scrub(f"HubSpot sync could not be queued: {exc}")}
+        tenant.runtime().wake()
         return dict(result)
 
-    def push_order_status(self, order: Any, previous_status: str | None = None) -> None:
-        """Record the order's status change for the plugin's push (it coalesces with the same
-        change recorded from the host's save; the push reads the order's latest state)."""
-        status = previous_status or getattr(order, "order_status", None)
-        self._runtime().record_host_event(
-            DjangoHostServices(self.tenant_id, using=self._using), self.tenant_id, "order",
-            as_host_id(order.pk, "order_id"), "status_changed", {"previous_status": status})
+    def push_order_status(self, integration: Any, link: Any = None, status: Any = None) -> None:
+        """Record the linked order's status change for the plugin's push (it coalesces with the
+        same change recorded from the host's save; the push reads the order's latest state)."""
+        tenant = _Tenant(integration)
+        order = getattr(link, "order", link)
+        tenant.runtime().record_host_event(
+            tenant.services(), tenant.tenant_id, "order", as_host_id(order.pk, "order_id"),
+            "status_changed", {"previous_status": None})
 
-    def verify_webhook(self, request: DjangoRequest) -> bool:
-        """Always true: the plugin's webhook route verifies HubSpot's signature on the raw body
-        in :meth:`handle_webhook` and answers 401 itself, before anything is stored."""
-        return True
+    def verify_webhook(self, request: DjangoRequest, integration: Any) -> bool:
+        """Check HubSpot's signature on the raw body; a signed delivery is stored here, before
+        the host answers (the plugin's webhook route verifies and stores in one step)."""
+        response = self._serve(request, integration)
+        return response.status_code != 401
 
-    def handle_webhook(self, request: DjangoRequest) -> DjangoResponse:
-        """Hand the delivery to the plugin's webhook route for this tenant: 200 only once it is
-        stored; 401 for a bad signature; 404 when the tenant has the plugin disabled."""
-        route = next(r for r in plugin_manager().get_plugin(plugin_module.RUNTIME_NAME).runtime.http_routes()
-                     if r.name == WEBHOOK_ROUTE)
-        self._runtime()  # takes the tenant up in this process when another one enabled it
-        return serve_signed(route, request, {"tenant_id": self.tenant_id})
+    def handle_webhook(self, request: DjangoRequest, integration: Any) -> dict[str, Any]:
+        """The stored delivery's answer (the host returns it as JSON, 200). A delivery the
+        plugin could not store raises, so the host answers 500 and HubSpot retries."""
+        response = self._serve(request, integration)
+        if response.status_code != 200:
+            raise RuntimeError(f"the HubSpot delivery was not stored (HTTP {response.status_code})")
+        try:
+            body = json.loads(response.content or b"{}")
+        except ValueError:
+            body = None
+        return body if isinstance(body, dict) else {"status": "stored"}
 
-    def get_sync_logs(self, limit: int = 20) -> list[dict[str, Any]]:
-        """The plugin's sync runs, newest first (the host page's sync logs)."""
-        return self._admin().history(None, limit=limit)
+    def _serve(self, request: DjangoRequest, integration: Any) -> DjangoResponse:
+        # verify_webhook and handle_webhook see the same request: serve it once.
+        response: DjangoResponse | None = getattr(request, _SERVED, None)
+        if response is None:
+            route = next(r for r in plugin_manager().get_plugin(plugin_module.RUNTIME_NAME).runtime.http_routes()
+                         if r.name == WEBHOOK_ROUTE)
+            tenant = _Tenant(integration)
+            tenant.runtime()  # takes the tenant up in this process when another one enabled it
+            response = serve_signed(route, request, {"tenant_id": tenant.tenant_id})
+            setattr(request, _SERVED, response)
+        return response
+
+    def get_sync_logs(self, integration: Any, limit: int = 20) -> list[dict[str, Any]]:
+        """The plugin's sync runs, newest first (not on the host's ``BaseAdapter``: for the
+        plugin's own status view)."""
+        return _Tenant(integration).admin().history(None, limit=limit)
 
 
 # Enabling, disabling and settings changes from the host's page -----------------------------

@@ -53,6 +53,9 @@ class AmbacHubSpotConfig(AppConfig):
         from .adapter import connect_receivers  # the host's models are loaded by now
 
         connect_receivers()
+        from .alerts import register_alert_event  # the host's notification registry: its models are loaded
+
+        register_alert_event()
 
     def _take_up_tenants(self, sender: object, **kwargs: Any) -> None:
         from .startup import take_up_once  # needs the host's models: loaded only once apps are ready

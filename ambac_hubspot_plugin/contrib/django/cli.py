@@ -35,6 +35,7 @@ from .apps import build_plugin_manager
 from .permissions import integration_permissions
 from .services import DjangoHostServices, user_record
 from .startup import PROVIDER, enabled_tenants
+from .tenant_settings import row_fields, saved_settings, settings_for
 
 __all__ = ["FACTORY", "OPERATOR_EMAIL", "OPERATOR_GROUP", "DjangoHostContext", "host_context"]
 
@@ -94,7 +95,7 @@ class DjangoHostContext:
 
     def saved_settings(self, tenant_id: str) -> dict[str, Any] | None:
         config = self._config(tenant_id)
-        return None if config is None else dict(config.config)
+        return None if config is None else saved_settings(config)
 
     def load_tenant(self, tenant_id: str) -> bool:
         config = self._config(tenant_id)
@@ -103,21 +104,28 @@ class DjangoHostContext:
         # Attach, not enable: enabling checks HubSpot and logs plugin.enabled, which no command
         # but setup may do; the host's own web and worker processes run the background work.
         self.runtime.attach(self.services(tenant_id), tenant_id,
-                            {**config.config, "run_background_worker": False})
+                            {**settings_for(config), "run_background_worker": False})
         return True
 
     def enable(self, tenant_id: str, settings: Mapping[str, Any]) -> list[object]:
         """Enable the plugin as the host's Integrations page does: the plugin accepts the
-        settings, then they are saved in the tenant's ``IntegrationConfig`` and switched on."""
+        settings, then they are saved in the tenant's ``IntegrationConfig`` and switched on.
+
+        The secrets go into the row's encrypted fields, the rest into its ``config``; the
+        plugin gets the settings the row gives back (``settings_for``: the store the host's
+        web and worker processes open too)."""
         services = self.services(tenant_id)
+        row = self._config(tenant_id) or IntegrationConfig(tenant_id=uuid_pk(tenant_id), provider=PROVIDER)
+        for field, value in row_fields(settings).items():
+            setattr(row, field, value)
+        effective = settings_for(row)
         hook = self.plugin_manager.hook
         hook.ambac_settings_changed(host=services, tenant_id=tenant_id, plugin_id=plugin_module.PLUGIN_ID,
-                                    settings=dict(settings))
+                                    settings=dict(effective))
         reports: list[object] = hook.ambac_plugin_enabled(
-            host=services, tenant_id=tenant_id, plugin_id=plugin_module.PLUGIN_ID, settings=dict(settings))
-        IntegrationConfig.objects.update_or_create(
-            tenant_id=uuid_pk(tenant_id), provider=PROVIDER,
-            defaults={"config": dict(settings), "is_enabled": True})
+            host=services, tenant_id=tenant_id, plugin_id=plugin_module.PLUGIN_ID, settings=dict(effective))
+        row.is_enabled = True
+        row.save()
         return reports
 
     def enabled_tenants(self) -> list[str]:

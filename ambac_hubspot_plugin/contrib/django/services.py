@@ -51,14 +51,15 @@ from ._records import (
     refuse_missing_fields,
     uuid_pk,
 )
+from .alerts import EVENT_CODE, alert_payload
 from .events import suppress_host_events
 
 __all__ = ["ALERT_EVENT_CODE", "CUSTOMER_GROUP", "DjangoHostServices", "acting_as", "user_record"]
 
 CUSTOMER_GROUP = "Customer"
 """The tenant group of customers' contacts (``PORTAL`` users)."""
-ALERT_EVENT_CODE = "integrations.hubspot.alert"
-"""The notification event the plugin's admin alerts are emitted as."""
+ALERT_EVENT_CODE = EVENT_CODE
+"""The notification event the plugin's admin alerts are emitted as (registered by ``alerts``)."""
 NOTIFICATION_LEVELS = ("info", "warning", "error")
 _USERNAME_UNSAFE = re.compile(r"[^\w.@+-]", re.ASCII)  # Django's username characters stay
 _CHUNK = 500  # ids per query in get_orders: far below any backend's parameter limit
@@ -479,7 +480,7 @@ class DjangoHostServices:
             raise ValueError(f"level must be one of {', '.join(NOTIFICATION_LEVELS)}, not {level!r}")
         with self._write():
             tenant = Tenant.objects.using(self._db).get(pk=self._tenant_id)
-            emit(ALERT_EVENT_CODE, tenant, {"subject": subject, "message": message, "level": level})
+            emit(ALERT_EVENT_CODE, tenant, alert_payload(subject, message, level))
 
 
 def user_record(row: Any) -> UserRecord:

@@ -34,7 +34,8 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from ...errors import ConfigError
 from ...settings import RATE_LIMIT_BACKEND_SCHEMES
 
-__all__ = ["SECRET_FIELDS", "TOKEN_KINDS", "host_store_url", "row_secrets", "scrub_row_secrets", "settings_for"]
+__all__ = ["SECRET_FIELDS", "TOKEN_KINDS", "host_store_url", "row_fields", "row_secrets", "saved_settings",
+           "scrub_row_secrets", "settings_for"]
 
 SECRET_FIELDS = ("api_key", "oauth_refresh_token", "webhook_secret")
 """The row's encrypted fields this bridge reads."""
@@ -104,6 +105,47 @@ def settings_for(row: Any, *, using: str = DEFAULT_DB_ALIAS) -> dict[str, Any]:
         # The host's Redis: every worker and web process counts one HubSpot budget per portal.
         config["rate_limit_backend"] = broker
     return config
+
+
+def row_fields(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``IntegrationConfig`` fields that hold the plugin's raw ``settings``, so that
+    :func:`settings_for` gives them back: the access token, the refresh token and the webhook
+    client secret in the encrypted fields, the rest in ``config``.
+
+    :raises ConfigError: an OAuth client secret other than the host's ``HUBSPOT_CLIENT_SECRET``
+        (the row has no field for it).
+    """
+    config = dict(settings)
+    credentials = config.pop("credentials", None) or {}
+    if not isinstance(credentials, Mapping):
+        raise ConfigError.from_problems([("credentials", "must be an object")])
+    fields: dict[str, Any] = {"api_key": "", "oauth_refresh_token": "",
+                              "webhook_secret": config.pop("webhook_client_secret", None) or ""}
+    kind = credentials.get("kind")
+    if kind == "oauth":
+        fields["oauth_refresh_token"] = credentials.get("refresh_token") or ""
+        client_secret = credentials.get("client_secret")
+        if client_secret and client_secret != getattr(django_settings, "HUBSPOT_CLIENT_SECRET", ""):
+            raise ConfigError.from_problems([("credentials.client_secret", "the OAuth client secret "
+                                              "is the host's HUBSPOT_CLIENT_SECRET setting: set it there")])
+        kept = {key: credentials[key] for key in ("kind", "client_id") if credentials.get(key)}
+    else:
+        fields["api_key"] = credentials.get("access_token") or ""
+        kept = {"kind": kind} if kind else {}
+    if kept:
+        config["credentials"] = kept
+    fields["config"] = config
+    return fields
+
+
+def saved_settings(row: Any, *, using: str = DEFAULT_DB_ALIAS) -> dict[str, Any]:
+    """The settings saved in ``row`` (:func:`settings_for` without the store and rate limiter it
+    derives from the host's settings), for a change that keeps the settings not given."""
+    built = settings_for(row, using=using)
+    for derived in ("store_url", "rate_limit_backend"):
+        if derived not in (row.config or {}):
+            built.pop(derived, None)
+    return built
 
 
 def host_store_url(using: str = DEFAULT_DB_ALIAS) -> str | None:
