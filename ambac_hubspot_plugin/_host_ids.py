@@ -63,5 +63,5 @@ def host_id_key(host_id: str) -> tuple[int, int, str]:
     """Sort key giving host ids a stable "oldest first" order: integer-looking ids by their
     value (``"9"`` before ``"10"``), then every other id by its text (UUIDv7s sort by time)."""
     if host_id.isascii() and host_id.isdigit():
-        return (0, int(host_id), "")
+        return (0, int(host_id), host_id)  # "007" and "7": a stable order all the same
     return (1, 0, host_id)

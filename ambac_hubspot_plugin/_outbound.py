@@ -107,8 +107,12 @@ class OutboundPush:
         self.options = options
         self.clock = parts.clock
         self._pipelines_checked = False
-        # Progress comes from the order's milestone when the host keeps milestones.
-        self._milestones = parts.host.capabilities().milestones
+        # What the host keeps: progress comes from the order's milestone when it keeps them,
+        # and only its fields are pushed (the others hold nothing of the host's).
+        capabilities = parts.host.capabilities()
+        self._milestones = capabilities.milestones
+        self._order_fields = capabilities.order_fields
+        self._company_fields = capabilities.company_fields
 
     # ---- entry point ---------------------------------------------------------------------
 
@@ -189,8 +193,9 @@ class OutboundPush:
             for shipment in item.shipments:  # later shipments overwrite earlier ones
                 props.update(shipment_properties(shipment))
             for field in dict.fromkeys(item.conflict_fields):
-                if field == "order_status":
-                    continue  # carried by the stage move below
+                if field == "order_status" or field not in self._order_fields:
+                    continue  # the status is carried by the stage move below; a field the host
+                    # lacks (a job queued before the upgrade) has no host value to push
                 prop = deal_property_for_field(self.mapping, field)
                 if prop is not None:
                     props[prop] = hubspot_value(getattr(order, field),
@@ -261,11 +266,10 @@ class OutboundPush:
             company = self.host.get_company(company_id) if link is not None else None
             if link is None or company is None:
                 continue
-            # Only fields the host keeps: the others hold nothing of the host's (HubSpot's own
-            # values are in the plugin's records, and HubSpot has them already).
-            kept = self.host.capabilities().company_fields
+            # Only fields the host keeps: HubSpot's own values of the others are in the plugin's
+            # records, and HubSpot has them already.
             updates[link.hubspot_id] = record_properties(
-                self.mapping, "company", company, [f for f in PUSHED_COMPANY_FIELDS if f in kept])
+                self.mapping, "company", company, [f for f in PUSHED_COMPANY_FIELDS if f in self._company_fields])
             jobs_of[link.hubspot_id] = jobs
         outcomes: Outcomes = dict(done)
         failures = self._write("companies", updates)

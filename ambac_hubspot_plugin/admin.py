@@ -42,7 +42,7 @@ from ._views import (
     secret_values,
 )
 from .errors import ConfigError, HubSpotIntegrationError
-from .host import MANAGE_INTEGRATIONS, VIEW_INTEGRATIONS, OrderStatus
+from .host import MANAGE_INTEGRATIONS, VIEW_INTEGRATIONS, OrderStatus, as_host_id
 
 if TYPE_CHECKING:
     from ._checks import CheckReport
@@ -165,8 +165,8 @@ class Admin:
 
     @property
     def tenant_id(self) -> str:
-        """The tenant this admin API acts on."""
-        return self.host.tenant_id
+        """The tenant this admin API acts on (as a host id string, whatever the host gives)."""
+        return as_host_id(self.host.tenant_id, "tenant_id")
 
     def require(self, user: User | None, permission: str, operation: str) -> None:
         """Raise :class:`PermissionDeniedError` unless ``user`` holds ``permission`` here."""

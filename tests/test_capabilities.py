@@ -63,6 +63,23 @@ def test_values_without_a_host_field_stay_in_the_plugins_records(world):
     assert (synced["value"], synced["currency"], synced["order_date"]) == ("1250.5", "EUR", "2026-11-02")
 
 
+def test_a_queued_push_of_a_field_the_host_lacks_leaves_the_deal_alone(world):
+    """An ``outbound.fields`` job naming ``value`` (queued by a version before capabilities)
+    pushes the order without blanking the deal's amount: the host has no value to push."""
+    from ambac_hubspot_plugin._job_kinds import FIELDS_KIND
+
+    deal = world.deal(**DEAL)
+    assert world.sync().created == 1
+    world.runtime.drain()
+    order = world.order_for(deal)
+    world.store.enqueue(world.tenant, FIELDS_KIND, {"object_type": "order", "host_id": order.id,
+                                                    "fields": ["value", "order_date"]})
+    world.runtime.drain()
+    props = world.hubspot.get_object("deals", deal)
+    assert (props["amount"], props["closedate"][:10]) == (DEAL["amount"], DEAL["closedate"][:10])
+    assert world.store.dead_letters(world.tenant) == []
+
+
 @pytest.mark.parametrize("strategy", ["hubspot_wins", "manual", "tracker_wins"])
 def test_a_changed_amount_updates_the_plugins_record_and_opens_no_conflict(world, strategy):
     """A linked deal's new amount never reaches the host nor opens a conflict, whatever the

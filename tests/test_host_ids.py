@@ -131,5 +131,32 @@ def test_the_oldest_id_sorts_first_whatever_its_kind():
     from ambac_hubspot_plugin._host_ids import host_id_key
 
     assert sorted(["10", "9", "100"], key=host_id_key) == ["9", "10", "100"]
+    assert sorted(["7", "007"], key=host_id_key) == sorted(["007", "7"], key=host_id_key)
     older, newer = "0192f4c3-8d7e-7cc1-9b1a-3f2e1d0c4b5a", "0193a000-0000-7000-8000-000000000000"
     assert sorted([newer, "7", older], key=host_id_key) == ["7", older, newer]
+
+
+def test_the_admin_api_keys_a_uuid_tenant_of_its_host_as_text(tmp_path):
+    """A host whose services give the tenant as a UUID object (an ORM's) still gets an admin API
+    working on the string: its status reads the tenant's store."""
+    from ambac_hubspot_plugin.admin import Admin
+
+    with Sandbox(rate_limits=RateLimits.unlimited()) as hubspot, ReferenceHost(tmp_path / "host") as host:
+        tenant = host.create_tenant("Acme", tenant_id=A_UUID)
+        host.enable_plugin(tenant, "hubspot", plugin_settings(hubspot))
+        services = host.services(tenant)
+
+        class UuidTenant:  # the reference host's services, with the tenant as the ORM gives it
+            def __getattr__(self, name: str) -> object:
+                return getattr(services, name)
+
+            @property
+            def tenant_id(self) -> uuid.UUID:
+                return A_UUID
+
+        runtime = host.plugin_manager.get_plugin(plugin_module.RUNTIME_NAME).runtime
+        admin = Admin(runtime, UuidTenant())  # type: ignore[arg-type]  # duck-typed services
+        assert admin.tenant_id == tenant
+        user = host.create_user(tenant, "viewer@acme.example")
+        host.grant(user, "view_integrations")
+        assert admin.status(user)["tenant_id"] == tenant

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -127,5 +128,28 @@ def test_a_link_follows_a_new_version_of_its_host_record(store_url: str) -> None
         with pytest.raises(LinkConflictError):
             store.move_link_host(link.id, "c-taken")
         assert store.get_link_by_hubspot("t1", "p1", "company", "1").host_id == "c-1-v2"
+    finally:
+        store.close()
+
+
+def test_the_open_conflicts_of_a_record_follow_its_new_version(store_url: str) -> None:
+    """A conflict held on the old version moves with the link (so it resolves, and the next
+    sync's conflict on the field folds into it); a decided one keeps its version."""
+    from ambac_hubspot_plugin.store import ConflictDraft
+
+    def conflict(field: str, decision: str, host_id: str = "c-1") -> Any:
+        return store.record_conflict(ConflictDraft(
+            tenant_id="t1", portal_id="p1", object_type="company", host_id=host_id, hubspot_type="company",
+            hubspot_id="1", field=field, hubspot_value="B", host_value="A", last_synced="0",
+            hubspot_changed_at=None, host_changed_at=None, strategy="manual", decision=decision))
+
+    store = open_store(store_url)
+    try:
+        link = store.create_link("t1", "p1", "company", "1", "company", "c-1")
+        held, decided = conflict("description", "hold"), conflict("name", "hubspot")
+        store.move_link_host(link.id, "c-1-v2")
+        assert [c.id for c in store.list_conflicts("t1", host_id="c-1-v2")] == [held.id]
+        assert store.get_conflict("t1", decided.id).host_id == "c-1"
+        assert conflict("description", "hold", host_id="c-1-v2").id == held.id, "the next sync's folds in"
     finally:
         store.close()

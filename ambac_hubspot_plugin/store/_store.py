@@ -33,7 +33,7 @@ from ._ports import (
 )
 from ._queue import Backoff, SqlJobQueue
 from ._retention import SqlRetentionMixin
-from ._schema import checkpoints, integration_log, links, sync_runs
+from ._schema import checkpoints, conflicts, integration_log, links, sync_runs
 
 __all__ = ["Clock", "SqlStateStore", "open_store"]
 
@@ -239,12 +239,31 @@ class SqlStateStore(SqlClaimMixin, SqlConflictMixin, SqlInboxMixin, SqlRetention
             return [self._link(row) for row in rows]
 
     def move_link_host(self, link_id: int, new_host_id: str) -> Link:
-        """Re-point a link to another host record of the same type (the host made a new
-        version of a company, with a new id).
+        """Re-point a link, and the open conflicts of its record, to another host record of
+        the same type (the host made a new version of a company, with a new id): a conflict
+        held on the old version is resolved on the new one, and the next sync's conflict on the
+        same field folds into it. Decided conflicts keep the version they were decided on.
 
         :raises LinkConflictError: the new host record is linked already.
         """
-        return self._move(link_id, "host_id", new_host_id)
+        with self._engine.connect() as conn:
+            old = self._one_link(conn, links.c.id == link_id)
+        if old is None:
+            raise KeyError(f"no link with id {link_id}")
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(sa.update(links).where(links.c.id == link_id)
+                             .values(host_id=new_host_id, updated_at=self._clock()))
+                conn.execute(sa.update(conflicts).where(
+                    conflicts.c.tenant_id == old.tenant_id, conflicts.c.portal_id == old.portal_id,
+                    conflicts.c.object_type == old.host_type, conflicts.c.host_id == old.host_id,
+                    conflicts.c.status == "open").values(host_id=new_host_id))
+                link = self._one_link(conn, links.c.id == link_id)
+        except sa.exc.IntegrityError as exc:
+            raise self._conflict(exc, old.tenant_id, old.portal_id, old.object_type, old.hubspot_id,
+                                 old.host_type, new_host_id) from exc
+        assert link is not None
+        return link
 
     def move_link(self, link_id: int, new_hubspot_id: str) -> Link:
         """Re-point a link to another HubSpot id (after HubSpot merged two objects).
