@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import os
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -109,19 +108,11 @@ def run_demo(*, seed_deals: int, data_dir: Path | None, say: Callable[[str], obj
     return result
 
 
-@contextmanager
-def _served(host: Any) -> Iterator[str]:
+def _served(host: Any) -> AbstractContextManager[str]:
     """Serve the reference host on loopback (the webhook receiver is one of its routes)."""
-    from ._wsgi_server import make_wsgi_server
+    from ._wsgi_server import served_on_loopback
 
-    server = make_wsgi_server(host.wsgi_app())
-    thread = threading.Thread(target=server.serve_forever, name="demo-host", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    return served_on_loopback(host.wsgi_app(), name="demo-host")
 
 
 def _wait_for_order(services: Any, external_id: str, timeout: float = 15.0) -> tuple[str | None, float]:

@@ -7,12 +7,14 @@ benchmarks.
 
 from __future__ import annotations
 
+import contextlib
 import socketserver
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
-__all__ = ["make_wsgi_server"]
+__all__ = ["make_wsgi_server", "served_on_loopback"]
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -44,3 +46,17 @@ def make_wsgi_server(app: Callable[..., Iterable[bytes]], host: str = "127.0.0.1
     server.set_app(app)
     return server
 
+
+
+@contextlib.contextmanager
+def served_on_loopback(app: Callable[..., Iterable[bytes]], name: str = "wsgi-server") -> Iterator[str]:
+    """Serve ``app`` on a free loopback port from a daemon thread for the block; yield its base
+    URL (the demo and the tests serve the reference host this way)."""
+    server = make_wsgi_server(app)
+    thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -8,7 +8,6 @@ shared clock), build its settings with :func:`plugin_settings` and open it with
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -82,19 +81,11 @@ EVERY_FIELD = HostCapabilities(order_fields=ORDER_FIELDS, company_fields=COMPANY
 website, phone and address): for tests of what the plugin does with those fields."""
 
 
-@contextlib.contextmanager
-def serving(host: ReferenceHost) -> Iterator[str]:
+def serving(host: ReferenceHost) -> contextlib.AbstractContextManager[str]:
     """Serve the host over loopback for the block; yield its base URL."""
-    from ambac_hubspot_plugin._wsgi_server import make_wsgi_server
+    from ambac_hubspot_plugin._wsgi_server import served_on_loopback
 
-    server = make_wsgi_server(host.wsgi_app())
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    return served_on_loopback(host.wsgi_app())
 
 
 @contextlib.contextmanager
