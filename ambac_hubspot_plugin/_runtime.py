@@ -159,30 +159,36 @@ class Runtime:
         return Step("hubspot", True, detail), report.checks
 
     def disable(self, tenant_id: str, host: HostServices | None = None) -> None:
-        """Forget the tenant: no new work is started for it; its data stays in the store.
+        """Forget the tenant (:meth:`stop`) and release its store binding; its data stays.
 
-        ``host`` (the disabled hook's) releases the tenant's store binding even when this
-        process never enabled the tenant.
+        ``host`` (the disabled hook's) releases the binding even when this process never
+        enabled the tenant.
         """
         from ._store_place import unbind
 
+        tenant = self.stop(tenant_id)
+        services = host if host is not None else (tenant.host if tenant is not None else None)
+        if services is not None:
+            unbind(services, tenant_id)
+        if tenant is not None:
+            self._stores[tenant.store_url].log(
+                tenant_id, _level("info"), "plugin.disabled", "HubSpot integration disabled"
+            )
+
+    def stop(self, tenant_id: str) -> TenantContext | None:
+        """Forget the tenant in this process only (``ambac_plugin_stopped``): no new work is
+        started for it here; its binding, data and log stay. Returns what was forgotten."""
         with self._lock:
             tenant = self._tenants.pop(tenant_id, None)
-            services = host if host is not None else (tenant.host if tenant is not None else None)
-            if services is not None:
-                unbind(services, tenant_id)
             if tenant is None:
-                return
-            still_used = any(t.store_url == tenant.store_url for t in self._tenants.values())
-            if not still_used:
+                return None
+            if not any(t.store_url == tenant.store_url for t in self._tenants.values()):
                 self._runners.pop(tenant.store_url, None)
             idle = not self._tenants
         tenant.client.close()
-        self._stores[tenant.store_url].log(
-            tenant_id, _level("info"), "plugin.disabled", "HubSpot integration disabled"
-        )
         if idle:
             self.stop_worker()
+        return tenant
 
     def settings_changed(self, host: HostServices, tenant_id: str, raw: Mapping[str, Any]) -> None:
         """Validate new settings; apply them at once when the tenant is enabled."""

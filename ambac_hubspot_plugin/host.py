@@ -228,6 +228,25 @@ def ambac_plugin_disabled(host: HostServices, tenant_id: str, plugin_id: str) ->
 
 
 @hookspec
+def ambac_plugin_stopped(host: HostServices, tenant_id: str, plugin_id: str) -> None:
+    """Forget, in this process only, a tenant whose plugin was disabled in another process.
+
+    The counterpart of :func:`ambac_plugin_started`: a process that learns the plugin was
+    switched off elsewhere (where :func:`ambac_plugin_disabled` ran) calls it, and the plugin
+    starts no new work for the tenant here. It writes nothing (no log entry, no state change)
+    and calls no outside service; calling it for a tenant this process never started does
+    nothing. Only the plugin whose manifest id is ``plugin_id`` acts.
+
+    :param host: host services scoped to ``tenant_id``.
+    :param tenant_id: the tenant.
+    :param plugin_id: the manifest id of the plugin disabled elsewhere.
+    :return: nothing.
+
+    .. versionadded:: 0.1.0
+    """
+
+
+@hookspec
 def ambac_settings_changed(
     host: HostServices, tenant_id: str, plugin_id: str, settings: Mapping[str, Any]
 ) -> None:

@@ -111,6 +111,12 @@ class HubSpotPlugin:
             self.runtime.disable(as_host_id(tenant_id, "tenant_id"), host)
 
     @hookimpl
+    def ambac_plugin_stopped(self, host: HostServices, tenant_id: str, plugin_id: str) -> None:
+        """Forget, in this process, a tenant disabled elsewhere; nothing else changes."""
+        if plugin_id == PLUGIN_ID:
+            self.runtime.stop(as_host_id(tenant_id, "tenant_id"))
+
+    @hookimpl
     def ambac_settings_changed(
         self, host: HostServices, tenant_id: str, plugin_id: str, settings: Mapping[str, Any]
     ) -> None:

@@ -42,7 +42,8 @@ def test_spec_list_is_what_the_contract_promises():
     ambac = {n for n in SPEC_NAMES if n.startswith("ambac_")}
     assert ambac == {
         "ambac_add_hookspecs", "ambac_plugin_manifest", "ambac_plugin_enabled",
-        "ambac_plugin_started", "ambac_plugin_disabled", "ambac_settings_changed", "ambac_order_status_changed",
+        "ambac_plugin_started", "ambac_plugin_stopped", "ambac_plugin_disabled", "ambac_settings_changed",
+        "ambac_order_status_changed",
         "ambac_order_updated", "ambac_order_shipped", "ambac_company_saved",
         "ambac_http_routes", "ambac_periodic_tasks",
     }

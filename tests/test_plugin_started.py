@@ -142,3 +142,36 @@ def test_an_event_for_a_tenant_enabled_nowhere_records_nothing(tmp_path: Path):
                 assert not _runtime(second).is_enabled(world.tenant)
             finally:
                 _runtime(second).close()
+
+
+def test_hook_ambac_plugin_stopped_forgets_the_tenant_in_this_process_only(tmp_path: Path):
+    """A process told of a disable elsewhere (``ambac_plugin_stopped``) forgets the tenant: it
+    no longer records the tenant's events as its own, writes no log entry, and leaves the store
+    binding to the process that disables; the first process is untouched."""
+    with open_world(tmp_path) as world:
+        _deal, order = _linked_order(world)
+        with ReferenceHost(world.host.data_dir) as second:
+            runtime = _runtime(second)
+            try:
+                second.start()
+                assert runtime.is_enabled(world.tenant)
+                store = runtime.store_for(world.tenant)
+                entries = len(store.read_log(world.tenant, limit=500).entries)
+                services = second.services(world.tenant)
+                for _ in range(2):  # a second call is harmless
+                    second.plugin_manager.hook.ambac_plugin_stopped(
+                        host=services, tenant_id=world.tenant, plugin_id="hubspot")
+                assert not runtime.is_enabled(world.tenant)
+                assert len(store.read_log(world.tenant, limit=500).entries) == entries, "no log entry"
+                assert world.runtime.is_enabled(world.tenant), "the other process keeps it"
+                # Still enabled in the host (bound): an event here is refused, never dropped.
+                with pytest.raises(TenantNotStartedError):
+                    second.plugin_manager.hook.ambac_order_status_changed(
+                        host=services, order=order, previous_status=OrderStatus.PENDING)
+                # Another plugin's id is not ours: nothing happens.
+                second.start()
+                second.plugin_manager.hook.ambac_plugin_stopped(
+                    host=services, tenant_id=world.tenant, plugin_id="other")
+                assert runtime.is_enabled(world.tenant)
+            finally:
+                runtime.close()

@@ -126,3 +126,80 @@ def test_the_first_request_of_a_process_takes_up_enabled_tenants(
 
     assert _runtime(process).is_enabled(tenant)
     assert not [q for q in later.captured_queries if IntegrationConfig._meta.db_table in q["sql"]]
+
+
+def _config(tenant: str) -> IntegrationConfig:
+    return IntegrationConfig.objects.get(tenant_id=tenant, provider="hubspot")
+
+
+@pytest.mark.django_db
+def test_a_disable_or_settings_change_in_another_process_reaches_this_one(
+    tmp_path: Path, hs: Sandbox, managers: list[pluggy.PluginManager], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another process changed the row: new settings are applied here (started again with
+    them, still no HubSpot call), and a disable makes this process forget the tenant without a
+    log entry of its own; a re-enable takes it up again."""
+    settings = plugin_settings(hs)
+    tenant = _tenant(settings, enabled=True)
+    pm = build_plugin_manager()
+    managers.append(pm)
+    admin = build_plugin_manager()
+    managers.append(admin)
+    services = DjangoHostServices(tenant, data_dir=tmp_path)
+    admin.hook.ambac_plugin_enabled(host=services, tenant_id=tenant, plugin_id=plugin_module.PLUGIN_ID,
+                                    settings=settings)
+    assert ensure_started(pm, data_dir=tmp_path) == [tenant]
+    runtime = _runtime(pm)
+    assert runtime.tenant(tenant).settings.account_tier != "starter"
+    hs.clear_requests()
+
+    row = _config(tenant)
+    row.config = {**row.config, "account_tier": "starter"}
+    row.save()
+    assert ensure_started(pm, data_dir=tmp_path) == [tenant]
+    assert runtime.tenant(tenant).settings.account_tier == "starter"
+    assert ensure_started(pm, data_dir=tmp_path) == [], "unchanged rows start nothing"
+    row.api_key = "pat-na1-rotated-token"
+    row.save()
+    assert ensure_started(pm, data_dir=tmp_path) == [tenant], "a rotated credential applies too"
+    assert "pat-na1-rotated-token" not in caplog.text
+
+    store = runtime.store_for(tenant)
+    entries = len(store.read_log(tenant, limit=500).entries)
+    row.is_enabled = False
+    row.save()
+    assert ensure_started(pm, data_dir=tmp_path) == []
+    assert not runtime.is_enabled(tenant)
+    assert _runtime(admin).is_enabled(tenant), "only this process's copy is forgotten"
+    assert len(store.read_log(tenant, limit=500).entries) == entries, "the disabling process logs"
+    assert hs.requests == []
+
+    row.is_enabled = True
+    row.save()
+    assert ensure_started(pm, data_dir=tmp_path) == [tenant]
+    assert runtime.is_enabled(tenant)
+
+
+@pytest.mark.django_db
+def test_requests_recheck_the_rows_after_the_interval(
+    tmp_path: Path, hs: Sandbox, managers: list[pluggy.PluginManager], client: Any, settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With the interval passed, a web process's next request notices a disable made elsewhere."""
+    settings.AMBAC_PLUGIN_DATA_DIR = str(tmp_path)
+    settings.HUBSPOT_TENANT_RECHECK_SECONDS = 0
+    hubspot_settings = plugin_settings(hs)
+    tenant = _tenant(hubspot_settings, enabled=True)
+    admin = build_plugin_manager()
+    managers.append(admin)
+    admin.hook.ambac_plugin_enabled(host=DjangoHostServices(tenant), tenant_id=tenant,
+                                    plugin_id=plugin_module.PLUGIN_ID, settings=hubspot_settings)
+    process = build_plugin_manager()
+    managers.append(process)
+    monkeypatch.setattr(apps.get_app_config("ambac_hubspot"), "plugin_manager", process)
+
+    client.get("/any-page")
+    assert _runtime(process).is_enabled(tenant)
+    IntegrationConfig.objects.filter(tenant_id=tenant).update(is_enabled=False)
+    client.get("/any-page")
+    assert not _runtime(process).is_enabled(tenant)

@@ -32,7 +32,7 @@ from ...admin import Admin
 from ...host import User, as_host_id
 from . import plugin_manager
 from .services import DjangoHostServices
-from .startup import PROVIDER
+from .startup import PROVIDER, row_fingerprint
 from .tenant_settings import scrub_row_secrets, settings_for
 from .views import WEBHOOK_ROUTE, serve_signed
 
@@ -192,8 +192,8 @@ def _remember_before(sender: Any, instance: Any, raw: bool = False, using: str =
     setattr(instance, _BEFORE, None if before is None else _state(before))
 
 
-def _state(row: Any) -> tuple[Any, ...]:
-    return (row.is_enabled, row.config, row.api_key, row.oauth_refresh_token, row.webhook_secret)
+def _state(row: Any) -> tuple[bool, str]:
+    return (row.is_enabled, row_fingerprint(row))
 
 
 def _after_save(sender: Any, instance: Any, created: bool = False, raw: bool = False,

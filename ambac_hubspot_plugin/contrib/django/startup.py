@@ -1,38 +1,61 @@
-"""Taking up, in this process, every tenant that has the plugin enabled (``ambac_plugin_started``).
+"""Keeping each process's tenants in step with the host's ``IntegrationConfig`` rows.
 
 Each web and worker process of the host must start the enabled tenants before it fires their
-events (``docs/hooks.md``). ``AppConfig.ready()`` may not query the database, so the bridge
-calls :func:`ensure_started` when a process first needs the plugin; it is cheap (no HubSpot
-call) and safe to call again: a tenant is started once per plugin manager.
+events (``docs/hooks.md``), and must stop working for a tenant disabled in another process.
+``AppConfig.ready()`` may not query the database, so the bridge calls :func:`ensure_started`
+when a process needs the plugin: every drain of a worker, and a web process's requests at most
+every :data:`RECHECK_SECONDS` (:func:`take_up_once`). It compares the enabled rows with what the
+process started: a tenant newly enabled is started (``ambac_plugin_started``), one whose
+settings or credentials changed is started again with them (the hook applies new settings), and
+one no longer enabled is forgotten here (``ambac_plugin_stopped``). Each costs one query and no
+HubSpot call; the process where the admin made the change has already run the matching
+``ambac_plugin_enabled`` / ``ambac_plugin_disabled`` / ``ambac_settings_changed`` (``adapter``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import threading
+import time
 import weakref
 from pathlib import Path
 from typing import Any
 
 import pluggy
+from django.conf import settings as django_settings
 from django.db import DEFAULT_DB_ALIAS
 from integrations.models import IntegrationConfig
 
 from ... import plugin as plugin_module
 from ...host import as_host_id
 from .services import DjangoHostServices
-from .tenant_settings import scrub_row_secrets, settings_for
+from .tenant_settings import SECRET_FIELDS, scrub_row_secrets, settings_for
 
-__all__ = ["PROVIDER", "enabled_rows", "enabled_tenants", "ensure_started", "take_up_once"]
+__all__ = ["PROVIDER", "RECHECK_SECONDS", "enabled_rows", "enabled_tenants", "ensure_started",
+           "row_fingerprint", "take_up_once"]
 
 logger = logging.getLogger(__name__)
 
 PROVIDER = "hubspot"
 """The ``IntegrationConfig.provider`` of this plugin's configuration."""
+RECHECK_SECONDS = 5.0
+"""How often, at most, a web process's requests compare its tenants with the rows (the host's
+``HUBSPOT_TENANT_RECHECK_SECONDS`` setting overrides it): a disable or settings change made in
+another process applies here within that time; worker processes compare on every drain."""
 
 _lock = threading.Lock()
-_started: weakref.WeakKeyDictionary[pluggy.PluginManager, set[str]] = weakref.WeakKeyDictionary()
-_swept: weakref.WeakSet[pluggy.PluginManager] = weakref.WeakSet()
+# Per plugin manager (one per process in a host): tenant id -> fingerprint of the row it started.
+_started: weakref.WeakKeyDictionary[pluggy.PluginManager, dict[str, str]] = weakref.WeakKeyDictionary()
+_checked_at: weakref.WeakKeyDictionary[pluggy.PluginManager, float] = weakref.WeakKeyDictionary()
+
+
+def row_fingerprint(row: Any) -> str:
+    """A digest of what a row's tenant runs with (``config`` and the encrypted credentials):
+    equal digests, same settings. A digest, so no secret is kept in the process's memory."""
+    state = [row.config, *(str(getattr(row, field, "") or "") for field in SECRET_FIELDS)]
+    return hashlib.sha256(json.dumps(state, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def enabled_rows(using: str = DEFAULT_DB_ALIAS) -> list[Any]:
@@ -52,20 +75,22 @@ def enabled_tenants(using: str = DEFAULT_DB_ALIAS) -> list[tuple[str, dict[str, 
 
 def ensure_started(pm: pluggy.PluginManager, *, using: str = DEFAULT_DB_ALIAS,
                    data_dir: Path | str | None = None) -> list[str]:
-    """Call ``ambac_plugin_started`` for each enabled tenant ``pm`` has not started yet.
+    """Bring ``pm``'s tenants in step with the enabled rows (see the module's docstring).
 
     A tenant whose start raises (bad saved settings, a store that cannot be opened) is logged
-    and tried again at the next call; the others start regardless.
+    and tried again at the next call; the others start regardless. A tenant no longer enabled
+    is forgotten even when its start had failed.
 
-    :return: the ids of the tenants started by this call.
+    :return: the ids of the tenants started (or started again with new settings) by this call.
     """
     with _lock:  # two threads of one process must not start a tenant twice
-        done = _started.setdefault(pm, set())
+        done = _started.setdefault(pm, {})
         started = []
-        failed = False
-        for row in enabled_rows(using):
+        rows = enabled_rows(using)
+        for row in rows:
             tenant_id = as_host_id(row.tenant_id)
-            if tenant_id in done:
+            fingerprint = row_fingerprint(row)
+            if done.get(tenant_id) == fingerprint:
                 continue
             services = DjangoHostServices(tenant_id, using=using, data_dir=data_dir)
             try:
@@ -78,27 +103,41 @@ def ensure_started(pm: pluggy.PluginManager, *, using: str = DEFAULT_DB_ALIAS,
                 logger.error("HubSpot integration of tenant %s could not start in this process "
                              "(%s: %s); it is tried again when the process next needs it",
                              tenant_id, type(exc).__name__, scrub_row_secrets(str(exc), row))
-                failed = True
+                done.pop(tenant_id, None)
                 continue
-            done.add(tenant_id)
+            done[tenant_id] = fingerprint
             started.append(tenant_id)
-        if not failed:
-            _swept.add(pm)
+        enabled = {as_host_id(row.tenant_id) for row in rows}
+        for tenant_id in [tenant for tenant in done if tenant not in enabled]:
+            _stop(pm, tenant_id, using, data_dir)
+            del done[tenant_id]
         return started
 
 
-def take_up_once(pm: pluggy.PluginManager) -> None:
-    """:func:`ensure_started` until one call has started every enabled tenant, then nothing:
-    what each request of a web process calls, at the cost of a set lookup once the process is up.
+def _stop(pm: pluggy.PluginManager, tenant_id: str, using: str, data_dir: Path | str | None) -> None:
+    try:
+        pm.hook.ambac_plugin_stopped(host=DjangoHostServices(tenant_id, using=using, data_dir=data_dir),
+                                     tenant_id=tenant_id, plugin_id=plugin_module.PLUGIN_ID)
+    except Exception:
+        logger.exception("HubSpot integration of tenant %s, disabled in another process, could not "
+                         "be stopped in this one", tenant_id)
 
-    Tenants enabled later in another process are taken up by the first event for them (the
-    event hooks' work, not this sweep's). An error (the database unreachable) is logged and the
-    request goes on: the next one sweeps again.
+
+def take_up_once(pm: pluggy.PluginManager) -> None:
+    """:func:`ensure_started` at most every :data:`RECHECK_SECONDS` (what each request of a web
+    process calls): between checks it costs a clock read.
+
+    An error (the database unreachable) is logged and the request goes on; the next check
+    comes after the same interval.
     """
-    if pm in _swept:
+    interval = float(getattr(django_settings, "HUBSPOT_TENANT_RECHECK_SECONDS", RECHECK_SECONDS))
+    now = time.monotonic()
+    last = _checked_at.get(pm)
+    if last is not None and now - last < interval:
         return
+    _checked_at[pm] = now
     try:
         ensure_started(pm)
     except Exception:
         logger.exception("could not read which tenants have the HubSpot integration enabled; "
-                         "the next request tries again")
+                         "the next check tries again")
