@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,16 +19,17 @@ if not HAVE_DJANGO:
 import pluggy
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 from Tracker.models import Companies, Orders, Tenant
 from Tracker.utils.tenant_context import tenant_context
 
 from ambac_hubspot_plugin import plugin as plugin_module
 from ambac_hubspot_plugin.contrib.django.apps import build_plugin_manager
-from ambac_hubspot_plugin.contrib.django.events import set_drain_trigger
+from ambac_hubspot_plugin.contrib.django.events import record_shipment, set_drain_trigger
 from ambac_hubspot_plugin.contrib.django.models import HostEventOutbox
-from ambac_hubspot_plugin.contrib.django.outbox import DrainReport, drain_outbox
+from ambac_hubspot_plugin.contrib.django.outbox import DrainReport, drain_outbox, retry_delay
 from ambac_hubspot_plugin.contrib.django.services import DjangoHostServices
-from ambac_hubspot_plugin.host import CompanyDraft, OrderDraft, OrderStatus, hookimpl
+from ambac_hubspot_plugin.host import CompanyDraft, OrderDraft, OrderStatus, Shipment, hookimpl
 
 
 class Recorder:
@@ -50,6 +52,10 @@ class Recorder:
     @hookimpl
     def ambac_order_updated(self, host: Any, order: Any, changed_fields: Any) -> None:
         self._take("updated", host.tenant_id, order.id, tuple(changed_fields))
+
+    @hookimpl
+    def ambac_order_shipped(self, host: Any, order: Any, shipment: Shipment) -> None:
+        self._take("shipped", host.tenant_id, order.id, shipment)
 
     @hookimpl
     def ambac_company_saved(self, host: Any, company: Any, changed_fields: Any) -> None:
@@ -94,8 +100,8 @@ class _Events:
     def rows(self) -> list[tuple[str, str, dict[str, Any]]]:
         return [(r.kind, r.record_id, r.details) for r in HostEventOutbox.objects.using(self.alias)]
 
-    def drain(self, pm: pluggy.PluginManager, tmp_path: Path) -> DrainReport:
-        return drain_outbox(pm, using=self.alias, data_dir=tmp_path)
+    def drain(self, pm: pluggy.PluginManager, tmp_path: Path, now: datetime | None = None) -> DrainReport:
+        return drain_outbox(pm, using=self.alias, data_dir=tmp_path, now=now)
 
     def test_a_committed_status_change_is_one_row_and_the_drain_passes_the_previous_status(
             self, tenant: str, pm: pluggy.PluginManager, recorder: Recorder, tmp_path: Path) -> None:
@@ -129,15 +135,19 @@ class _Events:
             order.order_status = "ON_HOLD"
             order.save(update_fields=["order_status"])
 
-        assert self.drain(pm, tmp_path) == DrainReport(failed=1)
-        assert self.drain(pm, tmp_path) == DrainReport(failed=1)
+        start = timezone.now()
+        assert self.drain(pm, tmp_path, now=start) == DrainReport(failed=1)
+        assert self.drain(pm, tmp_path, now=start + timedelta(seconds=4)) == DrainReport(), \
+            "a failed row waits for its back-off"
+        assert self.drain(pm, tmp_path, now=start + timedelta(seconds=5)) == DrainReport(failed=1)
         (row,) = HostEventOutbox.objects.using(self.alias)
         assert row.attempts == 2
+        assert row.next_attempt_at == start + timedelta(seconds=15), "5 s, then 10 s"
         assert "the plugin's store is unreachable" in row.last_error
         assert recorder.calls == []
 
         recorder.failure = None
-        assert self.drain(pm, tmp_path) == DrainReport(pushed=1)
+        assert self.drain(pm, tmp_path, now=start + timedelta(seconds=15)) == DrainReport(pushed=1)
         assert recorder.calls == [("status", tenant, str(order.pk), OrderStatus.PENDING, OrderStatus.ON_HOLD)]
         assert self.rows() == []
 
@@ -232,6 +242,29 @@ class _Events:
 
         assert nudged == [self.alias]
 
+    def test_a_shipment_is_a_row_in_the_callers_transaction_and_reaches_the_hook(
+            self, tenant: str, pm: pluggy.PluginManager, recorder: Recorder, tmp_path: Path) -> None:
+        order = self.order(tenant)
+        shipment = Shipment(carrier="UPS", tracking_number="1Z", tracking_url="", ship_date=date(2026, 12, 1))
+
+        def ship_then_fail() -> None:
+            with transaction.atomic(using=self.alias):
+                record_shipment(order, shipment)
+                raise RuntimeError("rolled back")
+
+        with pytest.raises(RuntimeError, match="rolled back"):
+            ship_then_fail()
+        assert self.rows() == []
+        with transaction.atomic(using=self.alias):
+            record_shipment(order, shipment)
+            record_shipment(order, Shipment(carrier="DHL"))  # a second parcel is its own event
+
+        assert self.drain(pm, tmp_path) == DrainReport(pushed=2)
+        assert recorder.calls == [("shipped", tenant, str(order.pk), shipment),
+                                  ("shipped", tenant, str(order.pk), Shipment(carrier="DHL"))]
+        with pytest.raises(TypeError):
+            record_shipment(order, {"carrier": "UPS"})  # type: ignore[arg-type]  # the wrong type, on purpose
+
     def test_an_order_that_is_gone_drops_its_row(
             self, tenant: str, pm: pluggy.PluginManager, recorder: Recorder, tmp_path: Path) -> None:
         order = self.order(tenant)
@@ -242,6 +275,10 @@ class _Events:
 
         assert self.drain(pm, tmp_path) == DrainReport(dropped=1)
         assert (self.rows(), recorder.calls) == ([], [])
+
+
+def test_the_retry_delay_doubles_from_5_seconds_up_to_5_minutes() -> None:
+    assert [retry_delay(n).total_seconds() for n in (1, 2, 3, 6, 7, 50)] == [5, 10, 20, 160, 300, 300]
 
 
 @pytest.mark.django_db(transaction=True, databases=["default"])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +21,19 @@ if not HAVE_DJANGO:
 import pluggy
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 from integrations.models import IntegrationConfig
 from Tracker.models import Orders, Tenant
 from Tracker.utils.tenant_context import tenant_context
 
 from ambac_hubspot_plugin import plugin as plugin_module
 from ambac_hubspot_plugin.contrib.django.apps import build_plugin_manager
+from ambac_hubspot_plugin.contrib.django.events import record_shipment
 from ambac_hubspot_plugin.contrib.django.models import HostEventOutbox
 from ambac_hubspot_plugin.contrib.django.outbox import DrainReport, drain_outbox
 from ambac_hubspot_plugin.contrib.django.services import DjangoHostServices
 from ambac_hubspot_plugin.contrib.django.tenant_settings import settings_for
+from ambac_hubspot_plugin.host import Shipment
 from ambac_hubspot_plugin.sandbox import Sandbox
 
 from .._world import plugin_settings
@@ -55,8 +59,10 @@ class World:
     def deal_status(self) -> object:
         return self.hubspot.get_object("deals", self.deal).get("ambac_order_status")
 
-    def drain_outbox(self) -> DrainReport:
-        return drain_outbox(self.pm, using=self.alias, data_dir=self.data_dir)
+    def drain_outbox(self, *, later: bool = False) -> DrainReport:
+        """Drain now, or (``later``) once every failed row's back-off has passed."""
+        now = timezone.now() + timedelta(minutes=10) if later else None
+        return drain_outbox(self.pm, using=self.alias, data_dir=self.data_dir, now=now)
 
     def save_status(self, status: str, *, fail: bool = False) -> None:
         """The host saves an order status as it does (``update_fields``), in a transaction that
@@ -152,11 +158,38 @@ class _EndToEnd:
 
             row.config = good
             row.save()
-            assert drain_outbox(worker, using=world.alias, data_dir=world.data_dir) == DrainReport(pushed=1)
+            assert drain_outbox(worker, using=world.alias, data_dir=world.data_dir) == DrainReport(), \
+                "the failed row waits for its back-off"
+            assert drain_outbox(worker, using=world.alias, data_dir=world.data_dir,
+                                now=timezone.now() + timedelta(minutes=10)) == DrainReport(pushed=1)
             worker.get_plugin(plugin_module.RUNTIME_NAME).runtime.drain()
         finally:
             worker.get_plugin(plugin_module.RUNTIME_NAME).runtime.close()
         assert world.deal_status() == "ON_HOLD"
+
+    def test_a_shipment_recorded_in_the_hosts_transaction_reaches_the_deal(self, world: World) -> None:
+        """The host has no shipping fields: its code calls record_shipment in its transaction;
+        a rolled-back one records nothing, a committed one writes the deal's shipping properties."""
+        shipment = Shipment(carrier="UPS", tracking_number="1Z999", tracking_url="https://ups.example/1Z999",
+                            ship_date=date(2026, 12, 1))
+
+        def ship(parcel: Shipment, *, fail: bool = False) -> None:
+            with transaction.atomic(using=world.alias), tenant_context(world.tenant):
+                record_shipment(Orders.objects.using(world.alias).get(pk=world.order_id), parcel)
+                if fail:
+                    raise RuntimeError("the label printer failed")
+
+        with pytest.raises(RuntimeError, match="label printer"):
+            ship(attrs.evolve(shipment, carrier="DHL"), fail=True)
+        ship(shipment)
+
+        assert world.drain_outbox() == DrainReport(pushed=1)
+        world.runtime.drain()
+
+        deal = world.hubspot.get_object("deals", world.deal)
+        assert {name: deal.get(name) for name in ("ambac_carrier", "ambac_tracking_number", "ambac_tracking_url")} == \
+            {"ambac_carrier": "UPS", "ambac_tracking_number": "1Z999", "ambac_tracking_url": "https://ups.example/1Z999"}
+        assert str(deal.get("ambac_ship_date", "")).startswith("2026-12-01")
 
     def test_a_rolled_back_status_pushes_nothing(self, world: World) -> None:
         with pytest.raises(RuntimeError, match="view failed"):
@@ -178,7 +211,7 @@ class _EndToEnd:
         (row,) = HostEventOutbox.objects.using(world.alias)
         assert row.attempts == 1
 
-        assert world.drain_outbox() == DrainReport(pushed=1)
+        assert world.drain_outbox(later=True) == DrainReport(pushed=1)
         world.runtime.drain()
 
         assert world.deal_status() == "COMPLETED"

@@ -12,7 +12,9 @@ after the commit, and keeps a row until its hook took it.
 - other order fields changed (archiving is ``archived`` set true): ``order_updated`` with
   their contract names;
 - a company created (a new version is a new row: compared with the version it replaces) or
-  changed: ``company_saved`` with the changed fields. Creating an order is no event.
+  changed: ``company_saved`` with the changed fields. Creating an order is no event;
+- an order shipped: the host has no shipping fields, so no save tells it; the host's code that
+  ships an order calls :func:`record_shipment` in its transaction (``order_shipped``).
 
 Saves made by the bridge's own services (the plugin writing to the host) are not events:
 they run inside :func:`suppress_host_events`.
@@ -29,16 +31,18 @@ from typing import Any
 from django.db import transaction
 from django.db.models.signals import post_save, pre_save
 
-from ...host import as_host_id
+from ...host import Shipment, as_host_id
 from .models import HostEventOutbox
 
 __all__ = [
     "COMPANY_SAVED",
     "EVENT_KINDS",
+    "ORDER_SHIPPED",
     "ORDER_STATUS_CHANGED",
     "ORDER_UPDATED",
     "connect",
     "drain_trigger",
+    "record_shipment",
     "set_drain_trigger",
     "suppress_host_events",
 ]
@@ -46,7 +50,8 @@ __all__ = [
 ORDER_STATUS_CHANGED = "order_status_changed"
 ORDER_UPDATED = "order_updated"
 COMPANY_SAVED = "company_saved"
-EVENT_KINDS = (ORDER_STATUS_CHANGED, ORDER_UPDATED, COMPANY_SAVED)
+ORDER_SHIPPED = "order_shipped"
+EVENT_KINDS = (ORDER_STATUS_CHANGED, ORDER_UPDATED, COMPANY_SAVED, ORDER_SHIPPED)
 
 ORDER_COLUMNS = {
     "name": "name", "order_number": "order_number", "order_status": "order_status",
@@ -165,6 +170,29 @@ def _company_saved(sender: Any, instance: Any, created: bool, raw: bool = False,
         changed = _changed(sender, instance, *remembered)
     if changed:
         _write(using, COMPANY_SAVED, instance, {"changed_fields": changed})
+
+
+def record_shipment(order: Any, shipment: Shipment, *, using: str | None = None) -> None:
+    """Record that the host shipped ``order`` (an ``Orders`` row): ``ambac_order_shipped``.
+
+    Call it inside the transaction that records the shipment on the host's side (a view, a
+    task, another app's receiver): the event is written with it and pushed after the commit,
+    or not at all if that transaction rolls back. Each call is one shipment (several parcels,
+    several calls); the plugin writes its carrier, tracking number and URL, and ship date to
+    the order's deal.
+
+    :param order: the shipped ``Orders`` instance (saved).
+    :param shipment: what the host knows of the shipment.
+    :param using: the database alias of the host's transaction (default: the order's).
+    """
+    if not isinstance(shipment, Shipment):
+        raise TypeError(f"record_shipment needs a host.Shipment, not {type(shipment).__name__}")
+    if order.pk is None:
+        raise ValueError("record_shipment needs a saved order (it has no id yet)")
+    details = {"carrier": shipment.carrier, "tracking_number": shipment.tracking_number,
+               "tracking_url": shipment.tracking_url,
+               "ship_date": shipment.ship_date.isoformat() if shipment.ship_date else None}
+    _write(using or order._state.db or "default", ORDER_SHIPPED, order, details)
 
 
 def _write(using: str, kind: str, instance: Any, details: Mapping[str, Any]) -> None:

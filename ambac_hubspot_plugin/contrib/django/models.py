@@ -13,7 +13,8 @@ class HostEventOutbox(models.Model):
     (``events``) and handed to the plugin by the drain (``outbox.drain_outbox``).
 
     A row exists only if the host's save committed; it is deleted once the hook took it, and
-    kept (``attempts`` counted, ``last_error`` kept) while the hook raises.
+    kept (``attempts`` counted, ``last_error`` kept, not tried again before ``next_attempt_at``)
+    while the hook raises.
     """
 
     id = models.BigAutoField(primary_key=True)  # the host's DEFAULT_AUTO_FIELD does not matter
@@ -25,6 +26,7 @@ class HostEventOutbox(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True, default="")
     last_attempt_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)  # None: due now
 
     class Meta:
         ordering = ("id",)

@@ -7,7 +7,8 @@ hook through the app's plugin manager with :class:`DjangoHostServices` of the ro
 
 A row is deleted once its hook returned. A hook that raises (the plugin's store unreachable,
 the tenant not startable in this process) leaves the row, with ``attempts`` counted and the
-error kept, for the next drain: a committed event is never lost. So does a row of a tenant
+error kept, for a later drain: a committed event is never lost. It is tried again after
+:func:`retry_delay` (5 s doubling to 5 min), so a row that keeps failing costs a drain little. So does a row of a tenant
 enabled in the host (its ``IntegrationConfig``) that the plugin could not start in this
 process, whose hook would record nothing; only a tenant enabled nowhere has nothing to record. Several drains may run at
 once (several workers): on PostgreSQL each row is locked while its hook runs and the others
@@ -19,27 +20,39 @@ from __future__ import annotations
 import logging
 import traceback
 from collections.abc import Callable
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import attrs
 import pluggy
 from django.db import DEFAULT_DB_ALIAS, transaction
+from django.db.models import Q
 from django.utils import timezone
 from integrations.models import IntegrationConfig
 
 from ... import plugin as plugin_module
-from ...host import OrderStatus
-from .events import COMPANY_SAVED, ORDER_STATUS_CHANGED, ORDER_UPDATED, set_drain_trigger
+from ...host import OrderStatus, Shipment
+from .events import COMPANY_SAVED, ORDER_SHIPPED, ORDER_STATUS_CHANGED, ORDER_UPDATED, set_drain_trigger
 from .models import HostEventOutbox
 from .services import DjangoHostServices
 from .startup import PROVIDER, ensure_started
 
-__all__ = ["DrainReport", "drain_outbox", "set_drain_trigger"]
+__all__ = ["DrainReport", "drain_outbox", "retry_delay", "set_drain_trigger"]
 
 logger = logging.getLogger(__name__)
 
 _ERROR_KEPT = 4000  # characters of the last error kept on a row
+RETRY_FIRST_SECONDS = 5.0
+RETRY_MAX_SECONDS = 300.0
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """How long a row that has failed ``attempts`` times waits before its next try: 5 s after
+    the first failure, doubling, at most 5 min (a store outage is usually short; a broken
+    tenant should not cost every drain a try)."""
+    exponent = min(max(attempts - 1, 0), 16)  # 2**16 * 5 s is far past the cap
+    return timedelta(seconds=min(RETRY_FIRST_SECONDS * 2 ** exponent, RETRY_MAX_SECONDS))
 
 
 @attrs.frozen
@@ -53,13 +66,14 @@ class DrainReport:
 
 
 def drain_outbox(pm: pluggy.PluginManager, limit: int = 100, *, using: str = DEFAULT_DB_ALIAS,
-                 data_dir: Path | str | None = None) -> DrainReport:
-    """Call the hooks of up to ``limit`` committed outbox rows, oldest first.
+                 data_dir: Path | str | None = None, now: datetime | None = None) -> DrainReport:
+    """Call the hooks of up to ``limit`` committed outbox rows that are due, oldest first.
 
     :param pm: the host's plugin manager (``contrib.django.plugin_manager()``).
     :param limit: the most rows this call looks at (each is tried once).
     :param using: the database alias the host's saves (and so the rows) are on.
     :param data_dir: the plugins' data root for the services (default: the setting).
+    :param now: the time rows are due by and failures are stamped with (default: the clock).
     """
     try:
         ensure_started(pm, using=using, data_dir=data_dir)  # tenants enabled by another process
@@ -67,10 +81,12 @@ def drain_outbox(pm: pluggy.PluginManager, limit: int = 100, *, using: str = DEF
         logger.exception("could not take up the enabled tenants before draining the outbox")
     pushed = failed = dropped = 0
     after = 0
+    now = now or timezone.now()
+    due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
     for _ in range(limit):
         with transaction.atomic(using=using):
             row = (HostEventOutbox.objects.using(using).select_for_update(skip_locked=True)
-                   .filter(pk__gt=after).order_by("pk").first())
+                   .filter(due, pk__gt=after).order_by("pk").first())
             if row is None:
                 break
             after = row.pk
@@ -84,8 +100,9 @@ def drain_outbox(pm: pluggy.PluginManager, limit: int = 100, *, using: str = DEF
             else:
                 row.attempts += 1
                 row.last_error = outcome[-_ERROR_KEPT:]
-                row.last_attempt_at = timezone.now()
-                row.save(update_fields=["attempts", "last_error", "last_attempt_at"])
+                row.last_attempt_at = now
+                row.next_attempt_at = now + retry_delay(row.attempts)
+                row.save(update_fields=["attempts", "last_error", "last_attempt_at", "next_attempt_at"])
                 failed += 1
     return DrainReport(pushed=pushed, failed=failed, dropped=dropped)
 
@@ -140,6 +157,16 @@ def _call_for(pm: pluggy.PluginManager, row: HostEventOutbox,
                                                               previous_status=previous)
         fields = list(details["changed_fields"])
         return lambda: pm.hook.ambac_order_updated(host=services, order=order, changed_fields=fields)
+    if row.kind == ORDER_SHIPPED:
+        order = services.get_order(row.record_id)
+        if order is None:
+            return None
+        shipped = details.get("ship_date")
+        shipment = Shipment(carrier=details.get("carrier") or "",
+                            tracking_number=details.get("tracking_number") or "",
+                            tracking_url=details.get("tracking_url") or "",
+                            ship_date=date.fromisoformat(shipped) if shipped else None)
+        return lambda: pm.hook.ambac_order_shipped(host=services, order=order, shipment=shipment)
     if row.kind == COMPANY_SAVED:
         company = services.get_company(row.record_id)
         if company is None:
