@@ -32,9 +32,10 @@ from Tracker.models import Orders, Tenant
 from Tracker.utils.tenant_context import tenant_context
 
 from ambac_hubspot_plugin import plugin as plugin_module
-from ambac_hubspot_plugin.contrib.django.adapter import HubSpotPluginAdapter, apply_change
+from ambac_hubspot_plugin.contrib.django.adapter import HubSpotPluginAdapter, WebhookUnavailableError, apply_change
 from ambac_hubspot_plugin.contrib.django.apps import build_plugin_manager
 from ambac_hubspot_plugin.contrib.django.tenant_settings import host_store_url, settings_for
+from ambac_hubspot_plugin.contrib.django.views import WEBHOOK_ROUTE, serve_signed
 from ambac_hubspot_plugin.errors import ConfigError
 from ambac_hubspot_plugin.sandbox import Sandbox, sign_v3
 
@@ -266,7 +267,8 @@ def test_the_hosts_webhook_view_hands_deliveries_to_the_plugin(
     process: pluggy.PluginManager, hs: Sandbox, client: Any
 ) -> None:
     """In plugin mode the host's webhook view stores a signed delivery in the plugin's inbox
-    (200) and refuses a forged one (401); the built-in adapter is never asked."""
+    (200) and refuses a forged one (403, as the host answers an unverified delivery); the
+    built-in adapter is never asked."""
     BuiltInHubSpotAdapter.calls.clear()
     row = _config(hs)
     report = apply_change(row, "enabled")
@@ -278,9 +280,61 @@ def test_the_hosts_webhook_view_hands_deliveries_to_the_plugin(
     stored = client.post(url, body, content_type="application/json", **headers)
     refused = client.post(url, forged_body, content_type="application/json", **forged)
 
-    assert (stored.status_code, refused.status_code) == (200, 401)
+    assert (stored.status_code, refused.status_code) == (200, 403)
     assert BuiltInHubSpotAdapter.calls == []
     assert _runtime(process).drain() >= 1  # the stored delivery became work
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_a_delivery_for_a_tenant_that_cannot_start_is_retried_never_refused(
+    process: pluggy.PluginManager, hs: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Saved settings this process refuses (the tenant enabled, then broken): the host's view
+    answers 5xx (the adapter raises rather than answer False, a 403 HubSpot never retries) and
+    the plugin's own route 503 with Retry-After, naming the cause without a secret; nothing is
+    stored. Once the settings are fixed the same delivery is stored."""
+    from django.test import Client
+
+    row = _config(hs)
+    assert apply_change(row, "enabled") is not None
+    good = dict(row.config)
+    _runtime(process).close()  # a fresh process: the tenant is not started here
+    fresh = build_plugin_manager()
+    apps.get_app_config("ambac_hubspot").plugin_manager = fresh  # undone by the process fixture
+    IntegrationConfig.objects.filter(pk=row.pk).update(is_enabled=True,
+                                                        config={**good, "sync_interval_minutes": "never"})
+    row.refresh_from_db()
+    host_url = f"http://testserver/integrations/hubspot/webhook/{row.tenant_id}/"
+    body, headers = _delivery(hs, host_url, WEBHOOK_SECRET)
+    client = Client(raise_request_exception=False)
+    try:
+        with pytest.raises(WebhookUnavailableError, match="could not start in this process"):
+            HubSpotPluginAdapter().verify_webhook(_request(host_url, body, headers), row)
+        assert client.post(host_url, body, content_type="application/json", **headers).status_code == 500
+
+        own = serve_signed(_webhook_route(fresh), _request(host_url, body, headers),
+                           {"tenant_id": str(row.tenant_id)}, fresh)
+        assert (own.status_code, own["Retry-After"]) == (503, "60")
+        assert "sync_interval_minutes" in caplog.text
+        assert WEBHOOK_SECRET not in caplog.text and hs.access_token not in caplog.text
+
+        IntegrationConfig.objects.filter(pk=row.pk).update(config=good)
+        stored = client.post(host_url, body, content_type="application/json", **headers)
+        assert stored.status_code == 200, "the plugin answers 200 only for a stored delivery"
+        assert _runtime(fresh).is_enabled(str(row.tenant_id))
+    finally:
+        _runtime(fresh).close()
+
+
+def _request(url: str, body: bytes, headers: dict[str, str]) -> Any:
+    from django.test import RequestFactory
+
+    return RequestFactory().post(url, body, content_type="application/json", **headers)
+
+
+def _webhook_route(pm: pluggy.PluginManager) -> Any:
+    return next(route for routes in pm.hook.ambac_http_routes() for route in routes
+                if route.name == WEBHOOK_ROUTE)
 
 
 # Credentials and the store ----------------------------------------------------------------

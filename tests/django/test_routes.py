@@ -76,7 +76,8 @@ class Echo:
     @hookimpl
     def ambac_http_routes(self) -> list[HttpRoute]:
         return [HttpRoute("echo-signed", "POST", "echo/{tenant_id}/raw", None, self.echo),
-                HttpRoute("echo-user", "GET", "echo/user", VIEW_INTEGRATIONS, self.echo)]
+                HttpRoute("echo-user", "GET", "echo/user", VIEW_INTEGRATIONS, self.echo),
+                HttpRoute("echo-user-post", "POST", "echo/user", VIEW_INTEGRATIONS, self.echo)]
 
     def echo(self, request: HttpRequest) -> HttpResponse:
         in_transaction = transaction.get_connection().in_atomic_block
@@ -275,6 +276,76 @@ def test_signed_routes_get_the_raw_body_outside_the_request_transaction(mounted:
     client.force_login(mounted.viewer)
     assert client.get(PREFIX + "echo/user").status_code == 202
     assert mounted.echo.seen[-1][2] is True
+
+
+def _csrf_client(token: str | None = None) -> tuple[Client, dict[str, str]]:
+    """A browser-like client (CSRF enforced); with ``token``, its CSRF cookie and the header."""
+    from django.conf import settings
+
+    client = Client(enforce_csrf_checks=True)
+    if token is None:
+        return client, {}
+    client.cookies[settings.CSRF_COOKIE_NAME] = token
+    return client, {"HTTP_X_CSRFTOKEN": token}
+
+
+@DB
+def test_api_tokens_authenticate_and_sessions_are_held_to_csrf(mounted: Mounted) -> None:
+    """The host's API authentication (DRF): a token works without a CSRF token; a session's
+    POST without its CSRF token is refused before the plugin runs, and passes with it; a bad
+    token is 401 with a challenge, a token of a user without the permission 403."""
+    from django.utils.crypto import get_random_string
+    from rest_framework.authtoken.models import Token
+
+    url = PREFIX + "echo/user"
+    admin_token = Token.objects.create(user=mounted.admin).key
+    stranger_token = Token.objects.create(user=mounted.stranger).key
+    seen = len(mounted.echo.seen)
+
+    client, _ = _csrf_client()
+    assert client.get(PREFIX + "hubspot/status", HTTP_AUTHORIZATION=f"Token {admin_token}").status_code == 200
+    body = b'{ "a":1,\n  "b": "\xc3\xa4" }  '
+    assert client.post(url, body, content_type="application/json",
+                       HTTP_AUTHORIZATION=f"Token {admin_token}").status_code == 202
+    assert mounted.echo.seen[-1][0].user.id == str(mounted.admin.pk)
+    assert mounted.echo.seen[-1][0].body == body, "the raw bytes, untouched by the authentication"
+    bad = client.get(url, HTTP_AUTHORIZATION="Token not-a-token")
+    assert (bad.status_code, bad["WWW-Authenticate"]) == (401, "Token")
+    assert client.get(url, HTTP_AUTHORIZATION=f"Token {stranger_token}").status_code == 403
+    assert len(mounted.echo.seen) == seen + 1
+
+    client.force_login(mounted.viewer)
+    refused = client.post(url, b"{}", content_type="application/json")
+    assert (refused.status_code, refused.json()["error"]) == (403, "forbidden")
+    assert len(mounted.echo.seen) == seen + 1, "the plugin never ran"
+    csrf = get_random_string(32)
+    client, header = _csrf_client(csrf)
+    client.force_login(mounted.viewer)
+    assert client.post(url, b"{}", content_type="application/json", **header).status_code == 202
+
+
+@DB
+def test_without_drf_the_session_and_djangos_csrf_check_apply(
+        mounted: Mounted, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A host without DRF: ``request.user`` from its middleware, and Django's CSRF check on an
+    unsafe method (the guarded views are CSRF-exempt only so that tokens pass under DRF)."""
+    from django.apps import apps
+    from django.utils.crypto import get_random_string
+
+    installed = apps.is_installed
+    monkeypatch.setattr(apps, "is_installed", lambda name: name != "rest_framework" and installed(name))
+    url = PREFIX + "echo/user"
+    seen = len(mounted.echo.seen)
+    client, _ = _csrf_client()
+    assert client.get(url).status_code == 401
+    client.force_login(mounted.viewer)
+    refused = client.post(url, b"{}", content_type="application/json")
+    assert (refused.status_code, refused.json()["error"]) == (403, "csrf_failed")
+    assert len(mounted.echo.seen) == seen
+    client, header = _csrf_client(get_random_string(32))
+    client.force_login(mounted.viewer)
+    assert client.post(url, b"{}", content_type="application/json", **header).status_code == 202
+    assert client.get(url).status_code == 202, "a safe method needs no CSRF token"
 
 
 @DB

@@ -35,8 +35,17 @@ INSTALLED_APPS = [
     "Tracker",
     "integrations",
     "django_celery_beat",
+    "rest_framework",
+    "rest_framework.authtoken",
     "ambac_hubspot_plugin.contrib.django",
 ]
+# The host's API authenticates with DRF: browser sessions (CSRF enforced) and API tokens.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+    ],
+}
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

@@ -42,7 +42,7 @@ except ImportError:  # a host without the integrations framework
     class BaseAdapter:  # type: ignore[no-redef]
         manifest: dict[str, Any] | None = None
 
-__all__ = ["HubSpotPluginAdapter", "connect_receivers", "plugin_mode"]
+__all__ = ["HubSpotPluginAdapter", "WebhookUnavailableError", "connect_receivers", "plugin_mode"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +56,18 @@ def plugin_mode() -> bool:
     from django.conf import settings
 
     return getattr(settings, "HUBSPOT_MODE", "cloud") == MODE
+
+
+class WebhookUnavailableError(RuntimeError):
+    """The plugin cannot take a HubSpot delivery for the tenant now (see
+    :meth:`HubSpotPluginAdapter.verify_webhook`); its message says why and what to fix."""
+
+
+def _message(response: DjangoResponse) -> str:
+    try:
+        return str(json.loads(response.content)["message"])
+    except (ValueError, KeyError, TypeError):
+        return f"HTTP {response.status_code}"
 
 
 class _HostAdmin(Admin):
@@ -144,8 +156,15 @@ class HubSpotPluginAdapter(BaseAdapter):
 
     def verify_webhook(self, request: DjangoRequest, integration: Any) -> bool:
         """Check HubSpot's signature on the raw body; a signed delivery is stored here, before
-        the host answers (the plugin's webhook route verifies and stores in one step)."""
+        the host answers (the plugin's webhook route verifies and stores in one step).
+
+        :raises WebhookUnavailableError: the plugin cannot take deliveries for this tenant now
+            (it cannot start here: invalid saved settings). The host's view answers 500 and
+            HubSpot retries; False would make it answer 403, which HubSpot never retries.
+        """
         response = self._serve(request, integration)
+        if response.status_code == 503:
+            raise WebhookUnavailableError(_message(response))
         return response.status_code != 401
 
     def handle_webhook(self, request: DjangoRequest, integration: Any) -> dict[str, Any]:
@@ -167,8 +186,12 @@ class HubSpotPluginAdapter(BaseAdapter):
             route = next(r for r in plugin_manager().get_plugin(plugin_module.RUNTIME_NAME).runtime.http_routes()
                          if r.name == WEBHOOK_ROUTE)
             tenant = _Tenant(integration)
-            tenant.runtime()  # takes the tenant up in this process when another one enabled it
-            response = serve_signed(route, request, {"tenant_id": tenant.tenant_id})
+            try:
+                tenant.runtime()  # takes the tenant up in this process when another one enabled it
+            except Exception as exc:  # serve_signed answers 503 for a tenant that cannot start
+                logger.error("HubSpot integration of tenant %s could not start for a delivery "
+                             "(%s: %s)", tenant.tenant_id, type(exc).__name__, tenant.scrub(str(exc)))
+            response = serve_signed(route, request, {"tenant_id": tenant.tenant_id}, plugin_manager())
             setattr(request, _SERVED, response)
         return response
 

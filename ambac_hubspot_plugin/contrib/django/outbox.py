@@ -29,14 +29,12 @@ import pluggy
 from django.db import DEFAULT_DB_ALIAS, transaction
 from django.db.models import Q
 from django.utils import timezone
-from integrations.models import IntegrationConfig
 
-from ... import plugin as plugin_module
 from ...host import OrderStatus, Shipment
 from .events import COMPANY_SAVED, ORDER_SHIPPED, ORDER_STATUS_CHANGED, ORDER_UPDATED, set_drain_trigger
 from .models import HostEventOutbox
 from .services import DjangoHostServices
-from .startup import PROVIDER, ensure_started
+from .startup import ensure_started, not_started_here
 
 __all__ = ["DrainReport", "drain_outbox", "retry_delay", "set_drain_trigger"]
 
@@ -112,10 +110,10 @@ def _hand_over(pm: pluggy.PluginManager, row: HostEventOutbox, using: str,
     """Call the row's hook: None when it returned, ``"dropped"`` when the record is gone,
     else the error's text."""
     services = DjangoHostServices(row.tenant_id, using=using, data_dir=data_dir)
-    not_started = _not_started_here(pm, row, using)
+    not_started = not_started_here(pm, row.tenant_id, using)
     if not_started is not None:
-        logger.warning("outbox row %s (%s) is kept for the next drain: %s", row.pk, row, not_started)
-        return not_started
+        logger.warning("outbox row %s (%s) is kept for a later drain: %s", row.pk, row, not_started)
+        return f"{not_started}; the event is kept"
     try:
         with transaction.atomic(using=using):  # a savepoint: a failing hook leaves our row's lock
             call = _call_for(pm, row, services)
@@ -128,19 +126,6 @@ def _hand_over(pm: pluggy.PluginManager, row: HostEventOutbox, using: str,
                        "kept for the next drain: %s", row.pk, row, row.attempts + 1, exc)
         return "".join(traceback.format_exception_only(exc)).strip()
     return None
-
-
-def _not_started_here(pm: pluggy.PluginManager, row: HostEventOutbox, using: str) -> str | None:
-    """Why the row's hook would record nothing although its tenant is enabled in the host (the
-    plugin could not start it in this process), or None."""
-    plugin = pm.get_plugin(plugin_module.RUNTIME_NAME)
-    if plugin is None or plugin.runtime.is_enabled(row.tenant_id):
-        return None
-    if not IntegrationConfig.objects.using(using).filter(
-            tenant_id=row.tenant_id, provider=PROVIDER, is_enabled=True).exists():
-        return None  # enabled nowhere: nothing to record
-    return ("the tenant's HubSpot integration is enabled in the host but could not start in this "
-            "process (see its logged start error); the event is kept")
 
 
 def _call_for(pm: pluggy.PluginManager, row: HostEventOutbox,

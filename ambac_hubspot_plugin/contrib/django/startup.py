@@ -34,7 +34,7 @@ from .services import DjangoHostServices
 from .tenant_settings import SECRET_FIELDS, scrub_row_secrets, settings_for
 
 __all__ = ["PROVIDER", "RECHECK_SECONDS", "enabled_rows", "enabled_tenants", "ensure_started",
-           "row_fingerprint", "take_up_once"]
+           "not_started_here", "row_fingerprint", "take_up_once"]
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +121,20 @@ def _stop(pm: pluggy.PluginManager, tenant_id: str, using: str, data_dir: Path |
     except Exception:
         logger.exception("HubSpot integration of tenant %s, disabled in another process, could not "
                          "be stopped in this one", tenant_id)
+
+
+def not_started_here(pm: pluggy.PluginManager, tenant_id: str, using: str = DEFAULT_DB_ALIAS) -> str | None:
+    """Why the plugin would do nothing for ``tenant_id`` in this process although the host has
+    its integration enabled (its start failed here: see the logged start error), or None when
+    it runs here or is enabled nowhere (then there is nothing to do)."""
+    plugin = pm.get_plugin(plugin_module.RUNTIME_NAME)
+    if plugin is None or plugin.runtime.is_enabled(tenant_id):
+        return None
+    if not IntegrationConfig.objects.using(using).filter(
+            tenant_id=tenant_id, provider=PROVIDER, is_enabled=True).exists():
+        return None
+    return ("the tenant's HubSpot integration is enabled in the host but could not start in this "
+            "process (see its logged start error, usually invalid saved settings)")
 
 
 def take_up_once(pm: pluggy.PluginManager) -> None:

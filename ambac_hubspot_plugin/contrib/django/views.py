@@ -5,10 +5,14 @@ Each view turns the Django request into the contract's framework-neutral
 parameters, the query, the signed-in host user) and answers the route's
 :class:`~ambac_hubspot_plugin.host.HttpResponse`.
 
-- A route with a permission (the admin and status routes) uses the host's authentication
-  (``request.user``, set by the host's authentication middleware) and checks the permission with
-  the host's tenant permissions before the plugin runs: 401 for anonymous requests, 403 without
-  the permission. The plugin then runs as that user, inside the user's tenant context.
+- A route with a permission (the admin and status routes) uses the host's authentication and
+  checks the permission with the host's tenant permissions before the plugin runs: 401 for
+  anonymous requests, 403 without the permission. The plugin then runs as that user, inside the
+  user's tenant context. The host's authentication is its API's: the authenticators of DRF's
+  ``DEFAULT_AUTHENTICATION_CLASSES`` when ``rest_framework`` is installed (Ambac Tracker: browser
+  sessions and API tokens), so a script calls the routes with the same token as the host's API;
+  a session is held to Django's CSRF check there, a token is not, as in the host's API. Without
+  DRF it is ``request.user`` (the host's authentication middleware) and Django's CSRF check.
 - A route without one (webhooks, the CRM card) authenticates HubSpot's signature itself: its
   view is CSRF-exempt (HubSpot sends no token) and outside ``ATOMIC_REQUESTS``: the plugin
   answers 200 only once the delivery is committed in its own store, and a host transaction
@@ -17,6 +21,7 @@ parameters, the query, the signed-in host user) and answers the route's
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import uuid
@@ -25,16 +30,19 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import pluggy
+from django.apps import apps
 from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest as DjangoRequest
 from django.http import HttpResponse as DjangoResponse
+from django.middleware.csrf import CsrfViewMiddleware
 from django.urls import URLPattern, path
 from django.views.decorators.csrf import csrf_exempt
 from Tracker.utils.tenant_context import tenant_context
 
 from ...host import HttpRequest, HttpResponse, HttpRoute, User
 from .services import DjangoHostServices, acting_as, user_record
+from .startup import not_started_here
 
 __all__ = ["WEBHOOK_ROUTE", "plugin_urlpatterns", "route_view", "serve_signed"]
 
@@ -63,23 +71,79 @@ def _answer(response: HttpResponse) -> DjangoResponse:
 
 
 def _host_user(request: DjangoRequest) -> Any:
-    """The signed-in host user row, or None (anonymous, or no authentication middleware)."""
+    """The signed-in host user row; None when anonymous; a refusal (401, or 403 for a failed
+    CSRF check) as a response. See the module's docstring for which authentication applies."""
+    if apps.is_installed("rest_framework"):
+        return _drf_user(request)
     row = getattr(request, "user", None)
     if row is None or not getattr(row, "is_authenticated", False):
         return None
+    reason = _csrf_failure(request)
+    if reason is not None:
+        return _json(403, "csrf_failed", f"CSRF verification failed: {reason}")
     return row
 
 
-def _tenant_scope(tenant_id: str | None) -> AbstractContextManager[object]:
-    """The host's tenant context for ``tenant_id``; none for a key that names no tenant (a
-    webhook URL anyone can call: the plugin answers 404 for it)."""
-    if not tenant_id:
-        return nullcontext()
+@functools.cache
+def _drf_parsers() -> list[Any]:
+    """Form data (where a session's CSRF token may be), and any other body left alone."""
+    from rest_framework.parsers import BaseParser, FormParser
+
+    class BodyLeftAlone(BaseParser):  # type: ignore[misc]  # DRF ships no type hints
+        media_type = "*/*"
+
+        def parse(self, stream: Any, media_type: Any = None, parser_context: Any = None) -> Any:
+            return {}
+
+    return [FormParser(), BodyLeftAlone()]
+
+
+def _drf_user(request: DjangoRequest) -> Any:
+    from rest_framework.exceptions import APIException
+    from rest_framework.request import Request
+    from rest_framework.settings import api_settings
+
+    request.body  # noqa: B018  # cached now, so nothing DRF reads can consume the raw bytes
+    authenticators = [authenticator() for authenticator in api_settings.DEFAULT_AUTHENTICATION_CLASSES]
+    wrapped = Request(request, parsers=_drf_parsers(), authenticators=authenticators)
+    try:  # each authenticator in the host's order; its session one enforces CSRF itself
+        row = wrapped.user
+    except APIException as exc:  # a bad token (401), a session without its CSRF token (403)
+        if exc.status_code != 401:
+            return _json(exc.status_code, "forbidden", str(exc.detail))
+        challenge = next(filter(None, (a.authenticate_header(wrapped) for a in authenticators)), "Bearer")
+        return _json(401, "unauthenticated", str(exc.detail), {"WWW-Authenticate": challenge})
+    return row if row is not None and getattr(row, "is_authenticated", False) else None
+
+
+class _CsrfCheck(CsrfViewMiddleware):
+    def _reject(self, request: DjangoRequest, reason: str) -> Any:
+        return reason  # the reason, not the middleware's HTML page
+
+
+def _csrf_failure(request: DjangoRequest) -> str | None:
+    """Why Django's CSRF check refuses ``request`` (an unsafe method without the session's
+    token), or None. The guarded views are CSRF-exempt so token clients pass; this puts the
+    check back for sessions."""
+    check = _CsrfCheck(lambda _request: DjangoResponse())
+    check.process_request(request)
+    reason: str | None = check.process_view(request, lambda _request: DjangoResponse(), (), {})
+    return reason
+
+
+def _is_tenant_key(tenant_id: str | None) -> bool:
+    """Whether a URL's tenant key can name a host tenant (a UUID); anything else is the
+    plugin's to answer 404 for (a webhook URL anyone can call)."""
     try:
-        uuid.UUID(tenant_id)
+        uuid.UUID(tenant_id or "")
     except ValueError:
-        return nullcontext()
-    return tenant_context(tenant_id)
+        return False
+    return True
+
+
+def _tenant_scope(tenant_id: str | None) -> AbstractContextManager[object]:
+    """The host's tenant context for ``tenant_id``; none for a key that names no tenant."""
+    return tenant_context(tenant_id) if tenant_id and _is_tenant_key(tenant_id) else nullcontext()
 
 
 def _plugin_request(request: DjangoRequest, user: User | None, params: Mapping[str, str]) -> HttpRequest:
@@ -111,6 +175,8 @@ def _serve_user(route: HttpRoute, request: DjangoRequest, params: Mapping[str, s
     """A route behind the host's authentication and ``route.permission``."""
     assert route.permission is not None
     row = _host_user(request)
+    if isinstance(row, DjangoResponse):
+        return row
     if row is None:
         return _json(401, "unauthenticated", "sign in first", {"WWW-Authenticate": "Bearer"})
     if getattr(row, "tenant_id", None) is None:
@@ -123,10 +189,23 @@ def _serve_user(route: HttpRoute, request: DjangoRequest, params: Mapping[str, s
         return _call(route, _plugin_request(request, user, params))
 
 
-def serve_signed(route: HttpRoute, request: DjangoRequest, params: Mapping[str, str]) -> DjangoResponse:
+def serve_signed(route: HttpRoute, request: DjangoRequest, params: Mapping[str, str],
+                 pm: pluggy.PluginManager | None = None) -> DjangoResponse:
     """A route that checks HubSpot's signature itself; the tenant is the URL's (also the host's
-    own integration webhook view, through the adapter)."""
-    with _tenant_scope(params.get("tenant_id")):
+    own integration webhook view, through the adapter).
+
+    A delivery for a tenant the host has enabled but this process could not start (invalid
+    saved settings) is answered 503 with ``Retry-After``: HubSpot keeps retrying a 5xx for
+    about a day, while the plugin's own 404 for an unknown tenant would make it drop the events.
+    """
+    tenant_id = params.get("tenant_id") or ""
+    if route.name == WEBHOOK_ROUTE and pm is not None and _is_tenant_key(tenant_id):
+        why = not_started_here(pm, tenant_id)
+        if why is not None:
+            logger.error("HubSpot delivery for tenant %s answered 503: %s", tenant_id, why)
+            return _json(503, "unavailable", f"{why}; fix them, HubSpot retries this delivery",
+                         {"Retry-After": "60"})
+    with _tenant_scope(tenant_id):
         response = _call(route, _plugin_request(request, None, params))
     if route.name == WEBHOOK_ROUTE and response.status_code == 200:
         from .tasks import nudge  # a stored delivery: drain it now, not at the next beat
@@ -135,8 +214,9 @@ def serve_signed(route: HttpRoute, request: DjangoRequest, params: Mapping[str, 
     return response
 
 
-def route_view(routes: Sequence[HttpRoute]) -> View:
-    """One Django view serving ``routes``: the plugin's routes of one path, one per method."""
+def route_view(routes: Sequence[HttpRoute], pm: pluggy.PluginManager | None = None) -> View:
+    """One Django view serving ``routes``: the plugin's routes of one path, one per method
+    (``pm``: the plugin manager that offered them)."""
     by_method = {route.method.upper(): route for route in routes}
     allowed = ", ".join(sorted(by_method))
 
@@ -145,12 +225,14 @@ def route_view(routes: Sequence[HttpRoute]) -> View:
         if route is None:
             return _json(405, "method_not_allowed", f"{request.method} is not allowed here", {"Allow": allowed})
         if route.permission is None:
-            return serve_signed(route, request, params)
+            return serve_signed(route, request, params, pm)
         return _serve_user(route, request, params)
 
     view.__name__ = view.__qualname__ = f"hubspot_{routes[0].name.replace('-', '_')}"
+    # Exempt from the middleware's check: signed routes need none, guarded ones do their own
+    # (``_host_user``: sessions are checked, tokens are not).
+    view = csrf_exempt(view)
     if all(route.permission is None for route in routes):
-        view = csrf_exempt(view)
         for alias in settings.DATABASES:
             view = transaction.non_atomic_requests(using=alias)(view)
     return view
@@ -178,5 +260,5 @@ def _grouped(pm: pluggy.PluginManager) -> Iterator[list[HttpRoute]]:
 def plugin_urlpatterns(pm: pluggy.PluginManager) -> list[URLPattern]:
     """URL patterns of every route the plugins of ``pm`` offer, relative to where they are
     included (each named after its first route, e.g. ``hubspot-status``)."""
-    return [path(_django_path(routes[0].path), route_view(routes), name=routes[0].name)
+    return [path(_django_path(routes[0].path), route_view(routes, pm), name=routes[0].name)
             for routes in _grouped(pm)]

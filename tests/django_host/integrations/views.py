@@ -20,6 +20,6 @@ def integration_webhook(request: HttpRequest, provider: str, tenant_id: str) -> 
         return HttpResponse(status=404)
     adapter = get_adapter(provider)
     if not adapter.verify_webhook(request, integration):
-        return HttpResponse(status=401)
+        return HttpResponse(status=403)  # the real host answers 403 (seen in the smoke run)
     with tenant_context(integration.tenant_id):
         return JsonResponse(adapter.handle_webhook(request, integration))
