@@ -3,6 +3,7 @@ tenant's admin group: existing ones by the app's migration, new ones when they a
 
 from __future__ import annotations
 
+import io
 import uuid
 from pathlib import Path
 
@@ -16,6 +17,7 @@ if not HAVE_DJANGO:
 from django.conf import settings
 from django.contrib.auth.models import Permission
 from django.core.management import call_command
+from Tracker.groups import seed_tenant_groups
 from Tracker.models import Tenant, TenantGroup, User, UserRole
 
 from ambac_hubspot_plugin.contrib.django.permissions import grant_integration_permissions
@@ -62,16 +64,56 @@ class _Permissions:
 
         assert self.allowed(tenant, outsider, tmp_path) == dict.fromkeys(BOTH, False)
 
-    def test_grant_integration_permissions_restores_grants_the_hosts_sync_revoked(self, tmp_path: Path) -> None:
+    def test_grant_integration_permissions_restores_grants_removed_behind_the_receivers(
+            self, tmp_path: Path) -> None:
         tenant = self.tenant()
         admins = TenantGroup.objects.using(self.alias).create(tenant=tenant, name="Tenant Admin")
         admin = self.member(tenant, admins)
-        admins.permissions.clear()  # what the host's sync_tenant_permissions does to the grant
+        # Deleted in bulk through the relation's table: no signal tells the receivers.
+        admins.permissions.through.objects.using(self.alias).filter(tenantgroup=admins).delete()
         assert self.allowed(tenant, admin, tmp_path) == dict.fromkeys(BOTH, False)
 
         assert grant_integration_permissions(self.alias) >= 1
 
         assert self.allowed(tenant, admin, tmp_path) == dict.fromkeys(BOTH, True)
+
+    def test_a_tenant_seeded_as_the_host_seeds_keeps_both_on_its_admin_group(self, tmp_path: Path) -> None:
+        """The host creates the group, then sets its permissions to the preset (dropping ours):
+        they are added back; the customer group gets none."""
+        tenant = self.tenant()
+        groups = seed_tenant_groups(tenant, self.alias)
+
+        assert self.allowed(tenant, self.member(tenant, groups["Tenant Admin"]), tmp_path) == dict.fromkeys(BOTH, True)
+        assert self.allowed(tenant, self.member(tenant, groups["Customer"]), tmp_path) == dict.fromkeys(BOTH, False)
+        host_preset = set(groups["Tenant Admin"].permissions.exclude(codename__in=BOTH)
+                          .values_list("codename", flat=True))
+        assert host_preset == {"add_tenantgroup", "change_tenantgroup"}, "the host's own preset is untouched"
+
+    @pytest.mark.parametrize("reset", ["migrate", "sync_tenant_permissions", "remove", "clear"])
+    def test_the_hosts_preset_resets_do_not_take_them_away(self, tmp_path: Path, reset: str) -> None:
+        """After every way the host resets a preset group (the end of each migrate, its
+        sync command, a remove or clear of the group's permissions) its admins still hold both;
+        a custom group's removal is left alone."""
+        tenant = self.tenant()
+        admins = seed_tenant_groups(tenant, self.alias)["Tenant Admin"]
+        custom = TenantGroup.objects.using(self.alias).create(tenant=tenant, name="Integrators", is_custom=True)
+        custom.permissions.add(*Permission.objects.using(self.alias).filter(codename__in=BOTH))
+        admin, integrator = self.member(tenant, admins), self.member(tenant, custom)
+
+        if reset == "migrate":
+            call_command("migrate", database=self.alias, verbosity=0)
+        elif reset == "sync_tenant_permissions":
+            call_command("sync_tenant_permissions", database=self.alias, stdout=io.StringIO())
+        elif reset == "remove":
+            admins.permissions.remove(*Permission.objects.using(self.alias).filter(codename__in=BOTH))
+            custom.permissions.remove(*Permission.objects.using(self.alias).filter(codename__in=BOTH))
+        else:
+            admins.permissions.clear()
+            custom.permissions.clear()
+
+        assert self.allowed(tenant, admin, tmp_path) == dict.fromkeys(BOTH, True)
+        expected = reset not in ("remove", "clear")
+        assert self.allowed(tenant, integrator, tmp_path) == dict.fromkeys(BOTH, expected)
 
     def test_the_migration_grants_both_to_admin_groups_that_existed_before_it(self, tmp_path: Path) -> None:
         call_command("migrate", "ambac_hubspot", "0001", database=self.alias, verbosity=0)
