@@ -382,8 +382,10 @@ def check(host_dir: Path | None, host_factory: str | None, tenant_id: str, as_us
 
 @click.command()
 @_host_options
-@click.option("--settings", "settings_file", type=click.File("r"),
-              help="A JSON file with the settings (merged over the saved ones).")
+# ``--settings-file`` too: ``manage.py`` takes every ``--settings`` as its own settings module.
+@click.option("--settings", "--settings-file", "settings_file", type=click.File("r"),
+              help="A JSON file with the settings (merged over the saved ones); under "
+                   "manage.py write --settings-file.")
 @click.option("--portal-id", help="The HubSpot account (hub) id.")
 @click.option("--token", envvar="AMBAC_HUBSPOT_TOKEN",
               help="Private-app access token or service key (better: env AMBAC_HUBSPOT_TOKEN).")

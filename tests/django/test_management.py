@@ -16,7 +16,7 @@ if not HAVE_DJANGO:
     pytest.skip(SKIP_REASON, allow_module_level=True)
 
 from click.testing import CliRunner
-from django.core.management import call_command
+from django.core.management import ManagementUtility, call_command
 from django.core.management.base import CommandError
 from integrations.models import IntegrationConfig
 from Tracker.models import Tenant, User
@@ -118,6 +118,25 @@ def test_setup_enables_the_plugin_in_the_tenants_integration_config(hs: Sandbox,
     config = IntegrationConfig.objects.get(tenant_id=tenant, provider="hubspot")
     assert config.is_enabled and config.config["portal_id"] == str(hs.portal_id)
     assert json.loads(_manage("status", "--tenant", tenant, "--json")[0])["enabled"] is True
+
+
+@DB
+def test_setup_through_manage_py_reads_its_settings_file_from_settings_file(
+    hs: Sandbox, data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Through ``manage.py`` itself (``ManagementUtility``, which takes every ``--settings`` as
+    Django's settings module, as the real host's smoke run showed), ``hubspot setup
+    --settings-file FILE`` reads the plugin's settings from FILE and enables the tenant."""
+    tenant = _tenant()
+    settings_file = data_dir / "settings.json"
+    settings_file.write_text(json.dumps(plugin_settings(hs)))
+
+    ManagementUtility(["manage.py", "hubspot", "setup", "--tenant", tenant,
+                       "--settings-file", str(settings_file), "--json"]).execute()
+
+    # (run_from_argv closed the test's database connection: the JSON is the evidence)
+    enabled = json.loads(capsys.readouterr().out)
+    assert (enabled["tenant_id"], enabled["ok"]) == (tenant, True)
 
 
 @DB
