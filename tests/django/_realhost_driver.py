@@ -91,9 +91,26 @@ class Driver:
             saved = Orders.objects.get(pk=order_id).order_status
         return {"order_status": saved, "outbox_rows": _outbox_rows()}
 
+    def ship(self, tenant_id: str, order_id: str, carrier: str, tracking_number: str) -> dict[str, Any]:
+        """Record a shipment as the host's shipping code would: in its transaction."""
+        from datetime import date
+
+        from django.db import transaction
+        from Tracker.models import Orders
+        from Tracker.utils.tenant_context import tenant_context
+
+        from ambac_hubspot_plugin.contrib.django.events import record_shipment
+        from ambac_hubspot_plugin.host import Shipment
+
+        with transaction.atomic(), tenant_context(tenant_id):
+            record_shipment(Orders.objects.get(pk=order_id),
+                            Shipment(carrier=carrier, tracking_number=tracking_number, ship_date=date.today()))
+        return {"outbox_rows": _outbox_rows()}
+
     def routes(self, tenant_id: str, path: str) -> dict[str, Any]:
         """GET an admin route anonymously, as a user of the tenant without the permission, and as
-        one in a custom group holding ``view_integrations``; answer the three status codes."""
+        one in a custom group holding ``view_integrations`` (signed in, and by the host's API
+        token); answer the status codes."""
         from django.contrib.auth.models import Permission
         from django.test import Client
         from Tracker.models import TenantGroup, User, UserRole
@@ -114,6 +131,12 @@ class Driver:
             if row is not None:
                 client.force_login(row)
             codes[label] = client.get(path).status_code
+        from rest_framework.authtoken.models import Token
+
+        key = Token.objects.create(user=allowed).key
+        codes["with_permission_by_token"] = Client(HTTP_HOST="127.0.0.1").get(
+            path, HTTP_AUTHORIZATION=f"Token {key}").status_code
+        codes["bad_token"] = Client(HTTP_HOST="127.0.0.1").get(path, HTTP_AUTHORIZATION="Token nope").status_code
         return {"status_codes": codes}
 
     def disable(self, tenant_id: str) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from ambac_hubspot_plugin.sandbox import RateLimits, Sandbox
 
 CHECKOUT = os.environ.get("AMBAC_TRACKER_CHECKOUT", "")
 DRIVER = Path(__file__).with_name("_realhost_driver.py")
+MIGRATIONS = Path(__file__).parents[2] / "ambac_hubspot_plugin" / "contrib" / "django" / "migrations"
 MARK = "@@realhost "  # the driver's answer lines (the driver is not importable here)
 TIMEOUT = 300  # seconds for one host command (a cold manage.py start takes a few)
 
@@ -130,7 +131,8 @@ def test_the_bridge_works_end_to_end_in_a_real_ambac_tracker(hubspot: Sandbox, h
     route refuses a user without the permission; ``manage.py hubspot status`` exits 0."""
     # 1. Installed and migrated: no unapplied migration (ours included), and Django's checks.
     shown = host.manage("showmigrations", "ambac_hubspot")
-    assert [line.strip()[:3] for line in shown.splitlines()[1:] if line.strip()] == ["[X]"] * 3, shown
+    ours = sorted(path.stem for path in MIGRATIONS.glob("[0-9][0-9][0-9][0-9]_*.py"))
+    assert [line.strip() for line in shown.splitlines()[1:] if line.strip()] == [f"[X] {name}" for name in ours], shown
     host.manage("migrate", "--check")
     host.manage("check")
 
@@ -141,6 +143,10 @@ def test_the_bridge_works_end_to_end_in_a_real_ambac_tracker(hubspot: Sandbox, h
     host.start_driver()
     tenant = host.ask("tenant", slug=slug)
     tenant_id = tenant["tenant_id"]
+    both = ["manage_integrations", "view_integrations"]
+    assert tenant["admin_group_integration_permissions"] == both, tenant  # the host's seeding reset them
+    host.manage("migrate")  # the host resets its preset groups at the end of every migrate
+    assert host.ask("tenant", slug=slug)["admin_group_integration_permissions"] == both
     settings_file = tmp_path / "hubspot.json"
     settings_file.write_text(json.dumps({"run_background_worker": False}))
     enabled = json.loads(host.manage(
@@ -193,6 +199,14 @@ def _webhook_status_and_routes(hubspot: Sandbox, host: Host, tenant_id: str) -> 
     host.ask("drain")
     assert hubspot.get_object("deals", deal).get("ambac_order_status") == "IN_PROGRESS"
 
+    # 5b. A shipment recorded by the host's code in its transaction reaches the deal.
+    assert host.ask("ship", tenant_id=tenant_id, order_id=order_id, carrier="UPS",
+                    tracking_number="1ZSMOKE") == {"outbox_rows": 1}
+    assert host.ask("drain")["outbox_rows_left"] == 0
+    shipped = hubspot.get_object("deals", deal)
+    assert (shipped.get("ambac_carrier"), shipped.get("ambac_tracking_number")) == ("UPS", "1ZSMOKE"), shipped
+
     # 6. The admin route behind the host's authentication and tenant permissions.
     codes = host.ask("routes", tenant_id=tenant_id, path="/integrations/hubspot/status")["status_codes"]
-    assert codes == {"anonymous": 401, "without_permission": 403, "with_permission": 200}, codes
+    assert codes == {"anonymous": 401, "without_permission": 403, "with_permission": 200,
+                     "with_permission_by_token": 200, "bad_token": 401}, codes
