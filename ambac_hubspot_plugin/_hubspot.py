@@ -37,8 +37,11 @@ from ._client_records import (
     Company,
     Contact,
     Deal,
+    DealNote,
     HubSpotObject,
     ItemError,
+    Note,
+    NoteBatch,
     Pipeline,
     PropertySpec,
 )
@@ -402,6 +405,9 @@ class SdkHubSpotClient:
     ) -> Iterator[Contact]:
         return self.read_objects("contacts", ids, properties)  # type: ignore[return-value]  # contacts give Contact
 
+    def read_notes(self, ids: Sequence[str], properties: Sequence[str] = ()) -> Iterator[Note]:
+        return self.read_objects("notes", ids, properties)  # type: ignore[return-value]  # notes give Note
+
     def read_associations(
         self, from_type: str, to_type: str, ids: Sequence[str]
     ) -> Mapping[str, list[Association]]:
@@ -561,6 +567,34 @@ class SdkHubSpotClient:
             [AssociationInput(to_id=str(deal_id), type_id=wire.NOTE_TO_DEAL)],
         )
         return note.id
+
+    def create_notes_on_deals(self, notes: Sequence[DealNote]) -> NoteBatch:
+        operation = "notes.batch_create"
+        keys = [n.key for n in notes]
+        if len(set(keys)) != len(keys):
+            raise ValueError("each note of one call needs its own key")
+        created: dict[str, str] = {}
+        failed: list[ItemError] = []
+        inputs = wire.note_inputs(notes)
+        for start in range(0, len(inputs), wire.OBJECT_BATCH):
+            data = self._call(
+                "objects.batch_create",
+                operation,
+                {"objectType": "notes"},
+                body={"inputs": inputs[start : start + wire.OBJECT_BATCH]},
+                idempotent=False,  # a re-sent create makes the notes twice
+            )
+            try:
+                ids, refused = wire.note_batch(
+                    keys[start : start + wire.OBJECT_BATCH],
+                    self._results(data, operation),
+                    wire.item_errors(data.get("errors") or (), self._remote),
+                )
+            except (KeyError, TypeError, AttributeError, ValueError) as exc:
+                raise self._malformed(operation, f"a note result could not be read ({exc})", exc) from exc
+            created.update(ids)
+            failed.extend(refused)
+        return NoteBatch(created=created, failed=failed)
 
     def ensure_property_group(self, object_type: str, name: str, label: str) -> bool:
         body = {"name": name, "label": label}
