@@ -133,7 +133,9 @@ def note_properties(body: str, when: datetime) -> dict[str, str | None]:
 
 def note_inputs(notes: Sequence[DealNote]) -> list[dict[str, Any]]:
     """The inputs of a batch create of notes, each with its deal association and its key as
-    ``objectWriteTraceId`` (how the answer names each input)."""
+    ``objectWriteTraceId`` (how the answer names each input); keys must differ."""
+    if len({n.key for n in notes}) != len(notes):
+        raise ValueError("each note of one call needs its own key")
     return [
         {
             **create_body(note_properties(n.body, n.when),
