@@ -26,9 +26,11 @@ __all__ = [
     "Company",
     "Contact",
     "Deal",
+    "DealNote",
     "HubSpotObject",
     "ItemError",
     "Note",
+    "NoteBatch",
     "Pipeline",
     "Properties",
     "PropertyOption",
@@ -168,6 +170,36 @@ class BatchResult:
     def ok(self) -> bool:
         """Whether every item was written."""
         return not self.failed
+
+
+def _frozen_ids(value: Mapping[str, str]) -> Mapping[str, str]:
+    return MappingProxyType(dict(value))
+
+
+@attrs.frozen
+class DealNote:
+    """A note to create on a deal. ``key`` is the caller's name for it (unique in one call):
+    the answer tells each note's outcome by it (HubSpot's ``objectWriteTraceId``)."""
+
+    key: str
+    deal_id: str
+    body: str
+    when: datetime = attrs.field()
+
+    @when.validator
+    def _aware(self, _attribute: object, value: datetime) -> None:
+        if value.tzinfo is None:
+            raise ValueError("when must be tz-aware")
+
+
+@attrs.frozen
+class NoteBatch:
+    """What one batch create of notes did: the note id per key created, and the inputs
+    HubSpot refused (``id`` is the key when HubSpot names it). A key in neither has an
+    unknown outcome: HubSpot answered without a word about it."""
+
+    created: Mapping[str, str] = attrs.field(converter=_frozen_ids)
+    failed: tuple[ItemError, ...] = attrs.field(converter=_item_error_tuple)
 
 
 @attrs.frozen

@@ -36,7 +36,7 @@ __all__ = ["ConflictResolver", "Writer"]
 
 Writer = Callable[[str, Mapping[str, Mapping[str, str]]], dict[str, str]]
 """Batch-update HubSpot objects of one type (``deals``, ``companies``, ``contacts``) and remember
-what was written; return errors by object id (``*``: all of them). The outbound push's write."""
+what was written; return errors by object id. The outbound push's write."""
 
 
 @attrs.frozen

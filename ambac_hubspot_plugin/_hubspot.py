@@ -37,8 +37,11 @@ from ._client_records import (
     Company,
     Contact,
     Deal,
+    DealNote,
     HubSpotObject,
     ItemError,
+    Note,
+    NoteBatch,
     Pipeline,
     PropertySpec,
 )
@@ -392,15 +395,14 @@ class SdkHubSpotClient:
     def read_deals(self, ids: Sequence[str], properties: Sequence[str] = ()) -> Iterator[Deal]:
         return self.read_objects("deals", ids, properties)  # type: ignore[return-value]  # deals give Deal
 
-    def read_companies(
-        self, ids: Sequence[str], properties: Sequence[str] = ()
-    ) -> Iterator[Company]:
+    def read_companies(self, ids: Sequence[str], properties: Sequence[str] = ()) -> Iterator[Company]:
         return self.read_objects("companies", ids, properties)  # type: ignore[return-value]  # companies give Company
 
-    def read_contacts(
-        self, ids: Sequence[str], properties: Sequence[str] = ()
-    ) -> Iterator[Contact]:
+    def read_contacts(self, ids: Sequence[str], properties: Sequence[str] = ()) -> Iterator[Contact]:
         return self.read_objects("contacts", ids, properties)  # type: ignore[return-value]  # contacts give Contact
+
+    def read_notes(self, ids: Sequence[str], properties: Sequence[str] = ()) -> Iterator[Note]:
+        return self.read_objects("notes", ids, properties)  # type: ignore[return-value]  # notes give Note
 
     def read_associations(
         self, from_type: str, to_type: str, ids: Sequence[str]
@@ -498,58 +500,41 @@ class SdkHubSpotClient:
         )
         return self._record(object_type, data, operation)
 
+    def _batch_answers(
+        self, object_type: str, kind: str, inputs: list[dict[str, Any]], *, idempotent: bool
+    ) -> Iterator[tuple[int, list[Any], Mapping[str, Any]]]:
+        """Send a batch write 100 inputs a call: (first input's index, results, answer) each."""
+        operation = f"{object_type}.batch_{kind}"
+        for start in range(0, len(inputs), wire.OBJECT_BATCH):
+            body = {"inputs": inputs[start : start + wire.OBJECT_BATCH]}
+            data = self._call(f"objects.batch_{kind}", operation, {"objectType": object_type},
+                              body=body, idempotent=idempotent)
+            yield start, self._results(data, operation), data
+
     def _batch_write(
         self, object_type: str, kind: str, inputs: list[dict[str, Any]], *, idempotent: bool
     ) -> BatchResult:
         operation = f"{object_type}.batch_{kind}"
         succeeded: list[HubSpotObject] = []
         failed: list[ItemError] = []
-        for start in range(0, len(inputs), wire.OBJECT_BATCH):
-            body = {"inputs": inputs[start : start + wire.OBJECT_BATCH]}
-            data = self._call(
-                f"objects.batch_{kind}",
-                operation,
-                {"objectType": object_type},
-                body=body,
-                idempotent=idempotent,
-            )
-            succeeded.extend(
-                self._record(object_type, item, operation)
-                for item in self._results(data, operation)
-            )
+        for _start, results, data in self._batch_answers(object_type, kind, inputs, idempotent=idempotent):
+            succeeded.extend(self._record(object_type, item, operation) for item in results)
             failed.extend(wire.item_errors(data.get("errors") or (), self._remote))
         return BatchResult(succeeded=succeeded, failed=failed)
 
-    def create_objects(
-        self, object_type: str, inputs: Sequence[Mapping[str, str | None]]
-    ) -> BatchResult:
-        return self._batch_write(
-            object_type,
-            "create",
-            wire.create_inputs(inputs),
-            idempotent=False,
-        )
+    def create_objects(self, object_type: str, inputs: Sequence[Mapping[str, str | None]]) -> BatchResult:
+        return self._batch_write(object_type, "create", wire.create_inputs(inputs), idempotent=False)
 
-    def update_objects(
-        self, object_type: str, updates: Mapping[str, Mapping[str, str | None]]
-    ) -> BatchResult:
+    def update_objects(self, object_type: str, updates: Mapping[str, Mapping[str, str | None]]) -> BatchResult:
         # Setting the same values twice leaves the same record: safe to retry.
-        return self._batch_write(
-            object_type,
-            "update",
-            wire.update_inputs(updates),
-            idempotent=True,
-        )
+        return self._batch_write(object_type, "update", wire.update_inputs(updates), idempotent=True)
 
     def upsert_objects(
         self, object_type: str, id_property: str, inputs: Mapping[str, Mapping[str, str | None]]
     ) -> BatchResult:
         # Keyed by a unique property, a re-sent upsert finds the record the first one made.
         return self._batch_write(
-            object_type,
-            "upsert",
-            wire.upsert_inputs(id_property, inputs),
-            idempotent=True,
+            object_type, "upsert", wire.upsert_inputs(id_property, inputs), idempotent=True
         )
 
     def create_note_on_deal(self, deal_id: str, body: str, when: datetime) -> str:
@@ -561,6 +546,21 @@ class SdkHubSpotClient:
             [AssociationInput(to_id=str(deal_id), type_id=wire.NOTE_TO_DEAL)],
         )
         return note.id
+
+    def create_notes_on_deals(self, notes: Sequence[DealNote]) -> NoteBatch:
+        created: dict[str, str] = {}
+        failed: list[ItemError] = []
+        keys, inputs = [n.key for n in notes], wire.note_inputs(notes)
+        # idempotent=False: a re-sent create makes the notes twice.
+        for start, results, data in self._batch_answers("notes", "create", inputs, idempotent=False):
+            errors = wire.item_errors(data.get("errors") or (), self._remote)
+            try:
+                ids, refused = wire.note_batch(keys[start : start + wire.OBJECT_BATCH], results, errors)
+            except (KeyError, TypeError, AttributeError, ValueError) as exc:
+                raise self._malformed("notes.batch_create", f"a note result could not be read ({exc})", exc) from exc
+            created.update(ids)
+            failed.extend(refused)
+        return NoteBatch(created=created, failed=failed)
 
     def ensure_property_group(self, object_type: str, name: str, label: str) -> bool:
         body = {"name": name, "label": label}

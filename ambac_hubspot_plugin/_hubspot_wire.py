@@ -20,6 +20,7 @@ from ._client_records import (
     Company,
     Contact,
     Deal,
+    DealNote,
     HubSpotObject,
     ItemError,
     Note,
@@ -47,6 +48,8 @@ __all__ = [
     "json_object",
     "modified_property",
     "next_after",
+    "note_batch",
+    "note_inputs",
     "note_properties",
     "pipeline",
     "property_body",
@@ -126,6 +129,39 @@ def note_properties(body: str, when: datetime) -> dict[str, str | None]:
     """A note's properties: its text and its time, in UTC milliseconds as HubSpot writes it."""
     stamp = when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     return {"hs_note_body": body, "hs_timestamp": stamp}
+
+
+def note_inputs(notes: Sequence[DealNote]) -> list[dict[str, Any]]:
+    """The inputs of a batch create of notes, each with its deal association and its key as
+    ``objectWriteTraceId`` (how the answer names each input); keys must differ."""
+    if len({n.key for n in notes}) != len(notes):
+        raise ValueError("each note of one call needs its own key")
+    return [
+        {
+            **create_body(note_properties(n.body, n.when),
+                          [AssociationInput(to_id=str(n.deal_id), type_id=NOTE_TO_DEAL)]),
+            "objectWriteTraceId": n.key,
+        }
+        for n in notes
+    ]
+
+
+def note_batch(
+    keys: Sequence[str], results: Iterable[Mapping[str, Any]], errors: Iterable[ItemError]
+) -> tuple[dict[str, str], list[ItemError]]:
+    """The note id per key of a batch create's answer, and its refusals.
+
+    Results are matched by ``objectWriteTraceId``. Only when no result carries one, and as
+    many results came as notes were sent with no error, are they matched in order (HubSpot
+    answers in input order; nothing else could tell them apart).
+    """
+    items = list(results)
+    failed = list(errors)
+    traced = {str(r["objectWriteTraceId"]): str(r["id"]) for r in items if r.get("objectWriteTraceId")}
+    if traced or failed or len(items) != len(keys):
+        wanted = set(keys)
+        return {k: v for k, v in traced.items() if k in wanted}, failed
+    return {k: str(r["id"]) for k, r in zip(keys, items, strict=True)}, failed
 
 
 def create_inputs(inputs: Sequence[Mapping[str, str | None]]) -> list[dict[str, Any]]:
@@ -287,6 +323,7 @@ def item_errors(
         ids = (
             context.get("ids")
             or context.get("id")
+            or context.get("objectWriteTraceId")
             or ([err["id"]] if err.get("id") else [None])
         )
         for item_id in ids:

@@ -12,7 +12,8 @@ batch of such jobs into as few HubSpot calls as it can:
   the latest state, and an event queued while a push runs is pushed again afterwards;
 - the updates of many deals go out as batch updates of up to 100 (HubSpot's limit);
 - the deal stage moves per pipeline through ``status_stage_map`` (validated against the
-  pipelines API) and a note is added per status change when ``outbound.notes_on_status_change``;
+  pipelines API) and a note is added per status change when ``outbound.notes_on_status_change``,
+  100 notes per batch create, never one twice (:mod:`._status_notes`);
 - company edits go out only when ``directions.companies`` sends companies to HubSpot;
 - every value written is remembered per object and property, so :func:`~._echo.is_echo`
   recognises the webhook HubSpot sends back for our own write.
@@ -36,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from ._batches import is_refusal, send_in_batches
 from ._conflict_resolution import ConflictResolver
 from ._deal_properties import (
     DATETIME_PROPERTIES,
@@ -50,8 +52,8 @@ from ._deal_properties import (
 )
 from ._echo import normal_form, singular_type
 from ._job_kinds import FIELDS_KIND, JOB_KINDS, job_host_id
+from ._status_notes import NoteWork, StatusNotes
 from .errors import ConfigError, HubSpotApiError, HubSpotError
-from .host import OrderStatus
 from .store import LeaseLostError, LogLevel
 
 if TYPE_CHECKING:
@@ -165,15 +167,15 @@ class OutboundPush:
             return outcomes | self._all_failed(work, exc)
         failures = self._write("deals", updates)
         for deal_id, (_order, item) in work.items():
-            error = failures.get(deal_id, failures.get("*"))
+            error = failures.get(deal_id)
             outcomes.update({j.id: error for j in item.jobs})
         if self.options.outbound.notes_on_status_change:
-            for deal_id, (order, item) in work.items():
-                if deal_id in failures or "*" in failures or not item.status_jobs:
-                    continue
-                error = self._note(deal_id, order, item)
-                if error is not None:
-                    outcomes.update({j.id: error for j in item.status_jobs})
+            # Only deals updated now: a failed deal's jobs are retried, and their note with them.
+            noted = [NoteWork(deal_id, order, tuple(item.status_jobs))
+                     for deal_id, (order, item) in work.items()
+                     if deal_id not in failures and item.status_jobs]
+            written = StatusNotes(self.client, self.tenant_id, self.clock).write(noted)
+            outcomes.update({job_id: error for job_id, error in written.items() if error is not None})
         return outcomes
 
     def _deal_updates(self, work: Mapping[str, tuple[Order, _OrderWork]]) -> dict[str, dict[str, str]]:
@@ -240,18 +242,6 @@ class OutboundPush:
             validate_status_stage_map(self.client.get_pipelines(), self.options.status_stage_map)
             self._pipelines_checked = True
 
-    def _note(self, deal_id: str, order: Order, item: _OrderWork) -> str | None:
-        # Coalesced status changes make one note: from the first previous status to now.
-        # The note is for people: labels. A job recorded by an older version carries a label.
-        previous = _status_label(item.status_jobs[0].payload.get("previous_status"))
-        body = (f"Ambac Tracker: order {order.order_number} status changed "
-                f"from {previous or 'unknown'} to {order.order_status.label}.")
-        try:
-            self.client.create_note_on_deal(deal_id, body, self.clock())
-        except HubSpotError as exc:
-            return f"{type(exc).__name__}: {exc}"
-        return None
-
     # ---- companies -----------------------------------------------------------------------
 
     def _push_companies(self, by_company: Mapping[str, list[Job]]) -> Outcomes:
@@ -274,35 +264,49 @@ class OutboundPush:
         outcomes: Outcomes = dict(done)
         failures = self._write("companies", updates)
         for hubspot_id, jobs in jobs_of.items():
-            error = failures.get(hubspot_id, failures.get("*"))
+            error = failures.get(hubspot_id)
             outcomes.update({j.id: error for j in jobs})
         return outcomes
 
     # ---- writing -------------------------------------------------------------------------
 
     def _write(self, object_type: str, updates: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
-        """Batch-update (100 per call); return errors by object id (``*``: all of them)."""
-        if not updates:
-            return {}
-        try:
-            result = self.client.update_objects(object_type, updates)
-        except HubSpotApiError as exc:
-            missing = missing_property(exc)
+        """Batch-update (100 per call); return errors by object id.
+
+        A batch that fails fails its own ids only; one HubSpot refuses whole for one bad
+        input is split down to it (:func:`~._batches.send_in_batches`), except for a missing
+        property, which every input would hit again.
+        """
+        failures: dict[str, str] = {}
+        written: set[str] = set()
+        logged: list[str] = []
+
+        def send(ids: Sequence[str]) -> None:
+            result = self.client.update_objects(object_type, {i: updates[i] for i in ids})
+            done = {obj.id for obj in result.succeeded}
+            written.update(done)
+            for item in result.failed:
+                message = f"HubSpot refused the update: {item.status} {item.category or ''} {item.message}".strip()
+                if item.id is not None:
+                    failures[item.id] = message
+                else:
+                    failures.update({i: message for i in ids if i not in done})
+
+        def failed(ids: Sequence[str], exc: HubSpotError) -> None:
+            message = f"{type(exc).__name__}: {exc}"
+            missing = missing_property(exc) if isinstance(exc, HubSpotApiError) else None
             if missing is not None:
                 error = PropertyMissingError(missing, object_type)
-                self._log_error(object_type, str(error))
-                return {"*": f"{type(error).__name__}: {error}"}
-            return {"*": f"{type(exc).__name__}: {exc}"}
-        except HubSpotError as exc:
-            return {"*": f"{type(exc).__name__}: {exc}"}
-        written = {obj.id for obj in result.succeeded}
-        failures: dict[str, str] = {}
-        for item in result.failed:
-            message = f"HubSpot refused the update: {item.status} {item.category or ''} {item.message}".strip()
-            if item.id is not None:
-                failures[item.id] = message
-            else:
-                failures.update({i: message for i in updates if i not in written})
+                message = f"{type(error).__name__}: {error}"
+                if not logged:  # once per push, not per batch
+                    self._log_error(object_type, str(error))
+                    logged.append(message)
+            failures.update(dict.fromkeys(ids, message))
+
+        def split(exc: HubSpotError) -> bool:
+            return is_refusal(exc) and not (isinstance(exc, HubSpotApiError) and missing_property(exc))
+
+        send_in_batches(list(updates), send, failed, split=split)
         singular = singular_type(object_type)
         self.store.remember_pushed(self.tenant_id, singular,
                                    {i: p for i, p in updates.items() if i in written})
@@ -388,12 +392,3 @@ def handle_outbound_job(job: Job, *, store: JobQueue, worker_id: str,
     if error is not None:
         raise OutboundPushError(error)
 
-
-def _status_label(value: object) -> str:
-    """The label of a recorded status value (or of an older version's label); other text as is."""
-    if not value:
-        return ""
-    try:
-        return OrderStatus.parse(value).label
-    except ValueError:
-        return str(value)

@@ -26,9 +26,11 @@ from ._client_records import (
     Company,
     Contact,
     Deal,
+    DealNote,
     HubSpotObject,
     ItemError,
     Note,
+    NoteBatch,
     Pipeline,
     Properties,
     PropertyOption,
@@ -51,10 +53,12 @@ __all__ = [
     "Company",
     "Contact",
     "Deal",
+    "DealNote",
     "HubSpotClient",
     "HubSpotObject",
     "ItemError",
     "Note",
+    "NoteBatch",
     "OAuthApp",
     "Pipeline",
     "PropertyOption",
@@ -130,6 +134,9 @@ class HubSpotClient(Protocol):
     ) -> Iterator[Contact]:
         """Batch-read contacts (100 per request); unknown ids are skipped."""
 
+    def read_notes(self, ids: Sequence[str], properties: Sequence[str] = ()) -> Iterator[Note]:
+        """Batch-read notes (100 per request); unknown ids are skipped."""
+
     def read_associations(
         self, from_type: str, to_type: str, ids: Sequence[str]
     ) -> Mapping[str, list[Association]]:
@@ -156,6 +163,11 @@ class HubSpotClient(Protocol):
 
     def create_note_on_deal(self, deal_id: str, body: str, when: datetime) -> str:
         """Create a note associated with the deal; return the note's id."""
+
+    def create_notes_on_deals(self, notes: Sequence[DealNote]) -> NoteBatch:
+        """Batch-create notes, each associated with its deal in the same request (100 per
+        request); never re-sent unless the failure proves it was not processed. Per-note
+        refusals come back in the answer; a failed request raises."""
 
     def get_pipelines(self) -> list[Pipeline]:
         """Read the portal's deal pipelines and stages."""

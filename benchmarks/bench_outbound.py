@@ -3,7 +3,8 @@
 Prints how long the ``ambac_order_status_changed`` hook takes to return (it stores the event as
 a queue job; target p99 under 2 ms), how many changes per second the hooks record, and the
 HubSpot calls the push then makes (target: at most ceil(2,000 / 100) = 20 batch updates, plus
-one note per changed deal when notes are on). Run: ``python benchmarks/bench_outbound.py``.
+as many notes batch creates when notes are on; ``bench_notes.py`` measures the notes).
+Run: ``python benchmarks/bench_outbound.py``.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def main(notes: bool = False) -> None:
         push_seconds = time.perf_counter() - started
         calls = Counter((r.method, r.path) for r in hs.requests)
         batch_updates = calls[("POST", "/crm/objects/2026-09/deals/batch/update")]
-        notes_made = calls[("POST", "/crm/objects/2026-09/notes")]
+        notes_made = calls[("POST", "/crm/objects/2026-09/notes/batch/create")]
         timings.sort()
         p50 = statistics.median(timings) * 1000
         p99 = timings[int(len(timings) * 0.99)] * 1000
@@ -79,7 +80,7 @@ def main(notes: bool = False) -> None:
         print(f"  hook return time: p50 {p50:.3f} ms, p99 {p99:.3f} ms, max {timings[-1] * 1000:.2f} ms "
               f"(target p99 < 2 ms); {CHANGES / sum(timings):,.0f} changes/s recorded")
         print(f"  HubSpot calls: {batch_updates} batch updates (target <= {math.ceil(ORDERS / 100)}), "
-              f"{notes_made} notes, {sum(calls.values())} in all; push took {push_seconds:.1f} s")
+              f"{notes_made} notes batch creates, {sum(calls.values())} in all; push took {push_seconds:.1f} s")
         print(f"  sampled deals not showing the latest status: {wrong} of 50")
 
 

@@ -21,6 +21,7 @@ from ambac_hubspot_plugin.store._schema import jobs as jobs_table
 from ._world import PluginWorld, open_world, plugin_settings
 
 BATCH_UPDATE = "/crm/objects/2026-09/deals/batch/update"
+NOTES_BATCH = "/crm/objects/2026-09/notes/batch/create"
 
 
 @attrs.define
@@ -104,7 +105,7 @@ def test_a_new_order_reaches_its_deal_without_a_host_edit(world):
         "ambac_order_number": order.order_number, "ambac_order_status": "IN_PROGRESS",
         "ambac_progress_percent": "50",
         "ambac_order_link": f"https://tracker.example.com/orders/{order.id}"}
-    assert world.calls("/crm/objects/2026-09/notes") == 0
+    assert world.calls(NOTES_BATCH) == 0 and _sandbox_notes(world) == []
     assert world.store.depths(world.tenant) == {}
 
 
@@ -122,7 +123,7 @@ def test_many_changes_to_one_order_become_one_update_with_the_latest_state(world
     props = world.deal_props(deal)
     assert (props["ambac_order_status"], props["ambac_milestone"], props["ambac_progress_percent"]) == (
         "COMPLETED", "step 9", "100")
-    assert world.calls("/crm/objects/2026-09/notes") == 1, "coalesced status changes make one note"
+    assert world.calls(NOTES_BATCH) == 1 and len(_sandbox_notes(world)) == 1, "coalesced changes make one note"
 
 
 def test_pushes_for_many_deals_go_out_in_batches_of_at_most_100(world):
@@ -252,8 +253,7 @@ def test_an_hour_of_503s_holds_every_push_and_drains_them_in_order_afterwards(wo
     props_b = world.deal_props(deal_b)
     assert (props_b["ambac_order_status"], props_b["ambac_carrier"]) == ("ON_HOLD", "UPS")
     assert world.calls(BATCH_UPDATE) == 1, "the backlog went out as one batch"
-    notes = [r for r in world.hubspot.requests if r.path == "/crm/objects/2026-09/notes"]
-    assert len(notes) == 2
+    assert world.calls(NOTES_BATCH) == 1, "both notes in one batch create"
     note_bodies = [o["hs_note_body"] for o in _sandbox_notes(world)]
     assert note_bodies[0].startswith(f"Ambac Tracker: order {order_a.order_number}")
     assert "from Pending to Completed" in note_bodies[0]

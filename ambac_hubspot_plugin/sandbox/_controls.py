@@ -152,12 +152,15 @@ class _FailRule:
     body: Any
     headers: dict[str, str] = attrs.field(factory=dict)
     echo_request: bool = False
+    body_contains: bytes | None = None
 
 
 @attrs.define
 class _ResetRule:
     remaining: int
     path_prefix: str | None
+    after_work: bool = False
+    method: str | None = None
 
 
 class Faults:
@@ -178,12 +181,15 @@ class Faults:
         retry_after: float | None = None,
         body: Any = None,
         echo_request: bool = False,
+        body_contains: str | None = None,
     ) -> None:
         """Make the next ``count`` matching calls answer ``status`` (with ``body`` if given).
 
         ``body`` as ``bytes`` is sent as it is (``text/html``), like a proxy's error page.
         ``echo_request=True`` puts the request's ``Authorization`` header and body into the
-        error message, as a careless proxy or debugging gateway does.
+        error message, as a careless proxy or debugging gateway does. ``body_contains``
+        matches only requests whose body holds that text: with ``status=400``, how HubSpot
+        refuses a whole batch for one bad input.
         """
         with self._lock:
             self._fail.append(
@@ -195,6 +201,7 @@ class Faults:
                     retry_after,
                     body,
                     echo_request=echo_request,
+                    body_contains=None if body_contains is None else body_contains.encode(),
                 )
             )
 
@@ -246,6 +253,17 @@ class Faults:
         with self._lock:
             self._reset.append(_ResetRule(count, path_prefix))
 
+    def lose_answer_next(
+        self, count: int, path_prefix: str | None = None, method: str | None = None
+    ) -> None:
+        """Do the next ``count`` matching calls, then close their connection without answering:
+        what a client sees when its read times out after HubSpot did the work."""
+        with self._lock:
+            self._reset.append(
+                _ResetRule(count, path_prefix, after_work=True,
+                           method=method.upper() if method else None)
+            )
+
     def clear(self) -> None:
         """Forget every injected fault."""
         with self._lock:
@@ -257,16 +275,16 @@ class Faults:
     def active(self) -> bool:
         return bool(self._fail or self._reset or self._latency)
 
-    def take(self, method: str, path: str) -> tuple[float, bool, _FailRule | None]:
+    def take(
+        self, method: str, path: str, raw: bytes = b""
+    ) -> tuple[float, bool, _FailRule | None]:
         """(delay, reset?, fail rule) for one call, consuming one use of each matching rule."""
         with self._lock:
             delay = sum(
                 s for s, prefix in self._latency if prefix is None or path.startswith(prefix)
             )
             for reset in self._reset:
-                if reset.remaining > 0 and (
-                    reset.path_prefix is None or path.startswith(reset.path_prefix)
-                ):
+                if not reset.after_work and self._resets(reset, method, path):
                     reset.remaining -= 1
                     return delay, True, None
             for rule in self._fail:
@@ -274,7 +292,25 @@ class Faults:
                     rule.remaining > 0
                     and (rule.path_prefix is None or path.startswith(rule.path_prefix))
                     and (rule.method is None or rule.method == method)
+                    and (rule.body_contains is None or rule.body_contains in raw)
                 ):
                     rule.remaining -= 1
                     return delay, False, rule
             return delay, False, None
+
+    def take_after_work(self, method: str, path: str) -> bool:
+        """Whether to lose the answer of a call that was done (see :meth:`lose_answer_next`)."""
+        with self._lock:
+            for reset in self._reset:
+                if reset.after_work and self._resets(reset, method, path):
+                    reset.remaining -= 1
+                    return True
+            return False
+
+    @staticmethod
+    def _resets(rule: _ResetRule, method: str, path: str) -> bool:
+        return (
+            rule.remaining > 0
+            and (rule.path_prefix is None or path.startswith(rule.path_prefix))
+            and (rule.method is None or rule.method == method)
+        )

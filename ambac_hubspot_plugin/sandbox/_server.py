@@ -86,7 +86,7 @@ class Service:
         path, query_text = split.path, split.query
         self.stats.requests += 1
         if self.faults.active:
-            delay, reset, rule = self.faults.take(method, path)
+            delay, reset, rule = self.faults.take(method, path, raw)
             if delay:
                 time.sleep(delay)
             if reset:
@@ -138,6 +138,9 @@ class Service:
             status, payload = self.route(
                 method, path, query, body, Source("API", str(app.app_id), app.app_id)
             )
+            if self.faults.active and self.faults.take_after_work(method, path):
+                self.stats.connections_reset += 1
+                return None, path, query_text, app
             return (status, payload, headers), path, query_text, app
         except SandboxHttpError as error:
             return (error.status, error.body(), error.headers), path, query_text, app

@@ -866,6 +866,11 @@ class Portal:
         with self.lock:
             # validate everything first: HubSpot rejects the whole batch on a bad value
             for item in inputs:
+                trace = item.get("objectWriteTraceId")
+                if trace is not None and not isinstance(trace, str):
+                    raise SandboxHttpError(
+                        400, "Invalid input JSON: objectWriteTraceId must be a string."
+                    )
                 props = self._normalise(object_type, item.get("properties") or {}, None)
                 self._check_unique(object_type, props, None)
                 self._plan_associations(object_type, item.get("associations") or ())
@@ -879,7 +884,7 @@ class Portal:
                 for item in inputs
             ]
             results = [
-                self.render(obj, list(item.get("properties") or ()) or None)
+                _traced(self.render(obj, list(item.get("properties") or ()) or None), item)
                 for obj, item in zip(created, inputs, strict=True)
             ]
         return self.batch_answer(results, [], started, ok_status=201)
@@ -1283,3 +1288,11 @@ class Portal:
             [{"from": {"id": from_id}, "to": {"id": to_id}, "associationSpec": spec}], [], started
         )
         return answer
+
+
+def _traced(rendered: dict[str, Any], item: Mapping[str, Any]) -> dict[str, Any]:
+    """A batch result naming its input's ``objectWriteTraceId``, as HubSpot's do."""
+    trace = item.get("objectWriteTraceId")
+    if trace is not None:
+        rendered["objectWriteTraceId"] = trace
+    return rendered
