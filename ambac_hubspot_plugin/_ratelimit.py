@@ -60,6 +60,14 @@ class RateBudget:
 
     ``margin_seconds`` widens both windows: a request leaves here a little before HubSpot counts
     it, and a late arrival must not push the server's window over the limit.
+
+    ``headroom`` permits of each window are never given out (by default 5% of ``burst``,
+    rounded down). The margin covers requests that reach HubSpot a little late; a request held
+    up longer (its process descheduled on a busy machine, a slow network path) still counts in
+    HubSpot's window after its permit left ours, and its slot is taken again at once when
+    several processes wait. At most one request per caller is in flight, so a few permits held
+    back keep HubSpot's window within the burst (three Celery workers on two busy cores met
+    one 429 a run without it: ``benchmarks/bench_workers_budget.py``).
     """
 
     burst: int = attrs.field(validator=attrs.validators.ge(1))
@@ -68,6 +76,20 @@ class RateBudget:
         default=SEARCH_PER_SECOND, validator=attrs.validators.ge(1)
     )
     margin_seconds: float = attrs.field(default=0.1, validator=attrs.validators.ge(0))
+    headroom: int = attrs.field(
+        default=attrs.Factory(lambda self: self.burst // 20, takes_self=True),
+        validator=attrs.validators.ge(0),
+    )
+
+    @headroom.validator
+    def _below_burst(self, _attribute: attrs.Attribute[int], value: int) -> None:
+        if value >= self.burst:
+            raise ValueError(f"headroom ({value}) must leave at least one of the burst's {self.burst} permits")
+
+    @property
+    def permits(self) -> int:
+        """Permits given out per window: the burst less the headroom."""
+        return self.burst - self.headroom
 
 
 def budget_for_tier(
@@ -156,7 +178,7 @@ class RateLimiter:
     def __init__(self, budget: RateBudget, *, backend: str | None = None, key: str = "") -> None:
         self.budget = budget
         self._rates = (
-            [Rate(budget.burst, int((budget.window_seconds + budget.margin_seconds) * 1000))],
+            [Rate(budget.permits, int((budget.window_seconds + budget.margin_seconds) * 1000))],
             [Rate(budget.search_per_second, int((1.0 + budget.margin_seconds) * 1000))],
         )
         self._memory = _Permits(InMemoryBucket(self._rates[0]), InMemoryBucket(self._rates[1]))

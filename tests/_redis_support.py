@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import socket
 
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
-RATE_LIMIT_DB = 11
-"""The database of the rate limiter's and the Celery worker's tests."""
+RATE_LIMIT_DB = int(os.environ.get("AMBAC_TEST_REDIS_DB", "11"))
+"""The database of the rate limiter's and the Celery worker's tests (``AMBAC_TEST_REDIS_DB``
+chooses another, for runs sharing one Redis)."""
 
 
 def redis_unavailable_reason() -> str | None:

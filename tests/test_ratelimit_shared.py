@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from ambac_hubspot_plugin._ratelimit import RateBudget, RateLimiter, shared_limiter
+from ambac_hubspot_plugin._ratelimit import RateBudget, RateLimiter, budget_for_tier, shared_limiter
 from ambac_hubspot_plugin.client import ClientSettings
 from ambac_hubspot_plugin.errors import ConfigError
 from ambac_hubspot_plugin.settings import parse_settings, restore_masked, unstructure_settings
@@ -53,6 +53,64 @@ def test_two_limiters_on_one_redis_count_one_budget() -> None:
         # A little slack below the window: the two clocks read by the limiters are wall clocks.
         assert sum(1 for s in stamps[i:] if s - first < budget.window_seconds - 0.05) <= budget.burst
     assert stamps[-1] - stamps[0] >= 2 * (budget.window_seconds - 0.05)  # 12 permits, 4 a window
+
+
+def _busiest(arrivals: list[float], window: float) -> int:
+    """The most arrivals in any rolling ``window`` (HubSpot's count)."""
+    arrivals = sorted(arrivals)
+    return max(sum(1 for a in arrivals[i:] if a - first < window) for i, first in enumerate(arrivals))
+
+
+@needs_redis
+@pytest.mark.parametrize("late", [0.2, 0.6])
+def test_late_requests_of_one_process_keep_hubspots_window_within_the_burst(late: float) -> None:
+    """One process's request reaches HubSpot well after the margin (a busy machine) while
+    another process takes each permit as soon as it frees, that request's too: counted at
+    arrival, as HubSpot counts, no rolling window holds more than the burst (without the
+    headroom one holds burst + 1), and the budget is still used."""
+    budget = RateBudget(burst=40, window_seconds=1.0, search_per_second=1000, margin_seconds=0.02)
+    key = f"test|{uuid.uuid4()}|token"
+    limiters = [RateLimiter(budget, backend=REDIS_URL, key=key) for _ in range(2)]
+    arrivals: list[float] = []
+    lock = threading.Lock()
+    stop = time.monotonic() + 3.5 * budget.window_seconds
+
+    def caller(limiter: RateLimiter, delay: float, pause: float) -> None:
+        while time.monotonic() < stop:
+            assert limiter.acquire(search=False, timeout=10) is not None
+            time.sleep(delay)  # between our permit and HubSpot counting the request
+            with lock:
+                arrivals.append(time.monotonic())
+            time.sleep(pause)
+
+    # The late process calls now and then, so the slot its permit frees goes to the other.
+    threads = [threading.Thread(target=caller, args=(limiters[0], late, 1.3 * budget.window_seconds)),
+               threading.Thread(target=caller, args=(limiters[1], 0.0, 0.0))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for limiter in limiters:
+        limiter.close()
+    busiest = _busiest(arrivals, budget.window_seconds)
+    assert busiest <= budget.burst
+    assert busiest >= budget.permits - 1  # saturated: the other caller filled every window
+
+
+def test_each_window_holds_its_headroom_back() -> None:
+    """5% of the burst (rounded down) is never given out: 38 of 40 permits, then a wait."""
+    limiter = RateLimiter(RateBudget(burst=40, window_seconds=30))
+    assert all(limiter.acquire(search=False, timeout=1) is not None for _ in range(38))
+    assert limiter.acquire(search=False, timeout=0.2) is None
+    limiter.close()
+
+
+def test_headroom_defaults_to_a_twentieth_of_the_burst_and_leaves_one_permit() -> None:
+    assert [budget_for_tier(t).headroom for t in ("free", "professional", "capacity_pack")] == [5, 9, 12]
+    assert RateBudget(burst=19).permits == 19
+    assert RateBudget(burst=100, headroom=0).permits == 100
+    with pytest.raises(ValueError, match="headroom"):
+        RateBudget(burst=3, headroom=3)
 
 
 @needs_redis
