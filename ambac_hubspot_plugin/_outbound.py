@@ -165,6 +165,9 @@ class OutboundPush:
             updates = self._deal_updates(work)
         except (HubSpotError, ConfigError) as exc:
             return outcomes | self._all_failed(work, exc)
+        # Read before the write replaces them: which deals already show the order's status.
+        before = (self.store.pushed_values_of(self.tenant_id, "deal", list(work))
+                  if self.options.outbound.notes_on_status_change else {})
         failures = self._write("deals", updates)
         for deal_id, (_order, item) in work.items():
             error = failures.get(deal_id)
@@ -173,7 +176,8 @@ class OutboundPush:
             # Only deals updated now: a failed deal's jobs are retried, and their note with them.
             noted = [NoteWork(deal_id, order, tuple(item.status_jobs))
                      for deal_id, (order, item) in work.items()
-                     if deal_id not in failures and item.status_jobs]
+                     if deal_id not in failures and item.status_jobs
+                     and _noteworthy(order, item.status_jobs, before.get(deal_id, {}))]
             written = StatusNotes(self.client, self.tenant_id, self.clock).write(noted)
             outcomes.update({job_id: error for job_id, error in written.items() if error is not None})
         return outcomes
@@ -339,6 +343,17 @@ class OutboundPush:
 
 class OutboundPushError(HubSpotError):
     """A push did not get through; the job queue retries it with backoff (message says why)."""
+
+
+def _noteworthy(order: Order, status_jobs: Sequence[Job], pushed: Mapping[str, str]) -> bool:
+    """Whether a push's status jobs need a note: the deal did not already show the order's
+    status before this push (a reconciliation that found the change first has pushed and noted
+    it; the host's event arriving later must not note it again), or a job is a retry (its note
+    may be what failed: the notes check its mark)."""
+    if any(job.attempts > 1 for job in status_jobs):
+        return True
+    shown = pushed.get("ambac_order_status")
+    return shown is None or normal_form(shown) != normal_form(order.order_status.value)
 
 
 def handle_outbound_job(job: Job, *, store: JobQueue, worker_id: str,

@@ -187,3 +187,26 @@ def test_a_deal_update_hubspot_refuses_fails_alone(world):
     world.runtime.drain()
     assert world.hubspot.get_object("deals", bad_deal)["ambac_order_status"] == "COMPLETED"
     assert [len(world.notes_on(d)) for d, _o in pairs] == [1] * 5
+
+
+def test_a_change_the_reconciliation_pushed_first_is_not_noted_again_by_its_late_event(world: World) -> None:
+    """The host's event can reach the plugin after a reconciliation found the same change
+    (the Django bridge's outbox is drained after the commit): one note, not two. A later real
+    change is noted as usual."""
+    ((deal, order),) = world.linked_orders(1)
+    services = world.host.services(world.tenant)
+    services.update_order(order.id, {"order_status": OrderStatus.IN_PROGRESS})  # no event yet
+    assert world.runtime.reconcile_outbound(world.tenant) == 1
+    world.runtime.drain()
+    assert len(world.notes_on(deal)) == 1
+    assert world.hubspot.get_object("deals", deal)["ambac_order_status"] == "IN_PROGRESS"
+
+    world.host.plugin_manager.hook.ambac_order_status_changed(  # the event, arriving late
+        host=services, order=services.get_order(order.id), previous_status=OrderStatus.PENDING)
+    world.runtime.drain()
+    assert len(world.notes_on(deal)) == 1, world.notes_on(deal)
+    assert world.store.depths(world.tenant) == {}
+
+    world.set_statuses([(deal, order)], OrderStatus.COMPLETED)
+    world.runtime.drain()
+    assert len(world.notes_on(deal)) == 2
