@@ -159,11 +159,8 @@ class Runtime:
         return Step("hubspot", True, detail), report.checks
 
     def disable(self, tenant_id: str, host: HostServices | None = None) -> None:
-        """Forget the tenant (:meth:`stop`) and release its store binding; its data stays.
-
-        ``host`` (the disabled hook's) releases the binding even when this process never
-        enabled the tenant.
-        """
+        """Forget the tenant (:meth:`stop`) and release its store binding (``host``, the hook's,
+        releases it even if this process never enabled the tenant); its data stays."""
         from ._store_place import unbind
 
         tenant = self.stop(tenant_id)
@@ -171,9 +168,8 @@ class Runtime:
         if services is not None:
             unbind(services, tenant_id)
         if tenant is not None:
-            self._stores[tenant.store_url].log(
-                tenant_id, _level("info"), "plugin.disabled", "HubSpot integration disabled"
-            )
+            self._stores[tenant.store_url].log(tenant_id, _level("info"), "plugin.disabled",
+                                               "HubSpot integration disabled")
 
     def stop(self, tenant_id: str) -> TenantContext | None:
         """Forget the tenant in this process only (``ambac_plugin_stopped``): no new work is
@@ -529,9 +525,7 @@ class Runtime:
                                 host=tenant.host, store=self._stores[tenant.store_url],
                                 push=self.outbound(tenant_id), clock=self.clock)
 
-    # ---- outbound and conflicts -------------------------------------------------------------
-    # (The custom deal properties are created by the connection test of every enable, through
-    # _deal_properties.ensure_hubspot_properties.)
+    # ---- outbound and conflicts (deal properties: created by each enable's connection test) --
 
     def outbound(self, tenant_id: str) -> OutboundPush:
         """Build the outbound push engine of an enabled tenant."""
