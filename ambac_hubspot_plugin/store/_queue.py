@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
+from . import _queue_sql as sql
 from ._ports import Job, JobState, LeaseLostError
 from ._schema import PENDING_DEDUPE, jobs
 
@@ -29,8 +30,6 @@ __all__ = ["DEFAULT_LEASE", "Backoff", "SqlJobQueue", "check_lease"]
 #: every quarter lease, so a job may run for any length of time and a renewal may fail twice.
 DEFAULT_LEASE = timedelta(seconds=15)
 _ERROR_MAX = 4000
-_LEASE_EXPIRED = ("lease expired on the last allowed attempt: the worker died or hung "
-                  "past its lease without completing the job")
 
 
 @attrs.frozen
@@ -61,6 +60,10 @@ def check_lease(lease: timedelta) -> None:
     if lease <= timedelta(0):
         raise ValueError(f"a lease must be longer than zero, not {lease}: another worker could "
                          "claim the job at once and run it twice")
+
+
+def _due_order(job: Job) -> tuple[datetime, int]:
+    return job.run_after, job.id
 
 
 def _job(row: sa.Row[Any]) -> Job:
@@ -146,40 +149,19 @@ class SqlJobQueue:
         """
         check_lease(lease)
         now = self._clock()
-        running, pending = JobState.RUNNING.value, JobState.PENDING.value
-        expired = sa.and_(jobs.c.state == running, jobs.c.lease_expires_at <= now)
-        # A running job even past its lease still holds its key: it is due itself and goes
-        # first, else two workers would push one record at once, the older state maybe last.
-        other = jobs.alias("same_key")
-        key_running = sa.exists().where(
-            other.c.tenant_id == jobs.c.tenant_id, other.c.kind == jobs.c.kind,
-            other.c.dedupe_key == jobs.c.dedupe_key, other.c.state == running)
-        due = sa.or_(sa.and_(jobs.c.state == pending, jobs.c.run_after <= now,
-                             sa.not_(key_running)), expired)
-        query = sa.select(jobs.c.id).where(due)
-        if kinds is not None:
-            query = query.where(jobs.c.kind.in_(list(kinds)))
-        query = (query.order_by(jobs.c.run_after, jobs.c.id).limit(limit)
-                 .with_for_update(skip_locked=True))
+        if kinds is None:
+            query, params = sql.CLAIM_ANY, {"now": now, "limit": limit}
+        else:
+            query, params = sql.CLAIM_KINDS, {"now": now, "limit": limit, "kinds": list(kinds)}
         with self._engine.begin() as conn:
-            # A job whose worker died on its last allowed attempt must not run forever.
-            conn.execute(sa.update(jobs).where(expired, jobs.c.attempts >= jobs.c.max_attempts)
-                         .values(state=JobState.DEAD.value, lease_owner=None,
-                                 lease_expires_at=None, last_error=_LEASE_EXPIRED,
-                                 updated_at=now))
-            ids = list(conn.execute(query).scalars())
+            conn.execute(sql.DEAD_LETTER_EXPIRED, {"now": now})
+            ids = list(conn.execute(query, params).scalars())
             if not ids:
                 return []
-            conn.execute(sa.update(jobs).where(jobs.c.id.in_(ids)).values(
-                state=running, lease_owner=worker_id, lease_expires_at=now + lease,
-                attempts=jobs.c.attempts + 1, updated_at=now))
-            rows = conn.execute(sa.select(jobs).where(jobs.c.id.in_(ids))
-                                .order_by(jobs.c.run_after, jobs.c.id)).all()
-        return [_job(row) for row in rows]
-
-    def _held(self, job_id: int, worker_id: str) -> sa.ColumnElement[bool]:
-        return sa.and_(jobs.c.id == job_id, jobs.c.state == JobState.RUNNING.value,
-                       jobs.c.lease_owner == worker_id)
+            rows = conn.execute(sql.LEASE, {"ids": ids, "owner": worker_id,
+                                            "expires": now + lease, "now": now}).all()
+        # RETURNING gives no order: restore the claim's, due first.
+        return sorted(map(_job, rows), key=_due_order)
 
     def complete(self, job_id: int, worker_id: str) -> None:
         """Finish a job (it is deleted).
@@ -187,7 +169,7 @@ class SqlJobQueue:
         :raises LeaseLostError: ``worker_id`` no longer holds the job; nothing changed.
         """
         with self._engine.begin() as conn:
-            if conn.execute(sa.delete(jobs).where(self._held(job_id, worker_id))).rowcount == 0:
+            if conn.execute(sql.COMPLETE, {"job_id": job_id, "owner": worker_id}).rowcount == 0:
                 raise LeaseLostError(job_id, worker_id)
 
     def fail(self, job_id: int, worker_id: str, error: str) -> Job:
@@ -216,8 +198,7 @@ class SqlJobQueue:
 
     def _fail(self, conn: Connection, job_id: int, worker_id: str, error: str,
               now: datetime) -> Job:
-        row = conn.execute(sa.select(jobs).where(self._held(job_id, worker_id))
-                           .with_for_update()).first()
+        row = conn.execute(sql.HELD, {"job_id": job_id, "owner": worker_id}).first()
         if row is None:
             raise LeaseLostError(job_id, worker_id)
         job = _job(row)
@@ -250,8 +231,8 @@ class SqlJobQueue:
         check_lease(lease)
         expires = self._clock() + lease
         with self._engine.begin() as conn:
-            changed = conn.execute(sa.update(jobs).where(self._held(job_id, worker_id))
-                                   .values(lease_expires_at=expires)).rowcount
+            changed = conn.execute(sql.EXTEND_LEASE, {"job_id": job_id, "owner": worker_id,
+                                                      "expires": expires}).rowcount
         if changed == 0:
             raise LeaseLostError(job_id, worker_id)
         return expires
@@ -266,11 +247,9 @@ class SqlJobQueue:
         held: set[int] = set()
         with self._engine.begin() as conn:
             for start in range(0, len(ids), 500):
-                chunk = ids[start:start + 500]
-                mine = sa.and_(jobs.c.id.in_(chunk), jobs.c.state == JobState.RUNNING.value,
-                               jobs.c.lease_owner == worker_id)
-                held.update(conn.execute(sa.update(jobs).where(mine).values(
-                    lease_expires_at=expires).returning(jobs.c.id)).scalars())
+                held.update(conn.execute(sql.EXTEND_LEASES, {
+                    "ids": ids[start:start + 500], "owner": worker_id, "expires": expires,
+                }).scalars())
         return set(ids) - held
 
     def get_job(self, job_id: int) -> Job | None:
