@@ -177,6 +177,9 @@ def _celery_worker(tmp: Path) -> Iterator[subprocess.Popen[bytes]]:
                 raise SystemExit(f"the Celery worker did not start:\n{log.read_text()}")
             time.sleep(0.1)
         yield worker
+    except BaseException:
+        print("the Celery worker's log, last lines:\n" + "\n".join(log.read_text().splitlines()[-40:]))
+        raise
     finally:
         worker.send_signal(signal.SIGTERM)
         try:
@@ -234,7 +237,7 @@ def _closed_won_to_order(hubspot: Any, tenant: str, deals: list[str]) -> tuple[l
         rows = Orders.unscoped.filter(tenant_id=tenant, external_id=external)
         started = time.perf_counter()
         hubspot.update_object("deals", deal, {"dealstage": "closedwon"})
-        _wait(rows.exists, f"deal {deal} -> order")
+        _wait(rows.exists, f"deal {deal} -> order (webhook deliveries: {hubspot.webhooks.deliveries[-3:]})")
         latencies.append(time.perf_counter() - started)
         orders[deal] = rows.get()
     return latencies, orders
@@ -327,6 +330,7 @@ def _child(args: argparse.Namespace) -> None:
         from django.core.handlers.wsgi import WSGIHandler
         from django.core.management import call_command
 
+        import tests.django_host.celery_app  # noqa: F401  # as a host's project package imports its Celery app
         from ambac_hubspot_plugin._wsgi_server import served_on_loopback
         from ambac_hubspot_plugin.contrib.django.tasks import NUDGE_KEY
         from ambac_hubspot_plugin.sandbox import RateLimits, Sandbox
