@@ -33,7 +33,14 @@ from ambac_hubspot_plugin._wsgi_server import make_wsgi_server
 from ambac_hubspot_plugin.contrib.django import plugin_manager
 from ambac_hubspot_plugin.contrib.django.apps import build_plugin_manager
 from ambac_hubspot_plugin.contrib.django.services import DjangoHostServices
-from ambac_hubspot_plugin.contrib.django.tasks import BEAT_SECONDS, DRAIN_TASK, NUDGE_KEY, drain, nudge
+from ambac_hubspot_plugin.contrib.django.tasks import (
+    BEAT_SECONDS,
+    DRAIN_TASK,
+    NUDGE_KEY,
+    drain,
+    nudge,
+    nudge_soon,
+)
 from ambac_hubspot_plugin.contrib.django.tenant_settings import settings_for
 from ambac_hubspot_plugin.sandbox import RateLimits, Sandbox
 
@@ -145,6 +152,31 @@ def test_a_burst_of_nudges_enqueues_one_drain_until_it_starts() -> None:
         celery_app.conf.task_always_eager = True
         from django.core.cache import cache
 
+        cache.delete(NUDGE_KEY)
+
+
+def test_a_nudge_asked_for_soon_is_sent_by_a_thread_of_its_own() -> None:
+    """With a real broker, the commits' ``nudge_soon`` hands the nudge to the nudging thread,
+    which enqueues one drain for a burst of requests."""
+    from django.core.cache import cache
+
+    celery_app.conf.task_always_eager = False
+    try:
+        with celery_app.connection_for_write() as conn:
+            queue = conn.SimpleQueue(celery_app.conf.task_default_queue)
+            queue.clear()
+            for _ in range(5):
+                nudge_soon()
+            deadline = time.monotonic() + 10
+            while queue.qsize() == 0 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(0.2)  # a second message, if any, would be sent by now
+            assert queue.qsize() == 1
+            assert any(thread.name == "ambac-hubspot-nudge" for thread in threading.enumerate())
+            queue.clear()
+            queue.close()
+    finally:
+        celery_app.conf.task_always_eager = True
         cache.delete(NUDGE_KEY)
 
 

@@ -127,6 +127,27 @@ class _Events:
         assert self.drain(pm, tmp_path) == DrainReport()
         assert recorder.calls == []
 
+    def test_a_status_saved_unchanged_is_no_event_and_a_rolled_back_savepoint_takes_its_row(
+            self, tenant: str) -> None:
+        """A status saved alone in a transaction (the receivers write its row before the
+        ``UPDATE``): unchanged, no row; in a savepoint the host rolls back, the row goes with it."""
+        order = self.order(tenant)
+
+        def inner_block_failing_after_a_save() -> None:
+            with transaction.atomic(using=self.alias):
+                order.order_status = "COMPLETED"
+                order.save(update_fields=["order_status"])
+                raise RuntimeError("the host's inner block failed")
+
+        with transaction.atomic(using=self.alias), tenant_context(tenant):
+            order.save(update_fields=["order_status"])  # still PENDING
+            with pytest.raises(RuntimeError, match="inner block"):
+                inner_block_failing_after_a_save()
+            order.order_status = "ON_HOLD"
+            order.save(update_fields=["order_status"])
+
+        assert self.rows() == [("order_status_changed", str(order.pk), {"previous_status": "PENDING"})]
+
     def test_a_hook_that_raises_leaves_the_row_for_a_later_drain(
             self, tenant: str, pm: pluggy.PluginManager, recorder: Recorder, tmp_path: Path) -> None:
         order = self.order(tenant)

@@ -45,10 +45,11 @@ class AmbacHubSpotConfig(AppConfig):
 
         events.connect()
         permissions.connect()
-        from .tasks import nudge
+        from .tasks import nudge_soon
 
-        # A committed host event schedules a drain on the host's Celery (the beat is the net).
-        events.set_drain_trigger(lambda _alias: nudge())
+        # A committed host event schedules a drain on the host's Celery (the beat is the net),
+        # from a thread of its own: the commit does not wait for the cache or the broker.
+        events.set_drain_trigger(lambda _alias: nudge_soon())
         request_started.connect(self._take_up_tenants, dispatch_uid="ambac_hubspot.take_up_tenants")
         from .adapter import connect_receivers  # the host's models are loaded by now
 

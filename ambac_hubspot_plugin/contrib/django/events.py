@@ -16,6 +16,11 @@ after the commit, and keeps a row until its hook took it.
 - an order shipped: the host has no shipping fields, so no save tells it; the host's code that
   ships an order calls :func:`record_shipment` in its transaction (``order_shipped``).
 
+The host's hot path, an order status saved alone (``update_fields=['order_status']``) inside a
+transaction, costs one statement: an ``INSERT .. SELECT`` in ``pre_save`` that reads the stored
+status and writes the row only when it differs (prebuilt per database vendor; PostgreSQL and
+SQLite). Other saves read the old values in ``pre_save`` and write in ``post_save``.
+
 Saves made by the bridge's own services (the plugin writing to the host) are not events:
 they run inside :func:`suppress_host_events`.
 """
@@ -23,13 +28,14 @@ they run inside :func:`suppress_host_events`.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.models.signals import post_save, pre_save
+from django.utils import timezone
 
 from ...host import Shipment, as_host_id
 from .models import HostEventOutbox
@@ -41,6 +47,7 @@ __all__ = [
     "ORDER_STATUS_CHANGED",
     "ORDER_UPDATED",
     "connect",
+    "disconnect",
     "drain_trigger",
     "record_shipment",
     "set_drain_trigger",
@@ -66,6 +73,13 @@ COMPANY_COLUMNS = {"name": "name", "description": "description", "external_id": 
 _OLD = "_ambac_hubspot_old_values"  # set on the instance by pre_save, taken by post_save
 _suppressed: ContextVar[bool] = ContextVar("ambac_hubspot_suppress_host_events", default=False)
 _drain_trigger: Callable[[str], object] | None = None
+_STATUS_ONLY = {"order_status"}
+_CREATED_AT = HostEventOutbox._meta.get_field("created_at")
+# The hot path's statement per vendor: its JSON constructor, and the timestamp parameter (typed
+# for PostgreSQL, whose INSERT .. SELECT would otherwise take a bound parameter as text).
+_JSON_OBJECT = {"postgresql": "jsonb_build_object", "sqlite": "json_object"}
+_NOW = {"postgresql": "CAST(%s AS timestamp with time zone)", "sqlite": "%s"}
+_status_sql: dict[tuple[str, Any], str | None] = {}  # prebuilt statements by vendor and model
 
 
 @contextmanager
@@ -105,6 +119,15 @@ def connect() -> None:
         post_save.connect(saved, sender=model, dispatch_uid=f"ambac_hubspot.saved.{model.__name__}")
 
 
+def disconnect() -> None:
+    """Disconnect what :func:`connect` connected (a benchmark times saves without them)."""
+    from Tracker.models import Companies, Orders
+
+    for model in (Orders, Companies):
+        pre_save.disconnect(sender=model, dispatch_uid=f"ambac_hubspot.remember.{model.__name__}")
+        post_save.disconnect(sender=model, dispatch_uid=f"ambac_hubspot.saved.{model.__name__}")
+
+
 def _columns_saved(columns: Mapping[str, str], update_fields: Collection[str] | None) -> dict[str, str]:
     """The fields (and their columns) a save with ``update_fields`` writes."""
     if update_fields is None:
@@ -126,8 +149,61 @@ def _remember(sender: Any, instance: Any, *, columns: Mapping[str, str], raw: bo
     if raw or _suppressed.get() or instance._state.adding:
         return
     saved = _columns_saved(columns, update_fields)
-    if saved:
-        instance.__dict__[_OLD] = (saved, _values(sender, instance.pk, saved.values(), using))
+    if not saved:
+        return
+    if saved.keys() == _STATUS_ONLY and columns is ORDER_COLUMNS and _write_status_change(sender, instance, using):
+        return
+    instance.__dict__[_OLD] = (saved, _values(sender, instance.pk, saved.values(), using))
+
+
+def _write_status_change(model: Any, instance: Any, using: str) -> bool:
+    """The host's hot path, an order status saved alone inside a transaction: one statement
+    reads the stored status and, when the save changes it, writes the event's row; False when
+    the save is not in a transaction or the database has no prebuilt statement (the general
+    path then reads the old values here and writes in ``post_save``).
+
+    Writing before the ``UPDATE`` is safe inside a transaction: a save that fails marks the
+    transaction (or the host's savepoint) for rollback, which takes the row with it.
+    """
+    connection = connections[using]
+    if not connection.in_atomic_block:
+        return False  # autocommit: the row must not commit before the save does
+    sql = _status_change_sql(model, connection)
+    if sql is None:
+        return False
+    meta = model._meta
+    params = (ORDER_STATUS_CHANGED, as_host_id(instance.tenant_id, "tenant_id"), as_host_id(instance.pk, "id"),
+              _CREATED_AT.get_db_prep_value(timezone.now(), connection),
+              meta.pk.get_db_prep_value(instance.pk, connection),
+              meta.get_field(ORDER_COLUMNS["order_status"]).get_db_prep_save(instance.order_status, connection))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        written = cursor.rowcount
+    if written:
+        _drain_after_commit(using)
+    return True
+
+
+def _status_change_sql(model: Any, connection: Any) -> str | None:
+    """``INSERT .. SELECT`` of a status event from the order's stored row, when its stored status
+    differs from the one saved; built once per database vendor (None: a vendor not covered)."""
+    key = (connection.vendor, model)
+    if key in _status_sql:
+        return _status_sql[key]
+    json_object = _JSON_OBJECT.get(connection.vendor)
+    sql = None
+    if json_object is not None:
+        quote = connection.ops.quote_name
+        outbox = HostEventOutbox._meta
+        into = ", ".join(quote(outbox.get_field(name).column) for name in
+                         ("kind", "tenant_id", "record_id", "details", "created_at", "attempts", "last_error"))
+        status = quote(model._meta.get_field(ORDER_COLUMNS["order_status"]).column)
+        # Only the models' own table and column names, quoted, are formatted in: values are parameters.
+        sql = (f"INSERT INTO {quote(outbox.db_table)} ({into}) "  # noqa: S608  # see the line above
+               f"SELECT %s, %s, %s, {json_object}('previous_status', {status}), {_NOW[connection.vendor]}, 0, '' "
+               f"FROM {quote(model._meta.db_table)} WHERE {quote(model._meta.pk.column)} = %s AND {status} <> %s")
+    _status_sql[key] = sql
+    return sql
 
 
 def _changed(model: Any, instance: Any, saved: Mapping[str, str], old: Mapping[str, Any]) -> list[str]:
@@ -147,11 +223,13 @@ def _order_saved(sender: Any, instance: Any, created: bool, raw: bool = False, u
         return  # creating an order is no event in the contract
     saved, old = remembered
     changed = _changed(sender, instance, saved, old)
+    rows = []
     if "order_status" in changed:
-        _write(using, ORDER_STATUS_CHANGED, instance, {"previous_status": old["order_status"]})
+        rows.append((ORDER_STATUS_CHANGED, {"previous_status": old["order_status"]}))
     others = [field for field in changed if field != "order_status"]
     if others:
-        _write(using, ORDER_UPDATED, instance, {"changed_fields": others})
+        rows.append((ORDER_UPDATED, {"changed_fields": others}))
+    _write(using, instance, rows)
 
 
 def _company_saved(sender: Any, instance: Any, created: bool, raw: bool = False, using: str = "default",
@@ -169,7 +247,7 @@ def _company_saved(sender: Any, instance: Any, created: bool, raw: bool = False,
     else:
         changed = _changed(sender, instance, *remembered)
     if changed:
-        _write(using, COMPANY_SAVED, instance, {"changed_fields": changed})
+        _write(using, instance, [(COMPANY_SAVED, {"changed_fields": changed})])
 
 
 def record_shipment(order: Any, shipment: Shipment, *, using: str | None = None) -> None:
@@ -192,14 +270,22 @@ def record_shipment(order: Any, shipment: Shipment, *, using: str | None = None)
     details = {"carrier": shipment.carrier, "tracking_number": shipment.tracking_number,
                "tracking_url": shipment.tracking_url,
                "ship_date": shipment.ship_date.isoformat() if shipment.ship_date else None}
-    _write(using or order._state.db or "default", ORDER_SHIPPED, order, details)
+    _write(using or order._state.db or "default", order, [(ORDER_SHIPPED, details)])
 
 
-def _write(using: str, kind: str, instance: Any, details: Mapping[str, Any]) -> None:
-    """Add the event's row on the host's connection ``using``: inside its transaction, if any."""
-    HostEventOutbox.objects.using(using).create(
-        kind=kind, tenant_id=as_host_id(instance.tenant_id, "tenant_id"),
-        record_id=as_host_id(instance.pk, "id"), details=dict(details))
+def _write(using: str, instance: Any, events: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+    """Add the events' rows (one ``INSERT``) on the host's connection ``using``: inside its
+    transaction, if any."""
+    if not events:
+        return
+    tenant_id, record_id = as_host_id(instance.tenant_id, "tenant_id"), as_host_id(instance.pk, "id")
+    HostEventOutbox.objects.using(using).bulk_create(
+        [HostEventOutbox(kind=kind, tenant_id=tenant_id, record_id=record_id, details=dict(details))
+         for kind, details in events])
+    _drain_after_commit(using)
+
+
+def _drain_after_commit(using: str) -> None:
     trigger = _drain_trigger
     if trigger is not None:
         transaction.on_commit(functools.partial(trigger, using), using=using, robust=True)

@@ -15,6 +15,8 @@ importing it connects each worker process's start to :func:`~.startup.ensure_sta
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from typing import Any
 
 from celery import shared_task
@@ -27,7 +29,7 @@ from .outbox import drain_outbox
 from .services import DjangoHostServices
 from .startup import enabled_tenants, ensure_started
 
-__all__ = ["BEAT_SECONDS", "DRAIN_TASK", "NUDGE_COUNTDOWN", "NUDGE_KEY", "drain", "nudge"]
+__all__ = ["BEAT_SECONDS", "DRAIN_TASK", "NUDGE_COUNTDOWN", "NUDGE_KEY", "drain", "nudge", "nudge_soon"]
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +100,51 @@ def nudge(countdown: float = NUDGE_COUNTDOWN) -> bool:
         _forget_nudge()
         return False
     return True
+
+
+class _Nudger:
+    """A daemon thread of this process sending the nudges :func:`nudge_soon` asks for; started
+    at the first request (and again in a forked child, which has no copy of it)."""
+
+    def __init__(self) -> None:
+        self._wanted = threading.Event()
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+
+    def request(self) -> None:
+        self._wanted.set()
+        if self._pid != os.getpid():
+            self._start()
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            threading.Thread(target=self._run, name="ambac-hubspot-nudge", daemon=True).start()
+            self._pid = os.getpid()
+
+    def _run(self) -> None:
+        while True:
+            self._wanted.wait()
+            self._wanted.clear()  # a request from now on makes one more round
+            nudge()
+
+
+_nudger = _Nudger()
+
+
+def nudge_soon() -> None:
+    """:func:`nudge` from a thread of its own, without waiting for it: what the host's commits
+    call (the app sets it as the outbox's drain trigger), so that a save pays no round trip to
+    the cache or the broker. Requests made while a nudge is under way make one more.
+
+    A process that exits before its thread ran loses the nudge; the beat's drain does the work.
+    With an eager Celery (the host's tests) the nudge, and so the drain, runs at once, here.
+    """
+    if drain.app.conf.task_always_eager:
+        nudge()
+    else:
+        _nudger.request()
 
 
 def _forget_nudge() -> None:
