@@ -13,7 +13,9 @@
 3. **Receivers' host save overhead** (target p99 < 2 ms): ``Order.save(update_fields=
    ['order_status'])`` in a transaction (commit and on-commit nudge included), timed with the
    receivers connected and disconnected in alternating pairs; the figure is the per-pair
-   difference.
+   difference. That difference also carries the noise of two whole saves (a commit's fsync, the
+   scheduler), so a second figure times the receivers themselves: the wall time spent inside
+   them (their SQL round trip included) and in the on-commit trigger, per save.
 
 Each configuration runs in a process of its own (Django is configured once per process): the
 double's database (``--db``: a SQLite file, or a PostgreSQL database created on 127.0.0.1:5432
@@ -293,6 +295,46 @@ def _save_overhead(order: Any, pairs: int) -> tuple[list[float], list[float], li
     return on, off, overhead
 
 
+def _inside_receivers(order: Any, saves: int) -> list[float]:
+    """Figure 3, second method: the wall time spent inside the receivers and the on-commit
+    trigger during each of ``saves`` status saves (seconds)."""
+    from django.db import transaction
+
+    from ambac_hubspot_plugin.contrib.django import events
+    from ambac_hubspot_plugin.contrib.django.models import HostEventOutbox
+
+    spent = [0.0]
+
+    def timer(receiver: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return receiver(*args, **kwargs)
+            finally:
+                spent[0] += time.perf_counter() - started
+        return timed
+
+    trigger = events.drain_trigger()
+    inside = []
+    try:
+        events.disconnect()
+        events.connect(wrap=timer)
+        if trigger is not None:
+            events.set_drain_trigger(timer(trigger))
+        for n in range(saves):
+            spent[0] = 0.0
+            with transaction.atomic():
+                order.order_status = STATUSES[n % len(STATUSES)]
+                order.save(update_fields=["order_status"])
+            inside.append(spent[0])
+    finally:
+        events.disconnect()
+        events.connect()
+        events.set_drain_trigger(trigger)
+        HostEventOutbox.objects.all().delete()
+    return inside
+
+
 def _figure(name: str, runs: list[dict[str, float]], keys: tuple[str, ...], fmt: str) -> str:
     """One summary line: the median and range over runs of each of ``keys``, in ms."""
     parts = []
@@ -343,7 +385,7 @@ def _child(args: argparse.Namespace) -> None:
         tenant = _enable(hubspot, base, store_url)
         hubspot.webhooks.set_target(f"{base}/integrations/hubspot/webhooks/{tenant}")
         hubspot.webhooks.subscribe("deal.propertyChange", "dealstage")
-        figures: dict[str, list[dict[str, float]]] = {"order": [], "push": [], "overhead": []}
+        figures: dict[str, list[dict[str, float]]] = {"order": [], "push": [], "overhead": [], "inside": []}
         orders: dict[str, Any] = {}
         if not args.skip_pipeline:
             deals = [hubspot.add_object("deals", {"dealname": f"Bench deal {n}", "pipeline": "default",
@@ -375,6 +417,8 @@ def _child(args: argparse.Namespace) -> None:
                   f"p99 {_pct(on, 0.99) * 1000:.3f} ms; without p50 {statistics.median(off) * 1000:.3f} "
                   f"p99 {_pct(off, 0.99) * 1000:.3f} ms", flush=True)
             figures["overhead"].append(_run_line("      overhead (pair difference)", overhead, "ms", 1000, ".3f"))
+            inside = _inside_receivers(order, args.pairs)
+            figures["inside"].append(_run_line("      time inside the receivers", inside, "ms", 1000, ".3f"))
     lines = []
     if figures["order"]:
         lines.append(_figure("closed won -> order (target p50 < 1000, p99 < 3000)", figures["order"],
@@ -382,6 +426,8 @@ def _child(args: argparse.Namespace) -> None:
         lines.append(_figure("status saved -> deal (target p50 < 2000)", figures["push"],
                              ("p50", "p99", "max"), ".0f"))
     lines.append(_figure("receivers' save overhead (target p99 < 2)", figures["overhead"],
+                         ("p50", "p99"), ".3f"))
+    lines.append(_figure("time inside the receivers per save (target p99 < 2)", figures["inside"],
                          ("p50", "p99"), ".3f"))
     print(RESULT + json.dumps({"db": args.child, "store": _shown(args.store_url), "lines": lines}))
 

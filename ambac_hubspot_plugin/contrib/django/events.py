@@ -108,15 +108,23 @@ def drain_trigger() -> Callable[[str], object] | None:
     return _drain_trigger
 
 
-def connect() -> None:
-    """Connect the receivers to the host's ``Orders`` and ``Companies`` (once; the app's ready())."""
+def connect(wrap: Callable[[Callable[..., None]], Callable[..., None]] | None = None) -> None:
+    """Connect the receivers to the host's ``Orders`` and ``Companies`` (once; the app's ready()).
+
+    :param wrap: applied to each receiver before connecting it (a benchmark's timer).
+    """
     from Tracker.models import Companies, Orders
 
+    def as_is(receiver: Callable[..., None]) -> Callable[..., None]:
+        return receiver
+
+    wrapped = wrap or as_is
     for model, columns, saved in ((Orders, ORDER_COLUMNS, _order_saved),
                                   (Companies, COMPANY_COLUMNS, _company_saved)):
-        pre_save.connect(functools.partial(_remember, columns=columns), sender=model, weak=False,
+        pre_save.connect(wrapped(functools.partial(_remember, columns=columns)), sender=model, weak=False,
                          dispatch_uid=f"ambac_hubspot.remember.{model.__name__}")
-        post_save.connect(saved, sender=model, dispatch_uid=f"ambac_hubspot.saved.{model.__name__}")
+        post_save.connect(wrapped(saved), sender=model, weak=False,
+                          dispatch_uid=f"ambac_hubspot.saved.{model.__name__}")
 
 
 def disconnect() -> None:
