@@ -3,7 +3,8 @@
 For the deals of one chunk, :class:`RecordLinker` reads the associations (one batch read per
 direction) and the companies and contacts not linked yet, resolves each to a host record
 (linked, matched by domain, name or email, or created with an idempotent external id) and
-queues its link; :meth:`RecordLinker.write_pending` writes a chunk's links in one transaction.
+queues its link; :meth:`RecordLinker.write_pending` writes a chunk's links in one transaction (and
+:meth:`RecordLinker.write_log` its log lines in another).
 It remembers, for the engine's lifetime (one run), which host record each HubSpot company and
 contact resolved to, so each is read from HubSpot at most once per run.
 """
@@ -102,6 +103,7 @@ class RecordLinker:
         self._company_ids: dict[str, str | None] = {}
         self._contact_ids: dict[str, str | None] = {}
         self._pending: list[PendingLink] = []
+        self._log_lines: list[tuple[LogLevel, str, str, str | None]] = []  # written with the chunk's links
         self._resolved_companies: set[str] = set()  # host companies some HubSpot company resolved to
         self._resolved_contacts: set[str] = set()  # host users some HubSpot contact resolved to
         self._domain_ids: dict[str, str] = {}  # normalised domain -> host company, resolved in this run
@@ -237,9 +239,9 @@ class RecordLinker:
             if not email:
                 self._contact_ids[hubspot_id] = None
                 if not dry_run:
-                    self.store.log(self.tenant_id, LogLevel.WARNING, "inbound.contact",
-                                   f"contact {hubspot_id} has no email, so no portal user can be made for it; "
-                                   "add an email in HubSpot", record=f"contact:{hubspot_id}")
+                    self.log(LogLevel.WARNING, "inbound.contact",
+                             f"contact {hubspot_id} has no email, so no portal user can be made for it; "
+                             "add an email in HubSpot", f"contact:{hubspot_id}")
                 continue
             with _email_lock(self.tenant_id, email):
                 users = list(self.host.find_contacts_by_email(email))
@@ -250,9 +252,9 @@ class RecordLinker:
                 # Only INTERNAL users (a sales rep on the deal): never the customer, never rewritten.
                 self._contact_ids[hubspot_id] = None
                 if not dry_run:
-                    self.store.log(self.tenant_id, LogLevel.WARNING, "inbound.contact",
-                                   f"contact {hubspot_id} ({email}) is an internal user of this tenant; it is not "
-                                   "linked or used as the order's customer", record=f"contact:{hubspot_id}")
+                    self.log(LogLevel.WARNING, "inbound.contact",
+                             f"contact {hubspot_id} ({email}) is an internal user of this tenant; it is not "
+                             "linked or used as the order's customer", f"contact:{hubspot_id}")
                 continue
             if contact is None or dry_run:
                 if contact is not None:
@@ -292,9 +294,9 @@ class RecordLinker:
         if not dry_run:
             others = ", ".join(str(u.id) for u in portal if u is not chosen)
             why = "the lowest id not linked to another HubSpot contact" if free else "the lowest id"
-            self.store.log(self.tenant_id, LogLevel.INFO, "inbound.contact",
-                           f"contact {hubspot_id} ({email}): {len(portal)} portal users have this email; "
-                           f"chose user {chosen.id} ({why}), not {others}", record=f"contact:{hubspot_id}")
+            self.log(LogLevel.INFO, "inbound.contact",
+                     f"contact {hubspot_id} ({email}): {len(portal)} portal users have this email; "
+                     f"chose user {chosen.id} ({why}), not {others}", f"contact:{hubspot_id}")
         return chosen
 
     def link(self, object_type: str, hubspot_id: str, host_type: str, host_id: str,
@@ -313,6 +315,16 @@ class RecordLinker:
         pending, self._pending = self._pending, []
         rows = [(p.object_type, p.hubspot_id, p.host_type, p.host_id, p.synced) for p in pending]
         return list(zip(pending, self.store.create_links(self.tenant_id, self.portal_id, rows), strict=True))
+
+    def log(self, level: LogLevel, what: str, message: str, record: str | None) -> None:
+        """Queue a line of the integration log; :meth:`write_log` writes the chunk's lines in one
+        transaction (a crash before loses them, and the rerun of the chunk says them again)."""
+        self._log_lines.append((level, what, message, record))
+
+    def write_log(self) -> None:
+        """Write the queued log lines in one transaction."""
+        lines, self._log_lines = self._log_lines, []
+        self.store.log_many(self.tenant_id, lines)
 
 
 # Emails are not unique in the host, so nothing there stops two workers from each creating a

@@ -54,7 +54,7 @@ DATA_ENDPOINTS = ("search", "batch_read")  # the rest is setup (pipelines, ...)
 
 def realistic_domains(portal: Any, seed: int) -> None:
     """Give the seeded companies distinct domains, but for a few duplicates, in varied spellings."""
-    rng = random.Random(seed)  # noqa: S311  # reproducible bench data, not secrets
+    rng = random.Random(seed)  # reproducible bench data, not secrets
     slugs: list[str] = []
     for index, obj in enumerate(portal.objects["companies"].values()):
         if slugs and rng.random() < DUPLICATE_DOMAINS:

@@ -252,6 +252,9 @@ class StateStore(Protocol):
     def log(self, tenant_id: str, level: LogLevel, what: str, message: str, *,
             record: str | None = None) -> LogEntry: ...
 
+    def log_many(self, tenant_id: str,
+                 lines: Sequence[tuple[LogLevel, str, str, str | None]]) -> int: ...
+
     def read_log(self, tenant_id: str, *, min_level: LogLevel | None = None,
                  record: str | None = None, what: str | None = None, limit: int = 50,
                  before: int | None = None) -> LogPage: ...
@@ -273,6 +276,9 @@ class JobQueue(Protocol):
     def enqueue(self, tenant_id: str, kind: str, payload: Mapping[str, Any], *,
                 dedupe_key: str | None = None, run_after: datetime | None = None,
                 max_attempts: int | None = None) -> int: ...
+
+    def enqueue_many(self, tenant_id: str, items: Sequence[tuple[str, Mapping[str, Any], str | None]], *,
+                     max_attempts: int | None = None) -> int: ...
 
     def claim(self, worker_id: str, *, kinds: Collection[str] | None = None, limit: int = 1,
               lease: timedelta = ...) -> list[Job]: ...
