@@ -149,21 +149,14 @@ class SqlJobQueue:
         attempts_allowed = self._max_attempts if max_attempts is None else max_attempts
         if attempts_allowed < 1:
             raise ValueError("max_attempts must be at least 1")
-        dialect = sqlite if self._engine.dialect.name == "sqlite" else postgresql
         values = [{
             "tenant_id": tenant_id, "kind": kind, "payload": json.dumps(dict(payload)),
             "state": JobState.PENDING.value, "attempts": 0, "max_attempts": attempts_allowed,
             "dedupe_key": dedupe_key, "run_after": now, "created_at": now, "updated_at": now,
         } for kind, payload, dedupe_key in items]
-        added = 0
         with self._engine.begin() as conn:
-            for start in range(0, len(values), 500):
-                statement = (dialect.insert(jobs).values(values[start:start + 500])
-                             .on_conflict_do_nothing(index_elements=["tenant_id", "kind", "dedupe_key"],
-                                                     index_where=PENDING_DEDUPE)
-                             .returning(jobs.c.id))
-                added += len(conn.execute(statement).all())
-        return added
+            # An executemany: SQLAlchemy sends multi-row VALUES of the one compiled statement.
+            return len(conn.execute(self._insert_deduped, values).all())
 
     def claim(self, worker_id: str, *, kinds: Collection[str] | None = None, limit: int = 1,
               lease: timedelta = DEFAULT_LEASE) -> list[Job]:

@@ -37,11 +37,6 @@ from ._schema import checkpoints, conflicts, integration_log, links, sync_runs
 
 __all__ = ["Clock", "SqlStateStore", "open_store"]
 
-#: Rows per multi-row INSERT of links (11 parameters each: well under SQLite's 32,766).
-_LINKS_PER_STATEMENT = 500
-#: Rows per multi-row INSERT of log lines (6 parameters each).
-_LOG_LINES_PER_STATEMENT = 1000
-
 
 def _dumps(value: Mapping[str, Any]) -> str:
     return json.dumps(dict(value), sort_keys=True, separators=(",", ":"))
@@ -65,6 +60,9 @@ class SqlStateStore(SqlClaimMixin, SqlConflictMixin, SqlInboxMixin, SqlRetention
                  max_attempts: int = 8) -> None:
         super().__init__(engine, clock=clock, backoff=backoff or Backoff(),
                          random_source=random_source, max_attempts=max_attempts)
+        dialect = sqlite if engine.dialect.name == "sqlite" else postgresql
+        self._insert_links = dialect.insert(links).on_conflict_do_nothing().returning(
+            links.c.id, links.c.object_type, links.c.hubspot_id, links.c.host_type, links.c.host_id)
 
     @property
     def engine(self) -> Engine:
@@ -195,21 +193,18 @@ class SqlStateStore(SqlClaimMixin, SqlConflictMixin, SqlInboxMixin, SqlRetention
         if not rows:
             return []
         now = self._clock()
-        dialect = sqlite if self._engine.dialect.name == "sqlite" else postgresql
-        key = (links.c.object_type, links.c.hubspot_id, links.c.host_type, links.c.host_id)
-        landed: dict[tuple[str, str, str, str], int] = {}
+        values = [{
+            "tenant_id": tenant_id, "portal_id": portal_id, "object_type": object_type,
+            "hubspot_id": hubspot_id, "host_type": host_type, "host_id": host_id,
+            "synced": _dumps(synced), "created_at": now, "updated_at": now,
+            "match_domain": _match_domain(object_type, synced),
+        } for object_type, hubspot_id, host_type, host_id, synced in rows]
         with self._engine.begin() as conn:
-            for start in range(0, len(rows), _LINKS_PER_STATEMENT):
-                values = [{
-                    "tenant_id": tenant_id, "portal_id": portal_id, "object_type": object_type,
-                    "hubspot_id": hubspot_id, "host_type": host_type, "host_id": host_id,
-                    "synced": _dumps(synced), "created_at": now, "updated_at": now,
-                    "match_domain": _match_domain(object_type, synced),
-                } for object_type, hubspot_id, host_type, host_id, synced in rows[start:start + _LINKS_PER_STATEMENT]]
-                inserted = conn.execute(dialect.insert(links).values(values).on_conflict_do_nothing()
-                                        .returning(links.c.id, *key))
-                # RETURNING gives the inserted rows in no promised order: match them by key.
-                landed.update({(row[1], row[2], row[3], row[4]): row[0] for row in inserted})
+            # An executemany: SQLAlchemy sends multi-row VALUES ("insertmanyvalues") of the one
+            # compiled statement, and gathers the RETURNING rows of every batch.
+            inserted = conn.execute(self._insert_links, values).all()
+        # RETURNING gives the inserted rows in no promised order: match them by key.
+        landed = {(row[1], row[2], row[3], row[4]): row[0] for row in inserted}
         created: list[Link | None] = []
         for object_type, hubspot_id, host_type, host_id, synced in rows:
             # pop: of identical rows only the first is the one that landed.
@@ -424,8 +419,7 @@ class SqlStateStore(SqlClaimMixin, SqlConflictMixin, SqlInboxMixin, SqlRetention
                    "record": record, "message": message, "created_at": now}
                   for level, what, message, record in lines]
         with self._engine.begin() as conn:
-            for start in range(0, len(values), _LOG_LINES_PER_STATEMENT):
-                conn.execute(sa.insert(integration_log).values(values[start:start + _LOG_LINES_PER_STATEMENT]))
+            conn.execute(sa.insert(integration_log), values)  # an executemany: multi-row VALUES
         return len(values)
 
     def read_log(self, tenant_id: str, *, min_level: LogLevel | None = None,
