@@ -205,6 +205,15 @@ class InboundSync:
         new = [d for d in deals if d.id not in links and self.triggers.is_trigger(d)]
         new_ids = {d.id for d in new}
         chunk = self._linker.load_related(new)
+        if not dry_run:
+            self._linker.hold_new_contacts(chunk)
+        try:
+            return self._process_chunk(deals, links, new_ids, chunk, trigger, dry_run)
+        finally:
+            self._linker.release_new_contacts()
+
+    def _process_chunk(self, deals: Sequence[Deal], links: Mapping[str, Link], new_ids: set[str], chunk: Chunk,
+                       trigger: str, dry_run: bool) -> list[Outcome]:
         outcomes = []
         for deal in deals:
             try:

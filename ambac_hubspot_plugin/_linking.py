@@ -11,8 +11,12 @@ contact resolved to, so each is read from HubSpot at most once per run.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import threading
+import time
+import uuid
 from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +24,7 @@ import attrs
 
 from ._host_ids import host_id_key
 from .conflicts import to_json
+from .errors import MappingError
 from .host import CompanyDraft, ContactDraft, UserType
 from .mapping import normalize_domain
 from .store import LogLevel
@@ -37,6 +42,9 @@ __all__ = ["PRIMARY_COMPANY", "Chunk", "PendingLink", "RecordLinker", "company_e
            "split_company_fields", "update_linked_company"]
 
 PRIMARY_COMPANY = 5
+# The claims a chunk holds on the emails it creates users for are renewed this often (seconds),
+# well within the store's claim TTL (10 s): a chunk may take longer than that.
+_RENEW_CHUNK_CLAIMS = 3.0
 
 
 def company_external_id(portal_id: str, company_id: str) -> str:
@@ -107,6 +115,9 @@ class RecordLinker:
         self._resolved_companies: set[str] = set()  # host companies some HubSpot company resolved to
         self._resolved_contacts: set[str] = set()  # host users some HubSpot contact resolved to
         self._domain_ids: dict[str, str] = {}  # normalised domain -> host company, resolved in this run
+        self._holder = ""  # of the chunk's email claims (see hold_new_contacts)
+        self._held: set[str] = set()
+        self._held_since = 0.0  # time.monotonic() when the claims were taken or last renewed
 
     def load_related(self, deals: Sequence[Deal]) -> Chunk:
         """Read these deals' associations (one batch read per direction), and the companies and
@@ -136,6 +147,42 @@ class RecordLinker:
         to_read = sorted(wanted_contacts - set(linked), key=_id_order)
         chunk.contacts = {c.id: c for c in self.client.read_contacts(to_read, self.mapping.contact_properties)}
         return chunk
+
+    def hold_new_contacts(self, chunk: Chunk) -> None:
+        """Take, in one statement, the store's claims on the emails of the chunk's contacts no
+        host user has yet (those the chunk will create users for), instead of a claim taken and
+        released around each creation; :meth:`release_new_contacts` gives them up at the chunk's
+        end. A claim another holder has is left to the per-contact path."""
+        keys = []
+        for hubspot_id, record in chunk.contacts.items():
+            if hubspot_id in self._contact_ids:
+                continue
+            try:
+                email = str(self.mapping.contact_fields(record).get("email") or "")
+            except MappingError:
+                continue  # said when the contact is resolved
+            if email and not self.host.find_contacts_by_email(email):
+                keys.append(_email_claim_key(email))
+        if keys:
+            self._holder = f"{os.getpid()}:{uuid.uuid4().hex}"
+            self._held = self.store.take_claims(self.tenant_id, keys, self._holder)
+            self._held_since = time.monotonic()
+
+    def release_new_contacts(self) -> None:
+        """Give up the chunk's email claims (after its links are written)."""
+        if self._held:
+            held, self._held = self._held, set()
+            self.store.release_claims(self.tenant_id, held, self._holder)
+
+    def _holds(self, key: str) -> bool:
+        """Whether the chunk holds the claim on ``key``, renewing the chunk's claims first
+        when they are due (a key another holder took meanwhile is no longer held)."""
+        if key not in self._held:
+            return False
+        if time.monotonic() - self._held_since > _RENEW_CHUNK_CLAIMS:
+            self._held = self.store.take_claims(self.tenant_id, self._held, self._holder)
+            self._held_since = time.monotonic()
+        return key in self._held
 
     def resolve_company(self, hubspot_id: str | None, chunk: Chunk, dry_run: bool) -> tuple[str | None, str]:
         """Return the host company id for a HubSpot company, linking or creating it."""
@@ -246,8 +293,8 @@ class RecordLinker:
             with _email_lock(self.tenant_id, email):
                 users = list(self.host.find_contacts_by_email(email))
                 contact = self._match_contact(hubspot_id, email, users, dry_run)
-                if contact is None and not users and not dry_run:
-                    contact, users = self._create_contact(hubspot_id, email, fields, company_id)
+            if contact is None and not users and not dry_run:
+                contact, users = self._create_contact(hubspot_id, email, fields, company_id)
             if contact is None and users:
                 # Only INTERNAL users (a sales rep on the deal): never the customer, never rewritten.
                 self._contact_ids[hubspot_id] = None
@@ -269,9 +316,16 @@ class RecordLinker:
     def _create_contact(self, hubspot_id: str, email: str, fields: dict[str, Any],
                         company_id: str | None) -> tuple[Contact | None, list[Contact]]:
         """Create the portal user for a contact no user has the email of, holding the store's
-        claim on the email (other processes' workers hold it too); another process may have
-        created one meanwhile: then that one (or its users' match) is the answer."""
-        with self.store.hold_claim(self.tenant_id, _email_claim_key(email)):
+        claim on the email (other processes' workers hold it too; the chunk's own, when it took
+        it) and then the email's lock; another worker may have created one meanwhile: then that
+        one (or its users' match) is the answer.
+
+        Claim first, lock second, everywhere: no thread waits for a claim while it holds a lock
+        that the claim's holder may need.
+        """
+        key = _email_claim_key(email)
+        claim = contextlib.nullcontext() if self._holds(key) else self.store.hold_claim(self.tenant_id, key)
+        with claim, _email_lock(self.tenant_id, email):
             users = list(self.host.find_contacts_by_email(email))
             if users:
                 return self._match_contact(hubspot_id, email, users, False), users
@@ -331,7 +385,9 @@ class RecordLinker:
 # user for one new HubSpot contact (two deals sharing it, processed at once). Finding and
 # creating hold a lock per tenant and email (striped, so the set stays bounded) for the worker
 # threads of one process, and creating also holds the store's claim on the email (see
-# ``_create_contact``) for the workers of other processes sharing the store.
+# ``_create_contact``; taken before the lock) for the workers of other processes sharing the
+# store. A chunk takes the claims of the emails it will create users for at once
+# (``hold_new_contacts``) and gives them up once its links are written.
 _EMAIL_LOCKS = tuple(threading.Lock() for _ in range(64))
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -170,3 +171,60 @@ def test_log_many_writes_every_line_in_order(store: Any) -> None:
     assert [e.message for e in store.read_log("t", record="company:7").entries] == ["line 7"]
     assert store.log_many("t", []) == 0
     assert store.read_log("u").entries == ()
+
+
+# -- take_claims / release_claims --------------------------------------------------------------
+
+
+def test_take_claims_takes_the_free_keys_and_leaves_another_holders(store: Any, clock: FakeClock) -> None:
+    """Free and expired keys are taken, a live claim of another holder is not; keys given twice
+    count once; the holder's own claims are renewed by taking them again."""
+    ttl = timedelta(seconds=60)
+    assert store.take_claim("t", "busy", "b", ttl)
+    assert store.take_claim("t", "stale", "b", timedelta(seconds=1))
+    clock.advance(2)
+    assert store.take_claims("t", ["x", "busy", "stale", "x"], "a", ttl) == {"x", "stale"}
+    assert not store.take_claim("t", "x", "c", ttl)
+    assert not store.take_claim("t", "stale", "c", ttl)
+    clock.advance(50)
+    assert store.take_claims("t", ["x", "stale"], "a", ttl) == {"x", "stale"}  # renewed
+    clock.advance(50)  # 100 s after taking, 50 s after renewing: still held
+    assert not store.take_claim("t", "x", "c", ttl)
+    assert store.take_claims("t", [], "a", ttl) == set()
+    assert store.take_claims("u", ["busy"], "a", ttl) == {"busy"}  # another tenant's key
+
+
+def test_release_claims_gives_up_only_the_holders_own(store: Any) -> None:
+    """Releasing many keys frees the holder's claims and leaves another holder's alone."""
+    ttl = timedelta(seconds=60)
+    assert store.take_claims("t", [f"k{i}" for i in range(600)], "a", ttl) == {f"k{i}" for i in range(600)}
+    assert store.take_claim("t", "theirs", "b", ttl)
+    assert store.release_claims("t", [*(f"k{i}" for i in range(600)), "theirs"], "a") == 600
+    assert store.take_claim("t", "k599", "c", ttl)
+    assert not store.take_claim("t", "theirs", "c", ttl)
+    assert store.release_claims("t", [], "a") == 0
+
+
+def test_take_claims_races_one_winner_per_key(store_url: str, store: Any) -> None:
+    """Two holders claiming the same keys at once, given in opposite orders, from two threads:
+    neither fails (no deadlock) and no key is held by both."""
+    other = open_store(store_url)
+    keys = [f"k{i:04}" for i in range(3_000)]
+    won: dict[str, set[str]] = {}
+    start = threading.Barrier(2)
+
+    def take(who: str, source: Any, order: list[str]) -> None:
+        start.wait(10)
+        won[who] = source.take_claims("t", order, who, timedelta(seconds=60))
+
+    try:
+        threads = [threading.Thread(target=take, args=("a", store, keys)),
+                   threading.Thread(target=take, args=("b", other, keys[::-1]))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        other.close()
+    assert won["a"] | won["b"] == set(keys)
+    assert not won["a"] & won["b"]

@@ -154,6 +154,9 @@ class SqlJobQueue:
             "state": JobState.PENDING.value, "attempts": 0, "max_attempts": attempts_allowed,
             "dedupe_key": dedupe_key, "run_after": now, "created_at": now, "updated_at": now,
         } for kind, payload, dedupe_key in items]
+        # One key order for every writer (stable: of equal keys the first item stays first), so
+        # two writers of overlapping batches do not lock each other's rows crosswise.
+        values.sort(key=lambda v: (v["kind"], v["dedupe_key"] or ""))
         with self._engine.begin() as conn:
             # An executemany: SQLAlchemy sends multi-row VALUES of the one compiled statement.
             return len(conn.execute(self._insert_deduped, values).all())

@@ -199,6 +199,9 @@ class SqlStateStore(SqlClaimMixin, SqlConflictMixin, SqlInboxMixin, SqlRetention
             "synced": _dumps(synced), "created_at": now, "updated_at": now,
             "match_domain": _match_domain(object_type, synced),
         } for object_type, hubspot_id, host_type, host_id, synced in rows]
+        # In one order for every writer (stable: of equal keys the first row stays first), so
+        # two writers of overlapping batches do not lock each other's rows crosswise.
+        values.sort(key=lambda v: (v["object_type"], v["hubspot_id"]))
         with self._engine.begin() as conn:
             # An executemany: SQLAlchemy sends multi-row VALUES ("insertmanyvalues") of the one
             # compiled statement, and gathers the RETURNING rows of every batch.
