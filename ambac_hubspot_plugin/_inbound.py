@@ -30,7 +30,7 @@ import attrs
 
 from ._inbound_records import Outcome, Preview, RunResult, Triggers, with_status_values
 from ._job_kinds import FIELDS_KIND, PUSH_MAX_ATTEMPTS, RETRY_KIND, host_event_job, order_state_job
-from ._linking import Chunk, RecordLinker, split_company_fields, update_linked_company
+from ._linking import Chunk, PendingLink, RecordLinker, split_company_fields, update_linked_company
 from .conflicts import Change, ConflictStrategy, Decision, FieldConflict, compare, strategy_name, to_json
 from .errors import ConfigError, HostRecordError, HubSpotIntegrationError, MappingError
 from .host import OrderDraft, UserType
@@ -96,6 +96,7 @@ class InboundSync:
         # Lives as long as the engine (one run): it remembers the companies and contacts it
         # resolved, so each is read from HubSpot at most once per run.
         self._linker = RecordLinker(parts)
+        self._retries: list[tuple[str, dict[str, Any], str | None]] = []  # the chunk's failed deals
 
     # ---- runs --------------------------------------------------------------------------------
 
@@ -204,6 +205,15 @@ class InboundSync:
         new = [d for d in deals if d.id not in links and self.triggers.is_trigger(d)]
         new_ids = {d.id for d in new}
         chunk = self._linker.load_related(new)
+        if not dry_run:
+            self._linker.hold_new_contacts(chunk)
+        try:
+            return self._process_chunk(deals, links, new_ids, chunk, trigger, dry_run)
+        finally:
+            self._linker.release_new_contacts()
+
+    def _process_chunk(self, deals: Sequence[Deal], links: Mapping[str, Link], new_ids: set[str], chunk: Chunk,
+                       trigger: str, dry_run: bool) -> list[Outcome]:
         outcomes = []
         for deal in deals:
             try:
@@ -237,7 +247,7 @@ class InboundSync:
         message = (f"deal {deal.id} is in stage {stage!r} of pipeline {deal.properties.get('pipeline')!r}, which the "
                    "pipelines API does not list (deleted or renamed?); move the deal to an existing stage in HubSpot")
         if not dry_run:
-            self.store.log(self.tenant_id, LogLevel.WARNING, "inbound.deal", message, record=f"deal:{deal.id}")
+            self._linker.log(LogLevel.WARNING, "inbound.deal", message, f"deal:{deal.id}")
         return Outcome(deal.id, "skipped", message)
 
     def _failed(self, deal_id: str, exc: MappingError | HostRecordError, dry_run: bool,
@@ -246,40 +256,54 @@ class InboundSync:
         message = (f"deal {deal_id}: {where} value {exc.field}={exc.value!r} cannot be used: {exc}. "
                    "The deal is retried when it changes in HubSpot, or replay it after fixing the mapping.")
         if not dry_run:
-            self.store.log(self.tenant_id, LogLevel.ERROR, "inbound.deal", message, record=f"deal:{deal_id}")
+            self._linker.log(LogLevel.ERROR, "inbound.deal", message, f"deal:{deal_id}")
         if not dry_run and enqueue:
-            # Due at once; if it fails again the queue spaces the attempts out (backoff).
-            self.store.enqueue(self.tenant_id, RETRY_KIND, {"deal_id": deal_id}, dedupe_key=f"deal:{deal_id}")
+            self._retries.append((RETRY_KIND, {"deal_id": deal_id}, f"deal:{deal_id}"))
         return Outcome(deal_id, "failed", message)
 
     # ---- links ---------------------------------------------------------------------------------
 
     def _flush_links(self, outcomes: list[Outcome]) -> None:
-        """Write queued links; a deal whose link another writer made first is 'unchanged'."""
+        """Write the chunk's queued links, then its jobs and log lines, each in one transaction;
+        a deal whose link another writer made first is 'unchanged'."""
+        pushes: list[tuple[str, dict[str, Any], str | None]] = []
+        created: list[OrderCreated] = []
+        unlinked: dict[str, list[PendingLink]] = {}  # object type -> records used without a link
+        where = {outcome.deal_id: i for i, outcome in enumerate(outcomes)}
         for item, link in self._linker.write_pending():
             if link is not None:
                 if item.created is not None:
                     # The deal learns its order's number, status and link now, not at the
-                    # order's first edit. A crash before this line: reconciliation pushes it.
-                    kind, payload, dedupe = order_state_job(item.host_id)
-                    self.store.enqueue(self.tenant_id, kind, payload, dedupe_key=dedupe,
-                                       max_attempts=PUSH_MAX_ATTEMPTS)
-                    if self.on_order_created is not None:
-                        self.on_order_created(item.created)
-                continue
-            if item.object_type == "deal":
-                for i, outcome in enumerate(outcomes):
-                    if outcome.deal_id == item.hubspot_id and outcome.action == "created":
-                        outcomes[i] = Outcome(outcome.deal_id, "unchanged",
-                                              "another worker created and linked this order first", outcome.order_id)
-            elif self.store.get_link_by_hubspot(self.tenant_id, self.portal_id, item.object_type,
-                                                item.hubspot_id) is None:
-                self.store.log(
-                    self.tenant_id, LogLevel.INFO, f"inbound.{item.object_type}",
-                    f"HubSpot {item.object_type} {item.hubspot_id} matches host {item.host_type} {item.host_id}, "
-                    f"which is already linked to another HubSpot {item.object_type} (a duplicate in HubSpot?); "
-                    "it is used without a link. Merge the duplicates in HubSpot.",
-                    record=f"{item.object_type}:{item.hubspot_id}")
+                    # order's first edit. A crash before the enqueue: reconciliation pushes it.
+                    pushes.append(order_state_job(item.host_id))
+                    created.append(item.created)
+            elif item.object_type == "deal":
+                i = where.get(item.hubspot_id)
+                if i is not None and outcomes[i].action == "created":
+                    outcomes[i] = Outcome(outcomes[i].deal_id, "unchanged",
+                                          "another worker created and linked this order first", outcomes[i].order_id)
+            else:
+                unlinked.setdefault(item.object_type, []).append(item)
+        for object_type, items in unlinked.items():
+            # Linked meanwhile by the other writer: nothing to say. Else a duplicate in HubSpot.
+            linked = self.store.get_links_by_hubspot(self.tenant_id, self.portal_id, object_type,
+                                                     [item.hubspot_id for item in items])
+            for item in items:
+                if item.hubspot_id not in linked:
+                    self._linker.log(
+                        LogLevel.INFO, f"inbound.{object_type}",
+                        f"HubSpot {object_type} {item.hubspot_id} matches host {item.host_type} {item.host_id}, "
+                        f"which is already linked to another HubSpot {object_type} (a duplicate in HubSpot?); "
+                        "it is used without a link. Merge the duplicates in HubSpot.",
+                        f"{object_type}:{item.hubspot_id}")
+        self.store.enqueue_many(self.tenant_id, pushes, max_attempts=PUSH_MAX_ATTEMPTS)
+        # Due at once; if one fails again the queue spaces its attempts out (backoff).
+        retries, self._retries = self._retries, []
+        self.store.enqueue_many(self.tenant_id, retries)
+        self._linker.write_log()
+        if self.on_order_created is not None:
+            for event in created:
+                self.on_order_created(event)
 
     # ---- create --------------------------------------------------------------------------------
 

@@ -3,15 +3,20 @@
 For the deals of one chunk, :class:`RecordLinker` reads the associations (one batch read per
 direction) and the companies and contacts not linked yet, resolves each to a host record
 (linked, matched by domain, name or email, or created with an idempotent external id) and
-queues its link; :meth:`RecordLinker.write_pending` writes a chunk's links in one transaction.
+queues its link; :meth:`RecordLinker.write_pending` writes a chunk's links in one transaction (and
+:meth:`RecordLinker.write_log` its log lines in another).
 It remembers, for the engine's lifetime (one run), which host record each HubSpot company and
 contact resolved to, so each is read from HubSpot at most once per run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import threading
+import time
+import uuid
 from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +24,7 @@ import attrs
 
 from ._host_ids import host_id_key
 from .conflicts import to_json
+from .errors import MappingError
 from .host import CompanyDraft, ContactDraft, UserType
 from .mapping import normalize_domain
 from .store import LogLevel
@@ -36,6 +42,9 @@ __all__ = ["PRIMARY_COMPANY", "Chunk", "PendingLink", "RecordLinker", "company_e
            "split_company_fields", "update_linked_company"]
 
 PRIMARY_COMPANY = 5
+# The claims a chunk holds on the emails it creates users for are renewed this often (seconds),
+# well within the store's claim TTL (10 s): a chunk may take longer than that.
+_RENEW_CHUNK_CLAIMS = 3.0
 
 
 def company_external_id(portal_id: str, company_id: str) -> str:
@@ -102,9 +111,13 @@ class RecordLinker:
         self._company_ids: dict[str, str | None] = {}
         self._contact_ids: dict[str, str | None] = {}
         self._pending: list[PendingLink] = []
+        self._log_lines: list[tuple[LogLevel, str, str, str | None]] = []  # written with the chunk's links
         self._resolved_companies: set[str] = set()  # host companies some HubSpot company resolved to
         self._resolved_contacts: set[str] = set()  # host users some HubSpot contact resolved to
         self._domain_ids: dict[str, str] = {}  # normalised domain -> host company, resolved in this run
+        self._holder = ""  # of the chunk's email claims (see hold_new_contacts)
+        self._held: set[str] = set()
+        self._held_since = 0.0  # time.monotonic() when the claims were taken or last renewed
 
     def load_related(self, deals: Sequence[Deal]) -> Chunk:
         """Read these deals' associations (one batch read per direction), and the companies and
@@ -134,6 +147,42 @@ class RecordLinker:
         to_read = sorted(wanted_contacts - set(linked), key=_id_order)
         chunk.contacts = {c.id: c for c in self.client.read_contacts(to_read, self.mapping.contact_properties)}
         return chunk
+
+    def hold_new_contacts(self, chunk: Chunk) -> None:
+        """Take, in one statement, the store's claims on the emails of the chunk's contacts no
+        host user has yet (those the chunk will create users for), instead of a claim taken and
+        released around each creation; :meth:`release_new_contacts` gives them up at the chunk's
+        end. A claim another holder has is left to the per-contact path."""
+        keys = []
+        for hubspot_id, record in chunk.contacts.items():
+            if hubspot_id in self._contact_ids:
+                continue
+            try:
+                email = str(self.mapping.contact_fields(record).get("email") or "")
+            except MappingError:
+                continue  # said when the contact is resolved
+            if email and not self.host.find_contacts_by_email(email):
+                keys.append(_email_claim_key(email))
+        if keys:
+            self._holder = f"{os.getpid()}:{uuid.uuid4().hex}"
+            self._held = self.store.take_claims(self.tenant_id, keys, self._holder)
+            self._held_since = time.monotonic()
+
+    def release_new_contacts(self) -> None:
+        """Give up the chunk's email claims (after its links are written)."""
+        if self._held:
+            held, self._held = self._held, set()
+            self.store.release_claims(self.tenant_id, held, self._holder)
+
+    def _holds(self, key: str) -> bool:
+        """Whether the chunk holds the claim on ``key``, renewing the chunk's claims first
+        when they are due (a key another holder took meanwhile is no longer held)."""
+        if key not in self._held:
+            return False
+        if time.monotonic() - self._held_since > _RENEW_CHUNK_CLAIMS:
+            self._held = self.store.take_claims(self.tenant_id, self._held, self._holder)
+            self._held_since = time.monotonic()
+        return key in self._held
 
     def resolve_company(self, hubspot_id: str | None, chunk: Chunk, dry_run: bool) -> tuple[str | None, str]:
         """Return the host company id for a HubSpot company, linking or creating it."""
@@ -237,22 +286,22 @@ class RecordLinker:
             if not email:
                 self._contact_ids[hubspot_id] = None
                 if not dry_run:
-                    self.store.log(self.tenant_id, LogLevel.WARNING, "inbound.contact",
-                                   f"contact {hubspot_id} has no email, so no portal user can be made for it; "
-                                   "add an email in HubSpot", record=f"contact:{hubspot_id}")
+                    self.log(LogLevel.WARNING, "inbound.contact",
+                             f"contact {hubspot_id} has no email, so no portal user can be made for it; "
+                             "add an email in HubSpot", f"contact:{hubspot_id}")
                 continue
             with _email_lock(self.tenant_id, email):
                 users = list(self.host.find_contacts_by_email(email))
                 contact = self._match_contact(hubspot_id, email, users, dry_run)
-                if contact is None and not users and not dry_run:
-                    contact, users = self._create_contact(hubspot_id, email, fields, company_id)
+            if contact is None and not users and not dry_run:
+                contact, users = self._create_contact(hubspot_id, email, fields, company_id)
             if contact is None and users:
                 # Only INTERNAL users (a sales rep on the deal): never the customer, never rewritten.
                 self._contact_ids[hubspot_id] = None
                 if not dry_run:
-                    self.store.log(self.tenant_id, LogLevel.WARNING, "inbound.contact",
-                                   f"contact {hubspot_id} ({email}) is an internal user of this tenant; it is not "
-                                   "linked or used as the order's customer", record=f"contact:{hubspot_id}")
+                    self.log(LogLevel.WARNING, "inbound.contact",
+                             f"contact {hubspot_id} ({email}) is an internal user of this tenant; it is not "
+                             "linked or used as the order's customer", f"contact:{hubspot_id}")
                 continue
             if contact is None or dry_run:
                 if contact is not None:
@@ -267,9 +316,16 @@ class RecordLinker:
     def _create_contact(self, hubspot_id: str, email: str, fields: dict[str, Any],
                         company_id: str | None) -> tuple[Contact | None, list[Contact]]:
         """Create the portal user for a contact no user has the email of, holding the store's
-        claim on the email (other processes' workers hold it too); another process may have
-        created one meanwhile: then that one (or its users' match) is the answer."""
-        with self.store.hold_claim(self.tenant_id, _email_claim_key(email)):
+        claim on the email (other processes' workers hold it too; the chunk's own, when it took
+        it) and then the email's lock; another worker may have created one meanwhile: then that
+        one (or its users' match) is the answer.
+
+        Claim first, lock second, everywhere: no thread waits for a claim while it holds a lock
+        that the claim's holder may need.
+        """
+        key = _email_claim_key(email)
+        claim = contextlib.nullcontext() if self._holds(key) else self.store.hold_claim(self.tenant_id, key)
+        with claim, _email_lock(self.tenant_id, email):
             users = list(self.host.find_contacts_by_email(email))
             if users:
                 return self._match_contact(hubspot_id, email, users, False), users
@@ -292,9 +348,9 @@ class RecordLinker:
         if not dry_run:
             others = ", ".join(str(u.id) for u in portal if u is not chosen)
             why = "the lowest id not linked to another HubSpot contact" if free else "the lowest id"
-            self.store.log(self.tenant_id, LogLevel.INFO, "inbound.contact",
-                           f"contact {hubspot_id} ({email}): {len(portal)} portal users have this email; "
-                           f"chose user {chosen.id} ({why}), not {others}", record=f"contact:{hubspot_id}")
+            self.log(LogLevel.INFO, "inbound.contact",
+                     f"contact {hubspot_id} ({email}): {len(portal)} portal users have this email; "
+                     f"chose user {chosen.id} ({why}), not {others}", f"contact:{hubspot_id}")
         return chosen
 
     def link(self, object_type: str, hubspot_id: str, host_type: str, host_id: str,
@@ -314,12 +370,24 @@ class RecordLinker:
         rows = [(p.object_type, p.hubspot_id, p.host_type, p.host_id, p.synced) for p in pending]
         return list(zip(pending, self.store.create_links(self.tenant_id, self.portal_id, rows), strict=True))
 
+    def log(self, level: LogLevel, what: str, message: str, record: str | None) -> None:
+        """Queue a line of the integration log; :meth:`write_log` writes the chunk's lines in one
+        transaction (a crash before loses them, and the rerun of the chunk says them again)."""
+        self._log_lines.append((level, what, message, record))
+
+    def write_log(self) -> None:
+        """Write the queued log lines in one transaction."""
+        lines, self._log_lines = self._log_lines, []
+        self.store.log_many(self.tenant_id, lines)
+
 
 # Emails are not unique in the host, so nothing there stops two workers from each creating a
 # user for one new HubSpot contact (two deals sharing it, processed at once). Finding and
 # creating hold a lock per tenant and email (striped, so the set stays bounded) for the worker
 # threads of one process, and creating also holds the store's claim on the email (see
-# ``_create_contact``) for the workers of other processes sharing the store.
+# ``_create_contact``; taken before the lock) for the workers of other processes sharing the
+# store. A chunk takes the claims of the emails it will create users for at once
+# (``hold_new_contacts``) and gives them up once its links are written.
 _EMAIL_LOCKS = tuple(threading.Lock() for _ in range(64))
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
@@ -60,12 +60,48 @@ class SqlClaimMixin:
         with self._engine.begin() as conn:
             return conn.execute(upsert).first() is not None
 
+    def take_claims(self, tenant_id: str, keys: Collection[str], holder: str,
+                    ttl: timedelta = CLAIM_TTL) -> set[str]:
+        """Claim many keys for ``holder`` until now + ``ttl`` in one transaction, as
+        :meth:`take_claim` would each; return the keys ``holder`` now holds (the others are
+        another holder's). Calling it again with the same keys renews them."""
+        if ttl <= timedelta(0):
+            raise ValueError(f"a claim must last longer than zero, not {ttl}")
+        # One row per key (an upsert may touch a row once), in one order for every holder: two
+        # holders locking shared keys in different orders would deadlock on PostgreSQL.
+        wanted = sorted(set(keys))
+        if not wanted:
+            return set()
+        now = self._clock()
+        dialect = sqlite if self._engine.dialect.name == "sqlite" else postgresql
+        insert = dialect.insert(claims)
+        upsert = insert.on_conflict_do_update(
+            index_elements=[claims.c.tenant_id, claims.c.key],
+            set_={"holder": insert.excluded.holder, "expires_at": insert.excluded.expires_at},
+            where=sa.or_(claims.c.expires_at <= now, claims.c.holder == holder),
+        ).returning(claims.c.key)
+        values = [{"tenant_id": tenant_id, "key": key, "holder": holder, "expires_at": now + ttl}
+                  for key in wanted]
+        with self._engine.begin() as conn:
+            return {row[0] for row in conn.execute(upsert, values)}  # an executemany
+
     def release_claim(self, tenant_id: str, key: str, holder: str) -> bool:
         """Give up ``holder``'s claim on ``key``; False (and nothing changes) if it is not theirs."""
         with self._engine.begin() as conn:
             deleted = conn.execute(sa.delete(claims).where(
                 claims.c.tenant_id == tenant_id, claims.c.key == key, claims.c.holder == holder))
             return deleted.rowcount > 0
+
+    def release_claims(self, tenant_id: str, keys: Collection[str], holder: str) -> int:
+        """Give up ``holder``'s claims on ``keys`` in one statement; return how many it held."""
+        wanted = sorted(set(keys))
+        released = 0
+        with self._engine.begin() as conn:
+            for start in range(0, len(wanted), 500):
+                released += conn.execute(sa.delete(claims).where(
+                    claims.c.tenant_id == tenant_id, claims.c.holder == holder,
+                    claims.c.key.in_(wanted[start:start + 500]))).rowcount
+        return released
 
     @contextmanager
     def hold_claim(self, tenant_id: str, key: str, *, ttl: timedelta = CLAIM_TTL,

@@ -38,7 +38,6 @@ from ._schema import checkpoints, conflicts, integration_log, links, sync_runs
 __all__ = ["Clock", "SqlStateStore", "open_store"]
 
 
-
 def _dumps(value: Mapping[str, Any]) -> str:
     return json.dumps(dict(value), sort_keys=True, separators=(",", ":"))
 
@@ -61,6 +60,9 @@ class SqlStateStore(SqlClaimMixin, SqlConflictMixin, SqlInboxMixin, SqlRetention
                  max_attempts: int = 8) -> None:
         super().__init__(engine, clock=clock, backoff=backoff or Backoff(),
                          random_source=random_source, max_attempts=max_attempts)
+        dialect = sqlite if engine.dialect.name == "sqlite" else postgresql
+        self._insert_links = dialect.insert(links).on_conflict_do_nothing().returning(
+            links.c.id, links.c.object_type, links.c.hubspot_id, links.c.host_type, links.c.host_id)
 
     @property
     def engine(self) -> Engine:
@@ -183,26 +185,37 @@ class SqlStateStore(SqlClaimMixin, SqlConflictMixin, SqlInboxMixin, SqlRetention
         """Link many records in one transaction; a row whose link exists already is skipped.
 
         ``rows`` are ``(object_type, hubspot_id, host_type, host_id, synced)``. Returns, per
-        row, the new link, or None when either unique key was taken (another writer won).
+        row, the new link, or None when either unique key was taken (another writer won, or an
+        earlier row of ``rows`` took it). One multi-row ``INSERT ... ON CONFLICT DO NOTHING``
+        per 500 rows: a concurrent writer's link makes its row None,
+        never the whole batch fail.
         """
         if not rows:
             return []
         now = self._clock()
-        dialect = sqlite if self._engine.dialect.name == "sqlite" else postgresql
-        statement = dialect.insert(links).on_conflict_do_nothing().returning(links.c.id)
-        created: list[Link | None] = []
+        values = [{
+            "tenant_id": tenant_id, "portal_id": portal_id, "object_type": object_type,
+            "hubspot_id": hubspot_id, "host_type": host_type, "host_id": host_id,
+            "synced": _dumps(synced), "created_at": now, "updated_at": now,
+            "match_domain": _match_domain(object_type, synced),
+        } for object_type, hubspot_id, host_type, host_id, synced in rows]
+        # In one order for every writer (stable: of equal keys the first row stays first), so
+        # two writers of overlapping batches do not lock each other's rows crosswise.
+        values.sort(key=lambda v: (v["object_type"], v["hubspot_id"]))
         with self._engine.begin() as conn:
-            for object_type, hubspot_id, host_type, host_id, synced in rows:
-                new_id = conn.execute(statement, {
-                    "tenant_id": tenant_id, "portal_id": portal_id, "object_type": object_type,
-                    "hubspot_id": hubspot_id, "host_type": host_type, "host_id": host_id,
-                    "synced": _dumps(synced), "created_at": now, "updated_at": now,
-                    "match_domain": _match_domain(object_type, synced),
-                }).scalar_one_or_none()
-                created.append(None if new_id is None else Link(
-                    id=new_id, tenant_id=tenant_id, portal_id=portal_id, object_type=object_type,
-                    hubspot_id=hubspot_id, host_type=host_type, host_id=host_id, synced=dict(synced),
-                    created_at=now, updated_at=now))
+            # An executemany: SQLAlchemy sends multi-row VALUES ("insertmanyvalues") of the one
+            # compiled statement, and gathers the RETURNING rows of every batch.
+            inserted = conn.execute(self._insert_links, values).all()
+        # RETURNING gives the inserted rows in no promised order: match them by key.
+        landed = {(row[1], row[2], row[3], row[4]): row[0] for row in inserted}
+        created: list[Link | None] = []
+        for object_type, hubspot_id, host_type, host_id, synced in rows:
+            # pop: of identical rows only the first is the one that landed.
+            new_id = landed.pop((object_type, hubspot_id, host_type, host_id), None)
+            created.append(None if new_id is None else Link(
+                id=new_id, tenant_id=tenant_id, portal_id=portal_id, object_type=object_type,
+                hubspot_id=hubspot_id, host_type=host_type, host_id=host_id, synced=dict(synced),
+                created_at=now, updated_at=now))
         return created
 
     def _update_link(self, link_id: int, values: dict[str, Any]) -> Link:
@@ -396,6 +409,21 @@ class SqlStateStore(SqlClaimMixin, SqlConflictMixin, SqlInboxMixin, SqlRetention
             ).returning(integration_log.c.id)).scalar_one()
         return LogEntry(id=entry_id, tenant_id=tenant_id, level=level, what=what, record=record,
                         message=message, created_at=now)
+
+    def log_many(self, tenant_id: str,
+                 lines: Sequence[tuple[LogLevel, str, str, str | None]]) -> int:
+        """Append many lines to a tenant's integration log in one transaction (a page of a sync
+        writes its lines together); ``lines`` are ``(level, what, message, record)``. Returns
+        how many were written."""
+        if not lines:
+            return 0
+        now = self._clock()
+        values = [{"tenant_id": tenant_id, "level": LogLevel(level).value, "what": what,
+                   "record": record, "message": message, "created_at": now}
+                  for level, what, message, record in lines]
+        with self._engine.begin() as conn:
+            conn.execute(sa.insert(integration_log), values)  # an executemany: multi-row VALUES
+        return len(values)
 
     def read_log(self, tenant_id: str, *, min_level: LogLevel | None = None,
                  record: str | None = None, what: str | None = None, limit: int = 50,
