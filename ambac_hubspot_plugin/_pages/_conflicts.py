@@ -12,7 +12,7 @@ from ._html import Markup, el
 from ._layout import html_response, layout, when
 
 if TYPE_CHECKING:
-    from . import Page
+    from ._page import Page
 
 __all__ = ["resolve", "show_conflicts"]
 

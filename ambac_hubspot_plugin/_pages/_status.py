@@ -12,7 +12,7 @@ from ._layout import html_response, layout, when
 
 if TYPE_CHECKING:
     from ..store import SqlStateStore
-    from . import Page
+    from ._page import Page
 
 __all__ = ["show_status"]
 
@@ -81,8 +81,7 @@ def _cards(page: Page, status: dict[str, Any], settings: dict[str, Any], counts:
               tone="bad" if status["dead_letters"]["count"] else None),
         _card("Records", f"{records['in_sync']} in sync", f"Failing: {records['failing']}",
               f"Outside the trigger stages: {records['excluded']['count']}"
-              if records["excluded"]["count"] is not None else None,
-              tone="bad" if records["failing"] else None),
+              if records["excluded"]["count"] is not None else None),
         _card("Conflicts", f"{status['conflicts']['open']} open",
               el("a", "Review conflicts", href=f"{page.base}/conflicts"),
               tone="warn" if status["conflicts"]["open"] else None),
