@@ -266,11 +266,11 @@ class Runtime:
     # ---- routes and periodic work ----------------------------------------------------------
 
     def http_routes(self) -> Sequence[HttpRoute]:
-        """Return the routes this version serves."""
+        """Return the routes this version serves: the admin API and pages, the CRM card, webhooks."""
         from ._admin_routes import admin_routes
         from ._crm_card import card_route
-
-        return (*admin_routes(self), card_route(self), self._webhook_route())
+        from ._pages import page_routes
+        return (*admin_routes(self), *page_routes(self), card_route(self), self._webhook_route())
 
     def periodic_tasks(self) -> Sequence[PeriodicTask]:
         """Return the work the host's scheduler may run."""

@@ -8,6 +8,7 @@ as the real host's API does. :class:`~._host.ReferenceHost` delegates its HTTP m
 from __future__ import annotations
 
 import contextlib
+import html
 import http
 import json
 import logging
@@ -91,6 +92,19 @@ def _json_response(
 ) -> HttpResponse:
     body = json.dumps({"error": message}).encode()
     return HttpResponse(status, body, {"Content-Type": "application/json", **(headers or {})})
+
+
+def _refusal(
+    status: int, message: str, request_headers: Mapping[str, str], headers: Mapping[str, str] | None = None
+) -> HttpResponse:
+    """The host's 401 or 403: a small HTML page for a browser (it asks for ``text/html``), JSON
+    for API clients, as a real host answers its pages and its API."""
+    if "text/html" not in request_headers.get("Accept", ""):
+        return _json_response(status, message, headers)
+    title = "Sign in first" if status == 401 else "Not allowed"
+    page = (f"<!DOCTYPE html><html lang=en><meta charset=utf-8><title>{title}</title>"
+            f"<main><h1>{title}</h1><p>{html.escape(message)}</p><p>Nothing was changed.</p></main>")
+    return HttpResponse(status, page.encode(), {"Content-Type": "text/html; charset=utf-8", **(headers or {})})
 
 
 def _respond(response: HttpResponse, start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -194,17 +208,17 @@ class Router:
             return _json_response(405, f"{method} is not allowed here", {"Allow": allowed})
         mounted, params = chosen[0]
         route = mounted.route
+        headers = headers if isinstance(headers, _Headers) else _Headers(
+            headers.items() if isinstance(headers, Mapping) else headers)
         if route.permission is not None:
             if user is None:
-                return _json_response(401, "sign in first", {"WWW-Authenticate": "Bearer"})
+                return _refusal(401, "sign in first", headers, {"WWW-Authenticate": "Bearer"})
             if not self._host.services(user.tenant_id).has_permission(user, route.permission):
-                return _json_response(403, f"this needs the {route.permission!r} permission")
+                return _refusal(403, f"this needs the {route.permission!r} permission", headers)
         request = HttpRequest(
             method=method.upper(),
             url=public_base_url.rstrip("/") + path,
-            headers=headers
-            if isinstance(headers, _Headers)
-            else _Headers(headers.items() if isinstance(headers, Mapping) else headers),
+            headers=headers,
             body=body,
             user=user,
             path_params=params,
