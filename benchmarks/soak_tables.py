@@ -162,6 +162,8 @@ def _sizes(store: Any, tenant: str, sqlite_file: Path | None) -> dict[str, Any]:
         out["webhook_events"] = one("SELECT count(*) FROM hubspot_webhook_events WHERE tenant_id = :t")
         out["unprocessed"] = one("SELECT count(*) FROM hubspot_webhook_events WHERE tenant_id = :t "
                                  "AND processed_at IS NULL")
+        out["split"] = one("SELECT coalesce(sum(accepted), 0) FROM hubspot_webhook_portals "
+                           "WHERE tenant_id = :t")
         out["unsplit"] = one("SELECT count(*) FROM hubspot_webhook_batches WHERE tenant_id = :t")
         out["integration_log"] = one("SELECT count(*) FROM hubspot_integration_log WHERE tenant_id = :t")
         out["sync_runs"] = one("SELECT count(*) FROM hubspot_sync_runs WHERE tenant_id = :t")
@@ -191,7 +193,8 @@ def _line(label: str, minute: float, sizes: dict[str, Any], acked: int) -> str:
             f"{sizes['unprocessed']:,}, unsplit batches {sizes['unsplit']:,})  log "
             f"{sizes['integration_log']:>7,}  runs {sizes['sync_runs']:>5,}  jobs "
             f"{sizes['jobs_by_state']}  dead {sizes['dead_jobs']:,}  store "
-            f"{sizes['bytes'] / 2**20:7.1f} MiB ({sizes['bytes_detail']})  acked {acked:,}")
+            f"{sizes['bytes'] / 2**20:7.1f} MiB ({sizes['bytes_detail']})  acked {acked:,}  split "
+            f"{sizes['split']:,}")
 
 
 def soak(label: str, store_url: str | None, minutes: float, rate: float, speed: float) -> dict[str, Any]:
@@ -276,7 +279,8 @@ def soak(label: str, store_url: str | None, minutes: float, rate: float, speed: 
 def summary(result: dict[str, Any]) -> list[str]:
     rows, label = result["rows"], result["label"]
     out = [f"[{label}] acknowledged {result['acked']:,} events in {result['wall']:.0f} s = "
-           f"{result['acked'] / result['wall']:,.0f} events/s; failed batches "
+           f"{result['acked'] / result['wall']:,.0f} events/s; split into events "
+           f"{rows[-1]['split']:,} = {rows[-1]['split'] / result['wall']:,.0f} events/s; failed batches "
            f"{result['failed']}, batches sent > 1 s late {result['late']}; load average "
            f"(1 min) median {statistics.median(lo[0] for lo in result['loads']):.2f}, max "
            f"{max(lo[0] for lo in result['loads']):.2f}"]
@@ -287,7 +291,7 @@ def summary(result: dict[str, Any]) -> list[str]:
     else:
         ref_index = 9
     ref, last = rows[ref_index], rows[-1]
-    for name in (*TABLES, "bytes"):
+    for name in (*TABLES, "unprocessed", "unsplit", "bytes"):
         bound = 1.1 * ref[name]
         verdict = "ok" if last[name] <= bound else "GREW"
         out.append(f"[{label}]   {name:16} min {ref_index + 1}: {ref[name]:>12,}  min "
