@@ -1,7 +1,7 @@
 """Soak: a steady 1,000 webhook events/s for half an hour leaves the plugin's tables bounded.
 
 Run: ``python benchmarks/soak_tables.py [--minutes 30] [--rate 1000] [--speed 200]
-[--store-url URL | --parallel]``. Without ``--store-url`` it runs on a SQLite file in a
+[--store-url URL | --only sqlite|postgresql | --parallel]``. Without ``--store-url`` it runs on a SQLite file in a
 temporary directory, then on PostgreSQL (127.0.0.1:5432, database ``test``, in a schema of its
 own, dropped afterwards); ``--parallel`` runs both at once (each in its own process).
 
