@@ -20,6 +20,7 @@ from ._version import __version__
 from .host import MANAGE_INTEGRATIONS, VIEW_INTEGRATIONS, OrderStatus, as_host_id, hookimpl
 
 if TYPE_CHECKING:
+    from ._clock import Clock
     from ._runtime import Runtime
     from .host import (
         Company,
@@ -74,7 +75,21 @@ class HubSpotPlugin:
     def __init__(self, plugin_manager: pluggy.PluginManager) -> None:
         self._pm = plugin_manager
         self._runtime: Runtime | None = None
+        self._clock: Clock | None = None
         self._lock = threading.Lock()
+
+    def use_clock(self, clock: Clock) -> None:
+        """Take every time the plugin reads (row stamps, leases, retention, intervals, v3
+        timestamps) from ``clock`` instead of the system's: for a host with a clock of its own
+        (simulated time in a test or a soak). Call before the first hook call.
+
+        :raises RuntimeError: the runtime was already built on another clock.
+        """
+        with self._lock:
+            if self._runtime is not None and self._runtime.clock is not clock:
+                raise RuntimeError("the HubSpot plugin's runtime is already running on another "
+                                   "clock; call use_clock before the first hook call")
+            self._clock = clock
 
     @property
     def runtime(self) -> Runtime:
@@ -84,7 +99,7 @@ class HubSpotPlugin:
                 from ._facade import PluginHooks
                 from ._runtime import Runtime
 
-                self._runtime = Runtime(PluginHooks(self._pm))
+                self._runtime = Runtime(PluginHooks(self._pm), clock=self._clock)
             return self._runtime
 
     @hookimpl

@@ -28,7 +28,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -38,6 +37,8 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _pg import pg_schema  # benchmarks/ is on the path when a script in it runs
+
 from ambac_hubspot_plugin import plugin as plugin_module  # after the path fix
 from ambac_hubspot_plugin.host import OrderStatus  # after the path fix
 from ambac_hubspot_plugin.reference_host import ReferenceHost  # after the path fix
@@ -46,7 +47,6 @@ from ambac_hubspot_plugin.settings import ALLOW_LOCAL_SANDBOX_ENV  # after the p
 from ambac_hubspot_plugin.store._schema import jobs as jobs_table  # after the path fix
 
 ORDERS = 2_000
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 NOTES_BATCH = "notes/batch/create"
 
 
@@ -57,16 +57,8 @@ def _store(url: str | None, kind: str) -> Iterator[str | None]:
     if url is not None or kind == "sqlite":
         yield url
         return
-    import psycopg
-
-    schema = f"bench_notes_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    with pg_schema("bench_notes") as pg_url:
+        yield pg_url
 
 
 def _kind(path: str) -> str:

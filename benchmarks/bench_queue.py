@@ -37,17 +37,15 @@ import cProfile
 import multiprocessing
 import os
 import pstats
-import socket
 import statistics
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+from _pg import pg_schema  # benchmarks/ is on the path when a script in it runs
+
 _DRIVER_CALLS = ("do_execute", "do_execute_no_params", "do_executemany", "do_commit",
                  "do_rollback", "do_ping", "do_begin")
 
@@ -67,32 +65,13 @@ def _worker(url: str, ready: Any, start: Any, finished: Any) -> None:
     store.close()
 
 
-@contextmanager
-def _pg_schema() -> Iterator[str | None]:
-    try:
-        socket.create_connection(("127.0.0.1", 5432), timeout=0.5).close()
-    except OSError:
-        yield None
-        return
-    import psycopg
-
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
-
-
 def _urls(store_url: str | None) -> Iterator[tuple[str, str]]:
     if store_url is not None:
         yield store_url.split(":", 1)[0].split("+", 1)[0], store_url
         return
     with tempfile.TemporaryDirectory() as tmp:
         yield "sqlite", f"sqlite:///{Path(tmp) / 'bench.sqlite3'}"
-    with _pg_schema() as url:
+    with pg_schema("bench") as url:
         if url is None:
             print("postgresql: skipped (127.0.0.1:5432 does not answer)")
             return
