@@ -205,6 +205,32 @@ def test_old_rows_go_in_chunks_and_a_spent_budget_stops_between_them(store, cloc
     assert _ids(store, integration_log) == set()
 
 
+def test_a_budget_is_shared_between_the_tables_not_spent_on_the_first_backlog(store, clock):
+    """With more old log lines than the budget can remove, an old dead job (a later table) still
+    goes: each table gets a chunk in turn (the 30-minute soak saw later tables never pruned)."""
+    dead = _dead(store, clock, "a")
+    old = clock() - timedelta(days=31)
+    with store.engine.begin() as conn:
+        conn.execute(sa.insert(integration_log), [
+            {"tenant_id": TENANT, "level": "info", "what": "x", "message": str(i), "created_at": old}
+            for i in range(2500)])
+    clock.advance(days=31)
+
+    def each_delete_takes_a_second(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("DELETE"):
+            clock.advance(JUST)
+
+    sa.event.listen(store.engine, "after_cursor_execute", each_delete_takes_a_second)
+    try:
+        report = store.prune(TENANT, AGES, deadline=clock() + timedelta(seconds=3.5))
+    finally:
+        sa.event.remove(store.engine, "after_cursor_execute", each_delete_takes_a_second)
+    assert not report.complete
+    assert report.rows["dead_jobs"] == 1 and dead not in _ids(store, jobs)
+    assert report.rows["integration_log"] == 1000, "one chunk of the backlog, the rest next time"
+    assert store.prune(TENANT, AGES).rows["integration_log"] == 1500
+
+
 def test_a_dry_run_counts_and_changes_nothing(store, clock):
     """A dry run reports what would go, per table, and every row stays."""
     store.log(TENANT, LogLevel.INFO, "x", "old")
