@@ -1037,12 +1037,13 @@ def test_a_delivery_the_database_refuses_at_the_split_is_kept_and_the_rest_split
 
 def test_a_split_round_is_bounded_by_events_and_parses_outside_the_write(
         harness: Harness) -> None:
-    """A round takes about 100 events at most (but at least one delivery, however big), and
-    parses the bodies before it takes the write lock, so a delivery received meanwhile is not
-    held up."""
+    """A round takes about 100 events at most on SQLite, 1,000 on PostgreSQL (but at least one
+    delivery, however big), and parses the bodies before it takes the write lock, so a
+    delivery received meanwhile is not held up."""
     store = harness.store
+    sqlite = store.engine.dialect.name == "sqlite"
     receive(store, body_of(*[event(n) for n in range(1, 1001)]))
-    for k in range(1, 9):
+    for k in range(1, 9 if sqlite else 40):
         receive(store, body_of(*[event(k * 1000 + n) for n in range(1, 31)]))
     received_while_parsing: list[int] = []
 
@@ -1058,4 +1059,4 @@ def test_a_split_round_is_bounded_by_events_and_parses_outside_the_write(
     assert (first.batches, first.accepted, first.more) == (1, 1000, True)
     assert received_while_parsing
     second = store.expand_webhook_batches(TENANT, drafts_of, job_kind=JOB_KIND)
-    assert (second.batches, second.accepted, second.more) == (3, 90, True)
+    assert (second.batches, second.accepted, second.more) == ((3, 90, True) if sqlite else (33, 990, True))
