@@ -26,10 +26,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _webhook_bench import fresh_store_url, load, spread, store_name, store_url_option  # noqa: E402
+from _webhook_bench import fresh_store_url, load, spread, store_name, store_url_option
 
-from ambac_hubspot_plugin._webhooks import INBOX_JOB_KIND, WebhookInboxSplitter  # noqa: E402
-from ambac_hubspot_plugin.store import open_store  # noqa: E402
+from ambac_hubspot_plugin._webhooks import INBOX_JOB_KIND, WebhookInboxSplitter
+from ambac_hubspot_plugin.store import open_store
 
 TENANT, PORTAL = "1", "62515"
 DAY_MS = 86_400_000

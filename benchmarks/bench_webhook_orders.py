@@ -31,7 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _webhook_bench import fresh_store_url, load, spread, store_name, store_url_option  # noqa: E402
+from _webhook_bench import fresh_store_url, load, spread, store_name, store_url_option
 
 
 def _wait_for_first_sync(store_url: str) -> None:

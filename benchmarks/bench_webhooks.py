@@ -49,18 +49,18 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _webhook_bench import fresh_store_url, load, spread, store_name, store_url_option  # noqa: E402
+from _webhook_bench import fresh_store_url, load, spread, store_name, store_url_option
 
-from ambac_hubspot_plugin._webhooks import (  # noqa: E402
+from ambac_hubspot_plugin._webhooks import (
     INBOX_JOB_KIND,
     WebhookInboxSplitter,
     WebhookReceiver,
     WebhookTarget,
 )
-from ambac_hubspot_plugin._wsgi_server import make_wsgi_server  # noqa: E402
-from ambac_hubspot_plugin.sandbox import sign_v3  # noqa: E402
-from ambac_hubspot_plugin.settings import Secret  # noqa: E402
-from ambac_hubspot_plugin.store import open_store  # noqa: E402
+from ambac_hubspot_plugin._wsgi_server import make_wsgi_server
+from ambac_hubspot_plugin.sandbox import sign_v3
+from ambac_hubspot_plugin.settings import Secret
+from ambac_hubspot_plugin.store import open_store
 
 TENANT, PORTAL, SECRET = "1", "62515", "bench-client-secret"
 

@@ -102,9 +102,10 @@ class WebhookProcessor:
                 # so this job is the object's only one running: its events are in order.
                 key = (str(job.payload["object_type"]), str(job.payload["object_id"]))
                 owners.setdefault(key, []).append(job.id)
-                if key in finish:
-                    continue
-                stored = inbox.pending_webhook_events(tenant_id, *key)
+            # One query for all the objects' events (one per object was most of a batch's time).
+            pending = inbox.pending_webhook_events_of(tenant_id, list(owners))
+            for key in owners:
+                stored = pending[key]
                 parsed = [(row.id, WebhookEvent.from_payload(row.payload, f"inbox[{row.id}]")) for row in stored]
                 ids = {id(event): row_id for row_id, event in parsed}
                 ordered = order_events(event for _, event in parsed)
@@ -114,12 +115,19 @@ class WebhookProcessor:
                 if fresh:
                     work[key] = fresh
             failed = self._apply(tenant_id, work)
+            done_applied: list[int] = []
+            done_echoes: list[int] = []
             for key, (applied, echoes) in finish.items():
                 if key in failed:
                     for job_id in owners[key]:
                         errors[job_id] = failed[key]
-                elif applied or echoes:
-                    inbox.finish_webhook_events(tenant_id, applied=applied, echoes=echoes)
+                else:
+                    done_applied += applied
+                    done_echoes += echoes
+            # One transaction for all the objects that succeeded. Should it fail, every job
+            # retries and sees its events again: the applier is idempotent (see EventApplier).
+            if done_applied or done_echoes:
+                inbox.finish_webhook_events(tenant_id, applied=done_applied, echoes=done_echoes)
         return errors
 
     def _apply(self, tenant_id: str, work: Mapping[tuple[str, str], tuple[WebhookEvent, ...]]

@@ -141,7 +141,7 @@ def _portal_upsert_sql(paramstyle: str) -> str:
 def _json_rows_sql(table: sa.Table, columns: tuple[str, ...], tail: str) -> str:
     """``INSERT ... SELECT (r->>0)::type, ... FROM jsonb_array_elements(%s::jsonb) r``: all rows
     in one JSON array parameter, so the text is the same for any number of rows (PostgreSQL)."""
-    dialect = postgresql.dialect()
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]  # SQLAlchemy's dialect class is untyped
     values = ", ".join(f"(r->>{n})::{table.c[name].type.compile(dialect=dialect)}"
                        for n, name in enumerate(columns))
     # Only the schema's own names, types and constants go into the text; every value is bound.
@@ -563,6 +563,27 @@ class SqlInboxMixin:
             ev.processed_at.is_(None)).order_by(ev.id)
         with self._engine.connect() as conn:
             return [_inbox_event(row) for row in conn.execute(query)]
+
+    def pending_webhook_events_of(self, tenant_id: str, objects: Collection[tuple[str, str]]
+                                  ) -> dict[tuple[str, str], list[InboxEvent]]:
+        """Many objects' unprocessed events, oldest stored first: (type, id) -> events, one
+        query per 500 objects of a type (an object without any maps to an empty list)."""
+        ev = webhook_events.c
+        found: dict[tuple[str, str], list[InboxEvent]] = {key: [] for key in objects}
+        by_type: dict[str, list[str]] = defaultdict(list)
+        for object_type, object_id in found:
+            by_type[object_type].append(object_id)
+        with self._engine.connect() as conn:
+            for object_type, ids in sorted(by_type.items()):
+                for start in range(0, len(ids), _CHUNK):
+                    query = sa.select(webhook_events).where(
+                        ev.tenant_id == tenant_id, ev.object_type == object_type,
+                        ev.object_id.in_(ids[start:start + _CHUNK]),
+                        ev.processed_at.is_(None)).order_by(ev.id)
+                    for row in conn.execute(query):
+                        event = _inbox_event(row)
+                        found[(event.object_type, event.object_id)].append(event)
+        return found
 
     def finish_webhook_events(self, tenant_id: str, applied: Collection[int],
                               echoes: Collection[int]) -> int:

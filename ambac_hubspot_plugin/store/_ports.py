@@ -460,6 +460,9 @@ class Inbox(Protocol):
     def pending_webhook_events(self, tenant_id: str, object_type: str,
                                object_id: str) -> list[InboxEvent]: ...
 
+    def pending_webhook_events_of(self, tenant_id: str, objects: Collection[tuple[str, str]]
+                                  ) -> dict[tuple[str, str], list[InboxEvent]]: ...
+
     def finish_webhook_events(self, tenant_id: str, applied: Collection[int],
                               echoes: Collection[int]) -> int: ...
 
