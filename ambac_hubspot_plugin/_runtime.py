@@ -25,12 +25,10 @@ from .host import HostServices, HttpRequest, HttpResponse, HttpRoute, PeriodicTa
 
 if TYPE_CHECKING:
     # settings (cattrs) and the store (SQLAlchemy) load on first enable, not at registration.
-    from ._echo import Change
     from ._facade import PluginHooks
     from ._inbound import InboundSync
     from ._inbound_records import Outcome, Preview, RunResult
     from ._outbound import OutboundPush
-    from ._webhooks import WebhookEvent
     from .settings import Settings
     from .store import ConflictRecord, DrainCounts, QueueRunner, SqlStateStore
 
@@ -68,10 +66,11 @@ class Runtime:
         # the next tick that can reach their store, not only at the next interval.
         self._unrecorded: set[str] = set()
         self._pipelines: dict[str, tuple[datetime, Any]] = {}
+        #: The webhook receiver and every job kind this version processes (see ``_jobs``).
+        from ._echo import WebhookEchoes
         from ._jobs import job_handlers
 
-        #: The webhook receiver and every job kind this version processes (see ``_jobs``).
-        self.webhooks, self.handlers = job_handlers(self, is_echo=_WebhookEchoes(self))
+        self.webhooks, self.handlers = job_handlers(self, is_echo=WebhookEchoes(self))
         #: Extra :class:`~.client.ClientSettings` fields for every client built (tests: retries).
         self.client_overrides: dict[str, Any] = {}
 
@@ -544,14 +543,6 @@ class Runtime:
         return is_echo(self.store_for(tenant_id), tenant_id, object_type, object_id,
                        property_name, property_value, occurred_at)
 
-    def echo_flags(self, tenant_id: str, changes: Sequence[Change]) -> list[bool]:
-        """:meth:`is_echo` of many changes, with one query per object type."""
-        from ._echo import echo_flags
-
-        if not self.is_enabled(tenant_id):
-            return [False] * len(changes)
-        return echo_flags(self.store_for(tenant_id), tenant_id, changes)
-
     def list_conflicts(self, tenant_id: str, *, status: str | None = "open",
                        limit: int = 100) -> list[ConflictRecord]:
         """The tenant's open conflicts (``status=None``: the whole audit trail), newest first."""
@@ -606,22 +597,3 @@ def _level(name: str) -> Any:
     from .store import LogLevel
 
     return LogLevel(name)
-
-
-class _WebhookEchoes:
-    """The webhook processor's echo check: of one event, or of a batch's events with one query
-    per object type (:meth:`many`; one query per event was a fifth of a batch's time)."""
-
-    def __init__(self, runtime: Runtime) -> None:
-        self._runtime = runtime
-
-    def __call__(self, tenant_id: str, event: WebhookEvent) -> bool:
-        return self._runtime.is_echo(tenant_id, *_change(event))
-
-    def many(self, tenant_id: str, events: Sequence[WebhookEvent]) -> list[bool]:
-        return self._runtime.echo_flags(tenant_id, [_change(event) for event in events])
-
-
-def _change(event: WebhookEvent) -> Change:
-    return (event.object_type, event.object_id, event.property_name or "", event.property_value,
-            event.occurred_at)
