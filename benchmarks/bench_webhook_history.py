@@ -50,7 +50,7 @@ INSERT INTO hubspot_webhook_events (tenant_id, portal_id, dedupe_key, event_id,
     subscription_type, object_type, object_id, property_name, occurred_at_ms, payload,
     received_at, processed_at, outcome)
 SELECT :tenant, :portal, md5(random()::text) || md5(random()::text), i, 'deal.propertyChange',
-    'deal', (1000000000 + i)::text, 'dealstage', :start + i * :step, :payload,
+    'deal', (1000000000 + i)::text, 'dealstage', :start + i::bigint * :step, :payload,
     now() - interval '1 day', now() - interval '1 day', 'applied'
 FROM generate_series(1, :count) AS i
 """
