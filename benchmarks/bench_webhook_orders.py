@@ -53,6 +53,30 @@ def _wait_for_first_sync(store_url: str) -> None:
         store.close()
 
 
+class _Statements:
+    """Counts the statements and commits of every SQLAlchemy engine in this process (the
+    plugin's store; the reference host uses sqlite3 directly): a figure load does not move."""
+
+    def __init__(self) -> None:
+        import sqlalchemy as sa
+
+        self.statements = self.commits = 0
+        self.counting = False
+        sa.event.listen(sa.engine.Engine, "before_cursor_execute", self._statement)
+        sa.event.listen(sa.engine.Engine, "commit", self._commit)
+
+    def _statement(self, *_args: Any) -> None:
+        if self.counting:
+            self.statements += 1
+
+    def _commit(self, *_args: Any) -> None:
+        if self.counting:
+            self.commits += 1
+
+
+_COUNTS: _Statements | None = None
+
+
 def run(deals: int, store_url: str | None, duplicate: bool) -> dict[str, Any]:
     from ambac_hubspot_plugin._wsgi_server import make_wsgi_server
     from ambac_hubspot_plugin.reference_host import ReferenceHost
@@ -88,6 +112,10 @@ def run(deals: int, store_url: str | None, duplicate: bool) -> dict[str, Any]:
             hubspot.webhooks.set_target(f"{base}/integrations/hubspot/webhooks/{tenant}")
             hubspot.webhooks.subscribe("deal.propertyChange", "dealstage")
             services = host.services(tenant)
+            global _COUNTS  # one listener per process, however many runs
+            _COUNTS = _COUNTS or _Statements()
+            counted = (_COUNTS.statements, _COUNTS.commits)
+            _COUNTS.counting = True
             began = time.perf_counter()
             for deal in ids:
                 hubspot.update_object("deals", deal, {"dealstage": "closedwon"})
@@ -101,6 +129,9 @@ def run(deals: int, store_url: str | None, duplicate: bool) -> dict[str, Any]:
                 if count and first is None:
                     first = time.perf_counter() - began
             took = time.perf_counter() - began
+            _COUNTS.counting = False
+            statements = (_COUNTS.statements - counted[0]) / deals
+            commits = (_COUNTS.commits - counted[1]) / deals
             time.sleep(1.0)  # any second order for a deal would show up now
             orders = services.list_orders()
             externals = {order.external_id for order in orders}
@@ -108,7 +139,8 @@ def run(deals: int, store_url: str | None, duplicate: bool) -> dict[str, Any]:
         finally:
             server.shutdown()
             server.server_close()
-    return {"rate": deals / took, "took": took, "moved": moved, "first": first, "load": load()}
+    return {"rate": deals / took, "took": took, "moved": moved, "first": first, "load": load(),
+            "statements": statements, "commits": commits}
 
 
 def main() -> None:
@@ -131,7 +163,8 @@ def main() -> None:
                 results.append(run(args.deals, url, args.duplicate))
         r = results[-1]
         print(f"  run {n}: {r['rate']:,.0f} orders/s ({r['took']:.1f} s; moves issued in "
-              f"{r['moved']:.1f} s, first order after {r['first']:.2f} s); {r['load']}")
+              f"{r['moved']:.1f} s, first order after {r['first']:.2f} s); store statements "
+              f"per order {r['statements']:.2f}, commits {r['commits']:.2f}; {r['load']}")
     print(f"  orders/s: {spread([r['rate'] for r in results])}; {load()}")
 
 
