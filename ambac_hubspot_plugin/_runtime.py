@@ -66,12 +66,11 @@ class Runtime:
         # the next tick that can reach their store, not only at the next interval.
         self._unrecorded: set[str] = set()
         self._pipelines: dict[str, tuple[datetime, Any]] = {}
+        #: The webhook receiver and every job kind this version processes (see ``_jobs``).
+        from ._echo import WebhookEchoes
         from ._jobs import job_handlers
 
-        #: The webhook receiver and every job kind this version processes (see ``_jobs``).
-        self.webhooks, self.handlers = job_handlers(self, is_echo=lambda tenant_id, event: self.is_echo(
-            tenant_id, event.object_type, event.object_id, event.property_name or "", event.property_value,
-            event.occurred_at))
+        self.webhooks, self.handlers = job_handlers(self, is_echo=WebhookEchoes(self))
         #: Extra :class:`~.client.ClientSettings` fields for every client built (tests: retries).
         self.client_overrides: dict[str, Any] = {}
 

@@ -102,25 +102,43 @@ class WebhookProcessor:
                 # so this job is the object's only one running: its events are in order.
                 key = (str(job.payload["object_type"]), str(job.payload["object_id"]))
                 owners.setdefault(key, []).append(job.id)
-                if key in finish:
-                    continue
-                stored = inbox.pending_webhook_events(tenant_id, *key)
-                parsed = [(row.id, WebhookEvent.from_payload(row.payload, f"inbox[{row.id}]")) for row in stored]
-                ids = {id(event): row_id for row_id, event in parsed}
-                ordered = order_events(event for _, event in parsed)
-                echo_ids = {ids[id(e)] for e in ordered if self._is_echo(tenant_id, e)}
+            # One query for all the objects' events (one per object was most of a batch's time).
+            pending = inbox.pending_webhook_events_of(tenant_id, list(owners))
+            parsed = {key: [(row.id, WebhookEvent.from_payload(row.payload, f"inbox[{row.id}]"))
+                            for row in pending[key]] for key in owners}
+            echoes = self._echoes(tenant_id, [pair for pairs in parsed.values() for pair in pairs])
+            for key in owners:
+                ids = {id(event): row_id for row_id, event in parsed[key]}
+                ordered = order_events(event for _, event in parsed[key])
+                echo_ids = {ids[id(e)] for e in ordered if ids[id(e)] in echoes}
                 fresh = tuple(e for e in ordered if ids[id(e)] not in echo_ids)
                 finish[key] = ([ids[id(e)] for e in fresh], sorted(echo_ids))
                 if fresh:
                     work[key] = fresh
             failed = self._apply(tenant_id, work)
-            for key, (applied, echoes) in finish.items():
+            done_applied: list[int] = []
+            done_echoes: list[int] = []
+            for key, (applied, echoed) in finish.items():
                 if key in failed:
                     for job_id in owners[key]:
                         errors[job_id] = failed[key]
-                elif applied or echoes:
-                    inbox.finish_webhook_events(tenant_id, applied=applied, echoes=echoes)
+                else:
+                    done_applied += applied
+                    done_echoes += echoed
+            # One transaction for all the objects that succeeded. Should it fail, every job
+            # retries and sees its events again: the applier is idempotent (see EventApplier).
+            if done_applied or done_echoes:
+                inbox.finish_webhook_events(tenant_id, applied=done_applied, echoes=done_echoes)
         return errors
+
+    def _echoes(self, tenant_id: str, events: Sequence[tuple[int, WebhookEvent]]) -> set[int]:
+        """The row ids of ``events`` that are echoes; in one call when the check offers
+        ``many`` (``(tenant_id, events) -> list[bool]``)."""
+        many = getattr(self._is_echo, "many", None)
+        if many is not None and events:
+            flags = many(tenant_id, [event for _, event in events])
+            return {row_id for (row_id, _), echo in zip(events, flags, strict=True) if echo}
+        return {row_id for row_id, event in events if self._is_echo(tenant_id, event)}
 
     def _apply(self, tenant_id: str, work: Mapping[tuple[str, str], tuple[WebhookEvent, ...]]
                ) -> dict[tuple[str, str], Exception]:

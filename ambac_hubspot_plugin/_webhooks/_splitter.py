@@ -26,8 +26,8 @@ class InboxQueue(Inbox, JobQueue, Protocol):
 class WebhookInboxSplitter:
     """The ``webhook.inbox`` job handler: splits a tenant's stored deliveries into events.
 
-    Each round takes the oldest deliveries (up to ``per_round`` of them and about 100 events)
-    and in one transaction stores their events once (see :func:`dedupe_key`), queues a
+    Each round takes the oldest deliveries (up to ``per_round`` of them and about 100 events
+    on SQLite, 1,000 on PostgreSQL) and in one transaction stores their events once (see :func:`dedupe_key`), queues a
     ``webhook.object`` job per object that got new events and deletes the deliveries. After
     ``rounds`` rounds with deliveries still waiting it queues its own follow-up and returns,
     so one tenant's flood cannot hold a worker (or outlive a lease) indefinitely.

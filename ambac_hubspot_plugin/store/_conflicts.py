@@ -181,6 +181,22 @@ class SqlConflictMixin:
                 pushed_values.c.property_name == property_name)).first()
         return None if row is None else (str(row[0]), row[1])
 
+    def pushed_of(self, tenant_id: str, object_type: str, object_ids: Collection[str]
+                  ) -> dict[tuple[str, str], tuple[str, datetime]]:
+        """What :meth:`pushed` says for every property of many objects: (object id, property)
+        -> (value, written at); one query per 500 ids."""
+        found: dict[tuple[str, str], tuple[str, datetime]] = {}
+        ids = sorted({str(i) for i in object_ids})
+        pv = pushed_values.c
+        with self._engine.connect() as conn:
+            for start in range(0, len(ids), _IN_CHUNK):
+                for object_id, name, value, written_at in conn.execute(sa.select(
+                        pv.object_id, pv.property_name, pv.value, pv.written_at).where(
+                        pv.tenant_id == tenant_id, pv.object_type == object_type,
+                        pv.object_id.in_(ids[start:start + _IN_CHUNK]))):
+                    found[(str(object_id), str(name))] = (str(value), written_at)
+        return found
+
     def pushed_values_of(self, tenant_id: str, object_type: str,
                          object_ids: Collection[str]) -> dict[str, dict[str, str]]:
         """The last values we wrote to many objects: object id -> property -> value (one

@@ -9,7 +9,6 @@ delivery, again in one transaction.
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import threading
 import weakref
@@ -20,9 +19,22 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, Dialect, Engine
+from sqlalchemy.engine import Connection, Engine
 
 from ._group_commit import GroupCommit, Received
+from ._inbox_sql import (
+    BATCH_COLUMNS,
+    CHUNK,
+    EVENT_COLUMNS,
+    EVENT_TAIL,
+    JOB_COLUMNS,
+    JOB_TAIL,
+    db_time,
+    insert_rows,
+    multi_row_sql,
+    pending_jobs_sql,
+    portal_upsert_sql,
+)
 from ._ports import (
     INBOX_JOB_KEY,
     InboxEvent,
@@ -36,7 +48,6 @@ from ._ports import (
     WebhookRefusalStats,
 )
 from ._schema import (
-    PENDING_DEDUPE,
     integration_log,
     jobs,
     webhook_batches,
@@ -47,7 +58,6 @@ from ._schema import (
 
 __all__ = ["SqlInboxMixin", "object_job_key"]
 
-_CHUNK = 500  # rows per INSERT: far below SQLite's bound-parameter limit
 _SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
 _SQLITE_WRITERS_GUARD = threading.Lock()
 _GROUP_GUARD = threading.Lock()
@@ -56,7 +66,13 @@ _GROUP_GUARD = threading.Lock()
 # for a third of a second. Smaller transactions split more slowly (each commit writes the
 # index pages it dirtied: about 9,000 events/s at 100, 15,000 at 5,000), still well above
 # the 5,000 events/s the receiver is sized for.
-_SPLIT_EVENTS = 100
+#
+# On PostgreSQL the receiver never waits for the split's transaction (rows are locked, not the
+# database; the one row both write, the portal's counters, is written last, just before the
+# commit), and each commit waits for its WAL flush: rounds of 1,000 events split about twice
+# as fast as rounds of 100 there.
+_SPLIT_EVENTS = {"sqlite": 100}
+_SPLIT_EVENTS_DEFAULT = 1000
 
 
 def object_job_key(object_type: str, object_id: str) -> str:
@@ -68,91 +84,6 @@ def _inbox_event(row: sa.Row[Any]) -> InboxEvent:
     m = dict(row._mapping)
     m["payload"] = json.loads(m["payload"])
     return InboxEvent(**m)
-
-
-# -- the write path of a delivery ---------------------------------------------------------------
-#
-# Deliveries are written as multi-row INSERT ... VALUES (...), (...) RETURNING statements on the
-# driver directly. Through SQLAlchemy's executemany each row paid ~13 us of parameter processing
-# (mostly the UTC type's conversion of the same timestamp, four times per event); here the
-# timestamp is converted once per transaction and the rows are plain tuples.
-
-_EVENT_COLUMNS = ("tenant_id", "portal_id", "dedupe_key", "event_id", "subscription_type",
-                  "object_type", "object_id", "property_name", "occurred_at_ms", "payload",
-                  "received_at")
-_EVENT_TAIL = "ON CONFLICT (tenant_id, dedupe_key) DO NOTHING RETURNING tenant_id, dedupe_key"
-_BATCH_COLUMNS = ("tenant_id", "portal_id", "events", "body", "received_at")
-_JOB_COLUMNS = ("tenant_id", "kind", "payload", "state", "attempts", "max_attempts",
-                "dedupe_key", "run_after", "created_at", "updated_at")
-# PENDING_DEDUPE is the text of the partial unique index (migration 0005): ON CONFLICT names
-# the index by it on both backends.
-_JOB_TAIL = (f"ON CONFLICT (tenant_id, kind, dedupe_key) WHERE {PENDING_DEDUPE.text} "
-             "DO NOTHING RETURNING dedupe_key")
-
-
-@functools.lru_cache(maxsize=512)
-def _multi_row_sql(paramstyle: str, table: str, columns: tuple[str, ...], rows: int,
-                   tail: str) -> str:
-    mark = "?" if paramstyle == "qmark" else "%s"  # sqlite3; psycopg takes %s positionally
-    one = "(" + ", ".join([mark] * len(columns)) + ")"
-    # Only the schema's own names and constants go into the text; every value is bound.
-    values = ", ".join([one] * rows)
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES {values} {tail}"  # noqa: S608
-
-
-@functools.lru_cache(maxsize=64)
-def _pending_jobs_sql(paramstyle: str, dialect: str, keys: int) -> str:
-    """Which of ``keys`` dedupe keys have a pending job of (tenant, kind); locked on PostgreSQL."""
-    mark = "?" if paramstyle == "qmark" else "%s"
-    lock = " FOR UPDATE" if dialect == "postgresql" else ""
-    # Only constants and placeholders go into the text; every value is bound.
-    return (f"SELECT dedupe_key FROM {jobs.name} WHERE tenant_id = {mark} AND kind = {mark} "  # noqa: S608
-            f"AND state = '{JobState.PENDING.value}' AND dedupe_key IN "
-            f"({', '.join([mark] * keys)}) ORDER BY id{lock}")
-
-
-@functools.lru_cache(maxsize=4)
-def _portal_upsert_sql(paramstyle: str) -> str:
-    """Add to a portal's counters; a NULL time or occurredAt leaves the stored one."""
-    mark = "?" if paramstyle == "qmark" else "%s"
-    table = webhook_portals.name
-    return (f"INSERT INTO {table} (tenant_id, portal_id, last_received_at, last_occurred_at_ms, "  # noqa: S608
-            f"accepted, duplicates, echoes) VALUES ({mark}, {mark}, {mark}, {mark}, {mark}, "
-            f"{mark}, 0) ON CONFLICT (tenant_id, portal_id) DO UPDATE SET "
-            f"accepted = {table}.accepted + excluded.accepted, "
-            f"duplicates = {table}.duplicates + excluded.duplicates, "
-            f"last_received_at = COALESCE(excluded.last_received_at, {table}.last_received_at), "
-            f"last_occurred_at_ms = CASE WHEN {table}.last_occurred_at_ms > "
-            f"excluded.last_occurred_at_ms THEN {table}.last_occurred_at_ms "
-            f"ELSE COALESCE(excluded.last_occurred_at_ms, {table}.last_occurred_at_ms) END")
-
-
-def _insert_rows(conn: Connection, table: sa.Table, columns: tuple[str, ...],
-                 rows: Sequence[tuple[Any, ...]], tail: str) -> list[tuple[Any, ...]]:
-    """Insert ``rows`` in chunks of multi-row statements; the RETURNING rows of all chunks."""
-    returned: list[tuple[Any, ...]] = []
-    paramstyle = conn.dialect.paramstyle
-    for start in range(0, len(rows), _CHUNK):
-        chunk = rows[start:start + _CHUNK]
-        sql = _multi_row_sql(paramstyle, table.name, columns, len(chunk), tail)
-        flat = tuple(value for row in chunk for value in row)
-        returned.extend(tuple(row) for row in conn.exec_driver_sql(sql, flat))
-    return returned
-
-
-def _db_time(conn: Connection, now: datetime) -> Any:
-    """``now`` as the UTC column type binds it on this connection's dialect.
-
-    The dialect's implementation matters: on SQLite it formats the text with microseconds
-    always, as every other write does, so stored times keep comparing as strings.
-    """
-    process = _time_binder(conn.dialect)
-    return now if process is None else process(now)
-
-
-@functools.lru_cache(maxsize=8)
-def _time_binder(dialect: Dialect) -> Callable[[Any], Any] | None:
-    return jobs.c.created_at.type.dialect_impl(dialect).bind_processor(dialect)
 
 
 class _Delivery:
@@ -229,8 +160,8 @@ class SqlInboxMixin:
             latest[key] = max(latest.get(key, 0), item.latest_ms)
             wanted.add((item.tenant_id, item.job_kind, item.attempts))
         with self._writing() as conn:
-            stamp = _db_time(conn, now)
-            sql = _multi_row_sql(conn.dialect.paramstyle, webhook_batches.name, _BATCH_COLUMNS, 1,
+            stamp = db_time(conn, now)
+            sql = multi_row_sql(conn.dialect.paramstyle, webhook_batches.name, BATCH_COLUMNS, 1,
                                  "RETURNING id")
             ids = [int(conn.exec_driver_sql(sql, (item.tenant_id, item.portal_id, item.events,
                                                   item.body, stamp)).scalar_one())
@@ -246,8 +177,8 @@ class SqlInboxMixin:
                                job_kind: str, max_attempts: int | None = None,
                                limit: int = 50) -> WebhookExpansion:
         """Split the tenant's oldest stored deliveries into events: at most ``limit`` of them
-        and about 100 events (at least one delivery), so a receiver on SQLite never waits long
-        for this transaction.
+        and about 100 events on SQLite (so a receiver never waits long for this transaction),
+        1,000 on PostgreSQL; at least one delivery.
 
         In one transaction: the events not stored yet are stored, a ``job_kind`` job is
         queued for each object that got new events (as :meth:`accept_webhook_batch` does),
@@ -263,12 +194,16 @@ class SqlInboxMixin:
         attempts = self._max_attempts if max_attempts is None else max_attempts
         b = webhook_batches.c
         waiting = (b.tenant_id == tenant_id, b.error.is_(None))
+        per_round = _SPLIT_EVENTS.get(self._engine.dialect.name, _SPLIT_EVENTS_DEFAULT)
         with self._engine.connect() as conn:
             chosen: list[int] = []
             events = 0
-            for batch_id, count in conn.execute(
-                    sa.select(b.id, b.events).where(*waiting).order_by(b.id).limit(limit)):
-                if chosen and events + count > _SPLIT_EVENTS:
+            # One more than it may take: whether any is left over is known without asking
+            # again. (One arriving after this read queues the split again anyway.)
+            waiting_now = conn.execute(
+                sa.select(b.id, b.events).where(*waiting).order_by(b.id).limit(limit + 1)).all()
+            for batch_id, count in waiting_now[:limit]:
+                if chosen and events + count > per_round:
                     break
                 chosen.append(batch_id)
                 events += count
@@ -283,9 +218,7 @@ class SqlInboxMixin:
             except (ValueError, RecursionError) as exc:
                 unreadable.append((batch_id, f"{exc}" or type(exc).__name__))
         receipts, kept = self._split(tenant_id, parsed, unreadable, job_kind, attempts)
-        with self._engine.connect() as conn:
-            more = conn.execute(sa.select(b.id).where(*waiting).limit(1)).first() is not None
-        return WebhookExpansion(tuple(receipts), kept, more)
+        return WebhookExpansion(tuple(receipts), kept, len(waiting_now) > len(chosen))
 
     def _split(self, tenant_id: str, parsed: Sequence[tuple[int, Sequence[InboxEventDraft]]],
                unreadable: Sequence[tuple[int, str]], job_kind: str,
@@ -324,6 +257,8 @@ class SqlInboxMixin:
                     query = query.with_for_update()  # a concurrent split of them waits, then skips
                 present = set(conn.execute(query).scalars())
             kept = [(batch_id, drafts) for batch_id, drafts in parsed if batch_id in present]
+            if kept:  # first: _write_deliveries ends with the portal's counters (see _SPLIT_EVENTS)
+                conn.execute(sa.delete(webhook_batches).where(b.id.in_([i for i, _d in kept])))
             receipts = self._write_deliveries(
                 conn, [_Delivery(tenant_id, drafts, job_kind, attempts) for _i, drafts in kept],
                 now) if kept else []
@@ -335,8 +270,6 @@ class SqlInboxMixin:
                     record=f"webhook-batch:{batch_id}", created_at=now,
                     message=f"stored webhook delivery {batch_id} could not be split into events "
                             f"and is kept in hubspot_webhook_batches: {error[:500]}"))
-            if kept:
-                conn.execute(sa.delete(webhook_batches).where(b.id.in_([i for i, _d in kept])))
         return [(batch_id, receipt) for (batch_id, _d), receipt in zip(kept, receipts, strict=True)]
 
     def webhook_backlog(self, tenant_id: str) -> WebhookBacklog:
@@ -363,7 +296,7 @@ class SqlInboxMixin:
                 b.tenant_id == tenant_id, b.error.is_not(None)).values(error=None)).rowcount)
             if retried:
                 self._queue_keyed_jobs(conn, tenant_id, job_kind, {INBOX_JOB_KEY: {}}, attempts,
-                                       _db_time(conn, self._clock()))
+                                       db_time(conn, self._clock()))
         return retried
 
     def accept_webhook_batch(self, tenant_id: str, drafts: Sequence[InboxEventDraft], *,
@@ -395,7 +328,7 @@ class SqlInboxMixin:
         for index, delivery in enumerate(group):
             for draft in delivery.drafts:
                 owner.setdefault((delivery.tenant_id, draft.dedupe_key), (index, draft))
-        stamp = _db_time(conn, now)
+        stamp = db_time(conn, now)
         # Sorted inserts take row locks in one global order: concurrent duplicate batches
         # on PostgreSQL then wait for each other instead of deadlocking.
         rows = [(tenant_id, d.portal_id, key, d.event_id, d.subscription_type,
@@ -403,7 +336,7 @@ class SqlInboxMixin:
                  stamp)
                 for (tenant_id, key), (_i, d) in sorted(owner.items())]
         inserted = {(str(row[0]), str(row[1])) for row in
-                    _insert_rows(conn, webhook_events, _EVENT_COLUMNS, rows, _EVENT_TAIL)}
+                    insert_rows(conn, webhook_events, EVENT_COLUMNS, rows, EVENT_TAIL)}
         accepted = [0] * len(group)
         objects: list[set[tuple[str, str]]] = [set() for _ in group]
         for key in inserted:
@@ -429,7 +362,7 @@ class SqlInboxMixin:
         pending = JobState.PENDING.value
         rows = [(tenant_id, kind, json.dumps(payload), pending, 0, attempts, key, stamp, stamp,
                  stamp) for key, payload in keyed]
-        return {str(row[0]) for row in _insert_rows(conn, jobs, _JOB_COLUMNS, rows, _JOB_TAIL)}
+        return {str(row[0]) for row in insert_rows(conn, jobs, JOB_COLUMNS, rows, JOB_TAIL)}
 
     def _queue_keyed_jobs(self, conn: Connection, tenant_id: str, kind: str,
                           wanted: dict[str, dict[str, Any]], attempts: int,
@@ -440,7 +373,7 @@ class SqlInboxMixin:
         stores. A job of the key that is running may have read the inbox already; it does not
         absorb the new work (the unique index covers pending jobs only, migration 0005), and
         the queue holds the new job back until the running one is done. ``stamp`` is the
-        current time as :func:`_db_time` bound it.
+        current time as :func:`db_time` bound it.
         """
         for _ in range(5):
             created = self._insert_jobs(conn, tenant_id, kind, list(wanted.items()), attempts,
@@ -451,9 +384,9 @@ class SqlInboxMixin:
             # Lock the pending jobs we collided with: a claim on PostgreSQL skips locked rows,
             # so none of them can start reading the inbox before this batch is committed.
             pending: set[str] = set()
-            for start in range(0, len(clashing), _CHUNK):
-                chunk = clashing[start:start + _CHUNK]
-                sql = _pending_jobs_sql(conn.dialect.paramstyle, conn.dialect.name, len(chunk))
+            for start in range(0, len(clashing), CHUNK):
+                chunk = clashing[start:start + CHUNK]
+                sql = pending_jobs_sql(conn.dialect.paramstyle, conn.dialect.name, len(chunk))
                 pending.update(str(row[0]) for row in
                                conn.exec_driver_sql(sql, (tenant_id, kind, *chunk)))
             # A clashing job claimed (or finished) since our insert is no longer pending and
@@ -485,8 +418,8 @@ class SqlInboxMixin:
                       accepted: int = 0, duplicates: int = 0) -> None:
         """Upsert one portal's counters; ``received_at`` and ``latest_occurred_ms`` (when
         given) move its last-received time and its newest ``occurredAt`` forward."""
-        received = None if received_at is None else _db_time(conn, received_at)
-        conn.exec_driver_sql(_portal_upsert_sql(conn.dialect.paramstyle),
+        received = None if received_at is None else db_time(conn, received_at)
+        conn.exec_driver_sql(portal_upsert_sql(conn.dialect.paramstyle),
                              (tenant_id, portal_id, received, latest_occurred_ms, accepted,
                               duplicates))
 
@@ -524,6 +457,27 @@ class SqlInboxMixin:
         with self._engine.connect() as conn:
             return [_inbox_event(row) for row in conn.execute(query)]
 
+    def pending_webhook_events_of(self, tenant_id: str, objects: Collection[tuple[str, str]]
+                                  ) -> dict[tuple[str, str], list[InboxEvent]]:
+        """Many objects' unprocessed events, oldest stored first: (type, id) -> events, one
+        query per 500 objects of a type (an object without any maps to an empty list)."""
+        ev = webhook_events.c
+        found: dict[tuple[str, str], list[InboxEvent]] = {key: [] for key in objects}
+        by_type: dict[str, list[str]] = defaultdict(list)
+        for object_type, object_id in found:
+            by_type[object_type].append(object_id)
+        with self._engine.connect() as conn:
+            for object_type, ids in sorted(by_type.items()):
+                for start in range(0, len(ids), CHUNK):
+                    query = sa.select(webhook_events).where(
+                        ev.tenant_id == tenant_id, ev.object_type == object_type,
+                        ev.object_id.in_(ids[start:start + CHUNK]),
+                        ev.processed_at.is_(None)).order_by(ev.id)
+                    for row in conn.execute(query):
+                        event = _inbox_event(row)
+                        found[(event.object_type, event.object_id)].append(event)
+        return found
+
     def finish_webhook_events(self, tenant_id: str, applied: Collection[int],
                               echoes: Collection[int]) -> int:
         """Mark events processed (``applied`` or ``echo``); count the echoes per portal.
@@ -536,8 +490,8 @@ class SqlInboxMixin:
         marked = 0
         with self._writing() as conn:
             for outcome, ids in (("applied", sorted(applied)), ("echo", sorted(echoes))):
-                for start in range(0, len(ids), _CHUNK):
-                    chunk = ids[start:start + _CHUNK]
+                for start in range(0, len(ids), CHUNK):
+                    chunk = ids[start:start + CHUNK]
                     where = (ev.tenant_id == tenant_id, ev.id.in_(chunk), ev.processed_at.is_(None))
                     portals = Counter(conn.execute(
                         sa.select(ev.portal_id).where(*where)).scalars())

@@ -166,7 +166,9 @@ webhook_events = sa.Table(
     sa.Column("received_at", UtcDateTime, nullable=False),
     sa.Column("processed_at", UtcDateTime),
     sa.Column("outcome", sa.String(16)),
-    sa.UniqueConstraint("tenant_id", "dedupe_key", name="uq_hubspot_webhook_events_dedupe"),
+    # "Stored once": unique on the key, led by the time of the change (migration 0011).
+    sa.Index("uq_hubspot_webhook_events_occurred", "tenant_id", "occurred_at_ms", "dedupe_key",
+             unique=True),
 )
 
 webhook_portals = sa.Table(
