@@ -27,7 +27,7 @@ from ._store_support import PG_HOST, PG_PORT, pg_schema_url
 from ._world import PluginWorld, open_world, plugin_settings
 
 BATCH_UPDATE = "/crm/objects/2026-09/deals/batch/update"
-NOTES = "/crm/objects/2026-09/notes"
+NOTES = "/crm/objects/2026-09/notes/batch/create"  # status notes go out in batches of 100
 
 
 class SqliteOutage:
@@ -127,14 +127,15 @@ def test_status_changes_during_a_store_outage_reach_hubspot_once_it_is_back(worl
     world.runtime.tick()
     assert {world.status_of(deal) for deal, _o in pairs} == {"COMPLETED"}
     assert world.calls(BATCH_UPDATE) == 1
-    assert world.calls(NOTES) == 10
+    assert world.calls(NOTES) == 1 and len(world.hubspot.portal.objects["notes"]) == 10
     bodies = [world.hubspot.get_object("notes", n)["hs_note_body"] for n in world.hubspot.portal.objects["notes"]]
     assert all("from Pending to Completed" in body for body in bodies)
     assert world.store.depths(world.tenant) == {}
 
     assert world.runtime.reconcile_outbound(world.tenant) == 0, "nothing is pushed twice"
     world.runtime.drain()
-    assert (world.calls(BATCH_UPDATE), world.calls(NOTES)) == (1, 10)
+    assert (world.calls(BATCH_UPDATE), world.calls(NOTES)) == (1, 1)
+    assert len(world.hubspot.portal.objects["notes"]) == 10
 
 
 def test_a_change_no_hook_reported_is_pushed_by_the_periodic_reconciliation(world):
