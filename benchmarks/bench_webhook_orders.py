@@ -136,6 +136,9 @@ def run(deals: int, store_url: str | None, duplicate: bool) -> dict[str, Any]:
             orders = services.list_orders()
             externals = {order.external_id for order in orders}
             assert len(orders) == deals == len(externals), (len(orders), len(externals), deals)
+            # Disabling stops the plugin's worker thread: left running, it would keep working
+            # on this run's store (and retrying the closed sandbox) through the next runs.
+            host.disable_plugin(tenant, "hubspot")
         finally:
             server.shutdown()
             server.server_close()
