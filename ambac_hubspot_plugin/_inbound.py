@@ -59,9 +59,6 @@ def order_external_id(portal_id: str, deal_id: str) -> str:
     return f"hubspot:{portal_id}:deal:{deal_id}"
 
 
-# ---- the engine ---------------------------------------------------------------------------------
-
-
 class InboundSync:
     """Turns the deals of one tenant's portal into orders."""
 
