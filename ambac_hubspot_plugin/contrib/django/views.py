@@ -143,7 +143,7 @@ def _is_tenant_key(tenant_id: str | None) -> bool:
 
 def _tenant_scope(tenant_id: str | None) -> AbstractContextManager[object]:
     """The host's tenant context for ``tenant_id``; none for a key that names no tenant."""
-    return tenant_context(tenant_id) if tenant_id and _is_tenant_key(tenant_id) else nullcontext()
+    return tenant_context(tenant_id) if _is_tenant_key(tenant_id) else nullcontext()
 
 
 def _plugin_request(request: DjangoRequest, user: User | None, params: Mapping[str, str]) -> HttpRequest:
