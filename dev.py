@@ -6,8 +6,11 @@ test extras there (again whenever ``setup.cfg`` changes), then runs the demo or 
 
 ``test`` also runs the Django bridge's tests (``tests/django``) in a second environment,
 ``.venv-django``, built with a Python 3.12 interpreter (Ambac Tracker's) and the extras
-``[test,postgres,django,django-test]``; without a Python 3.12 it says so and skips them. With
-arguments, ``test`` passes them to the main run only and skips the Django run.
+``[test,postgres,django,django-test]``; without a Python 3.12 it says so and skips them. The
+Django run (its environment's build included) goes on beside the main run, on the other CPU,
+with Redis database 12 for its Celery worker (``AMBAC_TEST_REDIS_DB``) so the two runs never
+share keys; its output is printed once the main run has ended. With arguments, ``test`` passes
+them to the main run only and skips the Django run.
 """
 
 from __future__ import annotations
@@ -17,8 +20,11 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
+import threading
 import venv
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
@@ -29,16 +35,16 @@ DJANGO_BIN = DJANGO_VENV / ("Scripts" if os.name == "nt" else "bin")
 DJANGO_EXTRAS = "test,postgres,django,django-test"
 
 
-def _install(python: Path, stamp: Path, extras: str, name: str) -> None:
+def _install(python: Path, stamp: Path, extras: str, name: str, out: Any = None) -> None:
     """Install the package with ``extras`` into the environment of ``python`` unless ``stamp``
-    says that was done for this ``setup.cfg``."""
+    says that was done for this ``setup.cfg`` (``out``: where pip's output goes)."""
     wanted = hashlib.sha256((ROOT / "setup.cfg").read_bytes()).hexdigest()
     if stamp.exists() and stamp.read_text() == wanted:
         return
-    print(f"dev.py: installing the package and its test dependencies into {name}", flush=True)
+    print(f"dev.py: installing the package and its test dependencies into {name}", flush=True, file=out)
     pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    subprocess.run([*pip, "--upgrade", "pip"], check=True)
-    subprocess.run([*pip, "--editable", f"{ROOT}[{extras}]"], check=True)
+    subprocess.run([*pip, "--upgrade", "pip"], check=True, stdout=out, stderr=out)
+    subprocess.run([*pip, "--editable", f"{ROOT}[{extras}]"], check=True, stdout=out, stderr=out)
     stamp.write_text(wanted)
 
 
@@ -66,19 +72,39 @@ def _python312() -> str | None:
     return None
 
 
-def _django_tests() -> int:
-    """Run ``tests/django`` in ``.venv-django``; 0 (after saying why) when no Python 3.12 exists."""
+def _django_tests(out: Any) -> int:
+    """Run ``tests/django`` in ``.venv-django``, writing to ``out``; 0 (after saying why) when no
+    Python 3.12 exists."""
     python = DJANGO_BIN / "python"
     if not python.exists():
         interpreter = _python312()
         if interpreter is None:
-            print("dev.py: SKIPPED tests/django: no Python 3.12 found (python3.12 on PATH or pyenv)", flush=True)
+            print("dev.py: SKIPPED tests/django: no Python 3.12 found (python3.12 on PATH or pyenv)", file=out)
             return 0
-        print(f"dev.py: creating .venv-django with {interpreter}", flush=True)
-        subprocess.run([interpreter, "-m", "venv", str(DJANGO_VENV)], check=True)
-    _install(python, DJANGO_VENV / ".ambac-hubspot-installed", DJANGO_EXTRAS, ".venv-django")
-    print("dev.py: running tests/django in .venv-django", flush=True)
-    return subprocess.run([str(python), "-m", "pytest", "tests/django"], cwd=ROOT, check=False).returncode
+        print(f"dev.py: creating .venv-django with {interpreter}", file=out, flush=True)
+        subprocess.run([interpreter, "-m", "venv", str(DJANGO_VENV)], check=True, stdout=out, stderr=out)
+    _install(python, DJANGO_VENV / ".ambac-hubspot-installed", DJANGO_EXTRAS, ".venv-django", out)
+    print("dev.py: running tests/django in .venv-django", file=out, flush=True)
+    env = {**os.environ, "AMBAC_TEST_REDIS_DB": os.environ.get("AMBAC_TEST_REDIS_DB_DJANGO", "12")}
+    return subprocess.run([str(python), "-m", "pytest", "tests/django"], cwd=ROOT, env=env, check=False,
+                          stdout=out, stderr=subprocess.STDOUT).returncode
+
+
+def _beside(run: Any) -> tuple[threading.Thread, dict[str, int], Any]:
+    """Start ``run(out)`` in a thread writing to a temporary file: ``(thread, result, file)``."""
+    out = tempfile.TemporaryFile("w+")
+    result: dict[str, int] = {}
+
+    def target() -> None:
+        try:
+            result["code"] = run(out)
+        except Exception as exc:  # a failed venv build: reported, and the run fails
+            print(f"dev.py: the Django run could not start: {exc}", file=out, flush=True)
+            result["code"] = 1
+
+    thread = threading.Thread(target=target, name="django-tests")
+    thread.start()
+    return thread, result, out
 
 
 def main(argv: list[str]) -> int:
@@ -93,10 +119,15 @@ def main(argv: list[str]) -> int:
         args = [str(BIN / "ambac-hubspot"), "demo", *rest]
     else:
         args = [str(BIN / "ambac-hubspot"), *rest]
+    django = _beside(_django_tests) if command == "test" and not rest else None
     code = subprocess.run(args, cwd=ROOT, check=False).returncode
-    if command == "test" and not rest:
-        django_code = _django_tests()
-        code = code or django_code
+    if django is not None:
+        thread, result, out = django
+        thread.join()
+        out.seek(0)
+        sys.stdout.write(out.read())
+        sys.stdout.flush()
+        code = code or result.get("code", 1)
     return code
 
 
