@@ -9,8 +9,11 @@ test extras there (again whenever ``setup.cfg`` changes), then runs the demo or 
 ``[test,postgres,django,django-test]``; without a Python 3.12 it says so and skips them. The
 Django run (its environment's build included) goes on beside the main run, on the other CPU,
 with Redis database 12 for its Celery worker (``AMBAC_TEST_REDIS_DB``) so the two runs never
-share keys; its output is printed once the main run has ended. With arguments, ``test`` passes
-them to the main run only and skips the Django run.
+share keys; its output is printed once the main run has ended. The main run itself is spread
+over worker processes (pytest-xdist, one per CPU, at least 2 and at most 4, a test module to a
+worker): most of its time is spent waiting on sockets, subprocesses and timers, not computing.
+With arguments, ``test`` passes them to the main run only (in one process) and skips the
+Django run.
 """
 
 from __future__ import annotations
@@ -114,7 +117,8 @@ def main(argv: list[str]) -> int:
     _ensure_env()
     command, rest = argv[0], argv[1:]
     if command == "test":
-        args = [str(BIN / "python"), "-m", "pytest", *rest]
+        spread = [] if rest else ["-n", str(max(2, min(4, os.cpu_count() or 2))), "--dist", "loadfile"]
+        args = [str(BIN / "python"), "-m", "pytest", *spread, *rest]
     elif command == "demo":
         args = [str(BIN / "ambac-hubspot"), "demo", *rest]
     else:
