@@ -70,10 +70,13 @@ def test_a_claim_skips_jobs_another_connection_locked(store_url: str, store: Any
     # Were the lock waited for, this claimer would fail after 5 s instead of hanging.
     claimer = open_store(store_url.replace("options=-c", "options=-clock_timeout%3D5000%20-c"))
     try:
-        with other.connect() as conn, conn.begin():
-            locked = list(conn.execute(CLAIM_ANY, {"now": clock(), "limit": 1}).scalars())
+        with other.connect() as conn:
+            claiming = conn.begin()  # a claim elsewhere that has not committed yet
+            locked = [row.id for row in conn.execute(CLAIM_ANY, {"now": clock(), "limit": 1, "owner": "other",
+                                                                  "expires": clock() + HOUR})]
             assert locked == [first]
             assert [j.id for j in claimer.claim("w", limit=5)] == [second]
+            claiming.rollback()  # it never commits: its lease is undone and the lock let go
         assert [j.id for j in claimer.claim("w", limit=5)] == [first]
     finally:
         claimer.close()

@@ -176,19 +176,20 @@ class SqlJobQueue:
         """
         check_lease(lease)
         now = self._clock()
-        if kinds is None:
-            query, params = sql.CLAIM_ANY, {"now": now, "limit": limit}
-        else:
-            query, params = sql.CLAIM_KINDS, {"now": now, "limit": limit, "kinds": list(kinds)}
+        params: dict[str, Any] = {"now": now, "limit": limit, "owner": worker_id, "expires": now + lease}
+        query = sql.CLAIM_ANY
+        if kinds is not None:
+            query, params["kinds"] = sql.CLAIM_KINDS, list(kinds)
         with self._engine.begin() as conn:
-            conn.execute(sql.DEAD_LETTER_EXPIRED, {"now": now})
-            ids = list(conn.execute(query, params).scalars())
-            if not ids:
-                return []
-            rows = conn.execute(sql.LEASE, {"ids": ids, "owner": worker_id,
-                                            "expires": now + lease, "now": now}).all()
+            while True:
+                rows = conn.execute(query, params).all()
+                claimed = [_job(row) for row in rows if row.state != JobState.DEAD.value]
+                if claimed or len(rows) == 0:
+                    break
+                # Every pick was dead-lettered (rare: workers died on last attempts); the
+                # next round sees past them, so a due job is not left for the next poll.
         # RETURNING gives no order: restore the claim's, due first.
-        return sorted(map(_job, rows), key=_due_order)
+        return sorted(claimed, key=_due_order)
 
     def complete(self, job_id: int, worker_id: str) -> None:
         """Finish a job (it is deleted).

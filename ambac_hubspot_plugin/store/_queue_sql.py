@@ -17,15 +17,13 @@ Bound parameter names are not column names, which SQLAlchemy reserves for ``VALU
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import sqlalchemy as sa
 
 from ._ports import JobState
 from ._schema import jobs
 
-__all__ = ["CLAIM_ANY", "CLAIM_KINDS", "COMPLETE", "DEAD_LETTER_EXPIRED", "EXTEND_LEASE",
-           "EXTEND_LEASES", "HELD", "LEASE", "LEASE_EXPIRED"]
+__all__ = ["CLAIM_ANY", "CLAIM_KINDS", "COMPLETE", "EXTEND_LEASE", "EXTEND_LEASES", "HELD",
+           "LEASE_EXPIRED"]
 
 LEASE_EXPIRED = ("lease expired on the last allowed attempt: the worker died or hung "
                  "past its lease without completing the job")
@@ -45,14 +43,8 @@ _limit = sa.bindparam("limit", type_=sa.Integer())
 
 _expired = sa.and_(jobs.c.state == _RUNNING, jobs.c.lease_expires_at <= _now)
 
-DEAD_LETTER_EXPIRED = (
-    sa.update(jobs).where(_expired, jobs.c.attempts >= jobs.c.max_attempts)
-    .values(state=_DEAD, lease_owner=None, lease_expires_at=None, last_error=LEASE_EXPIRED,
-            updated_at=_now))
-"""A job whose worker died on its last allowed attempt must not run forever. ``now``."""
 
-
-def _claim(*, by_kind: bool) -> sa.CompoundSelect[int, datetime]:
+def _claim(*, by_kind: bool) -> sa.Update:
     # A running job even past its lease still holds its key: it is due itself and goes
     # first, else two workers would push one record at once, the older state maybe last.
     other = jobs.alias("same_key")
@@ -72,20 +64,29 @@ def _claim(*, by_kind: bool) -> sa.CompoundSelect[int, datetime]:
             query = query.where(jobs.c.kind.in_(sa.bindparam("kinds", expanding=True)))
         picks.append(sa.select(query.order_by(jobs.c.run_after, jobs.c.id).limit(_limit)
                                .with_for_update(skip_locked=True).cte(name)))
-    return sa.union_all(*picks).order_by("run_after", "id").limit(_limit)
+    due_first = sa.union_all(*picks).order_by("run_after", "id").limit(_limit).subquery("due_first")
+    # Picked and leased in one statement (one round trip, one statement's worth of Python).
+    # SET expressions read the row as it was: a job whose lease expired on its last allowed
+    # attempt (its worker died or hung) is dead-lettered by the same statement instead of
+    # leased, and comes back with state 'dead' for the caller to leave out.
+    spent = sa.and_(jobs.c.state == _RUNNING, jobs.c.attempts >= jobs.c.max_attempts)
+    return (
+        sa.update(jobs).where(jobs.c.id.in_(sa.select(due_first.c.id)))
+        .values(state=sa.case((spent, _DEAD), else_=_RUNNING),
+                lease_owner=sa.case((spent, sa.null()), else_=_owner),
+                lease_expires_at=sa.case((spent, sa.null()), else_=_expires),
+                attempts=sa.case((spent, jobs.c.attempts), else_=jobs.c.attempts + 1),
+                last_error=sa.case((spent, sa.literal(LEASE_EXPIRED, jobs.c.last_error.type)),
+                                   else_=jobs.c.last_error),
+                updated_at=_now)
+        .returning(*jobs.c))
 
 
 CLAIM_ANY = _claim(by_kind=False)
-"""The ids of up to ``limit`` due jobs, due first, locked. ``now``."""
+"""Lease up to ``limit`` due jobs, due first, to ``owner`` until ``expires``, at ``now``;
+returns their rows in no order, the dead-lettered ones (state ``'dead'``) among them."""
 CLAIM_KINDS = _claim(by_kind=True)
 """:data:`CLAIM_ANY` restricted to the job kinds in the list ``kinds``."""
-
-LEASE = (
-    sa.update(jobs).where(jobs.c.id.in_(_ids))
-    .values(state=_RUNNING, lease_owner=_owner, lease_expires_at=_expires,
-            attempts=jobs.c.attempts + 1, updated_at=_now)
-    .returning(*jobs.c))
-"""Lease the jobs ``ids`` to ``owner`` until ``expires``; returns their rows (in no order)."""
 
 _held = sa.and_(jobs.c.id == sa.bindparam("job_id", type_=jobs.c.id.type),
                 jobs.c.state == _RUNNING, jobs.c.lease_owner == _owner)
