@@ -94,6 +94,9 @@ class Chunk:
     contacts_of: dict[str, list[str]] = attrs.field(factory=dict)  # deal id -> contact ids
     companies: dict[str, HubSpotCompany] = attrs.field(factory=dict)
     contacts: dict[str, HubSpotContact] = attrs.field(factory=dict)
+    #: normalised domain -> host companies linked with it, read for the chunk's companies in
+    #: one query (only where the host's companies have no website to ask for)
+    domain_links: dict[str, list[str]] = attrs.field(factory=dict)
 
 
 class RecordLinker:
@@ -139,6 +142,17 @@ class RecordLinker:
             self._resolved_companies.add(link.host_id)
         to_read = sorted(wanted_companies - set(linked), key=_id_order)
         chunk.companies = {c.id: c for c in self.client.read_companies(to_read, self.mapping.company_properties)}
+        if "website" not in self.host.capabilities().company_fields:
+            domains = set()
+            for company in chunk.companies.values():
+                try:
+                    domains.add(str(self.mapping.company_fields(company).get("website") or ""))
+                except MappingError:
+                    continue  # said when the company is resolved
+            chunk.domain_links = {
+                domain: [link.host_id for link in found]
+                for domain, found in self.store.company_links_by_domains(self.tenant_id, self.portal_id,
+                                                                         domains).items()}
         wanted_contacts = {c for ids_ in chunk.contacts_of.values() for c in ids_ if c not in self._contact_ids}
         linked = self.store.get_links_by_hubspot(self.tenant_id, self.portal_id, "contact", wanted_contacts)
         for hubspot_id, link in linked.items():
@@ -196,7 +210,7 @@ class RecordLinker:
         fields = dict(self.mapping.company_fields(record))
         external = company_external_id(self.portal_id, hubspot_id)
         host_fields, _kept = split_company_fields(fields, self.host.capabilities().company_fields)
-        match, how = self._match_company(fields, external)
+        match, how = self._match_company(fields, external, chunk)
         if dry_run:
             return (match.id if match else None), (how if match else f"would create company {fields['name']!r}")
         if match is None:
@@ -226,7 +240,8 @@ class RecordLinker:
             return {}
         return split_company_fields(values, self.host.capabilities().company_fields)[1]
 
-    def _match_company(self, fields: Mapping[str, Any], external: str) -> tuple[Company | None, str]:
+    def _match_company(self, fields: Mapping[str, Any], external: str,
+                       chunk: Chunk) -> tuple[Company | None, str]:
         """Normalised domain first, then case-insensitive name; prefer our own earlier creation.
 
         A domain names one customer: a HubSpot duplicate with the same domain reuses the host
@@ -238,17 +253,17 @@ class RecordLinker:
         the domain (the store's ``match_domain``), or resolved for one earlier in this run.
         """
         domain = normalize_domain(str(fields.get("website") or ""))
-        by_domain = self._companies_with_domain(domain) if domain else []
+        by_domain = self._companies_with_domain(domain, chunk) if domain else []
         if by_domain:
             return self._best(by_domain, external, strict=False), f"matched by domain {domain}"
         found = self.host.find_companies_by_name(str(fields["name"]))
         best = self._best(found, external, strict=True) if found else None
         return best, ("matched by name" if best else "")
 
-    def _companies_with_domain(self, domain: str) -> list[Company]:
+    def _companies_with_domain(self, domain: str, chunk: Chunk) -> list[Company]:
         if "website" in self.host.capabilities().company_fields:
             return list(self.host.find_companies_by_domain(domain))
-        ids = [link.host_id for link in self.store.company_links_by_domain(self.tenant_id, self.portal_id, domain)]
+        ids = list(chunk.domain_links.get(domain, ()))
         if domain in self._domain_ids:  # linked in this run, maybe not written yet
             ids.append(self._domain_ids[domain])
         found = (self.host.get_company(i) for i in dict.fromkeys(ids))
