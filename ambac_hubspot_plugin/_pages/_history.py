@@ -183,12 +183,12 @@ def _filter_form(page: Page, kind: str | None, errors: dict[str, str]) -> Markup
     options = [el("option", "All kinds", value="", selected=kind is None)]
     options += [el("option", label, value=value, selected=kind == value) for value, label in _KINDS.items()]
     return el("form",
-              el("div", el("label", "Kind", for_="kind"),
-                 el("select", options, id="kind", name="kind", aria_describedby="kind-error" if kind_error else None,
-                    aria_invalid="true" if kind_error else None),
-                 el("p", kind_error, id="kind-error", class_="bad") if kind_error else None),
-              el("button", "Show", type="submit", class_="secondary"),
-              method="get", action=f"{page.base}/history", class_="actions")
+              el("div", el("div", el("label", "Kind", for_="kind"),
+                            el("select", options, id="kind", name="kind", aria_invalid="true" if kind_error else None,
+                               aria_describedby="kind-error" if kind_error else None)),
+                 el("button", "Show", type="submit", class_="secondary"), class_="actions"),
+              el("p", kind_error, id="kind-error", class_="bad") if kind_error else None,
+              method="get", action=f"{page.base}/history")
 
 
 def _pager(page: Page, runs: list[dict[str, Any]], kind: str | None, before: int | None) -> Markup | None:
@@ -210,7 +210,7 @@ def _render(page: Page, status: int = 200, form_errors: dict[str, str] | None = 
     runs = page.admin.history(page.user, kind=kind, limit=_SHOWN + 1, before=before)
     running = _running(page)
     token = page.csrf_token() if page.can_manage else None
-    where = "older runs" if before is not None else "the newest runs"
+    where = "Older sync runs" if before is not None else "Sync runs, newest first"
     body = [
         _notice(page),
         None if token else el("p", "You can read the sync history; starting a sync needs the "
@@ -220,7 +220,7 @@ def _render(page: Page, status: int = 200, form_errors: dict[str, str] | None = 
         el("h2", "Runs"),
         _filter_form(page, kind, errors),
         el("p", errors["before"], class_="error", role="alert") if errors.get("before") else None,
-        runs_table(runs[:_SHOWN], f"Sync runs, {where}" + (f" ({_KINDS[kind].lower()})" if kind else ""),
+        runs_table(runs[:_SHOWN], where + (f" ({_KINDS[kind].lower()} only)" if kind else ""),
                    "No older runs." if before is not None else "No sync has run yet."),
         _pager(page, runs, kind, before),
     ]
