@@ -162,8 +162,9 @@ def _log(admin: Admin, request: HttpRequest) -> Any:
 
 
 def _history(admin: Admin, request: HttpRequest) -> Any:
-    q = _query(request, {"kind": "str", "limit": "int"})
-    return {"runs": admin.history(request.user, kind=q.get("kind"), limit=q.get("limit", 20))}
+    q = _query(request, {"kind": "str", "limit": "int", "before": "int"})
+    return {"runs": admin.history(request.user, kind=q.get("kind"), limit=q.get("limit", 20),
+                                  before=q.get("before"))}
 
 
 def _dead_letters(admin: Admin, request: HttpRequest) -> Any:

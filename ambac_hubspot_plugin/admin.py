@@ -380,13 +380,16 @@ class Admin:
             "next_before": page.next_before,
         })
 
-    def history(self, user: User | None, *, kind: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
-        """Sync runs newest first, with counts and duration."""
+    def history(self, user: User | None, *, kind: str | None = None, limit: int = 20,
+                before: int | None = None) -> list[dict[str, Any]]:
+        """Sync runs newest first, with counts and duration; ``before`` (a run's id) gives the
+        runs after that one, the next page."""
         self.require(user, VIEW_INTEGRATIONS, "Reading the HubSpot sync history")
-        check_filters("history query", kind=kind)
+        check_filters("history query", kind=kind, before=before)
         if not 1 <= limit <= 500:
             raise ConfigError.from_problems([("limit", "must be between 1 and 500")], what="history query")
-        runs = self.runtime.store_for(self.tenant_id).recent_runs(self.tenant_id, kind=kind, limit=limit)
+        runs = self.runtime.store_for(self.tenant_id).recent_runs(self.tenant_id, kind=kind, limit=limit,
+                                                                  before=before)
         return list(self._clean([run_json(r) for r in runs]))
 
     def dead_letters(self, user: User | None, *, kind: str | None = None, limit: int = 100) -> list[dict[str, Any]]:

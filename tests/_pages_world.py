@@ -23,7 +23,13 @@ from ._world import EVERY_FIELD, PluginWorld, open_world, plugin_settings, servi
 PUBLIC = "https://tracker.example.com"
 PAGES = "/integrations/hubspot/admin"
 #: Every page a GET shows, below PAGES.
-PAGE_PATHS = ("", "/conflicts")
+PAGE_PATHS = ("", "/history", "/conflicts")
+
+
+def visible_text(page: str) -> str:
+    """A page's visible words, one space apart (no style, no SVG, no tags)."""
+    page = re.sub(r"<(style|svg)\b.*?</\1>", " ", page, flags=re.S)
+    return " ".join(re.sub(r"<[^>]+>", " ", page).split())
 
 
 @attrs.frozen

@@ -37,6 +37,7 @@ def world(tmp_path: Path, store_url: str) -> Iterator[World]:  # noqa: F811  # t
 
 @pytest.mark.parametrize(("path", "field"), [
     ("log?record=a%00b", "record"), ("log?what=x%00", "what"), ("history?kind=%00", "kind"),
+    (f"history?before={2**64}", "before"),
     ("dead-letters?kind=a%00", "kind"), (f"log?record={'r' * 201}", "record"),
 ])
 def test_routes_refuse_filters_the_database_cannot_hold(world, path, field):
@@ -49,6 +50,7 @@ def test_routes_refuse_filters_the_database_cannot_hold(world, path, field):
 @pytest.mark.parametrize("call", [
     lambda a, u: a.log(u, record="deal:\udc80"), lambda a, u: a.log(u, what="\x00"),
     lambda a, u: a.log(u, before=HUGE), lambda a, u: a.history(u, kind="\udcff"),
+    lambda a, u: a.history(u, before=HUGE),
     lambda a, u: a.dead_letters(u, kind="x" * 500), lambda a, u: a.replay(u, HUGE),
     lambda a, u: a.replay_all(u, "\x00"), lambda a, u: a.resolve_conflict(u, HUGE, "hubspot"),
     lambda a, u: a.preview_order(u, "1\x00"),

@@ -298,6 +298,29 @@ def test_runs_start_finish_and_list_newest_first(store: Any, clock: FakeClock) -
     assert [r.id for r in store.recent_runs("1", kind="full")] == [first.id]
 
 
+def test_recent_runs_pages_by_a_cursor_in_start_order(store: Any, clock: FakeClock) -> None:
+    """``before`` continues after that run in (start time, id) order, even when ids disagree."""
+    late = store.start_run("1", "incremental")
+    clock.advance(timedelta(minutes=-5))  # a process whose clock is behind starts the next id
+    early = store.start_run("1", "incremental")
+    clock.advance(timedelta(minutes=10))
+    same_a, same_b = store.start_run("1", "backfill"), store.start_run("1", "incremental")
+    store.start_run("2", "incremental")
+    order = [r.id for r in store.recent_runs("1", limit=10)]
+    assert order == [same_b.id, same_a.id, late.id, early.id]
+    pages, cursor = [], None
+    while True:
+        page = store.recent_runs("1", limit=1, before=cursor)
+        if not page:
+            break
+        pages.append(page[0].id)
+        cursor = page[0].id
+    assert pages == order
+    assert [r.id for r in store.recent_runs("1", kind="incremental", before=same_b.id)] == [late.id, early.id]
+    assert store.recent_runs("1", before=10**9) == [], "an unknown cursor matches nothing"
+    assert store.recent_runs("2", before=late.id) == [], "another tenant's run is no cursor"
+
+
 def test_stale_running_runs_are_failed_and_live_ones_spared(store: Any,
                                                             clock: FakeClock) -> None:
     """fail_stale_runs fails runs without a recent heartbeat and leaves live ones running."""

@@ -87,10 +87,13 @@ def _serve(runtime: AdminRuntime, name: str, permission: str,
 def page_routes(runtime: AdminRuntime) -> tuple[HttpRoute, ...]:
     """Every admin page and page action, bound to ``runtime``."""
     from ._conflicts import resolve, show_conflicts
+    from ._history import show_history, start_sync
     from ._status import show_status
 
     table: tuple[tuple[str, str, str, str, Handler], ...] = (
         ("hubspot-page-status", "GET", BASE_PATH, VIEW_INTEGRATIONS, show_status),
+        ("hubspot-page-history", "GET", f"{BASE_PATH}/history", VIEW_INTEGRATIONS, show_history),
+        ("hubspot-page-history-sync", "POST", f"{BASE_PATH}/history/sync", MANAGE_INTEGRATIONS, start_sync),
         ("hubspot-page-conflicts", "GET", f"{BASE_PATH}/conflicts", VIEW_INTEGRATIONS, show_conflicts),
         ("hubspot-page-conflict-resolve", "POST", f"{BASE_PATH}/conflicts/{{conflict_id}}/resolve",
          MANAGE_INTEGRATIONS, resolve),

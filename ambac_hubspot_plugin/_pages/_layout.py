@@ -16,7 +16,7 @@ from ._html import Child, Markup, el, join, raw
 __all__ = ["HEADERS", "NAV", "html_response", "layout", "message_page", "when"]
 
 #: (label, path below the pages' base); the base itself is the status page.
-NAV: tuple[tuple[str, str], ...] = (("Status", ""), ("Conflicts", "/conflicts"))
+NAV: tuple[tuple[str, str], ...] = (("Status", ""), ("Sync history", "/history"), ("Conflicts", "/conflicts"))
 
 HEADERS = {
     "Content-Type": "text/html; charset=utf-8",
@@ -72,6 +72,14 @@ input[type=text]{font:inherit;padding:.4rem;border:1px solid #8a939e;border-radi
  max-width:20rem}
 .chart svg{width:100%;height:auto;max-width:48rem;display:block}
 .muted{color:#4a525c}
+select,input[type=date]{font:inherit;padding:.4rem;border:1px solid #8a939e;border-radius:6px;min-height:44px;
+ background:#fff;max-width:100%}
+.fields{display:flex;flex-wrap:wrap;gap:.75rem 1.5rem;align-items:flex-start;margin:.5rem 0}
+.check{display:flex;gap:.5rem;align-items:center;min-height:44px}
+.check input{width:1.25rem;height:1.25rem;margin:0}
+.check label{margin:0}
+.pager{list-style:none;display:flex;gap:1rem;padding:0}
+.pager a{display:inline-block;padding:.6rem 0}
 """)
 
 

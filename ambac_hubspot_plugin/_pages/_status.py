@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from ..store import SqlStateStore
     from ._page import Page
 
-__all__ = ["show_status"]
+__all__ = ["runs_table", "show_status"]
 
 _CREDENTIALS = {"private_app": "Private app token (legacy)", "project_app": "Project-based app token",
                 "service_key": "Service key", "oauth": "OAuth app"}
@@ -97,11 +97,12 @@ def _alerts(status: dict[str, Any]) -> Markup | None:
                            when(a.get("opened_at")), ")") for a in alerts]), class_="error", role="status")
 
 
-def _runs(status: dict[str, Any]) -> Markup:
+def runs_table(runs: list[dict[str, Any]], caption: str, empty: str) -> Markup:
+    """Sync runs (as :meth:`Admin.history` gives them) as a table: the status and history pages'."""
     head = el("tr", [el("th", h, scope="col") for h in ("Started", "Kind", "Outcome", "Created", "Updated",
                                                          "Skipped", "Failed", "Duration")])
     rows = []
-    for run in status["recent_runs"]:
+    for run in runs:
         duration = run["duration_seconds"]
         rows.append(el("tr", el("td", when(run["started_at"])), el("td", run["kind"]),
                        el("td", run["status"], el("br") if run["error"] else None, run["error"],
@@ -109,9 +110,8 @@ def _runs(status: dict[str, Any]) -> Markup:
                        [el("td", run[k], class_="num") for k in ("created", "updated", "skipped", "failed")],
                        el("td", "—" if duration is None else f"{duration:.1f} s", class_="num")))
     if not rows:
-        rows = [el("tr", el("td", "No sync has run yet.", colspan="8"))]
-    return el("div", el("table", el("caption", "Recent sync runs"), el("thead", head), el("tbody", rows)),
-              class_="table")
+        rows = [el("tr", el("td", empty, colspan="8"))]
+    return el("div", el("table", el("caption", caption), el("thead", head), el("tbody", rows)), class_="table")
 
 
 def show_status(page: Page) -> HttpResponse:
@@ -131,6 +131,7 @@ def show_status(page: Page) -> HttpResponse:
         el("div", chart(days), class_="chart"),
         el("details", el("summary", "Show the numbers"), chart_table(days)),
         el("h2", "Recent runs"),
-        _runs(status),
+        runs_table(status["recent_runs"], "Recent sync runs", "No sync has run yet."),
+        el("p", el("a", "All sync runs", href=f"{page.base}/history")),
     ]
     return html_response(200, layout("Status", body, base=page.base, current=""))

@@ -383,11 +383,18 @@ class SqlStateStore(SqlClaimMixin, SqlConflictMixin, SqlInboxMixin, SqlRetention
         return None if row is None else SyncRun(**row._mapping)
 
     def recent_runs(self, tenant_id: str, *, kind: str | None = None,
-                    limit: int = 20) -> list[SyncRun]:
-        """A tenant's runs, newest first."""
+                    limit: int = 20, before: int | None = None) -> list[SyncRun]:
+        """A tenant's runs, newest first; ``before`` (a run id, the cursor) starts after that run."""
         query = sa.select(sync_runs).where(sync_runs.c.tenant_id == tenant_id)
         if kind is not None:
             query = query.where(sync_runs.c.kind == kind)
+        if before is not None:
+            # Keyset on the order itself (start time, then id): ids of runs from several
+            # processes need not follow their start times. An unknown cursor matches nothing.
+            anchor = sa.select(sync_runs.c.started_at).where(
+                sync_runs.c.id == before, sync_runs.c.tenant_id == tenant_id).scalar_subquery()
+            query = query.where(sa.or_(sync_runs.c.started_at < anchor, sa.and_(
+                sync_runs.c.started_at == anchor, sync_runs.c.id < before)))
         query = query.order_by(sync_runs.c.started_at.desc(), sync_runs.c.id.desc()).limit(limit)
         with self._engine.connect() as conn:
             return [SyncRun(**row._mapping) for row in conn.execute(query)]
