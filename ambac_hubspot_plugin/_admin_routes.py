@@ -242,7 +242,7 @@ _ROUTES: tuple[tuple[str, str, str, str, Handler], ...] = (
      MANAGE_INTEGRATIONS, _resolve),
     ("hubspot-companies", "GET", "hubspot/companies", VIEW_INTEGRATIONS, _companies),
     ("hubspot-company", "GET", "hubspot/companies/{company_id}", VIEW_INTEGRATIONS, _company),
-    ("hubspot-deal-preview", "GET", "hubspot/deals/{deal_id}/preview", MANAGE_INTEGRATIONS, _preview),
+    ("hubspot-deal-preview", "GET", "hubspot/deals/{deal_id}/preview", VIEW_INTEGRATIONS, _preview),
     ("hubspot-deal-create-order", "POST", "hubspot/deals/{deal_id}/order", MANAGE_INTEGRATIONS,
      _create_order),
 )

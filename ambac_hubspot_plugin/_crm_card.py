@@ -10,7 +10,9 @@ card of the tenant, so v1 is refused with 401 saying which versions are expected
 
 The answer is HubSpot's CRM card JSON: ``results`` (one card with ``objectId``, ``title`` and
 ``properties``) and, for a deal without an order, a ``primaryAction`` that opens the
-review-and-create flow (the admin preview route) in an iframe.
+deal review page (``hubspot/admin/deals/{deal_id}``) in an iframe, and a title ``link`` to the
+same page, which HubSpot opens in a new tab: see the admin pages' docs for framing and sign-in
+inside HubSpot.
 """
 
 from __future__ import annotations
@@ -62,6 +64,9 @@ def _unlinked_card(deal_id: str, review_uri: str) -> dict[str, Any]:
         "results": [{
             "objectId": int(deal_id),
             "title": "No order in Ambac Tracker yet",
+            # The title links to the same page in a new tab: the host's sign-in cookie may not
+            # reach the iframe, a third-party frame inside HubSpot.
+            "link": review_uri,
             "properties": [{"label": "Status", "dataType": "STRING",
                             "value": "Not created: review the deal and create its order"}],
         }],
@@ -76,7 +81,9 @@ def _review_uri(request_url: str, public_base_url: str | None, tenant_key: str, 
     url = _public_uri(request_url, public_base_url).split("?", 1)[0]
     suffix = ROUTE_PATH.replace("{tenant_id}", tenant_key)
     base = url[: -len(suffix)] if url.endswith(suffix) else url.rsplit("/crm-card/", 1)[0] + "/"
-    return f"{base.rstrip('/')}/hubspot/deals/{deal_id}/preview"
+    from ._pages import BASE_PATH
+
+    return f"{base.rstrip('/')}/{BASE_PATH}/deals/{deal_id}"
 
 
 def card_route(tenants: Tenants) -> HttpRoute:

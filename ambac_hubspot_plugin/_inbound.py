@@ -32,7 +32,7 @@ from ._inbound_records import Outcome, Preview, RunResult, Triggers, with_status
 from ._job_kinds import FIELDS_KIND, PUSH_MAX_ATTEMPTS, RETRY_KIND, host_event_job, order_state_job
 from ._linking import Chunk, PendingLink, RecordLinker, split_company_fields, update_linked_company
 from .conflicts import Change, ConflictStrategy, Decision, FieldConflict, compare, strategy_name, to_json
-from .errors import ConfigError, HostRecordError, HubSpotIntegrationError, MappingError
+from .errors import ConfigError, DealNotFoundError, HostRecordError, MappingError
 from .host import OrderDraft, UserType
 from .mapping import ORDER_FIELDS, DealContext
 from .store import ConflictDraft, LogLevel, RunStatus
@@ -540,7 +540,7 @@ class InboundSync:
         """Return the order a deal would become, with warnings for the reviewer; writes nothing."""
         deal = self.client.get_deal(deal_id, self.mapping.deal_properties)
         if deal is None:
-            raise HubSpotIntegrationError(f"HubSpot has no deal {deal_id}; check the id (it may be deleted or merged).")
+            raise DealNotFoundError(deal_id)
         warnings: list[str] = []
         link = self.store.get_link_by_hubspot(self.tenant_id, self.portal_id, "deal", deal_id)
         existing = self.host.get_order(link.host_id) if link else None
@@ -566,7 +566,7 @@ class InboundSync:
         """Create the order of one deal with the reviewer's changes; an existing order is returned."""
         deal = self.client.get_deal(deal_id, self.mapping.deal_properties)
         if deal is None:
-            raise HubSpotIntegrationError(f"HubSpot has no deal {deal_id}; check the id (it may be deleted or merged).")
+            raise DealNotFoundError(deal_id)
         link = self.store.get_link_by_hubspot(self.tenant_id, self.portal_id, "deal", deal_id)
         if link is not None:
             return Outcome(deal_id, "unchanged", "the deal already has an order", link.host_id)

@@ -308,11 +308,27 @@ class Admin:
                                                decided_by=user.email)
         return dict(self._clean(conflict_json(record)))
 
+    def create_order_from_deal(self, user: User | None, deal_id: str,
+                               changes: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Create the deal's order with the reviewer's changes (JSON values); return the outcome."""
+        self.require(user, MANAGE_INTEGRATIONS, "Creating an order from a deal")
+        check_filters("order creation", deal_id=deal_id)
+        values = order_changes(changes or {})
+        outcome = self.runtime.create_order_from_deal(self.tenant_id, deal_id, values or None)
+        order = self.host.get_order(outcome.order_id) if outcome.order_id is not None else None
+        data = outcome_json(outcome)
+        data["order"] = None if order is None else {"id": order.id, "order_number": order.order_number,
+                                                    "order_status": order.order_status.value}
+        return self._clean(data)
+
+    # ---- view_integrations ------------------------------------------------------------------
+
     def preview_order(self, user: User | None, deal_id: str) -> dict[str, Any]:
-        """Show the order a deal would become, for review; writes nothing."""
+        """Show the order a deal would become, for review; writes nothing, so reading it needs
+        only ``view_integrations`` (it reads the deal and its associations from HubSpot)."""
         import attrs
 
-        self.require(user, MANAGE_INTEGRATIONS, "Previewing an order from a deal")
+        self.require(user, VIEW_INTEGRATIONS, "Previewing an order from a deal")
         check_filters("preview", deal_id=deal_id)
         preview = self.runtime.preview_order(self.tenant_id, deal_id)
         existing = preview.existing_order
@@ -330,21 +346,6 @@ class Admin:
             # plugin keeps them with the deal's link.
             "kept_by_plugin": dict(preview.kept_by_plugin),
         }, default=lambda v: v.value if isinstance(v, OrderStatus) else str(v))))
-
-    def create_order_from_deal(self, user: User | None, deal_id: str,
-                               changes: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """Create the deal's order with the reviewer's changes (JSON values); return the outcome."""
-        self.require(user, MANAGE_INTEGRATIONS, "Creating an order from a deal")
-        check_filters("order creation", deal_id=deal_id)
-        values = order_changes(changes or {})
-        outcome = self.runtime.create_order_from_deal(self.tenant_id, deal_id, values or None)
-        order = self.host.get_order(outcome.order_id) if outcome.order_id is not None else None
-        data = outcome_json(outcome)
-        data["order"] = None if order is None else {"id": order.id, "order_number": order.order_number,
-                                                    "order_status": order.order_status.value}
-        return self._clean(data)
-
-    # ---- view_integrations ------------------------------------------------------------------
 
     def settings(self, user: User | None) -> dict[str, Any]:
         """The tenant's current settings, every secret shown as ``***``."""

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 
 __all__ = [
     "ConfigError",
+    "DealNotFoundError",
     "HostEventNotRecordedError",
     "HostRecordError",
     "HubSpotApiError",
@@ -46,6 +47,14 @@ class ConfigError(HubSpotIntegrationError):
         count = len(problems)
         noun = "problem" if count == 1 else "problems"
         return cls(f"Invalid {what} ({count} {noun}); fix each field named below:", dict(problems))
+
+
+class DealNotFoundError(HubSpotIntegrationError):
+    """HubSpot has no deal with this id (never had, deleted or merged away); ``deal_id`` names it."""
+
+    def __init__(self, deal_id: str) -> None:
+        self.deal_id = deal_id
+        super().__init__(f"HubSpot has no deal {deal_id}; check the id (it may be deleted or merged).")
 
 
 class StoreError(HubSpotIntegrationError):

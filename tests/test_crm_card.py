@@ -43,7 +43,8 @@ def test_unlinked_deal_offers_the_create_order_action(world):  # noqa: F811
     assert {"label", "dataType", "value"} <= set(result["properties"][0])
     action = card["primaryAction"]
     assert action["type"] == "IFRAME" and action["label"] == "Create Order in Ambac Tracker"
-    assert action["uri"] == f"{PUBLIC}/integrations/hubspot/deals/{deal}/preview"
+    assert action["uri"] == f"{PUBLIC}/integrations/hubspot/admin/deals/{deal}"
+    assert result["link"] == action["uri"], "the title opens the same page in a new tab"
 
 
 def test_linked_deal_shows_its_order_number_and_status(world):  # noqa: F811

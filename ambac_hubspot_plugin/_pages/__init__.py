@@ -1,7 +1,8 @@
 """The admin pages: server-rendered HTML for people who run the integration in a browser.
 
 They are plugin routes like the JSON admin API (``ambac_http_routes``), mounted by any host
-under ``hubspot/admin``: the status page at the base, the conflicts at ``/conflicts``. Every
+under ``hubspot/admin``: the status page at the base, the conflicts at ``/conflicts``, the deal
+review at ``/deals``. Every
 page needs ``view_integrations`` and every action (a POST) ``manage_integrations`` and a valid
 CSRF token (:mod:`._csrf`); the host checks the route's permission first and each page checks
 again, answering a refusal page and changing nothing. Data comes only through
@@ -87,6 +88,7 @@ def _serve(runtime: AdminRuntime, name: str, permission: str,
 def page_routes(runtime: AdminRuntime) -> tuple[HttpRoute, ...]:
     """Every admin page and page action, bound to ``runtime``."""
     from ._conflicts import resolve, show_conflicts
+    from ._deals import FRAMED_ROUTES, create_order, framed_by_hubspot, show_deal
     from ._history import show_history, start_sync
     from ._status import show_status
 
@@ -97,6 +99,15 @@ def page_routes(runtime: AdminRuntime) -> tuple[HttpRoute, ...]:
         ("hubspot-page-conflicts", "GET", f"{BASE_PATH}/conflicts", VIEW_INTEGRATIONS, show_conflicts),
         ("hubspot-page-conflict-resolve", "POST", f"{BASE_PATH}/conflicts/{{conflict_id}}/resolve",
          MANAGE_INTEGRATIONS, resolve),
+        ("hubspot-page-deals", "GET", f"{BASE_PATH}/deals", VIEW_INTEGRATIONS, show_deal),
+        ("hubspot-page-deal", "GET", f"{BASE_PATH}/deals/{{deal_id}}", VIEW_INTEGRATIONS, show_deal),
+        ("hubspot-page-deal-create", "POST", f"{BASE_PATH}/deals/{{deal_id}}/order", MANAGE_INTEGRATIONS,
+         create_order),
     )
-    return tuple(HttpRoute(name, method, path, permission, _serve(runtime, name, permission, handler))
-                 for name, method, path, permission, handler in table)
+    routes = []
+    for name, method, path, permission, handler in table:
+        serve = _serve(runtime, name, permission, handler)
+        # The CRM card opens the deal pages inside HubSpot: only they may be framed there.
+        routes.append(HttpRoute(name, method, path, permission,
+                                framed_by_hubspot(serve, _base) if name in FRAMED_ROUTES else serve))
+    return tuple(routes)
