@@ -21,6 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from . import _queue_sql as sql
+from ._inbox_sql import JOB_COLUMNS, JOB_TAIL, db_time, insert_rows
 from ._ports import Job, JobState, LeaseLostError
 from ._schema import PENDING_DEDUPE, jobs
 
@@ -152,17 +153,16 @@ class SqlJobQueue:
         attempts_allowed = self._max_attempts if max_attempts is None else max_attempts
         if attempts_allowed < 1:
             raise ValueError("max_attempts must be at least 1")
-        values = [{
-            "tenant_id": tenant_id, "kind": kind, "payload": json.dumps(dict(payload)),
-            "state": JobState.PENDING.value, "attempts": 0, "max_attempts": attempts_allowed,
-            "dedupe_key": dedupe_key, "run_after": now, "created_at": now, "updated_at": now,
-        } for kind, payload, dedupe_key in items]
         # One key order for every writer (stable: of equal keys the first item stays first), so
         # two writers of overlapping batches do not lock each other's rows crosswise.
-        values.sort(key=lambda v: (v["kind"], v["dedupe_key"] or ""))
+        ordered = sorted(items, key=lambda item: (item[0], item[2] or ""))
         with self._engine.begin() as conn:
-            # An executemany: SQLAlchemy sends multi-row VALUES of the one compiled statement.
-            return len(conn.execute(self._insert_deduped, values).all())
+            stamp = db_time(conn, now)
+            rows = [(tenant_id, kind, json.dumps(dict(payload)), JobState.PENDING.value, 0, attempts_allowed,
+                     dedupe_key, stamp, stamp, stamp) for kind, payload, dedupe_key in ordered]
+            # Multi-row VALUES on the driver (one JSON array of rows on PostgreSQL): through
+            # SQLAlchemy's executemany psycopg parsed the long text anew for every batch.
+            return len(insert_rows(conn, jobs, JOB_COLUMNS, rows, JOB_TAIL))
 
     def claim(self, worker_id: str, *, kinds: Collection[str] | None = None, limit: int = 1,
               lease: timedelta = DEFAULT_LEASE) -> list[Job]:
