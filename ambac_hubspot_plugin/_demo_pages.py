@@ -52,7 +52,6 @@ def stage_pages(host: Any, hubspot: Any, runtime: Any, tenant: str) -> dict[str,
 
     services = host.services(tenant)
     store = runtime.store_for(tenant)
-    portal = str(hubspot.portal_id)
     linked = [o for o in services.list_orders() if o.external_id]
     # The host refuses an order name over 200 characters: the deal fails and is retried later.
     hubspot.add_object("deals", {"dealname": _LONG_NAME.strip(), "pipeline": "default", "dealstage": "closedwon"})
@@ -62,7 +61,6 @@ def stage_pages(host: Any, hubspot: Any, runtime: Any, tenant: str) -> dict[str,
     deal_id = renamed.external_id.rsplit(":", 1)[1]
     hubspot.update_object("deals", deal_id, {"dealname": f"{renamed.name} (HubSpot)"})
     services.update_order(renamed.id, {"name": f"{renamed.name} (Ambac)"})
-    time.sleep(0.05)  # HubSpot's change must be seen after the host's, as a person would make them
     runtime.run_sync(tenant)
     # A push to a deal archived in HubSpot, allowed one attempt: a dead letter at once.
     gone = linked[-1]
@@ -74,7 +72,7 @@ def stage_pages(host: Any, hubspot: Any, runtime: Any, tenant: str) -> dict[str,
     while time.monotonic() < deadline and not any(j.id == job_id for j in store.dead_letters(tenant)):
         time.sleep(0.05)
     return {"failed_deals": failing.failed, "open_conflicts": len(runtime.list_conflicts(tenant)),
-            "dead_letters": len(store.dead_letters(tenant)), "portal": portal}
+            "dead_letters": len(store.dead_letters(tenant))}
 
 
 @contextmanager
