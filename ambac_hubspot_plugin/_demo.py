@@ -13,8 +13,10 @@ from typing import Any
 __all__ = ["print_demo", "run_demo"]
 
 
-def run_demo(*, seed_deals: int, data_dir: Path | None, say: Callable[[str], object] | None) -> dict[str, Any]:
-    """Run the demo story and return what happened as JSON-compatible data."""
+def run_demo(*, seed_deals: int, data_dir: Path | None, say: Callable[[str], object] | None,
+             screenshots: Path | None = None) -> dict[str, Any]:
+    """Run the demo story and return what happened as JSON-compatible data; with
+    ``screenshots``, then stage what the admin pages show and save a PNG of each page there."""
     from ._runtime import EnableReport, Runtime
     from .plugin import RUNTIME_NAME
     from .reference_host import ReferenceHost
@@ -46,6 +48,10 @@ def run_demo(*, seed_deals: int, data_dir: Path | None, say: Callable[[str], obj
                 "public_base_url": base,
                 "run_background_worker": False,  # started at step 7, so steps 4 and 6 are the only syncs
             }
+            if screenshots is not None:
+                from ._demo_pages import conflict_settings
+
+                settings["conflicts"] = conflict_settings()
             (report,) = [r for r in host.enable_plugin(tenant, "hubspot", settings) if r is not None]
             assert isinstance(report, EnableReport)  # ours is the only plugin that reports
             step(f"[bold]3.[/] Enabled for tenant {tenant} 'Demo Manufacturing': "
@@ -105,7 +111,28 @@ def run_demo(*, seed_deals: int, data_dir: Path | None, say: Callable[[str], obj
                 "hubspot_calls": runtime.status(tenant).get("hubspot_calls"),
                 "seconds": round(time.perf_counter() - started, 2),
             }
+            if screenshots is not None:
+                result["screenshots"] = [str(p) for p in _screenshots(host, hubspot, runtime, tenant,
+                                                                      base, screenshots, step)]
     return result
+
+
+def _screenshots(host: Any, hubspot: Any, runtime: Any, tenant: str, base: str, directory: Path,
+                 step: Callable[[str], object]) -> list[Path]:
+    from ._demo_pages import stage_pages, take_screenshots
+    from ._pages import BASE_PATH
+    from .host import MANAGE_INTEGRATIONS, VIEW_INTEGRATIONS
+    from .reference_host import DEFAULT_MOUNT_PREFIX
+
+    staged = stage_pages(host, hubspot, runtime, tenant)
+    step(f"[bold]9.[/] For the admin pages: a sync with {staged['failed_deals']} failed deal, "
+         f"{staged['open_conflicts']} conflict held for a person, {staged['dead_letters']} dead letter")
+    user = host.create_user(tenant, "demo-admin@example.com")
+    for permission in (VIEW_INTEGRATIONS, MANAGE_INTEGRATIONS):
+        host.grant(user, permission)
+    taken = take_screenshots(f"{base}{DEFAULT_MOUNT_PREFIX}/{BASE_PATH}", host.create_api_token(user), directory)
+    step(f"[bold]10.[/] {len(taken)} screenshots of the admin pages in {directory}")
+    return taken
 
 
 def _served(host: Any) -> AbstractContextManager[str]:

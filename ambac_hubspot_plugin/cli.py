@@ -34,19 +34,29 @@ def _console() -> Any:
               help="How many deals to seed the sandbox portal with.")
 @click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False),
               help="Keep the demo's host and store files here instead of a temporary folder.")
+@click.option("--screenshots", type=click.Path(path_type=Path, file_okay=False),
+              help="Then save a PNG of every admin page at 375 and 1280 px here (needs selenium and Chromium).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def demo(seed_deals: int, data_dir: Path | None, as_json: bool) -> None:
+def demo(seed_deals: int, data_dir: Path | None, screenshots: Path | None, as_json: bool) -> None:
     """Show the integration end to end against a seeded HubSpot sandbox.
 
     Starts the HubSpot sandbox on loopback and seeds a realistic portal; builds the reference
     host, which discovers the plugin through its entry point; enables the plugin for a tenant
     through the hooks; runs a sync; moves one open deal to closed won (as a HubSpot user would)
     and syncs again; then prints the orders, companies and contacts and the sync history.
+    With --screenshots, it then stages a failed deal, a held conflict and a dead letter and
+    photographs the admin pages with headless Chromium.
     """
     from ._demo import print_demo, run_demo
 
+    if screenshots is not None:
+        from ._demo_pages import browser_missing
+
+        missing = browser_missing()
+        if missing:
+            raise click.ClickException(f"--screenshots needs {missing}.")
     console = _console()
-    result = run_demo(seed_deals=seed_deals, data_dir=data_dir,
+    result = run_demo(seed_deals=seed_deals, data_dir=data_dir, screenshots=screenshots,
                       say=None if as_json else console.print)
     if as_json:
         click.echo(json.dumps(result, indent=2, default=str))

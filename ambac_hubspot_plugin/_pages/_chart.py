@@ -6,35 +6,23 @@ and the same numbers as a table beside it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from datetime import date, datetime, timedelta
-from typing import Protocol
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING
 
 import attrs
 
 from ._html import Markup, el
 
-__all__ = ["DAYS", "DayCounts", "chart", "chart_table", "count_days"]
+if TYPE_CHECKING:
+    from ..store import SqlStateStore
+
+__all__ = ["DAYS", "DayCounts", "chart", "chart_table", "day_counts"]
 
 DAYS = 7
 _W, _H = 720, 260
 _LEFT, _RIGHT, _TOP, _BOTTOM = 48, 12, 36, 40
 _SYNCED, _FAILED = "#0b57b0", "#b42318"
-
-
-class _Run(Protocol):
-    """What the chart reads of a sync run (the store's ``SyncRun``)."""
-
-    @property
-    def started_at(self) -> datetime: ...
-    @property
-    def status(self) -> object: ...
-    @property
-    def created(self) -> int: ...
-    @property
-    def updated(self) -> int: ...
-    @property
-    def failed(self) -> int: ...
 
 
 @attrs.frozen
@@ -48,19 +36,13 @@ class DayCounts:
     failed_runs: int = 0
 
 
-def count_days(runs: Iterable[_Run], today: date) -> list[DayCounts]:
-    """Sum sync runs (``SyncRun`` records, any order) into the seven days ending ``today``."""
-    first = today - timedelta(days=DAYS - 1)
-    days = {first + timedelta(days=n): [0, 0, 0, 0] for n in range(DAYS)}
-    for run in runs:
-        counts = days.get(run.started_at.date())
-        if counts is None:
-            continue
-        counts[0] += run.created + run.updated
-        counts[1] += run.failed
-        counts[2] += 1
-        counts[3] += str(run.status) == "failed"
-    return [DayCounts(day, *counts) for day, counts in days.items()]
+def day_counts(store: SqlStateStore, tenant_id: str, now: datetime) -> list[DayCounts]:
+    """The tenant's sync runs summed into the seven days (UTC) ending with ``now``'s, by one
+    aggregate query in the store."""
+    first = now.astimezone(UTC).date() - timedelta(days=DAYS - 1)
+    days = [first + timedelta(days=n) for n in range(DAYS)]
+    edges = [datetime.combine(first + timedelta(days=n), time(), UTC) for n in range(DAYS + 1)]
+    return [DayCounts(day, *totals) for day, totals in zip(days, store.run_totals(tenant_id, edges), strict=True)]
 
 
 def _label(day: date) -> str:

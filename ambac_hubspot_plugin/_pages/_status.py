@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ..host import HttpResponse
-from ._chart import DAYS, chart, chart_table, count_days
+from ._chart import chart, chart_table, day_counts
 from ._html import Child, Markup, el
 from ._layout import html_response, layout, when
 
@@ -18,29 +18,14 @@ __all__ = ["runs_table", "show_status"]
 
 _CREDENTIALS = {"private_app": "Private app token (legacy)", "project_app": "Project-based app token",
                 "service_key": "Service key", "oauth": "OAuth app"}
-# Enough runs for a week of syncs every five minutes, and a bound on what one page reads.
-_RUN_LIMIT = 2500
-_LOG_LIMIT = 2000
 
 
-def _log_counts(store: SqlStateStore, tenant_id: str, since: datetime) -> tuple[int, int, bool]:
-    """Errors and warnings logged since ``since``, and whether the count stopped at the bound."""
+def _log_counts(store: SqlStateStore, tenant_id: str, since: datetime) -> tuple[int, int]:
+    """Errors and warnings logged since ``since`` (one aggregate query)."""
     from ..store import LogLevel
 
-    errors = warnings = read = 0
-    before = None
-    while read < _LOG_LIMIT:
-        page = store.read_log(tenant_id, min_level=LogLevel.WARNING, limit=500, before=before)
-        for entry in page.entries:
-            if entry.created_at < since:
-                return errors, warnings, False
-            read += 1
-            errors += entry.level is LogLevel.ERROR
-            warnings += entry.level is LogLevel.WARNING
-        if page.next_before is None:
-            return errors, warnings, False
-        before = page.next_before
-    return errors, warnings, True
+    counts = store.log_counts(tenant_id, since=since)
+    return counts.get(LogLevel.ERROR, 0), counts.get(LogLevel.WARNING, 0)
 
 
 def _card(title: str, big: Child, *lines: Child, tone: str | None = None) -> Markup:
@@ -48,7 +33,7 @@ def _card(title: str, big: Child, *lines: Child, tone: str | None = None) -> Mar
               [el("p", line) for line in lines if line is not None], class_="card")
 
 
-def _cards(page: Page, status: dict[str, Any], settings: dict[str, Any], counts: tuple[int, int, bool]) -> Markup:
+def _cards(page: Page, status: dict[str, Any], settings: dict[str, Any], counts: tuple[int, int]) -> Markup:
     connection = status["connection"]
     state = connection["state"]
     check = connection["last_check"]
@@ -56,8 +41,7 @@ def _cards(page: Page, status: dict[str, Any], settings: dict[str, Any], counts:
     kind = str(settings.get("credentials", {}).get("kind", ""))
     sync, webhooks, records = status["sync"], status["webhooks"], status["records"]
     queue = {state_: sum(kinds.values()) for state_, kinds in status["queue"].items()}
-    errors, warnings, capped = counts
-    more = "+" if capped else ""
+    errors, warnings = counts
     return el("div", [
         _card("Connection", {"ok": "Connected", "failed": "Connection failed"}.get(state, "Never checked"),
               f"Credential: {_CREDENTIALS.get(kind, kind or 'unknown')}",
@@ -69,7 +53,7 @@ def _cards(page: Page, status: dict[str, Any], settings: dict[str, Any], counts:
               "A sync is running now" if sync["running"] else "No sync running",
               f"Every {sync['interval_seconds'] // 60} min" if sync["interval_seconds"] >= 60
               else f"Every {sync['interval_seconds']} s"),
-        _card("Errors, last 24 h", f"{errors}{more}", f"Warnings: {warnings}{more}",
+        _card("Errors, last 24 h", str(errors), f"Warnings: {warnings}",
               tone="bad" if errors else "ok"),
         _card("Webhooks", "Set up" if webhooks["configured"] else "Not set up",
               el("span", "Last delivery: ", when(webhooks["last_event_at"])),
@@ -120,9 +104,7 @@ def show_status(page: Page) -> HttpResponse:
     settings = page.admin.settings(page.user)
     tenant = page.runtime.tenant(page.admin.tenant_id)
     now = page.runtime.clock()
-    week_start = now - timedelta(days=DAYS)
-    runs = [r for r in tenant.store.recent_runs(tenant.tenant_id, limit=_RUN_LIMIT) if r.started_at >= week_start]
-    days = count_days(runs, now.date())
+    days = day_counts(tenant.store, tenant.tenant_id, now)
     counts = _log_counts(tenant.store, tenant.tenant_id, now - timedelta(hours=24))
     body = [
         _alerts(status),

@@ -116,6 +116,13 @@ class SqlConflictMixin:
         with self._engine.connect() as conn:
             return [_record(row) for row in conn.execute(query)]
 
+    def count_conflicts(self, tenant_id: str, *, status: str = "open") -> int:
+        """How many of the tenant's conflicts have ``status`` (one COUNT, no rows read)."""
+        query = sa.select(sa.func.count()).select_from(conflicts).where(
+            conflicts.c.tenant_id == tenant_id, conflicts.c.status == status)
+        with self._engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
     def get_conflict(self, tenant_id: str, conflict_id: int) -> ConflictRecord | None:
         """One conflict of the tenant, or None."""
         with self._engine.connect() as conn:
