@@ -33,14 +33,17 @@ def webhook_secret(settings: Settings) -> Secret | None:
 
 def webhook_intake(
     tenants: Tenants, applier: EventApplier, *, is_echo: EchoCheck | None = None,
-    batch: int = 200, **receiver_options: Any,
+    batch: int = 1000, **receiver_options: Any,
 ) -> tuple[WebhookReceiver, dict[str, Callable[[Job], None]]]:
     """The receiver of the tenants' deliveries, and the handlers of the ``webhook.inbox``
     (splitter) and ``webhook.object`` (processor) jobs, by kind.
 
     The ``webhook.object`` handler claims up to ``batch`` due jobs of its kind at once (with
     the runner's worker id, their leases kept fresh like the first's) and processes them
-    together. List ``receiver.route()`` in the plugin's routes.
+    together. 1,000 is what one association batch read takes: under a burst the HubSpot budget
+    (190 calls per 10 s by default) is the bound, and batches of 200 spent 100 of the 220 calls
+    of 10,000 closed-won deals on associations, against 20 now. A quiet portal's batches are
+    as small as what is due. List ``receiver.route()`` in the plugin's routes.
     """
 
     def resolve(key: str) -> WebhookTarget | None:
