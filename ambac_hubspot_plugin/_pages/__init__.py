@@ -2,9 +2,11 @@
 
 They are plugin routes like the JSON admin API (``ambac_http_routes``), mounted by any host
 under ``hubspot/admin``: the status page at the base, the conflicts at ``/conflicts``. Every
-page needs ``view_integrations`` and every action (a POST) ``manage_integrations`` and a valid
-CSRF token (:mod:`._csrf`); the host checks the route's permission first and each page checks
-again, answering a refusal page and changing nothing. Data comes only through
+page needs ``view_integrations`` and every action (a POST) ``manage_integrations``, a valid
+CSRF token and a same-origin ``Origin`` (:mod:`._csrf`); the host checks the route's permission
+first and each page checks again, answering a refusal page and changing nothing. Each route
+tells its host that it checks CSRF itself (``verifies_csrf``) and how the host's own refusals
+should look (``refusal``: a page too). Data comes only through
 :class:`~ambac_hubspot_plugin.admin.Admin`, which checks permissions and scrubs secrets; HTML
 comes only from :mod:`._html`, which escapes every value. No JavaScript, no fetched asset.
 """
@@ -18,6 +20,7 @@ from urllib.parse import parse_qsl, urlsplit
 from ..admin import Admin, PermissionDeniedError
 from ..errors import ConfigError, HubSpotIntegrationError
 from ..host import MANAGE_INTEGRATIONS, VIEW_INTEGRATIONS, HttpRequest, HttpResponse, HttpRoute
+from . import _csrf
 from ._layout import message_page
 from ._page import Page
 
@@ -69,7 +72,8 @@ def _serve(runtime: AdminRuntime, name: str, permission: str,
             admin.require(user, VIEW_INTEGRATIONS, "The HubSpot admin pages")
             admin.require(user, permission, f"The {name} page")
             page = Page(admin, runtime, request, user, base, _form(request))
-            if request.method == "POST" and not page.csrf_valid():
+            if request.method == "POST" and not (_csrf.same_origin(request.url, request.headers)
+                                                 and page.csrf_valid()):
                 return message_page(403, "This form has expired", [
                     "Nothing was changed: the form was older than a few hours, or did not come "
                     "from this site.", "Go back, reload the page and try again."], base=base)
@@ -84,6 +88,20 @@ def _serve(runtime: AdminRuntime, name: str, permission: str,
     return serve
 
 
+_REFUSAL_TITLES = {401: "Sign in first", 403: "Not allowed", 404: "Not found", 405: "Not allowed here"}
+
+
+def refusal(request: HttpRequest, status: int, message: str) -> HttpResponse:
+    """The host's refusal of a page request (``HttpRoute.refusal``), as a page."""
+    if status >= 500:
+        return message_page(status, "Something went wrong", [
+            "The HubSpot integration could not show this page; the error is logged.",
+            "Try again in a moment."], base=_base(request))
+    title = _REFUSAL_TITLES.get(status, "That did not work")
+    sentence = message[:1].upper() + message[1:].rstrip(".") + "."
+    return message_page(status, title, [sentence, "Nothing was changed."], base=_base(request))
+
+
 def page_routes(runtime: AdminRuntime) -> tuple[HttpRoute, ...]:
     """Every admin page and page action, bound to ``runtime``."""
     from ._conflicts import resolve, show_conflicts
@@ -95,5 +113,6 @@ def page_routes(runtime: AdminRuntime) -> tuple[HttpRoute, ...]:
         ("hubspot-page-conflict-resolve", "POST", f"{BASE_PATH}/conflicts/{{conflict_id}}/resolve",
          MANAGE_INTEGRATIONS, resolve),
     )
-    return tuple(HttpRoute(name, method, path, permission, _serve(runtime, name, permission, handler))
+    return tuple(HttpRoute(name, method, path, permission, _serve(runtime, name, permission, handler),
+                           verifies_csrf=True, refusal=refusal)
                  for name, method, path, permission, handler in table)
