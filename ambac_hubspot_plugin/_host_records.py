@@ -290,6 +290,16 @@ class HttpRoute:
     ``path`` is relative to the plugin's mount point and may hold ``{name}`` parameters.
     ``permission`` is the permission the host checks before calling ``handler`` (None: the
     route authenticates requests itself, as the webhook receiver does with signatures).
+
+    ``verifies_csrf``: the handler guards its unsafe methods against cross-site request
+    forgery itself (the admin pages: a token bound to the user and tenant in every form, and a
+    same-origin ``Origin``/``Referer``). A host whose authentication holds browser sessions to
+    a CSRF check of its own skips that check for this route, since the route's forms cannot
+    carry the host's token; it still authenticates the user and checks ``permission``.
+    ``refusal``: how a refusal the host answers for this route looks (the admin pages: an HTML
+    page). A host that refuses a request before or instead of calling ``handler`` (401, 403,
+    405, 500) answers ``refusal(request, status, message)``, adding its own headers such as
+    ``WWW-Authenticate``; None: the host's usual error body.
     """
 
     name: str
@@ -297,6 +307,8 @@ class HttpRoute:
     path: str
     permission: str | None
     handler: Callable[[HttpRequest], HttpResponse]
+    verifies_csrf: bool = False
+    refusal: Callable[[HttpRequest, int, str], HttpResponse] | None = None
 
 
 @attrs.frozen

@@ -1,11 +1,13 @@
 """The admin pages: server-rendered HTML for people who run the integration in a browser.
 
 They are plugin routes like the JSON admin API (``ambac_http_routes``), mounted by any host
-under ``hubspot/admin``: the status page at the base, the conflicts at ``/conflicts``, the deal
-review at ``/deals``. Every
-page needs ``view_integrations`` and every action (a POST) ``manage_integrations`` and a valid
-CSRF token (:mod:`._csrf`); the host checks the route's permission first and each page checks
-again, answering a refusal page and changing nothing. Data comes only through
+under ``hubspot/admin``: the status page at the base, the conflicts at ``/conflicts``, the
+sync history at ``/history``, the deal review at ``/deals``. Every
+page needs ``view_integrations`` and every action (a POST) ``manage_integrations``, a valid
+CSRF token and a same-origin ``Origin`` (:mod:`._csrf`); the host checks the route's permission
+first and each page checks again, answering a refusal page and changing nothing. Each route
+tells its host that it checks CSRF itself (``verifies_csrf``) and how the host's own refusals
+should look (``refusal``: a page too). Data comes only through
 :class:`~ambac_hubspot_plugin.admin.Admin`, which checks permissions and scrubs secrets; HTML
 comes only from :mod:`._html`, which escapes every value. No JavaScript, no fetched asset.
 """
@@ -19,6 +21,7 @@ from urllib.parse import parse_qsl, urlsplit
 from ..admin import Admin, PermissionDeniedError
 from ..errors import ConfigError, HubSpotIntegrationError
 from ..host import MANAGE_INTEGRATIONS, VIEW_INTEGRATIONS, HttpRequest, HttpResponse, HttpRoute
+from . import _csrf
 from ._layout import message_page
 from ._page import Page
 
@@ -70,7 +73,8 @@ def _serve(runtime: AdminRuntime, name: str, permission: str,
             admin.require(user, VIEW_INTEGRATIONS, "The HubSpot admin pages")
             admin.require(user, permission, f"The {name} page")
             page = Page(admin, runtime, request, user, base, _form(request))
-            if request.method == "POST" and not page.csrf_valid():
+            if request.method == "POST" and not (_csrf.same_origin(request.url, request.headers)
+                                                 and page.csrf_valid()):
                 return message_page(403, "This form has expired", [
                     "Nothing was changed: the form was older than a few hours, or did not come "
                     "from this site.", "Go back, reload the page and try again."], base=base)
@@ -83,6 +87,20 @@ def _serve(runtime: AdminRuntime, name: str, permission: str,
             return message_page(502, "HubSpot did not answer as expected", [str(exc)], base=base)
 
     return serve
+
+
+_REFUSAL_TITLES = {401: "Sign in first", 403: "Not allowed", 404: "Not found", 405: "Not allowed here"}
+
+
+def refusal(request: HttpRequest, status: int, message: str) -> HttpResponse:
+    """The host's refusal of a page request (``HttpRoute.refusal``), as a page."""
+    if status >= 500:
+        return message_page(status, "Something went wrong", [
+            "The HubSpot integration could not show this page; the error is logged.",
+            "Try again in a moment."], base=_base(request))
+    title = _REFUSAL_TITLES.get(status, "That did not work")
+    sentence = message[:1].upper() + message[1:].rstrip(".") + "."
+    return message_page(status, title, [sentence, "Nothing was changed."], base=_base(request))
 
 
 def page_routes(runtime: AdminRuntime) -> tuple[HttpRoute, ...]:
@@ -109,5 +127,6 @@ def page_routes(runtime: AdminRuntime) -> tuple[HttpRoute, ...]:
         serve = _serve(runtime, name, permission, handler)
         # The CRM card opens the deal pages inside HubSpot: only they may be framed there.
         routes.append(HttpRoute(name, method, path, permission,
-                                framed_by_hubspot(serve, _base) if name in FRAMED_ROUTES else serve))
+                                framed_by_hubspot(serve, _base) if name in FRAMED_ROUTES else serve,
+                                verifies_csrf=True, refusal=refusal))
     return tuple(routes)

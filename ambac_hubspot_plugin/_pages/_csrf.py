@@ -4,9 +4,11 @@ A token is ``<window>.<mac>``: the number of the two-hour window it was issued i
 HMAC-SHA256 over the tenant id, the user id and that window, keyed with a random secret of the
 tenant kept in the plugin's own store (a checkpoint, so every process of the host reads the
 same key; it is never shown). A token is accepted in its window and the next one (two to four
-hours), only for the same user in the same tenant. No session state is needed: the reference
-host authenticates with bearer tokens, Ambac Tracker with sessions (and checks its own CSRF
-token as well).
+hours), only for the same user in the same tenant. No session state and no cookie is needed:
+the reference host authenticates with bearer tokens, Ambac Tracker with sessions. A POST must
+also come from a page of the same site (:func:`same_origin`), as Django's own check demands;
+the page routes say so to their host (``HttpRoute.verifies_csrf``), which then skips its own
+CSRF check for them (see docs/admin-pages.md, "CSRF design").
 """
 
 from __future__ import annotations
@@ -14,13 +16,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from ..store import SqlStateStore
 
-__all__ = ["FIELD", "KEY_CHECKPOINT", "WINDOW_SECONDS", "issue", "verify"]
+__all__ = ["FIELD", "KEY_CHECKPOINT", "WINDOW_SECONDS", "issue", "same_origin", "verify"]
 
 #: The form field every POST of the pages carries.
 FIELD = "csrf_token"
@@ -68,3 +72,37 @@ def verify(store: SqlStateStore, tenant_id: str, portal_id: str, user_id: str, n
         return False
     expected = _mac(_key(store, tenant_id, portal_id), tenant_id, user_id, window)
     return hmac.compare_digest(expected, mac)
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin(url: str) -> str | None:
+    """``scheme://host[:port]`` of ``url`` as a browser's ``Origin`` names it; None if it has none."""
+    try:
+        split = urlsplit(url.strip())
+        port = split.port
+    except ValueError:
+        return None
+    scheme, host = split.scheme.lower(), split.hostname
+    if scheme not in _DEFAULT_PORTS or not host:
+        return None
+    host = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{host}" if port in (None, _DEFAULT_PORTS[scheme]) else f"{scheme}://{host}:{port}"
+
+
+def same_origin(url: str, headers: Mapping[str, str]) -> bool:
+    """Whether a POST to ``url`` (the public URL) came from a page of the same origin.
+
+    The ``Origin`` header decides when present (``null``, sent from sandboxed or privacy-sensitive
+    contexts, is another origin); without it the ``Referer``. With neither, a plain-HTTP request
+    passes (the token still binds it to the user), an HTTPS one does not: browsers send one of
+    them on every HTTPS form POST, and Django's own check asks the same.
+    """
+    expected = _origin(url)
+    if expected is None:
+        return False
+    sent = headers.get("Origin") or headers.get("Referer")
+    if sent:
+        return _origin(sent) == expected
+    return not expected.startswith("https:")

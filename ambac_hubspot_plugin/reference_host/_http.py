@@ -2,7 +2,9 @@
 
 :class:`Router` matches a request to a route of ``ambac_http_routes``, checks the route's
 permission, and calls the plugin's handler as the signed-in user; it answers errors as JSON,
-as the real host's API does. :class:`~._host.ReferenceHost` delegates its HTTP methods here.
+as the real host's API does, or as the route's ``refusal`` when it has one (the admin pages).
+It authenticates only with bearer tokens, so it has no CSRF check of its own to skip for a
+route that ``verifies_csrf``. :class:`~._host.ReferenceHost` delegates its HTTP methods here.
 """
 
 from __future__ import annotations
@@ -95,16 +97,34 @@ def _json_response(
 
 
 def _refusal(
-    status: int, message: str, request_headers: Mapping[str, str], headers: Mapping[str, str] | None = None
+    route: HttpRoute, request: HttpRequest, status: int, message: str, headers: Mapping[str, str] | None = None
 ) -> HttpResponse:
-    """The host's 401 or 403: a small HTML page for a browser (it asks for ``text/html``), JSON
-    for API clients, as a real host answers its pages and its API."""
-    if "text/html" not in request_headers.get("Accept", ""):
+    """The host's refusal of a request to ``route``: the route's own when it has one
+    (``HttpRoute.refusal``); else a small HTML page for a browser (it asks for ``text/html``),
+    JSON for API clients, as a real host answers its pages and its API."""
+    if route.refusal is not None:
+        shown = route.refusal(request, status, message)
+        return attrs.evolve(shown, headers={**shown.headers, **(headers or {})})
+    if "text/html" not in request.headers.get("Accept", ""):
         return _json_response(status, message, headers)
     title = "Sign in first" if status == 401 else "Not allowed"
     page = (f"<!DOCTYPE html><html lang=en><meta charset=utf-8><title>{title}</title>"
             f"<main><h1>{title}</h1><p>{html.escape(message)}</p><p>Nothing was changed.</p></main>")
     return HttpResponse(status, page.encode(), {"Content-Type": "text/html; charset=utf-8", **(headers or {})})
+
+
+def _failure(
+    route: HttpRoute, request: HttpRequest, status: int, message: str, headers: Mapping[str, str] | None = None
+) -> HttpResponse:
+    """A 405 or 500 of the host: JSON, or the route's own refusal when it has one (a page).
+    A refusal that fails too is logged and answered as JSON."""
+    if route.refusal is None:
+        return _json_response(status, message, headers)
+    try:
+        return _refusal(route, request, status, message, headers)
+    except Exception:
+        logger.exception("route %r failed to render its refusal", route.name)
+        return _json_response(status, message, headers)
 
 
 def _respond(response: HttpResponse, start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -203,18 +223,10 @@ class Router:
         if not candidates:
             return _json_response(404, f"no route for {raw_path}")
         chosen = [(m, p) for m, p in candidates if m.route.method.upper() == method.upper()]
-        if not chosen:
-            allowed = ", ".join(sorted({m.route.method.upper() for m, _ in candidates}))
-            return _json_response(405, f"{method} is not allowed here", {"Allow": allowed})
-        mounted, params = chosen[0]
-        route = mounted.route
         headers = headers if isinstance(headers, _Headers) else _Headers(
             headers.items() if isinstance(headers, Mapping) else headers)
-        if route.permission is not None:
-            if user is None:
-                return _refusal(401, "sign in first", headers, {"WWW-Authenticate": "Bearer"})
-            if not self._host.services(user.tenant_id).has_permission(user, route.permission):
-                return _refusal(403, f"this needs the {route.permission!r} permission", headers)
+        mounted, params = (chosen or candidates)[0]
+        route = mounted.route
         request = HttpRequest(
             method=method.upper(),
             url=public_base_url.rstrip("/") + path,
@@ -224,16 +236,24 @@ class Router:
             path_params=params,
             query=dict(parse_qsl(query, keep_blank_values=True)),
         )
+        if not chosen:
+            allowed = ", ".join(sorted({m.route.method.upper() for m, _ in candidates}))
+            return _failure(route, request, 405, f"{method} is not allowed here", {"Allow": allowed})
+        if route.permission is not None:
+            if user is None:
+                return _refusal(route, request, 401, "sign in first", {"WWW-Authenticate": "Bearer"})
+            if not self._host.services(user.tenant_id).has_permission(user, route.permission):
+                return _refusal(route, request, 403, f"this needs the {route.permission!r} permission")
         try:
             with self._host.acting_as(user):
                 response = route.handler(request)
         except Exception:
             # A real host answers 500 and logs; for webhooks that makes the sender retry.
             logger.exception("route %r failed on %s %s", route.name, method, raw_path)
-            return _json_response(500, "the plugin failed to handle this request")
+            return _failure(route, request, 500, "the plugin failed to handle this request")
         if not isinstance(response, HttpResponse):
             logger.error("route %r returned %r, not an HttpResponse", route.name, response)
-            return _json_response(500, "the plugin returned an invalid response")
+            return _failure(route, request, 500, "the plugin returned an invalid response")
         return response
 
     def wsgi_app(

@@ -3,6 +3,7 @@ permissions before the plugin runs; webhooks signed, CSRF-exempt and outside ``A
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -112,12 +113,20 @@ def _user_row(host: DjangoHostUnderTest, services: DjangoHostServices, *permissi
 def mounted(tmp_path: Path, hs: Sandbox, settings: Any) -> Iterator[Mounted]:
     """A fresh plugin manager with the plugin enabled against the sandbox, its routes (and an
     echo plugin's) mounted under ``/integrations/`` as the host's URLconf."""
+    with mount(tmp_path, hs, settings) as world:
+        yield world
+
+
+@contextlib.contextmanager
+def mount(tmp_path: Path, hs: Sandbox, settings: Any, **extra: Any) -> Iterator[Mounted]:
+    """The ``mounted`` world, the plugin enabled with the sandbox's settings and ``extra``."""
     tenant = str(Tenant.objects.create(name="Acme", slug=f"t-{uuid.uuid4().hex}").pk)
     pm = build_plugin_manager()
     echo = Echo()
     pm.register(echo)
     services = DjangoHostServices(tenant, data_dir=tmp_path)
-    hubspot_settings = plugin_settings(hs, webhook_client_secret=hs.client_secret, public_base_url=PUBLIC)
+    hubspot_settings = plugin_settings(hs, webhook_client_secret=hs.client_secret, public_base_url=PUBLIC,
+                                       **extra)
     (report,) = [r for r in pm.hook.ambac_plugin_enabled(
         host=services, tenant_id=tenant, plugin_id=plugin_module.PLUGIN_ID, settings=hubspot_settings)
         if r is not None]
@@ -174,7 +183,8 @@ def test_the_include_mounts_every_route_the_plugin_offers() -> None:
 @pytest.mark.parametrize("route", GUARDED, ids=lambda r: r.name)
 def test_every_admin_route_refuses_anonymous_and_unpermitted_users(route: HttpRoute, tmp_path: Path) -> None:
     """Anonymous: 401; a user of the tenant without the route's permission: 403 (whatever its
-    other permission); a user holding it passes the host's check and reaches the plugin."""
+    other permission), as JSON or, for an admin page, as a page; a user holding it passes the
+    host's check and reaches the plugin."""
     tenant = str(Tenant.objects.create(name="Acme", slug=f"t-{uuid.uuid4().hex}").pk)
     services = DjangoHostServices(tenant, data_dir=tmp_path)
     host = DjangoHostUnderTest("default", tmp_path, EventRecorder())
@@ -187,7 +197,11 @@ def test_every_admin_route_refuses_anonymous_and_unpermitted_users(route: HttpRo
         client.force_login(_user_row(host, services, *permissions))
         refused = _call(client, route, url)
         assert refused.status_code == 403, (permissions, refused.content)
-        assert route.permission in refused.json()["message"]
+        if route.refusal is not None:
+            assert refused["Content-Type"].startswith("text/html")
+            assert route.permission.encode() in refused.content
+        else:
+            assert route.permission in refused.json()["message"]
     client = Client()
     client.force_login(_user_row(host, services, route.permission or ""))
     # The plugin itself answers: the app's plugin manager has not enabled this tenant (the

@@ -13,6 +13,10 @@ parameters, the query, the signed-in host user) and answers the route's
   sessions and API tokens), so a script calls the routes with the same token as the host's API;
   a session is held to Django's CSRF check there, a token is not, as in the host's API. Without
   DRF it is ``request.user`` (the host's authentication middleware) and Django's CSRF check.
+  A route that ``verifies_csrf`` (the admin pages: their forms carry the plugin's own token,
+  bound to the user and tenant, and must come from the same origin) skips Django's check.
+  A route with a ``refusal`` (the admin pages) gets its refusals (401, 403, 405, 500) in the
+  route's own form, an HTML page; the others get JSON.
 - A route without one (webhooks, the CRM card) authenticates HubSpot's signature itself: its
   view is CSRF-exempt (HubSpot sends no token) and outside ``ATOMIC_REQUESTS``: the plugin
   answers 200 only once the delivery is committed in its own store, and a host transaction
@@ -27,7 +31,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any
+from typing import Any, NamedTuple
 
 import pluggy
 from django.apps import apps
@@ -62,6 +66,31 @@ def _json(status: int, error: str, message: str, headers: Mapping[str, str] | No
     return response
 
 
+class _Refused(NamedTuple):
+    """The bridge's refusal of a request, before the route runs."""
+
+    status: int
+    error: str
+    message: str
+    headers: Mapping[str, str] = {}
+
+
+def _refuse(route: HttpRoute, request: HttpRequest, refused: _Refused) -> DjangoResponse:
+    """``refused`` as JSON, or as the route's own refusal (``HttpRoute.refusal``: a page)."""
+    if route.refusal is not None:
+        try:
+            shown = route.refusal(request, refused.status, refused.message)
+        except Exception:
+            logger.exception("route %r failed to render its refusal", route.name)
+        else:
+            if isinstance(shown, HttpResponse):
+                answer = _answer(shown)
+                for name, value in refused.headers.items():
+                    answer[name] = value
+                return answer
+    return _json(refused.status, refused.error, refused.message, refused.headers)
+
+
 def _answer(response: HttpResponse) -> DjangoResponse:
     answer = DjangoResponse(response.body, status=response.status)
     for name, value in response.headers.items():
@@ -70,17 +99,17 @@ def _answer(response: HttpResponse) -> DjangoResponse:
     return answer
 
 
-def _host_user(request: DjangoRequest) -> Any:
-    """The signed-in host user row; None when anonymous; a refusal (401, or 403 for a failed
-    CSRF check) as a response. See the module's docstring for which authentication applies."""
+def _host_user(request: DjangoRequest, route: HttpRoute) -> Any:
+    """The signed-in host user row; None when anonymous; a :class:`_Refused` (401, or 403 for a
+    failed CSRF check). See the module's docstring for which authentication applies."""
     if apps.is_installed("rest_framework"):
-        return _drf_user(request)
+        return _drf_user(request, route.verifies_csrf)
     row = getattr(request, "user", None)
     if row is None or not getattr(row, "is_authenticated", False):
         return None
-    reason = _csrf_failure(request)
+    reason = None if route.verifies_csrf else _csrf_failure(request)
     if reason is not None:
-        return _json(403, "csrf_failed", f"CSRF verification failed: {reason}")
+        return _Refused(403, "csrf_failed", f"CSRF verification failed: {reason}")
     return row
 
 
@@ -98,21 +127,30 @@ def _drf_parsers() -> list[Any]:
     return [FormParser(), BodyLeftAlone()]
 
 
-def _drf_user(request: DjangoRequest) -> Any:
+def _skip_csrf(request: Any) -> None:
+    """DRF's ``SessionAuthentication.enforce_csrf``, for a route that checks its own."""
+
+
+def _drf_user(request: DjangoRequest, own_csrf: bool) -> Any:
+    from rest_framework.authentication import SessionAuthentication
     from rest_framework.exceptions import APIException
     from rest_framework.request import Request
     from rest_framework.settings import api_settings
 
     request.body  # noqa: B018  # cached now, so nothing DRF reads can consume the raw bytes
     authenticators = [authenticator() for authenticator in api_settings.DEFAULT_AUTHENTICATION_CLASSES]
+    for authenticator in authenticators:
+        if own_csrf and isinstance(authenticator, SessionAuthentication):
+            # DRF's documented hook, on this request's own instance; the route checks its token.
+            authenticator.enforce_csrf = _skip_csrf
     wrapped = Request(request, parsers=_drf_parsers(), authenticators=authenticators)
     try:  # each authenticator in the host's order; its session one enforces CSRF itself
         row = wrapped.user
     except APIException as exc:  # a bad token (401), a session without its CSRF token (403)
         if exc.status_code != 401:
-            return _json(exc.status_code, "forbidden", str(exc.detail))
+            return _Refused(exc.status_code, "forbidden", str(exc.detail))
         challenge = next(filter(None, (a.authenticate_header(wrapped) for a in authenticators)), "Bearer")
-        return _json(401, "unauthenticated", str(exc.detail), {"WWW-Authenticate": challenge})
+        return _Refused(401, "unauthenticated", str(exc.detail), {"WWW-Authenticate": challenge})
     return row if row is not None and getattr(row, "is_authenticated", False) else None
 
 
@@ -164,27 +202,35 @@ def _call(route: HttpRoute, request: HttpRequest) -> DjangoResponse:
     except Exception:
         # 500 and a log line, as the host answers any failing view; a webhook sender retries.
         logger.exception("route %r failed on %s %s", route.name, request.method, request.url)
-        return _json(500, "plugin_failed", "the plugin failed to handle this request")
+        return _refuse(route, request, _Refused(500, "plugin_failed", "the plugin failed to handle this request"))
     if not isinstance(response, HttpResponse):
         logger.error("route %r returned %r, not an HttpResponse", route.name, response)
-        return _json(500, "plugin_failed", "the plugin returned an invalid response")
+        return _refuse(route, request, _Refused(500, "plugin_failed", "the plugin returned an invalid response"))
     return _answer(response)
+
+
+def _signed_in(route: HttpRoute, request: DjangoRequest) -> User | _Refused:
+    """The signed-in user holding ``route.permission``, or why the request is refused."""
+    assert route.permission is not None
+    row = _host_user(request, route)
+    if row is None:
+        return _Refused(401, "unauthenticated", "sign in first", {"WWW-Authenticate": "Bearer"})
+    if isinstance(row, _Refused):
+        return row
+    if getattr(row, "tenant_id", None) is None:
+        return _Refused(403, "forbidden", "this user belongs to no tenant; the HubSpot integration "
+                        "is configured per tenant")
+    user = user_record(row)
+    if not DjangoHostServices(user.tenant_id).has_permission(user, route.permission):
+        return _Refused(403, "forbidden", f"this needs the {route.permission!r} permission")
+    return user
 
 
 def _serve_user(route: HttpRoute, request: DjangoRequest, params: Mapping[str, str]) -> DjangoResponse:
     """A route behind the host's authentication and ``route.permission``."""
-    assert route.permission is not None
-    row = _host_user(request)
-    if isinstance(row, DjangoResponse):
-        return row
-    if row is None:
-        return _json(401, "unauthenticated", "sign in first", {"WWW-Authenticate": "Bearer"})
-    if getattr(row, "tenant_id", None) is None:
-        return _json(403, "forbidden", "this user belongs to no tenant; the HubSpot integration "
-                     "is configured per tenant")
-    user = user_record(row)
-    if not DjangoHostServices(user.tenant_id).has_permission(user, route.permission):
-        return _json(403, "forbidden", f"this needs the {route.permission!r} permission")
+    user = _signed_in(route, request)
+    if isinstance(user, _Refused):
+        return _refuse(route, _plugin_request(request, None, params), user)
     with tenant_context(user.tenant_id), acting_as(user):
         return _call(route, _plugin_request(request, user, params))
 
@@ -223,7 +269,9 @@ def route_view(routes: Sequence[HttpRoute], pm: pluggy.PluginManager | None = No
     def view(request: DjangoRequest, **params: str) -> DjangoResponse:
         route = by_method.get((request.method or "").upper())
         if route is None:
-            return _json(405, "method_not_allowed", f"{request.method} is not allowed here", {"Allow": allowed})
+            shown_by = next((r for r in routes if r.refusal is not None), routes[0])
+            return _refuse(shown_by, _plugin_request(request, None, params), _Refused(
+                405, "method_not_allowed", f"{request.method} is not allowed here", {"Allow": allowed}))
         if route.permission is None:
             return serve_signed(route, request, params, pm)
         return _serve_user(route, request, params)
