@@ -87,6 +87,7 @@ def _serve(runtime: AdminRuntime, name: str, permission: str,
 def page_routes(runtime: AdminRuntime) -> tuple[HttpRoute, ...]:
     """Every admin page and page action, bound to ``runtime``."""
     from ._conflicts import resolve, show_conflicts
+    from ._settings import save_settings, show_settings, test_connection
     from ._status import show_status
 
     table: tuple[tuple[str, str, str, str, Handler], ...] = (
@@ -94,6 +95,10 @@ def page_routes(runtime: AdminRuntime) -> tuple[HttpRoute, ...]:
         ("hubspot-page-conflicts", "GET", f"{BASE_PATH}/conflicts", VIEW_INTEGRATIONS, show_conflicts),
         ("hubspot-page-conflict-resolve", "POST", f"{BASE_PATH}/conflicts/{{conflict_id}}/resolve",
          MANAGE_INTEGRATIONS, resolve),
+        ("hubspot-page-settings", "GET", f"{BASE_PATH}/settings", VIEW_INTEGRATIONS, show_settings),
+        ("hubspot-page-settings-save", "POST", f"{BASE_PATH}/settings", MANAGE_INTEGRATIONS, save_settings),
+        ("hubspot-page-settings-test", "POST", f"{BASE_PATH}/settings/test", MANAGE_INTEGRATIONS,
+         test_connection),
     )
     return tuple(HttpRoute(name, method, path, permission, _serve(runtime, name, permission, handler))
                  for name, method, path, permission, handler in table)

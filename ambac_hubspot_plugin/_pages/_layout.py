@@ -16,7 +16,7 @@ from ._html import Child, Markup, el, join, raw
 __all__ = ["HEADERS", "NAV", "html_response", "layout", "message_page", "when"]
 
 #: (label, path below the pages' base); the base itself is the status page.
-NAV: tuple[tuple[str, str], ...] = (("Status", ""), ("Conflicts", "/conflicts"))
+NAV: tuple[tuple[str, str], ...] = (("Status", ""), ("Conflicts", "/conflicts"), ("Settings", "/settings"))
 
 HEADERS = {
     "Content-Type": "text/html; charset=utf-8",
@@ -72,6 +72,17 @@ input[type=text]{font:inherit;padding:.4rem;border:1px solid #8a939e;border-radi
  max-width:20rem}
 .chart svg{width:100%;height:auto;max-width:48rem;display:block}
 .muted{color:#4a525c}
+select,textarea,input[type=password]{font:inherit;padding:.4rem;border:1px solid #8a939e;border-radius:6px;
+ min-height:44px;width:100%;max-width:20rem;background:#fff}
+textarea{max-width:40rem;font-family:ui-monospace,monospace}
+fieldset{border:1px solid #d5d9de;border-radius:6px;margin:1rem 0;padding:.25rem 1rem;background:#fff;min-width:0}
+legend{font-weight:600;padding:0 .25rem}
+.field{margin:.75rem 0}.path{font-weight:400;font-size:.85rem;overflow-wrap:anywhere}
+.hint{margin:.2rem 0;color:#4a525c;font-size:.9rem;max-width:40rem}
+.field-error{margin:.2rem 0;color:#b42318;font-weight:600}
+[aria-invalid=true]{border:2px solid #b42318}
+.check{display:flex;gap:.5rem;align-items:center}.check input{width:1.5rem;height:1.5rem;margin:0}
+.check label{margin:0}
 """)
 
 
