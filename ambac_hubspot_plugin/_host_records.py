@@ -37,6 +37,7 @@ __all__ = [
     "OrderDraft",
     "PeriodicTask",
     "PluginManifest",
+    "SavesPluginSettings",
     "Shipment",
     "User",
 ]
@@ -445,3 +446,22 @@ class HostServices(Protocol):
 
     def notify_admins(self, subject: str, message: str, level: str) -> None:
         """Send a notification to this tenant's admins; ``level`` is info, warning or error."""
+
+
+@runtime_checkable
+class SavesPluginSettings(Protocol):
+    """Host services that can also save a plugin's settings (optional, beside :class:`HostServices`).
+
+    A plugin whose settings can be changed on its own pages or admin API (the HubSpot plugin's
+    ``hubspot/admin/settings`` and ``PUT hubspot/settings``) validates and applies them itself,
+    as ``ambac_settings_changed`` does, then calls this so that the host keeps them: the next
+    process start (``ambac_plugin_started``) gets them. Services without this method get such
+    changes only in the process that made them, until it restarts.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def save_plugin_settings(self, plugin_id: str, settings: Mapping[str, Any]) -> None:
+        """Save ``settings`` (complete, secrets included, JSON-compatible) as this tenant's
+        settings for ``plugin_id``, where the host's own settings page saves them; keep whether
+        the plugin is enabled. Call no hook: the plugin has already accepted them."""

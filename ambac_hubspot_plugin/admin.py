@@ -48,7 +48,8 @@ if TYPE_CHECKING:
     from ._checks import CheckReport
     from ._inbound_records import Outcome, Preview, RunResult
     from ._tenants import EnableReport
-    from .host import HostServices, User
+    from .host import HostServices, SavesPluginSettings, User
+    from .settings import Settings
     from .store import ConflictRecord
 
 __all__ = ["Admin", "AdminRuntime", "PermissionDeniedError", "build_status", "conflict_json",
@@ -197,17 +198,40 @@ class Admin:
         """Validate and apply new settings (ConfigError names each bad field); return them redacted.
 
         A secret given as ``***`` (as :meth:`settings` shows it) keeps the stored one, so the
-        settings read back can be changed and sent again.
+        settings read back can be changed and sent again. When the host's services can save
+        settings (:class:`~.host.SavesPluginSettings`), the host keeps them for its next start;
+        :attr:`settings_saved_by_host` says whether it does.
         """
-        from .settings import parse_settings, restore_masked, unstructure_settings
+        from ._store_place import PLUGIN_ID
+        from .settings import unstructure_settings
 
         self.require(user, MANAGE_INTEGRATIONS, "Changing the HubSpot settings")
+        settings, parsed = self._restored(settings)
+        self.runtime.settings_changed(self.host, self.tenant_id, settings)
+        if self.settings_saved_by_host:
+            typing.cast("SavesPluginSettings", self.host).save_plugin_settings(PLUGIN_ID, settings)
+        return unstructure_settings(parsed)
+
+    def check_settings(self, user: User | None, settings: Mapping[str, Any]) -> None:
+        """Check each field of settings (ConfigError names each bad one) without applying or
+        saving them; :meth:`change_settings` checks more (strategies, the store)."""
+        self.require(user, MANAGE_INTEGRATIONS, "Checking HubSpot settings")
+        self._restored(settings)
+
+    @property
+    def settings_saved_by_host(self) -> bool:
+        """Whether settings changed here outlast a restart: the host's services save them."""
+        from .host import SavesPluginSettings
+
+        return isinstance(self.host, SavesPluginSettings)
+
+    def _restored(self, raw: Mapping[str, Any]) -> tuple[dict[str, Any], Settings]:
+        from .settings import parse_settings, restore_masked
+
         current = (self.runtime.tenant(self.tenant_id).settings
                    if self.runtime.is_enabled(self.tenant_id) else None)
-        settings = restore_masked(settings, current)
-        parsed = parse_settings(settings)
-        self.runtime.settings_changed(self.host, self.tenant_id, settings)
-        return unstructure_settings(parsed)
+        settings = restore_masked(raw, current)
+        return settings, parse_settings(settings)
 
     def test_connection(self, user: User | None) -> CheckReport:
         """Run every connection check now, keep the result for the status view, and return it."""

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
         OrderDraft,
         PeriodicTask,
         PluginManifest,
+        SavesPluginSettings,
         Shipment,
         User,
     )
@@ -82,6 +83,7 @@ __all__ = [
     "OrderStatus",
     "PeriodicTask",
     "PluginManifest",
+    "SavesPluginSettings",
     "Shipment",
     "User",
     "UserType",
@@ -114,7 +116,7 @@ _RECORDS = frozenset(
         "Address", "COMPANY_FIELDS", "Company", "CompanyDraft", "Contact", "ContactDraft",
         "HostCapabilities", "HostServices", "ORDER_FIELDS",
         "HttpRequest", "HttpResponse", "HttpRoute", "Milestone", "Order", "OrderDraft", "PeriodicTask",
-        "PluginManifest", "Shipment", "User",
+        "PluginManifest", "SavesPluginSettings", "Shipment", "User",
     }
 )
 

@@ -84,6 +84,7 @@ MANAGE_OPS: dict[str, Op] = {
     "enable": lambda a, u: a.enable(u, {}),
     "disable": lambda a, u: a.disable(u),
     "change_settings": lambda a, u: a.change_settings(u, {}),
+    "check_settings": lambda a, u: a.check_settings(u, {}),
     "test_connection": lambda a, u: a.test_connection(u),
     "run_sync": lambda a, u: a.run_sync(u),
     "replay": lambda a, u: a.replay(u, 1),

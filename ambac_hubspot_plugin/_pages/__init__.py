@@ -108,6 +108,7 @@ def page_routes(runtime: AdminRuntime) -> tuple[HttpRoute, ...]:
     from ._conflicts import resolve, show_conflicts
     from ._deals import FRAMED_ROUTES, create_order, framed_by_hubspot, show_deal
     from ._history import show_history, start_sync
+    from ._settings import save_settings, show_settings, test_connection
     from ._status import show_status
 
     table: tuple[tuple[str, str, str, str, Handler], ...] = (
@@ -121,6 +122,10 @@ def page_routes(runtime: AdminRuntime) -> tuple[HttpRoute, ...]:
         ("hubspot-page-deal", "GET", f"{BASE_PATH}/deals/{{deal_id}}", VIEW_INTEGRATIONS, show_deal),
         ("hubspot-page-deal-create", "POST", f"{BASE_PATH}/deals/{{deal_id}}/order", MANAGE_INTEGRATIONS,
          create_order),
+        ("hubspot-page-settings", "GET", f"{BASE_PATH}/settings", VIEW_INTEGRATIONS, show_settings),
+        ("hubspot-page-settings-save", "POST", f"{BASE_PATH}/settings", MANAGE_INTEGRATIONS, save_settings),
+        ("hubspot-page-settings-test", "POST", f"{BASE_PATH}/settings/test", MANAGE_INTEGRATIONS,
+         test_connection),
     )
     routes = []
     for name, method, path, permission, handler in table:

@@ -17,7 +17,7 @@ __all__ = ["HEADERS", "NAV", "html_response", "layout", "message_page", "when"]
 
 #: (label, path below the pages' base); the base itself is the status page.
 NAV: tuple[tuple[str, str], ...] = (("Status", ""), ("Sync history", "/history"), ("Conflicts", "/conflicts"),
-                                   ("Deal review", "/deals"))
+                                   ("Deal review", "/deals"), ("Settings", "/settings"))
 
 HEADERS = {
     "Content-Type": "text/html; charset=utf-8",
@@ -81,6 +81,15 @@ select,input[type=date]{font:inherit;padding:.4rem;border:1px solid #8a939e;bord
 .check label{margin:0}
 .pager{list-style:none;display:flex;gap:1rem;padding:0}
 .pager a{display:inline-block;padding:.6rem 0}
+select,textarea,input[type=password]{font:inherit;padding:.4rem;border:1px solid #8a939e;border-radius:6px;
+ min-height:44px;width:100%;max-width:20rem;background:#fff}
+textarea{max-width:40rem;font-family:ui-monospace,monospace}
+fieldset{border:1px solid #d5d9de;border-radius:6px;margin:1rem 0;padding:.25rem 1rem;background:#fff;min-width:0}
+legend{font-weight:600;padding:0 .25rem}
+.field{margin:.75rem 0}.path{font-weight:400;font-size:.85rem;overflow-wrap:anywhere}
+.hint{margin:.2rem 0;color:#4a525c;font-size:.9rem;max-width:40rem}
+.field-error{margin:.2rem 0;color:#b42318;font-weight:600}
+[aria-invalid=true]{border:2px solid #b42318}
 """)
 
 
