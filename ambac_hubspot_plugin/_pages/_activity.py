@@ -159,8 +159,11 @@ def _notice(page: Page) -> Markup | None:
     if (raw := query.get("replayed", "")) and raw.isascii() and raw.isdigit() and len(raw) <= 12:
         return el("div", el("p", f"Job {int(raw)} replayed: it is back in the queue."), class_="notice", role="status")
     if (raw := query.get("replayed_all", "")) and raw.isascii() and raw.isdigit() and len(raw) <= 12:
-        return el("div", el("p", f"{int(raw)} dead letter{'' if raw == '1' else 's'} replayed: back in the queue."),
-                  class_="notice", role="status")
+        more = query.get("deliveries", "")
+        more = f" {int(more)} unreadable webhook deliveries will be read again." \
+            if more.isascii() and more.isdigit() and 0 < len(more) <= 12 and int(more) else ""
+        return el("div", el("p", f"{int(raw)} dead letter{'' if raw == '1' else 's'} replayed: back in the queue.",
+                            more), class_="notice", role="status")
     return None
 
 
@@ -216,6 +219,6 @@ def replay_one(page: Page) -> HttpResponse:
 def replay_all(page: Page) -> HttpResponse:
     """Replay every dead letter, then show the page saying how many (303)."""
     result = page.admin.replay_all(page.user)
-    count = int(result["replayed"]) + int(result["webhook_deliveries"])
-    return HttpResponse(303, b"", {"Location": f"{page.base}/activity?replayed_all={count}#main",
+    query = urlencode({"replayed_all": int(result["replayed"]), "deliveries": int(result["webhook_deliveries"])})
+    return HttpResponse(303, b"", {"Location": f"{page.base}/activity?{query}#main",
                                    "Cache-Control": "no-store"})
