@@ -23,7 +23,7 @@ from ._world import EVERY_FIELD, PluginWorld, open_world, plugin_settings, servi
 PUBLIC = "https://tracker.example.com"
 PAGES = "/integrations/hubspot/admin"
 #: Every page a GET shows, below PAGES.
-PAGE_PATHS = ("", "/history", "/conflicts", "/deals", "/settings")
+PAGE_PATHS = ("", "/activity", "/history", "/conflicts", "/deals", "/settings")
 
 
 def visible_text(page: str) -> str:

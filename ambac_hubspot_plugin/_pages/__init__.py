@@ -1,8 +1,9 @@
 """The admin pages: server-rendered HTML for people who run the integration in a browser.
 
 They are plugin routes like the JSON admin API (``ambac_http_routes``), mounted by any host
-under ``hubspot/admin``: the status page at the base, the conflicts at ``/conflicts``, the
-sync history at ``/history``, the deal review at ``/deals``. Every
+under ``hubspot/admin``: the status page at the base, the log and dead
+letters at ``/activity``, the sync history at ``/history``, the conflicts at ``/conflicts``, the
+deal review at ``/deals``, the settings at ``/settings``. Every
 page needs ``view_integrations`` and every action (a POST) ``manage_integrations``, a valid
 CSRF token and a same-origin ``Origin`` (:mod:`._csrf`); the host checks the route's permission
 first and each page checks again, answering a refusal page and changing nothing. Each route
@@ -105,6 +106,7 @@ def refusal(request: HttpRequest, status: int, message: str) -> HttpResponse:
 
 def page_routes(runtime: AdminRuntime) -> tuple[HttpRoute, ...]:
     """Every admin page and page action, bound to ``runtime``."""
+    from ._activity import replay_all, replay_one, show_activity
     from ._conflicts import resolve, show_conflicts
     from ._deals import FRAMED_ROUTES, create_order, framed_by_hubspot, show_deal
     from ._history import show_history, start_sync
@@ -113,6 +115,11 @@ def page_routes(runtime: AdminRuntime) -> tuple[HttpRoute, ...]:
 
     table: tuple[tuple[str, str, str, str, Handler], ...] = (
         ("hubspot-page-status", "GET", BASE_PATH, VIEW_INTEGRATIONS, show_status),
+        ("hubspot-page-activity", "GET", f"{BASE_PATH}/activity", VIEW_INTEGRATIONS, show_activity),
+        ("hubspot-page-activity-replay", "POST", f"{BASE_PATH}/activity/dead-letters/{{job_id}}/replay",
+         MANAGE_INTEGRATIONS, replay_one),
+        ("hubspot-page-activity-replay-all", "POST", f"{BASE_PATH}/activity/dead-letters/replay",
+         MANAGE_INTEGRATIONS, replay_all),
         ("hubspot-page-history", "GET", f"{BASE_PATH}/history", VIEW_INTEGRATIONS, show_history),
         ("hubspot-page-history-sync", "POST", f"{BASE_PATH}/history/sync", MANAGE_INTEGRATIONS, start_sync),
         ("hubspot-page-conflicts", "GET", f"{BASE_PATH}/conflicts", VIEW_INTEGRATIONS, show_conflicts),

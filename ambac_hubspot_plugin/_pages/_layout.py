@@ -16,8 +16,8 @@ from ._html import Child, Markup, el, join, raw
 __all__ = ["HEADERS", "NAV", "html_response", "layout", "message_page", "when"]
 
 #: (label, path below the pages' base); the base itself is the status page.
-NAV: tuple[tuple[str, str], ...] = (("Status", ""), ("Sync history", "/history"), ("Conflicts", "/conflicts"),
-                                   ("Deal review", "/deals"), ("Settings", "/settings"))
+NAV: tuple[tuple[str, str], ...] = (("Status", ""), ("Activity", "/activity"), ("Sync history", "/history"),
+                                   ("Conflicts", "/conflicts"), ("Deal review", "/deals"), ("Settings", "/settings"))
 
 HEADERS = {
     "Content-Type": "text/html; charset=utf-8",
