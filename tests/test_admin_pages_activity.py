@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ambac_hubspot_plugin._pages._activity import FIXES
+from ambac_hubspot_plugin._pages._fixes import ERROR_FIXES, FIXES, fix_for
 from ambac_hubspot_plugin.store import JobState, LogLevel
 
 from ._pages_world import PAGES, PagesWorld, open_pages_world
@@ -48,6 +48,47 @@ def test_every_fix_is_the_troubleshooting_text():
     assert len(FIXES) == len(rows) - 1  # every row but the header
 
 
+def _sections() -> dict[str, str]:
+    """docs/troubleshooting.md's text under each ``##`` heading, whitespace made single spaces."""
+    sections: dict[str, str] = {}
+    heading = ""
+    for line in _DOCS.read_text().splitlines():
+        if line.startswith("## "):
+            heading = line[3:].strip()
+        else:
+            sections[heading] = sections.get(heading, "") + " " + line.strip()
+    return {k: " ".join(v.split()) for k, v in sections.items()}
+
+
+def test_every_error_fix_is_the_text_of_its_troubleshooting_section():
+    """Each known error's fix is word for word what its section of docs/troubleshooting.md says."""
+    sections = _sections()
+    for _words, section, fix in ERROR_FIXES:
+        assert section in sections, section
+        assert fix in sections[section], (section, fix)
+
+
+@pytest.mark.parametrize(("what", "message", "section"), [
+    ("sync.incremental", "incremental sync stopped: HubSpot refused the credentials: expired (HTTP 401)",
+     "Check `token`"),
+    ("outbound.push", "HubSpot answered HTTP 403: the token lacks crm.objects.deals.write", "Check `scopes`"),
+    ("sync.incremental", "incremental sync stopped: could not talk to HubSpot at https://x: ConnectError",
+     "Check `token`"),
+    ("inbound.deal", "deal 7: budget_text='abc' must be a plain number", "Fields not mapping"),
+    ("inbound.deal", "deal 8: the deal has no associated company", "Company not found"),
+    ("inbound.deal", "deal 9: dealname is 260 characters; the host allows 200: shorten it", "Fields not mapping"),
+])
+def test_a_known_error_in_the_log_gets_its_fix(what, message, section):
+    """A warning or error naming a known failure is matched to its troubleshooting section."""
+    assert fix_for({"level": "error", "what": what, "message": message})[0] == section
+    assert fix_for({"level": "info", "what": what, "message": message}) is None
+
+
+def test_an_error_nobody_knows_gets_no_made_up_fix():
+    """A warning that names no known failure shows no fix rather than a wrong one."""
+    assert fix_for({"level": "warning", "what": "inbound.contact", "message": "two contacts share x@y.z"}) is None
+
+
 def test_the_page_shows_the_log_newest_first_with_the_fixes(world):
     """The log's entries show newest first with a count, and every fix is on the page."""
     world.store.log(world.tenant, LogLevel.INFO, "sync.run", "first entry")
@@ -59,6 +100,10 @@ def test_the_page_shows_the_log_newest_first_with_the_fixes(world):
     assert re.search(r"Showing \d+ log entries, newest first", text)
     for _alert, _meaning, fix in FIXES:
         assert fix in html.unescape(text)
+    world.store.log(world.tenant, LogLevel.ERROR, "sync.incremental",
+                    "incremental sync stopped: HubSpot refused the credentials: revoked (HTTP 401)")
+    text = html.unescape(_text(world.get("/activity", "viewer").text))
+    assert "paste it in `credentials.access_token`" in text and "(Troubleshooting: Check `token`)" in text
 
 
 def test_filters_by_level_kind_and_record_are_kept_in_the_form(world):

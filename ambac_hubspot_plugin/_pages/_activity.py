@@ -13,37 +13,19 @@ from ..errors import ConfigError
 from ..host import HttpResponse
 from ..store import LogLevel
 from . import _csrf
+from ._fixes import FIXES, fix_for
 from ._html import Markup, el
 from ._layout import html_response, layout, when
 
 if TYPE_CHECKING:
     from ._page import Page
 
-__all__ = ["FIXES", "replay_all", "replay_one", "show_activity"]
+__all__ = ["replay_all", "replay_one", "show_activity"]
 
 _SHOWN = 50
 _DEAD_SHOWN = 100
 _LEVELS = {lv.value: f"{lv.value.capitalize()} and worse" if lv is not LogLevel.ERROR else "Error"
            for lv in LogLevel}
-
-#: Each known error and what to do about it, word for word the "Alerts" table of
-#: docs/troubleshooting.md (a test keeps the two the same).
-FIXES: tuple[tuple[str, str, str], ...] = (
-    ("HubSpot sync failed N times in a row", "the last N finished runs failed",
-     "read the error in the message and `ambac-hubspot history`; run the check"),
-    ("HubSpot refused the integration's credentials", "a 401/403 on a run or a check",
-     "see `token` / `scopes` above"),
-    ("N HubSpot sync jobs gave up", "dead letters reached the threshold",
-     "fix the cause in the log, then `ambac-hubspot replay --all`"),
-    ("N HubSpot webhook deliveries could not be read",
-     "a stored delivery could not be split into events (the log's `webhook.unreadable` entry says why); "
-     "it is kept",
-     "upgrade the plugin (or fix what the entry names), then `ambac-hubspot replay --all`"),
-    ("HubSpot webhooks have gone silent",
-     "no event for longer than `alerts.webhook_silence_minutes` while the sync keeps finding changes",
-     "check the app's webhook subscriptions and target URL (see `webhook_url`)"),
-)
-
 
 def _filters(page: Page) -> tuple[dict[str, Any], dict[str, str]]:
     """The level, kind, record and cursor asked for, and what is wrong with each."""
@@ -97,14 +79,24 @@ def _filter_form(page: Page, chosen: dict[str, Any], errors: dict[str, str]) -> 
               method="get", action=f"{page.base}/activity")
 
 
+def _what_to_do(entry: dict[str, Any]) -> Markup | str:
+    found = fix_for(entry)
+    if found is None:
+        return ""
+    section, fix = found
+    return el("span", fix, " ", el("span", f"(Troubleshooting: {section})", class_="muted"))
+
+
 def _log_table(entries: list[dict[str, Any]], caption: str, empty: str) -> Markup:
-    head = el("tr", [el("th", h, scope="col") for h in ("Entry", "When", "Level", "Kind", "Record", "Message")])
+    head = el("tr", [el("th", h, scope="col")
+                     for h in ("Entry", "When", "Level", "Kind", "Record", "Message", "What to do")])
     rows = [el("tr", el("td", e["id"], class_="num"), el("td", when(e["at"])),
                el("td", e["level"], class_="bad" if e["level"] == "error" else
                   "warn" if e["level"] == "warning" else None),
-               el("td", e["what"]), el("td", e["record"] or ""), el("td", e["message"])) for e in entries]
+               el("td", e["what"]), el("td", e["record"] or ""), el("td", e["message"]),
+               el("td", _what_to_do(e))) for e in entries]
     if not rows:
-        rows = [el("tr", el("td", empty, colspan="6"))]
+        rows = [el("tr", el("td", empty, colspan="7"))]
     return el("div", el("table", el("caption", caption), el("thead", head), el("tbody", rows)), class_="table")
 
 
