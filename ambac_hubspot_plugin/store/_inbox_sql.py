@@ -1,5 +1,6 @@
 """The inbox's write statements (private to the store): multi-row inserts of events, jobs and
-deliveries built once per shape, and the counters' upsert.
+deliveries built once per shape, and the counters' upsert. :func:`insert_rows` is also how the
+store writes links and queued jobs in batches (``create_links``, ``enqueue_many``).
 
 Deliveries are written as multi-row ``INSERT ... VALUES (...), (...) RETURNING`` statements on
 the driver directly (on PostgreSQL: one JSON array of rows, see :func:`insert_rows`). Through
