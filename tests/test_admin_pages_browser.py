@@ -67,6 +67,15 @@ def browse(world: PagesWorld, width: int) -> Iterator[Any]:
         driver.quit()
 
 
+def _notice(driver: Any, role: str = "status") -> Any:
+    """The notice (``role``: status, or alert for a refusal) of the page a form's submit leads
+    to, once that page has loaded: a click returns before the browser has followed the answer
+    on a loaded machine."""
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    return WebDriverWait(driver, 15).until(lambda d: d.find_element(By.CSS_SELECTOR, f"[role={role}]"))
+
+
 def _fits(driver: Any) -> None:
     """Nothing makes the page scroll sideways at this width."""
     overflow = driver.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
@@ -103,7 +112,7 @@ def test_a_conflict_resolved_by_clicking(world, browse, width):
     article = driver.find_element(By.CSS_SELECTOR, f"article[aria-labelledby=conflict-{conflict.id}]")
     assert "Host name" in article.text and "HubSpot name" in article.text
     article.find_element(By.XPATH, ".//button[.='Use the HubSpot value']").click()
-    notice = driver.find_element(By.CSS_SELECTOR, "[role=status]")
+    notice = _notice(driver)
     assert f"Conflict {conflict.id} resolved" in notice.text and "admin@acme.example" in notice.text
     assert world.order_for(deal).name == "HubSpot name"
     assert world.hubspot.get_object("deals", deal)["dealname"] == "HubSpot name"
@@ -119,7 +128,7 @@ def test_a_typed_value_resolves_a_conflict_with_the_keyboard_alone(world, browse
     label = driver.find_element(By.CSS_SELECTOR, f"label[for=value-{conflict.id}]")
     assert label.text == "Or type the value for name"
     field.send_keys("Agreed name", Keys.ENTER)
-    assert "resolved" in driver.find_element(By.CSS_SELECTOR, "[role=status]").text
+    assert "resolved" in _notice(driver).text
     assert world.order_for(deal).name == "Agreed name"
 
 

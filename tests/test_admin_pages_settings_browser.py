@@ -14,7 +14,7 @@ from selenium.webdriver.common.by import By  # only once selenium is known to be
 from selenium.webdriver.common.keys import Keys
 
 from ._pages_world import PAGES
-from .test_admin_pages_browser import _fits, browse, width, world  # noqa: F401  # its fixtures, shared
+from .test_admin_pages_browser import _fits, _notice, browse, width, world  # noqa: F401  # its fixtures, shared
 
 
 def _type(element: Any, text: str) -> None:
@@ -34,7 +34,7 @@ def test_a_settings_error_fixed_and_saved_by_keyboard(world, browse, width):  # 
     _type(interval, "10")
     interval.send_keys(Keys.ENTER)
 
-    summary = driver.find_element(By.CSS_SELECTOR, "[role=alert]")
+    summary = _notice(driver, "alert")
     assert "Nothing was saved: 1 problem" in summary.text
     error = driver.find_element(By.ID, "field-sync_interval_seconds-error")
     assert "at least 60" in error.text and error.is_displayed()
@@ -56,7 +56,7 @@ def test_a_settings_error_fixed_and_saved_by_keyboard(world, browse, width):  # 
     assert active.get_attribute("id") == "field-sync_interval_seconds", "the link leads to the field"
     _type(active, "600")
     active.send_keys(Keys.ENTER)
-    assert "Settings saved" in driver.find_element(By.CSS_SELECTOR, "[role=status]").text
+    assert "Settings saved" in _notice(driver).text
     settings = world.runtime.tenant(world.tenant).settings
     assert (settings.sync_interval_seconds, settings.alerts.failed_runs) == (600, 7)
     saved = world.host.plugin_settings(world.tenant, "hubspot")
