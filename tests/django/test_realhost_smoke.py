@@ -128,7 +128,9 @@ def test_the_bridge_works_end_to_end_in_a_real_ambac_tracker(hubspot: Sandbox, h
     """In the real host: our migrations are applied and the checks pass; a signed webhook for a
     closed-won deal, delivered to the mounted route and drained, becomes exactly one order; a
     committed status save reaches the deal and a rolled-back one pushes nothing; the admin
-    route refuses a user without the permission; ``manage.py hubspot status`` exits 0."""
+    route refuses a user without the permission; the admin pages work in a signed-in session
+    with the page's own CSRF token and refuse another origin; ``manage.py hubspot status``
+    exits 0."""
     # 1. Installed and migrated: no unapplied migration (ours included), and Django's checks.
     shown = host.manage("showmigrations", "ambac_hubspot")
     ours = sorted(path.stem for path in MIGRATIONS.glob("[0-9][0-9][0-9][0-9]_*.py"))
@@ -154,7 +156,8 @@ def test_the_bridge_works_end_to_end_in_a_real_ambac_tracker(hubspot: Sandbox, h
         "--api-base-url", hubspot.base_url, "--local-sandbox", "--settings-file", str(settings_file), "--json"))
     assert enabled["ok"], enabled
     try:
-        _webhook_status_and_routes(hubspot, host, tenant_id)
+        base = _webhook_status_and_routes(hubspot, host, tenant_id)
+        _admin_pages(host, tenant_id, base)
         status = json.loads(host.manage("hubspot", "status", "--tenant", tenant_id, "--json"))
         assert status["enabled"] is True, status
         _say(f"status: records {json.dumps(status.get('records'))}, webhooks {json.dumps(status.get('webhooks'))}")
@@ -163,7 +166,8 @@ def test_the_bridge_works_end_to_end_in_a_real_ambac_tracker(hubspot: Sandbox, h
     assert host.stop_driver() == 0
 
 
-def _webhook_status_and_routes(hubspot: Sandbox, host: Host, tenant_id: str) -> None:
+def _webhook_status_and_routes(hubspot: Sandbox, host: Host, tenant_id: str) -> str:
+    """Steps 3 to 6; answers the base URL the host's WSGI application is served at."""
     # 3. A deal moved to closed won in HubSpot: its signed webhook reaches the host's route.
     deal = hubspot.add_object("deals", {"dealname": "Smoke deal", "pipeline": "default",
                                         "dealstage": "appointmentscheduled"})
@@ -210,3 +214,27 @@ def _webhook_status_and_routes(hubspot: Sandbox, host: Host, tenant_id: str) -> 
     codes = host.ask("routes", tenant_id=tenant_id, path="/integrations/hubspot/status")["status_codes"]
     assert codes == {"anonymous": 401, "without_permission": 403, "with_permission": 200,
                      "with_permission_by_token": 200, "bad_token": 401}, codes
+    return str(base)
+
+
+def _admin_pages(host: Host, tenant_id: str, base: str) -> None:
+    # 7. The admin pages over HTTP, in sessions signed in through the host's own login (its CSRF
+    # middleware active): a tenant admin reads them and starts a dry run with the page's token
+    # alone, then a sync; a sync from another origin is refused and changes nothing, and so is the
+    # session's JSON sync without Django's token; a user without view_integrations gets a refusal page.
+    html = "text/html"
+    got = host.ask("pages", tenant_id=tenant_id, base=base)
+    assert got["prefix"] == "/integrations/hubspot/admin", got
+    assert got["login"] == [200, True] and got["stranger_login"] == [200, True], got
+    for page in ("/", "/conflicts", "/history", "/deals", "/settings"):
+        assert got[f"GET {page}"] == [200, html], (page, got)
+    assert got["POST sync, foreign origin"] == [403, html, True], got
+    assert got["runs_after_foreign"] == got["runs_before"], got  # refused: no sync ran
+    history = "/integrations/hubspot/admin/history"
+    assert got["POST dry_run"] == [303, history, True], got  # its result shown on the page
+    assert got["runs_after_dry_run"] == got["runs_before"], got  # a dry run writes nothing
+    assert got["POST sync"] == [303, history, True], got
+    assert got["runs_after_sync"] == got["runs_before"] + 1, got
+    assert got["POST JSON sync without Django's token"] == [403, "application/json"], got
+    assert got["runs_after_json"] == got["runs_after_sync"], got
+    assert got["GET / without view_integrations"] == [403, html, True], got
