@@ -25,6 +25,7 @@ if HAVE_DJANGO:
 
     from collections.abc import Iterator
 
+    import pluggy
     import pytest
 
     @pytest.fixture
@@ -37,3 +38,16 @@ if HAVE_DJANGO:
         set_drain_trigger(None)
         yield
         set_drain_trigger(kept)
+
+
+    @pytest.fixture
+    def managers() -> Iterator[list[pluggy.PluginManager]]:
+        """Plugin managers built as the app builds them (one per simulated process), closed after."""
+        from ambac_hubspot_plugin import plugin as plugin_module
+
+        built: list[pluggy.PluginManager] = []
+        yield built
+        for pm in built:
+            runtime = pm.get_plugin(plugin_module.RUNTIME_NAME)
+            if runtime is not None and runtime._runtime is not None:
+                runtime._runtime.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,17 +31,6 @@ from .._world import plugin_settings
 
 def _runtime(pm: pluggy.PluginManager) -> Any:
     return pm.get_plugin(plugin_module.RUNTIME_NAME).runtime
-
-
-@pytest.fixture
-def managers() -> Iterator[list[pluggy.PluginManager]]:
-    """Plugin managers built as the app builds them (one per simulated process), closed after."""
-    built: list[pluggy.PluginManager] = []
-    yield built
-    for pm in built:
-        runtime = pm.get_plugin(plugin_module.RUNTIME_NAME)
-        if runtime is not None and runtime._runtime is not None:
-            runtime._runtime.close()
 
 
 def _tenant(settings: dict[str, Any], *, enabled: bool) -> str:

@@ -10,7 +10,9 @@ Turning the integration on or off on that page saves the tenant's ``IntegrationC
 :func:`connect_receivers` (called by the app's ``ready()``) watches those saves and, once the
 host's transaction commits, calls ``ambac_plugin_enabled``, ``ambac_plugin_disabled`` or
 ``ambac_settings_changed``. Receivers rather than adapter methods, because the page saves the
-row directly; after the commit, because a rolled-back save changed nothing. A hook that fails
+row directly; after the commit, because a rolled-back save changed nothing. A save by the
+bridge's own services (settings the plugin has already applied, ``save_plugin_settings``) is
+no change to report. A hook that fails
 there is logged (without secrets), and the enabled row is still taken up by every process
 (``startup``), so the tenant runs and its status shows the failure.
 """
@@ -31,6 +33,7 @@ from ... import plugin as plugin_module
 from ...admin import Admin
 from ...host import User, as_host_id
 from . import plugin_manager
+from .events import host_events_suppressed
 from .services import DjangoHostServices
 from .startup import PROVIDER, row_fingerprint
 from .tenant_settings import scrub_row_secrets, settings_for
@@ -209,7 +212,7 @@ _DOING = {"enabled": "enabling", "disabled": "disabling", "settings_changed": "a
 
 def _remember_before(sender: Any, instance: Any, raw: bool = False, using: str = DEFAULT_DB_ALIAS,
                      **kwargs: Any) -> None:
-    if raw or instance.provider != PROVIDER or not plugin_mode():
+    if raw or instance.provider != PROVIDER or not plugin_mode() or host_events_suppressed():
         return
     before = type(instance).objects.using(using).filter(pk=instance.pk).first() if instance.pk else None
     setattr(instance, _BEFORE, None if before is None else _state(before))
@@ -221,7 +224,7 @@ def _state(row: Any) -> tuple[bool, str]:
 
 def _after_save(sender: Any, instance: Any, created: bool = False, raw: bool = False,
                 using: str = DEFAULT_DB_ALIAS, **kwargs: Any) -> None:
-    if raw or instance.provider != PROVIDER or not plugin_mode():
+    if raw or instance.provider != PROVIDER or not plugin_mode() or host_events_suppressed():
         return
     before = getattr(instance, _BEFORE, None)
     was_enabled = before is not None and before[0]

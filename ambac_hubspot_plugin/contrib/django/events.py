@@ -49,6 +49,7 @@ __all__ = [
     "connect",
     "disconnect",
     "drain_trigger",
+    "host_events_suppressed",
     "record_shipment",
     "set_drain_trigger",
     "suppress_host_events",
@@ -90,6 +91,11 @@ def suppress_host_events() -> Iterator[None]:
         yield
     finally:
         _suppressed.reset(token)
+
+
+def host_events_suppressed() -> bool:
+    """Whether the running code is inside :func:`suppress_host_events` (the bridge's own write)."""
+    return _suppressed.get()
 
 
 def set_drain_trigger(trigger: Callable[[str], object] | None) -> None:

@@ -4,7 +4,12 @@ Ids cross as the contract's strings (``host.as_host_id``): tenants, orders and c
 UUIDv7s, users integers; an id that cannot name a row of a table (digits for a UUID key, a
 UUID for the user table) reads as "not found". Writes run in one transaction each, so a
 refused value writes nothing, and they fire no ``ambac_*`` events: the services never call the
-plugin manager, and their saves write no outbox rows (``events.suppress_host_events``).
+plugin manager, and their saves write no outbox rows (``events.suppress_host_events``) nor call
+the plugin's hooks for an ``IntegrationConfig`` save (``adapter``).
+
+The services also save the plugin's settings (``SavesPluginSettings``) where the bridge reads
+them from, the tenant's ``IntegrationConfig`` (``tenant_settings``): its other processes take
+the change up at their next recheck (``startup``), and every process starts with it.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
+from integrations.models import IntegrationConfig
 from Tracker.models import Companies, Milestone, Orders, Tenant, TenantGroup, User, UserRole
 from Tracker.services.core.notifications.emit import emit
 from Tracker.utils.tenant_context import tenant_context
@@ -53,6 +59,7 @@ from ._records import (
 )
 from .alerts import EVENT_CODE, alert_payload
 from .events import suppress_host_events
+from .tenant_settings import PROVIDER, fields_to_save
 
 __all__ = ["ALERT_EVENT_CODE", "CUSTOMER_GROUP", "DjangoHostServices", "acting_as", "user_record"]
 
@@ -120,6 +127,24 @@ class DjangoHostServices:
     def capabilities(self) -> HostCapabilities:
         return HostCapabilities(order_fields=ORDER_FIELDS_KEPT, company_fields=COMPANY_FIELDS_KEPT,
                                 milestones=True)
+
+    def save_plugin_settings(self, plugin_id: str, settings: Mapping[str, Any]) -> None:
+        """Save ``settings`` in the tenant's ``IntegrationConfig`` (one transaction; a new row is
+        switched off): the secrets in its encrypted fields, the rest in ``config``.
+
+        :raises ConfigError: settings the row cannot hold without a secret in plain text
+            (``tenant_settings.fields_to_save``); nothing is saved then.
+        """
+        if plugin_id != PROVIDER:
+            raise ValueError(f"this host keeps settings for plugin {PROVIDER!r} only, not {plugin_id!r}")
+        with self._write():
+            tenant = uuid_pk(self._tenant_id)
+            row = (IntegrationConfig.objects.using(self._db).select_for_update()
+                   .filter(tenant_id=tenant, provider=PROVIDER).first()
+                   or IntegrationConfig(tenant_id=tenant, provider=PROVIDER, is_enabled=False))
+            for field, value in fields_to_save(row, settings, using=self._db).items():
+                setattr(row, field, value)
+            row.save(using=self._db)
 
     # Plumbing -------------------------------------------------------------------------------
 

@@ -31,15 +31,13 @@ from integrations.models import IntegrationConfig
 from ... import plugin as plugin_module
 from ...host import as_host_id
 from .services import DjangoHostServices
-from .tenant_settings import SECRET_FIELDS, scrub_row_secrets, settings_for
+from .tenant_settings import PROVIDER, SECRET_FIELDS, scrub_row_secrets, settings_for
 
 __all__ = ["PROVIDER", "RECHECK_SECONDS", "enabled_rows", "enabled_tenants", "ensure_started",
            "not_started_here", "row_fingerprint", "take_up_once"]
 
 logger = logging.getLogger(__name__)
 
-PROVIDER = "hubspot"
-"""The ``IntegrationConfig.provider`` of this plugin's configuration."""
 RECHECK_SECONDS = 5.0
 """How often, at most, a web process's requests compare its tenants with the rows (the host's
 ``HUBSPOT_TENANT_RECHECK_SECONDS`` setting overrides it): a disable or settings change made in

@@ -12,6 +12,11 @@ encrypted fields only (the host encrypts them at rest):
 
 A secret written into ``config`` is refused: ``config`` is stored in plain text.
 
+Settings changed through the plugin (its settings page, ``PUT hubspot/settings``) are saved
+back the same way (:func:`fields_to_save`): the secrets into the encrypted fields, the rest into
+``config``, except a store or rate limiter URL this module derives from the host's settings
+(it would put the host's database password into ``config``).
+
 The rate limiter: ``rate_limit_backend`` from ``config`` when given, else the host's
 ``CELERY_BROKER_URL`` when that is a Redis URL, so all the host's processes share one HubSpot
 budget per portal.
@@ -32,16 +37,20 @@ from django.conf import settings as django_settings
 from django.db import DEFAULT_DB_ALIAS, connections
 
 from ...errors import ConfigError
-from ...settings import RATE_LIMIT_BACKEND_SCHEMES
+from ...settings import RATE_LIMIT_BACKEND_SCHEMES, parse_settings, secret_values
 
-__all__ = ["SECRET_FIELDS", "TOKEN_KINDS", "host_store_url", "row_fields", "row_secrets", "saved_settings",
-           "scrub_row_secrets", "settings_for"]
+__all__ = ["PROVIDER", "SECRET_FIELDS", "TOKEN_KINDS", "fields_to_save", "host_store_url", "row_fields",
+           "row_secrets", "saved_settings", "scrub_row_secrets", "settings_for"]
+
+PROVIDER = "hubspot"
+"""The ``IntegrationConfig.provider`` of this plugin's configuration."""
 
 SECRET_FIELDS = ("api_key", "oauth_refresh_token", "webhook_secret")
 """The row's encrypted fields this bridge reads."""
 TOKEN_KINDS = ("private_app", "project_app", "service_key")
 """Credential kinds that are one access token (``api_key``)."""
 _SECRET_CREDENTIALS = ("access_token", "client_secret", "refresh_token")
+_URL_SETTINGS = ("store_url", "rate_limit_backend")  # the settings this module may derive
 # libpq connection parameters a host may set in OPTIONS that the store's connections need too.
 _LIBPQ_OPTIONS = ("sslmode", "sslrootcert", "sslcert", "sslkey", "options", "target_session_attrs",
                   "application_name")
@@ -95,16 +104,20 @@ def settings_for(row: Any, *, using: str = DEFAULT_DB_ALIAS) -> dict[str, Any]:
                                  "refresh_token": refresh_token}
     if row.webhook_secret:
         config["webhook_client_secret"] = row.webhook_secret
-    if not config.get("store_url"):
-        url = host_store_url(using)
-        if url is not None:
-            config["store_url"] = url
-    broker = getattr(django_settings, "CELERY_BROKER_URL", None)
-    if (config.get("rate_limit_backend") is None and isinstance(broker, str)
-            and broker.startswith(RATE_LIMIT_BACKEND_SCHEMES)):
-        # The host's Redis: every worker and web process counts one HubSpot budget per portal.
-        config["rate_limit_backend"] = broker
+    derived = _derived(using)
+    if not config.get("store_url") and derived["store_url"] is not None:
+        config["store_url"] = derived["store_url"]
+    if config.get("rate_limit_backend") is None and derived["rate_limit_backend"] is not None:
+        config["rate_limit_backend"] = derived["rate_limit_backend"]
     return config
+
+
+def _derived(using: str) -> dict[str, str | None]:
+    """The store and rate limiter URLs a row without them gets from the host's settings."""
+    broker = getattr(django_settings, "CELERY_BROKER_URL", None)
+    # The host's Redis: every worker and web process counts one HubSpot budget per portal.
+    limiter = broker if isinstance(broker, str) and broker.startswith(RATE_LIMIT_BACKEND_SCHEMES) else None
+    return {"store_url": host_store_url(using), "rate_limit_backend": limiter}
 
 
 def row_fields(settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -135,6 +148,32 @@ def row_fields(settings: Mapping[str, Any]) -> dict[str, Any]:
     if kept:
         config["credentials"] = kept
     fields["config"] = config
+    return fields
+
+
+def fields_to_save(row: Any, settings: Mapping[str, Any], *, using: str = DEFAULT_DB_ALIAS) -> dict[str, Any]:
+    """The fields to set on ``row`` so that it holds ``settings`` (:func:`row_fields`), without
+    the URLs :func:`settings_for` derives (``settings`` read back from the row include them,
+    with the host's passwords) unless ``row``'s ``config`` already names its own.
+
+    :raises ConfigError: a URL with a password that ``config`` does not hold already (it would
+        be stored in plain text: put it there yourself, or use the host's settings), or an OAuth
+        client secret other than the host's; the message names fields, never values.
+    """
+    fields = row_fields(settings)
+    config, before, derived = fields["config"], dict(row.config or {}), _derived(using)
+    secrets = secret_values(parse_settings(settings))
+    problems = []
+    for name in _URL_SETTINGS:
+        value = config.get(name)
+        if name not in before and value is not None and value == derived[name]:
+            del config[name]
+        elif (isinstance(value, str) and value != before.get(name)
+              and any(secret in value for secret in secrets)):
+            problems.append((name, "holds a password, and the integration's config is stored in "
+                             "plain text: set this URL in the integration's config on the host"))
+    if problems:
+        raise ConfigError.from_problems(problems)
     return fields
 
 
