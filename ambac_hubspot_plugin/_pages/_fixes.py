@@ -54,8 +54,7 @@ ERROR_FIXES: tuple[tuple[tuple[str, ...], str, str], ...] = (
      "(\"Order status\") and run the check again: it creates the property with the values as options and "
      "the labels as what people see."),
     (("cannot create the custom properties",), "Check `properties`",
-     "Add the scope, or create the properties by hand (group `ambac_tracker`; see [outbound.md](outbound.md) "
-     "for their names and types)."),
+     "the token lacks `crm.schemas.deals.write`. Add the scope, or create the properties by hand"),
     (("no webhook client secret",), "Check `webhook_secret`",
      "Copy the client secret of the app that owns the webhook subscriptions (HubSpot developer account: the "
      "app > Auth > Client secret) into `webhook_client_secret`."),
