@@ -21,7 +21,7 @@ import pytest
 from ambac_hubspot_plugin.admin import Admin
 from ambac_hubspot_plugin.errors import ConfigError, HostRecordError
 from ambac_hubspot_plugin.host import (
-    MANAGE_INTEGRATIONS,
+    VIEW_INTEGRATIONS,
     HostCapabilities,
     Milestone,
     OrderDraft,
@@ -99,7 +99,7 @@ def test_a_changed_amount_updates_the_plugins_record_and_opens_no_conflict(world
 def test_the_deal_preview_lists_what_the_plugin_keeps(world):
     """The preview's draft has no value for the host, and ``kept_by_plugin`` shows it."""
     admin = world.host.create_user(world.tenant, "admin@acme.example")
-    world.host.grant(admin, MANAGE_INTEGRATIONS)
+    world.host.grant(admin, VIEW_INTEGRATIONS)  # previewing reads; it needs view_integrations
     deal = world.deal(**DEAL)
     preview = Admin(world.runtime, world.services).preview_order(admin, deal)
     assert (preview["draft"]["value"], preview["draft"]["currency"]) == (None, None)
