@@ -176,6 +176,10 @@ def run(deals: int, burst: int | None, store_url: str | None, profile: str | Non
     worker = ctx.Process(target=sync, args=(base_url, token, portal_id, burst, store_url, profile, there))
     started = time.perf_counter()
     worker.start()
+    while not here.poll(1):
+        if not worker.is_alive():  # it failed (its traceback is printed above): do not wait forever
+            server.kill()
+            raise SystemExit(f"the sync process ended with exit code {worker.exitcode} before reporting")
     figures = here.recv()
     worker.join()
     figures["wall_with_startup"] = time.perf_counter() - started
