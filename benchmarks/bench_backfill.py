@@ -34,21 +34,20 @@ import multiprocessing
 import os
 import random
 import resource
-import socket
 import statistics
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from _pg import pg_schema  # benchmarks/ is on the path when a script in it runs
+
 RATIO_COMPANIES = 2_000 / 10_000
 RATIO_CONTACTS = 5_000 / 10_000
 DUPLICATE_DOMAINS = 0.05  # share of companies whose domain an earlier company has already
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 DATA_ENDPOINTS = ("search", "batch_read")  # the rest is setup (pipelines, ...)
 
 
@@ -204,26 +203,14 @@ def stores(urls: list[str]) -> Iterator[list[tuple[str, str | None]]]:
         yield [(url.split(":", 1)[0].split("+", 1)[0], url) for url in urls]
         return
     chosen: list[tuple[str, str | None]] = [("sqlite", None)]
-    try:
-        socket.create_connection(("127.0.0.1", 5432), timeout=0.5).close()
-    except OSError:
-        print("postgresql: skipped (127.0.0.1:5432 does not answer)")
+    # Each run enables a fresh tenant of a fresh host: the schema keeps no state that matters
+    # between runs (links are per tenant), but it grows; it is dropped at the end.
+    with pg_schema("bench_backfill") as url:
+        if url is None:
+            print("postgresql: skipped (127.0.0.1:5432 does not answer)")
+        else:
+            chosen.append(("postgresql", url))
         yield chosen
-        return
-    import psycopg
-
-    schema = f"bench_backfill_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        # Each run enables a fresh tenant of a fresh host: the schema keeps no state that matters
-        # between runs (links are per tenant), but it grows; it is dropped at the end.
-        chosen.append(("postgresql",
-                       f"postgresql+psycopg://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"))
-        yield chosen
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 def _load(load: tuple[float, float, float]) -> str:
