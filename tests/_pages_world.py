@@ -71,10 +71,10 @@ class PagesWorld(PluginWorld):
         return self.request("POST", path, who, urlencode(form).encode(),
                             {"Content-Type": "application/x-www-form-urlencoded"})
 
-    def csrf(self, who: str) -> str:
-        """The CSRF token the conflicts page gives ``who``'s forms."""
-        found = re.search(r'name="csrf_token" value="([^"]+)"', self.get("/conflicts", who).text)
-        assert found, "the page has a form with a CSRF token"
+    def csrf(self, who: str, page: str = "/conflicts") -> str:
+        """The CSRF token ``page`` gives ``who``'s forms ("" where the user may not act)."""
+        found = re.search(r'name="csrf_token" value="([^"]*)"', self.get(page, who).text)
+        assert found, f"the page {page or '/'} has a form with a CSRF token field"
         return found.group(1)
 
     def held_conflict(self, name: str = "Brackets", hubspot_name: str = "HubSpot name") -> tuple[str, Any]:

@@ -26,11 +26,6 @@ def world(tmp_path: Path) -> Iterator[PagesWorld]:
         yield world
 
 
-def _token(world: PagesWorld, who: str = "admin") -> str:
-    found = re.search(r'name="csrf_token" value="([^"]*)"', world.get("/activity", who).text)
-    assert found, "the activity page has a form with a CSRF token field"
-    return found.group(1)
-
 
 def _dead(world: PagesWorld, deal: str = "1") -> int:
     """A job that failed its only attempt: a dead letter."""
@@ -147,7 +142,7 @@ def test_a_dead_letter_is_replayed_and_the_page_says_so(world):
     """Replay puts the job back in the queue and the page after the 303 names it."""
     job_id = _dead(world)
     assert "mapping failed for deal 1" in _text(world.get("/activity", "viewer").text)
-    token = _token(world)
+    token = world.csrf("admin", "/activity")
     answer = world.post(f"/activity/dead-letters/{job_id}/replay", "admin", {"csrf_token": token})
     assert answer.status == 303
     assert world.store.get_job(job_id).state == JobState.PENDING
@@ -160,7 +155,7 @@ def test_a_dead_letter_is_replayed_and_the_page_says_so(world):
 def test_replay_all_replays_every_dead_letter_and_counts_them(world):
     """Replay all puts every dead letter back and the notice says how many."""
     jobs = [_dead(world, "1"), _dead(world, "2")]
-    answer = world.post("/activity/dead-letters/replay", "admin", {"csrf_token": _token(world)})
+    answer = world.post("/activity/dead-letters/replay", "admin", {"csrf_token": world.csrf("admin", "/activity")})
     assert answer.status == 303
     assert all(world.store.get_job(j).state == JobState.PENDING for j in jobs)
     after = world.get(answer.headers["location"][len(PAGES):].split("#")[0], "admin")
@@ -170,7 +165,7 @@ def test_replay_all_replays_every_dead_letter_and_counts_them(world):
 def test_a_forged_csrf_token_replays_nothing(world):
     """A missing, forged or another user's token is refused and the job stays dead."""
     job_id = _dead(world)
-    for form in ({}, {"csrf_token": "forged"}, {"csrf_token": _token(world, "other_admin")}):
+    for form in ({}, {"csrf_token": "forged"}, {"csrf_token": world.csrf("other_admin", "/activity")}):
         for path in (f"/activity/dead-letters/{job_id}/replay", "/activity/dead-letters/replay"):
             assert world.post(path, "admin", form).status == 403
     assert world.store.get_job(job_id).state == JobState.DEAD
@@ -183,7 +178,7 @@ def test_a_viewer_sees_disabled_buttons_and_cannot_replay(world):
     assert "needs the manage_integrations permission" in _text(page.text)
     assert re.search(r"<button[^>]*disabled[^>]*>Replay</button>", page.text)
     for path in (f"/activity/dead-letters/{job_id}/replay", "/activity/dead-letters/replay"):
-        assert world.post(path, "viewer", {"csrf_token": _token(world, "viewer")}).status == 403
+        assert world.post(path, "viewer", {"csrf_token": world.csrf("viewer", "/activity")}).status == 403
     assert world.store.get_job(job_id).state == JobState.DEAD
 
 

@@ -26,14 +26,9 @@ def world(tmp_path: Path) -> Iterator[PagesWorld]:
         yield world
 
 
-def _token(world: PagesWorld, who: str = "admin") -> str:
-    found = re.search(r'name="csrf_token" value="([^"]*)"', world.get("/history", who).text)
-    assert found, "the history page has a form with a CSRF token field"
-    return found.group(1)
-
 
 def _start(world: PagesWorld, who: str = "admin", **form: str) -> Answer:
-    return world.post("/history/sync", who, {"csrf_token": _token(world), **form})
+    return world.post("/history/sync", who, {"csrf_token": world.csrf("admin", "/history"), **form})
 
 
 def _follow(world: PagesWorld, answer: Answer) -> Answer:
@@ -201,8 +196,8 @@ def test_a_malformed_form_is_refused_beside_the_field_and_runs_nothing(world, fo
 def test_a_viewer_post_is_refused_and_runs_nothing(world):
     """A viewer holding an admin's token is refused by permission before anything runs."""
     _deals(world)
-    assert _token(world, "viewer") == ""
-    answer = world.post("/history/sync", "viewer", {"csrf_token": _token(world), "mode": "sync"})
+    assert world.csrf("viewer", "/history") == ""
+    answer = world.post("/history/sync", "viewer", {"csrf_token": world.csrf("admin", "/history"), "mode": "sync"})
     assert answer.status == 403 and "manage_integrations" in _text(answer.text)
     assert _runs(world) == [] and world.services.list_orders() == []
 
@@ -210,8 +205,8 @@ def test_a_viewer_post_is_refused_and_runs_nothing(world):
 def test_a_forged_or_missing_csrf_token_is_refused_and_runs_nothing(world):
     """Without a valid token (missing, forged, another user's) nothing runs."""
     _deals(world)
-    window, _, mac = _token(world).partition(".")
-    for token in (None, f"{window}.{'0' * len(mac)}", "not-a-token", _token(world, "other_admin")):
+    window, _, mac = world.csrf("admin", "/history").partition(".")
+    for token in (None, f"{window}.{'0' * len(mac)}", "not-a-token", world.csrf("other_admin", "/history")):
         form = {"mode": "sync"} if token is None else {"mode": "sync", "csrf_token": token}
         answer = world.post("/history/sync", "admin", form)
         assert answer.status == 403 and "Nothing was changed" in _text(answer.text)
@@ -222,7 +217,8 @@ def test_a_stranger_is_refused_the_page_and_the_action(world):
     """Without view_integrations: 403 for the page and for a POST; nothing runs."""
     _deals(world)
     assert world.get("/history", "stranger").status == 403
-    assert world.post("/history/sync", "stranger", {"csrf_token": _token(world), "mode": "sync"}).status == 403
+    token = world.csrf("admin", "/history")
+    assert world.post("/history/sync", "stranger", {"csrf_token": token, "mode": "sync"}).status == 403
     assert world.post("/history/sync", None, {"mode": "sync"}).status == 401
     assert _runs(world) == [] and world.services.list_orders() == []
 
