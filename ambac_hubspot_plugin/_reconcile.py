@@ -29,6 +29,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from ._clock import due_on_schedule
 from ._job_kinds import JOB_KINDS, PUSH_MAX_ATTEMPTS, host_event_job, job_host_id, order_state_job
 from .host import OrderStatus
 
@@ -46,9 +47,11 @@ _PAGE = 500
 
 def reconcile_due(store: SqlStateStore, tenant_id: str, portal_id: str, *, now: datetime,
                   interval: timedelta) -> bool:
-    """Whether the tenant's last reconciliation is ``interval`` old (or never ran)."""
+    """Whether the tenant's reconciliation is due: once per ``interval`` on the tenant's fixed
+    schedule (see :func:`._clock.due_on_schedule`), and at once when it never ran."""
     last = store.get_checkpoint(tenant_id, portal_id, CHECKPOINT)
-    return last is None or now - datetime.fromisoformat(last.value) >= interval
+    return due_on_schedule(None if last is None else datetime.fromisoformat(last.value), now,
+                           interval, tenant_id)
 
 
 def reconcile_orders(*, tenant_id: str, portal_id: str, host: HostServices, store: SqlStateStore,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ._clock import Clock
+from ._clock import Clock, due_on_schedule
 from ._engine_parts import EngineParts, PushOptions
 from ._job_kinds import RETRY_KIND, SYNC_KIND
 from ._strategies import Strategies
@@ -487,7 +487,7 @@ class Runtime:
             store.fail_stale_runs(timedelta(minutes=15))
             last = store.recent_runs(tenant.tenant_id, kind="incremental", limit=1)
             interval = timedelta(seconds=tenant.settings.sync_interval_seconds)
-            if not last or now - last[0].started_at >= interval:
+            if due_on_schedule(last[0].started_at if last else None, now, interval, tenant.tenant_id):
                 store.enqueue(tenant.tenant_id, SYNC_KIND, {}, dedupe_key="sync:incremental")
                 queued += 1
         return queued
