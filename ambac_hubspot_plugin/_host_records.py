@@ -8,6 +8,7 @@ module.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -27,6 +28,7 @@ __all__ = [
     "CompanyDraft",
     "Contact",
     "ContactDraft",
+    "GroupsWrites",
     "HostCapabilities",
     "HostServices",
     "HttpRequest",
@@ -465,3 +467,25 @@ class SavesPluginSettings(Protocol):
         """Save ``settings`` (complete, secrets included, JSON-compatible) as this tenant's
         settings for ``plugin_id``, where the host's own settings page saves them; keep whether
         the plugin is enabled. Call no hook: the plugin has already accepted them."""
+
+
+@runtime_checkable
+class GroupsWrites(Protocol):
+    """Host services that can commit many of a plugin's writes at once (optional, beside
+    :class:`HostServices`).
+
+    A sync or a batch of webhook events creates hundreds of orders, companies and contacts; in
+    a transaction each, the host pays a commit (a disk flush, a round trip) per record. Inside
+    :meth:`grouped_writes` the services' writes share one transaction: they commit together
+    when the block ends. Each write stays atomic on its own (a savepoint): one that raises
+    undoes only itself and the block goes on. If the block raises, every write in it is rolled
+    back. The plugin groups at most 100 deals' writes, so the transaction's locks are held
+    briefly, and records nothing of a group's writes until it has committed. Services without
+    this method commit each write on its own, as before.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def grouped_writes(self) -> contextlib.AbstractContextManager[None]:
+        """A block whose writes through these services commit together when it ends, and are
+        rolled back together if it raises; each write inside is atomic on its own."""

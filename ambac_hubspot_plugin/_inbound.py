@@ -11,7 +11,8 @@ id ``hubspot:<portal>:deal:<id>`` (the host's create is idempotent on it), compa
 between any two steps leaves nothing a rerun cannot adopt.
 
 Calls to HubSpot are batched per chunk of up to 1,000 deals: one association read per direction,
-and companies and contacts are read once per run. Memory holds one chunk and two id maps.
+and companies and contacts are read once per run. Memory holds one chunk and two id maps. The
+host commits the writes of up to 100 new orders at once where it can (:class:`~.host.GroupsWrites`).
 
 The deal's companies and contacts are resolved and linked by :mod:`._linking`; the run records
 (:class:`~._inbound_records.Outcome`, ``RunResult``, ``Preview``) and the trigger stages are in
@@ -20,8 +21,9 @@ The deal's companies and contacts are resolved and linked by :mod:`._linking`; t
 
 from __future__ import annotations
 
+import itertools
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -30,7 +32,7 @@ import attrs
 
 from ._inbound_records import Outcome, Preview, RunResult, Triggers, with_status_values
 from ._job_kinds import FIELDS_KIND, PUSH_MAX_ATTEMPTS, RETRY_KIND, host_event_job, order_state_job
-from ._linking import Chunk, PendingLink, RecordLinker, split_company_fields, update_linked_company
+from ._linking import WRITE_GROUP, Chunk, PendingLink, RecordLinker, split_company_fields, update_linked_company
 from .conflicts import Change, ConflictStrategy, Decision, FieldConflict, compare, strategy_name, to_json
 from .errors import ConfigError, DealNotFoundError, HostRecordError, MappingError
 from .host import OrderDraft, UserType
@@ -151,7 +153,7 @@ class InboundSync:
         run = None if dry_run else self.store.start_run(self.tenant_id, kind)
         result.run_id = run.id if run else None
         try:
-            for chunk in _chunks(deals, CHUNK):
+            while chunk := list(itertools.islice(deals, CHUNK)):
                 for outcome in self.process(chunk, trigger=kind, dry_run=dry_run):
                     result.count(outcome)
                     if keep_outcomes:
@@ -211,27 +213,35 @@ class InboundSync:
 
     def _process_chunk(self, deals: Sequence[Deal], links: Mapping[str, Link], new_ids: set[str], chunk: Chunk,
                        trigger: str, dry_run: bool) -> list[Outcome]:
-        outcomes = []
-        for deal in deals:
-            try:
-                if deal.id in links:
-                    outcome = self._update(deal, links[deal.id], dry_run)
-                elif deal.id in new_ids:
-                    outcome = self._create(deal, chunk, trigger, dry_run)
-                else:
-                    stage = deal.properties.get("dealstage") or "(none)"
-                    if stage not in self.triggers.stage_labels:
-                        outcome = self._unknown_stage(deal, stage, dry_run)
-                    else:
-                        outcome = Outcome(deal.id, "skipped", f"stage {self.triggers.stage_labels[stage]} "
-                                          "is not a trigger stage (excluded)")
-            except (MappingError, HostRecordError) as exc:
-                # A retry job that fails again is retried by the queue itself, with backoff.
-                outcome = self._failed(deal.id, exc, dry_run, enqueue=trigger != "retry")
-            outcomes.append(outcome)
+        done: dict[int, Outcome] = {}
+        creates = [i for i, deal in enumerate(deals) if deal.id in new_ids]
+        for i, deal in enumerate(deals):  # updates (they write the store too) commit one by one
+            if deal.id not in new_ids:
+                done[i] = self._outcome(deal, links, new_ids, chunk, trigger, dry_run)
+        for start in range(0, len(creates), WRITE_GROUP):  # the host commits 100 new orders at once
+            with self._linker.grouped_writes(not dry_run):
+                for i in creates[start:start + WRITE_GROUP]:
+                    done[i] = self._outcome(deals[i], links, new_ids, chunk, trigger, dry_run)
+        outcomes = [done[i] for i in range(len(deals))]
         if not dry_run:
             self._flush_links(outcomes)
         return outcomes
+
+    def _outcome(self, deal: Deal, links: Mapping[str, Link], new_ids: set[str], chunk: Chunk,
+                 trigger: str, dry_run: bool) -> Outcome:
+        try:
+            if deal.id in links:
+                return self._update(deal, links[deal.id], dry_run)
+            if deal.id in new_ids:
+                return self._create(deal, chunk, trigger, dry_run)
+            stage = deal.properties.get("dealstage") or "(none)"
+            if stage not in self.triggers.stage_labels:
+                return self._unknown_stage(deal, stage, dry_run)
+            return Outcome(deal.id, "skipped", f"stage {self.triggers.stage_labels[stage]} is not a trigger stage "
+                           "(excluded)")
+        except (MappingError, HostRecordError) as exc:
+            # A retry job that fails again is retried by the queue itself, with backoff.
+            return self._failed(deal.id, exc, dry_run, enqueue=trigger != "retry")
 
     def _refresh_triggers(self) -> None:
         """Re-read the pipelines, at most once per engine (they are cached for minutes)."""
@@ -585,14 +595,3 @@ class InboundSync:
         outcomes = [self._adopt(deal, order, fields, "manual")]
         self._flush_links(outcomes)
         return outcomes[0]
-
-
-def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    chunk: list[Any] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk

@@ -17,7 +17,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -25,7 +25,7 @@ import attrs
 from ._host_ids import host_id_key
 from .conflicts import to_json
 from .errors import MappingError
-from .host import CompanyDraft, ContactDraft, UserType
+from .host import CompanyDraft, ContactDraft, GroupsWrites, UserType
 from .mapping import normalize_domain
 from .store import LogLevel
 
@@ -99,6 +99,11 @@ class Chunk:
     domain_links: dict[str, list[str]] = attrs.field(factory=dict)
 
 
+WRITE_GROUP = 100
+"""Deals whose host writes commit together (see :meth:`RecordLinker.grouped_writes`): a
+commit per 100 orders, not per record, while the host's locks are held only briefly."""
+
+
 class RecordLinker:
     """Resolves one tenant's HubSpot companies and contacts to host records, and links them."""
 
@@ -121,6 +126,7 @@ class RecordLinker:
         self._holder = ""  # of the chunk's email claims (see hold_new_contacts)
         self._held: set[str] = set()
         self._held_since = 0.0  # time.monotonic() when the claims were taken or last renewed
+        self._group_claims: contextlib.ExitStack | None = None  # of the open group (grouped_writes)
 
     def load_related(self, deals: Sequence[Deal]) -> Chunk:
         """Read these deals' associations (one batch read per direction), and the companies and
@@ -336,15 +342,21 @@ class RecordLinker:
         one (or its users' match) is the answer.
 
         Claim first, lock second, everywhere: no thread waits for a claim while it holds a lock
-        that the claim's holder may need.
+        that the claim's holder may need. (A group keeps its claims to its end, so two groups
+        may wait for each other's: the wait is bounded, and ``ClaimTimeoutError`` is retried.)
         """
         key = _email_claim_key(email)
-        claim = contextlib.nullcontext() if self._holds(key) else self.store.hold_claim(self.tenant_id, key)
-        with claim, _email_lock(self.tenant_id, email):
-            users = list(self.host.find_contacts_by_email(email))
-            if users:
-                return self._match_contact(hubspot_id, email, users, False), users
-            return self.host.create_contact(ContactDraft(parent_company_id=company_id, **fields)), users
+        with contextlib.ExitStack() as claim:
+            if not self._holds(key):
+                # In a group, held until the group has committed: before, another worker
+                # could not see the new user and would make a second one.
+                (claim if self._group_claims is None else self._group_claims).enter_context(
+                    self.store.hold_claim(self.tenant_id, key))
+            with _email_lock(self.tenant_id, email):
+                users = list(self.host.find_contacts_by_email(email))
+                if users:
+                    return self._match_contact(hubspot_id, email, users, False), users
+                return self.host.create_contact(ContactDraft(parent_company_id=company_id, **fields)), users
 
     def _match_contact(self, hubspot_id: str, email: str, users: Sequence[Contact],
                        dry_run: bool) -> Contact | None:
@@ -377,6 +389,32 @@ class RecordLinker:
         the rerun adopts them.
         """
         self._pending.append(PendingLink(object_type, hubspot_id, host_type, host_id, dict(synced), created))
+
+    @contextlib.contextmanager
+    def grouped_writes(self, grouped: bool = True) -> Iterator[None]:
+        """The block's host writes in one host transaction, when ``grouped`` and the host can
+        group them (:class:`~.host.GroupsWrites`); else each commits on its own.
+
+        If the block raises, the host rolls the group back: the links and log lines it queued
+        are dropped, and the host records resolved in this run forgotten (some may be gone).
+        Email claims taken for users made in the group are released after it ends, committed.
+        """
+        if not grouped or not isinstance(self.host, GroupsWrites):
+            yield
+            return
+        pending, lines = len(self._pending), len(self._log_lines)
+        with contextlib.ExitStack() as self._group_claims:  # released after the commit
+            try:
+                with self.host.grouped_writes():
+                    yield
+            except BaseException:
+                del self._pending[pending:], self._log_lines[lines:]
+                for remembered in (self._company_ids, self._contact_ids, self._domain_ids,
+                                   self._resolved_companies, self._resolved_contacts):
+                    remembered.clear()
+                raise
+            finally:
+                self._group_claims = None
 
     def write_pending(self) -> list[tuple[PendingLink, Link | None]]:
         """Write the queued links in one transaction; pair each with its new link, or None

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
         CompanyDraft,
         Contact,
         ContactDraft,
+        GroupsWrites,
         HostCapabilities,
         HostServices,
         HttpRequest,
@@ -71,6 +72,7 @@ __all__ = [
     "CompanyDraft",
     "Contact",
     "ContactDraft",
+    "GroupsWrites",
     "HostCapabilities",
     "HostId",
     "HostServices",
@@ -116,7 +118,7 @@ _RECORDS = frozenset(
         "Address", "COMPANY_FIELDS", "Company", "CompanyDraft", "Contact", "ContactDraft",
         "HostCapabilities", "HostServices", "ORDER_FIELDS",
         "HttpRequest", "HttpResponse", "HttpRoute", "Milestone", "Order", "OrderDraft", "PeriodicTask",
-        "PluginManifest", "SavesPluginSettings", "Shipment", "User",
+        "PluginManifest", "SavesPluginSettings", "GroupsWrites", "Shipment", "User",
     }
 )
 

@@ -48,6 +48,7 @@ from ambac_hubspot_plugin.host import (
     Address,
     CompanyDraft,
     ContactDraft,
+    GroupsWrites,
     HostCapabilities,
     HostServices,
     Milestone,
@@ -943,3 +944,56 @@ class HostServicesConformance:
         services.notify_admins("Subject", "Message", "info")
 
         assert list(host_under_test.fired_events()) == []
+
+    # Grouped writes (optional: GroupsWrites) -------------------------------------------------
+
+    @staticmethod
+    def _grouping(services: HostServices) -> GroupsWrites:
+        if not isinstance(services, GroupsWrites):
+            pytest.skip("these services commit each write on its own (they have no grouped_writes)")
+        return services
+
+    def test_grouped_writes_read_back_at_once_and_a_refused_one_is_undone_alone(
+        self, services: HostServices
+    ) -> None:
+        """Inside ``grouped_writes`` each write reads back at once; one the host refuses (an
+        order number in use) is undone alone, and the others are kept when the group ends."""
+        grouping = self._grouping(services)
+        with grouping.grouped_writes():
+            company = services.create_company(CompanyDraft(name="Acme", external_id="g-co"))
+            first = services.create_order(OrderDraft(name="One", order_number="G-1", external_id="g-1",
+                                                     company_id=company.id))
+            with pytest.raises(HostRecordError):
+                services.create_order(OrderDraft(name="Dup", order_number="G-1", external_id="g-dup"))
+            assert services.find_order_by_external_id("g-1") == first
+            second = services.create_order(OrderDraft(name="Two", external_id="g-2"))
+            services.update_order(first.id, {"name": "One, renamed"})
+
+        assert services.find_order_by_external_id("g-dup") is None
+        assert services.get_company(company.id) == company
+        assert services.get_order(second.id) == second
+        assert services.get_order(first.id).name == "One, renamed"  # type: ignore[union-attr]
+
+    def test_a_group_that_raises_keeps_none_of_its_writes(self, services: HostServices) -> None:
+        """A group left by an exception rolls back every write in it (creates and updates
+        alike), and the services write normally afterwards."""
+        grouping = self._grouping(services)
+        kept = services.create_order(OrderDraft(name="Before", external_id="g-0"))
+
+        def fail_mid_group() -> None:
+            with grouping.grouped_writes():
+                services.create_company(CompanyDraft(name="Globex", external_id="g-co"))
+                services.create_contact(ContactDraft(email="gina@globex.example"))
+                services.create_order(OrderDraft(name="One", external_id="g-1"))
+                services.update_order(kept.id, {"name": "Renamed"})
+                raise RuntimeError("the plugin failed mid-group")
+
+        with pytest.raises(RuntimeError, match="mid-group"):
+            fail_mid_group()
+
+        assert services.find_order_by_external_id("g-1") is None
+        assert list(services.find_companies_by_name("Globex")) == []
+        assert list(services.find_contacts_by_email("gina@globex.example")) == []
+        assert services.get_order(kept.id) == kept
+        after = services.create_order(OrderDraft(name="After", external_id="g-3"))
+        assert services.find_order_by_external_id("g-3") == after

@@ -252,8 +252,26 @@ class Database:
 
     @contextlib.contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction: committed when the block ends, rolled back if it raises."""
+        """A write transaction: committed when the block ends, rolled back if it raises.
+
+        Inside :meth:`group` a savepoint of the group's transaction instead: released when the
+        block ends, rolled back (alone) if it raises.
+        """
         conn = self.connection()
+        grouped = getattr(self._local, "group", None)
+        if grouped is not None:
+            if not grouped:  # the group's first write takes the write lock
+                conn.execute("BEGIN IMMEDIATE")
+                self._local.group = True
+            conn.execute("SAVEPOINT write")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK TO write")
+                conn.execute("RELEASE write")
+                raise
+            conn.execute("RELEASE write")
+            return
         # IMMEDIATE, not the default DEFERRED: in WAL mode a deferred transaction that read an
         # old snapshot fails at its first write (SQLITE_BUSY_SNAPSHOT), which busy_timeout
         # cannot wait out; taking the write lock first makes writers queue instead.
@@ -264,6 +282,28 @@ class Database:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def group(self) -> Iterator[None]:
+        """This thread's :meth:`write` blocks inside share one transaction: committed when the
+        block ends, rolled back if it raises. It begins at the first write, so a group that
+        writes nothing takes no lock. Nested, the outer group decides."""
+        local = self._local
+        if getattr(local, "group", None) is not None:
+            yield
+            return
+        local.group = False
+        try:
+            yield
+            if local.group:
+                self.connection().execute("COMMIT")
+        except BaseException:
+            conn = self.connection()
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        finally:
+            local.group = None
 
     def rows(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
         return self.connection().execute(sql, params).fetchall()

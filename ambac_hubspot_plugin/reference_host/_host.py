@@ -50,8 +50,8 @@ from ._db import (
 )
 from ._http import DEFAULT_MAX_BODY_BYTES, DEFAULT_MOUNT_PREFIX, Router, WsgiApp
 from ._milestones import create_template
+from ._optional_services import ReferenceServices
 from ._records import Notification, PluginStart, TaskRun, new_uuid7
-from ._saving_services import SettingsSavingServices
 from ._scheduler import Scheduler
 from ._services import TenantServices
 from ._validate import (
@@ -166,7 +166,7 @@ class ReferenceHost:
         """Return the host services scoped to ``tenant_id`` (LookupError if no such tenant)."""
         if self._db.row("SELECT 1 FROM tenants WHERE id = ?", (tenant_id,)) is None:
             raise LookupError(f"no tenant with id {tenant_id}")
-        return SettingsSavingServices(self, tenant_id)
+        return ReferenceServices(self, tenant_id)
 
     def create_user(
         self, tenant_id: str, email: str, *, first_name: str = "", last_name: str = ""

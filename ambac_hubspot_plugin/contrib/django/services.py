@@ -149,6 +149,13 @@ class DjangoHostServices:
     # Plumbing -------------------------------------------------------------------------------
 
     @contextmanager
+    def grouped_writes(self) -> Iterator[None]:
+        """:class:`~ambac_hubspot_plugin.host.GroupsWrites`: the block's writes in one transaction
+        of the host's database, each write's own ``atomic`` block a savepoint in it."""
+        with self._connection(), transaction.atomic(using=self._db):
+            yield
+
+    @contextmanager
     def _read(self) -> Iterator[None]:
         with self._connection(), tenant_context(self._tenant_id):
             yield
