@@ -18,11 +18,15 @@ Companies have realistic domains: most distinct, about 5% shared with an earlier
 duplicate in HubSpot), in the spellings people type (``www.``, ``https://``, upper case).
 
 Run: ``python benchmarks/bench_backfill.py [--quick] [--runs 3] [--store-url URL ...]
-[--sizes 10000,50000] [--no-limited] [--profile DIR]``. Without ``--store-url`` it runs on a
-SQLite file in a temporary directory and on PostgreSQL at 127.0.0.1:5432, database ``test``, in
-a schema of its own created and dropped (skipped when PostgreSQL does not answer). Quick: 2,000
-and 4,000 deals. ``--profile DIR`` writes a cProfile of each run's sync to DIR. Each sync runs in
-a fresh process, so the RSS figures are that process's own.
+[--sizes 10000,50000] [--no-limited] [--profile DIR] [--only sqlite|postgresql]
+[--compare-grouping PAIRS]``. Without ``--store-url`` it runs on a SQLite file in a temporary
+directory and on PostgreSQL at 127.0.0.1:5432, database ``test``, in a schema of its own created
+and dropped (skipped when PostgreSQL does not answer); ``--only`` keeps one of the two. Quick:
+2,000 and 4,000 deals. ``--profile DIR`` writes a cProfile of each run's sync to DIR. Each sync
+runs in a fresh process, so the RSS figures are that process's own. ``--compare-grouping PAIRS``
+prints, instead of the figures above, PAIRS alternating pairs of backfills with the reference
+host's writes grouped (``GroupsWrites``, 100 new orders a commit) and not (the services'
+``grouped_writes`` removed in the sync process: a commit per record), and the median ratio.
 """
 
 from __future__ import annotations
@@ -95,10 +99,15 @@ def serve(deals: int, burst: int | None, conn: Connection) -> None:
 
 
 def sync(base_url: str, token: str, portal_id: int, burst: int | None, store_url: str | None,
-         profile: str | None, conn: Connection) -> None:
-    """Enable the plugin on a fresh reference host and run one backfill; report figures."""
+         profile: str | None, conn: Connection, grouped: bool = True) -> None:
+    """Enable the plugin on a fresh reference host and run one backfill; report figures.
+    ``grouped=False``: the host's services without ``grouped_writes`` (a commit per record)."""
     from ambac_hubspot_plugin.reference_host import ReferenceHost
+    from ambac_hubspot_plugin.reference_host._optional_services import ReferenceServices
     from ambac_hubspot_plugin.settings import ALLOW_LOCAL_SANDBOX_ENV
+
+    if not grouped:  # this process only: the plugin then sees services that cannot group
+        del ReferenceServices.grouped_writes
 
     with tempfile.TemporaryDirectory() as tmp, ReferenceHost(Path(tmp) / "host") as host:
         tenant = host.create_tenant("Bench")
@@ -165,14 +174,16 @@ def count_round_trips(engine: Any) -> dict[str, int]:
     return counts
 
 
-def run(deals: int, burst: int | None, store_url: str | None, profile: str | None = None) -> dict[str, Any]:
+def run(deals: int, burst: int | None, store_url: str | None, profile: str | None = None,
+        grouped: bool = True) -> dict[str, Any]:
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
     server = ctx.Process(target=serve, args=(deals, burst, child), daemon=True)
     server.start()
     base_url, token, portal_id = parent.recv()
     here, there = ctx.Pipe()
-    worker = ctx.Process(target=sync, args=(base_url, token, portal_id, burst, store_url, profile, there))
+    worker = ctx.Process(target=sync, args=(base_url, token, portal_id, burst, store_url, profile, there,
+                                            grouped))
     started = time.perf_counter()
     worker.start()
     while not here.poll(1):
@@ -221,6 +232,26 @@ def _median_range(values: list[float], fmt: str) -> str:
     return f"{fmt.format(statistics.median(values))} (range {fmt.format(min(values))}-{fmt.format(max(values))})"
 
 
+def compare_grouping(name: str, url: str | None, deals: int, pairs: int) -> None:
+    """Alternating pairs (grouped first, then ungrouped first, ...): deals/s of each, each
+    pair's grouped/ungrouped ratio with the load, and the median ratio."""
+    ratios = []
+    rates: dict[bool, list[float]] = {True: [], False: []}
+    print(f"\n{name}: {deals:,} deals, host writes grouped (100 new orders a commit) vs a commit per record")
+    for i in range(pairs):
+        pair: dict[bool, float] = {}
+        for grouped in (True, False) if i % 2 == 0 else (False, True):
+            r = run(deals, None, url, grouped=grouped)
+            pair[grouped] = r["created"] / r["elapsed"]
+            rates[grouped].append(pair[grouped])
+        ratios.append(pair[True] / pair[False])
+        print(f"  pair {i + 1}: grouped {pair[True]:,.0f}, ungrouped {pair[False]:,.0f} deals/s = "
+              f"{ratios[-1]:.2f}x [{_load(os.getloadavg())}]", flush=True)
+    print(f"  grouped {_median_range(rates[True], '{:,.0f}')}, ungrouped "
+          f"{_median_range(rates[False], '{:,.0f}')} deals/s; ratio {_median_range(ratios, '{:.2f}')}x "
+          f"(median of {pairs} pairs)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="2,000 and 4,000 deals")
@@ -229,6 +260,10 @@ def main() -> None:
     parser.add_argument("--store-url", action="append", default=[], help="a store_url to run on (repeatable)")
     parser.add_argument("--no-limited", action="store_true", help="skip the rate-limited run")
     parser.add_argument("--profile", help="directory for a cProfile of each run's sync")
+    parser.add_argument("--only", choices=["sqlite", "postgresql"],
+                        help="run on the default store of this kind only")
+    parser.add_argument("--compare-grouping", type=int, metavar="PAIRS",
+                        help="instead: PAIRS alternating pairs, host writes grouped vs one commit each")
     args = parser.parse_args()
     sizes = ([int(s) for s in args.sizes.split(",")] if args.sizes
              else [2_000, 4_000] if args.quick else [10_000, 50_000])
@@ -238,6 +273,12 @@ def main() -> None:
     print("backfill of won deals; companies = deals/5 (about 5% sharing a domain), contacts = deals/2; "
           f"sandbox in its own process; {args.runs} runs per figure; {os.cpu_count()} CPUs")
     with stores(args.store_url) as chosen:
+        chosen = [(name, url) for name, url in chosen if args.only in (None, name)]
+        if args.compare_grouping:
+            for name, url in chosen:
+                for n in sizes:
+                    compare_grouping(name, url, n, args.compare_grouping)
+            return
         for name, url in chosen:
             rss: dict[int, float] = {}
             for n in sizes:
