@@ -231,6 +231,35 @@ def test_a_budget_is_shared_between_the_tables_not_spent_on_the_first_backlog(st
     assert store.prune(TENANT, AGES).rows["integration_log"] == 1500
 
 
+def test_a_budget_one_chunk_of_events_spends_still_prunes_the_other_tables(store, clock):
+    """When deleting one chunk of old events takes the whole budget (under load, on every
+    call), the old sync run, log line and dead job still go: the events come last in each
+    round. (A soak at 1,000 events/s kept sync runs hours past their retention before.)"""
+    for i in range(1500):
+        _event(store, f"e{i}", processed=True)
+    runs = [store.start_run(TENANT, "incremental") for _ in range(2)]  # the newest is always kept
+    for run in runs:
+        store.finish_run(run.id, RunStatus.SUCCEEDED)
+    store.log(TENANT, LogLevel.INFO, "x", "old")
+    dead = _dead(store, clock, "a")
+    clock.advance(days=100)
+
+    def a_chunk_of_events_takes_the_budget(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        text = statement.lstrip().upper()
+        if text.startswith("DELETE"):
+            clock.advance(10 if text.startswith("DELETE FROM HUBSPOT_WEBHOOK_EVENTS") else 0.1)
+
+    sa.event.listen(store.engine, "after_cursor_execute", a_chunk_of_events_takes_the_budget)
+    try:
+        report = store.prune(TENANT, AGES, deadline=clock() + timedelta(seconds=2))
+    finally:
+        sa.event.remove(store.engine, "after_cursor_execute", a_chunk_of_events_takes_the_budget)
+    assert not report.complete
+    assert (report.rows["sync_runs"], report.rows["integration_log"], report.rows["dead_jobs"]) == (1, 1, 1)
+    assert _ids(store, sync_runs) == {runs[1].id} and dead not in _ids(store, jobs)
+    assert report.rows["webhook_events"] == 1000, "one chunk of the events, the rest next time"
+
+
 def test_a_dry_run_counts_and_changes_nothing(store, clock):
     """A dry run reports what would go, per table, and every row stays."""
     store.log(TENANT, LogLevel.INFO, "x", "old")

@@ -137,8 +137,10 @@ class SqlRetentionMixin:
                         sa.select(sa.func.count()).select_from(table).where(where)).scalar_one())
             return PruneReport(rows, dry_run=True, complete=True, at=now)
         # One chunk of each table in turn: a table with a long backlog (webhook events under
-        # load) must not spend the whole budget while the others' old rows wait forever.
-        left = dict(prunable)
+        # load) must not spend the whole budget while the others' old rows wait forever. The
+        # events come last in each round: a call whose budget one chunk of them can spend
+        # (every call, under load) still reaches the runs, the log and the dead jobs.
+        left = dict(sorted(prunable.items(), key=lambda item: item[0] == "webhook_events"))
         while left:
             for name, (table, where) in list(left.items()):
                 if deadline is not None and self._clock() >= deadline:
