@@ -7,7 +7,9 @@ clock; each puts a row just outside its retention and one just inside.
 # ruff: noqa: F811  # the fixtures imported from _store_support are re-bound as test arguments
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -205,6 +207,22 @@ def test_old_rows_go_in_chunks_and_a_spent_budget_stops_between_them(store, cloc
     assert _ids(store, integration_log) == set()
 
 
+@contextlib.contextmanager
+def _deletes_take(store: Any, clock: Any, seconds: Callable[[str], float]) -> Iterator[None]:
+    """Within the block each DELETE moves the store's clock on by ``seconds(statement)``
+    (the statement upper-cased): a prune's budget spent by slow deletes, deterministically."""
+    def advance(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        text = statement.lstrip().upper()
+        if text.startswith("DELETE"):
+            clock.advance(seconds(text))
+
+    sa.event.listen(store.engine, "after_cursor_execute", advance)
+    try:
+        yield
+    finally:
+        sa.event.remove(store.engine, "after_cursor_execute", advance)
+
+
 def test_a_budget_is_shared_between_the_tables_not_spent_on_the_first_backlog(store, clock):
     """With more old log lines than the budget can remove, an old dead job (a later table) still
     goes: each table gets a chunk in turn (the 30-minute soak saw later tables never pruned)."""
@@ -216,15 +234,8 @@ def test_a_budget_is_shared_between_the_tables_not_spent_on_the_first_backlog(st
             for i in range(2500)])
     clock.advance(days=31)
 
-    def each_delete_takes_a_second(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if statement.lstrip().upper().startswith("DELETE"):
-            clock.advance(JUST)
-
-    sa.event.listen(store.engine, "after_cursor_execute", each_delete_takes_a_second)
-    try:
+    with _deletes_take(store, clock, lambda statement: 1):
         report = store.prune(TENANT, AGES, deadline=clock() + timedelta(seconds=3.5))
-    finally:
-        sa.event.remove(store.engine, "after_cursor_execute", each_delete_takes_a_second)
     assert not report.complete
     assert report.rows["dead_jobs"] == 1 and dead not in _ids(store, jobs)
     assert report.rows["integration_log"] == 1000, "one chunk of the backlog, the rest next time"
@@ -244,16 +255,8 @@ def test_a_budget_one_chunk_of_events_spends_still_prunes_the_other_tables(store
     dead = _dead(store, clock, "a")
     clock.advance(days=100)
 
-    def a_chunk_of_events_takes_the_budget(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        text = statement.lstrip().upper()
-        if text.startswith("DELETE"):
-            clock.advance(10 if text.startswith("DELETE FROM HUBSPOT_WEBHOOK_EVENTS") else 0.1)
-
-    sa.event.listen(store.engine, "after_cursor_execute", a_chunk_of_events_takes_the_budget)
-    try:
+    with _deletes_take(store, clock, lambda statement: 10 if "HUBSPOT_WEBHOOK_EVENTS" in statement else 0.1):
         report = store.prune(TENANT, AGES, deadline=clock() + timedelta(seconds=2))
-    finally:
-        sa.event.remove(store.engine, "after_cursor_execute", a_chunk_of_events_takes_the_budget)
     assert not report.complete
     assert (report.rows["sync_runs"], report.rows["integration_log"], report.rows["dead_jobs"]) == (1, 1, 1)
     assert _ids(store, sync_runs) == {runs[1].id} and dead not in _ids(store, jobs)
