@@ -479,9 +479,10 @@ class GroupsWrites(Protocol):
     :meth:`grouped_writes` the services' writes share one transaction: they commit together
     when the block ends. Each write stays atomic on its own (a savepoint): one that raises
     undoes only itself and the block goes on. If the block raises, every write in it is rolled
-    back. The plugin groups at most 100 deals' writes, so the transaction's locks are held
-    briefly, and records nothing of a group's writes until it has committed. Services without
-    this method commit each write on its own, as before.
+    back. The plugin groups the writes of at most 100 new orders (with their companies and
+    contacts), so the transaction's locks are held briefly, and writes a group's links to its
+    store only once the group has committed. Services without this method commit each write on
+    its own, as before.
 
     .. versionadded:: 0.1.0
     """
