@@ -86,8 +86,9 @@ def test_a_day_of_irregular_ticks_runs_one_sync_and_one_reconciliation_per_perio
         runtime.tick()
         reconciled = [store.get_checkpoint(tenant, portal, CHECKPOINT).value]
         first = store.recent_runs(tenant, kind="incremental", limit=1)[0].started_at
-        while clock() < first + timedelta(days=1):
-            clock.advance(rng.randint(30, 600))
+        end = first + timedelta(days=1)  # (first, end] holds exactly 96 period starts
+        while clock() < end:
+            clock.advance(min(timedelta(seconds=rng.randint(30, 600)), end - clock()))
             runtime.tick()
             saved = store.get_checkpoint(tenant, portal, CHECKPOINT)
             if saved is not None and saved.value not in reconciled:
