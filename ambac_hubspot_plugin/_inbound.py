@@ -21,6 +21,7 @@ The deal's companies and contacts are resolved and linked by :mod:`._linking`; t
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -30,10 +31,12 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
+from ._field_sync import reconcile_fields
 from ._inbound_records import Outcome, Preview, RunResult, Triggers, with_status_values
 from ._job_kinds import FIELDS_KIND, PUSH_MAX_ATTEMPTS, RETRY_KIND, host_event_job, order_state_job
 from ._linking import WRITE_GROUP, Chunk, PendingLink, RecordLinker, split_company_fields, update_linked_company
-from .conflicts import Change, ConflictStrategy, Decision, FieldConflict, compare, strategy_name, to_json
+from ._read_ahead import read_ahead
+from .conflicts import ConflictStrategy, Decision, FieldConflict, strategy_name, to_json
 from .errors import ConfigError, DealNotFoundError, HostRecordError, MappingError
 from .host import OrderDraft, UserType
 from .mapping import ORDER_FIELDS, DealContext
@@ -41,6 +44,7 @@ from .store import ConflictDraft, LogLevel, RunStatus
 
 if TYPE_CHECKING:
     from ._engine_parts import EngineParts
+    from ._linking import Associations
     from .client import Deal, HubSpotObject
     from .events import OrderCreated
     from .host import Order
@@ -153,8 +157,10 @@ class InboundSync:
         run = None if dry_run else self.store.start_run(self.tenant_id, kind)
         result.run_id = run.id if run else None
         try:
-            while chunk := list(itertools.islice(deals, CHUNK)):
-                for outcome in self.process(chunk, trigger=kind, dry_run=dry_run):
+            # The next chunk's search page and associations are read while this one is written.
+            for chunk, ahead in read_ahead(iter(lambda: list(itertools.islice(deals, CHUNK)), []), self._read_ahead,
+                                           name=f"hubspot-read-ahead-{self.tenant_id}"):
+                for outcome in self.process(chunk, trigger=kind, dry_run=dry_run, ahead=ahead):
                     result.count(outcome)
                     if keep_outcomes:
                         result.outcomes.append(outcome)
@@ -190,8 +196,15 @@ class InboundSync:
 
     # ---- one batch of deals --------------------------------------------------------------------
 
-    def process(self, deals: Sequence[Deal], *, trigger: str, dry_run: bool = False) -> list[Outcome]:
-        """Create or update the orders of these deals; return one outcome per deal."""
+    def _read_ahead(self, deals: Sequence[Deal]) -> Associations:
+        """The associations of the deals that will be new orders (read in the reader thread)."""
+        links = self.store.get_links_by_hubspot(self.tenant_id, self.portal_id, "deal", [d.id for d in deals])
+        return self._linker.read_associations([d for d in deals if d.id not in links and self.triggers.is_trigger(d)])
+
+    def process(self, deals: Sequence[Deal], *, trigger: str, dry_run: bool = False,
+                ahead: Associations | None = None) -> list[Outcome]:
+        """Create or update the orders of these deals; return one outcome per deal. ``ahead``:
+        associations of some of them read already (see :mod:`._read_ahead`)."""
         newest: dict[str, Deal] = {}
         for deal in deals:  # a deal modified mid-read can come twice: its newest version counts
             if deal.id not in newest or deal.updated_at >= newest[deal.id].updated_at:
@@ -203,7 +216,7 @@ class InboundSync:
             self._refresh_triggers()  # a stage added in HubSpot since the pipelines were cached?
         new = [d for d in deals if d.id not in links and self.triggers.is_trigger(d)]
         new_ids = {d.id for d in new}
-        chunk = self._linker.load_related(new)
+        chunk = self._linker.load_related(new, ahead)
         if not dry_run:
             self._linker.hold_new_contacts(chunk)
         try:
@@ -412,50 +425,12 @@ class InboundSync:
         hubspot_changed_at: datetime | None, host_changed_at: datetime | None, dry_run: bool,
         host_fields: frozenset[str] | None = None,
     ) -> tuple[dict[str, object], dict[str, Any], list[str], list[str]]:
-        """Decide field by field what HubSpot's mapped values change on a linked host record.
-
-        Returns the changes to apply, the new last-synced values, the fields held for a person
-        to decide and the fields the host won (for the outbound push). Every conflict is
-        written to the audit trail, whatever the strategy decides. A field outside
-        ``host_fields`` (the host has no such field) is only remembered: no change, no conflict.
-        """
-        changes: dict[str, object] = {}
+        """:func:`._field_sync.reconcile_fields` for this link, each conflict written to the
+        audit trail unless ``dry_run``."""
         last = with_status_values(link.synced) if object_type == "order" else dict(link.synced)
-        synced = dict(last)
-        held: list[str] = []
-        host_wins: list[str] = []
-        for field, value in fields.items():
-            if host_fields is not None and field not in host_fields:
-                synced[field] = to_json(value)
-                continue
-            host_value = getattr(current, field)
-            change = compare(value, host_value, last, field)
-            if change is Change.HUBSPOT:
-                changes[field] = value
-            elif change is Change.CONFLICT:
-                strategy = self.conflicts(object_type, field)
-                conflict = FieldConflict(
-                    tenant_id=self.tenant_id, object_type=object_type, record=record, field=field,
-                    hubspot_value=value, host_value=host_value, last_synced=last.get(field),
-                    hubspot_changed_at=hubspot_changed_at, host_changed_at=host_changed_at)
-                decision = strategy.decide(conflict)
-                if not dry_run:
-                    self._audit(conflict, decision, strategy, link)
-                if decision.winner == "hubspot":
-                    changes[field] = value
-                elif decision.winner == "hold":
-                    held.append(field)
-                    continue
-                else:
-                    # The host keeps its value and the outbound push carries it to HubSpot.
-                    # HubSpot's value becomes the last synced one, so until that push lands
-                    # the next sync sees no HubSpot change (and no second conflict).
-                    synced[field] = to_json(value)
-                    host_wins.append(field)
-                    continue
-            if change is not Change.NONE or field not in synced:
-                synced[field] = to_json(value)
-        return changes, synced, held, host_wins
+        audit = None if dry_run else functools.partial(self._audit, link=link)
+        return reconcile_fields(self.tenant_id, object_type, record, fields, current, last,
+                                (hubspot_changed_at, host_changed_at), self.conflicts, audit, host_fields)
 
     def update_linked(self, object_type: str, hubspot_ids: Sequence[str]) -> list[Outcome]:
         """Apply HubSpot's current values to linked host companies or contacts (webhooks).
@@ -533,7 +508,7 @@ class InboundSync:
                        record=f"{host_type}:{hubspot_id}")
         return Outcome(hubspot_id, "failed", message)
 
-    def _audit(self, conflict: FieldConflict, decision: Decision, strategy: ConflictStrategy,
+    def _audit(self, conflict: FieldConflict, decision: Decision, strategy: ConflictStrategy, *,
                link: Link) -> None:
         """Write one conflict to the audit trail (a held one opens there)."""
         self.store.record_conflict(ConflictDraft(

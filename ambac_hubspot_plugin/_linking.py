@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from .host import Company, Contact, HostServices
     from .store import Link, StateStore
 
-__all__ = ["PRIMARY_COMPANY", "Chunk", "PendingLink", "RecordLinker", "company_external_id",
+__all__ = ["PRIMARY_COMPANY", "Associations", "Chunk", "PendingLink", "RecordLinker", "company_external_id",
            "split_company_fields", "update_linked_company"]
 
 PRIMARY_COMPANY = 5
@@ -99,6 +99,15 @@ class Chunk:
     domain_links: dict[str, list[str]] = attrs.field(factory=dict)
 
 
+@attrs.frozen
+class Associations:
+    """The primary company and the contacts of some deals, as HubSpot associates them."""
+
+    deal_ids: frozenset[str]  # the deals read (one without associations is in neither map)
+    company_of: dict[str, str] = attrs.field(factory=dict)  # deal id -> HubSpot company id
+    contacts_of: dict[str, list[str]] = attrs.field(factory=dict)  # deal id -> contact ids
+
+
 WRITE_GROUP = 100
 """Deals whose host writes commit together (see :meth:`RecordLinker.grouped_writes`): a
 commit per 100 orders, not per record, while the host's locks are held only briefly."""
@@ -128,19 +137,33 @@ class RecordLinker:
         self._held_since = 0.0  # time.monotonic() when the claims were taken or last renewed
         self._group_claims: contextlib.ExitStack | None = None  # of the open group (grouped_writes)
 
-    def load_related(self, deals: Sequence[Deal]) -> Chunk:
-        """Read these deals' associations (one batch read per direction), and the companies and
-        contacts not resolved in this run yet that are not linked either."""
-        chunk = Chunk()
+    def read_associations(self, deals: Sequence[Deal]) -> Associations:
+        """Read these deals' primary companies and contacts (one batch read per direction).
+        It touches only HubSpot, so it may run ahead in another thread (see :mod:`._read_ahead`)."""
+        found = Associations(frozenset(d.id for d in deals))
         if not deals:
-            return chunk
+            return found
         ids = [d.id for d in deals]
         for deal_id, assocs in self.client.read_associations("deals", "companies", ids).items():
             chosen = _primary_company(assocs)
             if chosen is not None:
-                chunk.company_of[deal_id] = chosen
+                found.company_of[deal_id] = chosen
         for deal_id, assocs in self.client.read_associations("deals", "contacts", ids).items():
-            chunk.contacts_of[deal_id] = sorted((a.to_id for a in assocs), key=_id_order)
+            found.contacts_of[deal_id] = sorted((a.to_id for a in assocs), key=_id_order)
+        return found
+
+    def load_related(self, deals: Sequence[Deal], ahead: Associations | None = None) -> Chunk:
+        """Read these deals' associations (those ``ahead`` has not read already), and the
+        companies and contacts not resolved in this run yet that are not linked either."""
+        chunk = Chunk()
+        if not deals:
+            return chunk
+        ids = {d.id for d in deals}
+        rest = [d for d in deals if ahead is None or d.id not in ahead.deal_ids]  # unread (a new stage?)
+        for found in (ahead, self.read_associations(rest)):
+            if found is not None:
+                chunk.company_of.update((k, v) for k, v in found.company_of.items() if k in ids)
+                chunk.contacts_of.update((k, v) for k, v in found.contacts_of.items() if k in ids)
         wanted_companies = {c for c in chunk.company_of.values() if c not in self._company_ids}
         linked = self.store.get_links_by_hubspot(self.tenant_id, self.portal_id, "company", wanted_companies)
         for hubspot_id, link in linked.items():

@@ -17,16 +17,20 @@ The load average (``os.getloadavg()``) is printed beside every figure: the machi
 Companies have realistic domains: most distinct, about 5% shared with an earlier company (a
 duplicate in HubSpot), in the spellings people type (``www.``, ``https://``, upper case).
 
-Run: ``python benchmarks/bench_backfill.py [--quick] [--runs 3] [--store-url URL ...]
-[--sizes 10000,50000] [--no-limited] [--profile DIR] [--only sqlite|postgresql]
-[--compare-grouping PAIRS]``. Without ``--store-url`` it runs on a SQLite file in a temporary
-directory and on PostgreSQL at 127.0.0.1:5432, database ``test``, in a schema of its own created
-and dropped (skipped when PostgreSQL does not answer); ``--only`` keeps one of the two. Quick:
-2,000 and 4,000 deals. ``--profile DIR`` writes a cProfile of each run's sync to DIR. Each sync
-runs in a fresh process, so the RSS figures are that process's own. ``--compare-grouping PAIRS``
-prints, instead of the figures above, PAIRS alternating pairs of backfills with the reference
-host's writes grouped (``GroupsWrites``, 100 new orders a commit) and not (the services'
-``grouped_writes`` removed in the sync process: a commit per record), and the median ratio.
+Run: ``python benchmarks/bench_backfill.py [--quick] [--runs 3] [--store-url URL ...] [--sizes
+10000,50000] [--no-limited] [--profile DIR] [--only sqlite|postgresql] [--compare-grouping
+PAIRS] [--compare-read-ahead PAIRS]``. Without ``--store-url`` it runs on a SQLite file in a
+temporary directory and on PostgreSQL at 127.0.0.1:5432, database ``test``, in a schema of its
+own created and dropped (skipped when PostgreSQL does not answer); ``--only`` keeps one of the
+two. Quick: 2,000 and 4,000 deals. ``--profile DIR`` writes a cProfile of each run's sync to
+DIR. Each sync runs in a fresh process, so the RSS figures are that process's own.
+``--compare-grouping PAIRS`` prints, instead of the figures above, PAIRS alternating pairs of
+backfills with the reference host's writes grouped (``GroupsWrites``, 100 new orders a commit)
+and not (the services' ``grouped_writes`` removed in the sync process: a commit per record),
+and the median ratio; ``--compare-read-ahead PAIRS`` likewise with the next chunk's HubSpot
+reads done during this chunk's writes (in a thread) and one after the other. ``--latency MS``
+(with a comparison) makes the sandbox answer every call MS milliseconds later: loopback has no
+round trip, HubSpot has one.
 """
 
 from __future__ import annotations
@@ -77,8 +81,9 @@ def realistic_domains(portal: Any, seed: int) -> None:
         obj.props["website"] = f"https://www.{slug}.com"
 
 
-def serve(deals: int, burst: int | None, conn: Connection) -> None:
-    """Run a sandbox whose every deal is closed won and associated; report its URL and stats."""
+def serve(deals: int, burst: int | None, conn: Connection, latency: float = 0.0) -> None:
+    """Run a sandbox whose every deal is closed won and associated; report its URL and stats.
+    ``latency``: seconds added to every call (HubSpot's round trip, where loopback has none)."""
     from ambac_hubspot_plugin.sandbox import RateLimits, Sandbox
 
     limits = RateLimits.unlimited() if burst is None else RateLimits(burst_per_10s=burst, search_per_second=5)
@@ -92,6 +97,8 @@ def serve(deals: int, burst: int | None, conn: Connection) -> None:
                 obj.props["pipeline"] = "default"
                 obj.props["dealstage"] = "closedwon"
             realistic_domains(portal, seed=3)
+        if latency:
+            hs.faults.latency(latency)
         conn.send((hs.base_url, hs.access_token, hs.portal_id))
         conn.recv()
         stats = hs.stats
@@ -99,15 +106,23 @@ def serve(deals: int, burst: int | None, conn: Connection) -> None:
 
 
 def sync(base_url: str, token: str, portal_id: int, burst: int | None, store_url: str | None,
-         profile: str | None, conn: Connection, grouped: bool = True) -> None:
+         profile: str | None, conn: Connection, without: str | None = None) -> None:
     """Enable the plugin on a fresh reference host and run one backfill; report figures.
-    ``grouped=False``: the host's services without ``grouped_writes`` (a commit per record)."""
+    ``without="grouping"``: the host's services without ``grouped_writes`` (a commit per
+    record); ``without="read-ahead"``: each chunk's HubSpot reads before its writes."""
     from ambac_hubspot_plugin.reference_host import ReferenceHost
     from ambac_hubspot_plugin.reference_host._optional_services import ReferenceServices
     from ambac_hubspot_plugin.settings import ALLOW_LOCAL_SANDBOX_ENV
 
-    if not grouped:  # this process only: the plugin then sees services that cannot group
+    if without == "grouping":  # this process only: the plugin then sees services that cannot group
         del ReferenceServices.grouped_writes
+    elif without == "read-ahead":  # this process only: the reads of a chunk, then its writes
+        from ambac_hubspot_plugin import _inbound
+
+        def in_turn(batches: Iterator[Any], prepare: Any, *, name: str) -> Iterator[tuple[Any, Any]]:
+            return ((batch, prepare(batch)) for batch in batches)
+
+        _inbound.read_ahead = in_turn  # type: ignore[assignment]
 
     with tempfile.TemporaryDirectory() as tmp, ReferenceHost(Path(tmp) / "host") as host:
         tenant = host.create_tenant("Bench")
@@ -175,15 +190,15 @@ def count_round_trips(engine: Any) -> dict[str, int]:
 
 
 def run(deals: int, burst: int | None, store_url: str | None, profile: str | None = None,
-        grouped: bool = True) -> dict[str, Any]:
+        without: str | None = None, latency: float = 0.0) -> dict[str, Any]:
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
-    server = ctx.Process(target=serve, args=(deals, burst, child), daemon=True)
+    server = ctx.Process(target=serve, args=(deals, burst, child, latency), daemon=True)
     server.start()
     base_url, token, portal_id = parent.recv()
     here, there = ctx.Pipe()
     worker = ctx.Process(target=sync, args=(base_url, token, portal_id, burst, store_url, profile, there,
-                                            grouped))
+                                            without))
     started = time.perf_counter()
     worker.start()
     while not here.poll(1):
@@ -232,22 +247,29 @@ def _median_range(values: list[float], fmt: str) -> str:
     return f"{fmt.format(statistics.median(values))} (range {fmt.format(min(values))}-{fmt.format(max(values))})"
 
 
-def compare_grouping(name: str, url: str | None, deals: int, pairs: int) -> None:
-    """Alternating pairs (grouped first, then ungrouped first, ...): deals/s of each, each
-    pair's grouped/ungrouped ratio with the load, and the median ratio."""
+COMPARED = {
+    "grouping": "host writes grouped (100 new orders a commit) vs a commit per record",
+    "read-ahead": "the next chunk's HubSpot reads during this chunk's writes vs one after the other",
+}
+
+
+def compare(feature: str, name: str, url: str | None, deals: int, pairs: int, latency: float) -> None:
+    """Alternating pairs (with ``feature`` first, then without first, ...): deals/s of each,
+    each pair's with/without ratio with the load, and the median ratio."""
     ratios = []
     rates: dict[bool, list[float]] = {True: [], False: []}
-    print(f"\n{name}: {deals:,} deals, host writes grouped (100 new orders a commit) vs a commit per record")
+    print(f"\n{name}: {deals:,} deals, {COMPARED[feature]}"
+          + (f"; every HubSpot call {latency * 1000:.0f} ms longer" if latency else ""))
     for i in range(pairs):
         pair: dict[bool, float] = {}
-        for grouped in (True, False) if i % 2 == 0 else (False, True):
-            r = run(deals, None, url, grouped=grouped)
-            pair[grouped] = r["created"] / r["elapsed"]
-            rates[grouped].append(pair[grouped])
+        for on in (True, False) if i % 2 == 0 else (False, True):
+            r = run(deals, None, url, without=None if on else feature, latency=latency)
+            pair[on] = r["created"] / r["elapsed"]
+            rates[on].append(pair[on])
         ratios.append(pair[True] / pair[False])
-        print(f"  pair {i + 1}: grouped {pair[True]:,.0f}, ungrouped {pair[False]:,.0f} deals/s = "
+        print(f"  pair {i + 1}: with {pair[True]:,.0f}, without {pair[False]:,.0f} deals/s = "
               f"{ratios[-1]:.2f}x [{_load(os.getloadavg())}]", flush=True)
-    print(f"  grouped {_median_range(rates[True], '{:,.0f}')}, ungrouped "
+    print(f"  with {_median_range(rates[True], '{:,.0f}')}, without "
           f"{_median_range(rates[False], '{:,.0f}')} deals/s; ratio {_median_range(ratios, '{:.2f}')}x "
           f"(median of {pairs} pairs)")
 
@@ -264,6 +286,10 @@ def main() -> None:
                         help="run on the default store of this kind only")
     parser.add_argument("--compare-grouping", type=int, metavar="PAIRS",
                         help="instead: PAIRS alternating pairs, host writes grouped vs one commit each")
+    parser.add_argument("--latency", type=float, default=0.0, metavar="MS",
+                        help="with --compare-*: the sandbox answers every call MS milliseconds later")
+    parser.add_argument("--compare-read-ahead", type=int, metavar="PAIRS",
+                        help="instead: PAIRS alternating pairs, HubSpot reads one chunk ahead vs in turn")
     args = parser.parse_args()
     sizes = ([int(s) for s in args.sizes.split(",")] if args.sizes
              else [2_000, 4_000] if args.quick else [10_000, 50_000])
@@ -274,10 +300,13 @@ def main() -> None:
           f"sandbox in its own process; {args.runs} runs per figure; {os.cpu_count()} CPUs")
     with stores(args.store_url) as chosen:
         chosen = [(name, url) for name, url in chosen if args.only in (None, name)]
-        if args.compare_grouping:
+        compared = [(feature, pairs) for feature, pairs in (("grouping", args.compare_grouping),
+                                                            ("read-ahead", args.compare_read_ahead)) if pairs]
+        for feature, pairs in compared:
             for name, url in chosen:
                 for n in sizes:
-                    compare_grouping(name, url, n, args.compare_grouping)
+                    compare(feature, name, url, n, pairs, args.latency / 1000)
+        if compared:
             return
         for name, url in chosen:
             rss: dict[int, float] = {}
