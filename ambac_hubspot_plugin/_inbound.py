@@ -197,7 +197,8 @@ class InboundSync:
     # ---- one batch of deals --------------------------------------------------------------------
 
     def _read_ahead(self, deals: Sequence[Deal]) -> Associations:
-        """The associations of the deals that will be new orders (read in the reader thread)."""
+        """The associations of the deals that will be new orders: run in the reader thread, so
+        it calls HubSpot and the store, never the host (whose services may be per thread)."""
         links = self.store.get_links_by_hubspot(self.tenant_id, self.portal_id, "deal", [d.id for d in deals])
         return self._linker.read_associations([d for d in deals if d.id not in links and self.triggers.is_trigger(d)])
 
