@@ -78,6 +78,7 @@ class InboundSync:
         overlap: timedelta,
         on_order_created: Callable[[OrderCreated], None] | None = None,
         reload_triggers: Callable[[], Triggers] | None = None,
+        read_ahead: bool = False,
     ) -> None:
         self.tenant_id = parts.tenant_id
         self.portal_id = parts.portal_id
@@ -92,6 +93,7 @@ class InboundSync:
         self.clock = parts.clock
         self.on_order_created = on_order_created
         self.reload_triggers = reload_triggers
+        self.read_ahead = read_ahead  # the next chunk's reads in a thread (see _read_ahead)
         self._refreshed = False
         # The order fields the host keeps; mapped values of the others stay in the link's
         # synced values (the plugin's own record) and never reach the host.
@@ -157,9 +159,9 @@ class InboundSync:
         run = None if dry_run else self.store.start_run(self.tenant_id, kind)
         result.run_id = run.id if run else None
         try:
-            # The next chunk's search page and associations are read while this one is written.
-            for chunk, ahead in read_ahead(iter(lambda: list(itertools.islice(deals, CHUNK)), []), self._read_ahead,
-                                           name=f"hubspot-read-ahead-{self.tenant_id}"):
+            chunks = iter(lambda: list(itertools.islice(deals, CHUNK)), [])
+            for chunk, ahead in (read_ahead(chunks, self._read_ahead, name=f"hubspot-read-ahead-{self.tenant_id}")
+                                 if self.read_ahead else ((chunk, None) for chunk in chunks)):
                 for outcome in self.process(chunk, trigger=kind, dry_run=dry_run, ahead=ahead):
                     result.count(outcome)
                     if keep_outcomes:

@@ -9,7 +9,6 @@ The thread mostly waits on sockets, where Python releases the GIL.
 
 from __future__ import annotations
 
-import contextlib
 import queue
 import threading
 from collections.abc import Callable, Iterator
@@ -20,6 +19,8 @@ __all__ = ["STOP_WAIT", "read_ahead"]
 T = TypeVar("T")
 U = TypeVar("U")
 
+_END = object()
+
 STOP_WAIT = 5.0
 """Seconds the caller waits, when it stops early, for the reader to finish its current batch.
 The reader starts no new batch after that, but a HubSpot call it is in cannot be cut short."""
@@ -27,38 +28,34 @@ The reader starts no new batch after that, but a HubSpot call it is in cannot be
 def read_ahead(batches: Iterator[T], prepare: Callable[[T], U], *, name: str) -> Iterator[tuple[T, U]]:
     """Yield ``(batch, prepare(batch))`` for each batch of ``batches``, in order.
 
-    A thread named ``name`` takes the batches and prepares them one ahead of the caller (at
-    most two finished batches wait). An exception raised in it (by ``batches`` or
-    ``prepare``) is raised here, where its batch would have come, after every batch before
-    it. Closing the generator early (the caller raised or stopped) makes the thread stop after
-    the batch it is on; it is waited for up to :data:`STOP_WAIT` seconds.
+    A thread named ``name`` takes the batches and prepares them one ahead of the caller: it
+    takes the next batch when the caller takes this one, so at most one waits. An exception
+    raised in it (by ``batches`` or ``prepare``) is raised here, where its batch would have
+    come, after every batch before it. Closing the generator early (the caller raised or
+    stopped) makes the thread stop after the batch it is on; it is waited for up to
+    :data:`STOP_WAIT` seconds.
     """
-    done: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=1)
+    done: queue.Queue[tuple[str, object]] = queue.Queue()
+    room = threading.Semaphore(1)  # a batch is taken only once the caller has the one before
     stop = threading.Event()
 
     def read() -> None:
-        # No timeouts (a test's frozen clock would stall them): once the caller stops it takes
-        # one item off the queue, so the one put that can still come does not block.
+        # No timeouts (a test's frozen clock would stall them): a caller that stops sets
+        # ``stop`` and releases ``room``, so the reader wakes and ends.
         try:
-            for batch in batches:
-                prepared = prepare(batch)
-                if stop.is_set():
-                    return
-                done.put(("batch", (batch, prepared)))
-                if stop.is_set():  # before taking another batch (a search page read for nothing)
-                    return
+            for batch in _after_each(room, stop, batches):
+                done.put(("batch", (batch, prepare(batch))))
         except BaseException as exc:  # handed to the caller, raised there
-            if not stop.is_set():
-                done.put(("error", exc))
+            done.put(("error", exc))
         else:
-            if not stop.is_set():
-                done.put(("end", None))
+            done.put(("end", None))
 
     reader = threading.Thread(target=read, name=name, daemon=True)
     reader.start()
     try:
         while True:
             kind, value = done.get()
+            room.release()
             if kind == "end":
                 return
             if kind == "error":
@@ -67,6 +64,17 @@ def read_ahead(batches: Iterator[T], prepare: Callable[[T], U], *, name: str) ->
             yield value  # type: ignore[misc]  # a (batch, prepared) pair, put by read()
     finally:
         stop.set()
-        with contextlib.suppress(queue.Empty):
-            done.get_nowait()  # frees a put that waits for room
+        room.release()
         reader.join(STOP_WAIT)
+
+
+def _after_each(room: threading.Semaphore, stop: threading.Event, batches: Iterator[T]) -> Iterator[T]:
+    """``batches``, each taken only when ``room`` is free, and none after ``stop``."""
+    while True:
+        room.acquire()
+        if stop.is_set():
+            return
+        batch = next(batches, _END)
+        if batch is _END:
+            return
+        yield batch  # type: ignore[misc]  # not the end marker

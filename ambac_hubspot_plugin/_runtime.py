@@ -429,9 +429,8 @@ class Runtime:
         return InboundSync(
             self._parts(tenant), conflicts=self.strategies.conflicts(settings), triggers=triggers,
             timezone=ZoneInfo(settings.portal_timezone),
-            overlap=timedelta(seconds=settings.sync_overlap_seconds),
-            on_order_created=self.hooks.order_created, reload_triggers=reload_triggers,
-        )
+            overlap=timedelta(seconds=settings.sync_overlap_seconds), on_order_created=self.hooks.order_created,
+            reload_triggers=reload_triggers, read_ahead=settings.read_ahead)
 
     def _parts(self, tenant: TenantContext) -> EngineParts:
         """What both engines of ``tenant`` are built from, with the strategy its settings choose."""

@@ -355,3 +355,7 @@ class Settings:
     alerts: AlertSettings = attrs.field(factory=AlertSettings)
     retention: RetentionSettings = attrs.field(factory=RetentionSettings)
     run_background_worker: bool = True
+    #: Read the next chunk of deals (search page, associations) in a thread while this chunk is
+    #: written: faster when HubSpot's round trips are long, but a 50,000-deal backfill's peak
+    #: memory grew about 12 MB more with it (docs/performance.md), so it is off by default.
+    read_ahead: bool = False

@@ -18,8 +18,9 @@ from ambac_hubspot_plugin._read_ahead import STOP_WAIT, read_ahead
 from ambac_hubspot_plugin.errors import HubSpotApiError
 from ambac_hubspot_plugin.host import OrderDraft
 from ambac_hubspot_plugin.reference_host._optional_services import ReferenceServices
+from ambac_hubspot_plugin.settings import parse_settings
 
-from ._world import PluginWorld, open_world
+from ._world import PluginWorld, open_world, plugin_settings
 
 WAIT = 10.0  # seconds a test waits for the other thread before it calls the overlap missing
 
@@ -101,7 +102,7 @@ def test_a_caller_that_stops_early_stops_the_reader():
     so_far = next(taken)
     time.sleep(0.3)
     assert next(taken) == so_far + 1  # nothing took a batch meanwhile
-    assert so_far <= 3  # the one handed over, one waiting, one in the reader's hand
+    assert so_far <= 2  # the one handed over and the one read ahead
 
 
 # ---- in a sync ----------------------------------------------------------------------------------
@@ -110,7 +111,7 @@ def test_a_caller_that_stops_early_stops_the_reader():
 @pytest.fixture
 def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[PluginWorld]:
     monkeypatch.setattr(_inbound, "CHUNK", 100)  # 250 deals make three chunks
-    with open_world(tmp_path) as world:
+    with open_world(tmp_path, settings=lambda hubspot: plugin_settings(hubspot, read_ahead=True)) as world:
         yield world
 
 
@@ -158,6 +159,18 @@ def test_a_sync_reads_the_next_chunks_associations_while_it_writes_this_one(worl
     assert len({world.order_for(deal).id for deal in deals}) == len(deals)
     assert _association_reads(world) == 6  # two per chunk: read ahead, never twice
     assert _readers() == []
+
+
+def test_it_is_off_unless_the_settings_turn_it_on(world, monkeypatch):
+    assert parse_settings({"portal_id": "1", "credentials": {"kind": "private_app", "access_token": "x"}}
+                          ).read_ahead is False
+    world.configure(read_ahead=False)
+    deals = _won_deals(world)
+    readers: list[list[threading.Thread]] = []
+    _on_first_order(monkeypatch, lambda: readers.append(_readers()))
+
+    assert world.sync().created == len(deals)
+    assert readers == [[]]
 
 
 def test_a_search_page_that_fails_fails_the_run_after_the_chunks_before_it(world):
