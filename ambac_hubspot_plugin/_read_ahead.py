@@ -19,8 +19,6 @@ __all__ = ["STOP_WAIT", "read_ahead"]
 T = TypeVar("T")
 U = TypeVar("U")
 
-_END = object()
-
 STOP_WAIT = 5.0
 """Seconds the caller waits, when it stops early, for the reader to finish its current batch.
 The reader starts no new batch after that, but a HubSpot call it is in cannot be cut short."""
@@ -43,7 +41,14 @@ def read_ahead(batches: Iterator[T], prepare: Callable[[T], U], *, name: str) ->
         # No timeouts (a test's frozen clock would stall them): a caller that stops sets
         # ``stop`` and releases ``room``, so the reader wakes and ends.
         try:
-            for batch in _after_each(room, stop, batches):
+            while True:
+                room.acquire()
+                if stop.is_set():
+                    return
+                try:
+                    batch = next(batches)
+                except StopIteration:
+                    break
                 done.put(("batch", (batch, prepare(batch))))
         except BaseException as exc:  # handed to the caller, raised there
             done.put(("error", exc))
@@ -67,14 +72,3 @@ def read_ahead(batches: Iterator[T], prepare: Callable[[T], U], *, name: str) ->
         room.release()
         reader.join(STOP_WAIT)
 
-
-def _after_each(room: threading.Semaphore, stop: threading.Event, batches: Iterator[T]) -> Iterator[T]:
-    """``batches``, each taken only when ``room`` is free, and none after ``stop``."""
-    while True:
-        room.acquire()
-        if stop.is_set():
-            return
-        batch = next(batches, _END)
-        if batch is _END:
-            return
-        yield batch  # type: ignore[misc]  # not the end marker
