@@ -29,9 +29,8 @@ backfills with the reference host's writes grouped (``GroupsWrites``, 100 new or
 and not (the services' ``grouped_writes`` removed in the sync process: a commit per record),
 and the median ratio; ``--compare-read-ahead PAIRS`` likewise with the ``read_ahead``
 setting on (the next chunk's HubSpot reads during this chunk's writes, in a thread) and off
-(the default, which every other figure uses). ``--latency MS``
-(with a comparison) makes the sandbox answer every call MS milliseconds later: loopback has no
-round trip, HubSpot has one.
+(the default, which every other figure uses). ``--latency MS`` (with a comparison) makes the
+sandbox answer every call MS milliseconds later: loopback has no round trip, HubSpot has one.
 """
 
 from __future__ import annotations
@@ -107,15 +106,15 @@ def serve(deals: int, burst: int | None, conn: Connection, latency: float = 0.0)
 
 
 def sync(base_url: str, token: str, portal_id: int, burst: int | None, store_url: str | None,
-         profile: str | None, conn: Connection, without: str | None = None, with_read_ahead: bool = False) -> None:
+         profile: str | None, conn: Connection, grouped: bool = True, read_ahead: bool = False) -> None:
     """Enable the plugin on a fresh reference host and run one backfill; report figures.
-    ``without="grouping"``: the host's services without ``grouped_writes`` (a commit per
-    record); ``with_read_ahead``: the ``read_ahead`` setting on (off by default)."""
+    ``grouped=False``: the host's services without ``grouped_writes`` (a commit per record);
+    ``read_ahead``: the setting of that name (off by default)."""
     from ambac_hubspot_plugin.reference_host import ReferenceHost
     from ambac_hubspot_plugin.reference_host._optional_services import ReferenceServices
     from ambac_hubspot_plugin.settings import ALLOW_LOCAL_SANDBOX_ENV
 
-    if without == "grouping":  # this process only: the plugin then sees services that cannot group
+    if not grouped:  # this process only: the plugin then sees services that cannot group
         del ReferenceServices.grouped_writes
 
     with tempfile.TemporaryDirectory() as tmp, ReferenceHost(Path(tmp) / "host") as host:
@@ -125,7 +124,7 @@ def sync(base_url: str, token: str, portal_id: int, burst: int | None, store_url
             "portal_id": str(portal_id), "api_base_url": base_url, "local_sandbox": True,
             "run_background_worker": False,
             "credentials": {"kind": "private_app", "access_token": token},
-            "read_ahead": with_read_ahead,
+            "read_ahead": read_ahead,
         }
         if store_url is not None:
             settings.update(store_url=store_url, store_outside_data_dir=True)
@@ -185,7 +184,7 @@ def count_round_trips(engine: Any) -> dict[str, int]:
 
 
 def run(deals: int, burst: int | None, store_url: str | None, profile: str | None = None,
-        without: str | None = None, latency: float = 0.0, with_read_ahead: bool = False) -> dict[str, Any]:
+        grouped: bool = True, latency: float = 0.0, read_ahead: bool = False) -> dict[str, Any]:
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
     server = ctx.Process(target=serve, args=(deals, burst, child, latency), daemon=True)
@@ -193,7 +192,7 @@ def run(deals: int, burst: int | None, store_url: str | None, profile: str | Non
     base_url, token, portal_id = parent.recv()
     here, there = ctx.Pipe()
     worker = ctx.Process(target=sync, args=(base_url, token, portal_id, burst, store_url, profile, there,
-                                            without, with_read_ahead))
+                                            grouped, read_ahead))
     started = time.perf_counter()
     worker.start()
     while not here.poll(1):
@@ -258,10 +257,8 @@ def compare(feature: str, name: str, url: str | None, deals: int, pairs: int, la
     for i in range(pairs):
         pair: dict[bool, float] = {}
         for on in (True, False) if i % 2 == 0 else (False, True):
-            if feature == "read-ahead":  # a setting, off by default
-                r = run(deals, None, url, latency=latency, with_read_ahead=on)
-            else:
-                r = run(deals, None, url, without=None if on else feature, latency=latency)
+            switch = {"read_ahead": on} if feature == "read-ahead" else {"grouped": on}
+            r = run(deals, None, url, latency=latency, **switch)
             pair[on] = r["created"] / r["elapsed"]
             rates[on].append(pair[on])
         ratios.append(pair[True] / pair[False])
