@@ -337,6 +337,32 @@ def test_search_or_of_and_groups_and_sorts(hs: Sandbox) -> None:
     }
 
 
+def test_search_order_follows_every_change_between_queries(hs: Sandbox) -> None:
+    """The sandbox keeps each sort's order between queries: a change, a new record or an
+    archived one shows in the next query's order, and equal values keep creation order."""
+    ids = {name: hs.add_object("deals", {"dealname": name, "amount": amount})
+           for name, amount in (("a", "5"), ("b", "50"), ("c", "500"), ("d", "50"))}
+    names = {v: k for k, v in ids.items()}
+
+    def amounts_over(value: str) -> list[str]:
+        body = search_body(
+            filterGroups=[{"filters": [{"propertyName": "amount", "operator": "GT", "value": value}]}],
+            sorts=[{"propertyName": "amount", "direction": "ASCENDING"}],
+        )
+        answer = raw(hs, "POST", "/crm/v3/objects/deals/search", json=body).json()
+        return [names[r["id"]] for r in answer["results"]]
+
+    assert amounts_over("0") == ["a", "b", "d", "c"]
+    assert raw(hs, "PATCH", f"/crm/v3/objects/deals/{ids['a']}",
+               json={"properties": {"amount": "1000"}}).status_code == 200
+    assert amounts_over("1") == ["b", "d", "c", "a"]
+    assert raw(hs, "DELETE", f"/crm/v3/objects/deals/{ids['b']}").status_code == 204
+    assert amounts_over("2") == ["d", "c", "a"]
+    ids["e"] = hs.add_object("deals", {"dealname": "e", "amount": "7"})
+    names[ids["e"]] = "e"
+    assert amounts_over("3") == ["e", "d", "c", "a"]
+
+
 def test_search_paging_total_and_limits(hs: Sandbox, client: HubSpot) -> None:
     """Search pages with ``after`` offsets, reports ``total``, and refuses limit > 200 with 400."""
     hs.seed(companies=2, contacts=2, deals=450, seed=2)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from ._util import SandboxHttpError, parse_time_ms
 
 Predicate = Callable[[Mapping[str, str]], bool]
+_Record = TypeVar("_Record")
+
+# Every query of a time property parses each record's value: remember the texts seen last.
+_time_ms = functools.lru_cache(maxsize=1 << 16)(parse_time_ms)
 
 MAX_GROUPS = 5
 MAX_FILTERS_PER_GROUP = 6
@@ -54,7 +59,7 @@ def _convert(kind: str, raw: str | None) -> Any:
     if kind == "time":
         if len(raw) == 10 and raw[4] == "-":  # a date-only value: midnight UTC
             raw = raw + "T00:00:00Z"
-        return parse_time_ms(raw)
+        return _time_ms(raw)
     return raw.lower()
 
 
@@ -190,6 +195,22 @@ def sort_key_for(name: str, kind: str) -> Callable[[Mapping[str, str]], tuple[bo
         return (value is None, value if value is not None else 0)
 
     return key
+
+
+def sort_records(
+    records: list[_Record],
+    sorts: Sequence[tuple[str, str, bool]],
+    props: Callable[[_Record], Mapping[str, str]],
+) -> None:
+    """Sort ``records`` in place by ``sorts`` of their ``props`` (stable: ties keep order)."""
+    for name, kind, descending in reversed(sorts):
+        key = sort_key_for(name, kind)
+        if descending:
+            records.sort(
+                key=lambda record: (not key(props(record))[0], key(props(record))[1]), reverse=True
+            )
+        else:
+            records.sort(key=lambda record: key(props(record)))
 
 
 def text_query_matcher(query: str, searchable: Sequence[str]) -> Predicate:

@@ -11,10 +11,11 @@ import bisect
 import json
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from . import _schema
-from ._search import compile_groups, parse_sorts, sort_key_for, text_query_matcher
+from ._search import compile_groups, parse_sorts, sort_records, text_query_matcher
 from ._util import Clock, SandboxHttpError, iso_ms, parse_time_ms, standard_error, to_ms
 
 BATCH_LIMIT = 100
@@ -112,6 +113,7 @@ class Portal:
         self._stage_counter = 1_100_000_000
         self._versions = {t: 0 for t in _schema.OBJECT_TYPE_IDS}
         self._search_cache: dict[tuple[str, str], tuple[int, list[StoredObject]]] = {}
+        self._sort_cache: dict[tuple[str, str], tuple[int, list[StoredObject]]] = {}
         self._add_default_pipeline(now)
 
     # ----------------------------------------------------------------- basics
@@ -1004,34 +1006,52 @@ class Portal:
         sorts = parse_sorts(body.get("sorts") or [], definitions)
         query = body.get("query")
         text = text_query_matcher(str(query), _SEARCHABLE[object_type]) if query else None
-        horizon = self.now_ms() - self.index_lag_ms
-        candidates: list[tuple[StoredObject, dict[str, str]]] = []
-        for obj in self.objects[object_type].values():
-            props = obj.props
-            if lagging and obj.versions:
-                seen = next((p for at, p in reversed(obj.versions) if at <= horizon), None)
-                if seen is None:
-                    continue
-                props = seen
-            elif obj.archived:
-                continue
-            if (predicate is None or predicate(props)) and (text is None or text(props)):
-                candidates.append((obj, props))
-        for name, kind, descending in reversed(sorts):
-            key = sort_key_for(name, kind)
-            if descending:
-                candidates.sort(
-                    key=lambda pair: (not key(pair[1])[0], key(pair[1])[1]), reverse=True
-                )
-            else:
-                candidates.sort(key=lambda pair: key(pair[1]))
-        ordered = [obj for obj, _ in candidates]
         if lagging:
-            return ordered, {obj.id: props for obj, props in candidates}
+            horizon = self.now_ms() - self.index_lag_ms
+            candidates: list[tuple[StoredObject, dict[str, str]]] = []
+            for obj in self.objects[object_type].values():
+                props = obj.props
+                if obj.versions:
+                    seen = next((p for at, p in reversed(obj.versions) if at <= horizon), None)
+                    if seen is None:
+                        continue
+                    props = seen
+                elif obj.archived:
+                    continue
+                if (predicate is None or predicate(props)) and (text is None or text(props)):
+                    candidates.append((obj, props))
+            sort_records(candidates, sorts, itemgetter(1))
+            return [obj for obj, _ in candidates], {obj.id: props for obj, props in candidates}
+        # Filtering the records in sort order keeps that order (the sorts are stable), so the
+        # order is worked out once per sort and version: paging through a portal of 50,000
+        # deals anchors a new query every 10,000 results, and each sorted them all again.
+        ordered = [
+            obj
+            for obj in self._sorted(object_type, body.get("sorts"), sorts)
+            if not obj.archived
+            and (predicate is None or predicate(obj.props))
+            and (text is None or text(obj.props))
+        ]
         self._search_cache[cache_key] = (self._versions[object_type], ordered)
         if len(self._search_cache) > 64:
             self._search_cache.pop(next(iter(self._search_cache)))
         return ordered, None
+
+    def _sorted(
+        self, object_type: str, spec: object, sorts: list[tuple[str, str, bool]]
+    ) -> list[StoredObject]:
+        """All records of a type (archived too) in the order of ``sorts``, cached per version."""
+        key = (object_type, json.dumps(spec, sort_keys=True, default=str))
+        version = self._versions[object_type]
+        cached = self._sort_cache.get(key)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        ordered = list(self.objects[object_type].values())
+        sort_records(ordered, sorts, attrgetter("props"))
+        self._sort_cache[key] = (version, ordered)
+        if len(self._sort_cache) > 16:
+            self._sort_cache.pop(next(iter(self._sort_cache)))
+        return ordered
 
     # ---------------------------------------------------------- associations
     def _plan_associations(
