@@ -23,7 +23,9 @@ PAIRS] [--compare-read-ahead PAIRS]``. Without ``--store-url`` it runs on a SQLi
 temporary directory and on PostgreSQL at 127.0.0.1:5432, database ``test``, in a schema of its
 own created and dropped (skipped when PostgreSQL does not answer); ``--only`` keeps one of the
 two. Quick: 2,000 and 4,000 deals. ``--profile DIR`` writes a cProfile of each run's sync to
-DIR. Each sync runs in a fresh process, so the RSS figures are that process's own.
+DIR. Each sync runs in a fresh process, so the RSS figures are that process's own. The CPU time
+of the sync process and of the sandbox's (from the sync process's start to its end) are printed
+as shares of the backfill's wall time: with two CPUs, whichever nears 100 % is the limit.
 ``--compare-grouping PAIRS`` prints, instead of the figures above, PAIRS alternating pairs of
 backfills with the reference host's writes grouped (``GroupsWrites``, 100 new orders a commit)
 and not (the services' ``grouped_writes`` removed in the sync process: a commit per record),
@@ -100,9 +102,12 @@ def serve(deals: int, burst: int | None, conn: Connection, latency: float = 0.0)
         if latency:
             hs.faults.latency(latency)
         conn.send((hs.base_url, hs.access_token, hs.portal_id))
+        before = resource.getrusage(resource.RUSAGE_SELF)
         conn.recv()
+        after = resource.getrusage(resource.RUSAGE_SELF)
         stats = hs.stats
-        conn.send({"requests": stats.requests, "rate_limited": stats.rate_limited + stats.rate_limited_search})
+        conn.send({"requests": stats.requests, "rate_limited": stats.rate_limited + stats.rate_limited_search,
+                   "cpu": after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime})
 
 
 def sync(base_url: str, token: str, portal_id: int, burst: int | None, store_url: str | None,
@@ -321,7 +326,9 @@ def main() -> None:
                 b = bound(n)
                 print(f"  plugin store: {r['statements'] / n:.2f} statements and {r['transactions'] / n:.2f} "
                       f"transactions per deal; CPU of the sync process: "
-                      f"{_median_range([x['cpu'] / x['elapsed'] for x in runs], '{:.0%}')} of the wall time")
+                      f"{_median_range([x['cpu'] / x['elapsed'] for x in runs], '{:.0%}')} of the wall time; "
+                      "of the sandbox (HubSpot): "
+                      f"{_median_range([x['sandbox']['cpu'] / x['elapsed'] for x in runs], '{:.0%}')}")
                 print(f"  HubSpot data calls: {r['calls']} against the lower bound {b} "
                       f"(+{(r['calls'] - b) / b:.1%}; target within 10%); setup calls: {r['setup_calls']} in "
                       f"the run, {r['enable_calls']} when enabling")
