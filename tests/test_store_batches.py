@@ -4,15 +4,16 @@
 
 from __future__ import annotations
 
+import enum
 import threading
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from ambac_hubspot_plugin.store import JobState, LogLevel, open_store
+from ambac_hubspot_plugin.store import JobState, Link, LogLevel, open_store
 from ambac_hubspot_plugin.store._schema import links
 from tests._store_support import (  # noqa: F401  # fixtures are used by name
     FakeClock,
@@ -228,3 +229,22 @@ def test_take_claims_races_one_winner_per_key(store_url: str, store: Any) -> Non
         other.close()
     assert won["a"] | won["b"] == set(keys)
     assert not won["a"] & won["b"]
+
+
+def test_a_records_json_values_are_its_own_and_plain_json() -> None:
+    """Records copy their JSON values: flat ones as they are, nested and non-JSON types
+    through JSON (a tuple becomes a list, an enum its value), never shared with the caller."""
+    class Colour(enum.StrEnum):
+        RED = "red"
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    flat: dict[str, Any] = {"name": "A", "n": 1, "x": 1.5, "ok": True, "gone": None}
+    nested: dict[str, Any] = {"address": {"city": "Oslo"}, "tags": ("a", "b"), "colour": Colour.RED}
+    made = [Link(id=i, tenant_id="t", portal_id="p", object_type="deal", hubspot_id=str(i), host_type="order",
+                 host_id=f"h{i}", synced=synced, created_at=now, updated_at=now)
+            for i, synced in enumerate((flat, nested))]
+    flat["name"] = "B"
+    nested["address"]["city"] = "Bergen"
+    assert made[0].synced == {"name": "A", "n": 1, "x": 1.5, "ok": True, "gone": None}
+    assert made[1].synced == {"address": {"city": "Oslo"}, "tags": ["a", "b"], "colour": "red"}
+    assert type(made[1].synced["colour"]) is str

@@ -110,8 +110,14 @@ class JobState(enum.StrEnum):
     DEAD = "dead"
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _frozen_json(value: Mapping[str, Any]) -> dict[str, Any]:
-    # Round-trip so records never share mutable state with the caller.
+    # Round-trip so records never share mutable state with the caller. A flat mapping of
+    # strings to JSON scalars (most links' values) round-trips to a plain copy: make that.
+    if all(type(k) is str for k in value) and all(type(v) in _SCALARS for v in value.values()):
+        return dict(value)
     return dict(json.loads(json.dumps(dict(value))))
 
 
