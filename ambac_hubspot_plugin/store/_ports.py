@@ -18,35 +18,11 @@ from .._clock import utc_now
 from ..errors import StoreError
 
 __all__ = [
-    "INBOX_JOB_KEY",
-    "Checkpoint",
-    "ClaimTimeoutError",
-    "ConflictDraft",
-    "ConflictLog",
-    "ConflictRecord",
-    "Inbox",
-    "InboxEvent",
-    "InboxEventDraft",
-    "InboxReceipt",
-    "Job",
-    "JobQueue",
-    "JobState",
-    "LeaseLostError",
-    "Link",
-    "LinkConflictError",
-    "LogEntry",
-    "LogLevel",
-    "LogPage",
-    "PushStore",
-    "RunStatus",
-    "StateStore",
-    "SyncRun",
-    "SyncStore",
-    "WebhookBacklog",
-    "WebhookExpansion",
-    "WebhookPortalStats",
-    "WebhookRefusalStats",
-    "utc_now",
+    "INBOX_JOB_KEY", "Checkpoint", "ClaimTimeoutError", "ConflictDraft", "ConflictLog",
+    "ConflictRecord", "Inbox", "InboxEvent", "InboxEventDraft", "InboxReceipt", "Job", "JobQueue",
+    "JobState", "LeaseLostError", "Link", "LinkConflictError", "LogEntry", "LogLevel", "LogPage",
+    "PushStore", "RunStatus", "StateStore", "SyncRun", "SyncStore", "WebhookBacklog",
+    "WebhookExpansion", "WebhookPortalStats", "WebhookRefusalStats", "utc_now",
 ]
 
 
@@ -114,9 +90,9 @@ _SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def _frozen_json(value: Mapping[str, Any]) -> dict[str, Any]:
-    # Round-trip so records never share mutable state with the caller. A flat mapping of
-    # strings to JSON scalars (most links' values) round-trips to a plain copy: make that.
-    if all(type(k) is str for k in value) and all(type(v) in _SCALARS for v in value.values()):
+    # A copy that never shares mutable state with the caller: a flat mapping of strings to
+    # JSON scalars (most links' values) as it is, anything else through a JSON round trip.
+    if all(type(k) is str and type(v) in _SCALARS for k, v in value.items()):
         return dict(value)
     return dict(json.loads(json.dumps(dict(value))))
 
