@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from ambac_hubspot_plugin.store import JobState, Link, LogLevel, open_store
+from ambac_hubspot_plugin.store._inbox_sql import CHUNK, IN_LIST, in_lists, shaped
 from ambac_hubspot_plugin.store._schema import links
 from tests._store_support import (  # noqa: F401  # fixtures are used by name
     FakeClock,
@@ -248,3 +249,46 @@ def test_a_records_json_values_are_its_own_and_plain_json() -> None:
     assert made[0].synced == {"name": "A", "n": 1, "x": 1.5, "ok": True, "gone": None}
     assert made[1].synced == {"address": {"city": "Oslo"}, "tags": ["a", "b"], "colour": "red"}
     assert type(made[1].synced["colour"]) is str
+
+
+def test_batches_come_in_power_of_two_sizes() -> None:
+    """Rows in slices of CHUNK and then falling powers of two, in order; IN lists filled up
+    to a power of two with their last value."""
+    rows = list(range(2 * CHUNK + 77))
+    slices = list(shaped(rows))
+    assert [len(s) for s in slices] == [CHUNK, CHUNK, 64, 8, 4, 1]
+    assert [x for s in slices for x in s] == rows
+    assert [len(s) for s in shaped(rows[:150], 16)] == [16] * 9 + [4, 2]
+    values = list(range(2 * IN_LIST + 77))
+    lists = list(in_lists(values))
+    assert [len(chunk) for chunk in lists] == [IN_LIST, IN_LIST, 128]
+    assert lists[:2] == [values[:IN_LIST], values[IN_LIST:2 * IN_LIST]]
+    assert lists[2][:77] == values[-77:] and set(lists[2][77:]) == {values[-1]}
+    assert list(in_lists([])) == [] and list(shaped([])) == []
+
+
+def test_batches_of_any_size_take_few_statement_texts(store: Any) -> None:
+    """Every row count of a multi-row insert and every IN list length is a statement of its
+    own, which SQLite's driver keeps prepared (128 per connection): links written and read in
+    batches of 1 to 130 use a few texts, and every link is found."""
+    texts: set[str] = set()
+    sa.event.listen(store.engine, "before_cursor_execute", lambda *args: texts.add(args[2]))
+    for n in range(1, 131):
+        ids = [f"{n}-{i}" for i in range(n)]
+        made = store.create_links("t", "p", [_row(i, f"h{i}") for i in ids])
+        assert all(m is not None for m in made)
+        assert set(store.get_links_by_hubspot("t", "p", "company", ids)) == set(ids)
+        assert set(store.get_links_by_host("t", "company", [f"h{i}" for i in ids])) == {f"h{i}" for i in ids}
+    assert len(texts) <= 3 * 8 + 4, sorted(texts, key=len)[:5]
+
+
+def test_claims_of_any_count_take_few_statement_texts(store: Any) -> None:
+    """Claims are an executemany with RETURNING, which SQLAlchemy sends as one multi-row
+    statement: taken in batches of 1 to 130 keys, a few texts, and every key held."""
+    texts: set[str] = set()
+    sa.event.listen(store.engine, "before_cursor_execute", lambda *args: texts.add(args[2]))
+    for n in range(1, 131):
+        keys = [f"email:{n}-{i}@x.com" for i in range(n)]
+        assert store.take_claims("t", keys, "me") == set(keys)
+        assert store.release_claims("t", keys, "me") == n
+    assert len(texts) <= 2 * 8 + 2, sorted(texts, key=len)[:5]

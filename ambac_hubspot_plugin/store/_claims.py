@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
+from ._inbox_sql import in_lists, shaped
 from ._ports import ClaimTimeoutError
 from ._schema import claims
 
@@ -83,7 +84,8 @@ class SqlClaimMixin:
         values = [{"tenant_id": tenant_id, "key": key, "holder": holder, "expires_at": now + ttl}
                   for key in wanted]
         with self._engine.begin() as conn:
-            return {row[0] for row in conn.execute(upsert, values)}  # an executemany
+            # An executemany, which SQLAlchemy sends as multi-row statements: of a few sizes.
+            return {row[0] for chunk in shaped(values) for row in conn.execute(upsert, list(chunk))}
 
     def release_claim(self, tenant_id: str, key: str, holder: str) -> bool:
         """Give up ``holder``'s claim on ``key``; False (and nothing changes) if it is not theirs."""
@@ -97,10 +99,10 @@ class SqlClaimMixin:
         wanted = sorted(set(keys))
         released = 0
         with self._engine.begin() as conn:
-            for start in range(0, len(wanted), 500):
+            for chunk in in_lists(wanted):
                 released += conn.execute(sa.delete(claims).where(
                     claims.c.tenant_id == tenant_id, claims.c.holder == holder,
-                    claims.c.key.in_(wanted[start:start + 500]))).rowcount
+                    claims.c.key.in_(chunk))).rowcount
         return released
 
     @contextmanager

@@ -24,12 +24,12 @@ from sqlalchemy.engine import Connection, Engine
 from ._group_commit import GroupCommit, Received
 from ._inbox_sql import (
     BATCH_COLUMNS,
-    CHUNK,
     EVENT_COLUMNS,
     EVENT_TAIL,
     JOB_COLUMNS,
     JOB_TAIL,
     db_time,
+    in_lists,
     insert_rows,
     multi_row_sql,
     pending_jobs_sql,
@@ -384,8 +384,7 @@ class SqlInboxMixin:
             # Lock the pending jobs we collided with: a claim on PostgreSQL skips locked rows,
             # so none of them can start reading the inbox before this batch is committed.
             pending: set[str] = set()
-            for start in range(0, len(clashing), CHUNK):
-                chunk = clashing[start:start + CHUNK]
+            for chunk in in_lists(clashing):
                 sql = pending_jobs_sql(conn.dialect.paramstyle, conn.dialect.name, len(chunk))
                 pending.update(str(row[0]) for row in
                                conn.exec_driver_sql(sql, (tenant_id, kind, *chunk)))
@@ -460,7 +459,7 @@ class SqlInboxMixin:
     def pending_webhook_events_of(self, tenant_id: str, objects: Collection[tuple[str, str]]
                                   ) -> dict[tuple[str, str], list[InboxEvent]]:
         """Many objects' unprocessed events, oldest stored first: (type, id) -> events, one
-        query per 500 objects of a type (an object without any maps to an empty list)."""
+        query per 512 objects of a type (an object without any maps to an empty list)."""
         ev = webhook_events.c
         found: dict[tuple[str, str], list[InboxEvent]] = {key: [] for key in objects}
         by_type: dict[str, list[str]] = defaultdict(list)
@@ -468,10 +467,10 @@ class SqlInboxMixin:
             by_type[object_type].append(object_id)
         with self._engine.connect() as conn:
             for object_type, ids in sorted(by_type.items()):
-                for start in range(0, len(ids), CHUNK):
+                for chunk in in_lists(ids):
                     query = sa.select(webhook_events).where(
                         ev.tenant_id == tenant_id, ev.object_type == object_type,
-                        ev.object_id.in_(ids[start:start + CHUNK]),
+                        ev.object_id.in_(chunk),
                         ev.processed_at.is_(None)).order_by(ev.id)
                     for row in conn.execute(query):
                         event = _inbox_event(row)
@@ -490,8 +489,7 @@ class SqlInboxMixin:
         marked = 0
         with self._writing() as conn:
             for outcome, ids in (("applied", sorted(applied)), ("echo", sorted(echoes))):
-                for start in range(0, len(ids), CHUNK):
-                    chunk = ids[start:start + CHUNK]
+                for chunk in in_lists(ids):
                     where = (ev.tenant_id == tenant_id, ev.id.in_(chunk), ev.processed_at.is_(None))
                     portals = Counter(conn.execute(
                         sa.select(ev.portal_id).where(*where)).scalars())

@@ -21,7 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from . import _queue_sql as sql
-from ._inbox_sql import JOB_COLUMNS, JOB_TAIL, db_time, insert_rows
+from ._inbox_sql import JOB_COLUMNS, JOB_TAIL, db_time, in_lists, insert_rows
 from ._ports import Job, JobState, LeaseLostError
 from ._schema import PENDING_DEDUPE, jobs
 
@@ -145,7 +145,7 @@ class SqlJobQueue:
 
         ``items`` are ``(kind, payload, dedupe_key)``. A pending job of the same tenant, kind
         and key absorbs an item (and of two items with one key, the first absorbs the second):
-        one multi-row ``INSERT ... ON CONFLICT DO NOTHING`` per 500 items decides it.
+        multi-row ``INSERT ... ON CONFLICT DO NOTHING`` statements (``insert_rows``) decide it.
         """
         if not items:
             return 0
@@ -360,8 +360,7 @@ class SqlJobQueue:
         wanted = sorted(set(job_ids))
         done: set[int] = set()
         with self._engine.begin() as conn:
-            for start in range(0, len(wanted), 500):
-                chunk = wanted[start:start + 500]
+            for chunk in in_lists(wanted):
                 done.update(conn.execute(sa.delete(jobs).where(
                     jobs.c.id.in_(chunk), jobs.c.state == JobState.RUNNING.value,
                     jobs.c.lease_owner == worker_id).returning(jobs.c.id)).scalars())

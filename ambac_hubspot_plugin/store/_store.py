@@ -20,7 +20,7 @@ from ._claims import SqlClaimMixin
 from ._conflicts import SqlConflictMixin
 from ._engine import HEAD, SETTING, create_store_engine, migrate, redact
 from ._inbox import SqlInboxMixin
-from ._inbox_sql import db_time, insert_rows
+from ._inbox_sql import db_time, in_lists, insert_rows
 from ._ports import (
     Checkpoint,
     Link,
@@ -43,9 +43,6 @@ _LINK_COLUMNS = ("tenant_id", "portal_id", "object_type", "hubspot_id", "host_ty
                  "created_at", "updated_at", "match_domain")
 # Either unique key taken (this link exists, or the record is linked elsewhere): the row is skipped.
 _LINK_TAIL = "ON CONFLICT DO NOTHING RETURNING id, object_type, hubspot_id, host_type, host_id"
-
-#: Values per ``IN`` list: well under SQLite's and PostgreSQL's bound-parameter limits.
-_IN_BATCH = 500
 
 
 def _dumps(value: Mapping[str, Any]) -> str:
@@ -106,15 +103,14 @@ class SqlStateStore(SqlClaimMixin, SqlConflictMixin, SqlInboxMixin, SqlRetention
 
     def get_links_by_hubspot(self, tenant_id: str, portal_id: str, object_type: str,
                              hubspot_ids: Collection[str]) -> dict[str, Link]:
-        """The links of many HubSpot objects of one type, by HubSpot id (one query per 500)."""
+        """The links of many HubSpot objects of one type, by HubSpot id (one query per 512)."""
         found: dict[str, Link] = {}
         ids = list(dict.fromkeys(hubspot_ids))
         with self._engine.connect() as conn:
-            for start in range(0, len(ids), _IN_BATCH):
+            for chunk in in_lists(ids):
                 rows = conn.execute(sa.select(links).where(
                     links.c.tenant_id == tenant_id, links.c.portal_id == portal_id,
-                    links.c.object_type == object_type,
-                    links.c.hubspot_id.in_(ids[start:start + _IN_BATCH])))
+                    links.c.object_type == object_type, links.c.hubspot_id.in_(chunk)))
                 for row in rows:
                     link = self._link(row)
                     found[link.hubspot_id] = link
@@ -128,14 +124,14 @@ class SqlStateStore(SqlClaimMixin, SqlConflictMixin, SqlInboxMixin, SqlRetention
 
     def get_links_by_host(self, tenant_id: str, host_type: str,
                           host_ids: Collection[str]) -> dict[str, Link]:
-        """The links of many host records of one type, by host id (one query per 500)."""
+        """The links of many host records of one type, by host id (one query per 512)."""
         found: dict[str, Link] = {}
         ids = list(dict.fromkeys(host_ids))
         with self._engine.connect() as conn:
-            for start in range(0, len(ids), 500):
+            for chunk in in_lists(ids):
                 rows = conn.execute(sa.select(links).where(
                     links.c.tenant_id == tenant_id, links.c.host_type == host_type,
-                    links.c.host_id.in_(ids[start:start + 500])))
+                    links.c.host_id.in_(chunk)))
                 for row in rows:
                     link = self._link(row)
                     found[link.host_id] = link
@@ -193,9 +189,9 @@ class SqlStateStore(SqlClaimMixin, SqlConflictMixin, SqlInboxMixin, SqlRetention
 
         ``rows`` are ``(object_type, hubspot_id, host_type, host_id, synced)``. Returns, per
         row, the new link, or None when either unique key was taken (another writer won, or an
-        earlier row of ``rows`` took it). One multi-row ``INSERT ... ON CONFLICT DO NOTHING``
-        per 500 rows: a concurrent writer's link makes its row None,
-        never the whole batch fail.
+        earlier row of ``rows`` took it). Multi-row ``INSERT ... ON CONFLICT DO NOTHING``
+        statements (``insert_rows``): a concurrent writer's link makes its row None, never the
+        whole batch fail.
         """
         if not rows:
             return []
@@ -256,10 +252,10 @@ class SqlStateStore(SqlClaimMixin, SqlConflictMixin, SqlInboxMixin, SqlRetention
         wanted = sorted({d for d in map(normalize_domain, domains) if d})
         found: dict[str, list[Link]] = {}
         with self._engine.connect() as conn:
-            for at in range(0, len(wanted), _IN_BATCH):
+            for chunk in in_lists(wanted):
                 rows = conn.execute(sa.select(links).where(
                     links.c.tenant_id == tenant_id, links.c.portal_id == portal_id,
-                    links.c.object_type == "company", links.c.match_domain.in_(wanted[at:at + _IN_BATCH]),
+                    links.c.object_type == "company", links.c.match_domain.in_(chunk),
                 ).order_by(links.c.id))
                 for row in rows:
                     found.setdefault(row.match_domain, []).append(self._link(row))
