@@ -258,7 +258,7 @@ def test_batches_come_in_power_of_two_sizes() -> None:
     slices = list(shaped(rows))
     assert [len(s) for s in slices] == [CHUNK, CHUNK, 64, 8, 4, 1]
     assert [x for s in slices for x in s] == rows
-    assert [len(s) for s in shaped(rows[:150], 16)] == [16] * 9 + [4, 2]
+    assert [len(s) for s in shaped(rows[:150])] == [128, 16, 4, 2]
     values = list(range(2 * IN_LIST + 77))
     lists = list(in_lists(values))
     assert [len(chunk) for chunk in lists] == [IN_LIST, IN_LIST, 128]

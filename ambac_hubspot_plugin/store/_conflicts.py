@@ -27,7 +27,6 @@ from ._schema import conflicts, pushed_values
 
 __all__ = ["SqlConflictMixin"]
 
-_ROWS_CHUNK = 128  # rows per multi-row upsert (6 parameters each), a power of two (see shaped)
 _DECISIONS = ("hubspot", "ambac", "hold")
 _RESOLUTIONS = ("hubspot", "ambac", "value")
 
@@ -163,7 +162,7 @@ class SqlConflictMixin:
         if not rows:
             return
         with self._engine.begin() as conn:
-            for chunk in shaped(rows, _ROWS_CHUNK):
+            for chunk in shaped(rows):
                 stmt = self._dialect_insert(pushed_values).values(list(chunk))
                 stmt = stmt.on_conflict_do_update(
                     index_elements=[pushed_values.c.tenant_id, pushed_values.c.object_type,

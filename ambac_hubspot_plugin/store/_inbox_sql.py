@@ -40,10 +40,9 @@ __all__ = ["BATCH_COLUMNS", "CHUNK", "EVENT_COLUMNS", "EVENT_TAIL", "IN_LIST", "
 # SQLite's memory in such statements, 14 MB more with the read-ahead thread's connection.
 # Batches come in powers of two instead: at most log2(size) + 1 texts a statement.
 
-def shaped(items: Sequence[_T], most: int = CHUNK) -> Iterator[Sequence[_T]]:
-    """``items`` in slices of ``most`` (a power of two), then of falling powers of two (333:
-    128, 128, 64, 8, 4, 1)."""
-    start, size = 0, most
+def shaped(items: Sequence[_T]) -> Iterator[Sequence[_T]]:
+    """``items`` in slices of CHUNK, then of falling powers of two (333: 128, 128, 64, 8, 4, 1)."""
+    start, size = 0, CHUNK
     while start < len(items):
         while size > len(items) - start:
             size //= 2
