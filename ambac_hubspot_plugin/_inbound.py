@@ -78,7 +78,7 @@ class InboundSync:
         overlap: timedelta,
         on_order_created: Callable[[OrderCreated], None] | None = None,
         reload_triggers: Callable[[], Triggers] | None = None,
-        read_ahead: bool = False,
+        read_ahead: bool = True,
     ) -> None:
         self.tenant_id = parts.tenant_id
         self.portal_id = parts.portal_id

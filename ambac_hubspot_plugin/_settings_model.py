@@ -356,6 +356,5 @@ class Settings:
     retention: RetentionSettings = attrs.field(factory=RetentionSettings)
     run_background_worker: bool = True
     #: Read the next chunk of deals (search page, associations) in a thread while this chunk is
-    #: written: faster when HubSpot's round trips are long, but a 50,000-deal backfill's peak
-    #: memory grew about 12 MB more with it (docs/performance.md), so it is off by default.
-    read_ahead: bool = False
+    #: written: HubSpot's round trips overlap the host's writes (docs/performance.md, Backfill).
+    read_ahead: bool = True

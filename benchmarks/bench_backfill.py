@@ -30,8 +30,8 @@ as shares of the backfill's wall time: with two CPUs, whichever nears 100 % is t
 backfills with the reference host's writes grouped (``GroupsWrites``, 100 new orders a commit)
 and not (the services' ``grouped_writes`` removed in the sync process: a commit per record),
 and the median ratio; ``--compare-read-ahead PAIRS`` likewise with the ``read_ahead``
-setting on (the next chunk's HubSpot reads during this chunk's writes, in a thread) and off
-(the default, which every other figure uses). ``--latency MS`` (with a comparison) makes the
+setting on (the default, which every other figure uses: the next chunk's HubSpot reads during
+this chunk's writes, in a thread) and off. ``--latency MS`` (with a comparison) makes the
 sandbox answer every call MS milliseconds later: loopback has no round trip, HubSpot has one.
 """
 
@@ -111,10 +111,10 @@ def serve(deals: int, burst: int | None, conn: Connection, latency: float = 0.0)
 
 
 def sync(base_url: str, token: str, portal_id: int, burst: int | None, store_url: str | None,
-         profile: str | None, conn: Connection, grouped: bool = True, read_ahead: bool = False) -> None:
+         profile: str | None, conn: Connection, grouped: bool = True, read_ahead: bool | None = None) -> None:
     """Enable the plugin on a fresh reference host and run one backfill; report figures.
     ``grouped=False``: the host's services without ``grouped_writes`` (a commit per record);
-    ``read_ahead``: the setting of that name (off by default)."""
+    ``read_ahead``: the setting of that name (None: the plugin's default, on)."""
     from ambac_hubspot_plugin.reference_host import ReferenceHost
     from ambac_hubspot_plugin.reference_host._optional_services import ReferenceServices
     from ambac_hubspot_plugin.settings import ALLOW_LOCAL_SANDBOX_ENV
@@ -129,8 +129,9 @@ def sync(base_url: str, token: str, portal_id: int, burst: int | None, store_url
             "portal_id": str(portal_id), "api_base_url": base_url, "local_sandbox": True,
             "run_background_worker": False,
             "credentials": {"kind": "private_app", "access_token": token},
-            "read_ahead": read_ahead,
         }
+        if read_ahead is not None:
+            settings["read_ahead"] = read_ahead
         if store_url is not None:
             settings.update(store_url=store_url, store_outside_data_dir=True)
         if burst is None:
@@ -189,7 +190,7 @@ def count_round_trips(engine: Any) -> dict[str, int]:
 
 
 def run(deals: int, burst: int | None, store_url: str | None, profile: str | None = None,
-        grouped: bool = True, latency: float = 0.0, read_ahead: bool = False) -> dict[str, Any]:
+        grouped: bool = True, latency: float = 0.0, read_ahead: bool | None = None) -> dict[str, Any]:
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
     server = ctx.Process(target=serve, args=(deals, burst, child, latency), daemon=True)

@@ -20,7 +20,7 @@ from ambac_hubspot_plugin.host import OrderDraft
 from ambac_hubspot_plugin.reference_host._optional_services import ReferenceServices
 from ambac_hubspot_plugin.settings import parse_settings
 
-from ._world import PluginWorld, open_world, plugin_settings
+from ._world import PluginWorld, open_world
 
 WAIT = 10.0  # seconds a test waits for the other thread before it calls the overlap missing
 
@@ -111,14 +111,15 @@ def test_a_caller_that_stops_early_stops_the_reader():
 @pytest.fixture
 def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[PluginWorld]:
     monkeypatch.setattr(_inbound, "CHUNK", 100)  # 250 deals make three chunks
-    with open_world(tmp_path, settings=lambda hubspot: plugin_settings(hubspot, read_ahead=True)) as world:
+    with open_world(tmp_path) as world:  # the default settings: read-ahead on
+        assert "read_ahead" not in world.settings
         yield world
 
 
-def _won_deals(world: PluginWorld, count: int = 250) -> list[str]:
-    company = world.company(name="Shared Co", domain="shared.example")
-    return [world.deal(dealname=f"Won {i:03d}", companies=[company],
-                       contacts=[world.contact(email=f"b{i}@shared.example")] if i % 10 == 0 else [])
+def _won_deals(world: PluginWorld, count: int = 250, tag: str = "b") -> list[str]:
+    company = world.company(name=f"Shared Co {tag}", domain=f"{tag}.shared.example")
+    return [world.deal(dealname=f"Won {tag}{i:03d}", companies=[company],
+                       contacts=[world.contact(email=f"{tag}{i}@shared.example")] if i % 10 == 0 else [])
             for i in range(count)]
 
 
@@ -161,16 +162,26 @@ def test_a_sync_reads_the_next_chunks_associations_while_it_writes_this_one(worl
     assert _readers() == []
 
 
-def test_it_is_off_unless_the_settings_turn_it_on(world, monkeypatch):
+def test_it_is_on_by_default_and_the_settings_turn_it_off(world, monkeypatch):
     assert parse_settings({"portal_id": "1", "credentials": {"kind": "private_app", "access_token": "x"}}
-                          ).read_ahead is False
-    world.configure(read_ahead=False)
-    deals = _won_deals(world)
-    readers: list[list[threading.Thread]] = []
-    _on_first_order(monkeypatch, lambda: readers.append(_readers()))
+                          ).read_ahead is True
+    seen: list[frozenset[str]] = []  # the readers alive at each order's creation
+    create_order = ReferenceServices.create_order
 
+    def create(self: ReferenceServices, draft: OrderDraft) -> Any:
+        seen.append(frozenset(t.name for t in _readers()))
+        return create_order(self, draft)
+
+    monkeypatch.setattr(ReferenceServices, "create_order", create)
+    deals = _won_deals(world, 150)
     assert world.sync().created == len(deals)
-    assert readers == [[]]
+    assert frozenset({f"hubspot-read-ahead-{world.tenant}"}) in seen  # (gone once the last chunk is read)
+
+    world.configure(read_ahead=False)
+    seen.clear()
+    more = _won_deals(world, 150, tag="c")
+    assert world.sync().created == len(more)
+    assert set(seen) == {frozenset()}
 
 
 def test_a_search_page_that_fails_fails_the_run_after_the_chunks_before_it(world):
