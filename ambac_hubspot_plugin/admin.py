@@ -200,16 +200,25 @@ class Admin:
         A secret given as ``***`` (as :meth:`settings` shows it) keeps the stored one, so the
         settings read back can be changed and sent again. When the host's services can save
         settings (:class:`~.host.SavesPluginSettings`), the host keeps them for its next start;
-        :attr:`settings_saved_by_host` says whether it does.
+        :attr:`settings_saved_by_host` says whether it does. When the host fails to save them,
+        the settings it still has are applied again and its error is raised: this process
+        never runs with settings the host's next start would not have.
         """
         from ._store_place import PLUGIN_ID
-        from .settings import unstructure_settings
+        from .settings import restore_masked, unstructure_settings
 
         self.require(user, MANAGE_INTEGRATIONS, "Changing the HubSpot settings")
         settings, parsed = self._restored(settings)
+        before = self._current()
         self.runtime.settings_changed(self.host, self.tenant_id, settings)
         if self.settings_saved_by_host:
-            typing.cast("SavesPluginSettings", self.host).save_plugin_settings(PLUGIN_ID, settings)
+            try:
+                typing.cast("SavesPluginSettings", self.host).save_plugin_settings(PLUGIN_ID, settings)
+            except BaseException:
+                if before is not None:
+                    self.runtime.settings_changed(
+                        self.host, self.tenant_id, restore_masked(unstructure_settings(before), before))
+                raise
         return unstructure_settings(parsed)
 
     def check_settings(self, user: User | None, settings: Mapping[str, Any]) -> None:
@@ -225,12 +234,14 @@ class Admin:
 
         return isinstance(self.host, SavesPluginSettings)
 
+    def _current(self) -> Settings | None:
+        """The settings this process runs the tenant with; None when it is not enabled here."""
+        return self.runtime.tenant(self.tenant_id).settings if self.runtime.is_enabled(self.tenant_id) else None
+
     def _restored(self, raw: Mapping[str, Any]) -> tuple[dict[str, Any], Settings]:
         from .settings import parse_settings, restore_masked
 
-        current = (self.runtime.tenant(self.tenant_id).settings
-                   if self.runtime.is_enabled(self.tenant_id) else None)
-        settings = restore_masked(raw, current)
+        settings = restore_masked(raw, self._current())
         return settings, parse_settings(settings)
 
     def test_connection(self, user: User | None) -> CheckReport:

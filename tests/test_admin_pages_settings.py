@@ -203,6 +203,34 @@ def test_a_settings_change_through_the_admin_api_is_kept_by_the_host(world):
     assert saved["credentials"]["access_token"] == world.hubspot.access_token
 
 
+class HostDatabaseDown(Exception):
+    pass
+
+
+def test_a_change_the_host_fails_to_save_is_not_applied_either(world, monkeypatch):
+    """Saving the settings fails in the host (its database is down): the error is raised, and
+    this process goes on with the settings the host still has, secrets and all, so a restart
+    changes nothing."""
+    admin = Admin(world.runtime, world.services)
+    current = admin.settings(world.users["admin"])
+    before = _saved(world)
+
+    def refuse(*_args: Any) -> None:
+        raise HostDatabaseDown("the host's database is down")
+
+    monkeypatch.setattr(type(world.services), "save_plugin_settings", refuse)
+    with pytest.raises(HostDatabaseDown):
+        admin.change_settings(world.users["admin"], {**current, "account_tier": "starter"})
+
+    running = world.runtime.tenant(world.tenant).settings
+    assert running.account_tier == "professional"
+    assert running.credentials.access_token.reveal() == world.hubspot.access_token  # not "***"
+    assert _saved(world) == before
+    monkeypatch.undo()
+    admin.change_settings(world.users["admin"], {**current, "account_tier": "starter"})
+    assert world.runtime.tenant(world.tenant).settings.account_tier == _saved(world)["account_tier"] == "starter"
+
+
 def test_an_unknown_credential_kind_and_an_empty_required_field_are_named(world):
     """A kind the schema does not know and an empty portal id are each shown beside their field."""
     form = _form(world.get("/settings", "admin").text, credentials__kind="hapikey", portal_id="")
