@@ -3,6 +3,7 @@ beat entry, taking up tenants in workers, and one real worker process over Redis
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import signal
@@ -51,6 +52,18 @@ from ..django_host.celery_app import app as celery_app
 REDIS_URL = redis_url()
 
 
+@contextlib.contextmanager
+def _to_the_broker() -> Iterator[None]:
+    """Tasks go to the broker inside the block, not eagerly. Both spellings of the setting:
+    under the CELERY namespace, Celery 5.6 (Ambac Tracker's) reads the Django name first."""
+    names = ("task_always_eager", "CELERY_TASK_ALWAYS_EAGER")
+    before = {name: celery_app.conf.get(name) for name in names}
+    celery_app.conf.update(dict.fromkeys(names, False))
+    try:
+        assert celery_app.conf.task_always_eager is False
+        yield
+    finally:
+        celery_app.conf.update(before)
 
 
 @pytest.fixture
@@ -136,9 +149,8 @@ def test_a_stored_webhook_nudges_the_drain_that_creates_the_order(
 def test_a_burst_of_nudges_enqueues_one_drain_until_it_starts() -> None:
     """Five nudges before the drain starts make one message on the broker; once a drain has
     started, the next nudge makes another."""
-    celery_app.conf.task_always_eager = False
-    try:
-        with celery_app.connection_for_write() as conn:
+    with _to_the_broker(), celery_app.connection_for_write() as conn:
+        try:
             queue = conn.SimpleQueue(celery_app.conf.task_default_queue)
             queue.clear()
             assert [nudge() for _ in range(5)] == [True, False, False, False, False]
@@ -148,11 +160,10 @@ def test_a_burst_of_nudges_enqueues_one_drain_until_it_starts() -> None:
             assert queue.qsize() == 2
             queue.clear()
             queue.close()
-    finally:
-        celery_app.conf.task_always_eager = True
-        from django.core.cache import cache
+        finally:
+            from django.core.cache import cache
 
-        cache.delete(NUDGE_KEY)
+            cache.delete(NUDGE_KEY)
 
 
 def test_a_nudge_asked_for_soon_is_sent_by_a_thread_of_its_own() -> None:
@@ -160,9 +171,8 @@ def test_a_nudge_asked_for_soon_is_sent_by_a_thread_of_its_own() -> None:
     which enqueues one drain for a burst of requests."""
     from django.core.cache import cache
 
-    celery_app.conf.task_always_eager = False
-    try:
-        with celery_app.connection_for_write() as conn:
+    with _to_the_broker(), celery_app.connection_for_write() as conn:
+        try:
             queue = conn.SimpleQueue(celery_app.conf.task_default_queue)
             queue.clear()
             for _ in range(5):
@@ -175,9 +185,8 @@ def test_a_nudge_asked_for_soon_is_sent_by_a_thread_of_its_own() -> None:
             assert any(thread.name == "ambac-hubspot-nudge" for thread in threading.enumerate())
             queue.clear()
             queue.close()
-    finally:
-        celery_app.conf.task_always_eager = True
-        cache.delete(NUDGE_KEY)
+        finally:
+            cache.delete(NUDGE_KEY)
 
 
 @pytest.mark.django_db
