@@ -4,10 +4,12 @@
 Needs only Python 3.11+. Creates ``.venv`` beside this file, installs the package with its
 test extras there (again whenever ``setup.cfg`` changes), then runs the demo or the test suite.
 
-``test`` also runs the Django bridge's tests (``tests/django``) in a second environment,
-``.venv-django``, built with a Python 3.12 interpreter (Ambac Tracker's) and the extras
-``[test,postgres,django,django-test]``; without a Python 3.12 it says so and skips them. The
-Django run (its environment's build included) goes on beside the main run, on the other CPU,
+``test`` also runs the Django bridge's tests (``tests/django``) twice, each in an environment
+built with a Python 3.12 interpreter (Ambac Tracker's) and the extras
+``[test,postgres,django,django-test]``: ``.venv-django`` with the newest releases, then
+``.venv-django-host`` with the versions Ambac Tracker runs (``tests/django/host-versions.txt``:
+Django 5.1, Celery 5.6); without a Python 3.12 it says so and skips them. The Django runs
+(their environments' builds included) go on beside the main run, one after the other, on the other CPU,
 with Redis database 12 for its Celery worker (``AMBAC_TEST_REDIS_DB``) so the two runs never
 share keys; its output is printed once the main run has ended. The main run itself is spread
 over worker processes (pytest-xdist, one per CPU, at least 2 and at most 4, a test module to a
@@ -33,21 +35,28 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 STAMP = VENV / ".ambac-hubspot-installed"
-DJANGO_VENV = ROOT / ".venv-django"
-DJANGO_BIN = DJANGO_VENV / ("Scripts" if os.name == "nt" else "bin")
 DJANGO_EXTRAS = "test,postgres,django,django-test"
+#: The Django bridge's environments: (directory, pip constraints or None for the newest releases).
+DJANGO_ENVS = ((ROOT / ".venv-django", None),
+               (ROOT / ".venv-django-host", ROOT / "tests" / "django" / "host-versions.txt"))
 
 
-def _install(python: Path, stamp: Path, extras: str, name: str, out: Any = None) -> None:
-    """Install the package with ``extras`` into the environment of ``python`` unless ``stamp``
-    says that was done for this ``setup.cfg`` (``out``: where pip's output goes)."""
-    wanted = hashlib.sha256((ROOT / "setup.cfg").read_bytes()).hexdigest()
+def _install(python: Path, stamp: Path, extras: str, name: str, out: Any = None,
+             constraints: Path | None = None) -> None:
+    """Install the package with ``extras`` (within pip ``constraints``, if any) into the
+    environment of ``python`` unless ``stamp`` says that was done for this ``setup.cfg`` and
+    these constraints (``out``: where pip's output goes)."""
+    digest = hashlib.sha256((ROOT / "setup.cfg").read_bytes())
+    if constraints is not None:
+        digest.update(constraints.read_bytes())
+    wanted = digest.hexdigest()
     if stamp.exists() and stamp.read_text() == wanted:
         return
     print(f"dev.py: installing the package and its test dependencies into {name}", flush=True, file=out)
     pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     subprocess.run([*pip, "--upgrade", "pip"], check=True, stdout=out, stderr=out)
-    subprocess.run([*pip, "--editable", f"{ROOT}[{extras}]"], check=True, stdout=out, stderr=out)
+    pinned = [] if constraints is None else ["--constraint", str(constraints)]
+    subprocess.run([*pip, *pinned, "--editable", f"{ROOT}[{extras}]"], check=True, stdout=out, stderr=out)
     stamp.write_text(wanted)
 
 
@@ -76,21 +85,26 @@ def _python312() -> str | None:
 
 
 def _django_tests(out: Any) -> int:
-    """Run ``tests/django`` in ``.venv-django``, writing to ``out``; 0 (after saying why) when no
-    Python 3.12 exists."""
-    python = DJANGO_BIN / "python"
-    if not python.exists():
-        interpreter = _python312()
-        if interpreter is None:
-            print("dev.py: SKIPPED tests/django: no Python 3.12 found (python3.12 on PATH or pyenv)", file=out)
-            return 0
-        print(f"dev.py: creating .venv-django with {interpreter}", file=out, flush=True)
-        subprocess.run([interpreter, "-m", "venv", str(DJANGO_VENV)], check=True, stdout=out, stderr=out)
-    _install(python, DJANGO_VENV / ".ambac-hubspot-installed", DJANGO_EXTRAS, ".venv-django", out)
-    print("dev.py: running tests/django in .venv-django", file=out, flush=True)
-    env = {**os.environ, "AMBAC_TEST_REDIS_DB": os.environ.get("AMBAC_TEST_REDIS_DB_DJANGO", "12")}
-    return subprocess.run([str(python), "-m", "pytest", "tests/django"], cwd=ROOT, env=env, check=False,
-                          stdout=out, stderr=subprocess.STDOUT).returncode
+    """Run ``tests/django`` in each of :data:`DJANGO_ENVS`, one after the other, writing to
+    ``out``; the first failing run's code, or 0 (after saying why) when no Python 3.12 exists."""
+    code = 0
+    for venv_dir, constraints in DJANGO_ENVS:
+        python = venv_dir / ("Scripts" if os.name == "nt" else "bin") / "python"
+        if not python.exists():
+            interpreter = _python312()
+            if interpreter is None:
+                print("dev.py: SKIPPED tests/django: no Python 3.12 found (python3.12 on PATH or pyenv)", file=out)
+                return 0
+            print(f"dev.py: creating {venv_dir.name} with {interpreter}", file=out, flush=True)
+            subprocess.run([interpreter, "-m", "venv", str(venv_dir)], check=True, stdout=out, stderr=out)
+        _install(python, venv_dir / ".ambac-hubspot-installed", DJANGO_EXTRAS, venv_dir.name, out, constraints)
+        versions = "the newest releases" if constraints is None else f"the versions in {constraints.relative_to(ROOT)}"
+        print(f"dev.py: running tests/django in {venv_dir.name} ({versions})", file=out, flush=True)
+        env = {**os.environ, "AMBAC_TEST_REDIS_DB": os.environ.get("AMBAC_TEST_REDIS_DB_DJANGO", "12")}
+        ran = subprocess.run([str(python), "-m", "pytest", "tests/django"], cwd=ROOT, env=env, check=False,
+                             stdout=out, stderr=subprocess.STDOUT)
+        code = code or ran.returncode  # the second run goes on after a failing first one
+    return code
 
 
 def _beside(run: Any) -> tuple[threading.Thread, dict[str, int], Any]:
