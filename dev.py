@@ -9,9 +9,9 @@ built with a Python 3.12 interpreter (Ambac Tracker's) and the extras
 ``[test,postgres,django,django-test]``: ``.venv-django`` with the newest releases, then
 ``.venv-django-host`` with the versions Ambac Tracker runs (``tests/django/host-versions.txt``:
 Django 5.1, Celery 5.6); without a Python 3.12 it says so and skips them. The Django runs
-(their environments' builds included) go on beside the main run, one after the other, on the other CPU,
-with Redis database 12 for its Celery worker (``AMBAC_TEST_REDIS_DB``) so the two runs never
-share keys; its output is printed once the main run has ended. The main run itself is spread
+(their environments' builds included) go on one after the other beside the main run, on the
+other CPU, with Redis database 12 for their Celery worker (``AMBAC_TEST_REDIS_DB``) so they
+never share keys with the main run; their output is printed once the main run has ended. The main run itself is spread
 over worker processes (pytest-xdist, one per CPU, at least 2 and at most 4, a test module to a
 worker): most of its time is spent waiting on sockets, subprocesses and timers, not computing.
 With arguments, ``test`` passes them to the main run only (in one process) and skips the
@@ -33,7 +33,14 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
-BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+
+
+def _bin(venv_dir: Path) -> Path:
+    """The scripts directory of the virtual environment ``venv_dir``."""
+    return venv_dir / ("Scripts" if os.name == "nt" else "bin")
+
+
+BIN = _bin(VENV)
 STAMP = VENV / ".ambac-hubspot-installed"
 DJANGO_EXTRAS = "test,postgres,django,django-test"
 #: The Django bridge's environments: (directory, pip constraints or None for the newest releases).
@@ -89,7 +96,7 @@ def _django_tests(out: Any) -> int:
     ``out``; the first failing run's code, or 0 (after saying why) when no Python 3.12 exists."""
     code = 0
     for venv_dir, constraints in DJANGO_ENVS:
-        python = venv_dir / ("Scripts" if os.name == "nt" else "bin") / "python"
+        python = _bin(venv_dir) / "python"
         if not python.exists():
             interpreter = _python312()
             if interpreter is None:
