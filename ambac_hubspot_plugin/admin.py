@@ -21,6 +21,7 @@ line of defence.
 from __future__ import annotations
 
 import json
+import logging
 import typing
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
@@ -54,6 +55,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Admin", "AdminRuntime", "PermissionDeniedError", "build_status", "conflict_json",
            "job_json", "order_changes", "run_json", "secret_values"]
+
+logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
@@ -216,8 +219,17 @@ class Admin:
                 typing.cast("SavesPluginSettings", self.host).save_plugin_settings(PLUGIN_ID, settings)
             except BaseException:
                 if before is not None:
-                    self.runtime.settings_changed(
-                        self.host, self.tenant_id, restore_masked(unstructure_settings(before), before))
+                    try:
+                        self.runtime.settings_changed(
+                            self.host, self.tenant_id, restore_masked(unstructure_settings(before), before))
+                    except Exception as exc:  # the host's error is the one raised; this one is logged
+                        # Its first line only, scrubbed: a driver's error may quote a store URL.
+                        first = (str(exc).strip().splitlines() or [""])[0]
+                        cause = scrub_secrets(f"{type(exc).__name__}: {first}",
+                                              secret_values(before) + secret_values(parsed))
+                        logger.error("tenant %s: the host did not save the new HubSpot settings, and going "
+                                     "back to its settings failed too (%s): this process runs with unsaved "
+                                     "settings until it restarts", self.tenant_id, cause)
                 raise
         return unstructure_settings(parsed)
 

@@ -231,6 +231,38 @@ def test_a_change_the_host_fails_to_save_is_not_applied_either(world, monkeypatc
     assert world.runtime.tenant(world.tenant).settings.account_tier == _saved(world)["account_tier"] == "starter"
 
 
+def test_when_going_back_fails_too_the_hosts_error_is_raised_and_the_other_logged(world, monkeypatch, caplog):
+    """The host cannot save, and applying its settings again fails as well (say the store went
+    away meanwhile): the host's error is the one raised; the second is logged, first line only,
+    without a secret, saying this process runs with unsaved settings."""
+    admin = Admin(world.runtime, world.services)
+    current = admin.settings(world.users["admin"])
+    token = world.hubspot.access_token
+    settings_changed = type(world.runtime).settings_changed
+    calls: list[Mapping[str, Any]] = []
+
+    def refuse(*_args: Any) -> None:
+        raise HostDatabaseDown("the host's database is down")
+
+    def apply(self: Any, host: Any, tenant_id: str, raw: Mapping[str, Any]) -> None:
+        calls.append(raw)
+        if len(calls) > 1:
+            raise RuntimeError(f"store unreachable with token {token}\nsecond line")
+        settings_changed(self, host, tenant_id, raw)
+
+    monkeypatch.setattr(type(world.services), "save_plugin_settings", refuse)
+    monkeypatch.setattr(type(world.runtime), "settings_changed", apply)
+    with caplog.at_level("ERROR", logger="ambac_hubspot_plugin.admin"), pytest.raises(HostDatabaseDown):
+        admin.change_settings(world.users["admin"], {**current, "account_tier": "starter"})
+
+    assert [raw["account_tier"] for raw in calls] == ["starter", "professional"]
+    (record,) = [r for r in caplog.records if r.name == "ambac_hubspot_plugin.admin"]
+    message = record.getMessage()
+    assert "unsaved settings" in message and str(world.tenant) in message
+    assert "store unreachable with token ***" in message
+    assert token not in message and "second line" not in message
+
+
 def test_an_unknown_credential_kind_and_an_empty_required_field_are_named(world):
     """A kind the schema does not know and an empty portal id are each shown beside their field."""
     form = _form(world.get("/settings", "admin").text, credentials__kind="hapikey", portal_id="")
