@@ -1,13 +1,15 @@
 """Settings of the host double: SQLite as ``default``, and PostgreSQL as ``postgres`` when the
 server at 127.0.0.1:5432 answers (trust auth, database ``test``).
 
-Test databases get this process's id in their names, so runs sharing the machine never meet.
+Test databases get this process's id and a random part in their names, so runs sharing the
+machine never meet, nor do runs in containers (each with its own process ids) sharing one server.
 Like the real host, every view runs in a transaction (``ATOMIC_REQUESTS``).
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 import tempfile
 from pathlib import Path
@@ -19,7 +21,7 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))  # ``Tracker`` is a top-level package, as in the host
 
 POSTGRES_AVAILABLE = postgres_answers()
-_RUN = f"{os.getpid()}"
+_RUN = f"{os.getpid()}_{secrets.token_hex(4)}"
 
 SECRET_KEY = "host-double-" + "x" * 40
 DEBUG = False
