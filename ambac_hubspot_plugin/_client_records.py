@@ -53,15 +53,22 @@ def parse_timestamp(value: object) -> datetime | None:
     if value is None or value == "":
         return None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value / 1000, tz=UTC)
+        return _from_millis(value)
     if not isinstance(value, str):
         raise ValueError(f"not a timestamp: {value!r}")
     if value.isdigit():
-        return datetime.fromtimestamp(int(value) / 1000, tz=UTC)
+        return _from_millis(int(value))
     parsed = datetime.fromisoformat(value)
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)
+
+
+def _from_millis(millis: float) -> datetime:
+    try:
+        return datetime.fromtimestamp(millis / 1000, tz=UTC)
+    except (OverflowError, OSError) as exc:  # beyond the years datetime or the platform holds
+        raise ValueError(f"timestamp out of range: {millis!r}") from exc
 
 
 # ---------------------------------------------------------------------------------------------

@@ -15,12 +15,12 @@ process-wide rate limiter first. The pure parts, testable without the SDK, live 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from decimal import InvalidOperation
 from typing import Any
 
 import urllib3.exceptions as u3
@@ -46,7 +46,7 @@ from ._client_records import (
     PropertySpec,
 )
 from ._client_settings import ClientSettings, OAuthApp
-from ._hubspot_errors import classify, is_api_exception, network_error, remote_text
+from ._hubspot_errors import api_exception, classify, network_error, remote_text
 from ._oauth_tokens import Tokens, read_token_answer, refresh_form
 from ._ratelimit import RateLimiter
 from ._retry import Failure, FailureKind, parse_error_body
@@ -70,6 +70,10 @@ _NETWORK_ERRORS: tuple[type[BaseException], ...] = (
     u3.HTTPError,
     ConnectionError,
 )
+# What reading an answer that is not what HubSpot sends raises (OverflowError and OSError: a
+# timestamp out of range; decimal's InvalidOperation is an ArithmeticError).
+_UNREADABLE: tuple[type[BaseException], ...] = (AttributeError, KeyError, TypeError, ValueError,
+                                                ArithmeticError, OSError)
 
 
 class SdkHubSpotClient:
@@ -226,12 +230,13 @@ class SdkHubSpotClient:
             except _NETWORK_ERRORS as exc:
                 failure, error = Failure(FailureKind.NETWORK), network_error(self._settings.base_url, operation, exc)
                 cause = exc
-            except Exception as exc:
-                if not is_api_exception(exc):
+            except Exception as caught:
+                refused = api_exception(caught)
+                if refused is None:
                     raise
-                status = int(getattr(exc, "status", 0) or 0)
+                status = int(getattr(refused, "status", 0) or 0)
                 if status in allowed:
-                    return wire.StatusAnswer(status, parse_error_body(getattr(exc, "body", None)))
+                    return wire.StatusAnswer(status, parse_error_body(getattr(refused, "body", None)))
                 if (
                     status == 401
                     and token is not None
@@ -244,8 +249,8 @@ class SdkHubSpotClient:
                     attempt -= 1
                     self._tokens.refresh_after_401(token)
                     continue
-                failure, error = classify(operation, exc, status, self._tokens.secrets)
-                cause = exc
+                failure, error = classify(operation, refused, status, self._tokens.secrets)
+                cause = refused
             else:
                 return self._parse(operation, status, raw)
 
@@ -280,24 +285,23 @@ class SdkHubSpotClient:
             self._stats.record_error()
             raise
 
-    def _malformed(
-        self, operation: str, what: str, exc: BaseException | None = None
-    ) -> HubSpotApiError:
+    def _malformed(self, operation: str, what: str) -> HubSpotApiError:
         self._stats.record_error()
-        err = HubSpotApiError(f"HubSpot's answer is malformed: {what}", operation=operation)
-        if exc is not None:
-            err.__cause__ = exc
-        return err
+        return HubSpotApiError(f"HubSpot's answer is malformed: {what}", operation=operation)
 
     # -- records ---------------------------------------------------------------------------
 
-    def _record(self, object_type: str, item: Any, operation: str) -> HubSpotObject:
+    @contextlib.contextmanager
+    def _reading(self, operation: str, what: str) -> Iterator[None]:
+        """Read ``what`` of an answer in this block: what HubSpot never sends is malformed."""
         try:
+            yield
+        except _UNREADABLE as exc:
+            raise self._malformed(operation, f"{what} could not be read ({exc})") from exc
+
+    def _record(self, object_type: str, item: Any, operation: str) -> HubSpotObject:
+        with self._reading(operation, f"a {object_type} record"):
             return wire.record(object_type, item)
-        except (AttributeError, KeyError, TypeError, ValueError) as exc:
-            raise self._malformed(
-                operation, f"a {object_type} record could not be read ({exc})", exc
-            ) from exc
 
     def _results(self, data: Mapping[str, Any], operation: str) -> list[Any]:
         results = data.get("results")
@@ -323,7 +327,8 @@ class SdkHubSpotClient:
                 for item in self._results(data, operation)
             ]
             yield from plan.accept(records)
-            request = plan.next(records, wire.next_after(data))
+            with self._reading(operation, "the search's paging"):
+                request = plan.next(records, wire.next_after(data))
 
     def iter_modified(
         self,
@@ -419,6 +424,7 @@ class SdkHubSpotClient:
         pending: list[tuple[str, str | None]] = [
             (i, None) for i in dict.fromkeys(str(i) for i in ids)
         ]
+        cursors: dict[str, set[str | None]] = {}  # per object, the cursors its links were read at
         while pending:
             batch, pending = pending[: wire.ASSOCIATION_BATCH], pending[wire.ASSOCIATION_BATCH :]
             sent = dict(batch)
@@ -430,29 +436,31 @@ class SdkHubSpotClient:
                 body=body,
             )
             for result in self._results(data, operation):
-                try:
+                with self._reading(operation, "an association result"):
                     from_id = str(result["from"]["id"])
-                    links = out.setdefault(from_id, [])
-                    links.extend(wire.associations(result.get("to") or ()))
+                    page = list(wire.associations(result.get("to") or ()))
                     after = wire.next_after(result)
-                except (KeyError, TypeError, AttributeError, ValueError) as exc:
-                    raise self._malformed(
-                        operation, f"an association result could not be read ({exc})", exc
-                    ) from exc
+                links = out.setdefault(from_id, [])
+                links.extend(page)
                 if after is None:
                     continue
-                if after == sent.get(from_id):
-                    raise self._malformed(
-                        operation, f"the links of {from_id} page to the cursor they were read at"
-                    )
+                self._check_cursor(operation, from_id, page, after, cursors.setdefault(from_id, {sent.get(from_id)}))
                 if pager is None:
                     pending.append((from_id, after))
                 else:
-                    links.extend(self._more_associations(from_type, to_type, from_id, after))
+                    links.extend(self._more_associations(from_type, to_type, from_id, after, cursors[from_id]))
         return out
 
+    def _check_cursor(self, operation: str, from_id: str, page: Sequence[Association], after: str,
+                      seen: set[str | None]) -> None:
+        """Refuse links that page without end: a page with none, or a cursor read before."""
+        if not page or after in seen:
+            raise self._malformed(operation, f"the links of {from_id} page to "
+                                  + ("the cursor" if page else "a cursor after no links"))
+        seen.add(after)
+
     def _more_associations(
-        self, from_type: str, to_type: str, from_id: str, after: str
+        self, from_type: str, to_type: str, from_id: str, after: str, seen: set[str | None]
     ) -> Iterator[Association]:
         """Page the links of one object past a v4 batch result with v4's per-object GET."""
         operation = f"associations.{from_type}.{to_type}.page"
@@ -464,26 +472,18 @@ class SdkHubSpotClient:
                 {"objectType": from_type, "objectId": from_id, "toObjectType": to_type},
                 query={"after": cursor, "limit": wire.ASSOCIATION_PAGE},
             )
-            try:
-                yield from wire.associations(self._results(data, operation))
-                following = wire.next_after(data)
-            except (KeyError, TypeError, AttributeError, ValueError) as exc:
-                raise self._malformed(
-                    operation, f"an association page could not be read ({exc})", exc
-                ) from exc
-            if following == cursor:
-                raise self._malformed(
-                    operation, f"the links of {from_id} page to the cursor they were read at"
-                )
-            cursor = following
+            with self._reading(operation, "an association page"):
+                page = list(wire.associations(self._results(data, operation)))
+                cursor = wire.next_after(data)
+            yield from page
+            if cursor is not None:
+                self._check_cursor(operation, from_id, page, cursor, seen)
 
     def get_pipelines(self) -> list[Pipeline]:
         operation = "pipelines.get_all"
         data = self._call("pipelines.list", operation, {"objectType": "deals"})
-        try:
+        with self._reading(operation, "a pipeline"):
             return [wire.pipeline(p) for p in self._results(data, operation)]
-        except (KeyError, TypeError, AttributeError, InvalidOperation) as exc:
-            raise self._malformed(operation, f"a pipeline could not be read ({exc})", exc) from exc
 
     # -- writes ----------------------------------------------------------------------------
 
@@ -519,7 +519,8 @@ class SdkHubSpotClient:
         failed: list[ItemError] = []
         for _start, results, data in self._batch_answers(object_type, kind, inputs, idempotent=idempotent):
             succeeded.extend(self._record(object_type, item, operation) for item in results)
-            failed.extend(wire.item_errors(data.get("errors") or (), self._remote))
+            with self._reading(operation, "a batch's errors"):
+                failed.extend(wire.item_errors(data.get("errors") or (), self._remote))
         return BatchResult(succeeded=succeeded, failed=failed)
 
     def create_objects(self, object_type: str, inputs: Sequence[Mapping[str, str | None]]) -> BatchResult:
@@ -553,11 +554,9 @@ class SdkHubSpotClient:
         keys, inputs = [n.key for n in notes], wire.note_inputs(notes)
         # idempotent=False: a re-sent create makes the notes twice.
         for start, results, data in self._batch_answers("notes", "create", inputs, idempotent=False):
-            errors = wire.item_errors(data.get("errors") or (), self._remote)
-            try:
+            with self._reading("notes.batch_create", "a note result"):
+                errors = wire.item_errors(data.get("errors") or (), self._remote)
                 ids, refused = wire.note_batch(keys[start : start + wire.OBJECT_BATCH], results, errors)
-            except (KeyError, TypeError, AttributeError, ValueError) as exc:
-                raise self._malformed("notes.batch_create", f"a note result could not be read ({exc})", exc) from exc
             created.update(ids)
             failed.extend(refused)
         return NoteBatch(created=created, failed=failed)
@@ -587,10 +586,8 @@ class SdkHubSpotClient:
     def get_property(self, object_type: str, name: str) -> PropertySpec | None:
         data = self._call("properties.get", f"{object_type}.property.get",
                           {"objectType": object_type, "propertyName": name}, allow_status=(404,))
-        try:
+        with self._reading(f"{object_type}.property.get", f"property {name}"):
             return None if isinstance(data, wire.StatusAnswer) else wire.property_spec(data)
-        except (AttributeError, TypeError, ValueError) as exc:  # not what HubSpot sends
-            raise self._malformed(f"{object_type}.property.get", f"property {name}: {exc}", exc) from exc
 
     def close(self) -> None:
         with self._transport_lock:

@@ -50,6 +50,18 @@ def is_api_exception(exc: BaseException) -> bool:
     return hasattr(exc, "status") and hasattr(exc, "body") and hasattr(exc, "headers")
 
 
+def api_exception(exc: BaseException) -> BaseException | None:
+    """The SDK ``ApiException`` that ``exc`` is, or was being raised when ``exc`` happened: the
+    SDK decodes an error page's body as UTF-8 on the way out, so a page in another encoding (a
+    proxy's) comes as a ``UnicodeDecodeError`` over it. None for any other error."""
+    if is_api_exception(exc):
+        return exc
+    context = exc.__context__
+    if isinstance(exc, UnicodeDecodeError) and context is not None and is_api_exception(context):
+        return context
+    return None
+
+
 def _text(body: object) -> str:
     if isinstance(body, bytes):
         return body.decode("utf-8", "replace")

@@ -163,7 +163,10 @@ class SearchPlan:
             yield record
 
     def next(self, records: Sequence[HubSpotObject], after: str | None) -> SearchRequest | None:
-        """The request after a page of ``records`` whose ``paging.next.after`` was ``after``."""
+        """The request after a page of ``records`` whose ``paging.next.after`` was ``after``.
+
+        :raises ValueError: the paging would never end (a cursor that does not move on).
+        """
         if after is None:
             if not self._tie:
                 return None
@@ -185,6 +188,8 @@ class SearchPlan:
             self._enter_tie()
             return self._request(None, self._page)
         offset = int(after) if after.isdigit() else self._offset + len(records)
+        if not records or offset <= self._offset:  # the same page again, for ever
+            raise ValueError(f"the cursor {after!r} does not move past the page it came with")
         if offset + self._page <= self._window:
             self._offset = offset
             return self._request(after, self._page)
@@ -193,7 +198,7 @@ class SearchPlan:
             self._tie_floor = self._tie_last_id
             return self._request(None, self._page)
         if self._last_ts is None:
-            raise RuntimeError("search paged a full window without records")
+            raise ValueError("a full window of records without modification times")
         if self._query_first_ts == self._last_ts:
             self._enter_tie()  # a whole window at one timestamp: anchoring on it again would loop
         else:

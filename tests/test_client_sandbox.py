@@ -513,23 +513,26 @@ def test_malformed_answers_give_a_clear_error(
     assert fragment in str(info.value)
 
 
-def test_an_association_cursor_that_does_not_move_is_malformed_not_a_loop(
-    hs: Any, make_client: ClientFactory
+@pytest.mark.parametrize(("links", "cursors", "reads"), [
+    ([], ["500"], 1),  # a page of no links that still pages on
+    ([{"toObjectId": 1, "associationTypes": [{"typeId": 3}]}], ["500", "500"], 2),  # back to its cursor
+    ([{"toObjectId": 1, "associationTypes": [{"typeId": 3}]}], ["500", "1000", "500"], 3),  # a cycle
+], ids=["no-links", "same-cursor", "cycle"])
+def test_an_association_cursor_that_does_not_move_on_is_malformed_not_a_loop(
+    hs: Any, make_client: ClientFactory, links: list[Any], cursors: list[str], reads: int
 ) -> None:
-    """An answer that pages an input back to the cursor it was read at raises after the second
-    read, instead of resending the same input for ever."""
-    stuck = {
-        "status": "COMPLETE",
-        "results": [{"from": {"id": "7"}, "to": [], "paging": {"next": {"after": "500"}}}],
-        "startedAt": "2026-01-01T00:00:00Z",
-        "completedAt": "2026-01-01T00:00:00Z",
-    }
+    """An answer that pages an input back to a cursor it was read at, or pages on without
+    links, raises at once, instead of resending the same inputs for ever."""
     path = "/crm/associations/2026-09/deals/contacts/batch/read"
-    hs.faults.fail_next(2, status=200, path_prefix=path, body=stuck)
+    for cursor in cursors * 10:  # the answers would go on: the client must stop them
+        hs.faults.fail_next(1, status=200, path_prefix=path, body={
+            "status": "COMPLETE",
+            "results": [{"from": {"id": "7"}, "to": links, "paging": {"next": {"after": cursor}}}],
+            "startedAt": "2026-01-01T00:00:00Z", "completedAt": "2026-01-01T00:00:00Z"})
     client = make_client()
     with pytest.raises(HubSpotApiError, match="malformed"):
         client.read_associations("deals", "contacts", ["7"])
-    assert sum(1 for r in _log(hs) if r.path == path) == 2
+    assert sum(1 for r in _log(hs) if r.path == path) == reads
 
 
 def test_a_malformed_property_answer_is_an_api_error_not_a_crash(
