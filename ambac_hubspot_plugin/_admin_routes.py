@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from .admin import Admin, AdminRuntime, PermissionDeniedError
-from .errors import ConfigError, HubSpotIntegrationError
+from .errors import ConfigError, HostRecordError, HubSpotIntegrationError, MappingError
 from .host import MANAGE_INTEGRATIONS, VIEW_INTEGRATIONS, HttpRequest, HttpResponse, HttpRoute
 
 __all__ = ["admin_routes"]
@@ -67,7 +67,7 @@ def _body(request: HttpRequest, allowed: Mapping[str, type | tuple[type, ...]]) 
         return {}
     try:
         data = json.loads(request.body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: nested too deep
         raise _BadRequest({"body": f"not valid JSON ({exc})"}) from exc
     if not isinstance(data, dict):
         raise _BadRequest({"body": "must be a JSON object"})
@@ -121,7 +121,7 @@ def _get_settings(admin: Admin, request: HttpRequest) -> Any:
 def _put_settings(admin: Admin, request: HttpRequest) -> Any:
     try:
         data = json.loads(request.body or b"null")
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: nested too deep
         raise _BadRequest({"body": f"not valid JSON ({exc})"}) from exc
     if not isinstance(data, dict):
         raise _BadRequest({"body": "must be a JSON object holding the complete settings"})
@@ -270,6 +270,8 @@ def _serve(runtime: AdminRuntime, name: str, permission: str,
             return _error(400, "invalid", str(exc), problems=exc.problems)
         except LookupError as exc:
             return _error(404, "not_found", str(exc.args[0]) if exc.args else "not found")
+        except (HostRecordError, MappingError) as exc:  # a value the host or the mapping refuses
+            return _error(400, "refused", str(exc), field=exc.field)
         except HubSpotIntegrationError as exc:
             return _error(502, "hubspot", str(exc))
 

@@ -566,10 +566,13 @@ class InboundSync:
             raise ConfigError(f"This host's orders have no field {lacking[0]!r}; editable fields: "
                               f"{sorted(ORDER_FIELDS & self._order_fields)}")
         chunk = self._linker.load_related([deal])
-        draft, fields, _notes = self._draft(deal, chunk, dry_run=False)
-        if changes:
-            draft = attrs.evolve(draft, **changes)  # type: ignore[arg-type]  # checked against ORDER_FIELDS
-        order = self.host.create_order(draft)
-        outcomes = [self._adopt(deal, order, fields, "manual")]
+        # One host transaction where the host groups writes: an order it refuses (a reviewer's
+        # value over its limits) leaves no company or contact made for it behind.
+        with self._linker.grouped_writes():
+            draft, fields, _notes = self._draft(deal, chunk, dry_run=False)
+            if changes:
+                draft = attrs.evolve(draft, **changes)  # type: ignore[arg-type]  # checked against ORDER_FIELDS
+            order = self.host.create_order(draft)
+            outcomes = [self._adopt(deal, order, fields, "manual")]
         self._flush_links(outcomes)
         return outcomes[0]

@@ -428,6 +428,28 @@ def test_create_order_refuses_bad_changes_naming_the_field(world, changes, field
     assert world.host.services(world.tenant).list_orders() == []
 
 
+def test_an_order_the_host_refuses_is_a_400_naming_the_field_and_leaves_nothing_behind(world):
+    """The host refuses a reviewer's name over its limit: a 400 naming the field (not a 502
+    blaming HubSpot), and the company and contact made for the order are rolled back with it."""
+    company = world.company(name="Second Co")
+    contact = world.contact(email="two@acme.example", firstname="T")
+    deal = world.deal(dealname="ok", companies=[company], contacts=[contact])
+    status, body = world.http("POST", f"deals/{deal}/order", world.admin_user, {"changes": {"name": "q" * 300}})
+    assert (status, body["error"], body["field"]) == (400, "refused", "name")
+    services = world.host.services(world.tenant)
+    assert services.list_orders() == [] and services.find_contacts_by_email("two@acme.example") == []
+    assert "Second Co" not in [c.name for c in services.list_companies()]
+    status, body = world.http("POST", f"deals/{deal}/order", world.admin_user, {"changes": {"name": "q" * 20}})
+    assert status == 200 and body["action"] == "created"
+    assert [c.name for c in services.list_companies()].count("Second Co") == 1
+
+
+@pytest.mark.parametrize(("route", "method"), [("sync", "POST"), ("settings", "PUT")])
+def test_a_json_body_nested_too_deep_is_a_400(world, route, method):
+    status, body = world.http(method, route, world.admin_user, raw=b"[" * 5000)
+    assert status == 400 and "body" in body["problems"]
+
+
 def test_a_companys_values_kept_by_the_plugin_show_in_the_preview_and_the_company_views(real_world):
     """The host keeps no domain, phone or address: the deal preview, the company route and the
     companies list show the HubSpot company's values the plugin keeps for it."""

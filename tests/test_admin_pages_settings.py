@@ -191,6 +191,25 @@ def test_a_save_with_errors_saves_nothing_then_the_fixed_form_saves_and_lasts(wo
     assert "Settings saved" in shown and new_secret not in shown
 
 
+@pytest.mark.parametrize("typed", ["--5", "\u00b2", "\u0663", "9" * 19])
+def test_a_whole_number_field_typed_wrong_is_an_error_beside_it(world, typed):
+    """Not a whole number as people type one (ASCII digits, one sign, 64 bits): a 400 with the
+    error beside the field, never a 500."""
+    before = _saved(world)
+    refused = world.post("/settings", "admin", _form(world.get("/settings", "admin").text,
+                                                     sync_interval_seconds=typed))
+    assert refused.status == 400 and _field_error(refused.text, "sync_interval_seconds")
+    assert _saved(world) == before
+
+
+def test_a_form_over_the_size_limit_says_so_and_changes_nothing(world):
+    before = _saved(world)
+    form = _form(world.get("/settings", "admin").text, mapping__options='{"x": "' + "y" * 70_000 + '"}')
+    answer = world.post("/settings", "admin", form)
+    assert answer.status == 413 and "too large" in answer.text and "expired" not in answer.text
+    assert _saved(world) == before
+
+
 def test_a_settings_change_through_the_admin_api_is_kept_by_the_host(world):
     """Admin.change_settings (what PUT hubspot/settings calls) saves through the host's services,
     so the host starts the tenant with the change, not the settings it had before."""
@@ -300,7 +319,7 @@ def test_a_forged_or_missing_csrf_token_is_refused_and_changes_nothing(world):
     before, tested = _saved(world), _last_check(world)
     form = _form(world.get("/settings", "admin").text, account_tier="starter")
     window, _, mac = form["csrf_token"].partition(".")
-    for token in ("", f"{window}.{'0' * len(mac)}", None):
+    for token in ("", f"{window}.{'0' * len(mac)}", f"{window}.\u00e9", None):  # \u00e9: not ASCII
         sent = {k: v for k, v in form.items() if k != "csrf_token"}
         if token is not None:
             sent["csrf_token"] = token

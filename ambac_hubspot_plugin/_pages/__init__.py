@@ -73,6 +73,10 @@ def _serve(runtime: AdminRuntime, name: str, permission: str,
             # Before reading the request: a refused user learns nothing from it.
             admin.require(user, VIEW_INTEGRATIONS, "The HubSpot admin pages")
             admin.require(user, permission, f"The {name} page")
+            if request.method == "POST" and len(request.body) > _MAX_FORM_BYTES:
+                return message_page(413, "That form is too large", [
+                    f"Nothing was changed: a form may hold {_MAX_FORM_BYTES // 1024} KB, this one held "
+                    f"{len(request.body) // 1024} KB.", "Shorten the longest field and try again."], base=base)
             page = Page(admin, runtime, request, user, base, _form(request))
             if request.method == "POST" and not (_csrf.same_origin(request.url, request.headers)
                                                  and page.csrf_valid()):

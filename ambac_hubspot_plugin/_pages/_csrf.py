@@ -71,7 +71,7 @@ def verify(store: SqlStateStore, tenant_id: str, portal_id: str, user_id: str, n
     if window not in (_window(now), _window(now) - 1):
         return False
     expected = _mac(_key(store, tenant_id, portal_id), tenant_id, user_id, window)
-    return hmac.compare_digest(expected, mac)
+    return hmac.compare_digest(expected.encode(), mac.encode())  # str: ASCII only, else TypeError
 
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}

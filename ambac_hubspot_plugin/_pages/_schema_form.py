@@ -12,6 +12,7 @@ validation to say, by field path. Nothing here knows one settings field by name.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any, Literal, Union
 
@@ -24,6 +25,7 @@ __all__ = ["Field", "Group", "Node", "current_values", "fields_of", "form_nodes"
 
 Kind = Literal["text", "integer", "boolean", "select", "secret", "lines", "pairs", "json"]
 _SCALARS = ("string", "integer")
+_WHOLE = re.compile(r"-?[0-9]{1,18}")  # a whole number as typed (ASCII digits, 64 bits)
 _SIMPLE: dict[str, Kind] = {"string": "text", "integer": "integer", "boolean": "boolean"}
 
 
@@ -255,7 +257,7 @@ def _read_field(field: Field, raw: str | None, current: Mapping[str, Any], probl
         return None
     if field.kind == "integer":
         # Not a whole number: sent as typed, and the validation says so beside the field.
-        return int(text) if text.lstrip("-").isdigit() and len(text) < 19 else text
+        return int(text) if _WHOLE.fullmatch(text) else text
     if field.kind == "lines":
         return [line.strip() for line in text.splitlines() if line.strip()]
     try:
