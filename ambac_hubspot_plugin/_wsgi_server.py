@@ -21,6 +21,9 @@ class _QuietHandler(WSGIRequestHandler):
     # Buffer the answer: unbuffered, wsgiref sends the status line, each header and the body
     # as separate small segments, five system calls and as many packets per answer.
     wbufsize = 64 * 1024
+    #: Seconds a connection may stay silent (a body announced but not sent): then the read
+    #: fails, the request gets its 408, and the thread is free again.
+    timeout = 30.0
 
     def log_message(self, format: str, *args: Any) -> None:  # the base's parameter name
         """Access logs stay off: a flood of refused requests must not fill a disk."""

@@ -1104,3 +1104,47 @@ def test_a_batch_of_objects_is_finished_in_one_go_and_a_failed_one_retries(harne
     assert sorted(object_id for object_id, *_ in applier.applied()) == ["1", "3"]
     pending = store.pending_webhook_events_of(TENANT, [("deal", "1"), ("deal", "2"), ("deal", "3")])
     assert {key[1]: len(events) for key, events in pending.items()} == {"1": 0, "2": 1, "3": 0}
+
+
+@pytest.mark.parametrize(("length", "status"), [("abc", 400), ("-5", 400), ("\u00b2", 400), ("9" * 20, 413)])
+def test_the_host_route_refuses_an_unreadable_length_400_and_a_huge_one_413(
+    tmp_path: Path, length: str, status: int
+) -> None:
+    """A host hands the request over with the headers it got: a Content-Length that is not a
+    number is malformed (400), not a body "over the limit" (413)."""
+    store = open_store(f"sqlite:///{tmp_path / 's.sqlite3'}")
+    try:
+        url, secret = "http://h/integrations/hubspot/webhooks/7", "s3cret"
+        target = WebhookTarget("7", "62515", Secret(secret), store, None)
+        receiver = WebhookReceiver(lambda key: target if key == "7" else None)
+        body = body_of(event(1, portal=62515))
+        stamp = str(int(time.time() * 1000))
+        response = receiver.handle_request(HttpRequest(
+            method="POST", url=url, body=body, user=None, path_params={"tenant_id": "7"}, query={},
+            headers={"Content-Length": length, "X-HubSpot-Request-Timestamp": stamp,
+                     "X-HubSpot-Signature-v3": sign_v3(secret, "POST", url, body, stamp)}))
+        assert response.status == status and json.loads(response.body)["error"]
+        assert store.depths() == {}
+    finally:
+        store.close()
+
+
+def test_a_body_that_stops_coming_gets_408_and_frees_the_servers_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The standalone server gives a silent connection its timeout: a client that announces
+    100 bytes, sends 2 and waits is answered 408 instead of holding a thread for ever."""
+    import socket
+
+    from ambac_hubspot_plugin import _wsgi_server
+
+    monkeypatch.setattr(_wsgi_server._QuietHandler, "timeout", 0.5)
+    server = make_wsgi_server(WebhookReceiver(lambda key: None).wsgi_app())
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=20) as sock:
+            sock.sendall(b"POST /hubspot/webhooks/7 HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n[{")
+            answer = sock.recv(65536)  # the write side stays open, as a slow client's would
+        assert answer.split(b"\r\n", 1)[0].split(b" ")[1] == b"408"
+    finally:
+        server.shutdown()
+        server.server_close()

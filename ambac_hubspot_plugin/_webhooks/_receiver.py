@@ -212,7 +212,10 @@ class WebhookReceiver:
                 headers: Mapping[str, str], body: bytes) -> Answer:
         if method.upper() != "POST":
             return self._refuse(target, 405, "method", f"{method[:10]!r} is not POST")
-        size = max(_content_length(headers) or 0, len(body))
+        announced = _content_length(headers)
+        if announced == -1:
+            return self._refuse(target, 400, "malformed", "Content-Length is not a whole number of bytes")
+        size = max(announced or 0, len(body))
         if size > self.max_body_bytes:
             return self._refuse(target, 413, "too_large", f"body of {size} bytes is over the "
                                 f"{self.max_body_bytes}-byte limit")
@@ -302,9 +305,12 @@ _PHRASES = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found"
 
 
 def _content_length(headers: Mapping[str, str]) -> int | None:
+    """The announced body size: None when not announced, -1 when not a number (refused); a
+    number too long to be a body's is over any limit."""
     for name, value in headers.items():
         if str(name).lower() == "content-length":
             text = str(value).strip()
-            # An unreadable length is treated as over any limit: refused, never trusted.
-            return int(text) if text.isascii() and text.isdigit() and len(text) < 16 else 2**62
+            if not (text.isascii() and text.isdigit()):
+                return -1
+            return int(text) if len(text) < 16 else 2**62
     return None

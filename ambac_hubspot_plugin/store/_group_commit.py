@@ -12,6 +12,8 @@ import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 
+import sqlalchemy as sa
+
 __all__ = ["GROUP_EVENTS", "GroupCommit", "Received"]
 
 # A group stops growing at this many events: a flood of big deliveries must not make one
@@ -107,15 +109,17 @@ class GroupCommit:
         return group
 
     def _commit(self, group: Sequence[_Waiter]) -> None:
-        """Write ``group`` in one transaction; on failure, halve it until the culprit is alone.
-
-        A delivery the database refuses then fails alone, and the others still commit.
+        """Write ``group`` in one transaction; when the database refuses a value, halve it
+        until the culprit is alone: that delivery fails alone, and the others still commit.
+        Any other failure (the store locked or down) fails the whole group at once, so the
+        deliveries queued behind it get their 503 after one wait, not one per halving.
         """
         try:
             results = self._write([member.item for member in group])
         except Exception as exc:
-            if len(group) == 1:
-                group[0].error = exc
+            if len(group) == 1 or not isinstance(exc, sa.exc.DataError | sa.exc.IntegrityError):
+                for member in group:
+                    member.error = exc
                 return
             middle = len(group) // 2
             self._commit(group[:middle])
