@@ -97,6 +97,16 @@ def _make_converter() -> cattrs.Converter:
             raise _Invalid("must be a whole number")
         return value
 
+    def structure_str(value: object, _type: type) -> str:
+        # A whole number is taken as its digits (ids typed as JSON numbers: a portal id, a
+        # stage id); anything else that is not text (null, true, a list) is refused, never
+        # stored as the text "None".
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        if not isinstance(value, str):
+            raise _Invalid("must be text")
+        return value
+
     def list_hook(tp: Any) -> Any:
         (item,) = typing.get_args(tp) or (Any,)
 
@@ -134,6 +144,7 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook(OrderStatus, structure_status)
     conv.register_structure_hook(bool, structure_bool)
     conv.register_structure_hook(int, structure_int)
+    conv.register_structure_hook(str, structure_str)
     conv.register_structure_hook_factory(is_list, list_hook)
     configure_tagged_union(
         Credentials,

@@ -508,7 +508,7 @@ BASE = {"portal_id": "123", "credentials": {"kind": "private_app", "access_token
 
 
 @pytest.mark.parametrize(("change", "path", "words"), [
-    ({"portal_id": None}, "portal_id", "digits"),
+    ({"portal_id": None}, "portal_id", "must be text"),
     ({"portal_id": "12ab"}, "portal_id", "digits only"),
     ({"surprise": 1}, "settings", "unknown field"),
     ({"account_tier": "platinum"}, "account_tier", "'enterprise'"),

@@ -201,3 +201,20 @@ def test_an_unknown_status_in_settings_is_refused_naming_the_field_and_the_value
                                                  "ON_HOLD", "CANCELLED"))
     assert "'Shipped'" in problems["stage_status_map.closedwon"]
     assert "'Done'" in problems["status_stage_map.default.Done"]
+
+
+@pytest.mark.parametrize(("changes", "path"), [
+    ({"mapping": {"strategy": None}}, "mapping.strategy"),
+    ({"conflicts": {"default": True}}, "conflicts.default"),
+    ({"portal_timezone": ["UTC"]}, "portal_timezone"),
+    ({"trigger_stages": {"default": ["closedwon", None]}}, "trigger_stages"),
+], ids=["null", "true", "list", "null-in-a-list"])
+def test_a_text_setting_given_something_else_is_named_not_stored_as_its_repr(changes, path):
+    """cattrs would store null as the text 'None' (a strategy nobody has, found only later)."""
+    problems = problems_of(**changes)
+    assert [p for p in problems if p.startswith(path)] and "must be text" in " ".join(problems.values())
+
+
+def test_an_id_given_as_a_json_number_is_taken_as_its_digits():
+    settings = parse_settings({**BASE, "portal_id": 62515, "trigger_stages": {"default": [1234567]}})
+    assert (settings.portal_id, settings.trigger_stages) == ("62515", {"default": ["1234567"]})
