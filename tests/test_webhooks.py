@@ -453,6 +453,33 @@ def test_malformed_body_answers_400_naming_the_item(harness: Harness, served: Se
     assert (harness.batches(), harness.jobs()) == (0, 0)
 
 
+def _association_change(at: int = T0) -> dict[str, Any]:
+    """An association change as HubSpot sends it: both ends named, no objectId."""
+    return {"eventId": 7, "subscriptionId": 2, "portalId": int(PORTAL), "appId": 9, "occurredAt": at,
+            "subscriptionType": "contact.associationChange", "attemptNumber": 0, "changeSource": "USER",
+            "associationType": "CONTACT_TO_COMPANY", "fromObjectId": 11, "toObjectId": 12,
+            "associationRemoved": False, "isPrimaryAssociation": False}
+
+
+def test_an_association_change_beside_deal_events_is_skipped_not_the_delivery_refused(
+    harness: Harness, served: Served
+) -> None:
+    """HubSpot sends all of an app's subscriptions in one delivery and does not retry a 400:
+    an association change (which the plugin does not act on) must not lose the deal events."""
+    body = body_of(event(1), _association_change(), event(2))
+    status, answer = served.post(body, v3_headers(served.url, body))
+    assert (status, answer) == (200, {"received": 2})
+    assert harness.split() == 1 and harness.rows() == 2
+    harness.drain()
+    assert sorted(applied[0] for applied in harness.applied()) == ["1", "2"]
+    only = body_of(_association_change())
+    assert served.post(only, v3_headers(served.url, only)) == (200, {"received": 0})
+    assert harness.batches() == 0
+    bad = body_of(_association_change(), event(3), {k: v for k, v in event(4).items() if k != "objectId"})
+    status, answer = served.post(bad, v3_headers(served.url, bad))
+    assert (status, answer["message"]) == (400, "body[2]: lacks objectId")  # counted as sent
+
+
 def _nested(depth: int) -> Any:
     value: Any = 1
     for _ in range(depth):

@@ -236,6 +236,8 @@ class WebhookReceiver:
             events = check_batch(body)
         except WebhookPayloadError as exc:
             return self._refuse(target, 400, "malformed", str(exc))
+        if not events:  # only kinds the plugin skips (association changes): nothing to keep
+            return _json(200, {"received": 0})
         foreign = sorted({str(e.portal_id) for e in events} - {target.portal_id})
         if foreign:
             return self._refuse(target, 404, "unknown_portal",

@@ -30,6 +30,11 @@ from ..errors import WebhookPayloadError
 __all__ = ["MAX_DEPTH", "MAX_EVENTS", "RULES", "WireEvent", "read_batch", "read_event"]
 
 MAX_EVENTS = 1000
+#: Events of these kinds are skipped: the plugin does not act on them, and they carry no
+#: ``objectId`` (an association change names both ends instead). HubSpot sends every
+#: subscription of an app in one delivery, and does not retry a 400: refusing them would lose
+#: the deal events beside them. They stay in the stored delivery.
+SKIPPED_CHANGES = (".associationChange",)
 MAX_TEXT = 255
 MAX_INT = 2**63 - 1
 MAX_DEPTH = 32
@@ -101,7 +106,8 @@ _FIELDS = msgspec.structs.fields(WireEvent)
 
 
 def read_batch(body: bytes) -> tuple[list[dict[str, Any]], list[WireEvent]]:
-    """Read a delivery body: the events as sent (plain JSON values) and as validated structs.
+    """Read a delivery body: the events as sent (plain JSON values) and as validated structs,
+    but for those of :data:`SKIPPED_CHANGES` (so both lists may be empty).
 
     :raises WebhookPayloadError: saying what was wrong and where (``body[3]: lacks objectId``).
     """
@@ -117,18 +123,28 @@ def read_batch(body: bytes) -> tuple[list[dict[str, Any]], list[WireEvent]]:
         raise WebhookPayloadError("body", "is an empty array; HubSpot sends at least one event")
     if len(raw) > MAX_EVENTS:
         raise WebhookPayloadError("body", f"holds {len(raw)} events, more than {MAX_EVENTS}")
-    try:
-        events = msgspec.convert(raw, list[WireEvent], strict=True)
-    except msgspec.ValidationError:
-        raise _culprit(raw) from None
-    for n, event in enumerate(events):
-        _checked(event, f"body[{n}]")
     # Every opening bracket beyond the array and its event objects may nest one level deeper
     # inside an event: only a body with MAX_DEPTH or more of them (rare: merges, brackets in
     # text) can be too deep, and only such a body is walked.
     if body.count(b"[") + body.count(b"{") - 1 - len(raw) >= MAX_DEPTH:
         _check_depth(raw)
-    return raw, events
+    kept = [n for n, item in enumerate(raw) if not _skipped(item)]
+    items = raw if len(kept) == len(raw) else [raw[n] for n in kept]
+    try:
+        events = msgspec.convert(items, list[WireEvent], strict=True)
+    except msgspec.ValidationError:
+        raise _culprit(raw) from None
+    for n, event in zip(kept, events, strict=True):
+        _checked(event, f"body[{n}]")
+    return items, events
+
+
+def _skipped(item: object) -> bool:
+    """Whether ``item`` is an event of a kind in :data:`SKIPPED_CHANGES`."""
+    if not isinstance(item, dict):
+        return False
+    kind = item.get("subscriptionType") or item.get("eventType")
+    return isinstance(kind, str) and kind.endswith(SKIPPED_CHANGES)
 
 
 def read_event(item: object, path: str = "event") -> WireEvent:
@@ -185,7 +201,7 @@ def _no_constants(name: str) -> Any:
 def _culprit(raw: list[Any]) -> WebhookPayloadError:
     """The first event of ``raw`` msgspec refuses, and its first wrong field."""
     for n, item in enumerate(raw):
-        problem = _event_problem(item, f"body[{n}]")
+        problem = None if _skipped(item) else _event_problem(item, f"body[{n}]")
         if problem is not None:
             return problem
     return WebhookPayloadError("body", "is not a valid batch of HubSpot events")
