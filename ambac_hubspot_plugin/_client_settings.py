@@ -26,6 +26,8 @@ __all__ = ["Auth", "ClientSettings", "OAuthApp", "StaticToken"]
 def _not_blank(_inst: object, attribute: attrs.Attribute[Any], value: str) -> None:
     if not value or not value.strip():
         raise ValueError(f"{attribute.name} must not be empty")
+    if not (value.isascii() and value.isprintable() and " " not in value):  # it goes into a header
+        raise ValueError(f"{attribute.name} holds a space, a line break or a character that is not ASCII")
 
 
 @attrs.frozen

@@ -91,6 +91,17 @@ def _non_empty(_inst: object, attribute: attrs.Attribute[Any], value: object) ->
         raise Invalid(f"{attribute.name} must not be empty")
 
 
+def _credential(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """A credential goes into a header as it is: printable ASCII, no space or line break (a
+    token read from a file often ends in one). The message never quotes the value."""
+    _non_empty(inst, attribute, value)
+    text = value.reveal() if isinstance(value, Secret) else value
+    if isinstance(text, str) and not (text.isascii() and text.isprintable() and " " not in text):
+        raise Invalid(f"{attribute.name} holds a space, a line break or a character that is not "
+                      "ASCII; paste it exactly as HubSpot shows it (a file it was read from may "
+                      "end in a line break)")
+
+
 @attrs.frozen
 class PrivateAppCredentials:
     """A legacy private app's access token (sent as ``Authorization: Bearer``).
@@ -99,7 +110,7 @@ class PrivateAppCredentials:
     September 2027; :class:`ProjectAppCredentials` is their successor that receives webhooks.
     """
 
-    access_token: Secret = attrs.field(validator=_non_empty)
+    access_token: Secret = attrs.field(validator=_credential)
     kind: Literal["private_app"] = "private_app"
 
 
@@ -107,7 +118,7 @@ class PrivateAppCredentials:
 class ProjectAppCredentials:
     """A project-based app's static access token (sent as ``Authorization: Bearer``)."""
 
-    access_token: Secret = attrs.field(validator=_non_empty)
+    access_token: Secret = attrs.field(validator=_credential)
     kind: Literal["project_app"] = "project_app"
 
 
@@ -115,7 +126,7 @@ class ProjectAppCredentials:
 class ServiceKeyCredentials:
     """A service key: sent like a private-app token, but HubSpot sends it no webhooks."""
 
-    access_token: Secret = attrs.field(validator=_non_empty)
+    access_token: Secret = attrs.field(validator=_credential)
     kind: Literal["service_key"] = "service_key"
 
 
@@ -123,9 +134,9 @@ class ServiceKeyCredentials:
 class OAuthCredentials:
     """An OAuth app's client id and secret and the portal's refresh token."""
 
-    client_id: str = attrs.field(validator=_non_empty)
-    client_secret: Secret = attrs.field(validator=_non_empty)
-    refresh_token: Secret = attrs.field(validator=_non_empty)
+    client_id: str = attrs.field(validator=_credential)
+    client_secret: Secret = attrs.field(validator=_credential)
+    refresh_token: Secret = attrs.field(validator=_credential)
     kind: Literal["oauth"] = "oauth"
 
 
@@ -326,7 +337,7 @@ class Settings:
 
     portal_id: str = attrs.field(validator=_portal_id)
     credentials: Credentials
-    webhook_client_secret: Secret | None = None
+    webhook_client_secret: Secret | None = attrs.field(default=None, validator=attrs.validators.optional(_credential))
     account_tier: AccountTier = "professional"
     burst_per_10s: int | None = attrs.field(default=None, validator=attrs.validators.optional(_at_least(1)))
     search_per_second: int | None = attrs.field(default=None, validator=attrs.validators.optional(_at_least(1)))

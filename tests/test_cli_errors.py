@@ -119,3 +119,16 @@ def test_the_driver_the_message_names_is_the_one_the_postgres_extra_installs():
     config = configparser.ConfigParser()
     config.read(Path(__file__).resolve().parents[1] / "setup.cfg")
     assert config["options.extras_require"]["postgres"].split() == [_PG_DRIVER]
+
+
+def test_setup_with_a_token_ending_in_a_line_break_exits_2_naming_it_never_printing_it(bare_host):
+    """`--token "$(cat token.txt)"` of a CRLF file ends in CR: a settings error naming the
+    field, not a traceback from the HTTP library quoting the token."""
+    hubspot, host_dir, tenant = bare_host
+    result = _invoke("setup", "--host-dir", str(host_dir), "--tenant", str(tenant),
+                     "--portal-id", str(hubspot.portal_id), "--api-base-url", hubspot.base_url,
+                     "--local-sandbox", "--token", hubspot.access_token + "\r", "--json")
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
+    assert "access_token" in result.output and hubspot.access_token not in result.output
+    with ReferenceHost(host_dir) as host:
+        assert host.plugin_settings(tenant, "hubspot") is None

@@ -460,3 +460,12 @@ def test_search_respects_since_and_until() -> None:
     until = since + timedelta(seconds=9)
     got = list(run_plan(ModelSearch(rows), since=since, until=until, page_size=3))
     assert got == [str(i) for i in range(10, 20)]
+
+
+@pytest.mark.parametrize("token", ["pat-x\r\n", "pat x", "pat-\u00e9", ""])
+def test_a_credential_that_cannot_go_into_a_header_is_refused_without_quoting_it(token: str) -> None:
+    with pytest.raises(ValueError, match="access_token") as info:
+        StaticToken(token)
+    assert not token.strip() or token.strip() not in str(info.value)
+    with pytest.raises(ValueError, match="refresh_token"):
+        OAuthApp(client_id="c", client_secret="s", refresh_token=token)

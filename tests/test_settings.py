@@ -218,3 +218,22 @@ def test_a_text_setting_given_something_else_is_named_not_stored_as_its_repr(cha
 def test_an_id_given_as_a_json_number_is_taken_as_its_digits():
     settings = parse_settings({**BASE, "portal_id": 62515, "trigger_stages": {"default": [1234567]}})
     assert (settings.portal_id, settings.trigger_stages) == ("62515", {"default": ["1234567"]})
+
+
+@pytest.mark.parametrize("token", ["pat-na1-x\r", "pat-na1-x\n", "pat na1-x", "pat-na1-x\u00e9", "pat-\x00x"],
+                         ids=["cr", "lf", "space", "not-ascii", "nul"])
+@pytest.mark.parametrize("where", ["access_token", "webhook_client_secret", "oauth"])
+def test_a_credential_with_a_space_line_break_or_non_ascii_character_is_named_never_quoted(token, where):
+    """A token read from a CRLF file would reach the HTTP library, whose error quotes it."""
+    if where == "access_token":
+        problems = problems_of(credentials={"kind": "private_app", "access_token": token})
+        path = "credentials.access_token"
+    elif where == "webhook_client_secret":
+        problems = problems_of(webhook_client_secret=token)
+        path = "webhook_client_secret"
+    else:
+        problems = problems_of(credentials={"kind": "oauth", "client_id": "c-1", "client_secret": "s-1",
+                                            "refresh_token": token})
+        path = "credentials.refresh_token"
+    assert list(problems) == [path] and "line break" in problems[path]
+    assert token.strip() not in problems[path]
