@@ -171,3 +171,19 @@ def test_every_conflicts_subcommand_has_help(sub):
     assert result.exit_code == 0
     assert all(o in result.output for o in ("--host-dir", "--host-factory", "--tenant", "--as-user",
                                              "--json"))
+
+
+def test_values_with_brackets_print_as_they_are_not_as_markup(site, monkeypatch):
+    """Names come from HubSpot and the host: 'Brackets [rev a]' must not print as 'Brackets'
+    (the person deciding would see two equal values), nor '[/]' crash the table."""
+    monkeypatch.setenv("COLUMNS", "300")  # each value on one line of the table
+    with ReferenceHost(site.host_dir, load_entrypoints=False) as host:
+        host.services(site.tenant).update_order(site.order_id, {"name": "Brackets [rev a]"})
+    site.hubspot.update_object("deals", site.deal, {"dealname": "Brackets [/] [rev b]"})
+    synced = CliRunner().invoke(main, ["sync", "--host-dir", str(site.host_dir), "--tenant", str(site.tenant)])
+    assert synced.exit_code == 0, synced.output
+    (conflict,) = site.json("list")["conflicts"]
+    for command in (["list"], ["show", str(conflict["id"])]):
+        shown = site.run(*command)
+        assert shown.exit_code == 0 and shown.exception is None, shown.output
+        assert "[rev a]" in shown.output and "Brackets [/] [rev b]" in shown.output, shown.output

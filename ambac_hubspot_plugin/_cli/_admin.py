@@ -194,9 +194,19 @@ def _emit(data: Any, as_json: bool, render: Callable[[Any], None]) -> None:
 
 
 def _console() -> Any:
+    """The console for human output. It reads no markup: values come from HubSpot and the
+    host (a company named "Acme [eu] Tools" must print as that), so styles are given as
+    ``style=`` or :func:`_styled`, never as ``[red]`` in the text."""
     from rich.console import Console
 
-    return Console()
+    return Console(markup=False)
+
+
+def _styled(text: str, style: str) -> Any:
+    """``text`` in ``style`` (a table cell or a line), without markup."""
+    from rich.text import Text
+
+    return Text(text, style=style)
 
 
 def _table(title: str, columns: list[str], rows: list[list[Any]], *, empty: str) -> None:
@@ -215,7 +225,8 @@ def _table(title: str, columns: list[str], rows: list[list[Any]], *, empty: str)
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(*["" if v is None else str(v) for v in row])
+        table.add_row(*[v if hasattr(v, "__rich__") or hasattr(v, "__rich_console__") else
+                        "" if v is None else str(v) for v in row])
     console.print(table)
 
 
@@ -340,7 +351,8 @@ def _guard(func: Callable[[], Any]) -> Any:
 
 # ---- commands ---------------------------------------------------------------------------------
 
-_MARK = {"ok": "[green]ok", "warning": "[yellow]warning", "failed": "[red]FAILED", "skipped": "skipped"}
+_MARK = {"ok": ("ok", "green"), "warning": ("warning", "yellow"), "failed": ("FAILED", "red"),
+         "skipped": ("skipped", "")}
 
 
 def _render_checks(data: dict[str, Any]) -> None:
@@ -354,7 +366,7 @@ def _render_checks(data: dict[str, Any]) -> None:
         if found:
             url = found.group()
             summary = summary.replace(url, "the URL below")
-        rows.append([c["name"], _MARK[c["status"]], summary, c["fix"]])
+        rows.append([c["name"], _styled(*_MARK[c["status"]]), summary, c["fix"]])
     _table(f"HubSpot connection test, tenant {data['tenant_id']}", ["check", "result", "detail", "what to do"],
            rows, empty="No checks ran.")
     if url:
@@ -441,7 +453,7 @@ def setup(host_dir: Path | None, host_factory: str | None, tenant_id: str, as_us
 
 def _render_setup(data: dict[str, Any]) -> None:
     _table(f"Enabling HubSpot for tenant {data['tenant_id']}", ["step", "ok", "detail"],
-           [[s["step"], "yes" if s["ok"] else "[red]no", s["detail"]] for s in data["steps"]],
+           [[s["step"], "yes" if s["ok"] else _styled("no", "red"), s["detail"]] for s in data["steps"]],
            empty="Enabling reported no steps.")
     if data["checks"]:
         _render_checks({"tenant_id": data["tenant_id"], "checks": data["checks"]})
@@ -457,7 +469,7 @@ def _render_status(data: dict[str, Any]) -> None:
         return
     records = data["records"]
     excluded = records["excluded"].get("count")
-    console.print(f"[bold]HubSpot portal {data['portal_id']}, tenant {data['tenant_id']}[/]")
+    console.print(f"HubSpot portal {data['portal_id']}, tenant {data['tenant_id']}", style="bold")
     console.print(f"Connection: {data['connection']['state']}   "
                   f"In sync: {records['in_sync']}   Excluded: {'?' if excluded is None else excluded}   "
                   f"Failing: {records['failing']}")

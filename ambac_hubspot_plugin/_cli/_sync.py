@@ -102,5 +102,5 @@ def _render(data: dict[str, Any]) -> None:
     console.print(f"{data['kind']} sync: deals {verb} {summary}"
                   + (f" (run {data['run_id']})" if data["run_id"] else ""))
     if data["failed"]:
-        console.print("[red]Some deals failed; "
-                      "`ambac-hubspot log --level error` says which and why.")
+        console.print("Some deals failed; "
+                      "`ambac-hubspot log --level error` says which and why.", style="red")
