@@ -9,7 +9,10 @@ synced value, and closes the conflict with who decided. See ``docs/conflicts.md`
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import contextlib
+import functools
+import logging
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -33,6 +36,8 @@ if TYPE_CHECKING:
     from .store import ConflictRecord
 
 __all__ = ["ConflictResolver", "Writer"]
+
+log = logging.getLogger(__name__)
 
 Writer = Callable[[str, Mapping[str, Mapping[str, str]]], dict[str, str]]
 """Batch-update HubSpot objects of one type (``deals``, ``companies``, ``contacts``) and remember
@@ -84,14 +89,18 @@ class ConflictResolver:
         else:
             assert value is not None  # checked above
             decided = parse_field_value(field, value)
-        if kept and decided != getattr(order, field):
+        before = getattr(order, field)
+        undo = None
+        if kept and decided != before:
             self.parts.host.update_order(order.id, {field: decided})
+            undo = functools.partial(self.parts.host.update_order, order.id, {field: before})
         synced_value = decided
-        if choice != "hubspot" and not self._write_field(link.hubspot_id, field, decided):
-            # The deal has no property for this field (or no stage for the status): HubSpot keeps
-            # its value, so remember that one, or the next sync would see a HubSpot change and
-            # silently undo the decision.
-            synced_value = self._hubspot_field_value(link.hubspot_id, field)
+        with _undone_on_failure(undo, f"order {order.id}'s {field}"):
+            if choice != "hubspot" and not self._write_field(link.hubspot_id, field, decided):
+                # The deal has no property for this field (or no stage for the status): HubSpot
+                # keeps its value, so remember that one, or the next sync would see a HubSpot
+                # change and silently undo the decision.
+                synced_value = self._hubspot_field_value(link.hubspot_id, field)
         synced = dict(link.synced)
         synced[field] = to_json(synced_value)
         self.parts.store.update_link_synced(link.id, synced)
@@ -130,15 +139,20 @@ class ConflictResolver:
                 raise ConfigError("An address is resolved with 'hubspot' or 'ambac', not a typed value.")
             assert value is not None  # checked by the caller
             decided = value.strip()
-        if to_json(decided) != to_json(getattr(current, field)):
-            current = (update_linked_company(host, self.parts.store, link, {field: decided}) if kind == "company"
-                       else host.update_contact(current.id, {field: decided}))
+        before, undo = getattr(current, field), None
+        if to_json(decided) != to_json(before):
+            update: Callable[[Mapping[str, object]], Any] = (
+                functools.partial(update_linked_company, host, self.parts.store, link) if kind == "company"
+                else functools.partial(host.update_contact, record.host_id))
+            current = update({field: decided})
+            undo = functools.partial(update, {field: before})
         if choice != "hubspot":
             props_out = record_properties(self.parts.mapping, kind, current, [field])
-            failures = self.write("companies" if kind == "company" else "contacts", {link.hubspot_id: props_out})
-            if failures:
-                raise HubSpotApiError(f"Writing {sorted(props_out)} to {kind} {link.hubspot_id} failed: "
-                                      f"{next(iter(failures.values()))}. The conflict stays open; try again.")
+            with _undone_on_failure(undo, f"{kind} {record.host_id}'s {field}"):
+                failures = self.write("companies" if kind == "company" else "contacts", {link.hubspot_id: props_out})
+                if failures:
+                    raise HubSpotApiError(f"Writing {sorted(props_out)} to {kind} {link.hubspot_id} failed: "
+                                          f"{next(iter(failures.values()))}. The conflict stays open; try again.")
         self.parts.store.update_link_synced(link.id, {**link.synced, field: to_json(decided)})
         return self.parts.store.close_conflict(self.parts.tenant_id, record.id, resolution=choice,
                                          resolved_value=to_json(decided),
@@ -186,3 +200,19 @@ class ConflictResolver:
     def _current_user(self) -> str:
         user = self.parts.host.current_user()
         return f"user:{user.id}:{user.email}" if user is not None else "unknown"
+
+
+@contextlib.contextmanager
+def _undone_on_failure(undo: Callable[[], object] | None, what: str) -> Iterator[None]:
+    """Run the block; should it raise (HubSpot refused the decision), first put the host's
+    value back with ``undo``: neither side is changed, and the conflict stays open."""
+    try:
+        yield
+    except BaseException:
+        if undo is not None:
+            try:
+                undo()
+            except Exception as exc:  # the block's error is the one to raise; this one is logged
+                log.error("could not put back %s after a failed resolution (%s): the host keeps the "
+                          "decided value while the conflict stays open", what, type(exc).__name__)
+        raise

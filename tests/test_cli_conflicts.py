@@ -187,3 +187,16 @@ def test_values_with_brackets_print_as_they_are_not_as_markup(site, monkeypatch)
         shown = site.run(*command)
         assert shown.exit_code == 0 and shown.exception is None, shown.output
         assert "[rev a]" in shown.output and "Brackets [/] [rev b]" in shown.output, shown.output
+
+
+def test_a_decision_hubspot_refuses_changes_neither_side_and_the_conflict_stays_open(site):
+    (conflict,) = site.json("list")["conflicts"]
+    before = site.order_name()
+    site.hubspot.faults.fail_next(10, status=400, path_prefix="/crm/objects/2026-09/deals")
+    result = site.run("resolve", str(conflict["id"]), "value", "--value", "Agreed name")
+    site.hubspot.faults.clear()
+    assert result.exit_code == 1, result.output
+    assert site.json("list")["conflicts"][0]["status"] == "open"
+    assert site.order_name() == before
+    assert site.run("resolve", str(conflict["id"]), "value", "--value", "Agreed name").exit_code == 0
+    assert site.order_name() == "Agreed name"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ambac_hubspot_plugin.errors import ConfigError
+from ambac_hubspot_plugin.errors import ConfigError, HubSpotIntegrationError
 from ambac_hubspot_plugin.host import (
     Address,
     CompanyDraft,
@@ -343,6 +343,20 @@ def test_company_conflict_held_by_manual_is_resolved_on_both_sides(world, choice
     assert world.services.get_company(host_company.id).phone == host_phone
     assert world.hubspot.get_object("companies", company)["phone"] == hubspot_phone
     assert world.runtime.list_conflicts(world.tenant) == []
+
+
+def test_a_company_decision_hubspot_refuses_changes_neither_side(world):
+    """HubSpot refuses the decided value: the host's company gets its value back, and the
+    conflict stays open to be decided again."""
+    company, host_company = _phone_edited_on_both_sides(world, "manual")
+    (conflict,) = world.runtime.list_conflicts(world.tenant)
+    world.hubspot.faults.fail_next(10, status=400, path_prefix="/crm/objects/2026-09/companies/batch")
+    with pytest.raises(HubSpotIntegrationError):
+        world.runtime.resolve_conflict(world.tenant, conflict.id, "value", value="C", decided_by="admin@acme.example")
+    world.hubspot.faults.clear()
+    assert world.services.get_company(host_company.id).phone == "A"
+    assert world.hubspot.get_object("companies", company)["phone"] == "B"
+    assert [c.id for c in world.runtime.list_conflicts(world.tenant)] == [conflict.id]
 
 
 def test_an_internal_user_on_the_deal_is_never_the_customer_nor_edited_by_hubspot(world):
