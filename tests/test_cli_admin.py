@@ -128,6 +128,28 @@ def test_replay_exits_1_for_a_job_that_is_not_dead_and_2_for_an_unknown_one(site
     assert site.run("replay").exit_code == 2, "nothing to replay chosen is a usage error"
 
 
+def test_replay_of_several_ids_reports_each_even_after_an_unknown_one(site):
+    """`replay DEAD 999999 DEAD2`: both dead letters are replayed, the unknown id is a row saying
+    so, and the command exits 2 with the whole table printed (not 'nothing was done')."""
+    from ambac_hubspot_plugin.store import open_store
+
+    store = open_store(f"sqlite:///{site.host_dir}/plugins/hubspot/hubspot.sqlite3")
+    try:
+        dead = []
+        for n in range(2):
+            job_id = store.enqueue(site.tenant, "inbound.deal", {"deal_id": str(n)}, max_attempts=1)
+            (job,) = store.claim("test", kinds=["inbound.deal"])
+            store.fail(job.id, "test", "boom")
+            dead.append(job_id)
+    finally:
+        store.close()
+    result = site.run("replay", str(dead[0]), "999999", str(dead[1]), "--json")
+    assert result.exit_code == 2
+    rows = {row["job"]: row for row in json.loads(result.stdout)["results"]}
+    assert rows[dead[0]]["replayed"] and rows[dead[1]]["replayed"]
+    assert not rows[999999]["replayed"] and "999999" in rows[999999]["reason"]
+
+
 def test_as_user_applies_permissions(site):
     """A viewer may read the status but not run the check or replay (exit 2 naming the permission)."""
     assert site.run("status", "--as-user", "viewer@acme.example", "--json").exit_code == 0

@@ -559,7 +559,7 @@ def history(host_dir: Path | None, host_factory: str | None, tenant_id: str, as_
 
 @click.command()
 @_host_options
-@click.argument("job_ids", nargs=-1, type=int)
+@click.argument("job_ids", nargs=-1, type=click.IntRange(min=1))
 @click.option("--all", "replay_all", is_flag=True, help="Replay every dead letter.")
 @click.option("--kind", help="With --all: only dead letters of this job kind.")
 @click.option("--list", "list_only", is_flag=True, help="Only list the dead letters.")
@@ -591,14 +591,26 @@ def replay(host_dir: Path | None, host_factory: str | None, tenant_id: str, as_u
                     f"; {data['webhook_deliveries']} unreadable webhook deliveries queued to be "
                     "read again" if data["webhook_deliveries"] else "")))
             return
-        results = []
-        for job_id in job_ids:
-            answer = _guard(lambda: admin.replay(user, job_id))  # noqa: B023  # called at once
-            results.append({"job": job_id, **answer})
+        results: list[dict[str, Any]] = []
+        unknown: list[int] = []
+
+        def replay_one(job_id: int) -> dict[str, Any]:
+            # An unknown id is a row of the answer (and exit 2), not the end of the command:
+            # the ids around it are replayed, and the person must see which were.
+            try:
+                return admin.replay(user, job_id)
+            except LookupError as exc:
+                unknown.append(job_id)
+                return {"replayed": False, "job_id": None, "reason": str(exc.args[0]) if exc.args else "unknown"}
+
+        for job_id in dict.fromkeys(job_ids):
+            results.append({"job": job_id, **_guard(lambda: replay_one(job_id))})  # noqa: B023  # called at once
     _emit({"results": results}, as_json, lambda data: _table(
         "Replay", ["job", "replayed", "now job", "why not"],
         [[r["job"], r["replayed"], r["job_id"], r["reason"]] for r in data["results"]],
         empty="No jobs given."))
+    if unknown:
+        sys.exit(EXIT_USAGE)
     if not all(r["replayed"] for r in results):
         sys.exit(EXIT_FAILED)
 
