@@ -186,6 +186,23 @@ def test_status_reads_a_store_directly_without_a_host(site):
     assert result.exit_code == 0 and json.loads(result.stdout)["log"][0]["what"] == "plugin.enabled"
 
 
+def test_status_on_a_store_that_is_not_there_creates_nothing(site, tmp_path):
+    """A mistyped path, or a file that is not a store: exit 2 saying so, and no store is made
+    (the read-only command used to create and migrate one, and print an empty status)."""
+    import sqlite3
+
+    missing = tmp_path / "typo.sqlite3"
+    other = tmp_path / "empty.sqlite3"
+    sqlite3.connect(other).close()
+    for path in (missing, other):
+        result = CliRunner().invoke(main, ["status", "--store-url", f"sqlite:///{path}", "--tenant",
+                                           str(site.tenant), "--json"])
+        assert result.exit_code == 2 and "store_url" in result.output and "no" in result.output
+    assert not missing.exists()
+    with sqlite3.connect(other) as conn:
+        assert conn.execute("SELECT name FROM sqlite_master").fetchall() == []
+
+
 def test_tables_on_a_terminal(site):
     """Without --json the commands print rich tables (check lists each check name)."""
     result = site.run("check")

@@ -504,7 +504,7 @@ def status(host_dir: Path | None, host_factory: str | None, tenant_id: str, as_u
         from ..store import open_store
 
         try:
-            store = open_store(store_url)
+            store = open_store(store_url, auto_migrate=False)  # read-only: create or upgrade nothing
         except StoreError as exc:
             _fail(str(exc), EXIT_USAGE)
         try:

@@ -223,6 +223,27 @@ def current_revision(engine: Engine) -> str | None:
         return ctx.get_current_revision()
 
 
+def require_existing(raw_url: str) -> None:
+    """Refuse a SQLite store file that does not exist (before connecting would create it)."""
+    url = _parse(raw_url)
+    database = url.database or ""
+    if url.get_backend_name() == "sqlite" and database and not database.startswith("file:") \
+            and not Path(database).expanduser().exists():
+        raise _bad(f"there is no store file at {database}; check the path (the plugin makes its "
+                   "store when it is enabled)", raw_url)
+
+
+def require_current(engine: Engine, raw_url: str) -> None:
+    """Refuse a database that holds no plugin store, or one at another schema revision."""
+    revision = current_revision(engine)
+    if revision is None:
+        raise _bad("the database holds no plugin store; check the setting (the plugin makes "
+                   "its store when it is enabled)", raw_url)
+    if revision != HEAD:
+        raise _bad(f"the store is at schema revision {revision} and this plugin version reads "
+                   f"{HEAD}; the plugin upgrades it when it starts", raw_url)
+
+
 def migrate(engine: Engine, revision: str = "head") -> None:
     """Upgrade the schema to ``revision`` while holding a lock, so concurrent starts are safe.
 

@@ -18,7 +18,7 @@ from ..errors import StoreError
 from ..mapping import normalize_domain
 from ._claims import SqlClaimMixin
 from ._conflicts import SqlConflictMixin
-from ._engine import HEAD, SETTING, create_store_engine, migrate, redact
+from ._engine import HEAD, SETTING, create_store_engine, migrate, redact, require_current, require_existing
 from ._inbox import SqlInboxMixin
 from ._inbox_sql import db_time, in_lists, insert_rows
 from ._ports import (
@@ -513,11 +513,21 @@ def open_store(url: str, *, clock: Clock = utc_now, backoff: Backoff | None = No
     :param clock: returns tz-aware UTC now; every timestamp and lease uses it.
     :param backoff: retry delays of failed jobs; :param random_source: in [0, 1), the jitter.
     :param max_attempts: default attempts before a job is dead-lettered.
+    :param auto_migrate: False to only read a store that exists: nothing is created or
+        upgraded, and a missing store or one at another schema revision is a ``StoreError``.
     :raises StoreError: the setting is malformed, unsupported, or the database unreachable.
     """
+    if not auto_migrate:
+        require_existing(url)
     engine = create_store_engine(url)
     try:
-        if auto_migrate:
+        if not auto_migrate:
+            try:
+                require_current(engine, url)
+            except sa.exc.SQLAlchemyError as exc:
+                raise StoreError(f"Setting {SETTING} ({redact(url)}): the store could not be read "
+                                 f"({type(exc).__name__})", setting=SETTING) from exc
+        else:
             migrate(engine)
     except (CommandError, sa.exc.SQLAlchemyError) as exc:
         engine.dispose()
