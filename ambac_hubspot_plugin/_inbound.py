@@ -174,13 +174,15 @@ class InboundSync:
                     self.store.set_checkpoint(self.tenant_id, self.portal_id, CHECKPOINTS[kind], newest.isoformat())
                     assert run is not None
                     self.store.heartbeat_run(run.id)
-        except Exception as exc:
+        except BaseException as exc:  # Ctrl-C too: a run left "running" would say so for ever
             if run is not None:
+                why = (f"{type(exc).__name__}: {exc}" if isinstance(exc, Exception)
+                       else f"interrupted ({type(exc).__name__})")
                 self.store.finish_run(run.id, RunStatus.FAILED, created=result.created,
                                       updated=result.updated, skipped=result.skipped + result.unchanged,
-                                      failed=result.failed, error=f"{type(exc).__name__}: {exc}")
+                                      failed=result.failed, error=why)
                 self.store.log(self.tenant_id, LogLevel.ERROR, f"sync.{kind}",
-                               f"{kind} sync stopped: {exc}")
+                               f"{kind} sync stopped: {exc if isinstance(exc, Exception) else why}")
             raise
         if run is not None:
             self.store.finish_run(run.id, RunStatus.SUCCEEDED, created=result.created,

@@ -318,6 +318,22 @@ def test_backfill_takes_every_deal_in_trigger_stages(world):
     assert result.created == 5 and all(world.order_for(d) for d in deals)
 
 
+def test_a_sync_interrupted_by_ctrl_c_is_recorded_as_failed_not_left_running(world):
+    """KeyboardInterrupt is no Exception: the run must still end, or the status view says a
+    sync is running until a worker's staleness check, never in a CLI-only setup."""
+    world.deal()
+    world.deal()
+
+    def interrupt(_outcome: object) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        world.runtime.run_sync(world.tenant, progress=interrupt)
+    (run,) = world.store.recent_runs(world.tenant)
+    assert run.status.value == "failed" and run.ended_at is not None
+    assert "interrupted" in (run.error or "")
+
+
 def _phone_edited_on_both_sides(world, strategy: str, **settings):
     """A linked company whose phone the host sets to A and HubSpot to B; HubSpot's edit applied."""
     world.host.change_settings(world.tenant, "hubspot", {**world.settings, **settings, "conflicts": {
