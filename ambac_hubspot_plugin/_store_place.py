@@ -8,7 +8,9 @@ While a tenant is enabled its store cannot change (docs/settings.md): switching 
 store would forget every link, and the next backfill would create every order again. The
 binding is a small file in the plugin's data directory, so it holds across processes (a CLI
 ``setup`` in a fresh process sees it too); enabling writes it, disabling removes it. It holds
-the URL without its password, so rotating a database password is not a change of store.
+the URL without its password, so rotating a database password is not a change of store, and a
+SQLite file inside the data directory by its place there, so moving or restoring the whole
+directory (a new server, a backup) is not a change of store either.
 """
 
 from __future__ import annotations
@@ -70,9 +72,14 @@ def _binding_file(host: HostServices, tenant_id: str) -> Path:
     return _data_dir(host) / f"tenant-{as_host_id(tenant_id, 'tenant_id')}.store.json"
 
 
-def _identity(url: str) -> str:
+#: How a binding names a SQLite file inside the plugin's data directory (whose path may move).
+_IN_DATA_DIR = "sqlite:///{data_dir}/"
+
+
+def _identity(url: str, data_dir: Path | None) -> str:
     """Which database ``url`` names, without its password: one spelling for one store
-    (``postgres://`` and ``postgresql+psycopg://``, a SQLite path through ``..`` or a link)."""
+    (``postgres://`` and ``postgresql+psycopg://``, a SQLite path through ``..`` or a link; a
+    file inside ``data_dir`` by its place there, None: by its absolute path)."""
     import sqlalchemy as sa
 
     try:
@@ -81,6 +88,9 @@ def _identity(url: str) -> str:
         return redact_url(url)
     path = _sqlite_file(url)
     if path is not None:
+        inside = None if data_dir is None else data_dir.resolve()
+        if inside is not None and path.is_relative_to(inside):
+            return _IN_DATA_DIR + path.relative_to(inside).as_posix()
         return f"sqlite:///{path}"
     postgres = parsed.get_backend_name() in ("postgres", "postgresql")
     return sa.engine.URL.create(
@@ -98,7 +108,9 @@ def check_binding(host: HostServices, tenant_id: str, url: str) -> None:
         return
     except (OSError, ValueError, KeyError, TypeError):
         return  # unreadable: written by nobody we know; the next bind() replaces it
-    if bound != _identity(url):
+    # A binding written before files in the data directory were named by their place there
+    # holds the absolute path: it still matches the same file.
+    if bound not in (_identity(url, _data_dir(host)), _identity(url, None)):
         raise ConfigError.from_problems([(
             "store_url",
             f"cannot change while the plugin is enabled (its store is {bound}); disable the "
@@ -117,7 +129,7 @@ def bind(host: HostServices, tenant_id: str, url: str) -> None:
     target = _binding_file(host, tenant_id)
     with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=target.parent, prefix=".binding-",
                                      delete=False) as scratch:
-        json.dump({"store": _identity(url)}, scratch)
+        json.dump({"store": _identity(url, _data_dir(host))}, scratch)
     Path(scratch.name).replace(target)  # atomic: a reader sees the old binding or the new one
 
 

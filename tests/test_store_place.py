@@ -114,7 +114,30 @@ def test_the_same_store_spelled_another_way_is_not_a_change(host, hubspot):
     host.enable_plugin(tenant, "hubspot", {**settings, "store_url": f"sqlite:///{data / 'x' / '..' / 'store.sqlite3'}"})
     with pytest.raises(ConfigError):
         host.enable_plugin(tenant, "hubspot", {**settings, "store_url": f"sqlite:///{data / 'other.sqlite3'}"})
-    assert _identity("postgres://u:one@db:5432/app") == _identity("postgresql+psycopg://u:two@db:5432/app")
-    assert _identity("postgresql://u@db/app?password=x") == _identity("postgresql://u@db/app")
-    assert _identity("postgresql://u@db/app") == _identity("postgresql://u@db:5432/app")
-    assert _identity("postgresql://u@db/app") != _identity("postgresql://u@db/other")
+    assert _identity("postgres://u:one@db:5432/app", None) == _identity("postgresql+psycopg://u:two@db:5432/app", None)
+    assert _identity("postgresql://u@db/app?password=x", None) == _identity("postgresql://u@db/app", None)
+    assert _identity("postgresql://u@db/app", None) == _identity("postgresql://u@db:5432/app", None)
+    assert _identity("postgresql://u@db/app", None) != _identity("postgresql://u@db/other", None)
+
+
+def test_moving_the_whole_host_directory_keeps_the_store_binding(hubspot, tmp_path):
+    """A restored backup or a new server puts the same files at another path: the default
+    store (inside the data directory) is the same store, so the settings can still change;
+    a binding written by an older version (the absolute path) still matches the same file."""
+    import shutil
+
+    with ReferenceHost(tmp_path / "a") as host:
+        tenant = host.create_tenant("Acme")
+        host.enable_plugin(tenant, "hubspot", plugin_settings(hubspot))
+        binding = next(_data_dir(host, tenant).glob("tenant-*.store.json"))
+        assert "{data_dir}" in json.loads(binding.read_text())["store"]
+    shutil.move(tmp_path / "a", tmp_path / "b")
+    with ReferenceHost(tmp_path / "b") as host:
+        host.change_settings(tenant, "hubspot", {**plugin_settings(hubspot), "sync_interval_seconds": 600})
+        data = _data_dir(host, tenant)
+        legacy = {"store": f"sqlite:///{(data / 'hubspot.sqlite3').resolve()}"}
+        next(data.glob("tenant-*.store.json")).write_text(json.dumps(legacy))
+        host.change_settings(tenant, "hubspot", {**plugin_settings(hubspot), "sync_interval_seconds": 900})
+        with pytest.raises(ConfigError):
+            host.change_settings(tenant, "hubspot", {**plugin_settings(hubspot),
+                                                     "store_url": f"sqlite:///{data / 'other.sqlite3'}"})
