@@ -6,8 +6,10 @@ Import these from :mod:`ambac_hubspot_plugin.client`; this module exists so the 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Union
+from urllib.parse import urlsplit
 
 import attrs
 import cattrs
@@ -26,7 +28,13 @@ __all__ = ["Auth", "ClientSettings", "OAuthApp", "StaticToken"]
 def _not_blank(_inst: object, attribute: attrs.Attribute[Any], value: str) -> None:
     if not value or not value.strip():
         raise ValueError(f"{attribute.name} must not be empty")
-    if not (value.isascii() and value.isprintable() and " " not in value):  # it goes into a header
+
+
+def _header_value(inst: object, attribute: attrs.Attribute[Any], value: str) -> None:
+    """A token sent in the Authorization header: what a header cannot hold is refused here, not
+    by the HTTP library, whose error quotes the header (and so the token)."""
+    _not_blank(inst, attribute, value)
+    if not (value.isascii() and value.isprintable() and " " not in value):
         raise ValueError(f"{attribute.name} holds a space, a line break or a character that is not ASCII")
 
 
@@ -34,7 +42,7 @@ def _not_blank(_inst: object, attribute: attrs.Attribute[Any], value: str) -> No
 class StaticToken:
     """An app's static access token or a service key, sent as ``Authorization: Bearer``."""
 
-    access_token: str = attrs.field(repr=False, validator=_not_blank)
+    access_token: str = attrs.field(repr=False, validator=_header_value)
 
 
 @attrs.frozen
@@ -55,11 +63,23 @@ def _api_version(_inst: object, _attribute: attrs.Attribute[Any], value: str) ->
         raise ValueError(f"api_version must be {choices}, not {str(value)[:40]!r}")
 
 
+_LOOPBACK = ("127.", "localhost", "[::1]")
+
+
 def _base_url(_inst: object, _attribute: attrs.Attribute[Any], value: str) -> None:
-    if not value.startswith(("http://", "https://")) or value.endswith("/"):
-        raise ValueError("base_url must be an http(s) URL without a trailing '/'")
     if "hapikey" in value.lower():
         raise ValueError(_RETIRED_MESSAGE)
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or value.endswith("/") \
+            or parts.query or parts.fragment or "#" in value:
+        raise ValueError("base_url must be an http(s) URL without a trailing '/', a query or a fragment")
+    if parts.scheme == "http" and not parts.netloc.split("@")[-1].startswith(_LOOPBACK):
+        # The token would cross the network in clear text.
+        raise ValueError("base_url must be https:// (plain http:// only on this machine: 127.x, localhost, [::1])")
+
+
+def _optional_at_least(low: float) -> Any:
+    return attrs.validators.optional(attrs.validators.ge(low))
 
 
 _RETIRED_MESSAGE = (
@@ -83,16 +103,16 @@ class ClientSettings:
     account_tier: str = attrs.field(
         default="professional", validator=attrs.validators.in_(TIER_BURST_PER_10S)
     )
-    burst_per_window: int | None = None
-    window_seconds: float = 10.0
-    search_per_second: int | None = None
+    burst_per_window: int | None = attrs.field(default=None, validator=_optional_at_least(1))
+    window_seconds: float = attrs.field(default=10.0, validator=attrs.validators.gt(0))
+    search_per_second: int | None = attrs.field(default=None, validator=_optional_at_least(1))
     connect_timeout: float = attrs.field(default=5.0, validator=attrs.validators.gt(0))
     read_timeout: float = attrs.field(default=30.0, validator=attrs.validators.gt(0))
     retry: RetryPolicy = attrs.field(factory=RetryPolicy)
     #: The longest a call waits for the local rate limiter before failing with RateLimitedError.
-    rate_limit_wait_seconds: float = 60.0
+    rate_limit_wait_seconds: float = attrs.field(default=60.0, validator=attrs.validators.ge(0))
     #: Refresh an OAuth access token this long before HubSpot says it expires.
-    refresh_margin_seconds: float = 300.0
+    refresh_margin_seconds: float = attrs.field(default=300.0, validator=attrs.validators.ge(0))
     #: Which HubSpot API paths to call: ``2026-09`` (date-based) or ``v3`` (legacy v3/v4).
     api_version: str = attrs.field(default=DEFAULT_API_VERSION, validator=_api_version)
     #: Where the rate limiter keeps its log: None for this process, or a Redis URL shared by
@@ -142,11 +162,13 @@ class ClientSettings:
             raise ConfigError.from_problems(
                 [(key, _RETIRED_MESSAGE) for key in retired], "HubSpot client settings"
             )
-        try:
-            return _settings_converter.structure(dict(data), cls)
-        except (cattrs.BaseValidationError, ValueError, TypeError) as exc:
-            problems = [(str(path), str(why)) for path, why in _describe(exc)]
-            raise ConfigError.from_problems(problems, "HubSpot client settings") from exc
+        problems = _field_problems(data)
+        if not problems:
+            try:
+                return _settings_converter.structure(dict(data), cls)
+            except (cattrs.BaseValidationError, ValueError, TypeError) as exc:  # across fields
+                problems = _describe(exc)
+        raise ConfigError.from_problems(problems, "HubSpot client settings")
 
     @classmethod
     def from_plugin_settings(cls, settings: Settings, **overrides: Any) -> ClientSettings:
@@ -173,18 +195,70 @@ class ClientSettings:
         )
 
 
+def _field_problems(data: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Every field's problem, each field structured and checked on its own (one field's
+    mistake must not hide another's): unknown, missing, of the wrong type or out of range."""
+    fields = attrs.fields_dict(attrs.resolve_types(ClientSettings))
+    problems = [("settings", f"unknown field {name!r}; known fields: {sorted(fields)}")
+                for name in data if name not in fields]
+    problems += [(name, "is required") for name, field in fields.items()
+                 if field.default is attrs.NOTHING and name not in data]
+    for name, value in data.items():
+        field = fields.get(name)
+        if field is None:
+            continue
+        try:
+            structured = _settings_converter.structure(value, field.type)  # type: ignore[arg-type]  # resolved above
+            if field.validator is not None:
+                field.validator(None, field, structured)
+        except (cattrs.BaseValidationError, ValueError, TypeError) as exc:
+            problems += [(f"{name}.{path}" if path != "settings" else name, why) for path, why in _describe(exc)]
+    return problems
+
+
 def _describe(exc: BaseException) -> list[tuple[str, str]]:
     if isinstance(exc, cattrs.BaseValidationError):
         out: list[tuple[str, str]] = []
-        for line in cattrs.transform_error(exc):
+        for line in cattrs.transform_error(exc, format_exception=_message):
             msg, _, path = line.rpartition(" @ $")
             out.append((path.lstrip(".") or "settings", msg or line))
         return out
-    return [("settings", str(exc))]
+    return [("settings", _message(exc, None))]
+
+
+def _message(exc: BaseException, type_: Any) -> str:
+    """Our validators' and hooks' own words (attrs' validators put theirs first in ``args``);
+    cattrs' for what it found itself (a missing key)."""
+    if isinstance(exc, ValueError | TypeError) and not isinstance(exc, cattrs.BaseValidationError):
+        return str(exc.args[0]) if exc.args and isinstance(exc.args[0], str) else str(exc)
+    from cattrs.v import format_exception
+
+    return format_exception(exc, type_)
 
 
 def _make_settings_converter() -> cattrs.Converter:
     conv = cattrs.Converter(forbid_extra_keys=True)
+
+    # cattrs coerces by default ("inf" becomes infinity, 2.9 becomes 2): settings must be the
+    # type they claim to be.
+    def structure_int(value: object, _type: type) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError("must be a whole number")
+        return value
+
+    def structure_float(value: object, _type: type) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return float(value)
+
+    def structure_str(value: object, _type: type) -> str:
+        if not isinstance(value, str):
+            raise ValueError("must be text")
+        return value
+
+    conv.register_structure_hook(int, structure_int)
+    conv.register_structure_hook(float, structure_float)
+    conv.register_structure_hook(str, structure_str)
 
     def structure_auth(value: Any, _type: Any) -> Auth:
         if not isinstance(value, Mapping):

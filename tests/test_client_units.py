@@ -467,5 +467,45 @@ def test_a_credential_that_cannot_go_into_a_header_is_refused_without_quoting_it
     with pytest.raises(ValueError, match="access_token") as info:
         StaticToken(token)
     assert not token.strip() or token.strip() not in str(info.value)
-    with pytest.raises(ValueError, match="refresh_token"):
-        OAuthApp(client_id="c", client_secret="s", refresh_token=token)
+
+
+def test_from_mapping_names_every_bad_field_with_its_own_reason() -> None:
+    """Three wrong fields are three problems, each naming its field and what is allowed (one
+    field's mistake does not hide the next, nor is any of them just "invalid value")."""
+    with pytest.raises(ConfigError) as info:
+        ClientSettings.from_mapping({"auth": {"access_token": "pat-x"}, "base_url": "ftp://x",
+                                     "account_tier": "gold", "api_version": "v9"})
+    problems = info.value.problems
+    assert set(problems) == {"base_url", "account_tier", "api_version"}
+    assert "http(s)" in problems["base_url"] and "v3" in problems["api_version"]
+    assert "gold" in problems["account_tier"] and "Attribute(" not in problems["account_tier"]
+
+
+@pytest.mark.parametrize(("bad", "field"), [
+    ({"burst_per_window": -3}, "burst_per_window"), ({"window_seconds": -5}, "window_seconds"),
+    ({"search_per_second": 0}, "search_per_second"), ({"rate_limit_wait_seconds": -1}, "rate_limit_wait_seconds"),
+    ({"refresh_margin_seconds": -10}, "refresh_margin_seconds"), ({"connect_timeout": "inf"}, "connect_timeout"),
+    ({"read_timeout": float("nan")}, "read_timeout"), ({"burst_per_window": 2.9}, "burst_per_window"),
+    ({"burst_per_window": True}, "burst_per_window"), ({"retry": {"max_attempts": 2.9}}, "retry.max_attempts"),
+    ({"portal_id": 5}, "portal_id"),
+])
+def test_from_mapping_refuses_numbers_out_of_range_or_of_the_wrong_type(bad: dict[str, Any], field: str) -> None:
+    """Never coerced: "inf" is not a timeout of infinity, 2.9 attempts are not 2."""
+    with pytest.raises(ConfigError) as info:
+        ClientSettings.from_mapping({"auth": {"access_token": "pat-x"}, **bad})
+    assert list(info.value.problems) == [field]
+
+
+@pytest.mark.parametrize(("url", "ok"), [
+    ("https://api.hubapi.com", True), ("http://127.0.0.1:8080", True), ("http://localhost:9", True),
+    ("http://[::1]:9", True), ("http://api.hubapi.com", False), ("http://10.0.0.8", False),
+    ("https://api.hubapi.com?x=1", False), ("https://api.hubapi.com#f", False), ("https://", False),
+])
+def test_base_url_is_https_but_on_this_machine(url: str, ok: bool) -> None:
+    """Plain http would send the token in clear text across a network: only loopback may."""
+    if ok:
+        assert ClientSettings.from_mapping({"auth": {"access_token": "pat-x"}, "base_url": url}).base_url == url
+    else:
+        with pytest.raises(ConfigError) as info:
+            ClientSettings.from_mapping({"auth": {"access_token": "pat-x"}, "base_url": url})
+        assert list(info.value.problems) == ["base_url"]
