@@ -9,6 +9,8 @@ docs/cli.md for each command.
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +19,35 @@ import click
 __all__ = ["main"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The command group, refusing arguments that are not text before any command runs."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        _check_text(args)
+        return super().parse_args(ctx, args)
+
+
+def _check_text(args: Sequence[str]) -> None:
+    """Refuse an argument holding bytes that are not UTF-8 (Python keeps them as lone
+    surrogates): typed in a Latin-1 terminal, it would fail deep inside a command, after it
+    had begun writing."""
+    for n, arg in enumerate(args, 1):
+        if any("\udc80" <= ch <= "\udcff" for ch in arg):
+            shown = arg.encode("utf-8", "surrogateescape").decode("latin-1")[:40]
+            raise click.UsageError(f"argument {n} ({shown!r}) is not UTF-8 text; set the terminal to "
+                                   "UTF-8 (LANG=C.UTF-8, or your language's .UTF-8 locale) and type it again")
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="ambac-hubspot-plugin")
 def main() -> None:
     """Operate the HubSpot integration of Ambac Tracker."""
+    # A terminal in another encoding (ISO-8859-1) cannot show every name HubSpot holds ("€"):
+    # such a character prints as "?" rather than ending the command with a traceback.
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None and getattr(stream, "errors", None) == "strict":
+            reconfigure(errors="replace")
 
 
 def _console() -> Any:

@@ -132,3 +132,41 @@ def test_setup_with_a_token_ending_in_a_line_break_exits_2_naming_it_never_print
     assert "access_token" in result.output and hubspot.access_token not in result.output
     with ReferenceHost(host_dir) as host:
         assert host.plugin_settings(tenant, "hubspot") is None
+
+
+_CLI = [sys.executable, "-c", "import sys; from ambac_hubspot_plugin.cli import main; main(prog_name='ambac-hubspot')"]
+
+
+def test_a_terminal_in_another_encoding_prints_what_it_cannot_show_as_a_question_mark(tmp_path):
+    """A de_DE.ISO-8859-1 terminal and a company named with "€": the table prints, no traceback."""
+    import os
+    import subprocess
+
+    host_dir = tmp_path / "host"
+    with Sandbox(rate_limits=RateLimits.unlimited()) as hubspot, ReferenceHost(host_dir) as host:
+        tenant = host.create_tenant("Acme")
+        host.enable_plugin(tenant, "hubspot", {**world_settings(hubspot), "run_background_worker": False})
+        company = hubspot.add_object("companies", {"name": "Euro Parts \u20ac GmbH", "domain": "x.example"})
+        hubspot.add_object("deals", {"dealname": "Brackets", "pipeline": "default", "dealstage": "closedwon"},
+                           {"companies": [company]})
+        runtime = host.plugin_manager.get_plugin("hubspot.runtime").runtime
+        runtime.run_sync(tenant)
+        runtime.close()
+    result = subprocess.run([*_CLI, "companies", "list", "--host-dir", str(host_dir), "--tenant", str(tenant)],
+                            capture_output=True, timeout=120, env={**os.environ, "PYTHONIOENCODING": "latin-1",
+                                                                   "COLUMNS": "200"})
+    assert result.returncode == 0 and b"Traceback" not in result.stderr, result.stderr[-600:]
+    assert b"Euro Parts ? GmbH" in result.stdout
+
+
+@pytest.mark.parametrize("args", [[b"status", b"--as-user", b"m\xfcller@acme.example"],
+                                  [b"host", b"init", b"--tenant-name", b"M\xfcller GmbH"]],
+                         ids=["as-user", "host-init"])
+def test_an_argument_that_is_not_utf8_is_a_usage_error_before_anything_is_written(tmp_path, args):
+    """Typed in a Latin-1 terminal: exit 2 saying so, no traceback, no host database left."""
+    import subprocess
+
+    host_dir = tmp_path / "host"
+    result = subprocess.run([*_CLI, *args, b"--host-dir", str(host_dir).encode()], capture_output=True, timeout=120)
+    assert result.returncode == 2 and b"Traceback" not in result.stderr and b"UTF-8" in result.stderr
+    assert not host_dir.exists()
