@@ -170,3 +170,13 @@ def test_an_argument_that_is_not_utf8_is_a_usage_error_before_anything_is_writte
     result = subprocess.run([*_CLI, *args, b"--host-dir", str(host_dir).encode()], capture_output=True, timeout=120)
     assert result.returncode == 2 and b"Traceback" not in result.stderr and b"UTF-8" in result.stderr
     assert not host_dir.exists()
+
+
+def test_a_corrupt_host_database_is_one_line_and_exit_2_not_a_traceback(tmp_path):
+    host_dir = tmp_path / "host"
+    host_dir.mkdir()
+    (host_dir / "host.sqlite3").write_bytes(b"this is not a database" * 200)
+    for args in (["status", "--tenant", "1"], ["worker", "--once"], ["host", "token", "--tenant", "1"]):
+        result = _invoke(*args, "--host-dir", str(host_dir))
+        assert result.exit_code == 2 and isinstance(result.exception, SystemExit), (args, result.output)
+        assert "host.sqlite3" in result.output and "Traceback" not in result.output

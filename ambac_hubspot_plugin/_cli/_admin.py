@@ -86,11 +86,19 @@ class ReferenceHostContext:
     """:class:`HostContext` over a :class:`~ambac_hubspot_plugin.reference_host.ReferenceHost` dir."""
 
     def __init__(self, host_dir: Path) -> None:
+        import sqlite3
+
         from ..reference_host import ReferenceHost
 
-        if not (host_dir / "host.sqlite3").exists():
+        database = host_dir / "host.sqlite3"
+        if not database.exists():
             raise click.UsageError(f"--host-dir {host_dir} holds no reference host (host.sqlite3)")
-        self.host = ReferenceHost(host_dir)
+        try:
+            self.host = ReferenceHost(host_dir)
+        except sqlite3.Error as exc:  # corrupt, not a database, locked past the busy timeout
+            raise click.UsageError(f"the reference host's database {database} cannot be opened "
+                                   f"({type(exc).__name__}: {str(exc)[:200]}); restore it from a backup, or "
+                                   "wait for the process holding it") from None
 
     @property
     def runtime(self) -> Runtime:
