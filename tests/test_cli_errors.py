@@ -180,3 +180,13 @@ def test_a_corrupt_host_database_is_one_line_and_exit_2_not_a_traceback(tmp_path
         result = _invoke(*args, "--host-dir", str(host_dir))
         assert result.exit_code == 2 and isinstance(result.exception, SystemExit), (args, result.output)
         assert "host.sqlite3" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(("args", "option"), [
+    (["host", "serve", "--public-base-url", "not a url"], "--public-base-url"),
+    (["host", "serve", "--public-base-url", "ftp://tracker.example.com"], "--public-base-url"),
+    (["status", "--tenant", "1", "--host-factory", "os:sep"], "--host-factory"),
+])
+def test_an_option_value_of_the_wrong_kind_is_a_usage_error_naming_it(tmp_path, args, option):
+    result = _invoke(*args, "--host-dir", str(tmp_path))
+    assert result.exit_code == 2 and option in result.output and isinstance(result.exception, SystemExit)

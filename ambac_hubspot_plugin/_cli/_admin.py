@@ -160,9 +160,13 @@ def _load_factory(spec: str) -> Callable[..., HostContext]:
     if not module_name or not attr:
         raise click.BadParameter("must be module:function", param_hint="--host-factory")
     try:
-        return getattr(importlib.import_module(module_name), attr)  # type: ignore[no-any-return]  # user code
+        factory = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
         raise click.BadParameter(f"cannot load {spec!r}: {exc}", param_hint="--host-factory") from exc
+    if not callable(factory):
+        raise click.BadParameter(f"{spec!r} is a {type(factory).__name__}, not a function making a host context",
+                                 param_hint="--host-factory")
+    return factory  # type: ignore[no-any-return]  # user code
 
 
 @contextmanager

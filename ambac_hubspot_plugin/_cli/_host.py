@@ -189,7 +189,7 @@ def _start_tenants(context: HostContext, tenant_ids: list[str]) -> list[dict[str
               help="The address to listen on (0.0.0.0: every interface).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
               help="The port to listen on (0 picks a free one).")
-@click.option("--public-base-url",
+@click.option("--public-base-url", callback=lambda _ctx, _param, value: _public_base_url(value),
               help="The address clients and HubSpot call this host at, if not http://BIND:PORT "
                    "(behind a proxy or tunnel).")
 @click.option("--worker/--no-worker", default=True, show_default=True,
@@ -314,3 +314,16 @@ def worker_command(host_dir: Path | None, host_factory: str | None, once: bool, 
                    "by another worker.")
     if counts.dead:
         sys.exit(EXIT_FAILED)
+
+
+def _public_base_url(value: str | None) -> str | None:
+    """An http(s) URL with a host, as HubSpot and browsers are told to call: else a usage error."""
+    from urllib.parse import urlsplit
+
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise click.BadParameter("must be an http(s) URL such as https://tracker.example.com",
+                                 param_hint="--public-base-url")
+    return value
