@@ -122,7 +122,14 @@ def read_token_answer(data: Any) -> tuple[str, str | None, float]:
     :raises HubSpotAuthError: when the answer lacks the access token or its lifetime.
     """
     try:
-        return str(data["access_token"]), data.get("refresh_token"), float(data["expires_in"])
+        token, refresh, expires = data["access_token"], data.get("refresh_token"), float(data["expires_in"])
+        if not (isinstance(token, str) and token and token.isascii() and token.isprintable() and " " not in token):
+            raise ValueError("the access token is not a token")  # null would be sent as "Bearer None"
+        if refresh is not None and not (isinstance(refresh, str) and refresh):
+            raise ValueError("the refresh token is not a token")
+        if not 0 < expires < float("inf"):
+            raise ValueError("expires_in is not a positive number of seconds")
+        return token, refresh, expires
     except (KeyError, TypeError, ValueError) as exc:
         raise HubSpotAuthError(
             "HubSpot's token endpoint answered without access_token/expires_in; check the OAuth app",

@@ -509,3 +509,19 @@ def test_base_url_is_https_but_on_this_machine(url: str, ok: bool) -> None:
         with pytest.raises(ConfigError) as info:
             ClientSettings.from_mapping({"auth": {"access_token": "pat-x"}, "base_url": url})
         assert list(info.value.problems) == ["base_url"]
+
+
+@pytest.mark.parametrize("answer", [
+    {"access_token": None, "expires_in": 1800}, {"access_token": "", "expires_in": 1800},
+    {"access_token": "tok\r\n", "expires_in": 1800}, {"access_token": 5, "expires_in": 1800},
+    {"access_token": "tok", "expires_in": -1}, {"access_token": "tok", "expires_in": "soon"},
+    {"access_token": "tok", "expires_in": float("inf")}, {"access_token": "tok", "refresh_token": 7, "expires_in": 60},
+    {"expires_in": 1800}, [],
+], ids=["null", "empty", "line-break", "number", "negative", "text-ttl", "inf", "number-refresh", "missing", "list"])
+def test_a_token_answer_hubspot_never_sends_is_an_auth_error_not_a_bearer_none(answer: Any) -> None:
+    from ambac_hubspot_plugin._oauth_tokens import read_token_answer
+    from ambac_hubspot_plugin.errors import HubSpotAuthError
+
+    with pytest.raises(HubSpotAuthError):
+        read_token_answer(answer)
+    assert read_token_answer({"access_token": "tok", "refresh_token": "r", "expires_in": 1800}) == ("tok", "r", 1800.0)
