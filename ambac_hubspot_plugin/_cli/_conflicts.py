@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..host import MANAGE_INTEGRATIONS, VIEW_INTEGRATIONS
-from ._admin import _admin, _emit, _guard, _host_options, _table
+from ._admin import _admin, _guard, _host_options
+from ._output import _emit, _table
 
 if TYPE_CHECKING:
     from ..admin import Admin

@@ -13,7 +13,8 @@ from typing import Any
 import click
 
 from ..host import MANAGE_INTEGRATIONS
-from ._admin import _admin, _emit, _guard, _host_options, _table
+from ._admin import _admin, _guard, _host_options
+from ._output import _emit, _table
 
 __all__ = ["prune_command"]
 

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..host import MANAGE_INTEGRATIONS
-from ._admin import EXIT_FAILED, _admin, _console, _emit, _guard, _host_options, _table
+from ._admin import EXIT_FAILED, _admin, _guard, _host_options
+from ._output import _console, _emit, _table
 
 if TYPE_CHECKING:
     from .._inbound_records import Outcome
