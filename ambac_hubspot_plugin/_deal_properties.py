@@ -16,6 +16,7 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
+from ._echo import normal_form
 from .client import PropertyOption, PropertySpec
 from .errors import ConfigError, HubSpotApiError
 from .host import OrderStatus
@@ -272,3 +273,17 @@ def missing_property(exc: HubSpotApiError) -> str | None:
         found = [name for name in sorted(_OUR_PROPERTIES) if name in text]
         return found[0] if found else "(unknown)"
     return None
+
+
+def own_values(mapping: MappingStrategy, fields: Iterable[str], deal_properties: Mapping[str, str | None],
+               pushed: Mapping[str, str]) -> list[str]:
+    """The mapped order ``fields`` whose deal property still holds what the push last wrote
+    there (``pushed``): HubSpot shows our own value, not a person's edit, so a sync must not
+    take it for one (the host may have moved on since, its push still queued). The status is
+    carried by the stage (``dealstage``)."""
+    own = []
+    for field in fields:
+        prop = "dealstage" if field == "order_status" else deal_property_for_field(mapping, field)
+        if prop is not None and prop in pushed and normal_form(pushed[prop]) == normal_form(deal_properties.get(prop)):
+            own.append(field)
+    return own

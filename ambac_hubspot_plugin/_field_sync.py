@@ -6,7 +6,7 @@ linked order, company or contact; the conflict strategies it consults are in :mo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -20,7 +20,7 @@ def reconcile_fields(
     last: Mapping[str, Any], changed_at: tuple[datetime | None, datetime | None],
     strategy_for: Callable[[str, str], ConflictStrategy],
     audit: Callable[[FieldConflict, Decision, ConflictStrategy], None] | None,
-    host_fields: frozenset[str] | None = None,
+    host_fields: frozenset[str] | None = None, own: Collection[str] = (),
 ) -> tuple[dict[str, object], dict[str, Any], list[str], list[str]]:
     """Decide, for each of HubSpot's mapped ``fields``, whether it changes ``current``.
 
@@ -29,7 +29,9 @@ def reconcile_fields(
     fields held for a person to decide and the fields the host won (for the outbound push).
     Every conflict goes to ``audit`` (None in a dry run), whatever the strategy decides. A
     field outside ``host_fields`` (the host has no such field) is only remembered: no change,
-    no conflict.
+    no conflict. A field in ``own`` shows in HubSpot the value the push last wrote there: when
+    the host has moved on since (its push still queued), that is no HubSpot edit and no
+    conflict; the host's value stands, and is pushed.
     """
     changes: dict[str, object] = {}
     synced = dict(last)
@@ -41,6 +43,13 @@ def reconcile_fields(
             continue
         host_value = getattr(current, field)
         change = compare(value, host_value, last, field)
+        if field in own and change in (Change.HUBSPOT, Change.CONFLICT):
+            # Our own older write read back: the host's value is the one both sides will hold
+            # once its push lands (queued again here), so it is the last synced one: HubSpot's
+            # next different value is a person's edit, compared with it.
+            synced[field] = to_json(host_value)
+            host_wins.append(field)
+            continue
         if change is Change.HUBSPOT:
             changes[field] = value
         elif change is Change.CONFLICT:

@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
+from ._deal_properties import own_values
 from ._field_sync import reconcile_fields
 from ._inbound_records import Outcome, Preview, RunResult, Triggers, with_status_values
 from ._job_kinds import FIELDS_KIND, PUSH_MAX_ATTEMPTS, RETRY_KIND, host_event_job, order_state_job
@@ -405,9 +406,10 @@ class InboundSync:
             timezone=self.timezone,
         )
         fields = dict(self.mapping.order_fields(context))
+        pushed = self.store.pushed_values_of(self.tenant_id, "deal", [deal.id]).get(deal.id, {})
         changes, synced, held, host_wins = self._reconcile(
             "order", f"deal:{deal.id}", fields, order, link, deal.updated_at, order.updated_at, dry_run,
-            host_fields=self._order_fields)
+            host_fields=self._order_fields, own=own_values(self.mapping, fields, deal.properties, pushed))
         synced[APPLIED_VERSION] = deal.updated_at.isoformat()
         if dry_run:
             if not changes:
@@ -428,14 +430,14 @@ class InboundSync:
     def _reconcile(
         self, object_type: str, record: str, fields: Mapping[str, object], current: object, link: Link,
         hubspot_changed_at: datetime | None, host_changed_at: datetime | None, dry_run: bool,
-        host_fields: frozenset[str] | None = None,
+        host_fields: frozenset[str] | None = None, own: Sequence[str] = (),
     ) -> tuple[dict[str, object], dict[str, Any], list[str], list[str]]:
         """:func:`._field_sync.reconcile_fields` for this link, each conflict written to the
         audit trail unless ``dry_run``."""
         last = with_status_values(link.synced) if object_type == "order" else dict(link.synced)
         audit = None if dry_run else functools.partial(self._audit, link=link)
         return reconcile_fields(self.tenant_id, object_type, record, fields, current, last,
-                                (hubspot_changed_at, host_changed_at), self.conflicts, audit, host_fields)
+                                (hubspot_changed_at, host_changed_at), self.conflicts, audit, host_fields, own)
 
     def update_linked(self, object_type: str, hubspot_ids: Sequence[str]) -> list[Outcome]:
         """Apply HubSpot's current values to linked host companies or contacts (webhooks).

@@ -210,6 +210,37 @@ def test_a_company_push_carries_only_the_fields_the_host_keeps(world):
         "Acme Renamed", "acme.example", "+1 555 0100", "Springfield")
 
 
+def test_a_sync_reading_back_our_own_stage_move_keeps_the_hosts_newer_status(world):
+    """Cancelled, pushed (closedlost); taken back, but that push waits out a 503; the sync
+    meanwhile reads closedlost. That is our own write, not a person's edit: the host keeps
+    IN_PROGRESS (no conflict), and the retried push moves the deal back to closedwon."""
+    from ambac_hubspot_plugin._retry import RetryPolicy
+
+    world.runtime.client_overrides = {"retry": RetryPolicy(max_attempts=1)}
+    world.configure(stage_status_map={"closedwon": "IN_PROGRESS", "closedlost": "CANCELLED"},
+                    status_stage_map={"default": {"IN_PROGRESS": "closedwon", "CANCELLED": "closedlost"}})
+    deal = world.deal(dealname="D")
+    assert world.sync().created == 1
+    order = world.order_for(deal)
+    world.runtime.drain()
+    world.host.set_order_status(world.tenant, order.id, OrderStatus.CANCELLED)
+    world.runtime.drain()
+    assert world.deal_props(deal)["dealstage"] == "closedlost"
+    world.hubspot.faults.fail_next(1, status=503, path_prefix=BATCH_UPDATE)
+    world.host.set_order_status(world.tenant, order.id, OrderStatus.IN_PROGRESS)
+    world.runtime.drain()
+    world.sync()
+    assert world.services.get_order(order.id).order_status is OrderStatus.IN_PROGRESS
+    assert world.runtime.list_conflicts(world.tenant, status=None) == []
+    world.make_due()
+    world.runtime.drain()
+    assert world.deal_props(deal)["dealstage"] == "closedwon"
+    # A person's later move in HubSpot is still a HubSpot change.
+    world.hubspot.update_object("deals", deal, {"dealstage": "closedlost"})
+    world.sync()
+    assert world.services.get_order(order.id).order_status is OrderStatus.CANCELLED
+
+
 def test_values_we_wrote_are_recognised_as_echoes_and_others_are_not(world):
     """is_echo is true for each value we wrote (in HubSpot's webhook spelling too), false otherwise."""
     ((deal, order),) = world.linked_orders(1)
