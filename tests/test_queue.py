@@ -25,7 +25,9 @@ from ambac_hubspot_plugin.store import (
     JobQueue,
     JobState,
     LeaseLostError,
+    LogLevel,
     QueueRunner,
+    RunStatus,
     create_store_engine,
     current_revision,
     keep_leases,
@@ -728,3 +730,22 @@ def test_job_of_a_sigkilled_worker_runs_again_after_its_lease(store_url: str, st
     assert counts.succeeded == 1
     assert [(job.id, job.attempts) for job in ran] == [(job_id, 2)]
     assert store.get_job(job_id) is None
+
+
+@pytest.mark.parametrize("text", ["bad\x00byte", "bad \udcff name"], ids=["nul", "surrogate"])
+def test_an_error_text_no_store_can_hold_is_recorded_escaped(store, text):
+    """A handler's message with a NUL (PostgreSQL refuses it) or a lone surrogate (no driver
+    encodes it): the failure is still recorded, retried with backoff, and shown readably, as
+    is the same text in the log and in a sync run's error."""
+    def boom(job):
+        raise ValueError(text)
+
+    job_id = store.enqueue("1", "k", {})
+    counts = QueueRunner(store, {"k": boom}, worker_id="w1", lease=timedelta(minutes=1)).drain()
+    job = store.get_job(job_id)
+    assert counts.retried == 1 and job.state is JobState.PENDING and job.lease_owner is None
+    assert "bad" in job.last_error and "\x00" not in job.last_error and "\\" in job.last_error
+    entry = store.log("1", LogLevel.ERROR, "test", text)
+    assert "\x00" not in entry.message
+    run = store.start_run("1", "incremental")
+    assert store.finish_run(run.id, RunStatus.FAILED, error=text).error.startswith("bad")

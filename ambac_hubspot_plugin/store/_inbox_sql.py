@@ -151,6 +151,19 @@ def insert_rows(conn: Connection, table: sa.Table, columns: tuple[str, ...],
     return returned
 
 
+def storable_text(text: str) -> str:
+    """``text`` as every store can keep it: PostgreSQL refuses NUL in text, and no driver
+    encodes a lone surrogate (an error quoting bytes that were not UTF-8); both are written
+    escaped (``\\x00``, ``\\udcff``), so an error message is recorded, never a second error."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\\x00")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
 def db_time(conn: Connection, now: datetime) -> Any:
     """``now`` as the UTC column type binds it on this connection's dialect.
 

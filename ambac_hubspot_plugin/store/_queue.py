@@ -21,7 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from . import _queue_sql as sql
-from ._inbox_sql import JOB_COLUMNS, JOB_TAIL, db_time, in_lists, insert_rows
+from ._inbox_sql import JOB_COLUMNS, JOB_TAIL, db_time, in_lists, insert_rows, storable_text
 from ._ports import Job, JobState, LeaseLostError
 from ._schema import PENDING_DEDUPE, jobs
 
@@ -213,7 +213,7 @@ class SqlJobQueue:
         :raises LeaseLostError: ``worker_id`` no longer holds the job; nothing changed.
         """
         now = self._clock()
-        error = error[:_ERROR_MAX]
+        error = storable_text(error[:_ERROR_MAX])
         # PostgreSQL: an enqueue committing a pending duplicate after our check makes the
         # update violate the unique index; the next round finds that job and merges.
         for _ in range(5):

@@ -20,7 +20,7 @@ from ._claims import SqlClaimMixin
 from ._conflicts import SqlConflictMixin
 from ._engine import HEAD, SETTING, create_store_engine, migrate, redact, require_current, require_existing
 from ._inbox import SqlInboxMixin
-from ._inbox_sql import db_time, in_lists, insert_rows
+from ._inbox_sql import db_time, in_lists, insert_rows, storable_text
 from ._ports import (
     Checkpoint,
     Link,
@@ -368,7 +368,8 @@ class SqlStateStore(SqlClaimMixin, SqlConflictMixin, SqlInboxMixin, SqlRetention
         with self._engine.begin() as conn:
             conn.execute(sa.update(sync_runs).where(sync_runs.c.id == run_id).values(
                 status=status.value, ended_at=now, heartbeat_at=now, created=created,
-                updated=updated, skipped=skipped, failed=failed, error=error))
+                updated=updated, skipped=skipped, failed=failed,
+                error=None if error is None else storable_text(error)))
         run = self.get_run(run_id)
         if run is None:
             raise KeyError(f"no sync run with id {run_id}")
@@ -441,6 +442,7 @@ class SqlStateStore(SqlClaimMixin, SqlConflictMixin, SqlInboxMixin, SqlRetention
         """Append one line to a tenant's integration log."""
         now = self._clock()
         level = LogLevel(level)
+        message = storable_text(message)
         with self._engine.begin() as conn:
             entry_id = conn.execute(sa.insert(integration_log).values(
                 tenant_id=tenant_id, level=level.value, what=what, record=record,
@@ -458,7 +460,7 @@ class SqlStateStore(SqlClaimMixin, SqlConflictMixin, SqlInboxMixin, SqlRetention
             return 0
         now = self._clock()
         values = [{"tenant_id": tenant_id, "level": LogLevel(level).value, "what": what,
-                   "record": record, "message": message, "created_at": now}
+                   "record": record, "message": storable_text(message), "created_at": now}
                   for level, what, message, record in lines]
         with self._engine.begin() as conn:
             conn.execute(sa.insert(integration_log), values)  # an executemany: multi-row VALUES
