@@ -362,13 +362,15 @@ def handle_outbound_job(job: Job, *, store: JobQueue, worker_id: str,
     """The job handler of every outbound kind: claim more due outbound jobs and push them all.
 
     ``job`` is the one the queue runner claimed (it completes or fails it from what this
-    raises); the others are claimed here with the same worker id, their leases are kept fresh
+    raises); the others are claimed here with the same lease owner as ``job`` (its claim's,
+    else ``worker_id``), so they share its attempt's fencing; their leases are kept fresh
     while the push runs (:func:`~.store.keep_leases`, with the runner's ``lease``), and they
     are completed or failed here one by one. Jobs are pushed in id order. A tenant's jobs
     whose lease was lost meanwhile (another worker runs them) are not pushed.
     """
     from .store import keep_leases  # loads the queue's SQL side: only when a push runs
 
+    worker_id = job.lease_owner or worker_id
     jobs = [job]
     while len(jobs) < max_jobs:
         more = store.claim(worker_id, kinds=JOB_KINDS, limit=min(500, max_jobs - len(jobs)),

@@ -749,3 +749,30 @@ def test_an_error_text_no_store_can_hold_is_recorded_escaped(store, text):
     assert "\x00" not in entry.message
     run = store.start_run("1", "incremental")
     assert store.finish_run(run.id, RunStatus.FAILED, error=text).error.startswith("bad")
+
+
+def test_each_claim_of_a_runner_has_its_own_lease_owner_so_a_stale_attempt_is_fenced(store, clock):
+    """One runner drains from two threads (the background worker and the host's tick): an
+    attempt that stalled past its lease, its job claimed again, must not complete, fail or
+    renew the new attempt, nor free the job's dedupe key while it runs."""
+    owners = []
+    runner = QueueRunner(store, {"k": lambda job: owners.append(job.lease_owner)}, worker_id="w1",
+                         lease=timedelta(seconds=15), clock=clock)
+    for n in range(2):
+        store.enqueue("1", "k", {"n": n})
+    assert runner.drain().succeeded == 2
+    assert len(set(owners)) == 2 and all(owner.startswith("w1#") for owner in owners)
+    # What the two threads do with those owners, when the first attempt stalls:
+    store.enqueue("1", "k", {}, dedupe_key="deal:1")
+    (first,) = store.claim(runner._owner(), kinds=["k"], lease=timedelta(seconds=15))
+    clock.advance(timedelta(seconds=30))
+    (second,) = store.claim(runner._owner(), kinds=["k"], lease=timedelta(seconds=15))
+    assert second.id == first.id and second.lease_owner != first.lease_owner
+    for stale in (lambda: store.complete(first.id, first.lease_owner),
+                  lambda: store.fail(first.id, first.lease_owner, "stale"),
+                  lambda: store.extend_lease(first.id, first.lease_owner, timedelta(seconds=15))):
+        with pytest.raises(LeaseLostError):
+            stale()
+    store.enqueue("1", "k", {}, dedupe_key="deal:1")
+    assert store.claim("other", kinds=["k"]) == [], "the key stays held while the new attempt runs"
+    store.complete(second.id, second.lease_owner)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import secrets
@@ -125,8 +126,17 @@ class QueueRunner:
         self._kinds = None if kinds is None else tuple(kinds)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._claims = itertools.count(1)
+
+    def _owner(self) -> str:
+        """The lease owner of one claim: this runner's id and the claim's number. Two attempts
+        at one job never share an owner, even in one process (the background thread and the
+        host's tick drain with one runner): an attempt that lost its lease (stalled past it,
+        the job claimed again) can then neither renew, complete nor fail the new attempt's."""
+        return f"{self.worker_id}#{next(self._claims)}"
 
     def _run_one(self, job: Job) -> str:
+        owner = job.lease_owner or self.worker_id
         handler = self._handlers.get(job.kind)
         error: str | None = None
         if handler is None:
@@ -135,15 +145,15 @@ class QueueRunner:
                      f"{known}); install the plugin that provides it, then replay the job")
         else:
             try:
-                with LeaseKeeper(self._queue, [job.id], self.worker_id, self._lease):
+                with LeaseKeeper(self._queue, [job.id], owner, self._lease):
                     handler(job)
             except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}"
         try:
             if error is None:
-                self._queue.complete(job.id, self.worker_id)
+                self._queue.complete(job.id, owner)
                 return "succeeded"
-            failed = self._queue.fail(job.id, self.worker_id, error)
+            failed = self._queue.fail(job.id, owner, error)
         except LeaseLostError:
             _log.warning("job %s: lease lost before reporting back; the new owner runs it",
                          job.id)
@@ -160,8 +170,7 @@ class QueueRunner:
                 break
             if deadline is not None and self._clock() >= deadline:
                 break
-            claimed = self._queue.claim(self.worker_id, kinds=self._kinds, limit=1,
-                                        lease=self._lease)
+            claimed = self._queue.claim(self._owner(), kinds=self._kinds, limit=1, lease=self._lease)
             if not claimed:
                 break
             for job in claimed:
