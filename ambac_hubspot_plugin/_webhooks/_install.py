@@ -61,13 +61,13 @@ def webhook_intake(
 
         store = tenants.store_for(job.tenant_id)
         lease = tenants.job_lease
-        jobs = [job, *store.claim(tenants.worker_id, kinds=[JOB_KIND], limit=batch - 1,
-                                  lease=lease)]
+        owner = job.lease_owner or tenants.worker_id  # the runner's claim: its fencing covers these
+        jobs = [job, *store.claim(owner, kinds=[JOB_KIND], limit=batch - 1, lease=lease)]
         # The runner renews only the lease of the job it handed over. The jobs claimed here
         # beside it need the same heartbeat: a batch can outlast one lease, and a lapsed lease
         # lets another worker claim that object's job and apply its events at the same time,
         # the one thing the queue's one-job-per-object rule exists to prevent.
-        keeper = keep_leases(store, jobs[1:], tenants.worker_id, lease)  # the runner keeps job's
+        keeper = keep_leases(store, jobs[1:], owner, lease)  # the runner keeps job's
         try:
             with keeper:
                 # A job whose lease lapsed anyway (this process stalled) belongs to the worker
@@ -79,12 +79,12 @@ def webhook_intake(
             if other.id in keeper.lost or other.id not in errors:
                 continue
             try:
-                store.fail(other.id, tenants.worker_id, f"{type(errors[other.id]).__name__}: {errors[other.id]}")
+                store.fail(other.id, owner, f"{type(errors[other.id]).__name__}: {errors[other.id]}")
             except LeaseLostError:
                 log.warning("webhook job %s: lease lost before reporting back", other.id)
         # The ones that succeeded, in one transaction (one each was most of a batch's time).
         done = [other.id for other in jobs[1:] if other.id not in keeper.lost and other.id not in errors]
-        for job_id in sorted(store.complete_many(done, tenants.worker_id)):
+        for job_id in sorted(store.complete_many(done, owner)):
             log.warning("webhook job %s: lease lost before reporting back", job_id)
         if job.id in errors:
             raise errors[job.id]
