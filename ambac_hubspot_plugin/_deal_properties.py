@@ -181,6 +181,11 @@ def hubspot_value(value: object, *, datetime_property: bool = False) -> str:
     return str(value)
 
 
+DELETED_FLAG = "_deleted_in_hubspot"
+"""The key a deal's link holds among its synced values (the time) once HubSpot deleted the
+deal: the order is kept, but nothing is pushed to the deal until it is restored."""
+
+
 def deal_property_for_field(mapping: MappingStrategy, field: str) -> str | None:
     """The deal property a mapped order field comes from (None: not mapped from a property).
 

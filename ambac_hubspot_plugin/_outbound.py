@@ -41,6 +41,7 @@ from ._batches import is_refusal, send_in_batches
 from ._conflict_resolution import ConflictResolver
 from ._deal_properties import (
     DATETIME_PROPERTIES,
+    DELETED_FLAG,
     PropertyMissingError,
     deal_property_for_field,
     hubspot_value,
@@ -153,9 +154,10 @@ class OutboundPush:
         work: dict[str, tuple[Order, _OrderWork]] = {}
         for order_id, jobs in by_order.items():
             link = links.get(order_id)
-            order = self.host.get_order(order_id) if link is not None else None
+            order = self.host.get_order(order_id) if link is not None and not link.synced.get(DELETED_FLAG) else None
             if link is None or order is None:
-                # An order without a deal (made in the host) or gone: nothing to push.
+                # An order without a deal (made in the host, or its deal deleted in HubSpot: the
+                # deletion is logged, and a restore links it again) or gone: nothing to push.
                 outcomes.update({j.id: None for j in jobs})
                 continue
             work[link.hubspot_id] = (order, _OrderWork(tuple(jobs)))

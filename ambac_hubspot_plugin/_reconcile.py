@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from ._clock import due_on_schedule
+from ._deal_properties import DELETED_FLAG
 from ._job_kinds import JOB_KINDS, PUSH_MAX_ATTEMPTS, host_event_job, job_host_id, order_state_job
 from .host import OrderStatus
 
@@ -67,8 +68,8 @@ def reconcile_orders(*, tenant_id: str, portal_id: str, host: HostServices, stor
         after = 0
         while page := store.links_page(tenant_id, portal_id, "deal", after_id=after, limit=_PAGE):
             after = page[-1].id
-            links = {link.host_id: link for link in page
-                     if link.host_type == "order" and link.host_id not in busy}
+            links = {link.host_id: link for link in page  # a deleted deal takes no pushes
+                     if link.host_type == "order" and link.host_id not in busy and not link.synced.get(DELETED_FLAG)}
             pushed = store.pushed_values_of(tenant_id, "deal", [link.hubspot_id for link in links.values()])
             for order in host.get_orders(list(links)):
                 link = links.get(order.id)

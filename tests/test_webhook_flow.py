@@ -91,6 +91,27 @@ def test_deletion_flags_the_order_and_restore_clears_it(live):
     assert "_deleted_in_hubspot" not in link.synced
 
 
+def test_a_deleted_deals_order_is_not_pushed_nor_requeued_until_it_is_restored(live):
+    """Pushes to a deleted deal would fail (not found) until dead-lettered, and reconciliation
+    would queue them again every cycle: while the deal is deleted its order's changes are not
+    pushed, and once it is restored reconciliation brings the deal up to date."""
+    deal = live.deal(dealname="Doomed")
+    live.deliver()
+    order = live.order_for(deal)
+    live.runtime.drain()
+    live.hubspot.archive_object("deals", deal)
+    live.deliver()
+    live.host.set_order_status(live.tenant, order.id, OrderStatus.COMPLETED)
+    live.runtime.drain()
+    assert live.store.dead_letters(live.tenant) == [] and live.store.depths() == {}
+    assert live.runtime.reconcile_outbound(live.tenant) == 0
+    live.hubspot.restore_object("deals", deal)
+    live.deliver()
+    assert live.runtime.reconcile_outbound(live.tenant) == 1
+    live.runtime.drain()
+    assert live.hubspot.get_object("deals", deal)["ambac_order_status"] == "COMPLETED"
+
+
 def test_merge_moves_the_order_to_the_surviving_deal(live):
     """Merging a linked deal into an unlinked one moves the link and records why."""
     linked = live.deal(dealname="Linked")

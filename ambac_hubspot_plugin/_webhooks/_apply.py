@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from .._deal_properties import DELETED_FLAG
 from ..errors import HostRecordError
 from ..store import LogLevel
 
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
 
 __all__ = ["EngineApplier"]
 
-DELETED_FLAG = "_deleted_in_hubspot"
 PLURAL = {"company": "companies", "contact": "contacts"}
 
 
