@@ -84,6 +84,12 @@ class _OrderWork:
         return [j for j in self.jobs if j.kind == "host.order.status_changed"]
 
     @property
+    def stage_jobs(self) -> list[Job]:
+        """The jobs that move the deal's stage: status changes, and a status the host won."""
+        return [j for j in self.jobs if j.kind == "host.order.status_changed"
+                or (j.kind == FIELDS_KIND and "order_status" in j.payload.get("fields", ()))]
+
+    @property
     def shipments(self) -> list[Mapping[str, Any]]:
         return [j.payload for j in self.jobs if j.kind == "host.order.shipped"]
 
@@ -110,6 +116,7 @@ class OutboundPush:
         self.options = options
         self.clock = parts.clock
         self._pipelines_checked = False
+        self._pipeline_stages: dict[str, set[str]] | None = None  # pipeline id -> its stage ids
         # What the host keeps: progress comes from the order's milestone when it keeps them,
         # and only its fields are pushed (the others hold nothing of the host's).
         capabilities = parts.host.capabilities()
@@ -164,7 +171,7 @@ class OutboundPush:
         if not work:
             return outcomes
         try:
-            updates = self._deal_updates(work)
+            updates, no_stage = self._deal_updates(work)
         except (HubSpotError, ConfigError) as exc:
             return outcomes | self._all_failed(work, exc)
         # Read before the write replaces them: which deals already show the order's status.
@@ -174,6 +181,8 @@ class OutboundPush:
         for deal_id, (_order, item) in work.items():
             error = failures.get(deal_id)
             outcomes.update({j.id: error for j in item.jobs})
+            if error is None and deal_id in no_stage:  # the rest went out; the stage move waits
+                outcomes.update({j.id: no_stage[deal_id] for j in item.stage_jobs})
         if self.options.outbound.notes_on_status_change:
             # Only deals updated now: a failed deal's jobs are retried, and their note with them.
             noted = [NoteWork(deal_id, order, tuple(item.status_jobs))
@@ -184,18 +193,24 @@ class OutboundPush:
             outcomes.update({job_id: error for job_id, error in written.items() if error is not None})
         return outcomes
 
-    def _deal_updates(self, work: Mapping[str, tuple[Order, _OrderWork]]) -> dict[str, dict[str, str]]:
+    def _deal_updates(self, work: Mapping[str, tuple[Order, _OrderWork]],
+                      ) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+        """Each deal's properties to write; and, by deal, why its stage cannot move (the
+        status maps to a stage its pipeline lacks): that deal's other properties still go out,
+        and only its stage jobs fail (retried, then replayed once the setting is fixed)."""
         stage_map = self.options.status_stage_map
         needs_stage = [d for d, (_o, item) in work.items() if stage_map and item.status_jobs]
         needs_pipeline = needs_stage + [
             d for d, (_o, item) in work.items() if "order_status" in item.conflict_fields and stage_map]
         pipelines: dict[str, tuple[str, str]] = {}
+        stages: dict[str, set[str]] = {}
         if needs_pipeline:
-            self._check_pipelines()
+            stages = self._stages()
             for deal in self.client.read_deals(list(dict.fromkeys(needs_pipeline)), ["pipeline", "dealstage"]):
                 pipelines[deal.id] = (deal.properties.get("pipeline") or "default",
                                       deal.properties.get("dealstage") or "")
         updates: dict[str, dict[str, str]] = {}
+        no_stage: dict[str, str] = {}
         for deal_id, (order, item) in work.items():
             props = self.order_properties(order)
             for shipment in item.shipments:  # later shipments overwrite earlier ones
@@ -211,10 +226,22 @@ class OutboundPush:
             if deal_id in pipelines:
                 pipeline, current_stage = pipelines[deal_id]
                 stage = stage_map.get(pipeline, {}).get(order.order_status)
-                if stage is not None and stage != current_stage:
+                known = stages.get(pipeline, set())
+                if stage is not None and stage not in known:
+                    no_stage[deal_id] = (
+                        f"status_stage_map.{pipeline}.{order.order_status.value}: HubSpot's pipeline "
+                        f"{pipeline!r} has no stage {stage!r} (its stages: {sorted(known)}); fix the setting, "
+                        "then replay this job (the deal's other properties were written)")
+                elif stage is not None and stage != current_stage:
                     props["dealstage"] = stage
             updates[deal_id] = props
-        return updates
+        return updates, no_stage
+
+    def _stages(self) -> dict[str, set[str]]:
+        """Each pipeline's stage ids, read once per engine (the settings change makes a new one)."""
+        if self._pipeline_stages is None:
+            self._pipeline_stages = {p.id: {s.id for s in p.stages} for p in self.client.get_pipelines()}
+        return self._pipeline_stages
 
     def order_properties(self, order: Order) -> dict[str, str]:
         """The deal properties that carry one order's current state."""

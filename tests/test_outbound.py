@@ -150,18 +150,24 @@ def test_deal_stage_moves_by_the_status_stage_map(world):
     assert world.deal_props(deal)["dealstage"] == "closedlost"
 
 
-def test_unknown_stage_in_the_status_stage_map_fails_with_the_valid_choices(world):
-    """A stage id the pipelines API does not list fails the push with a message naming the choices."""
+def test_unknown_stage_in_the_status_stage_map_fails_only_that_stage_move(world):
+    """A stage id the pipelines API does not list fails the status job with a message naming
+    the choices; the deal's other properties, and the other orders of the same push, go out."""
     world.configure(status_stage_map={"default": {"COMPLETED": "nope"}})
-    ((deal, order),) = world.linked_orders(1)
+    (deal, order), (other_deal, other) = world.linked_orders(2)
+    world.runtime.drain()
+    stage = world.deal_props(deal)["dealstage"]
     world.host.set_order_status(world.tenant, order.id, OrderStatus.COMPLETED)
+    world.host.ship_order(world.tenant, other.id, Shipment("UPS", "1Z999", "", date(2026, 12, 1)))
     world.runtime.drain()
     (job,) = world.store.claim("inspect", kinds=["host.order.status_changed"]) or [None]
     assert job is None  # it is backing off, not due
     (row,) = world.store.engine.connect().execute(sa.select(jobs_table.c.last_error).where(
         jobs_table.c.kind == "host.order.status_changed")).all()
     assert "nope" in row[0] and "closedwon" in row[0]
-    assert world.deal_props(deal)["ambac_order_status"] == "PENDING", "the new order's state, not the change"
+    props = world.deal_props(deal)
+    assert (props["ambac_order_status"], props["dealstage"]) == ("COMPLETED", stage)
+    assert world.deal_props(other_deal)["ambac_tracking_number"] == "1Z999"
 
 
 def test_orders_are_not_pushed_when_the_direction_is_hubspot_to_ambac(world):
