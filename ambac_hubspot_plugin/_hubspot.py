@@ -300,8 +300,10 @@ class SdkHubSpotClient:
             raise self._malformed(operation, f"{what} could not be read ({exc})") from exc
 
     def _record(self, object_type: str, item: Any, operation: str) -> HubSpotObject:
-        with self._reading(operation, f"a {object_type} record"):
+        try:  # _reading()'s job without its generator: this runs once per record read
             return wire.record(object_type, item)
+        except _UNREADABLE as exc:
+            raise self._malformed(operation, f"a {object_type} record could not be read ({exc})") from exc
 
     def _results(self, data: Mapping[str, Any], operation: str) -> list[Any]:
         results = data.get("results")
