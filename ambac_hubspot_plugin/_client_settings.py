@@ -6,6 +6,7 @@ Import these from :mod:`ambac_hubspot_plugin.client`; this module exists so the 
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Union
@@ -17,6 +18,7 @@ import cattrs
 from ._api_paths import API_PATHS, DEFAULT_API_VERSION
 from ._ratelimit import TIER_BURST_PER_10S, RateBudget, budget_for_tier
 from ._retry import RetryPolicy
+from ._secrets import fits_a_header
 from .errors import ConfigError
 
 if TYPE_CHECKING:
@@ -34,7 +36,7 @@ def _header_value(inst: object, attribute: attrs.Attribute[Any], value: str) -> 
     """A token sent in the Authorization header: what a header cannot hold is refused here, not
     by the HTTP library, whose error quotes the header (and so the token)."""
     _not_blank(inst, attribute, value)
-    if not (value.isascii() and value.isprintable() and " " not in value):
+    if not fits_a_header(value):
         raise ValueError(f"{attribute.name} holds a space, a line break or a character that is not ASCII")
 
 
@@ -63,9 +65,6 @@ def _api_version(_inst: object, _attribute: attrs.Attribute[Any], value: str) ->
         raise ValueError(f"api_version must be {choices}, not {str(value)[:40]!r}")
 
 
-_LOOPBACK = ("127.", "localhost", "[::1]")
-
-
 def _base_url(_inst: object, _attribute: attrs.Attribute[Any], value: str) -> None:
     if "hapikey" in value.lower():
         raise ValueError(_RETIRED_MESSAGE)
@@ -73,9 +72,20 @@ def _base_url(_inst: object, _attribute: attrs.Attribute[Any], value: str) -> No
     if parts.scheme not in ("http", "https") or not parts.netloc or value.endswith("/") \
             or parts.query or parts.fragment or "#" in value:
         raise ValueError("base_url must be an http(s) URL without a trailing '/', a query or a fragment")
-    if parts.scheme == "http" and not parts.netloc.split("@")[-1].startswith(_LOOPBACK):
+    if parts.scheme == "http" and not _is_loopback(parts.hostname or ""):
         # The token would cross the network in clear text.
         raise ValueError("base_url must be https:// (plain http:// only on this machine: 127.x, localhost, [::1])")
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether ``host`` (a URL's hostname) is this machine: ``localhost`` or a loopback address
+    (never a name that merely starts like one, such as ``127.0.0.1.example.com``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _optional_at_least(low: float) -> Any:

@@ -14,6 +14,7 @@ from typing import Any
 
 from ._client_records import ClientStats
 from ._client_settings import ClientSettings, OAuthApp
+from ._secrets import fits_a_header
 from .errors import HubSpotAuthError
 
 __all__ = ["Tokens", "read_token_answer", "refresh_form"]
@@ -123,7 +124,7 @@ def read_token_answer(data: Any) -> tuple[str, str | None, float]:
     """
     try:
         token, refresh, expires = data["access_token"], data.get("refresh_token"), float(data["expires_in"])
-        if not (isinstance(token, str) and token and token.isascii() and token.isprintable() and " " not in token):
+        if not (isinstance(token, str) and token and fits_a_header(token)):
             raise ValueError("the access token is not a token")  # null would be sent as "Bearer None"
         if refresh is not None and not (isinstance(refresh, str) and refresh):
             raise ValueError("the refresh token is not a token")

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable
 from urllib.parse import quote, quote_plus, unquote
 
-__all__ = ["MASK", "failure_cause", "redact_url", "scrub", "url_passwords"]
+__all__ = ["MASK", "failure_cause", "fits_a_header", "redact_url", "scrub", "url_passwords"]
 
 MASK = "***"
 """What a secret is shown as; sent back as a setting's value it means "keep the stored one"."""
@@ -24,6 +24,12 @@ _QUERY_PASSWORD = re.compile(r"(password=)([^&]*)", re.IGNORECASE)
 _BEARER = re.compile(r"(bearer\s+)[^\s\"',;]+", re.IGNORECASE)
 # Shorter strings would scrub ordinary words; no real token or password is this short.
 _MIN_SECRET = 4
+
+
+def fits_a_header(credential: str) -> bool:
+    """Whether a credential can go into an HTTP header as it is: printable ASCII, no space. A
+    line break (a token read from a file) would make the HTTP library's error quote it."""
+    return credential.isascii() and credential.isprintable() and " " not in credential
 
 
 def redact_url(url: str) -> str:

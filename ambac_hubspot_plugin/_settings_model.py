@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from ._secrets import MASK, url_passwords
+from ._secrets import MASK, fits_a_header, url_passwords
 from .host import OrderStatus
 
 __all__ = [
@@ -96,7 +96,7 @@ def _credential(inst: object, attribute: attrs.Attribute[Any], value: object) ->
     token read from a file often ends in one). The message never quotes the value."""
     _non_empty(inst, attribute, value)
     text = value.reveal() if isinstance(value, Secret) else value
-    if isinstance(text, str) and not (text.isascii() and text.isprintable() and " " not in text):
+    if isinstance(text, str) and not fits_a_header(text):
         raise Invalid(f"{attribute.name} holds a space, a line break or a character that is not "
                       "ASCII; paste it exactly as HubSpot shows it (a file it was read from may "
                       "end in a line break)")

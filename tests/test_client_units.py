@@ -499,6 +499,7 @@ def test_from_mapping_refuses_numbers_out_of_range_or_of_the_wrong_type(bad: dic
 @pytest.mark.parametrize(("url", "ok"), [
     ("https://api.hubapi.com", True), ("http://127.0.0.1:8080", True), ("http://localhost:9", True),
     ("http://[::1]:9", True), ("http://api.hubapi.com", False), ("http://10.0.0.8", False),
+    ("http://localhost.evil.example", False), ("http://127.0.0.1.nip.io", False),
     ("https://api.hubapi.com?x=1", False), ("https://api.hubapi.com#f", False), ("https://", False),
 ])
 def test_base_url_is_https_but_on_this_machine(url: str, ok: bool) -> None:
