@@ -238,7 +238,8 @@ class OutboundPush:
         return updates, no_stage
 
     def _stages(self) -> dict[str, set[str]]:
-        """Each pipeline's stage ids, read once per engine (the settings change makes a new one)."""
+        """Each pipeline's stage ids, read once per engine: once per push (``Runtime.outbound``
+        builds an engine for each), so a stage added in HubSpot is there for the next retry."""
         if self._pipeline_stages is None:
             self._pipeline_stages = {p.id: {s.id for s in p.stages} for p in self.client.get_pipelines()}
         return self._pipeline_stages

@@ -162,12 +162,20 @@ def test_unknown_stage_in_the_status_stage_map_fails_only_that_stage_move(world)
     world.runtime.drain()
     (job,) = world.store.claim("inspect", kinds=["host.order.status_changed"]) or [None]
     assert job is None  # it is backing off, not due
-    (row,) = world.store.engine.connect().execute(sa.select(jobs_table.c.last_error).where(
-        jobs_table.c.kind == "host.order.status_changed")).all()
+    with world.store.engine.connect() as conn:
+        (row,) = conn.execute(sa.select(jobs_table.c.last_error).where(
+            jobs_table.c.kind == "host.order.status_changed")).all()
     assert "nope" in row[0] and "closedwon" in row[0]
     props = world.deal_props(deal)
     assert (props["ambac_order_status"], props["dealstage"]) == ("COMPLETED", stage)
     assert world.deal_props(other_deal)["ambac_tracking_number"] == "1Z999"
+    # The stage is added in HubSpot: the retry finds it (the stages are read again), no restart.
+    with world.hubspot.portal.lock:
+        stages = world.hubspot.portal.pipelines["default"]["stages"]
+        stages.append({**stages[-1], "id": "nope", "label": "Nope", "displayOrder": len(stages)})
+    world.make_due()
+    world.runtime.drain()
+    assert world.deal_props(deal)["dealstage"] == "nope" and world.store.depths(world.tenant) == {}
 
 
 def test_orders_are_not_pushed_when_the_direction_is_hubspot_to_ambac(world):
