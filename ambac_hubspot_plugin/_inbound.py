@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
-from ._deal_properties import own_values
+from ._deal_properties import DELETED_FLAG, own_values
 from ._field_sync import reconcile_fields
 from ._inbound_records import Outcome, Preview, RunResult, Triggers, with_status_values
 from ._job_kinds import FIELDS_KIND, PUSH_MAX_ATTEMPTS, RETRY_KIND, host_event_job, order_state_job
@@ -396,6 +396,12 @@ class InboundSync:
                            link.host_id)
         if order.archived:
             return Outcome(deal.id, "skipped", "the order is archived; HubSpot changes are not applied to it", order.id)
+        deleted = link.synced.get(DELETED_FLAG)
+        if deleted is not None and not dry_run and deal.updated_at > datetime.fromisoformat(deleted):
+            # Changed after its deletion: restored, though no restore webhook said so (missed).
+            link = self.store.update_link_synced(link.id, {k: v for k, v in link.synced.items() if k != DELETED_FLAG})
+            self._linker.log(LogLevel.INFO, "sync.restore", f"deal {deal.id} was restored in HubSpot; the order "
+                             "follows it again", f"deal:{deal.id}")
         applied = link.synced.get(APPLIED_VERSION)
         if applied is not None and deal.updated_at <= datetime.fromisoformat(applied):
             # Search's index lags and the overlap re-reads on purpose: never go back in time.

@@ -112,6 +112,21 @@ def test_a_deleted_deals_order_is_not_pushed_nor_requeued_until_it_is_restored(l
     assert live.hubspot.get_object("deals", deal)["ambac_order_status"] == "COMPLETED"
 
 
+def test_a_restore_whose_webhook_was_missed_is_seen_by_the_next_sync(live):
+    """The deal changes after its deletion (restored): the sync clears the flag, so the order's
+    pushes resume, as they would after the restore webhook."""
+    deal = live.deal(dealname="Doomed")
+    live.deliver()
+    live.hubspot.archive_object("deals", deal)
+    live.deliver()
+    live.hubspot.restore_object("deals", deal)
+    live.hubspot.update_object("deals", deal, {"dealname": "Back"})
+    live.sync()
+    link = live.store.get_link_by_hubspot(live.tenant, str(live.hubspot.portal_id), "deal", deal)
+    assert "_deleted_in_hubspot" not in link.synced
+    assert live.store.read_log(live.tenant, record=f"deal:{deal}", what="sync.restore").entries
+
+
 def test_merge_moves_the_order_to_the_surviving_deal(live):
     """Merging a linked deal into an unlinked one moves the link and records why."""
     linked = live.deal(dealname="Linked")
