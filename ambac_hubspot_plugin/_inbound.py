@@ -234,23 +234,26 @@ class InboundSync:
                        trigger: str, dry_run: bool) -> list[Outcome]:
         done: dict[int, Outcome] = {}
         creates = [i for i, deal in enumerate(deals) if deal.id in new_ids]
+        # What the push last wrote to the linked deals, in one query: a value still there is ours.
+        linked = [deal.id for deal in deals if deal.id in links]
+        pushed = self.store.pushed_values_of(self.tenant_id, "deal", linked) if linked else {}
         for i, deal in enumerate(deals):  # updates (they write the store too) commit one by one
             if deal.id not in new_ids:
-                done[i] = self._outcome(deal, links, new_ids, chunk, trigger, dry_run)
+                done[i] = self._outcome(deal, links, new_ids, chunk, trigger, dry_run, pushed)
         for start in range(0, len(creates), WRITE_GROUP):  # the host commits 100 new orders at once
             with self._linker.grouped_writes(not dry_run):
                 for i in creates[start:start + WRITE_GROUP]:
-                    done[i] = self._outcome(deals[i], links, new_ids, chunk, trigger, dry_run)
+                    done[i] = self._outcome(deals[i], links, new_ids, chunk, trigger, dry_run, pushed)
         outcomes = [done[i] for i in range(len(deals))]
         if not dry_run:
             self._flush_links(outcomes)
         return outcomes
 
     def _outcome(self, deal: Deal, links: Mapping[str, Link], new_ids: set[str], chunk: Chunk,
-                 trigger: str, dry_run: bool) -> Outcome:
+                 trigger: str, dry_run: bool, pushed: Mapping[str, Mapping[str, str]]) -> Outcome:
         try:
             if deal.id in links:
-                return self._update(deal, links[deal.id], dry_run)
+                return self._update(deal, links[deal.id], dry_run, pushed.get(deal.id, {}))
             if deal.id in new_ids:
                 return self._create(deal, chunk, trigger, dry_run)
             stage = deal.properties.get("dealstage") or "(none)"
@@ -389,7 +392,8 @@ class InboundSync:
 
     # ---- update --------------------------------------------------------------------------------
 
-    def _update(self, deal: Deal, link: Link, dry_run: bool) -> Outcome:
+    def _update(self, deal: Deal, link: Link, dry_run: bool, pushed: Mapping[str, str]) -> Outcome:
+        """Apply a linked deal's changes to its order; ``pushed``: what the push last wrote to it."""
         order = self.host.get_order(link.host_id)
         if order is None:
             return Outcome(deal.id, "skipped", f"linked order {link.host_id} no longer exists in the host",
@@ -412,7 +416,6 @@ class InboundSync:
             timezone=self.timezone,
         )
         fields = dict(self.mapping.order_fields(context))
-        pushed = self.store.pushed_values_of(self.tenant_id, "deal", [deal.id]).get(deal.id, {})
         changes, synced, held, host_wins = self._reconcile(
             "order", f"deal:{deal.id}", fields, order, link, deal.updated_at, order.updated_at, dry_run,
             host_fields=self._order_fields, own=own_values(self.mapping, fields, deal.properties, pushed))
