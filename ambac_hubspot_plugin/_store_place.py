@@ -109,8 +109,13 @@ def check_binding(host: HostServices, tenant_id: str, url: str) -> None:
     except (OSError, ValueError, KeyError, TypeError):
         return  # unreadable: written by nobody we know; the next bind() replaces it
     # A binding written before files in the data directory were named by their place there
-    # holds the absolute path: it still matches the same file.
-    if bound not in (_identity(url, _data_dir(host)), _identity(url, None)):
+    # holds the absolute path: it still matches the same file, and is rewritten in the new
+    # form, so that the directory can move from then on.
+    current = _identity(url, _data_dir(host))
+    if bound != current and bound == _identity(url, None):
+        bind(host, tenant_id, url)
+        return
+    if bound != current:
         raise ConfigError.from_problems([(
             "store_url",
             f"cannot change while the plugin is enabled (its store is {bound}); disable the "

@@ -136,8 +136,10 @@ def test_moving_the_whole_host_directory_keeps_the_store_binding(hubspot, tmp_pa
         host.change_settings(tenant, "hubspot", {**plugin_settings(hubspot), "sync_interval_seconds": 600})
         data = _data_dir(host, tenant)
         legacy = {"store": f"sqlite:///{(data / 'hubspot.sqlite3').resolve()}"}
-        next(data.glob("tenant-*.store.json")).write_text(json.dumps(legacy))
+        binding = next(data.glob("tenant-*.store.json"))
+        binding.write_text(json.dumps(legacy))
         host.change_settings(tenant, "hubspot", {**plugin_settings(hubspot), "sync_interval_seconds": 900})
+        assert "{data_dir}" in json.loads(binding.read_text())["store"], "rewritten in the movable form"
         with pytest.raises(ConfigError):
             host.change_settings(tenant, "hubspot", {**plugin_settings(hubspot),
                                                      "store_url": f"sqlite:///{data / 'other.sqlite3'}"})
