@@ -438,10 +438,10 @@ class SdkHubSpotClient:
                 body=body,
             )
             for result in self._results(data, operation):
-                with self._reading(operation, "an association result"):
-                    from_id = str(result["from"]["id"])
-                    page = list(wire.associations(result.get("to") or ()))
-                    after = wire.next_after(result)
+                try:  # once per object read: a plain try, not _reading()'s generator
+                    from_id, page, after = wire.association_result(result)
+                except _UNREADABLE as exc:
+                    raise self._malformed(operation, f"an association result could not be read ({exc})") from exc
                 links = out.setdefault(from_id, [])
                 links.extend(page)
                 if after is None:

@@ -263,6 +263,12 @@ def record(object_type: str, item: Any) -> HubSpotObject:
     )
 
 
+def association_result(result: Mapping[str, Any]) -> tuple[str, list[Association], str | None]:
+    """One object's result of an association batch read: its id, its links on this page, and
+    the cursor of its next page (None on the last)."""
+    return str(result["from"]["id"]), list(associations(result.get("to") or ())), next_after(result)
+
+
 def associations(items: Iterable[Mapping[str, Any]]) -> Iterator[Association]:
     """The links of one association result (or page), each with all its type ids."""
     for item in items:
