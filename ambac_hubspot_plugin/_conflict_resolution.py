@@ -22,6 +22,7 @@ from ._deal_properties import (
     DATETIME_PROPERTIES,
     deal_property_for_field,
     hubspot_value,
+    missing_stage,
     parse_field_value,
     record_properties,
 )
@@ -50,10 +51,10 @@ class ConflictResolver:
 
     parts: EngineParts
     options: PushOptions
-    # The push's own write and pipeline check: a decided value is remembered like any pushed
-    # one (so its webhook echo is recognised), and the stage map is validated once per push.
+    # The push's own write and pipelines: a decided value is remembered like any pushed one
+    # (so its webhook echo is recognised), and the stages are read once per push.
     write: Writer
-    check_pipelines: Callable[[], None]
+    pipeline_stages: Callable[[], Mapping[str, set[str]]]
 
     def resolve(self, conflict_id: int, choice: str, *, value: str | None = None,
                 decided_by: str | None = None) -> ConflictRecord:
@@ -191,11 +192,16 @@ class ConflictResolver:
     def _stage_for(self, deal_id: str, status: object) -> dict[str, str]:
         if not self.options.status_stage_map or not isinstance(status, OrderStatus):
             return {}
-        self.check_pipelines()
         deal = self.parts.client.get_deal(deal_id, ["pipeline"])
         pipeline = (deal.properties.get("pipeline") if deal else None) or "default"
         stage = self.options.status_stage_map.get(pipeline, {}).get(status)
-        return {} if stage is None else {"dealstage": stage}
+        if stage is None:
+            return {}
+        # Only the stage this decision needs: another stale one of the map must not block it.
+        problem = missing_stage(self.pipeline_stages(), pipeline, status, stage)
+        if problem is not None:
+            raise ConfigError(f"{problem}, then resolve the conflict again. Nothing was changed.")
+        return {"dealstage": stage}
 
     def _current_user(self) -> str:
         user = self.parts.host.current_user()

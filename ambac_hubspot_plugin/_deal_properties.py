@@ -149,6 +149,16 @@ def validate_status_stage_map(pipelines: Sequence[Pipeline],
         raise ConfigError.from_problems(problems)
 
 
+def missing_stage(stages: Mapping[str, set[str]], pipeline: str, status: OrderStatus, stage: str) -> str | None:
+    """Why ``stage`` (``status_stage_map``'s for ``status`` in ``pipeline``) cannot be used:
+    its pipeline lacks it (``stages``: each pipeline's stage ids); None when it can."""
+    known = stages.get(pipeline, set())
+    if stage in known:
+        return None
+    return (f"status_stage_map.{pipeline}.{status.value}: HubSpot's pipeline {pipeline!r} has no stage "
+            f"{stage!r} (its stages: {sorted(known)}); fix the setting")
+
+
 def progress_percent(status: OrderStatus) -> int | None:
     """The progress a status stands for, or None when the status says nothing about it."""
     return _PROGRESS.get(status)

@@ -46,10 +46,10 @@ from ._deal_properties import (
     deal_property_for_field,
     hubspot_value,
     missing_property,
+    missing_stage,
     progress_properties,
     record_properties,
     shipment_properties,
-    validate_status_stage_map,
 )
 from ._echo import normal_form, singular_type
 from ._job_kinds import FIELDS_KIND, JOB_KINDS, job_host_id
@@ -115,7 +115,6 @@ class OutboundPush:
         self.mapping = parts.mapping
         self.options = options
         self.clock = parts.clock
-        self._pipelines_checked = False
         self._pipeline_stages: dict[str, set[str]] | None = None  # pipeline id -> its stage ids
         # What the host keeps: progress comes from the order's milestone when it keeps them,
         # and only its fields are pushed (the others hold nothing of the host's).
@@ -226,12 +225,9 @@ class OutboundPush:
             if deal_id in pipelines:
                 pipeline, current_stage = pipelines[deal_id]
                 stage = stage_map.get(pipeline, {}).get(order.order_status)
-                known = stages.get(pipeline, set())
-                if stage is not None and stage not in known:
-                    no_stage[deal_id] = (
-                        f"status_stage_map.{pipeline}.{order.order_status.value}: HubSpot's pipeline "
-                        f"{pipeline!r} has no stage {stage!r} (its stages: {sorted(known)}); fix the setting, "
-                        "then replay this job (the deal's other properties were written)")
+                problem = None if stage is None else missing_stage(stages, pipeline, order.order_status, stage)
+                if problem is not None:
+                    no_stage[deal_id] = f"{problem}, then replay this job (the deal's other properties were written)"
                 elif stage is not None and stage != current_stage:
                     props["dealstage"] = stage
             updates[deal_id] = props
@@ -270,11 +266,6 @@ class OutboundPush:
         if template is None or ("{base_url}" in template and not base):
             return None
         return template.format(base_url=base or "", order_id=order.id, order_number=order.order_number)
-
-    def _check_pipelines(self) -> None:
-        if not self._pipelines_checked:
-            validate_status_stage_map(self.client.get_pipelines(), self.options.status_stage_map)
-            self._pipelines_checked = True
 
     # ---- companies -----------------------------------------------------------------------
 
@@ -367,7 +358,7 @@ class OutboundPush:
         remembered (their webhook echo is recognised) and missing properties are reported alike.
         """
         resolver = ConflictResolver(self.parts, self.options, write=self._write,
-                                    check_pipelines=self._check_pipelines)
+                                    pipeline_stages=self._stages)
         return resolver.resolve(conflict_id, choice, value=value, decided_by=decided_by)
 
 

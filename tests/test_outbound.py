@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from ambac_hubspot_plugin._deal_properties import DEAL_PROPERTIES, ensure_hubspot_properties
 from ambac_hubspot_plugin._retry import RetryPolicy
+from ambac_hubspot_plugin.errors import ConfigError
 from ambac_hubspot_plugin.host import OrderStatus, Shipment
 from ambac_hubspot_plugin.sandbox import Sandbox
 from ambac_hubspot_plugin.store import JobState
@@ -337,3 +338,31 @@ def test_a_missing_property_names_it_and_says_to_run_setup(world):
     world.make_due()
     world.runtime.drain()
     assert world.deal_props(deal)["ambac_order_status"] == "COMPLETED"
+
+
+def test_resolving_a_status_conflict_checks_only_the_stage_it_needs(world):
+    """A stale stage elsewhere in status_stage_map does not block the decision; the stage the
+    decision needs, missing, refuses it naming the setting, and changes nothing."""
+    world.configure(conflicts={"default": "manual"},
+                    stage_status_map={"closedwon": "IN_PROGRESS", "closedlost": "CANCELLED",
+                                      "contractsent": "ON_HOLD"},
+                    status_stage_map={"default": {"IN_PROGRESS": "closedwon", "CANCELLED": "closedlost",
+                                                  "ON_HOLD": "gone"}})
+    deal = world.deal(dealname="D")
+    world.sync()
+    order = world.order_for(deal)
+    world.runtime.drain()
+    world.host.set_order_status(world.tenant, order.id, OrderStatus.CANCELLED)
+    world.hubspot.update_object("deals", deal, {"dealstage": "contractsent"})
+    world.sync()
+    (conflict,) = world.runtime.list_conflicts(world.tenant)
+    assert conflict.field == "order_status"
+    settings = world.host.plugin_settings(world.tenant, "hubspot")
+    world.configure(status_stage_map={"default": {**settings["status_stage_map"]["default"], "CANCELLED": "nope"}})
+    with pytest.raises(ConfigError) as info:
+        world.runtime.resolve_conflict(world.tenant, conflict.id, "ambac", decided_by="ops@acme")
+    assert "status_stage_map.default.CANCELLED" in str(info.value)
+    assert world.deal_props(deal)["dealstage"] == "contractsent" and world.runtime.list_conflicts(world.tenant)
+    world.configure(status_stage_map=settings["status_stage_map"])
+    resolved = world.runtime.resolve_conflict(world.tenant, conflict.id, "ambac", decided_by="ops@acme")
+    assert resolved.status == "closed" and world.deal_props(deal)["dealstage"] == "closedlost"
