@@ -29,6 +29,19 @@ class BodyRefusal:
     message: str
 
 
+def announced_length(text: str, limit: int) -> int | BodyRefusal:
+    """A ``Content-Length`` value (``text``, not empty) as a number of bytes, or why it is
+    refused: 400 when it is not one whole number, 413 when it is over ``limit``."""
+    text = text.strip(" \t")
+    if not text.isascii() or not text.isdigit():  # RFC 9110 8.6: 1*DIGIT, nothing else
+        return BodyRefusal(400, "malformed", "Content-Length must be a non-negative whole "
+                                             "number of bytes")
+    if len(text) > _MAX_DIGITS or int(text) > limit:
+        return BodyRefusal(413, "too_large", f"the body announced is over the {limit}-byte "
+                                             "limit; send a smaller one")
+    return int(text)
+
+
 def read_wsgi_body(environ: Mapping[str, Any], *, limit: int,
                    length_required: bool) -> bytes | BodyRefusal:
     """Read the request body of ``environ``, or say why not (400, 408, 411 or 413).
@@ -51,13 +64,9 @@ def read_wsgi_body(environ: Mapping[str, Any], *, limit: int,
         if length_required:
             return BodyRefusal(411, "length_required", "send a Content-Length header")
         return b""
-    if not text.isascii() or not text.isdigit():  # RFC 9110 8.6: 1*DIGIT, nothing else
-        return BodyRefusal(400, "malformed", "Content-Length must be a non-negative whole "
-                                             "number of bytes")
-    if len(text) > _MAX_DIGITS or int(text) > limit:
-        return BodyRefusal(413, "too_large", f"the body announced is over the {limit}-byte "
-                                             "limit; send a smaller one")
-    length = int(text)
+    length = announced_length(text, limit)
+    if isinstance(length, BodyRefusal):
+        return length
     stream = environ["wsgi.input"]
     chunks: list[bytes] = []
     left = length

@@ -24,7 +24,7 @@ from urllib.parse import quote, urlsplit
 import attrs
 
 from .._clock import Clock, utc_now
-from .._http_body import BodyRefusal, read_wsgi_body
+from .._http_body import BodyRefusal, announced_length, read_wsgi_body
 from .._signatures import verify_signature
 from ..errors import WebhookPayloadError, WebhookSignatureError
 from ..store import Inbox  # the port only: no SQLAlchemy
@@ -213,9 +213,10 @@ class WebhookReceiver:
         if method.upper() != "POST":
             return self._refuse(target, 405, "method", f"{method[:10]!r} is not POST")
         announced = _content_length(headers)
-        if announced == -1:
-            return self._refuse(target, 400, "malformed", "Content-Length is not a whole number of bytes")
-        size = max(announced or 0, len(body))
+        length = 0 if announced is None else announced_length(announced, self.max_body_bytes)
+        if isinstance(length, BodyRefusal):
+            return self._refuse(target, length.status, length.reason, length.message)
+        size = max(length, len(body))
         if size > self.max_body_bytes:
             return self._refuse(target, 413, "too_large", f"body of {size} bytes is over the "
                                 f"{self.max_body_bytes}-byte limit")
@@ -306,13 +307,9 @@ _PHRASES = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found"
             413: "Payload Too Large", 503: "Service Unavailable"}
 
 
-def _content_length(headers: Mapping[str, str]) -> int | None:
-    """The announced body size: None when not announced, -1 when not a number (refused); a
-    number too long to be a body's is over any limit."""
+def _content_length(headers: Mapping[str, str]) -> str | None:
+    """The ``Content-Length`` header's value, whatever its case; None when not announced."""
     for name, value in headers.items():
         if str(name).lower() == "content-length":
-            text = str(value).strip()
-            if not (text.isascii() and text.isdigit()):
-                return -1
-            return int(text) if len(text) < 16 else 2**62
+            return str(value)
     return None
