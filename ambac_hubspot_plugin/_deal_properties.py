@@ -32,6 +32,7 @@ __all__ = [
     "MILESTONE_PROPERTY",
     "PROPERTY_GROUP",
     "PROPERTY_GROUP_LABEL",
+    "SHIPMENT_MARK",
     "STATUS_PROPERTY",
     "PropertyMissingError",
     "deal_property_for_field",
@@ -266,6 +267,12 @@ def parse_field_value(field: str, text: str) -> object:
     except (ValueError, InvalidOperation) as exc:
         raise ConfigError(f"{text!r} is not a valid value for {field} ({hint}).") from exc
     return text
+
+
+SHIPMENT_MARK = "ambac:shipment_job"
+"""Kept with a deal's pushed values (never sent: no HubSpot property name has a colon): the id
+of the newest shipment job written to the deal. Shipments carry data of their own, so an older
+shipment's retry must not overwrite a newer one (job ids grow in the order events happen)."""
 
 
 def shipment_properties(shipment: Mapping[str, Any]) -> dict[str, str]:

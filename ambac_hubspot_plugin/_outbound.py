@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -42,6 +42,7 @@ from ._conflict_resolution import ConflictResolver
 from ._deal_properties import (
     DATETIME_PROPERTIES,
     DELETED_FLAG,
+    SHIPMENT_MARK,
     PropertyMissingError,
     deal_property_for_field,
     hubspot_value,
@@ -90,8 +91,13 @@ class _OrderWork:
                 or (j.kind == FIELDS_KIND and "order_status" in j.payload.get("fields", ()))]
 
     @property
+    def shipment_jobs(self) -> list[Job]:
+        """The shipments, oldest first (in the order the host recorded them)."""
+        return sorted((j for j in self.jobs if j.kind == "host.order.shipped"), key=_recorded)
+
+    @property
     def shipments(self) -> list[Mapping[str, Any]]:
-        return [j.payload for j in self.jobs if j.kind == "host.order.shipped"]
+        return [j.payload for j in self.shipment_jobs]
 
     @property
     def conflict_fields(self) -> list[str]:
@@ -167,6 +173,7 @@ class OutboundPush:
                 outcomes.update({j.id: None for j in jobs})
                 continue
             work[link.hubspot_id] = (order, _OrderWork(tuple(jobs)))
+        work = self._without_older_shipments(work, outcomes)
         if not work:
             return outcomes
         try:
@@ -177,6 +184,10 @@ class OutboundPush:
         before = (self.store.pushed_values_of(self.tenant_id, "deal", list(work))
                   if self.options.outbound.notes_on_status_change else {})
         failures = self._write("deals", updates)
+        marks = {deal_id: {SHIPMENT_MARK: _shipment_mark(item.shipment_jobs[-1])}
+                 for deal_id, (_order, item) in work.items() if item.shipment_jobs and deal_id not in failures}
+        if marks:
+            self.store.remember_pushed(self.tenant_id, "deal", marks)
         for deal_id, (_order, item) in work.items():
             error = failures.get(deal_id)
             outcomes.update({j.id: error for j in item.jobs})
@@ -191,6 +202,35 @@ class OutboundPush:
             written = StatusNotes(self.client, self.tenant_id, self.clock).write(noted)
             outcomes.update({job_id: error for job_id, error in written.items() if error is not None})
         return outcomes
+
+    def _without_older_shipments(self, work: dict[str, tuple[Order, _OrderWork]],
+                                 outcomes: Outcomes) -> dict[str, tuple[Order, _OrderWork]]:
+        """``work`` without the shipment jobs older than the shipment already on their deal
+        (its :data:`SHIPMENT_MARK`): a shipment carries its own data, so an older one's retry,
+        after waiting out an outage, must not put its tracking number back over a newer one.
+        Each such job is done (in ``outcomes``), and the log says why it wrote nothing."""
+        shipping = [deal_id for deal_id, (_order, item) in work.items() if item.shipment_jobs]
+        marks = self.store.pushed_values_of(self.tenant_id, "deal", shipping) if shipping else {}
+        kept = dict(work)
+        for deal_id, props in marks.items():
+            newest = _marked(props.get(SHIPMENT_MARK))
+            if newest is None:
+                continue
+            order, item = work[deal_id]
+            older = [j for j in item.shipment_jobs if _recorded(j) < newest]
+            for job in older:
+                outcomes[job.id] = None
+                self.store.log(self.tenant_id, LogLevel.INFO, "outbound.push",
+                               f"shipment {job.payload.get('carrier') or ''} "
+                               f"{job.payload.get('tracking_number') or ''} of order {order.order_number} "
+                               f"(job {job.id}) not written to deal {deal_id}: a newer shipment "
+                               f"(job {newest[1]}) is already there", record=f"order:{order.id}")
+            rest = tuple(j for j in item.jobs if j not in older)
+            if not rest:
+                del kept[deal_id]
+            elif older:
+                kept[deal_id] = (order, _OrderWork(rest))
+        return kept
 
     def _deal_updates(self, work: Mapping[str, tuple[Order, _OrderWork]],
                       ) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
@@ -364,6 +404,26 @@ class OutboundPush:
 
 class OutboundPushError(HubSpotError):
     """A push did not get through; the job queue retries it with backoff (message says why)."""
+
+
+def _recorded(job: Job) -> tuple[datetime, int]:
+    """When the host recorded a shipment job, as an order: the enqueue time, then the id (ids
+    alone do not do: SQLite hands a deleted row's id out again once the queue is empty)."""
+    return job.created_at, job.id
+
+
+def _shipment_mark(job: Job) -> str:
+    """The :data:`SHIPMENT_MARK` text of the newest shipment written to a deal."""
+    return f"{job.created_at.isoformat()} {job.id}"
+
+
+def _marked(mark: str | None) -> tuple[datetime, int] | None:
+    """A :data:`SHIPMENT_MARK` read back (None when there is none or it is unreadable)."""
+    recorded, _, job_id = (mark or "").rpartition(" ")
+    try:
+        return datetime.fromisoformat(recorded), int(job_id)
+    except ValueError:
+        return None
 
 
 def _noteworthy(order: Order, status_jobs: Sequence[Job], pushed: Mapping[str, str]) -> bool:

@@ -256,6 +256,35 @@ def test_a_sync_reading_back_our_own_stage_move_keeps_the_hosts_newer_status(wor
     assert world.services.get_order(order.id).order_status is OrderStatus.CANCELLED
 
 
+def test_an_older_shipments_retry_never_overwrites_a_newer_shipment(world):
+    """Shipment 1's push waits out a 503; shipment 2 lands meanwhile. The retry of shipment 1
+    must not put the older tracking number back on the deal: it is done, and the log says why."""
+    world.runtime.client_overrides = {"retry": RetryPolicy(max_attempts=1)}
+    world.configure()
+    ((deal, order),) = world.linked_orders(1)
+    world.hubspot.faults.fail_next(1, status=503, path_prefix=BATCH_UPDATE)
+    world.host.ship_order(world.tenant, order.id, Shipment("UPS", "OLD-1", "", date(2026, 12, 1)))
+    world.runtime.drain()
+    assert "ambac_tracking_number" not in world.deal_props(deal) or \
+        world.deal_props(deal)["ambac_tracking_number"] in (None, "")
+    world.host.ship_order(world.tenant, order.id, Shipment("DHL", "NEW-2", "", date(2026, 12, 3)))
+    world.runtime.drain()  # shipment 1 is backed off; shipment 2 goes out alone
+    assert world.deal_props(deal)["ambac_tracking_number"] == "NEW-2"
+    world.make_due()
+    world.runtime.drain()
+    props = world.deal_props(deal)
+    assert (props["ambac_carrier"], props["ambac_tracking_number"], props["ambac_ship_date"]) == (
+        "DHL", "NEW-2", "2026-12-03")
+    assert world.store.depths(world.tenant) == {}, "the older shipment's job is done, not retried"
+    assert world.store.dead_letters(world.tenant) == []
+    lines = [entry.message for entry in world.store.read_log(world.tenant).entries]
+    assert any("OLD-1" in line and "newer shipment" in line for line in lines), lines
+    # A shipment recorded later still lands (the mark only holds back older ones).
+    world.host.ship_order(world.tenant, order.id, Shipment("FedEx", "NEWER-3", "", date(2026, 12, 5)))
+    world.runtime.drain()
+    assert world.deal_props(deal)["ambac_tracking_number"] == "NEWER-3"
+
+
 def test_values_we_wrote_are_recognised_as_echoes_and_others_are_not(world):
     """is_echo is true for each value we wrote (in HubSpot's webhook spelling too), false otherwise."""
     ((deal, order),) = world.linked_orders(1)
