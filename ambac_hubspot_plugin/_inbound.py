@@ -21,7 +21,6 @@ The deal's companies and contacts are resolved and linked by :mod:`._linking`; t
 
 from __future__ import annotations
 
-import functools
 import itertools
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -54,6 +53,9 @@ if TYPE_CHECKING:
 __all__ = ["InboundSync", "order_external_id"]
 
 log = logging.getLogger(__name__)
+
+Audited = tuple[FieldConflict, Decision, ConflictStrategy]
+"""One conflict of a record, with the decision and the strategy that made it."""
 
 CHUNK = 1_000  # deals per association batch read (HubSpot's limit for v4 batch read)
 APPLIED_VERSION = "_hs_lastmodifieddate"
@@ -416,8 +418,8 @@ class InboundSync:
             timezone=self.timezone,
         )
         fields = dict(self.mapping.order_fields(context))
-        changes, synced, held, host_wins = self._reconcile(
-            "order", f"deal:{deal.id}", fields, order, link, deal.updated_at, order.updated_at, dry_run,
+        changes, synced, held, host_wins, audits = self._reconcile(
+            "order", f"deal:{deal.id}", fields, order, link, deal.updated_at, order.updated_at,
             host_fields=self._order_fields, own=own_values(self.mapping, fields, deal.properties, pushed))
         synced[APPLIED_VERSION] = deal.updated_at.isoformat()
         if dry_run:
@@ -426,6 +428,7 @@ class InboundSync:
             return Outcome(deal.id, "updated", f"would update {sorted(changes)}", order.id, tuple(sorted(changes)))
         if changes:
             self.host.update_order(order.id, changes)
+        self._audit(audits, link)
         if synced != link.synced:
             self.store.update_link_synced(link.id, synced)
         if host_wins:
@@ -438,15 +441,17 @@ class InboundSync:
 
     def _reconcile(
         self, object_type: str, record: str, fields: Mapping[str, object], current: object, link: Link,
-        hubspot_changed_at: datetime | None, host_changed_at: datetime | None, dry_run: bool,
+        hubspot_changed_at: datetime | None, host_changed_at: datetime | None,
         host_fields: frozenset[str] | None = None, own: Sequence[str] = (),
-    ) -> tuple[dict[str, object], dict[str, Any], list[str], list[str]]:
-        """:func:`._field_sync.reconcile_fields` for this link, each conflict written to the
-        audit trail unless ``dry_run``."""
+    ) -> tuple[dict[str, object], dict[str, Any], list[str], list[str], list[Audited]]:
+        """:func:`._field_sync.reconcile_fields` for this link; also its conflicts, for
+        :meth:`_audit` once the host has taken the changes (a write the host refuses must
+        leave no audit row claiming it was decided)."""
         last = with_status_values(link.synced) if object_type == "order" else dict(link.synced)
-        audit = None if dry_run else functools.partial(self._audit, link=link)
-        return reconcile_fields(self.tenant_id, object_type, record, fields, current, last,
-                                (hubspot_changed_at, host_changed_at), self.conflicts, audit, host_fields, own)
+        audits: list[Audited] = []
+        return (*reconcile_fields(self.tenant_id, object_type, record, fields, current, last,
+                                  (hubspot_changed_at, host_changed_at), self.conflicts,
+                                  lambda *conflict: audits.append(conflict), host_fields, own), audits)
 
     def update_linked(self, object_type: str, hubspot_ids: Sequence[str]) -> list[Outcome]:
         """Apply HubSpot's current values to linked host companies or contacts (webhooks).
@@ -492,15 +497,16 @@ class InboundSync:
             return Outcome(record.id, "skipped", f"linked {host_type} {link.host_id} no longer exists in the host")
         # The host keeps no modification time for users: a contact's is unknown (newest_wins
         # then gives HubSpot the field).
-        changes, synced, held, host_wins = self._reconcile(
+        changes, synced, held, host_wins, audits = self._reconcile(
             host_type, f"{host_type}:{record.id}", fields, current, link, record.updated_at,
-            current.updated_at if host_type == "company" else None, dry_run=False)
+            current.updated_at if host_type == "company" else None)
         # Values the host has no field for are HubSpot's alone: no conflict, the plugin keeps them.
         synced.update({k: to_json(v) for k, v in kept.items()})
         if changes and host_type == "company":
             current = update_linked_company(self.host, self.store, link, changes)
         elif changes:
             self.host.update_contact(current.id, changes)
+        self._audit(audits, link)
         if synced != link.synced:
             self.store.update_link_synced(link.id, synced)
         if host_wins and host_type == "company":
@@ -524,16 +530,16 @@ class InboundSync:
                        record=f"{host_type}:{hubspot_id}")
         return Outcome(hubspot_id, "failed", message)
 
-    def _audit(self, conflict: FieldConflict, decision: Decision, strategy: ConflictStrategy, *,
-               link: Link) -> None:
-        """Write one conflict to the audit trail (a held one opens there)."""
-        self.store.record_conflict(ConflictDraft(
-            tenant_id=self.tenant_id, portal_id=self.portal_id, object_type=conflict.object_type,
-            host_id=link.host_id, hubspot_type=link.object_type, hubspot_id=link.hubspot_id,
-            field=conflict.field, hubspot_value=to_json(conflict.hubspot_value),
-            host_value=to_json(conflict.host_value), last_synced=conflict.last_synced,
-            hubspot_changed_at=conflict.hubspot_changed_at, host_changed_at=conflict.host_changed_at,
-            strategy=strategy_name(strategy), decision=decision.winner, reason=decision.reason))
+    def _audit(self, audits: Sequence[Audited], link: Link) -> None:
+        """Write a record's conflicts to the audit trail (a held one opens there)."""
+        for conflict, decision, strategy in audits:
+            self.store.record_conflict(ConflictDraft(
+                tenant_id=self.tenant_id, portal_id=self.portal_id, object_type=conflict.object_type,
+                host_id=link.host_id, hubspot_type=link.object_type, hubspot_id=link.hubspot_id,
+                field=conflict.field, hubspot_value=to_json(conflict.hubspot_value),
+                host_value=to_json(conflict.host_value), last_synced=conflict.last_synced,
+                hubspot_changed_at=conflict.hubspot_changed_at, host_changed_at=conflict.host_changed_at,
+                strategy=strategy_name(strategy), decision=decision.winner, reason=decision.reason))
 
     # ---- manual creation with review ------------------------------------------------------------
 

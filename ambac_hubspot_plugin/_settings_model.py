@@ -162,7 +162,8 @@ class MappingSettings:
 
 @attrs.frozen
 class ConflictSettings:
-    """The conflict strategy: a default, and overrides per ``object.field`` (``deal.amount``)."""
+    """The conflict strategy: a default, and overrides per ``object.field`` (``order.name``;
+    the object is ``order``, ``company`` or ``contact``, the field one a mapping sets)."""
 
     default: str = "hubspot_wins"
     per_field: dict[str, str] = attrs.field(factory=dict)

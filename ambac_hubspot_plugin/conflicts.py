@@ -19,6 +19,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
+from .errors import StrategyError
+
 __all__ = [
     "Change",
     "ConflictStrategy",
@@ -184,8 +186,20 @@ class NamedStrategy:
     strategy: ConflictStrategy
 
     def decide(self, conflict: FieldConflict) -> Decision:
-        """Ask the wrapped strategy."""
-        return self.strategy.decide(conflict)
+        """Ask the wrapped strategy.
+
+        :raises StrategyError: it raised, or answered with something other than a
+            :class:`Decision` (that record fails; the run goes on).
+        """
+        record = f"{conflict.record}, field {conflict.field}"
+        try:
+            decision = self.strategy.decide(conflict)
+        except Exception as exc:
+            raise StrategyError("conflict", self.name, record, f"raised {type(exc).__name__}: {exc}") from exc
+        if not isinstance(decision, Decision):
+            raise StrategyError("conflict", self.name, record,
+                                f"answered {type(decision).__name__}, not a Decision")
+        return decision
 
 
 def strategy_name(strategy: object) -> str:

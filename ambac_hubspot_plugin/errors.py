@@ -21,6 +21,7 @@ __all__ = [
     "MappingError",
     "RateLimitedError",
     "StoreError",
+    "StrategyError",
     "TenantNotStartedError",
     "WebhookPayloadError",
     "WebhookSignatureError",
@@ -179,6 +180,21 @@ class MappingError(HubSpotIntegrationError):
         self.field = field
         self.value = value
         super().__init__(f"{field}={value!r}: {message}")
+
+
+class StrategyError(MappingError):
+    """A strategy (``kind`` ``mapping`` or ``conflict``) failed on one record: it raised, or
+    answered with something the engine cannot use. Names the strategy, the record and what it
+    did; like any :class:`MappingError`, that record fails (logged, retried, replayable) and the
+    rest of the run goes on."""
+
+    def __init__(self, kind: str, strategy: str, record: str, problem: str) -> None:
+        self.kind = kind
+        self.strategy = strategy
+        self.record = record
+        self.field = f"{kind} strategy {strategy!r}"
+        self.value = record
+        HubSpotIntegrationError.__init__(self, f"the {kind} strategy {strategy!r} {problem} ({record})")
 
 
 class HostRecordError(HubSpotIntegrationError):

@@ -8,7 +8,7 @@ shared clock), build its settings with :func:`plugin_settings` and open it with
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -93,7 +93,8 @@ def open_world(tmp_path: Path, world_type: type[W] = PluginWorld,
                *, settings: Callable[[Sandbox], dict[str, Any]] = plugin_settings,
                tenant_name: str = "Acme Machining", on_clock: Any = None,
                check_enabled: bool = True, close_runtime: bool = False,
-               capabilities: HostCapabilities | None = None, **fields: Any) -> Iterator[W]:
+               capabilities: HostCapabilities | None = None, plugins: Sequence[object] = (),
+               **fields: Any) -> Iterator[W]:
     """A sandbox without rate limits and a reference host in ``tmp_path / "host"`` (both on
     ``on_clock`` when given), a tenant ``tenant_name`` with the plugin enabled with
     ``settings(sandbox)``, as a ``world_type`` given ``fields`` besides. ``capabilities`` are
@@ -102,11 +103,12 @@ def open_world(tmp_path: Path, world_type: type[W] = PluginWorld,
     ``check_enabled`` asserts the plugin's enable report is ok; ``close_runtime`` closes the
     plugin's runtime when the world closes, before the host does (a worker or a store
     connection the test opened must not outlive it). ``capabilities`` are the host's
-    (default: Ambac Tracker's, orders without value, currency or order date).
+    (default: Ambac Tracker's, orders without value, currency or order date). ``plugins``:
+    other packages' hook implementations (their strategies), registered before the enable.
     """
     clocked = {} if on_clock is None else {"clock": on_clock}
     with Sandbox(rate_limits=RateLimits.unlimited(), **clocked) as hubspot, \
-            ReferenceHost(tmp_path / "host", capabilities=capabilities, **clocked) as host:
+            ReferenceHost(tmp_path / "host", capabilities=capabilities, plugins=plugins, **clocked) as host:
         tenant = host.create_tenant(tenant_name)
         chosen = settings(hubspot)
         reports = host.enable_plugin(tenant, "hubspot", chosen)

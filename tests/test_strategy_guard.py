@@ -1,0 +1,184 @@
+"""What another package's strategy does wrong on one record fails that record only, naming the
+strategy: the rest of the run goes on, nothing is half-written, and the audit trail claims only
+decisions that were applied. Settings that could never apply are refused when saved."""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ambac_hubspot_plugin.errors import ConfigError
+from ambac_hubspot_plugin.host import hookimpl
+from ambac_hubspot_plugin.mapping import DefaultMapping
+
+from ._world import PluginWorld, open_world, plugin_settings
+
+
+def _registering(name: str, factory: Callable[..., Any], kind: str = "mapping") -> types.ModuleType:
+    """A module of another package that registers ``factory`` as the ``kind`` strategy ``name``."""
+    module = types.ModuleType(f"acme_{name}")
+
+    @hookimpl(specname=f"hubspot_register_{kind}_strategies")
+    def register(register: Callable[[str, Callable[..., Any]], None]) -> None:
+        register(name, factory)
+
+    module.register = register  # type: ignore[attr-defined]
+    return module
+
+
+class Buggy(DefaultMapping):
+    """Raises (a bug of its own, not a MappingError) on deals named 'boom', answers None on 'none'."""
+
+    def order_fields(self, context):  # type: ignore[no-untyped-def]
+        name = context.deal.properties.get("dealname")
+        if name == "boom":
+            raise KeyError("shop_note")
+        if name == "none":
+            return None
+        return super().order_fields(context)
+
+
+class Archiving(DefaultMapping):
+    """Sets the order's ``archived`` flag and external id: fields no mapping may set."""
+
+    deal_properties = (*DefaultMapping.deal_properties, "archive_me")
+
+    def order_fields(self, context):  # type: ignore[no-untyped-def]
+        fields = dict(super().order_fields(context))
+        if context.deal.properties.get("archive_me"):
+            fields.update(archived=True, external_id="hijacked")
+        return fields
+
+
+class ContactPhone(DefaultMapping):
+    """Written for an older API: sets a contact ``phone``, which host contacts do not have."""
+
+    contact_properties = (*DefaultMapping.contact_properties, "phone")
+
+    def contact_fields(self, contact):  # type: ignore[no-untyped-def]
+        return {**super().contact_fields(contact), "phone": contact.properties.get("phone") or ""}
+
+
+class AnswersText:
+    """A conflict strategy answering a bare string instead of a Decision."""
+
+    def __init__(self, options: object) -> None:
+        pass
+
+    def decide(self, conflict: object) -> str:
+        return "hubspot"
+
+
+@pytest.fixture
+def strategy_world(tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    """``open(*plugins, **settings)``: a world with these packages' strategies, these settings."""
+    opened: list[Any] = []
+
+    def open_(*plugins: object, **settings: Any) -> PluginWorld:
+        context = open_world(tmp_path / str(len(opened)), plugins=plugins,
+                             settings=lambda hubspot: plugin_settings(hubspot, **settings))
+        opened.append(context)
+        return context.__enter__()
+
+    yield open_
+    for context in reversed(opened):
+        context.__exit__(None, None, None)
+
+
+def _log(world: PluginWorld) -> list[str]:
+    return [entry.message for entry in world.store.read_log(world.tenant, limit=200).entries]
+
+
+@pytest.mark.parametrize("bad_name", ["boom", "none"])
+def test_a_strategy_failing_on_one_deal_fails_that_deal_and_names_the_strategy(strategy_world, bad_name):
+    world = strategy_world(_registering("buggy", Buggy), mapping={"strategy": "buggy"})
+    bad = world.deal(dealname=bad_name)
+    good = world.deal(dealname="Brackets")
+    result = world.sync()
+    assert (result.created, result.failed) == (1, 1)
+    assert world.order_for(good) is not None and world.order_for(bad) is None
+    (line,) = [m for m in _log(world) if f"deal {bad}" in m]
+    assert "mapping strategy 'buggy'" in line
+    assert ("KeyError" if bad_name == "boom" else "NoneType") in line
+    # Later deals keep syncing: the checkpoint moves on past the failed one.
+    later = world.deal(dealname="Later")
+    assert world.sync().created == 1 and world.order_for(later) is not None
+
+
+def test_fields_no_mapping_may_set_are_refused_on_update_as_on_create(strategy_world):
+    world = strategy_world(_registering("archiving", Archiving), mapping={"strategy": "archiving"})
+    deal = world.deal(dealname="Brackets")
+    assert world.sync().created == 1
+    order = world.order_for(deal)
+    world.hubspot.update_object("deals", deal, {"archive_me": "yes", "dealname": "Renamed"})
+    assert world.sync().failed == 1
+    after = world.services.get_order(order.id)
+    assert (after.archived, after.external_id, after.name) == (False, order.external_id, "Brackets")
+    assert any("archived" in m and "does not own" in m for m in _log(world))
+    fresh = world.deal(dealname="Fresh", archive_me="yes")
+    assert world.sync().failed >= 1 and world.order_for(fresh) is None
+
+
+def test_a_contact_field_hosts_lack_fails_its_deal_not_the_run(strategy_world):
+    world = strategy_world(_registering("cphone", ContactPhone), mapping={"strategy": "cphone"})
+    contact = world.contact(email="a@acme.example", phone="555")
+    with_contact = world.deal(dealname="With contact", contacts=[contact])
+    plain = world.deal(dealname="Plain")
+    result = world.sync()
+    assert (result.created, result.failed) == (1, 1)
+    assert world.order_for(plain) is not None and world.order_for(with_contact) is None
+    assert any("phone" in m and "cphone" in m for m in _log(world))
+
+
+def test_a_conflict_strategy_answering_no_decision_fails_that_deal_only(strategy_world):
+    world = strategy_world(_registering("texty", AnswersText, "conflict"), conflicts={"default": "texty"})
+    deal = world.deal(dealname="Brackets")
+    assert world.sync().created == 1
+    order = world.order_for(deal)
+    world.services.update_order(order.id, {"name": "Host name"})
+    world.hubspot.update_object("deals", deal, {"dealname": "HubSpot name"})
+    other = world.deal(dealname="Other")
+    result = world.sync()
+    assert (result.created, result.failed) == (1, 1)
+    assert world.order_for(other) is not None
+    assert world.services.get_order(order.id).name == "Host name"
+    assert world.runtime.list_conflicts(world.tenant, status=None) == []
+    assert any("conflict strategy 'texty'" in m and "not a Decision" in m for m in _log(world))
+
+
+@pytest.mark.parametrize("key", ["order.nmae", "deal.amount", "order", "invoice.name", "order.archived"])
+def test_a_per_field_key_that_names_no_field_is_refused_when_saved(strategy_world, key):
+    world = strategy_world()
+    with pytest.raises(ConfigError) as raised:
+        world.configure(conflicts={"default": "hubspot_wins", "per_field": {key: "manual"}})
+    assert f"conflicts.per_field.{key}" in raised.value.problems
+    world.configure(conflicts={"default": "hubspot_wins",
+                               "per_field": {"order.name": "manual", "company.website": "tracker_wins",
+                                             "contact.email": "manual"}})
+
+
+def test_no_audit_row_claims_a_decision_the_host_refused_to_apply(strategy_world):
+    """A name conflict decided for HubSpot, in an update the host refuses (an order number in
+    use): the name is not applied, so no audit row says it was, on the run or its retries."""
+    world = strategy_world(mapping={"strategy": "configurable",
+                                    "options": {"order": {"order_number": {"property": "po_number"}}}})
+    world.deal(dealname="First", po_number="PO-1")
+    deal = world.deal(dealname="Brackets", po_number="PO-2")
+    assert world.sync().created == 2
+    order = world.order_for(deal)
+    world.services.update_order(order.id, {"name": "Host name"})
+    world.hubspot.update_object("deals", deal, {"dealname": "HubSpot name", "po_number": "PO-1"})
+    assert world.sync().failed == 1
+    world.runtime.drain()
+    assert world.services.get_order(order.id).name == "Host name"
+    assert world.runtime.list_conflicts(world.tenant, status=None) == []
+    # Once the host takes the update, the decision is applied and recorded, once.
+    world.hubspot.update_object("deals", deal, {"po_number": "PO-3"})
+    assert world.sync().updated == 1
+    assert world.services.get_order(order.id).name == "HubSpot name"
+    (row,) = world.runtime.list_conflicts(world.tenant, status=None)
+    assert (row.field, row.decision) == ("name", "hubspot")
