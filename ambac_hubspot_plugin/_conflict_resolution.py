@@ -12,7 +12,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
+import uuid
 from collections.abc import Callable, Iterator, Mapping
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -40,6 +43,9 @@ __all__ = ["ConflictResolver", "Writer"]
 
 log = logging.getLogger(__name__)
 
+DECIDING = timedelta(minutes=5)
+"""How long one person's resolution of a conflict holds it: longer than HubSpot's retries."""
+
 Writer = Callable[[str, Mapping[str, Mapping[str, str]]], dict[str, str]]
 """Batch-update HubSpot objects of one type (``deals``, ``companies``, ``contacts``) and remember
 what was written; return errors by object id. The outbound push's write."""
@@ -64,13 +70,34 @@ class ConflictResolver:
         link's last synced value becomes the decided one, and the audit trail records who
         decided what, and when.
         """
-        record = self.parts.store.get_conflict(self.parts.tenant_id, conflict_id)
-        if record is None or not record.is_open:
-            raise ConfigError(f"Tenant {self.parts.tenant_id} has no open conflict {conflict_id}; list the "
-                              "open ones with `ambac-hubspot conflicts list`.")
         choice = choice.strip().lower()
         if choice not in ("hubspot", "ambac", "value") or (choice == "value") == (value is None):
             raise ConfigError("Resolve with 'hubspot', 'ambac', or 'value' together with the value to set.")
+        # One decision at a time: two people resolving it at once must not both write (and the
+        # audit trail keep the one whose values were overwritten). The claim outlasts HubSpot's
+        # retries; a crashed holder's expires.
+        store, tenant_id, key = self.parts.store, self.parts.tenant_id, f"conflict:{conflict_id}"
+        holder = f"{os.getpid()}:{uuid.uuid4().hex}"
+        if not store.take_claim(tenant_id, key, holder, DECIDING):
+            raise ConfigError(f"Conflict {conflict_id} is being decided by someone else right now; "
+                              "look again in a moment.")
+        try:
+            record = store.get_conflict(tenant_id, conflict_id)
+            if record is None:
+                raise ConfigError(f"Tenant {tenant_id} has no conflict {conflict_id}; list the "
+                                  "open ones with `ambac-hubspot conflicts list`.")
+            if not record.is_open:
+                raise ConfigError(f"Conflict {conflict_id} was decided already"
+                                  + (f" by {record.decided_by}" if record.decided_by else "")
+                                  + (f" at {record.decided_at:%Y-%m-%d %H:%M} UTC" if record.decided_at else "")
+                                  + ": nothing was changed.")
+            return self._resolve(record, choice, value, decided_by)
+        finally:
+            store.release_claim(tenant_id, key, holder)
+
+    def _resolve(self, record: ConflictRecord, choice: str, value: str | None,
+                 decided_by: str | None) -> ConflictRecord:
+        conflict_id = record.id
         if record.object_type in ("company", "contact"):
             return self._resolve_record_conflict(record, choice, value, decided_by)
         order = self.parts.host.get_order(record.host_id)

@@ -143,7 +143,7 @@ def test_usage_errors_exit_2(site):
     assert site.run("list", "--limit", "0").exit_code == 2
     assert site.json("resolve", cid, "ambac")["status"] == "closed"
     again = site.run("resolve", cid, "ambac")
-    assert again.exit_code == 2 and "no open conflict" in again.output
+    assert again.exit_code == 2 and "was decided already" in again.output
 
 
 def test_resolve_exits_1_when_hubspot_refuses_the_write_and_the_conflict_stays_open(site):

@@ -136,8 +136,49 @@ def test_resolving_twice_or_with_a_bad_value_is_refused(world):
     world.runtime.resolve_conflict(world.tenant, record.id, "value", value="13.50")
     assert str(world.order_for(deal).value) == "13.50"
     assert world.hubspot.get_object("deals", deal)["amount"] == "13.50"
-    with pytest.raises(ConfigError, match="no open conflict"):
+    with pytest.raises(ConfigError, match="was decided already"):
         world.runtime.resolve_conflict(world.tenant, record.id, "hubspot")
+
+
+def test_two_people_resolving_one_conflict_at_once_never_both_write(world):
+    """While one resolution is writing (the host's write held open here), a second is refused at
+    once, writing nothing; the audit trail then names the value both sides hold."""
+    import threading
+
+    world.configure(conflicts={"default": "manual"})
+    deal, order = world.linked()
+    world.both_edit(deal, order, host_first=True)
+    world.runtime.run_sync(world.tenant)
+    (record,) = world.runtime.list_conflicts(world.tenant)
+    host = world.runtime.tenant(world.tenant).host
+    writing, go_on = threading.Event(), threading.Event()
+    real_update = host.update_order
+
+    def slow_update(order_id, changes):
+        writing.set()
+        assert go_on.wait(10)
+        return real_update(order_id, changes)
+
+    host.update_order = slow_update
+    first: list[object] = []
+    thread = threading.Thread(target=lambda: first.append(world.runtime.resolve_conflict(
+        world.tenant, record.id, "value", value="A name", decided_by="a")))
+    thread.start()
+    try:
+        assert writing.wait(10)
+        with pytest.raises(ConfigError, match="being decided by someone else"):
+            world.runtime.resolve_conflict(world.tenant, record.id, "value", value="B name", decided_by="b")
+    finally:
+        go_on.set()
+        thread.join(10)
+        host.update_order = real_update
+    assert len(first) == 1
+    closed = world.store.get_conflict(world.tenant, record.id)
+    assert (closed.decided_by, world.order_for(deal).name, world.hubspot.get_object("deals", deal)["dealname"]) == (
+        "a", "A name", "A name")
+    assert "A name" in str(closed.resolved_value)
+    with pytest.raises(ConfigError, match="decided already by a"):
+        world.runtime.resolve_conflict(world.tenant, record.id, "hubspot", decided_by="b")
 
 
 def test_archived_orders_are_never_touched_by_hubspot_edits(world):
