@@ -224,33 +224,47 @@ class DefaultMapping:
 
     def order_fields(self, context: DealContext) -> Mapping[str, object]:
         """Map the deal's name, close date, amount, currency and (mapped) stage."""
+        return self._order_fields(context, frozenset())
+
+    def _order_fields(self, context: DealContext, skip: frozenset[str]) -> dict[str, object]:
+        """The default order fields but those in ``skip`` (their rules are not even run: a
+        strategy that maps them otherwise must not fail on the default's rule)."""
         props = context.deal.properties
-        name = _text(props.get("dealname"))
-        if not name:
-            raise MappingError("dealname", props.get("dealname"), "is empty; give the deal a name in HubSpot")
-        fields: dict[str, object] = {
-            "name": _limited("dealname", name, ORDER_NAME_MAX, "shorten the deal name in HubSpot"),
-            "order_date": closedate_to_date(props.get("closedate"), context.timezone),
-            "value": parse_amount(props.get("amount")),
-            "currency": parse_currency(props.get("deal_currency_code")),
-        }
-        if context.stage_status is not None:
+        fields: dict[str, object] = {}
+        if "name" not in skip:
+            name = _text(props.get("dealname"))
+            if not name:
+                raise MappingError("dealname", props.get("dealname"), "is empty; give the deal a name in HubSpot")
+            fields["name"] = _limited("dealname", name, ORDER_NAME_MAX, "shorten the deal name in HubSpot")
+        if "order_date" not in skip:
+            fields["order_date"] = closedate_to_date(props.get("closedate"), context.timezone)
+        if "value" not in skip:
+            fields["value"] = parse_amount(props.get("amount"))
+        if "currency" not in skip:
+            fields["currency"] = parse_currency(props.get("deal_currency_code"))
+        if context.stage_status is not None and "order_status" not in skip:
             fields["order_status"] = context.stage_status
         return fields
 
     def company_fields(self, company: HubSpotCompany) -> Mapping[str, object]:
         """Map the company's name, domain, phone and address."""
+        return self._company_fields(company, frozenset())
+
+    def _company_fields(self, company: HubSpotCompany, skip: frozenset[str]) -> dict[str, object]:
+        """The default company fields but those in ``skip`` (see :meth:`_order_fields`)."""
         from .host import Address
 
         props = company.properties
-        name = _text(props.get("name")) or normalize_domain(props.get("domain"))
-        if not name:
-            raise MappingError("name", props.get("name"),
-                               "is empty and the company has no domain; name the company in HubSpot")
+        fields: dict[str, object] = {}
+        if "name" not in skip:
+            name = _text(props.get("name")) or normalize_domain(props.get("domain"))
+            if not name:
+                raise MappingError("name", props.get("name"),
+                                   "is empty and the company has no domain; name the company in HubSpot")
+            fields["name"] = _limited("name", name, COMPANY_NAME_MAX, "shorten the company name in HubSpot or "
+                                      "use the configurable strategy with a truncate transform")
         domain = normalize_domain(props.get("domain")) or normalize_domain(props.get("website"))
-        return {
-            "name": _limited("name", name, COMPANY_NAME_MAX, "shorten the company name in HubSpot or "
-                             "use the configurable strategy with a truncate transform"),
+        return fields | {
             "website": domain,
             "phone": _text(props.get("phone")),
             "address": Address(
@@ -460,32 +474,23 @@ class ConfigurableMapping(DefaultMapping):
 
     def order_fields(self, context: DealContext) -> Mapping[str, object]:
         """The default order fields, overridden by the ``order`` table."""
-        base = self._base_or_empty(lambda: super(ConfigurableMapping, self).order_fields(context), "order")
+        base = self._order_fields(context, self._own("order"))
         fields = self._apply("order", base, context.deal.properties, context.timezone)
         self._check_order(fields)
         return fields
 
     def company_fields(self, company: HubSpotCompany) -> Mapping[str, object]:
         """The default company fields, overridden by the ``company`` table."""
-        base = self._base_or_empty(lambda: super(ConfigurableMapping, self).company_fields(company), "company")
-        return self._apply("company", base, company.properties)
+        return self._apply("company", self._company_fields(company, self._own("company")), company.properties)
 
     def contact_fields(self, contact: HubSpotContact) -> Mapping[str, object]:
         """The default contact fields, overridden by the ``contact`` table."""
         return self._apply("contact", super().contact_fields(contact), contact.properties)
 
-    def _base_or_empty(self, build: Callable[[], Mapping[str, object]], table: str) -> Mapping[str, object]:
-        # A default field the table overrides must not fail the record on its default rule
-        # (a too-long name that the table truncates is the point of overriding it).
-        try:
-            return build()
-        except MappingError as exc:
-            overridden = {r.target for r in self._rules[table]} | self._removed[table]
-            default_field = {"dealname": "name", "closedate": "order_date", "amount": "value",
-                             "deal_currency_code": "currency", "name": "name"}.get(exc.field, exc.field)
-            if default_field not in overridden:
-                raise
-            return {}
+    def _own(self, table: str) -> frozenset[str]:
+        """The fields the table maps itself or removes: their default rules are not run (a
+        too-long name that the table truncates is the point of overriding it)."""
+        return frozenset({r.target for r in self._rules[table]} | self._removed[table])
 
     @staticmethod
     def _check_order(fields: Mapping[str, object]) -> None:

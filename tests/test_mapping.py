@@ -206,3 +206,37 @@ def test_configurable_options_are_validated_naming_each_path():
     assert set(info.value.problems) == {
         "mapping.options.orders", "mapping.options.order.colour",
         "mapping.options.order.name.transforms[0]", "mapping.options.order.value"}
+
+
+@pytest.mark.parametrize(("options", "dealname"), [
+    ({"order": {"name": {"property": "project_title"}}}, ""),
+    ({"order": {"name": {"property": "dealname", "transforms": [{"truncate": 40}]}}}, "x" * 250),
+])
+def test_a_field_the_table_maps_itself_never_drops_the_other_default_fields(options, dealname):
+    """The order name taken from elsewhere (or truncated): a deal whose own name the default rule
+    refuses keeps its status, value, currency and date from the default rules."""
+    deal = _deal(dealname=dealname, project_title="Manifold blocks", amount="1250.00",
+                 deal_currency_code="usd", closedate="2026-03-01T12:00:00Z")
+    fields = ConfigurableMapping(options).order_fields(_context(deal, OrderStatus.IN_PROGRESS))
+    assert (fields["order_status"], fields["value"], fields["currency"], fields["order_date"]) == (
+        OrderStatus.IN_PROGRESS, Decimal("1250.00"), "USD", date(2026, 3, 1))
+    assert fields["name"] in ("Manifold blocks", "x" * 40)
+
+
+def test_a_bad_default_value_the_table_overrides_does_not_fail_another_field():
+    """An amount the default rule refuses, with the value mapped from another property: the
+    name is the deal's, and the value is the other property's."""
+    options = {"order": {"value": {"property": "net_amount", "transforms": ["decimal"]}}}
+    fields = ConfigurableMapping(options).order_fields(_context(_deal(amount="1,250", net_amount="1250")))
+    assert (fields["name"], fields["value"]) == ("Brackets", Decimal("1250"))
+    with pytest.raises(MappingError):  # not overridden: the default rule still refuses it
+        ConfigurableMapping({}).order_fields(_context(_deal(amount="1,250")))
+
+
+def test_a_company_name_the_table_maps_itself_keeps_the_default_website():
+    options = {"company": {"name": {"property": "legal_name"}}}
+    company = Company(id="5", properties={"name": "", "website": "https://www.Acme.example/",
+                                          "phone": "+49 30 1234", "legal_name": "Acme Tools GmbH"},
+                      updated_at=NOW)
+    fields = ConfigurableMapping(options).company_fields(company)
+    assert (fields["name"], fields["website"], fields["phone"]) == ("Acme Tools GmbH", "acme.example", "+49 30 1234")
