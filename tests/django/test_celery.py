@@ -224,6 +224,27 @@ def test_the_drain_takes_up_tenants_enabled_elsewhere_and_runs_their_work(
     assert _orders_in_context(tenant) == ["Synced deal"]
 
 
+@pytest.mark.django_db(transaction=True)
+def test_one_tenant_with_invalid_saved_settings_does_not_stop_the_drain_for_the_others(
+    app_pm: pluggy.PluginManager, hubspot: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A tenant enabled with settings the bridge cannot build (an API key and an OAuth refresh
+    token both set) is logged without its secrets and left out; the drain still runs every
+    other tenant's work."""
+    good = _enable(app_pm, plugin_settings(hubspot))
+    _deal(hubspot, name="Good tenant deal")
+    bad = Tenant.objects.create(name="Broken", slug=f"t-{uuid.uuid4().hex}")
+    IntegrationConfig.objects.create(tenant=bad, provider="hubspot", is_enabled=True,
+                                     api_key="pat-na1-secret-key", oauth_refresh_token="rt-secret-token",
+                                     config={"portal_id": "1"})
+
+    drain.delay().get(timeout=60)  # the beat's drain (eager)
+
+    assert _orders_in_context(good) == ["Good tenant deal"]
+    assert f"tenant {bad.pk} could not start" in caplog.text
+    assert "pat-na1-secret-key" not in caplog.text and "rt-secret-token" not in caplog.text
+
+
 @pytest.mark.django_db
 def test_a_worker_process_takes_up_enabled_tenants_as_it_starts(
     app_pm: pluggy.PluginManager, hubspot: Sandbox

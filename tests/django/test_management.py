@@ -24,10 +24,12 @@ from Tracker.models import Tenant, User
 from ambac_hubspot_plugin import plugin as plugin_module
 from ambac_hubspot_plugin.cli import main
 from ambac_hubspot_plugin.contrib.django.apps import build_plugin_manager
-from ambac_hubspot_plugin.contrib.django.cli import FACTORY, OPERATOR_EMAIL
+from ambac_hubspot_plugin.contrib.django.cli import FACTORY, OPERATOR_EMAIL, DjangoHostContext, operator_username
 from ambac_hubspot_plugin.contrib.django.management.commands.hubspot import Command
+from ambac_hubspot_plugin.contrib.django.services import DjangoHostServices, user_record
 from ambac_hubspot_plugin.contrib.django.startup import ensure_started
 from ambac_hubspot_plugin.contrib.django.tenant_settings import row_fields, settings_for
+from ambac_hubspot_plugin.host import ContactDraft
 from ambac_hubspot_plugin.sandbox import Sandbox
 
 from .._world import plugin_settings
@@ -71,7 +73,7 @@ def test_status_prints_what_the_cli_prints(hs: Sandbox, data_dir: Path) -> None:
     assert (status["tenant_id"], status["enabled"]) == (tenant, True)
     assert hs.requests == [], "a status needs no HubSpot call"
     # The commands act as the host's operator user, who holds both integration permissions.
-    operator = User.objects.get(tenant_id=tenant, email=OPERATOR_EMAIL)
+    operator = User.objects.get(username=operator_username(tenant))
     tenant_row = Tenant.objects.get(pk=tenant)  # the host's check takes the Tenant row
     assert operator.has_tenant_perm("manage_integrations", tenant_row)
     assert operator.has_tenant_perm("view_integrations", tenant_row)
@@ -166,3 +168,75 @@ def test_setup_saves_secrets_encrypted_and_the_web_processes_start_the_tenant(
         assert ensure_started(pm) == [tenant]
     finally:
         pm.get_plugin(plugin_module.RUNTIME_NAME).runtime.close()
+
+
+@DB
+def test_worker_reports_a_tenant_with_invalid_saved_settings_by_name(hs: Sandbox, data_dir: Path) -> None:
+    """``manage.py hubspot worker --once`` with one tenant whose saved settings cannot be built
+    (an API key and an OAuth refresh token) lists the tenants without building their settings,
+    so the command's own per-tenant check names that tenant (exit 2), without its secrets."""
+    _tenant(hs)
+    bad = Tenant.objects.create(name="Broken", slug=f"t-{uuid.uuid4().hex}")
+    IntegrationConfig.objects.create(tenant=bad, provider="hubspot", is_enabled=True,
+                                     api_key="pat-na1-secret-key", oauth_refresh_token="rt-secret-token",
+                                     config={"portal_id": "1"})
+    err = io.StringIO()
+    with pytest.raises(CommandError) as refused:
+        call_command("hubspot", "worker", "--once", stderr=err)
+    assert refused.value.returncode == 2
+    assert f"tenant {bad.pk}: the saved settings are not usable" in err.getvalue()
+    assert "pat-na1-secret-key" not in err.getvalue() and "rt-secret-token" not in err.getvalue()
+
+
+def _integration_permissions_of(tenant: str, row: Any) -> set[str]:
+    services = DjangoHostServices(tenant)
+    return {p for p in ("manage_integrations", "view_integrations") if services.has_permission(user_record(row), p)}
+
+
+@DB
+def test_a_portal_user_with_the_operators_email_is_not_made_the_operator(data_dir: Path) -> None:
+    """A HubSpot contact the plugin made into a portal user, whose email is the operator's (in
+    any case), is not the user the commands act as, and gets no integration permission."""
+    tenant = _tenant()
+    contact = DjangoHostServices(tenant).create_contact(ContactDraft(email=OPERATOR_EMAIL.upper(), first_name="Eve"))
+    context = DjangoHostContext(data_dir=data_dir)
+    try:
+        operator = context.operator(tenant)
+    finally:
+        context.close()
+    assert operator.id != contact.id
+    assert _integration_permissions_of(tenant, User.objects.get(pk=int(contact.id))) == set()
+    assert User.objects.get(pk=int(operator.id)).username == operator_username(tenant)
+
+
+@DB
+def test_an_employee_who_takes_the_operators_email_gains_no_integration_permission(data_dir: Path) -> None:
+    """An internal user who sets their email to the operator's, after the operator was made, is
+    not adopted by the next command: the operator is found by its reserved username alone."""
+    tenant = _tenant()
+    employee = User.objects.create_user(username=f"emp-{uuid.uuid4().hex}", email="emp@acme.example",
+                                        tenant_id=tenant, user_type=User.UserType.INTERNAL, password="pw")
+    context = DjangoHostContext(data_dir=data_dir)
+    try:
+        first = context.operator(tenant)
+        employee.email = OPERATOR_EMAIL
+        employee.save()
+        assert context.operator(tenant) == first
+    finally:
+        context.close()
+    assert _integration_permissions_of(tenant, employee) == set()
+
+
+@DB
+def test_a_user_holding_the_reserved_username_who_is_not_the_operator_is_refused(data_dir: Path) -> None:
+    """A user with the operator's username that can sign in (or is a portal user) is not given
+    the integration permissions: the command exits 2 saying why, and grants nothing."""
+    tenant = _tenant()
+    squatter = User.objects.create_user(username=operator_username(tenant), email="eve@acme.example",
+                                        tenant_id=tenant, user_type=User.UserType.INTERNAL, password="pw")
+    err = io.StringIO()
+    with pytest.raises(CommandError) as refused:
+        call_command("hubspot", "status", "--tenant", tenant, "--json", stderr=err)
+    assert refused.value.returncode == 2
+    assert "is not the HubSpot CLI's operator" in err.getvalue()
+    assert _integration_permissions_of(tenant, squatter) == set()

@@ -23,7 +23,7 @@ from Tracker.models import Tenant
 from ambac_hubspot_plugin import plugin as plugin_module
 from ambac_hubspot_plugin.contrib.django.apps import build_plugin_manager
 from ambac_hubspot_plugin.contrib.django.services import DjangoHostServices
-from ambac_hubspot_plugin.contrib.django.startup import ensure_started
+from ambac_hubspot_plugin.contrib.django.startup import enabled_tenant_ids, enabled_tenants, ensure_started
 from ambac_hubspot_plugin.sandbox import Sandbox
 
 from .._world import plugin_settings
@@ -87,6 +87,25 @@ def test_a_tenant_that_cannot_start_is_left_for_the_next_call(
     assert broken in caplog.text
     assert ensure_started(pm, data_dir=tmp_path) == []
     assert caplog.text.count(f"tenant {broken} could not start") == 2
+
+
+@pytest.mark.django_db
+def test_a_tenant_whose_settings_cannot_be_built_hides_no_other_tenant(
+    hs: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``enabled_tenants`` leaves out a tenant whose row gives no settings (an API key and an
+    OAuth refresh token both set), logging it without its secrets, and returns the others;
+    ``enabled_tenant_ids`` builds no settings and lists both."""
+    good = _tenant(plugin_settings(hs), enabled=True)
+    bad = Tenant.objects.create(name="Broken", slug=f"t-{uuid.uuid4().hex}")
+    IntegrationConfig.objects.create(tenant=bad, provider="hubspot", is_enabled=True,
+                                     api_key="pat-na1-secret-key", oauth_refresh_token="rt-secret-token",
+                                     config={"portal_id": "1"})
+
+    assert [tenant for tenant, _ in enabled_tenants()] == [good]
+    assert sorted(enabled_tenant_ids()) == sorted([good, str(bad.pk)])
+    assert f"tenant {bad.pk} is skipped" in caplog.text
+    assert "pat-na1-secret-key" not in caplog.text and "rt-secret-token" not in caplog.text
 
 
 @pytest.mark.django_db

@@ -34,15 +34,19 @@ from ._records import uuid_pk
 from .apps import build_plugin_manager
 from .permissions import integration_permissions
 from .services import DjangoHostServices, user_record
-from .startup import PROVIDER, enabled_tenants
+from .startup import PROVIDER, enabled_tenant_ids
 from .tenant_settings import row_fields, saved_settings, settings_for
 
-__all__ = ["FACTORY", "OPERATOR_EMAIL", "OPERATOR_GROUP", "DjangoHostContext", "host_context"]
+__all__ = ["FACTORY", "OPERATOR_EMAIL", "OPERATOR_GROUP", "OPERATOR_USERNAME_PREFIX", "DjangoHostContext",
+           "host_context", "operator_username"]
 
 FACTORY = f"{__name__}:host_context"
 """The ``--host-factory`` value naming :func:`host_context`."""
 OPERATOR_EMAIL = "ambac-hubspot-cli@localhost"
-"""The email of the user the commands act as when ``--as-user`` is not given."""
+"""The email the operator user (the user the commands act as when ``--as-user`` is not given)
+is made with. Only shown: the operator is found by its username (:func:`operator_username`)."""
+OPERATOR_USERNAME_PREFIX = "ambac-hubspot-cli-"
+"""The start of the operator user's reserved username; the tenant id follows."""
 OPERATOR_GROUP = "HubSpot CLI"
 """The tenant group that gives the operator both integration permissions."""
 
@@ -77,17 +81,37 @@ class DjangoHostContext:
         return None if row is None else user_record(row)
 
     def operator(self, tenant_id: str) -> UserRecord:
-        # Whoever runs manage.py on the host's machine administers it; the operator is a real
-        # user holding both permissions, so every command still goes through the checks.
+        """The tenant's operator user, made on first use; it gets both integration permissions.
+
+        Whoever runs manage.py on the host's machine administers it; the operator is a real
+        user holding both permissions, so every command still goes through the checks. It is
+        found by its reserved username alone (:func:`operator_username`), never by email:
+        anyone can give a user an email, the plugin itself makes HubSpot contacts into users.
+
+        :raises click.ClickException: (exit 2) a user with the reserved username exists but is
+            not the operator (another tenant's, a portal user, or one that can sign in).
+        """
+        tenant = uuid_pk(tenant_id)
+        if tenant is None:
+            raise LookupError(f"no tenant with id {tenant_id}")
+        username = operator_username(tenant_id)
         with transaction.atomic():
-            tenant = uuid_pk(tenant_id)
-            row = User.objects.filter(tenant_id=tenant, email__iexact=OPERATOR_EMAIL).order_by("pk").first()
+            row = User.objects.select_for_update().filter(username=username).first()
             if row is None:
                 row = User.objects.create_user(
-                    username=f"ambac-hubspot-cli-{tenant_id}", email=OPERATOR_EMAIL, tenant_id=tenant,
+                    username=username, email=OPERATOR_EMAIL, tenant_id=tenant,
                     first_name="HubSpot CLI", user_type=User.UserType.INTERNAL)
                 row.set_unusable_password()
                 row.save(update_fields=["password"])
+            elif (row.tenant_id != tenant or row.user_type != User.UserType.INTERNAL
+                  or row.has_usable_password()):
+                refused = click.ClickException(
+                    f"user {username!r} is not the HubSpot CLI's operator of tenant {tenant_id} "
+                    f"(that must be an INTERNAL user of the tenant without a usable password), "
+                    f"so it gets no integration permissions: rename or remove that user, or "
+                    f"pass --as-user EMAIL")
+                refused.exit_code = 2  # like a refused permission: retrying does not help
+                raise refused
             group, _ = TenantGroup.objects.get_or_create(tenant_id=tenant, name=OPERATOR_GROUP)
             group.permissions.add(*_integration_permissions())
             UserRole.objects.get_or_create(user=row, group=group)
@@ -129,14 +153,20 @@ class DjangoHostContext:
         return reports
 
     def enabled_tenants(self) -> list[str]:
-        """The tenants whose HubSpot integration is enabled (``worker``)."""
-        return [tenant_id for tenant_id, _ in enabled_tenants()]
+        """The tenants whose HubSpot integration is enabled (``worker``): ids only, so a tenant
+        with invalid saved settings fails alone, in its own ``load_tenant``."""
+        return enabled_tenant_ids()
 
     def close(self) -> None:
         self.runtime.close()
 
     def _config(self, tenant_id: str) -> Any:
         return IntegrationConfig.objects.filter(tenant_id=uuid_pk(tenant_id), provider=PROVIDER).first()
+
+
+def operator_username(tenant_id: str) -> str:
+    """The reserved username of ``tenant_id``'s operator user (the id's canonical spelling)."""
+    return f"{OPERATOR_USERNAME_PREFIX}{uuid_pk(tenant_id) or tenant_id}"
 
 
 def _integration_permissions() -> list[Permission]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
+from django.db.transaction import TransactionManagementError
 from integrations.models import IntegrationConfig
 from Tracker.models import Companies, Milestone, Orders, Tenant, TenantGroup, User, UserRole
 from Tracker.services.core.notifications.emit import emit
@@ -151,8 +152,24 @@ class DjangoHostServices:
     @contextmanager
     def grouped_writes(self) -> Iterator[None]:
         """:class:`~ambac_hubspot_plugin.host.GroupsWrites`: the block's writes in one transaction
-        of the host's database, each write's own ``atomic`` block a savepoint in it."""
-        with self._connection(), transaction.atomic(using=self._db):
+        of the host's database, each write's own ``atomic`` block a savepoint in it.
+
+        The transaction is durable: it commits when the block ends. Inside the caller's own
+        ``atomic`` block (a view under ``ATOMIC_REQUESTS``) it would be a savepoint, and the
+        plugin would link and announce orders the caller may still roll back; so that is
+        refused (a test case's own transaction, which Django tells apart, is not the caller's).
+
+        :raises TransactionManagementError: called inside another ``atomic`` block.
+        """
+        with self._connection(), ExitStack() as group:
+            try:
+                group.enter_context(transaction.atomic(using=self._db, durable=True))
+            except RuntimeError as exc:  # Django's refusal of a nested durable block
+                raise TransactionManagementError(
+                    "the plugin's grouped writes must commit when the group ends, but they were "
+                    "called inside another transaction (an atomic block, or a view under "
+                    "ATOMIC_REQUESTS): call the plugin outside it (its views are "
+                    "non_atomic_requests)") from exc
             yield
 
     @contextmanager

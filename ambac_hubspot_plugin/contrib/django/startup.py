@@ -29,12 +29,13 @@ from django.db import DEFAULT_DB_ALIAS
 from integrations.models import IntegrationConfig
 
 from ... import plugin as plugin_module
+from ...errors import ConfigError
 from ...host import as_host_id
 from .services import DjangoHostServices
 from .tenant_settings import PROVIDER, SECRET_FIELDS, scrub_row_secrets, settings_for
 
-__all__ = ["PROVIDER", "RECHECK_SECONDS", "enabled_rows", "enabled_tenants", "ensure_started",
-           "not_started_here", "row_fingerprint", "take_up_once"]
+__all__ = ["PROVIDER", "RECHECK_SECONDS", "enabled_rows", "enabled_tenant_ids", "enabled_tenants",
+           "ensure_started", "not_started_here", "row_fingerprint", "take_up_once"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,13 +63,28 @@ def enabled_rows(using: str = DEFAULT_DB_ALIAS) -> list[Any]:
                 .order_by("tenant_id"))
 
 
+def enabled_tenant_ids(using: str = DEFAULT_DB_ALIAS) -> list[str]:
+    """The ids of every tenant whose HubSpot integration is enabled; no settings are built, so
+    one tenant's invalid saved settings hide no other tenant."""
+    return [as_host_id(row.tenant_id) for row in enabled_rows(using)]
+
+
 def enabled_tenants(using: str = DEFAULT_DB_ALIAS) -> list[tuple[str, dict[str, Any]]]:
     """``(tenant id, saved settings)`` of every tenant whose HubSpot integration is enabled.
 
     The settings are the row's ``config`` with the credentials from its encrypted fields
-    (``tenant_settings.settings_for``); a row whose settings cannot be built raises ConfigError.
+    (``tenant_settings.settings_for``). A row whose settings cannot be built (ConfigError) is
+    logged, without its secrets, and left out: the other tenants are returned regardless.
     """
-    return [(as_host_id(row.tenant_id), settings_for(row, using=using)) for row in enabled_rows(using)]
+    tenants = []
+    for row in enabled_rows(using):
+        tenant_id = as_host_id(row.tenant_id)
+        try:
+            tenants.append((tenant_id, settings_for(row, using=using)))
+        except ConfigError as exc:
+            logger.error("HubSpot integration of tenant %s is skipped: its saved settings are "
+                         "invalid (%s)", tenant_id, scrub_row_secrets(str(exc), row))
+    return tenants
 
 
 def ensure_started(pm: pluggy.PluginManager, *, using: str = DEFAULT_DB_ALIAS,

@@ -27,7 +27,7 @@ from ...host import PeriodicTask
 from . import plugin_manager
 from .outbox import drain_outbox
 from .services import DjangoHostServices
-from .startup import enabled_tenants, ensure_started
+from .startup import enabled_tenant_ids, ensure_started
 
 __all__ = ["BEAT_SECONDS", "DRAIN_TASK", "NUDGE_COUNTDOWN", "NUDGE_KEY", "drain", "nudge", "nudge_soon"]
 
@@ -51,19 +51,22 @@ def drain() -> int:
     """Hand the host's committed events to the plugin, then run its periodic tasks once for
     every enabled tenant; return how many tasks ran.
 
-    Tenants enabled since this process started are taken up first (no HubSpot call). A failing
-    task is logged, and the others still run.
+    Tenants enabled since this process started are taken up first (no HubSpot call); one that
+    cannot start (invalid saved settings) is logged and left out, and the others' work runs. A
+    failing task is logged, and the others still run.
     """
     cache.delete(NUDGE_KEY)  # a delivery stored from now on needs a drain after this one
     pm = plugin_manager()
     ensure_started(pm)
     # The host's committed events first, so the tick below pushes them in the same drain.
     drain_outbox(pm, OUTBOX_BATCH)
-    tenants = enabled_tenants()
+    # Ids only: building each tenant's settings here would let one tenant's invalid settings
+    # stop every tenant's work (ensure_started has logged that tenant and left it out).
+    tenants = enabled_tenant_ids()
     if not tenants:
         return 0
     # The periodic tasks cover every tenant; any tenant's services are the host's to give them.
-    services = DjangoHostServices(tenants[0][0])
+    services = DjangoHostServices(tenants[0])
     ran = 0
     for batch in pm.hook.ambac_periodic_tasks():
         for task in batch:

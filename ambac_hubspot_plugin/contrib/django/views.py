@@ -8,7 +8,11 @@ parameters, the query, the signed-in host user) and answers the route's
 - A route with a permission (the admin and status routes) uses the host's authentication and
   checks the permission with the host's tenant permissions before the plugin runs: 401 for
   anonymous requests, 403 without the permission. The plugin then runs as that user, inside the
-  user's tenant context. The host's authentication is its API's: the authenticators of DRF's
+  user's tenant context, outside ``ATOMIC_REQUESTS``: the host services commit each write (or
+  group of writes, ``grouped_writes``) in a transaction of their own, and the plugin records a
+  link in its store, writes HubSpot and tells listeners only after that commit; inside the
+  request's transaction the host could still roll back an order the plugin has linked.
+  The host's authentication is its API's: the authenticators of DRF's
   ``DEFAULT_AUTHENTICATION_CLASSES`` when ``rest_framework`` is installed (Ambac Tracker: browser
   sessions and API tokens), so a script calls the routes with the same token as the host's API;
   a session is held to Django's CSRF check there, a token is not, as in the host's API. Without
@@ -169,19 +173,20 @@ def _csrf_failure(request: DjangoRequest) -> str | None:
     return reason
 
 
-def _is_tenant_key(tenant_id: str | None) -> bool:
-    """Whether a URL's tenant key can name a host tenant (a UUID); anything else is the
-    plugin's to answer 404 for (a webhook URL anyone can call)."""
+def _tenant_key(tenant_id: str | None) -> str | None:
+    """A URL's tenant key as the host spells tenant ids (a UUID's canonical text: lower case,
+    hyphens), or None when it cannot name a host tenant; that is the plugin's to answer 404
+    for (a webhook URL anyone can call). ``uuid.UUID`` also reads capitals, braces and a
+    missing hyphen: passed on raw, such a key would miss the running tenant."""
     try:
-        uuid.UUID(tenant_id or "")
+        return str(uuid.UUID(tenant_id or ""))
     except ValueError:
-        return False
-    return True
+        return None
 
 
 def _tenant_scope(tenant_id: str | None) -> AbstractContextManager[object]:
     """The host's tenant context for ``tenant_id``; none for a key that names no tenant."""
-    return tenant_context(tenant_id) if _is_tenant_key(tenant_id) else nullcontext()
+    return tenant_context(tenant_id) if tenant_id is not None else nullcontext()
 
 
 def _plugin_request(request: DjangoRequest, user: User | None, params: Mapping[str, str]) -> HttpRequest:
@@ -244,8 +249,10 @@ def serve_signed(route: HttpRoute, request: DjangoRequest, params: Mapping[str, 
     saved settings) is answered 503 with ``Retry-After``: HubSpot keeps retrying a 5xx for
     about a day, while the plugin's own 404 for an unknown tenant would make it drop the events.
     """
-    tenant_id = params.get("tenant_id") or ""
-    if route.name == WEBHOOK_ROUTE and pm is not None and _is_tenant_key(tenant_id):
+    tenant_id = _tenant_key(params.get("tenant_id"))
+    if tenant_id is not None:  # the signed URL itself stays as sent: the signature covers it
+        params = {**params, "tenant_id": tenant_id}
+    if route.name == WEBHOOK_ROUTE and pm is not None and tenant_id is not None:
         why = not_started_here(pm, tenant_id)
         if why is not None:
             logger.error("HubSpot delivery for tenant %s answered 503: %s", tenant_id, why)
@@ -280,9 +287,11 @@ def route_view(routes: Sequence[HttpRoute], pm: pluggy.PluginManager | None = No
     # Exempt from the middleware's check: signed routes need none, guarded ones do their own
     # (``_host_user``: sessions are checked, tokens are not).
     view = csrf_exempt(view)
-    if all(route.permission is None for route in routes):
-        for alias in settings.DATABASES:
-            view = transaction.non_atomic_requests(using=alias)(view)
+    # Outside ATOMIC_REQUESTS, every route: a signed one answers 200 only once the delivery is in
+    # the plugin's store; a guarded one writes the plugin's store and HubSpot, and tells
+    # listeners, after the host's writes it makes in transactions of its own have committed.
+    for alias in settings.DATABASES:
+        view = transaction.non_atomic_requests(using=alias)(view)
     return view
 
 
