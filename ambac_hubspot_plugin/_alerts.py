@@ -9,16 +9,24 @@ events, so its events wait). Thresholds come from the tenant's ``alerts`` settin
 
 An incident notifies ``HostServices.notify_admins`` when it opens and says "resolved" when its
 condition clears. If the admins heard about the same kind of incident (opened or resolved) less
-than ``cooldown_minutes`` ago, a reopening is tracked but not notified (a flapping condition must
-not flood the admins), and its recovery is silent too. Incident state lives in the store's
-checkpoints table (one row per tenant, portal and kind), so every worker process sees the same
-incidents.
+than ``cooldown_minutes`` ago, a reopening is tracked but not notified yet (a flapping condition
+must not flood the admins): if it still holds once the cooldown has passed it is notified then;
+if it clears first, its recovery is silent too. Incident state lives in the store's checkpoints
+table (one row per tenant, portal and kind), so every worker process sees the same incidents.
+
+Each condition is checked on its own, so one that fails does not hide the others. A send that
+raises counts as an attempt (the host may have delivered it before failing): it is tried again
+only after the cooldown, doubled for each failure in a row. A send runs in a thread of its own
+that the tick waits for at most :data:`SEND_WAIT`, so a host whose notification hangs does not
+stop the job queue; while it hangs, that tenant's sends wait.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -31,12 +39,17 @@ if TYPE_CHECKING:
     from .settings import Settings
     from .store import SqlStateStore
 
-__all__ = ["ALERT_KINDS", "Incident", "Notice", "check_tenant", "open_incidents", "run_alerts"]
+__all__ = ["ALERT_KINDS", "SEND_WAIT", "Incident", "Notice", "check_tenant", "open_incidents",
+           "run_alerts"]
 
 log = logging.getLogger(__name__)
 
 ALERT_KINDS = ("failed_runs", "auth", "dead_letters", "webhook_silence", "webhook_unreadable")
 _PREFIX = "alert."
+#: How long a check waits for the host's ``notify_admins`` before going on without it.
+SEND_WAIT = timedelta(seconds=2)
+#: A send that failed is retried after the cooldown, doubled per failure in a row this often.
+_MAX_DOUBLINGS = 5
 
 
 @attrs.frozen
@@ -49,6 +62,9 @@ class Incident:
     notified: bool = False
     last_notified_at: datetime | None = None
     detail: str = ""
+    #: Sends of this incident that raised or hung, in a row (``last_notified_at`` is then the
+    #: last attempt): each doubles the wait before the next.
+    failed_sends: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready form (also the stored form)."""
@@ -57,7 +73,7 @@ class Incident:
 
         return {"kind": self.kind, "open": self.open, "opened_at": iso(self.opened_at),
                 "notified": self.notified, "last_notified_at": iso(self.last_notified_at),
-                "detail": self.detail}
+                "detail": self.detail, "failed_sends": self.failed_sends}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Incident:
@@ -66,7 +82,8 @@ class Incident:
             return datetime.fromisoformat(data[key]) if data.get(key) else None
 
         return cls(data["kind"], bool(data["open"]), moment("opened_at"), bool(data["notified"]),
-                   moment("last_notified_at"), str(data.get("detail", "")))
+                   moment("last_notified_at"), str(data.get("detail", "")),
+                   int(data.get("failed_sends", 0)))
 
 
 @attrs.frozen
@@ -199,41 +216,204 @@ def open_incidents(store: SqlStateStore, tenant_id: str, portal_id: str) -> list
     return [i for kind in ALERT_KINDS if (i := _load(store, tenant_id, portal_id, kind)).open]
 
 
+class _Box:
+    """One call of the host's ``notify_admins`` in its own thread, and how it ended."""
+
+    def __init__(self, subject: str) -> None:
+        self.subject = subject
+        self.started = time.monotonic()
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+        self.late = False  # the tick stopped waiting for it
+
+
+class _Sender:
+    """Calls ``notify_admins`` in a daemon thread and waits for it at most ``wait``.
+
+    The alerts run in the tick, between the queue's drains: a send that never returns (an
+    SMTP call without a timeout) would stop the queue of the whole process. Such a send keeps
+    its thread; while it is outstanding, the tenant's next sends are not tried (``busy``), so
+    at most one thread per tenant waits on the host.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._outstanding: dict[str, _Box] = {}
+
+    def send(self, tenant_id: str, host: HostServices, subject: str, message: str, level: str,
+             wait: timedelta) -> tuple[str, BaseException | None]:
+        """``("sent", None)``, ``("failed", error)``, ``("pending", None)`` (still running after
+        ``wait``: it may get through later) or ``("busy", None)`` (not tried)."""
+        with self._lock:
+            hung = self._outstanding.get(tenant_id)
+            if hung is not None:
+                log.debug("HubSpot alert %r of tenant %s waits: the host's notify_admins has "
+                          "not returned from %r", subject, tenant_id, hung.subject)
+                return "busy", None
+            box = self._outstanding[tenant_id] = _Box(subject)
+
+        def call() -> None:
+            try:
+                host.notify_admins(subject, message, level)
+            except BaseException as exc:  # even SystemExit: it is this send's outcome
+                box.error = exc
+            finally:
+                with self._lock:
+                    self._outstanding.pop(tenant_id, None)
+                    box.done.set()
+                    late = box.late
+                if late:
+                    log.warning("the host's notify_admins for tenant %s returned after %.0f s "
+                                "(%s); the tenant's alerts are sent again", tenant_id,
+                                time.monotonic() - box.started,
+                                "failed" if box.error is not None else "delivered")
+
+        threading.Thread(target=call, name=f"hubspot-alert-{tenant_id}", daemon=True).start()
+        box.done.wait(wait.total_seconds())
+        with self._lock:
+            finished = box.done.is_set()
+            box.late = not finished
+        if not finished:
+            log.warning("the host's notify_admins for tenant %s has not returned after %s s "
+                        "(alert %r); the tick goes on without it, and the tenant's alerts wait "
+                        "until it returns", tenant_id, wait.total_seconds(), subject)
+            return "pending", None
+        return ("sent", None) if box.error is None else ("failed", box.error)
+
+
+_SENDER = _Sender()
+
+
+def _may_send(incident: Incident, now: datetime, cooldown: timedelta) -> bool:
+    """Whether the cooldown since the last message (or attempt) has passed; after sends that
+    failed in a row it doubles with each, up to 32 times the cooldown."""
+    if incident.last_notified_at is None:
+        return True
+    doublings = min(max(incident.failed_sends - 1, 0), _MAX_DOUBLINGS)
+    return now - incident.last_notified_at >= cooldown * (1 << doublings)
+
+
+@attrs.frozen
+class _Check:
+    """What one tenant's alert check works with."""
+
+    store: SqlStateStore
+    host: HostServices
+    settings: Settings
+    tenant_id: str
+    now: datetime
+    send_wait: timedelta
+
+    def send(self, subject: str, message: str, level: str) -> tuple[str, BaseException | None]:
+        return _SENDER.send(self.tenant_id, self.host, subject, message, level, self.send_wait)
+
+    def save(self, incident: Incident) -> None:
+        self.store.set_checkpoint(self.tenant_id, self.settings.portal_id,
+                                  _PREFIX + incident.kind, json.dumps(incident.to_json()))
+
+    def scrub(self, text: str) -> str:
+        from ._secrets import scrub
+        from .settings import secret_values
+
+        return scrub(text, secret_values(self.settings))
+
+    def apply(self, condition: _Condition) -> Notice | None:
+        """Move the condition's incident on: open, notify (once the cooldown allows), resolve."""
+        incident = _load(self.store, self.tenant_id, self.settings.portal_id, condition.kind)
+        if condition.active:
+            return self._holds(condition, incident)
+        if condition.active is False and incident.open:
+            return self._cleared(incident)
+        return None
+
+    def _holds(self, condition: _Condition, incident: Incident) -> Notice | None:
+        opening = not incident.open
+        if not opening and incident.notified:
+            return None  # the admins heard about it
+        if opening:
+            incident = attrs.evolve(incident, open=True, opened_at=self.now, notified=False,
+                                    detail=condition.subject)
+        outcome = "quiet"
+        if _may_send(incident, self.now, timedelta(minutes=self.settings.alerts.cooldown_minutes)):
+            # An incident reopened within the cooldown gets here too once it has passed: the
+            # admins' last word must not stay "Resolved" while it holds.
+            outcome, error = self.send(condition.subject, condition.message, condition.level)
+            if outcome == "sent":
+                incident = attrs.evolve(incident, notified=True, last_notified_at=self.now,
+                                        failed_sends=0, detail=condition.subject)
+            elif outcome != "busy":
+                # The host may have delivered it before failing: counted as an attempt, so it
+                # is tried again only after the (doubling) cooldown, never every tick.
+                incident = attrs.evolve(incident, last_notified_at=self.now,
+                                        failed_sends=incident.failed_sends + 1,
+                                        detail=condition.subject)
+                self._log_failure(condition.subject, outcome, error)
+        if not opening and outcome in ("quiet", "busy"):
+            return None
+        self.save(incident)
+        return Notice(self.tenant_id, condition.kind, "opened", condition.subject,
+                      outcome == "sent")
+
+    def _cleared(self, incident: Incident) -> Notice | None:
+        subject = f"Resolved: {incident.detail}"
+        outcome, error = "quiet", None
+        if incident.notified:
+            outcome, error = self.send(subject, "The condition cleared; the HubSpot integration "
+                                       "works normally again.", "info")
+            if outcome == "busy":
+                return None  # nothing was tried: the next tick tries again
+            if outcome != "sent":
+                self._log_failure(subject, outcome, error)
+        last = incident.last_notified_at if outcome == "quiet" else self.now
+        failures = incident.failed_sends + (outcome in ("failed", "pending"))
+        self.save(Incident(incident.kind, False, None, False, last, incident.detail,
+                           0 if outcome == "sent" else failures))
+        return Notice(self.tenant_id, incident.kind, "resolved", subject, outcome == "sent")
+
+    def _log_failure(self, subject: str, outcome: str, error: BaseException | None) -> None:
+        if error is not None:
+            why = self.scrub(f"{type(error).__name__}: {_first_line(error)}")
+            log.warning("HubSpot alert %r to the admins of tenant %s failed (%s); it is tried "
+                        "again after the cooldown if its condition still holds",
+                        self.scrub(subject), self.tenant_id, why)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else "(no message)"
+
+
 def check_tenant(store: SqlStateStore, host: HostServices, settings: Settings, tenant_id: str,
-                 now: datetime) -> list[Notice]:
-    """Evaluate every alert condition of one tenant; notify openings and recoveries."""
+                 now: datetime, *, send_wait: timedelta = SEND_WAIT) -> list[Notice]:
+    """Evaluate every alert condition of one tenant; notify openings and recoveries.
+
+    Each condition is checked and notified on its own: one that fails (a store error, a
+    ``notify_admins`` that raises) is logged and the others are still checked. A send waits
+    at most ``send_wait`` for the host.
+    """
     thresholds = settings.alerts
-    conditions = [
-        _failed_runs(store, tenant_id, thresholds.failed_runs),
-        _auth(store, tenant_id, settings.portal_id),
-        _dead_letters(store, tenant_id, thresholds.dead_letters),
-        _webhook_silence(store, tenant_id, settings, now),
-        _webhook_unreadable(store, tenant_id),
-    ]
-    cooldown = timedelta(minutes=thresholds.cooldown_minutes)
+    conditions: dict[str, Callable[[], _Condition]] = {
+        "failed_runs": lambda: _failed_runs(store, tenant_id, thresholds.failed_runs),
+        "auth": lambda: _auth(store, tenant_id, settings.portal_id),
+        "dead_letters": lambda: _dead_letters(store, tenant_id, thresholds.dead_letters),
+        "webhook_silence": lambda: _webhook_silence(store, tenant_id, settings, now),
+        "webhook_unreadable": lambda: _webhook_unreadable(store, tenant_id),
+    }
+    check = _Check(store, host, settings, tenant_id, now, send_wait)
     notices: list[Notice] = []
-    for condition in conditions:
-        incident = _load(store, tenant_id, settings.portal_id, condition.kind)
-        if condition.active and not incident.open:
-            quiet = incident.last_notified_at is not None and now - incident.last_notified_at < cooldown
-            if not quiet:
-                host.notify_admins(condition.subject, condition.message, condition.level)
-            notices.append(Notice(tenant_id, condition.kind, "opened", condition.subject, not quiet))
-            incident = Incident(condition.kind, True, now, not quiet,
-                                incident.last_notified_at if quiet else now, condition.subject)
-        elif condition.active is False and incident.open:
-            subject = f"Resolved: {incident.detail}"
-            if incident.notified:
-                host.notify_admins(subject, "The condition cleared; the HubSpot integration works "
-                                   "normally again.", "info")
-            notices.append(Notice(tenant_id, condition.kind, "resolved", subject, incident.notified))
-            incident = Incident(condition.kind, False, None, False,
-                                now if incident.notified else incident.last_notified_at,
-                                incident.detail)
-        else:
+    failed: list[str] = []
+    for kind, evaluate in conditions.items():
+        try:
+            notice = check.apply(evaluate())
+        except Exception as exc:
+            failed.append(f"{kind}: {type(exc).__name__}: {_first_line(exc)}")
             continue
-        store.set_checkpoint(tenant_id, settings.portal_id, _PREFIX + condition.kind,
-                             json.dumps(incident.to_json()))
+        if notice is not None:
+            notices.append(notice)
+    if failed:
+        # One line per tenant and tick, as one failure of the whole check was before.
+        log.warning("checking HubSpot alerts of tenant %s failed for %s (the other alerts were "
+                    "checked)", tenant_id, check.scrub("; ".join(failed)))
     return notices
 
 

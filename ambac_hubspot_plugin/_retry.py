@@ -106,7 +106,10 @@ class RetryPolicy:
         together; the server's wait (:meth:`Failure.min_wait`) is a floor, never shortened by
         the jitter.
         """
-        ceiling = min(self.max_delay, self.base_delay * (2 ** (retry_number - 1)))
+        # Clamped as the queue's Backoff.ceiling is: 2.0**1024 overflows a float, and any
+        # exponent past 1000 is far beyond every max_delay anyway.
+        exponent = min(max(retry_number - 1, 0), 1000)
+        ceiling = min(self.max_delay, self.base_delay * 2.0**exponent)
         wait = rng.uniform(0.0, ceiling)
         floor = failure.min_wait()
         if floor is not None:

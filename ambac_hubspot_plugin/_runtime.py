@@ -398,7 +398,7 @@ class Runtime:
             try:
                 # Bounded, so stop_worker() is honoured within a tick even with a backlog.
                 self.tick(deadline=self.clock() + timedelta(seconds=max(poll_seconds, 10)))
-            except Exception as exc:
+            except BaseException as exc:  # a SystemExit from host code must not end the thread
                 failures.failed(exc, poll_seconds)
             else:
                 failures.succeeded()

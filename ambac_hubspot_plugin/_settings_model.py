@@ -19,6 +19,9 @@ from .host import OrderStatus
 __all__ = [
     "ALLOW_LOCAL_SANDBOX_ENV",
     "CREDENTIAL_KINDS",
+    "MAX_DAYS",
+    "MAX_FAILED_RUNS",
+    "MAX_MINUTES",
     "ORDER_URL_FIELDS",
     "AccountTier",
     "AlertSettings",
@@ -180,16 +183,28 @@ class Directions:
 
 @attrs.frozen
 class AtLeast:
-    """A validator of a whole number's minimum; the JSON Schema shows it as ``minimum``."""
+    """A validator of a whole number's minimum, and optionally its maximum; the JSON Schema
+    shows them as ``minimum`` and ``maximum``."""
 
     minimum: int
+    maximum: int | None = None
 
     def __call__(self, _inst: object, attribute: attrs.Attribute[Any], value: int) -> None:
         if value < self.minimum:
             raise Invalid(f"{attribute.name} must be at least {self.minimum} (it is {value})")
+        if self.maximum is not None and value > self.maximum:
+            raise Invalid(f"{attribute.name} must be at most {self.maximum} (it is {value})")
 
 
 _at_least = AtLeast
+
+#: The longest retention, cooldown or silence a setting may ask for: 100 years. A longer one
+#: is "forever" in practice, and ``now - timedelta(days=...)`` past year 1 raises
+#: OverflowError in every prune, alert check and status view.
+MAX_DAYS = 36_500
+MAX_MINUTES = MAX_DAYS * 24 * 60
+#: ``alerts.failed_runs`` reads that many runs back: a bound keeps the query's LIMIT sane.
+MAX_FAILED_RUNS = 1_000
 
 
 ORDER_URL_FIELDS = ("base_url", "order_id", "order_number")
@@ -232,10 +247,10 @@ class OutboundSettings:
 class AlertSettings:
     """When to alert the tenant's admins, and how often at most."""
 
-    failed_runs: int = attrs.field(default=3, validator=_at_least(1))
+    failed_runs: int = attrs.field(default=3, validator=_at_least(1, MAX_FAILED_RUNS))
     dead_letters: int = attrs.field(default=10, validator=_at_least(1))
-    webhook_silence_minutes: int = attrs.field(default=120, validator=_at_least(5))
-    cooldown_minutes: int = attrs.field(default=60, validator=_at_least(1))
+    webhook_silence_minutes: int = attrs.field(default=120, validator=_at_least(5, MAX_MINUTES))
+    cooldown_minutes: int = attrs.field(default=60, validator=_at_least(1, MAX_MINUTES))
 
 
 @attrs.frozen
@@ -247,11 +262,11 @@ class RetentionSettings:
     running sync runs, the newest run of each kind and conflicts are never pruned.
     """
 
-    webhook_events_days: int = attrs.field(default=7, validator=_at_least(1))
-    log_days: int = attrs.field(default=30, validator=_at_least(1))
-    sync_runs_days: int = attrs.field(default=90, validator=_at_least(1))
-    dead_jobs_days: int = attrs.field(default=30, validator=_at_least(1))
-    prune_every_minutes: int = attrs.field(default=60, validator=_at_least(5))
+    webhook_events_days: int = attrs.field(default=7, validator=_at_least(1, MAX_DAYS))
+    log_days: int = attrs.field(default=30, validator=_at_least(1, MAX_DAYS))
+    sync_runs_days: int = attrs.field(default=90, validator=_at_least(1, MAX_DAYS))
+    dead_jobs_days: int = attrs.field(default=30, validator=_at_least(1, MAX_DAYS))
+    prune_every_minutes: int = attrs.field(default=60, validator=_at_least(5, MAX_MINUTES))
 
 
 def _portal_id(_inst: object, _attribute: attrs.Attribute[Any], value: str) -> None:

@@ -386,6 +386,8 @@ def _schema_for(tp: Any) -> dict[str, Any]:  # one branch per kind of type
             props[name] = _schema_for(hints[field.name])
             if isinstance(field.validator, AtLeast):
                 props[name]["minimum"] = field.validator.minimum
+                if field.validator.maximum is not None:
+                    props[name]["maximum"] = field.validator.maximum
             if field.default is attrs.NOTHING:
                 required.append(name)
             elif not isinstance(field.default, attrs.Factory):  # type: ignore[arg-type]  # Factory is a class

@@ -5,7 +5,10 @@ Time comes from an injected clock that the tests move; nothing sleeps.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +17,8 @@ import pytest
 
 from ambac_hubspot_plugin._alerts import check_tenant, open_incidents, run_alerts
 from ambac_hubspot_plugin._checks import CheckReport, CheckResult, save_report
+from ambac_hubspot_plugin._settings_model import MAX_FAILED_RUNS, MAX_MINUTES
+from ambac_hubspot_plugin.errors import ConfigError
 from ambac_hubspot_plugin.reference_host import ReferenceHost
 from ambac_hubspot_plugin.settings import parse_settings
 from ambac_hubspot_plugin.store import InboxEventDraft, RunStatus, open_store
@@ -239,3 +244,191 @@ def test_an_unreadable_webhook_delivery_alerts_until_it_is_read(bench):
     assert bench.store.retry_unreadable_webhook_batches(bench.tenant, job_kind=INBOX_JOB_KIND) == 1
     assert bench.store.expand_webhook_batches(bench.tenant, _split_drafts, job_kind=JOB_KIND).accepted == 1
     assert [n.event for n in bench.check()] == ["resolved"]
+
+
+def test_a_reopened_incident_that_persists_past_the_cooldown_is_notified_then(bench):
+    """Opened, resolved, back 45 minutes later (inside the 60-minute cooldown: tracked, quiet)
+    and still failing a day later: the admins hear about it once the cooldown has passed, and
+    only once; their last message is not "Resolved" while it holds."""
+    for _ in range(3):
+        bench.run(False)
+    bench.check()
+    bench.run(True)
+    bench.check()
+    for _ in range(3):
+        bench.run(False)
+    (quiet,) = bench.check()
+    assert not quiet.sent and len(bench.notes()) == 2
+    for _ in range(96):  # a day of failing runs, checked after each
+        bench.run(False)
+        bench.check()
+    assert [s for _l, s in bench.notes()] == [
+        "HubSpot sync failed 3 times in a row", "Resolved: HubSpot sync failed 3 times in a row",
+        "HubSpot sync failed 3 times in a row"]
+    bench.run(True)
+    assert [n.event for n in bench.check()] == ["resolved"]
+    assert bench.notes()[-1] == ("info", "Resolved: HubSpot sync failed 3 times in a row")
+
+
+class FlakySink:
+    """The reference host's services with a notify_admins that fails for some alerts: after
+    delivering (the host's bookkeeping after the send fails) or before (it refuses it)."""
+
+    def __init__(self, services: Any, *, refuse: str | None = None,
+                 fail_after_send: bool = False, secret: str = "") -> None:
+        self._services, self._refuse, self._after, self._secret = (
+            services, refuse, fail_after_send, secret)
+
+    def notify_admins(self, subject: str, message: str, level: str) -> None:
+        if self._refuse and self._refuse in subject:
+            raise ValueError(f"notification refused by the host's channel {self._secret}")
+        self._services.notify_admins(subject, message, level)
+        if self._after:
+            raise RuntimeError("host failed after sending")
+
+
+def _tick(bench: Bench, sink: Any, seconds: float = 10) -> list:
+    bench.clock.advance(seconds=seconds)
+    return check_tenant(bench.store, sink, bench.settings, bench.tenant, bench.clock())
+
+
+def test_a_sink_that_raises_after_sending_is_tried_again_only_after_the_cooldown(bench):
+    """A send that raises may have been delivered: it is not repeated every tick (10 s), but
+    once the cooldown has passed, then after twice the cooldown, and so on."""
+    for _ in range(3):
+        bench.run(False)
+    sink = FlakySink(bench.host.services(bench.tenant), fail_after_send=True)
+    for _ in range(6):  # a minute of ticks
+        _tick(bench, sink)
+    assert len(bench.notes()) == 1
+    _tick(bench, sink, 60 * 60)  # over an hour after the first attempt
+    assert len(bench.notes()) == 2
+    _tick(bench, sink, 60 * 60)  # the wait has doubled: not yet
+    assert len(bench.notes()) == 2
+    _tick(bench, sink, 60 * 60)
+    assert len(bench.notes()) == 3
+    assert [i.failed_sends for i in open_incidents(bench.store, bench.tenant, PORTAL)] == [3]
+
+
+def test_a_sink_refusing_one_alert_still_gets_the_other_kinds_and_the_log_has_no_secret(
+        bench, caplog):
+    """The host refuses the failed_runs alert: the dead-letter alert is still checked and
+    sent, and the refusal is logged once, without the token its message carried."""
+    token = "pat-na1-0123456789abcdef"
+    bench.raw["credentials"]["access_token"] = token
+    for _ in range(3):
+        bench.run(False)
+    _dead_job(bench, "deal:1")
+    _dead_job(bench, "deal:2")
+    sink = FlakySink(bench.host.services(bench.tenant), refuse="sync failed", secret=token)
+    with caplog.at_level("WARNING", logger="ambac_hubspot_plugin._alerts"):
+        for _ in range(6):
+            _tick(bench, sink)
+    assert [s for _l, s in bench.notes()] == ["2 HubSpot sync jobs gave up"]
+    refusals = [r for r in caplog.records if "could not be sent" in r.getMessage()
+                or "failed" in r.getMessage()]
+    assert len(refusals) == 1 and "refused by the host's channel" in refusals[0].getMessage()
+    assert token not in caplog.text
+
+
+class HangingSink:
+    """The reference host's services with a notify_admins that hangs until released (an SMTP
+    send without a timeout)."""
+
+    def __init__(self, services: Any) -> None:
+        self._services = services
+        self.release = threading.Event()
+        self.calls = 0
+
+    def notify_admins(self, subject: str, message: str, level: str) -> None:
+        self.calls += 1
+        self.release.wait(60)
+        self._services.notify_admins(subject, message, level)
+
+
+def test_a_hanging_sink_is_waited_for_briefly_and_never_twice_at_once(bench):
+    """A check whose send hangs returns after send_wait; while the send hangs, later checks
+    do not call the host again; once it returns, the tenant's alerts go out again."""
+    for _ in range(3):
+        bench.run(False)
+    _dead_job(bench, "deal:1")
+    _dead_job(bench, "deal:2")
+    sink = HangingSink(bench.host.services(bench.tenant))
+    wait = timedelta(milliseconds=200)
+    try:
+        started = time.monotonic()
+        notices = check_tenant(bench.store, sink, bench.settings, bench.tenant, bench.clock(),
+                               send_wait=wait)
+        assert time.monotonic() - started < 30
+        assert [(n.kind, n.sent) for n in notices] == [("failed_runs", False),
+                                                       ("dead_letters", False)]
+        assert sink.calls == 1, "the dead-letter alert waits while the first send hangs"
+        bench.clock.advance(seconds=10)
+        assert check_tenant(bench.store, sink, bench.settings, bench.tenant, bench.clock(),
+                            send_wait=wait) == []
+        assert sink.calls == 1
+    finally:
+        sink.release.set()
+    limit = time.monotonic() + 20
+    notices = []
+    while not notices and time.monotonic() < limit:  # until the hung send's thread is done
+        bench.clock.advance(seconds=10)
+        notices = check_tenant(bench.store, sink, bench.settings, bench.tenant, bench.clock(),
+                               send_wait=wait)
+    assert [(n.kind, n.sent) for n in notices] == [("dead_letters", True)]
+
+
+def test_a_hanging_sink_does_not_stop_the_queue(world, monkeypatch):  # noqa: F811  # fixture
+    """The runtime's worker: while the host's notify_admins hangs, a job queued meanwhile is
+    still run (the alerts ran in the drain's tick and held it)."""
+    from ambac_hubspot_plugin.reference_host._services import TenantServices
+
+    store = world.store
+    for _ in range(3):
+        run = store.start_run(world.tenant, "backfill")
+        store.finish_run(run.id, RunStatus.FAILED, error="HubSpotUnavailableError: 503")
+    release, entered = threading.Event(), threading.Event()
+
+    def hanging_notify(self: Any, subject: str, message: str, level: str) -> None:
+        entered.set()
+        release.wait(60)
+
+    # The reference host has no hanging channel: its send is swapped for one (fault injection).
+    monkeypatch.setattr(TenantServices, "notify_admins", hanging_notify)
+    world.hubspot.faults.fail_next(1000, status=503)
+    world.runtime.start_worker(poll_seconds=0.1)
+    try:
+        assert entered.wait(20), "the alert never fired"
+        job = store.enqueue(world.tenant, "inbound.deal", {"deal_id": "999"})
+        limit = time.monotonic() + 20
+        while store.get_job(job) is not None and store.get_job(job).attempts == 0 \
+                and time.monotonic() < limit:
+            time.sleep(0.05)
+        ran = store.get_job(job)
+        assert ran is None or ran.attempts > 0, "a job queued while the alert hangs never ran"
+    finally:
+        release.set()
+        world.runtime.stop_worker(timeout=10)
+        world.hubspot.faults.clear()
+
+
+@pytest.mark.parametrize(("field", "longest"), [("cooldown_minutes", MAX_MINUTES),
+                                                ("webhook_silence_minutes", MAX_MINUTES),
+                                                ("failed_runs", MAX_FAILED_RUNS)])
+def test_alert_thresholds_have_a_maximum_and_the_checks_work_at_it(bench, field, longest):
+    """A threshold past its maximum is refused naming the field (a cooldown of 10**12 minutes
+    used to break every check with OverflowError); at the maximum the checks run."""
+    bench.raw["alerts"][field] = longest + 1
+    with pytest.raises(ConfigError) as refused:
+        bench.settings  # noqa: B018  # parsing is the point
+    assert list(refused.value.problems) == [f"alerts.{field}"]
+    assert "must be at most" in refused.value.problems[f"alerts.{field}"]
+    bench.raw["alerts"][field] = longest
+    bench.raw["webhook_client_secret"] = "shh-secret"
+    _webhook_event(bench, 1)
+    bench.run(True, created=1)
+    for _ in range(3):
+        bench.run(False)
+    bench.check()
+    bench.run(True)
+    bench.check()

@@ -504,6 +504,54 @@ def test_background_thread_runs_jobs_until_stopped(store: Any) -> None:
     assert store.depths() == {}
 
 
+def test_a_handler_raising_systemexit_fails_its_job_and_the_background_runner_goes_on(
+        store: Any) -> None:
+    """Host code reached from a handler calls sys.exit(): the job fails (retried with backoff,
+    its reason saying so) and the runner's thread runs the next job, instead of dying without
+    a word and leaving every later job of the process waiting."""
+    calls: list[int] = []
+
+    def handler(job: Job) -> None:
+        calls.append(job.payload["n"])
+        if job.payload["n"] == 1:
+            raise SystemExit(3)
+
+    first = store.enqueue("7", "k", {"n": 1})
+    runner = QueueRunner(store, {"k": handler}, lease=timedelta(seconds=1),
+                         poll_interval=timedelta(milliseconds=50))
+    runner.start()
+    try:
+        limit = time.monotonic() + 20
+        while calls != [1] and time.monotonic() < limit:
+            time.sleep(0.01)
+        later = store.enqueue("7", "k", {"n": 2})
+        while store.get_job(later) is not None and time.monotonic() < limit:
+            time.sleep(0.01)
+        assert store.get_job(later) is None, f"job 2 never ran: handler calls {calls}"
+    finally:
+        runner.stop(timeout=5)
+    failed = store.get_job(first)
+    assert (failed.state, failed.attempts) == (JobState.PENDING, 1)
+    assert failed.last_error == "interrupted: SystemExit: 3"
+
+
+def test_a_keyboard_interrupt_in_a_main_thread_drain_fails_the_job_then_propagates(
+        store: Any) -> None:
+    """Ctrl-C during a CLI drain stops the drain, and the job it interrupted is failed (due
+    again after its backoff), not left running until its lease runs out."""
+    def handler(job: Job) -> None:
+        raise KeyboardInterrupt
+
+    job_id = store.enqueue("7", "k", {})
+    store.enqueue("7", "k", {})
+    with pytest.raises(KeyboardInterrupt):
+        QueueRunner(store, {"k": handler}).drain()
+    job = store.get_job(job_id)
+    assert (job.state, job.attempts, job.last_error) == (
+        JobState.PENDING, 1, "interrupted: KeyboardInterrupt")
+    assert store.depths("7") == {(JobState.PENDING, "k"): 2}, "the drain stopped at once"
+
+
 def test_handler_longer_than_its_lease_keeps_the_job(store_url: str) -> None:
     """The runner extends the lease while a handler outlives it, so nobody else takes the job."""
     queue = open_store(store_url, clock=utc_now)

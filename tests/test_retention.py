@@ -19,12 +19,19 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from ambac_hubspot_plugin._retention import CHECKPOINT, retention_ages, run_retention
+from ambac_hubspot_plugin._settings_model import MAX_DAYS, MAX_MINUTES
 from ambac_hubspot_plugin.cli import main
 from ambac_hubspot_plugin.errors import ConfigError
 from ambac_hubspot_plugin.settings import RetentionSettings, parse_settings
-from ambac_hubspot_plugin.store import InboxEventDraft, JobState, LogLevel, RunStatus
+from ambac_hubspot_plugin.store import InboxEventDraft, Job, JobState, LogLevel, RunStatus
 from ambac_hubspot_plugin.store._retention import RetentionAges
-from ambac_hubspot_plugin.store._schema import integration_log, jobs, sync_runs, webhook_events
+from ambac_hubspot_plugin.store._schema import (
+    integration_log,
+    jobs,
+    sync_runs,
+    webhook_batches,
+    webhook_events,
+)
 from tests._store_support import (  # noqa: F401  # fixtures are used by name
     FakeClock,
     clock,
@@ -255,7 +262,9 @@ def test_a_budget_one_chunk_of_events_spends_still_prunes_the_other_tables(store
     dead = _dead(store, clock, "a")
     clock.advance(days=100)
 
-    with _deletes_take(store, clock, lambda statement: 10 if "HUBSPOT_WEBHOOK_EVENTS" in statement else 0.1):
+    # By the table deleted from: the dead jobs' DELETE names the events too (in a subquery).
+    with _deletes_take(store, clock, lambda statement: 10 if statement.startswith(
+            "DELETE FROM HUBSPOT_WEBHOOK_EVENTS") else 0.1):
         report = store.prune(TENANT, AGES, deadline=clock() + timedelta(seconds=2))
     assert not report.complete
     assert (report.rows["sync_runs"], report.rows["integration_log"], report.rows["dead_jobs"]) == (1, 1, 1)
@@ -346,22 +355,24 @@ def test_the_cli_dry_run_changes_nothing_and_prune_removes(site: Site):
     assert old not in [row[0] for row in store_file_rows(path)["hubspot_integration_log"]]
 
 
-def test_the_settings_schema_shows_retention_defaults_and_minimums():
-    """The host's settings form learns each retention field's default and minimum (a day for
-    the dedupe window), and a value under it fails the schema as it fails parsing."""
+def test_the_settings_schema_shows_retention_defaults_and_limits():
+    """The host's settings form learns each retention field's default, minimum (a day for the
+    dedupe window) and maximum (a century), and a value outside them fails the schema as it
+    fails parsing."""
     import jsonschema
 
     from ambac_hubspot_plugin.settings import settings_schema
 
     schema = settings_schema()
     fields = schema["properties"]["retention"]["properties"]
-    assert fields["webhook_events_days"] == {"type": "integer", "minimum": 1, "default": 7}
-    assert {name: (f["default"], f["minimum"]) for name, f in fields.items()} == {
-        "webhook_events_days": (7, 1), "log_days": (30, 1), "sync_runs_days": (90, 1),
-        "dead_jobs_days": (30, 1), "prune_every_minutes": (60, 5)}
+    assert fields["webhook_events_days"] == {"type": "integer", "minimum": 1, "maximum": 36_500, "default": 7}
+    assert {name: (f["default"], f["minimum"], f["maximum"]) for name, f in fields.items()} == {
+        "webhook_events_days": (7, 1, 36_500), "log_days": (30, 1, 36_500), "sync_runs_days": (90, 1, 36_500),
+        "dead_jobs_days": (30, 1, 36_500), "prune_every_minutes": (60, 5, 36_500 * 24 * 60)}
     base = {"portal_id": "1", "credentials": {"kind": "private_app", "access_token": "t"}}
-    with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate({**base, "retention": {"webhook_events_days": 0}}, schema)
+    for bad in (0, 36_501):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate({**base, "retention": {"webhook_events_days": bad}}, schema)
 
 
 @pytest.mark.parametrize(("table", "column", "index"), [
@@ -379,3 +390,163 @@ def test_each_prune_finds_its_rows_through_its_index(store, table, column, index
         with store.engine.connect() as conn:
             plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
         assert index in plan, plan
+
+
+# ---- what pruning must never remove: the only job of waiting webhook work -----------------------
+
+def _dead_letter(store: Any, clock: Any, kind: str) -> Job:
+    """Fail the one due job of ``kind`` on every attempt (the host is down) until it is dead."""
+    while True:
+        claimed = store.claim("w", kinds=[kind])
+        if not claimed:
+            clock.advance(timedelta(hours=2))  # past the longest backoff
+            continue
+        (job,) = claimed
+        failed = store.fail(job.id, "w", "HostUnavailable: host down")
+        if failed.state is JobState.DEAD:
+            return failed
+
+
+def test_a_dead_webhook_job_is_kept_while_its_events_wait(store, clock):
+    """An event whose webhook.object job dead-lettered (the host down for a while) keeps that
+    job however old: replay can still process it. Once it is processed, the job may go."""
+    waiting = _event(store, "d1", processed=False)
+    dead = _dead_letter(store, clock, "webhook.object")
+    assert dead.dedupe_key == "deal:d1"
+    clock.advance(AGES.dead_jobs + timedelta(days=1))
+    assert store.prune(TENANT, AGES, dry_run=True).rows["dead_jobs"] == 0
+    assert store.prune(TENANT, AGES).rows["dead_jobs"] == 0
+    assert [j.id for j in store.queued(TENANT, ["webhook.object"])] == [dead.id]
+    assert store.replay_all(TENANT) == 1, "replay finds the job that processes the event"
+    store.finish_webhook_events(TENANT, [waiting], [])  # what the replayed job does
+    _dead_letter(store, clock, "webhook.object")  # its job then dies of something else
+    clock.advance(AGES.dead_jobs + timedelta(days=1))
+    assert store.prune(TENANT, AGES).rows["dead_jobs"] == 1
+    assert store.queued(TENANT, ["webhook.object"]) == []
+
+
+def _orphaned_work(store: Any) -> list[str]:
+    """Webhook work of the tenant that no job (pending, running or dead, so replayable) of the
+    right key would ever do: unprocessed events and readable deliveries not split yet."""
+    ev, batch, job = webhook_events.c, webhook_batches.c, jobs.c
+    with store.engine.connect() as conn:
+        keys = set(conn.execute(sa.select(job.dedupe_key).where(job.tenant_id == TENANT)).scalars())
+        objects = conn.execute(sa.select(ev.object_type, ev.object_id).where(
+            ev.tenant_id == TENANT, ev.processed_at.is_(None))).all()
+        deliveries = conn.execute(sa.select(batch.id).where(
+            batch.tenant_id == TENANT, batch.error.is_(None))).scalars().all()
+    orphans = [f"{t}:{i}" for t, i in objects if f"{t}:{i}" not in keys]
+    return orphans + [f"delivery {d}" for d in deliveries if "inbox" not in keys]
+
+
+def test_pruning_never_removes_the_only_job_of_waiting_webhook_work(store, clock):
+    """Every mix of dead jobs, waiting and processed events, and waiting deliveries: after a
+    prune long past every retention, no waiting event or delivery is left without a job to
+    replay, and every dead job whose work is done (or that had none) is gone."""
+    # An object's events waiting behind a dead job; processed, and then the job died anyway;
+    # processed by a job that completed.
+    for n, (event_fate, job_fate) in enumerate((("waiting", "dead"), ("processed", "dead"),
+                                                ("processed", "done"))):
+        event = _event(store, f"o{n}", processed=False)
+        if job_fate == "dead":
+            _dead_letter(store, clock, "webhook.object")
+        else:
+            (job,) = store.claim("w", kinds=["webhook.object"])
+            store.complete(job.id, "w")
+        if event_fate == "processed":
+            store.finish_webhook_events(TENANT, [event], [])
+    store.receive_webhook_batch(TENANT, "1", b"[]", events=0, latest_occurred_ms=1,
+                                job_kind="webhook.inbox", max_attempts=1)
+    _dead_letter(store, clock, "webhook.inbox")  # the split died: the delivery waits
+    keyless = store.enqueue(TENANT, "k", {}, max_attempts=1)
+    _dead_letter(store, clock, "k")
+    clock.advance(days=365)
+    report = store.prune(TENANT, AGES)
+    assert _orphaned_work(store) == []
+    kept = {j.dedupe_key for j in store.queued(TENANT, ["webhook.object", "webhook.inbox", "k"])}
+    assert kept == {"inbox", "deal:o0"}, "only the dead jobs of waiting work stay"
+    assert keyless not in _ids(store, jobs) and report.rows["dead_jobs"] == 2
+
+
+# ---- the longest retention a setting may ask for -----------------------------------------------
+
+BASE = {"portal_id": "1", "credentials": {"kind": "private_app", "access_token": "tttt"}}
+
+
+@pytest.mark.parametrize("field", ["webhook_events_days", "log_days", "sync_runs_days",
+                                   "dead_jobs_days", "prune_every_minutes"])
+def test_a_retention_beyond_a_century_is_refused_naming_the_field(field):
+    """1,000,000 days would pass as "keep forever" and then break every prune and status view
+    (now minus it is before year 1): refused, naming the field and its maximum."""
+    with pytest.raises(ConfigError) as refused:
+        parse_settings({**BASE, "retention": {field: 1_000_000_000_000}})
+    assert list(refused.value.problems) == [f"retention.{field}"]
+    assert "must be at most" in refused.value.problems[f"retention.{field}"]
+
+
+def test_the_longest_retention_allowed_still_prunes(store, clock):
+    """Every retention at its maximum (a century): a prune and a dry run work, and remove
+    nothing younger."""
+    longest = parse_settings({**BASE, "retention": {
+        "webhook_events_days": MAX_DAYS, "log_days": MAX_DAYS, "sync_runs_days": MAX_DAYS,
+        "dead_jobs_days": MAX_DAYS, "prune_every_minutes": MAX_MINUTES}})
+    store.log(TENANT, LogLevel.INFO, "x", "kept")
+    assert store.prune(TENANT, retention_ages(longest.retention), dry_run=True).total == 0
+    report = store.prune(TENANT, retention_ages(longest.retention))
+    assert report.complete and report.total == 0
+
+
+def test_a_huge_retention_leaves_the_status_view_working(world):
+    """An operator asking for 1,000,000 days is told the maximum, the settings stay as they
+    were, and the status view works; the maximum itself is accepted and shown."""
+    current = world.admin.settings(world.admin_user)
+    current = dict(current.get("settings", current))
+    with pytest.raises(ConfigError) as refused:
+        world.admin.change_settings(world.admin_user, {**current, "retention": {
+            **current.get("retention", {}), "dead_jobs_days": 1_000_000}})
+    assert "retention.dead_jobs_days" in refused.value.problems
+    assert world.admin.status(world.admin_user)["retention"]["settings"]["dead_jobs_days"] == 30
+    world.admin.change_settings(world.admin_user, {**current, "retention": {
+        **current.get("retention", {}), "dead_jobs_days": MAX_DAYS}})
+    status = world.admin.status(world.admin_user)
+    assert status["retention"]["settings"]["dead_jobs_days"] == MAX_DAYS
+
+
+# ---- each chunk stops after its rows: no sort of the whole backlog ------------------------------
+
+def test_each_prune_chunk_reads_its_index_in_order_without_sorting(tmp_path):
+    """Each table's chunk is ordered by the columns of the index its WHERE clause uses, so
+    SQLite reads the first 1,000 rows of the index and stops; ordered by id, each chunk sorted
+    every prunable row (a temp B-tree) while holding the writer. (PostgreSQL plans by its
+    statistics: an incremental sort on the index there.)"""
+    from ambac_hubspot_plugin.store import open_store
+
+    clock = FakeClock()
+    store = open_store(f"sqlite:///{tmp_path / 'store.sqlite3'}", clock=clock)
+    try:
+        _event(store, "a", processed=True)
+        store.log(TENANT, LogLevel.INFO, "x", "old")
+        for _ in range(2):  # the newest run of a kind is kept: two, so one goes
+            store.finish_run(store.start_run(TENANT, "incremental").id, RunStatus.SUCCEEDED)
+        _dead(store, clock, "a")
+        clock.advance(days=365)
+        statements: dict[str, tuple[str, Any]] = {}
+
+        def keep(conn: Any, cursor: Any, statement: str, params: Any, *args: Any) -> None:
+            if statement.lstrip().upper().startswith("DELETE FROM"):
+                statements[statement.split()[2]] = (statement, params)
+
+        sa.event.listen(store.engine, "after_cursor_execute", keep)
+        try:
+            assert store.prune(TENANT, AGES).total == 4
+        finally:
+            sa.event.remove(store.engine, "after_cursor_execute", keep)
+        assert sorted(statements) == ["hubspot_integration_log", "hubspot_jobs",
+                                      "hubspot_sync_runs", "hubspot_webhook_events"]
+        with store.engine.connect() as conn:
+            for table, (statement, params) in sorted(statements.items()):
+                plan = [str(row[-1]) for row in
+                        conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params)]
+                assert not any("TEMP B-TREE FOR ORDER BY" in step for step in plan), (table, plan)
+    finally:
+        store.close()

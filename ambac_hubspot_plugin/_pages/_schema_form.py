@@ -71,8 +71,9 @@ def _described(schema: Mapping[str, Any]) -> str:
 def _hint(schema: Mapping[str, Any], option: Mapping[str, Any]) -> str:
     parts = [_described(schema) or _described(option)]
     minimum = option.get("minimum", schema.get("minimum"))
+    maximum = option.get("maximum", schema.get("maximum"))
     if minimum is not None:
-        parts.append(f"At least {minimum}.")
+        parts.append(f"At least {minimum}" + ("." if maximum is None else f", at most {maximum}."))
     default = schema.get("default", option.get("default"))
     if isinstance(default, bool):
         parts.append(f"Default: {'on' if default else 'off'}.")

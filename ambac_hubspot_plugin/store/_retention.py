@@ -7,9 +7,15 @@ PostgreSQL row locks) for long and interleaves with the receiver and the workers
 
 What is still needed is never selected: an event not processed yet (and every processed one
 younger than :data:`MIN_EVENT_AGE`, the dedupe window HubSpot's retries need), a pending or
-running job, a running sync run and the newest run of each kind (the status view and the
-alerts read it). Unsplit webhook deliveries, conflicts (the audit trail), links and
-checkpoints are not pruned at all. Completed jobs are deleted when they complete.
+running job, a dead job that alone can still bring waiting webhook work in (see
+:meth:`SqlRetentionMixin._still_needed`), a running sync run and the newest run of each kind
+(the status view and the alerts read it). Unsplit webhook deliveries, conflicts (the audit
+trail), links and checkpoints are not pruned at all. Completed jobs are deleted when they
+complete.
+
+Each chunk picks its rows in the order of the index its WHERE clause is answered with (age,
+then id), so the database reads the first :data:`PRUNE_CHUNK` rows of the index and stops:
+ordered by id alone, every chunk sorted the whole backlog while holding SQLite's writer.
 """
 
 from __future__ import annotations
@@ -17,14 +23,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import _GeneratorContextManager
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from ._ports import JobState, RunStatus
-from ._schema import integration_log, jobs, sync_runs, webhook_events
+from ._ports import INBOX_JOB_KEY, JobState, RunStatus
+from ._schema import integration_log, jobs, sync_runs, webhook_batches, webhook_events
 
 __all__ = ["MIN_EVENT_AGE", "PRUNED_TABLES", "PRUNE_CHUNK", "PruneReport", "RetentionAges",
            "SqlRetentionMixin"]
@@ -36,6 +42,9 @@ PRUNE_CHUNK = 1000
 MIN_EVENT_AGE = timedelta(days=1)
 #: The names pruning reports under, in the order it prunes.
 PRUNED_TABLES = ("webhook_events", "integration_log", "sync_runs", "dead_jobs")
+
+#: A pruned table, the WHERE clause of its rows that may go, and the order chunks take them in.
+_Prunable = tuple[sa.Table, sa.ColumnElement[bool], tuple[sa.ColumnElement[Any], ...]]
 
 
 @attrs.frozen
@@ -83,12 +92,14 @@ class SqlRetentionMixin:
         def _writing(self) -> _GeneratorContextManager[Connection]:
             ...
 
-    def _prunable(self, tenant_id: str, ages: RetentionAges,
-                  now: datetime) -> dict[str, tuple[sa.Table, sa.ColumnElement[bool]]]:
-        """Per pruned table: the table and the WHERE clause of its rows that may go.
+    def _prunable(self, tenant_id: str, ages: RetentionAges, now: datetime) -> dict[str, _Prunable]:
+        """Per pruned table: the table, the WHERE clause of its rows that may go, and the
+        order a chunk takes them in.
 
         Each clause leads with the columns of an index (migration 0010 added the events' and
-        the log's; the runs' and jobs' are from 0001 and 0002).
+        the log's; the runs' and jobs' are from 0001 and 0002), and each order is that index's
+        own (its columns after the tenant, then the id, which SQLite's indexes end with), so
+        ``LIMIT`` stops after one chunk instead of sorting every prunable row first.
         """
         ev, log, run, job = webhook_events.c, integration_log.c, sync_runs.c, jobs.c
         keep = self._newest_runs(tenant_id)
@@ -100,14 +111,41 @@ class SqlRetentionMixin:
         return {
             "webhook_events": (webhook_events, sa.and_(
                 ev.tenant_id == tenant_id, ev.processed_at.is_not(None),
-                ev.processed_at < now - max(ages.webhook_events, MIN_EVENT_AGE))),
+                ev.processed_at < now - max(ages.webhook_events, MIN_EVENT_AGE)),
+                (ev.processed_at, ev.id)),
             "integration_log": (integration_log, sa.and_(
-                log.tenant_id == tenant_id, log.created_at < now - ages.integration_log)),
-            "sync_runs": (sync_runs, runs),
+                log.tenant_id == tenant_id, log.created_at < now - ages.integration_log),
+                (log.created_at, log.id)),
+            "sync_runs": (sync_runs, runs, (run.started_at, run.id)),
             "dead_jobs": (jobs, sa.and_(job.tenant_id == tenant_id,
                                         job.state == JobState.DEAD.value,
-                                        job.updated_at < now - ages.dead_jobs)),
+                                        job.updated_at < now - ages.dead_jobs,
+                                        sa.not_(self._still_needed(tenant_id))),
+                          (job.kind, job.id)),
         }
+
+    @staticmethod
+    def _still_needed(tenant_id: str) -> sa.ColumnElement[bool]:
+        """The dead jobs that alone can still bring waiting webhook work in: whatever their
+        age, pruning one would leave work nothing ever processes (``replay_all`` would find
+        nothing to replay).
+
+        A dead split job (dedupe key ``inbox``) while the tenant has readable deliveries not
+        split yet, and a dead object job (dedupe key ``<type>:<id>``, as ``object_job_key``
+        makes it) while that object has unprocessed events. Matched by dedupe key alone (the
+        store does not know the webhook job kinds), so another kind's dead job with such a key
+        may be kept a little longer too: keeping too much is safe, pruning too much is not.
+        Once the work is done (replayed, or a new event's job processed it) the job may go.
+        """
+        ev, batch, job = webhook_events.c, webhook_batches.c, jobs.c
+        waiting_objects = sa.select(ev.object_type + ":" + ev.object_id).where(
+            ev.tenant_id == tenant_id, ev.processed_at.is_(None))
+        waiting_deliveries = sa.exists().where(batch.tenant_id == tenant_id, batch.error.is_(None))
+        # ``is_not(None)`` first: a NULL key would make the whole clause NULL, and NOT NULL
+        # would keep every dead job without a key forever.
+        return sa.and_(job.dedupe_key.is_not(None), sa.or_(
+            sa.and_(job.dedupe_key == INBOX_JOB_KEY, waiting_deliveries),
+            job.dedupe_key.in_(waiting_objects)))
 
     def _newest_runs(self, tenant_id: str) -> list[int]:
         """The id of the tenant's newest run of each kind (as ``recent_runs`` orders them)."""
@@ -132,7 +170,7 @@ class SqlRetentionMixin:
         prunable = self._prunable(tenant_id, ages, now)
         if dry_run:
             with self._engine.connect() as conn:
-                for name, (table, where) in prunable.items():
+                for name, (table, where, _order) in prunable.items():
                     rows[name] = int(conn.execute(
                         sa.select(sa.func.count()).select_from(table).where(where)).scalar_one())
             return PruneReport(rows, dry_run=True, complete=True, at=now)
@@ -142,10 +180,10 @@ class SqlRetentionMixin:
         # (every call, under load) still reaches the runs, the log and the dead jobs.
         left = dict(sorted(prunable.items(), key=lambda item: item[0] == "webhook_events"))
         while left:
-            for name, (table, where) in list(left.items()):
+            for name, (table, where, order) in list(left.items()):
                 if deadline is not None and self._clock() >= deadline:
                     return PruneReport(rows, dry_run=False, complete=False, at=now)
-                ids = sa.select(table.c.id).where(where).order_by(table.c.id).limit(chunk)
+                ids = sa.select(table.c.id).where(where).order_by(*order).limit(chunk)
                 with self._writing() as conn:
                     # Through a subquery: neither backend takes LIMIT on a DELETE directly.
                     removed = int(conn.execute(sa.delete(table).where(

@@ -153,6 +153,8 @@ class QueueRunner:
             if error is None:
                 self._queue.complete(job.id, owner)
                 return "succeeded"
+            except BaseException as exc:  # SystemExit, KeyboardInterrupt: see _interrupted
+                return self._interrupted(job, owner, exc)
             failed = self._queue.fail(job.id, owner, error)
         except LeaseLostError:
             _log.warning("job %s: lease lost before reporting back; the new owner runs it",
@@ -169,6 +171,33 @@ class QueueRunner:
             if max_jobs is not None and tally["claimed"] >= max_jobs:
                 break
             if deadline is not None and self._clock() >= deadline:
+    def _interrupted(self, job: Job, owner: str, exc: BaseException) -> str:
+        """Fail a job whose handler raised SystemExit, KeyboardInterrupt or another
+        BaseException, so it is retried with backoff instead of left running until its
+        lease runs out.
+
+        In a background thread the runner then carries on with the next job: a handler's
+        ``sys.exit()`` there would otherwise end the thread without a word (threading ignores
+        SystemExit), and no later job of any tenant would run in this process. In the main
+        thread (a CLI drain, Ctrl-C) the exception is raised again once the job is failed.
+        """
+        reason = f"interrupted: {type(exc).__name__}" + (f": {exc}" if str(exc) else "")
+        outcome = "lost"
+        try:
+            failed = self._queue.fail(job.id, owner, reason)
+            outcome = "dead" if failed.state is JobState.DEAD else "retried"
+        except LeaseLostError:
+            _log.warning("job %s: lease lost before reporting back; the new owner runs it",
+                         job.id)
+        except Exception:
+            _log.exception("job %s was interrupted (%s) and could not be failed; it runs "
+                           "again once its lease runs out", job.id, type(exc).__name__)
+        if threading.current_thread() is threading.main_thread():
+            raise exc
+        _log.error("job %s: its handler raised %s; the job is failed (%s) and this worker "
+                    "goes on", job.id, type(exc).__name__, outcome)
+        return outcome
+
                 break
             claimed = self._queue.claim(self._owner(), kinds=self._kinds, limit=1, lease=self._lease)
             if not claimed:
@@ -185,7 +214,8 @@ class QueueRunner:
         while not self._stop.is_set():
             try:
                 claimed = self.drain().claimed
-            except Exception as exc:  # the store is down: keep the thread, try again later
+            # The store is down (or something raised SystemExit): keep the thread, try again.
+            except BaseException as exc:
                 failures.failed(exc, self._poll.total_seconds())
                 claimed = 0
             else:
