@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from .admin import Admin, AdminRuntime, PermissionDeniedError
-from .errors import ConfigError, HostRecordError, HubSpotIntegrationError, MappingError
+from .errors import ConfigError, DealChangedError, HostRecordError, HubSpotIntegrationError, MappingError
 from .host import MANAGE_INTEGRATIONS, VIEW_INTEGRATIONS, HttpRequest, HttpResponse, HttpRoute
 
 __all__ = ["admin_routes"]
@@ -220,8 +220,9 @@ def _preview(admin: Admin, request: HttpRequest) -> Any:
 
 
 def _create_order(admin: Admin, request: HttpRequest) -> Any:
-    body = _body(request, {"changes": dict})
-    return admin.create_order_from_deal(request.user, _deal_id(request), body.get("changes") or {})
+    body = _body(request, {"changes": dict, "reviewed_version": str})
+    return admin.create_order_from_deal(request.user, _deal_id(request), body.get("changes") or {},
+                                        body.get("reviewed_version"))
 
 
 _ROUTES: tuple[tuple[str, str, str, str, Handler], ...] = (
@@ -266,6 +267,8 @@ def _serve(runtime: AdminRuntime, name: str, permission: str,
             return _error(403, "forbidden", str(exc), permission=exc.permission)
         except _BadRequest as exc:
             return _error(400, "bad_request", str(exc), problems=exc.problems)
+        except DealChangedError as exc:  # what was reviewed is not what HubSpot holds now
+            return _error(409, "changed", str(exc))
         except ConfigError as exc:
             return _error(400, "invalid", str(exc), problems=exc.problems)
         except LookupError as exc:

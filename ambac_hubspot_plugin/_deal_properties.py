@@ -198,10 +198,11 @@ deal: the order is kept, but nothing is pushed to the deal until it is restored.
 
 
 def deal_property_for_field(mapping: MappingStrategy, field: str) -> str | None:
-    """The deal property a mapped order field comes from (None: not mapped from a property).
+    """The deal property a mapped order field comes from (None: not mapped from a property,
+    or another package's strategy that does not say).
 
-    Configurable mappings name their sources; a strategy may also say it itself with a
-    ``hubspot_property_for(field)`` method.
+    Configurable mappings name their sources; another package's strategy says it with a
+    ``hubspot_property_for(field)`` method (docs/strategies.md).
     """
     own = getattr(mapping, "hubspot_property_for", None)
     if callable(own):
@@ -214,6 +215,13 @@ def _property_for(mapping: MappingStrategy, table: str, field: str) -> str | Non
     """The HubSpot property a host field of ``table`` (``order``, ``company``, ``contact``;
     ``address.city`` for a part of a company's address) is read from, so it is written back
     there; None when it is not read from a property (a constant, or removed)."""
+    from .mapping import ConfigurableMapping, DefaultMapping
+
+    # Only the built-in strategies are known to read the default properties: another package's
+    # may read the name from anywhere (it says where with hubspot_property_for, or nothing is
+    # written back: guessing would overwrite a property it never reads).
+    if type(getattr(mapping, "strategy", mapping)) not in (DefaultMapping, ConfigurableMapping):
+        return None
     # ConfigurableMapping keeps its rules privately; reading them keeps the mapping port small.
     for rule in getattr(mapping, "_rules", {}).get(table, ()):
         if rule.target == field:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import types
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -53,13 +54,15 @@ class PluginHooks:
                 )
             return self._conflict
 
-    def order_created(self, event: OrderCreated) -> None:
-        """Tell listeners an order was created; a failing listener is logged, not raised."""
-        self._notify("hubspot_order_created", event)
+    def order_created(self, event: OrderCreated) -> list[str]:
+        """Tell listeners an order was created; return a line per listener that failed (for
+        the integration log), which is logged, not raised."""
+        return self._notify("hubspot_order_created", event)
 
-    def sync_step_failed(self, event: SyncStepFailed) -> None:
-        """Tell listeners a sync step failed; a failing listener is logged, not raised."""
-        self._notify("hubspot_sync_step_failed", event)
+    def sync_step_failed(self, event: SyncStepFailed) -> list[str]:
+        """Tell listeners a sync step failed; return a line per listener that failed (for the
+        integration log), which is logged, not raised."""
+        return self._notify("hubspot_sync_step_failed", event)
 
     def _collect(self, kind: str, hook: pluggy.HookCaller) -> dict[str, _Factory]:
         # pluggy cannot check what a package registers; the names and callables are checked
@@ -89,17 +92,45 @@ class PluginHooks:
             found[name] = factory
             owners[name] = current["plugin"]
 
-        # Call each implementation on its own so a duplicate names both packages.
+        # Call each implementation on its own so a duplicate, or a failure, names its package.
         for impl in reversed(hook.get_hookimpls()):
-            current["plugin"] = self._pm.get_name(impl.plugin) or repr(impl.plugin)
-            impl.function(register=register)
+            current["plugin"] = self._describe(impl)
+            try:
+                impl.function(**_arguments(impl, register=register))
+            except ConfigError:
+                raise
+            except Exception as exc:
+                raise ConfigError(
+                    f"The {kind} strategies of {current['plugin']} could not be registered: "
+                    f"{type(exc).__name__}: {exc}. Fix or uninstall that package."
+                ) from exc
         return found
 
-    def _notify(self, hook_name: str, event: OrderCreated | SyncStepFailed) -> None:
+    def _notify(self, hook_name: str, event: OrderCreated | SyncStepFailed) -> list[str]:
         hook: pluggy.HookCaller = getattr(self._pm.hook, hook_name)
+        failed = []
         for impl in reversed(hook.get_hookimpls()):
             try:
-                impl.function(event=event)
-            except Exception:
-                name = self._pm.get_name(impl.plugin) or repr(impl.plugin)
+                impl.function(**_arguments(impl, event=event))
+            except Exception as exc:
+                name = self._describe(impl)
                 log.exception("%s of plugin %s failed; ignored", hook_name, name)
+                failed.append(f"{hook_name} of {name} failed (ignored): {type(exc).__name__}: {exc}")
+        return failed
+
+    def _describe(self, impl: pluggy.HookImpl) -> str:
+        """The plugin of ``impl`` as people know it: the name it was registered under, else its
+        module or class (pluggy names an unnamed plugin by its ``id()``)."""
+        name = self._pm.get_name(impl.plugin)
+        if name and name != str(id(impl.plugin)):
+            return name
+        plugin = impl.plugin
+        if isinstance(plugin, types.ModuleType):
+            return plugin.__name__
+        return f"{type(plugin).__module__}.{type(plugin).__qualname__}"
+
+
+def _arguments(impl: pluggy.HookImpl, **given: object) -> dict[str, object]:
+    """The hook's arguments ``impl`` takes: pluggy lets an implementation take fewer than the
+    specification gives, and passes only those."""
+    return {name: value for name, value in given.items() if name in impl.argnames}

@@ -12,7 +12,10 @@ from typing import Any
 
 from .conflicts import Change, ConflictStrategy, Decision, FieldConflict, compare, to_json
 
-__all__ = ["reconcile_fields"]
+__all__ = ["Audited", "reconcile_fields"]
+
+Audited = tuple[FieldConflict, Decision, ConflictStrategy]
+"""One conflict of a record, with the decision and the strategy that made it."""
 
 
 def reconcile_fields(

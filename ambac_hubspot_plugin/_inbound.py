@@ -31,31 +31,29 @@ from zoneinfo import ZoneInfo
 import attrs
 
 from ._deal_properties import DELETED_FLAG, own_values
-from ._field_sync import reconcile_fields
-from ._inbound_records import Outcome, Preview, RunResult, Triggers, with_status_values
+from ._field_sync import Audited, reconcile_fields
+from ._inbound_records import Outcome, Preview, RunResult, Triggers, checked_changes, version_of, with_status_values
 from ._job_kinds import FIELDS_KIND, PUSH_MAX_ATTEMPTS, RETRY_KIND, host_event_job, order_state_job
 from ._linking import WRITE_GROUP, Chunk, PendingLink, RecordLinker, split_company_fields, update_linked_company
 from ._read_ahead import read_ahead
-from .conflicts import ConflictStrategy, Decision, FieldConflict, strategy_name, to_json
-from .errors import ConfigError, DealNotFoundError, HostRecordError, MappingError
+from .conflicts import ConflictStrategy, strategy_name, to_json
+from .errors import DealChangedError, DealNotFoundError, HostRecordError, MappingError
+from .events import OrderCreated, SyncStepFailed
 from .host import OrderDraft, UserType
 from .mapping import ORDER_FIELDS, DealContext
 from .store import ConflictDraft, LogLevel, RunStatus
 
 if TYPE_CHECKING:
     from ._engine_parts import EngineParts
+    from ._facade import PluginHooks
     from ._linking import Associations
     from .client import Deal, HubSpotObject
-    from .events import OrderCreated
     from .host import Order
     from .store import Link
 
 __all__ = ["InboundSync", "order_external_id"]
 
 log = logging.getLogger(__name__)
-
-Audited = tuple[FieldConflict, Decision, ConflictStrategy]
-"""One conflict of a record, with the decision and the strategy that made it."""
 
 CHUNK = 1_000  # deals per association batch read (HubSpot's limit for v4 batch read)
 APPLIED_VERSION = "_hs_lastmodifieddate"
@@ -79,7 +77,7 @@ class InboundSync:
         triggers: Triggers,
         timezone: ZoneInfo,
         overlap: timedelta,
-        on_order_created: Callable[[OrderCreated], None] | None = None,
+        hooks: PluginHooks | None = None,
         reload_triggers: Callable[[], Triggers] | None = None,
         read_ahead: bool = True,
     ) -> None:
@@ -94,7 +92,7 @@ class InboundSync:
         self.timezone = timezone
         self.overlap = overlap
         self.clock = parts.clock
-        self.on_order_created = on_order_created
+        self.hooks = hooks  # listeners of hubspot_order_created and hubspot_sync_step_failed
         self.reload_triggers = reload_triggers
         self.read_ahead = read_ahead  # the next chunk's reads in a thread (see _read_ahead)
         self._refreshed = False
@@ -105,6 +103,7 @@ class InboundSync:
         # resolved, so each is read from HubSpot at most once per run.
         self._linker = RecordLinker(parts)
         self._retries: list[tuple[str, dict[str, Any], str | None]] = []  # the chunk's failed deals
+        self._failed_steps: list[SyncStepFailed] = []  # ... for hubspot_sync_step_failed
 
     # ---- runs --------------------------------------------------------------------------------
 
@@ -290,6 +289,9 @@ class InboundSync:
             self._linker.log(LogLevel.ERROR, "inbound.deal", message, f"deal:{deal_id}")
         if not dry_run and enqueue:
             self._retries.append((RETRY_KIND, {"deal_id": deal_id}, f"deal:{deal_id}"))
+            self._failed_steps.append(SyncStepFailed(tenant_id=self.tenant_id, step=RETRY_KIND,
+                                                     record=f"deal:{deal_id}", error=message,
+                                                     attempt=1, will_retry=True))
         return Outcome(deal_id, "failed", message)
 
     # ---- links ---------------------------------------------------------------------------------
@@ -332,9 +334,11 @@ class InboundSync:
         retries, self._retries = self._retries, []
         self.store.enqueue_many(self.tenant_id, retries)
         self._linker.write_log()
-        if self.on_order_created is not None:
-            for event in created:
-                self.on_order_created(event)
+        failed, self._failed_steps = self._failed_steps, []
+        if self.hooks is not None:  # after the log lines and jobs they tell of are stored
+            lines = [*(line for event in created for line in self.hooks.order_created(event)),
+                     *(line for event in failed for line in self.hooks.sync_step_failed(event))]
+            self.store.log_many(self.tenant_id, [(LogLevel.WARNING, "hooks", line, None) for line in lines])
 
     # ---- create --------------------------------------------------------------------------------
 
@@ -383,8 +387,6 @@ class InboundSync:
     def _adopt(self, deal: Deal, order: Order, fields: Mapping[str, Any], trigger: str) -> Outcome:
         """Queue the link of a created (or already existing) order; listeners hear of it once,
         from the writer whose link lands."""
-        from .events import OrderCreated
-
         event = OrderCreated(tenant_id=self.tenant_id, portal_id=self.portal_id, deal_id=deal.id,
                              order=order, trigger=trigger)
         synced = {k: to_json(v) for k, v in fields.items()}
@@ -567,24 +569,22 @@ class InboundSync:
         kept_by_plugin = {k: v for k, v in fields.items() if k not in self._order_fields}
         kept = self._linker.kept_values(chunk.company_of.get(deal.id), chunk)
         return Preview(deal_id, draft, tuple(warnings), existing, notes[0] if notes else "", contacts,
-                       kept_by_plugin, kept)
+                       kept_by_plugin, kept, version_of(deal, chunk))
 
-    def create_from_deal(self, deal_id: str, changes: Mapping[str, object] | None = None) -> Outcome:
-        """Create the order of one deal with the reviewer's changes; an existing order is returned."""
+    def create_from_deal(self, deal_id: str, changes: Mapping[str, object] | None = None,
+                         reviewed: str | None = None) -> Outcome:
+        """Create the order of one deal with the reviewer's changes; an existing order is returned.
+        ``reviewed``: the preview's ``version``; a deal changed since is refused (DealChangedError)."""
         deal = self.client.get_deal(deal_id, self.mapping.deal_properties)
         if deal is None:
             raise DealNotFoundError(deal_id)
         link = self.store.get_link_by_hubspot(self.tenant_id, self.portal_id, "deal", deal_id)
         if link is not None:
             return Outcome(deal_id, "unchanged", "the deal already has an order", link.host_id)
-        unknown = set(changes or {}) - ORDER_FIELDS
-        if unknown:
-            raise ConfigError(f"Cannot set {sorted(unknown)} on an order; editable fields: {sorted(ORDER_FIELDS)}")
-        lacking = sorted(set(changes or {}) - self._order_fields)
-        if lacking:
-            raise ConfigError(f"This host's orders have no field {lacking[0]!r}; editable fields: "
-                              f"{sorted(ORDER_FIELDS & self._order_fields)}")
+        checked_changes(changes or {}, self._order_fields)
         chunk = self._linker.load_related([deal])
+        if reviewed is not None and reviewed != version_of(deal, chunk):
+            raise DealChangedError(deal_id)
         # One host transaction where the host groups writes: an order it refuses (a reviewer's
         # value over its limits) leaves no company or contact made for it behind.
         with self._linker.grouped_writes():

@@ -8,6 +8,7 @@ run, and :class:`Preview` what creating an order from one deal would do.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -17,10 +18,11 @@ from .errors import ConfigError
 from .host import OrderDraft, OrderStatus
 
 if TYPE_CHECKING:
+    from ._linking import Chunk
     from .client import Deal, Pipeline
     from .host import Order
 
-__all__ = ["Outcome", "Preview", "RunResult", "Triggers", "with_status_values"]
+__all__ = ["Outcome", "Preview", "RunResult", "Triggers", "checked_changes", "version_of", "with_status_values"]
 
 
 @attrs.frozen
@@ -128,6 +130,33 @@ class Preview:
     #: The company's values the host has no field for (its domain, phone, address as JSON),
     #: kept in the plugin's own records.
     company_kept: Mapping[str, Any] = attrs.field(factory=dict)
+    #: What was reviewed (:func:`version_of`): creating with it refuses a deal changed since.
+    version: str = ""
+
+
+def version_of(deal: Deal, chunk: Chunk) -> str:
+    """A short fingerprint of a deal and its associated company and contacts as HubSpot holds
+    them now (ids and modification times, from the chunk :meth:`~._linking.RecordLinker.load_related`
+    read): the review step's proof that what is created is what the reviewer saw."""
+    company = chunk.companies.get(chunk.company_of.get(deal.id) or "")
+    related = [*([company] if company else []),
+               *(chunk.contacts[c] for c in chunk.contacts_of.get(deal.id, []) if c in chunk.contacts)]
+    parts = [f"{record.id}@{record.updated_at.isoformat() if record.updated_at else ''}"
+             for record in (deal, *related)]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:20]
+
+
+def checked_changes(changes: Mapping[str, object], order_fields: frozenset[str]) -> None:
+    """Refuse a reviewer's change of a field no mapping sets, or one this host's orders lack."""
+    from .mapping import ORDER_FIELDS
+
+    unknown = set(changes) - ORDER_FIELDS
+    if unknown:
+        raise ConfigError(f"Cannot set {sorted(unknown)} on an order; editable fields: {sorted(ORDER_FIELDS)}")
+    lacking = sorted(set(changes) - order_fields)
+    if lacking:
+        raise ConfigError(f"This host's orders have no field {lacking[0]!r}; editable fields: "
+                          f"{sorted(ORDER_FIELDS & order_fields)}")
 
 
 def with_status_values(synced: Mapping[str, object]) -> dict[str, object]:

@@ -8,13 +8,17 @@ them without importing each other.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._host_ids import as_host_id
 
 if TYPE_CHECKING:
-    from .store import Job
+    from ._facade import PluginHooks
+    from .store import Job, StateStore
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "FIELDS_KIND",
@@ -27,6 +31,7 @@ __all__ = [
     "host_event_job",
     "job_host_id",
     "order_state_job",
+    "report_failed",
 ]
 
 HOST_KINDS = ("host.order.status_changed", "host.order.updated", "host.order.shipped",
@@ -77,3 +82,34 @@ def job_host_id(job: Job) -> str:
 def order_state_job(order_id: str) -> tuple[str, dict[str, Any], str]:
     """The job kind, payload and dedupe key that push an order's current state (no event)."""
     return ORDER_KIND, {"object_type": "order", "host_id": order_id}, f"order:{order_id}:state"
+
+
+def report_failed(hooks: PluginHooks, store: StateStore | None, job: Job) -> None:
+    """Tell ``hubspot_sync_step_failed``'s listeners of ``job``, which the queue has just
+    failed (retried later, or dead); a listener that fails goes to the tenant's integration
+    log in ``store`` (None: a tenant not enabled here, Python's log only). Never raises: the
+    job's outcome is stored already, and the caller goes on."""
+    from .events import SyncStepFailed
+    from .store import JobState
+
+    payload = job.payload
+    if job.kind == RETRY_KIND:
+        record = f"deal:{payload.get('deal_id')}"
+    elif job.kind in JOB_KINDS:
+        kind = payload.get("object_type", payload.get("record_type", "order"))
+        record = f"{kind}:{payload.get('host_id', payload.get('record_id'))}"
+    elif "object_id" in payload:
+        record = f"{payload.get('object_type')}:{payload['object_id']}"
+    else:
+        record = f"job:{job.id}"
+    step = "outbound.push" if job.kind in JOB_KINDS else job.kind
+    event = SyncStepFailed(tenant_id=job.tenant_id, step=step, record=record, error=job.last_error or "",
+                           attempt=job.attempts, will_retry=job.state is not JobState.DEAD)
+    try:
+        lines = hooks.sync_step_failed(event)
+        if lines and store is not None:
+            from .store import LogLevel
+
+            store.log_many(job.tenant_id, [(LogLevel.WARNING, "hooks", line, record) for line in lines])
+    except Exception:  # the store is down: the listeners' failures are in Python's log already
+        log.exception("reporting job %s's failure to the integration log failed", job.id)

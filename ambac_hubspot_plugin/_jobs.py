@@ -92,7 +92,8 @@ def _outbound_jobs(engines: Engines) -> Mapping[str, JobHandler]:
         from ._outbound import handle_outbound_job
 
         handle_outbound_job(job, store=engines.store_for(job.tenant_id), worker_id=engines.worker_id,
-                            lease=engines.job_lease, engine_for=engines.outbound)
+                            lease=engines.job_lease, engine_for=engines.outbound,
+                            on_failed=engines.report_failed)
 
     def reconcile(job: Job) -> None:
         # Like scheduled syncs: dropped for a tenant not enabled here; enabling schedules anew.

@@ -250,6 +250,7 @@ class OutboundPush:
                                       deal.properties.get("dealstage") or "")
         updates: dict[str, dict[str, str]] = {}
         no_stage: dict[str, str] = {}
+        unwritable: dict[str, str] = {}  # field the host won -> an order whose value stays put
         for deal_id, (order, item) in work.items():
             props = self.order_properties(order)
             for shipment in item.shipments:  # later shipments overwrite earlier ones
@@ -262,6 +263,8 @@ class OutboundPush:
                 if prop is not None:
                     props[prop] = hubspot_value(getattr(order, field),
                                                 datetime_property=prop in DATETIME_PROPERTIES)
+                else:
+                    unwritable.setdefault(field, order.order_number)
             if deal_id in pipelines:
                 pipeline, current_stage = pipelines[deal_id]
                 stage = stage_map.get(pipeline, {}).get(order.order_status)
@@ -271,6 +274,13 @@ class OutboundPush:
                 elif stage is not None and stage != current_stage:
                     props["dealstage"] = stage
             updates[deal_id] = props
+        if unwritable:
+            self.store.log(self.tenant_id, LogLevel.WARNING, "outbound.push",
+                           f"the host's value of {sorted(unwritable)} won a conflict (order "
+                           f"{next(iter(unwritable.values()))}, ...) but cannot be written to HubSpot: the "
+                           f"mapping strategy {getattr(self.mapping, 'name', '?')!r} does not say which deal "
+                           "property it reads it from; give it hubspot_property_for(field) "
+                           "(docs/strategies.md). HubSpot keeps its value.")
         return updates, no_stage
 
     def _stages(self) -> dict[str, set[str]]:
@@ -439,7 +449,7 @@ def _noteworthy(order: Order, status_jobs: Sequence[Job], pushed: Mapping[str, s
 
 def handle_outbound_job(job: Job, *, store: JobQueue, worker_id: str,
                         engine_for: Callable[[str], OutboundPush], lease: timedelta,
-                        max_jobs: int = 1000) -> None:
+                        max_jobs: int = 1000, on_failed: Callable[[Job], None] | None = None) -> None:
     """The job handler of every outbound kind: claim more due outbound jobs and push them all.
 
     ``job`` is the one the queue runner claimed (it completes or fails it from what this
@@ -483,7 +493,9 @@ def handle_outbound_job(job: Job, *, store: JobQueue, worker_id: str,
             if error is None:
                 store.complete(item.id, worker_id)
             else:
-                store.fail(item.id, worker_id, error)
+                failed = store.fail(item.id, worker_id, error)
+                if on_failed is not None:
+                    on_failed(failed)
         except LeaseLostError:
             log.warning("outbound job %s: lease lost before reporting back", item.id)
     error = outcomes.get(job.id)

@@ -17,9 +17,9 @@ import attrs
 
 from ._clock import Clock, due_on_schedule
 from ._engine_parts import EngineParts, PushOptions
-from ._job_kinds import RETRY_KIND, SYNC_KIND
+from ._job_kinds import RETRY_KIND, SYNC_KIND, report_failed
 from ._strategies import Strategies
-from ._tenants import EnableReport, Step, TenantContext
+from ._tenants import EnableReport, Step, TenantContext, check_portal_free
 from .errors import ConfigError, TenantNotStartedError
 from .host import HostServices, HttpRequest, HttpResponse, HttpRoute, PeriodicTask
 
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from ._inbound_records import Outcome, Preview, RunResult
     from ._outbound import OutboundPush
     from .settings import Settings
-    from .store import ConflictRecord, DrainCounts, QueueRunner, SqlStateStore
+    from .store import ConflictRecord, DrainCounts, Job, QueueRunner, SqlStateStore
 
 __all__ = ["EnableReport", "Runtime"]
 
@@ -116,6 +116,7 @@ class Runtime:
         from .settings import ALLOW_LOCAL_SANDBOX_ENV, local_sandbox_allowed, parse_settings
 
         settings = parse_settings(raw)
+        check_portal_free(self.enabled(), tenant_id, settings.portal_id)
         if settings.local_sandbox and not local_sandbox_allowed():
             raise ConfigError.from_problems([("local_sandbox", (
                 f"is not allowed in this process: its operator allows the bundled sandbox (tests, "
@@ -211,6 +212,10 @@ class Runtime:
     def store_for(self, tenant_id: str) -> SqlStateStore:
         """Return the store of an enabled tenant."""
         return self.tenant(tenant_id).store
+
+    def report_failed(self, job: Job) -> None:
+        """Tell ``hubspot_sync_step_failed``'s listeners of a job the queue has just failed."""
+        report_failed(self.hooks, self.store_for(job.tenant_id) if self.is_enabled(job.tenant_id) else None, job)
 
     def enabled(self) -> list[TenantContext]:
         """Every enabled tenant, at the moment of the call."""
@@ -429,7 +434,7 @@ class Runtime:
         return InboundSync(
             self._parts(tenant), conflicts=self.strategies.conflicts(settings), triggers=triggers,
             timezone=ZoneInfo(settings.portal_timezone),
-            overlap=timedelta(seconds=settings.sync_overlap_seconds), on_order_created=self.hooks.order_created,
+            overlap=timedelta(seconds=settings.sync_overlap_seconds), hooks=self.hooks,
             reload_triggers=reload_triggers, read_ahead=settings.read_ahead)
 
     def _parts(self, tenant: TenantContext) -> EngineParts:
@@ -469,11 +474,10 @@ class Runtime:
         """Show the order a deal would become, for review."""
         return self.inbound(tenant_id).preview(deal_id)
 
-    def create_order_from_deal(
-        self, tenant_id: str, deal_id: str, changes: Mapping[str, object] | None = None
-    ) -> Outcome:
+    def create_order_from_deal(self, tenant_id: str, deal_id: str, changes: Mapping[str, object] | None = None,
+                               reviewed: str | None = None) -> Outcome:
         """Create a deal's order with the reviewer's changes (an existing order is returned)."""
-        return self.inbound(tenant_id).create_from_deal(deal_id, changes)
+        return self.inbound(tenant_id).create_from_deal(deal_id, changes, reviewed)
 
     def schedule_due_syncs(self) -> int:
         """Queue an incremental sync for every tenant whose interval has passed; return how many."""
@@ -584,10 +588,8 @@ class Runtime:
                 from .store import QueueRunner
 
                 # Claim only kinds this version handles: the others wait for a version that does.
-                runner = QueueRunner(
-                    self._stores[url], self.handlers, worker_id=self.worker_id,
-                    lease=self.job_lease, clock=self.clock, kinds=tuple(self.handlers),
-                )
+                runner = QueueRunner(self._stores[url], self.handlers, worker_id=self.worker_id, lease=self.job_lease,
+                                     clock=self.clock, kinds=tuple(self.handlers), on_failed=self.report_failed)
                 self._runners[url] = runner
             return runner
 

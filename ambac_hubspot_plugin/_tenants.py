@@ -8,19 +8,21 @@ and runner caches, its worker thread). The runtime implements the port.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
+from .errors import ConfigError
+
 if TYPE_CHECKING:
     from .client import HubSpotClient
     from .host import HostServices
     from .settings import Settings
-    from .store import SqlStateStore
+    from .store import Job, SqlStateStore
 
-__all__ = ["EnableReport", "Step", "TenantContext", "Tenants"]
+__all__ = ["EnableReport", "Step", "TenantContext", "Tenants", "check_portal_free"]
 
 
 @attrs.frozen
@@ -69,6 +71,10 @@ class Tenants(Protocol):
         """The store of an enabled tenant."""
         ...
 
+    def report_failed(self, job: Job) -> None:
+        """Tell ``hubspot_sync_step_failed``'s listeners of a job the queue has just failed."""
+        ...
+
 
 @attrs.frozen
 class Step:
@@ -92,3 +98,17 @@ class EnableReport:
     def ok(self) -> bool:
         """Whether every step succeeded."""
         return all(step.ok for step in self.steps)
+
+
+def check_portal_free(enabled: Iterable[TenantContext], tenant_id: str, portal_id: str) -> None:
+    """Refuse ``portal_id`` for ``tenant_id`` when another tenant enabled in this process is
+    connected to it: both would sync the same deals and write their own orders onto them.
+
+    :raises ConfigError: naming ``portal_id`` and the other tenant.
+    """
+    for other in enabled:
+        if other.tenant_id != tenant_id and other.portal_id == portal_id:
+            raise ConfigError.from_problems([("portal_id", (
+                f"HubSpot portal {portal_id} is already connected to tenant {other.tenant_id}: one "
+                "portal serves one tenant (both would write their orders onto the same deals); "
+                "connect this tenant's own portal, or disable the other tenant's HubSpot plugin first"))])

@@ -93,7 +93,8 @@ class AdminRuntime(Tenants, Protocol):
         ...
 
     def create_order_from_deal(self, tenant_id: str, deal_id: str,
-                               changes: Mapping[str, object] | None = None) -> Outcome:
+                               changes: Mapping[str, object] | None = None,
+                               reviewed: str | None = None) -> Outcome:
         ...
 
     def resolve_conflict(self, tenant_id: str, conflict_id: int, choice: str, *,
@@ -114,7 +115,6 @@ class PermissionDeniedError(HubSpotIntegrationError):
 
 
 _DATE_FIELDS = {"estimated_completion", "order_date"}
-_INT_FIELDS = {"company_id", "customer_id"}
 
 
 def order_changes(raw: Mapping[str, Any]) -> dict[str, object]:
@@ -137,10 +137,6 @@ def order_changes(raw: Mapping[str, Any]) -> dict[str, object]:
                 changes[name] = Decimal(str(value))
             elif name == "order_status":
                 changes[name] = OrderStatus.parse(value)  # a value, or a label as people type it
-            elif name in _INT_FIELDS:
-                if isinstance(value, bool) or not isinstance(value, int):
-                    raise ValueError("must be an integer id")
-                changes[name] = value
             elif isinstance(value, str):
                 changes[name] = value
             else:
@@ -356,12 +352,20 @@ class Admin:
         return dict(self._clean(conflict_json(record)))
 
     def create_order_from_deal(self, user: User | None, deal_id: str,
-                               changes: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """Create the deal's order with the reviewer's changes (JSON values); return the outcome."""
+                               changes: Mapping[str, Any] | None = None,
+                               reviewed: str | None = None) -> dict[str, Any]:
+        """Create the deal's order with the reviewer's changes (JSON values); return the outcome.
+
+        ``reviewed``: the ``version`` of the preview the reviewer saw; when the deal, its
+        company or its contacts changed since, nothing is created (``DealChangedError``).
+        """
         self.require(user, MANAGE_INTEGRATIONS, "Creating an order from a deal")
         check_filters("order creation", deal_id=deal_id)
+        if reviewed is not None and not (isinstance(reviewed, str) and reviewed.isascii()
+                                         and reviewed.isalnum() and len(reviewed) <= 64):
+            raise ConfigError("reviewed_version must be the 'version' of the deal's preview")
         values = order_changes(changes or {})
-        outcome = self.runtime.create_order_from_deal(self.tenant_id, deal_id, values or None)
+        outcome = self.runtime.create_order_from_deal(self.tenant_id, deal_id, values or None, reviewed)
         order = self.host.get_order(outcome.order_id) if outcome.order_id is not None else None
         data = outcome_json(outcome)
         data["order"] = None if order is None else {"id": order.id, "order_number": order.order_number,
@@ -392,6 +396,8 @@ class Admin:
             # Mapped values the host has no order field for (e.g. the deal's amount): the
             # plugin keeps them with the deal's link.
             "kept_by_plugin": dict(preview.kept_by_plugin),
+            # Sent back with the creation, it makes sure what is created is what was reviewed.
+            "version": preview.version,
         }, default=lambda v: v.value if isinstance(v, OrderStatus) else str(v))))
 
     def settings(self, user: User | None) -> dict[str, Any]:

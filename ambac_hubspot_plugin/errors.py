@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 
 __all__ = [
     "ConfigError",
+    "DealChangedError",
     "DealNotFoundError",
     "HostEventNotRecordedError",
     "HostRecordError",
@@ -56,6 +57,16 @@ class DealNotFoundError(HubSpotIntegrationError):
     def __init__(self, deal_id: str) -> None:
         self.deal_id = deal_id
         super().__init__(f"HubSpot has no deal {deal_id}; check the id (it may be deleted or merged).")
+
+
+class DealChangedError(ConfigError):
+    """The deal (or its company or contacts) changed in HubSpot since the reviewer's preview:
+    creating its order now would not create what was reviewed. Nothing was written."""
+
+    def __init__(self, deal_id: str) -> None:
+        self.deal_id = deal_id
+        super().__init__(f"HubSpot deal {deal_id} (or its company or contacts) changed since it was "
+                         "reviewed; nothing was created: review it again, then create the order.")
 
 
 class StoreError(HubSpotIntegrationError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import json
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -412,6 +413,26 @@ def test_preview_then_create_order_from_a_deal(world):
     assert order.name == "Brackets (rev B)" and str(order.estimated_completion) == "2026-12-01"
     _, again = world.http("POST", f"deals/{deal}/order", world.admin_user, {})
     assert again["order"]["id"] == order.id and again["action"] == "unchanged"
+
+
+def test_creating_with_the_previews_version_refuses_a_deal_changed_since(world):
+    """``reviewed_version`` (the preview's ``version``) makes the creation refuse, 409, a deal
+    changed since the review; without it the creation goes on as before; a bad one is a 400."""
+    deal = world.deal(dealname="Brackets")
+    _, preview = world.http("GET", f"deals/{deal}/preview", world.admin_user)
+    time.sleep(0.002)  # HubSpot's modification times are in milliseconds
+    world.hubspot.update_object("deals", deal, {"dealname": "Cancelled"})
+    status, body = world.http("POST", f"deals/{deal}/order", world.admin_user,
+                              {"reviewed_version": preview["version"]})
+    assert (status, body["error"]) == (409, "changed") and "review it again" in body["message"]
+    for bad in ({"reviewed_version": 7}, {"reviewed_version": "not a version!"}):
+        assert world.http("POST", f"deals/{deal}/order", world.admin_user, bad)[0] == 400
+    assert world.host.services(world.tenant).list_orders() == []
+    _, fresh = world.http("GET", f"deals/{deal}/preview", world.admin_user)
+    status, created = world.http("POST", f"deals/{deal}/order", world.admin_user,
+                                 {"reviewed_version": fresh["version"]})
+    assert status == 200 and created["action"] == "created"
+    assert world.host.services(world.tenant).list_orders()[0].name == "Cancelled"
 
 
 @pytest.mark.parametrize(("changes", "field"), [

@@ -71,6 +71,34 @@ def test_a_deal_is_previewed_then_created_once_even_when_posted_twice(world):
     assert "Create the order" not in linked and f"already has order {order.order_number}" in _text(linked)
 
 
+@pytest.mark.parametrize("change", ["deal", "company", "contact"])
+def test_a_deal_changed_since_its_review_is_not_created_and_is_shown_again(world, change):
+    """The form carries what was reviewed: when the deal, its company or its contact changed in
+    HubSpot before Create was pressed, nothing is created (409) and the page shows it as it is
+    now; creating from that fresh review works."""
+    deal = _acme_deal(world)
+    page = world.get(f"/deals/{deal}", "admin").text
+    token = _token(world, deal)
+    reviewed = re.search(r'name="reviewed" value="([0-9a-f]+)"', page).group(1)
+    world.clock.tick()
+    if change == "deal":
+        world.hubspot.update_object("deals", deal, {"dealname": "Cancelled - do not build", "dealstage": "closedlost"})
+    else:
+        kind = "companies" if change == "company" else "contacts"
+        (other,) = world.hubspot.portal.objects[kind]
+        world.hubspot.update_object(kind, other, {"name": "Acme Holdings"} if change == "company"
+                                    else {"email": "someone.else@acme.example"})
+    answer = world.post(f"/deals/{deal}/order", "admin", {"csrf_token": token, "reviewed": reviewed})
+    assert answer.status == 409 and _orders(world, deal) == []
+    assert world.services.list_companies() == [], "no company was made for it either"
+    shown = _text(answer.text)
+    assert "changed in HubSpot since you opened this review" in shown
+    fresh = re.search(r'name="reviewed" value="([0-9a-f]+)"', answer.text).group(1)
+    assert fresh != reviewed
+    again = world.post(f"/deals/{deal}/order", "admin", {"csrf_token": token, "reviewed": fresh})
+    assert again.status == 303 and len(_orders(world, deal)) == 1
+
+
 def test_a_deal_is_looked_up_by_id_or_by_its_pasted_hubspot_address(world):
     """The GET form's ?deal= takes the id, or a deal's address as copied from HubSpot."""
     deal = world.deal(dealname="Looked up")

@@ -182,3 +182,43 @@ def test_no_audit_row_claims_a_decision_the_host_refused_to_apply(strategy_world
     assert world.services.get_order(order.id).name == "HubSpot name"
     (row,) = world.runtime.list_conflicts(world.tenant, status=None)
     assert (row.field, row.decision) == ("name", "hubspot")
+
+
+class TitleMapping(DefaultMapping):
+    """Names orders from the custom deal property ``project_title``; says nothing of where."""
+
+    deal_properties = (*DefaultMapping.deal_properties, "project_title")
+
+    def order_fields(self, context):  # type: ignore[no-untyped-def]
+        fields = dict(super().order_fields(context))
+        fields["name"] = (context.deal.properties.get("project_title") or "").strip() or fields["name"]
+        return fields
+
+
+class SaysWhere(TitleMapping):
+    def hubspot_property_for(self, field: str) -> str | None:
+        return {"name": "project_title"}.get(field)
+
+
+@pytest.mark.parametrize("strategy", [TitleMapping, SaysWhere])
+def test_a_host_value_that_won_goes_where_the_strategy_reads_it_or_nowhere(strategy_world, strategy):
+    """tracker_wins on a name another package's strategy reads from ``project_title``: without
+    hubspot_property_for the deal's own name is never overwritten (a warning says why); with it
+    the host's value lands in ``project_title``."""
+    world = strategy_world(_registering("title", strategy), mapping={"strategy": "title"},
+                           conflicts={"default": "tracker_wins"})
+    world.hubspot.add_property("deals", "project_title")
+    deal = world.deal(dealname="Q3 deal - Acme", project_title="Manifold")
+    assert world.sync().created == 1
+    order = world.order_for(deal)
+    world.services.update_order(order.id, {"name": "Manifold rev B"})
+    world.hubspot.update_object("deals", deal, {"project_title": "Manifold rev C"})
+    world.sync()
+    world.runtime.drain()
+    props = world.hubspot.get_object("deals", deal)
+    assert props["dealname"] == "Q3 deal - Acme"
+    if strategy is SaysWhere:
+        assert props["project_title"] == "Manifold rev B"
+    else:
+        assert props["project_title"] == "Manifold rev C"
+        assert any("hubspot_property_for" in m and "'title'" in m for m in _log(world))

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ..errors import ConfigError, DealNotFoundError, HostRecordError, MappingError
+from ..errors import ConfigError, DealChangedError, DealNotFoundError, HostRecordError, MappingError
 from ..host import HttpRequest, HttpResponse, OrderStatus
 from . import _csrf
 from ._html import Child, Markup, el
@@ -160,6 +160,7 @@ def _preview(page: Page, preview: dict[str, Any], create_error: str | None) -> l
                 "p", "You can review deals; creating the order needs the manage_integrations permission.",
                 class_="notice"),
             el("form", el("input", type="hidden", name=_csrf.FIELD, value=token or ""),
+               el("input", type="hidden", name="reviewed", value=preview.get("version") or ""),
                el("button", "Create the order in Ambac Tracker", type="submit", disabled=token is None,
                   aria_describedby="create-error" if create_error else None),
                method="post", action=f"{page.base}/deals/{deal_id}/order", class_="actions"),
@@ -228,9 +229,13 @@ def create_order(page: Page) -> HttpResponse:
     if error:
         return _render(page, page.request.path_params.get("deal_id", "")[:100], 400, lookup_error=error)
     try:
-        outcome = page.admin.create_order_from_deal(page.user, deal_id)
+        outcome = page.admin.create_order_from_deal(page.user, deal_id, reviewed=page.form.get("reviewed") or None)
     except DealNotFoundError as exc:
         return _render(page, deal_id, 404, lookup_error=str(exc))
+    except DealChangedError:  # shown as it is now, to be reviewed again
+        return _show(page, deal_id, 409, create_error="The order was not created: the deal, its company or its "
+                     "contacts changed in HubSpot since you opened this review. Here it is as it is now: "
+                     "check it again, then create the order.")
     except (HostRecordError, MappingError, ConfigError) as exc:
         return _show(page, deal_id, 400, create_error=f"The order was not created: {exc}")
     done = "created" if outcome["action"] == "created" else "existing"

@@ -79,7 +79,8 @@ def webhook_intake(
             if other.id in keeper.lost or other.id not in errors:
                 continue
             try:
-                store.fail(other.id, owner, f"{type(errors[other.id]).__name__}: {errors[other.id]}")
+                tenants.report_failed(store.fail(other.id, owner,
+                                                 f"{type(errors[other.id]).__name__}: {errors[other.id]}"))
             except LeaseLostError:
                 log.warning("webhook job %s: lease lost before reporting back", other.id)
         # The ones that succeeded, in one transaction (one each was most of a batch's time).

@@ -112,9 +112,12 @@ class QueueRunner:
                  worker_id: str | None = None, lease: timedelta = DEFAULT_LEASE,
                  poll_interval: timedelta = timedelta(seconds=5),
                  clock: Callable[[], datetime] = utc_now,
-                 kinds: Collection[str] | None = None) -> None:
+                 kinds: Collection[str] | None = None,
+                 on_failed: Callable[[Job], None] | None = None) -> None:
         """:param kinds: claim only these kinds; None claims every kind, and a kind without a
         handler then fails with a clear reason (so a typo does not sit in the queue unseen).
+        :param on_failed: called with each job this runner failed, as the queue now holds it
+            (retried later, or dead); what it raises is logged.
         """
         self._queue = queue
         self._handlers = dict(handlers)
@@ -127,6 +130,7 @@ class QueueRunner:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._claims = itertools.count(1)
+        self._on_failed = on_failed
 
     def _owner(self) -> str:
         """The lease owner of one claim: this runner's id and the claim's number. Two attempts
@@ -149,28 +153,24 @@ class QueueRunner:
                     handler(job)
             except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}"
+            except BaseException as exc:  # SystemExit, KeyboardInterrupt: see _interrupted
+                return self._interrupted(job, owner, exc)
         try:
             if error is None:
                 self._queue.complete(job.id, owner)
                 return "succeeded"
-            except BaseException as exc:  # SystemExit, KeyboardInterrupt: see _interrupted
-                return self._interrupted(job, owner, exc)
             failed = self._queue.fail(job.id, owner, error)
         except LeaseLostError:
             _log.warning("job %s: lease lost before reporting back; the new owner runs it",
                          job.id)
             return "lost"
+        if self._on_failed is not None:
+            try:
+                self._on_failed(failed)
+            except Exception:
+                _log.exception("job %s: on_failed raised; ignored", job.id)
         return "dead" if failed.state is JobState.DEAD else "retried"
 
-    def drain(self, max_jobs: int | None = None, deadline: datetime | None = None) -> DrainCounts:
-        """Run due jobs one at a time until none is due, ``max_jobs`` ran, ``deadline``
-        passed (checked between jobs, against the clock) or :meth:`stop` was called.
-        """
-        tally = {"claimed": 0, "succeeded": 0, "retried": 0, "dead": 0, "lost": 0}
-        while not self._stop.is_set():
-            if max_jobs is not None and tally["claimed"] >= max_jobs:
-                break
-            if deadline is not None and self._clock() >= deadline:
     def _interrupted(self, job: Job, owner: str, exc: BaseException) -> str:
         """Fail a job whose handler raised SystemExit, KeyboardInterrupt or another
         BaseException, so it is retried with backoff instead of left running until its
@@ -198,6 +198,15 @@ class QueueRunner:
                     "goes on", job.id, type(exc).__name__, outcome)
         return outcome
 
+    def drain(self, max_jobs: int | None = None, deadline: datetime | None = None) -> DrainCounts:
+        """Run due jobs one at a time until none is due, ``max_jobs`` ran, ``deadline``
+        passed (checked between jobs, against the clock) or :meth:`stop` was called.
+        """
+        tally = {"claimed": 0, "succeeded": 0, "retried": 0, "dead": 0, "lost": 0}
+        while not self._stop.is_set():
+            if max_jobs is not None and tally["claimed"] >= max_jobs:
+                break
+            if deadline is not None and self._clock() >= deadline:
                 break
             claimed = self._queue.claim(self._owner(), kinds=self._kinds, limit=1, lease=self._lease)
             if not claimed:
