@@ -37,7 +37,7 @@ from ._job_kinds import FIELDS_KIND, PUSH_MAX_ATTEMPTS, RETRY_KIND, host_event_j
 from ._linking import WRITE_GROUP, Chunk, PendingLink, RecordLinker, split_company_fields, update_linked_company
 from ._read_ahead import read_ahead
 from .conflicts import ConflictStrategy, strategy_name, to_json
-from .errors import DealChangedError, DealNotFoundError, HostRecordError, MappingError
+from .errors import DealChangedError, DealNotFoundError, HostRecordError, MappingError, StrategyError
 from .events import OrderCreated, SyncStepFailed
 from .host import OrderDraft, UserType
 from .mapping import ORDER_FIELDS, DealContext
@@ -282,8 +282,10 @@ class InboundSync:
 
     def _failed(self, deal_id: str, exc: MappingError | HostRecordError, dry_run: bool,
                 *, enqueue: bool) -> Outcome:
-        where = "HubSpot deal" if isinstance(exc, MappingError) else "the host"
-        message = (f"deal {deal_id}: {where} value {exc.field}={exc.value!r} cannot be used: {exc}. "
+        where = "HubSpot deal value" if isinstance(exc, MappingError) else "the host value"
+        what = str(exc) if isinstance(exc, StrategyError) else (
+            f"{where} {exc.field}={exc.value!r} cannot be used: {exc}")
+        message = (f"deal {deal_id}: {what}. "
                    "The deal is retried when it changes in HubSpot, or replay it after fixing the mapping.")
         if not dry_run:
             self._linker.log(LogLevel.ERROR, "inbound.deal", message, f"deal:{deal_id}")
@@ -526,8 +528,8 @@ class InboundSync:
         return Outcome(record.id, "updated", f"updated {sorted(changes)}", current.id, tuple(sorted(changes)))
 
     def _failed_record(self, host_type: str, hubspot_id: str, exc: MappingError | HostRecordError) -> Outcome:
-        message = (f"{host_type} {hubspot_id}: value {exc.field}={exc.value!r} cannot be used: {exc}. "
-                   "It is applied when it changes again in HubSpot.")
+        what = str(exc) if isinstance(exc, StrategyError) else f"value {exc.field}={exc.value!r} cannot be used: {exc}"
+        message = f"{host_type} {hubspot_id}: {what}. It is applied when it changes again in HubSpot."
         self.store.log(self.tenant_id, LogLevel.ERROR, f"inbound.{host_type}", message,
                        record=f"{host_type}:{hubspot_id}")
         return Outcome(hubspot_id, "failed", message)

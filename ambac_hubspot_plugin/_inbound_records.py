@@ -138,11 +138,15 @@ def version_of(deal: Deal, chunk: Chunk) -> str:
     """A short fingerprint of a deal and its associated company and contacts as HubSpot holds
     them now (ids and modification times, from the chunk :meth:`~._linking.RecordLinker.load_related`
     read): the review step's proof that what is created is what the reviewer saw."""
-    company = chunk.companies.get(chunk.company_of.get(deal.id) or "")
-    related = [*([company] if company else []),
-               *(chunk.contacts[c] for c in chunk.contacts_of.get(deal.id, []) if c in chunk.contacts)]
-    parts = [f"{record.id}@{record.updated_at.isoformat() if record.updated_at else ''}"
-             for record in (deal, *related)]
+    def part(kind: str, record_id: str, record: Any) -> str:
+        # Linked records are not read (only their ids are known): the id binds which one it is.
+        changed = record.updated_at.isoformat() if record is not None and record.updated_at else ""
+        return f"{kind}:{record_id}@{changed}"
+
+    company = chunk.company_of.get(deal.id)
+    parts = [part("deal", deal.id, deal),
+             part("company", company or "", chunk.companies.get(company or "")),
+             *(part("contact", c, chunk.contacts.get(c)) for c in sorted(chunk.contacts_of.get(deal.id, [])))]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:20]
 
 

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ._batches import is_refusal, send_in_batches
+from ._checks import doc
 from ._conflict_resolution import ConflictResolver
 from ._deal_properties import (
     DATETIME_PROPERTIES,
@@ -279,8 +280,8 @@ class OutboundPush:
                            f"the host's value of {sorted(unwritable)} won a conflict (order "
                            f"{next(iter(unwritable.values()))}, ...) but cannot be written to HubSpot: the "
                            f"mapping strategy {getattr(self.mapping, 'name', '?')!r} does not say which deal "
-                           "property it reads it from; give it hubspot_property_for(field) "
-                           "(docs/strategies.md). HubSpot keeps its value.")
+                           f"property it reads it from; give it hubspot_property_for(field) "
+                           f"({doc('strategies.md')}). HubSpot keeps its value.")
         return updates, no_stage
 
     def _stages(self) -> dict[str, set[str]]:

@@ -86,7 +86,7 @@ class Runtime:
         from ._store_place import bind
         from .store import redact
 
-        self.attach(host, tenant_id, raw)
+        self.attach(host, tenant_id, raw, saving=True)
         tenant = self.tenant(tenant_id)
         hubspot, checks = self._check_hubspot(tenant_id)
         steps = [
@@ -102,14 +102,14 @@ class Runtime:
             self.start_worker()
         return EnableReport("hubspot", tenant_id, tuple(steps), checks)
 
-    def attach(self, host: HostServices, tenant_id: str, raw: Mapping[str, Any]) -> None:
+    def attach(self, host: HostServices, tenant_id: str, raw: Mapping[str, Any], *, saving: bool = False) -> None:
         """Know a tenant the host has enabled, from its saved settings, without enabling it anew.
 
         Validates the settings, opens the store and builds the HubSpot client, and does nothing
         else: no connection check (no HubSpot call), no log entry, no worker. For a process that
         only operates on an enabled tenant, such as a CLI command; :meth:`enable` starts here.
         Bad settings or an unusable store raise, as for :meth:`enable`, and so does a
-        ``store_url`` other than the one the tenant was enabled with.
+        ``store_url`` other than the one the tenant was enabled with (``saving``: ``enable``'s).
         """
         from ._store_place import check_binding
         from .client import ClientSettings, build_client
@@ -122,7 +122,7 @@ class Runtime:
                 f"is not allowed in this process: its operator allows the bundled sandbox (tests, "
                 f"demos) by setting {ALLOW_LOCAL_SANDBOX_ENV}=1 in its environment; in "
                 "production, remove local_sandbox and use HubSpot's API"))])
-        self.strategies.check(settings, host.capabilities())
+        self.strategies.check(settings, host.capabilities(), saving=saving)
         url = self._store_url(host, settings)
         check_binding(host, tenant_id, url)
         store = self._store(url)
@@ -192,7 +192,7 @@ class Runtime:
         from .settings import parse_settings
 
         settings = parse_settings(raw)
-        self.strategies.check(settings, host.capabilities())
+        self.strategies.check(settings, host.capabilities(), saving=True)
         url = self._store_url(host, settings)
         # Enabled here or in another process (the binding says so): the store stays.
         check_binding(host, tenant_id, url)
@@ -215,7 +215,7 @@ class Runtime:
 
     def report_failed(self, job: Job) -> None:
         """Tell ``hubspot_sync_step_failed``'s listeners of a job the queue has just failed."""
-        report_failed(self.hooks, self.store_for(job.tenant_id) if self.is_enabled(job.tenant_id) else None, job)
+        report_failed(self.hooks, getattr(self._tenants.get(job.tenant_id), "store", None), job)  # never raises
 
     def enabled(self) -> list[TenantContext]:
         """Every enabled tenant, at the moment of the call."""

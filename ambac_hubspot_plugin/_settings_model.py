@@ -377,8 +377,8 @@ class Settings:
     conflicts: ConflictSettings = attrs.field(factory=ConflictSettings)
     directions: Directions = attrs.field(factory=Directions)
     outbound: OutboundSettings = attrs.field(factory=OutboundSettings)
-    sync_interval_seconds: int = attrs.field(default=900, validator=_at_least(60))
-    sync_overlap_seconds: int = attrs.field(default=300, validator=_at_least(0))
+    sync_interval_seconds: int = attrs.field(default=900, validator=_at_least(60, MAX_DAYS * 86_400))
+    sync_overlap_seconds: int = attrs.field(default=300, validator=_at_least(0, MAX_DAYS * 86_400))
     alerts: AlertSettings = attrs.field(factory=AlertSettings)
     retention: RetentionSettings = attrs.field(factory=RetentionSettings)
     run_background_worker: bool = True

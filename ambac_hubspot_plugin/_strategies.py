@@ -3,6 +3,8 @@ registered (``hubspot_register_*_strategies``), typed by kind."""
 
 from __future__ import annotations
 
+import functools
+import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -20,6 +22,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ConflictChooser", "GuardedMapping", "Strategies"]
 
+log = logging.getLogger(__name__)
+
 #: ``choose(object_type, field)``: the conflict strategy of one field, with its name.
 ConflictChooser = Callable[[str, str], NamedStrategy]
 
@@ -32,13 +36,24 @@ class Strategies:
     def __init__(self, hooks: PluginHooks) -> None:
         self._hooks = hooks
 
-    def check(self, settings: Settings, capabilities: HostCapabilities) -> None:
+    def check(self, settings: Settings, capabilities: HostCapabilities, *, saving: bool = False) -> None:
         """Refuse settings naming strategies no installed package provides (or bad options),
-        or a mapping onto fields the host does not keep (a strategy with ``check_host``)."""
+        or a mapping onto fields the host does not keep (a strategy with ``check_host``).
+
+        ``saving``: new settings, as an admin saves them. Only then is a ``conflicts.per_field``
+        key naming no field refused: settings saved before such keys were checked must still
+        start (the key is ignored, and Python's log says so)."""
         mapping = self.mapping(settings)
         check_host = getattr(mapping, "check_host", None)
         if callable(check_host):
             check_host(capabilities)
+        problems = [(f"conflicts.per_field.{key}", f"no field {key!r}; keys are object.field with the "
+                     f"object one of {sorted(_CONFLICT_FIELDS)} and a field it maps, e.g. order.name")
+                    for key in settings.conflicts.per_field if not _conflict_field(key)]
+        if problems and saving:
+            raise ConfigError.from_problems(problems)
+        for where, why in problems:
+            log.warning("%s is ignored: %s", where, why)
         self.conflicts(settings)
 
     def mapping(self, settings: Settings) -> MappingStrategy:
@@ -54,12 +69,6 @@ class Strategies:
         registry = self._hooks.conflict_strategies()
         default = NamedStrategy(settings.conflicts.default, _build(
             registry, "conflict", "conflicts", settings.conflicts.default, {}))
-        problems = [(f"conflicts.per_field.{key}", f"no field {key!r}; keys are object.field with the "
-                     f"object one of {sorted(_CONFLICT_FIELDS)} and a field it maps, "
-                     f"e.g. order.{sorted(ORDER_FIELDS)[0]}")
-                    for key in settings.conflicts.per_field if not _conflict_field(key)]
-        if problems:
-            raise ConfigError.from_problems(problems)
         per_field = {key: NamedStrategy(name, _build(registry, "conflict", "conflicts", name, {}))
                      for key, name in settings.conflicts.per_field.items()}
 
@@ -93,8 +102,19 @@ class GuardedMapping:
         self.contact_properties = strategy.contact_properties
 
     def __getattr__(self, attribute: str) -> Any:
-        """The strategy's optional parts (``check_host``, ``hubspot_property_for``, ...)."""
-        return getattr(self.strategy, attribute)
+        """The strategy's optional parts (``check_host``, ``hubspot_property_for``, ...); the
+        one the engines call per record, ``hubspot_property_for``, held to the same rules."""
+        found = getattr(self.strategy, attribute)
+        if attribute == "hubspot_property_for" and callable(found):
+            return functools.partial(self._property_for, found)
+        return found
+
+    def _property_for(self, own: Callable[[str], object], field: str) -> str | None:
+        answer = self._call(f"field {field}", lambda: own(field))
+        if answer is not None and not isinstance(answer, str):
+            raise StrategyError("mapping", self.name, f"field {field}",
+                                f"answered {type(answer).__name__} for hubspot_property_for, not a property name")
+        return answer
 
     def order_fields(self, context: DealContext) -> Mapping[str, object]:
         return self._fields("order", ORDER_FIELDS, f"deal {context.deal.id}",

@@ -435,6 +435,23 @@ def test_creating_with_the_previews_version_refuses_a_deal_changed_since(world):
     assert world.host.services(world.tenant).list_orders()[0].name == "Cancelled"
 
 
+def test_the_previews_version_binds_which_company_and_contacts_the_deal_has(world):
+    """Moving a deal from one linked company to another (no change to the deal itself, and
+    the companies are linked, so not read again) still makes the reviewed version stale."""
+    acme = world.hubspot.add_object("companies", {"name": "Acme", "domain": "acme.example"})
+    bolt = world.hubspot.add_object("companies", {"name": "Bolt", "domain": "bolt.example"})
+    for company in (acme, bolt):
+        world.deal(dealname=f"Earlier {company}", companies=[company])
+    world.runtime.run_sync(world.tenant)
+    deal = world.deal(stage="contractsent", dealname="Reviewed", companies=[acme])
+    _, preview = world.http("GET", f"deals/{deal}/preview", world.admin_user)
+    world.hubspot.disassociate("deals", deal, "companies", acme)
+    world.hubspot.associate("deals", deal, "companies", bolt, 5)
+    status, body = world.http("POST", f"deals/{deal}/order", world.admin_user,
+                              {"reviewed_version": preview["version"]})
+    assert (status, body["error"]) == (409, "changed")
+
+
 @pytest.mark.parametrize(("changes", "field"), [
     ({"order_status": "Shipped"}, "changes.order_status"),
     ({"estimated_completion": "next week"}, "changes.estimated_completion"),

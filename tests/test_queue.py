@@ -517,8 +517,9 @@ def test_a_handler_raising_systemexit_fails_its_job_and_the_background_runner_go
             raise SystemExit(3)
 
     first = store.enqueue("7", "k", {"n": 1})
+    reported: list[Job] = []
     runner = QueueRunner(store, {"k": handler}, lease=timedelta(seconds=1),
-                         poll_interval=timedelta(milliseconds=50))
+                         poll_interval=timedelta(milliseconds=50), on_failed=reported.append)
     runner.start()
     try:
         limit = time.monotonic() + 20
@@ -533,6 +534,8 @@ def test_a_handler_raising_systemexit_fails_its_job_and_the_background_runner_go
     failed = store.get_job(first)
     assert (failed.state, failed.attempts) == (JobState.PENDING, 1)
     assert failed.last_error == "interrupted: SystemExit: 3"
+    assert [(job.id, job.last_error) for job in reported] == [(first, failed.last_error)], \
+        "hubspot_sync_step_failed's listeners hear of it like any failed job"
 
 
 def test_a_keyboard_interrupt_in_a_main_thread_drain_fails_the_job_then_propagates(

@@ -237,3 +237,20 @@ def test_a_credential_with_a_space_line_break_or_non_ascii_character_is_named_ne
         path = "credentials.refresh_token"
     assert list(problems) == [path] and "line break" in problems[path]
     assert token.strip() not in problems[path]
+
+
+def test_sync_interval_and_overlap_have_a_maximum_the_scheduler_and_sync_can_take(tmp_path):
+    """A century at most: beyond, every schedule and sync would raise OverflowError; at it,
+    both still work."""
+    from ._world import open_world
+
+    with pytest.raises(ConfigError) as raised:
+        parse_settings({**BASE, "sync_interval_seconds": 10**14, "sync_overlap_seconds": 10**11})
+    assert set(raised.value.problems) == {"sync_interval_seconds", "sync_overlap_seconds"}
+    longest = 36_500 * 86_400
+    with open_world(tmp_path) as world:
+        world.configure(sync_interval_seconds=longest, sync_overlap_seconds=longest)
+        world.runtime.schedule_due_syncs()
+        world.deal(dealname="One")
+        assert world.sync().created == 1
+        assert world.sync().created == 0

@@ -161,6 +161,19 @@ def test_a_per_field_key_that_names_no_field_is_refused_when_saved(strategy_worl
                                              "contact.email": "manual"}})
 
 
+def test_a_saved_per_field_key_naming_no_field_still_starts_the_tenant(strategy_world, caplog):
+    """Settings saved before such keys were refused (the schema's own old example,
+    ``deal.amount``) must not stop the tenant when a process takes it up: the key is ignored,
+    and Python's log says so."""
+    world = strategy_world()
+    raw = {**world.settings, "conflicts": {"default": "hubspot_wins", "per_field": {"deal.amount": "manual"}}}
+    world.runtime.take_up(world.runtime.tenant(world.tenant).host, world.tenant, raw)
+    assert world.runtime.tenant(world.tenant).settings.conflicts.per_field == {"deal.amount": "manual"}
+    assert any("conflicts.per_field.deal.amount is ignored" in r.getMessage() for r in caplog.records)
+    world.deal(dealname="Brackets")
+    assert world.sync().created == 1
+
+
 def test_no_audit_row_claims_a_decision_the_host_refused_to_apply(strategy_world):
     """A name conflict decided for HubSpot, in an update the host refuses (an order number in
     use): the name is not applied, so no audit row says it was, on the run or its retries."""
@@ -222,3 +235,20 @@ def test_a_host_value_that_won_goes_where_the_strategy_reads_it_or_nowhere(strat
     else:
         assert props["project_title"] == "Manifold rev C"
         assert any("hubspot_property_for" in m and "'title'" in m for m in _log(world))
+
+
+class RaisingWhere(TitleMapping):
+    def hubspot_property_for(self, field: str) -> str | None:
+        return {"name": "project_title"}[field]  # a KeyError for any other field
+
+
+def test_a_hubspot_property_for_that_raises_fails_its_deal_not_the_run(strategy_world):
+    world = strategy_world(_registering("where", RaisingWhere), mapping={"strategy": "where"})
+    world.hubspot.add_property("deals", "project_title")
+    deal = world.deal(dealname="Q3 deal - Acme", project_title="Manifold", amount="10")
+    assert world.sync().created == 1
+    world.hubspot.update_object("deals", deal, {"project_title": "Manifold rev C"})
+    other = world.deal(dealname="Other")
+    result = world.sync()
+    assert (result.created, result.failed) == (1, 1) and world.order_for(other) is not None
+    assert any("mapping strategy 'where'" in m and "KeyError" in m for m in _log(world))

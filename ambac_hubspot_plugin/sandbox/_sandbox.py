@@ -219,6 +219,12 @@ class Sandbox:
             type_id,
         )
 
+    def disassociate(self, from_type: str, from_id: str, to_type: str, to_id: str) -> None:
+        """Remove every association between two records (both directions), as a UI user would."""
+        portal = self.portal
+        with portal.lock:
+            portal._unlink(portal.require_type(from_type), str(from_id), portal.require_type(to_type), str(to_id))
+
     def associations(self, from_type: str, from_id: str, to_type: str) -> dict[str, set[int]]:
         """The ids linked to a record and the association type ids of each link."""
         portal = self.portal

@@ -164,12 +164,16 @@ class QueueRunner:
             _log.warning("job %s: lease lost before reporting back; the new owner runs it",
                          job.id)
             return "lost"
+        self._report(failed)
+        return "dead" if failed.state is JobState.DEAD else "retried"
+
+    def _report(self, failed: Job) -> None:
+        """Hand a job this runner has just failed to ``on_failed``; what it raises is logged."""
         if self._on_failed is not None:
             try:
                 self._on_failed(failed)
             except Exception:
-                _log.exception("job %s: on_failed raised; ignored", job.id)
-        return "dead" if failed.state is JobState.DEAD else "retried"
+                _log.exception("job %s: on_failed raised; ignored", failed.id)
 
     def _interrupted(self, job: Job, owner: str, exc: BaseException) -> str:
         """Fail a job whose handler raised SystemExit, KeyboardInterrupt or another
@@ -186,6 +190,7 @@ class QueueRunner:
         try:
             failed = self._queue.fail(job.id, owner, reason)
             outcome = "dead" if failed.state is JobState.DEAD else "retried"
+            self._report(failed)
         except LeaseLostError:
             _log.warning("job %s: lease lost before reporting back; the new owner runs it",
                          job.id)
