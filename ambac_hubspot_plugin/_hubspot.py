@@ -346,6 +346,7 @@ class SdkHubSpotClient:
             since=since,
             until=until,
             page_size=SEARCH_PAGE,
+            window=SEARCH_PAGE,  # keyset paging: a record edited mid-read shifts no other one past us
         )
         return self._iter_search(object_type, plan)
 
@@ -364,7 +365,7 @@ class SdkHubSpotClient:
             properties=tuple(properties),
             since=since,
             until=None,
-            page_size=SEARCH_PAGE,
+            page_size=SEARCH_PAGE, window=SEARCH_PAGE,  # keyset paging, as iter_modified
             base_filters=(
                 {"propertyName": "dealstage", "operator": "IN", "values": list(stage_ids)},
             ),

@@ -101,6 +101,7 @@ class SearchPlan:
         self._tie_last_id: int | None = None
         self._tie_floor: int | None = None  # fixed for one tie query; the cursor's offsets need it
         self._offset = 0
+        self._fresh = 0  # records of the last page not yielded before
 
     def first(self) -> SearchRequest:
         """The first request."""
@@ -136,6 +137,7 @@ class SearchPlan:
 
     def accept(self, records: Sequence[HubSpotObject]) -> Iterator[HubSpotObject]:
         """Yield the records of a page that were not yielded before; remember what was."""
+        self._fresh = 0
         for record in records:
             ts = _ms(record.updated_at)
             if self._tie:
@@ -149,6 +151,7 @@ class SearchPlan:
                     self._tie_last_id = numeric
                 if record.id in self._seen:
                     continue
+                self._fresh += 1
                 yield record
                 continue
             if self._query_first_ts is None:
@@ -160,6 +163,7 @@ class SearchPlan:
                 if record.id in self._seen:
                     continue
                 self._seen.add(record.id)
+            self._fresh += 1
             yield record
 
     def next(self, records: Sequence[HubSpotObject], after: str | None) -> SearchRequest | None:
@@ -195,10 +199,15 @@ class SearchPlan:
             return self._request(after, self._page)
         self._offset = 0
         if self._tie:
+            if self._tie_last_id is None or self._tie_last_id == self._tie_floor:
+                raise ValueError(f"the search does not move past hs_object_id {self._tie_floor}")
             self._tie_floor = self._tie_last_id
             return self._request(None, self._page)
         if self._last_ts is None:
             raise ValueError("a full window of records without modification times")
+        if not self._fresh and self._anchor == self._last_ts:
+            # Anchored where the last query was and nothing new: HubSpot answers the same page.
+            raise ValueError(f"the search does not move past {self._ts} {self._last_ts}")
         if self._query_first_ts == self._last_ts:
             self._enter_tie()  # a whole window at one timestamp: anchoring on it again would loop
         else:

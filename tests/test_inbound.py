@@ -650,3 +650,36 @@ def test_an_old_conflict_on_a_company_field_the_host_lacks_is_refused_clearly(re
     with pytest.raises(ConfigError, match="companies have no phone"):
         real_world.runtime.resolve_conflict(real_world.tenant, conflict.id, "ambac", decided_by="admin@acme.example")
     assert real_world.hubspot.get_object("companies", company)["phone"] == "0"
+
+
+def test_a_deal_edited_while_a_sync_pages_past_it_makes_no_other_deal_skipped(tmp_path):
+    """300 won deals; a person edits the oldest right after the first search page was served.
+    With offset paging every later deal moved up one place and the second page skipped one,
+    which the checkpoint then left behind for good. Pages are anchored on the last deal read
+    (keyset paging): every deal becomes an order in the first run."""
+    from ._clock import ManualClock
+
+    clock = ManualClock(datetime(2026, 1, 5, 9, 0, tzinfo=UTC))
+    with open_world(tmp_path, on_clock=clock) as world:  # the host hands its clock to the plugin
+        deals = []
+        for i in range(300):  # one won deal a minute, e.g. after an outage
+            deals.append(world.deal(dealname=f"Won {i}"))
+            clock.advance(minutes=1)
+        portal = world.hubspot.portal
+        real_search, pages = portal.search, []
+
+        def search(object_type: str, body: dict) -> dict:
+            answer = real_search(object_type, body)
+            pages.append(body)
+            if len(pages) == 1:
+                clock.advance(seconds=1)
+                world.hubspot.update_object("deals", deals[0], {"dealname": "Won 0 (edited)"})
+            return answer
+
+        portal.search = search
+        try:
+            result = world.sync()
+        finally:
+            portal.search = real_search
+        assert [i for i, deal in enumerate(deals) if world.order_for(deal) is None] == []
+        assert result.created == 300 and len(pages) >= 2

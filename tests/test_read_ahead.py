@@ -7,6 +7,7 @@ import itertools
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -186,8 +187,11 @@ def test_it_is_on_by_default_and_the_settings_turn_it_off(world, monkeypatch):
 
 def test_a_search_page_that_fails_fails_the_run_after_the_chunks_before_it(world):
     deals = _won_deals(world)
-    # The second search page (its "after" is "200"; the limit, 200, is a number) is refused.
-    world.hubspot.faults.fail_next(10, status=400, method="POST", body_contains='"200"')
+    # The second search page is refused: it is anchored on the first page's last deal (keyset
+    # paging), so its body holds that deal's modification time in milliseconds.
+    last = world.hubspot.get_object("deals", deals[199])["hs_lastmodifieddate"]
+    anchor = int(datetime.fromisoformat(last.replace("Z", "+00:00")).timestamp() * 1000)
+    world.hubspot.faults.fail_next(10, status=400, method="POST", body_contains=f'"{anchor}"')
 
     with pytest.raises(HubSpotApiError):
         world.sync()
