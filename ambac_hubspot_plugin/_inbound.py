@@ -32,9 +32,10 @@ import attrs
 
 from ._deal_properties import DELETED_FLAG, own_values
 from ._field_sync import Audited, reconcile_fields
-from ._inbound_records import Outcome, Preview, RunResult, Triggers, checked_changes, version_of, with_status_values
+from ._inbound_records import Outcome, Preview, RunResult, Triggers, newest_versions, with_status_values
 from ._job_kinds import FIELDS_KIND, PUSH_MAX_ATTEMPTS, RETRY_KIND, host_event_job, order_state_job
 from ._linking import WRITE_GROUP, Chunk, PendingLink, RecordLinker, split_company_fields, update_linked_company
+from ._merges import adopt_merged_deals
 from ._read_ahead import read_ahead
 from .conflicts import ConflictStrategy, strategy_name, to_json
 from .errors import DealChangedError, DealNotFoundError, HostRecordError, MappingError, StrategyError
@@ -212,12 +213,10 @@ class InboundSync:
                 ahead: Associations | None = None) -> list[Outcome]:
         """Create or update the orders of these deals; return one outcome per deal. ``ahead``:
         associations of some of them read already (see :mod:`._read_ahead`)."""
-        newest: dict[str, Deal] = {}
-        for deal in deals:  # a deal modified mid-read can come twice: its newest version counts
-            if deal.id not in newest or deal.updated_at >= newest[deal.id].updated_at:
-                newest[deal.id] = deal
-        deals = list(newest.values())
-        links = self.store.get_links_by_hubspot(self.tenant_id, self.portal_id, "deal", list(newest))
+        deals = newest_versions(deals)
+        links = self.store.get_links_by_hubspot(self.tenant_id, self.portal_id, "deal", [d.id for d in deals])
+        links = {**links, **adopt_merged_deals(self.host, self.store, self.tenant_id, self.portal_id,
+                                               [d for d in deals if d.id not in links], dry_run=dry_run)}
         if any((d.properties.get("dealstage") or "") not in self.triggers.stage_labels
                for d in deals if d.id not in links):
             self._refresh_triggers()  # a stage added in HubSpot since the pipelines were cached?
@@ -549,6 +548,7 @@ class InboundSync:
 
     def preview(self, deal_id: str) -> Preview:
         """Return the order a deal would become, with warnings for the reviewer; writes nothing."""
+        from ._inbound_records import version_of
         deal = self.client.get_deal(deal_id, self.mapping.deal_properties)
         if deal is None:
             raise DealNotFoundError(deal_id)
@@ -577,6 +577,7 @@ class InboundSync:
                          reviewed: str | None = None) -> Outcome:
         """Create the order of one deal with the reviewer's changes; an existing order is returned.
         ``reviewed``: the preview's ``version``; a deal changed since is refused (DealChangedError)."""
+        from ._inbound_records import checked_changes, version_of
         deal = self.client.get_deal(deal_id, self.mapping.deal_properties)
         if deal is None:
             raise DealNotFoundError(deal_id)

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from .client import Deal, Pipeline
     from .host import Order
 
-__all__ = ["Outcome", "Preview", "RunResult", "Triggers", "checked_changes", "version_of", "with_status_values"]
+__all__ = ["Outcome", "Preview", "RunResult", "Triggers", "checked_changes", "newest_versions", "version_of",
+           "with_status_values"]
 
 
 @attrs.frozen
@@ -148,6 +149,15 @@ def version_of(deal: Deal, chunk: Chunk) -> str:
              part("company", company or "", chunk.companies.get(company or "")),
              *(part("contact", c, chunk.contacts.get(c)) for c in sorted(chunk.contacts_of.get(deal.id, [])))]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:20]
+
+
+def newest_versions(deals: Sequence[Deal]) -> list[Deal]:
+    """Each deal once, its newest version: a deal modified mid-read can come twice."""
+    newest: dict[str, Deal] = {}
+    for deal in deals:
+        if deal.id not in newest or deal.updated_at >= newest[deal.id].updated_at:
+            newest[deal.id] = deal
+    return list(newest.values())
 
 
 def checked_changes(changes: Mapping[str, object], order_fields: frozenset[str]) -> None:

@@ -683,3 +683,24 @@ def test_a_deal_edited_while_a_sync_pages_past_it_makes_no_other_deal_skipped(tm
             portal.search = real_search
         assert [i for i, deal in enumerate(deals) if world.order_for(deal) is None] == []
         assert result.created == 300 and len(pages) >= 2
+
+
+def test_a_merge_a_sync_sees_first_moves_the_order_instead_of_making_a_second(tmp_path):
+    """No merge webhook (lost, or a service key that gets none): the surviving deal, won later,
+    carries the merged-away deal in ``hs_merged_object_ids``. The sync moves that deal's order
+    to it, and says so, rather than creating a second order."""
+    with open_world(tmp_path) as world:
+        linked = world.deal(dealname="Linked")
+        assert world.sync().created == 1
+        order = world.order_for(linked)
+        survivor = world.deal(stage="contractsent", dealname="Other")
+        world.hubspot.merge_objects("deals", survivor, linked)
+        world.hubspot.update_object("deals", survivor, {"dealstage": "closedwon"})
+        assert world.sync(dry_run=True).created == 0, "a dry run sees the merge too"
+        result = world.sync()
+        assert result.created == 0
+        assert [o.id for o in world.services.list_orders()] == [order.id]
+        link = world.store.get_link_by_host(world.tenant, "order", order.id)
+        assert link.hubspot_id == survivor
+        assert any(f"merged into deal {survivor}" in e.message
+                   for e in world.store.read_log(world.tenant).entries if e.what == "sync.merge")

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from .._deal_properties import DELETED_FLAG
-from ..errors import HostRecordError
+from .._merges import move_merged, note_on_order
 from ..store import LogLevel
 
 if TYPE_CHECKING:
@@ -66,22 +66,9 @@ class EngineApplier:
         """Move the order of a merged-away deal to the surviving deal, and say so."""
         survivor = event.new_object_id or event.primary_object_id or event.object_id
         merged = {*event.merged_object_ids, event.primary_object_id or survivor} - {survivor}
-        store, tenant, portal = engine.store, engine.tenant_id, engine.portal_id
         for old in sorted(merged):
-            link = store.get_link_by_hubspot(tenant, portal, "deal", old)
-            if link is None:
-                continue
-            if store.get_link_by_hubspot(tenant, portal, "deal", survivor) is None:
-                store.move_link(link.id, survivor)
-                message = (f"deal {old} was merged into deal {survivor} in HubSpot; "
-                           f"its order now follows deal {survivor}")
-                store.log(tenant, LogLevel.INFO, "webhook.merge", message, record=f"deal:{survivor}")
-                _note(engine, link.host_id, message)
-            else:
-                message = (f"deal {old} was merged into deal {survivor}, which already has an order; "
-                           f"this order stays linked to the old deal id. Archive one of the two orders.")
-                store.log(tenant, LogLevel.WARNING, "webhook.merge", message, record=f"deal:{old}")
-                _note(engine, link.host_id, message)
+            move_merged(engine.host, engine.store, engine.tenant_id, engine.portal_id, old, survivor,
+                        what="webhook.merge")
 
     def _flag_deleted(self, engine: InboundSync, link: Link) -> None:
         if link.synced.get(DELETED_FLAG):
@@ -104,9 +91,4 @@ class EngineApplier:
 
 
 def _note(engine: InboundSync, order_id: str, text: str) -> None:
-    """Add a note to the order; an order gone from the host does not fail the event (it is logged)."""
-    try:
-        engine.host.add_order_note(order_id, text)
-    except HostRecordError as exc:
-        engine.store.log(engine.tenant_id, LogLevel.WARNING, "webhook.note",
-                         f"could not add a note to order {order_id}: {exc}", record=f"order:{order_id}")
+    note_on_order(engine.host, engine.store, engine.tenant_id, order_id, text)
