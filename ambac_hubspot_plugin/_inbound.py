@@ -14,7 +14,8 @@ Calls to HubSpot are batched per chunk of up to 1,000 deals: one association rea
 and companies and contacts are read once per run. Memory holds one chunk and two id maps. The
 host commits the writes of up to 100 new orders at once where it can (:class:`~.host.GroupsWrites`).
 
-The deal's companies and contacts are resolved and linked by :mod:`._linking`; the run records
+Orders made on demand after a person's review are :mod:`._deal_review`'s (a mixin of the
+engine). The deal's companies and contacts are resolved and linked by :mod:`._linking`; the run records
 (:class:`~._inbound_records.Outcome`, ``RunResult``, ``Preview``) and the trigger stages are in
 :mod:`._inbound_records`.
 """
@@ -28,17 +29,16 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-import attrs
-
 from ._deal_properties import DELETED_FLAG, own_values
+from ._deal_review import DealReview
 from ._field_sync import Audited, reconcile_fields
-from ._inbound_records import Outcome, Preview, RunResult, Triggers, newest_versions, with_status_values
+from ._inbound_records import Outcome, RunResult, Triggers, newest_versions, order_external_id, with_status_values
 from ._job_kinds import FIELDS_KIND, PUSH_MAX_ATTEMPTS, RETRY_KIND, host_event_job, order_state_job
 from ._linking import WRITE_GROUP, Chunk, PendingLink, RecordLinker, split_company_fields, update_linked_company
 from ._merges import adopt_merged_deals
 from ._read_ahead import read_ahead
 from .conflicts import ConflictStrategy, strategy_name, to_json
-from .errors import DealChangedError, DealNotFoundError, HostRecordError, MappingError, StrategyError
+from .errors import HostRecordError, MappingError, StrategyError
 from .events import OrderCreated, SyncStepFailed
 from .host import OrderDraft, UserType
 from .mapping import ORDER_FIELDS, DealContext
@@ -62,12 +62,7 @@ APPLIED_VERSION = "_hs_lastmodifieddate"
 CHECKPOINTS = {"incremental": "deals.modified_since", "backfill": "deals.backfill_since"}
 
 
-def order_external_id(portal_id: str, deal_id: str) -> str:
-    """The external id that makes order creation idempotent."""
-    return f"hubspot:{portal_id}:deal:{deal_id}"
-
-
-class InboundSync:
+class InboundSync(DealReview):
     """Turns the deals of one tenant's portal into orders."""
 
     def __init__(
@@ -543,58 +538,3 @@ class InboundSync:
                 host_value=to_json(conflict.host_value), last_synced=conflict.last_synced,
                 hubspot_changed_at=conflict.hubspot_changed_at, host_changed_at=conflict.host_changed_at,
                 strategy=strategy_name(strategy), decision=decision.winner, reason=decision.reason))
-
-    # ---- manual creation with review ------------------------------------------------------------
-
-    def preview(self, deal_id: str) -> Preview:
-        """Return the order a deal would become, with warnings for the reviewer; writes nothing."""
-        from ._inbound_records import version_of
-        deal = self.client.get_deal(deal_id, self.mapping.deal_properties)
-        if deal is None:
-            raise DealNotFoundError(deal_id)
-        warnings: list[str] = []
-        link = self.store.get_link_by_hubspot(self.tenant_id, self.portal_id, "deal", deal_id)
-        existing = self.host.get_order(link.host_id) if link else None
-        if existing is None:
-            existing = self.host.find_order_by_external_id(order_external_id(self.portal_id, deal_id))
-        if existing is not None:
-            warnings.append(f"this deal already has order {existing.order_number}; creating returns it")
-        if not self.triggers.is_trigger(deal):
-            warnings.append("the deal is not in a trigger stage; it would not become an order on its own")
-        chunk = self._linker.load_related([deal])
-        draft, fields, notes = self._draft(deal, chunk, dry_run=True)
-        if draft.company_id is None and deal.id not in chunk.company_of:
-            warnings.append("the deal has no associated company; the order will have no customer company")
-        if not chunk.contacts_of.get(deal.id):
-            warnings.append("the deal has no associated contacts; the order will have no customer")
-        contacts = tuple(f"{c.properties.get('email') or '(no email)'}" for c in chunk.contacts.values())
-        kept_by_plugin = {k: v for k, v in fields.items() if k not in self._order_fields}
-        kept = self._linker.kept_values(chunk.company_of.get(deal.id), chunk)
-        return Preview(deal_id, draft, tuple(warnings), existing, notes[0] if notes else "", contacts,
-                       kept_by_plugin, kept, version_of(deal, chunk))
-
-    def create_from_deal(self, deal_id: str, changes: Mapping[str, object] | None = None,
-                         reviewed: str | None = None) -> Outcome:
-        """Create the order of one deal with the reviewer's changes; an existing order is returned.
-        ``reviewed``: the preview's ``version``; a deal changed since is refused (DealChangedError)."""
-        from ._inbound_records import checked_changes, version_of
-        deal = self.client.get_deal(deal_id, self.mapping.deal_properties)
-        if deal is None:
-            raise DealNotFoundError(deal_id)
-        link = self.store.get_link_by_hubspot(self.tenant_id, self.portal_id, "deal", deal_id)
-        if link is not None:
-            return Outcome(deal_id, "unchanged", "the deal already has an order", link.host_id)
-        checked_changes(changes or {}, self._order_fields)
-        chunk = self._linker.load_related([deal])
-        if reviewed is not None and reviewed != version_of(deal, chunk):
-            raise DealChangedError(deal_id)
-        # One host transaction where the host groups writes: an order it refuses (a reviewer's
-        # value over its limits) leaves no company or contact made for it behind.
-        with self._linker.grouped_writes():
-            draft, fields, _notes = self._draft(deal, chunk, dry_run=False)
-            if changes:
-                draft = attrs.evolve(draft, **changes)  # type: ignore[arg-type]  # checked against ORDER_FIELDS
-            order = self.host.create_order(draft)
-            outcomes = [self._adopt(deal, order, fields, "manual")]
-        self._flush_links(outcomes)
-        return outcomes[0]

@@ -22,8 +22,13 @@ if TYPE_CHECKING:
     from .client import Deal, Pipeline
     from .host import Order
 
-__all__ = ["Outcome", "Preview", "RunResult", "Triggers", "checked_changes", "newest_versions", "version_of",
-           "with_status_values"]
+__all__ = ["Outcome", "Preview", "RunResult", "Triggers", "checked_changes", "newest_versions",
+           "order_external_id", "version_of", "with_status_values"]
+
+
+def order_external_id(portal_id: str, deal_id: str) -> str:
+    """The external id that makes order creation idempotent."""
+    return f"hubspot:{portal_id}:deal:{deal_id}"
 
 
 @attrs.frozen
