@@ -32,7 +32,15 @@ from zoneinfo import ZoneInfo
 from ._deal_properties import DELETED_FLAG, own_values
 from ._deal_review import DealReview
 from ._field_sync import Audited, reconcile_fields
-from ._inbound_records import Outcome, RunResult, Triggers, newest_versions, order_external_id, with_status_values
+from ._inbound_records import (
+    Outcome,
+    RunResult,
+    Triggers,
+    backfill_checkpoint,
+    newest_versions,
+    order_external_id,
+    with_status_values,
+)
 from ._job_kinds import FIELDS_KIND, PUSH_MAX_ATTEMPTS, RETRY_KIND, host_event_job, order_state_job
 from ._linking import WRITE_GROUP, Chunk, PendingLink, RecordLinker, split_company_fields, update_linked_company
 from ._merges import adopt_merged_deals
@@ -120,17 +128,20 @@ class InboundSync(DealReview):
     ) -> RunResult:
         """Process every deal in a trigger stage (modified since ``since``), resumable."""
         start = self.clock()
-        saved = self.store.get_checkpoint(self.tenant_id, self.portal_id, CHECKPOINTS["backfill"])
+        # Resumed only by a run over the same deals: another ``since`` or other trigger stages
+        # start from their beginning (the killed run's checkpoint would skip theirs).
+        key = backfill_checkpoint(CHECKPOINTS["backfill"], since, self.triggers.all_stage_ids)
+        saved = self.store.get_checkpoint(self.tenant_id, self.portal_id, key)
         resume = datetime.fromisoformat(saved.value) if saved and not dry_run else None
         if resume is not None and since is not None:
             resume = max(resume, since)
         deals = self.client.iter_deals_in_stages(
             self.triggers.all_stage_ids, self.mapping.deal_properties, since=resume or since
         )
-        result = self._run("backfill", deals, start, dry_run, keep_outcomes, progress)
+        result = self._run("backfill", deals, start, dry_run, keep_outcomes, progress, checkpoint=key)
         if not dry_run:
             # A finished backfill starts from scratch next time.
-            self.store.set_checkpoint(self.tenant_id, self.portal_id, CHECKPOINTS["backfill"],
+            self.store.set_checkpoint(self.tenant_id, self.portal_id, key,
                                       datetime.fromtimestamp(0, start.tzinfo).isoformat())
         return result
 
@@ -151,7 +162,7 @@ class InboundSync(DealReview):
 
     def _run(
         self, kind: str, deals: Iterator[Deal], start: datetime, dry_run: bool,
-        keep_outcomes: bool, progress: Callable[[Outcome], None] | None,
+        keep_outcomes: bool, progress: Callable[[Outcome], None] | None, checkpoint: str | None = None,
     ) -> RunResult:
         result = RunResult(kind=kind, dry_run=dry_run)
         run = None if dry_run else self.store.start_run(self.tenant_id, kind)
@@ -169,7 +180,8 @@ class InboundSync(DealReview):
                 if not dry_run:
                     # Deals come oldest first; never move past the run's start (index lag).
                     newest = min(chunk[-1].updated_at, start)
-                    self.store.set_checkpoint(self.tenant_id, self.portal_id, CHECKPOINTS[kind], newest.isoformat())
+                    self.store.set_checkpoint(self.tenant_id, self.portal_id, checkpoint or CHECKPOINTS[kind],
+                                              newest.isoformat())
                     assert run is not None
                     self.store.heartbeat_run(run.id)
         except BaseException as exc:  # Ctrl-C too: a run left "running" would say so for ever

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -22,8 +23,15 @@ if TYPE_CHECKING:
     from .client import Deal, Pipeline
     from .host import Order
 
-__all__ = ["Outcome", "Preview", "RunResult", "Triggers", "checked_changes", "newest_versions",
-           "order_external_id", "version_of", "with_status_values"]
+__all__ = ["Outcome", "Preview", "RunResult", "Triggers", "backfill_checkpoint", "checked_changes",
+           "newest_versions", "order_external_id", "version_of", "with_status_values"]
+
+
+def backfill_checkpoint(name: str, since: datetime | None, stage_ids: Iterable[str]) -> str:
+    """The checkpoint of a backfill over these trigger stages since ``since`` (``name`` and a
+    fingerprint of both), so that only a run over the same deals resumes it."""
+    scope = "|".join([since.isoformat() if since else "", *sorted(stage_ids)])
+    return f"{name}.{hashlib.sha256(scope.encode()).hexdigest()[:12]}"
 
 
 def order_external_id(portal_id: str, deal_id: str) -> str:

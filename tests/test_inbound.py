@@ -704,3 +704,41 @@ def test_a_merge_a_sync_sees_first_moves_the_order_instead_of_making_a_second(tm
         assert link.hubspot_id == survivor
         assert any(f"merged into deal {survivor}" in e.message
                    for e in world.store.read_log(world.tenant).entries if e.what == "sync.merge")
+
+
+@pytest.mark.parametrize("change", ["since", "stages"])
+def test_a_backfill_over_other_deals_does_not_resume_a_killed_ones_checkpoint(tmp_path, change):
+    """A backfill since last month is killed in its second chunk. A full backfill (no since),
+    or one over a trigger stage added since, must look at every deal of its own: resuming at
+    the killed run's checkpoint skipped the older deals, and its finish reset the checkpoint,
+    so nothing ever came back for them. The same backfill again still resumes."""
+    from ._clock import ManualClock
+
+    class Killed(Exception):
+        pass
+
+    clock = ManualClock(datetime(2026, 1, 5, 9, 0, tzinfo=UTC))
+    with open_world(tmp_path, on_clock=clock) as world:
+        older = [world.deal(stage="contractsent" if change == "stages" else "closedwon", dealname=f"Old {i}")
+                 for i in range(3)]
+        clock.advance(days=30)
+        since = clock() if change == "since" else None
+        for i in range(1_005):
+            world.deal(dealname=f"Recent {i}")
+            clock.advance(seconds=1)
+        clock.advance(days=1)
+        seen = 0
+
+        def kill(outcome: object) -> None:
+            nonlocal seen
+            seen += 1
+            if seen == 1_002:  # the process dies in the second chunk
+                raise Killed()
+
+        with pytest.raises(Killed):
+            world.runtime.run_sync(world.tenant, backfill=True, since=since, progress=kill)
+        if change == "stages":
+            world.configure(trigger_stages={"default": ["closedwon", "contractsent"]})
+        result = world.sync(backfill=True)
+        assert [deal for deal in older if world.order_for(deal) is None] == []
+        assert result.created == 3 and result.created + result.unchanged == 3 + 1_005
