@@ -60,7 +60,7 @@ class DealReview:
             warnings.append(f"this deal already has order {existing.order_number}; creating returns it")
         if not self.triggers.is_trigger(deal):
             warnings.append("the deal is not in a trigger stage; it would not become an order on its own")
-        chunk = self._linker.load_related([deal])
+        chunk = self._linker.load_related([deal], dry_run=True)
         draft, fields, notes = self._draft(deal, chunk, dry_run=True)
         if draft.company_id is None and deal.id not in chunk.company_of:
             warnings.append("the deal has no associated company; the order will have no customer company")

@@ -229,7 +229,7 @@ class InboundSync(DealReview):
             self._refresh_triggers()  # a stage added in HubSpot since the pipelines were cached?
         new = [d for d in deals if d.id not in links and self.triggers.is_trigger(d)]
         new_ids = {d.id for d in new}
-        chunk = self._linker.load_related(new, ahead)
+        chunk = self._linker.load_related(new, ahead, dry_run=dry_run)
         if not dry_run:
             self._linker.hold_new_contacts(chunk)
         try:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ._host_ids import host_id_key
+from ._merges import MERGED_PROPERTY, merged_ids
 from .conflicts import to_json
 from .errors import MappingError
 from .host import CompanyDraft, ContactDraft, GroupsWrites, UserType
@@ -31,7 +32,7 @@ from .store import LogLevel
 
 if TYPE_CHECKING:
     from ._engine_parts import EngineParts
-    from .client import Association, Deal
+    from .client import Association, Deal, HubSpotObject
     from .client import Company as HubSpotCompany
     from .client import Contact as HubSpotContact
     from .events import OrderCreated
@@ -152,9 +153,12 @@ class RecordLinker:
             found.contacts_of[deal_id] = sorted((a.to_id for a in assocs), key=_id_order)
         return found
 
-    def load_related(self, deals: Sequence[Deal], ahead: Associations | None = None) -> Chunk:
+    def load_related(self, deals: Sequence[Deal], ahead: Associations | None = None, *,
+                     dry_run: bool = False) -> Chunk:
         """Read these deals' associations (those ``ahead`` has not read already), and the
-        companies and contacts not resolved in this run yet that are not linked either."""
+        companies and contacts not resolved in this run yet that are not linked either. A
+        company or contact HubSpot made by merging linked ones takes over their link
+        (:meth:`_adopt_merged`; a dry run only says which host record it resolves to)."""
         chunk = Chunk()
         if not deals:
             return chunk
@@ -170,7 +174,9 @@ class RecordLinker:
             self._company_ids[hubspot_id] = link.host_id
             self._resolved_companies.add(link.host_id)
         to_read = sorted(wanted_companies - set(linked), key=_id_order)
-        chunk.companies = {c.id: c for c in self.client.read_companies(to_read, self.mapping.company_properties)}
+        chunk.companies = {c.id: c for c in self.client.read_companies(
+            to_read, [*self.mapping.company_properties, MERGED_PROPERTY])}
+        self._adopt_merged("company", chunk.companies, self._company_ids, self._resolved_companies, dry_run)
         if "website" not in self.host.capabilities().company_fields:
             domains = set()
             for company in chunk.companies.values():
@@ -188,8 +194,31 @@ class RecordLinker:
             self._contact_ids[hubspot_id] = link.host_id
             self._resolved_contacts.add(link.host_id)
         to_read = sorted(wanted_contacts - set(linked), key=_id_order)
-        chunk.contacts = {c.id: c for c in self.client.read_contacts(to_read, self.mapping.contact_properties)}
+        chunk.contacts = {c.id: c for c in self.client.read_contacts(
+            to_read, [*self.mapping.contact_properties, MERGED_PROPERTY])}
+        self._adopt_merged("contact", chunk.contacts, self._contact_ids, self._resolved_contacts, dry_run)
         return chunk
+
+    def _adopt_merged(self, kind: str, records: Mapping[str, HubSpotObject], ids: dict[str, Any],
+                      resolved: set[str], dry_run: bool) -> None:
+        """Give the survivors of HubSpot merges among ``records`` the link of the records merged
+        into them (``hs_merged_object_ids``), so they resolve to the same host record instead of
+        a second one: one store query, none when nothing was merged (the usual case)."""
+        merged = {old: record_id for record_id, record in records.items() for old in merged_ids(record)}
+        if not merged:
+            return
+        found = self.store.get_links_by_hubspot(self.tenant_id, self.portal_id, kind, list(merged))
+        for old, link in sorted(found.items(), key=lambda item: item[1].id):
+            survivor = merged[old]
+            if survivor in ids:  # another record merged into it was adopted first
+                continue
+            if not dry_run:
+                self.store.move_link(link.id, survivor)
+                self.store.log(self.tenant_id, LogLevel.INFO, f"inbound.{kind}",
+                               f"HubSpot {kind} {old} was merged into {kind} {survivor}; host {kind} "
+                               f"{link.host_id} follows it", record=f"{kind}:{survivor}")
+            ids[survivor] = link.host_id
+            resolved.add(link.host_id)
 
     def hold_new_contacts(self, chunk: Chunk) -> None:
         """Take, in one statement, the store's claims on the emails of the chunk's contacts no

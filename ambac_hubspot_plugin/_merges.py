@@ -16,19 +16,19 @@ from .errors import HostRecordError
 from .store import LogLevel
 
 if TYPE_CHECKING:
-    from .client import Deal
+    from .client import Deal, HubSpotObject
     from .host import HostServices
     from .store import Link, StateStore
 
-__all__ = ["adopt_merged_deals", "merged_ids", "move_merged", "note_on_order"]
+__all__ = ["MERGED_PROPERTY", "adopt_merged_deals", "merged_ids", "move_merged", "note_on_order"]
 
 MERGED_PROPERTY = "hs_merged_object_ids"
 
 
-def merged_ids(deal: Deal) -> list[str]:
-    """The ids of the deals HubSpot merged into ``deal`` (``hs_merged_object_ids``)."""
-    raw = deal.properties.get(MERGED_PROPERTY) or ""
-    return [part.strip() for part in raw.split(";") if part.strip() and part.strip() != deal.id]
+def merged_ids(record: HubSpotObject) -> list[str]:
+    """The ids of the records HubSpot merged into ``record`` (``hs_merged_object_ids``)."""
+    raw = record.properties.get(MERGED_PROPERTY) or ""
+    return [part.strip() for part in raw.split(";") if part.strip() and part.strip() != record.id]
 
 
 def note_on_order(host: HostServices, store: StateStore, tenant_id: str, order_id: str, text: str) -> None:

@@ -742,3 +742,30 @@ def test_a_backfill_over_other_deals_does_not_resume_a_killed_ones_checkpoint(tm
         result = world.sync(backfill=True)
         assert [deal for deal in older if world.order_for(deal) is None] == []
         assert result.created == 3 and result.created + result.unchanged == 3 + 1_005
+
+
+@pytest.mark.parametrize("kind", ["companies", "contacts"])
+def test_a_company_or_contact_merged_in_hubspot_keeps_its_host_record(tmp_path, kind):
+    """HubSpot merges a linked company (contact) into another one. The survivor's next won deal
+    resolves to the same host company (portal user) through the merged-away record's link,
+    instead of making a second one; a dry run sees it too and moves nothing."""
+    with open_world(tmp_path) as world:
+        props = {"companies": {"name": "Acme"}, "contacts": {"email": "buyer@acme.example"}}[kind]
+        first = world.hubspot.add_object(kind, props)
+        before_deal = world.deal(dealname="D1", **{kind: [first]})
+        assert world.sync().created == 1
+        before = world.order_for(before_deal)
+        survivor = world.hubspot.add_object(kind, {"name": "Acme"} if kind == "companies"
+                                            else {"email": "ann@acme.example"})
+        world.hubspot.merge_objects(kind, survivor, first)
+        second = world.deal(dealname="D2", **{kind: [survivor]})
+        assert world.sync(dry_run=True).created == 1
+        assert world.sync().created == 1
+        after = world.order_for(second)
+        field = "company_id" if kind == "companies" else "customer_id"
+        assert getattr(after, field) == getattr(before, field) is not None
+        singular = {"companies": "company", "contacts": "contact"}[kind]
+        link = world.store.get_link_by_host(world.tenant, singular, getattr(before, field))
+        assert link.hubspot_id == survivor
+        assert any(f"was merged into {singular} {survivor}" in e.message
+                   for e in world.store.read_log(world.tenant).entries)
