@@ -18,6 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Collection, Iterator, Mapping, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -28,7 +29,7 @@ from .conflicts import to_json
 from .errors import MappingError
 from .host import CompanyDraft, ContactDraft, GroupsWrites, UserType
 from .mapping import normalize_domain
-from .store import LogLevel
+from .store import ClaimTimeoutError, LogLevel
 
 if TYPE_CHECKING:
     from ._engine_parts import EngineParts
@@ -46,6 +47,7 @@ PRIMARY_COMPANY = 5
 # The claims a chunk holds on the emails it creates users for are renewed this often (seconds),
 # well within the store's claim TTL (10 s): a chunk may take longer than that.
 _RENEW_CHUNK_CLAIMS = 3.0
+_DOMAIN_WAIT = timedelta(seconds=15)  # a little over a claim's life: a dead holder's expires
 
 
 def company_external_id(portal_id: str, company_id: str) -> str:
@@ -184,10 +186,7 @@ class RecordLinker:
                     domains.add(str(self.mapping.company_fields(company).get("website") or ""))
                 except MappingError:
                     continue  # said when the company is resolved
-            chunk.domain_links = {
-                domain: [link.host_id for link in found]
-                for domain, found in self.store.company_links_by_domains(self.tenant_id, self.portal_id,
-                                                                         domains).items()}
+            self._read_domain_links(domains, chunk)
         wanted_contacts = {c for ids_ in chunk.contacts_of.values() for c in ids_ if c not in self._contact_ids}
         linked = self.store.get_links_by_hubspot(self.tenant_id, self.portal_id, "contact", wanted_contacts)
         for hubspot_id, link in linked.items():
@@ -222,10 +221,12 @@ class RecordLinker:
 
     def hold_new_contacts(self, chunk: Chunk) -> None:
         """Take, in one statement, the store's claims on the emails of the chunk's contacts no
-        host user has yet (those the chunk will create users for), instead of a claim taken and
-        released around each creation; :meth:`release_new_contacts` gives them up at the chunk's
-        end. A claim another holder has is left to the per-contact path."""
-        keys = []
+        host user has yet (those the chunk will create users for), and on the domains of its
+        companies no host company has yet, instead of a claim taken and released around each
+        creation; :meth:`release_new_contacts` gives them up at the chunk's end. A claim another
+        holder has is left to the per-record path (which waits for it)."""
+        domains = {_domain_claim_key(domain): domain for domain in self._new_domains(chunk)}
+        keys = list(domains)
         for hubspot_id, record in chunk.contacts.items():
             if hubspot_id in self._contact_ids:
                 continue
@@ -239,6 +240,49 @@ class RecordLinker:
             self._holder = f"{os.getpid()}:{uuid.uuid4().hex}"
             self._held = self.store.take_claims(self.tenant_id, keys, self._holder)
             self._held_since = time.monotonic()
+        held = {domain for key, domain in domains.items() if key in self._held}
+        if held:  # a worker that let one go since the chunk read its links has linked it now
+            self._read_domain_links(held, chunk)
+
+    def _read_domain_links(self, domains: set[str], chunk: Chunk) -> None:
+        chunk.domain_links.update({
+            domain: [link.host_id for link in found] for domain, found in
+            self.store.company_links_by_domains(self.tenant_id, self.portal_id, domains).items()})
+
+    def _new_domains(self, chunk: Chunk) -> set[str]:
+        """The domains of the chunk's unlinked companies that no company of this run or (with a
+        host that keeps no website) no link of this portal has yet: companies it may create."""
+        if "website" in self.host.capabilities().company_fields:
+            return set()  # the host matches domains itself, on committed companies
+        domains = set()
+        for hubspot_id, record in chunk.companies.items():
+            if hubspot_id in self._company_ids:
+                continue
+            try:
+                domain = normalize_domain(str(self.mapping.company_fields(record).get("website") or ""))
+            except MappingError:
+                continue  # said when the company is resolved
+            if domain and domain not in chunk.domain_links and domain not in self._domain_ids:
+                domains.add(domain)
+        return domains
+
+    def _hold_domain(self, domain: str, chunk: Chunk) -> None:
+        """Hold the claim on the domain of a company about to be created until the chunk's links
+        are written: another worker resolving a company with that domain meanwhile waits, then
+        finds this one's link instead of creating a second company. When another worker held it,
+        the domain's links are read again once it is ours."""
+        key = _domain_claim_key(domain)
+        if self._holds(key):
+            return
+        if not self._holder:
+            self._holder, self._held_since = f"{os.getpid()}:{uuid.uuid4().hex}", time.monotonic()
+        deadline = time.monotonic() + _DOMAIN_WAIT.total_seconds()
+        while not self.store.take_claim(self.tenant_id, key, self._holder):
+            if time.monotonic() >= deadline:
+                raise ClaimTimeoutError(self.tenant_id, key, _DOMAIN_WAIT)
+            time.sleep(0.05)
+        self._held.add(key)
+        self._read_domain_links({domain}, chunk)
 
     def release_new_contacts(self) -> None:
         """Give up the chunk's email claims (after its links are written)."""
@@ -268,7 +312,7 @@ class RecordLinker:
         fields = dict(self.mapping.company_fields(record))
         external = company_external_id(self.portal_id, hubspot_id)
         host_fields, _kept = split_company_fields(fields, self.host.capabilities().company_fields)
-        match, how = self._match_company(fields, external, chunk)
+        match, how = self._match_company(fields, external, chunk, hold=not dry_run)
         if dry_run:
             return (match.id if match else None), (how if match else f"would create company {fields['name']!r}")
         if match is None:
@@ -299,7 +343,7 @@ class RecordLinker:
         return split_company_fields(values, self.host.capabilities().company_fields)[1]
 
     def _match_company(self, fields: Mapping[str, Any], external: str,
-                       chunk: Chunk) -> tuple[Company | None, str]:
+                       chunk: Chunk, *, hold: bool = False) -> tuple[Company | None, str]:
         """Normalised domain first, then case-insensitive name; prefer our own earlier creation.
 
         A domain names one customer: a HubSpot duplicate with the same domain reuses the host
@@ -312,6 +356,9 @@ class RecordLinker:
         """
         domain = normalize_domain(str(fields.get("website") or ""))
         by_domain = self._companies_with_domain(domain, chunk) if domain else []
+        if domain and not by_domain and hold and "website" not in self.host.capabilities().company_fields:
+            self._hold_domain(domain, chunk)  # ``hold``: it may be created; another may have been
+            by_domain = self._companies_with_domain(domain, chunk)
         if by_domain:
             return self._best(by_domain, external, strict=False), f"matched by domain {domain}"
         found = self.host.find_companies_by_name(str(fields["name"]))
@@ -498,6 +545,11 @@ _EMAIL_LOCKS = tuple(threading.Lock() for _ in range(64))
 
 def _email_lock(tenant_id: str, email: str) -> threading.Lock:
     return _EMAIL_LOCKS[hash((tenant_id, email.strip().casefold())) % len(_EMAIL_LOCKS)]
+
+
+def _domain_claim_key(domain: str) -> str:
+    digest = hashlib.sha256(domain.encode()).hexdigest()
+    return f"company-domain:{digest}"
 
 
 def _email_claim_key(email: str) -> str:

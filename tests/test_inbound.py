@@ -769,3 +769,37 @@ def test_a_company_or_contact_merged_in_hubspot_keeps_its_host_record(tmp_path, 
         assert link.hubspot_id == survivor
         assert any(f"was merged into {singular} {survivor}" in e.message
                    for e in world.store.read_log(world.tenant).entries)
+
+
+def test_two_companies_of_one_domain_resolved_at_once_make_one_host_company(tmp_path):
+    """A sync creates company A (acme.example) and writes its link only at the end of its
+    chunk (paused there); a webhook meanwhile resolves company B (www.acme.example). It waits
+    for the domain's claim, then finds A's link: one domain, one host company."""
+    import time
+
+    with open_world(tmp_path) as world:
+        first = world.company(name="Acme Inc", domain="acme.example")
+        second = world.company(name="Acme Incorporated", domain="https://www.acme.example/")
+        deals = [world.deal(companies=[first]), world.deal(companies=[second])]
+        sync_engine, webhook_engine = world.runtime.inbound(world.tenant), world.runtime.inbound(world.tenant)
+        paused, go_on = threading.Event(), threading.Event()
+        real_write = sync_engine._linker.write_pending
+
+        def write_pending_later() -> object:
+            paused.set()
+            assert go_on.wait(20)
+            return real_write()
+
+        sync_engine._linker.write_pending = write_pending_later  # type: ignore[method-assign]
+        runs = [threading.Thread(target=engine.process_ids, args=([deal],), kwargs={"trigger": trigger})
+                for engine, deal, trigger in ((sync_engine, deals[0], "incremental"),
+                                              (webhook_engine, deals[1], "webhook"))]
+        runs[0].start()
+        assert paused.wait(20)
+        runs[1].start()
+        time.sleep(0.5)  # the webhook is waiting for the domain's claim now
+        go_on.set()
+        for run in runs:
+            run.join(30)
+        assert [c.name for c in world.services.list_companies()] == ["Acme Inc"]
+        assert world.order_for(deals[0]).company_id == world.order_for(deals[1]).company_id
