@@ -363,6 +363,31 @@ def test_search_order_follows_every_change_between_queries(hs: Sandbox) -> None:
     assert amounts_over("3") == ["e", "d", "c", "a"]
 
 
+@pytest.mark.parametrize("operator", ["GT", "GTE"])
+def test_a_search_anchored_on_its_first_sort_answers_as_a_full_scan(hs: Sandbox, operator: str) -> None:
+    """A GT/GTE on the first ascending sort property (keyset paging's anchor) skips what is
+    before it by bisection; the answer is what testing every record gives: values equal to the
+    anchor, missing values (sorted last, never matching), archived records, other filters."""
+    amounts = ["5", "50", "50", "", "7", "500", "50", "1000"]
+    ids = [hs.add_object("deals", {"dealname": f"d{i}", "amount": amount}) for i, amount in enumerate(amounts)]
+    assert raw(hs, "DELETE", f"/crm/v3/objects/deals/{ids[6]}").status_code == 204
+
+    def search(*filters: dict) -> list[str]:
+        body = search_body(filterGroups=[{"filters": list(filters)}],
+                           sorts=[{"propertyName": "amount", "direction": "ASCENDING"}, "hs_object_id"])
+        return [r["id"] for r in raw(hs, "POST", "/crm/v3/objects/deals/search", json=body).json()["results"]]
+
+    for anchor in ("0", "5", "6", "50", "999", "1000", "5000"):
+        expected = [ids[i] for i in sorted(
+            (i for i, amount in enumerate(amounts) if amount and i != 6
+             and (float(amount) > float(anchor) if operator == "GT" else float(amount) >= float(anchor))),
+            key=lambda i: (float(amounts[i]), int(ids[i])))]
+        assert search({"propertyName": "amount", "operator": operator, "value": anchor}) == expected, anchor
+    assert search({"propertyName": "amount", "operator": operator, "value": "50"},
+                  {"propertyName": "dealname", "operator": "EQ", "value": "d2"}) == (
+        [ids[2]] if operator == "GTE" else [])
+
+
 def test_search_paging_total_and_limits(hs: Sandbox, client: HubSpot) -> None:
     """Search pages with ``after`` offsets, reports ``total``, and refuses limit > 200 with 400."""
     hs.seed(companies=2, contacts=2, deals=450, seed=2)

@@ -8,6 +8,7 @@ SandboxHttpError with HubSpot's status and category.
 from __future__ import annotations
 
 import bisect
+import itertools
 import json
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -15,7 +16,7 @@ from operator import attrgetter, itemgetter
 from typing import Any
 
 from . import _schema
-from ._search import compile_groups, parse_sorts, sort_records, text_query_matcher
+from ._search import _convert, compile_groups, parse_sorts, sort_key_for, sort_records, text_query_matcher
 from ._util import Clock, SandboxHttpError, iso_ms, parse_time_ms, standard_error, to_ms
 
 BATCH_LIMIT = 100
@@ -114,6 +115,7 @@ class Portal:
         self._versions = {t: 0 for t in _schema.OBJECT_TYPE_IDS}
         self._search_cache: dict[tuple[str, str], tuple[int, list[StoredObject]]] = {}
         self._sort_cache: dict[tuple[str, str], tuple[int, list[StoredObject]]] = {}
+        self._keys_cache: dict[tuple[str, str], tuple[int, list[tuple[bool, Any]]]] = {}
         self._add_default_pipeline(now)
 
     # ----------------------------------------------------------------- basics
@@ -1027,7 +1029,7 @@ class Portal:
         # deals anchors a new query every 10,000 results, and each sorted them all again.
         ordered = [
             obj
-            for obj in self._sorted(object_type, body.get("sorts"), sorts)
+            for obj in self._after_anchor(object_type, body, sorts)
             if not obj.archived
             and (predicate is None or predicate(obj.props))
             and (text is None or text(obj.props))
@@ -1036,6 +1038,44 @@ class Portal:
         if len(self._search_cache) > 64:
             self._search_cache.pop(next(iter(self._search_cache)))
         return ordered, None
+
+    def _after_anchor(
+        self, object_type: str, body: Mapping[str, Any], sorts: list[tuple[str, str, bool]]
+    ) -> Sequence[StoredObject]:
+        """The records in sort order, from the first that can pass a ``GT``/``GTE`` filter on
+        the first (ascending) sort property in a single filter group: a query anchored there
+        (keyset paging: a new one for every page) skips the records before it by bisection
+        instead of testing every one. The filters still decide; this only skips what fails."""
+        ordered = self._sorted(object_type, body.get("sorts"), sorts)
+        groups = body.get("filterGroups") or []
+        if not sorts or sorts[0][2] or len(groups) != 1:
+            return ordered
+        name, kind, _descending = sorts[0]
+        anchors = [f for f in groups[0].get("filters") or []
+                   if f.get("propertyName") == name and f.get("operator") in ("GT", "GTE")]
+        if len(anchors) != 1:
+            return ordered
+        value = _convert(kind, str(anchors[0].get("value")))
+        if value is None:
+            return ordered
+        keys = self._sort_keys(object_type, body.get("sorts"), name, kind, ordered)
+        cut = bisect.bisect_left if anchors[0]["operator"] == "GTE" else bisect.bisect_right
+        start = cut(keys, (False, value))
+        return itertools.islice(ordered, start, None)  # type: ignore[return-value]  # iterated once
+
+    def _sort_keys(self, object_type: str, spec: object, name: str, kind: str,
+                   ordered: Sequence[StoredObject]) -> list[tuple[bool, Any]]:
+        """The first sort property's keys of ``ordered`` (cached with it, per version)."""
+        cache = (object_type, json.dumps(spec, sort_keys=True, default=str))
+        version = self._versions[object_type]
+        cached = self._keys_cache.get(cache)
+        if cached is None or cached[0] != version:
+            key = sort_key_for(name, kind)
+            cached = (version, [key(obj.props) for obj in ordered])
+            self._keys_cache[cache] = cached
+            if len(self._keys_cache) > 16:
+                self._keys_cache.pop(next(iter(self._keys_cache)))
+        return cached[1]
 
     def _sorted(
         self, object_type: str, spec: object, sorts: list[tuple[str, str, bool]]
