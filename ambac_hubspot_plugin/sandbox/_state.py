@@ -1027,9 +1027,12 @@ class Portal:
         # Filtering the records in sort order keeps that order (the sorts are stable), so the
         # order is worked out once per sort and version: paging through a portal of 50,000
         # deals anchors a new query every 10,000 results, and each sorted them all again.
+        records, rest = self._after_anchor(object_type, body, sorts)
+        if rest is not None:  # every record from the anchor on passes the anchor's filter
+            predicate = compile_groups(rest, definitions)
         ordered = [
             obj
-            for obj in self._after_anchor(object_type, body, sorts)
+            for obj in records
             if not obj.archived
             and (predicate is None or predicate(obj.props))
             and (text is None or text(obj.props))
@@ -1041,27 +1044,28 @@ class Portal:
 
     def _after_anchor(
         self, object_type: str, body: Mapping[str, Any], sorts: list[tuple[str, str, bool]]
-    ) -> Sequence[StoredObject]:
-        """The records in sort order, from the first that can pass a ``GT``/``GTE`` filter on
-        the first (ascending) sort property in a single filter group: a query anchored there
+    ) -> tuple[Iterable[StoredObject], list[dict[str, Any]] | None]:
+        """The records in sort order, from the first that passes a ``GT``/``GTE`` filter on the
+        first (ascending) sort property in a single filter group, with that group's other
+        filters (None: no such anchor, every record and filter count): a query anchored there
         (keyset paging: a new one for every page) skips the records before it by bisection
-        instead of testing every one. The filters still decide; this only skips what fails."""
+        instead of testing every one, and tests the others against the rest of the filters."""
         ordered = self._sorted(object_type, body.get("sorts"), sorts)
         groups = body.get("filterGroups") or []
         if not sorts or sorts[0][2] or len(groups) != 1:
-            return ordered
+            return ordered, None
         name, kind, _descending = sorts[0]
-        anchors = [f for f in groups[0].get("filters") or []
-                   if f.get("propertyName") == name and f.get("operator") in ("GT", "GTE")]
-        if len(anchors) != 1:
-            return ordered
-        value = _convert(kind, str(anchors[0].get("value")))
+        filters = list(groups[0].get("filters") or [])
+        anchors = [f for f in filters if f.get("propertyName") == name and f.get("operator") in ("GT", "GTE")]
+        value = _convert(kind, str(anchors[0].get("value"))) if len(anchors) == 1 else None
         if value is None:
-            return ordered
+            return ordered, None
         keys = self._sort_keys(object_type, body.get("sorts"), name, kind, ordered)
         cut = bisect.bisect_left if anchors[0]["operator"] == "GTE" else bisect.bisect_right
-        start = cut(keys, (False, value))
-        return itertools.islice(ordered, start, None)  # type: ignore[return-value]  # iterated once
+        rest = [f for f in filters if f is not anchors[0]]
+        # Records without a value sort last and never pass the anchor: the slice ends before them.
+        window = itertools.islice(ordered, cut(keys, (False, value)), bisect.bisect_left(keys, (True,)))
+        return window, ([{"filters": rest}] if rest else [])
 
     def _sort_keys(self, object_type: str, spec: object, name: str, kind: str,
                    ordered: Sequence[StoredObject]) -> list[tuple[bool, Any]]:
