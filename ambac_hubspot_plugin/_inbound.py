@@ -225,8 +225,10 @@ class InboundSync(DealReview):
         links = {**links, **adopt_merged_deals(self.host, self.store, self.tenant_id, self.portal_id,
                                                [d for d in deals if d.id not in links], dry_run=dry_run)}
         if any((d.properties.get("dealstage") or "") not in self.triggers.stage_labels
-               for d in deals if d.id not in links):
-            self._refresh_triggers()  # a stage added in HubSpot since the pipelines were cached?
+               or (trigger == "incremental" and not self.triggers.is_trigger(d)) for d in deals if d.id not in links):
+            # A stage added in HubSpot since the pipelines were cached; or, in a scheduled run
+            # (whose checkpoint then passes the deal), a stage just made closed won.
+            self._refresh_triggers()
         new = [d for d in deals if d.id not in links and self.triggers.is_trigger(d)]
         new_ids = {d.id for d in new}
         chunk = self._linker.load_related(new, ahead, dry_run=dry_run)

@@ -19,7 +19,7 @@ from ambac_hubspot_plugin.host import (
     UserType,
 )
 
-from ._world import EVERY_FIELD, PluginWorld, open_world
+from ._world import EVERY_FIELD, PluginWorld, open_world, plugin_settings
 
 World = PluginWorld
 
@@ -803,3 +803,27 @@ def test_two_companies_of_one_domain_resolved_at_once_make_one_host_company(tmp_
             run.join(30)
         assert [c.name for c in world.services.list_companies()] == ["Acme Inc"]
         assert world.order_for(deals[0]).company_id == world.order_for(deals[1]).company_id
+
+
+def test_a_deal_moved_into_a_stage_just_made_won_becomes_an_order(tmp_path):
+    """The admin marks a stage closed won in HubSpot; a deal moved into it is read by the next
+    scheduled run within the pipelines' 5-minute cache. The run reads the pipelines again
+    rather than skip it as excluded (with a short overlap, the checkpoint would pass it)."""
+    from ._clock import ManualClock
+
+    clock = ManualClock(datetime(2026, 1, 5, 9, 0, tzinfo=UTC))
+    short_overlap = lambda hs: plugin_settings(hs, sync_overlap_seconds=60)  # noqa: E731
+    with open_world(tmp_path, on_clock=clock, settings=short_overlap) as world:
+        pipeline = world.hubspot.add_pipeline("Custom", [
+            {"id": "1001", "label": "Quoted", "isClosed": "false", "probability": "0.5"},
+            {"id": "1002", "label": "Signed", "isClosed": "false", "probability": "0.9"}])
+        world.deal(dealname="warm-up")
+        assert world.sync().created == 1  # reads (and caches) the pipelines
+        stage = next(s for s in world.hubspot.portal.pipelines[pipeline]["stages"] if s["id"] == "1002")
+        stage["metadata"].update({"isClosed": "true", "probability": "1.0"})
+        clock.advance(minutes=1)
+        deal = world.hubspot.add_object("deals", {"dealname": "Signed deal", "pipeline": pipeline,
+                                                  "dealstage": "1002"})
+        clock.advance(minutes=1)
+        assert world.sync().created == 1
+        assert world.order_for(deal) is not None
