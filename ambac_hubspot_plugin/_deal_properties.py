@@ -20,6 +20,7 @@ from ._echo import normal_form
 from .client import PropertyOption, PropertySpec
 from .errors import ConfigError, HubSpotApiError
 from .host import OrderStatus
+from .mapping import ConfigurableMapping, DefaultMapping
 
 if TYPE_CHECKING:
     from .client import HubSpotClient, Pipeline
@@ -215,8 +216,6 @@ def _property_for(mapping: MappingStrategy, table: str, field: str) -> str | Non
     """The HubSpot property a host field of ``table`` (``order``, ``company``, ``contact``;
     ``address.city`` for a part of a company's address) is read from, so it is written back
     there; None when it is not read from a property (a constant, or removed)."""
-    from .mapping import ConfigurableMapping, DefaultMapping
-
     # Only the built-in strategies are known to read the default properties: another package's
     # may read the name from anywhere (it says where with hubspot_property_for, or nothing is
     # written back: guessing would overwrite a property it never reads).
