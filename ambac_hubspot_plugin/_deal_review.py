@@ -86,13 +86,16 @@ class DealReview:
         chunk = self._linker.load_related([deal])
         if reviewed is not None and reviewed != version_of(deal, chunk):
             raise DealChangedError(deal_id)
-        # One host transaction where the host groups writes: an order it refuses (a reviewer's
-        # value over its limits) leaves no company or contact made for it behind.
-        with self._linker.grouped_writes():
-            draft, fields, _notes = self._draft(deal, chunk, dry_run=False)
-            if changes:
-                draft = attrs.evolve(draft, **changes)  # type: ignore[arg-type]  # checked against ORDER_FIELDS
-            order = self.host.create_order(draft)
-            outcomes = [self._adopt(deal, order, fields, "manual")]
-        self._flush_links(outcomes)
+        try:
+            # One host transaction where the host groups writes: an order it refuses (a reviewer's
+            # value over its limits) leaves no company or contact made for it behind.
+            with self._linker.grouped_writes():
+                draft, fields, _notes = self._draft(deal, chunk, dry_run=False)
+                if changes:
+                    draft = attrs.evolve(draft, **changes)  # type: ignore[arg-type]  # checked against ORDER_FIELDS
+                order = self.host.create_order(draft)
+                outcomes = [self._adopt(deal, order, fields, "manual")]
+            self._flush_links(outcomes)
+        finally:
+            self._linker.release_claims()  # the claims on the domain or emails it created records for
         return outcomes[0]

@@ -233,11 +233,11 @@ class InboundSync(DealReview):
         new_ids = {d.id for d in new}
         chunk = self._linker.load_related(new, ahead, dry_run=dry_run)
         if not dry_run:
-            self._linker.hold_new_contacts(chunk)
+            self._linker.claim_new_records(chunk)
         try:
             return self._process_chunk(deals, links, new_ids, chunk, trigger, dry_run)
         finally:
-            self._linker.release_new_contacts()
+            self._linker.release_claims()
 
     def _process_chunk(self, deals: Sequence[Deal], links: Mapping[str, Link], new_ids: set[str], chunk: Chunk,
                        trigger: str, dry_run: bool) -> list[Outcome]:

@@ -13,23 +13,20 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import threading
-import time
-import uuid
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from ._chunk_claims import ChunkClaims
 from ._host_ids import host_id_key
 from ._merges import MERGED_PROPERTY, merged_ids
 from .conflicts import to_json
 from .errors import MappingError
 from .host import CompanyDraft, ContactDraft, GroupsWrites, UserType
 from .mapping import normalize_domain
-from .store import ClaimTimeoutError, LogLevel
+from .store import CLAIM_WAIT, LogLevel
 
 if TYPE_CHECKING:
     from ._engine_parts import EngineParts
@@ -44,10 +41,6 @@ __all__ = ["PRIMARY_COMPANY", "Associations", "Chunk", "PendingLink", "RecordLin
            "split_company_fields", "update_linked_company"]
 
 PRIMARY_COMPANY = 5
-# The claims a chunk holds on the emails it creates users for are renewed this often (seconds),
-# well within the store's claim TTL (10 s): a chunk may take longer than that.
-_RENEW_CHUNK_CLAIMS = 3.0
-_DOMAIN_WAIT = timedelta(seconds=15)  # a little over a claim's life: a dead holder's expires
 
 
 def company_external_id(portal_id: str, company_id: str) -> str:
@@ -135,10 +128,8 @@ class RecordLinker:
         self._resolved_companies: set[str] = set()  # host companies some HubSpot company resolved to
         self._resolved_contacts: set[str] = set()  # host users some HubSpot contact resolved to
         self._domain_ids: dict[str, str] = {}  # normalised domain -> host company, resolved in this run
-        self._holder = ""  # of the chunk's email claims (see hold_new_contacts)
-        self._held: set[str] = set()
-        self._held_since = 0.0  # time.monotonic() when the claims were taken or last renewed
-        self._group_claims: contextlib.ExitStack | None = None  # of the open group (grouped_writes)
+        # The chunk's claims on the emails and domains it may create users and companies for.
+        self.claims = ChunkClaims(self.store, self.tenant_id)
 
     def read_associations(self, deals: Sequence[Deal]) -> Associations:
         """Read these deals' primary companies and contacts (one batch read per direction).
@@ -219,12 +210,13 @@ class RecordLinker:
             ids[survivor] = link.host_id
             resolved.add(link.host_id)
 
-    def hold_new_contacts(self, chunk: Chunk) -> None:
+    def claim_new_records(self, chunk: Chunk) -> None:
         """Take, in one statement, the store's claims on the emails of the chunk's contacts no
         host user has yet (those the chunk will create users for), and on the domains of its
-        companies no host company has yet, instead of a claim taken and released around each
-        creation; :meth:`release_new_contacts` gives them up at the chunk's end. A claim another
-        holder has is left to the per-record path (which waits for it)."""
+        companies no host company has yet, instead of a claim taken around each creation;
+        :meth:`release_claims` gives them up at the chunk's end (:class:`~._chunk_claims.ChunkClaims`
+        renews them meanwhile). A claim another holder has is left to the per-record path (which
+        waits for it)."""
         domains = {_domain_claim_key(domain): domain for domain in self._new_domains(chunk)}
         keys = list(domains)
         for hubspot_id, record in chunk.contacts.items():
@@ -236,11 +228,7 @@ class RecordLinker:
                 continue  # said when the contact is resolved
             if email and not self.host.find_contacts_by_email(email):
                 keys.append(_email_claim_key(email))
-        if keys:
-            self._holder = f"{os.getpid()}:{uuid.uuid4().hex}"
-            self._held = self.store.take_claims(self.tenant_id, keys, self._holder)
-            self._held_since = time.monotonic()
-        held = {domain for key, domain in domains.items() if key in self._held}
+        held = {domain for key, domain in domains.items() if key in self.claims.take(keys)}
         if held:  # a worker that let one go since the chunk read its links has linked it now
             self._read_domain_links(held, chunk)
 
@@ -272,33 +260,13 @@ class RecordLinker:
         finds this one's link instead of creating a second company. When another worker held it,
         the domain's links are read again once it is ours."""
         key = _domain_claim_key(domain)
-        if self._holds(key):
-            return
-        if not self._holder:
-            self._holder, self._held_since = f"{os.getpid()}:{uuid.uuid4().hex}", time.monotonic()
-        deadline = time.monotonic() + _DOMAIN_WAIT.total_seconds()
-        while not self.store.take_claim(self.tenant_id, key, self._holder):
-            if time.monotonic() >= deadline:
-                raise ClaimTimeoutError(self.tenant_id, key, _DOMAIN_WAIT)
-            time.sleep(0.05)
-        self._held.add(key)
-        self._read_domain_links({domain}, chunk)
+        if key not in self.claims:
+            self.claims.hold(key, CLAIM_WAIT)
+            self._read_domain_links({domain}, chunk)
 
-    def release_new_contacts(self) -> None:
-        """Give up the chunk's email claims (after its links are written)."""
-        if self._held:
-            held, self._held = self._held, set()
-            self.store.release_claims(self.tenant_id, held, self._holder)
-
-    def _holds(self, key: str) -> bool:
-        """Whether the chunk holds the claim on ``key``, renewing the chunk's claims first
-        when they are due (a key another holder took meanwhile is no longer held)."""
-        if key not in self._held:
-            return False
-        if time.monotonic() - self._held_since > _RENEW_CHUNK_CLAIMS:
-            self._held = self.store.take_claims(self.tenant_id, self._held, self._holder)
-            self._held_since = time.monotonic()
-        return key in self._held
+    def release_claims(self) -> None:
+        """Give up the chunk's claims (after its links are written)."""
+        self.claims.release()
 
     def resolve_company(self, hubspot_id: str | None, chunk: Chunk, dry_run: bool) -> tuple[str | None, str]:
         """Return the host company id for a HubSpot company, linking or creating it."""
@@ -441,21 +409,17 @@ class RecordLinker:
         one (or its users' match) is the answer.
 
         Claim first, lock second, everywhere: no thread waits for a claim while it holds a lock
-        that the claim's holder may need. (A group keeps its claims to its end, so two groups
+        that the claim's holder may need. (A chunk keeps its claims to its end, so two chunks
         may wait for each other's: the wait is bounded, and ``ClaimTimeoutError`` is retried.)
         """
-        key = _email_claim_key(email)
-        with contextlib.ExitStack() as claim:
-            if not self._holds(key):
-                # In a group, held until the group has committed: before, another worker
-                # could not see the new user and would make a second one.
-                (claim if self._group_claims is None else self._group_claims).enter_context(
-                    self.store.hold_claim(self.tenant_id, key))
-            with _email_lock(self.tenant_id, email):
-                users = list(self.host.find_contacts_by_email(email))
-                if users:
-                    return self._match_contact(hubspot_id, email, users, False), users
-                return self.host.create_contact(ContactDraft(parent_company_id=company_id, **fields)), users
+        # Held until the chunk's links are written: in a group, another worker could not even
+        # see the new user before the commit, and would make a second one.
+        self.claims.hold(_email_claim_key(email), CLAIM_WAIT)
+        with _email_lock(self.tenant_id, email):
+            users = list(self.host.find_contacts_by_email(email))
+            if users:
+                return self._match_contact(hubspot_id, email, users, False), users
+            return self.host.create_contact(ContactDraft(parent_company_id=company_id, **fields)), users
 
     def _match_contact(self, hubspot_id: str, email: str, users: Sequence[Contact],
                        dry_run: bool) -> Contact | None:
@@ -496,24 +460,22 @@ class RecordLinker:
 
         If the block raises, the host rolls the group back: the links and log lines it queued
         are dropped, and the host records resolved in this run forgotten (some may be gone).
-        Email claims taken for users made in the group are released after it ends, committed.
+        The claims taken for users and companies made in the group are held until the chunk's
+        :meth:`release_claims`, after the commit.
         """
         if not grouped or not isinstance(self.host, GroupsWrites):
             yield
             return
         pending, lines = len(self._pending), len(self._log_lines)
-        with contextlib.ExitStack() as self._group_claims:  # released after the commit
-            try:
-                with self.host.grouped_writes():
-                    yield
-            except BaseException:
-                del self._pending[pending:], self._log_lines[lines:]
-                for remembered in (self._company_ids, self._contact_ids, self._domain_ids,
-                                   self._resolved_companies, self._resolved_contacts):
-                    remembered.clear()
-                raise
-            finally:
-                self._group_claims = None
+        try:
+            with self.host.grouped_writes():
+                yield
+        except BaseException:
+            del self._pending[pending:], self._log_lines[lines:]
+            for remembered in (self._company_ids, self._contact_ids, self._domain_ids,
+                               self._resolved_companies, self._resolved_contacts):
+                remembered.clear()
+            raise
 
     def write_pending(self) -> list[tuple[PendingLink, Link | None]]:
         """Write the queued links in one transaction; pair each with its new link, or None
@@ -539,7 +501,7 @@ class RecordLinker:
 # threads of one process, and creating also holds the store's claim on the email (see
 # ``_create_contact``; taken before the lock) for the workers of other processes sharing the
 # store. A chunk takes the claims of the emails it will create users for at once
-# (``hold_new_contacts``) and gives them up once its links are written.
+# (``claim_new_records``) and gives them up once its links are written.
 _EMAIL_LOCKS = tuple(threading.Lock() for _ in range(64))
 
 

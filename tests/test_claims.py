@@ -5,7 +5,10 @@ when two processes link one new HubSpot contact at once."""
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
+import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -13,9 +16,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from ambac_hubspot_plugin._chunk_claims import ChunkClaims
 from ambac_hubspot_plugin._linking import _email_claim_key
 from ambac_hubspot_plugin.reference_host import ReferenceHost
 from ambac_hubspot_plugin.store import (
+    CLAIM_TTL,
     HEAD,
     ClaimTimeoutError,
     create_store_engine,
@@ -23,7 +28,6 @@ from ambac_hubspot_plugin.store import (
     migrate,
     open_store,
 )
-from ambac_hubspot_plugin.store._claims import CLAIM_TTL
 from tests._claim_child import link_contact
 from tests._store_support import (  # noqa: F401  # fixtures are used by name
     FakeClock,
@@ -125,6 +129,77 @@ def test_hold_claim_gives_up_after_its_wait(store: Any, clock: FakeClock) -> Non
     assert (info.value.tenant_id, info.value.key) == ("1", "k")
     assert not store.release_claim("1", "k", "me")
     assert not store.take_claim("1", "k", "me", TTL)  # still the other's
+
+
+def _eventually(check: Any, seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_a_chunks_claims_outlive_their_ttl_while_held(store: Any, clock: FakeClock,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Renewed in the background: another holder is refused long after the TTL, until release."""
+    monkeypatch.setattr(ChunkClaims, "RENEW_EVERY", 0.02)
+    claims = ChunkClaims(store, "1")
+    assert claims.take(["a", "b"]) == {"a", "b"}
+    for _ in range(3):  # three lives of a claim, each with renewals in it
+        clock.advance(CLAIM_TTL - timedelta(seconds=1))
+        time.sleep(0.2)
+    assert not store.take_claim("1", "a", "other", TTL) and not store.take_claim("1", "b", "other", TTL)
+    claims.release()
+    assert not claims and store.take_claim("1", "a", "other", TTL)
+    assert not any(t.name.startswith("claims ") for t in threading.enumerate()), "the renewer stopped"
+
+
+def test_a_chunk_drops_a_claim_another_holder_took_and_waits_for_it_again(
+        store: Any, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When renewals failed for a whole TTL (the process stalled) and another holder took a key,
+    the chunk no longer counts it as held, keeps the others, and must wait to hold it again."""
+    monkeypatch.setattr(ChunkClaims, "RENEW_EVERY", 3600)  # no renewal until the test is ready
+    claims = ChunkClaims(store, "1")
+    claims.take(["a", "b"])
+    clock.advance(CLAIM_TTL + timedelta(seconds=1))
+    assert store.take_claim("1", "a", "other", TTL)
+    monkeypatch.setattr(ChunkClaims, "RENEW_EVERY", 0.02)
+    claims.release()  # restarts the renewer with the short interval
+    claims.take(["a", "b"])
+    assert claims.take([]) == set() and "b" in claims and "a" not in claims
+    clock.advance(CLAIM_TTL + timedelta(seconds=1))
+    assert store.take_claim("1", "b", "third", TTL)
+    assert _eventually(lambda: "b" not in claims), "a renewal finds b taken and drops it"
+    with pytest.raises(ClaimTimeoutError):
+        claims.hold("a", timedelta(seconds=0.1))
+    claims.release()
+    assert not store.release_claim("1", "b", claims.holder), "the other holders keep theirs"
+    assert not store.take_claim("1", "a", "me", TTL) and not store.take_claim("1", "b", "me", TTL)
+
+
+def test_a_store_outage_during_renewals_is_logged_and_survived(store: Any, monkeypatch: pytest.MonkeyPatch,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    """A renewal that fails (the store is out) is logged and tried again; the claims stay held."""
+    monkeypatch.setattr(ChunkClaims, "RENEW_EVERY", 0.02)
+    real, failures = store.take_claims, [3]
+
+    def flaky(*args: Any, **kwargs: Any) -> set[str]:
+        if failures[0] > 0 and threading.current_thread().name.startswith("claims "):
+            failures[0] -= 1
+            raise OSError("the database went away")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(store, "take_claims", flaky)
+    claims = ChunkClaims(store, "1")
+    with caplog.at_level(logging.WARNING, logger="ambac_hubspot_plugin._chunk_claims"):
+        claims.take(["a"])
+        assert _eventually(lambda: failures[0] == 0)
+        time.sleep(0.1)
+    assert "a" in claims
+    assert len([r for r in caplog.records if "could not renew" in r.getMessage()]) == 3
+    assert not store.take_claim("1", "a", "other", TTL)
+    claims.release()
 
 
 def test_migration_0007_adds_and_drops_the_claims_table(store_url: str) -> None:

@@ -5,12 +5,16 @@ order exactly once."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ambac_hubspot_plugin._chunk_claims import ChunkClaims
+from ambac_hubspot_plugin._linking import _domain_claim_key, _email_claim_key
 from ambac_hubspot_plugin.host import CompanyDraft, GroupsWrites, OrderDraft
 from ambac_hubspot_plugin.reference_host._optional_services import ReferenceServices
 
@@ -189,6 +193,50 @@ def test_a_users_email_claim_taken_in_a_group_is_held_until_the_group_commits(wo
     assert store.take_claim(world.tenant, key, "probe"), "and released once it committed"
     assert len(world.services.find_contacts_by_email(email)) == 1
     assert world.order_for(deal).customer_id is not None
+
+
+def _free(world: PluginWorld, key: str) -> bool:
+    """Whether another holder could take ``key`` now (the probe's claim is given back)."""
+    taken = world.store.take_claim(world.tenant, key, "probe", timedelta(seconds=30))
+    if taken:
+        world.store.release_claim(world.tenant, key, "probe")
+    return taken
+
+
+def test_a_group_that_outlasts_a_claims_life_keeps_its_claims(world, monkeypatch):
+    """A host slower than a claim's life (10 s; 0.3 s here) between making a user and a company
+    and committing them: the chunk renews its claims meanwhile, so another worker still waits
+    for the email and the domain rather than find neither and make a second user or company.
+    Once the chunk's links are written they are free again."""
+    monkeypatch.setattr(ChunkClaims, "TTL", timedelta(seconds=0.3))
+    monkeypatch.setattr(ChunkClaims, "RENEW_EVERY", 0.1)
+    email, domain = "slow@globex.example", "globex.example"
+    world.deal(dealname="Won", contacts=[world.contact(email=email)],
+               companies=[world.company(name="Globex", domain=domain)])
+    keys = (_email_claim_key(email), _domain_claim_key(domain))
+    seen: list[list[bool]] = []
+    create_order = ReferenceServices.create_order
+
+    def slow(self: ReferenceServices, draft: OrderDraft) -> Any:
+        time.sleep(1.0)  # three lives of a claim
+        seen.append([_free(world, key) for key in keys])
+        return create_order(self, draft)
+
+    monkeypatch.setattr(ReferenceServices, "create_order", slow)
+    assert world.sync().created == 1
+    assert seen == [[False, False]], "the claims were renewed while the group was open"
+    assert [_free(world, key) for key in keys] == [True, True], "and released after the chunk"
+
+
+def test_an_order_made_from_a_deal_gives_up_its_claims(world):
+    """The review step's "Create" takes the claims of the company and user it makes like a
+    sync chunk does, and gives them up once it has linked them: another worker never waits
+    for them until they run out."""
+    email, domain = "rev@initech.example", "initech.example"
+    deal = world.deal(dealname="Won", contacts=[world.contact(email=email)],
+                      companies=[world.company(name="Initech", domain=domain)])
+    assert world.runtime.create_order_from_deal(world.tenant, deal).action == "created"
+    assert [_free(world, key) for key in (_email_claim_key(email), _domain_claim_key(domain))] == [True, True]
 
 
 def test_updates_commit_one_by_one_so_a_failed_group_of_new_orders_keeps_them(world, monkeypatch):

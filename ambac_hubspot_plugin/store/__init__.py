@@ -16,6 +16,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ._ports import (
+    CLAIM_TTL,
+    CLAIM_WAIT,
     INBOX_JOB_KEY,
     Checkpoint,
     ClaimTimeoutError,
@@ -55,6 +57,8 @@ if TYPE_CHECKING:
     from ._store import SqlStateStore, open_store
 
 __all__ = [
+    "CLAIM_TTL",
+    "CLAIM_WAIT",
     "DEFAULT_LEASE",
     "HEAD",
     "INBOX_JOB_KEY",

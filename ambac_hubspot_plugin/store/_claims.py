@@ -21,18 +21,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from ._inbox_sql import in_lists, shaped
-from ._ports import ClaimTimeoutError
+from ._ports import CLAIM_TTL, CLAIM_WAIT, ClaimTimeoutError
 from ._schema import claims
 
-__all__ = ["CLAIM_TTL", "CLAIM_WAIT", "SqlClaimMixin"]
+__all__ = ["SqlClaimMixin"]
 
-#: Far longer than the quick step a claim covers (a search and a create); a crashed holder
-#: blocks the key this long at most.
-CLAIM_TTL = timedelta(seconds=10)
-#: How long :meth:`SqlClaimMixin.hold_claim` waits before giving up. Longer than the TTL, so a
-#: claim a killed process left behind expires while the next one waits: a backfill resumed after
-#: a crash takes the claim over instead of failing on it.
-CLAIM_WAIT = CLAIM_TTL + timedelta(seconds=5)
 _POLL = 0.05  # seconds between attempts while another holder has the claim
 
 

@@ -18,7 +18,7 @@ from .._clock import utc_now
 from ..errors import StoreError
 
 __all__ = [
-    "INBOX_JOB_KEY", "Checkpoint", "ClaimTimeoutError", "ConflictDraft", "ConflictLog",
+    "CLAIM_TTL", "CLAIM_WAIT", "INBOX_JOB_KEY", "Checkpoint", "ClaimTimeoutError", "ConflictDraft", "ConflictLog",
     "ConflictRecord", "Inbox", "InboxEvent", "InboxEventDraft", "InboxReceipt", "Job", "JobQueue",
     "JobState", "LeaseLostError", "Link", "LinkConflictError", "LogEntry", "LogLevel", "LogPage",
     "PushStore", "RunStatus", "StateStore", "SyncRun", "SyncStore", "WebhookBacklog",
@@ -50,6 +50,15 @@ class LeaseLostError(StoreError):
             f"Job {job_id} is no longer leased to worker {worker_id!r} (the lease expired "
             "and the job was claimed again or finished); drop the result, the new owner runs it."
         )
+
+
+#: Far longer than the quick step a claim covers (a search and a create); a crashed holder
+#: blocks the key this long at most. A holder that needs longer renews its claims.
+CLAIM_TTL = timedelta(seconds=10)
+#: How long a holder waits for another's claim before :class:`ClaimTimeoutError`. Longer than
+#: the TTL, so a claim a killed process left behind expires while the next one waits: a backfill
+#: resumed after a crash takes the claim over instead of failing on it.
+CLAIM_WAIT = CLAIM_TTL + timedelta(seconds=5)
 
 
 class ClaimTimeoutError(StoreError):

@@ -1,0 +1,114 @@
+"""The store claims one chunk of deals holds while it may create host records, kept alive.
+
+A chunk claims the email of each portal user and the domain of each company it may create
+(``contact-email:…``, ``company-domain:…``), so that another worker process sharing the store
+waits for the chunk's links instead of creating a second user or company. A claim lives
+:data:`~.store.CLAIM_TTL` (10 s), so that one a killed process leaves behind soon expires; but a
+chunk whose host writes commit together (``grouped_writes``) may take longer than that on a slow
+host. So while a chunk holds claims, a thread of its own renews them every
+:attr:`ChunkClaims.RENEW_EVERY` seconds, and they last as long as the chunk does and no longer.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Collection
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from .store import CLAIM_TTL, ClaimTimeoutError
+
+if TYPE_CHECKING:
+    from .store import StateStore
+
+__all__ = ["ChunkClaims"]
+
+logger = logging.getLogger(__name__)
+
+
+class ChunkClaims:
+    """Claims of one holder (a chunk), taken as the chunk goes and given up by :meth:`release`.
+
+    Thread-safe: the renewing thread and the chunk's thread share the set of held keys. A key
+    whose claim another holder took meanwhile (renewals failed for a whole TTL: the store was
+    unreachable) is no longer held, and :meth:`hold` takes it again, waiting for that holder.
+    """
+
+    #: Seconds between renewals: a third of the claims' life, so two renewals may fail in a row.
+    RENEW_EVERY = CLAIM_TTL.total_seconds() / 3
+    #: How long each claim lasts from its last renewal.
+    TTL = CLAIM_TTL
+    _POLL = 0.05  # seconds between attempts while another holder has a claim
+
+    def __init__(self, store: StateStore, tenant_id: str) -> None:
+        self.store, self.tenant_id = store, tenant_id
+        self.holder = f"{os.getpid()}:{uuid.uuid4().hex}"
+        self._held: set[str] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._renewer: threading.Thread | None = None
+
+    def __contains__(self, key: object) -> bool:
+        with self._lock:
+            return key in self._held
+
+    def __bool__(self) -> bool:
+        with self._lock:
+            return bool(self._held)
+
+    def take(self, keys: Collection[str]) -> set[str]:
+        """Claim ``keys`` in one statement without waiting; return those now held (the others
+        are another holder's)."""
+        got = self.store.take_claims(self.tenant_id, keys, self.holder, self.TTL) if keys else set()
+        self._add(got)
+        return got
+
+    def hold(self, key: str, wait: timedelta) -> None:
+        """Hold ``key``, waiting up to ``wait`` for its holder to release it or let it expire;
+        else :class:`~.store.ClaimTimeoutError` (retryable)."""
+        if key in self:
+            return
+        deadline = time.monotonic() + wait.total_seconds()
+        while not self.store.take_claim(self.tenant_id, key, self.holder, self.TTL):
+            if time.monotonic() >= deadline:
+                raise ClaimTimeoutError(self.tenant_id, key, wait)
+            time.sleep(self._POLL)
+        self._add({key})
+
+    def release(self) -> None:
+        """Stop renewing and give up every claim held."""
+        self._stop.set()
+        if self._renewer is not None:
+            self._renewer.join()
+            self._renewer = None
+        with self._lock:
+            held, self._held = self._held, set()
+        if held:
+            self.store.release_claims(self.tenant_id, held, self.holder)
+        self._stop.clear()
+
+    def _add(self, keys: set[str]) -> None:
+        if not keys:
+            return
+        with self._lock:
+            self._held |= keys
+        if self._renewer is None:
+            self._renewer = threading.Thread(target=self._renew, name=f"claims {self.holder}", daemon=True)
+            self._renewer.start()
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.RENEW_EVERY):
+            with self._lock:
+                keys = set(self._held)
+            try:
+                kept = self.store.take_claims(self.tenant_id, keys, self.holder, self.TTL)
+            except Exception as exc:  # the store is out: try again next time, the claims last a while
+                logger.warning("could not renew %d store claims of a chunk (%s); trying again in %.0f s",
+                               len(keys), type(exc).__name__, self.RENEW_EVERY)
+                continue
+            with self._lock:
+                self._held -= keys - kept
