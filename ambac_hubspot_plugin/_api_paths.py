@@ -55,6 +55,7 @@ API_PATHS: Mapping[str, Mapping[str, Route]] = MappingProxyType({
         ),
         # The 2026-09 specs document no success answer for /oauth/2026-09/token; 2026-03's does.
         "oauth.token": Route("POST", "/oauth/2026-03/token"),
+        "account.details": Route("GET", "/account-info/2026-09/details"),
         # No "associations.page": past 500 links an input is resent to the batch read with
         # its ``after``.
     }),
@@ -63,6 +64,7 @@ API_PATHS: Mapping[str, Mapping[str, Route]] = MappingProxyType({
             "/crm/v3/objects", "/crm/v4/associations", "/crm/v3/pipelines", "/crm/v3/properties"
         ),
         "oauth.token": Route("POST", "/oauth/v1/token"),
+        "account.details": Route("GET", "/account-info/v3/details"),
         # v4 continues one object's links past a batch result with this GET.
         "associations.page": Route(
             "GET", "/crm/v4/objects/{objectType}/{objectId}/associations/{toObjectType}"

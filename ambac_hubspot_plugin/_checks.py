@@ -38,7 +38,7 @@ __all__ = ["CHECK_NAMES", "CheckReport", "CheckResult", "doc", "load_last_report
 
 Status = Literal["ok", "warning", "failed", "skipped"]
 
-CHECK_NAMES = ("token", "scopes", "pipelines", "properties", "webhook_secret", "webhook_url")
+CHECK_NAMES = ("token", "portal", "scopes", "pipelines", "properties", "webhook_secret", "webhook_url")
 """The checks, in the order they run (and the headings of docs/troubleshooting.md)."""
 
 CHECKPOINT = "admin.connection_check"
@@ -176,6 +176,26 @@ def _check_token(client: HubSpotClient, settings: Settings) -> CheckResult:
         return _api_failure("token", exc, _REAUTH_FIX)
     note = CREDENTIAL_NOTES.get(getattr(settings.credentials, "kind", ""))
     return CheckResult("token", "ok", "HubSpot accepted the credentials" + (f": {note}" if note else ""))
+
+
+def _check_portal(client: HubSpotClient, settings: Settings) -> CheckResult:
+    try:
+        actual = client.account_portal_id()
+    except HubSpotAuthError as exc:
+        return CheckResult("portal", "warning", f"HubSpot did not say which account the credentials belong "
+                           f"to ({_answer(exc) or exc}), so portal_id {settings.portal_id} is not checked",
+                           "Make sure portal_id is the account id shown in HubSpot's account menu: every "
+                           f"order is filed under it. See {doc('troubleshooting.md')}.")
+    except HubSpotIntegrationError as exc:
+        return _api_failure("portal", exc, _REAUTH_FIX)
+    if actual != settings.portal_id:
+        return CheckResult(
+            "portal", "failed", f"the credentials belong to HubSpot account {actual}, not to portal_id "
+            f"{settings.portal_id}; nothing is synced until they match",
+            f"Set portal_id to {actual} if this is the account to connect, or paste a token of account "
+            f"{settings.portal_id}. See {doc('troubleshooting.md')} before changing the portal_id of a "
+            "tenant that has synced.")
+    return CheckResult("portal", "ok", f"the credentials belong to account {actual}, the portal_id")
 
 
 def _check_scopes(client: HubSpotClient, now: datetime) -> CheckResult:
@@ -319,6 +339,8 @@ def run_checks(
                           "Fix the token check first.")
     if token is not None:
         results.append(token)
+    if "portal" in checks:
+        results.append(_check_portal(client, settings) if reachable else attrs.evolve(skipped, name="portal"))
     if "scopes" in checks:
         results.append(_check_scopes(client, now) if reachable else attrs.evolve(skipped, name="scopes"))
     if "pipelines" in checks:

@@ -265,13 +265,7 @@ class SdkHubSpotClient:
                 self._stats.record_error()
                 raise error from cause
             self._stats.record_retry()
-            log.info(
-                "HubSpot %s failed (%s), retry %d in %.2f s",
-                operation,
-                failure.kind.value,
-                attempt,
-                wait,
-            )
+            log.info("HubSpot %s failed (%s), retry %d in %.2f s", operation, failure.kind.value, attempt, wait)
             self._sleep(wait)
 
     def _remote(self, text: object) -> str:
@@ -315,6 +309,12 @@ class SdkHubSpotClient:
 
     def test_connection(self) -> None:
         self.get_pipelines()
+
+    def account_portal_id(self) -> str:
+        operation = "account.details"
+        data = self._call("account.details", operation, {})
+        with self._reading(operation, "the account's portalId"):
+            return wire.account_portal(data)
 
     def _iter_search(self, object_type: str, plan: SearchPlan) -> Iterator[HubSpotObject]:
         operation = f"{object_type}.search"

@@ -39,6 +39,7 @@ __all__ = [
     "NOTE_TO_DEAL",
     "OBJECT_BATCH",
     "StatusAnswer",
+    "account_portal",
     "association_read_body",
     "associations",
     "batch_read_body",
@@ -75,6 +76,15 @@ _RECORD_TYPES: dict[str, type[HubSpotObject]] = {
 
 #: Contacts carry their modification time under another name than every other object.
 _MODIFIED_PROPERTY = {"contacts": "lastmodifieddate"}
+
+
+def account_portal(answer: Mapping[str, Any]) -> str:
+    """The account (portal) id of an account-details answer: a positive whole number, not a
+    bool, a fraction or a string."""
+    portal = answer["portalId"]
+    if type(portal) is not int or portal <= 0:
+        raise ValueError(f"{portal!r} is not an account id")
+    return str(portal)
 
 
 def modified_property(object_type: str) -> str:

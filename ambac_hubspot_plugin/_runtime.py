@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ._clock import Clock, due_on_schedule
-from ._engine_parts import EngineParts, PushOptions
+from ._engines import EngineBuilder
 from ._job_kinds import RETRY_KIND, SYNC_KIND, report_failed
 from ._strategies import Strategies
 from ._tenants import EnableReport, Step, TenantContext, check_portal_free
@@ -26,9 +26,7 @@ from .host import HostServices, HttpRequest, HttpResponse, HttpRoute, PeriodicTa
 if TYPE_CHECKING:
     # settings (cattrs) and the store (SQLAlchemy) load on first enable, not at registration.
     from ._facade import PluginHooks
-    from ._inbound import InboundSync
     from ._inbound_records import Outcome, Preview, RunResult
-    from ._outbound import OutboundPush
     from .settings import Settings
     from .store import ConflictRecord, DrainCounts, Job, QueueRunner, SqlStateStore
 
@@ -37,11 +35,9 @@ __all__ = ["EnableReport", "Runtime"]
 log = logging.getLogger(__name__)
 
 
-PIPELINES_TTL = timedelta(minutes=5)
-
-
-class Runtime:
-    """Enabled tenants, open stores and queue runners of one plugin manager."""
+class Runtime(EngineBuilder):
+    """Enabled tenants, open stores and queue runners of one plugin manager; builds their
+    engines (:class:`~._engines.EngineBuilder`)."""
 
     def __init__(self, hooks: PluginHooks, *, clock: Clock | None = None) -> None:
         from .store import DEFAULT_LEASE, default_worker_id, utc_now
@@ -66,6 +62,7 @@ class Runtime:
         # the next tick that can reach their store, not only at the next interval.
         self._unrecorded: set[str] = set()
         self._pipelines: dict[str, tuple[datetime, Any]] = {}
+        self._portal_checked: dict[str, Any] = {}
         #: The webhook receiver and every job kind this version processes (see ``_jobs``).
         from ._echo import WebhookEchoes
         from ._jobs import job_handlers
@@ -143,7 +140,7 @@ class Runtime:
             self.start_worker()
 
     def _check_hubspot(self, tenant_id: str) -> tuple[Step, tuple[Any, ...]]:
-        # The connection test (token, scopes, trigger stages, custom properties, webhooks),
+        # The connection test (token, portal, scopes, trigger stages, custom properties, webhooks),
         # kept as the tenant's last check for the status view.
         from ._checks import run_checks, save_report
 
@@ -413,47 +410,6 @@ class Runtime:
 
     # ---- sync ----------------------------------------------------------------------------------
 
-    def inbound(self, tenant_id: str) -> InboundSync:
-        """Build the inbound engine of an enabled tenant (reads the portal's pipelines)."""
-        from zoneinfo import ZoneInfo
-
-        from ._inbound import InboundSync
-        from ._inbound_records import Triggers
-
-        tenant = self.tenant(tenant_id)
-        settings = tenant.settings
-        def triggers_from(pipelines: Any) -> Triggers:
-            return Triggers.from_settings(pipelines, settings.trigger_stages, settings.stage_status_map)
-
-        def reload_triggers() -> Triggers:
-            with self._lock:
-                self._pipelines.pop(tenant_id, None)
-            return triggers_from(self._pipelines_of(tenant))
-
-        triggers = triggers_from(self._pipelines_of(tenant))
-        return InboundSync(
-            self._parts(tenant), conflicts=self.strategies.conflicts(settings), triggers=triggers,
-            timezone=ZoneInfo(settings.portal_timezone),
-            overlap=timedelta(seconds=settings.sync_overlap_seconds), hooks=self.hooks,
-            reload_triggers=reload_triggers, read_ahead=settings.read_ahead)
-
-    def _parts(self, tenant: TenantContext) -> EngineParts:
-        """What both engines of ``tenant`` are built from, with the strategy its settings choose."""
-        return EngineParts(tenant.tenant_id, tenant.portal_id, tenant.host, tenant.store,
-                           tenant.client, self.strategies.mapping(tenant.settings), self.clock)
-
-    def _pipelines_of(self, tenant: TenantContext) -> Any:
-        """The portal's pipelines, read at most every few minutes (webhook jobs need them too)."""
-        now = self.clock()
-        with self._lock:
-            cached = self._pipelines.get(tenant.tenant_id)
-        if cached is not None and now - cached[0] < PIPELINES_TTL:
-            return cached[1]
-        pipelines = tenant.client.get_pipelines()
-        with self._lock:
-            self._pipelines[tenant.tenant_id] = (now, pipelines)
-        return pipelines
-
     def settings_for(self, tenant_id: str) -> Settings:
         """The settings an enabled tenant runs with."""
         return self.tenant(tenant_id).settings
@@ -528,13 +484,6 @@ class Runtime:
                                 push=self.outbound(tenant_id), clock=self.clock)
 
     # ---- outbound and conflicts (deal properties: created by each enable's connection test) --
-
-    def outbound(self, tenant_id: str) -> OutboundPush:
-        """Build the outbound push engine of an enabled tenant."""
-        from ._outbound import OutboundPush
-
-        tenant = self.tenant(tenant_id)
-        return OutboundPush(self._parts(tenant), PushOptions.of(tenant.settings))
 
     def is_echo(self, tenant_id: str, object_type: str, object_id: str, property_name: str,
                 property_value: str | None, occurred_at: datetime | None = None) -> bool:

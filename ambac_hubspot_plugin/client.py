@@ -94,6 +94,10 @@ class HubSpotClient(Protocol):
     def test_connection(self) -> None:
         """Make one cheap authenticated call; raise the translated error if it fails."""
 
+    def account_portal_id(self) -> str:
+        """The id of the HubSpot account (portal) the credentials belong to (account details,
+        which any token may read: the basic ``oauth`` scope)."""
+
     def iter_modified_deals(
         self, since: datetime, properties: Sequence[str], *, until: datetime | None = None
     ) -> Iterator[Deal]:

@@ -20,6 +20,7 @@ __all__ = [
     "HubSpotIntegrationError",
     "HubSpotUnavailableError",
     "MappingError",
+    "PortalMismatchError",
     "RateLimitedError",
     "StoreError",
     "StrategyError",
@@ -67,6 +68,18 @@ class DealChangedError(ConfigError):
         self.deal_id = deal_id
         super().__init__(f"HubSpot deal {deal_id} (or its company or contacts) changed since it was "
                          "reviewed; nothing was created: review it again, then create the order.")
+
+
+class PortalMismatchError(ConfigError):
+    """The credentials belong to another HubSpot account than the settings' ``portal_id``:
+    syncing would file every record under the wrong portal. Nothing was read or written."""
+
+    def __init__(self, portal_id: str, actual: str) -> None:
+        self.portal_id, self.actual = portal_id, actual
+        super().__init__(
+            f"The HubSpot credentials belong to account {actual}, but portal_id is {portal_id}; "
+            "nothing is synced until they match. Set portal_id to the account the token is for, "
+            "or paste a token of that account.", {"portal_id": f"the token is for account {actual}"})
 
 
 class StoreError(HubSpotIntegrationError):

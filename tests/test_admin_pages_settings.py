@@ -344,7 +344,8 @@ def test_the_connection_test_shows_each_check_and_the_fix_of_a_failing_one(world
     page = world.get("/settings?tested=1", "admin").text
     rows = dict(re.findall(r'<tr><th scope="row">([a-z_]+)</th><td class="[a-z]*">(\w+)</td>', page))
     assert rows == {name: "Passed" for name in
-                    ("token", "scopes", "pipelines", "properties", "webhook_secret", "webhook_url")}
+                    ("token", "portal", "scopes", "pipelines", "properties", "webhook_secret",
+                     "webhook_url")}
     assert "every check passed" in page and "Connection tested" in page
 
     world.host.change_settings(world.tenant, "hubspot", {**world.settings,

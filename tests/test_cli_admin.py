@@ -64,7 +64,7 @@ def test_check_prints_each_check_as_json_and_exits_0(site):
     """check --json lists every check with status and fix; all pass on a good setup."""
     data = site.json("check")
     assert data["ok"] is True
-    assert [c["name"] for c in data["checks"]][:3] == ["token", "scopes", "pipelines"]
+    assert [c["name"] for c in data["checks"]][:4] == ["token", "portal", "scopes", "pipelines"]
     assert all({"status", "summary", "fix"} <= set(c) for c in data["checks"])
 
 

@@ -137,6 +137,7 @@ def run_full_flow(hs: Any, client: HubSpotClient, deal_properties: list[str]) ->
         hs.associate("deals", crowded, "contacts", contact, 3)
 
     client.test_connection()
+    assert client.account_portal_id() == str(hs.portal_id)
     assert any(p.id == "default" for p in client.get_pipelines())
     deals = list(client.iter_modified_deals(EPOCH, deal_properties))
     assert len(deals) == 451 == len({d.id for d in deals})
@@ -197,7 +198,8 @@ def test_every_exchange_of_a_full_flow_validates_on_both_families(flow: Any) -> 
     reached = {route_of(api_version, call) for call in record}
     assert reached == set(API_PATHS[api_version])
     for call in record:
-        validate(api_version, call)
+        if not call.path.startswith("/account-info/"):  # its spec is not among the shared ones
+            validate(api_version, call)
     if api_version == "2026-09":
         answers = [json.loads(c.answer) for c in record if c.path.endswith("/search")]
         assert any(r["properties"].get(UNSET, "x") is None for a in answers for r in a["results"])

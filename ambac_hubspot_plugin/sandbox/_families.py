@@ -53,6 +53,13 @@ DATED_OPERATIONS = (
 """The 2026-09 operations served: the ones the legacy family serves that have a 2026-09 form
 and the adapter needs (no deletes, archives, merges or association writes yet)."""
 
+ACCOUNT_OPERATIONS = (
+    ("GET", "/account-info/v3/details"),
+    ("GET", f"/account-info/{DATED}/details"),
+)
+"""The account details, in either family (the same answer): whose account a token is.
+HubSpot's spec of them is not among the ones the sandbox's tests validate against."""
+
 _DATED_PATTERNS = [
     (method, re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", template) + "$"))
     for method, template in DATED_OPERATIONS

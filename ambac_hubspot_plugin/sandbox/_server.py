@@ -52,6 +52,7 @@ SERVED_OPERATIONS = (
     ("POST", "/oauth/v1/token"),
     ("POST", "/oauth/2026-03/token"),
     *_families.DATED_OPERATIONS,
+    *_families.ACCOUNT_OPERATIONS,
 )
 _TOKEN_PATHS = {"/oauth/v1/token": False, "/oauth/2026-03/token": True}  # path -> dated
 _JSON = "application/json;charset=utf-8"
@@ -221,6 +222,8 @@ class Service:
                     return 200, self.portal.get_pipeline(parts[3], parts[4])
             if version == "v3" and family == "properties":
                 return self._properties(method, parts[3:], body)
+        if (method, path.rstrip("/")) in _families.ACCOUNT_OPERATIONS:
+            return 200, self.portal.account_details()
         raise SandboxHttpError(404, f"No sandbox route for {method} {path}.", "OBJECT_NOT_FOUND")
 
     @staticmethod

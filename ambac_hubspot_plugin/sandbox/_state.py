@@ -214,6 +214,14 @@ class Portal:
             }
             return pipeline_id
 
+    def account_details(self) -> dict[str, Any]:
+        """The account-details answer (``/account-info/.../details``): every field HubSpot
+        always sends; the sandbox's settings are those of a fresh US account."""
+        return {"portalId": self.portal_id, "accountType": "STANDARD", "timeZone": "US/Eastern",
+                "companyCurrency": "USD", "additionalCurrencies": [], "utcOffset": "-05:00",
+                "utcOffsetMilliseconds": -18_000_000, "uiDomain": "app.hubspot.com",
+                "dataHostingLocation": "na1"}
+
     def list_pipelines(self, object_type: str) -> dict[str, Any]:
         if self.require_type(object_type) != "deals":
             return {"results": []}
