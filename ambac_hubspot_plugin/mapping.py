@@ -14,7 +14,9 @@ and registered through that same hook. Values a strategy cannot map raise
 
 from __future__ import annotations
 
+import contextlib
 import re
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
@@ -163,7 +165,9 @@ def normalize_domain(value: str | None) -> str:
     """Return the bare lower-case host name of a website or domain, or ``""`` when it has none.
 
     ``https://www.Example.com/x`` and ``example.com:8080`` both become ``example.com``. A
-    leading ``www.`` is dropped only when a registrable name remains (``www.com`` stays).
+    leading ``www.`` is dropped only when a registrable name remains (``www.com`` stays). An
+    internationalised name has one form whichever way it was typed: ``xn--bcher-kva.example``
+    (its ASCII spelling) and ``BÜCHER.example`` both become ``bücher.example``.
     """
     text = (value or "").strip()
     if not text:
@@ -174,10 +178,19 @@ def normalize_domain(value: str | None) -> str:
         hostname = urlsplit(text).hostname or ""
     except ValueError:  # e.g. an unbalanced IPv6 bracket: no usable domain
         return ""
-    hostname = hostname.rstrip(".").lower()
+    hostname = ".".join(_unicode_label(label) for label in hostname.rstrip(".").split("."))
     if hostname.startswith("www.") and "." in hostname[4:]:
         hostname = hostname[4:]
     return hostname
+
+
+def _unicode_label(label: str) -> str:
+    """One label of a host name in its Unicode form (NFC, lower case); an ``xn--`` label that
+    is not valid punycode stays as it is."""
+    if label[:4].lower() == "xn--" and label.isascii():
+        with contextlib.suppress(UnicodeError):
+            label = label.encode("ascii").decode("idna")
+    return unicodedata.normalize("NFC", label).lower()
 
 
 def _text(value: str | None) -> str:

@@ -580,6 +580,20 @@ def test_a_domain_duplicate_in_a_later_run_finds_the_company_through_the_plugins
     assert real_world.order_for(deal).company_id == only.id
 
 
+def test_an_internationalised_domain_spelled_two_ways_is_one_host_company(real_world):
+    """One website in Unicode, the other in its ASCII (punycode) form: one domain, in one run
+    and in a later one."""
+    first = real_world.company(name="Bücher GmbH", domain="https://bücher.example/")
+    second = real_world.company(name="Buecher", domain="www.xn--bcher-kva.example")
+    deals = [real_world.deal(companies=[first]), real_world.deal(companies=[second])]
+    real_world.sync()
+    third = real_world.company(name="BÜCHER", domain="XN--BCHER-KVA.example")
+    deals.append(real_world.deal(companies=[third]))
+    real_world.sync()
+    (only,) = real_world.services.list_companies()
+    assert {real_world.order_for(d).company_id for d in deals} == {only.id}
+
+
 def test_a_hubspot_edit_of_a_field_the_host_lacks_is_kept_without_a_conflict(real_world):
     """A phone or domain edited in HubSpot is kept in the link (domain re-indexed); the host is
     not written and no conflict is recorded, even under 'manual', for there is no host value."""

@@ -79,6 +79,10 @@ def test_closedate_garbage_is_a_mapping_error():
     ("https://www.Example.com/x", "example.com"), ("example.com", "example.com"),
     ("WWW.EXAMPLE.COM.", "example.com"), ("http://shop.example.co.uk:8080/a?b", "shop.example.co.uk"),
     ("", ""), (None, ""),
+    # an internationalised domain has one form, whichever spelling: Unicode, ASCII, any case
+    ("xn--bcher-kva.example", "bücher.example"), ("https://www.BÜCHER.example/", "bücher.example"),
+    ("XN--BCHER-KVA.EXAMPLE", "bücher.example"), ("bu\u0308cher.example", "bücher.example"),
+    ("xn--zz.example", "xn--zz.example"),  # not punycode: left as it is
 ])
 def test_normalize_domain(raw, expected):
     """Websites and domains reduce to a bare lower-case host without www."""

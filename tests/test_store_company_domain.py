@@ -153,3 +153,33 @@ def test_the_open_conflicts_of_a_record_follow_its_new_version(store_url: str) -
         assert conflict("description", "hold", host_id="c-1-v2").id == held.id, "the next sync's folds in"
     finally:
         store.close()
+
+
+def test_upgrade_0012_gives_ascii_spelled_domains_their_unicode_form(store_url: str) -> None:
+    """Links stored before 0012 with a punycode domain match the Unicode spelling after it;
+    other domains are left alone, and so is every row by the downgrade."""
+    engine = create_store_engine(store_url)
+    try:
+        migrate(engine, "0011")
+        table = sa.Table("hubspot_links", sa.MetaData(), autoload_with=engine)
+        rows = [("1", "xn--bcher-kva.example"), ("2", "acme.example"), ("3", "bücher.example"), ("4", None),
+                ("5", "xn--zz.example")]
+        with engine.begin() as conn:
+            conn.execute(table.insert(), [{**_link(h, f"c-{h}", "{}"), "match_domain": d} for h, d in rows])
+            conn.execute(table.insert(), [{**_link("6", "o-6", "{}", object_type="deal"),
+                                           "match_domain": "xn--bcher-kva.example"}])
+        migrate(engine)
+        after = {"1": "bücher.example", "2": "acme.example", "3": "bücher.example", "4": None,
+                 "5": "xn--zz.example", "6": "xn--bcher-kva.example"}
+        assert _domains(engine) == after
+        with engine.connect() as conn, conn.begin():
+            command.downgrade(_alembic_config(conn), "0011")
+        assert _domains(engine) == after
+    finally:
+        engine.dispose()
+    store = open_store(store_url)
+    try:
+        assert [link.host_id for link in store.company_links_by_domain("t1", "p1", "xn--bcher-kva.example")] == [
+            "c-1", "c-3"]
+    finally:
+        store.close()
