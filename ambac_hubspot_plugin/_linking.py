@@ -228,7 +228,8 @@ class RecordLinker:
                 continue  # said when the contact is resolved
             if email and not self.host.find_contacts_by_email(email):
                 keys.append(_email_claim_key(email))
-        held = {domain for key, domain in domains.items() if key in self.claims.take(keys)}
+        taken = self.claims.take(keys)
+        held = {domain for key, domain in domains.items() if key in taken}
         if held:  # a worker that let one go since the chunk read its links has linked it now
             self._read_domain_links(held, chunk)
 
