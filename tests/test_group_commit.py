@@ -5,6 +5,7 @@ halving (HubSpot gives up on an answer after 5 s, and each wait may be the busy 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 
 import pytest
@@ -42,16 +43,19 @@ def _submit_all(commit: GroupCommit, items: Sequence[Received], first_in: thread
 
 def test_a_store_that_cannot_be_written_fails_the_queued_group_in_one_write() -> None:
     writes: list[int] = []
-    first_in, release = threading.Event(), threading.Event()
+    first_in = threading.Event()
+    items = [_item(n) for n in range(8)]
 
     def write(group: Sequence[Received]) -> list[int]:
         writes.append(len(group))
         first_in.set()
-        release.wait(0.5)  # the others queue behind the first write meanwhile
+        deadline = time.monotonic() + 10
+        while len(commit._queue) < len(items) and time.monotonic() < deadline:
+            time.sleep(0.005)  # the others queue behind the first write meanwhile, however late
         raise sa.exc.OperationalError("INSERT", {}, Exception("database is locked"))
 
-    items = [_item(n) for n in range(8)]
-    outcomes = _submit_all(GroupCommit(write), items, first_in)
+    commit = GroupCommit(write)
+    outcomes = _submit_all(commit, items, first_in)
     assert all(isinstance(outcomes[item.body], sa.exc.OperationalError) for item in items)
     assert writes == [1, 7]  # halving would have tried 13 times for the 7
 
