@@ -2,7 +2,9 @@
 
 A chunk claims the email of each portal user and the domain of each company it may create
 (``contact-email:…``, ``company-domain:…``), so that another worker process sharing the store
-waits for the chunk's links instead of creating a second user or company. A claim lives
+waits for the chunk's links instead of creating a second user or company. It takes them all at
+once, or waits holding none (:meth:`ChunkClaims.take_all`): a chunk that held some while it
+waited for another's could wait for that chunk while that chunk waits for it. A claim lives
 :data:`~.store.CLAIM_TTL` (10 s), so that one a killed process leaves behind soon expires; but a
 chunk whose host writes commit together (``grouped_writes``) may take longer than that on a slow
 host. So while a chunk holds claims, a thread of its own renews them every
@@ -60,12 +62,24 @@ class ChunkClaims:
         with self._lock:
             return bool(self._held)
 
-    def take(self, keys: Collection[str]) -> set[str]:
-        """Claim ``keys`` in one statement without waiting; return those now held (the others
-        are another holder's)."""
-        got = self.store.take_claims(self.tenant_id, keys, self.holder, self.TTL) if keys else set()
-        self._add(got)
-        return got
+    def take_all(self, keys: Collection[str], wait: timedelta) -> None:
+        """Claim all of ``keys`` at once, or none: while another holder has one of them, give
+        back those just taken and try again until ``wait`` has passed, then
+        :class:`~.store.ClaimTimeoutError` (retryable). A chunk that takes its claims so never
+        holds some while it waits for others, so two chunks never wait for each other."""
+        with self._lock:
+            wanted = set(keys) - self._held
+        deadline = time.monotonic() + wait.total_seconds()
+        while wanted:
+            got = self.store.take_claims(self.tenant_id, wanted, self.holder, self.TTL)
+            if got == wanted:
+                self._add(got)
+                return
+            if got:
+                self.store.release_claims(self.tenant_id, got, self.holder)
+            if time.monotonic() >= deadline:
+                raise ClaimTimeoutError(self.tenant_id, min(wanted - got), wait)
+            time.sleep(self._POLL)
 
     def hold(self, key: str, wait: timedelta) -> None:
         """Hold ``key``, waiting up to ``wait`` for its holder to release it or let it expire;

@@ -87,6 +87,7 @@ class DealReview:
         if reviewed is not None and reviewed != version_of(deal, chunk):
             raise DealChangedError(deal_id)
         try:
+            self._linker.claim_new_records(chunk)  # all at once, as a sync chunk does
             # One host transaction where the host groups writes: an order it refuses (a reviewer's
             # value over its limits) leaves no company or contact made for it behind.
             with self._linker.grouped_writes():

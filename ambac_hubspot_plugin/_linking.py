@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from .client import Contact as HubSpotContact
     from .events import OrderCreated
     from .host import Company, Contact, HostServices
+    from .mapping import MappingStrategy
     from .store import Link, StateStore
 
 __all__ = ["PRIMARY_COMPANY", "Associations", "Chunk", "PendingLink", "RecordLinker", "company_external_id",
@@ -93,6 +94,24 @@ class Chunk:
     #: normalised domain -> host companies linked with it, read for the chunk's companies in
     #: one query (only where the host's companies have no website to ask for)
     domain_links: dict[str, list[str]] = attrs.field(factory=dict)
+    #: (kind, HubSpot id) -> the mapping's fields of that record, or the MappingError it raised
+    _mapped: dict[tuple[str, str], Mapping[str, Any] | MappingError] = attrs.field(factory=dict)
+
+    def fields(self, mapping: MappingStrategy, record: HubSpotCompany | HubSpotContact) -> Mapping[str, Any]:
+        """The mapping's fields of one of the chunk's companies or contacts, computed once per
+        chunk (the linker asks for them up to three times); its MappingError each time."""
+        key = ("company" if record.object_type == "companies" else "contact", record.id)
+        found = self._mapped.get(key)
+        if found is None:
+            try:
+                found = (mapping.company_fields(record) if key[0] == "company"  # type: ignore[arg-type]
+                         else mapping.contact_fields(record))  # type: ignore[arg-type]
+            except MappingError as exc:
+                found = exc
+            self._mapped[key] = found
+        if isinstance(found, MappingError):
+            raise found
+        return found
 
 
 @attrs.frozen
@@ -174,7 +193,7 @@ class RecordLinker:
             domains = set()
             for company in chunk.companies.values():
                 try:
-                    domains.add(str(self.mapping.company_fields(company).get("website") or ""))
+                    domains.add(str(chunk.fields(self.mapping, company).get("website") or ""))
                 except MappingError:
                     continue  # said when the company is resolved
             self._read_domain_links(domains, chunk)
@@ -211,27 +230,28 @@ class RecordLinker:
             resolved.add(link.host_id)
 
     def claim_new_records(self, chunk: Chunk) -> None:
-        """Take, in one statement, the store's claims on the emails of the chunk's contacts no
-        host user has yet (those the chunk will create users for), and on the domains of its
-        companies no host company has yet, instead of a claim taken around each creation;
-        :meth:`release_claims` gives them up at the chunk's end (:class:`~._chunk_claims.ChunkClaims`
-        renews them meanwhile). A claim another holder has is left to the per-record path (which
-        waits for it)."""
+        """Take, in one statement, the store's claims on the emails of the chunk's unlinked
+        contacts (those it may create users for; asking the host which have a user already would
+        cost a query each, and a claim on one that has is never waited for: only a creation
+        needs it), and on the domains of its companies no host company has yet, instead of a
+        claim taken around each creation; all of them or, while another holder has one, none
+        (:meth:`~._chunk_claims.ChunkClaims.take_all` waits up to 15 s, then
+        ``ClaimTimeoutError``). :meth:`release_claims` gives them up at the chunk's end
+        (:class:`~._chunk_claims.ChunkClaims` renews them meanwhile)."""
         domains = {_domain_claim_key(domain): domain for domain in self._new_domains(chunk)}
         keys = list(domains)
         for hubspot_id, record in chunk.contacts.items():
             if hubspot_id in self._contact_ids:
                 continue
             try:
-                email = str(self.mapping.contact_fields(record).get("email") or "")
+                email = str(chunk.fields(self.mapping, record).get("email") or "")
             except MappingError:
                 continue  # said when the contact is resolved
-            if email and not self.host.find_contacts_by_email(email):
+            if email:
                 keys.append(_email_claim_key(email))
-        taken = self.claims.take(keys)
-        held = {domain for key, domain in domains.items() if key in taken}
-        if held:  # a worker that let one go since the chunk read its links has linked it now
-            self._read_domain_links(held, chunk)
+        self.claims.take_all(keys, CLAIM_WAIT)
+        if domains:  # a worker that held one since the chunk read its links has linked it now
+            self._read_domain_links(set(domains.values()), chunk)
 
     def _read_domain_links(self, domains: set[str], chunk: Chunk) -> None:
         chunk.domain_links.update({
@@ -248,7 +268,7 @@ class RecordLinker:
             if hubspot_id in self._company_ids:
                 continue
             try:
-                domain = normalize_domain(str(self.mapping.company_fields(record).get("website") or ""))
+                domain = normalize_domain(str(chunk.fields(self.mapping, record).get("website") or ""))
             except MappingError:
                 continue  # said when the company is resolved
             if domain and domain not in chunk.domain_links and domain not in self._domain_ids:
@@ -278,7 +298,7 @@ class RecordLinker:
         record = chunk.companies.get(hubspot_id)
         if record is None:
             return None, f"company {hubspot_id} is not readable in HubSpot (deleted?)"
-        fields = dict(self.mapping.company_fields(record))
+        fields = dict(chunk.fields(self.mapping, record))
         external = company_external_id(self.portal_id, hubspot_id)
         host_fields, _kept = split_company_fields(fields, self.host.capabilities().company_fields)
         match, how = self._match_company(fields, external, chunk, hold=not dry_run)
@@ -306,7 +326,7 @@ class RecordLinker:
         if link is not None:
             values: Mapping[str, Any] = link.synced
         elif hubspot_id in chunk.companies:
-            values = {k: to_json(v) for k, v in self.mapping.company_fields(chunk.companies[hubspot_id]).items()}
+            values = {k: to_json(v) for k, v in chunk.fields(self.mapping, chunk.companies[hubspot_id]).items()}
         else:
             return {}
         return split_company_fields(values, self.host.capabilities().company_fields)[1]
@@ -370,7 +390,7 @@ class RecordLinker:
             record = chunk.contacts.get(hubspot_id)
             if record is None:
                 continue
-            fields = dict(self.mapping.contact_fields(record))
+            fields = dict(chunk.fields(self.mapping, record))
             email = str(fields.get("email") or "")
             if not email:
                 self._contact_ids[hubspot_id] = None

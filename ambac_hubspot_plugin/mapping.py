@@ -178,7 +178,9 @@ def normalize_domain(value: str | None) -> str:
         hostname = urlsplit(text).hostname or ""
     except ValueError:  # e.g. an unbalanced IPv6 bracket: no usable domain
         return ""
-    hostname = ".".join(_unicode_label(label) for label in hostname.rstrip(".").split("."))
+    hostname = hostname.rstrip(".")
+    if not hostname.isascii() or "xn--" in hostname:
+        hostname = ".".join(_unicode_label(label) for label in hostname.split("."))
     if hostname.startswith("www.") and "." in hostname[4:]:
         hostname = hostname[4:]
     return hostname

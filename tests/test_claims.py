@@ -145,7 +145,8 @@ def test_a_chunks_claims_outlive_their_ttl_while_held(store: Any, clock: FakeClo
     """Renewed in the background: another holder is refused long after the TTL, until release."""
     monkeypatch.setattr(ChunkClaims, "RENEW_EVERY", 0.02)
     claims = ChunkClaims(store, "1")
-    assert claims.take(["a", "b"]) == {"a", "b"}
+    claims.take_all(["a", "b"], timedelta(seconds=1))
+    assert "a" in claims and "b" in claims
     for _ in range(3):  # three lives of a claim, each with renewals in it
         clock.advance(CLAIM_TTL - timedelta(seconds=1))
         time.sleep(0.2)
@@ -157,25 +158,45 @@ def test_a_chunks_claims_outlive_their_ttl_while_held(store: Any, clock: FakeClo
 
 def test_a_chunk_drops_a_claim_another_holder_took_and_waits_for_it_again(
         store: Any, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
-    """When renewals failed for a whole TTL (the process stalled) and another holder took a key,
+    """When renewals failed for a whole TTL (the store was out) and another holder took a key,
     the chunk no longer counts it as held, keeps the others, and must wait to hold it again."""
-    monkeypatch.setattr(ChunkClaims, "RENEW_EVERY", 3600)  # no renewal until the test is ready
+    monkeypatch.setattr(ChunkClaims, "RENEW_EVERY", 0.02)
+    real, out = store.take_claims, threading.Event()
+
+    def renewals_fail_while_out(*args: Any, **kwargs: Any) -> set[str]:
+        if out.is_set() and threading.current_thread().name.startswith("claims "):
+            raise OSError("the database went away")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(store, "take_claims", renewals_fail_while_out)
     claims = ChunkClaims(store, "1")
-    claims.take(["a", "b"])
+    claims.take_all(["a", "b"], timedelta(seconds=1))
+    out.set()
     clock.advance(CLAIM_TTL + timedelta(seconds=1))
     assert store.take_claim("1", "a", "other", TTL)
-    monkeypatch.setattr(ChunkClaims, "RENEW_EVERY", 0.02)
-    claims.release()  # restarts the renewer with the short interval
-    claims.take(["a", "b"])
-    assert claims.take([]) == set() and "b" in claims and "a" not in claims
-    clock.advance(CLAIM_TTL + timedelta(seconds=1))
-    assert store.take_claim("1", "b", "third", TTL)
-    assert _eventually(lambda: "b" not in claims), "a renewal finds b taken and drops it"
+    out.clear()
+    assert _eventually(lambda: "a" not in claims), "a renewal finds a taken and drops it"
+    assert "b" in claims
     with pytest.raises(ClaimTimeoutError):
         claims.hold("a", timedelta(seconds=0.1))
     claims.release()
-    assert not store.release_claim("1", "b", claims.holder), "the other holders keep theirs"
-    assert not store.take_claim("1", "a", "me", TTL) and not store.take_claim("1", "b", "me", TTL)
+    assert not store.take_claim("1", "a", "me", TTL), "the other holder keeps its claim"
+    assert store.take_claim("1", "b", "me", TTL), "and the chunk's are given up"
+
+
+def test_a_chunk_takes_all_its_claims_or_waits_holding_none(store: Any) -> None:
+    """While another holder has one of the keys, the chunk holds none of them (so it never
+    holds some while it waits for another's); once that one is free it takes them all."""
+    assert store.take_claim("1", "b", "other", TTL)
+    claims = ChunkClaims(store, "1")
+    with pytest.raises(ClaimTimeoutError) as info:
+        claims.take_all(["a", "b", "c"], timedelta(seconds=0.2))
+    assert info.value.key == "b" and not claims
+    assert store.take_claim("1", "a", "probe", TTL) and store.release_claim("1", "a", "probe")
+    threading.Timer(0.2, store.release_claim, ("1", "b", "other")).start()
+    claims.take_all(["a", "b", "c"], timedelta(seconds=10))
+    assert all(key in claims for key in "abc")
+    claims.release()
 
 
 def test_a_store_outage_during_renewals_is_logged_and_survived(store: Any, monkeypatch: pytest.MonkeyPatch,
@@ -193,7 +214,7 @@ def test_a_store_outage_during_renewals_is_logged_and_survived(store: Any, monke
     monkeypatch.setattr(store, "take_claims", flaky)
     claims = ChunkClaims(store, "1")
     with caplog.at_level(logging.WARNING, logger="ambac_hubspot_plugin._chunk_claims"):
-        claims.take(["a"])
+        claims.take_all(["a"], timedelta(seconds=1))
         assert _eventually(lambda: failures[0] == 0)
         time.sleep(0.1)
     assert "a" in claims
