@@ -37,7 +37,7 @@ class ChunkClaims:
 
     Thread-safe: the renewing thread and the chunk's thread share the set of held keys. A key
     whose claim another holder took meanwhile (renewals failed for a whole TTL: the store was
-    unreachable) is no longer held, and :meth:`hold` takes it again, waiting for that holder.
+    unreachable) is no longer held, and :meth:`take_all` takes it again, waiting for that holder.
     """
 
     #: Seconds between renewals: a third of the claims' life, so two renewals may fail in a row.
@@ -80,18 +80,6 @@ class ChunkClaims:
             if time.monotonic() >= deadline:
                 raise ClaimTimeoutError(self.tenant_id, min(wanted - got), wait)
             time.sleep(self._POLL)
-
-    def hold(self, key: str, wait: timedelta) -> None:
-        """Hold ``key``, waiting up to ``wait`` for its holder to release it or let it expire;
-        else :class:`~.store.ClaimTimeoutError` (retryable)."""
-        if key in self:
-            return
-        deadline = time.monotonic() + wait.total_seconds()
-        while not self.store.take_claim(self.tenant_id, key, self.holder, self.TTL):
-            if time.monotonic() >= deadline:
-                raise ClaimTimeoutError(self.tenant_id, key, wait)
-            time.sleep(self._POLL)
-        self._add({key})
 
     def release(self) -> None:
         """Stop renewing and give up every claim held."""

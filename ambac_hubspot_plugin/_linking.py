@@ -282,7 +282,7 @@ class RecordLinker:
         the domain's links are read again once it is ours."""
         key = _domain_claim_key(domain)
         if key not in self.claims:
-            self.claims.hold(key, CLAIM_WAIT)
+            self.claims.take_all([key], CLAIM_WAIT)
             self._read_domain_links({domain}, chunk)
 
     def release_claims(self) -> None:
@@ -435,7 +435,7 @@ class RecordLinker:
         """
         # Held until the chunk's links are written: in a group, another worker could not even
         # see the new user before the commit, and would make a second one.
-        self.claims.hold(_email_claim_key(email), CLAIM_WAIT)
+        self.claims.take_all([_email_claim_key(email)], CLAIM_WAIT)
         with _email_lock(self.tenant_id, email):
             users = list(self.host.find_contacts_by_email(email))
             if users:

@@ -178,7 +178,7 @@ def test_a_chunk_drops_a_claim_another_holder_took_and_waits_for_it_again(
     assert _eventually(lambda: "a" not in claims), "a renewal finds a taken and drops it"
     assert "b" in claims
     with pytest.raises(ClaimTimeoutError):
-        claims.hold("a", timedelta(seconds=0.1))
+        claims.take_all(["a"], timedelta(seconds=0.1))
     claims.release()
     assert not store.take_claim("1", "a", "me", TTL), "the other holder keeps its claim"
     assert store.take_claim("1", "b", "me", TTL), "and the chunk's are given up"
