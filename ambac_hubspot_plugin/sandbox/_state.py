@@ -8,7 +8,6 @@ SandboxHttpError with HubSpot's status and category.
 from __future__ import annotations
 
 import bisect
-import itertools
 import json
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -115,7 +114,9 @@ class Portal:
         self._versions = {t: 0 for t in _schema.OBJECT_TYPE_IDS}
         self._search_cache: dict[tuple[str, str], tuple[int, list[StoredObject]]] = {}
         self._sort_cache: dict[tuple[str, str], tuple[int, list[StoredObject]]] = {}
-        self._keys_cache: dict[tuple[str, str], tuple[int, list[tuple[bool, Any]]]] = {}
+        # Anchored searches (keyset paging): the records passing the other filters, with their
+        # first sort property's keys, per filters, sorts and version.
+        self._anchored_cache: dict[tuple[str, str], tuple[int, list[StoredObject], list[tuple[bool, Any]]]] = {}
         self._add_default_pipeline(now)
 
     # ----------------------------------------------------------------- basics
@@ -1034,13 +1035,13 @@ class Portal:
             return [obj for obj, _ in candidates], {obj.id: props for obj, props in candidates}
         # Filtering the records in sort order keeps that order (the sorts are stable), so the
         # order is worked out once per sort and version: paging through a portal of 50,000
-        # deals anchors a new query every 10,000 results, and each sorted them all again.
-        records, rest = self._after_anchor(object_type, body, sorts)
-        if rest is not None:  # every record from the anchor on passes the anchor's filter
-            predicate = compile_groups(rest, definitions)
+        # deals anchors a new query every page, and each sorted them all again.
+        anchored = self._anchored(object_type, body, sorts, text)
+        if anchored is not None:
+            return anchored, None
         ordered = [
             obj
-            for obj in records
+            for obj in self._sorted(object_type, body.get("sorts"), sorts)
             if not obj.archived
             and (predicate is None or predicate(obj.props))
             and (text is None or text(obj.props))
@@ -1050,44 +1051,49 @@ class Portal:
             self._search_cache.pop(next(iter(self._search_cache)))
         return ordered, None
 
-    def _after_anchor(
-        self, object_type: str, body: Mapping[str, Any], sorts: list[tuple[str, str, bool]]
-    ) -> tuple[Iterable[StoredObject], list[dict[str, Any]] | None]:
-        """The records in sort order, from the first that passes a ``GT``/``GTE`` filter on the
-        first (ascending) sort property in a single filter group, with that group's other
-        filters (None: no such anchor, every record and filter count): a query anchored there
-        (keyset paging: a new one for every page) skips the records before it by bisection
-        instead of testing every one, and tests the others against the rest of the filters."""
-        ordered = self._sorted(object_type, body.get("sorts"), sorts)
+    def _anchored(
+        self, object_type: str, body: Mapping[str, Any], sorts: list[tuple[str, str, bool]],
+        text: Callable[[Mapping[str, str]], bool] | None,
+    ) -> list[StoredObject] | None:
+        """The matches of a query anchored by a ``GT``/``GTE`` filter on its first (ascending)
+        sort property in a single filter group, or None for any other query.
+
+        Keyset paging sends such a query for every page, each with a new anchor: the records
+        that pass the group's other filters are found once (per filters, sorts and version,
+        with their keys of that property), and each page bisects them to its anchor, instead
+        of testing every record after it again (which made paging a large portal quadratic).
+        """
         groups = body.get("filterGroups") or []
         if not sorts or sorts[0][2] or len(groups) != 1:
-            return ordered, None
+            return None
         name, kind, _descending = sorts[0]
         filters = list(groups[0].get("filters") or [])
         anchors = [f for f in filters if f.get("propertyName") == name and f.get("operator") in ("GT", "GTE")]
         value = _convert(kind, str(anchors[0].get("value"))) if len(anchors) == 1 else None
         if value is None:
-            return ordered, None
-        keys = self._sort_keys(object_type, body.get("sorts"), name, kind, ordered)
-        cut = bisect.bisect_left if anchors[0]["operator"] == "GTE" else bisect.bisect_right
+            return None
         rest = [f for f in filters if f is not anchors[0]]
-        # Records without a value sort last and never pass the anchor: the slice ends before them.
-        window = itertools.islice(ordered, cut(keys, (False, value)), bisect.bisect_left(keys, (True,)))
-        return window, ([{"filters": rest}] if rest else [])
-
-    def _sort_keys(self, object_type: str, spec: object, name: str, kind: str,
-                   ordered: Sequence[StoredObject]) -> list[tuple[bool, Any]]:
-        """The first sort property's keys of ``ordered`` (cached with it, per version)."""
-        cache = (object_type, json.dumps(spec, sort_keys=True, default=str))
+        cache = (object_type, json.dumps([rest, body.get("sorts"), body.get("query")], sort_keys=True, default=str))
         version = self._versions[object_type]
-        cached = self._keys_cache.get(cache)
+        cached = self._anchored_cache.get(cache)
         if cached is None or cached[0] != version:
+            predicate = compile_groups([{"filters": rest}] if rest else [], self.properties[object_type])
+            matching = [
+                obj
+                for obj in self._sorted(object_type, body.get("sorts"), sorts)
+                if not obj.archived
+                and (predicate is None or predicate(obj.props))
+                and (text is None or text(obj.props))
+            ]
             key = sort_key_for(name, kind)
-            cached = (version, [key(obj.props) for obj in ordered])
-            self._keys_cache[cache] = cached
-            if len(self._keys_cache) > 16:
-                self._keys_cache.pop(next(iter(self._keys_cache)))
-        return cached[1]
+            cached = (version, matching, [key(obj.props) for obj in matching])
+            self._anchored_cache[cache] = cached
+            if len(self._anchored_cache) > 16:
+                self._anchored_cache.pop(next(iter(self._anchored_cache)))
+        _version, matching, keys = cached
+        cut = bisect.bisect_left if anchors[0]["operator"] == "GTE" else bisect.bisect_right
+        # Records without a value sort last and never pass the anchor: the slice ends before them.
+        return matching[cut(keys, (False, value)):bisect.bisect_left(keys, (True,))]
 
     def _sorted(
         self, object_type: str, spec: object, sorts: list[tuple[str, str, bool]]
