@@ -399,11 +399,7 @@ class RecordLinker:
                              f"contact {hubspot_id} has no email, so no portal user can be made for it; "
                              "add an email in HubSpot", f"contact:{hubspot_id}")
                 continue
-            with _email_lock(self.tenant_id, email):
-                users = list(self.host.find_contacts_by_email(email))
-                contact = self._match_contact(hubspot_id, email, users, dry_run)
-            if contact is None and not users and not dry_run:
-                contact, users = self._create_contact(hubspot_id, email, fields, company_id)
+            contact, users = self._find_or_create_contact(hubspot_id, email, fields, company_id, dry_run)
             if contact is None and users:
                 # Only INTERNAL users (a sales rep on the deal): never the customer, never rewritten.
                 self._contact_ids[hubspot_id] = None
@@ -422,25 +418,27 @@ class RecordLinker:
             host_ids.append(contact.id)
         return host_ids
 
-    def _create_contact(self, hubspot_id: str, email: str, fields: dict[str, Any],
-                        company_id: str | None) -> tuple[Contact | None, list[Contact]]:
-        """Create the portal user for a contact no user has the email of, holding the store's
-        claim on the email (other processes' workers hold it too; the chunk's own, when it took
-        it) and then the email's lock; another worker may have created one meanwhile: then that
-        one (or its users' match) is the answer.
+    def _find_or_create_contact(self, hubspot_id: str, email: str, fields: dict[str, Any],
+                                company_id: str | None, dry_run: bool) -> tuple[Contact | None, list[Contact]]:
+        """The portal user a contact resolves to, with the tenant's users of its email; one is
+        created (not in a dry run) when no user has the email. Finding and creating hold the
+        store's claim on the email (other processes' workers hold it too; a chunk took it with
+        its others) and then the email's lock (this process's other threads), so no one else
+        creates a user for it in between.
 
         Claim first, lock second, everywhere: no thread waits for a claim while it holds a lock
-        that the claim's holder may need. (A chunk keeps its claims to its end, so two chunks
-        may wait for each other's: the wait is bounded, and ``ClaimTimeoutError`` is retried.)
+        that the claim's holder may need.
         """
-        # Held until the chunk's links are written: in a group, another worker could not even
-        # see the new user before the commit, and would make a second one.
-        self.claims.take_all([_email_claim_key(email)], CLAIM_WAIT)
+        if not dry_run:
+            # Held until the chunk's links are written: in a group, another worker could not
+            # even see the new user before the commit, and would make a second one.
+            self.claims.take_all([_email_claim_key(email)], CLAIM_WAIT)
         with _email_lock(self.tenant_id, email):
             users = list(self.host.find_contacts_by_email(email))
-            if users:
-                return self._match_contact(hubspot_id, email, users, False), users
-            return self.host.create_contact(ContactDraft(parent_company_id=company_id, **fields)), users
+            contact = self._match_contact(hubspot_id, email, users, dry_run)
+            if contact is None and not users and not dry_run:
+                contact = self.host.create_contact(ContactDraft(parent_company_id=company_id, **fields))
+            return contact, users
 
     def _match_contact(self, hubspot_id: str, email: str, users: Sequence[Contact],
                        dry_run: bool) -> Contact | None:
@@ -519,10 +517,10 @@ class RecordLinker:
 # Emails are not unique in the host, so nothing there stops two workers from each creating a
 # user for one new HubSpot contact (two deals sharing it, processed at once). Finding and
 # creating hold a lock per tenant and email (striped, so the set stays bounded) for the worker
-# threads of one process, and creating also holds the store's claim on the email (see
-# ``_create_contact``; taken before the lock) for the workers of other processes sharing the
-# store. A chunk takes the claims of the emails it will create users for at once
-# (``claim_new_records``) and gives them up once its links are written.
+# threads of one process, and the store's claim on the email (see ``_find_or_create_contact``;
+# taken before the lock) for the workers of other processes sharing the store. A chunk takes the
+# claims of the emails it may create users for at once (``claim_new_records``) and gives them up
+# once its links are written.
 _EMAIL_LOCKS = tuple(threading.Lock() for _ in range(64))
 
 
