@@ -187,9 +187,11 @@ class SdkHubSpotClient:
         idempotent: bool = True,
         authenticated: bool = True,
         limited: bool = True,
+        retry: bool = True,
         allow_status: Iterable[int] = (),
     ) -> Any:
-        """Send one request with rate limiting, token refresh and retries; return parsed JSON.
+        """Send one request with rate limiting, token refresh and retries (``retry`` False: one
+        attempt, for a probe); return parsed JSON.
 
         ``allow_status`` lists error statuses the caller handles itself (a 409 on create
         means "already there"): they come back as ``StatusAnswer`` instead of an error.
@@ -260,7 +262,7 @@ class SdkHubSpotClient:
             if failure.kind is FailureKind.RATE_LIMITED:
                 self._stats.record_rate_limited()
             elapsed = (self._clock() - started).total_seconds()
-            wait = policy.next_wait(attempt, failure, elapsed, self._rng, idempotent=idempotent)
+            wait = policy.next_wait(attempt, failure, elapsed, self._rng, idempotent=idempotent) if retry else None
             if wait is None:
                 self._stats.record_error()
                 raise error from cause
@@ -312,7 +314,7 @@ class SdkHubSpotClient:
 
     def account_portal_id(self) -> str:
         operation = "account.details"
-        data = self._call("account.details", operation, {})
+        data = self._call("account.details", operation, {}, retry=False)  # a probe: see client.py
         with self._reading(operation, "the account's portalId"):
             return wire.account_portal(data)
 
@@ -566,13 +568,9 @@ class SdkHubSpotClient:
 
     def ensure_property_group(self, object_type: str, name: str, label: str) -> bool:
         body = {"name": name, "label": label}
-        data = self._call(
-            "property_groups.create",
-            f"{object_type}.property_group.create",
-            {"objectType": object_type},
-            body=body,
-            allow_status=(409,),  # 409: already there, which is what we want
-        )
+        data = self._call("property_groups.create", f"{object_type}.property_group.create",
+                          {"objectType": object_type}, body=body,
+                          allow_status=(409,))  # 409: already there, which is what we want
         return not isinstance(data, wire.StatusAnswer)
 
     def ensure_properties(self, object_type: str, specs: Sequence[PropertySpec]) -> list[str]:

@@ -96,7 +96,8 @@ class HubSpotClient(Protocol):
 
     def account_portal_id(self) -> str:
         """The id of the HubSpot account (portal) the credentials belong to (account details,
-        which any token may read: the basic ``oauth`` scope)."""
+        which any token may read: the basic ``oauth`` scope). One attempt, never retried: a
+        probe that should not double the wait of an outage the caller's next calls retry."""
 
     def iter_modified_deals(
         self, since: datetime, properties: Sequence[str], *, until: datetime | None = None

@@ -15,7 +15,7 @@ from ambac_hubspot_plugin._checks import run_checks
 from ambac_hubspot_plugin._ratelimit import RateLimiter
 from ambac_hubspot_plugin._retry import RetryPolicy
 from ambac_hubspot_plugin.client import ClientSettings, RateBudget, StaticToken, build_client
-from ambac_hubspot_plugin.errors import HubSpotApiError, PortalMismatchError
+from ambac_hubspot_plugin.errors import HubSpotApiError, HubSpotUnavailableError, PortalMismatchError
 from ambac_hubspot_plugin.sandbox import RateLimits, Sandbox
 from ambac_hubspot_plugin.settings import parse_settings
 from ambac_hubspot_plugin.store import utc_now
@@ -58,6 +58,19 @@ def test_an_account_id_that_is_not_a_positive_whole_number_is_a_malformed_answer
     finally:
         client.close()
     assert info.value.operation == "account.details"
+
+
+def test_the_account_probe_is_not_retried(hs: Sandbox) -> None:
+    """One attempt: during an outage the caller's next calls retry; a retried probe before
+    them would double the wait of every job (and hold the worker that long)."""
+    hs.faults.fail_next(5, status=503, path_prefix="/account-info/")
+    client = _client(hs)
+    try:
+        with pytest.raises(HubSpotUnavailableError):
+            client.account_portal_id()
+    finally:
+        client.close()
+    assert sum(r.path.startswith("/account-info/") for r in hs.requests) == 1
 
 
 def _portal_check(hs: Sandbox, portal_id: str) -> Any:
