@@ -1039,13 +1039,7 @@ class Portal:
         anchored = self._anchored(object_type, body, sorts, text)
         if anchored is not None:
             return anchored, None
-        ordered = [
-            obj
-            for obj in self._sorted(object_type, body.get("sorts"), sorts)
-            if not obj.archived
-            and (predicate is None or predicate(obj.props))
-            and (text is None or text(obj.props))
-        ]
+        ordered = _passing(self._sorted(object_type, body.get("sorts"), sorts), predicate, text)
         self._search_cache[cache_key] = (self._versions[object_type], ordered)
         if len(self._search_cache) > 64:
             self._search_cache.pop(next(iter(self._search_cache)))
@@ -1078,13 +1072,7 @@ class Portal:
         cached = self._anchored_cache.get(cache)
         if cached is None or cached[0] != version:
             predicate = compile_groups([{"filters": rest}] if rest else [], self.properties[object_type])
-            matching = [
-                obj
-                for obj in self._sorted(object_type, body.get("sorts"), sorts)
-                if not obj.archived
-                and (predicate is None or predicate(obj.props))
-                and (text is None or text(obj.props))
-            ]
+            matching = _passing(self._sorted(object_type, body.get("sorts"), sorts), predicate, text)
             key = sort_key_for(name, kind)
             cached = (version, matching, [key(obj.props) for obj in matching])
             self._anchored_cache[cache] = cached
@@ -1374,3 +1362,18 @@ def _traced(rendered: dict[str, Any], item: Mapping[str, Any]) -> dict[str, Any]
     if trace is not None:
         rendered["objectWriteTraceId"] = trace
     return rendered
+
+
+def _passing(
+    records: Iterable[StoredObject],
+    predicate: Callable[[Mapping[str, str]], bool] | None,
+    text: Callable[[Mapping[str, str]], bool] | None,
+) -> list[StoredObject]:
+    """The live records (in their order) that pass the filters and the text query."""
+    return [
+        obj
+        for obj in records
+        if not obj.archived
+        and (predicate is None or predicate(obj.props))
+        and (text is None or text(obj.props))
+    ]
