@@ -1,10 +1,13 @@
-"""The store claims one chunk of deals holds while it may create host records, kept alive.
+"""The store claims one chunk of deals holds while it writes host records, kept alive.
 
-A chunk claims the email of each portal user and the domain of each company it may create
-(``contact-email:…``, ``company-domain:…``), so that another worker process sharing the store
-waits for the chunk's links instead of creating a second user or company. It takes them all at
-once, or waits holding none (:meth:`ChunkClaims.take_all`): a chunk that held some while it
-waited for another's could wait for that chunk while that chunk waits for it. A claim lives
+A chunk first claims the linked deals it updates (``deal:…``; a webhook job likewise its
+linked companies or contacts), so that another worker applying one of them finishes first and
+an older version is never written over a newer one. It then claims the email of each portal
+user and the domain of each company it may create (``contact-email:…``, ``company-domain:…``),
+so that another worker process sharing the store waits for the chunk's links instead of
+creating a second user or company. Each step takes its claims all at once, or waits holding
+none of that step's (:meth:`ChunkClaims.take_all`); a chunk that held some record claims while
+it waited for another's could wait for that chunk while that chunk waits for it. A claim lives
 :data:`~.store.CLAIM_TTL` (10 s), so that one a killed process leaves behind soon expires; but a
 chunk whose host writes commit together (``grouped_writes``) may take longer than that on a slow
 host. So while a chunk holds claims, a thread of its own renews them every
@@ -65,8 +68,10 @@ class ChunkClaims:
     def take_all(self, keys: Collection[str], wait: timedelta) -> None:
         """Claim all of ``keys`` at once, or none: while another holder has one of them, give
         back those just taken and try again until ``wait`` has passed, then
-        :class:`~.store.ClaimTimeoutError` (retryable). A chunk that takes its claims so never
-        holds some while it waits for others, so two chunks never wait for each other."""
+        :class:`~.store.ClaimTimeoutError` (retryable). Called once for a chunk's linked
+        records, then once for the records it may create: a holder waiting in the first call
+        holds nothing, one waiting in the second holds only first-step claims, which no holder
+        of second-step claims waits for; so two chunks never wait for each other."""
         with self._lock:
             wanted = set(keys) - self._held
         deadline = time.monotonic() + wait.total_seconds()

@@ -221,21 +221,23 @@ class InboundSync(DealReview):
         """Create or update the orders of these deals; return one outcome per deal. ``ahead``:
         associations of some of them read already (see :mod:`._read_ahead`)."""
         deals = newest_versions(deals)
-        links = self.store.get_links_by_hubspot(self.tenant_id, self.portal_id, "deal", [d.id for d in deals])
-        links = {**links, **adopt_merged_deals(self.host, self.store, self.tenant_id, self.portal_id,
-                                               [d for d in deals if d.id not in links], dry_run=dry_run)}
-        if any((d.properties.get("dealstage") or "") not in self.triggers.stage_labels
-               or (trigger == "incremental" and not self.triggers.is_trigger(d)) for d in deals if d.id not in links):
-            # A stage added in HubSpot since the pipelines were cached; or, in a scheduled run
-            # (whose checkpoint then passes the deal), a stage just made closed won.
-            self._refresh_triggers()
-        new = [d for d in deals if d.id not in links and self.triggers.is_trigger(d)]
-        new_ids = {d.id for d in new}
-        chunk = self._linker.load_related(new, ahead, dry_run=dry_run)
-        if not dry_run:
-            self._linker.claim_new_records(chunk)
         try:
-            return self._process_chunk(deals, links, new_ids, chunk, trigger, dry_run)
+            links = self.store.get_links_by_hubspot(self.tenant_id, self.portal_id, "deal", [d.id for d in deals])
+            links = {**links, **adopt_merged_deals(self.host, self.store, self.tenant_id, self.portal_id,
+                                                   [d for d in deals if d.id not in links], dry_run=dry_run)}
+            if links and not dry_run:
+                links = self._linker.claim_links("deal", links)
+            if any((d.properties.get("dealstage") or "") not in self.triggers.stage_labels
+                   or (trigger == "incremental" and not self.triggers.is_trigger(d))
+                   for d in deals if d.id not in links):
+                # A stage added in HubSpot since the pipelines were cached; or, in a scheduled run
+                # (whose checkpoint then passes the deal), a stage just made closed won.
+                self._refresh_triggers()
+            new = [d for d in deals if d.id not in links and self.triggers.is_trigger(d)]
+            chunk = self._linker.load_related(new, ahead, dry_run=dry_run)
+            if not dry_run:
+                self._linker.claim_new_records(chunk)
+            return self._process_chunk(deals, links, {d.id for d in new}, chunk, trigger, dry_run)
         finally:
             self._linker.release_claims()
 
@@ -475,6 +477,15 @@ class InboundSync(DealReview):
         links = self.store.get_links_by_hubspot(self.tenant_id, self.portal_id, host_type, hubspot_ids)
         if not links:
             return [Outcome(i, "skipped", f"{host_type} is not linked to a host record") for i in hubspot_ids]
+        try:
+            # Read and applied under the claims: a worker that read an older version is done.
+            links = self._linker.claim_links(host_type, links)
+            return self._update_linked_records(object_type, host_type, hubspot_ids, links)
+        finally:
+            self._linker.release_claims()
+
+    def _update_linked_records(self, object_type: str, host_type: str, hubspot_ids: Sequence[str],
+                               links: Mapping[str, Link]) -> list[Outcome]:
         if object_type == "companies":
             records: dict[str, HubSpotObject] = {
                 c.id: c for c in self.client.read_companies(sorted(links), self.mapping.company_properties)}

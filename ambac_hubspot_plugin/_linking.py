@@ -229,6 +229,18 @@ class RecordLinker:
             ids[survivor] = link.host_id
             resolved.add(link.host_id)
 
+    def claim_links(self, object_type: str, links: Mapping[str, Link]) -> dict[str, Link]:
+        """Claim the linked HubSpot records (``deal``, ``company`` or ``contact``) about to be
+        applied to the host, then read their links again: another worker applying one of them
+        meanwhile (a webhook's, during a sync chunk) has finished, and its link says which
+        version it applied, so an older one is skipped, not written over it. Taken before
+        :meth:`claim_new_records`, holding nothing: a holder waiting for these claims holds
+        none, and one waiting for record claims holds only these, which nobody waits for while
+        holding record claims; so no two holders wait for each other. A new deal needs no claim:
+        the order's external id and link keep a second writer from making or changing it."""
+        self.claims.take_all([f"{object_type}:{hubspot_id}" for hubspot_id in links], CLAIM_WAIT)
+        return self.store.get_links_by_hubspot(self.tenant_id, self.portal_id, object_type, list(links))
+
     def claim_new_records(self, chunk: Chunk) -> None:
         """Take, in one statement, the store's claims on the emails of the chunk's unlinked
         contacts (those it may create users for; asking the host which have a user already would

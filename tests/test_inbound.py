@@ -424,6 +424,81 @@ def test_an_older_version_of_a_deal_never_overwrites_a_newer_one(world):
     assert outcome.action == "unchanged" and world.order_for(deal_id).name == "New name"
 
 
+def _second_runs_while_first_is_paused(host, method: str, first, second) -> None:
+    """Run ``first`` in a thread until it calls ``host.<method>``, where it waits while
+    ``second`` runs (for 2 s, or to its end); then let both finish. Unguarded, ``second``
+    writes during the pause and ``first`` writes after it."""
+    paused, go_on = threading.Event(), threading.Event()
+    original = getattr(host, method)
+    errors: list[BaseException] = []
+
+    def pausing(*args):  # the host is the other engine's too: pause the first thread only
+        if threading.current_thread() is threads[0]:
+            paused.set()
+            assert go_on.wait(10)
+        return original(*args)
+
+    def run(work) -> None:
+        try:
+            work()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(work,)) for work in (first, second)]
+    setattr(host, method, pausing)
+    threads[0].start()
+    assert paused.wait(10)
+    threads[1].start()
+    threads[1].join(2)
+    go_on.set()
+    for thread in threads:
+        thread.join(20)
+    assert not errors and not any(thread.is_alive() for thread in threads)
+
+
+def test_a_webhook_applying_a_newer_deal_during_a_sync_chunk_is_not_undone_by_it(world):
+    """A sync chunk that read its links before a webhook applied a newer version of one of its
+    deals does not write its older version over it: the webhook's worker waits for the chunk,
+    then applies its version on top."""
+    deal_id = world.deal(dealname="First name")
+    world.sync()
+    syncing, webhook = world.runtime.inbound(world.tenant), world.runtime.inbound(world.tenant)
+    world.hubspot.update_object("deals", deal_id, {"dealname": "Older name"})
+    (older,) = syncing.client.read_deals([deal_id], syncing.mapping.deal_properties)  # what the sync paged
+    world.hubspot.update_object("deals", deal_id, {"dealname": "Newer name"})
+    _second_runs_while_first_is_paused(
+        syncing.host, "get_order", lambda: syncing.process([older], trigger="incremental"),
+        lambda: webhook.process_ids([deal_id], trigger="webhook"))
+    assert world.order_for(deal_id).name == "Newer name"
+    assert world.sync().updated == 0  # nothing left for the next sync to repair
+
+
+@pytest.mark.parametrize("object_type", ["companies", "contacts"])
+def test_two_workers_applying_one_record_leave_its_newest_values(world, object_type):
+    """Two webhook jobs of one linked company (or contact) at once: the one that read the older
+    values cannot write them after the other wrote the newer ones."""
+    if object_type == "companies":
+        record = world.company(name="Old Co", domain="old.example")
+        world.deal(companies=[record])
+        host_type, field, prop = "company", "name", "name"
+    else:
+        record = world.contact(email="buyer@old.example", firstname="Old")
+        world.deal(contacts=[record])
+        host_type, field, prop = "contact", "first_name", "firstname"
+    world.sync()
+    first, second = world.runtime.inbound(world.tenant), world.runtime.inbound(world.tenant)
+    world.hubspot.update_object(object_type, record, {prop: "Older"})
+    (link,) = world.store.get_links_by_hubspot(world.tenant, world.hubspot.portal_id, host_type, [record]).values()
+
+    def later_edit_then_apply() -> None:
+        world.hubspot.update_object(object_type, record, {prop: "Newer"})
+        second.update_linked(object_type, [record])
+
+    _second_runs_while_first_is_paused(first.host, f"get_{host_type}",
+                                       lambda: first.update_linked(object_type, [record]), later_edit_then_apply)
+    assert getattr(getattr(world.services, f"get_{host_type}")(link.host_id), field) == "Newer"
+
+
 def test_two_hubspot_companies_with_one_name_and_no_domain_stay_two_companies(world):
     """Same-named companies without a domain are not merged (the incumbent's bug)."""
     first = world.company(name="Acme")
