@@ -29,6 +29,7 @@ from ._deal_properties import (
     parse_field_value,
     record_properties,
 )
+from ._field_sync import without_held
 from ._linking import update_linked_company
 from .conflicts import to_json
 from .errors import ConfigError, HubSpotApiError
@@ -129,9 +130,7 @@ class ConflictResolver:
                 # keeps its value, so remember that one, or the next sync would see a HubSpot
                 # change and silently undo the decision.
                 synced_value = self._hubspot_field_value(link.hubspot_id, field)
-        synced = dict(link.synced)
-        synced[field] = to_json(synced_value)
-        self.parts.store.update_link_synced(link.id, synced)
+        self.parts.store.update_link_synced(link.id, {**without_held(link.synced, field), field: to_json(synced_value)})
         return self.parts.store.close_conflict(self.parts.tenant_id, conflict_id, resolution=choice,
                                          resolved_value=to_json(decided),
                                          decided_by=decided_by or self._current_user())
@@ -181,7 +180,7 @@ class ConflictResolver:
                 if failures:
                     raise HubSpotApiError(f"Writing {sorted(props_out)} to {kind} {link.hubspot_id} failed: "
                                           f"{next(iter(failures.values()))}. The conflict stays open; try again.")
-        self.parts.store.update_link_synced(link.id, {**link.synced, field: to_json(decided)})
+        self.parts.store.update_link_synced(link.id, {**without_held(link.synced, field), field: to_json(decided)})
         return self.parts.store.close_conflict(self.parts.tenant_id, record.id, resolution=choice,
                                          resolved_value=to_json(decided),
                                          decided_by=decided_by or self._current_user())

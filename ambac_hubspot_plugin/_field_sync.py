@@ -10,36 +10,65 @@ from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from typing import Any
 
-from .conflicts import Change, ConflictStrategy, Decision, FieldConflict, compare, to_json
+import attrs
 
-__all__ = ["Audited", "reconcile_fields"]
+from .conflicts import Change, ConflictStrategy, Decision, FieldConflict, compare, strategy_name, to_json
+
+__all__ = ["HELD_FIELDS", "Audited", "Reconciled", "reconcile_fields", "without_held"]
 
 Audited = tuple[FieldConflict, Decision, ConflictStrategy]
 """One conflict of a record, with the decision and the strategy that made it."""
+
+HELD_FIELDS = "_held_fields"
+"""Key in a link's synced values: the fields whose conflict is open (held for a person), so
+that the sync that finds one no longer in dispute closes it (see :attr:`Reconciled.settled`)."""
+
+
+@attrs.define
+class Reconciled:
+    """What HubSpot's mapped values do to one linked host record."""
+
+    #: The host fields to change, with HubSpot's values.
+    changes: dict[str, object]
+    #: The link's new last-synced values.
+    synced: dict[str, Any]
+    #: Fields held for a person to decide (their conflict is open).
+    held: list[str]
+    #: Fields whose host value won: the outbound push carries them.
+    host_wins: list[str]
+    #: Every conflict met, with its decision, for the audit trail once the host took the changes.
+    conflicts: list[Audited] = attrs.field(factory=list)
+    #: Fields held before and no longer in dispute: the value the host now keeps, and why.
+    settled: dict[str, tuple[object, str]] = attrs.field(factory=dict)
+
+
+def without_held(synced: Mapping[str, Any], field: str) -> dict[str, Any]:
+    """``synced`` with ``field`` no longer held (a person decided its conflict)."""
+    held = [f for f in synced.get(HELD_FIELDS, ()) if f != field]
+    rest = {k: v for k, v in synced.items() if k != HELD_FIELDS}
+    return {**rest, HELD_FIELDS: held} if held else rest
 
 
 def reconcile_fields(
     tenant_id: str, object_type: str, record: str, fields: Mapping[str, object], current: object,
     last: Mapping[str, Any], changed_at: tuple[datetime | None, datetime | None],
     strategy_for: Callable[[str, str], ConflictStrategy],
-    audit: Callable[[FieldConflict, Decision, ConflictStrategy], None] | None,
     host_fields: frozenset[str] | None = None, own: Collection[str] = (),
-) -> tuple[dict[str, object], dict[str, Any], list[str], list[str]]:
+) -> Reconciled:
     """Decide, for each of HubSpot's mapped ``fields``, whether it changes ``current``.
 
     ``last`` holds the values last synced, ``changed_at`` HubSpot's and the host's modification
-    times (for the strategies). Returns the changes to apply, the new last-synced values, the
-    fields held for a person to decide and the fields the host won (for the outbound push).
-    Every conflict goes to ``audit`` (None in a dry run), whatever the strategy decides. A
-    field outside ``host_fields`` (the host has no such field) is only remembered: no change,
-    no conflict. A field in ``own`` shows in HubSpot the value the push last wrote there: when
-    the host has moved on since (its push still queued), that is no HubSpot edit and no
-    conflict; the host's value stands, and is pushed.
+    times (for the strategies). Every conflict is in the result's ``conflicts``, whatever the
+    strategy decides. A field outside ``host_fields`` (the host has no such field) is only
+    remembered: no change, no conflict. A field in ``own`` shows in HubSpot the value the push
+    last wrote there: when the host has moved on since (its push still queued), that is no
+    HubSpot edit and no conflict; the host's value stands, and is pushed. A field held before
+    (:data:`HELD_FIELDS`) that is no longer in dispute, or that a strategy now decides, is in
+    ``settled``: its open conflict is to be closed.
     """
-    changes: dict[str, object] = {}
-    synced = dict(last)
-    held: list[str] = []
-    host_wins: list[str] = []
+    result = Reconciled(changes={}, synced=dict(last), held=[], host_wins=[])
+    changes, synced, held, host_wins = result.changes, result.synced, result.held, result.host_wins
+    was_held = set(last.get(HELD_FIELDS, ()))
     for field, value in fields.items():
         if host_fields is not None and field not in host_fields:
             synced[field] = to_json(value)
@@ -52,9 +81,18 @@ def reconcile_fields(
             # next different value is a person's edit, compared with it.
             synced[field] = to_json(host_value)
             host_wins.append(field)
+            _settle(result, was_held, field, host_value, "HubSpot shows the plugin's own earlier write; the "
+                    f"host's {host_value!r} stands")
             continue
         if change is Change.HUBSPOT:
             changes[field] = value
+            _settle(result, was_held, field, value, "the host went back to the last synced value, so "
+                    f"HubSpot's {value!r} was applied")
+        elif change is Change.CONVERGED:
+            _settle(result, was_held, field, value, f"both sides now hold {value!r}")
+        elif change is Change.NONE:
+            _settle(result, was_held, field, host_value, "HubSpot went back to the last synced value, so the "
+                    f"host's {host_value!r} stands")
         elif change is Change.CONFLICT:
             strategy = strategy_for(object_type, field)
             conflict = FieldConflict(
@@ -62,13 +100,15 @@ def reconcile_fields(
                 hubspot_value=value, host_value=host_value, last_synced=last.get(field),
                 hubspot_changed_at=changed_at[0], host_changed_at=changed_at[1])
             decision = strategy.decide(conflict)
-            if audit is not None:
-                audit(conflict, decision, strategy)
-            if decision.winner == "hubspot":
-                changes[field] = value
-            elif decision.winner == "hold":
+            result.conflicts.append((conflict, decision, strategy))
+            if decision.winner == "hold":
                 held.append(field)
                 continue
+            kept = value if decision.winner == "hubspot" else host_value
+            _settle(result, was_held, field, kept, f"decided by strategy {strategy_name(strategy)} (the "
+                    "conflict settings changed since it was held)")
+            if decision.winner == "hubspot":
+                changes[field] = value
             else:
                 # The host keeps its value and the outbound push carries it to HubSpot.
                 # HubSpot's value becomes the last synced one, so until that push lands
@@ -78,4 +118,14 @@ def reconcile_fields(
                 continue
         if change is not Change.NONE or field not in synced:
             synced[field] = to_json(value)
-    return changes, synced, held, host_wins
+    # A held field the mapping no longer reads stays held: nothing says it is settled.
+    still = sorted({*held, *(was_held - set(fields))})
+    synced.pop(HELD_FIELDS, None)
+    if still:
+        synced[HELD_FIELDS] = still
+    return result
+
+
+def _settle(result: Reconciled, was_held: set[str], field: str, kept: object, why: str) -> None:
+    if field in was_held:
+        result.settled[field] = (kept, why)

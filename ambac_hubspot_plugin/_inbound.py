@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 
 from ._deal_properties import DELETED_FLAG, own_values
 from ._deal_review import DealReview
-from ._field_sync import Audited, reconcile_fields
+from ._field_sync import Reconciled, reconcile_fields
 from ._inbound_records import (
     Outcome,
     RunResult,
@@ -432,9 +432,10 @@ class InboundSync(DealReview):
             timezone=self.timezone,
         )
         fields = dict(self.mapping.order_fields(context))
-        changes, synced, held, host_wins, audits = self._reconcile(
+        done = self._reconcile(
             "order", f"deal:{deal.id}", fields, order, link, deal.updated_at, order.updated_at,
             host_fields=self._order_fields, own=own_values(self.mapping, fields, deal.properties, pushed))
+        changes, synced, held, host_wins = done.changes, done.synced, done.held, done.host_wins
         synced[APPLIED_VERSION] = deal.updated_at.isoformat()
         if dry_run:
             if not changes:
@@ -442,7 +443,7 @@ class InboundSync(DealReview):
             return Outcome(deal.id, "updated", f"would update {sorted(changes)}", order.id, tuple(sorted(changes)))
         if changes:
             self.host.update_order(order.id, changes)
-        self._audit(audits, link)
+        self._audit(done, link, "order")
         if synced != link.synced:
             self.store.update_link_synced(link.id, synced)
         if host_wins:
@@ -457,15 +458,13 @@ class InboundSync(DealReview):
         self, object_type: str, record: str, fields: Mapping[str, object], current: object, link: Link,
         hubspot_changed_at: datetime | None, host_changed_at: datetime | None,
         host_fields: frozenset[str] | None = None, own: Sequence[str] = (),
-    ) -> tuple[dict[str, object], dict[str, Any], list[str], list[str], list[Audited]]:
-        """:func:`._field_sync.reconcile_fields` for this link; also its conflicts, for
-        :meth:`_audit` once the host has taken the changes (a write the host refuses must
-        leave no audit row claiming it was decided)."""
+    ) -> Reconciled:
+        """:func:`._field_sync.reconcile_fields` for this link; its conflicts go to :meth:`_audit`
+        once the host has taken the changes (a write the host refuses must leave no audit row
+        claiming it was decided)."""
         last = with_status_values(link.synced) if object_type == "order" else dict(link.synced)
-        audits: list[Audited] = []
-        return (*reconcile_fields(self.tenant_id, object_type, record, fields, current, last,
-                                  (hubspot_changed_at, host_changed_at), self.conflicts,
-                                  lambda *conflict: audits.append(conflict), host_fields, own), audits)
+        return reconcile_fields(self.tenant_id, object_type, record, fields, current, last,
+                                (hubspot_changed_at, host_changed_at), self.conflicts, host_fields, own)
 
     def update_linked(self, object_type: str, hubspot_ids: Sequence[str]) -> list[Outcome]:
         """Apply HubSpot's current values to linked host companies or contacts (webhooks).
@@ -520,16 +519,16 @@ class InboundSync(DealReview):
             return Outcome(record.id, "skipped", f"linked {host_type} {link.host_id} no longer exists in the host")
         # The host keeps no modification time for users: a contact's is unknown (newest_wins
         # then gives HubSpot the field).
-        changes, synced, held, host_wins, audits = self._reconcile(
-            host_type, f"{host_type}:{record.id}", fields, current, link, record.updated_at,
-            current.updated_at if host_type == "company" else None)
+        done = self._reconcile(host_type, f"{host_type}:{record.id}", fields, current, link, record.updated_at,
+                               current.updated_at if host_type == "company" else None)
+        changes, synced, held, host_wins = done.changes, done.synced, done.held, done.host_wins
         # Values the host has no field for are HubSpot's alone: no conflict, the plugin keeps them.
         synced.update({k: to_json(v) for k, v in kept.items()})
         if changes and host_type == "company":
             current = update_linked_company(self.host, self.store, link, changes)
         elif changes:
             self.host.update_contact(current.id, changes)
-        self._audit(audits, link)
+        self._audit(done, link, host_type)
         if synced != link.synced:
             self.store.update_link_synced(link.id, synced)
         if host_wins and host_type == "company":
@@ -553,9 +552,15 @@ class InboundSync(DealReview):
                        record=f"{host_type}:{hubspot_id}")
         return Outcome(hubspot_id, "failed", message)
 
-    def _audit(self, audits: Sequence[Audited], link: Link) -> None:
-        """Write a record's conflicts to the audit trail (a held one opens there)."""
-        for conflict, decision, strategy in audits:
+    def _audit(self, done: Reconciled, link: Link, object_type: str) -> None:
+        """Write a record's conflicts to the audit trail (a held one opens there), and close the
+        held ones no longer in dispute, saying so in the log."""
+        for record in self.store.settle_conflicts(self.tenant_id, object_type, link.host_id, done.settled):
+            self.store.log(self.tenant_id, LogLevel.INFO, "conflicts",
+                           f"conflict {record.id} ({object_type} {link.host_id}, field {record.field}) is closed "
+                           f"without a decision: {done.settled[record.field][1]}",
+                           record=f"{link.object_type}:{link.hubspot_id}")
+        for conflict, decision, strategy in done.conflicts:
             self.store.record_conflict(ConflictDraft(
                 tenant_id=self.tenant_id, portal_id=self.portal_id, object_type=conflict.object_type,
                 host_id=link.host_id, hubspot_type=link.object_type, hubspot_id=link.hubspot_id,

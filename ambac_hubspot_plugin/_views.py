@@ -83,6 +83,7 @@ def company_json(host_id: str, company: Company | None, link: Link | None,
         "external_id": None if company is None else company.external_id,
         "in_host": company is not None,
         "hubspot_id": None if link is None else link.hubspot_id,
-        "kept": {} if link is None else {k: v for k, v in link.synced.items() if k not in host_fields},
+        "kept": {} if link is None else {k: v for k, v in link.synced.items()
+                                                if k not in host_fields and not k.startswith("_")},
         "linked_at": None if link is None else iso(link.created_at),
     }

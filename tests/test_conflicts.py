@@ -37,6 +37,14 @@ class World(PluginWorld):
             edit()
         self.clock.tick()
 
+    def held(self):
+        """A linked deal whose order's name both sides edited, held by ``manual`` for a person."""
+        self.configure(conflicts={"default": "manual"})
+        deal, order = self.linked()
+        self.both_edit(deal, order, host_first=True)
+        self.runtime.run_sync(self.tenant)
+        return deal, order
+
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
@@ -86,10 +94,7 @@ def test_a_field_is_decided_once_not_at_every_sync(world):
 
 def test_a_held_conflict_stays_open_and_one_row_while_hubspot_keeps_changing(world):
     """manual: the host keeps its value; a further HubSpot edit refreshes the open conflict, not a new one."""
-    world.configure(conflicts={"default": "manual"})
-    deal, order = world.linked()
-    world.both_edit(deal, order, host_first=True)
-    world.runtime.run_sync(world.tenant)
+    deal, _ = world.held()
     world.hubspot.update_object("deals", deal, {"dealname": "HubSpot name 2"})
     world.clock.tick()
     world.runtime.run_sync(world.tenant)
@@ -97,14 +102,67 @@ def test_a_held_conflict_stays_open_and_one_row_while_hubspot_keeps_changing(wor
     assert record.hubspot_value == "HubSpot name 2" and world.order_for(deal).name == "Host name"
 
 
+@pytest.mark.parametrize(("settle", "name", "why"), [
+    ("hubspot_agrees", "Host name", "both sides now hold 'Host name'"),
+    ("host_agrees", "HubSpot name", "both sides now hold 'HubSpot name'"),
+    ("host_goes_back", "HubSpot name", "the host went back to the last synced value"),
+    ("hubspot_goes_back", "Host name", "HubSpot went back to the last synced value"),
+    ("strategy_changes", "HubSpot name", "decided by strategy hubspot_wins"),
+])
+def test_a_held_conflict_no_longer_in_dispute_is_closed_by_the_next_sync(world, settle, name, why):
+    """Held, then settled without a person: both sides came to one value, one side went back to
+    the last synced value, or the settings now decide the field. The conflict does not stay open
+    (a person would be asked about a dispute that is over), and the trail and log say how it ended."""
+    deal, order = world.held()
+    (held,) = world.runtime.list_conflicts(world.tenant)
+    if settle == "hubspot_agrees":
+        world.hubspot.update_object("deals", deal, {"dealname": "Host name"})
+    elif settle == "hubspot_goes_back":
+        world.hubspot.update_object("deals", deal, {"dealname": "Brackets"})
+    else:
+        edit = {"host_agrees": "HubSpot name", "host_goes_back": "Brackets"}.get(settle)
+        if edit:
+            world.host.services(world.tenant).update_order(order.id, {"name": edit})
+        else:
+            world.configure(conflicts={"default": "hubspot_wins"})
+        world.clock.tick()
+        world.hubspot.update_object("deals", deal, {"amount": "99"})  # the sync reads the deal again
+    world.clock.tick()
+    world.runtime.run_sync(world.tenant)
+    assert world.runtime.list_conflicts(world.tenant) == []
+    settled = world.store.get_conflict(world.tenant, held.id)
+    assert (settled.status, settled.resolution, settled.resolved_value, settled.decided_by) == (
+        "closed", "settled", name, "sync")
+    assert why in settled.reason and world.order_for(deal).name == name
+    assert any(f"conflict {held.id} " in line.message and why in line.message
+               for line in world.store.read_log(world.tenant).entries)
+    world.hubspot.update_object("deals", deal, {"amount": "98"})
+    world.clock.tick()
+    world.runtime.run_sync(world.tenant)
+    assert world.store.get_conflict(world.tenant, held.id) == settled, "closed once"
+
+
+def test_a_field_held_again_after_settling_opens_a_new_conflict(world):
+    """Settled, then both sides part again: a new conflict opens (the marker follows each hold)."""
+    deal, order = world.held()
+    world.hubspot.update_object("deals", deal, {"dealname": "Host name"})
+    world.clock.tick()
+    world.runtime.run_sync(world.tenant)
+    assert world.runtime.list_conflicts(world.tenant) == []
+    world.host.services(world.tenant).update_order(order.id, {"name": "Host again"})
+    world.clock.tick()
+    world.hubspot.update_object("deals", deal, {"dealname": "HubSpot again"})
+    world.clock.tick()
+    world.runtime.run_sync(world.tenant)
+    (again,) = world.runtime.list_conflicts(world.tenant)
+    assert (again.host_value, again.hubspot_value) == ("Host again", "HubSpot again")
+
+
 @pytest.mark.parametrize(("choice", "value", "expected"), [
     ("hubspot", None, "HubSpot name"), ("ambac", None, "Host name"), ("value", "Agreed name", "Agreed name")])
 def test_resolving_a_held_conflict_applies_to_both_sides_and_is_recorded(world, choice, value, expected):
     """Resolution sets the host field and the deal property to the decided value and closes the record."""
-    world.configure(conflicts={"default": "manual"})
-    deal, order = world.linked()
-    world.both_edit(deal, order, host_first=True)
-    world.runtime.run_sync(world.tenant)
+    deal, _ = world.held()
     (record,) = world.runtime.list_conflicts(world.tenant)
     resolved = world.runtime.resolve_conflict(world.tenant, record.id, choice, value=value, decided_by="ops@acme")
     assert world.order_for(deal).name == expected
@@ -145,10 +203,7 @@ def test_two_people_resolving_one_conflict_at_once_never_both_write(world):
     once, writing nothing; the audit trail then names the value both sides hold."""
     import threading
 
-    world.configure(conflicts={"default": "manual"})
-    deal, order = world.linked()
-    world.both_edit(deal, order, host_first=True)
-    world.runtime.run_sync(world.tenant)
+    deal, _ = world.held()
     (record,) = world.runtime.list_conflicts(world.tenant)
     host = world.runtime.tenant(world.tenant).host
     writing, go_on = threading.Event(), threading.Event()

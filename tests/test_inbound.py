@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from ambac_hubspot_plugin._views import company_json
 from ambac_hubspot_plugin.errors import ConfigError, HubSpotIntegrationError
 from ambac_hubspot_plugin.host import (
     Address,
@@ -359,6 +360,22 @@ def test_company_conflict_held_by_manual_is_resolved_on_both_sides(world, choice
     assert world.services.get_company(host_company.id).phone == host_phone
     assert world.hubspot.get_object("companies", company)["phone"] == hubspot_phone
     assert world.runtime.list_conflicts(world.tenant) == []
+
+
+def test_a_held_company_conflict_hubspot_settles_is_closed_and_the_company_view_hides_the_mark(world):
+    """HubSpot comes round to the host's phone: the held conflict closes without a person, and
+    the plugin's bookkeeping of held fields is not shown as a value it keeps for the company."""
+    company, host_company = _phone_edited_on_both_sides(world, "manual")
+    (held,) = world.runtime.list_conflicts(world.tenant)
+    (link,) = world.store.get_links_by_hubspot(world.tenant, world.hubspot.portal_id, "company", [company]).values()
+    assert "_held_fields" in link.synced
+    kept = company_json(host_company.id, host_company, link, frozenset({"name"}))["kept"]
+    assert "phone" in kept and "_held_fields" not in kept
+    world.hubspot.update_object("companies", company, {"phone": "A"})
+    world.runtime.inbound(world.tenant).update_linked("companies", [company])
+    assert world.runtime.list_conflicts(world.tenant) == []
+    settled = world.store.get_conflict(world.tenant, held.id)
+    assert (settled.resolution, settled.resolved_value) == ("settled", "A")
 
 
 def test_a_company_decision_hubspot_refuses_changes_neither_side(world):

@@ -218,6 +218,29 @@ def test_host_ids_round_trip_as_the_exact_strings(store: Any, tenant: str, host_
     assert stored == [(tenant, host_id), (tenant, host_id)]
 
 
+def test_settling_closes_only_the_records_open_conflicts_and_keeps_their_story(store: Any) -> None:
+    """``settle_conflicts`` closes the open conflict of each named field of that record, keeps
+    its reason with why it ended, and leaves closed ones, other fields and other records alone."""
+    def held(host_id: str, field: str, decision: str = "hold") -> Any:
+        return store.record_conflict(ConflictDraft(
+            tenant_id="1", portal_id="p1", object_type="order", host_id=host_id, hubspot_type="deal",
+            hubspot_id=f"d{host_id}", field=field, hubspot_value="B", host_value="A", last_synced="0",
+            hubspot_changed_at=None, host_changed_at=None, strategy="manual" if decision == "hold" else "x",
+            decision=decision, reason="held for a person"))
+
+    name, amount, other = held("5", "name"), held("5", "amount"), held("6", "name")
+    decided = held("5", "stage", "ambac")
+    assert store.settle_conflicts("1", "order", "5", {}) == []
+    (closed,) = store.settle_conflicts("1", "order", "5", {"name": ("A", "both sides now hold 'A'"),
+                                                           "stage": ("X", "gone"), "missing": ("Y", "none")})
+    assert (closed.id, closed.status, closed.resolution, closed.resolved_value, closed.decided_by) == (
+        name.id, "closed", "settled", "A", "sync")
+    assert closed.reason == "held for a person; settled: both sides now hold 'A'" and closed.decided_at is not None
+    assert {c.id for c in store.list_conflicts("1")} == {amount.id, other.id}
+    assert store.get_conflict("1", decided.id) == decided
+    assert store.settle_conflicts("1", "order", "5", {"name": ("A", "again")}) == []
+
+
 def test_link_hubspot_key_is_unique_in_the_database(store: Any) -> None:
     """A second link for the same HubSpot object is refused with LinkConflictError."""
     store.create_link("1", "p1", "deal", "100", "order", "5")

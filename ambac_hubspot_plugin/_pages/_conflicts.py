@@ -18,7 +18,8 @@ __all__ = ["resolve", "show_conflicts"]
 
 _SHOWN = 100
 _DECIDED_SHOWN = 20
-_SIDES = {"ambac": "Ambac Tracker", "hubspot": "HubSpot", "value": "a typed value"}
+_SIDES = {"ambac": "Ambac Tracker", "hubspot": "HubSpot", "value": "a typed value",
+          "settled": "no longer in dispute"}
 
 
 def _value(value: Any) -> Markup:

@@ -150,6 +150,27 @@ class SqlConflictMixin:
             row = conn.execute(sa.select(conflicts).where(conflicts.c.id == conflict_id)).one()
         return _record(row)
 
+    def settle_conflicts(self, tenant_id: str, object_type: str, host_id: str,
+                         settled: Mapping[str, tuple[Any, str]]) -> list[ConflictRecord]:
+        """Close the open conflicts of a record's fields that the sync found no longer in
+        dispute (``settled``: field -> the value the host keeps, and why), with resolution
+        ``settled`` by ``sync``; return those closed (a field with no open one is skipped)."""
+        if not settled:
+            return []
+        now = self._clock()
+        closed: list[ConflictRecord] = []
+        with self._engine.begin() as conn:
+            for field, (kept, why) in sorted(settled.items()):
+                row = conn.execute(sa.update(conflicts).where(
+                    conflicts.c.tenant_id == tenant_id, conflicts.c.object_type == object_type,
+                    conflicts.c.host_id == host_id, conflicts.c.field == field, conflicts.c.status == "open",
+                ).values(status="closed", resolution="settled", resolved_value=_dump(kept),
+                         reason=conflicts.c.reason + f"; settled: {why}", decided_by="sync",
+                         decided_at=now, updated_at=now).returning(*conflicts.c)).first()
+                if row is not None:
+                    closed.append(_record(row))
+        return closed
+
     # -- remembered pushes (echo recognition) ------------------------------------------------
 
     def remember_pushed(self, tenant_id: str, object_type: str,

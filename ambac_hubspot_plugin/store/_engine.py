@@ -25,7 +25,7 @@ __all__ = ["HEAD", "SETTING", "VERSION_TABLE", "create_store_engine", "current_r
 
 SETTING = "store_url"
 VERSION_TABLE = "hubspot_alembic_version"
-HEAD = "0012"
+HEAD = "0013"
 """The newest migration revision this code knows (and needs)."""
 
 _SQLITE_BUSY_MS = 30_000

@@ -554,6 +554,9 @@ class ConflictLog(Protocol):
     def close_conflict(self, tenant_id: str, conflict_id: int, *, resolution: str,
                        resolved_value: Any, decided_by: str | None) -> ConflictRecord: ...
 
+    def settle_conflicts(self, tenant_id: str, object_type: str, host_id: str,
+                         settled: Mapping[str, tuple[Any, str]]) -> list[ConflictRecord]: ...
+
     def remember_pushed(self, tenant_id: str, object_type: str,
                         values: Mapping[str, Mapping[str, str]]) -> None: ...
 
