@@ -55,7 +55,9 @@ def upgrade() -> None:
             "SELECT id, synced FROM hubspot_links WHERE tenant_id = :t AND portal_id = :p "
             "AND object_type = :o AND hubspot_id = :h"),
             {"t": tenant_id, "p": portal_id, "o": hubspot_type, "h": hubspot_id}).first()
-        synced = None if row is None else _object(row[1])
+        if row is None:
+            continue
+        synced = _object(row[1])
         if synced is None:
             continue
         before = synced.get(KEY)
