@@ -18,11 +18,14 @@ Each condition is checked on its own, so one that fails does not hide the others
 raises counts as an attempt (the host may have delivered it before failing): it is tried again
 only after the cooldown, doubled for each failure in a row. A send runs in a thread of its own
 that the tick waits for at most :data:`SEND_WAIT`, so a host whose notification hangs does not
-stop the job queue; while it hangs, that tenant's sends wait.
+stop the job queue; while it hangs, that tenant's sends wait. Such a send counts as a failed
+attempt until it returns; if it then turns out to have delivered, the incident is marked
+notified, so the cooldown does not send the same alert again.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -241,9 +244,12 @@ class _Sender:
         self._outstanding: dict[str, _Box] = {}
 
     def send(self, tenant_id: str, host: HostServices, subject: str, message: str, level: str,
-             wait: timedelta) -> tuple[str, BaseException | None]:
+             wait: timedelta, on_late: Callable[[BaseException | None], None] | None = None,
+             ) -> tuple[str, BaseException | None]:
         """``("sent", None)``, ``("failed", error)``, ``("pending", None)`` (still running after
-        ``wait``: it may get through later) or ``("busy", None)`` (not tried)."""
+        ``wait``: it may get through later; when it returns, ``on_late`` is called with its
+        error or None, before the tenant's next send may start) or ``("busy", None)`` (not
+        tried)."""
         with self._lock:
             hung = self._outstanding.get(tenant_id)
             if hung is not None:
@@ -259,7 +265,6 @@ class _Sender:
                 box.error = exc
             finally:
                 with self._lock:
-                    self._outstanding.pop(tenant_id, None)
                     box.done.set()
                     late = box.late
                 if late:
@@ -267,6 +272,14 @@ class _Sender:
                                 "(%s); the tenant's alerts are sent again", tenant_id,
                                 time.monotonic() - box.started,
                                 "failed" if box.error is not None else "delivered")
+                    if on_late is not None:
+                        try:
+                            on_late(box.error)
+                        except Exception:  # the store is out: the attempt stays counted as failed
+                            log.exception("could not record the late outcome of HubSpot alert %r of "
+                                          "tenant %s", subject, tenant_id)
+                with self._lock:
+                    self._outstanding.pop(tenant_id, None)
 
         threading.Thread(target=call, name=f"hubspot-alert-{tenant_id}", daemon=True).start()
         box.done.wait(wait.total_seconds())
@@ -304,8 +317,18 @@ class _Check:
     now: datetime
     send_wait: timedelta
 
-    def send(self, subject: str, message: str, level: str) -> tuple[str, BaseException | None]:
-        return _SENDER.send(self.tenant_id, self.host, subject, message, level, self.send_wait)
+    def send(self, subject: str, message: str, level: str,
+             on_late: Callable[[BaseException | None], None] | None = None) -> tuple[str, BaseException | None]:
+        return _SENDER.send(self.tenant_id, self.host, subject, message, level, self.send_wait, on_late)
+
+    def delivered_late(self, kind: str, subject: str, error: BaseException | None) -> None:
+        """An opening's send that the tick stopped waiting for has returned: if it delivered,
+        the admins heard, so the cooldown must not send it again (a failure stays counted)."""
+        if error is not None:
+            return
+        incident = _load(self.store, self.tenant_id, self.settings.portal_id, kind)
+        if incident.open and not incident.notified and incident.detail == subject:
+            self.save(attrs.evolve(incident, notified=True, failed_sends=0))
 
     def save(self, incident: Incident) -> None:
         self.store.set_checkpoint(self.tenant_id, self.settings.portal_id,
@@ -337,7 +360,8 @@ class _Check:
         if _may_send(incident, self.now, timedelta(minutes=self.settings.alerts.cooldown_minutes)):
             # An incident reopened within the cooldown gets here too once it has passed: the
             # admins' last word must not stay "Resolved" while it holds.
-            outcome, error = self.send(condition.subject, condition.message, condition.level)
+            outcome, error = self.send(condition.subject, condition.message, condition.level,
+                                       functools.partial(self.delivered_late, condition.kind, condition.subject))
             if outcome == "sent":
                 incident = attrs.evolve(incident, notified=True, last_notified_at=self.now,
                                         failed_sends=0, detail=condition.subject)

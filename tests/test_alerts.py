@@ -15,6 +15,7 @@ from typing import Any
 import attrs
 import pytest
 
+from ambac_hubspot_plugin import _alerts
 from ambac_hubspot_plugin._alerts import check_tenant, open_incidents, run_alerts
 from ambac_hubspot_plugin._checks import CheckReport, CheckResult, save_report
 from ambac_hubspot_plugin._settings_model import MAX_FAILED_RUNS, MAX_MINUTES
@@ -376,6 +377,33 @@ def test_a_hanging_sink_is_waited_for_briefly_and_never_twice_at_once(bench):
         notices = check_tenant(bench.store, sink, bench.settings, bench.tenant, bench.clock(),
                                send_wait=wait)
     assert [(n.kind, n.sent) for n in notices] == [("dead_letters", True)]
+
+
+@pytest.mark.parametrize("late", ["delivered", "failed"])
+def test_a_send_that_returns_after_the_wait_counts_as_what_it_did(bench, late):
+    """A send still running after send_wait was counted as a failed attempt, so once the cooldown
+    had passed the admins got the same alert again although the late send had delivered it. A
+    late send that delivers now marks the incident notified; one that fails still counts."""
+    for _ in range(3):
+        bench.run(False)
+    sink = HangingSink(bench.host.services(bench.tenant))
+    if late == "failed":
+        sink._services = FlakySink(sink._services, refuse="sync failed")
+    wait = timedelta(milliseconds=100)
+    (notice,) = check_tenant(bench.store, sink, bench.settings, bench.tenant, bench.clock(), send_wait=wait)
+    assert (notice.kind, notice.sent) == ("failed_runs", False)
+    sink.release.set()
+    limit = time.monotonic() + 20
+    while time.monotonic() < limit and bench.tenant in _alerts._SENDER._outstanding:  # its thread is done
+        time.sleep(0.01)
+    bench.clock.advance(minutes=61)  # past the cooldown: the condition still holds
+    check_tenant(bench.store, sink, bench.settings, bench.tenant, bench.clock(), send_wait=wait)
+    (incident,) = open_incidents(bench.store, bench.tenant, PORTAL)
+    if late == "delivered":
+        assert sink.calls == 1 and len(bench.notes()) == 1
+        assert (incident.notified, incident.failed_sends) == (True, 0)
+    else:
+        assert sink.calls == 2 and bench.notes() == [], "a failed late send is tried again after the cooldown"
 
 
 def test_a_hanging_sink_does_not_stop_the_queue(world, monkeypatch):  # noqa: F811  # fixture
