@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pluggy
@@ -15,6 +15,7 @@ from .hookspecs import ConflictStrategyFactory, MappingStrategyFactory
 
 if TYPE_CHECKING:
     from .events import OrderCreated, SyncStepFailed
+    from .store import StateStore
 
 __all__ = ["PluginHooks"]
 
@@ -63,6 +64,23 @@ class PluginHooks:
         """Tell listeners a sync step failed; return a line per listener that failed (for the
         integration log), which is logged, not raised."""
         return self._notify("hubspot_sync_step_failed", event)
+
+    def tell(self, store: StateStore, tenant_id: str, events: Sequence[OrderCreated | SyncStepFailed]) -> None:
+        """Tell the listeners of each event (:meth:`order_created`, :meth:`sync_step_failed`);
+        each listener that failed is a ``WARNING`` line under ``hooks`` in the tenant's
+        integration log, on the event's record (``deal:<id>`` for a new order)."""
+        from .events import OrderCreated
+        from .store import LogLevel
+
+        rows: list[tuple[LogLevel, str, str, str | None]] = []
+        for event in events:
+            if isinstance(event, OrderCreated):
+                record, lines = f"deal:{event.deal_id}", self.order_created(event)
+            else:
+                record, lines = event.record, self.sync_step_failed(event)
+            rows.extend((LogLevel.WARNING, "hooks", line, record) for line in lines)
+        if rows:
+            store.log_many(tenant_id, rows)
 
     def _collect(self, kind: str, hook: pluggy.HookCaller) -> dict[str, _Factory]:
         # pluggy cannot check what a package registers; the names and callables are checked

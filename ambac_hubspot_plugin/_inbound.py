@@ -348,9 +348,7 @@ class InboundSync(DealReview):
         self._linker.write_log()
         failed, self._failed_steps = self._failed_steps, []
         if self.hooks is not None:  # after the log lines and jobs they tell of are stored
-            lines = [*(line for event in created for line in self.hooks.order_created(event)),
-                     *(line for event in failed for line in self.hooks.sync_step_failed(event))]
-            self.store.log_many(self.tenant_id, [(LogLevel.WARNING, "hooks", line, None) for line in lines])
+            self.hooks.tell(self.store, self.tenant_id, [*created, *failed])
 
     # ---- create --------------------------------------------------------------------------------
 

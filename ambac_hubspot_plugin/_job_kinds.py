@@ -106,10 +106,9 @@ def report_failed(hooks: PluginHooks, store: StateStore | None, job: Job) -> Non
     event = SyncStepFailed(tenant_id=job.tenant_id, step=step, record=record, error=job.last_error or "",
                            attempt=job.attempts, will_retry=job.state is not JobState.DEAD)
     try:
-        lines = hooks.sync_step_failed(event)
-        if lines and store is not None:
-            from .store import LogLevel
-
-            store.log_many(job.tenant_id, [(LogLevel.WARNING, "hooks", line, record) for line in lines])
+        if store is None:
+            hooks.sync_step_failed(event)
+        else:
+            hooks.tell(store, job.tenant_id, [event])
     except Exception:  # the store is down: the listeners' failures are in Python's log already
         log.exception("reporting job %s's failure to the integration log failed", job.id)

@@ -112,11 +112,11 @@ def _make_due(world: PluginWorld) -> None:
 def test_listeners_are_called_as_pluggy_calls_them_and_failures_reach_the_integration_log(listened):
     world, _listener = listened
     before = TakesNothing.calls
-    world.deal(dealname="Brackets")
+    deal = world.deal(dealname="Brackets")
     assert world.sync().created == 1
     assert TakesNothing.calls == before + 1
-    lines = [e.message for e in world.store.read_log(world.tenant).entries if e.what == "hooks"]
-    assert len(lines) == 1
+    lines = [e.message for e in world.store.read_log(world.tenant, record=f"deal:{deal}").entries if e.what == "hooks"]
+    assert len(lines) == 1, "one line, on the deal's record"
     assert "hubspot_order_created" in lines[0] and "crm-mirror unreachable" in lines[0]
     assert f"{Raising.__module__}.Raising" in lines[0], "names the listener's package, not its id()"
 
