@@ -1,13 +1,15 @@
 """The store claims one chunk of deals holds while it writes host records, kept alive.
 
-A chunk first claims the linked deals it updates (``deal:…``; a webhook job likewise its
-linked companies or contacts), so that another worker applying one of them finishes first and
-an older version is never written over a newer one. It then claims the email of each portal
-user and the domain of each company it may create (``contact-email:…``, ``company-domain:…``),
-so that another worker process sharing the store waits for the chunk's links instead of
-creating a second user or company. Each step takes its claims all at once, or waits holding
-none of that step's (:meth:`ChunkClaims.take_all`); a chunk that held some record claims while
-it waited for another's could wait for that chunk while that chunk waits for it. A claim lives
+A chunk claims the email of each portal user and the domain of each company it may create
+(``contact-email:…``, ``company-domain:…``), so that another worker process sharing the store
+waits for the chunk's links instead of creating a second user or company. It takes them all at
+once, or waits holding none (:meth:`ChunkClaims.take_all`): a chunk that held some while it
+waited for another's could wait for that chunk while that chunk waits for it. While it applies
+its linked deals it also claims them (``deal:…``), so that two workers never apply one deal at
+once; those it takes without waiting (:meth:`ChunkClaims.take_free`: a deal another worker
+holds is retried later) and gives up once its updates are done (:meth:`ChunkClaims.release_keys`).
+A webhook job applying linked companies or contacts claims them (``company:…``, ``contact:…``)
+holding nothing else, and waits for them. A claim lives
 :data:`~.store.CLAIM_TTL` (10 s), so that one a killed process leaves behind soon expires; but a
 chunk whose host writes commit together (``grouped_writes``) may take longer than that on a slow
 host. So while a chunk holds claims, a thread of its own renews them every
@@ -68,10 +70,8 @@ class ChunkClaims:
     def take_all(self, keys: Collection[str], wait: timedelta) -> None:
         """Claim all of ``keys`` at once, or none: while another holder has one of them, give
         back those just taken and try again until ``wait`` has passed, then
-        :class:`~.store.ClaimTimeoutError` (retryable). Called once for a chunk's linked
-        records, then once for the records it may create: a holder waiting in the first call
-        holds nothing, one waiting in the second holds only first-step claims, which no holder
-        of second-step claims waits for; so two chunks never wait for each other."""
+        :class:`~.store.ClaimTimeoutError` (retryable). A chunk that takes its claims so never
+        holds some while it waits for others, so two chunks never wait for each other."""
         with self._lock:
             wanted = set(keys) - self._held
         deadline = time.monotonic() + wait.total_seconds()
@@ -85,6 +85,23 @@ class ChunkClaims:
             if time.monotonic() >= deadline:
                 raise ClaimTimeoutError(self.tenant_id, min(wanted - got), wait)
             time.sleep(self._POLL)
+
+    def take_free(self, keys: Collection[str]) -> set[str]:
+        """Claim those of ``keys`` that no other holder has, in one statement, without waiting;
+        return the ones held now (those held already included)."""
+        with self._lock:
+            held = set(keys) & self._held
+        got = self.store.take_claims(self.tenant_id, set(keys) - held, self.holder, self.TTL)
+        self._add(got)
+        return held | got
+
+    def release_keys(self, keys: Collection[str]) -> None:
+        """Give up the claims on those of ``keys`` held (the others stay held)."""
+        with self._lock:
+            mine = self._held & set(keys)
+            self._held -= mine
+        if mine:
+            self.store.release_claims(self.tenant_id, mine, self.holder)
 
     def release(self) -> None:
         """Stop renewing and give up every claim held."""

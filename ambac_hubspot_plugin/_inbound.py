@@ -67,6 +67,8 @@ log = logging.getLogger(__name__)
 CHUNK = 1_000  # deals per association batch read (HubSpot's limit for v4 batch read)
 APPLIED_VERSION = "_hs_lastmodifieddate"
 """Key in a deal link's synced values: the deal version last applied (older ones are skipped)."""
+BUSY_RETRY = timedelta(seconds=2)
+"""How long after a chunk met a deal another worker was applying its retry job is due."""
 CHECKPOINTS = {"incremental": "deals.modified_since", "backfill": "deals.backfill_since"}
 
 
@@ -108,6 +110,8 @@ class InboundSync(DealReview):
         self._linker = RecordLinker(parts)
         self._retries: list[tuple[str, dict[str, Any], str | None]] = []  # the chunk's failed deals
         self._failed_steps: list[SyncStepFailed] = []  # ... for hubspot_sync_step_failed
+        self._busy_retries: list[str] = []  # the chunk's deals another worker was applying
+        self._told: list[OrderCreated | SyncStepFailed] = []  # for the listeners, once the claims are given up
 
     # ---- runs --------------------------------------------------------------------------------
 
@@ -225,8 +229,6 @@ class InboundSync(DealReview):
             links = self.store.get_links_by_hubspot(self.tenant_id, self.portal_id, "deal", [d.id for d in deals])
             links = {**links, **adopt_merged_deals(self.host, self.store, self.tenant_id, self.portal_id,
                                                    [d for d in deals if d.id not in links], dry_run=dry_run)}
-            if links and not dry_run:
-                links = self._linker.claim_links("deal", links)
             if any((d.properties.get("dealstage") or "") not in self.triggers.stage_labels
                    or (trigger == "incremental" and not self.triggers.is_trigger(d))
                    for d in deals if d.id not in links):
@@ -237,20 +239,35 @@ class InboundSync(DealReview):
             chunk = self._linker.load_related(new, ahead, dry_run=dry_run)
             if not dry_run:
                 self._linker.claim_new_records(chunk)
-            return self._process_chunk(deals, links, {d.id for d in new}, chunk, trigger, dry_run)
+            outcomes = self._process_chunk(deals, links, {d.id for d in new}, chunk, trigger, dry_run)
         finally:
             self._linker.release_claims()
+        # Once the claims are given up: a listener may call back into the plugin, which claims.
+        told, self._told = self._told, []
+        if self.hooks is not None and told:
+            self.hooks.tell(self.store, self.tenant_id, told)
+        return outcomes
 
     def _process_chunk(self, deals: Sequence[Deal], links: Mapping[str, Link], new_ids: set[str], chunk: Chunk,
                        trigger: str, dry_run: bool) -> list[Outcome]:
         done: dict[int, Outcome] = {}
         creates = [i for i, deal in enumerate(deals) if deal.id in new_ids]
-        # What the push last wrote to the linked deals, in one query: a value still there is ours.
         linked = [deal.id for deal in deals if deal.id in links]
-        pushed = self.store.pushed_values_of(self.tenant_id, "deal", linked) if linked else {}
-        for i, deal in enumerate(deals):  # updates (they write the store too) commit one by one
-            if deal.id not in new_ids:
-                done[i] = self._outcome(deal, links, new_ids, chunk, trigger, dry_run, pushed)
+        busy: set[str] = set()
+        if linked and not dry_run:
+            # Updated under their claims, their links read again (see claim_free_deals).
+            fresh = self._linker.claim_free_deals({deal_id: links[deal_id] for deal_id in linked})
+            busy, links = set(linked) - set(fresh), {**links, **fresh}
+        try:
+            # What the push last wrote to the linked deals, in one query: a value still there is ours.
+            pushed = self.store.pushed_values_of(self.tenant_id, "deal", linked) if linked else {}
+            for i, deal in enumerate(deals):  # updates (they write the store too) commit one by one
+                if deal.id in busy:
+                    done[i] = self._busy(deal.id)
+                elif deal.id not in new_ids:
+                    done[i] = self._outcome(deal, links, new_ids, chunk, trigger, dry_run, pushed)
+        finally:
+            self._linker.release_deals(linked)
         for start in range(0, len(creates), WRITE_GROUP):  # the host commits 100 new orders at once
             with self._linker.grouped_writes(not dry_run):
                 for i in creates[start:start + WRITE_GROUP]:
@@ -275,6 +292,13 @@ class InboundSync(DealReview):
         except (MappingError, HostRecordError) as exc:
             # A retry job that fails again is retried by the queue itself, with backoff.
             return self._failed(deal.id, exc, dry_run, enqueue=trigger != "retry")
+
+    def _busy(self, deal_id: str) -> Outcome:
+        """Another worker is applying this deal now: a retry job reads and applies its newest
+        version once that worker is done (a sync chunk does not wait, nor fail, for it)."""
+        self._busy_retries.append(deal_id)
+        return Outcome(deal_id, "skipped", "another worker is applying this deal right now; a retry job "
+                       f"applies its newest version in {BUSY_RETRY.total_seconds():g} s")
 
     def _refresh_triggers(self) -> None:
         """Re-read the pipelines, at most once per engine (they are cached for minutes)."""
@@ -345,10 +369,13 @@ class InboundSync(DealReview):
         # Due at once; if one fails again the queue spaces its attempts out (backoff).
         retries, self._retries = self._retries, []
         self.store.enqueue_many(self.tenant_id, retries)
+        busy, self._busy_retries = self._busy_retries, []
+        for deal_id in busy:  # a few at most: later, the other worker is still at it now
+            self.store.enqueue(self.tenant_id, RETRY_KIND, {"deal_id": deal_id}, dedupe_key=f"deal:{deal_id}",
+                               run_after=self.clock() + BUSY_RETRY)
         self._linker.write_log()
         failed, self._failed_steps = self._failed_steps, []
-        if self.hooks is not None:  # after the log lines and jobs they tell of are stored
-            self.hooks.tell(self.store, self.tenant_id, [*created, *failed])
+        self._told = [*created, *failed]  # told after the log lines and jobs they tell of are stored
 
     # ---- create --------------------------------------------------------------------------------
 

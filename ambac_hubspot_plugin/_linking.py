@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ._chunk_claims import ChunkClaims
+from ._field_sync import field_values
 from ._host_ids import host_id_key
 from ._merges import MERGED_PROPERTY, merged_ids
 from .conflicts import to_json
@@ -230,16 +231,27 @@ class RecordLinker:
             resolved.add(link.host_id)
 
     def claim_links(self, object_type: str, links: Mapping[str, Link]) -> dict[str, Link]:
-        """Claim the linked HubSpot records (``deal``, ``company`` or ``contact``) about to be
-        applied to the host, then read their links again: another worker applying one of them
-        meanwhile (a webhook's, during a sync chunk) has finished, and its link says which
-        version it applied, so an older one is skipped, not written over it. Taken before
-        :meth:`claim_new_records`, holding nothing: a holder waiting for these claims holds
-        none, and one waiting for record claims holds only these, which nobody waits for while
-        holding record claims; so no two holders wait for each other. A new deal needs no claim:
-        the order's external id and link keep a second writer from making or changing it."""
+        """Claim linked HubSpot companies or contacts about to be read and applied to the host,
+        waiting for another worker applying one of them, then read their links again; holding
+        nothing else, so no two holders wait for each other. Applied in turn, each worker reads
+        the record from HubSpot after the one before it applied it: never an older version over
+        a newer one."""
         self.claims.take_all([f"{object_type}:{hubspot_id}" for hubspot_id in links], CLAIM_WAIT)
         return self.store.get_links_by_hubspot(self.tenant_id, self.portal_id, object_type, list(links))
+
+    def claim_free_deals(self, links: Mapping[str, Link]) -> dict[str, Link]:
+        """Claim, without waiting, the linked deals about to be updated, and return their links
+        read again under the claims; a deal another worker is applying now (a webhook job during
+        a sync chunk) is left out, for the caller to retry: read again here, its link would say
+        which version that worker applied, so an older one is never written over it. Never
+        waiting, it can be taken while other claims are held; :meth:`release_deals` gives them
+        up once the updates are written."""
+        keys = {f"deal:{hubspot_id}": hubspot_id for hubspot_id in links}
+        mine = [keys[key] for key in self.claims.take_free(keys)]
+        return self.store.get_links_by_hubspot(self.tenant_id, self.portal_id, "deal", mine) if mine else {}
+
+    def release_deals(self, hubspot_ids: Collection[str]) -> None:
+        self.claims.release_keys([f"deal:{hubspot_id}" for hubspot_id in hubspot_ids])
 
     def claim_new_records(self, chunk: Chunk) -> None:
         """Take, in one statement, the store's claims on the emails of the chunk's unlinked
@@ -336,7 +348,7 @@ class RecordLinker:
             return {}
         link = self.store.get_link_by_hubspot(self.tenant_id, self.portal_id, "company", hubspot_id)
         if link is not None:
-            values: Mapping[str, Any] = link.synced
+            values: Mapping[str, Any] = field_values(link.synced)
         elif hubspot_id in chunk.companies:
             values = {k: to_json(v) for k, v in chunk.fields(self.mapping, chunk.companies[hubspot_id]).items()}
         else:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from ambac_hubspot_plugin import _inbound as inbound_module
+from ambac_hubspot_plugin._job_kinds import RETRY_KIND
 from ambac_hubspot_plugin._views import company_json
 from ambac_hubspot_plugin.errors import ConfigError, HubSpotIntegrationError
 from ambac_hubspot_plugin.host import (
@@ -441,10 +443,11 @@ def test_an_older_version_of_a_deal_never_overwrites_a_newer_one(world):
     assert outcome.action == "unchanged" and world.order_for(deal_id).name == "New name"
 
 
-def _second_runs_while_first_is_paused(host, method: str, first, second) -> None:
+def _second_runs_while_first_is_paused(host, method: str, first, second) -> bool:
     """Run ``first`` in a thread until it calls ``host.<method>``, where it waits while
     ``second`` runs (for 2 s, or to its end); then let both finish. Unguarded, ``second``
-    writes during the pause and ``first`` writes after it."""
+    writes during the pause and ``first`` writes after it. Return whether ``second`` ended
+    during the pause (it did not wait for ``first``)."""
     paused, go_on = threading.Event(), threading.Event()
     original = getattr(host, method)
     errors: list[BaseException] = []
@@ -467,26 +470,47 @@ def _second_runs_while_first_is_paused(host, method: str, first, second) -> None
     assert paused.wait(10)
     threads[1].start()
     threads[1].join(2)
+    second_ended_first = not threads[1].is_alive()
     go_on.set()
     for thread in threads:
         thread.join(20)
     assert not errors and not any(thread.is_alive() for thread in threads)
+    return second_ended_first
 
 
-def test_a_webhook_applying_a_newer_deal_during_a_sync_chunk_is_not_undone_by_it(world):
-    """A sync chunk that read its links before a webhook applied a newer version of one of its
-    deals does not write its older version over it: the webhook's worker waits for the chunk,
-    then applies its version on top."""
+@pytest.mark.parametrize("first", ["sync", "webhook"])
+def test_a_deal_two_workers_apply_at_once_ends_at_its_newest_version_and_neither_waits(
+        world, monkeypatch, first):
+    """A sync chunk pages an older version of a linked deal while a webhook job applies it.
+    Unguarded, the chunk (its links read before the webhook's write) wrote its older version
+    over the newer one, which stayed until the deal changed again. Now whichever worker comes
+    second finds the deal claimed: it neither waits nor fails, but skips the deal and queues a
+    retry job, which applies the deal's newest version."""
+    monkeypatch.setattr(inbound_module, "BUSY_RETRY", timedelta(0))  # due at once, for the drain below
     deal_id = world.deal(dealname="First name")
     world.sync()
     syncing, webhook = world.runtime.inbound(world.tenant), world.runtime.inbound(world.tenant)
     world.hubspot.update_object("deals", deal_id, {"dealname": "Older name"})
     (older,) = syncing.client.read_deals([deal_id], syncing.mapping.deal_properties)  # what the sync paged
     world.hubspot.update_object("deals", deal_id, {"dealname": "Newer name"})
-    _second_runs_while_first_is_paused(
-        syncing.host, "get_order", lambda: syncing.process([older], trigger="incremental"),
-        lambda: webhook.process_ids([deal_id], trigger="webhook"))
+    results: dict[str, list] = {}
+
+    def sync() -> None:
+        results["sync"] = syncing.process([older], trigger="incremental")
+
+    def hook() -> None:
+        results["webhook"] = webhook.process_ids([deal_id], trigger="webhook").outcomes
+
+    works = {"sync": (syncing, sync), "webhook": (webhook, hook)}
+    second = "webhook" if first == "sync" else "sync"
+    assert _second_runs_while_first_is_paused(works[first][0].host, "get_order", works[first][1], works[second][1])
+    (skipped,) = results[second]
+    assert skipped.action == "skipped" and "another worker is applying this deal" in skipped.reason
+    (job,) = world.store.queued(world.tenant, [RETRY_KIND])
+    assert job.payload == {"deal_id": deal_id}
+    world.runtime.drain()
     assert world.order_for(deal_id).name == "Newer name"
+    assert world.store.queued(world.tenant, [RETRY_KIND]) == []
     assert world.sync().updated == 0  # nothing left for the next sync to repair
 
 
