@@ -83,18 +83,26 @@ class ConflictResolver:
             raise ConfigError(f"Conflict {conflict_id} is being decided by someone else right now; "
                               "look again in a moment.")
         try:
-            record = store.get_conflict(tenant_id, conflict_id)
-            if record is None:
-                raise ConfigError(f"Tenant {tenant_id} has no conflict {conflict_id}; list the "
-                                  "open ones with `ambac-hubspot conflicts list`.")
-            if not record.is_open:
-                raise ConfigError(f"Conflict {conflict_id} was decided already"
-                                  + (f" by {record.decided_by}" if record.decided_by else "")
-                                  + (f" at {record.decided_at:%Y-%m-%d %H:%M} UTC" if record.decided_at else "")
-                                  + ": nothing was changed.")
-            return self._resolve(record, choice, value, decided_by)
+            record = self._open_conflict(conflict_id)
+            # The record's claim, as a sync applying it takes (it then retries the record): no
+            # sync closes the conflict as settled, nor writes the link, while the decision is
+            # written. One that settled it first has closed it: read again under the claim.
+            with store.hold_claim(tenant_id, f"{record.hubspot_type}:{record.hubspot_id}", ttl=DECIDING):
+                return self._resolve(self._open_conflict(conflict_id), choice, value, decided_by)
         finally:
             store.release_claim(tenant_id, key, holder)
+
+    def _open_conflict(self, conflict_id: int) -> ConflictRecord:
+        record = self.parts.store.get_conflict(self.parts.tenant_id, conflict_id)
+        if record is None:
+            raise ConfigError(f"Tenant {self.parts.tenant_id} has no conflict {conflict_id}; list the "
+                              "open ones with `ambac-hubspot conflicts list`.")
+        if not record.is_open:
+            raise ConfigError(f"Conflict {conflict_id} was decided already"
+                              + (f" by {record.decided_by}" if record.decided_by else "")
+                              + (f" at {record.decided_at:%Y-%m-%d %H:%M} UTC" if record.decided_at else "")
+                              + ": nothing was changed.")
+        return record
 
     def _resolve(self, record: ConflictRecord, choice: str, value: str | None,
                  decided_by: str | None) -> ConflictRecord:

@@ -14,7 +14,7 @@ import attrs
 
 from .conflicts import Change, ConflictStrategy, Decision, FieldConflict, compare, strategy_name, to_json
 
-__all__ = ["HELD_FIELDS", "Audited", "Reconciled", "reconcile_fields", "without_held"]
+__all__ = ["HELD_FIELDS", "Audited", "Reconciled", "field_values", "reconcile_fields", "without_held"]
 
 Audited = tuple[FieldConflict, Decision, ConflictStrategy]
 """One conflict of a record, with the decision and the strategy that made it."""
@@ -69,10 +69,12 @@ def reconcile_fields(
     result = Reconciled(changes={}, synced=dict(last), held=[], host_wins=[])
     changes, synced, held, host_wins = result.changes, result.synced, result.held, result.host_wins
     was_held = set(last.get(HELD_FIELDS, ()))
+    compared: set[str] = set()
     for field, value in fields.items():
         if host_fields is not None and field not in host_fields:
             synced[field] = to_json(value)
             continue
+        compared.add(field)
         host_value = getattr(current, field)
         change = compare(value, host_value, last, field)
         if field in own and change in (Change.HUBSPOT, Change.CONFLICT):
@@ -82,17 +84,17 @@ def reconcile_fields(
             synced[field] = to_json(host_value)
             host_wins.append(field)
             _settle(result, was_held, field, host_value, "HubSpot shows the plugin's own earlier write; the "
-                    f"host's {host_value!r} stands")
+                    f"host's {_shown(host_value)} stands")
             continue
         if change is Change.HUBSPOT:
             changes[field] = value
             _settle(result, was_held, field, value, "the host went back to the last synced value, so "
-                    f"HubSpot's {value!r} was applied")
+                    f"HubSpot's {_shown(value)} was applied")
         elif change is Change.CONVERGED:
-            _settle(result, was_held, field, value, f"both sides now hold {value!r}")
+            _settle(result, was_held, field, value, f"both sides now hold {_shown(value)}")
         elif change is Change.NONE:
             _settle(result, was_held, field, host_value, "HubSpot went back to the last synced value, so the "
-                    f"host's {host_value!r} stands")
+                    f"host's {_shown(host_value)} stands")
         elif change is Change.CONFLICT:
             strategy = strategy_for(object_type, field)
             conflict = FieldConflict(
@@ -118,8 +120,9 @@ def reconcile_fields(
                 continue
         if change is not Change.NONE or field not in synced:
             synced[field] = to_json(value)
-    # A held field the mapping no longer reads stays held: nothing says it is settled.
-    still = sorted({*held, *(was_held - set(fields))})
+    # A held field not compared now (the mapping no longer reads it, the host no longer keeps
+    # it) stays held: nothing says it is settled.
+    still = sorted({*held, *(was_held - compared)})
     synced.pop(HELD_FIELDS, None)
     if still:
         synced[HELD_FIELDS] = still
@@ -128,4 +131,14 @@ def reconcile_fields(
 
 def _settle(result: Reconciled, was_held: set[str], field: str, kept: object, why: str) -> None:
     if field in was_held:
-        result.settled[field] = (kept, why)
+        result.settled[field] = (to_json(kept), why)
+
+
+def _shown(value: object) -> str:
+    return repr(to_json(value))  # a date as '2026-12-07', not datetime.date(2026, 12, 7)
+
+
+def field_values(synced: Mapping[str, Any]) -> dict[str, Any]:
+    """A link's synced values without the plugin's own bookkeeping (``_held_fields``, the
+    applied version, ...): what it keeps of each field."""
+    return {k: v for k, v in synced.items() if not k.startswith("_")}

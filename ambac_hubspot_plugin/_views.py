@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from ._field_sync import field_values
+
 if TYPE_CHECKING:
     from ._inbound_records import Outcome
     from .host import Company
@@ -83,7 +85,7 @@ def company_json(host_id: str, company: Company | None, link: Link | None,
         "external_id": None if company is None else company.external_id,
         "in_host": company is not None,
         "hubspot_id": None if link is None else link.hubspot_id,
-        "kept": {} if link is None else {k: v for k, v in link.synced.items()
-                                                if k not in host_fields and not k.startswith("_")},
+        "kept": {} if link is None else {k: v for k, v in field_values(link.synced).items()
+                                                if k not in host_fields},
         "linked_at": None if link is None else iso(link.created_at),
     }

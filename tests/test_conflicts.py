@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from datetime import date, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import attrs
 import pytest
 
+from ambac_hubspot_plugin import _inbound as inbound_module
 from ambac_hubspot_plugin import plugin as plugin_module
+from ambac_hubspot_plugin._field_sync import HELD_FIELDS, reconcile_fields
+from ambac_hubspot_plugin.conflicts import HubSpotWins
 from ambac_hubspot_plugin.errors import ConfigError
 
 from ._clock import ManualClock
@@ -142,6 +148,33 @@ def test_a_held_conflict_no_longer_in_dispute_is_closed_by_the_next_sync(world, 
     assert world.store.get_conflict(world.tenant, held.id) == settled, "closed once"
 
 
+@pytest.mark.parametrize(("field", "prop", "host_value", "hubspot_value", "kept"), [
+    ("value", "amount", Decimal("12.50"), "15", "12.5"),
+    ("order_date", "closedate", date(2026, 3, 2), "2026-04-01T12:00:00Z", "2026-03-02"),
+])
+def test_a_held_decimal_or_date_conflict_settles_in_its_json_form(world, field, prop, host_value, hubspot_value,
+                                                                   kept):
+    """A settled value that is no string (a Decimal amount, a date) is kept and shown in its JSON
+    form; it does not break the sync that settles it (and would again at every run)."""
+    world.configure(conflicts={"default": "manual"})
+    deal = world.hubspot.add_object("deals", {"dealname": "D", "pipeline": "default", "dealstage": "closedwon",
+                                              "amount": "10", "closedate": "2026-01-05T12:00:00Z"})
+    world.runtime.run_sync(world.tenant)
+    world.clock.tick()
+    world.host.services(world.tenant).update_order(world.order_for(deal).id, {field: host_value})
+    world.hubspot.update_object("deals", deal, {prop: hubspot_value})
+    world.clock.tick()
+    world.runtime.run_sync(world.tenant)
+    (held,) = world.runtime.list_conflicts(world.tenant)
+    world.hubspot.update_object("deals", deal, {prop: {"amount": "12.50", "closedate": "2026-03-02T12:00:00Z"}[prop]})
+    world.clock.tick()
+    run = world.runtime.run_sync(world.tenant)
+    assert run.failed == 0 and world.runtime.list_conflicts(world.tenant) == []
+    settled = world.store.get_conflict(world.tenant, held.id)
+    assert (settled.resolution, settled.resolved_value) == ("settled", kept)
+    assert settled.reason.endswith(f"both sides now hold {kept!r}")
+
+
 def test_a_field_held_again_after_settling_opens_a_new_conflict(world):
     """Settled, then both sides part again: a new conflict opens (the marker follows each hold)."""
     deal, order = world.held()
@@ -201,8 +234,6 @@ def test_resolving_twice_or_with_a_bad_value_is_refused(world):
 def test_two_people_resolving_one_conflict_at_once_never_both_write(world):
     """While one resolution is writing (the host's write held open here), a second is refused at
     once, writing nothing; the audit trail then names the value both sides hold."""
-    import threading
-
     deal, _ = world.held()
     (record,) = world.runtime.list_conflicts(world.tenant)
     host = world.runtime.tenant(world.tenant).host
@@ -234,6 +265,43 @@ def test_two_people_resolving_one_conflict_at_once_never_both_write(world):
     assert "A name" in str(closed.resolved_value)
     with pytest.raises(ConfigError, match="decided already by a"):
         world.runtime.resolve_conflict(world.tenant, record.id, "hubspot", decided_by="b")
+
+
+def test_a_sync_meanwhile_leaves_a_conflict_being_resolved_to_the_person(world, monkeypatch):
+    """While a person's decision is being written, HubSpot comes round to the host's value and a
+    sync runs: it does not close the conflict as settled under the person (whose decision then
+    failed to be recorded after both sides were written), it retries the deal once it is done."""
+    monkeypatch.setattr(inbound_module, "BUSY_RETRY", timedelta(0))
+    deal, _ = world.held()
+    (record,) = world.runtime.list_conflicts(world.tenant)
+    host = world.runtime.tenant(world.tenant).host
+    writing, go_on = threading.Event(), threading.Event()
+    real_update = host.update_order
+    decided: list[object] = []
+
+    def slow_update(order_id, changes):
+        if threading.current_thread() is thread:
+            writing.set()
+            assert go_on.wait(10)
+        return real_update(order_id, changes)
+
+    monkeypatch.setattr(host, "update_order", slow_update)
+    thread = threading.Thread(target=lambda: decided.append(world.runtime.resolve_conflict(
+        world.tenant, record.id, "value", value="A name", decided_by="a")))
+    thread.start()
+    try:
+        assert writing.wait(10)
+        world.hubspot.update_object("deals", deal, {"dealname": "Host name"})
+        world.clock.tick()
+        run = world.runtime.run_sync(world.tenant)
+    finally:
+        go_on.set()
+        thread.join(10)
+    assert run.skipped == 1 and len(decided) == 1
+    closed = world.store.get_conflict(world.tenant, record.id)
+    assert (closed.resolution, closed.decided_by, closed.resolved_value) == ("value", "a", "A name")
+    world.runtime.drain()  # the sync's retry of the deal
+    assert world.order_for(deal).name == world.hubspot.get_object("deals", deal)["dealname"] == "A name"
 
 
 def test_archived_orders_are_never_touched_by_hubspot_edits(world):
@@ -283,3 +351,14 @@ def test_an_ambac_decision_hubspot_cannot_carry_is_not_undone_by_the_next_sync(t
         runtime.run_sync(tenant)
         assert services.get_order(order.id).order_status is OrderStatus.IN_PROGRESS
         assert runtime.list_conflicts(tenant) == []
+
+
+def test_a_held_field_the_host_no_longer_keeps_stays_held():
+    """Nothing compares a field the host has stopped keeping, so nothing says its dispute ended:
+    it stays marked held (its open conflict is not forgotten), while a compared one settles."""
+    current = attrs.make_class("Order", ["name", "value"])(name="Same", value=None)
+    done = reconcile_fields("t", "order", "deal:1", {"name": "Same", "value": "15"}, current,
+                            {"name": "Old", "value": "10", HELD_FIELDS: ["name", "value"]}, (None, None),
+                            lambda *_: HubSpotWins(), host_fields=frozenset({"name"}))
+    assert done.synced[HELD_FIELDS] == ["value"]
+    assert done.settled == {"name": ("Same", "both sides now hold 'Same'")}

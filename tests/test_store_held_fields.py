@@ -55,11 +55,12 @@ def test_upgrade_0013_marks_the_fields_of_open_conflicts_and_downgrade_unmarks_t
         with engine.begin() as conn:
             conn.execute(links.insert(), [_link(h, s) for h, s in before.items()]
                          + [_link("1", '{"phone":"1"}', object_type="company"),
-                            _link("1", '{"name":"A"}', tenant_id="t2")])
+                            _link("1", '{"name":"A"}', tenant_id="t2"),
+                            {**_link("8", '{"name":"M"}'), "host_id": "h7"}])  # deal 7 merged into 8
             conn.execute(conflicts.insert(), [
                 _conflict("1", "name"), _conflict("1", "value"), _conflict("2", "name", status="closed"),
                 _conflict("3", "name"), _conflict("4", "name"), _conflict("5", "name"),
-                _conflict("1", "phone", hubspot_type="company"), _conflict("9", "name")])
+                _conflict("1", "phone", hubspot_type="company"), _conflict("9", "name"), _conflict("7", "name")])
         original = _synced(engine)
         migrate(engine)
         after = _synced(engine)
@@ -67,6 +68,7 @@ def test_upgrade_0013_marks_the_fields_of_open_conflicts_and_downgrade_unmarks_t
                                                           "_held_fields": ["name", "value"]}
         assert json.loads(after[("t1", "deal", "4")]) == {"name": "A", "_held_fields": ["name", "stage"]}
         assert json.loads(after[("t1", "company", "1")]) == {"phone": "1", "_held_fields": ["phone"]}
+        assert json.loads(after[("t1", "deal", "8")]) == {"name": "M", "_held_fields": ["name"]}
         unchanged = {k for k in original if k[2] in ("2", "3", "5")} | {("t2", "deal", "1")}
         assert {k: after[k] for k in unchanged} == {k: original[k] for k in unchanged}
         with engine.connect() as conn, conn.begin():

@@ -7,8 +7,9 @@ the record; it knows which fields were held from the link's synced values, key
 ``_held_fields``, which it writes with each hold. This revision writes that key for the
 conflicts open before it, so that they too are closed when they end.
 
-Upgrade adds, to the link of each open conflict (found by its HubSpot object), the conflict's
-field under ``_held_fields``; a link whose synced values are not a JSON object is left alone.
+Upgrade adds, to the link of each open conflict (found by its HubSpot object, else by its host
+record: a merge in HubSpot moves a link to the surviving record), the conflict's field under
+``_held_fields``; a link whose synced values are not a JSON object is left alone.
 Downgrade removes the key: the earlier code neither writes nor reads it.
 
 Revision ID: 0013
@@ -46,15 +47,19 @@ def _object(text: str) -> dict[str, Any] | None:
 def upgrade() -> None:
     bind = op.get_bind()
     held: dict[tuple[Any, ...], set[str]] = {}
-    for tenant_id, portal_id, hubspot_type, hubspot_id, field in bind.execute(sa.text(
-            "SELECT tenant_id, portal_id, hubspot_type, hubspot_id, field FROM hubspot_conflicts "
-            "WHERE status = 'open'")):
-        held.setdefault((tenant_id, portal_id, hubspot_type, hubspot_id), set()).add(field)
-    for (tenant_id, portal_id, hubspot_type, hubspot_id), fields in held.items():
+    for key in bind.execute(sa.text(
+            "SELECT tenant_id, portal_id, hubspot_type, hubspot_id, object_type, host_id, field "
+            "FROM hubspot_conflicts WHERE status = 'open'")):
+        held.setdefault(tuple(key[:-1]), set()).add(key[-1])
+    for (tenant_id, portal_id, hubspot_type, hubspot_id, host_type, host_id), fields in held.items():
         row = bind.execute(sa.text(
             "SELECT id, synced FROM hubspot_links WHERE tenant_id = :t AND portal_id = :p "
             "AND object_type = :o AND hubspot_id = :h"),
             {"t": tenant_id, "p": portal_id, "o": hubspot_type, "h": hubspot_id}).first()
+        if row is None:  # the HubSpot record was merged into another since: its link moved there
+            row = bind.execute(sa.text(
+                "SELECT id, synced FROM hubspot_links WHERE tenant_id = :t AND host_type = :o AND host_id = :h"),
+                {"t": tenant_id, "o": host_type, "h": host_id}).first()
         if row is None:
             continue
         synced = _object(row[1])
