@@ -228,6 +228,7 @@ class _Box:
         self.done = threading.Event()
         self.error: BaseException | None = None
         self.late = False  # the tick stopped waiting for it
+        self.recorded = threading.Event()  # ... and has stored the incident as it then stood
 
 
 class _Sender:
@@ -267,19 +268,10 @@ class _Sender:
                 with self._lock:
                     box.done.set()
                     late = box.late
+                    if not late:  # the tick has the outcome: the tenant's next send may start
+                        self._outstanding.pop(tenant_id, None)
                 if late:
-                    log.warning("the host's notify_admins for tenant %s returned after %.0f s "
-                                "(%s); the tenant's alerts are sent again", tenant_id,
-                                time.monotonic() - box.started,
-                                "failed" if box.error is not None else "delivered")
-                    if on_late is not None:
-                        try:
-                            on_late(box.error)
-                        except Exception:  # the store is out: the attempt stays counted as failed
-                            log.exception("could not record the late outcome of HubSpot alert %r of "
-                                          "tenant %s", subject, tenant_id)
-                with self._lock:
-                    self._outstanding.pop(tenant_id, None)
+                    self._returned_late(tenant_id, box, on_late)
 
         threading.Thread(target=call, name=f"hubspot-alert-{tenant_id}", daemon=True).start()
         box.done.wait(wait.total_seconds())
@@ -294,7 +286,36 @@ class _Sender:
         return ("sent", None) if box.error is None else ("failed", box.error)
 
 
+    def _returned_late(self, tenant_id: str, box: _Box,
+                       on_late: Callable[[BaseException | None], None] | None) -> None:
+        """A send the tick stopped waiting for has returned: tell ``on_late`` once the tick has
+        stored the incident (else the tick's save would undo what ``on_late`` stores), then
+        let the tenant's next send start."""
+        log.warning("the host's notify_admins for tenant %s returned after %.0f s (%s); the tenant's "
+                    "alerts are sent again", tenant_id, time.monotonic() - box.started,
+                    "failed" if box.error is not None else "delivered")
+        if on_late is not None:
+            box.recorded.wait(_RECORDED_WAIT)
+            try:
+                on_late(box.error)
+            except Exception:  # the store is out: the attempt stays counted as failed
+                log.exception("could not record the late outcome of HubSpot alert %r of tenant %s",
+                              box.subject, tenant_id)
+        with self._lock:
+            self._outstanding.pop(tenant_id, None)
+
+    def recorded(self, tenant_id: str) -> None:
+        """The tick has stored the incident of the tenant's send still outstanding."""
+        with self._lock:
+            box = self._outstanding.get(tenant_id)
+        if box is not None:
+            box.recorded.set()
+
+
 _SENDER = _Sender()
+#: How long a late send's outcome waits for the tick to store the incident (it saves at once,
+#: unless the store is out).
+_RECORDED_WAIT = 30.0
 
 
 def _may_send(incident: Incident, now: datetime, cooldown: timedelta) -> bool:
@@ -375,6 +396,8 @@ class _Check:
         if not opening and outcome in ("quiet", "busy"):
             return None
         self.save(incident)
+        if outcome == "pending":
+            _SENDER.recorded(self.tenant_id)
         return Notice(self.tenant_id, condition.kind, "opened", condition.subject,
                       outcome == "sent")
 

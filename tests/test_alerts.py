@@ -406,6 +406,37 @@ def test_a_send_that_returns_after_the_wait_counts_as_what_it_did(bench, late):
         assert sink.calls == 2 and bench.notes() == [], "a failed late send is tried again after the cooldown"
 
 
+def test_a_send_returning_while_the_tick_stores_its_attempt_is_still_counted_delivered(bench, monkeypatch):
+    """The send returns just after the tick stopped waiting, before the tick stored the attempt:
+    the late outcome is recorded after the tick's save, not overwritten by it."""
+    for _ in range(3):
+        bench.run(False)
+    sink = HangingSink(bench.host.services(bench.tenant))
+    real_save = _alerts._Check.save
+
+    def save_as_the_send_returns(check: Any, incident: Any) -> None:
+        sink.release.set()  # the host returns now, while the tick is about to store the attempt
+        limit = time.monotonic() + 10
+        while not bench.notes() and time.monotonic() < limit:
+            time.sleep(0.01)
+        time.sleep(0.3)  # room for the late outcome to be stored first, as it was before the fix
+        real_save(check, incident)
+
+    monkeypatch.setattr(_alerts._Check, "save", save_as_the_send_returns)
+    (notice,) = check_tenant(bench.store, sink, bench.settings, bench.tenant, bench.clock(),
+                             send_wait=timedelta(milliseconds=100))
+    assert not notice.sent
+    monkeypatch.setattr(_alerts._Check, "save", real_save)
+    limit = time.monotonic() + 20
+    while time.monotonic() < limit and bench.tenant in _alerts._SENDER._outstanding:
+        time.sleep(0.01)
+    (incident,) = open_incidents(bench.store, bench.tenant, PORTAL)
+    assert incident.notified
+    bench.clock.advance(minutes=61)
+    check_tenant(bench.store, sink, bench.settings, bench.tenant, bench.clock())
+    assert sink.calls == 1 and len(bench.notes()) == 1
+
+
 def test_a_hanging_sink_does_not_stop_the_queue(world, monkeypatch):  # noqa: F811  # fixture
     """The runtime's worker: while the host's notify_admins hangs, a job queued meanwhile is
     still run (the alerts ran in the drain's tick and held it)."""
