@@ -11,8 +11,11 @@ from pathlib import Path
 import pytest
 
 from ambac_hubspot_plugin import _inbound as inbound_module
+from ambac_hubspot_plugin._deal_properties import DELETED_FLAG
 from ambac_hubspot_plugin._job_kinds import RETRY_KIND
 from ambac_hubspot_plugin._views import company_json
+from ambac_hubspot_plugin._webhooks._apply import EngineApplier
+from ambac_hubspot_plugin._webhooks._events import WebhookEvent
 from ambac_hubspot_plugin.errors import ConfigError, HubSpotIntegrationError
 from ambac_hubspot_plugin.host import (
     Address,
@@ -512,6 +515,24 @@ def test_a_deal_two_workers_apply_at_once_ends_at_its_newest_version_and_neither
     assert world.order_for(deal_id).name == "Newer name"
     assert world.store.queued(world.tenant, [RETRY_KIND]) == []
     assert world.sync().updated == 0  # nothing left for the next sync to repair
+
+
+def test_a_deletion_webhook_during_a_sync_chunks_update_of_the_deal_keeps_its_flag(world):
+    """The deletion flag set on a deal's link while a sync chunk updates that deal (from its
+    link read before) is not overwritten by the chunk: the webhook waits for the chunk's claim."""
+    deal_id = world.deal(dealname="First name")
+    world.sync()
+    syncing, webhook = world.runtime.inbound(world.tenant), world.runtime.inbound(world.tenant)
+    world.hubspot.update_object("deals", deal_id, {"dealname": "Older name"})
+    (older,) = syncing.client.read_deals([deal_id], syncing.mapping.deal_properties)  # paged before the deletion
+    world.hubspot.archive_object("deals", deal_id)
+    deletion = WebhookEvent(portal_id=str(world.hubspot.portal_id), subscription_type="deal.deletion",
+                            object_id=deal_id, occurred_at_ms=1)
+    _second_runs_while_first_is_paused(
+        syncing.host, "get_order", lambda: syncing.process([older], trigger="incremental"),
+        lambda: EngineApplier(lambda _tenant: webhook).apply(world.tenant, "deal", deal_id, [deletion]))
+    link = world.store.get_link_by_hubspot(world.tenant, str(world.hubspot.portal_id), "deal", deal_id)
+    assert DELETED_FLAG in link.synced and link.synced["name"] == "Older name"
 
 
 @pytest.mark.parametrize("object_type", ["companies", "contacts"])

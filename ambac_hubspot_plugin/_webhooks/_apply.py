@@ -8,7 +8,8 @@ reaching a trigger stage becomes exactly one order whichever path sees it first.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from .._deal_properties import DELETED_FLAG
@@ -71,10 +72,10 @@ class EngineApplier:
                         what="webhook.merge")
 
     def _flag_deleted(self, engine: InboundSync, link: Link) -> None:
-        if link.synced.get(DELETED_FLAG):
-            return
-        when = engine.clock().isoformat()
-        engine.store.update_link_synced(link.id, {**link.synced, DELETED_FLAG: when})
+        with _claimed(engine, link) as current:
+            if current is None or current.synced.get(DELETED_FLAG):
+                return
+            engine.store.update_link_synced(current.id, {**current.synced, DELETED_FLAG: engine.clock().isoformat()})
         message = (f"deal {link.hubspot_id} was deleted in HubSpot; the order is kept. Restore the deal in "
                    "HubSpot to link it again, or archive the order if it is no longer wanted.")
         engine.store.log(engine.tenant_id, LogLevel.WARNING, "webhook.deletion", message,
@@ -82,12 +83,23 @@ class EngineApplier:
         _note(engine, link.host_id, message)
 
     def _clear_deleted(self, engine: InboundSync, link: Link) -> None:
-        synced = {k: v for k, v in link.synced.items() if k != DELETED_FLAG}
-        engine.store.update_link_synced(link.id, synced)
+        with _claimed(engine, link) as current:
+            if current is None or not current.synced.get(DELETED_FLAG):
+                return
+            engine.store.update_link_synced(current.id, {k: v for k, v in current.synced.items() if k != DELETED_FLAG})
         message = f"deal {link.hubspot_id} was restored in HubSpot; the order follows it again"
         engine.store.log(engine.tenant_id, LogLevel.INFO, "webhook.restore", message,
                          record=f"deal:{link.hubspot_id}")
         _note(engine, link.host_id, message)
+
+
+@contextlib.contextmanager
+def _claimed(engine: InboundSync, link: Link) -> Iterator[Link | None]:
+    """The deal's link read again under the deal's claim, which a sync chunk holds while it
+    updates the deal: neither's write of the link's synced values undoes the other's (holding
+    no other claim, it waits; the chunk holds the deal's only while it writes it)."""
+    with engine.store.hold_claim(engine.tenant_id, f"deal:{link.hubspot_id}"):
+        yield engine.store.get_link_by_hubspot(engine.tenant_id, link.portal_id, "deal", link.hubspot_id)
 
 
 def _note(engine: InboundSync, order_id: str, text: str) -> None:
