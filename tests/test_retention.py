@@ -281,8 +281,27 @@ def test_a_dry_run_counts_and_changes_nothing(store, clock):
     before = {t.name: _ids(store, t) for t in (integration_log, webhook_events, jobs, sync_runs)}
     report = store.prune(TENANT, AGES, dry_run=True)
     assert report.dry_run and report.rows == {"webhook_events": 1, "integration_log": 1,
-                                              "sync_runs": 0, "dead_jobs": 1}
+                                              "sync_runs": 0, "dead_jobs": 1, "expired_claims": 0}
     assert {t.name: _ids(store, t) for t in (integration_log, webhook_events, jobs, sync_runs)} == before
+
+
+def test_claims_a_stopped_worker_left_are_pruned_once_long_expired(store, clock):
+    """A worker killed mid-chunk leaves its claims (each deal's, email's, domain's): they expire
+    but nothing takes the same keys again, so pruning deletes those expired over an hour ago,
+    whatever the retention settings; a held claim and a just-expired one stay."""
+    assert store.take_claims(TENANT, {"deal:1", "deal:2"}, "killed", timedelta(seconds=10)) == {"deal:1", "deal:2"}
+    clock.advance(minutes=30)
+    assert store.take_claims(TENANT, {"deal:3"}, "killed later", timedelta(seconds=10)) == {"deal:3"}
+    assert store.take_claims("other tenant", {"deal:1"}, "killed", timedelta(seconds=10)) == {"deal:1"}
+    clock.advance(minutes=31)
+    assert store.take_claims(TENANT, {"deal:4"}, "alive", timedelta(seconds=10)) == {"deal:4"}
+    assert store.prune(TENANT, AGES, dry_run=True).rows["expired_claims"] == 2
+    report = store.prune(TENANT, AGES, chunk=1)  # one claim per statement: the loop goes on
+    assert report.rows["expired_claims"] == 2 and report.complete
+    assert store.take_claims(TENANT, {"deal:1", "deal:2"}, "new", timedelta(seconds=10)) == {"deal:1", "deal:2"}
+    assert store.take_claims(TENANT, {"deal:4"}, "new", timedelta(seconds=10)) == set(), "still held"
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM hubspot_claims")).scalar_one() == 5
 
 
 # ---- the periodic task, the admin API, the status view and the CLI ----------------------------
@@ -541,7 +560,7 @@ def test_each_prune_chunk_reads_its_index_in_order_without_sorting(tmp_path):
             assert store.prune(TENANT, AGES).total == 4
         finally:
             sa.event.remove(store.engine, "after_cursor_execute", keep)
-        assert sorted(statements) == ["hubspot_integration_log", "hubspot_jobs",
+        assert sorted(statements) == ["hubspot_claims", "hubspot_integration_log", "hubspot_jobs",
                                       "hubspot_sync_runs", "hubspot_webhook_events"]
         with store.engine.connect() as conn:
             for table, (statement, params) in sorted(statements.items()):

@@ -19,7 +19,8 @@ from ._output import _emit, _table
 __all__ = ["prune_command"]
 
 _LABELS = {"webhook_events": "processed webhook events", "integration_log": "integration log lines",
-           "sync_runs": "finished sync runs", "dead_jobs": "dead jobs"}
+           "sync_runs": "finished sync runs", "dead_jobs": "dead jobs",
+           "expired_claims": "expired claims (of stopped workers)"}
 
 
 def _render(data: dict[str, Any]) -> None:

@@ -9,9 +9,10 @@ What is still needed is never selected: an event not processed yet (and every pr
 younger than :data:`MIN_EVENT_AGE`, the dedupe window HubSpot's retries need), a pending or
 running job, a dead job that alone can still bring waiting webhook work in (see
 :meth:`SqlRetentionMixin._still_needed`), a running sync run and the newest run of each kind
-(the status view and the alerts read it). Unsplit webhook deliveries, conflicts (the audit
-trail), links and checkpoints are not pruned at all. Completed jobs are deleted when they
-complete.
+(the status view and the alerts read it). Claims that expired over :data:`EXPIRED_CLAIM_AGE`
+ago (left by a worker that stopped) go too, reported as ``expired_claims``. Unsplit webhook
+deliveries, conflicts (the audit trail), links and checkpoints are not pruned at all.
+Completed jobs are deleted when they complete.
 
 Each chunk picks its rows in the order of the index its WHERE clause is answered with (age,
 then id), so the database reads the first :data:`PRUNE_CHUNK` rows of the index and stops:
@@ -30,9 +31,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ._ports import INBOX_JOB_KEY, JobState, RunStatus
-from ._schema import integration_log, jobs, sync_runs, webhook_batches, webhook_events
+from ._schema import claims, integration_log, jobs, sync_runs, webhook_batches, webhook_events
 
-__all__ = ["MIN_EVENT_AGE", "PRUNED_TABLES", "PRUNE_CHUNK", "PruneReport", "RetentionAges",
+__all__ = ["EXPIRED_CLAIM_AGE", "MIN_EVENT_AGE", "PRUNED_TABLES", "PRUNE_CHUNK", "PruneReport", "RetentionAges",
            "SqlRetentionMixin"]
 
 #: Rows per DELETE statement (and per transaction).
@@ -42,6 +43,9 @@ PRUNE_CHUNK = 1000
 MIN_EVENT_AGE = timedelta(days=1)
 #: The names pruning reports under, in the order it prunes.
 PRUNED_TABLES = ("webhook_events", "integration_log", "sync_runs", "dead_jobs")
+#: A claim expired this long ago was left by a worker that stopped (a live one renews its claims
+#: every few seconds, or takes them again): pruning deletes it, whatever the retention settings.
+EXPIRED_CLAIM_AGE = timedelta(hours=1)
 
 #: A pruned table, the WHERE clause of its rows that may go, and the order chunks take them in.
 _Prunable = tuple[sa.Table, sa.ColumnElement[bool], tuple[sa.ColumnElement[Any], ...]]
@@ -166,14 +170,25 @@ class SqlRetentionMixin:
         if chunk < 1:
             raise ValueError("chunk must be at least 1")
         now = self._clock()
-        rows = dict.fromkeys(PRUNED_TABLES, 0)
+        rows = dict.fromkeys((*PRUNED_TABLES, "expired_claims"), 0)
         prunable = self._prunable(tenant_id, ages, now)
+        left_claims = sa.and_(claims.c.tenant_id == tenant_id, claims.c.expires_at < now - EXPIRED_CLAIM_AGE)
         if dry_run:
             with self._engine.connect() as conn:
-                for name, (table, where, _order) in prunable.items():
+                for name, (table, where, _order) in [*prunable.items(), ("expired_claims", (claims, left_claims, ()))]:
                     rows[name] = int(conn.execute(
                         sa.select(sa.func.count()).select_from(table).where(where)).scalar_one())
             return PruneReport(rows, dry_run=True, complete=True, at=now)
+        # Few (a stopped worker's), so first and without a turn of their own in the rounds below.
+        removed = chunk
+        while removed == chunk:
+            if deadline is not None and self._clock() >= deadline:
+                return PruneReport(rows, dry_run=False, complete=False, at=now)
+            keys = sa.select(claims.c.key).where(left_claims).limit(chunk)
+            with self._writing() as conn:
+                removed = int(conn.execute(sa.delete(claims).where(
+                    claims.c.tenant_id == tenant_id, claims.c.key.in_(keys.scalar_subquery()))).rowcount)
+            rows["expired_claims"] += removed
         # One chunk of each table in turn: a table with a long backlog (webhook events under
         # load) must not spend the whole budget while the others' old rows wait forever. The
         # events come last in each round: a call whose budget one chunk of them can spend
