@@ -43,6 +43,9 @@ class DealReview:
         def _adopt(self, deal: Deal, order: Order, fields: Mapping[str, Any], trigger: str) -> Outcome:
             ...
 
+        def _release_then_tell(self) -> None:
+            ...
+
         def _flush_links(self, outcomes: list[Outcome]) -> None:
             ...
 
@@ -98,5 +101,5 @@ class DealReview:
                 outcomes = [self._adopt(deal, order, fields, "manual")]
             self._flush_links(outcomes)
         finally:
-            self._linker.release_claims()  # the claims on the domain or emails it created records for
+            self._release_then_tell()  # the claims on the domain or emails it created records for
         return outcomes[0]

@@ -241,12 +241,19 @@ class InboundSync(DealReview):
                 self._linker.claim_new_records(chunk)
             outcomes = self._process_chunk(deals, links, {d.id for d in new}, chunk, trigger, dry_run)
         finally:
-            self._linker.release_claims()
-        # Once the claims are given up: a listener may call back into the plugin, which claims.
-        told, self._told = self._told, []
-        if self.hooks is not None and told:
-            self.hooks.tell(self.store, self.tenant_id, told)
+            self._release_then_tell()
         return outcomes
+
+    def _release_then_tell(self) -> None:
+        """Give up the chunk's claims, then tell the listeners of what it wrote: a listener may
+        call back into the plugin, which claims; and told even when giving up the claims failed,
+        for the orders and their links are stored (and are not made again to tell of them)."""
+        try:
+            self._linker.release_claims()
+        finally:
+            told, self._told = self._told, []
+            if self.hooks is not None and told:
+                self.hooks.tell(self.store, self.tenant_id, told)
 
     def _process_chunk(self, deals: Sequence[Deal], links: Mapping[str, Link], new_ids: set[str], chunk: Chunk,
                        trigger: str, dry_run: bool) -> list[Outcome]:

@@ -16,7 +16,9 @@ __all__ = ["OrderCreated", "SyncStepFailed"]
 class OrderCreated:
     """What ``hubspot_order_created`` tells listeners about a new order.
 
-    ``trigger`` says how the deal arrived: ``scheduled``, ``backfill``, ``webhook`` or ``manual``.
+    ``trigger`` says how the deal arrived: ``incremental`` (a scheduled or ``ambac-hubspot sync``
+    run), ``backfill``, ``webhook``, ``retry`` (a retry job of a deal that failed or was busy)
+    or ``manual`` (the review step's "Create").
     """
 
     tenant_id: str

@@ -38,6 +38,21 @@ class Listener:
         self.failed.append((event, jobs))
 
 
+class Created:
+    """Records each order it hears of, with the claims still held in the store then."""
+
+    def __init__(self) -> None:
+        self.heard: list[tuple[str, str, int]] = []
+        self.world: PluginWorld | None = None
+
+    @hookimpl
+    def hubspot_order_created(self, event: Any) -> None:
+        assert self.world is not None
+        with self.world.store.engine.connect() as conn:
+            held = conn.execute(sa.text("SELECT count(*) FROM hubspot_claims")).scalar_one()
+        self.heard.append((event.deal_id, event.trigger, held))
+
+
 class TakesNothing:
     """A valid pluggy implementation may take fewer arguments than the specification gives."""
 
@@ -135,3 +150,21 @@ def test_a_failing_registration_hook_is_a_config_error_naming_the_package():
     with pytest.raises(ConfigError) as raised:
         PluginHooks(pm).mapping_strategies()
     assert "acme-broken" in str(raised.value) and "acme_sdk" in str(raised.value)
+
+
+@pytest.mark.parametrize("how", ["manual", "incremental"])
+def test_an_order_is_told_whichever_path_made_it_once_its_claims_are_given_up(tmp_path, how):
+    """The review step's "Create" (trigger ``manual``) tells listeners as a sync does, and both
+    only once the claims on its new company and contact are given up (a listener calling back
+    into the plugin would wait for them)."""
+    created = Created()
+    with open_world(tmp_path, plugins=[created]) as world:
+        created.world = world
+        company = world.company(name="Told Co", domain="told.example")
+        contact = world.contact(email="buyer@told.example")
+        deal = world.deal(companies=[company], contacts=[contact])
+        if how == "manual":
+            world.runtime.create_order_from_deal(world.tenant, deal)
+        else:
+            assert world.sync().created == 1
+    assert created.heard == [(deal, how, 0)]
