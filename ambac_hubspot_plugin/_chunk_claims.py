@@ -56,6 +56,8 @@ class ChunkClaims:
         self.holder = f"{os.getpid()}:{uuid.uuid4().hex}"
         self._held: set[str] = set()
         self._lock = threading.Lock()
+        # A renewal (an upsert) sent after release_keys deleted its keys would take them again.
+        self._renewing = threading.Lock()
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
 
@@ -97,11 +99,12 @@ class ChunkClaims:
 
     def release_keys(self, keys: Collection[str]) -> None:
         """Give up the claims on those of ``keys`` held (the others stay held)."""
-        with self._lock:
-            mine = self._held & set(keys)
-            self._held -= mine
-        if mine:
-            self.store.release_claims(self.tenant_id, mine, self.holder)
+        with self._renewing:
+            with self._lock:
+                mine = self._held & set(keys)
+                self._held -= mine
+            if mine:
+                self.store.release_claims(self.tenant_id, mine, self.holder)
 
     def release(self) -> None:
         """Stop renewing and give up every claim held."""
@@ -126,13 +129,14 @@ class ChunkClaims:
 
     def _renew(self) -> None:
         while not self._stop.wait(self.RENEW_EVERY):
-            with self._lock:
-                keys = set(self._held)
-            try:
-                kept = self.store.take_claims(self.tenant_id, keys, self.holder, self.TTL)
-            except Exception as exc:  # the store is out: try again next time, the claims last a while
-                logger.warning("could not renew %d store claims of a chunk (%s); trying again in %.0f s",
-                               len(keys), type(exc).__name__, self.RENEW_EVERY)
-                continue
-            with self._lock:
-                self._held -= keys - kept
+            with self._renewing:
+                with self._lock:
+                    keys = set(self._held)
+                try:
+                    kept = self.store.take_claims(self.tenant_id, keys, self.holder, self.TTL)
+                except Exception as exc:  # the store is out: try again next time, the claims last a while
+                    logger.warning("could not renew %d store claims of a chunk (%s); trying again in %.0f s",
+                                   len(keys), type(exc).__name__, self.RENEW_EVERY)
+                    continue
+                with self._lock:
+                    self._held -= keys - kept

@@ -35,6 +35,7 @@ from .conflicts import to_json
 from .errors import ConfigError, HubSpotApiError
 from .host import OrderStatus
 from .mapping import DealContext
+from .store import CLAIM_WAIT, ClaimTimeoutError
 
 if TYPE_CHECKING:
     from ._engine_parts import EngineParts, PushOptions
@@ -46,6 +47,8 @@ log = logging.getLogger(__name__)
 
 DECIDING = timedelta(minutes=5)
 """How long one person's resolution of a conflict holds it: longer than HubSpot's retries."""
+RECORD_WAIT = CLAIM_WAIT
+"""How long a resolution waits for a sync applying the conflict's record (holding its claim)."""
 
 Writer = Callable[[str, Mapping[str, Mapping[str, str]]], dict[str, str]]
 """Batch-update HubSpot objects of one type (``deals``, ``companies``, ``contacts``) and remember
@@ -86,8 +89,17 @@ class ConflictResolver:
             record = self._open_conflict(conflict_id)
             # The record's claim, as a sync applying it takes (it then retries the record): no
             # sync closes the conflict as settled, nor writes the link, while the decision is
-            # written. One that settled it first has closed it: read again under the claim.
-            with store.hold_claim(tenant_id, f"{record.hubspot_type}:{record.hubspot_id}", ttl=DECIDING):
+            # written. One that settled it first has closed it: read again under the claim. The
+            # key is the link's: a merge in HubSpot moves it to the surviving record.
+            link = store.get_link_by_host(tenant_id, record.object_type, record.host_id)
+            kind, hubspot_id = (link.object_type, link.hubspot_id) if link else (record.hubspot_type, record.hubspot_id)
+            with contextlib.ExitStack() as held:
+                try:
+                    held.enter_context(store.hold_claim(tenant_id, f"{kind}:{hubspot_id}", ttl=DECIDING,
+                                                        wait=RECORD_WAIT))
+                except ClaimTimeoutError as exc:
+                    raise ConfigError(f"HubSpot {kind} {hubspot_id} of conflict {conflict_id} is being synced "
+                                      "right now; nothing was changed. Try again in a moment.") from exc
                 return self._resolve(self._open_conflict(conflict_id), choice, value, decided_by)
         finally:
             store.release_claim(tenant_id, key, holder)

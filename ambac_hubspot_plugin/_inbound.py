@@ -262,8 +262,10 @@ class InboundSync(DealReview):
         linked = [deal.id for deal in deals if deal.id in links]
         busy: set[str] = set()
         if linked and not dry_run:
-            # Updated under their claims, their links read again (see claim_free_deals).
-            fresh = self._linker.claim_free_deals({deal_id: links[deal_id] for deal_id in linked})
+            # Updated under their claims, their links read again (see claim_deals). A retry job
+            # holding no other claim waits for them: the queue backs it off if it waits in vain.
+            fresh = self._linker.claim_deals({deal_id: links[deal_id] for deal_id in linked},
+                                             wait=trigger == "retry" and not self._linker.claims)
             busy, links = set(linked) - set(fresh), {**links, **fresh}
         try:
             # What the push last wrote to the linked deals, in one query: a value still there is ours.
@@ -302,10 +304,11 @@ class InboundSync(DealReview):
 
     def _busy(self, deal_id: str) -> Outcome:
         """Another worker is applying this deal now: a retry job reads and applies its newest
-        version once that worker is done (a sync chunk does not wait, nor fail, for it)."""
+        version once that worker is done (a sync chunk does not wait, nor fail, for it; the
+        retry job waits for the claim, and the queue backs it off if it waits in vain)."""
         self._busy_retries.append(deal_id)
         return Outcome(deal_id, "skipped", "another worker is applying this deal right now; a retry job "
-                       f"applies its newest version in {BUSY_RETRY.total_seconds():g} s")
+                       "applies its newest version once it is done")
 
     def _refresh_triggers(self) -> None:
         """Re-read the pipelines, at most once per engine (they are cached for minutes)."""
@@ -377,9 +380,8 @@ class InboundSync(DealReview):
         retries, self._retries = self._retries, []
         self.store.enqueue_many(self.tenant_id, retries)
         busy, self._busy_retries = self._busy_retries, []
-        for deal_id in busy:  # a few at most: later, the other worker is still at it now
-            self.store.enqueue(self.tenant_id, RETRY_KIND, {"deal_id": deal_id}, dedupe_key=f"deal:{deal_id}",
-                               run_after=self.clock() + BUSY_RETRY)
+        self.store.enqueue_many(self.tenant_id, [(RETRY_KIND, {"deal_id": deal_id}, f"deal:{deal_id}")
+                                                 for deal_id in busy], run_after=self.clock() + BUSY_RETRY)
         self._linker.write_log()
         failed, self._failed_steps = self._failed_steps, []
         self._told = [*created, *failed]  # told after the log lines and jobs they tell of are stored

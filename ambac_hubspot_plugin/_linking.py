@@ -239,15 +239,20 @@ class RecordLinker:
         self.claims.take_all([f"{object_type}:{hubspot_id}" for hubspot_id in links], CLAIM_WAIT)
         return self.store.get_links_by_hubspot(self.tenant_id, self.portal_id, object_type, list(links))
 
-    def claim_free_deals(self, links: Mapping[str, Link]) -> dict[str, Link]:
-        """Claim, without waiting, the linked deals about to be updated, and return their links
-        read again under the claims; a deal another worker is applying now (a webhook job during
-        a sync chunk) is left out, for the caller to retry: read again here, its link would say
-        which version that worker applied, so an older one is never written over it. Never
-        waiting, it can be taken while other claims are held; :meth:`release_deals` gives them
-        up once the updates are written."""
+    def claim_deals(self, links: Mapping[str, Link], *, wait: bool = False) -> dict[str, Link]:
+        """Claim the linked deals about to be updated, and return their links read again under
+        the claims: another worker that applied a newer version of one meanwhile has finished,
+        and its link says so, so an older version is never written over it. Without ``wait``, a
+        deal another worker holds now (a webhook job during a sync chunk) is left out, for the
+        caller to retry; taken so, they may be taken while other claims are held. With ``wait``
+        (holding nothing else) all are taken, waiting up to 15 s, else ``ClaimTimeoutError``.
+        :meth:`release_deals` gives them up once the updates are written."""
         keys = {f"deal:{hubspot_id}": hubspot_id for hubspot_id in links}
-        mine = [keys[key] for key in self.claims.take_free(keys)]
+        if wait:
+            self.claims.take_all(keys, CLAIM_WAIT)
+            mine = list(links)
+        else:
+            mine = [keys[key] for key in self.claims.take_free(keys)]
         return self.store.get_links_by_hubspot(self.tenant_id, self.portal_id, "deal", mine) if mine else {}
 
     def release_deals(self, hubspot_ids: Collection[str]) -> None:

@@ -223,6 +223,38 @@ def test_a_store_outage_during_renewals_is_logged_and_survived(store: Any, monke
     claims.release()
 
 
+def test_claims_given_up_during_a_renewal_stay_given_up(store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chunk gives up its deal claims (release_keys) while its renewer is sending a renewal of
+    them: the renewal must not take them again after the release (other workers would see the
+    deals held, for up to a claim's life, by a chunk done with them)."""
+    monkeypatch.setattr(ChunkClaims, "RENEW_EVERY", 0.02)
+    real, renewing, go_on, renewed = store.take_claims, threading.Event(), threading.Event(), threading.Event()
+
+    def slow_renewal(*args: Any, **kwargs: Any) -> set[str]:
+        if threading.current_thread().name.startswith("claims ") and not renewing.is_set():
+            renewing.set()
+            assert go_on.wait(10)  # the renewal is on its way to the store
+            try:
+                return real(*args, **kwargs)
+            finally:
+                renewed.set()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(store, "take_claims", slow_renewal)
+    claims = ChunkClaims(store, "1")
+    assert claims.take_free(["deal:1", "deal:2"]) == {"deal:1", "deal:2"}
+    assert renewing.wait(10)
+    releasing = threading.Thread(target=claims.release_keys, args=(["deal:1"],))
+    releasing.start()
+    time.sleep(0.1)  # unguarded, the release deletes the row now, before the renewal lands
+    go_on.set()
+    releasing.join(10)
+    assert renewed.wait(10)
+    assert "deal:1" not in claims and "deal:2" in claims
+    assert store.take_claim("1", "deal:1", "other", TTL), "given up for good"
+    claims.release()
+
+
 def test_migration_0007_adds_and_drops_the_claims_table(store_url: str) -> None:
     engine = create_store_engine(store_url)
     try:

@@ -11,6 +11,7 @@ from pathlib import Path
 import attrs
 import pytest
 
+from ambac_hubspot_plugin import _conflict_resolution as resolution_module
 from ambac_hubspot_plugin import _inbound as inbound_module
 from ambac_hubspot_plugin import plugin as plugin_module
 from ambac_hubspot_plugin._field_sync import HELD_FIELDS, reconcile_fields
@@ -302,6 +303,27 @@ def test_a_sync_meanwhile_leaves_a_conflict_being_resolved_to_the_person(world, 
     assert (closed.resolution, closed.decided_by, closed.resolved_value) == ("value", "a", "A name")
     world.runtime.drain()  # the sync's retry of the deal
     assert world.order_for(deal).name == world.hubspot.get_object("deals", deal)["dealname"] == "A name"
+
+
+@pytest.mark.parametrize("merged", [False, True])
+def test_a_resolution_waiting_in_vain_for_a_syncing_deal_changes_nothing_and_says_so(world, monkeypatch, merged):
+    """A sync holds the deal (its claim) for longer than the resolution waits: the person is
+    told the deal is being synced and that nothing was changed, not an error about HubSpot.
+    After a merge in HubSpot the conflict still names the merged-away deal; the claim that
+    counts is the surviving deal's, which the link now names and the sync takes."""
+    deal, order = world.held()
+    (record,) = world.runtime.list_conflicts(world.tenant)
+    if merged:
+        link = world.store.get_link_by_host(world.tenant, "order", order.id)
+        survivor = world.deal(dealname="HubSpot name")
+        world.store.move_link(link.id, survivor)
+        deal = survivor
+    monkeypatch.setattr(resolution_module, "RECORD_WAIT", timedelta(seconds=0.3))
+    assert world.store.take_claims(world.tenant, {f"deal:{deal}"}, "a sync", timedelta(minutes=5))
+    with pytest.raises(ConfigError, match="being synced right now; nothing was changed"):
+        world.runtime.resolve_conflict(world.tenant, record.id, "hubspot", decided_by="a")
+    assert world.store.get_conflict(world.tenant, record.id).is_open
+    assert world.services.get_order(order.id).name == "Host name"
 
 
 def test_archived_orders_are_never_touched_by_hubspot_edits(world):

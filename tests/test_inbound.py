@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from ambac_hubspot_plugin import _inbound as inbound_module
+from ambac_hubspot_plugin import _linking as linking_module
 from ambac_hubspot_plugin._deal_properties import DELETED_FLAG
 from ambac_hubspot_plugin._job_kinds import RETRY_KIND
 from ambac_hubspot_plugin._views import company_json
@@ -533,6 +534,33 @@ def test_a_deletion_webhook_during_a_sync_chunks_update_of_the_deal_keeps_its_fl
         lambda: EngineApplier(lambda _tenant: webhook).apply(world.tenant, "deal", deal_id, [deletion]))
     link = world.store.get_link_by_hubspot(world.tenant, str(world.hubspot.portal_id), "deal", deal_id)
     assert DELETED_FLAG in link.synced and link.synced["name"] == "Older name"
+
+
+def test_a_busy_deals_retry_job_waits_for_the_deal_and_is_backed_off_if_in_vain(world, monkeypatch):
+    """The retry job of a deal another worker held does not skip it again (a retry every 2 s for
+    as long as the other holds it, never failing): holding nothing else, it waits for the claim,
+    then applies the deal; if it waits in vain, the job fails and the queue backs it off."""
+    monkeypatch.setattr(inbound_module, "BUSY_RETRY", timedelta(0))
+    deal_id = world.deal(dealname="First name")
+    world.sync()
+    world.hubspot.update_object("deals", deal_id, {"dealname": "Newer name"})
+    key, other = f"deal:{deal_id}", "another worker"
+    assert world.store.take_claims(world.tenant, {key}, other, timedelta(minutes=5)) == {key}
+    (outcome,) = world.runtime.inbound(world.tenant).process_ids([deal_id], trigger="webhook").outcomes
+    assert outcome.action == "skipped"
+    threading.Timer(0.5, world.store.release_claims, (world.tenant, {key}, other)).start()
+    world.runtime.drain(max_jobs=5)  # the retry job, due at once, waits for the claim (unfixed: skips it again)
+    assert world.order_for(deal_id).name == "Newer name"
+    assert world.store.queued(world.tenant, [RETRY_KIND]) == []
+
+    world.hubspot.update_object("deals", deal_id, {"dealname": "Newest name"})
+    assert world.store.take_claims(world.tenant, {key}, other, timedelta(minutes=5)) == {key}
+    world.runtime.inbound(world.tenant).process_ids([deal_id], trigger="webhook")
+    monkeypatch.setattr(linking_module, "CLAIM_WAIT", timedelta(seconds=0.3))
+    world.runtime.drain(max_jobs=5)
+    (job,) = world.store.queued(world.tenant, [RETRY_KIND])
+    assert job.attempts == 1 and job.last_error and job.run_after > datetime.now(UTC), "backed off"
+    assert world.order_for(deal_id).name == "Newer name"
 
 
 @pytest.mark.parametrize("object_type", ["companies", "contacts"])

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -302,6 +304,25 @@ def test_claims_a_stopped_worker_left_are_pruned_once_long_expired(store, clock)
     assert store.take_claims(TENANT, {"deal:4"}, "new", timedelta(seconds=10)) == set(), "still held"
     with store.engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM hubspot_claims")).scalar_one() == 5
+
+
+def test_a_left_claim_taken_over_while_the_prune_runs_is_not_deleted(store, clock):
+    """A worker takes over a long-expired claim (a resumed backfill, say) while a prune is
+    about to delete it: the prune leaves it, live, to its new holder."""
+    assert store.take_claims(TENANT, {"deal:9"}, "killed", timedelta(seconds=10))
+    clock.advance(hours=2)
+    taker = store.engine.connect()
+    transaction = taker.begin()
+    taker.execute(sa.text("UPDATE hubspot_claims SET holder = 'alive', expires_at = :e WHERE key = 'deal:9'"),
+                  {"e": clock() + timedelta(minutes=10)})
+    pruning = threading.Thread(target=store.prune, args=(TENANT, AGES))
+    pruning.start()
+    time.sleep(0.3)  # the prune has picked the row, or waits for the taker's lock
+    transaction.commit()
+    taker.close()
+    pruning.join(30)
+    assert not pruning.is_alive()
+    assert not store.take_claim(TENANT, "deal:9", "third", timedelta(seconds=10)), "still the live holder's"
 
 
 # ---- the periodic task, the admin API, the status view and the CLI ----------------------------

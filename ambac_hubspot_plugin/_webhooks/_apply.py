@@ -96,8 +96,9 @@ class EngineApplier:
 @contextlib.contextmanager
 def _claimed(engine: InboundSync, link: Link) -> Iterator[Link | None]:
     """The deal's link read again under the deal's claim, which a sync chunk holds while it
-    updates the deal: neither's write of the link's synced values undoes the other's (holding
-    no other claim, it waits; the chunk holds the deal's only while it writes it)."""
+    updates its linked deals: neither's write of the link's synced values undoes the other's.
+    Holding no other claim, it waits up to 15 s, else ``ClaimTimeoutError`` (the webhook job is
+    retried with the queue's backoff)."""
     with engine.store.hold_claim(engine.tenant_id, f"deal:{link.hubspot_id}"):
         yield engine.store.get_link_by_hubspot(engine.tenant_id, link.portal_id, "deal", link.hubspot_id)
 

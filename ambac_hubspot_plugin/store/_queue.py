@@ -139,9 +139,9 @@ class SqlJobQueue:
         raise RuntimeError(f"could not enqueue {kind} {dedupe_key!r}: dedupe kept colliding")
 
     def enqueue_many(self, tenant_id: str, items: Sequence[tuple[str, Mapping[str, Any], str | None]], *,
-                     max_attempts: int | None = None) -> int:
-        """Queue many jobs in one transaction, as :meth:`enqueue` would one by one; return how
-        many were added.
+                     max_attempts: int | None = None, run_after: datetime | None = None) -> int:
+        """Queue many jobs in one transaction, as :meth:`enqueue` would one by one (due at
+        ``run_after``, else now); return how many were added.
 
         ``items`` are ``(kind, payload, dedupe_key)``. A pending job of the same tenant, kind
         and key absorbs an item (and of two items with one key, the first absorbs the second):
@@ -158,8 +158,9 @@ class SqlJobQueue:
         ordered = sorted(items, key=lambda item: (item[0], item[2] or ""))
         with self._engine.begin() as conn:
             stamp = db_time(conn, now)
+            due = stamp if run_after is None else db_time(conn, run_after)
             rows = [(tenant_id, kind, json.dumps(dict(payload)), JobState.PENDING.value, 0, attempts_allowed,
-                     dedupe_key, stamp, stamp, stamp) for kind, payload, dedupe_key in ordered]
+                     dedupe_key, due, stamp, stamp) for kind, payload, dedupe_key in ordered]
             # Multi-row VALUES on the driver (one JSON array of rows on PostgreSQL): through
             # SQLAlchemy's executemany psycopg parsed the long text anew for every batch.
             return len(insert_rows(conn, jobs, JOB_COLUMNS, rows, JOB_TAIL))

@@ -184,10 +184,13 @@ class SqlRetentionMixin:
         while removed == chunk:
             if deadline is not None and self._clock() >= deadline:
                 return PruneReport(rows, dry_run=False, complete=False, at=now)
-            keys = sa.select(claims.c.key).where(left_claims).limit(chunk)
+            # In key order, skipping rows a taker has locked (PostgreSQL), as take_claims locks
+            # them; the expiry is tested again on the row deleted: one taken over meanwhile stays.
+            keys = (sa.select(claims.c.key).where(left_claims).order_by(claims.c.key).limit(chunk)
+                    .with_for_update(skip_locked=True))
             with self._writing() as conn:
                 removed = int(conn.execute(sa.delete(claims).where(
-                    claims.c.tenant_id == tenant_id, claims.c.key.in_(keys.scalar_subquery()))).rowcount)
+                    left_claims, claims.c.key.in_(keys.scalar_subquery()))).rowcount)
             rows["expired_claims"] += removed
         # One chunk of each table in turn: a table with a long backlog (webhook events under
         # load) must not spend the whole budget while the others' old rows wait forever. The
