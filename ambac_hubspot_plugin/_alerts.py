@@ -285,7 +285,6 @@ class _Sender:
             return "pending", None
         return ("sent", None) if box.error is None else ("failed", box.error)
 
-
     def _returned_late(self, tenant_id: str, box: _Box,
                        on_late: Callable[[BaseException | None], None] | None) -> None:
         """A send the tick stopped waiting for has returned: tell ``on_late`` once the tick has

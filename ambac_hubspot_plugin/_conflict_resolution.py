@@ -93,14 +93,12 @@ class ConflictResolver:
             # key is the link's: a merge in HubSpot moves it to the surviving record.
             link = store.get_link_by_host(tenant_id, record.object_type, record.host_id)
             kind, hubspot_id = (link.object_type, link.hubspot_id) if link else (record.hubspot_type, record.hubspot_id)
-            with contextlib.ExitStack() as held:
-                try:
-                    held.enter_context(store.hold_claim(tenant_id, f"{kind}:{hubspot_id}", ttl=DECIDING,
-                                                        wait=RECORD_WAIT))
-                except ClaimTimeoutError as exc:
-                    raise ConfigError(f"HubSpot {kind} {hubspot_id} of conflict {conflict_id} is being synced "
-                                      "right now; nothing was changed. Try again in a moment.") from exc
-                return self._resolve(self._open_conflict(conflict_id), choice, value, decided_by)
+            try:  # (the decision takes no claim of its own: a timeout is the hold's)
+                with store.hold_claim(tenant_id, f"{kind}:{hubspot_id}", ttl=DECIDING, wait=RECORD_WAIT):
+                    return self._resolve(self._open_conflict(conflict_id), choice, value, decided_by)
+            except ClaimTimeoutError as exc:
+                raise ConfigError(f"HubSpot {kind} {hubspot_id} of conflict {conflict_id} is being synced "
+                                  "right now; nothing was changed. Try again in a moment.") from exc
         finally:
             store.release_claim(tenant_id, key, holder)
 

@@ -41,14 +41,15 @@ from ._inbound_records import (
     order_external_id,
     with_status_values,
 )
-from ._job_kinds import FIELDS_KIND, PUSH_MAX_ATTEMPTS, RETRY_KIND, host_event_job, order_state_job
-from ._linking import WRITE_GROUP, Chunk, PendingLink, RecordLinker, split_company_fields, update_linked_company
+from ._job_kinds import FIELDS_KIND, PUSH_MAX_ATTEMPTS, RETRY_KIND, order_state_job
+from ._linked_records import LinkedRecordUpdates
+from ._linking import WRITE_GROUP, Chunk, PendingLink, RecordLinker
 from ._merges import adopt_merged_deals
 from ._read_ahead import read_ahead
 from .conflicts import ConflictStrategy, strategy_name, to_json
 from .errors import HostRecordError, MappingError, StrategyError
 from .events import OrderCreated, SyncStepFailed
-from .host import OrderDraft, UserType
+from .host import OrderDraft
 from .mapping import ORDER_FIELDS, DealContext
 from .store import ConflictDraft, LogLevel, RunStatus
 
@@ -56,7 +57,7 @@ if TYPE_CHECKING:
     from ._engine_parts import EngineParts
     from ._facade import PluginHooks
     from ._linking import Associations
-    from .client import Deal, HubSpotObject
+    from .client import Deal
     from .host import Order
     from .store import Link
 
@@ -72,7 +73,7 @@ BUSY_RETRY = timedelta(seconds=2)
 CHECKPOINTS = {"incremental": "deals.modified_since", "backfill": "deals.backfill_since"}
 
 
-class InboundSync(DealReview):
+class InboundSync(DealReview, LinkedRecordUpdates):
     """Turns the deals of one tenant's portal into orders."""
 
     def __init__(
@@ -262,9 +263,9 @@ class InboundSync(DealReview):
         linked = [deal.id for deal in deals if deal.id in links]
         busy: set[str] = set()
         if linked and not dry_run:
-            # Updated under their claims, their links read again (see claim_deals). A retry job
+            # Updated under their claims, their links read again (see claim_links). A retry job
             # holding no other claim waits for them: the queue backs it off if it waits in vain.
-            fresh = self._linker.claim_deals({deal_id: links[deal_id] for deal_id in linked},
+            fresh = self._linker.claim_links("deal", {deal_id: links[deal_id] for deal_id in linked},
                                              wait=trigger == "retry" and not self._linker.claims)
             busy, links = set(linked) - set(fresh), {**links, **fresh}
         try:
@@ -276,7 +277,7 @@ class InboundSync(DealReview):
                 elif deal.id not in new_ids:
                     done[i] = self._outcome(deal, links, new_ids, chunk, trigger, dry_run, pushed)
         finally:
-            self._linker.release_deals(linked)
+            self._linker.release_links("deal", linked)
         for start in range(0, len(creates), WRITE_GROUP):  # the host commits 100 new orders at once
             with self._linker.grouped_writes(not dry_run):
                 for i in creates[start:start + WRITE_GROUP]:
@@ -499,92 +500,6 @@ class InboundSync(DealReview):
         last = with_status_values(link.synced) if object_type == "order" else dict(link.synced)
         return reconcile_fields(self.tenant_id, object_type, record, fields, current, last,
                                 (hubspot_changed_at, host_changed_at), self.conflicts, host_fields, own)
-
-    def update_linked(self, object_type: str, hubspot_ids: Sequence[str]) -> list[Outcome]:
-        """Apply HubSpot's current values to linked host companies or contacts (webhooks).
-
-        Unlinked records are left alone: companies and contacts are created only when a deal
-        that becomes an order needs them.
-        """
-        host_type = {"companies": "company", "contacts": "contact"}[object_type]
-        links = self.store.get_links_by_hubspot(self.tenant_id, self.portal_id, host_type, hubspot_ids)
-        if not links:
-            return [Outcome(i, "skipped", f"{host_type} is not linked to a host record") for i in hubspot_ids]
-        try:
-            # Read and applied under the claims: a worker that read an older version is done.
-            links = self._linker.claim_links(host_type, links)
-            return self._update_linked_records(object_type, host_type, hubspot_ids, links)
-        finally:
-            self._linker.release_claims()
-
-    def _update_linked_records(self, object_type: str, host_type: str, hubspot_ids: Sequence[str],
-                               links: Mapping[str, Link]) -> list[Outcome]:
-        if object_type == "companies":
-            records: dict[str, HubSpotObject] = {
-                c.id: c for c in self.client.read_companies(sorted(links), self.mapping.company_properties)}
-        else:
-            records = {c.id: c for c in self.client.read_contacts(sorted(links), self.mapping.contact_properties)}
-        outcomes = []
-        for hubspot_id in hubspot_ids:
-            link, record = links.get(hubspot_id), records.get(hubspot_id)
-            if link is None or record is None:
-                outcomes.append(Outcome(hubspot_id, "skipped", f"{host_type} is not linked or no longer in HubSpot"))
-                continue
-            try:
-                outcomes.append(self._update_linked_record(host_type, record, link))
-            except (MappingError, HostRecordError) as exc:
-                outcomes.append(self._failed_record(host_type, hubspot_id, exc))
-        return outcomes
-
-    def _update_linked_record(self, host_type: str, record: HubSpotObject, link: Link) -> Outcome:
-        kept: dict[str, Any] = {}
-        if host_type == "company":
-            current: Any = self.host.get_company(link.host_id)
-            fields, kept = split_company_fields(
-                self.mapping.company_fields(record),  # type: ignore[arg-type]  # a Company
-                self.host.capabilities().company_fields)
-        else:
-            current = self.host.get_contact(link.host_id)
-            if current is not None and current.user_type is not UserType.PORTAL:
-                return Outcome(record.id, "skipped",
-                               f"contact {link.host_id} is an internal user; HubSpot does not edit it", current.id)
-            fields = dict(self.mapping.contact_fields(record))  # type: ignore[arg-type]  # a Contact
-        if current is None:
-            return Outcome(record.id, "skipped", f"linked {host_type} {link.host_id} no longer exists in the host")
-        # The host keeps no modification time for users: a contact's is unknown (newest_wins
-        # then gives HubSpot the field).
-        done = self._reconcile(host_type, f"{host_type}:{record.id}", fields, current, link, record.updated_at,
-                               current.updated_at if host_type == "company" else None)
-        changes, synced, held, host_wins = done.changes, done.synced, done.held, done.host_wins
-        # Values the host has no field for are HubSpot's alone: no conflict, the plugin keeps them.
-        synced.update({k: to_json(v) for k, v in kept.items()})
-        if changes and host_type == "company":
-            current = update_linked_company(self.host, self.store, link, changes)
-        elif changes:
-            self.host.update_contact(current.id, changes)
-        self._audit(done, link, host_type)
-        if synced != link.synced:
-            self.store.update_link_synced(link.id, synced)
-        if host_wins and host_type == "company":
-            # The host's value won: the company push carries it (if directions.companies sends
-            # companies to HubSpot), as the host's own company edits are pushed.
-            kind, payload, dedupe = host_event_job("company", current.id, "saved", {"changed_fields": host_wins})
-            self.store.enqueue(self.tenant_id, kind, payload, dedupe_key=dedupe)
-        elif host_wins:
-            self.store.log(self.tenant_id, LogLevel.INFO, "inbound.contact",
-                           f"contact {record.id}: the host kept {host_wins}; contacts are not written to "
-                           "HubSpot, so HubSpot keeps its own value", record=f"contact:{record.id}")
-        if not changes:
-            return Outcome(record.id, "unchanged", "mapped fields already match"
-                           + (f"; held for review: {held}" if held else ""), current.id)
-        return Outcome(record.id, "updated", f"updated {sorted(changes)}", current.id, tuple(sorted(changes)))
-
-    def _failed_record(self, host_type: str, hubspot_id: str, exc: MappingError | HostRecordError) -> Outcome:
-        what = str(exc) if isinstance(exc, StrategyError) else f"value {exc.field}={exc.value!r} cannot be used: {exc}"
-        message = f"{host_type} {hubspot_id}: {what}. It is applied when it changes again in HubSpot."
-        self.store.log(self.tenant_id, LogLevel.ERROR, f"inbound.{host_type}", message,
-                       record=f"{host_type}:{hubspot_id}")
-        return Outcome(hubspot_id, "failed", message)
 
     def _audit(self, done: Reconciled, link: Link, object_type: str) -> None:
         """Write a record's conflicts to the audit trail (a held one opens there), and close the

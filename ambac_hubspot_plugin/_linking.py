@@ -230,33 +230,26 @@ class RecordLinker:
             ids[survivor] = link.host_id
             resolved.add(link.host_id)
 
-    def claim_links(self, object_type: str, links: Mapping[str, Link]) -> dict[str, Link]:
-        """Claim linked HubSpot companies or contacts about to be read and applied to the host,
-        waiting for another worker applying one of them, then read their links again; holding
-        nothing else, so no two holders wait for each other. Applied in turn, each worker reads
-        the record from HubSpot after the one before it applied it: never an older version over
-        a newer one."""
-        self.claims.take_all([f"{object_type}:{hubspot_id}" for hubspot_id in links], CLAIM_WAIT)
-        return self.store.get_links_by_hubspot(self.tenant_id, self.portal_id, object_type, list(links))
-
-    def claim_deals(self, links: Mapping[str, Link], *, wait: bool = False) -> dict[str, Link]:
-        """Claim the linked deals about to be updated, and return their links read again under
-        the claims: another worker that applied a newer version of one meanwhile has finished,
-        and its link says so, so an older version is never written over it. Without ``wait``, a
-        deal another worker holds now (a webhook job during a sync chunk) is left out, for the
-        caller to retry; taken so, they may be taken while other claims are held. With ``wait``
-        (holding nothing else) all are taken, waiting up to 15 s, else ``ClaimTimeoutError``.
-        :meth:`release_deals` gives them up once the updates are written."""
-        keys = {f"deal:{hubspot_id}": hubspot_id for hubspot_id in links}
+    def claim_links(self, object_type: str, links: Mapping[str, Link], *, wait: bool) -> dict[str, Link]:
+        """Claim linked HubSpot records (``deal``, ``company``, ``contact``) about to be applied
+        to the host, and return their links read again under the claims: another worker that
+        applied a newer version of one meanwhile has finished, and its link says so (a deal's
+        applied version), or the record is read from HubSpot after it (a company's, a
+        contact's): never an older version over a newer one. With ``wait`` (holding nothing
+        else, so no two holders wait for each other) all are taken, waiting up to 15 s, else
+        ``ClaimTimeoutError``. Without, those another worker holds now are left out, for the
+        caller to retry; taken so, they may be taken while other claims are held.
+        :meth:`release_links` gives them up early, :meth:`release_claims` with the rest."""
+        keys = {f"{object_type}:{hubspot_id}": hubspot_id for hubspot_id in links}
         if wait:
             self.claims.take_all(keys, CLAIM_WAIT)
             mine = list(links)
         else:
             mine = [keys[key] for key in self.claims.take_free(keys)]
-        return self.store.get_links_by_hubspot(self.tenant_id, self.portal_id, "deal", mine) if mine else {}
+        return self.store.get_links_by_hubspot(self.tenant_id, self.portal_id, object_type, mine) if mine else {}
 
-    def release_deals(self, hubspot_ids: Collection[str]) -> None:
-        self.claims.release_keys([f"deal:{hubspot_id}" for hubspot_id in hubspot_ids])
+    def release_links(self, object_type: str, hubspot_ids: Collection[str]) -> None:
+        self.claims.release_keys([f"{object_type}:{hubspot_id}" for hubspot_id in hubspot_ids])
 
     def claim_new_records(self, chunk: Chunk) -> None:
         """Take, in one statement, the store's claims on the emails of the chunk's unlinked
