@@ -9,32 +9,23 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ._inbound_records import Outcome, Preview, checked_changes, order_external_id, version_of
+from ._inbound_records import EngineSide, Outcome, Preview, checked_changes, order_external_id, version_of
 from .errors import DealChangedError, DealNotFoundError
 
 if TYPE_CHECKING:
     from ._inbound_records import Triggers
-    from ._linking import Chunk, RecordLinker
-    from .client import Deal, HubSpotClient
-    from .host import HostServices, Order, OrderDraft
-    from .mapping import MappingStrategy
-    from .store import SyncStore
+    from ._linking import Chunk
+    from .client import Deal
+    from .host import Order, OrderDraft
 
 __all__ = ["DealReview"]
 
 
-class DealReview:
+class DealReview(EngineSide):
     """:meth:`preview` and :meth:`create_from_deal`, on the engine's parts."""
 
-    if TYPE_CHECKING:  # what InboundSync gives the mixin
-        tenant_id: str
-        portal_id: str
-        client: HubSpotClient
-        mapping: MappingStrategy
-        store: SyncStore
-        host: HostServices
+    if TYPE_CHECKING:  # what else InboundSync gives the mixin
         triggers: Triggers
-        _linker: RecordLinker
         _order_fields: frozenset[str]
 
         def _draft(self, deal: Deal, chunk: Chunk, dry_run: bool) -> tuple[OrderDraft, dict[str, Any], list[str]]:

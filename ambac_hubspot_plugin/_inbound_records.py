@@ -19,11 +19,13 @@ from .errors import ConfigError
 from .host import OrderDraft, OrderStatus
 
 if TYPE_CHECKING:
-    from ._linking import Chunk
-    from .client import Deal, Pipeline
-    from .host import Order
+    from ._linking import Chunk, RecordLinker
+    from .client import Deal, HubSpotClient, Pipeline
+    from .host import HostServices, Order
+    from .mapping import MappingStrategy
+    from .store import SyncStore
 
-__all__ = ["Outcome", "Preview", "RunResult", "Triggers", "backfill_checkpoint", "checked_changes",
+__all__ = ["EngineSide", "Outcome", "Preview", "RunResult", "Triggers", "backfill_checkpoint", "checked_changes",
            "newest_versions", "order_external_id", "version_of", "with_status_values"]
 
 
@@ -195,3 +197,17 @@ def with_status_values(synced: Mapping[str, object]) -> dict[str, object]:
         with contextlib.suppress(ValueError):  # not a status at all: compared as it is, as before
             found["order_status"] = OrderStatus.parse(recorded).value
     return found
+
+
+class EngineSide:
+    """The parts :class:`~._inbound.InboundSync` gives the mixins it is made of
+    (:class:`~._deal_review.DealReview`, :class:`~._linked_records.LinkedRecordUpdates`)."""
+
+    if TYPE_CHECKING:
+        tenant_id: str
+        portal_id: str
+        client: HubSpotClient
+        mapping: MappingStrategy
+        store: SyncStore
+        host: HostServices
+        _linker: RecordLinker

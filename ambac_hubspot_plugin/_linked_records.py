@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ._inbound_records import Outcome
+from ._inbound_records import EngineSide, Outcome
 from ._job_kinds import host_event_job
 from ._linking import split_company_fields, update_linked_company
 from .conflicts import to_json
@@ -18,27 +18,16 @@ from .store import LogLevel
 
 if TYPE_CHECKING:
     from ._field_sync import Reconciled
-    from ._linking import RecordLinker
-    from .client import HubSpotClient, HubSpotObject
-    from .host import HostServices
-    from .mapping import MappingStrategy
-    from .store import Link, SyncStore
+    from .client import HubSpotObject
+    from .store import Link
 
 __all__ = ["LinkedRecordUpdates"]
 
 
-class LinkedRecordUpdates:
+class LinkedRecordUpdates(EngineSide):
     """:meth:`update_linked`, on the engine's parts."""
 
-    if TYPE_CHECKING:  # what InboundSync gives the mixin
-        tenant_id: str
-        portal_id: str
-        client: HubSpotClient
-        mapping: MappingStrategy
-        store: SyncStore
-        host: HostServices
-        _linker: RecordLinker
-
+    if TYPE_CHECKING:  # what else InboundSync gives the mixin
         def _reconcile(self, object_type: str, record: str, fields: Mapping[str, object], current: object,
                        link: Link, hubspot_changed_at: datetime | None, host_changed_at: datetime | None,
                        host_fields: frozenset[str] | None = None, own: Sequence[str] = ()) -> Reconciled:
