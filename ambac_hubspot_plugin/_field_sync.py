@@ -83,18 +83,18 @@ def reconcile_fields(
             # next different value is a person's edit, compared with it.
             synced[field] = to_json(host_value)
             host_wins.append(field)
-            _settle(result, was_held, field, host_value, "HubSpot shows the plugin's own earlier write; the "
-                    f"host's {_shown(host_value)} stands")
+            _settle(result, was_held, field, host_value,
+                    "HubSpot shows the plugin's own earlier write; the host's {kept} stands")
             continue
         if change is Change.HUBSPOT:
             changes[field] = value
-            _settle(result, was_held, field, value, "the host went back to the last synced value, so "
-                    f"HubSpot's {_shown(value)} was applied")
+            _settle(result, was_held, field, value,
+                    "the host went back to the last synced value, so HubSpot's {kept} was applied")
         elif change is Change.CONVERGED:
-            _settle(result, was_held, field, value, f"both sides now hold {_shown(value)}")
+            _settle(result, was_held, field, value, "both sides now hold {kept}")
         elif change is Change.NONE:
-            _settle(result, was_held, field, host_value, "HubSpot went back to the last synced value, so the "
-                    f"host's {_shown(host_value)} stands")
+            _settle(result, was_held, field, host_value,
+                    "HubSpot went back to the last synced value, so the host's {kept} stands")
         elif change is Change.CONFLICT:
             strategy = strategy_for(object_type, field)
             conflict = FieldConflict(
@@ -130,12 +130,11 @@ def reconcile_fields(
 
 
 def _settle(result: Reconciled, was_held: set[str], field: str, kept: object, why: str) -> None:
+    """A held field's dispute is over: say why, ``{kept}`` the value kept in its JSON form (a date
+    as '2026-12-07'); only then worded, for this runs for every field of every update."""
     if field in was_held:
-        result.settled[field] = (to_json(kept), why)
-
-
-def _shown(value: object) -> str:
-    return repr(to_json(value))  # a date as '2026-12-07', not datetime.date(2026, 12, 7)
+        shown = to_json(kept)
+        result.settled[field] = (shown, why.replace("{kept}", repr(shown)))
 
 
 def field_values(synced: Mapping[str, Any]) -> dict[str, Any]:
