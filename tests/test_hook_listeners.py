@@ -168,3 +168,26 @@ def test_an_order_is_told_whichever_path_made_it_once_its_claims_are_given_up(tm
         else:
             assert world.sync().created == 1
     assert created.heard == [(deal, how, 0)]
+
+
+class StoreOut(OSError):
+    """The store went away (the database's connection is lost)."""
+
+
+def test_listeners_hear_of_the_orders_made_even_when_giving_up_the_claims_fails(tmp_path, monkeypatch):
+    """The store fails as the chunk gives up its claims (they expire on their own): the orders
+    and links are stored, and are never made again to tell of them, so listeners hear now."""
+    created = Created()
+    with open_world(tmp_path, plugins=[created]) as world:
+        created.world = world
+        deal = world.deal(companies=[world.company(name="Gone Co", domain="gone.example")])
+        store = world.store
+
+        def store_out(*args: Any, **kwargs: Any) -> int:
+            raise StoreOut
+
+        monkeypatch.setattr(store, "release_claims", store_out)
+        with pytest.raises(StoreOut):
+            world.sync()
+        assert world.order_for(deal) is not None
+    assert [(deal_id, trigger) for deal_id, trigger, _held in created.heard] == [(deal, "incremental")]

@@ -377,6 +377,8 @@ def test_a_held_company_conflict_hubspot_settles_is_closed_and_the_company_view_
     assert "_held_fields" in link.synced
     kept = company_json(host_company.id, host_company, link, frozenset({"name"}))["kept"]
     assert "phone" in kept and "_held_fields" not in kept
+    preview = world.runtime.inbound(world.tenant).preview(world.deal(companies=[company]))
+    assert "_held_fields" not in preview.company_kept, "nor on the review page"
     world.hubspot.update_object("companies", company, {"phone": "A"})
     world.runtime.inbound(world.tenant).update_linked("companies", [company])
     assert world.runtime.list_conflicts(world.tenant) == []
