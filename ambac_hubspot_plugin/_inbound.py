@@ -478,7 +478,7 @@ class InboundSync(DealReview, LinkedRecordUpdates):
             return Outcome(deal.id, "updated", f"would update {sorted(changes)}", order.id, tuple(sorted(changes)))
         if changes:
             self.host.update_order(order.id, changes)
-        self._audit(done, link, "order")
+        self._audit(done, link, "order", order.id)
         if synced != link.synced:
             self.store.update_link_synced(link.id, synced)
         if host_wins:
@@ -501,18 +501,19 @@ class InboundSync(DealReview, LinkedRecordUpdates):
         return reconcile_fields(self.tenant_id, object_type, record, fields, current, last,
                                 (hubspot_changed_at, host_changed_at), self.conflicts, host_fields, own)
 
-    def _audit(self, done: Reconciled, link: Link, object_type: str) -> None:
+    def _audit(self, done: Reconciled, link: Link, object_type: str, host_id: str) -> None:
         """Write a record's conflicts to the audit trail (a held one opens there), and close the
-        held ones no longer in dispute, saying so in the log."""
-        for record in self.store.settle_conflicts(self.tenant_id, object_type, link.host_id, done.settled):
+        held ones no longer in dispute, saying so in the log. ``host_id``: the record's id now (a
+        versioned company's update may have made a new one, and moved its open conflicts there)."""
+        for record in self.store.settle_conflicts(self.tenant_id, object_type, host_id, done.settled):
             self.store.log(self.tenant_id, LogLevel.INFO, "conflicts",
-                           f"conflict {record.id} ({object_type} {link.host_id}, field {record.field}) is closed "
+                           f"conflict {record.id} ({object_type} {host_id}, field {record.field}) is closed "
                            f"without a decision: {done.settled[record.field][1]}",
                            record=f"{link.object_type}:{link.hubspot_id}")
         for conflict, decision, strategy in done.conflicts:
             self.store.record_conflict(ConflictDraft(
                 tenant_id=self.tenant_id, portal_id=self.portal_id, object_type=conflict.object_type,
-                host_id=link.host_id, hubspot_type=link.object_type, hubspot_id=link.hubspot_id,
+                host_id=host_id, hubspot_type=link.object_type, hubspot_id=link.hubspot_id,
                 field=conflict.field, hubspot_value=to_json(conflict.hubspot_value),
                 host_value=to_json(conflict.host_value), last_synced=conflict.last_synced,
                 hubspot_changed_at=conflict.hubspot_changed_at, host_changed_at=conflict.host_changed_at,

@@ -33,7 +33,7 @@ class LinkedRecordUpdates(EngineSide):
                        host_fields: frozenset[str] | None = None, own: Sequence[str] = ()) -> Reconciled:
             ...
 
-        def _audit(self, done: Reconciled, link: Link, object_type: str) -> None:
+        def _audit(self, done: Reconciled, link: Link, object_type: str, host_id: str) -> None:
             ...
 
     def update_linked(self, object_type: str, hubspot_ids: Sequence[str]) -> list[Outcome]:
@@ -98,7 +98,7 @@ class LinkedRecordUpdates(EngineSide):
             current = update_linked_company(self.host, self.store, link, changes)
         elif changes:
             self.host.update_contact(current.id, changes)
-        self._audit(done, link, host_type)
+        self._audit(done, link, host_type, current.id)
         if synced != link.synced:
             self.store.update_link_synced(link.id, synced)
         if host_wins and host_type == "company":

@@ -814,6 +814,22 @@ def test_a_company_update_answered_by_a_new_version_re_points_the_link(world):
     assert world.store.get_link_by_host(world.tenant, "company", first_id) is None
 
 
+def test_a_held_company_conflict_settled_by_an_update_that_makes_a_new_version_is_closed(world):
+    """HubSpot comes round to the host's phone in the same edit that renames the company, and
+    the host answers the rename with a new version (a new id), taking the open conflict along:
+    the conflict is closed on the new version, not looked for on the old one and left open."""
+    company, _host_company = _phone_edited_on_both_sides(world, "manual")
+    (held,) = world.runtime.list_conflicts(world.tenant)
+    engine = world.runtime.inbound(world.tenant)
+    engine.host = _VersioningServices(engine.host)
+    world.hubspot.update_object("companies", company, {"phone": "A", "name": "Renamed Co"})
+    (outcome,) = engine.update_linked("companies", [company])
+    assert outcome.action == "updated" and outcome.order_id != held.host_id
+    assert world.runtime.list_conflicts(world.tenant) == []
+    settled = world.store.get_conflict(world.tenant, held.id)
+    assert (settled.resolution, settled.host_id) == ("settled", outcome.order_id)
+
+
 def test_an_old_conflict_on_a_company_field_the_host_lacks_is_refused_clearly(real_world):
     """A company phone conflict recorded before the host said it has no phone cannot be
     resolved into the host: a ConfigError says the plugin keeps HubSpot's value."""
