@@ -292,3 +292,29 @@ def test_claims_of_any_count_take_few_statement_texts(store: Any) -> None:
         assert store.take_claims("t", keys, "me") == set(keys)
         assert store.release_claims("t", keys, "me") == n
     assert len(texts) <= 2 * 8 + 2, sorted(texts, key=len)[:5]
+
+
+AWKWARD = ['a"b', "c,d", "{e}", "f\\g", "NULL", "", " h ", "ü", "i'j"]
+
+
+def test_lookups_of_many_values_find_every_one_and_on_postgresql_in_one_statement(store: Any) -> None:
+    """More values than an IN list takes, spelled as array literals would trip over (quotes,
+    commas, braces, a backslash, ``NULL``, empty): every link, claim and held key is found.
+    On PostgreSQL each is one statement (``= ANY`` of an array; the claims' rows from one),
+    not one per IN list or multi-row batch."""
+    ids = [*AWKWARD, *(f"{i}" for i in range(2 * IN_LIST + 77))]
+    hosts = [f"h{i}" for i in range(len(ids))]
+    store.create_links("t", "p", [_row(i, h) for i, h in zip(ids, hosts, strict=True)])
+    store.create_links("t", "p", [_row(i, f"deal-{i}", object_type="deal") for i in ids[:50]])
+    texts: list[str] = []
+    sa.event.listen(store.engine, "before_cursor_execute", lambda *args: texts.append(args[2]))
+    found = store.get_links_by_hubspot("t", "p", "company", [*ids, "missing"])
+    assert {k: v.host_id for k, v in found.items()} == dict(zip(ids, hosts, strict=True))
+    assert set(store.get_links_by_host("t", "company", hosts)) == set(hosts)
+    assert store.take_claims("t", ids, "me") == set(ids)
+    assert store.release_claims("t", [*ids, "not held"], "me") == len(ids)
+    one_each = store.engine.dialect.name == "postgresql"
+    # links by HubSpot id, by host id, taking the claims, giving them up: one statement each
+    # on PostgreSQL
+    statements = [t for t in texts if t.lstrip().upper().startswith(("SELECT", "INSERT", "DELETE"))]
+    assert (len(statements) == 4) == one_each, statements

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
-from ._inbox_sql import in_lists, shaped
+from ._inbox_sql import one_of, shaped
 from ._ports import CLAIM_TTL, CLAIM_WAIT, ClaimTimeoutError
 from ._schema import claims
 
@@ -67,16 +67,27 @@ class SqlClaimMixin:
         if not wanted:
             return set()
         now = self._clock()
-        dialect = sqlite if self._engine.dialect.name == "sqlite" else postgresql
-        insert = dialect.insert(claims)
+        on_postgresql = self._engine.dialect.name == "postgresql"
+        insert = (postgresql if on_postgresql else sqlite).insert(claims)
+        if on_postgresql:
+            # One statement for any number of keys: the rows come from an array, in its order
+            # (a multi-row VALUES text was converted again by psycopg for every batch).
+            keys = sa.func.unnest(sa.bindparam("keys", wanted, type_=postgresql.ARRAY(claims.c.key.type))
+                                  ).table_valued("key", with_ordinality="n").render_derived()
+            rows = sa.select(sa.literal(tenant_id, claims.c.tenant_id.type), keys.c.key,
+                             sa.literal(holder, claims.c.holder.type),
+                             sa.literal(now + ttl, claims.c.expires_at.type)).order_by(keys.c.n)
+            insert = insert.from_select(["tenant_id", "key", "holder", "expires_at"], rows)
         upsert = insert.on_conflict_do_update(
             index_elements=[claims.c.tenant_id, claims.c.key],
             set_={"holder": insert.excluded.holder, "expires_at": insert.excluded.expires_at},
             where=sa.or_(claims.c.expires_at <= now, claims.c.holder == holder),
         ).returning(claims.c.key)
-        values = [{"tenant_id": tenant_id, "key": key, "holder": holder, "expires_at": now + ttl}
-                  for key in wanted]
         with self._engine.begin() as conn:
+            if on_postgresql:
+                return set(conn.execute(upsert).scalars())
+            values = [{"tenant_id": tenant_id, "key": key, "holder": holder, "expires_at": now + ttl}
+                      for key in wanted]
             # An executemany, which SQLAlchemy sends as multi-row statements: of a few sizes.
             return {row[0] for chunk in shaped(values) for row in conn.execute(upsert, list(chunk))}
 
@@ -92,10 +103,9 @@ class SqlClaimMixin:
         wanted = sorted(set(keys))
         released = 0
         with self._engine.begin() as conn:
-            for chunk in in_lists(wanted):
+            for keys_in in one_of(conn, claims.c.key, wanted):
                 released += conn.execute(sa.delete(claims).where(
-                    claims.c.tenant_id == tenant_id, claims.c.holder == holder,
-                    claims.c.key.in_(chunk))).rowcount
+                    claims.c.tenant_id == tenant_id, claims.c.holder == holder, keys_in)).rowcount
         return released
 
     @contextmanager

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
-from ._inbox_sql import in_lists, shaped
+from ._inbox_sql import one_of, shaped
 from ._ports import ConflictDraft, ConflictRecord
 from ._schema import conflicts, pushed_values
 
@@ -216,11 +216,10 @@ class SqlConflictMixin:
         ids = sorted({str(i) for i in object_ids})
         pv = pushed_values.c
         with self._engine.connect() as conn:
-            for chunk in in_lists(ids):
+            for ids_in in one_of(conn, pv.object_id, ids):
                 for object_id, name, value, written_at in conn.execute(sa.select(
                         pv.object_id, pv.property_name, pv.value, pv.written_at).where(
-                        pv.tenant_id == tenant_id, pv.object_type == object_type,
-                        pv.object_id.in_(chunk))):
+                        pv.tenant_id == tenant_id, pv.object_type == object_type, ids_in)):
                     found[(str(object_id), str(name))] = (str(value), written_at)
         return found
 
@@ -231,12 +230,11 @@ class SqlConflictMixin:
         found: dict[str, dict[str, str]] = {}
         ids = list(dict.fromkeys(str(i) for i in object_ids))
         with self._engine.connect() as conn:
-            for chunk in in_lists(ids):
+            for ids_in in one_of(conn, pushed_values.c.object_id, ids):
                 rows = conn.execute(sa.select(
                     pushed_values.c.object_id, pushed_values.c.property_name, pushed_values.c.value,
                 ).where(pushed_values.c.tenant_id == tenant_id,
-                        pushed_values.c.object_type == object_type,
-                        pushed_values.c.object_id.in_(chunk)))
+                        pushed_values.c.object_type == object_type, ids_in))
                 for object_id, name, value in rows:
                     found.setdefault(str(object_id), {})[str(name)] = str(value)
         return found

@@ -32,6 +32,7 @@ from ._inbox_sql import (
     in_lists,
     insert_rows,
     multi_row_sql,
+    one_of,
     pending_jobs_sql,
     portal_upsert_sql,
 )
@@ -467,10 +468,9 @@ class SqlInboxMixin:
             by_type[object_type].append(object_id)
         with self._engine.connect() as conn:
             for object_type, ids in sorted(by_type.items()):
-                for chunk in in_lists(ids):
+                for ids_in in one_of(conn, ev.object_id, ids):
                     query = sa.select(webhook_events).where(
-                        ev.tenant_id == tenant_id, ev.object_type == object_type,
-                        ev.object_id.in_(chunk),
+                        ev.tenant_id == tenant_id, ev.object_type == object_type, ids_in,
                         ev.processed_at.is_(None)).order_by(ev.id)
                     for row in conn.execute(query):
                         event = _inbox_event(row)
@@ -489,8 +489,8 @@ class SqlInboxMixin:
         marked = 0
         with self._writing() as conn:
             for outcome, ids in (("applied", sorted(applied)), ("echo", sorted(echoes))):
-                for chunk in in_lists(ids):
-                    where = (ev.tenant_id == tenant_id, ev.id.in_(chunk), ev.processed_at.is_(None))
+                for ids_in in one_of(conn, ev.id, ids):
+                    where = (ev.tenant_id == tenant_id, ids_in, ev.processed_at.is_(None))
                     portals = Counter(conn.execute(
                         sa.select(ev.portal_id).where(*where)).scalars())
                     marked += conn.execute(sa.update(webhook_events).where(*where).values(

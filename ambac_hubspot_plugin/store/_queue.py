@@ -21,7 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from . import _queue_sql as sql
-from ._inbox_sql import JOB_COLUMNS, JOB_TAIL, db_time, in_lists, insert_rows, storable_text
+from ._inbox_sql import JOB_COLUMNS, JOB_TAIL, db_time, insert_rows, one_of, storable_text
 from ._ports import Job, JobState, LeaseLostError
 from ._schema import PENDING_DEDUPE, jobs
 
@@ -361,8 +361,8 @@ class SqlJobQueue:
         wanted = sorted(set(job_ids))
         done: set[int] = set()
         with self._engine.begin() as conn:
-            for chunk in in_lists(wanted):
+            for ids_in in one_of(conn, jobs.c.id, wanted):
                 done.update(conn.execute(sa.delete(jobs).where(
-                    jobs.c.id.in_(chunk), jobs.c.state == JobState.RUNNING.value,
+                    ids_in, jobs.c.state == JobState.RUNNING.value,
                     jobs.c.lease_owner == worker_id).returning(jobs.c.id)).scalars())
         return set(wanted) - done

@@ -20,7 +20,7 @@ from ._claims import SqlClaimMixin
 from ._conflicts import SqlConflictMixin
 from ._engine import HEAD, SETTING, create_store_engine, migrate, redact, require_current, require_existing
 from ._inbox import SqlInboxMixin
-from ._inbox_sql import db_time, in_lists, insert_rows, storable_text
+from ._inbox_sql import db_time, insert_rows, one_of, storable_text
 from ._ports import (
     Checkpoint,
     Link,
@@ -107,10 +107,10 @@ class SqlStateStore(SqlClaimMixin, SqlConflictMixin, SqlInboxMixin, SqlRetention
         found: dict[str, Link] = {}
         ids = list(dict.fromkeys(hubspot_ids))
         with self._engine.connect() as conn:
-            for chunk in in_lists(ids):
+            for ids_in in one_of(conn, links.c.hubspot_id, ids):
                 rows = conn.execute(sa.select(links).where(
                     links.c.tenant_id == tenant_id, links.c.portal_id == portal_id,
-                    links.c.object_type == object_type, links.c.hubspot_id.in_(chunk)))
+                    links.c.object_type == object_type, ids_in))
                 for row in rows:
                     link = self._link(row)
                     found[link.hubspot_id] = link
@@ -128,10 +128,9 @@ class SqlStateStore(SqlClaimMixin, SqlConflictMixin, SqlInboxMixin, SqlRetention
         found: dict[str, Link] = {}
         ids = list(dict.fromkeys(host_ids))
         with self._engine.connect() as conn:
-            for chunk in in_lists(ids):
+            for ids_in in one_of(conn, links.c.host_id, ids):
                 rows = conn.execute(sa.select(links).where(
-                    links.c.tenant_id == tenant_id, links.c.host_type == host_type,
-                    links.c.host_id.in_(chunk)))
+                    links.c.tenant_id == tenant_id, links.c.host_type == host_type, ids_in))
                 for row in rows:
                     link = self._link(row)
                     found[link.host_id] = link
@@ -252,10 +251,10 @@ class SqlStateStore(SqlClaimMixin, SqlConflictMixin, SqlInboxMixin, SqlRetention
         wanted = sorted({d for d in map(normalize_domain, domains) if d})
         found: dict[str, list[Link]] = {}
         with self._engine.connect() as conn:
-            for chunk in in_lists(wanted):
+            for domains_in in one_of(conn, links.c.match_domain, wanted):
                 rows = conn.execute(sa.select(links).where(
                     links.c.tenant_id == tenant_id, links.c.portal_id == portal_id,
-                    links.c.object_type == "company", links.c.match_domain.in_(chunk),
+                    links.c.object_type == "company", domains_in,
                 ).order_by(links.c.id))
                 for row in rows:
                     found.setdefault(row.match_domain, []).append(self._link(row))
