@@ -72,11 +72,11 @@ class SqlClaimMixin:
         if on_postgresql:
             # One statement for any number of keys: the rows come from an array, in its order
             # (a multi-row VALUES text was converted again by psycopg for every batch).
-            keys = sa.func.unnest(sa.bindparam("keys", wanted, type_=postgresql.ARRAY(claims.c.key.type))
-                                  ).table_valued("key", with_ordinality="n").render_derived()
-            rows = sa.select(sa.literal(tenant_id, claims.c.tenant_id.type), keys.c.key,
+            array = sa.func.unnest(sa.bindparam("keys", wanted, type_=postgresql.ARRAY(claims.c.key.type))
+                                   ).table_valued("key", with_ordinality="n").render_derived()
+            rows = sa.select(sa.literal(tenant_id, claims.c.tenant_id.type), array.c.key,
                              sa.literal(holder, claims.c.holder.type),
-                             sa.literal(now + ttl, claims.c.expires_at.type)).order_by(keys.c.n)
+                             sa.literal(now + ttl, claims.c.expires_at.type)).order_by(array.c.n)
             insert = insert.from_select(["tenant_id", "key", "holder", "expires_at"], rows)
         upsert = insert.on_conflict_do_update(
             index_elements=[claims.c.tenant_id, claims.c.key],
