@@ -156,8 +156,10 @@ def _rows_json(rows: Sequence[tuple[Any, ...]]) -> str:
 
 
 def insert_rows(conn: Connection, table: sa.Table, columns: tuple[str, ...],
-                 rows: Sequence[tuple[Any, ...]], tail: str) -> list[tuple[Any, ...]]:
+                rows: Sequence[tuple[Any, ...]], tail: str,
+                tail_params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     """Insert ``rows`` in chunks of multi-row statements; the RETURNING rows of all chunks.
+    ``tail`` (``ON CONFLICT ... RETURNING``) may bind ``tail_params``, each written ``%s``.
 
     On PostgreSQL one statement takes all rows as one JSON text: a multi-row VALUES text of
     100 rows was longer than psycopg caches, and converting it again for each round was a
@@ -169,13 +171,16 @@ def insert_rows(conn: Connection, table: sa.Table, columns: tuple[str, ...],
         return []
     if conn.dialect.name == "postgresql":
         text = _rows_json(rows)
-        return [tuple(row) for row in conn.exec_driver_sql(json_rows_sql(table, columns, tail), (text,))]
+        return [tuple(row) for row in conn.exec_driver_sql(json_rows_sql(table, columns, tail),
+                                                             (text, *tail_params))]
     returned: list[tuple[Any, ...]] = []
     paramstyle = conn.dialect.paramstyle
+    if paramstyle == "qmark":
+        tail = tail.replace("%s", "?")
     for chunk in shaped(rows):
         sql = multi_row_sql(paramstyle, table.name, columns, len(chunk), tail)
         flat = tuple(value for row in chunk for value in row)
-        returned.extend(tuple(row) for row in conn.exec_driver_sql(sql, flat))
+        returned.extend(tuple(row) for row in conn.exec_driver_sql(sql, (*flat, *tail_params)))
     return returned
 
 
