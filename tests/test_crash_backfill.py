@@ -21,7 +21,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import attrs
 import pytest
@@ -46,6 +46,9 @@ KILLS = 5
 # re-reading a chunk after a resume). A faster machine may finish a round before its kill:
 # the test needs three real cuts, not five.
 KILL_DELAY = (0.3, 2.2)
+# After a kill, seconds between the resumed child's first commit and its kill (it waited up to
+# 10 s for the killed one's claims; from its first commit it makes about 2,000 orders a second).
+RESUMED_KILL_DELAY = (0.05, 0.8)
 SEED = 4_2026
 
 
@@ -148,6 +151,14 @@ def _child(data_dir: Path, tenant: int, stderr: IO[str]) -> Iterator[subprocess.
         proc.stdout.close()
 
 
+def _wait_for_progress(services: Any, proc: subprocess.Popen[str], orders: int, timeout: float = 30) -> None:
+    """Wait until the host has more than ``orders`` orders (or the child has ended)."""
+    deadline = time.monotonic() + timeout
+    while len(services.list_orders()) <= orders and proc.poll() is None:
+        assert time.monotonic() < deadline, f"the resumed backfill made no order for {timeout} s"
+        time.sleep(0.05)
+
+
 def _read_line(proc: subprocess.Popen[str], timeout: float) -> str:
     """The child's next stdout line; fails the test if none comes in time."""
     assert proc.stdout is not None
@@ -198,6 +209,11 @@ def test_sigkilled_backfill_resumes_to_exactly_one_order_per_won_deal(
                 delay = rng.uniform(*KILL_DELAY)
                 with _child(data_dir, tenant, stderr) as proc:
                     assert _read_line(proc, 60) == "ready"
+                    if kills:
+                        # The killed child's claims (the emails and domains of its chunk) last up
+                        # to 10 s, and this one waits for them: count from its first commit.
+                        _wait_for_progress(services, proc, kills[-1].orders)
+                        delay = rng.uniform(*RESUMED_KILL_DELAY)
                     time.sleep(delay)  # the random point of the kill is the point of this test
                     proc.send_signal(signal.SIGKILL)
                     returncode = proc.wait(30)
