@@ -4,10 +4,11 @@ A chunk claims the email of each portal user and the domain of each company it m
 (``contact-email:…``, ``company-domain:…``), so that another worker process sharing the store
 waits for the chunk's links instead of creating a second user or company. It takes them all at
 once, or waits holding none (:meth:`ChunkClaims.take_all`): a chunk that held some while it
-waited for another's could wait for that chunk while that chunk waits for it. While it applies
-its linked deals it also claims them (``deal:…``), so that two workers never apply one deal at
-once; those it takes without waiting (:meth:`ChunkClaims.take_free`: a deal another worker
-holds is retried later) and gives up once its updates are done (:meth:`ChunkClaims.release_keys`).
+waited for another's could wait for that chunk while that chunk waits for it. It claims its
+linked deals, and the new ones HubSpot merged others into, too (``deal:…``), so that two workers
+never apply one deal at once; those it takes without waiting (:meth:`ChunkClaims.take_free`: a
+deal another worker holds is applied later) and gives up once its updates, or its new orders'
+links, are written (:meth:`ChunkClaims.release_keys`, :meth:`ChunkClaims.release`).
 A webhook job applying linked companies or contacts claims them (``company:…``, ``contact:…``)
 holding nothing else, and waits for them. A claim lives
 :data:`~.store.CLAIM_TTL` (10 s), so that one a killed process leaves behind soon expires; but a

@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ._inbound_records import EngineSide, Outcome, Preview, checked_changes, order_external_id, version_of
-from .errors import DealChangedError, DealNotFoundError
+from ._merges import adopt_merged_deals
+from .errors import ConfigError, DealChangedError, DealNotFoundError
+from .store import ClaimTimeoutError
 
 if TYPE_CHECKING:
     from ._inbound_records import Triggers
@@ -73,14 +75,24 @@ class DealReview(EngineSide):
         deal = self.client.get_deal(deal_id, self.mapping.deal_properties)
         if deal is None:
             raise DealNotFoundError(deal_id)
-        link = self.store.get_link_by_hubspot(self.tenant_id, self.portal_id, "deal", deal_id)
-        if link is not None:
-            return Outcome(deal_id, "unchanged", "the deal already has an order", link.host_id)
         checked_changes(changes or {}, self._order_fields)
-        chunk = self._linker.load_related([deal])
-        if reviewed is not None and reviewed != version_of(deal, chunk):
-            raise DealChangedError(deal_id)
         try:
+            # Under the deal's claim, as a sync chunk makes orders (see InboundSync.process): a
+            # worker making its order, or moving a merged deal's order to it, has finished.
+            try:
+                self._linker.claim("deal", [deal_id], wait=True)
+            except ClaimTimeoutError as exc:
+                raise ConfigError(f"HubSpot deal {deal_id} is being synced right now; nothing was created. "
+                                  "Try again in a moment.") from exc
+            link = self.store.get_link_by_hubspot(self.tenant_id, self.portal_id, "deal", deal_id)
+            if link is None:  # a merge survivor takes the merged-away deal's order, as a sync would
+                link = adopt_merged_deals(self.host, self.store, self.tenant_id, self.portal_id, [deal],
+                                          dry_run=False).get(deal_id)
+            if link is not None:
+                return Outcome(deal_id, "unchanged", "the deal already has an order", link.host_id)
+            chunk = self._linker.load_related([deal])
+            if reviewed is not None and reviewed != version_of(deal, chunk):
+                raise DealChangedError(deal_id)
             self._linker.claim_new_records(chunk)  # all at once, as a sync chunk does
             # One host transaction where the host groups writes: an order it refuses (a reviewer's
             # value over its limits) leaves no company or contact made for it behind.
@@ -92,5 +104,5 @@ class DealReview(EngineSide):
                 outcomes = [self._adopt(deal, order, fields, "manual")]
             self._flush_links(outcomes)
         finally:
-            self._release_then_tell()  # the claims on the domain or emails it created records for
+            self._release_then_tell()  # the deal's claim, and those on the domain or emails it created records for
         return outcomes[0]

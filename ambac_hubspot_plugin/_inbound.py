@@ -44,14 +44,14 @@ from ._inbound_records import (
 from ._job_kinds import FIELDS_KIND, PUSH_MAX_ATTEMPTS, RETRY_KIND, order_state_job
 from ._linked_records import LinkedRecordUpdates
 from ._linking import WRITE_GROUP, Chunk, PendingLink, RecordLinker
-from ._merges import adopt_merged_deals
+from ._merges import adopt_merged_deals, merged_ids, note_on_order
 from ._read_ahead import read_ahead
 from .conflicts import ConflictStrategy, strategy_name, to_json
 from .errors import HostRecordError, MappingError, StrategyError
 from .events import OrderCreated, SyncStepFailed
 from .host import OrderDraft
 from .mapping import ORDER_FIELDS, DealContext
-from .store import ConflictDraft, LogLevel, RunStatus
+from .store import ClaimTimeoutError, ConflictDraft, LogLevel, RunStatus
 
 if TYPE_CHECKING:
     from ._engine_parts import EngineParts
@@ -71,6 +71,7 @@ APPLIED_VERSION = "_hs_lastmodifieddate"
 BUSY_RETRY = timedelta(seconds=2)
 """How long after a chunk met a deal another worker was applying its retry job is due."""
 CHECKPOINTS = {"incremental": "deals.modified_since", "backfill": "deals.backfill_since"}
+NO_SUCH_DEAL = "HubSpot has no such deal (deleted or merged)"
 
 
 class InboundSync(DealReview, LinkedRecordUpdates):
@@ -160,7 +161,7 @@ class InboundSync(DealReview, LinkedRecordUpdates):
         found = {d.id for d in deals}
         for missing in dict.fromkeys(deal_ids):
             if missing not in found:
-                outcome = Outcome(missing, "skipped", "HubSpot has no such deal (deleted or merged)")
+                outcome = Outcome(missing, "skipped", NO_SUCH_DEAL)
                 result.count(outcome)
                 result.outcomes.append(outcome)
         return result
@@ -224,23 +225,74 @@ class InboundSync(DealReview, LinkedRecordUpdates):
     def process(self, deals: Sequence[Deal], *, trigger: str, dry_run: bool = False,
                 ahead: Associations | None = None) -> list[Outcome]:
         """Create or update the orders of these deals; return one outcome per deal. ``ahead``:
-        associations of some of them read already (see :mod:`._read_ahead`)."""
+        associations of some of them read already (see :mod:`._read_ahead`).
+
+        A deal another worker is applying right now is left out, then: a sync run (holding no
+        claim by then) waits for it, up to 15 s, reads it again (the other worker may have
+        written it to HubSpot too) and applies it; a webhook job, or a run that waited in vain,
+        leaves it to a retry job due 2 s later (which waits for it, and reads it)."""
         deals = newest_versions(deals)
+        outcomes = self._process_once(deals, trigger, dry_run, ahead)
+        busy, self._busy_retries = self._busy_retries, []
+        if busy and trigger in CHECKPOINTS:
+            try:
+                self._linker.claim("deal", busy, wait=True)
+            except ClaimTimeoutError:
+                pass
+            else:
+                again = {o.deal_id: o for o in self._process_current(busy, trigger)}
+                outcomes = [again.get(o.deal_id, o) for o in outcomes]
+                busy, self._busy_retries = self._busy_retries, []  # none: they were held already
+        if busy:
+            self.store.enqueue_many(self.tenant_id, [(RETRY_KIND, {"deal_id": deal_id}, f"deal:{deal_id}")
+                                                     for deal_id in busy], run_after=self.clock() + BUSY_RETRY)
+        return outcomes
+
+    def _process_current(self, deal_ids: Sequence[str], trigger: str) -> list[Outcome]:
+        """Read these deals (claimed already) from HubSpot and process them; a deal HubSpot no
+        longer has is skipped."""
+        try:
+            deals = list(self.client.read_deals(list(deal_ids), self.mapping.deal_properties))
+        except BaseException:
+            self._release_then_tell()
+            raise
+        outcomes = self._process_once(newest_versions(deals), trigger, False, None)
+        found = {d.id for d in deals}
+        return [*outcomes, *(Outcome(deal_id, "skipped", NO_SUCH_DEAL) for deal_id in deal_ids if deal_id not in found)]
+
+    def _process_once(self, deals: Sequence[Deal], trigger: str, dry_run: bool,
+                      ahead: Associations | None) -> list[Outcome]:
         try:
             links = self.store.get_links_by_hubspot(self.tenant_id, self.portal_id, "deal", [d.id for d in deals])
+            # The linked deals, and the new ones HubSpot merged others into, are claimed and
+            # applied under their claims, their links read again (those another worker holds
+            # now are left out, see process): no other worker writes a deal's link between this
+            # chunk's read and write of it, nor moves a merged deal's order to one this chunk is
+            # about to make an order for. A retry job holding no other claim waits for them: the
+            # queue backs it off if it waits in vain. Other new deals take no claim (a backfill
+            # pays nothing): the order's external id and link keep a second writer from making
+            # their order, and a merge that lands meanwhile is said in the log (_flush_links).
+            claimed = [d.id for d in deals if d.id in links or merged_ids(d)]
+            busy: set[str] = set()
+            if claimed and not dry_run:
+                mine = self._linker.claim("deal", claimed, wait=trigger == "retry" and not self._linker.claims)
+                busy = set(claimed) - mine
+                fresh = self.store.get_links_by_hubspot(self.tenant_id, self.portal_id, "deal", mine) if mine else {}
+                links = {**{k: v for k, v in links.items() if k not in claimed}, **fresh}
+            free = [d for d in deals if d.id not in busy]
             links = {**links, **adopt_merged_deals(self.host, self.store, self.tenant_id, self.portal_id,
-                                                   [d for d in deals if d.id not in links], dry_run=dry_run)}
+                                                   [d for d in free if d.id not in links], dry_run=dry_run)}
             if any((d.properties.get("dealstage") or "") not in self.triggers.stage_labels
                    or (trigger == "incremental" and not self.triggers.is_trigger(d))
-                   for d in deals if d.id not in links):
+                   for d in free if d.id not in links):
                 # A stage added in HubSpot since the pipelines were cached; or, in a scheduled run
                 # (whose checkpoint then passes the deal), a stage just made closed won.
                 self._refresh_triggers()
-            new = [d for d in deals if d.id not in links and self.triggers.is_trigger(d)]
+            new = [d for d in free if d.id not in links and self.triggers.is_trigger(d)]
             chunk = self._linker.load_related(new, ahead, dry_run=dry_run)
             if not dry_run:
                 self._linker.claim_new_records(chunk)
-            outcomes = self._process_chunk(deals, links, {d.id for d in new}, chunk, trigger, dry_run)
+            outcomes = self._process_chunk(deals, links, {d.id for d in new}, chunk, trigger, dry_run, busy)
         finally:
             self._release_then_tell()
         return outcomes
@@ -257,17 +309,13 @@ class InboundSync(DealReview, LinkedRecordUpdates):
                 self.hooks.tell(self.store, self.tenant_id, told)
 
     def _process_chunk(self, deals: Sequence[Deal], links: Mapping[str, Link], new_ids: set[str], chunk: Chunk,
-                       trigger: str, dry_run: bool) -> list[Outcome]:
+                       trigger: str, dry_run: bool, busy: set[str]) -> list[Outcome]:
+        """The deals' outcomes: ``busy`` ones left out (see :meth:`process`), the linked ones updated
+        (their claims given up right after), the new ones made orders, 100 a host commit (their
+        claims held until their links are written)."""
         done: dict[int, Outcome] = {}
         creates = [i for i, deal in enumerate(deals) if deal.id in new_ids]
         linked = [deal.id for deal in deals if deal.id in links]
-        busy: set[str] = set()
-        if linked and not dry_run:
-            # Updated under their claims, their links read again (see claim_links). A retry job
-            # holding no other claim waits for them: the queue backs it off if it waits in vain.
-            fresh = self._linker.claim_links("deal", {deal_id: links[deal_id] for deal_id in linked},
-                                             wait=trigger == "retry" and not self._linker.claims)
-            busy, links = set(linked) - set(fresh), {**links, **fresh}
         try:
             # What the push last wrote to the linked deals, in one query: a value still there is ours.
             pushed = self.store.pushed_values_of(self.tenant_id, "deal", linked) if linked else {}
@@ -277,7 +325,7 @@ class InboundSync(DealReview, LinkedRecordUpdates):
                 elif deal.id not in new_ids:
                     done[i] = self._outcome(deal, links, new_ids, chunk, trigger, dry_run, pushed)
         finally:
-            self._linker.release_links("deal", linked)
+            self._linker.release_links("deal", [deal.id for deal in deals if deal.id not in new_ids])
         for start in range(0, len(creates), WRITE_GROUP):  # the host commits 100 new orders at once
             with self._linker.grouped_writes(not dry_run):
                 for i in creates[start:start + WRITE_GROUP]:
@@ -304,9 +352,9 @@ class InboundSync(DealReview, LinkedRecordUpdates):
             return self._failed(deal.id, exc, dry_run, enqueue=trigger != "retry")
 
     def _busy(self, deal_id: str) -> Outcome:
-        """Another worker is applying this deal now: a retry job reads and applies its newest
-        version once that worker is done (a sync chunk does not wait, nor fail, for it; the
-        retry job waits for the claim, and the queue backs it off if it waits in vain)."""
+        """Another worker is applying this deal now: :meth:`process` applies it once that worker
+        is done, or leaves it to a retry job (which waits for the claim, and which the queue
+        backs off if it waits in vain)."""
         self._busy_retries.append(deal_id)
         return Outcome(deal_id, "skipped", "another worker is applying this deal right now; a retry job "
                        "applies its newest version once it is done")
@@ -343,6 +391,30 @@ class InboundSync(DealReview, LinkedRecordUpdates):
 
     # ---- links ---------------------------------------------------------------------------------
 
+    def _lost_deal_links(self, items: Sequence[PendingLink], outcomes: list[Outcome], where: Mapping[str, int]) -> None:
+        """Deals whose link another writer made first: the same order (its external id), or,
+        when a merge webhook moved a merged-away deal's order to the deal meanwhile (a new deal
+        without merged ids takes no claim), another one: then both orders exist, and the log
+        and the new order say to archive it."""
+        if not items:
+            return
+        current = self.store.get_links_by_hubspot(self.tenant_id, self.portal_id, "deal",
+                                                  [item.hubspot_id for item in items])
+        for item in items:
+            i = where.get(item.hubspot_id)
+            link = current.get(item.hubspot_id)
+            if link is not None and link.host_id != item.host_id:
+                message = (f"deal {item.hubspot_id}: order {item.host_id} was made while the deal took over order "
+                           f"{link.host_id} of a deal HubSpot merged into it; both orders exist and only "
+                           f"{link.host_id} follows the deal. Archive order {item.host_id}.")
+                self._linker.log(LogLevel.WARNING, "inbound.deal", message, f"deal:{item.hubspot_id}")
+                note_on_order(self.host, self.store, self.tenant_id, item.host_id, message)
+                if i is not None:
+                    outcomes[i] = Outcome(item.hubspot_id, "created", message, item.host_id)
+            elif i is not None and outcomes[i].action == "created":
+                outcomes[i] = Outcome(outcomes[i].deal_id, "unchanged",
+                                      "another worker created and linked this order first", outcomes[i].order_id)
+
     def _flush_links(self, outcomes: list[Outcome]) -> None:
         """Write the chunk's queued links, then its jobs and log lines, each in one transaction;
         a deal whose link another writer made first is 'unchanged'."""
@@ -357,13 +429,9 @@ class InboundSync(DealReview, LinkedRecordUpdates):
                     # order's first edit. A crash before the enqueue: reconciliation pushes it.
                     pushes.append(order_state_job(item.host_id))
                     created.append(item.created)
-            elif item.object_type == "deal":
-                i = where.get(item.hubspot_id)
-                if i is not None and outcomes[i].action == "created":
-                    outcomes[i] = Outcome(outcomes[i].deal_id, "unchanged",
-                                          "another worker created and linked this order first", outcomes[i].order_id)
             else:
                 unlinked.setdefault(item.object_type, []).append(item)
+        self._lost_deal_links(unlinked.pop("deal", []), outcomes, where)
         for object_type, items in unlinked.items():
             # Linked meanwhile by the other writer: nothing to say. Else a duplicate in HubSpot.
             linked = self.store.get_links_by_hubspot(self.tenant_id, self.portal_id, object_type,
@@ -380,9 +448,6 @@ class InboundSync(DealReview, LinkedRecordUpdates):
         # Due at once; if one fails again the queue spaces its attempts out (backoff).
         retries, self._retries = self._retries, []
         self.store.enqueue_many(self.tenant_id, retries)
-        busy, self._busy_retries = self._busy_retries, []
-        self.store.enqueue_many(self.tenant_id, [(RETRY_KIND, {"deal_id": deal_id}, f"deal:{deal_id}")
-                                                 for deal_id in busy], run_after=self.clock() + BUSY_RETRY)
         self._linker.write_log()
         failed, self._failed_steps = self._failed_steps, []
         self._told = [*created, *failed]  # told after the log lines and jobs they tell of are stored

@@ -230,22 +230,24 @@ class RecordLinker:
             ids[survivor] = link.host_id
             resolved.add(link.host_id)
 
-    def claim_links(self, object_type: str, links: Mapping[str, Link], *, wait: bool) -> dict[str, Link]:
-        """Claim linked HubSpot records (``deal``, ``company``, ``contact``) about to be applied
-        to the host, and return their links read again under the claims: another worker that
-        applied a newer version of one meanwhile has finished, and its link says so (a deal's
-        applied version), or the record is read from HubSpot after it (a company's, a
-        contact's): never an older version over a newer one. With ``wait`` (holding nothing
-        else, so no two holders wait for each other) all are taken, waiting up to 15 s, else
-        ``ClaimTimeoutError``. Without, those another worker holds now are left out, for the
-        caller to retry; taken so, they may be taken while other claims are held.
-        :meth:`release_links` gives them up early, :meth:`release_claims` with the rest."""
-        keys = {f"{object_type}:{hubspot_id}": hubspot_id for hubspot_id in links}
+    def claim(self, object_type: str, hubspot_ids: Collection[str], *, wait: bool) -> set[str]:
+        """Claim HubSpot records (``deal``, ``company``, ``contact``) about to be applied to the
+        host; return the ids now held. With ``wait`` (holding nothing else, so no two holders
+        wait for each other) all are taken, waiting up to 15 s, else ``ClaimTimeoutError``.
+        Without, those another worker holds now are left out, for the caller to retry; taken
+        so, they may be taken while other claims are held. :meth:`release_links` gives them up
+        early, :meth:`release_claims` with the rest."""
+        keys = {f"{object_type}:{hubspot_id}": hubspot_id for hubspot_id in hubspot_ids}
         if wait:
             self.claims.take_all(keys, CLAIM_WAIT)
-            mine = list(links)
-        else:
-            mine = [keys[key] for key in self.claims.take_free(keys)]
+            return set(keys.values())
+        return {keys[key] for key in self.claims.take_free(keys)}
+
+    def claim_links(self, object_type: str, links: Mapping[str, Link], *, wait: bool) -> dict[str, Link]:
+        """:meth:`claim` linked records, and return their links read again under the claims:
+        another worker that applied a newer version of one meanwhile has finished, and the
+        record is read from HubSpot after it: never an older version over a newer one."""
+        mine = self.claim(object_type, links, wait=wait)
         return self.store.get_links_by_hubspot(self.tenant_id, self.portal_id, object_type, mine) if mine else {}
 
     def release_links(self, object_type: str, hubspot_ids: Collection[str]) -> None:

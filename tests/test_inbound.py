@@ -263,6 +263,36 @@ def test_manual_preview_then_create_then_second_create_returns_existing(world):
     assert world.runtime.preview_order(world.tenant, deal).existing_order.id == order.id
 
 
+def test_a_reviewed_create_of_a_merge_survivor_takes_the_merged_deals_order(world):
+    """A person creates the order of a deal into which HubSpot merged a deal that has an order
+    (the survivor not in a trigger stage, so no sync moved it): the order follows the survivor,
+    as a sync would move it, instead of a second order being made."""
+    linked = world.deal(dealname="Linked")
+    world.sync()
+    order = world.order_for(linked)
+    survivor = world.deal(stage="contractsent", dealname="Other")
+    world.hubspot.merge_objects("deals", survivor, linked)
+    outcome = world.runtime.create_order_from_deal(world.tenant, survivor)
+    assert (outcome.action, outcome.order_id) == ("unchanged", order.id)
+    assert [o.id for o in world.services.list_orders()] == [order.id]
+    assert world.store.get_link_by_host(world.tenant, "order", order.id).hubspot_id == survivor
+
+
+def test_a_reviewed_create_waits_for_a_worker_applying_the_deal_then_says_try_again(world, monkeypatch):
+    """Another worker holds the deal (a sync chunk making its order): the create waits for it,
+    and when it waits in vain, nothing is created and the error says to try again."""
+    deal = world.deal(stage="contractsent", dealname="Manual")
+    key = f"deal:{deal}"
+    assert world.store.take_claims(world.tenant, {key}, "a sync chunk", timedelta(minutes=5)) == {key}
+    monkeypatch.setattr(linking_module, "CLAIM_WAIT", timedelta(seconds=0.3))
+    with pytest.raises(ConfigError, match="being synced right now; nothing was created"):
+        world.runtime.create_order_from_deal(world.tenant, deal)
+    assert world.services.list_orders() == []
+    threading.Timer(0.2, world.store.release_claims, (world.tenant, {key}, "a sync chunk")).start()
+    monkeypatch.setattr(linking_module, "CLAIM_WAIT", timedelta(seconds=5))
+    assert world.runtime.create_order_from_deal(world.tenant, deal).action == "created"
+
+
 def test_concurrent_processing_of_one_new_customer_makes_one_company_and_one_order(world):
     """Two engines processing two deals of one new company and contact at once create one company
     and one user (the host's emails are not unique, so nothing in the host stops a second one)."""
@@ -458,11 +488,11 @@ def _second_runs_while_first_is_paused(host, method: str, first, second) -> bool
     original = getattr(host, method)
     errors: list[BaseException] = []
 
-    def pausing(*args):  # the host is the other engine's too: pause the first thread only
+    def pausing(*args, **kwargs):  # the host is the other engine's too: pause the first thread only
         if threading.current_thread() is threads[0]:
             paused.set()
             assert go_on.wait(10)
-        return original(*args)
+        return original(*args, **kwargs)
 
     def run(work) -> None:
         try:
@@ -485,13 +515,13 @@ def _second_runs_while_first_is_paused(host, method: str, first, second) -> bool
 
 
 @pytest.mark.parametrize("first", ["sync", "webhook"])
-def test_a_deal_two_workers_apply_at_once_ends_at_its_newest_version_and_neither_waits(
-        world, monkeypatch, first):
+def test_a_deal_two_workers_apply_at_once_ends_at_its_newest_version(world, monkeypatch, first):
     """A sync chunk pages an older version of a linked deal while a webhook job applies it.
     Unguarded, the chunk (its links read before the webhook's write) wrote its older version
     over the newer one, which stayed until the deal changed again. Now whichever worker comes
-    second finds the deal claimed: it neither waits nor fails, but skips the deal and queues a
-    retry job, which applies the deal's newest version."""
+    second finds the deal claimed, and neither fails: a webhook job skips the deal and queues a
+    retry job, which applies its newest version; a sync chunk finishes its other deals, gives up
+    its claims, then waits for the deal and applies it (the version it paged is older: unchanged)."""
     monkeypatch.setattr(inbound_module, "BUSY_RETRY", timedelta(0))  # due at once, for the drain below
     deal_id = world.deal(dealname="First name")
     world.sync()
@@ -509,15 +539,41 @@ def test_a_deal_two_workers_apply_at_once_ends_at_its_newest_version_and_neither
 
     works = {"sync": (syncing, sync), "webhook": (webhook, hook)}
     second = "webhook" if first == "sync" else "sync"
-    assert _second_runs_while_first_is_paused(works[first][0].host, "get_order", works[first][1], works[second][1])
-    (skipped,) = results[second]
-    assert skipped.action == "skipped" and "another worker is applying this deal" in skipped.reason
-    (job,) = world.store.queued(world.tenant, [RETRY_KIND])
-    assert job.payload == {"deal_id": deal_id}
-    world.runtime.drain()
+    second_ended_first = _second_runs_while_first_is_paused(works[first][0].host, "get_order", works[first][1],
+                                                            works[second][1])
+    (outcome,) = results[second]
+    if second == "webhook":
+        assert second_ended_first, "the webhook job did not wait"
+        assert outcome.action == "skipped" and "another worker is applying this deal" in outcome.reason
+        (job,) = world.store.queued(world.tenant, [RETRY_KIND])
+        assert job.payload == {"deal_id": deal_id}
+        world.runtime.drain()
+    else:
+        assert not second_ended_first, "the sync waited for the webhook job"
+        assert outcome.action == "unchanged" and "already applied" in outcome.reason, outcome
     assert world.order_for(deal_id).name == "Newer name"
     assert world.store.queued(world.tenant, [RETRY_KIND]) == []
     assert world.sync().updated == 0  # nothing left for the next sync to repair
+
+
+def test_a_sync_chunk_that_waits_in_vain_for_a_deal_leaves_it_to_a_retry_job(world, monkeypatch):
+    """Another worker holds a deal for longer than a sync run waits (15 s): the run does not
+    fail, the deal is skipped and a retry job applies it once it is free."""
+    monkeypatch.setattr(inbound_module, "BUSY_RETRY", timedelta(0))
+    monkeypatch.setattr(linking_module, "CLAIM_WAIT", timedelta(seconds=0.3))
+    deal_id = world.deal(dealname="First name")
+    world.sync()
+    world.hubspot.update_object("deals", deal_id, {"dealname": "Newer name"})
+    key, other = f"deal:{deal_id}", "another worker"
+    assert world.store.take_claims(world.tenant, {key}, other, timedelta(minutes=5)) == {key}
+    result = world.sync()
+    assert (result.skipped, result.failed, result.updated) == (1, 0, 0)
+    (job,) = world.store.queued(world.tenant, [RETRY_KIND])
+    assert job.payload == {"deal_id": deal_id}
+    world.store.release_claims(world.tenant, {key}, other)
+    world.runtime.drain(max_jobs=5)
+    assert world.order_for(deal_id).name == "Newer name"
+    assert world.store.queued(world.tenant, [RETRY_KIND]) == []
 
 
 def test_a_deletion_webhook_during_a_sync_chunks_update_of_the_deal_keeps_its_flag(world):
@@ -536,6 +592,65 @@ def test_a_deletion_webhook_during_a_sync_chunks_update_of_the_deal_keeps_its_fl
         lambda: EngineApplier(lambda _tenant: webhook).apply(world.tenant, "deal", deal_id, [deletion]))
     link = world.store.get_link_by_hubspot(world.tenant, str(world.hubspot.portal_id), "deal", deal_id)
     assert DELETED_FLAG in link.synced and link.synced["name"] == "Older name"
+
+
+def test_a_merge_webhook_while_a_sync_chunk_reads_the_surviving_deal_makes_no_second_order(world, monkeypatch):
+    """A sync chunk reads the surviving deal of a merge unlinked; the merge webhook then moves
+    the merged-away deal's order to it before the chunk looks for merged deals' orders. The
+    chunk made a second order, whose link it then lost to the moved one: an order no link
+    tracks. Now the webhook waits for the deal's claim, which the chunk took before reading."""
+    linked = world.deal(dealname="Linked")
+    world.sync()
+    order = world.order_for(linked)
+    survivor = world.deal(stage="contractsent", dealname="Other")
+    world.hubspot.merge_objects("deals", survivor, linked)
+    world.hubspot.update_object("deals", survivor, {"dealstage": "closedwon"})
+    syncing, webhook = world.runtime.inbound(world.tenant), world.runtime.inbound(world.tenant)
+    (deal,) = syncing.client.read_deals([survivor], syncing.mapping.deal_properties)
+    merge = WebhookEvent(portal_id=str(world.hubspot.portal_id), subscription_type="deal.merge",
+                         object_id=survivor, occurred_at_ms=1, primary_object_id=survivor,
+                         merged_object_ids=(linked,))
+
+    monkeypatch.setattr(inbound_module, "adopt_merged_deals", inbound_module.adopt_merged_deals)  # restored after
+    # The chunk pauses after reading the deal's link, before it looks for merged deals' orders.
+    webhook_ended_first = _second_runs_while_first_is_paused(
+        inbound_module, "adopt_merged_deals", lambda: syncing.process([deal], trigger="incremental"),
+        lambda: EngineApplier(lambda _tenant: webhook).apply(world.tenant, "deal", survivor, [merge]))
+    assert not webhook_ended_first, "the merge waited for the chunk"
+    assert [o.id for o in world.services.list_orders()] == [order.id]
+    link = world.store.get_link_by_host(world.tenant, "order", order.id)
+    assert link.hubspot_id == survivor
+
+
+def test_a_merge_webhook_while_a_sync_chunk_makes_the_order_of_a_deal_read_before_it_says_so(world):
+    """A sync chunk reads a won deal before HubSpot merges a linked deal into it (no merged ids
+    yet, so it takes no claim), and is making its order when the merge webhook moves the merged
+    deal's order to it. Both orders exist: the chunk's new order lost the deal's link, and it
+    said that another worker had made and linked "this order". Now the log and the new order
+    say that the deal follows the merged deal's order, and to archive the new one."""
+    linked = world.deal(dealname="Linked")
+    world.sync()
+    order = world.order_for(linked)
+    survivor = world.deal(dealname="Other")
+    syncing, webhook = world.runtime.inbound(world.tenant), world.runtime.inbound(world.tenant)
+    (deal,) = syncing.client.read_deals([survivor], syncing.mapping.deal_properties)  # before the merge
+    world.hubspot.merge_objects("deals", survivor, linked)
+    merge = WebhookEvent(portal_id=str(world.hubspot.portal_id), subscription_type="deal.merge",
+                         object_id=survivor, occurred_at_ms=1, primary_object_id=survivor,
+                         merged_object_ids=(linked,))
+    results: list[list] = []
+    _second_runs_while_first_is_paused(
+        syncing.host, "create_order", lambda: results.append(syncing.process([deal], trigger="incremental")),
+        lambda: EngineApplier(lambda _tenant: webhook).apply(world.tenant, "deal", survivor, [merge]))
+    ((outcome,),) = results
+    assert world.store.get_link_by_hubspot(world.tenant, str(world.hubspot.portal_id), "deal",
+                                           survivor).host_id == order.id
+    (extra,) = [o for o in world.services.list_orders() if o.id != order.id]
+    assert outcome.action == "created" and outcome.order_id == extra.id
+    assert f"Archive order {extra.id}" in outcome.reason
+    assert any(f"Archive order {extra.id}" in e.message and e.level == "warning"
+               for e in world.store.read_log(world.tenant).entries)
+    assert f"Archive order {extra.id}" in world.host.order_notes(world.tenant, extra.id)[0]
 
 
 def test_a_busy_deals_retry_job_waits_for_the_deal_and_is_backed_off_if_in_vain(world, monkeypatch):

@@ -64,12 +64,20 @@ class EngineApplier:
         return {}
 
     def _merge(self, engine: InboundSync, event: WebhookEvent) -> None:
-        """Move the order of a merged-away deal to the surviving deal, and say so."""
+        """Move the order of a merged-away deal to the surviving deal, and say so; under the
+        surviving deal's claim, which a sync chunk holds from reading the deal's link to writing
+        the link of an order it makes for it: the chunk adopts the merged deal's order, or has
+        made and linked one (then both orders stay, and the log says to archive one), never a
+        second order without a link. Holding no other claim, it waits up to 15 s, else
+        ``ClaimTimeoutError`` (the webhook job is retried with the queue's backoff)."""
         survivor = event.new_object_id or event.primary_object_id or event.object_id
         merged = {*event.merged_object_ids, event.primary_object_id or survivor} - {survivor}
-        for old in sorted(merged):
-            move_merged(engine.host, engine.store, engine.tenant_id, engine.portal_id, old, survivor,
-                        what="webhook.merge")
+        if not merged:
+            return
+        with engine.store.hold_claim(engine.tenant_id, f"deal:{survivor}"):
+            for old in sorted(merged):
+                move_merged(engine.host, engine.store, engine.tenant_id, engine.portal_id, old, survivor,
+                            what="webhook.merge")
 
     def _flag_deleted(self, engine: InboundSync, link: Link) -> None:
         with _claimed(engine, link) as current:
