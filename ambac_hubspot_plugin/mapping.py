@@ -65,7 +65,10 @@ class DealContext:
 
     ``stage_status`` is the order status the tenant's stage-to-status map gives the deal's
     stage (None when the map says nothing about it); ``timezone`` is the portal's time zone,
-    for turning datetimes into the dates the host keeps.
+    for turning datetimes into the dates the host keeps. ``company`` and ``contacts`` are the
+    records the engine read from HubSpot to link or create them: None and empty for an update,
+    and without those linked already (they are not read again); map order fields from the
+    deal alone.
     """
 
     portal_id: str
