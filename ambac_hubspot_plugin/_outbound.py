@@ -54,7 +54,8 @@ from ._deal_properties import (
     shipment_properties,
 )
 from ._echo import normal_form, singular_type
-from ._job_kinds import FIELDS_KIND, JOB_KINDS, job_host_id
+from ._field_sync import HELD_FIELDS
+from ._job_kinds import FIELDS_KIND, JOB_KINDS, RETRY_KIND, job_host_id
 from ._status_notes import NoteWork, StatusNotes
 from .errors import ConfigError, HubSpotApiError, HubSpotError
 from .store import LeaseLostError, LogLevel
@@ -62,7 +63,7 @@ from .store import LeaseLostError, LogLevel
 if TYPE_CHECKING:
     from ._engine_parts import EngineParts, PushOptions
     from .host import Order
-    from .store import ConflictRecord, Job, JobQueue, PushStore
+    from .store import ConflictRecord, Job, JobQueue, SyncStore
 
 __all__ = ["OutboundPush", "OutboundPushError", "handle_outbound_job"]
 
@@ -117,7 +118,7 @@ class OutboundPush:
         self.tenant_id = parts.tenant_id
         self.portal_id = parts.portal_id
         self.host = parts.host
-        self.store: PushStore = parts.store
+        self.store: SyncStore = parts.store  # PushStore's ports, and the queue for a held deal's retry
         self.client = parts.client
         self.mapping = parts.mapping
         self.options = options
@@ -160,10 +161,16 @@ class OutboundPush:
 
     def _push_orders(self, by_order: Mapping[str, list[Job]]) -> Outcomes:
         outcomes: Outcomes = {}
+        links = self.store.get_links_by_host(self.tenant_id, "order", list(by_order))
+        # An edit of an order with a conflict held for a person may end the dispute (the host
+        # went back to the last synced value, or took HubSpot's): the deal is read and
+        # reconciled now, not at its next HubSpot change (a retry job; it settles the conflict
+        # if so, and changes nothing if not).
+        self.store.enqueue_many(self.tenant_id, [(RETRY_KIND, {"deal_id": link.hubspot_id}, f"deal:{link.hubspot_id}")
+                                                 for link in links.values() if link.synced.get(HELD_FIELDS)])
         if self.options.directions.orders not in ("ambac_to_hubspot", "both"):
             # Orders do not flow to HubSpot in this tenant: nothing to do, nothing to keep.
             return {j.id: None for jobs in by_order.values() for j in jobs}
-        links = self.store.get_links_by_host(self.tenant_id, "order", list(by_order))
         work: dict[str, tuple[Order, _OrderWork]] = {}
         for order_id, jobs in by_order.items():
             link = links.get(order_id)

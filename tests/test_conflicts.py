@@ -13,6 +13,7 @@ import pytest
 
 from ambac_hubspot_plugin import _conflict_resolution as resolution_module
 from ambac_hubspot_plugin import _inbound as inbound_module
+from ambac_hubspot_plugin._job_kinds import RETRY_KIND
 from ambac_hubspot_plugin import plugin as plugin_module
 from ambac_hubspot_plugin._field_sync import HELD_FIELDS, reconcile_fields
 from ambac_hubspot_plugin.conflicts import HubSpotWins
@@ -147,6 +148,27 @@ def test_a_held_conflict_no_longer_in_dispute_is_closed_by_the_next_sync(world, 
     world.clock.tick()
     world.runtime.run_sync(world.tenant)
     assert world.store.get_conflict(world.tenant, held.id) == settled, "closed once"
+
+
+@pytest.mark.parametrize(("edit", "why"), [
+    ("HubSpot name", "both sides now hold 'HubSpot name'"),
+    ("Brackets", "the host went back to the last synced value"),
+])
+def test_a_host_edit_that_ends_a_held_dispute_settles_it_without_a_hubspot_change(world, edit, why):
+    """Someone edits the order in the host to HubSpot's value, or back to the last synced one:
+    the dispute is over, but only a sync reading the deal again noticed, at the deal's next
+    HubSpot change. The edit's push now queues a retry of the deal, which settles it."""
+    deal, order = world.held()
+    (held,) = world.runtime.list_conflicts(world.tenant)
+    world.host.edit_order(world.tenant, order.id, name=edit)
+    world.clock.tick()
+    world.runtime.drain()
+    settled = world.store.get_conflict(world.tenant, held.id)
+    assert (settled.resolution, settled.decided_by, settled.resolved_value) == ("settled", "sync", "HubSpot name")
+    assert why in settled.reason
+    assert world.order_for(deal).name == world.hubspot.get_object("deals", deal)["dealname"] == "HubSpot name"
+    world.runtime.drain()
+    assert world.store.queued(world.tenant, [RETRY_KIND]) == [], "no retry is queued again"
 
 
 @pytest.mark.parametrize(("field", "prop", "host_value", "hubspot_value", "kept"), [

@@ -590,5 +590,5 @@ class PushStore(StateStore, ConflictLog, Protocol):
 
 @runtime_checkable
 class SyncStore(StateStore, JobQueue, ConflictLog, Protocol):
-    """What the inbound sync uses: :class:`PushStore`'s ports and the job queue (it queues
-    retries and pushes)."""
+    """What the inbound sync and the outbound push use: :class:`PushStore`'s ports and the job
+    queue (they queue retries and pushes)."""
