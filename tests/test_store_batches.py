@@ -318,3 +318,19 @@ def test_lookups_of_many_values_find_every_one_and_on_postgresql_in_one_statemen
     # on PostgreSQL
     statements = [t for t in texts if t.lstrip().upper().startswith(("SELECT", "INSERT", "DELETE"))]
     assert (len(statements) == 4) == one_each, statements
+
+
+def test_a_value_longer_than_its_column_is_never_cut_to_match_or_be_stored(store: Any) -> None:
+    """PostgreSQL's explicit cast to VARCHAR(n) cuts a longer value silently: a lookup by a
+    too-long id matched the link whose id is its first 64 characters, and a batch insert stored
+    a cut id. A lookup finds nothing, and an insert is refused (or, on SQLite, which keeps any
+    length, stored whole)."""
+    kept = "7" * 64
+    store.create_links("t", "p", [_row(kept, "h1", object_type="deal")])
+    assert store.get_links_by_hubspot("t", "p", "deal", [kept + "8"]) == {}
+    too_long = "9" * 65
+    try:
+        store.create_links("t", "p", [_row(too_long, "h2", object_type="deal")])
+    except Exception:  # refused: whichever error the driver raises, nothing stored
+        assert store.engine.dialect.name == "postgresql"
+    assert store.get_links_by_hubspot("t", "p", "deal", [too_long[:64]]) == {}
