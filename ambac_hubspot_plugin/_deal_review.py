@@ -75,6 +75,9 @@ class DealReview(EngineSide):
         deal = self.client.get_deal(deal_id, self.mapping.deal_properties)
         if deal is None:
             raise DealNotFoundError(deal_id)
+        link = self.store.get_link_by_hubspot(self.tenant_id, self.portal_id, "deal", deal_id)
+        if link is not None:  # said at once, even while a worker is applying the deal
+            return Outcome(deal_id, "unchanged", "the deal already has an order", link.host_id)
         checked_changes(changes or {}, self._order_fields)
         try:
             # Under the deal's claim, as a sync chunk makes orders (see InboundSync.process): a

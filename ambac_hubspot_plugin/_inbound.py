@@ -113,6 +113,7 @@ class InboundSync(DealReview, LinkedRecordUpdates):
         self._retries: list[tuple[str, dict[str, Any], str | None]] = []  # the chunk's failed deals
         self._failed_steps: list[SyncStepFailed] = []  # ... for hubspot_sync_step_failed
         self._busy_retries: list[str] = []  # the chunk's deals another worker was applying
+        self._notes: list[tuple[str, str]] = []  # (order id, text): notes on orders, after the chunk's writes
         self._told: list[OrderCreated | SyncStepFailed] = []  # for the listeners, once the claims are given up
 
     # ---- runs --------------------------------------------------------------------------------
@@ -264,21 +265,21 @@ class InboundSync(DealReview, LinkedRecordUpdates):
                       ahead: Associations | None) -> list[Outcome]:
         try:
             links = self.store.get_links_by_hubspot(self.tenant_id, self.portal_id, "deal", [d.id for d in deals])
-            # The linked deals, and the new ones HubSpot merged others into, are claimed and
-            # applied under their claims, their links read again (those another worker holds
-            # now are left out, see process): no other worker writes a deal's link between this
-            # chunk's read and write of it, nor moves a merged deal's order to one this chunk is
-            # about to make an order for. A retry job holding no other claim waits for them: the
-            # queue backs it off if it waits in vain. Other new deals take no claim (a backfill
-            # pays nothing): the order's external id and link keep a second writer from making
-            # their order, and a merge that lands meanwhile is said in the log (_flush_links).
-            claimed = [d.id for d in deals if d.id in links or merged_ids(d)]
+            # The new deals HubSpot merged others into are claimed before the merged deals'
+            # orders are looked for, and their links read again (those another worker holds now
+            # are left out, see process): a merge webhook moving such an order to one of them
+            # has finished, or waits. Other new deals take no claim (a backfill pays nothing):
+            # the order's external id and link keep a second writer from making their order, and
+            # a merge that lands meanwhile is said in the log (_lost_deal_links). The linked
+            # deals are claimed just before their updates (_process_chunk). A retry job holding
+            # no other claim waits for them: the queue backs it off if it waits in vain.
             busy: set[str] = set()
-            if claimed and not dry_run:
-                mine = self._linker.claim("deal", claimed, wait=trigger == "retry" and not self._linker.claims)
-                busy = set(claimed) - mine
-                fresh = self.store.get_links_by_hubspot(self.tenant_id, self.portal_id, "deal", mine) if mine else {}
-                links = {**{k: v for k, v in links.items() if k not in claimed}, **fresh}
+            merged = [d.id for d in deals if d.id not in links and merged_ids(d)]
+            if merged and not dry_run:
+                mine = self._linker.claim("deal", merged, wait=trigger == "retry" and not self._linker.claims)
+                busy = set(merged) - mine
+                if mine:
+                    links = {**links, **self.store.get_links_by_hubspot(self.tenant_id, self.portal_id, "deal", mine)}
             free = [d for d in deals if d.id not in busy]
             links = {**links, **adopt_merged_deals(self.host, self.store, self.tenant_id, self.portal_id,
                                                    [d for d in free if d.id not in links], dry_run=dry_run)}
@@ -316,6 +317,12 @@ class InboundSync(DealReview, LinkedRecordUpdates):
         done: dict[int, Outcome] = {}
         creates = [i for i, deal in enumerate(deals) if deal.id in new_ids]
         linked = [deal.id for deal in deals if deal.id in links]
+        if linked and not dry_run:
+            # Updated under their claims, their links read again (see claim_links); claimed only
+            # now, so not held while the chunk read HubSpot or waited for its new records' claims.
+            fresh = self._linker.claim_links("deal", {deal_id: links[deal_id] for deal_id in linked},
+                                             wait=trigger == "retry" and not self._linker.claims)
+            busy, links = busy | (set(linked) - set(fresh)), {**links, **fresh}
         try:
             # What the push last wrote to the linked deals, in one query: a value still there is ours.
             pushed = self.store.pushed_values_of(self.tenant_id, "deal", linked) if linked else {}
@@ -408,9 +415,9 @@ class InboundSync(DealReview, LinkedRecordUpdates):
                            f"{link.host_id} of a deal HubSpot merged into it; both orders exist and only "
                            f"{link.host_id} follows the deal. Archive order {item.host_id}.")
                 self._linker.log(LogLevel.WARNING, "inbound.deal", message, f"deal:{item.hubspot_id}")
-                note_on_order(self.host, self.store, self.tenant_id, item.host_id, message)
-                if i is not None:
-                    outcomes[i] = Outcome(item.hubspot_id, "created", message, item.host_id)
+                self._notes.append((item.host_id, message))
+                if i is not None:  # made now ("created"), or by an earlier run ("unchanged")
+                    outcomes[i] = Outcome(item.hubspot_id, outcomes[i].action, message, item.host_id)
             elif i is not None and outcomes[i].action == "created":
                 outcomes[i] = Outcome(outcomes[i].deal_id, "unchanged",
                                       "another worker created and linked this order first", outcomes[i].order_id)
@@ -451,6 +458,12 @@ class InboundSync(DealReview, LinkedRecordUpdates):
         self._linker.write_log()
         failed, self._failed_steps = self._failed_steps, []
         self._told = [*created, *failed]  # told after the log lines and jobs they tell of are stored
+        notes, self._notes = self._notes, []
+        for order_id, text in notes:  # last, and never failing the chunk: the log says it already
+            try:
+                note_on_order(self.host, self.store, self.tenant_id, order_id, text)
+            except Exception as exc:  # the host is down: the warning above stands
+                log.warning("could not add a note to order %s: %s", order_id, exc)
 
     # ---- create --------------------------------------------------------------------------------
 

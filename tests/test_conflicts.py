@@ -13,9 +13,9 @@ import pytest
 
 from ambac_hubspot_plugin import _conflict_resolution as resolution_module
 from ambac_hubspot_plugin import _inbound as inbound_module
-from ambac_hubspot_plugin._job_kinds import RETRY_KIND
 from ambac_hubspot_plugin import plugin as plugin_module
 from ambac_hubspot_plugin._field_sync import HELD_FIELDS, reconcile_fields
+from ambac_hubspot_plugin._job_kinds import RETRY_KIND
 from ambac_hubspot_plugin.conflicts import HubSpotWins
 from ambac_hubspot_plugin.errors import ConfigError
 
