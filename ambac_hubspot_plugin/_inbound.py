@@ -15,7 +15,8 @@ and companies and contacts are read once per run. Memory holds one chunk and two
 host commits the writes of up to 100 new orders at once where it can (:class:`~.host.GroupsWrites`).
 
 Orders made on demand after a person's review are :mod:`._deal_review`'s (a mixin of the
-engine). The deal's companies and contacts are resolved and linked by :mod:`._linking`; the run records
+engine), and so are a chunk's links, jobs and log lines, written at its end (:mod:`._chunk_links`).
+The deal's companies and contacts are resolved and linked by :mod:`._linking`; the run records
 (:class:`~._inbound_records.Outcome`, ``RunResult``, ``Preview``) and the trigger stages are in
 :mod:`._inbound_records`.
 """
@@ -29,6 +30,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from ._chunk_links import ChunkLinks
 from ._deal_properties import DELETED_FLAG, own_values
 from ._deal_review import DealReview
 from ._field_sync import Reconciled, reconcile_fields
@@ -41,10 +43,10 @@ from ._inbound_records import (
     order_external_id,
     with_status_values,
 )
-from ._job_kinds import FIELDS_KIND, PUSH_MAX_ATTEMPTS, RETRY_KIND, order_state_job
+from ._job_kinds import FIELDS_KIND, RETRY_KIND
 from ._linked_records import LinkedRecordUpdates
-from ._linking import WRITE_GROUP, Chunk, PendingLink, RecordLinker
-from ._merges import adopt_merged_deals, merged_ids, note_on_order
+from ._linking import WRITE_GROUP, Chunk, RecordLinker
+from ._merges import adopt_merged_deals, merged_ids
 from ._read_ahead import read_ahead
 from .conflicts import ConflictStrategy, strategy_name, to_json
 from .errors import HostRecordError, MappingError, StrategyError
@@ -74,7 +76,7 @@ CHECKPOINTS = {"incremental": "deals.modified_since", "backfill": "deals.backfil
 NO_SUCH_DEAL = "HubSpot has no such deal (deleted or merged)"
 
 
-class InboundSync(DealReview, LinkedRecordUpdates):
+class InboundSync(DealReview, LinkedRecordUpdates, ChunkLinks):
     """Turns the deals of one tenant's portal into orders."""
 
     def __init__(
@@ -395,75 +397,6 @@ class InboundSync(DealReview, LinkedRecordUpdates):
                                                      record=f"deal:{deal_id}", error=message,
                                                      attempt=1, will_retry=True))
         return Outcome(deal_id, "failed", message)
-
-    # ---- links ---------------------------------------------------------------------------------
-
-    def _lost_deal_links(self, items: Sequence[PendingLink], outcomes: list[Outcome], where: Mapping[str, int]) -> None:
-        """Deals whose link another writer made first: the same order (its external id), or,
-        when a merge webhook moved a merged-away deal's order to the deal meanwhile (a new deal
-        without merged ids takes no claim), another one: then both orders exist, and the log
-        and the new order say to archive it."""
-        if not items:
-            return
-        current = self.store.get_links_by_hubspot(self.tenant_id, self.portal_id, "deal",
-                                                  [item.hubspot_id for item in items])
-        for item in items:
-            i = where.get(item.hubspot_id)
-            link = current.get(item.hubspot_id)
-            if link is not None and link.host_id != item.host_id:
-                message = (f"deal {item.hubspot_id}: order {item.host_id} was made while the deal took over order "
-                           f"{link.host_id} of a deal HubSpot merged into it; both orders exist and only "
-                           f"{link.host_id} follows the deal. Archive order {item.host_id}.")
-                self._linker.log(LogLevel.WARNING, "inbound.deal", message, f"deal:{item.hubspot_id}")
-                self._notes.append((item.host_id, message))
-                if i is not None:  # made now ("created"), or by an earlier run ("unchanged")
-                    outcomes[i] = Outcome(item.hubspot_id, outcomes[i].action, message, item.host_id)
-            elif i is not None and outcomes[i].action == "created":
-                outcomes[i] = Outcome(outcomes[i].deal_id, "unchanged",
-                                      "another worker created and linked this order first", outcomes[i].order_id)
-
-    def _flush_links(self, outcomes: list[Outcome]) -> None:
-        """Write the chunk's queued links, then its jobs and log lines, each in one transaction;
-        a deal whose link another writer made first is 'unchanged'."""
-        pushes: list[tuple[str, dict[str, Any], str | None]] = []
-        created: list[OrderCreated] = []
-        unlinked: dict[str, list[PendingLink]] = {}  # object type -> records used without a link
-        where = {outcome.deal_id: i for i, outcome in enumerate(outcomes)}
-        for item, link in self._linker.write_pending():
-            if link is not None:
-                if item.created is not None:
-                    # The deal learns its order's number, status and link now, not at the
-                    # order's first edit. A crash before the enqueue: reconciliation pushes it.
-                    pushes.append(order_state_job(item.host_id))
-                    created.append(item.created)
-            else:
-                unlinked.setdefault(item.object_type, []).append(item)
-        self._lost_deal_links(unlinked.pop("deal", []), outcomes, where)
-        for object_type, items in unlinked.items():
-            # Linked meanwhile by the other writer: nothing to say. Else a duplicate in HubSpot.
-            linked = self.store.get_links_by_hubspot(self.tenant_id, self.portal_id, object_type,
-                                                     [item.hubspot_id for item in items])
-            for item in items:
-                if item.hubspot_id not in linked:
-                    self._linker.log(
-                        LogLevel.INFO, f"inbound.{object_type}",
-                        f"HubSpot {object_type} {item.hubspot_id} matches host {item.host_type} {item.host_id}, "
-                        f"which is already linked to another HubSpot {object_type} (a duplicate in HubSpot?); "
-                        "it is used without a link. Merge the duplicates in HubSpot.",
-                        f"{object_type}:{item.hubspot_id}")
-        self.store.enqueue_many(self.tenant_id, pushes, max_attempts=PUSH_MAX_ATTEMPTS)
-        # Due at once; if one fails again the queue spaces its attempts out (backoff).
-        retries, self._retries = self._retries, []
-        self.store.enqueue_many(self.tenant_id, retries)
-        self._linker.write_log()
-        failed, self._failed_steps = self._failed_steps, []
-        self._told = [*created, *failed]  # told after the log lines and jobs they tell of are stored
-        notes, self._notes = self._notes, []
-        for order_id, text in notes:  # last, and never failing the chunk: the log says it already
-            try:
-                note_on_order(self.host, self.store, self.tenant_id, order_id, text)
-            except Exception as exc:  # the host is down: the warning above stands
-                log.warning("could not add a note to order %s: %s", order_id, exc)
 
     # ---- create --------------------------------------------------------------------------------
 

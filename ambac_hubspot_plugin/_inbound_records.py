@@ -201,7 +201,8 @@ def with_status_values(synced: Mapping[str, object]) -> dict[str, object]:
 
 class EngineSide:
     """The parts :class:`~._inbound.InboundSync` gives the mixins it is made of
-    (:class:`~._deal_review.DealReview`, :class:`~._linked_records.LinkedRecordUpdates`)."""
+    (:class:`~._deal_review.DealReview`, :class:`~._linked_records.LinkedRecordUpdates`,
+    :class:`~._chunk_links.ChunkLinks`)."""
 
     if TYPE_CHECKING:
         tenant_id: str
