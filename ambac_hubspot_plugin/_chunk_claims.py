@@ -74,9 +74,9 @@ class ChunkClaims:
         """Claim all of ``keys`` at once, or none: while another holder has one of them, give
         back those just taken and try again until ``wait`` has passed, then
         :class:`~.store.ClaimTimeoutError` (retryable). A chunk that takes its claims so never
-        holds some of them while it waits for others; the deal claims it may hold meanwhile no
-        other chunk waits for (they are taken without waiting), so two chunks never wait for
-        each other."""
+        holds some of them while it waits for others; a deal claim it may hold meanwhile is waited
+        for only by workers that hold nothing else (chunks take theirs without waiting), so no
+        two holders wait for each other."""
         with self._lock:
             wanted = set(keys) - self._held
         deadline = time.monotonic() + wait.total_seconds()

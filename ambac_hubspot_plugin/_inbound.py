@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 from ._chunk_links import ChunkLinks
 from ._deal_properties import DELETED_FLAG, own_values
 from ._deal_review import DealReview
-from ._field_sync import Reconciled, reconcile_fields
+from ._field_sync import HELD_FIELDS, Reconciled, reconcile_fields
 from ._inbound_records import (
     Outcome,
     RunResult,
@@ -468,9 +468,12 @@ class InboundSync(DealReview, LinkedRecordUpdates, ChunkLinks):
             link = self.store.update_link_synced(link.id, {k: v for k, v in link.synced.items() if k != DELETED_FLAG})
             self._linker.log(LogLevel.INFO, "sync.restore", f"deal {deal.id} was restored in HubSpot; the order "
                              "follows it again", f"deal:{deal.id}")
-        applied = link.synced.get(APPLIED_VERSION)
-        if applied is not None and deal.updated_at <= datetime.fromisoformat(applied):
-            # Search's index lags and the overlap re-reads on purpose: never go back in time.
+        applied = datetime.fromisoformat(link.synced[APPLIED_VERSION]) if APPLIED_VERSION in link.synced else None
+        if applied is not None and (deal.updated_at < applied or (
+                deal.updated_at == applied and not link.synced.get(HELD_FIELDS))):
+            # Search's index lags and the overlap re-reads on purpose: never go back in time. The
+            # version applied is reconciled again only while a field is held: a host edit may
+            # have ended the dispute (the push queues this deal's retry when the order changes).
             return Outcome(deal.id, "unchanged", "this version of the deal is already applied", order.id)
         context = DealContext(
             portal_id=self.portal_id, deal=deal, company=None, contacts=(),

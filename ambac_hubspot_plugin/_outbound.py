@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -58,12 +58,12 @@ from ._field_sync import HELD_FIELDS
 from ._job_kinds import FIELDS_KIND, JOB_KINDS, RETRY_KIND, job_host_id
 from ._status_notes import NoteWork, StatusNotes
 from .errors import ConfigError, HubSpotApiError, HubSpotError
-from .store import LeaseLostError, LogLevel
+from .store import JobState, LeaseLostError, LogLevel
 
 if TYPE_CHECKING:
     from ._engine_parts import EngineParts, PushOptions
     from .host import Order
-    from .store import ConflictRecord, Job, JobQueue, SyncStore
+    from .store import ConflictRecord, Job, JobQueue, Link, SyncStore
 
 __all__ = ["OutboundPush", "OutboundPushError", "handle_outbound_job"]
 
@@ -162,12 +162,7 @@ class OutboundPush:
     def _push_orders(self, by_order: Mapping[str, list[Job]]) -> Outcomes:
         outcomes: Outcomes = {}
         links = self.store.get_links_by_host(self.tenant_id, "order", list(by_order))
-        # An edit of an order with a conflict held for a person may end the dispute (the host
-        # went back to the last synced value, or took HubSpot's): the deal is read and
-        # reconciled now, not at its next HubSpot change (a retry job; it settles the conflict
-        # if so, and changes nothing if not).
-        self.store.enqueue_many(self.tenant_id, [(RETRY_KIND, {"deal_id": link.hubspot_id}, f"deal:{link.hubspot_id}")
-                                                 for link in links.values() if link.synced.get(HELD_FIELDS)])
+        self._recheck_held(links.values())
         if self.options.directions.orders not in ("ambac_to_hubspot", "both"):
             # Orders do not flow to HubSpot in this tenant: nothing to do, nothing to keep.
             return {j.id: None for jobs in by_order.values() for j in jobs}
@@ -210,6 +205,20 @@ class OutboundPush:
             written = StatusNotes(self.client, self.tenant_id, self.clock).write(noted)
             outcomes.update({job_id: error for job_id, error in written.items() if error is not None})
         return outcomes
+
+    def _recheck_held(self, links: Iterable[Link]) -> None:
+        """An edit of an order with a conflict held for a person may end the dispute (the host
+        went back to the last synced value, or took HubSpot's): its deal is read and reconciled
+        now (a retry job: it settles the conflict if so, and changes nothing if not), not at the
+        deal's next HubSpot change. Not for a deal deleted in HubSpot, nor for one whose retry
+        is dead-lettered (it failed every attempt: a host edit would only fail it again)."""
+        held = {link.hubspot_id for link in links if link.synced.get(HELD_FIELDS) and not link.synced.get(DELETED_FLAG)}
+        if not held:
+            return
+        dead = {str(job.payload.get("deal_id")) for job in self.store.queued(self.tenant_id, [RETRY_KIND])
+                if job.state is JobState.DEAD}
+        self.store.enqueue_many(self.tenant_id, [(RETRY_KIND, {"deal_id": deal_id}, f"deal:{deal_id}")
+                                                 for deal_id in sorted(held - dead)])
 
     def _without_older_shipments(self, work: dict[str, tuple[Order, _OrderWork]],
                                  outcomes: Outcomes) -> dict[str, tuple[Order, _OrderWork]]:

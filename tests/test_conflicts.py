@@ -160,6 +160,9 @@ def test_a_host_edit_that_ends_a_held_dispute_settles_it_without_a_hubspot_chang
     HubSpot change. The edit's push now queues a retry of the deal, which settles it."""
     deal, order = world.held()
     (held,) = world.runtime.list_conflicts(world.tenant)
+    world.runtime.drain()  # what a running worker has done by now: the deal changes no more
+    version = world.hubspot.get_object("deals", deal)["hs_lastmodifieddate"]
+    assert world.store.get_conflict(world.tenant, held.id).is_open
     world.host.edit_order(world.tenant, order.id, name=edit)
     world.clock.tick()
     world.runtime.drain()
@@ -167,8 +170,26 @@ def test_a_host_edit_that_ends_a_held_dispute_settles_it_without_a_hubspot_chang
     assert (settled.resolution, settled.decided_by, settled.resolved_value) == ("settled", "sync", "HubSpot name")
     assert why in settled.reason
     assert world.order_for(deal).name == world.hubspot.get_object("deals", deal)["dealname"] == "HubSpot name"
+    assert world.hubspot.get_object("deals", deal)["hs_lastmodifieddate"] == version, "settled on the same version"
     world.runtime.drain()
     assert world.store.queued(world.tenant, [RETRY_KIND]) == [], "no retry is queued again"
+
+
+def test_a_host_edit_of_a_held_order_does_not_revive_its_deals_dead_retry(world):
+    """A deal whose retry failed every attempt (dead-lettered, alerted) is not retried again
+    at each edit of its order, which would only fail it again: the dead letter is replayed."""
+    deal, order = world.held()
+    world.runtime.drain()
+    job_id = world.store.enqueue(world.tenant, RETRY_KIND, {"deal_id": deal}, dedupe_key=f"deal:{deal}",
+                                 max_attempts=1)
+    (claimed,) = world.store.claim("test", kinds=[RETRY_KIND])
+    assert claimed.id == job_id
+    world.store.fail(job_id, "test", "a mapping error, every time")
+    world.host.edit_order(world.tenant, order.id, name="HubSpot name")
+    world.runtime.drain()
+    (job,) = world.store.queued(world.tenant, [RETRY_KIND])
+    assert job.id == job_id and job.state.value == "dead"
+    assert world.runtime.list_conflicts(world.tenant) != []
 
 
 @pytest.mark.parametrize(("field", "prop", "host_value", "hubspot_value", "kept"), [
