@@ -51,7 +51,10 @@ class ChunkLinks(EngineSide):
                 message = (f"deal {item.hubspot_id}: order {item.host_id} was made while the deal took over order "
                            f"{link.host_id} of a deal HubSpot merged into it; both orders exist and only "
                            f"{link.host_id} follows the deal. Archive order {item.host_id}.")
-                self._linker.log(LogLevel.WARNING, "inbound.deal", message, f"deal:{item.hubspot_id}")
+                # Written at once, not with the chunk's lines: should a later write fail, a rerun
+                # finds the deal linked and could not say it again.
+                self.store.log(self.tenant_id, LogLevel.WARNING, "inbound.deal", message,
+                               record=f"deal:{item.hubspot_id}")
                 self._notes.append((item.host_id, message))
                 if i is not None:  # made now ("created"), or by an earlier run ("unchanged")
                     outcomes[i] = Outcome(item.hubspot_id, outcomes[i].action, message, item.host_id)
