@@ -247,8 +247,9 @@ class InboundSync(DealReview, LinkedRecordUpdates, ChunkLinks):
                 outcomes = [again.get(o.deal_id, o) for o in outcomes]
                 busy, self._busy_retries = self._busy_retries, []  # none: they were held already
         if busy:
-            self.store.enqueue_many(self.tenant_id, [(RETRY_KIND, {"deal_id": deal_id}, f"deal:{deal_id}")
-                                                     for deal_id in busy], run_after=self.clock() + BUSY_RETRY)
+            self.store.enqueue_many(self.tenant_id, [
+                (RETRY_KIND, {"deal_id": deal_id, "why": "busy"}, f"deal:{deal_id}") for deal_id in busy],
+                run_after=self.clock() + BUSY_RETRY)
         return outcomes
 
     def _process_current(self, deal_ids: Sequence[str], trigger: str) -> list[Outcome]:

@@ -217,7 +217,7 @@ class OutboundPush:
             return
         dead = {str(job.payload.get("deal_id")) for job in self.store.queued(self.tenant_id, [RETRY_KIND])
                 if job.state is JobState.DEAD}
-        self.store.enqueue_many(self.tenant_id, [(RETRY_KIND, {"deal_id": deal_id}, f"deal:{deal_id}")
+        self.store.enqueue_many(self.tenant_id, [(RETRY_KIND, {"deal_id": deal_id, "why": "held"}, f"deal:{deal_id}")
                                                  for deal_id in sorted(held - dead)])
 
     def _without_older_shipments(self, work: dict[str, tuple[Order, _OrderWork]],

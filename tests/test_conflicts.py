@@ -18,6 +18,7 @@ from ambac_hubspot_plugin._field_sync import HELD_FIELDS, reconcile_fields
 from ambac_hubspot_plugin._job_kinds import RETRY_KIND
 from ambac_hubspot_plugin.conflicts import HubSpotWins
 from ambac_hubspot_plugin.errors import ConfigError
+from ambac_hubspot_plugin.store import sync_health
 
 from ._clock import ManualClock
 from ._world import EVERY_FIELD, PluginWorld, open_world, plugin_settings
@@ -165,6 +166,12 @@ def test_a_host_edit_that_ends_a_held_dispute_settles_it_without_a_hubspot_chang
     assert world.store.get_conflict(world.tenant, held.id).is_open
     world.host.edit_order(world.tenant, order.id, name=edit)
     world.clock.tick()
+    world.runtime.drain(max_jobs=1)  # the edit's push, which queues the deal's retry
+    (queued,) = world.store.queued(world.tenant, [RETRY_KIND])
+    assert queued.payload == {"deal_id": deal, "why": "held"}
+    in_sync, failing = sync_health(world.store, world.tenant, str(world.hubspot.portal_id),
+                                   record_kinds=[RETRY_KIND], retry_kind=RETRY_KIND)
+    assert (in_sync, failing) == (1, 0), "a deal to recheck is not failing"
     world.runtime.drain()
     settled = world.store.get_conflict(world.tenant, held.id)
     assert (settled.resolution, settled.decided_by, settled.resolved_value) == ("settled", "sync", "HubSpot name")

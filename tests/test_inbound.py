@@ -550,7 +550,7 @@ def test_a_deal_two_workers_apply_at_once_ends_at_its_newest_version(world, monk
         assert second_ended_first, "the webhook job did not wait"
         assert outcome.action == "skipped" and "another worker is applying this deal" in outcome.reason
         (job,) = world.store.queued(world.tenant, [RETRY_KIND])
-        assert job.payload == {"deal_id": deal_id}
+        assert job.payload == {"deal_id": deal_id, "why": "busy"}
         world.runtime.drain()
     else:
         assert not second_ended_first, "the sync waited for the webhook job"
@@ -573,7 +573,7 @@ def test_a_sync_chunk_that_waits_in_vain_for_a_deal_leaves_it_to_a_retry_job(wor
     result = world.sync()
     assert (result.skipped, result.failed, result.updated) == (1, 0, 0)
     (job,) = world.store.queued(world.tenant, [RETRY_KIND])
-    assert job.payload == {"deal_id": deal_id}
+    assert job.payload == {"deal_id": deal_id, "why": "busy"}
     world.store.release_claims(world.tenant, {key}, other)
     world.runtime.drain(max_jobs=5)
     assert world.order_for(deal_id).name == "Newer name"
