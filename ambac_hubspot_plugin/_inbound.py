@@ -73,7 +73,6 @@ APPLIED_VERSION = "_hs_lastmodifieddate"
 BUSY_RETRY = timedelta(seconds=2)
 """How long after a chunk met a deal another worker was applying its retry job is due."""
 CHECKPOINTS = {"incremental": "deals.modified_since", "backfill": "deals.backfill_since"}
-NO_SUCH_DEAL = "HubSpot has no such deal (deleted or merged)"
 
 
 class InboundSync(DealReview, LinkedRecordUpdates, ChunkLinks):
@@ -158,15 +157,9 @@ class InboundSync(DealReview, LinkedRecordUpdates, ChunkLinks):
         """Read the deals' current state and process them (webhooks, retries); no checkpoint."""
         result = RunResult(kind=trigger, dry_run=False)
         deals = list(self.client.read_deals(list(deal_ids), self.mapping.deal_properties))
-        for outcome in self.process(deals, trigger=trigger):
+        for outcome in [*self.process(deals, trigger=trigger), *_not_found(deal_ids, deals)]:
             result.count(outcome)
             result.outcomes.append(outcome)
-        found = {d.id for d in deals}
-        for missing in dict.fromkeys(deal_ids):
-            if missing not in found:
-                outcome = Outcome(missing, "skipped", NO_SUCH_DEAL)
-                result.count(outcome)
-                result.outcomes.append(outcome)
         return result
 
     def _run(
@@ -260,9 +253,7 @@ class InboundSync(DealReview, LinkedRecordUpdates, ChunkLinks):
         except BaseException:
             self._release_then_tell()
             raise
-        outcomes = self._process_once(newest_versions(deals), trigger, False, None)
-        found = {d.id for d in deals}
-        return [*outcomes, *(Outcome(deal_id, "skipped", NO_SUCH_DEAL) for deal_id in deal_ids if deal_id not in found)]
+        return [*self._process_once(newest_versions(deals), trigger, False, None), *_not_found(deal_ids, deals)]
 
     def _process_once(self, deals: Sequence[Deal], trigger: str, dry_run: bool,
                       ahead: Associations | None) -> list[Outcome]:
@@ -328,7 +319,8 @@ class InboundSync(DealReview, LinkedRecordUpdates, ChunkLinks):
             busy, links = busy | (set(linked) - set(fresh)), {**links, **fresh}
         try:
             # What the push last wrote to the linked deals, in one query: a value still there is ours.
-            pushed = self.store.pushed_values_of(self.tenant_id, "deal", linked) if linked else {}
+            updated = [deal_id for deal_id in linked if deal_id not in busy]
+            pushed = self.store.pushed_values_of(self.tenant_id, "deal", updated) if updated else {}
             for i, deal in enumerate(deals):  # updates (they write the store too) commit one by one
                 if deal.id in busy:
                     done[i] = self._busy(deal.id)
@@ -533,3 +525,10 @@ class InboundSync(DealReview, LinkedRecordUpdates, ChunkLinks):
                 host_value=to_json(conflict.host_value), last_synced=conflict.last_synced,
                 hubspot_changed_at=conflict.hubspot_changed_at, host_changed_at=conflict.host_changed_at,
                 strategy=strategy_name(strategy), decision=decision.winner, reason=decision.reason))
+
+
+def _not_found(deal_ids: Sequence[str], deals: Sequence[Deal]) -> list[Outcome]:
+    """The outcomes of the deals asked for that HubSpot did not return, once each."""
+    found = {d.id for d in deals}
+    return [Outcome(deal_id, "skipped", "HubSpot has no such deal (deleted or merged)")
+            for deal_id in dict.fromkeys(deal_ids) if deal_id not in found]

@@ -17,7 +17,6 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from ._inbox_sql import db_time, insert_rows, one_of
@@ -45,19 +44,7 @@ class SqlClaimMixin:
 
         Taking a claim whose holder let it expire succeeds; so does renewing one's own.
         """
-        if ttl <= timedelta(0):
-            raise ValueError(f"a claim must last longer than zero, not {ttl}")
-        now = self._clock()
-        dialect = sqlite if self._engine.dialect.name == "sqlite" else postgresql
-        insert = dialect.insert(claims).values(tenant_id=tenant_id, key=key, holder=holder,
-                                               expires_at=now + ttl)
-        upsert = insert.on_conflict_do_update(
-            index_elements=[claims.c.tenant_id, claims.c.key],
-            set_={"holder": insert.excluded.holder, "expires_at": insert.excluded.expires_at},
-            where=sa.or_(claims.c.expires_at <= now, claims.c.holder == holder),
-        ).returning(claims.c.holder)
-        with self._engine.begin() as conn:
-            return conn.execute(upsert).first() is not None
+        return key in self.take_claims(tenant_id, [key], holder, ttl)
 
     def take_claims(self, tenant_id: str, keys: Collection[str], holder: str,
                     ttl: timedelta = CLAIM_TTL) -> set[str]:
