@@ -461,7 +461,8 @@ class InboundSync(DealReview, LinkedRecordUpdates, ChunkLinks):
             link = self.store.update_link_synced(link.id, {k: v for k, v in link.synced.items() if k != DELETED_FLAG})
             self._linker.log(LogLevel.INFO, "sync.restore", f"deal {deal.id} was restored in HubSpot; the order "
                              "follows it again", f"deal:{deal.id}")
-        applied = datetime.fromisoformat(link.synced[APPLIED_VERSION]) if APPLIED_VERSION in link.synced else None
+        raw = link.synced.get(APPLIED_VERSION)
+        applied = datetime.fromisoformat(raw) if isinstance(raw, str) else None
         if applied is not None and (deal.updated_at < applied or (
                 deal.updated_at == applied and not link.synced.get(HELD_FIELDS))):
             # Search's index lags and the overlap re-reads on purpose: never go back in time. The

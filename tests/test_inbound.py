@@ -1156,3 +1156,16 @@ def test_a_deal_moved_into_a_stage_just_made_won_becomes_an_order(tmp_path):
         clock.advance(minutes=1)
         assert world.sync().created == 1
         assert world.order_for(deal) is not None
+
+
+def test_a_link_without_an_applied_version_is_updated_not_failed(world):
+    """A deal link whose applied version is null (written by hand, or an older store) is updated
+    from the deal, as one without the key is; it does not fail its chunk."""
+    deal_id = world.deal(dealname="First name")
+    world.sync()
+    link = world.store.get_link_by_hubspot(world.tenant, str(world.hubspot.portal_id), "deal", deal_id)
+    world.store.update_link_synced(link.id, {**link.synced, inbound_module.APPLIED_VERSION: None})
+    world.hubspot.update_object("deals", deal_id, {"dealname": "Newer name"})
+    result = world.sync()
+    assert (result.updated, result.failed) == (1, 0)
+    assert world.order_for(deal_id).name == "Newer name"
