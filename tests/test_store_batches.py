@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from ambac_hubspot_plugin.store import JobState, Link, LogLevel, open_store
-from ambac_hubspot_plugin.store._inbox_sql import CHUNK, IN_LIST, in_lists, shaped
+from ambac_hubspot_plugin.store._inbox_sql import CHUNK, IN_LIST, _unbounded, in_lists, shaped
 from ambac_hubspot_plugin.store._schema import links
 from tests._store_support import (  # noqa: F401  # fixtures are used by name
     FakeClock,
@@ -318,6 +318,31 @@ def test_lookups_of_many_values_find_every_one_and_on_postgresql_in_one_statemen
     # on PostgreSQL
     statements = [t for t in texts if t.lstrip().upper().startswith(("SELECT", "INSERT", "DELETE"))]
     assert (len(statements) == 4) == one_each, statements
+
+
+def test_queued_jobs_of_some_dedupe_keys_only(store: Any) -> None:
+    """``queued(..., dedupe_keys=...)`` lists the jobs of those keys alone, in every state, by id
+    (the push looks for the dead rechecks of held records this way)."""
+    ids = {key: store.enqueue("t", "inbound.deal", {"deal_id": key}, dedupe_key=f"deal:{key}", max_attempts=1)
+           for key in ("1", "2", "3", "it's {\"odd\"}")}
+    store.enqueue("u", "inbound.deal", {"deal_id": "1"}, dedupe_key="deal:1")  # another tenant
+    store.enqueue("t", "inbound.recheck", {"object_id": "1"}, dedupe_key="deal:1")  # another kind
+    (claimed,) = store.claim("w", kinds=["inbound.deal"])
+    store.fail(claimed.id, "w", "failed")
+    found = store.queued("t", ["inbound.deal"], dedupe_keys=["deal:3", "deal:1", "deal:it's {\"odd\"}", "deal:9"])
+    assert [job.id for job in found] == sorted([ids["1"], ids["3"], ids["it's {\"odd\"}"]])
+    assert {job.state for job in found} == {JobState.DEAD, JobState.PENDING}
+    assert store.queued("t", ["inbound.deal"], dedupe_keys=[]) == []
+
+
+def test_only_a_plain_string_columns_length_is_dropped_for_a_lookup() -> None:
+    """An enum is a string type with a length too, but its values are its own: it keeps its type
+    (a cast to plain VARCHAR would compare a native enum column as text, or fail)."""
+    kinds = sa.Enum("deal", "company", name="kinds")
+    assert _unbounded(kinds) is kinds
+    assert _unbounded(sa.Integer()).__class__ is sa.Integer
+    plain = _unbounded(sa.String(64))
+    assert type(plain) is sa.String and plain.length is None
 
 
 def test_a_value_longer_than_its_column_is_never_cut_to_match_or_be_stored(store: Any) -> None:

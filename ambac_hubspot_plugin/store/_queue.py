@@ -287,12 +287,17 @@ class SqlJobQueue:
             row = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).first()
         return None if row is None else _job(row)
 
-    def queued(self, tenant_id: str, kinds: Collection[str]) -> list[Job]:
-        """A tenant's jobs of these kinds in any state (pending, running or dead), by id."""
-        query = sa.select(jobs).where(jobs.c.tenant_id == tenant_id,
-                                      jobs.c.kind.in_(list(kinds))).order_by(jobs.c.id)
+    def queued(self, tenant_id: str, kinds: Collection[str], *,
+               dedupe_keys: Collection[str] | None = None) -> list[Job]:
+        """A tenant's jobs of these kinds in any state (pending, running or dead), by id; with
+        ``dedupe_keys``, only the jobs with one of those keys."""
+        query = sa.select(jobs).where(jobs.c.tenant_id == tenant_id, jobs.c.kind.in_(list(kinds)))
         with self._engine.connect() as conn:
-            return [_job(row) for row in conn.execute(query)]
+            if dedupe_keys is None:
+                return [_job(row) for row in conn.execute(query.order_by(jobs.c.id))]
+            found = [_job(row) for condition in one_of(conn, jobs.c.dedupe_key, sorted(set(dedupe_keys)))
+                     for row in conn.execute(query.where(condition))]
+        return sorted(found, key=lambda job: job.id)
 
     def dead_letters(self, tenant_id: str, *, kind: str | None = None,
                      limit: int = 100) -> list[Job]:
