@@ -49,7 +49,7 @@ from ._linking import WRITE_GROUP, Chunk, RecordLinker
 from ._merges import adopt_merged_deals, merged_ids
 from ._read_ahead import read_ahead
 from .conflicts import ConflictStrategy, strategy_name, to_json
-from .errors import HostRecordError, MappingError, StrategyError
+from .errors import HostRecordError, HubSpotError, MappingError, StrategyError
 from .events import OrderCreated, SyncStepFailed
 from .host import OrderDraft
 from .mapping import ORDER_FIELDS, DealContext
@@ -225,8 +225,9 @@ class InboundSync(DealReview, LinkedRecordUpdates, ChunkLinks):
 
         A deal another worker is applying right now is left out, then: a sync run (holding no
         claim by then) waits for it, up to 15 s, reads it again (the other worker may have
-        written it to HubSpot too) and applies it; a webhook job, or a run that waited in vain,
-        leaves it to a retry job due 2 s later (which waits for it, and reads it)."""
+        written it to HubSpot too) and applies it; a webhook job, or a run that waited in vain or
+        could not read it again (HubSpot failed), leaves it to a retry job due 2 s later (which
+        waits for it, and reads it)."""
         deals = newest_versions(deals)
         outcomes = self._process_once(deals, trigger, dry_run, ahead)
         busy, self._busy_retries = self._busy_retries, []
@@ -236,9 +237,20 @@ class InboundSync(DealReview, LinkedRecordUpdates, ChunkLinks):
             except ClaimTimeoutError:
                 pass
             else:
-                again = {o.deal_id: o for o in self._process_current(busy, trigger)}
-                outcomes = [again.get(o.deal_id, o) for o in outcomes]
-                busy, self._busy_retries = self._busy_retries, []  # none: they were held already
+                try:
+                    again = {o.deal_id: o for o in self._process_current(busy, trigger)}
+                except (HubSpotError, ClaimTimeoutError) as exc:
+                    # The run's other deals are done: these few are left to their retry jobs
+                    # rather than failing the run (and its chunk, done again by the next run).
+                    self._busy_retries = []
+                    self.store.log(self.tenant_id, LogLevel.WARNING, "sync.busy",
+                                   f"deal(s) {', '.join(busy[:10])}{' ...' if len(busy) > 10 else ''}, which "
+                                   f"another worker was applying, could not be read again ({type(exc).__name__}: "
+                                   f"{exc}); retry jobs apply them",
+                                   record=f"deal:{busy[0]}")
+                else:
+                    outcomes = [again.get(o.deal_id, o) for o in outcomes]
+                    busy, self._busy_retries = self._busy_retries, []  # none: they were held already
         if busy:
             self.store.enqueue_many(self.tenant_id, [
                 (RETRY_KIND, {"deal_id": deal_id, "why": "busy"}, f"deal:{deal_id}") for deal_id in busy],

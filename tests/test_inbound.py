@@ -580,6 +580,43 @@ def test_a_sync_chunk_that_waits_in_vain_for_a_deal_leaves_it_to_a_retry_job(wor
     assert world.store.queued(world.tenant, [RETRY_KIND]) == []
 
 
+DEALS_BATCH_READ = "/crm/objects/2026-09/deals/batch/read"
+
+
+def test_a_sync_run_that_cannot_read_a_busy_deal_again_leaves_it_to_a_retry_job(world, monkeypatch):
+    """The other worker is done, but HubSpot fails the run's second read of the deal: the run
+    does not fail (its other deals are done), the deal is left to a retry job, the log says so."""
+    monkeypatch.setattr(inbound_module, "BUSY_RETRY", timedelta(0))
+    deal_id, other_deal = world.deal(dealname="First name"), world.deal(dealname="Other")
+    world.sync()
+    world.hubspot.update_object("deals", deal_id, {"dealname": "Newer name"})
+    world.hubspot.update_object("deals", other_deal, {"dealname": "Other, renamed"})
+    key, other = f"deal:{deal_id}", "another worker"
+    assert world.store.take_claims(world.tenant, {key}, other, timedelta(minutes=5)) == {key}
+    first_pass = inbound_module.InboundSync._process_once
+
+    def then_done_and_outage(self, *args, **kwargs):
+        try:
+            return first_pass(self, *args, **kwargs)
+        finally:
+            if world.store.release_claims(world.tenant, {key}, other):
+                world.hubspot.faults.fail_next(1000, status=503, path_prefix=DEALS_BATCH_READ)
+
+    monkeypatch.setattr(inbound_module.InboundSync, "_process_once", then_done_and_outage)
+    result = world.sync()
+    assert (result.skipped, result.failed, result.updated) == (1, 0, 1)
+    assert world.store.get_run(result.run_id).status == "succeeded"
+    assert world.order_for(other_deal).name == "Other, renamed"
+    (job,) = world.store.queued(world.tenant, [RETRY_KIND])
+    assert job.payload == {"deal_id": deal_id, "why": "busy"}
+    (line,) = world.store.read_log(world.tenant, what="sync.busy").entries
+    assert deal_id in line.message and "retry jobs apply them" in line.message
+    world.hubspot.faults.clear()
+    world.runtime.drain(max_jobs=5)
+    assert world.order_for(deal_id).name == "Newer name"
+    assert world.store.queued(world.tenant, [RETRY_KIND]) == []
+
+
 def test_a_deletion_webhook_during_a_sync_chunks_update_of_the_deal_keeps_its_flag(world):
     """The deletion flag set on a deal's link while a sync chunk updates that deal (from its
     link read before) is not overwritten by the chunk: the webhook waits for the chunk's claim."""
