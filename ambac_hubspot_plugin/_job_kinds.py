@@ -9,14 +9,16 @@ them without importing each other.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from ._deal_properties import DELETED_FLAG
+from ._field_sync import HELD_FIELDS
 from ._host_ids import as_host_id
 
 if TYPE_CHECKING:
     from ._facade import PluginHooks
-    from .store import Job, StateStore
+    from .store import Job, Link, StateStore
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +28,13 @@ __all__ = [
     "JOB_KINDS",
     "ORDER_KIND",
     "PUSH_MAX_ATTEMPTS",
+    "RECHECK_KIND",
     "RETRY_KIND",
     "SYNC_KIND",
     "host_event_job",
     "job_host_id",
     "order_state_job",
+    "recheck_held_jobs",
     "report_failed",
 ]
 
@@ -45,6 +49,10 @@ JOB_KINDS = (*HOST_KINDS, FIELDS_KIND, ORDER_KIND)
 """Every kind the outbound push handles."""
 RETRY_KIND = "inbound.deal"
 """Process one deal again (a mapping or host error the inbound sync met)."""
+RECHECK_KIND = "inbound.recheck"
+"""Apply a linked company's HubSpot values again, with no HubSpot change behind it: a host edit
+of a company with a conflict held for a person may have ended the dispute (payload
+``object_type``, ``object_id``: the HubSpot id, ``why``)."""
 SYNC_KIND = "sync.incremental"
 """Run the inbound sync over deals modified since its checkpoint (scheduled, or queued by an
 admin); one at a time per tenant (dedupe key ``sync:incremental``)."""
@@ -82,6 +90,19 @@ def job_host_id(job: Job) -> str:
 def order_state_job(order_id: str) -> tuple[str, dict[str, Any], str]:
     """The job kind, payload and dedupe key that push an order's current state (no event)."""
     return ORDER_KIND, {"object_type": "order", "host_id": order_id}, f"order:{order_id}:state"
+
+
+def recheck_held_jobs(links: Iterable[Link]) -> list[tuple[str, dict[str, Any], str]]:
+    """The jobs that reconcile these links' records again (kind, payload, dedupe key), for those
+    with a conflict held for a person, unless deleted in HubSpot: a deal's retry, a company's
+    recheck. A host edit may have ended the dispute; HubSpot would say nothing until the
+    record's next change there."""
+    held = sorted((link.object_type, link.hubspot_id) for link in links
+                  if link.synced.get(HELD_FIELDS) and not link.synced.get(DELETED_FLAG))
+    return [(RETRY_KIND, {"deal_id": hubspot_id, "why": "held"}, f"deal:{hubspot_id}") if object_type == "deal"
+            else (RECHECK_KIND, {"object_type": object_type, "object_id": hubspot_id, "why": "held"},
+                  f"{object_type}:{hubspot_id}")
+            for object_type, hubspot_id in held if object_type in ("deal", "company")]
 
 
 def report_failed(hooks: PluginHooks, store: StateStore | None, job: Job) -> None:

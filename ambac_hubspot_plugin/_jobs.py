@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from ._job_kinds import JOB_KINDS as OUTBOUND_KINDS
-from ._job_kinds import RETRY_KIND, SYNC_KIND
+from ._job_kinds import RECHECK_KIND, RETRY_KIND, SYNC_KIND
 from ._reconcile import RECONCILE_KIND
 from ._tenants import Tenants
 from ._webhooks import EchoCheck, EngineApplier, WebhookReceiver, webhook_intake
@@ -84,7 +84,18 @@ def _inbound_jobs(engines: Engines) -> Mapping[str, JobHandler]:
         if failures:
             raise RetryLater(failures[0])
 
-    return {SYNC_KIND: scheduled_sync, RETRY_KIND: retried_deal}
+    def rechecked_record(job: Job) -> None:
+        if not engines.is_enabled(job.tenant_id):
+            raise RetryLater(f"the HubSpot plugin is not enabled for tenant {job.tenant_id} in this process")
+        plural = {"company": "companies", "contact": "contacts"}.get(str(job.payload.get("object_type")))
+        if plural is None:  # no version writes one: a dead letter says so, nothing is guessed
+            raise RetryLater(f"job {job.id} names no company or contact to recheck: {job.payload!r}")
+        outcomes = engines.inbound(job.tenant_id).update_linked(plural, [str(job.payload["object_id"])])
+        failures = [o.reason for o in outcomes if o.action == "failed"]
+        if failures:
+            raise RetryLater(failures[0])
+
+    return {SYNC_KIND: scheduled_sync, RETRY_KIND: retried_deal, RECHECK_KIND: rechecked_record}
 
 
 def _outbound_jobs(engines: Engines) -> Mapping[str, JobHandler]:

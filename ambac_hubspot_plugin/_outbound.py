@@ -54,8 +54,7 @@ from ._deal_properties import (
     shipment_properties,
 )
 from ._echo import normal_form, singular_type
-from ._field_sync import HELD_FIELDS
-from ._job_kinds import FIELDS_KIND, JOB_KINDS, RETRY_KIND, job_host_id
+from ._job_kinds import FIELDS_KIND, JOB_KINDS, job_host_id, recheck_held_jobs
 from ._status_notes import NoteWork, StatusNotes
 from .errors import ConfigError, HubSpotApiError, HubSpotError
 from .store import JobState, LeaseLostError, LogLevel
@@ -207,18 +206,19 @@ class OutboundPush:
         return outcomes
 
     def _recheck_held(self, links: Iterable[Link]) -> None:
-        """An edit of an order with a conflict held for a person may end the dispute (the host
-        went back to the last synced value, or took HubSpot's): its deal is read and reconciled
-        now (a retry job: it settles the conflict if so, and changes nothing if not), not at the
-        deal's next HubSpot change. Not for a deal deleted in HubSpot, nor for one whose retry
-        is dead-lettered (it failed every attempt: a host edit would only fail it again)."""
-        held = {link.hubspot_id for link in links if link.synced.get(HELD_FIELDS) and not link.synced.get(DELETED_FLAG)}
-        if not held:
+        """An edit of an order or a company with a conflict held for a person may end the dispute
+        (the host went back to the last synced value, or took HubSpot's): its deal or company is
+        read and reconciled now (a job: it settles the conflict if so, and changes nothing if
+        not), not at the record's next HubSpot change. Not for a record deleted in HubSpot, nor
+        for one whose such job is dead-lettered (it failed every attempt: a host edit would only
+        fail it again; it is replayed)."""
+        items = recheck_held_jobs(links)
+        if not items:
             return
-        dead = {str(job.payload.get("deal_id")) for job in self.store.queued(self.tenant_id, [RETRY_KIND])
+        kinds, keys = {kind for kind, _payload, _key in items}, [key for _kind, _payload, key in items]
+        dead = {(job.kind, job.dedupe_key) for job in self.store.queued(self.tenant_id, kinds, dedupe_keys=keys)
                 if job.state is JobState.DEAD}
-        self.store.enqueue_many(self.tenant_id, [(RETRY_KIND, {"deal_id": deal_id, "why": "held"}, f"deal:{deal_id}")
-                                                 for deal_id in sorted(held - dead)])
+        self.store.enqueue_many(self.tenant_id, [item for item in items if (item[0], item[2]) not in dead])
 
     def _without_older_shipments(self, work: dict[str, tuple[Order, _OrderWork]],
                                  outcomes: Outcomes) -> dict[str, tuple[Order, _OrderWork]]:
@@ -338,9 +338,10 @@ class OutboundPush:
 
     def _push_companies(self, by_company: Mapping[str, list[Job]]) -> Outcomes:
         done = {j.id: None for jobs in by_company.values() for j in jobs}
+        links = self.store.get_links_by_host(self.tenant_id, "company", list(by_company))
+        self._recheck_held(links.values())
         if self.options.directions.companies not in ("ambac_to_hubspot", "both"):
             return dict(done)  # companies flow HubSpot -> Ambac only (the default)
-        links = self.store.get_links_by_host(self.tenant_id, "company", list(by_company))
         updates: dict[str, dict[str, str]] = {}
         jobs_of: dict[str, list[Job]] = {}
         for company_id, jobs in by_company.items():

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ._job_kinds import RETRY_KIND
+from ._job_kinds import RECHECK_KIND, RETRY_KIND
 from ._views import conflict_json, iso, job_json, run_json, scrub_secrets, secret_values
 from ._webhooks import JOB_KIND as WEBHOOK_OBJECT_KIND
 from ._webhooks import webhook_secret
@@ -23,7 +23,7 @@ __all__ = ["EXCLUDED_CHECKPOINT", "build_status", "store_status"]
 #: Where the last sync run keeps its count of deals outside the trigger stages.
 EXCLUDED_CHECKPOINT = "status.excluded"
 # Job kinds whose failures mean a record is failing to sync (the rest are housekeeping).
-_RECORD_JOB_KINDS = (RETRY_KIND, WEBHOOK_OBJECT_KIND)
+_RECORD_JOB_KINDS = (RETRY_KIND, RECHECK_KIND, WEBHOOK_OBJECT_KIND)
 
 
 def _record_counts(store: SqlStateStore, tenant_id: str, portal_id: str) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -15,7 +16,8 @@ from ambac_hubspot_plugin import _conflict_resolution as resolution_module
 from ambac_hubspot_plugin import _inbound as inbound_module
 from ambac_hubspot_plugin import plugin as plugin_module
 from ambac_hubspot_plugin._field_sync import HELD_FIELDS, reconcile_fields
-from ambac_hubspot_plugin._job_kinds import RETRY_KIND
+from ambac_hubspot_plugin._job_kinds import RECHECK_KIND, RETRY_KIND
+from ambac_hubspot_plugin._status import build_status
 from ambac_hubspot_plugin.conflicts import HubSpotWins
 from ambac_hubspot_plugin.errors import ConfigError
 from ambac_hubspot_plugin.store import sync_health
@@ -36,6 +38,22 @@ class World(PluginWorld):
         deal = self.deal(dealname=name)
         self.runtime.run_sync(self.tenant)
         return deal, self.order_for(deal)
+
+    def held_company(self):
+        """A linked company whose phone the host set to A and HubSpot to B, held by ``manual``."""
+        self.configure(conflicts={"default": "hubspot_wins", "per_field": {"company.phone": "manual"}})
+        company = self.company(name="Phone Co", domain="phone.example", phone="0")
+        deal = self.deal(companies=[company])
+        self.runtime.run_sync(self.tenant)
+        host_company = self.services.get_company(self.order_for(deal).company_id)
+        self.clock.tick()
+        self.services.update_company(host_company.id, {"phone": "A"})
+        self.clock.tick()
+        self.hubspot.update_object("companies", company, {"phone": "B"})
+        self.clock.tick()
+        self.runtime.inbound(self.tenant).update_linked("companies", [company])
+        self.runtime.drain()
+        return company, host_company
 
     def both_edit(self, deal: str, order, *, host_first: bool) -> None:
         """The same field edited on both sides since the last sync, one minute apart."""
@@ -182,19 +200,55 @@ def test_a_host_edit_that_ends_a_held_dispute_settles_it_without_a_hubspot_chang
     assert world.store.queued(world.tenant, [RETRY_KIND]) == [], "no retry is queued again"
 
 
-def test_a_host_edit_of_a_held_order_does_not_revive_its_deals_dead_retry(world):
-    """A deal whose retry failed every attempt (dead-lettered, alerted) is not retried again
-    at each edit of its order, which would only fail it again: the dead letter is replayed."""
-    deal, order = world.held()
+@pytest.mark.parametrize(("edit", "why"), [
+    ("B", "both sides now hold 'B'"),
+    ("0", "the host went back to the last synced value"),
+])
+def test_a_host_edit_that_ends_a_held_company_dispute_settles_it_without_a_hubspot_change(world, edit, why):
+    """As for orders: the company's save queues a recheck of the company (read from HubSpot and
+    reconciled), which settles the held conflict; companies flow HubSpot -> Ambac only here."""
+    company, host_company = world.held_company()
+    (held,) = world.runtime.list_conflicts(world.tenant)
+    requests = len(world.hubspot.requests)
+    world.host.save_company(world.tenant, host_company.id, phone=edit)
+    world.clock.tick()
+    world.runtime.drain(max_jobs=1)  # the save's push, which queues the recheck
+    (queued,) = world.store.queued(world.tenant, [RECHECK_KIND])
+    assert queued.payload == {"object_type": "company", "object_id": company, "why": "held"}
+    assert build_status(world.runtime, world.tenant)["records"]["failing"] == 0, "a company to recheck is not failing"
     world.runtime.drain()
-    job_id = world.store.enqueue(world.tenant, RETRY_KIND, {"deal_id": deal}, dedupe_key=f"deal:{deal}",
-                                 max_attempts=1)
-    (claimed,) = world.store.claim("test", kinds=[RETRY_KIND])
+    settled = world.store.get_conflict(world.tenant, held.id)
+    assert (settled.resolution, settled.decided_by, settled.resolved_value) == ("settled", "sync", "B")
+    assert why in settled.reason
+    assert world.services.get_company(host_company.id).phone == "B"
+    assert world.hubspot.get_object("companies", company)["phone"] == "B", "HubSpot was not written"
+    assert not [r for r in world.hubspot.requests[requests:] if "companies/batch/update" in r.path]
+    world.host.save_company(world.tenant, host_company.id, phone="C")
+    world.runtime.drain()
+    assert world.store.queued(world.tenant, [RECHECK_KIND]) == [], "nothing held: no recheck"
+
+
+@pytest.mark.parametrize("record", ["order", "company"])
+def test_a_host_edit_of_a_held_record_does_not_revive_its_dead_retry(world, record):
+    """A deal's retry or a company's recheck that failed every attempt (dead-lettered, alerted)
+    is not queued again at each host edit of the record, which would only fail it again: the
+    dead letter is replayed."""
+    if record == "order":
+        deal, order = world.held()
+        kind, payload, key = RETRY_KIND, {"deal_id": deal}, f"deal:{deal}"
+        edit = functools.partial(world.host.edit_order, world.tenant, order.id, name="HubSpot name")
+    else:
+        company, host_company = world.held_company()
+        kind, payload, key = RECHECK_KIND, {"object_type": "company", "object_id": company}, f"company:{company}"
+        edit = functools.partial(world.host.save_company, world.tenant, host_company.id, phone="B")
+    world.runtime.drain()
+    job_id = world.store.enqueue(world.tenant, kind, payload, dedupe_key=key, max_attempts=1)
+    (claimed,) = world.store.claim("test", kinds=[kind])
     assert claimed.id == job_id
-    world.store.fail(job_id, "test", "a mapping error, every time")
-    world.host.edit_order(world.tenant, order.id, name="HubSpot name")
+    world.store.fail(job_id, "test", "an error, every time")
+    edit()
     world.runtime.drain()
-    (job,) = world.store.queued(world.tenant, [RETRY_KIND])
+    (job,) = world.store.queued(world.tenant, [kind])
     assert job.id == job_id and job.state.value == "dead"
     assert world.runtime.list_conflicts(world.tenant) != []
 
