@@ -336,10 +336,13 @@ def test_queued_jobs_of_some_dedupe_keys_only(store: Any) -> None:
 
 
 def test_only_a_plain_string_columns_length_is_dropped_for_a_lookup() -> None:
-    """An enum is a string type with a length too, but its values are its own: it keeps its type
-    (a cast to plain VARCHAR would compare a native enum column as text, or fail)."""
+    """A native enum is a string type with a length too, but its values are its own: it keeps its
+    type (a cast to plain VARCHAR would compare it as text, or fail). A non-native one is a
+    VARCHAR(n), and loses its length as any."""
     kinds = sa.Enum("deal", "company", name="kinds")
     assert _unbounded(kinds) is kinds
+    as_text = _unbounded(sa.Enum("deal", "company", name="kinds", native_enum=False))
+    assert type(as_text) is sa.String and as_text.length is None, "a VARCHAR(n) on PostgreSQL: cut like one"
     assert _unbounded(sa.Integer()).__class__ is sa.Integer
     plain = _unbounded(sa.String(64))
     assert type(plain) is sa.String and plain.length is None

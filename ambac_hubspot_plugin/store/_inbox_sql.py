@@ -53,10 +53,10 @@ def _unbounded(column_type: Any) -> Any:
     """A string column's type without its length: PostgreSQL's explicit cast to VARCHAR(n)
     cuts a longer value silently (a lookup would match another row's prefix, an insert store a
     cut value); uncut, the column's own length refuses it on insert, and a lookup finds nothing.
-    An enum (a string type too) keeps its type: its values are its own."""
-    if isinstance(column_type, sa.String) and not isinstance(column_type, sa.Enum) and column_type.length:
-        return sa.String()
-    return column_type
+    A native enum (a string type too) keeps its type: its values are its own."""
+    if isinstance(column_type, sa.Enum) and column_type.native_enum:
+        return column_type
+    return sa.String() if isinstance(column_type, sa.String) and column_type.length else column_type
 
 
 def one_of(conn: Connection, column: sa.ColumnElement[Any], values: Sequence[Any]) -> Iterator[sa.ColumnElement[bool]]:
