@@ -49,7 +49,7 @@ from ._linking import WRITE_GROUP, Chunk, RecordLinker
 from ._merges import adopt_merged_deals, merged_ids
 from ._read_ahead import read_ahead
 from .conflicts import ConflictStrategy, strategy_name, to_json
-from .errors import HostRecordError, HubSpotError, MappingError, StrategyError
+from .errors import HostRecordError, HubSpotUnavailableError, MappingError, RateLimitedError, StrategyError
 from .events import OrderCreated, SyncStepFailed
 from .host import OrderDraft
 from .mapping import ORDER_FIELDS, DealContext
@@ -226,7 +226,7 @@ class InboundSync(DealReview, LinkedRecordUpdates, ChunkLinks):
         A deal another worker is applying right now is left out, then: a sync run (holding no
         claim by then) waits for it, up to 15 s, reads it again (the other worker may have
         written it to HubSpot too) and applies it; a webhook job, or a run that waited in vain or
-        could not read it again (HubSpot failed), leaves it to a retry job due 2 s later (which
+        could not read it again (HubSpot unavailable), leaves it to a retry job due 2 s later (which
         waits for it, and reads it)."""
         deals = newest_versions(deals)
         outcomes = self._process_once(deals, trigger, dry_run, ahead)
@@ -239,9 +239,10 @@ class InboundSync(DealReview, LinkedRecordUpdates, ChunkLinks):
             else:
                 try:
                     again = {o.deal_id: o for o in self._process_current(busy, trigger)}
-                except (HubSpotError, ClaimTimeoutError) as exc:
+                except (HubSpotUnavailableError, RateLimitedError, ClaimTimeoutError) as exc:
                     # The run's other deals are done: these few are left to their retry jobs
                     # rather than failing the run (and its chunk, done again by the next run).
+                    # Not refused credentials or the like: those fail the run, as anywhere.
                     self._busy_retries = []
                     self.store.log(self.tenant_id, LogLevel.WARNING, "sync.busy",
                                    f"deal(s) {', '.join(busy[:10])}{' ...' if len(busy) > 10 else ''}, which "
