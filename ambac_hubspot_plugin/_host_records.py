@@ -153,6 +153,10 @@ class Company:
     phone: str = ""
     address: Address = Address()
     external_id: str | None = None
+    #: The id of the version this company replaced, for a host that saves a company's change as
+    #: a new row with a new id (Ambac Tracker's ``previous_version``); None otherwise. The
+    #: plugin follows it from a saved company to the version it linked.
+    previous_id: HostId | None = attrs.field(default=None, converter=as_optional_host_id)
 
 
 @attrs.frozen

@@ -11,7 +11,9 @@ Read :func:`job_handlers` top to bottom for the two directions data flows in:
   deals modified since its checkpoint; ``inbound.deal`` retries one deal that failed.
 - The host to HubSpot: the host's event hooks record ``host.*`` jobs; the outbound engine
   pushes them (and ``outbound.*`` follow-ups) to HubSpot; ``outbound.reconcile`` finds order
-  changes the hooks could not record.
+  changes the hooks could not record. The push of a record with a conflict held for a person
+  queues its reconciliation: ``inbound.deal`` for an order's deal, ``inbound.recheck`` for a
+  company.
 """
 
 from __future__ import annotations
@@ -85,15 +87,17 @@ def _inbound_jobs(engines: Engines) -> Mapping[str, JobHandler]:
             raise RetryLater(failures[0])
 
     def rechecked_record(job: Job) -> None:
+        # A record the engine cannot apply (a mapping or host error) is logged as failed and
+        # applied at its next HubSpot change, as a webhook's is: retrying the same values would
+        # fail the same way. HubSpot and claim errors raise, and the queue retries them.
         if not engines.is_enabled(job.tenant_id):
             raise RetryLater(f"the HubSpot plugin is not enabled for tenant {job.tenant_id} in this process")
         plural = {"company": "companies", "contact": "contacts"}.get(str(job.payload.get("object_type")))
-        if plural is None:  # no version writes one: a dead letter says so, nothing is guessed
+        object_id = job.payload.get("object_id")
+        if plural is None or not isinstance(object_id, str | int) or isinstance(object_id, bool) or not str(object_id):
+            # No version writes such a job: a dead letter says so, nothing is guessed.
             raise RetryLater(f"job {job.id} names no company or contact to recheck: {job.payload!r}")
-        outcomes = engines.inbound(job.tenant_id).update_linked(plural, [str(job.payload["object_id"])])
-        failures = [o.reason for o in outcomes if o.action == "failed"]
-        if failures:
-            raise RetryLater(failures[0])
+        engines.inbound(job.tenant_id).update_linked(plural, [str(object_id)])
 
     return {SYNC_KIND: scheduled_sync, RETRY_KIND: retried_deal, RECHECK_KIND: rechecked_record}
 

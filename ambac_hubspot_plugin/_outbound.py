@@ -54,6 +54,7 @@ from ._deal_properties import (
     shipment_properties,
 )
 from ._echo import normal_form, singular_type
+from ._field_sync import HELD_FIELDS
 from ._job_kinds import FIELDS_KIND, JOB_KINDS, job_host_id, recheck_held_jobs
 from ._status_notes import NoteWork, StatusNotes
 from .errors import ConfigError, HubSpotApiError, HubSpotError
@@ -69,6 +70,10 @@ __all__ = ["OutboundPush", "OutboundPushError", "handle_outbound_job"]
 log = logging.getLogger(__name__)
 
 # The company fields a company push carries to HubSpot, when the host keeps them.
+VERSION_DEPTH = 20
+"""How many earlier versions of a saved host company are looked through for its link: the
+link follows each save, so it is one back, unless saves went unprocessed (the plugin
+disabled); each step is a host and a store read, paid at every save of a company never linked."""
 PUSHED_COMPANY_FIELDS = ("name", "website", "phone", "address")
 
 
@@ -212,7 +217,7 @@ class OutboundPush:
         not), not at the record's next HubSpot change. Not for a record deleted in HubSpot, nor
         for one whose such job is dead-lettered (it failed every attempt: a host edit would only
         fail it again; it is replayed)."""
-        items = recheck_held_jobs(links)
+        items = recheck_held_jobs(link for link in links if link.portal_id == self.portal_id)
         if not items:
             return
         kinds, keys = {kind for kind, _payload, _key in items}, [key for _kind, _payload, key in items]
@@ -338,9 +343,9 @@ class OutboundPush:
 
     def _push_companies(self, by_company: Mapping[str, list[Job]]) -> Outcomes:
         done = {j.id: None for jobs in by_company.values() for j in jobs}
-        links = self.store.get_links_by_host(self.tenant_id, "company", list(by_company))
-        self._recheck_held(links.values())
+        links = self._company_links(list(by_company))
         if self.options.directions.companies not in ("ambac_to_hubspot", "both"):
+            self._recheck_held(links.values())
             return dict(done)  # companies flow HubSpot -> Ambac only (the default)
         updates: dict[str, dict[str, str]] = {}
         jobs_of: dict[str, list[Job]] = {}
@@ -350,16 +355,56 @@ class OutboundPush:
             if link is None or company is None:
                 continue
             # Only fields the host keeps: HubSpot's own values of the others are in the plugin's
-            # records, and HubSpot has them already.
-            updates[link.hubspot_id] = record_properties(
-                self.mapping, "company", company, [f for f in PUSHED_COMPANY_FIELDS if f in self._company_fields])
-            jobs_of[link.hubspot_id] = jobs
+            # records, and HubSpot has them already. Not a field held for a person: writing the
+            # host's value would decide the dispute for the host, unasked.
+            held = set(link.synced.get(HELD_FIELDS, ()))
+            fields = [f for f in PUSHED_COMPANY_FIELDS if f in self._company_fields and f not in held]
+            if fields:
+                updates[link.hubspot_id] = record_properties(self.mapping, "company", company, fields)
+                jobs_of[link.hubspot_id] = jobs
         outcomes: Outcomes = dict(done)
         failures = self._write("companies", updates)
         for hubspot_id, jobs in jobs_of.items():
             error = failures.get(hubspot_id)
             outcomes.update({j.id: error for j in jobs})
+        self._recheck_held(links.values())  # after the write: the recheck reads what it wrote
         return outcomes
+
+    def _company_links(self, company_ids: Sequence[str]) -> dict[str, Link]:
+        """The links of these saved companies. A host that saves a change as a new version (a
+        new id: Ambac Tracker) names the new one, while the link is still on the version linked
+        before: it is found by following ``previous_id`` back (at most :data:`VERSION_DEPTH`
+        versions) and re-pointed to the saved one, with its open conflicts, so the push, the
+        recheck and the next sync find the company. Under the company's claim, and only from the
+        version found: of two workers re-pointing one link from two saves, the one whose
+        version is older finds the link moved on and leaves it there."""
+        links = self.store.get_links_by_host(self.tenant_id, "company", list(company_ids))
+        for company_id in company_ids:
+            for _attempt in range(3):  # the link moved meanwhile: walk again from the saved version
+                found = self._linked_version(company_id) if company_id not in links else None
+                if found is None:
+                    break
+                with self.store.hold_claim(self.tenant_id, f"company:{found.hubspot_id}"):
+                    current = self.store.get_link_by_hubspot(self.tenant_id, found.portal_id, "company",
+                                                             found.hubspot_id)
+                    if current is not None and current.host_id == found.host_id:
+                        links[company_id] = self.store.move_link_host(current.id, company_id)
+        return links
+
+    def _linked_version(self, company_id: str) -> Link | None:
+        """The link of an earlier version of this host company, if one is linked."""
+        company = self.host.get_company(company_id)
+        previous, seen = (company.previous_id if company is not None else None), {company_id}
+        for _depth in range(VERSION_DEPTH):
+            if previous is None or previous in seen:
+                return None
+            link = self.store.get_link_by_host(self.tenant_id, "company", previous)
+            if link is not None:
+                return link
+            seen.add(previous)
+            older = self.host.get_company(previous)
+            previous = older.previous_id if older is not None else None
+        return None
 
     # ---- writing -------------------------------------------------------------------------
 

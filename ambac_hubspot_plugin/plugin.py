@@ -173,7 +173,8 @@ class HubSpotPlugin:
     def ambac_company_saved(
         self, host: HostServices, company: Company, changed_fields: Sequence[str]
     ) -> None:
-        """Record the company edit durably (pushed only if settings send companies to HubSpot)."""
+        """Record the company edit durably: its push moves the link to a new version, writes the
+        company only if settings send companies to HubSpot, and rechecks a held conflict."""
         self.runtime.record_host_event(
             host, company.tenant_id, "company", company.id, "saved", {"changed_fields": list(changed_fields)}
         )

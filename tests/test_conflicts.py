@@ -20,6 +20,7 @@ from ambac_hubspot_plugin._job_kinds import RECHECK_KIND, RETRY_KIND
 from ambac_hubspot_plugin._status import build_status
 from ambac_hubspot_plugin.conflicts import HubSpotWins
 from ambac_hubspot_plugin.errors import ConfigError
+from ambac_hubspot_plugin.host import COMPANY_NAME_MAX
 from ambac_hubspot_plugin.store import sync_health
 
 from ._clock import ManualClock
@@ -39,9 +40,11 @@ class World(PluginWorld):
         self.runtime.run_sync(self.tenant)
         return deal, self.order_for(deal)
 
-    def held_company(self):
-        """A linked company whose phone the host set to A and HubSpot to B, held by ``manual``."""
-        self.configure(conflicts={"default": "hubspot_wins", "per_field": {"company.phone": "manual"}})
+    def held_company(self, direction: str = "hubspot_to_ambac"):
+        """A linked company whose phone the host set to A and HubSpot to B, held by ``manual``;
+        companies flow in ``direction``."""
+        self.configure(conflicts={"default": "hubspot_wins", "per_field": {"company.phone": "manual"}},
+                       directions={"companies": direction})
         company = self.company(name="Phone Co", domain="phone.example", phone="0")
         deal = self.deal(companies=[company])
         self.runtime.run_sync(self.tenant)
@@ -200,32 +203,82 @@ def test_a_host_edit_that_ends_a_held_dispute_settles_it_without_a_hubspot_chang
     assert world.store.queued(world.tenant, [RETRY_KIND]) == [], "no retry is queued again"
 
 
+@pytest.mark.parametrize("direction", ["hubspot_to_ambac", "both"])
 @pytest.mark.parametrize(("edit", "why"), [
     ("B", "both sides now hold 'B'"),
     ("0", "the host went back to the last synced value"),
 ])
-def test_a_host_edit_that_ends_a_held_company_dispute_settles_it_without_a_hubspot_change(world, edit, why):
+def test_a_host_edit_that_ends_a_held_company_dispute_settles_it_without_a_hubspot_change(world, edit, why,
+                                                                                          direction):
     """As for orders: the company's save queues a recheck of the company (read from HubSpot and
-    reconciled), which settles the held conflict; companies flow HubSpot -> Ambac only here."""
-    company, host_company = world.held_company()
+    reconciled), which settles the held conflict. Where companies are pushed too, the push
+    leaves the held field alone: the outcome is the same either way."""
+    company, host_company = world.held_company(direction)
     (held,) = world.runtime.list_conflicts(world.tenant)
-    requests = len(world.hubspot.requests)
     world.host.save_company(world.tenant, host_company.id, phone=edit)
     world.clock.tick()
     world.runtime.drain(max_jobs=1)  # the save's push, which queues the recheck
     (queued,) = world.store.queued(world.tenant, [RECHECK_KIND])
     assert queued.payload == {"object_type": "company", "object_id": company, "why": "held"}
-    assert build_status(world.runtime, world.tenant)["records"]["failing"] == 0, "a company to recheck is not failing"
+    assert world.hubspot.get_object("companies", company)["phone"] == "B", "the push left the held field alone"
     world.runtime.drain()
     settled = world.store.get_conflict(world.tenant, held.id)
     assert (settled.resolution, settled.decided_by, settled.resolved_value) == ("settled", "sync", "B")
     assert why in settled.reason
     assert world.services.get_company(host_company.id).phone == "B"
-    assert world.hubspot.get_object("companies", company)["phone"] == "B", "HubSpot was not written"
-    assert not [r for r in world.hubspot.requests[requests:] if "companies/batch/update" in r.path]
+    assert world.hubspot.get_object("companies", company)["phone"] == "B"
     world.host.save_company(world.tenant, host_company.id, phone="C")
     world.runtime.drain()
     assert world.store.queued(world.tenant, [RECHECK_KIND]) == [], "nothing held: no recheck"
+
+
+def test_a_pushed_company_save_of_another_field_keeps_the_hold_and_hubspots_value(world):
+    """Companies pushed to HubSpot, the phone held: a save of the name writes the name, not the
+    host's phone (which would have made both sides agree, and the conflict close, unasked)."""
+    company, host_company = world.held_company("both")
+    (held,) = world.runtime.list_conflicts(world.tenant)
+    world.host.save_company(world.tenant, host_company.id, name="Phone Co Renamed")
+    world.runtime.drain()
+    assert world.hubspot.get_object("companies", company)["name"] == "Phone Co Renamed"
+    assert world.hubspot.get_object("companies", company)["phone"] == "B"
+    assert world.services.get_company(host_company.id).phone == "A"
+    assert [c.id for c in world.runtime.list_conflicts(world.tenant)] == [held.id]
+
+
+def test_a_recheck_the_host_refuses_is_logged_once_not_retried(world):
+    """HubSpot's company holds a value the host refuses (a name too long): the recheck logs the
+    error, as a webhook would, and is done; the company is applied at its next HubSpot change.
+    Retrying the same values would fail the same way, then dead-letter the recheck."""
+    company, host_company = world.held_company()
+    world.hubspot.update_object("companies", company, {"name": "n" * (COMPANY_NAME_MAX + 1)})
+    world.host.save_company(world.tenant, host_company.id, phone="B")
+    world.runtime.drain()
+    assert world.store.queued(world.tenant, [RECHECK_KIND]) == []
+    (error,) = world.store.read_log(world.tenant, what="inbound.company").entries
+    assert error.level == "error" and "name" in error.message
+    assert world.runtime.list_conflicts(world.tenant) != [], "not settled: the company was not applied"
+
+
+@pytest.mark.parametrize("payload", [{"object_type": "company"}, {"object_type": "company", "object_id": None},
+                                     {"object_type": "deal", "object_id": "1"}, {"object_id": "1"}])
+def test_a_recheck_that_names_no_record_is_dead_lettered_saying_so(world, payload):
+    """A recheck job no version writes (no usable id or type) is not guessed at: its dead letter
+    says what is wrong with it."""
+    job_id = world.store.enqueue(world.tenant, RECHECK_KIND, payload, max_attempts=1)
+    world.runtime.drain()
+    job = world.store.get_job(job_id)
+    assert job.state.value == "dead" and "names no company or contact to recheck" in job.last_error
+
+
+def test_a_recheck_that_errs_counts_its_company_as_failing(world):
+    """The status view counts a company whose recheck failed (HubSpot down), as a deal's retry."""
+    _company, host_company = world.held_company()
+    world.hubspot.faults.fail_next(1000, status=503, path_prefix="/crm/objects/2026-09/companies/batch/read")
+    world.host.save_company(world.tenant, host_company.id, phone="B")
+    world.runtime.drain(max_jobs=2)  # the push, then the recheck's first attempt
+    (job,) = world.store.queued(world.tenant, [RECHECK_KIND])
+    assert job.last_error is not None and job.state.value == "pending"
+    assert build_status(world.runtime, world.tenant)["records"]["failing"] == 1
 
 
 @pytest.mark.parametrize("record", ["order", "company"])

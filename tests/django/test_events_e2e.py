@@ -23,7 +23,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from integrations.models import IntegrationConfig
-from Tracker.models import Orders, Tenant
+from Tracker.models import Companies, Orders, Tenant
 from Tracker.utils.tenant_context import tenant_context
 
 from ambac_hubspot_plugin import plugin as plugin_module
@@ -216,6 +216,34 @@ class _EndToEnd:
 
         assert world.deal_status() == "COMPLETED"
         assert not HostEventOutbox.objects.using(world.alias).exists()
+
+
+    def test_a_company_saved_as_a_new_version_keeps_its_link(self, world: World) -> None:
+        """The host saves a company edit as a new row (new id) and names that one in its event:
+        the link, on the version the plugin made, follows it, so HubSpot's next change of the
+        company is applied to the current version (not to the old one, which would fork it)."""
+        hs_company = world.hubspot.add_object("companies", {"name": "Acme Co", "domain": "acme.example"})
+        deal = world.hubspot.add_object("deals", {"dealname": "With company", "pipeline": "default",
+                                                  "dealstage": "closedwon"}, {"companies": [hs_company]})
+        assert world.runtime.run_sync(world.tenant).created == 1
+        world.runtime.drain()
+        services = DjangoHostServices(world.tenant, using=world.alias, data_dir=world.data_dir)
+        first = services.find_order_by_external_id(f"hubspot:{world.hubspot.portal_id}:deal:{deal}").company_id
+        with transaction.atomic(using=world.alias), tenant_context(world.tenant):
+            row = Companies.objects.using(world.alias).get(pk=first)
+            second = str(row.create_new_version(description="Lathes and mills").pk)
+        assert world.drain_outbox() == DrainReport(pushed=1)
+        world.runtime.drain()
+
+        store = world.runtime.store_for(world.tenant)
+        link = store.get_link_by_hubspot(world.tenant, str(world.hubspot.portal_id), "company", hs_company)
+        assert link.host_id == second
+        world.hubspot.update_object("companies", hs_company, {"name": "Acme Machining"})
+        (outcome,) = world.runtime.inbound(world.tenant).update_linked("companies", [hs_company])
+        assert outcome.action == "updated"
+        with tenant_context(world.tenant):
+            (current,) = Companies.objects.using(world.alias).filter(is_current_version=True, name="Acme Machining")
+        assert (str(current.previous_version_id), current.description) == (second, "Lathes and mills")
 
 
 @pytest.mark.django_db(transaction=True, databases=["default"])

@@ -129,7 +129,8 @@ def order_record(row: Any, steps: dict[Any, list[Any]] | None = None) -> Order:
 
 def company_record(row: Any) -> Company:
     return Company(id=row.pk, tenant_id=row.tenant_id, name=row.name, updated_at=row.updated_at,
-                   description=row.description, external_id=row.external_id)
+                   description=row.description, external_id=row.external_id,
+                   previous_id=getattr(row, "previous_version_id", None))
 
 
 def contact_record(row: Any) -> Contact:
