@@ -776,6 +776,9 @@ class HostServicesConformance:
             "Acme", "Lathes and mills", "co-1",
         )
         assert services.get_company(updated.id) == updated
+        # A host that answers with a new version (a new id) says which one it replaced: the
+        # plugin follows previous_id from a version the host's own edits make to its link.
+        assert updated.previous_id == (None if updated.id == company.id else company.id)
 
     # Contacts ------------------------------------------------------------------------------
 
