@@ -58,7 +58,7 @@ from ._field_sync import HELD_FIELDS
 from ._job_kinds import FIELDS_KIND, JOB_KINDS, job_host_id, recheck_held_jobs
 from ._status_notes import NoteWork, StatusNotes
 from .errors import ConfigError, HubSpotApiError, HubSpotError
-from .store import JobState, LeaseLostError, LogLevel
+from .store import ClaimTimeoutError, JobState, LeaseLostError, LinkConflictError, LogLevel
 
 if TYPE_CHECKING:
     from ._engine_parts import EngineParts, PushOptions
@@ -342,8 +342,9 @@ class OutboundPush:
     # ---- companies -----------------------------------------------------------------------
 
     def _push_companies(self, by_company: Mapping[str, list[Job]]) -> Outcomes:
-        done = {j.id: None for jobs in by_company.values() for j in jobs}
-        links = self._company_links(list(by_company))
+        links, unresolved = self._company_links(list(by_company))
+        # A company whose link could not be moved to its new version fails alone (retried).
+        done = {j.id: unresolved.get(company_id) for company_id, jobs in by_company.items() for j in jobs}
         if self.options.directions.companies not in ("ambac_to_hubspot", "both"):
             self._recheck_held(links.values())
             return dict(done)  # companies flow HubSpot -> Ambac only (the default)
@@ -370,26 +371,33 @@ class OutboundPush:
         self._recheck_held(links.values())  # after the write: the recheck reads what it wrote
         return outcomes
 
-    def _company_links(self, company_ids: Sequence[str]) -> dict[str, Link]:
+    def _company_links(self, company_ids: Sequence[str]) -> tuple[dict[str, Link], dict[str, str]]:
         """The links of these saved companies. A host that saves a change as a new version (a
         new id: Ambac Tracker) names the new one, while the link is still on the version linked
         before: it is found by following ``previous_id`` back (at most :data:`VERSION_DEPTH`
         versions) and re-pointed to the saved one, with its open conflicts, so the push, the
         recheck and the next sync find the company. Under the company's claim, and only from the
         version found: of two workers re-pointing one link from two saves, the one whose
-        version is older finds the link moved on and leaves it there."""
+        version is older finds the link moved on and leaves it there. Also returns, by company,
+        why its link could not be moved (the claim held too long, the new version linked
+        already): those fail alone."""
         links = self.store.get_links_by_host(self.tenant_id, "company", list(company_ids))
+        unresolved: dict[str, str] = {}
         for company_id in company_ids:
-            for _attempt in range(3):  # the link moved meanwhile: walk again from the saved version
-                found = self._linked_version(company_id) if company_id not in links else None
-                if found is None:
-                    break
-                with self.store.hold_claim(self.tenant_id, f"company:{found.hubspot_id}"):
-                    current = self.store.get_link_by_hubspot(self.tenant_id, found.portal_id, "company",
-                                                             found.hubspot_id)
-                    if current is not None and current.host_id == found.host_id:
-                        links[company_id] = self.store.move_link_host(current.id, company_id)
-        return links
+            try:
+                for _attempt in range(3):  # the link moved meanwhile: walk again from the saved version
+                    found = self._linked_version(company_id) if company_id not in links else None
+                    if found is None:
+                        break
+                    with self.store.hold_claim(self.tenant_id, f"company:{found.hubspot_id}"):
+                        current = self.store.get_link_by_hubspot(self.tenant_id, found.portal_id, "company",
+                                                                 found.hubspot_id)
+                        if current is not None and current.host_id == found.host_id:
+                            links[company_id] = self.store.move_link_host(current.id, company_id)
+            except (ClaimTimeoutError, LinkConflictError) as exc:
+                unresolved[company_id] = (f"the link of an earlier version of company {company_id} was not moved "
+                                          f"to it: {type(exc).__name__}: {exc}")
+        return links, unresolved
 
     def _linked_version(self, company_id: str) -> Link | None:
         """The link of an earlier version of this host company, if one is linked."""

@@ -142,6 +142,22 @@ def test_updating_a_company_saves_a_new_version(services: DjangoHostServices) ->
 
 
 @pytest.mark.django_db
+def test_updating_a_superseded_company_version_changes_the_current_one(services: DjangoHostServices) -> None:
+    """An update naming an old version (the plugin's link not moved yet) goes to the newest: one
+    current version, with the host's own edit kept, not a second one forked from the old row."""
+    first = services.create_company(CompanyDraft(name="Acme", description="Lathes"))
+    with tenant_context(services.tenant_id):
+        second = Companies.objects.get(pk=first.id).create_new_version(description="Lathes and mills")
+
+    third = services.update_company(first.id, {"name": "Acme Machining"})
+
+    assert (third.name, third.description, third.previous_id) == ("Acme Machining", "Lathes and mills", str(second.pk))
+    with tenant_context(services.tenant_id):
+        current = list(Companies.objects.filter(is_current_version=True).values_list("pk", flat=True))
+    assert [str(pk) for pk in current] == [third.id]
+
+
+@pytest.mark.django_db
 def test_create_order_adopts_the_oldest_host_order_with_the_external_id(services: DjangoHostServices) -> None:
     """The host lets several orders share an external id; the services find and return the
     oldest rather than creating one more."""

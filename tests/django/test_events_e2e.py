@@ -35,6 +35,7 @@ from ambac_hubspot_plugin.contrib.django.services import DjangoHostServices
 from ambac_hubspot_plugin.contrib.django.tenant_settings import settings_for
 from ambac_hubspot_plugin.host import Shipment
 from ambac_hubspot_plugin.sandbox import Sandbox
+from ambac_hubspot_plugin.store import ClaimTimeoutError
 
 from .._world import plugin_settings
 from ..test_store_outage import SqliteOutage
@@ -244,6 +245,38 @@ class _EndToEnd:
         with tenant_context(world.tenant):
             (current,) = Companies.objects.using(world.alias).filter(is_current_version=True, name="Acme Machining")
         assert (str(current.previous_version_id), current.description) == (second, "Lathes and mills")
+
+
+    def test_a_company_link_that_cannot_move_now_fails_its_push_alone(self, world: World, monkeypatch) -> None:
+        """The company's claim is held too long (a worker applying it): that company's push fails
+        and is retried; the order pushed in the same batch is not failed with it."""
+        hs_company = world.hubspot.add_object("companies", {"name": "Acme Co", "domain": "acme.example"})
+        deal = world.hubspot.add_object("deals", {"dealname": "With company", "pipeline": "default",
+                                                  "dealstage": "closedwon"}, {"companies": [hs_company]})
+        assert world.runtime.run_sync(world.tenant).created == 1
+        world.runtime.drain()
+        services = DjangoHostServices(world.tenant, using=world.alias, data_dir=world.data_dir)
+        first = services.find_order_by_external_id(f"hubspot:{world.hubspot.portal_id}:deal:{deal}").company_id
+        with transaction.atomic(using=world.alias), tenant_context(world.tenant):
+            second = str(Companies.objects.using(world.alias).get(pk=first).create_new_version(description="New").pk)
+        world.save_status("IN_PROGRESS")
+        store = world.runtime.store_for(world.tenant)
+        held = store.hold_claim
+
+        def held_elsewhere(tenant_id, key, **kwargs):
+            if key.startswith("company:"):
+                raise ClaimTimeoutError(tenant_id, key, timedelta(seconds=15))
+            return held(tenant_id, key, **kwargs)
+
+        monkeypatch.setattr(store, "hold_claim", held_elsewhere)
+        assert world.drain_outbox() == DrainReport(pushed=2)
+        world.runtime.drain()
+        assert world.deal_status() == "IN_PROGRESS", "the order's push went out"
+        (job,) = store.queued(world.tenant, ["host.company.saved"])
+        assert job.last_error is not None and "was not moved" in job.last_error
+        link = store.get_link_by_hubspot(world.tenant, str(world.hubspot.portal_id), "company", hs_company)
+        assert (link.host_id, job.state.value) == (first, "pending"), "moved by the job's retry"
+        assert second != first
 
 
 @pytest.mark.django_db(transaction=True, databases=["default"])

@@ -412,6 +412,7 @@ class DjangoHostServices:
             row = None if pk is None else self._companies().select_for_update().filter(pk=pk).first()
             if row is None:
                 raise HostRecordError("id", company_id, "no such company in this tenant")
+            row = self._current_version(row)
             external_id = columns.get("external_id")
             if external_id is not None:
                 other = self._current_company_by_external_id(external_id)
@@ -421,6 +422,21 @@ class DjangoHostServices:
             if not changed:
                 return company_record(row)
             return company_record(row.create_new_version(**changed))
+
+    def _current_version(self, row: Any) -> Any:
+        """The current version of a company row, locked: an update of a version superseded since
+        (the plugin's link still on it, the host's own edit not pushed yet) goes to the newest
+        one, instead of making a second current version from the old row and losing that edit.
+        A row still current (a copy made without superseding it included) is itself."""
+        for _depth in range(100):
+            if row.is_current_version:
+                return row
+            newer = (self._companies().select_for_update().filter(previous_version_id=row.pk)
+                     .order_by("-is_current_version", "created_at", "pk").first())
+            if newer is None:
+                return row
+            row = newer
+        return row
 
     def _current_company_by_external_id(self, external_id: str) -> Any:
         return (self._companies().filter(external_id=external_id, is_current_version=True)
