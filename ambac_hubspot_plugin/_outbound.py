@@ -69,11 +69,11 @@ __all__ = ["OutboundPush", "OutboundPushError", "handle_outbound_job"]
 
 log = logging.getLogger(__name__)
 
-# The company fields a company push carries to HubSpot, when the host keeps them.
 VERSION_DEPTH = 20
 """How many earlier versions of a saved host company are looked through for its link: the
 link follows each save, so it is one back, unless saves went unprocessed (the plugin
 disabled); each step is a host and a store read, paid at every save of a company never linked."""
+# The company fields a company push carries to HubSpot, when the host keeps them.
 PUSHED_COMPANY_FIELDS = ("name", "website", "phone", "address")
 
 
@@ -215,8 +215,8 @@ class OutboundPush:
         (the host went back to the last synced value, or took HubSpot's): its deal or company is
         read and reconciled now (a job: it settles the conflict if so, and changes nothing if
         not), not at the record's next HubSpot change. Not for a record deleted in HubSpot, nor
-        for one whose such job is dead-lettered (it failed every attempt: a host edit would only
-        fail it again; it is replayed)."""
+        for one whose such job is dead-lettered (it failed every attempt, and a host edit would
+        only fail it again: an admin replays the dead letter)."""
         items = recheck_held_jobs(link for link in links if link.portal_id == self.portal_id)
         if not items:
             return
