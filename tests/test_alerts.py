@@ -18,6 +18,7 @@ import pytest
 from ambac_hubspot_plugin import _alerts
 from ambac_hubspot_plugin._alerts import check_tenant, open_incidents, run_alerts
 from ambac_hubspot_plugin._checks import CheckReport, CheckResult, save_report
+from ambac_hubspot_plugin._retry import RetryPolicy
 from ambac_hubspot_plugin._settings_model import MAX_FAILED_RUNS, MAX_MINUTES
 from ambac_hubspot_plugin.errors import ConfigError
 from ambac_hubspot_plugin.reference_host import ReferenceHost
@@ -454,6 +455,11 @@ def test_a_hanging_sink_does_not_stop_the_queue(world, monkeypatch):  # noqa: F8
 
     # The reference host has no hanging channel: its send is swapped for one (fault injection).
     monkeypatch.setattr(TenantServices, "notify_admins", hanging_notify)
+    # HubSpot is down throughout; calls fail at once instead of backing off for up to 15 s each,
+    # so the worker stops at the end as soon as it is asked (a backoff under load outlived the
+    # fixture's wait for the worker and failed CI).
+    world.runtime.client_overrides = {"retry": RetryPolicy(max_attempts=1)}
+    world.configure()
     world.hubspot.faults.fail_next(1000, status=503)
     world.runtime.start_worker(poll_seconds=0.1)
     try:
@@ -466,9 +472,9 @@ def test_a_hanging_sink_does_not_stop_the_queue(world, monkeypatch):  # noqa: F8
         ran = store.get_job(job)
         assert ran is None or ran.attempts > 0, "a job queued while the alert hangs never ran"
     finally:
+        world.hubspot.faults.clear()
         release.set()
         world.runtime.stop_worker(timeout=10)
-        world.hubspot.faults.clear()
 
 
 @pytest.mark.parametrize(("field", "longest"), [("cooldown_minutes", MAX_MINUTES),
