@@ -5,23 +5,25 @@ second. Staying under both on our side costs a short wait; hitting them costs a 
 and a retry. The limiter is shared by every thread of the process that talks to the same
 portal with the same app (:func:`shared_limiter`), because HubSpot's counters are shared too.
 
-pyrate-limiter's sliding-window log matches HubSpot's rolling window; we drive its leak
-ourselves (no background thread per limiter). The log lives in the process's memory, or, with a
-``redis://`` backend (the ``rate_limit_backend`` setting), in Redis: then every process of every
-machine using that Redis shares one budget per portal and app.
+A sliding-window log matches HubSpot's rolling window. In the process's memory it is
+pyrate-limiter's, whose leak we drive ourselves (no background thread per limiter). With a
+``redis://`` backend (the ``rate_limit_backend`` setting) it is a sorted set in Redis, kept by
+one script of ours (:class:`_RedisPermits`): then every process of every machine using that
+Redis shares one budget per portal and app.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import attrs
-from pyrate_limiter import AbstractBucket, InMemoryBucket, Limiter, Rate, RedisBucket, SingleBucketFactory
+from pyrate_limiter import AbstractBucket, InMemoryBucket, Limiter, Rate, SingleBucketFactory
 
 from ._settings_model import RATE_LIMIT_BACKEND_SCHEMES as REDIS_SCHEMES
 from .errors import ConfigError
@@ -159,6 +161,71 @@ class _Permits:
         self._search.close()
 
 
+#: One permit from a Redis log, atomically, on the Redis server's clock. KEYS[1]: the log (a
+#: sorted set of permits scored by the microsecond they were given). ARGV: the permits a window
+#: allows, the window in microseconds, and a member name unique to this permit. Returns 0 for a
+#: permit, else the microseconds until the window frees one. The script reads the time itself,
+#: so a caller held up between deciding to ask and asking (a descheduled process) is counted at
+#: the moment it asks, against every permit given before, whichever machine gave it.
+_TAKE_PERMIT = """
+local now_parts = redis.call('TIME')
+local now = tonumber(now_parts[1]) * 1000000 + tonumber(now_parts[2])
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local given = redis.call('ZCARD', KEYS[1])
+if given < limit then
+    redis.call('ZADD', KEYS[1], now, ARGV[3])
+    redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000))
+    return 0
+end
+local freeing = redis.call('ZRANGE', KEYS[1], given - limit, given - limit, 'WITHSCORES')
+return math.max(1, tonumber(freeing[2]) + window - now)
+"""
+
+
+class _RedisPermits:
+    """A burst log and a search log in Redis, shared by every process using that Redis.
+
+    pyrate-limiter's Redis bucket (4.6) stamps a permit with the caller's clock before it reaches
+    Redis, and counts the log only up to that stamp. A process held up between the two was given
+    a permit on a stale view, past permits given meanwhile: two limiters on a busy machine gave
+    five permits of a window of four. This log is counted on Redis's clock, whole, atomically.
+    """
+
+    def __init__(self, redis: Any, name: str, burst: list[Rate], search: list[Rate]) -> None:
+        self._take = redis.register_script(_TAKE_PERMIT)
+        # Each budget's rates are part of the name: a changed budget starts a log of its own.
+        # ("log:" apart from the names of pyrate-limiter's logs, whose scores are milliseconds.)
+        self._logs = {kind: (f"{name}:log:{kind}:{rate.limit}/{rate.interval}", rate.limit, rate.interval * 1000)
+                      for kind, (rate,) in (("burst", burst), ("search", search))}
+        self._prefix = f"{os.getpid()}:{os.urandom(6).hex()}:"
+        self._count = 0
+        self._count_lock = threading.Lock()
+
+    def acquire(self, search: bool, timeout: float, monotonic: Callable[[], float]) -> float | None:
+        started = monotonic()
+        if search and not self._wait_for("search", started + timeout, monotonic):
+            return None
+        # A floor, so a search that used up the wait still gets a fair try at the burst.
+        if not self._wait_for("burst", max(started + timeout, monotonic() + 0.05), monotonic):
+            return None
+        return monotonic() - started
+
+    def _wait_for(self, kind: str, deadline: float, monotonic: Callable[[], float]) -> bool:
+        key, limit, window = self._logs[kind]
+        while True:
+            with self._count_lock:
+                self._count += 1
+                member = f"{self._prefix}{self._count}"
+            wait = int(self._take(keys=[key], args=[limit, window, member])) / 1_000_000
+            if wait == 0:
+                return True
+            if monotonic() + wait > deadline:
+                return False  # no permit frees in time: say so now instead of at the deadline
+            time.sleep(wait)
+
+
 class RateLimiter:
     """A blocking limiter for one portal: every call takes a burst permit, searches one more.
 
@@ -185,7 +252,7 @@ class RateLimiter:
         # Checked now (a setting's mistake fails at enable); connected at the first permit.
         self._redis = None if backend is None else _redis_client(backend)
         self._name = REDIS_KEY_PREFIX + hashlib.sha256(key.encode()).hexdigest()[:32]
-        self._shared: _Permits | None = None
+        self._shared: _RedisPermits | None = None
         self._shared_lock = threading.Lock()
         self._redis_down_until: float | None = None
 
@@ -215,23 +282,16 @@ class RateLimiter:
                 return waited
         return self._memory.acquire(search, timeout, monotonic)
 
-    def _shared_permits(self) -> _Permits:
+    def _shared_permits(self) -> _RedisPermits:
         with self._shared_lock:
             if self._shared is None:
                 assert self._redis is not None  # only called with a Redis backend
-                burst, search = self._rates
-                # Each budget's rates are part of the name: a changed budget starts a log of its own.
-                self._shared = _Permits(
-                    RedisBucket.init(burst, self._redis, f"{self._name}:burst:{burst[0].limit}/{burst[0].interval}"),
-                    RedisBucket.init(search, self._redis,
-                                     f"{self._name}:search:{search[0].limit}/{search[0].interval}"))
+                self._shared = _RedisPermits(self._redis, self._name, *self._rates)
             return self._shared
 
     def close(self) -> None:
         """Release the underlying limiters' resources."""
         self._memory.close()
-        if self._shared is not None:
-            self._shared.close()
         if self._redis is not None:
             self._redis.close()
 

@@ -7,6 +7,7 @@ import sys
 import threading
 import time
 import uuid
+from typing import Any
 
 import pytest
 
@@ -56,6 +57,40 @@ def test_two_limiters_on_one_redis_count_one_budget() -> None:
         # A little slack below the window: the two clocks read by the limiters are wall clocks.
         assert sum(1 for s in stamps[i:] if s - first < budget.window_seconds - 0.05) <= budget.burst
     assert stamps[-1] - stamps[0] >= 2 * (budget.window_seconds - 0.05)  # 12 permits, 4 a window
+
+
+@needs_redis
+def test_a_process_held_up_before_its_permit_reaches_redis_is_counted_when_it_arrives() -> None:
+    """One process decides to take a permit and is held up (descheduled) before its request
+    reaches Redis; meanwhile another takes the whole burst. The late request is counted when it
+    reaches Redis, against those permits: it waits. pyrate-limiter's Redis bucket counted it at
+    the moment it was decided, against the permits before that only, and gave a fifth permit in
+    a window of four (a flaky two-limiter test on a busy machine)."""
+    budget = RateBudget(burst=4, window_seconds=30, search_per_second=50, margin_seconds=0.02)
+    key = f"test|{uuid.uuid4()}|token"
+    late, other = (RateLimiter(budget, backend=REDIS_URL, key=key) for _ in range(2))
+    entered, go = threading.Event(), threading.Event()
+    assert late._redis is not None  # a Redis backend: the fault is injected into its client
+    send = late._redis.evalsha
+
+    def held_up(*args: Any, **kwargs: Any) -> Any:
+        entered.set()
+        assert go.wait(10)
+        return send(*args, **kwargs)
+
+    late._redis.evalsha = held_up
+    got: list[float | None] = []
+    thread = threading.Thread(target=lambda: got.append(late.acquire(search=False, timeout=0.5)))
+    thread.start()
+    try:
+        assert entered.wait(10)
+        assert all(other.acquire(search=False, timeout=1) is not None for _ in range(budget.burst))
+    finally:
+        go.set()
+        thread.join()
+    assert got == [None], "a fifth permit in a window of four"
+    for limiter in (late, other):
+        limiter.close()
 
 
 def _busiest(arrivals: list[float], window: float) -> int:
