@@ -121,7 +121,7 @@ def budget_for_tier(
 
 
 class _Permits:
-    """A burst log and a search log, and the blocking limiters over them."""
+    """A burst log and a search log in this process's memory, and the blocking limiters over them."""
 
     #: Forget expired log entries every this many permits, so the logs stay bounded.
     _LEAK_EVERY = 256
