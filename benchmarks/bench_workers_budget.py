@@ -227,6 +227,8 @@ def _figures(records: list[Any], burst: int) -> dict[str, float]:
 
 def _one_run(store_url: str, label: str, args: argparse.Namespace, broker: Any,
              log_dir: Path) -> tuple[dict[str, float], list[float]]:
+    from integrations.models import IntegrationConfig
+
     from ambac_hubspot_plugin._ratelimit import REDIS_KEY_PREFIX
     from ambac_hubspot_plugin.sandbox import RateLimits, Sandbox
 
@@ -240,10 +242,14 @@ def _one_run(store_url: str, label: str, args: argparse.Namespace, broker: Any,
         hs.set_rate_limits(RateLimits(burst_per_10s=args.burst, search_per_second=5))
         hs.clear_requests()
         load_before = os.getloadavg()
-        with _workers(log_dir, label) as logs:
-            _change_statuses(tenant, args.rate, broker, "celery")
-            done = _wait_pushed(hs, deals, broker, "celery", timeout=args.orders / args.burst * WINDOW * 3)
-            records = hs.requests
+        try:
+            with _workers(log_dir, label) as logs:
+                _change_statuses(tenant, args.rate, broker, "celery")
+                done = _wait_pushed(hs, deals, broker, "celery", timeout=args.orders / args.burst * WINDOW * 3)
+                records = hs.requests
+        finally:
+            # The next run's tenant connects the same portal id, which one tenant at a time may.
+            IntegrationConfig.objects.filter(tenant_id=tenant, provider="hubspot").update(is_enabled=False)
         load_after = os.getloadavg()
         busy = [_busy_seconds(log) for log in logs]
         notes = _notes(hs)
