@@ -199,9 +199,6 @@ class _RedisPermits:
         # ("log:" apart from the names of pyrate-limiter's logs, whose scores are milliseconds.)
         self._logs = {kind: (f"{name}:log:{kind}:{rate.limit}/{rate.interval}", rate.limit, rate.interval * 1000)
                       for kind, (rate,) in (("burst", burst), ("search", search))}
-        self._prefix = f"{os.getpid()}:{os.urandom(6).hex()}:"
-        self._count = 0
-        self._count_lock = threading.Lock()
 
     def acquire(self, search: bool, timeout: float, monotonic: Callable[[], float]) -> float | None:
         started = monotonic()
@@ -215,9 +212,9 @@ class _RedisPermits:
     def _wait_for(self, kind: str, deadline: float, monotonic: Callable[[], float]) -> bool:
         key, limit, window = self._logs[kind]
         while True:
-            with self._count_lock:
-                self._count += 1
-                member = f"{self._prefix}{self._count}"
+            # Random per permit, not a counter: a process forked after its first permit (Celery's
+            # prefork pool) would repeat its parent's names, and a repeated name is one entry.
+            member = os.urandom(12).hex()
             wait = int(self._take(keys=[key], args=[limit, window, member])) / 1_000_000
             if wait == 0:
                 return True

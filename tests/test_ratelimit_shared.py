@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import sys
 import threading
 import time
@@ -91,6 +93,31 @@ def test_a_process_held_up_before_its_permit_reaches_redis_is_counted_when_it_ar
     assert got == [None], "a fifth permit in a window of four"
     for limiter in (late, other):
         limiter.close()
+
+
+def _take_permits(limiter: RateLimiter, wanted: int, got: Any) -> None:
+    got.put(sum(1 for _ in range(wanted) if limiter.acquire(search=False, timeout=0.2) is not None))
+
+
+@needs_redis
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="forking, as Celery's prefork pool does, needs os.fork")
+@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")  # 3.12+ warns of fork beside threads
+def test_processes_forked_after_a_permit_still_count_each_permit_once() -> None:
+    """A limiter that gave a permit before its process forked (Celery's prefork pool) is copied
+    into each child: the children's permits are each one entry of the log, never the same entry
+    under a name both made, so together they get what is left of the burst and no more."""
+    budget = RateBudget(burst=4, window_seconds=30, search_per_second=50, margin_seconds=0.02)
+    limiter = RateLimiter(budget, backend=REDIS_URL, key=f"test|{uuid.uuid4()}|token")
+    assert limiter.acquire(search=False, timeout=1) is not None
+    fork = multiprocessing.get_context("fork")
+    got = fork.Queue()
+    for _ in range(2):  # one after the other: the second child meets the first one's entries
+        child = fork.Process(target=_take_permits, args=(limiter, 2, got))
+        child.start()
+        child.join(30)
+        assert child.exitcode == 0
+    assert got.get(timeout=5) + got.get(timeout=5) == budget.burst - 1
+    limiter.close()
 
 
 def _busiest(arrivals: list[float], window: float) -> int:
