@@ -191,7 +191,7 @@ class SdkHubSpotClient(HubSpotOperations):
                 if waited is None:
                     self._stats.record_error()
                     raise RateLimitedError(
-                        f"the local rate limiter gave no permit within {self._settings.rate_limit_wait_seconds:g} s; "
+                        f"the local rate limiter has no permit within {self._settings.rate_limit_wait_seconds:g} s; "
                         "the portal's budget is used up by other work: retry later or raise the budget",
                         operation=operation,
                     )

@@ -176,7 +176,7 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 local given = redis.call('ZCARD', KEYS[1])
 if given < limit then
     redis.call('ZADD', KEYS[1], now, ARGV[3])
-    redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000))
+    redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000) + 1)
     return 0
 end
 local freeing = redis.call('ZRANGE', KEYS[1], given - limit, given - limit, 'WITHSCORES')
@@ -268,9 +268,11 @@ class RateLimiter:
                 waited = self._shared_permits().acquire(search, timeout, monotonic)
             except (redis.RedisError, OSError) as exc:
                 if self._redis_down_until is None:
-                    logger.warning("the rate limiter's Redis cannot be reached (%s); each process "
-                                   "counts HubSpot requests on its own until it is back",
-                                   type(exc).__name__)
+                    # A refusal (Redis older than 5, EVAL disabled, an ACL) says why in its text.
+                    why = (f"refused the limiter's script: {str(exc)[:200]}" if isinstance(exc, redis.ResponseError)
+                           else f"cannot be reached ({type(exc).__name__})")
+                    logger.warning("the rate limiter's Redis %s; each process counts HubSpot requests on "
+                                   "its own until it is back", why)
                 self._redis_down_until = monotonic() + self.REDIS_RETRY_SECONDS
             else:
                 if self._redis_down_until is not None:

@@ -56,7 +56,7 @@ def test_two_limiters_on_one_redis_count_one_budget() -> None:
     stamps.sort()
     assert len(stamps) == 12
     for i, first in enumerate(stamps):
-        # A little slack below the window: the two clocks read by the limiters are wall clocks.
+        # A little slack below the window: the test stamps each permit after the limiter gave it.
         assert sum(1 for s in stamps[i:] if s - first < budget.window_seconds - 0.05) <= budget.burst
     assert stamps[-1] - stamps[0] >= 2 * (budget.window_seconds - 0.05)  # 12 permits, 4 a window
 
@@ -89,7 +89,7 @@ def test_a_process_held_up_before_its_permit_reaches_redis_is_counted_when_it_ar
         assert all(other.acquire(search=False, timeout=1) is not None for _ in range(budget.burst))
     finally:
         go.set()
-        thread.join()
+        thread.join(10)
     assert got == [None], "a fifth permit in a window of four"
     for limiter in (late, other):
         limiter.close()
@@ -210,6 +210,30 @@ def test_an_unreachable_redis_leaves_each_process_its_own_budget() -> None:
     assert limiter.acquire(search=False, timeout=1) is not None
     assert limiter.acquire(search=False, timeout=0.2) is None
     limiter.close()
+
+
+@needs_redis
+def test_a_redis_that_refuses_the_limiters_script_is_logged_as_a_refusal(caplog: pytest.LogCaptureFixture) -> None:
+    """A Redis user that may not run scripts (an ACL; likewise EVAL disabled, or a Redis before 5)
+    refuses every permit: the process counts on its own, and the log says Redis refused the
+    script, with Redis's reason, not that it cannot be reached."""
+    import redis
+
+    admin = redis.Redis.from_url(REDIS_URL)
+    user = f"ambac-test-{uuid.uuid4().hex[:12]}"
+    admin.acl_setuser(user, enabled=True, nopass=True, keys=["*"], commands=["+@all", "-@scripting"])
+    try:
+        limiter = RateLimiter(RateBudget(burst=1, window_seconds=30),
+                              backend=REDIS_URL.replace("redis://", f"redis://{user}:@", 1), key="k")
+        with caplog.at_level("WARNING", logger="ambac_hubspot_plugin._ratelimit"):
+            assert limiter.acquire(search=False, timeout=1) is not None
+            assert limiter.acquire(search=False, timeout=0.2) is None, "counted in this process's memory"
+        (line,) = [r.getMessage() for r in caplog.records]
+        assert "refused the limiter's script" in line and "cannot be reached" not in line
+        limiter.close()
+    finally:
+        admin.acl_deluser(user)
+        admin.close()
 
 
 @pytest.mark.parametrize("url", ["redis://127.0.0.1:6379/0", "rediss://cache.example:6380/2",
